@@ -1,0 +1,140 @@
+//! The application state shared by every request handler and background task, built once from the
+//! validated configuration.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::audit::{AuditEvent, Auditor};
+use crate::auth::jwt::{Jwks, TokenUse, TokenVerifier};
+use crate::auth::staff::StaffSignIn;
+use crate::auth::{Principal, Sessions};
+use crate::config::{Config, load::read_secret_file};
+use crate::dev_idp::DevIdp;
+use crate::ids::RequestId;
+use crate::policy::{AccessPolicy, Denial, Grant, Resource};
+use crate::store::Db;
+use crate::telemetry::Metrics;
+
+pub type AppState = Arc<App>;
+
+pub struct App {
+    /// Validated configuration; read-only after startup.
+    pub config: Config,
+    /// SQLite or PostgreSQL pool.
+    pub db: Db,
+    /// Appends to the hash-chained audit trail.
+    pub audit: Auditor,
+    /// Access rules; every permission check goes through [`App::authorize`].
+    pub policy: AccessPolicy,
+    /// Server-side sessions of staff and patients.
+    pub sessions: Sessions,
+    /// Workforce OpenID relying party.
+    pub staff_sign_in: StaffSignIn,
+    /// Verifies the clinic portal's ID tokens.
+    pub patient_tokens: TokenVerifier,
+    /// Verifies client-credentials access tokens of integrations, when configured.
+    pub service_tokens: Option<TokenVerifier>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// The development provider, only under `examroom dev`.
+    pub dev_idp: Option<Arc<DevIdp>>,
+    pub started_at: Instant,
+}
+
+impl App {
+    /// Connects to the database and wires every component. `dev_idp` is given only by `examroom dev`.
+    pub async fn build(config: Config, dev_idp: Option<Arc<DevIdp>>) -> anyhow::Result<Self> {
+        let db_url = config.database_url().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let db = Db::connect(&db_url, config.database.max_connections).await.context("database")?;
+        let policy = AccessPolicy::load(config.policy.access_file.as_deref()).map_err(|problems| {
+            let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            anyhow::anyhow!("invalid access policy:\n  {}", lines.join("\n  "))
+        })?;
+        let metrics = Metrics::new();
+        let audit = Auditor::new(db.clone(), metrics.audit_events.clone());
+        // Redirects are never followed: a provider that redirects its discovery or JWKS is misconfigured, and
+        // following would let it point us at keys we did not configure.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .context("HTTP client")?;
+        let a = &config.auth;
+        let jwks = |issuer: &str| {
+            Jwks::new(
+                issuer,
+                http.clone(),
+                Duration::from_secs(a.jwks_cache_seconds),
+                Duration::from_secs(a.jwks_min_refresh_seconds),
+            )
+        };
+
+        let staff = a.staff.clone().context("auth.staff is required")?;
+        let secret = match (&staff.client_secret, &staff.client_secret_file) {
+            (Some(s), _) => s.clone(),
+            (None, Some(path)) => {
+                read_secret_file("auth.staff.client_secret_file", path).map_err(|e| anyhow::anyhow!("{e}"))?
+            }
+            (None, None) => anyhow::bail!("auth.staff.client_secret_file: required"),
+        };
+        let redirect = format!("{}/auth/callback", config.server.public_url.trim_end_matches('/'));
+        let staff_sign_in =
+            StaffSignIn::new(staff, secret, redirect, http.clone(), Duration::from_secs(a.jwks_cache_seconds))?;
+
+        let patient = a.patient.as_ref().context("auth.patient is required")?;
+        let patient_tokens = TokenVerifier::new(
+            jwks(&patient.issuer),
+            patient.audiences.clone(),
+            &patient.algorithms,
+            a.max_clock_skew_seconds,
+            TokenUse::IdToken,
+        );
+        let service_tokens = a.service.as_ref().map(|s| {
+            TokenVerifier::new(
+                jwks(&s.issuer),
+                vec![s.audience.clone()],
+                &s.algorithms,
+                a.max_clock_skew_seconds,
+                TokenUse::AccessToken,
+            )
+        });
+
+        Ok(Self {
+            sessions: Sessions::new(db.clone()),
+            config,
+            db,
+            audit,
+            policy,
+            staff_sign_in,
+            patient_tokens,
+            service_tokens,
+            metrics,
+            dev_idp,
+            started_at: Instant::now(),
+        })
+    }
+
+    /// The one path to a permission: asks the policy and audits a refusal (who, what, on which resource, why).
+    pub async fn authorize(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: &Resource,
+        request_id: Option<&RequestId>,
+    ) -> Result<Grant, Denial> {
+        let decision = self.policy.decide(principal, action, resource);
+        if let Err(denial) = &decision {
+            self.audit
+                .record_or_log(
+                    AuditEvent::new(action, resource.audit_name(), crate::audit::Outcome::Denied)
+                        .by(principal)
+                        .reason(&denial.reason)
+                        .request(request_id),
+                )
+                .await;
+        }
+        decision
+    }
+}

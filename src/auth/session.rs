@@ -1,0 +1,143 @@
+//! Server-side sessions. The client holds a random bearer secret (a cookie for staff, a token for the patient
+//! widget); the database holds only its SHA-256, so a leaked database row cannot be replayed. Staff sessions
+//! end after an idle timeout and an absolute lifetime; patient sessions end when the portal's ID token expires.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use super::{AuthError, Principal, Role};
+use crate::ids::{SessionId, SubjectId};
+use crate::pii::Pii;
+use crate::store::{Db, SessionRow, now_ms};
+
+/// Last-seen updates are written at most this often per session, so reads do not turn into writes.
+const TOUCH_INTERVAL_MS: i64 = 30_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    Staff,
+    Patient,
+}
+
+impl SessionKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Staff => "staff",
+            SessionKind::Patient => "patient",
+        }
+    }
+}
+
+/// A live session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: SessionId,
+    pub kind: SessionKind,
+    pub principal: Principal,
+    pub expires_at_ms: i64,
+    pub idle_timeout_ms: Option<i64>,
+}
+
+/// What a new session starts with.
+pub struct NewSession {
+    pub kind: SessionKind,
+    pub subject: SubjectId,
+    pub roles: Vec<Role>,
+    pub display_name: Option<Pii<String>>,
+    pub expires_at_ms: i64,
+    pub idle_timeout_ms: Option<i64>,
+}
+
+pub struct Sessions {
+    db: Db,
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl Sessions {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Creates a session and returns it with its bearer secret (shown to the client once).
+    pub async fn create(&self, new: NewSession) -> Result<(Session, SecretString), AuthError> {
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let token = URL_SAFE_NO_PAD.encode(raw);
+        let now = now_ms();
+        let id = SessionId::random();
+        let roles: Vec<&str> = new.roles.iter().map(|r| r.as_str()).collect();
+        self.db
+            .insert_session(&SessionRow {
+                id: id.as_str().to_string(),
+                token_hash: token_hash(&token),
+                kind: new.kind.as_str().to_string(),
+                subject: new.subject.as_str().to_string(),
+                roles: roles.join(" "),
+                display_name: new.display_name.as_ref().map(|n| n.expose().clone()),
+                created_at: now,
+                last_seen_at: now,
+                idle_timeout_ms: new.idle_timeout_ms,
+                expires_at: new.expires_at_ms,
+                revoked_at: None,
+            })
+            .await?;
+        let session = Session {
+            id: id.clone(),
+            kind: new.kind,
+            principal: Principal {
+                subject: new.subject,
+                roles: new.roles,
+                scopes: Vec::new(),
+                session: Some(id),
+                display_name: new.display_name,
+            },
+            expires_at_ms: new.expires_at_ms,
+            idle_timeout_ms: new.idle_timeout_ms,
+        };
+        Ok((session, SecretString::from(token)))
+    }
+
+    /// The live session behind a bearer secret, refreshing its idle clock.
+    pub async fn resolve(&self, token: &SecretString) -> Result<Session, AuthError> {
+        let row = self
+            .db
+            .session_by_token_hash(&token_hash(token.expose_secret()))
+            .await?
+            .ok_or(AuthError::SessionInvalid)?;
+        let now = now_ms();
+        let idle_expired = row.idle_timeout_ms.is_some_and(|idle| now - row.last_seen_at > idle);
+        if row.revoked_at.is_some() || now >= row.expires_at || idle_expired {
+            return Err(AuthError::SessionInvalid);
+        }
+        if now - row.last_seen_at > TOUCH_INTERVAL_MS {
+            self.db.touch_session(&row.id, now).await?;
+        }
+        let kind = if row.kind == "patient" { SessionKind::Patient } else { SessionKind::Staff };
+        let roles = row.roles.split_whitespace().filter_map(|r| r.parse::<Role>().ok()).collect();
+        let id = SessionId::new(row.id);
+        Ok(Session {
+            id: id.clone(),
+            kind,
+            principal: Principal {
+                subject: SubjectId::new(row.subject),
+                roles,
+                scopes: Vec::new(),
+                session: Some(id),
+                display_name: row.display_name.map(Pii::new),
+            },
+            expires_at_ms: row.expires_at,
+            idle_timeout_ms: row.idle_timeout_ms,
+        })
+    }
+
+    pub async fn revoke(&self, id: &SessionId) -> Result<(), AuthError> {
+        self.db.revoke_session(id.as_str(), now_ms()).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,220 @@
+//! One typed configuration for the whole broker: defaults, then a TOML file, then `EXAMROOM_*` environment
+//! overrides, validated once at startup. No other module reads the environment. Every problem found names the
+//! key it concerns, so an operator can fix a broken deployment from the error alone.
+
+pub mod load;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+pub use load::{ConfigError, Problem, load_file, load_str};
+
+/// The whole configuration. Sections mirror the modules that consume them.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub logging: LoggingConfig,
+    pub auth: AuthConfig,
+    pub policy: PolicyConfig,
+    /// Present only under `examroom dev`: serves the built-in OpenID provider. Never set by `serve`.
+    #[serde(skip)]
+    pub dev: Option<DevConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Socket address the HTTP server binds.
+    pub listen: String,
+    /// The URL browsers use to reach the broker; redirect URIs derive from it, and an `https` URL turns on
+    /// `Secure` cookies and HSTS (TLS is terminated in front of the broker).
+    pub public_url: String,
+    /// Where the broker keeps its SQLite database (by default) and key files.
+    pub data_dir: PathBuf,
+    /// Origins allowed to embed the patient widget (CSP `frame-ancestors`).
+    pub portal_origins: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./.examroom"),
+            portal_origins: Vec::new(),
+            max_body_bytes: 64 * 1024,
+            shutdown_grace_seconds: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://…`. Defaults to `examroom.db` in the data directory.
+    pub url: Option<SecretString>,
+    /// File holding the URL (for PostgreSQL passwords); exclusive with `url`.
+    pub url_file: Option<PathBuf>,
+    /// Connection pool size.
+    pub max_connections: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LoggingConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `examroom=debug,info`.
+    pub level: String,
+    /// 32-byte key (hex) for log pseudonyms; without it the data directory gets a generated one.
+    pub pseudonym_key_file: Option<PathBuf>,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".into(), pseudonym_key_file: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    pub staff: Option<StaffAuthConfig>,
+    pub patient: Option<PatientAuthConfig>,
+    pub service: Option<ServiceAuthConfig>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds (at most 60).
+    pub max_clock_skew_seconds: u64,
+    /// How long a fetched JWKS is trusted before it is fetched again.
+    pub jwks_cache_seconds: u64,
+    /// Smallest interval between two JWKS fetches triggered by an unknown `kid`, so forged `kid`s cannot
+    /// turn the broker into a flood against the provider.
+    pub jwks_min_refresh_seconds: u64,
+}
+
+/// Workforce sign-in: the broker is an OpenID relying party (authorization code + PKCE).
+#[derive(Debug, Clone, Deserialize)]
+
+pub struct StaffAuthConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Claim of the ID token holding the user's groups or roles (a string or an array of strings).
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Claim value → examroom role (`nurse`, `supervisor`, `compliance_officer`, `it_helpdesk`).
+    #[serde(default)]
+    pub role_mapping: BTreeMap<String, String>,
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_seconds: u64,
+    #[serde(default = "default_absolute_lifetime")]
+    pub absolute_lifetime_seconds: u64,
+}
+
+/// Patients arrive with the clinic portal's ID token.
+#[derive(Debug, Clone, Deserialize)]
+
+pub struct PatientAuthConfig {
+    pub issuer: String,
+    /// Client ids of the portal(s); an ID token whose `aud` names none of them is refused.
+    pub audiences: Vec<String>,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Upper bound of a patient session even if the ID token lives longer.
+    #[serde(default = "default_patient_session")]
+    pub max_session_seconds: u64,
+}
+
+/// Machine clients (EMR integrations) with client-credentials JWT access tokens.
+#[derive(Debug, Clone, Deserialize)]
+
+pub struct ServiceAuthConfig {
+    pub issuer: String,
+    /// The resource identifier the access tokens must be issued for (`aud`).
+    pub audience: String,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct PolicyConfig {
+    /// Access policy file; the shipped `policies/access.toml` is built in when unset.
+    pub access_file: Option<PathBuf>,
+}
+
+/// Settings of the built-in development OpenID provider (`examroom dev` only).
+#[derive(Debug, Clone)]
+pub struct DevConfig {
+    pub idp_dir: PathBuf,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            staff: None,
+            patient: None,
+            service: None,
+            max_clock_skew_seconds: 60,
+            jwks_cache_seconds: 300,
+            jwks_min_refresh_seconds: 30,
+        }
+    }
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "profile".into()]
+}
+fn default_roles_claim() -> String {
+    "roles".into()
+}
+fn default_idle_timeout() -> u64 {
+    15 * 60
+}
+fn default_absolute_lifetime() -> u64 {
+    12 * 3600
+}
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into()]
+}
+fn default_patient_session() -> u64 {
+    3600
+}
+
+impl Config {
+    /// Whether browsers reach us over TLS (Secure cookies, HSTS).
+    pub fn is_tls(&self) -> bool {
+        self.server.public_url.starts_with("https://")
+    }
+
+    /// The database URL, from `database.url`, `database.url_file`, or the data directory.
+    pub fn database_url(&self) -> Result<SecretString, ConfigError> {
+        if let Some(url) = &self.database.url {
+            return Ok(url.clone());
+        }
+        if let Some(path) = &self.database.url_file {
+            return load::read_secret_file("database.url_file", path);
+        }
+        let path = self.server.data_dir.join("examroom.db");
+        Ok(SecretString::from(format!("sqlite://{}?mode=rwc", path.display())))
+    }
+}

@@ -1,0 +1,230 @@
+//! Semantic checks that types alone cannot express. Each returns every problem, not just the first.
+
+use std::net::SocketAddr;
+
+use secrecy::ExposeSecret;
+use url::Url;
+
+use super::{Config, Problem};
+use crate::auth::Role;
+
+/// Asymmetric algorithms only: an HMAC algorithm here would let anyone holding the provider's *public* key
+/// forge tokens (the RS256→HS256 confusion attack).
+pub const ALLOWED_ALGORITHMS: &[&str] =
+    &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+
+pub const MAX_CLOCK_SKEW_SECONDS: u64 = 60;
+
+pub fn validate(c: &Config) -> Vec<Problem> {
+    let mut p = Vec::new();
+    if c.server.listen.parse::<SocketAddr>().is_err() {
+        p.push(Problem::new("server.listen", "must be an IP address and port, e.g. 127.0.0.1:8080"));
+    }
+    match Url::parse(&c.server.public_url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+        _ => p.push(Problem::new("server.public_url", "must be an absolute http(s) URL")),
+    }
+    for (i, origin) in c.server.portal_origins.iter().enumerate() {
+        if !is_origin(origin) {
+            p.push(Problem::new(
+                format!("server.portal_origins[{i}]"),
+                "must be an origin like https://portal.example.org (scheme, host, optional port, no path)",
+            ));
+        }
+    }
+    if !(1024..=64 * 1024 * 1024).contains(&c.server.max_body_bytes) {
+        p.push(Problem::new("server.max_body_bytes", "must be between 1024 and 67108864"));
+    }
+
+    if c.database.url.is_some() && c.database.url_file.is_some() {
+        p.push(Problem::new("database.url_file", "set either database.url or database.url_file, not both"));
+    }
+    if let Some(url) = &c.database.url {
+        let u = url.expose_secret();
+        if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            p.push(Problem::new("database.url", "must start with sqlite:, postgres:// or postgresql://"));
+        }
+    }
+    if let Some(path) = &c.database.url_file
+        && !path.is_file()
+    {
+        p.push(Problem::new("database.url_file", format!("{} is not a readable file", path.display())));
+    }
+    if c.database.max_connections == Some(0) {
+        p.push(Problem::new("database.max_connections", "must be at least 1"));
+    }
+
+    if tracing_subscriber::EnvFilter::try_new(&c.logging.level).is_err() {
+        p.push(Problem::new("logging.level", "not a valid tracing filter (e.g. info, examroom=debug)"));
+    }
+    if let Some(path) = &c.logging.pseudonym_key_file
+        && !path.is_file()
+    {
+        p.push(Problem::new("logging.pseudonym_key_file", format!("{} is not a readable file", path.display())));
+    }
+
+    let a = &c.auth;
+    if a.max_clock_skew_seconds > MAX_CLOCK_SKEW_SECONDS {
+        p.push(Problem::new("auth.max_clock_skew_seconds", "must be at most 60"));
+    }
+    if a.jwks_cache_seconds == 0 {
+        p.push(Problem::new("auth.jwks_cache_seconds", "must be at least 1"));
+    }
+    match &a.staff {
+        None if c.dev.is_none() => p.push(Problem::new("auth.staff", "required: the workforce OpenID provider")),
+        None => {}
+        Some(s) => {
+            check_issuer(&mut p, "auth.staff.issuer", &s.issuer);
+            if s.client_id.is_empty() {
+                p.push(Problem::new("auth.staff.client_id", "must not be empty"));
+            }
+            match (&s.client_secret, &s.client_secret_file) {
+                (Some(_), Some(_)) => p.push(Problem::new(
+                    "auth.staff.client_secret_file",
+                    "set either client_secret or client_secret_file, not both",
+                )),
+                (None, None) => p.push(Problem::new(
+                    "auth.staff.client_secret_file",
+                    "required (or auth.staff.client_secret)",
+                )),
+                (None, Some(path)) if !path.is_file() => p.push(Problem::new(
+                    "auth.staff.client_secret_file",
+                    format!("{} is not a readable file", path.display()),
+                )),
+                _ => {}
+            }
+            if !s.scopes.iter().any(|s| s == "openid") {
+                p.push(Problem::new("auth.staff.scopes", "must include openid"));
+            }
+            for (claim, role) in &s.role_mapping {
+                match role.parse::<Role>() {
+                    Ok(r) if r.is_staff() => {}
+                    _ => p.push(Problem::new(
+                        format!("auth.staff.role_mapping.{claim}"),
+                        format!("`{role}` is not a staff role (nurse, supervisor, compliance_officer, it_helpdesk)"),
+                    )),
+                }
+            }
+            if s.role_mapping.is_empty() {
+                p.push(Problem::new("auth.staff.role_mapping", "map at least one claim value to a role"));
+            }
+            if s.idle_timeout_seconds == 0 || s.idle_timeout_seconds > s.absolute_lifetime_seconds {
+                p.push(Problem::new(
+                    "auth.staff.idle_timeout_seconds",
+                    "must be positive and not longer than absolute_lifetime_seconds",
+                ));
+            }
+        }
+    }
+    match &a.patient {
+        None if c.dev.is_none() => p.push(Problem::new("auth.patient", "required: the clinic portal's OpenID provider")),
+        None => {}
+        Some(pa) => {
+            check_issuer(&mut p, "auth.patient.issuer", &pa.issuer);
+            if pa.audiences.is_empty() {
+                p.push(Problem::new("auth.patient.audiences", "name at least one portal client id"));
+            }
+            check_algorithms(&mut p, "auth.patient.algorithms", &pa.algorithms);
+            if pa.max_session_seconds == 0 {
+                p.push(Problem::new("auth.patient.max_session_seconds", "must be at least 1"));
+            }
+        }
+    }
+    if let Some(s) = &a.service {
+        check_issuer(&mut p, "auth.service.issuer", &s.issuer);
+        if s.audience.is_empty() {
+            p.push(Problem::new("auth.service.audience", "must not be empty"));
+        }
+        check_algorithms(&mut p, "auth.service.algorithms", &s.algorithms);
+    }
+    if let Some(path) = &c.policy.access_file
+        && !path.is_file()
+    {
+        p.push(Problem::new("policy.access_file", format!("{} is not a readable file", path.display())));
+    }
+    p
+}
+
+fn is_origin(s: &str) -> bool {
+    match Url::parse(s) {
+        Ok(u) => {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.path() == "/"
+                && !s.ends_with('/')
+                && u.query().is_none()
+                && u.username().is_empty()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Issuers must use TLS, except on loopback where development and test providers run.
+fn check_issuer(p: &mut Vec<Problem>, key: &str, issuer: &str) {
+    match Url::parse(issuer) {
+        Ok(u) if u.scheme() == "https" => {}
+        Ok(u) if u.scheme() == "http" && is_loopback(&u) => {}
+        Ok(_) => p.push(Problem::new(key, "must be an https URL (http is accepted only on loopback)")),
+        Err(_) => p.push(Problem::new(key, "not a URL")),
+    }
+}
+
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+fn check_algorithms(p: &mut Vec<Problem>, key: &str, algs: &[String]) {
+    if algs.is_empty() {
+        p.push(Problem::new(key, "list at least one algorithm"));
+    }
+    for (i, alg) in algs.iter().enumerate() {
+        if !ALLOWED_ALGORITHMS.contains(&alg.as_str()) {
+            p.push(Problem::new(
+                format!("{key}[{i}]"),
+                format!("`{alg}` is not allowed; use one of {}", ALLOWED_ALGORITHMS.join(", ")),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_str;
+
+    #[test]
+    fn every_semantic_problem_is_reported_with_its_key() {
+        let text = r#"
+            [server]
+            listen = "nowhere"
+            portal_origins = ["https://portal.example.org/path"]
+            [auth]
+            max_clock_skew_seconds = 300
+            [auth.staff]
+            issuer = "http://login.example.org"
+            client_id = "examroom"
+            role_mapping = { "g-nurse" = "wizard" }
+            [auth.patient]
+            issuer = "https://portal.example.org"
+            audiences = ["portal"]
+            algorithms = ["HS256"]
+        "#;
+        let err = load_str(text, &[]).unwrap_err();
+        let keys: Vec<_> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for expected in [
+            "server.listen",
+            "server.portal_origins[0]",
+            "auth.max_clock_skew_seconds",
+            "auth.staff.issuer",
+            "auth.staff.client_secret_file",
+            "auth.staff.role_mapping.g-nurse",
+            "auth.patient.algorithms[0]",
+        ] {
+            assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Audit trail endpoints for compliance officers: page through events and verify the chain. Reading the trail
+//! is itself audited.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::rfc3339;
+use super::error::ApiError;
+use super::extract::Caller;
+use crate::app::AppState;
+use crate::audit::{AuditEvent, Outcome};
+use crate::policy::{Resource, ResourceKind};
+
+const PAGE: i64 = 500;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/audit/events", get(events)).route("/api/v1/audit/verify", get(verify))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn events(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let resource = Resource::new(ResourceKind::AuditLog, None);
+    app.authorize(&caller.principal, "audit.read", &resource, Some(&caller.request_id)).await?;
+    let limit = q.limit.unwrap_or(100).clamp(1, PAGE);
+    let rows = app.db.audit_events(q.after.unwrap_or(0), limit).await?;
+    app.audit
+        .record(
+            AuditEvent::new("audit.read", resource.audit_name(), Outcome::Success)
+                .by(&caller.principal)
+                .request(Some(&caller.request_id)),
+        )
+        .await?;
+    let events: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "seq": r.seq, "at": rfc3339(r.at_ms), "request_id": r.request_id, "actor": r.actor,
+                "role": r.role, "action": r.action, "resource": r.resource, "outcome": r.outcome,
+                "reason": r.reason, "prev_hash": r.prev_hash, "hash": r.hash,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "events": events })))
+}
+
+async fn verify(State(app): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    let resource = Resource::new(ResourceKind::AuditLog, None);
+    app.authorize(&caller.principal, "audit.verify", &resource, Some(&caller.request_id)).await?;
+    let outcome = crate::audit::verify::verify_stored(&app.db).await?;
+    Ok(Json(match outcome {
+        Ok(summary) => json!({ "intact": true, "events": summary.events, "head_hash": summary.head_hash }),
+        Err(br) => json!({ "intact": false, "first_bad_seq": br.seq(), "problem": br.to_string() }),
+    }))
+}

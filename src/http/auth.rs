@@ -1,0 +1,283 @@
+//! Sign-in and session endpoints: staff login/callback/logout through the workforce provider, patient session
+//! creation from the portal's ID token, and `GET /api/v1/me`.
+
+use axum::extract::{Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use super::extract::{Caller, bearer, cookie_name, request_id, session_cookie};
+use crate::app::AppState;
+use crate::audit::{AuditEvent, Outcome};
+use crate::auth::session::NewSession;
+use crate::auth::staff::PendingLogin;
+use crate::auth::{AuthError, Role, SessionKind};
+use crate::ids::{RequestId, SubjectId};
+use crate::pii::{Pii, pseudonym};
+use crate::policy::{Resource, ResourceKind};
+use crate::store::{LoginRow, now_ms};
+
+/// A sign-in must come back from the provider within this time.
+const LOGIN_TTL_MS: i64 = 10 * 60 * 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", get(login))
+        .route("/auth/callback", get(callback))
+        .route("/auth/logout", post(logout))
+        .route("/api/v1/patient/sessions", post(create_patient_session))
+        .route("/api/v1/sessions/current", axum::routing::delete(end_session))
+        .route("/api/v1/me", get(me))
+}
+
+fn hash(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// Only same-site paths are accepted as post-login destinations (no open redirect).
+fn safe_return_to(r: Option<&str>) -> String {
+    match r {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    return_to: Option<String>,
+}
+
+async fn login(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Result<Response, ApiError> {
+    let (url, pending) = app.staff_sign_in.begin().await?;
+    app.db
+        .insert_login(&LoginRow {
+            state_hash: hash(&pending.state),
+            nonce: pending.nonce,
+            pkce_verifier: pending.pkce_verifier,
+            return_to: safe_return_to(q.return_to.as_deref()),
+            created_at: now_ms(),
+        })
+        .await?;
+    Ok(Redirect::to(url.as_str()).into_response())
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+async fn callback(
+    State(app): State<AppState>,
+    parts: Parts,
+    Query(q): Query<CallbackQuery>,
+) -> Result<Response, ApiError> {
+    let rid = request_id(&parts);
+    let fail = |reason: &str| {
+        AuditEvent::new("auth.sign_in", "session:new", Outcome::Failure).reason(reason).request(Some(&rid))
+    };
+    let (Some(code), Some(state)) = (q.code, q.state) else {
+        let reason = if q.error.is_some() { "provider_error" } else { "missing_code_or_state" };
+        app.audit.record_or_log(fail(reason)).await;
+        return Err(ApiError::BadRequest("sign_in_failed", "the provider did not return a code".into()));
+    };
+    let login = match app.db.take_login(&hash(&state)).await? {
+        Some(l) if now_ms() - l.created_at <= LOGIN_TTL_MS => l,
+        _ => {
+            app.audit.record_or_log(fail("unknown_or_expired_state")).await;
+            return Err(ApiError::BadRequest("sign_in_failed", "unknown or expired sign-in; start again".into()));
+        }
+    };
+    let pending = PendingLogin { state, nonce: login.nonce, pkce_verifier: login.pkce_verifier };
+    let identity = match app.staff_sign_in.complete(&code, pending).await {
+        Ok(i) => i,
+        Err(e) => {
+            app.audit.record_or_log(fail(e.reason_code())).await;
+            app.metrics.auth_failures.with_label_values(&["staff", e.reason_code()]).inc();
+            return Err(ApiError::from(e));
+        }
+    };
+    let staff = app.config.auth.staff.as_ref().ok_or(ApiError::Internal("staff auth missing".into()))?;
+    let now = now_ms();
+    let (session, token) = app
+        .sessions
+        .create(NewSession {
+            kind: SessionKind::Staff,
+            subject: identity.subject,
+            roles: identity.roles,
+            display_name: identity.display_name,
+            expires_at_ms: now + staff.absolute_lifetime_seconds as i64 * 1000,
+            idle_timeout_ms: Some(staff.idle_timeout_seconds as i64 * 1000),
+        })
+        .await?;
+    app.audit
+        .record_or_log(
+            AuditEvent::new("auth.sign_in", format!("session:{}", session.id), Outcome::Success)
+                .by(&session.principal)
+                .request(Some(&rid)),
+        )
+        .await;
+    tracing::info!(user = %pseudonym(session.principal.subject.as_str()), role = %session.principal.primary_role(), "staff signed in");
+    let tls = app.config.is_tls();
+    let cookie = format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        cookie_name(tls),
+        token.expose_secret(),
+        staff.absolute_lifetime_seconds,
+        if tls { "; Secure" } else { "" }
+    );
+    let mut resp = Redirect::to(&login.return_to).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.to_string()))?,
+    );
+    Ok(resp)
+}
+
+async fn logout(State(app): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
+    let tls = app.config.is_tls();
+    if let Some(cookie) = session_cookie(&parts, tls)
+        && let Ok(session) = app.sessions.resolve(&cookie).await
+    {
+        end(&app, &session.principal, &session.id, &request_id(&parts)).await?;
+    }
+    let clear = format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}", cookie_name(tls), if tls { "; Secure" } else { "" });
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&clear).expect("ASCII cookie"));
+    Ok(resp)
+}
+
+async fn end(
+    app: &AppState,
+    principal: &crate::auth::Principal,
+    id: &crate::ids::SessionId,
+    rid: &RequestId,
+) -> Result<(), ApiError> {
+    app.sessions.revoke(id).await?;
+    app.audit
+        .record_or_log(
+            AuditEvent::new("auth.sign_out", format!("session:{id}"), Outcome::Success)
+                .by(principal)
+                .request(Some(rid)),
+        )
+        .await;
+    Ok(())
+}
+
+async fn end_session(State(app): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
+    let id = caller.principal.session.clone().ok_or(ApiError::BadRequest(
+        "no_session",
+        "service credentials have no session to end".into(),
+    ))?;
+    let resource = Resource::new(ResourceKind::Session, Some(id.to_string())).owned_by(caller.principal.subject.clone());
+    app.authorize(&caller.principal, "session.revoke", &resource, Some(&caller.request_id)).await?;
+    end(&app, &caller.principal, &id, &caller.request_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct PatientSessionCreated {
+    session_token: String,
+    session_id: String,
+    expires_at: String,
+}
+
+/// `POST /api/v1/patient/sessions` with the portal's ID token as bearer.
+async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
+    let rid = request_id(&parts);
+    let result = match bearer(&parts) {
+        None => Err(AuthError::MissingCredentials),
+        Some(token) => app.patient_tokens.verify(&token).await.map_err(AuthError::from),
+    };
+    let claims = match result {
+        Ok(c) => c,
+        Err(e) => {
+            let reason = e.reason_code();
+            app.metrics.auth_failures.with_label_values(&["patient_id_token", reason]).inc();
+            app.audit
+                .record_or_log(
+                    AuditEvent::new("auth.patient_session", "session:new", Outcome::Failure)
+                        .reason(reason)
+                        .request(Some(&rid)),
+                )
+                .await;
+            tracing::info!(reason, "patient ID token refused");
+            return Err(ApiError::from(e));
+        }
+    };
+    let max = app.config.auth.patient.as_ref().map(|p| p.max_session_seconds).unwrap_or(3600) as i64;
+    let expires_at_ms = (claims.exp * 1000).min(now_ms() + max * 1000);
+    let name = claims.other.get("name").and_then(|n| n.as_str()).map(|n| Pii::new(n.to_string()));
+    let (session, token) = app
+        .sessions
+        .create(NewSession {
+            kind: SessionKind::Patient,
+            subject: SubjectId::new(claims.sub),
+            roles: vec![Role::Patient],
+            display_name: name,
+            expires_at_ms,
+            idle_timeout_ms: None,
+        })
+        .await?;
+    app.audit
+        .record_or_log(
+            AuditEvent::new("auth.patient_session", format!("session:{}", session.id), Outcome::Success)
+                .by(&session.principal)
+                .request(Some(&rid)),
+        )
+        .await;
+    tracing::info!(patient = %pseudonym(session.principal.subject.as_str()), "patient session opened");
+    let body = PatientSessionCreated {
+        session_token: token.expose_secret().to_string(),
+        session_id: session.id.to_string(),
+        expires_at: rfc3339(expires_at_ms),
+    };
+    Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct Me {
+    roles: Vec<Role>,
+    display_name: Option<String>,
+    scopes: Vec<String>,
+}
+
+async fn me(State(app): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
+    let p = &caller.principal;
+    let resource = Resource::new(ResourceKind::Session, p.session.as_ref().map(|s| s.to_string()))
+        .owned_by(p.subject.clone());
+    if p.session.is_some() {
+        app.authorize(p, "session.read", &resource, Some(&caller.request_id)).await?;
+    }
+    Ok(Json(Me {
+        roles: p.roles.clone(),
+        display_name: p.display_name.as_ref().map(|n| n.expose().clone()),
+        scopes: p.scopes.clone(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn return_to_accepts_only_local_paths() {
+        use super::safe_return_to as s;
+        assert_eq!(s(Some("/workspace/")), "/workspace/");
+        assert_eq!(s(Some("//evil.example")), "/");
+        assert_eq!(s(Some("https://evil.example")), "/");
+        assert_eq!(s(Some("/\\evil.example")), "/");
+        assert_eq!(s(None), "/");
+    }
+}

@@ -1,0 +1,112 @@
+//! Authentication as an extractor: a handler that takes a [`Caller`] runs only for an authenticated request.
+//! Staff present the session cookie; the patient widget presents its session token as a bearer; integrations
+//! present a client-credentials JWT. A refused credential is audited and counted before the 401 goes out.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use secrecy::SecretString;
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::audit::{AuditEvent, Outcome};
+use crate::auth::{AuthError, Principal, Role};
+use crate::ids::{RequestId, SubjectId};
+
+/// The authenticated caller of a request, with the request's id for audit events.
+pub struct Caller {
+    pub principal: Principal,
+    pub request_id: RequestId,
+}
+
+/// The request id the observability middleware assigned.
+pub fn request_id(parts: &Parts) -> RequestId {
+    parts.extensions.get::<RequestId>().cloned().unwrap_or_else(RequestId::random)
+}
+
+pub fn cookie_name(tls: bool) -> &'static str {
+    // The __Host- prefix makes the browser refuse the cookie unless it is Secure, host-only and path=/.
+    if tls { "__Host-examroom_session" } else { "examroom_session" }
+}
+
+pub fn session_cookie(parts: &Parts, tls: bool) -> Option<SecretString> {
+    let name = cookie_name(tls);
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| SecretString::from(v.to_string()))
+}
+
+pub fn bearer(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        let request_id = request_id(parts);
+        let (kind, result) = authenticate(parts, app).await;
+        match result {
+            Ok(principal) => Ok(Caller { principal, request_id }),
+            Err(e) => {
+                let reason = e.reason_code();
+                app.metrics.auth_failures.with_label_values(&[kind, reason]).inc();
+                let route = parts
+                    .extensions
+                    .get::<axum::extract::MatchedPath>()
+                    .map(|m| m.as_str().to_string())
+                    .unwrap_or_else(|| "unmatched".into());
+                app.audit
+                    .record_or_log(
+                        AuditEvent::new("auth.request", format!("route:{route}"), Outcome::Denied)
+                            .reason(reason)
+                            .request(Some(&request_id)),
+                    )
+                    .await;
+                Err(ApiError::from(e))
+            }
+        }
+    }
+}
+
+async fn authenticate(parts: &Parts, app: &AppState) -> (&'static str, Result<Principal, AuthError>) {
+    if let Some(token) = bearer(parts) {
+        // A JWT (three dot-separated parts) is an integration's access token; anything else is a session token.
+        if token.split('.').count() == 3 {
+            let Some(verifier) = &app.service_tokens else {
+                return ("service", Err(AuthError::MissingCredentials));
+            };
+            let result = verifier.verify(&token).await.map_err(AuthError::from).map(|claims| {
+                let scopes = claims.scopes();
+                let subject = claims
+                    .other
+                    .get("client_id")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_string)
+                    .unwrap_or(claims.sub);
+                Principal {
+                    subject: SubjectId::new(subject),
+                    roles: vec![Role::Service],
+                    scopes,
+                    session: None,
+                    display_name: None,
+                }
+            });
+            return ("service", result);
+        }
+        let result = app.sessions.resolve(&SecretString::from(token)).await.map(|s| s.principal);
+        return ("session", result);
+    }
+    match session_cookie(parts, app.config.is_tls()) {
+        Some(cookie) => ("session", app.sessions.resolve(&cookie).await.map(|s| s.principal)),
+        None => ("none", Err(AuthError::MissingCredentials)),
+    }
+}

@@ -1,0 +1,58 @@
+//! Operational endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document, and a status summary
+//! for operators (no patient data).
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::extract::Caller;
+use crate::app::AppState;
+use crate::policy::{Resource, ResourceKind};
+use crate::store::Backend;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/system/status", get(status))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    match app.db.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok" }))),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": "unreachable" })))
+        }
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render())
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], super::openapi::DOCUMENT)
+}
+
+async fn status(State(app): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    let resource = Resource::new(ResourceKind::System, None);
+    app.authorize(&caller.principal, "system.status.read", &resource, Some(&caller.request_id)).await?;
+    let head = app.db.audit_head().await?;
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "database": match app.db.backend() { Backend::Sqlite => "sqlite", Backend::Postgres => "postgres" },
+        "uptime_seconds": app.started_at.elapsed().as_secs(),
+        "audit_events": head.seq,
+    })))
+}

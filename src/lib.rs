@@ -1,0 +1,90 @@
+//! examroom: a telehealth session broker. A patient signed in to the clinic portal opens a secure chat, waits in
+//! a waiting room, and is elevated to video by a nurse through examroom's own WebRTC SFU, with recording under
+//! policy. This crate holds the broker; `main.rs` is only the command line.
+//!
+//! Module map: `config` (typed configuration), `auth` (identity and sessions), `policy` (access decisions),
+//! `audit` (hash-chained audit trail), `store` (SQLite/PostgreSQL), `http` (routers and middleware),
+//! `dev_idp` (the development OpenID provider of `examroom dev`), `telemetry` (logs and metrics).
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod dev;
+pub mod dev_idp;
+pub mod http;
+pub mod ids;
+pub mod pii;
+pub mod policy;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::app::AppState;
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish for at most the
+/// configured grace period. Background jobs stop with the server.
+pub async fn serve(
+    app: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let housekeeping = tokio::spawn(housekeeping(app.clone(), stop_rx.clone()));
+    let grace = Duration::from_secs(app.config.server.shutdown_grace_seconds);
+    let router = http::router(app.clone());
+    let mut drained = stop_rx.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop_tx.send(true);
+    });
+    tokio::select! {
+        result = server => result?,
+        _ = async {
+            let _ = drained.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    housekeeping.abort();
+    app.db.close().await;
+    Ok(())
+}
+
+/// Periodic clean-up of ended sessions and abandoned sign-ins.
+async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = store::now_ms();
+        if let Err(e) = app.db.purge_sessions(now, 24 * 3600 * 1000).await {
+            tracing::warn!(error = %e, "session purge failed");
+        }
+        if let Err(e) = app.db.purge_logins(now - 3600 * 1000).await {
+            tracing::warn!(error = %e, "sign-in purge failed");
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,174 @@
+//! The `examroom` command line. Everything it runs lives in the library; this file parses arguments, sets up
+//! logging and maps failures to exit codes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use examroom::app::App;
+use examroom::config::{self, Config};
+
+#[derive(Parser)]
+#[command(name = "examroom", version, about = "Telehealth video session broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a complete local demo: SQLite, a development OpenID provider and demo users.
+    Dev {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "./.examroom")]
+        data_dir: PathBuf,
+    },
+    /// Run the broker with a configuration file (never starts the development provider).
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Check a configuration file and print every problem, naming its key.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Audit trail maintenance.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain; names the first bad event and exits non-zero if the trail was tampered with.
+    Verify {
+        #[arg(long, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("examroom: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Dev { listen, data_dir } => {
+            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;
+            let addr = listener.local_addr()?;
+            let public_url = format!("http://{addr}");
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            let (config, idp) = examroom::dev::config(&data_dir, &addr.to_string(), &public_url, &env)?;
+            start_logging(&config)?;
+            let app = App::build(config, Some(idp.clone())).await?;
+            print!("{}", examroom::dev::banner(&public_url, &idp));
+            examroom::serve(Arc::new(app), listener, examroom::shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { config } => {
+            let config = load(&config)?;
+            start_logging(&config)?;
+            let listener = tokio::net::TcpListener::bind(&config.server.listen)
+                .await
+                .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
+            tracing::info!(listen = %listener.local_addr()?, "examroom serving");
+            let app = App::build(config, None).await?;
+            examroom::serve(Arc::new(app), listener, examroom::shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config } => {
+            let loaded = config::load_file(&config);
+            let mut problems = match &loaded {
+                Ok(_) => Vec::new(),
+                Err(e) => e.problems.clone(),
+            };
+            if let Ok(c) = &loaded
+                && let Err(p) = examroom::policy::AccessPolicy::load(c.policy.access_file.as_deref())
+            {
+                problems.extend(p);
+            }
+            if problems.is_empty() {
+                println!("{}: configuration is valid", config.display());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("{}: {} problem(s)", config.display(), problems.len());
+                for p in problems {
+                    eprintln!("  {p}");
+                }
+                Ok(ExitCode::from(2))
+            }
+        }
+        Command::Audit { command: AuditCommand::Verify { config, data_dir } } => {
+            let url = match (config, data_dir) {
+                (Some(path), _) => load(&path)?.database_url().map_err(|e| anyhow::anyhow!("{e}"))?,
+                (None, dir) => {
+                    let mut c = Config::default();
+                    c.server.data_dir = dir.unwrap_or_else(|| Path::new("./.examroom").to_path_buf());
+                    c.database_url().map_err(|e| anyhow::anyhow!("{e}"))?
+                }
+            };
+            let db = examroom::store::Db::connect(&url, Some(1)).await.context("database")?;
+            let result = examroom::audit::verify::verify_stored(&db).await?;
+            db.close().await;
+            match result {
+                Ok(summary) => {
+                    println!("audit chain intact: {} events, head {}", summary.events, summary.head_hash);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(br) => {
+                    println!("audit chain BROKEN at event {}: {br}", br.seq());
+                    Ok(ExitCode::from(3))
+                }
+            }
+        }
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    config::load_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Logging, and the key behind log pseudonyms (from config, or generated once into the data directory so
+/// pseudonyms stay stable across restarts).
+fn start_logging(config: &Config) -> anyhow::Result<()> {
+    examroom::telemetry::init_logging(&config.logging);
+    let path = match &config.logging.pseudonym_key_file {
+        Some(p) => p.clone(),
+        None => {
+            std::fs::create_dir_all(&config.server.data_dir)
+                .with_context(|| format!("server.data_dir: cannot create {}", config.server.data_dir.display()))?;
+            let p = config.server.data_dir.join("pseudonym.key");
+            if !p.exists() {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&p)?;
+                f.write_all(examroom::ids::random_hex(32).as_bytes())?;
+            }
+            p
+        }
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("logging.pseudonym_key_file: {}", path.display()))?;
+    let bytes = hex::decode(text.trim()).ok().filter(|b| b.len() == 32).with_context(|| {
+        format!("logging.pseudonym_key_file: {} must hold 32 bytes as hex", path.display())
+    })?;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&bytes);
+    examroom::pii::set_pseudonym_key(key);
+    Ok(())
+}

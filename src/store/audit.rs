@@ -1,0 +1,114 @@
+//! Rows of the audit chain. Appending reads and moves the head in one transaction; on PostgreSQL the head row
+//! is locked (`FOR UPDATE`) so several broker nodes append one after another.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Backend, Db, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub request_id: String,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub resource: String,
+    pub outcome: String,
+    pub reason: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+const COLUMNS: &str =
+    "seq, at_ms, request_id, actor, role, action, resource, outcome, reason, prev_hash, hash";
+
+fn row_to_audit(r: &AnyRow) -> Result<AuditRow, sqlx::Error> {
+    Ok(AuditRow {
+        seq: r.try_get(0)?,
+        at_ms: r.try_get(1)?,
+        request_id: r.try_get(2)?,
+        actor: r.try_get(3)?,
+        role: r.try_get(4)?,
+        action: r.try_get(5)?,
+        resource: r.try_get(6)?,
+        outcome: r.try_get(7)?,
+        reason: r.try_get(8)?,
+        prev_hash: r.try_get(9)?,
+        hash: r.try_get(10)?,
+    })
+}
+
+impl Db {
+    /// Appends one event. `build` receives the current head and returns the complete row to insert (it computes
+    /// the hash); it runs inside the transaction that holds the head.
+    pub async fn append_audit(
+        &self,
+        build: impl FnOnce(&AuditHead) -> AuditRow,
+    ) -> Result<AuditRow, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        if self.backend() == Backend::Sqlite {
+            // Take SQLite's write lock first: a deferred transaction that reads and then writes fails with
+            // SQLITE_BUSY instead of waiting when another connection committed in between.
+            sqlx::query("UPDATE audit_head SET id = id WHERE id = 1").execute(&mut *tx).await?;
+        }
+        let head_sql = match self.backend() {
+            Backend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+            Backend::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
+        };
+        let r = sqlx::query(head_sql).fetch_one(&mut *tx).await?;
+        let head = AuditHead { seq: r.try_get(0)?, hash: r.try_get(1)? };
+        let row = build(&head);
+        sqlx::query(
+            "INSERT INTO audit_events (seq, at_ms, request_id, actor, role, action, resource, outcome, \
+             reason, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(row.seq)
+        .bind(row.at_ms)
+        .bind(&row.request_id)
+        .bind(&row.actor)
+        .bind(&row.role)
+        .bind(&row.action)
+        .bind(&row.resource)
+        .bind(&row.outcome)
+        .bind(&row.reason)
+        .bind(&row.prev_hash)
+        .bind(&row.hash)
+        .execute(&mut *tx)
+        .await?;
+        let moved = sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3")
+            .bind(row.seq)
+            .bind(&row.hash)
+            .bind(head.seq)
+            .execute(&mut *tx)
+            .await?;
+        if moved.rows_affected() != 1 {
+            return Err(StoreError::Corrupt("audit head moved during append".into()));
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    pub async fn audit_head(&self) -> Result<AuditHead, StoreError> {
+        let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(self.pool()).await?;
+        Ok(AuditHead { seq: r.try_get(0)?, hash: r.try_get(1)? })
+    }
+
+    /// Events with `seq > after`, oldest first, at most `limit`.
+    pub async fn audit_events(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(row_to_audit).collect::<Result<_, _>>()?)
+    }
+}

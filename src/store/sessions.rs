@@ -1,0 +1,97 @@
+//! Rows of server-side sessions. Only a hash of the bearer secret is stored.
+
+use sqlx::Row;
+
+use super::{Db, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub token_hash: String,
+    pub kind: String,
+    pub subject: String,
+    pub roles: String,
+    pub display_name: Option<String>,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub idle_timeout_ms: Option<i64>,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Db {
+    pub async fn insert_session(&self, s: &SessionRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, token_hash, kind, subject, roles, display_name, created_at, \
+             last_seen_at, idle_timeout_ms, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&s.id)
+        .bind(&s.token_hash)
+        .bind(&s.kind)
+        .bind(&s.subject)
+        .bind(&s.roles)
+        .bind(&s.display_name)
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.idle_timeout_ms)
+        .bind(s.expires_at)
+        .bind(s.revoked_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session_by_token_hash(&self, token_hash: &str) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, token_hash, kind, subject, roles, display_name, created_at, last_seen_at, \
+             idle_timeout_ms, expires_at, revoked_at FROM sessions WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(SessionRow {
+                id: r.try_get(0)?,
+                token_hash: r.try_get(1)?,
+                kind: r.try_get(2)?,
+                subject: r.try_get(3)?,
+                roles: r.try_get(4)?,
+                display_name: r.try_get(5)?,
+                created_at: r.try_get(6)?,
+                last_seen_at: r.try_get(7)?,
+                idle_timeout_ms: r.try_get(8)?,
+                expires_at: r.try_get(9)?,
+                revoked_at: r.try_get(10)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn touch_session(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn revoke_session(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Removes sessions that ended more than `grace_ms` ago; returns how many.
+    pub async fn purge_sessions(&self, now: i64, grace_ms: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1")
+            .bind(now - grace_ms)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected())
+    }
+}
