@@ -47,7 +47,9 @@ impl App {
     /// Connects to the database and wires every component. `dev_idp` is given only by `examroom dev`.
     pub async fn build(config: Config, dev_idp: Option<Arc<DevIdp>>) -> anyhow::Result<Self> {
         let db_url = config.database_url().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let db = Db::connect(&db_url, config.database.max_connections).await.context("database")?;
+        let db = Db::connect(&db_url, config.database.max_connections)
+            .await
+            .context("database")?;
         let policy = AccessPolicy::load(config.policy.access_file.as_deref()).map_err(|problems| {
             let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             anyhow::anyhow!("invalid access policy:\n  {}", lines.join("\n  "))
@@ -80,8 +82,13 @@ impl App {
             (None, None) => anyhow::bail!("auth.staff.client_secret_file: required"),
         };
         let redirect = format!("{}/auth/callback", config.server.public_url.trim_end_matches('/'));
-        let staff_sign_in =
-            StaffSignIn::new(staff, secret, redirect, http.clone(), Duration::from_secs(a.jwks_cache_seconds))?;
+        let staff_sign_in = StaffSignIn::new(
+            staff,
+            secret,
+            redirect,
+            http.clone(),
+            Duration::from_secs(a.jwks_cache_seconds),
+        )?;
 
         let patient = a.patient.as_ref().context("auth.patient is required")?;
         let patient_tokens = TokenVerifier::new(

@@ -21,14 +21,36 @@ pub fn config(
     let issuer = idp.issuer().to_string();
     let mut text = String::new();
     let q = |s: &str| toml::Value::String(s.to_string()).to_string();
-    writeln!(text, "[server]\nlisten = {}\npublic_url = {}\ndata_dir = {}", q(listen), q(public_url), q(&data_dir.display().to_string()))?;
-    writeln!(text, "[auth.staff]\nissuer = {}\nclient_id = {}\nclient_secret = {}\nroles_claim = \"groups\"", q(&issuer), q(WORKSPACE_CLIENT), q(&idp.credentials.workspace_client_secret))?;
+    writeln!(
+        text,
+        "[server]\nlisten = {}\npublic_url = {}\ndata_dir = {}",
+        q(listen),
+        q(public_url),
+        q(&data_dir.display().to_string())
+    )?;
+    writeln!(
+        text,
+        "[auth.staff]\nissuer = {}\nclient_id = {}\nclient_secret = {}\nroles_claim = \"groups\"",
+        q(&issuer),
+        q(WORKSPACE_CLIENT),
+        q(&idp.credentials.workspace_client_secret)
+    )?;
     writeln!(text, "[auth.staff.role_mapping]")?;
     for (group, role) in GROUP_ROLES {
         writeln!(text, "{} = {}", q(group), q(role))?;
     }
-    writeln!(text, "[auth.patient]\nissuer = {}\naudiences = [{}]", q(&issuer), q(PORTAL_CLIENT))?;
-    writeln!(text, "[auth.service]\nissuer = {}\naudience = {}", q(&issuer), q(API_AUDIENCE))?;
+    writeln!(
+        text,
+        "[auth.patient]\nissuer = {}\naudiences = [{}]",
+        q(&issuer),
+        q(PORTAL_CLIENT)
+    )?;
+    writeln!(
+        text,
+        "[auth.service]\nissuer = {}\naudience = {}",
+        q(&issuer),
+        q(API_AUDIENCE)
+    )?;
     let mut config = load_str(&text, env).map_err(|e: ConfigError| anyhow::anyhow!("{e}"))?;
     config.dev = Some(DevConfig { idp_dir });
     Ok((config, idp))
@@ -39,11 +61,18 @@ pub fn banner(public_url: &str, idp: &DevIdp) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "examroom dev is running at {public_url}/");
     let _ = writeln!(s, "  staff sign-in   {public_url}/auth/login");
-    let _ = writeln!(s, "  demo portal     {public_url}/portal/   (patients start here)");
+    let _ = writeln!(
+        s,
+        "  demo portal     {public_url}/portal/   (patients start here)"
+    );
     let _ = writeln!(s, "  dev provider    {}", idp.issuer());
     let _ = writeln!(s, "demo accounts (user name / password):");
     for u in &idp.credentials.users {
-        let _ = writeln!(s, "  {:<12} {} / {}   ({})", u.username, u.username, u.password, u.role);
+        let _ = writeln!(
+            s,
+            "  {:<12} {} / {}   ({})",
+            u.username, u.username, u.password, u.role
+        );
     }
     let _ = writeln!(s, "Stop with Ctrl-C.");
     s

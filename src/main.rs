@@ -57,7 +57,10 @@ enum AuditCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
@@ -70,7 +73,9 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Dev { listen, data_dir } => {
-            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("bind {listen}"))?;
             let addr = listener.local_addr()?;
             let public_url = format!("http://{addr}");
             let env: Vec<(String, String)> = std::env::vars().collect();
@@ -114,7 +119,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         }
-        Command::Audit { command: AuditCommand::Verify { config, data_dir } } => {
+        Command::Audit {
+            command: AuditCommand::Verify { config, data_dir },
+        } => {
             let url = match (config, data_dir) {
                 (Some(path), _) => load(&path)?.database_url().map_err(|e| anyhow::anyhow!("{e}"))?,
                 (None, dir) => {
@@ -123,12 +130,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     c.database_url().map_err(|e| anyhow::anyhow!("{e}"))?
                 }
             };
-            let db = examroom::store::Db::connect(&url, Some(1)).await.context("database")?;
+            let db = examroom::store::Db::connect(&url, Some(1))
+                .await
+                .context("database")?;
             let result = examroom::audit::verify::verify_stored(&db).await?;
             db.close().await;
             match result {
                 Ok(summary) => {
-                    println!("audit chain intact: {} events, head {}", summary.events, summary.head_hash);
+                    println!(
+                        "audit chain intact: {} events, head {}",
+                        summary.events, summary.head_hash
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(br) => {
@@ -151,22 +163,37 @@ fn start_logging(config: &Config) -> anyhow::Result<()> {
     let path = match &config.logging.pseudonym_key_file {
         Some(p) => p.clone(),
         None => {
-            std::fs::create_dir_all(&config.server.data_dir)
-                .with_context(|| format!("server.data_dir: cannot create {}", config.server.data_dir.display()))?;
+            std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+                format!(
+                    "server.data_dir: cannot create {}",
+                    config.server.data_dir.display()
+                )
+            })?;
             let p = config.server.data_dir.join("pseudonym.key");
             if !p.exists() {
                 use std::io::Write;
                 use std::os::unix::fs::OpenOptionsExt;
-                let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&p)?;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&p)?;
                 f.write_all(examroom::ids::random_hex(32).as_bytes())?;
             }
             p
         }
     };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("logging.pseudonym_key_file: {}", path.display()))?;
-    let bytes = hex::decode(text.trim()).ok().filter(|b| b.len() == 32).with_context(|| {
-        format!("logging.pseudonym_key_file: {} must hold 32 bytes as hex", path.display())
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("logging.pseudonym_key_file: {}", path.display()))?;
+    let bytes = hex::decode(text.trim())
+        .ok()
+        .filter(|b| b.len() == 32)
+        .with_context(|| {
+            format!(
+                "logging.pseudonym_key_file: {} must hold 32 bytes as hex",
+                path.display()
+            )
+        })?;
     let mut key = [0u8; 32];
     key.copy_from_slice(&bytes);
     examroom::pii::set_pseudonym_key(key);

@@ -65,7 +65,11 @@ mod hmac_sha256 {
             opad[i] ^= b;
         }
         let inner = Sha256::new().chain_update(ipad).chain_update(msg).finalize();
-        Sha256::new().chain_update(opad).chain_update(inner).finalize().into()
+        Sha256::new()
+            .chain_update(opad)
+            .chain_update(inner)
+            .finalize()
+            .into()
     }
 }
 

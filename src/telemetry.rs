@@ -10,9 +10,15 @@ use crate::config::{LogFormat, LoggingConfig};
 /// Installs the global subscriber. Safe to call more than once (later calls are ignored), which tests rely on.
 pub fn init_logging(config: &LoggingConfig) {
     let filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }
@@ -30,7 +36,10 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("examroom".into()), None).expect("valid metric prefix");
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route template and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route template and status",
+            ),
             &["method", "route", "status"],
         )
         .expect("valid metric");
@@ -40,22 +49,39 @@ impl Metrics {
         )
         .expect("valid metric");
         let auth_failures = IntCounterVec::new(
-            Opts::new("auth_failures_total", "Refused credentials by kind and reason code"),
+            Opts::new(
+                "auth_failures_total",
+                "Refused credentials by kind and reason code",
+            ),
             &["kind", "reason"],
         )
         .expect("valid metric");
-        let audit_events =
-            IntCounterVec::new(Opts::new("audit_events_total", "Audit events appended"), &["outcome"])
-                .expect("valid metric");
+        let audit_events = IntCounterVec::new(
+            Opts::new("audit_events_total", "Audit events appended"),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for c in [&http_requests, &auth_failures, &audit_events] {
-            registry.register(Box::new(c.clone())).expect("metric registered once");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
         }
-        registry.register(Box::new(http_duration.clone())).expect("metric registered once");
-        Self { registry, http_requests, http_duration, auth_failures, audit_events }
+        registry
+            .register(Box::new(http_duration.clone()))
+            .expect("metric registered once");
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            auth_failures,
+            audit_events,
+        }
     }
 
     pub fn render(&self) -> String {
-        prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+        prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
     }
 }
 

@@ -86,7 +86,11 @@ pub struct Auditor {
 
 impl Auditor {
     pub fn new(db: Db, appended: prometheus::IntCounterVec) -> Self {
-        Self { db, lock: Mutex::new(()), appended }
+        Self {
+            db,
+            lock: Mutex::new(()),
+            appended,
+        }
     }
 
     pub async fn record(&self, event: AuditEvent) -> Result<AuditRow, StoreError> {
@@ -98,7 +102,11 @@ impl Auditor {
                 let mut row = AuditRow {
                     seq: head.seq + 1,
                     at_ms,
-                    request_id: event.request_id.as_ref().map(|r| r.as_str().to_string()).unwrap_or_default(),
+                    request_id: event
+                        .request_id
+                        .as_ref()
+                        .map(|r| r.as_str().to_string())
+                        .unwrap_or_default(),
                     actor: event.actor.clone(),
                     role: event.role.as_str().to_string(),
                     action: event.action.clone(),

@@ -25,18 +25,35 @@ pub enum ChainBreak {
 impl fmt::Display for ChainBreak {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ChainBreak::Edited { seq } => write!(f, "event {seq} was edited: its contents do not match its hash"),
+            ChainBreak::Edited { seq } => {
+                write!(f, "event {seq} was edited: its contents do not match its hash")
+            }
             ChainBreak::Reordered { seq, belongs_at } => {
-                write!(f, "event {seq} is out of order: its contents belong at position {belongs_at}")
+                write!(
+                    f,
+                    "event {seq} is out of order: its contents belong at position {belongs_at}"
+                )
             }
             ChainBreak::Missing { expected, found } => {
-                write!(f, "event {expected} is missing: the chain jumps from {} to {found}", expected - 1)
+                write!(
+                    f,
+                    "event {expected} is missing: the chain jumps from {} to {found}",
+                    expected - 1
+                )
             }
             ChainBreak::Unlinked { seq } => {
-                write!(f, "event {seq} does not follow event {}: the chain is broken there", seq - 1)
+                write!(
+                    f,
+                    "event {seq} does not follow event {}: the chain is broken there",
+                    seq - 1
+                )
             }
             ChainBreak::Truncated { last, head } => {
-                write!(f, "event {} is missing: the chain ends at {last} but the head records {head} (truncated)", last + 1)
+                write!(
+                    f,
+                    "event {} is missing: the chain ends at {last} but the head records {head} (truncated)",
+                    last + 1
+                )
             }
             ChainBreak::HeadMismatch { seq } => {
                 write!(f, "event {seq} does not match the recorded chain head")
@@ -74,7 +91,10 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        Self { expected_seq: 1, prev_hash: GENESIS_HASH.to_string() }
+        Self {
+            expected_seq: 1,
+            prev_hash: GENESIS_HASH.to_string(),
+        }
     }
 }
 
@@ -84,14 +104,23 @@ const REORDER_WINDOW: i64 = 16;
 impl ChainVerifier {
     pub fn push(&mut self, row: &AuditRow) -> Result<(), ChainBreak> {
         if row.seq > self.expected_seq {
-            return Err(ChainBreak::Missing { expected: self.expected_seq, found: row.seq });
+            return Err(ChainBreak::Missing {
+                expected: self.expected_seq,
+                found: row.seq,
+            });
         }
         if row.seq < self.expected_seq {
-            return Err(ChainBreak::Reordered { seq: self.expected_seq, belongs_at: row.seq });
+            return Err(ChainBreak::Reordered {
+                seq: self.expected_seq,
+                belongs_at: row.seq,
+            });
         }
         if event_hash(row) != row.hash {
             return Err(match moved_from(row) {
-                Some(original) => ChainBreak::Reordered { seq: row.seq, belongs_at: original },
+                Some(original) => ChainBreak::Reordered {
+                    seq: row.seq,
+                    belongs_at: original,
+                },
                 None => ChainBreak::Edited { seq: row.seq },
             });
         }
@@ -111,7 +140,10 @@ impl ChainVerifier {
         if head.seq < last || head.hash != self.prev_hash {
             return Err(ChainBreak::HeadMismatch { seq: last });
         }
-        Ok(ChainSummary { events: last, head_hash: self.prev_hash })
+        Ok(ChainSummary {
+            events: last,
+            head_hash: self.prev_hash,
+        })
     }
 }
 
@@ -120,7 +152,10 @@ fn moved_from(row: &AuditRow) -> Option<i64> {
     (row.seq - REORDER_WINDOW..=row.seq + REORDER_WINDOW)
         .filter(|s| *s != row.seq && *s > 0)
         .find(|s| {
-            let candidate = AuditRow { seq: *s, ..row.clone() };
+            let candidate = AuditRow {
+                seq: *s,
+                ..row.clone()
+            };
             event_hash(&candidate) == row.hash
         })
 }
@@ -203,7 +238,13 @@ mod tests {
     fn deletion_is_detected() {
         let (mut rows, head) = chain(10);
         rows.remove(5);
-        assert_eq!(verify_chain(&rows, &head), Err(ChainBreak::Missing { expected: 6, found: 7 }));
+        assert_eq!(
+            verify_chain(&rows, &head),
+            Err(ChainBreak::Missing {
+                expected: 6,
+                found: 7
+            })
+        );
     }
 
     #[test]
@@ -213,14 +254,23 @@ mod tests {
         let (a, b) = (rows[2].clone(), rows[3].clone());
         rows[2] = AuditRow { seq: 3, ..b };
         rows[3] = AuditRow { seq: 4, ..a };
-        assert_eq!(verify_chain(&rows, &head), Err(ChainBreak::Reordered { seq: 3, belongs_at: 4 }));
+        assert_eq!(
+            verify_chain(&rows, &head),
+            Err(ChainBreak::Reordered {
+                seq: 3,
+                belongs_at: 4
+            })
+        );
     }
 
     #[test]
     fn truncation_is_detected() {
         let (mut rows, head) = chain(10);
         rows.truncate(7);
-        assert_eq!(verify_chain(&rows, &head), Err(ChainBreak::Truncated { last: 7, head: 10 }));
+        assert_eq!(
+            verify_chain(&rows, &head),
+            Err(ChainBreak::Truncated { last: 7, head: 10 })
+        );
     }
 
     #[test]

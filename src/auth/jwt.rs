@@ -180,12 +180,21 @@ impl Jwks {
         let mut keys = HashMap::new();
         let mut anonymous = Vec::new();
         for raw in set.get("keys").and_then(|k| k.as_array()).into_iter().flatten() {
-            let Ok(jwk) = serde_json::from_value::<Jwk>(raw.clone()) else { continue };
+            let Ok(jwk) = serde_json::from_value::<Jwk>(raw.clone()) else {
+                continue;
+            };
             // Symmetric keys have no place in a public key set; signature-only keys otherwise.
-            if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_) | AlgorithmParameters::Other(_)) {
+            if matches!(
+                jwk.algorithm,
+                AlgorithmParameters::OctetKey(_) | AlgorithmParameters::Other(_)
+            ) {
                 continue;
             }
-            if raw.get("use").and_then(|u| u.as_str()).is_some_and(|u| u != "sig") {
+            if raw
+                .get("use")
+                .and_then(|u| u.as_str())
+                .is_some_and(|u| u != "sig")
+            {
                 continue;
             }
             match jwk.common.key_id.clone() {
@@ -195,7 +204,10 @@ impl Jwks {
                 None => anonymous.push(jwk),
             }
         }
-        tracing::info!(keys = keys.len() + anonymous.len(), "fetched provider signing keys");
+        tracing::info!(
+            keys = keys.len() + anonymous.len(),
+            "fetched provider signing keys"
+        );
         state.keys = keys;
         state.anonymous = anonymous;
         state.fetched_at = Some(Instant::now());
@@ -241,8 +253,17 @@ impl TokenVerifier {
         skew_seconds: u64,
         token_use: TokenUse,
     ) -> Self {
-        let algorithms = algorithms.iter().filter_map(|a| a.parse::<Algorithm>().ok()).collect();
-        Self { jwks, audiences, algorithms, skew_seconds, token_use }
+        let algorithms = algorithms
+            .iter()
+            .filter_map(|a| a.parse::<Algorithm>().ok())
+            .collect();
+        Self {
+            jwks,
+            audiences,
+            algorithms,
+            skew_seconds,
+            token_use,
+        }
     }
 
     pub fn issuer(&self) -> &str {
@@ -261,7 +282,10 @@ impl TokenVerifier {
             .copied()
             .find(|a| format!("{a:?}") == header.alg)
             .ok_or(TokenError::AlgorithmNotAllowed)?;
-        match (self.token_use, header.typ.as_deref().map(str::to_ascii_lowercase).as_deref()) {
+        match (
+            self.token_use,
+            header.typ.as_deref().map(str::to_ascii_lowercase).as_deref(),
+        ) {
             (TokenUse::IdToken, None | Some("jwt")) => {}
             (TokenUse::AccessToken, Some("at+jwt" | "application/at+jwt")) => {}
             _ => return Err(TokenError::WrongTokenType),
@@ -343,7 +367,9 @@ fn map_error(e: jsonwebtoken::errors::Error) -> TokenError {
             "iat" => TokenError::MissingClaim("iat"),
             _ => TokenError::MissingClaim("sub"),
         },
-        K::InvalidAlgorithm | K::InvalidAlgorithmName | K::MissingAlgorithm => TokenError::AlgorithmNotAllowed,
+        K::InvalidAlgorithm | K::InvalidAlgorithmName | K::MissingAlgorithm => {
+            TokenError::AlgorithmNotAllowed
+        }
         K::InvalidRsaKey(_) | K::InvalidEcdsaKey | K::InvalidEddsaKey | K::InvalidKeyFormat => {
             TokenError::KeyMismatch
         }
@@ -365,7 +391,11 @@ impl RawHeader {
         let bytes = URL_SAFE_NO_PAD.decode(b64).map_err(|_| TokenError::Malformed)?;
         let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
         let field = |name: &str| v.get(name).and_then(|x| x.as_str()).map(str::to_string);
-        Ok(Self { alg: field("alg").ok_or(TokenError::Malformed)?, kid: field("kid"), typ: field("typ") })
+        Ok(Self {
+            alg: field("alg").ok_or(TokenError::Malformed)?,
+            kid: field("kid"),
+            typ: field("typ"),
+        })
     }
 }
 
@@ -384,8 +414,7 @@ mod tests {
 
     #[test]
     fn scopes_from_string_or_array() {
-        let c: VerifiedClaims =
-            serde_json::from_str(r#"{"sub":"s","exp":1,"scope":"a b"}"#).unwrap();
+        let c: VerifiedClaims = serde_json::from_str(r#"{"sub":"s","exp":1,"scope":"a b"}"#).unwrap();
         assert_eq!(c.scopes(), vec!["a", "b"]);
         let c: VerifiedClaims = serde_json::from_str(r#"{"sub":"s","exp":1,"scp":["x"]}"#).unwrap();
         assert_eq!(c.scopes(), vec!["x"]);

@@ -43,7 +43,10 @@ impl Role {
 
     /// Roles a workforce sign-in may map to.
     pub fn is_staff(self) -> bool {
-        matches!(self, Role::Nurse | Role::Supervisor | Role::ComplianceOfficer | Role::ItHelpdesk)
+        matches!(
+            self,
+            Role::Nurse | Role::Supervisor | Role::ComplianceOfficer | Role::ItHelpdesk
+        )
     }
 }
 
@@ -92,15 +95,22 @@ mod tests {
     use serde_json::json;
 
     fn mapping() -> BTreeMap<String, String> {
-        [("g-nurses", "nurse"), ("g-compliance", "compliance_officer"), ("g-bad", "patient")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        [
+            ("g-nurses", "nurse"),
+            ("g-compliance", "compliance_officer"),
+            ("g-bad", "patient"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
     }
 
     #[test]
     fn maps_arrays_and_strings() {
-        assert_eq!(map_roles(Some(&json!(["g-nurses", "other"])), &mapping()), vec![Role::Nurse]);
+        assert_eq!(
+            map_roles(Some(&json!(["g-nurses", "other"])), &mapping()),
+            vec![Role::Nurse]
+        );
         assert_eq!(
             map_roles(Some(&json!("g-compliance g-nurses")), &mapping()),
             vec![Role::Nurse, Role::ComplianceOfficer]

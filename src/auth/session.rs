@@ -111,15 +111,25 @@ impl Sessions {
             .await?
             .ok_or(AuthError::SessionInvalid)?;
         let now = now_ms();
-        let idle_expired = row.idle_timeout_ms.is_some_and(|idle| now - row.last_seen_at > idle);
+        let idle_expired = row
+            .idle_timeout_ms
+            .is_some_and(|idle| now - row.last_seen_at > idle);
         if row.revoked_at.is_some() || now >= row.expires_at || idle_expired {
             return Err(AuthError::SessionInvalid);
         }
         if now - row.last_seen_at > TOUCH_INTERVAL_MS {
             self.db.touch_session(&row.id, now).await?;
         }
-        let kind = if row.kind == "patient" { SessionKind::Patient } else { SessionKind::Staff };
-        let roles = row.roles.split_whitespace().filter_map(|r| r.parse::<Role>().ok()).collect();
+        let kind = if row.kind == "patient" {
+            SessionKind::Patient
+        } else {
+            SessionKind::Staff
+        };
+        let roles = row
+            .roles
+            .split_whitespace()
+            .filter_map(|r| r.parse::<Role>().ok())
+            .collect();
         let id = SessionId::new(row.id);
         Ok(Session {
             id: id.clone(),

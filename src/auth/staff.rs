@@ -96,24 +96,38 @@ impl StaffSignIn {
     ) -> Result<Self, AuthError> {
         let redirect_url =
             RedirectUrl::new(redirect_url).map_err(|e| AuthError::SignIn(format!("redirect URL: {e}")))?;
-        Ok(Self { config, client_secret, redirect_url, http, cache_ttl, metadata: Mutex::new(None) })
+        Ok(Self {
+            config,
+            client_secret,
+            redirect_url,
+            http,
+            cache_ttl,
+            metadata: Mutex::new(None),
+        })
     }
 
     /// Provider metadata and keys, fetched lazily (the provider may start after us) and refreshed after the
     /// cache lifetime so key rotation at the provider is picked up.
     async fn client(&self) -> Result<StaffClient, AuthError> {
         let mut cached = self.metadata.lock().await;
-        let fresh = cached.as_ref().is_some_and(|(_, at)| at.elapsed() < self.cache_ttl);
+        let fresh = cached
+            .as_ref()
+            .is_some_and(|(_, at)| at.elapsed() < self.cache_ttl);
         if !fresh {
             let issuer = IssuerUrl::new(self.config.issuer.clone())
                 .map_err(|e| AuthError::SignIn(format!("issuer URL: {e}")))?;
-            let metadata = CoreProviderMetadata::discover_async(issuer, &self.http).await.map_err(|e| {
-                tracing::warn!(error = %e, "staff identity provider discovery failed");
-                AuthError::ProviderUnavailable
-            })?;
+            let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "staff identity provider discovery failed");
+                    AuthError::ProviderUnavailable
+                })?;
             *cached = Some((metadata, Instant::now()));
         }
-        let metadata = cached.as_ref().map(|(m, _)| m.clone()).ok_or(AuthError::ProviderUnavailable)?;
+        let metadata = cached
+            .as_ref()
+            .map(|(m, _)| m.clone())
+            .ok_or(AuthError::ProviderUnavailable)?;
         Ok(StaffClient::from_provider_metadata(
             metadata,
             ClientId::new(self.config.client_id.clone()),
@@ -166,11 +180,16 @@ impl StaffSignIn {
             .id_token()
             .ok_or_else(|| AuthError::SignIn("no ID token in the token response".into()))?;
         let verifier = client.id_token_verifier();
-        let claims = id_token.claims(&verifier, &Nonce::new(pending.nonce)).map_err(|e| {
-            tracing::warn!(error = %e, "staff ID token rejected");
-            AuthError::SignIn("ID token rejected".into())
-        })?;
-        let roles = map_roles(claims.additional_claims().claims.get(&self.config.roles_claim), &self.config.role_mapping);
+        let claims = id_token
+            .claims(&verifier, &Nonce::new(pending.nonce))
+            .map_err(|e| {
+                tracing::warn!(error = %e, "staff ID token rejected");
+                AuthError::SignIn("ID token rejected".into())
+            })?;
+        let roles = map_roles(
+            claims.additional_claims().claims.get(&self.config.roles_claim),
+            &self.config.role_mapping,
+        );
         if roles.is_empty() {
             return Err(AuthError::NoRole);
         }
@@ -178,6 +197,10 @@ impl StaffSignIn {
             .name()
             .and_then(|n| n.get(None))
             .map(|n| Pii::new(n.as_str().to_string()));
-        Ok(StaffIdentity { subject: SubjectId::new(claims.subject().as_str()), roles, display_name })
+        Ok(StaffIdentity {
+            subject: SubjectId::new(claims.subject().as_str()),
+            roles,
+            display_name,
+        })
     }
 }

@@ -22,7 +22,10 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -39,7 +42,9 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn single(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { problems: vec![Problem::new(key, message)] }
+        Self {
+            problems: vec![Problem::new(key, message)],
+        }
     }
 }
 
@@ -95,7 +100,10 @@ fn apply_env(
     for (rest, raw) in overrides {
         let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
         if path.iter().any(|s| s.is_empty()) {
-            problems.push(Problem::new(format!("{ENV_PREFIX}{rest}"), "malformed override name"));
+            problems.push(Problem::new(
+                format!("{ENV_PREFIX}{rest}"),
+                "malformed override name",
+            ));
             continue;
         }
         // A value that parses as TOML (number, bool, array) keeps its type; anything else is a string.
@@ -125,7 +133,9 @@ fn apply_env(
 
 fn deserialize(table: toml::Table, problems: &mut Vec<Problem>) -> Option<Config> {
     let mut unknown = Vec::new();
-    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    // serde_ignored writes `?` for the inside of an `Option`; operators know keys without it.
+    let mut on_unknown =
+        |path: serde_ignored::Path<'_>| unknown.push(path.to_string().replace(".?", "").replace("?.", ""));
     let de = serde_ignored::Deserializer::new(toml::Value::Table(table), &mut on_unknown);
     let result: Result<Config, _> = serde_path_to_error::deserialize(de);
     for key in unknown {
@@ -161,6 +171,7 @@ mod tests {
         issuer = "https://login.example.org"
         client_id = "examroom"
         client_secret = "s3cret"
+        role_mapping = { "g-nurses" = "nurse" }
         [auth.patient]
         issuer = "https://portal.example.org"
         audiences = ["portal"]
@@ -188,7 +199,10 @@ mod tests {
     #[test]
     fn type_errors_name_the_key() {
         let text = format!("{MINIMAL}\n[server]\nmax_body_bytes = \"lots\"\n");
-        assert_eq!(keys(load_str(&text, &[]).unwrap_err()), vec!["server.max_body_bytes"]);
+        assert_eq!(
+            keys(load_str(&text, &[]).unwrap_err()),
+            vec!["server.max_body_bytes"]
+        );
     }
 
     #[test]
@@ -206,7 +220,10 @@ mod tests {
     #[test]
     fn unknown_env_override_is_rejected() {
         let env = vec![("EXAMROOM_SERVER__LISTEN_ADDR".to_string(), "x".to_string())];
-        assert_eq!(keys(load_str(MINIMAL, &env).unwrap_err()), vec!["server.listen_addr"]);
+        assert_eq!(
+            keys(load_str(MINIMAL, &env).unwrap_err()),
+            vec!["server.listen_addr"]
+        );
     }
 
     #[test]

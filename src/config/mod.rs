@@ -89,7 +89,11 @@ pub struct LoggingConfig {
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Text, level: "info".into(), pseudonym_key_file: None }
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+            pseudonym_key_file: None,
+        }
     }
 }
 
@@ -215,6 +219,9 @@ impl Config {
             return load::read_secret_file("database.url_file", path);
         }
         let path = self.server.data_dir.join("examroom.db");
-        Ok(SecretString::from(format!("sqlite://{}?mode=rwc", path.display())))
+        Ok(SecretString::from(format!(
+            "sqlite://{}?mode=rwc",
+            path.display()
+        )))
     }
 }

@@ -10,19 +10,26 @@ use crate::auth::Role;
 
 /// Asymmetric algorithms only: an HMAC algorithm here would let anyone holding the provider's *public* key
 /// forge tokens (the RS256→HS256 confusion attack).
-pub const ALLOWED_ALGORITHMS: &[&str] =
-    &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+pub const ALLOWED_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
 
 pub const MAX_CLOCK_SKEW_SECONDS: u64 = 60;
 
 pub fn validate(c: &Config) -> Vec<Problem> {
     let mut p = Vec::new();
     if c.server.listen.parse::<SocketAddr>().is_err() {
-        p.push(Problem::new("server.listen", "must be an IP address and port, e.g. 127.0.0.1:8080"));
+        p.push(Problem::new(
+            "server.listen",
+            "must be an IP address and port, e.g. 127.0.0.1:8080",
+        ));
     }
     match Url::parse(&c.server.public_url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-        _ => p.push(Problem::new("server.public_url", "must be an absolute http(s) URL")),
+        _ => p.push(Problem::new(
+            "server.public_url",
+            "must be an absolute http(s) URL",
+        )),
     }
     for (i, origin) in c.server.portal_origins.iter().enumerate() {
         if !is_origin(origin) {
@@ -33,34 +40,52 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         }
     }
     if !(1024..=64 * 1024 * 1024).contains(&c.server.max_body_bytes) {
-        p.push(Problem::new("server.max_body_bytes", "must be between 1024 and 67108864"));
+        p.push(Problem::new(
+            "server.max_body_bytes",
+            "must be between 1024 and 67108864",
+        ));
     }
 
     if c.database.url.is_some() && c.database.url_file.is_some() {
-        p.push(Problem::new("database.url_file", "set either database.url or database.url_file, not both"));
+        p.push(Problem::new(
+            "database.url_file",
+            "set either database.url or database.url_file, not both",
+        ));
     }
     if let Some(url) = &c.database.url {
         let u = url.expose_secret();
         if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
-            p.push(Problem::new("database.url", "must start with sqlite:, postgres:// or postgresql://"));
+            p.push(Problem::new(
+                "database.url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
         }
     }
     if let Some(path) = &c.database.url_file
         && !path.is_file()
     {
-        p.push(Problem::new("database.url_file", format!("{} is not a readable file", path.display())));
+        p.push(Problem::new(
+            "database.url_file",
+            format!("{} is not a readable file", path.display()),
+        ));
     }
     if c.database.max_connections == Some(0) {
         p.push(Problem::new("database.max_connections", "must be at least 1"));
     }
 
     if tracing_subscriber::EnvFilter::try_new(&c.logging.level).is_err() {
-        p.push(Problem::new("logging.level", "not a valid tracing filter (e.g. info, examroom=debug)"));
+        p.push(Problem::new(
+            "logging.level",
+            "not a valid tracing filter (e.g. info, examroom=debug)",
+        ));
     }
     if let Some(path) = &c.logging.pseudonym_key_file
         && !path.is_file()
     {
-        p.push(Problem::new("logging.pseudonym_key_file", format!("{} is not a readable file", path.display())));
+        p.push(Problem::new(
+            "logging.pseudonym_key_file",
+            format!("{} is not a readable file", path.display()),
+        ));
     }
 
     let a = &c.auth;
@@ -71,7 +96,10 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         p.push(Problem::new("auth.jwks_cache_seconds", "must be at least 1"));
     }
     match &a.staff {
-        None if c.dev.is_none() => p.push(Problem::new("auth.staff", "required: the workforce OpenID provider")),
+        None if c.dev.is_none() => p.push(Problem::new(
+            "auth.staff",
+            "required: the workforce OpenID provider",
+        )),
         None => {}
         Some(s) => {
             check_issuer(&mut p, "auth.staff.issuer", &s.issuer);
@@ -106,7 +134,10 @@ pub fn validate(c: &Config) -> Vec<Problem> {
                 }
             }
             if s.role_mapping.is_empty() {
-                p.push(Problem::new("auth.staff.role_mapping", "map at least one claim value to a role"));
+                p.push(Problem::new(
+                    "auth.staff.role_mapping",
+                    "map at least one claim value to a role",
+                ));
             }
             if s.idle_timeout_seconds == 0 || s.idle_timeout_seconds > s.absolute_lifetime_seconds {
                 p.push(Problem::new(
@@ -117,16 +148,25 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         }
     }
     match &a.patient {
-        None if c.dev.is_none() => p.push(Problem::new("auth.patient", "required: the clinic portal's OpenID provider")),
+        None if c.dev.is_none() => p.push(Problem::new(
+            "auth.patient",
+            "required: the clinic portal's OpenID provider",
+        )),
         None => {}
         Some(pa) => {
             check_issuer(&mut p, "auth.patient.issuer", &pa.issuer);
             if pa.audiences.is_empty() {
-                p.push(Problem::new("auth.patient.audiences", "name at least one portal client id"));
+                p.push(Problem::new(
+                    "auth.patient.audiences",
+                    "name at least one portal client id",
+                ));
             }
             check_algorithms(&mut p, "auth.patient.algorithms", &pa.algorithms);
             if pa.max_session_seconds == 0 {
-                p.push(Problem::new("auth.patient.max_session_seconds", "must be at least 1"));
+                p.push(Problem::new(
+                    "auth.patient.max_session_seconds",
+                    "must be at least 1",
+                ));
             }
         }
     }
@@ -140,7 +180,10 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     if let Some(path) = &c.policy.access_file
         && !path.is_file()
     {
-        p.push(Problem::new("policy.access_file", format!("{} is not a readable file", path.display())));
+        p.push(Problem::new(
+            "policy.access_file",
+            format!("{} is not a readable file", path.display()),
+        ));
     }
     p
 }
@@ -164,7 +207,10 @@ fn check_issuer(p: &mut Vec<Problem>, key: &str, issuer: &str) {
     match Url::parse(issuer) {
         Ok(u) if u.scheme() == "https" => {}
         Ok(u) if u.scheme() == "http" && is_loopback(&u) => {}
-        Ok(_) => p.push(Problem::new(key, "must be an https URL (http is accepted only on loopback)")),
+        Ok(_) => p.push(Problem::new(
+            key,
+            "must be an https URL (http is accepted only on loopback)",
+        )),
         Err(_) => p.push(Problem::new(key, "not a URL")),
     }
 }
@@ -186,7 +232,10 @@ fn check_algorithms(p: &mut Vec<Problem>, key: &str, algs: &[String]) {
         if !ALLOWED_ALGORITHMS.contains(&alg.as_str()) {
             p.push(Problem::new(
                 format!("{key}[{i}]"),
-                format!("`{alg}` is not allowed; use one of {}", ALLOWED_ALGORITHMS.join(", ")),
+                format!(
+                    "`{alg}` is not allowed; use one of {}",
+                    ALLOWED_ALGORITHMS.join(", ")
+                ),
             ));
         }
     }

@@ -81,22 +81,47 @@ fn random_token(bytes: usize) -> String {
 
 impl Credentials {
     fn generate() -> Self {
-        let user = |username: &str, name: &str, role: &str, groups: &[&str], birthdate: Option<&str>| DemoUser {
-            username: username.into(),
-            password: random_token(9),
-            sub: crate::ids::random_hex(8),
-            name: name.into(),
-            role: role.into(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-            birthdate: birthdate.map(str::to_string),
-        };
+        let user =
+            |username: &str, name: &str, role: &str, groups: &[&str], birthdate: Option<&str>| DemoUser {
+                username: username.into(),
+                password: random_token(9),
+                sub: crate::ids::random_hex(8),
+                name: name.into(),
+                role: role.into(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                birthdate: birthdate.map(str::to_string),
+            };
         Self {
             users: vec![
-                user("patient", "Pat Demo", "patient (sign in through the demo portal)", &[], Some("1980-04-02")),
+                user(
+                    "patient",
+                    "Pat Demo",
+                    "patient (sign in through the demo portal)",
+                    &[],
+                    Some("1980-04-02"),
+                ),
                 user("nurse", "Nora Demo", "nurse", &["examroom-nurses"], None),
-                user("supervisor", "Sam Demo", "supervisor", &["examroom-supervisors"], None),
-                user("compliance", "Cora Demo", "compliance officer", &["examroom-compliance"], None),
-                user("helpdesk", "Hal Demo", "IT helpdesk", &["examroom-helpdesk"], None),
+                user(
+                    "supervisor",
+                    "Sam Demo",
+                    "supervisor",
+                    &["examroom-supervisors"],
+                    None,
+                ),
+                user(
+                    "compliance",
+                    "Cora Demo",
+                    "compliance officer",
+                    &["examroom-compliance"],
+                    None,
+                ),
+                user(
+                    "helpdesk",
+                    "Hal Demo",
+                    "IT helpdesk",
+                    &["examroom-helpdesk"],
+                    None,
+                ),
             ],
             workspace_client_secret: random_token(24),
             emr_client_secret: random_token(24),
@@ -127,7 +152,11 @@ pub struct DevIdp {
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(contents)
 }
 
@@ -137,8 +166,11 @@ impl DevIdp {
         std::fs::create_dir_all(dir)?;
         let key_path = dir.join("signing-key.pem");
         if !key_path.exists() {
-            let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| DevIdpError::Key(e.to_string()))?;
-            let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| DevIdpError::Key(e.to_string()))?;
+            let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)
+                .map_err(|e| DevIdpError::Key(e.to_string()))?;
+            let pem = key
+                .to_pkcs8_pem(LineEnding::LF)
+                .map_err(|e| DevIdpError::Key(e.to_string()))?;
             write_private(&key_path, pem.as_bytes())?;
         }
         let pem = std::fs::read_to_string(&key_path)?;
@@ -146,7 +178,8 @@ impl DevIdp {
         let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
         let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
         let kid = hex::encode(&Sha256::digest(n.as_bytes())[..8]);
-        let encoding_key = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| DevIdpError::Key(e.to_string()))?;
+        let encoding_key =
+            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| DevIdpError::Key(e.to_string()))?;
 
         let cred_path = dir.join("credentials.json");
         if !cred_path.exists() {
@@ -246,7 +279,12 @@ impl DevIdp {
         redirect_uri: &str,
         verifier: &str,
     ) -> Result<serde_json::Value, &'static str> {
-        let pending = self.codes.lock().expect("codes lock").remove(code).ok_or("invalid_grant")?;
+        let pending = self
+            .codes
+            .lock()
+            .expect("codes lock")
+            .remove(code)
+            .ok_or("invalid_grant")?;
         let now = chrono::Utc::now().timestamp();
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
         if pending.expires_at < now
@@ -283,7 +321,11 @@ impl DevIdp {
     }
 
     /// Client credentials: an RFC 9068 JWT access token for the broker's API.
-    fn client_credentials(&self, client_id: &str, scope: Option<&str>) -> Result<serde_json::Value, &'static str> {
+    fn client_credentials(
+        &self,
+        client_id: &str,
+        scope: Option<&str>,
+    ) -> Result<serde_json::Value, &'static str> {
         if client_id != EMR_CLIENT {
             return Err("unauthorized_client");
         }

@@ -56,10 +56,18 @@ fn check_request(idp: &DevIdp, p: &AuthorizeParams) -> Result<String, &'static s
     if p.response_type.as_deref() != Some("code") {
         return Err("only response_type=code is supported");
     }
-    if !p.scope.as_deref().unwrap_or("").split_whitespace().any(|s| s == "openid") {
+    if !p
+        .scope
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .any(|s| s == "openid")
+    {
         return Err("scope must include openid");
     }
-    if p.code_challenge_method.as_deref() != Some("S256") || p.code_challenge.as_deref().unwrap_or("").len() < 43 {
+    if p.code_challenge_method.as_deref() != Some("S256")
+        || p.code_challenge.as_deref().unwrap_or("").len() < 43
+    {
         return Err("PKCE with code_challenge_method=S256 is required");
     }
     Ok(registered)
@@ -68,7 +76,11 @@ fn check_request(idp: &DevIdp, p: &AuthorizeParams) -> Result<String, &'static s
 async fn authorize_form(State(idp): State<Arc<DevIdp>>, Query(p): Query<AuthorizeParams>) -> Response {
     match check_request(&idp, &p) {
         Ok(_) => login_page(&p, None, StatusCode::OK),
-        Err(msg) => (StatusCode::BAD_REQUEST, Html(page("Sign-in request refused", &escape(msg)))).into_response(),
+        Err(msg) => (
+            StatusCode::BAD_REQUEST,
+            Html(page("Sign-in request refused", &escape(msg))),
+        )
+            .into_response(),
     }
 }
 
@@ -76,10 +88,17 @@ async fn authorize_submit(State(idp): State<Arc<DevIdp>>, Form(p): Form<Authoriz
     let redirect_uri = match check_request(&idp, &p) {
         Ok(r) => r,
         Err(msg) => {
-            return (StatusCode::BAD_REQUEST, Html(page("Sign-in request refused", &escape(msg)))).into_response();
+            return (
+                StatusCode::BAD_REQUEST,
+                Html(page("Sign-in request refused", &escape(msg))),
+            )
+                .into_response();
         }
     };
-    let user = idp.user_by_credentials(p.username.as_deref().unwrap_or(""), p.password.as_deref().unwrap_or(""));
+    let user = idp.user_by_credentials(
+        p.username.as_deref().unwrap_or(""),
+        p.password.as_deref().unwrap_or(""),
+    );
     let Some(user) = user else {
         return login_page(&p, Some("Wrong user name or password."), StatusCode::UNAUTHORIZED);
     };
@@ -127,7 +146,11 @@ fn client_from(headers: &HeaderMap, p: &TokenParams) -> Option<(String, Option<S
     {
         let decoded = String::from_utf8(STANDARD.decode(basic).ok()?).ok()?;
         let (id, secret) = decoded.split_once(':')?;
-        let unescape = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+        let unescape = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        };
         return Some((unescape(id)?, Some(unescape(secret)?)));
     }
     Some((p.client_id.clone()?, p.client_secret.clone()))
@@ -168,9 +191,14 @@ fn login_page(p: &AuthorizeParams, error: Option<&str>, status: StatusCode) -> R
         ("code_challenge_method", &p.code_challenge_method),
     ]
     .iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| format!(r#"<input type="hidden" name="{k}" value="{}">"#, escape(v))))
+    .filter_map(|(k, v)| {
+        v.as_ref()
+            .map(|v| format!(r#"<input type="hidden" name="{k}" value="{}">"#, escape(v)))
+    })
     .collect();
-    let error = error.map(|e| format!(r#"<p role="alert" class="error">{}</p>"#, escape(e))).unwrap_or_default();
+    let error = error
+        .map(|e| format!(r#"<p role="alert" class="error">{}</p>"#, escape(e)))
+        .unwrap_or_default();
     let body = format!(
         r#"<p>Development identity provider. Use one of the demo accounts printed by <code>examroom dev</code>.</p>
 {error}
@@ -196,5 +224,9 @@ input{{width:100%;padding:.4rem;font-size:1rem}}button{{padding:.5rem 1.2rem;fon
 
 /// Minimal HTML escaping for text and attribute values.
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }

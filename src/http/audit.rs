@@ -17,7 +17,9 @@ use crate::policy::{Resource, ResourceKind};
 const PAGE: i64 = 500;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/audit/events", get(events)).route("/api/v1/audit/verify", get(verify))
+    Router::new()
+        .route("/api/v1/audit/events", get(events))
+        .route("/api/v1/audit/verify", get(verify))
 }
 
 #[derive(Deserialize)]
@@ -32,7 +34,13 @@ async fn events(
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let resource = Resource::new(ResourceKind::AuditLog, None);
-    app.authorize(&caller.principal, "audit.read", &resource, Some(&caller.request_id)).await?;
+    app.authorize(
+        &caller.principal,
+        "audit.read",
+        &resource,
+        Some(&caller.request_id),
+    )
+    .await?;
     let limit = q.limit.unwrap_or(100).clamp(1, PAGE);
     let rows = app.db.audit_events(q.after.unwrap_or(0), limit).await?;
     app.audit
@@ -57,7 +65,13 @@ async fn events(
 
 async fn verify(State(app): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
     let resource = Resource::new(ResourceKind::AuditLog, None);
-    app.authorize(&caller.principal, "audit.verify", &resource, Some(&caller.request_id)).await?;
+    app.authorize(
+        &caller.principal,
+        "audit.verify",
+        &resource,
+        Some(&caller.request_id),
+    )
+    .await?;
     let outcome = crate::audit::verify::verify_stored(&app.db).await?;
     Ok(Json(match outcome {
         Ok(summary) => json!({ "intact": true, "events": summary.events, "head_hash": summary.head_hash }),

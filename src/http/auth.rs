@@ -81,30 +81,54 @@ async fn callback(
 ) -> Result<Response, ApiError> {
     let rid = request_id(&parts);
     let fail = |reason: &str| {
-        AuditEvent::new("auth.sign_in", "session:new", Outcome::Failure).reason(reason).request(Some(&rid))
+        AuditEvent::new("auth.sign_in", "session:new", Outcome::Failure)
+            .reason(reason)
+            .request(Some(&rid))
     };
     let (Some(code), Some(state)) = (q.code, q.state) else {
-        let reason = if q.error.is_some() { "provider_error" } else { "missing_code_or_state" };
+        let reason = if q.error.is_some() {
+            "provider_error"
+        } else {
+            "missing_code_or_state"
+        };
         app.audit.record_or_log(fail(reason)).await;
-        return Err(ApiError::BadRequest("sign_in_failed", "the provider did not return a code".into()));
+        return Err(ApiError::BadRequest(
+            "sign_in_failed",
+            "the provider did not return a code".into(),
+        ));
     };
     let login = match app.db.take_login(&hash(&state)).await? {
         Some(l) if now_ms() - l.created_at <= LOGIN_TTL_MS => l,
         _ => {
             app.audit.record_or_log(fail("unknown_or_expired_state")).await;
-            return Err(ApiError::BadRequest("sign_in_failed", "unknown or expired sign-in; start again".into()));
+            return Err(ApiError::BadRequest(
+                "sign_in_failed",
+                "unknown or expired sign-in; start again".into(),
+            ));
         }
     };
-    let pending = PendingLogin { state, nonce: login.nonce, pkce_verifier: login.pkce_verifier };
+    let pending = PendingLogin {
+        state,
+        nonce: login.nonce,
+        pkce_verifier: login.pkce_verifier,
+    };
     let identity = match app.staff_sign_in.complete(&code, pending).await {
         Ok(i) => i,
         Err(e) => {
             app.audit.record_or_log(fail(e.reason_code())).await;
-            app.metrics.auth_failures.with_label_values(&["staff", e.reason_code()]).inc();
+            app.metrics
+                .auth_failures
+                .with_label_values(&["staff", e.reason_code()])
+                .inc();
             return Err(ApiError::from(e));
         }
     };
-    let staff = app.config.auth.staff.as_ref().ok_or(ApiError::Internal("staff auth missing".into()))?;
+    let staff = app
+        .config
+        .auth
+        .staff
+        .as_ref()
+        .ok_or(ApiError::Internal("staff auth missing".into()))?;
     let now = now_ms();
     let (session, token) = app
         .sessions
@@ -119,9 +143,13 @@ async fn callback(
         .await?;
     app.audit
         .record_or_log(
-            AuditEvent::new("auth.sign_in", format!("session:{}", session.id), Outcome::Success)
-                .by(&session.principal)
-                .request(Some(&rid)),
+            AuditEvent::new(
+                "auth.sign_in",
+                format!("session:{}", session.id),
+                Outcome::Success,
+            )
+            .by(&session.principal)
+            .request(Some(&rid)),
         )
         .await;
     tracing::info!(user = %pseudonym(session.principal.subject.as_str()), role = %session.principal.primary_role(), "staff signed in");
@@ -148,9 +176,16 @@ async fn logout(State(app): State<AppState>, parts: Parts) -> Result<Response, A
     {
         end(&app, &session.principal, &session.id, &request_id(&parts)).await?;
     }
-    let clear = format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}", cookie_name(tls), if tls { "; Secure" } else { "" });
+    let clear = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        cookie_name(tls),
+        if tls { "; Secure" } else { "" }
+    );
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&clear).expect("ASCII cookie"));
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&clear).expect("ASCII cookie"),
+    );
     Ok(resp)
 }
 
@@ -176,8 +211,15 @@ async fn end_session(State(app): State<AppState>, caller: Caller) -> Result<Stat
         "no_session",
         "service credentials have no session to end".into(),
     ))?;
-    let resource = Resource::new(ResourceKind::Session, Some(id.to_string())).owned_by(caller.principal.subject.clone());
-    app.authorize(&caller.principal, "session.revoke", &resource, Some(&caller.request_id)).await?;
+    let resource =
+        Resource::new(ResourceKind::Session, Some(id.to_string())).owned_by(caller.principal.subject.clone());
+    app.authorize(
+        &caller.principal,
+        "session.revoke",
+        &resource,
+        Some(&caller.request_id),
+    )
+    .await?;
     end(&app, &caller.principal, &id, &caller.request_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -200,7 +242,10 @@ async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Re
         Ok(c) => c,
         Err(e) => {
             let reason = e.reason_code();
-            app.metrics.auth_failures.with_label_values(&["patient_id_token", reason]).inc();
+            app.metrics
+                .auth_failures
+                .with_label_values(&["patient_id_token", reason])
+                .inc();
             app.audit
                 .record_or_log(
                     AuditEvent::new("auth.patient_session", "session:new", Outcome::Failure)
@@ -212,9 +257,19 @@ async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Re
             return Err(ApiError::from(e));
         }
     };
-    let max = app.config.auth.patient.as_ref().map(|p| p.max_session_seconds).unwrap_or(3600) as i64;
+    let max = app
+        .config
+        .auth
+        .patient
+        .as_ref()
+        .map(|p| p.max_session_seconds)
+        .unwrap_or(3600) as i64;
     let expires_at_ms = (claims.exp * 1000).min(now_ms() + max * 1000);
-    let name = claims.other.get("name").and_then(|n| n.as_str()).map(|n| Pii::new(n.to_string()));
+    let name = claims
+        .other
+        .get("name")
+        .and_then(|n| n.as_str())
+        .map(|n| Pii::new(n.to_string()));
     let (session, token) = app
         .sessions
         .create(NewSession {
@@ -228,9 +283,13 @@ async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Re
         .await?;
     app.audit
         .record_or_log(
-            AuditEvent::new("auth.patient_session", format!("session:{}", session.id), Outcome::Success)
-                .by(&session.principal)
-                .request(Some(&rid)),
+            AuditEvent::new(
+                "auth.patient_session",
+                format!("session:{}", session.id),
+                Outcome::Success,
+            )
+            .by(&session.principal)
+            .request(Some(&rid)),
         )
         .await;
     tracing::info!(patient = %pseudonym(session.principal.subject.as_str()), "patient session opened");
@@ -239,7 +298,12 @@ async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Re
         session_id: session.id.to_string(),
         expires_at: rfc3339(expires_at_ms),
     };
-    Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
+        .into_response())
 }
 
 pub fn rfc3339(ms: i64) -> String {
@@ -260,7 +324,8 @@ async fn me(State(app): State<AppState>, caller: Caller) -> Result<Json<Me>, Api
     let resource = Resource::new(ResourceKind::Session, p.session.as_ref().map(|s| s.to_string()))
         .owned_by(p.subject.clone());
     if p.session.is_some() {
-        app.authorize(p, "session.read", &resource, Some(&caller.request_id)).await?;
+        app.authorize(p, "session.read", &resource, Some(&caller.request_id))
+            .await?;
     }
     Ok(Json(Me {
         roles: p.roles.clone(),

@@ -54,7 +54,11 @@ impl ApiError {
 
 /// A JSON error body; also used by the middleware that turns plain-text framework errors into JSON.
 pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
 }
 
 impl IntoResponse for ApiError {

@@ -21,12 +21,20 @@ pub struct Caller {
 
 /// The request id the observability middleware assigned.
 pub fn request_id(parts: &Parts) -> RequestId {
-    parts.extensions.get::<RequestId>().cloned().unwrap_or_else(RequestId::random)
+    parts
+        .extensions
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(RequestId::random)
 }
 
 pub fn cookie_name(tls: bool) -> &'static str {
     // The __Host- prefix makes the browser refuse the cookie unless it is Secure, host-only and path=/.
-    if tls { "__Host-examroom_session" } else { "examroom_session" }
+    if tls {
+        "__Host-examroom_session"
+    } else {
+        "examroom_session"
+    }
 }
 
 pub fn session_cookie(parts: &Parts, tls: bool) -> Option<SecretString> {
@@ -45,7 +53,9 @@ pub fn session_cookie(parts: &Parts, tls: bool) -> Option<SecretString> {
 pub fn bearer(parts: &Parts) -> Option<String> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -55,7 +65,10 @@ impl FromRequestParts<AppState> for Caller {
         let request_id = request_id(parts);
         let (kind, result) = authenticate(parts, app).await;
         match result {
-            Ok(principal) => Ok(Caller { principal, request_id }),
+            Ok(principal) => Ok(Caller {
+                principal,
+                request_id,
+            }),
             Err(e) => {
                 let reason = e.reason_code();
                 app.metrics.auth_failures.with_label_values(&[kind, reason]).inc();
@@ -84,29 +97,40 @@ async fn authenticate(parts: &Parts, app: &AppState) -> (&'static str, Result<Pr
             let Some(verifier) = &app.service_tokens else {
                 return ("service", Err(AuthError::MissingCredentials));
             };
-            let result = verifier.verify(&token).await.map_err(AuthError::from).map(|claims| {
-                let scopes = claims.scopes();
-                let subject = claims
-                    .other
-                    .get("client_id")
-                    .and_then(|c| c.as_str())
-                    .map(str::to_string)
-                    .unwrap_or(claims.sub);
-                Principal {
-                    subject: SubjectId::new(subject),
-                    roles: vec![Role::Service],
-                    scopes,
-                    session: None,
-                    display_name: None,
-                }
-            });
+            let result = verifier
+                .verify(&token)
+                .await
+                .map_err(AuthError::from)
+                .map(|claims| {
+                    let scopes = claims.scopes();
+                    let subject = claims
+                        .other
+                        .get("client_id")
+                        .and_then(|c| c.as_str())
+                        .map(str::to_string)
+                        .unwrap_or(claims.sub);
+                    Principal {
+                        subject: SubjectId::new(subject),
+                        roles: vec![Role::Service],
+                        scopes,
+                        session: None,
+                        display_name: None,
+                    }
+                });
             return ("service", result);
         }
-        let result = app.sessions.resolve(&SecretString::from(token)).await.map(|s| s.principal);
+        let result = app
+            .sessions
+            .resolve(&SecretString::from(token))
+            .await
+            .map(|s| s.principal);
         return ("session", result);
     }
     match session_cookie(parts, app.config.is_tls()) {
-        Some(cookie) => ("session", app.sessions.resolve(&cookie).await.map(|s| s.principal)),
+        Some(cookie) => (
+            "session",
+            app.sessions.resolve(&cookie).await.map(|s| s.principal),
+        ),
         None => ("none", Err(AuthError::MissingCredentials)),
     }
 }

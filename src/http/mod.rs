@@ -32,7 +32,9 @@ pub fn router(app: AppState) -> Router {
         .merge(audit::router())
         .merge(pages::router());
     if let Some(idp) = &app.dev_idp {
-        router = router.merge(pages::dev_portal()).nest_service("/dev-idp", crate::dev_idp::router(idp.clone()));
+        router = router
+            .merge(pages::dev_portal())
+            .nest_service("/dev-idp", crate::dev_idp::router(idp.clone()));
     }
     router
         .fallback(|| async { ApiError::NotFound })
@@ -59,10 +61,20 @@ async fn observe(State(app): State<AppState>, mut req: Request, next: Next) -> R
     let mut resp = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = resp.status();
-    app.metrics.http_requests.with_label_values(&[method.as_str(), &route, status.as_str()]).inc();
-    app.metrics.http_duration.with_label_values(&[method.as_str(), &route]).observe(elapsed.as_secs_f64());
+    app.metrics
+        .http_requests
+        .with_label_values(&[method.as_str(), &route, status.as_str()])
+        .inc();
+    app.metrics
+        .http_duration
+        .with_label_values(&[method.as_str(), &route])
+        .observe(elapsed.as_secs_f64());
     span.in_scope(|| {
-        tracing::info!(status = status.as_u16(), latency_ms = elapsed.as_millis() as u64, "request completed")
+        tracing::info!(
+            status = status.as_u16(),
+            latency_ms = elapsed.as_millis() as u64,
+            "request completed"
+        )
     });
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         resp.headers_mut().insert("x-request-id", v);
@@ -101,7 +113,11 @@ async fn json_errors(req: Request, next: Next) -> Response {
         let bytes = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
         let text = text.trim();
-        if text.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text.chars().take(200).collect() }
+        if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            text.chars().take(200).collect()
+        }
     };
     error::error_body(status, code, &message)
 }
@@ -127,13 +143,19 @@ async fn security_headers(State(app): State<AppState>, req: Request<Body>, next:
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     if !path.starts_with("/widget") {
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
     if app.config.is_tls() {
-        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=63072000; includeSubDomains"));
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
     }
     if (path.starts_with("/api/") || path.starts_with("/auth/")) && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

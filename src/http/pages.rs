@@ -14,15 +14,35 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse + 
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", include_str!("../../web/index.html")) }))
-        .route("/index.js", get(|| async { asset("text/javascript", include_str!("../../web/index.js")) }))
-        .route("/style.css", get(|| async { asset("text/css", include_str!("../../web/style.css")) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", include_str!("../../web/index.html")) }),
+        )
+        .route(
+            "/index.js",
+            get(|| async { asset("text/javascript", include_str!("../../web/index.js")) }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { asset("text/css", include_str!("../../web/style.css")) }),
+        )
 }
 
 /// The demo clinic portal: a stand-in for the clinic's own patient portal, signing the patient in at the
 /// development provider as a public client (code + PKCE) and handing the ID token to the broker.
 pub fn dev_portal() -> Router<AppState> {
     Router::new()
-        .route("/portal/", get(|| async { asset("text/html; charset=utf-8", include_str!("../../web/portal/index.html")) }))
-        .route("/portal/portal.js", get(|| async { asset("text/javascript", include_str!("../../web/portal/portal.js")) }))
+        .route(
+            "/portal/",
+            get(|| async {
+                asset(
+                    "text/html; charset=utf-8",
+                    include_str!("../../web/portal/index.html"),
+                )
+            }),
+        )
+        .route(
+            "/portal/portal.js",
+            get(|| async { asset("text/javascript", include_str!("../../web/portal/portal.js")) }),
+        )
 }

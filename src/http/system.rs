@@ -29,25 +29,43 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     match app.db.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok" }))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "database": "ok" })),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": "unreachable" })))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "database": "unreachable" })),
+            )
         }
     }
 }
 
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
 }
 
 async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], super::openapi::DOCUMENT)
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::DOCUMENT,
+    )
 }
 
 async fn status(State(app): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
     let resource = Resource::new(ResourceKind::System, None);
-    app.authorize(&caller.principal, "system.status.read", &resource, Some(&caller.request_id)).await?;
+    app.authorize(
+        &caller.principal,
+        "system.status.read",
+        &resource,
+        Some(&caller.request_id),
+    )
+    .await?;
     let head = app.db.audit_head().await?;
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),

@@ -49,7 +49,10 @@ pub enum ResourceKind {
 impl ResourceKind {
     /// Resources that are or contain PHI.
     pub fn is_patient_data(self) -> bool {
-        matches!(self, ResourceKind::Conversation | ResourceKind::Visit | ResourceKind::Recording)
+        matches!(
+            self,
+            ResourceKind::Conversation | ResourceKind::Visit | ResourceKind::Recording
+        )
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,7 +79,12 @@ pub struct Resource {
 
 impl Resource {
     pub fn new(kind: ResourceKind, id: Option<String>) -> Self {
-        Self { kind, id, owner: None, assignees: Vec::new() }
+        Self {
+            kind,
+            id,
+            owner: None,
+            assignees: Vec::new(),
+        }
     }
     pub fn owned_by(mut self, owner: SubjectId) -> Self {
         self.owner = Some(owner);
@@ -145,8 +153,12 @@ impl AccessPolicy {
     pub fn load(path: Option<&Path>) -> Result<Self, Vec<Problem>> {
         let (text, key) = match path {
             Some(p) => (
-                std::fs::read_to_string(p)
-                    .map_err(|e| vec![Problem::new("policy.access_file", format!("{}: {e}", p.display()))])?,
+                std::fs::read_to_string(p).map_err(|e| {
+                    vec![Problem::new(
+                        "policy.access_file",
+                        format!("{}: {e}", p.display()),
+                    )]
+                })?,
                 "policy.access_file",
             ),
             None => (DEFAULT_ACCESS_POLICY.to_string(), "policies/access.toml"),
@@ -170,20 +182,33 @@ impl AccessPolicy {
                 }
             }
             if rule.roles.contains(&Role::ItHelpdesk) && rule.resources.iter().any(|r| r.is_patient_data()) {
-                problems.push(Problem::new(&at, "the it_helpdesk role may not be granted patient data"));
+                problems.push(Problem::new(
+                    &at,
+                    "the it_helpdesk role may not be granted patient data",
+                ));
             }
             if rule.roles.contains(&Role::Anonymous) {
-                problems.push(Problem::new(&at, "rules cannot grant anything to anonymous callers"));
+                problems.push(Problem::new(
+                    &at,
+                    "rules cannot grant anything to anonymous callers",
+                ));
             }
         }
-        if problems.is_empty() { Ok(Self { rules: file.rules }) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(Self { rules: file.rules })
+        } else {
+            Err(problems)
+        }
     }
 
     /// The decision. The first rule that matches allows; nothing matching denies.
     pub fn decide(&self, subject: &Principal, action: &str, resource: &Resource) -> Result<Grant, Denial> {
         for rule in &self.rules {
             let role_ok = rule.roles.iter().any(|r| subject.has_role(*r));
-            if !role_ok || !rule.actions.iter().any(|a| a == action) || !rule.resources.contains(&resource.kind) {
+            if !role_ok
+                || !rule.actions.iter().any(|a| a == action)
+                || !rule.resources.contains(&resource.kind)
+            {
                 continue;
             }
             if !rule.scopes.iter().all(|s| subject.scopes.contains(s)) {
@@ -195,14 +220,20 @@ impl AccessPolicy {
                 Some(Condition::Assigned) => resource.assignees.contains(&subject.subject),
             };
             if condition_ok {
-                return Ok(Grant { rule: rule.id.clone() });
+                return Ok(Grant {
+                    rule: rule.id.clone(),
+                });
             }
         }
         let roles: Vec<&str> = subject.roles.iter().map(|r| r.as_str()).collect();
         Err(Denial {
             reason: format!(
                 "no rule allows {} to {action} on {}",
-                if roles.is_empty() { "anonymous".to_string() } else { roles.join("+") },
+                if roles.is_empty() {
+                    "anonymous".to_string()
+                } else {
+                    roles.join("+")
+                },
                 resource.kind.as_str()
             ),
         })
@@ -235,7 +266,11 @@ mod tests {
     #[test]
     fn deny_by_default_with_a_reason() {
         let d = policy()
-            .decide(&person("n1", Role::Nurse), "audit.read", &Resource::new(ResourceKind::AuditLog, None))
+            .decide(
+                &person("n1", Role::Nurse),
+                "audit.read",
+                &Resource::new(ResourceKind::AuditLog, None),
+            )
             .unwrap_err();
         assert!(d.reason.contains("nurse"), "{}", d.reason);
     }
@@ -244,7 +279,11 @@ mod tests {
     fn it_helpdesk_gets_no_patient_data_for_any_action() {
         let p = policy();
         let helpdesk = person("h1", Role::ItHelpdesk);
-        for kind in [ResourceKind::Conversation, ResourceKind::Visit, ResourceKind::Recording] {
+        for kind in [
+            ResourceKind::Conversation,
+            ResourceKind::Visit,
+            ResourceKind::Recording,
+        ] {
             let r = Resource::new(kind, Some("x".into()))
                 .owned_by(SubjectId::new("h1"))
                 .assigned_to(vec![SubjectId::new("h1")]);
@@ -252,7 +291,14 @@ mod tests {
                 assert!(p.decide(&helpdesk, action, &r).is_err(), "{action} on {kind:?}");
             }
         }
-        assert!(p.decide(&helpdesk, "system.status.read", &Resource::new(ResourceKind::System, None)).is_ok());
+        assert!(
+            p.decide(
+                &helpdesk,
+                "system.status.read",
+                &Resource::new(ResourceKind::System, None)
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -282,10 +328,22 @@ mod tests {
         let conv = Resource::new(ResourceKind::Conversation, Some("c1".into()))
             .owned_by(SubjectId::new("pat"))
             .assigned_to(vec![SubjectId::new("n1")]);
-        assert!(p.decide(&person("pat", Role::Patient), "conversation.read", &conv).is_ok());
-        assert!(p.decide(&person("other", Role::Patient), "conversation.read", &conv).is_err());
-        assert!(p.decide(&person("n1", Role::Nurse), "conversation.read", &conv).is_ok());
-        assert!(p.decide(&person("n2", Role::Nurse), "conversation.read", &conv).is_err());
+        assert!(
+            p.decide(&person("pat", Role::Patient), "conversation.read", &conv)
+                .is_ok()
+        );
+        assert!(
+            p.decide(&person("other", Role::Patient), "conversation.read", &conv)
+                .is_err()
+        );
+        assert!(
+            p.decide(&person("n1", Role::Nurse), "conversation.read", &conv)
+                .is_ok()
+        );
+        assert!(
+            p.decide(&person("n2", Role::Nurse), "conversation.read", &conv)
+                .is_err()
+        );
     }
 
     #[test]
@@ -295,6 +353,11 @@ mod tests {
         let mut emr = person("emr", Role::Service);
         assert!(p.decide(&emr, "visit.recording_state.set", &visit).is_err());
         emr.scopes = vec!["recording:pause-others".into()];
-        assert_eq!(p.decide(&emr, "visit.recording_state.set", &visit).unwrap().rule(), "emr-pause-others");
+        assert_eq!(
+            p.decide(&emr, "visit.recording_state.set", &visit)
+                .unwrap()
+                .rule(),
+            "emr-pause-others"
+        );
     }
 }

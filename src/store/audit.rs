@@ -57,14 +57,19 @@ impl Db {
         if self.backend() == Backend::Sqlite {
             // Take SQLite's write lock first: a deferred transaction that reads and then writes fails with
             // SQLITE_BUSY instead of waiting when another connection committed in between.
-            sqlx::query("UPDATE audit_head SET id = id WHERE id = 1").execute(&mut *tx).await?;
+            sqlx::query("UPDATE audit_head SET id = id WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
         }
         let head_sql = match self.backend() {
             Backend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
             Backend::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
         };
         let r = sqlx::query(head_sql).fetch_one(&mut *tx).await?;
-        let head = AuditHead { seq: r.try_get(0)?, hash: r.try_get(1)? };
+        let head = AuditHead {
+            seq: r.try_get(0)?,
+            hash: r.try_get(1)?,
+        };
         let row = build(&head);
         sqlx::query(
             "INSERT INTO audit_events (seq, at_ms, request_id, actor, role, action, resource, outcome, \
@@ -97,8 +102,13 @@ impl Db {
     }
 
     pub async fn audit_head(&self) -> Result<AuditHead, StoreError> {
-        let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(self.pool()).await?;
-        Ok(AuditHead { seq: r.try_get(0)?, hash: r.try_get(1)? })
+        let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(AuditHead {
+            seq: r.try_get(0)?,
+            hash: r.try_get(1)?,
+        })
     }
 
     /// Events with `seq > after`, oldest first, at most `limit`.

@@ -55,7 +55,11 @@ impl Db {
     pub async fn connect(url: &SecretString, max_connections: Option<u32>) -> Result<Self, StoreError> {
         install_default_drivers();
         let url = url.expose_secret();
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
         if backend == Backend::Sqlite
             && let Some(path) = sqlite_path(url)
             && let Some(dir) = std::path::Path::new(&path).parent()
@@ -104,7 +108,9 @@ impl Db {
 }
 
 fn sqlite_path(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| path.to_string())
 }
@@ -118,7 +124,10 @@ pub fn now_ms() -> i64 {
 mod tests {
     #[test]
     fn sqlite_paths() {
-        assert_eq!(super::sqlite_path("sqlite:///tmp/x.db?mode=rwc").as_deref(), Some("/tmp/x.db"));
+        assert_eq!(
+            super::sqlite_path("sqlite:///tmp/x.db?mode=rwc").as_deref(),
+            Some("/tmp/x.db")
+        );
         assert_eq!(super::sqlite_path("sqlite:./a/b.db").as_deref(), Some("./a/b.db"));
         assert_eq!(super::sqlite_path("sqlite::memory:"), None);
     }

@@ -1,0 +1,437 @@
+//! `examroom dev`: every demo user signs in through the development provider's login form over HTTP, and the
+//! broker consumes that provider exactly like an external one.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::{Broker, client, location, pkce_pair};
+
+fn credentials(data_dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(data_dir.join("dev-idp/credentials.json")).unwrap()).unwrap()
+}
+
+fn password(creds: &Value, user: &str) -> String {
+    creds["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == user)
+        .unwrap()["password"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Staff sign-in through `/auth/login` and the dev provider's form; returns the signed-in client and the
+/// callback's response status.
+async fn staff_sign_in(url: &str, user: &str, pass: &str) -> (reqwest::Client, reqwest::StatusCode) {
+    let http = client();
+    let resp = http
+        .get(format!("{url}/auth/login?return_to=/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let authorize = location(&resp);
+    assert!(
+        authorize.starts_with(&format!("{url}/dev-idp/authorize")),
+        "{authorize}"
+    );
+    let form_page = http.get(&authorize).send().await.unwrap();
+    assert_eq!(form_page.status(), 200);
+    assert!(
+        form_page
+            .text()
+            .await
+            .unwrap()
+            .contains(r#"<label for="password">"#)
+    );
+    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    form.push(("username".into(), user.into()));
+    form.push(("password".into(), pass.into()));
+    let resp = http
+        .post(format!("{url}/dev-idp/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    if resp.status() != 303 {
+        return (http, resp.status());
+    }
+    let callback = location(&resp);
+    assert!(
+        callback.starts_with(&format!("{url}/auth/callback?")),
+        "{callback}"
+    );
+    let resp = http.get(&callback).send().await.unwrap();
+    (http, resp.status())
+}
+
+/// The demo portal's flow (public client, PKCE), done over HTTP: returns the patient's ID token.
+async fn portal_id_token(url: &str, pass: &str) -> String {
+    let http = client();
+    let (verifier, challenge) = pkce_pair();
+    let redirect = format!("{url}/portal/");
+    let form = [
+        ("response_type", "code"),
+        ("client_id", "clinic-portal"),
+        ("redirect_uri", &redirect),
+        ("scope", "openid profile"),
+        ("state", "st"),
+        ("nonce", "nn"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+        ("username", "patient"),
+        ("password", pass),
+    ];
+    let resp = http
+        .post(format!("{url}/dev-idp/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let back = url::Url::parse(&location(&resp)).unwrap();
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let tokens: Value = http
+        .post(format!("{url}/dev-idp/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect.as_str()),
+            ("client_id", "clinic-portal"),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokens["id_token"].as_str().unwrap().to_string()
+}
+
+async fn me(http: &reqwest::Client, url: &str, bearer: Option<&str>) -> (u16, Value) {
+    let mut req = http.get(format!("{url}/api/v1/me"));
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+async fn dev_mode_flow(env: &[(&str, &str)]) -> (tempfile::TempDir, Broker) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let broker = Broker::dev(&data, env);
+    let url = broker.url.clone();
+    let creds = credentials(&data);
+    assert!(
+        broker.stdout.lines().iter().any(|l| l.contains("nurse / ")),
+        "banner prints credentials"
+    );
+
+    for (user, role) in [
+        ("nurse", "nurse"),
+        ("supervisor", "supervisor"),
+        ("compliance", "compliance_officer"),
+        ("helpdesk", "it_helpdesk"),
+    ] {
+        let (http, status) = staff_sign_in(&url, user, &password(&creds, user)).await;
+        assert_eq!(status, 303, "{user} signs in");
+        let (code, body) = me(&http, &url, None).await;
+        assert_eq!(code, 200);
+        assert_eq!(body["roles"], serde_json::json!([role]), "{user}");
+    }
+
+    // A wrong password is refused by the provider's form.
+    let (_, status) = staff_sign_in(&url, "nurse", "wrong").await;
+    assert_eq!(status, 401);
+
+    // The patient has no staff role: the broker refuses the workforce sign-in.
+    let (_, status) = staff_sign_in(&url, "patient", &password(&creds, "patient")).await;
+    assert_eq!(status, 403);
+
+    // The patient signs in at the portal and hands its ID token to the broker.
+    let id_token = portal_id_token(&url, &password(&creds, "patient")).await;
+    let http = client();
+    let resp = http
+        .post(format!("{url}/api/v1/patient/sessions"))
+        .bearer_auth(&id_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let session: Value = resp.json().await.unwrap();
+    let token = session["session_token"].as_str().unwrap();
+    let (code, body) = me(&http, &url, Some(token)).await;
+    assert_eq!(
+        (code, body["roles"].clone()),
+        (200, serde_json::json!(["patient"]))
+    );
+
+    // Machine client: client credentials at the dev provider, JWT access token at the broker.
+    let emr_secret = creds["emr_client_secret"].as_str().unwrap();
+    let tokens: Value = http
+        .post(format!("{url}/dev-idp/token"))
+        .basic_auth("emr-integration", Some(emr_secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "recording:pause-others"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (code, body) = me(&http, &url, tokens["access_token"].as_str()).await;
+    assert_eq!(code, 200);
+    assert_eq!(body["roles"], serde_json::json!(["service"]));
+    assert_eq!(body["scopes"], serde_json::json!(["recording:pause-others"]));
+
+    // Authorization: the helpdesk may see system status but not the audit trail; compliance may.
+    let (helpdesk, _) = staff_sign_in(&url, "helpdesk", &password(&creds, "helpdesk")).await;
+    assert_eq!(
+        helpdesk
+            .get(format!("{url}/api/v1/audit/events"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        helpdesk
+            .get(format!("{url}/api/v1/system/status"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (compliance, _) = staff_sign_in(&url, "compliance", &password(&creds, "compliance")).await;
+    let events: Value = compliance
+        .get(format!("{url}/api/v1/audit/events?limit=500"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events = events["events"].as_array().unwrap();
+    let count = |action: &str, outcome: &str| {
+        events
+            .iter()
+            .filter(|e| e["action"] == action && e["outcome"] == outcome)
+            .count()
+    };
+    assert!(count("auth.sign_in", "success") >= 6, "sign-ins are audited");
+    assert!(
+        count("auth.sign_in", "failure") >= 1,
+        "the refused patient sign-in is audited"
+    );
+    assert!(
+        count("audit.read", "denied") >= 1,
+        "the helpdesk's refused request is audited"
+    );
+    assert!(count("auth.patient_session", "success") >= 1);
+    let verify: Value = compliance
+        .get(format!("{url}/api/v1/audit/verify"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verify["intact"], true, "{verify}");
+
+    // Signing out ends the session.
+    assert_eq!(
+        compliance
+            .post(format!("{url}/auth/logout"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(me(&compliance, &url, None).await.0, 401);
+
+    // The demo portal is served in dev mode.
+    assert_eq!(
+        http.get(format!("{url}/portal/")).send().await.unwrap().status(),
+        200
+    );
+    (dir, broker)
+}
+
+#[tokio::test]
+async fn dev_mode_on_sqlite_and_audit_verify_detects_tampering() {
+    let (dir, mut broker) = dev_mode_flow(&[]).await;
+    let status = broker.terminate();
+    assert!(status.success(), "graceful shutdown on SIGTERM: {status}");
+    broker.assert_no_panic();
+
+    let data = dir.path().join("data");
+    let verify = |db_dir: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_examroom"))
+            .args(["audit", "verify", "--data-dir"])
+            .arg(db_dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, out) = verify(&data);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("intact"));
+
+    let tampers: [(&str, &[&str], &str); 4] = [
+        (
+            "edit",
+            &["UPDATE audit_events SET reason = 'tampered' WHERE seq = 3"],
+            "event 3 was edited",
+        ),
+        (
+            "delete",
+            &["DELETE FROM audit_events WHERE seq = 4"],
+            "event 4 is missing",
+        ),
+        (
+            "swap",
+            &[
+                "UPDATE audit_events SET seq = -1 WHERE seq = 5",
+                "UPDATE audit_events SET seq = 5 WHERE seq = 6",
+                "UPDATE audit_events SET seq = 6 WHERE seq = -1",
+            ],
+            "event 5 is out of order",
+        ),
+        (
+            "truncate",
+            &["DELETE FROM audit_events WHERE seq > (SELECT MAX(seq) - 2 FROM audit_events)"],
+            "truncated",
+        ),
+    ];
+    for (name, statements, expected) in tampers {
+        let copy = dir.path().join(name);
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::copy(data.join("examroom.db"), copy.join("examroom.db")).unwrap();
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", copy.join("examroom.db").display()))
+            .await
+            .unwrap();
+        for s in statements {
+            sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+        let (code, out) = verify(&copy);
+        assert_eq!(code, Some(3), "{name}: {out}");
+        assert!(out.contains(expected), "{name}: expected `{expected}` in `{out}`");
+    }
+}
+
+#[tokio::test]
+async fn dev_mode_on_postgres() {
+    let Some(url) = crate::storage::postgres_database().await else {
+        return;
+    };
+    let (_dir, mut broker) = dev_mode_flow(&[("EXAMROOM_DATABASE__URL", url.as_str())]).await;
+    assert!(broker.terminate().success());
+    broker.assert_no_panic();
+}
+
+#[tokio::test]
+async fn http_basics_in_dev_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::dev(&dir.path().join("data"), &[]);
+    let url = &broker.url;
+    let http = client();
+
+    let resp = http.get(format!("{url}/")).send().await.unwrap();
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert!(resp.headers().contains_key("x-request-id"));
+
+    assert_eq!(
+        http.get(format!("{url}/healthz")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{url}/readyz")).send().await.unwrap().status(),
+        200
+    );
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("examroom_http_requests_total"), "{metrics}");
+
+    let openapi: Value = http
+        .get(format!("{url}/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/api/v1/patient/sessions",
+        "/api/v1/me",
+        "/healthz",
+        "/readyz",
+        "/auth/login",
+        "/api/v1/audit/verify",
+    ] {
+        assert!(openapi["paths"].get(path).is_some(), "{path} documented");
+    }
+
+    // Errors are JSON with a code, for the framework's own refusals too.
+    let resp = http.get(format!("{url}/no/such/thing")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+    let resp = http
+        .post(format!("{url}/api/v1/patient/sessions"))
+        .body(vec![b'x'; 200_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "payload_too_large"
+    );
+    let resp = http
+        .get(format!("{url}/api/v1/patient/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "method_not_allowed"
+    );
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real broker binary against real components (panva oidc-provider, SQLite,
+//! PostgreSQL). One test binary, so the crate links once.
+
+mod common;
+mod config_cli;
+mod dev_mode;
+mod external_oidc;
+mod storage;

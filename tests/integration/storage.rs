@@ -1,0 +1,195 @@
+//! The same storage suite on SQLite and PostgreSQL: migrations, sessions, single-use sign-in state, and the
+//! audit chain (concurrent appends, tamper detection).
+
+use std::sync::Arc;
+
+use examroom::audit::verify::{ChainBreak, verify_stored};
+use examroom::audit::{AuditEvent, Auditor, Outcome};
+use examroom::auth::session::NewSession;
+use examroom::auth::{Role, SessionKind, Sessions};
+use examroom::ids::SubjectId;
+use examroom::store::{Db, LoginRow, now_ms};
+use secrecy::SecretString;
+use sqlx::Connection;
+
+/// A fresh PostgreSQL database on the test cluster, or `None` when no cluster is configured (allowed only
+/// outside the full test script, which sets `TEST_REQUIRE_POSTGRES`).
+pub async fn postgres_database() -> Option<String> {
+    let Ok(admin) = std::env::var("TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("TEST_REQUIRE_POSTGRES").is_err(),
+            "TEST_POSTGRES_URL is required"
+        );
+        eprintln!("TEST_POSTGRES_URL unset: skipping the PostgreSQL run (scripts/test.sh provides one)");
+        return None;
+    };
+    let name = format!("examroom_test_{}", crate::common::random());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}
+
+/// Runs `suite` against SQLite and, when available, PostgreSQL.
+async fn on_both<F, Fut>(suite: F)
+where
+    F: Fn(Db) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    suite(Db::connect(&SecretString::from(sqlite), None).await.unwrap()).await;
+    if let Some(pg) = postgres_database().await {
+        suite(Db::connect(&SecretString::from(pg), None).await.unwrap()).await;
+    }
+}
+
+fn auditor(db: &Db) -> Auditor {
+    Auditor::new(db.clone(), examroom::telemetry::Metrics::new().audit_events)
+}
+
+async fn append(a: &Auditor, n: usize) {
+    for i in 0..n {
+        a.record(
+            AuditEvent::new("test.event", format!("thing:{i}"), Outcome::Success)
+                .actor("tester", Role::Nurse),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sessions_live_expire_and_revoke() {
+    on_both(|db| async move {
+        let sessions = Sessions::new(db.clone());
+        let new = |expires_at_ms, idle: Option<i64>| NewSession {
+            kind: SessionKind::Staff,
+            subject: SubjectId::new("nurse-1"),
+            roles: vec![Role::Nurse],
+            display_name: None,
+            expires_at_ms,
+            idle_timeout_ms: idle,
+        };
+        let (s, token) = sessions
+            .create(new(now_ms() + 60_000, Some(60_000)))
+            .await
+            .unwrap();
+        let resolved = sessions.resolve(&token).await.unwrap();
+        assert_eq!(resolved.id, s.id);
+        assert_eq!(resolved.principal.roles, vec![Role::Nurse]);
+        sessions.revoke(&s.id).await.unwrap();
+        assert!(sessions.resolve(&token).await.is_err(), "revoked");
+
+        let (_, expired) = sessions.create(new(now_ms() - 1, None)).await.unwrap();
+        assert!(
+            sessions.resolve(&expired).await.is_err(),
+            "past absolute lifetime"
+        );
+
+        let (idle, idle_token) = sessions
+            .create(new(now_ms() + 60_000, Some(1_000)))
+            .await
+            .unwrap();
+        db.touch_session(idle.id.as_str(), now_ms() - 5_000)
+            .await
+            .unwrap();
+        assert!(sessions.resolve(&idle_token).await.is_err(), "idle timeout");
+
+        assert!(
+            sessions
+                .resolve(&SecretString::from("not-a-token".to_string()))
+                .await
+                .is_err()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sign_in_state_is_single_use() {
+    on_both(|db| async move {
+        let row = LoginRow {
+            state_hash: "h1".into(),
+            nonce: "n".into(),
+            pkce_verifier: "v".into(),
+            return_to: "/".into(),
+            created_at: now_ms(),
+        };
+        db.insert_login(&row).await.unwrap();
+        assert_eq!(db.take_login("h1").await.unwrap().unwrap().nonce, "n");
+        assert!(db.take_login("h1").await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_audit_appends_form_one_intact_chain() {
+    on_both(|db| async move {
+        let a = Arc::new(auditor(&db));
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move { append(&a, 10).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let summary = verify_stored(&db).await.unwrap().unwrap();
+        assert_eq!(summary.events, 40);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn audit_tampering_is_detected_on_both_backends() {
+    on_both(|db| async move {
+        append(&auditor(&db), 10).await;
+        let exec = |sql: &'static str| {
+            let db = db.clone();
+            async move { sqlx::query(sql).execute(db.pool()).await.unwrap() }
+        };
+        exec("UPDATE audit_events SET reason = 'x' WHERE seq = 3").await;
+        assert_eq!(
+            verify_stored(&db).await.unwrap(),
+            Err(ChainBreak::Edited { seq: 3 })
+        );
+        exec("UPDATE audit_events SET reason = '' WHERE seq = 3").await;
+        assert!(verify_stored(&db).await.unwrap().is_ok(), "restored");
+
+        exec("UPDATE audit_events SET seq = -1 WHERE seq = 5").await;
+        exec("UPDATE audit_events SET seq = 5 WHERE seq = 6").await;
+        exec("UPDATE audit_events SET seq = 6 WHERE seq = -1").await;
+        assert_eq!(
+            verify_stored(&db).await.unwrap(),
+            Err(ChainBreak::Reordered {
+                seq: 5,
+                belongs_at: 6
+            })
+        );
+        exec("UPDATE audit_events SET seq = -1 WHERE seq = 5").await;
+        exec("UPDATE audit_events SET seq = 5 WHERE seq = 6").await;
+        exec("UPDATE audit_events SET seq = 6 WHERE seq = -1").await;
+
+        exec("DELETE FROM audit_events WHERE seq = 9 OR seq = 10").await;
+        assert_eq!(
+            verify_stored(&db).await.unwrap(),
+            Err(ChainBreak::Truncated { last: 8, head: 10 })
+        );
+
+        exec("DELETE FROM audit_events WHERE seq = 4").await;
+        assert_eq!(
+            verify_stored(&db).await.unwrap(),
+            Err(ChainBreak::Missing {
+                expected: 4,
+                found: 5
+            })
+        );
+    })
+    .await;
+}
