@@ -269,6 +269,32 @@ async fn dev_mode_flow(env: &[(&str, &str)]) -> (tempfile::TempDir, Broker) {
     );
     assert_eq!(me(&compliance, &url, None).await.0, 401);
 
+    // No PHI or secret in the logs: the patient's name, birth date and subject, passwords, tokens.
+    let patient = creds["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "patient")
+        .unwrap();
+    let mut planted: Vec<String> = ["name", "birthdate", "sub", "password"]
+        .iter()
+        .map(|k| patient[k].as_str().unwrap().to_string())
+        .collect();
+    planted.extend([
+        id_token.clone(),
+        token.to_string(),
+        password(&creds, "nurse"),
+        emr_secret.to_string(),
+    ]);
+    let logs = broker.stderr.lines();
+    assert!(logs.len() > 10, "the broker logs its requests");
+    for needle in &planted {
+        assert!(
+            !logs.iter().any(|l| l.contains(needle.as_str())),
+            "log leaks a planted value"
+        );
+    }
+
     // The demo portal is served in dev mode.
     assert_eq!(
         http.get(format!("{url}/portal/")).send().await.unwrap().status(),
@@ -351,7 +377,15 @@ async fn dev_mode_on_postgres() {
     let Some(url) = crate::storage::postgres_database().await else {
         return;
     };
-    let (_dir, mut broker) = dev_mode_flow(&[("EXAMROOM_DATABASE__URL", url.as_str())]).await;
+    let (_dir, mut broker) = dev_mode_flow(&[
+        ("EXAMROOM_DATABASE__URL", url.as_str()),
+        ("EXAMROOM_LOGGING__FORMAT", "json"),
+    ])
+    .await;
+    for line in broker.stderr.lines() {
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        assert!(v.get("level").is_some() && v.get("message").is_some(), "{line}");
+    }
     assert!(broker.terminate().success());
     broker.assert_no_panic();
 }
@@ -413,17 +447,15 @@ async fn http_basics_in_dev_mode() {
     let resp = http.get(format!("{url}/no/such/thing")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "not_found");
-    let resp = http
-        .post(format!("{url}/api/v1/patient/sessions"))
-        .body(vec![b'x'; 200_000])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 413);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"]["code"],
-        "payload_too_large"
+    // An oversized body is refused from its Content-Length. The raw request announces `Expect: 100-continue`
+    // so the refusal arrives before any body is sent (no race with a connection reset).
+    let oversized = raw_request(
+        url,
+        "POST /api/v1/patient/sessions HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\
+         Expect: 100-continue\r\nConnection: close\r\n\r\n",
     );
+    assert!(oversized.starts_with("HTTP/1.1 413"), "{oversized}");
+    assert!(oversized.contains("payload_too_large"), "{oversized}");
     let resp = http
         .get(format!("{url}/api/v1/patient/sessions"))
         .send()
@@ -434,4 +466,14 @@ async fn http_basics_in_dev_mode() {
         resp.json::<Value>().await.unwrap()["error"]["code"],
         "method_not_allowed"
     );
+}
+
+fn raw_request(url: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
 }
