@@ -183,6 +183,17 @@ mod probe {
     }
 }
 
+/// Sends a request and parses its JSON body, for tests that only care about the body.
+pub trait SendJson {
+    fn json_body(self) -> impl std::future::Future<Output = Value>;
+}
+
+impl SendJson for reqwest::RequestBuilder {
+    async fn json_body(self) -> Value {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+}
+
 /// An HTTP client that keeps cookies and shows redirects instead of following them.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -395,12 +406,8 @@ pub async fn op_id_token(op: &OidcProvider, client_id: &str, redirect_uri: &str,
             ("client_id", client_id),
             ("code_verifier", &verifier),
         ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     tokens["id_token"]
         .as_str()
         .unwrap_or_else(|| panic!("no id_token: {tokens}"))

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::{Broker, client, location, pkce_pair};
+use crate::common::{Broker, SendJson, client, location, pkce_pair};
 
 fn credentials(data_dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(data_dir.join("dev-idp/credentials.json")).unwrap()).unwrap()
@@ -113,12 +113,8 @@ async fn portal_id_token(url: &str, pass: &str) -> String {
             ("client_id", "clinic-portal"),
             ("code_verifier", verifier.as_str()),
         ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     tokens["id_token"].as_str().unwrap().to_string()
 }
 
@@ -190,12 +186,8 @@ async fn dev_mode_flow(env: &[(&str, &str)]) -> (tempfile::TempDir, Broker) {
             ("grant_type", "client_credentials"),
             ("scope", "recording:pause-others"),
         ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let (code, body) = me(&http, &url, tokens["access_token"].as_str()).await;
     assert_eq!(code, 200);
     assert_eq!(body["roles"], serde_json::json!(["service"]));
@@ -224,12 +216,8 @@ async fn dev_mode_flow(env: &[(&str, &str)]) -> (tempfile::TempDir, Broker) {
     let (compliance, _) = staff_sign_in(&url, "compliance", &password(&creds, "compliance")).await;
     let events: Value = compliance
         .get(format!("{url}/api/v1/audit/events?limit=500"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let events = events["events"].as_array().unwrap();
     let count = |action: &str, outcome: &str| {
         events
@@ -249,12 +237,8 @@ async fn dev_mode_flow(env: &[(&str, &str)]) -> (tempfile::TempDir, Broker) {
     assert!(count("auth.patient_session", "success") >= 1);
     let verify: Value = compliance
         .get(format!("{url}/api/v1/audit/verify"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(verify["intact"], true, "{verify}");
 
     // Signing out ends the session.
@@ -424,14 +408,7 @@ async fn http_basics_in_dev_mode() {
         .unwrap();
     assert!(metrics.contains("examroom_http_requests_total"), "{metrics}");
 
-    let openapi: Value = http
-        .get(format!("{url}/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let openapi: Value = http.get(format!("{url}/api/v1/openapi.json")).json_body().await;
     for path in [
         "/api/v1/patient/sessions",
         "/api/v1/me",

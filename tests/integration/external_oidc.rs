@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, Header};
 use serde_json::{Value, json};
 
 use crate::common::{
-    Broker, OidcProvider, TestKey, client, free_port, location, op_id_token, op_interactions,
+    Broker, OidcProvider, SendJson, TestKey, client, free_port, location, op_id_token, op_interactions,
 };
 
 const PORTAL_REDIRECT: &str = "http://127.0.0.1:9/portal-callback";
@@ -154,14 +154,7 @@ async fn external_provider_sign_in_token_flows_and_attack_suite() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
-    let me: Value = http
-        .get(format!("{url}/api/v1/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = http.get(format!("{url}/api/v1/me")).json_body().await;
     assert_eq!(me["roles"], json!(["nurse"]));
     // The callback's state is single-use.
     assert_eq!(http.get(&back).send().await.unwrap().status(), 400);
@@ -180,12 +173,8 @@ async fn external_provider_sign_in_token_flows_and_attack_suite() {
             ("scope", "recording:pause-others"),
             ("resource", "urn:examroom:api"),
         ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let access_token = tokens["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("{tokens}"))
@@ -193,12 +182,8 @@ async fn external_provider_sign_in_token_flows_and_attack_suite() {
     let me: Value = client()
         .get(format!("{url}/api/v1/me"))
         .bearer_auth(&access_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(me["roles"], json!(["service"]));
     assert_eq!(me["scopes"], json!(["recording:pause-others"]));
 
