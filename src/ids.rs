@@ -74,6 +74,11 @@ opaque_id!(
     SessionId
 );
 
+opaque_id!(
+    /// A patient's chat with the clinic, from the waiting room to the end of the visit.
+    ConversationId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

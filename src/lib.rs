@@ -10,6 +10,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod crypto;
 pub mod dev;
 pub mod dev_idp;
 pub mod http;
@@ -18,6 +19,7 @@ pub mod pii;
 pub mod policy;
 pub mod store;
 pub mod telemetry;
+pub mod waiting_room;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,0 +1,212 @@
+//! Envelope encryption of data at rest. Each protected object (a conversation's messages; later, a recording)
+//! gets its own random data key; the data key is stored only wrapped (AES-256-GCM) by a key-encryption key
+//! (KEK) from the keyring, under the KEK's id, so KEKs can rotate while old objects stay readable. Associated
+//! data binds every ciphertext to where it belongs, so a ciphertext moved to another row does not decrypt.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+const NONCE_LEN: usize = 12;
+/// Version byte leading every sealed value, so the format can change without ambiguity.
+const FORMAT_V1: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("key-encryption key `{0}` is not in the keyring")]
+    UnknownKek(String),
+    #[error("ciphertext is malformed")]
+    Malformed,
+    #[error("decryption failed (wrong key or tampered data)")]
+    Decrypt,
+    #[error("keyring: {0}")]
+    Keyring(String),
+}
+
+/// Key-encryption keys by id; the first is used to wrap new data keys.
+pub struct Keyring {
+    current: String,
+    keks: HashMap<String, Zeroizing<[u8; 32]>>,
+}
+
+/// A data key in memory; it zeroes itself when dropped.
+pub struct DataKey(Zeroizing<[u8; 32]>);
+
+impl Keyring {
+    /// Loads KEK files (32 bytes as hex, one per file); the first is current. In dev mode the data
+    /// directory's `keys/kek.hex` is generated on first start.
+    pub fn load(files: &[std::path::PathBuf]) -> Result<Self, CryptoError> {
+        let mut keks = HashMap::new();
+        let mut current = None;
+        for path in files {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CryptoError::Keyring(format!("{}: {e}", path.display())))?;
+            let bytes = hex::decode(text.trim())
+                .ok()
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| {
+                    CryptoError::Keyring(format!("{} must hold 32 bytes as hex", path.display()))
+                })?;
+            let mut key = Zeroizing::new([0u8; 32]);
+            key.copy_from_slice(&bytes);
+            let id = hex::encode(&Sha256::digest(key.as_slice())[..6]);
+            current.get_or_insert_with(|| id.clone());
+            keks.insert(id, key);
+        }
+        let current =
+            current.ok_or_else(|| CryptoError::Keyring("no key-encryption key configured".into()))?;
+        Ok(Self { current, keks })
+    }
+
+    /// Creates a KEK file with a fresh random key unless it exists (dev mode and first start).
+    pub fn create_key_file(path: &Path) -> Result<(), CryptoError> {
+        if path.exists() {
+            return Ok(());
+        }
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| CryptoError::Keyring(e.to_string()))?;
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(key.as_mut_slice());
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| CryptoError::Keyring(format!("{}: {e}", path.display())))?;
+        f.write_all(hex::encode(key.as_slice()).as_bytes())
+            .map_err(|e| CryptoError::Keyring(e.to_string()))
+    }
+
+    /// A new data key and its wrapped form `(kek_id, wrapped)` for storage.
+    pub fn new_data_key(&self, context: &str) -> Result<(DataKey, String, String), CryptoError> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(key.as_mut_slice());
+        let kek = self
+            .keks
+            .get(&self.current)
+            .ok_or_else(|| CryptoError::UnknownKek(self.current.clone()))?;
+        let wrapped = seal(kek, key.as_slice(), context.as_bytes())?;
+        Ok((DataKey(key), self.current.clone(), wrapped))
+    }
+
+    pub fn unwrap_data_key(
+        &self,
+        kek_id: &str,
+        wrapped: &str,
+        context: &str,
+    ) -> Result<DataKey, CryptoError> {
+        let kek = self
+            .keks
+            .get(kek_id)
+            .ok_or_else(|| CryptoError::UnknownKek(kek_id.to_string()))?;
+        let plain = Zeroizing::new(open(kek, wrapped, context.as_bytes())?);
+        let mut key = Zeroizing::new([0u8; 32]);
+        if plain.len() != 32 {
+            return Err(CryptoError::Malformed);
+        }
+        key.copy_from_slice(&plain);
+        Ok(DataKey(key))
+    }
+}
+
+impl DataKey {
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<String, CryptoError> {
+        seal(&self.0, plaintext, aad)
+    }
+    pub fn open(&self, sealed: &str, aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        open(&self.0, sealed, aad)
+    }
+}
+
+/// `base64(version || nonce || ciphertext+tag)`; TEXT so the same column type works on SQLite and PostgreSQL.
+fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Result<String, CryptoError> {
+    let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| CryptoError::Malformed)?;
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let ct = cipher
+        .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad })
+        .map_err(|_| CryptoError::Malformed)?;
+    let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
+    out.push(FORMAT_V1);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(STANDARD.encode(out))
+}
+
+fn open(key: &[u8; 32], sealed: &str, aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let raw = STANDARD.decode(sealed).map_err(|_| CryptoError::Malformed)?;
+    if raw.len() < 1 + NONCE_LEN + 16 || raw[0] != FORMAT_V1 {
+        return Err(CryptoError::Malformed);
+    }
+    let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| CryptoError::Malformed)?;
+    let nonce: [u8; NONCE_LEN] = raw[1..1 + NONCE_LEN]
+        .try_into()
+        .map_err(|_| CryptoError::Malformed)?;
+    cipher
+        .decrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: &raw[1 + NONCE_LEN..],
+                aad,
+            },
+        )
+        .map_err(|_| CryptoError::Decrypt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyring(dir: &Path, names: &[&str]) -> Keyring {
+        let files: Vec<_> = names.iter().map(|n| dir.join(n)).collect();
+        for f in &files {
+            Keyring::create_key_file(f).unwrap();
+        }
+        Keyring::load(&files).unwrap()
+    }
+
+    #[test]
+    fn envelope_round_trip_and_binding() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = keyring(dir.path(), &["a.hex"]);
+        let (key, kek_id, wrapped) = ring.new_data_key("conversation:c1").unwrap();
+        let sealed = key.seal(b"chest pain since noon", b"c1|1").unwrap();
+        assert!(!sealed.contains("chest"));
+        let again = ring
+            .unwrap_data_key(&kek_id, &wrapped, "conversation:c1")
+            .unwrap();
+        assert_eq!(again.open(&sealed, b"c1|1").unwrap(), b"chest pain since noon");
+        assert!(again.open(&sealed, b"c1|2").is_err(), "moved to another row");
+        assert!(
+            ring.unwrap_data_key(&kek_id, &wrapped, "conversation:c2")
+                .is_err(),
+            "key of another object"
+        );
+    }
+
+    #[test]
+    fn old_keks_still_unwrap_after_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = keyring(dir.path(), &["old.hex"]);
+        let (_, kek_id, wrapped) = old.new_data_key("x").unwrap();
+        let rotated = keyring(dir.path(), &["new.hex", "old.hex"]);
+        assert!(rotated.unwrap_data_key(&kek_id, &wrapped, "x").is_ok());
+        let (_, new_id, _) = rotated.new_data_key("y").unwrap();
+        assert_ne!(new_id, kek_id);
+        let without_old = keyring(dir.path(), &["new.hex"]);
+        assert!(matches!(
+            without_old.unwrap_data_key(&kek_id, &wrapped, "x"),
+            Err(CryptoError::UnknownKek(_))
+        ));
+    }
+}

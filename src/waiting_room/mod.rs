@@ -1,0 +1,566 @@
+//! The waiting room and routing core: queues of conversations waiting for a nurse, nurse presence, offers,
+//! wrap-up, positions and estimated waits, reassurance prompts. A state machine with injected time: events and
+//! `now` go in, [`Effect`]s come out; a driver (`messaging::live`) owns sockets and timers. No I/O here, so
+//! every rule is unit-tested without a server or sleeping.
+
+mod eta;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::ids::{ConversationId, SubjectId};
+
+pub use eta::estimate_wait;
+
+/// Milliseconds since the Unix epoch; the only clock this module knows.
+pub type Millis = i64;
+
+#[derive(Debug, Clone)]
+pub struct Reassurance {
+    pub after_seconds: u64,
+    /// Repeat every so often after the first; `None` shows it once.
+    pub every_seconds: Option<u64>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    pub name: String,
+    /// Skills a nurse needs to be offered this queue's conversations.
+    pub skills: Vec<String>,
+    /// Higher first; emergencies add [`EMERGENCY_BOOST`].
+    pub priority: i64,
+    pub reassurance: Vec<Reassurance>,
+    /// After this wait the patient is offered to leave a message for a call back.
+    pub max_wait_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoutingSpec {
+    pub offer_timeout_ms: Millis,
+    pub wrap_up_ms: Millis,
+    pub max_chats_per_nurse: usize,
+    /// Handle time assumed before a queue has history.
+    pub default_handle_ms: Millis,
+}
+
+/// Priority added to a conversation that mentions emergency symptoms.
+pub const EMERGENCY_BOOST: i64 = 1000;
+/// How many recent handle times feed the estimate.
+const HANDLE_HISTORY: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    Ready,
+    Busy,
+    WrapUp,
+    Away,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferEnd {
+    Expired,
+    Declined,
+    /// The conversation left the queue (the patient gave up) while offered.
+    Cancelled,
+    /// The nurse went away or disconnected.
+    NurseUnavailable,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Offer {
+        nurse: SubjectId,
+        conversation: ConversationId,
+        expires_at: Millis,
+    },
+    OfferEnded {
+        nurse: SubjectId,
+        conversation: ConversationId,
+        reason: OfferEnd,
+    },
+    Assigned {
+        nurse: SubjectId,
+        conversation: ConversationId,
+    },
+    Position {
+        conversation: ConversationId,
+        position: usize,
+        eta_seconds: Option<u64>,
+    },
+    Reassure {
+        conversation: ConversationId,
+        text: String,
+    },
+    MaxWaitReached {
+        conversation: ConversationId,
+    },
+    NurseState {
+        nurse: SubjectId,
+        state: Presence,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoutingError {
+    #[error("unknown queue `{0}`")]
+    UnknownQueue(String),
+    #[error("no open offer of this conversation to this nurse")]
+    NoSuchOffer,
+    #[error("the conversation is not assigned to this nurse")]
+    NotAssigned,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    conversation: ConversationId,
+    queue: String,
+    priority: i64,
+    enqueued_at: Millis,
+    reassured: usize,
+    next_reassurance_at: Option<Millis>,
+    max_wait_notified: bool,
+    last_position: Option<(usize, Option<u64>)>,
+    /// Nurses who declined, and until when they are skipped for it.
+    declined: HashMap<SubjectId, Millis>,
+}
+
+#[derive(Debug, Default)]
+struct Nurse {
+    available: bool,
+    skills: HashSet<String>,
+    active: HashSet<ConversationId>,
+    wrap_up_until: Option<Millis>,
+    offer: Option<(ConversationId, Millis)>,
+    last_state: Option<Presence>,
+}
+
+/// The whole routing state of one broker node.
+pub struct WaitingRoom {
+    queues: HashMap<String, QueueSpec>,
+    spec: RoutingSpec,
+    waiting: Vec<Waiting>,
+    nurses: HashMap<SubjectId, Nurse>,
+    handle_times: HashMap<String, VecDeque<Millis>>,
+}
+
+impl WaitingRoom {
+    pub fn new(queues: Vec<QueueSpec>, spec: RoutingSpec) -> Self {
+        Self {
+            queues: queues.into_iter().map(|q| (q.name.clone(), q)).collect(),
+            spec,
+            waiting: Vec::new(),
+            nurses: HashMap::new(),
+            handle_times: HashMap::new(),
+        }
+    }
+
+    pub fn queue(&self, name: &str) -> Option<&QueueSpec> {
+        self.queues.get(name)
+    }
+
+    /// A conversation enters its queue (new, or restored after a restart with its original `enqueued_at`).
+    pub fn enqueue(
+        &mut self,
+        conversation: ConversationId,
+        queue: &str,
+        boost: i64,
+        enqueued_at: Millis,
+        now: Millis,
+    ) -> Result<Vec<Effect>, RoutingError> {
+        let spec = self
+            .queues
+            .get(queue)
+            .ok_or_else(|| RoutingError::UnknownQueue(queue.to_string()))?;
+        if !self.waiting.iter().any(|w| w.conversation == conversation) {
+            let first = spec
+                .reassurance
+                .first()
+                .map(|r| enqueued_at + r.after_seconds as Millis * 1000);
+            self.waiting.push(Waiting {
+                conversation,
+                queue: queue.to_string(),
+                priority: spec.priority + boost,
+                enqueued_at,
+                reassured: 0,
+                next_reassurance_at: first,
+                max_wait_notified: false,
+                last_position: None,
+                declined: HashMap::new(),
+            });
+        }
+        Ok(self.settle(now))
+    }
+
+    /// Raises a waiting conversation's priority (emergency symptoms mentioned).
+    pub fn boost(&mut self, conversation: &ConversationId, now: Millis) -> Vec<Effect> {
+        if let Some(w) = self.waiting.iter_mut().find(|w| &w.conversation == conversation)
+            && w.priority < EMERGENCY_BOOST
+        {
+            w.priority += EMERGENCY_BOOST;
+        }
+        self.settle(now)
+    }
+
+    /// The conversation leaves the waiting room without a nurse (patient left, expired, call back chosen).
+    pub fn cancel(&mut self, conversation: &ConversationId, now: Millis) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        self.waiting.retain(|w| &w.conversation != conversation);
+        for (id, nurse) in &mut self.nurses {
+            if nurse.offer.as_ref().is_some_and(|(c, _)| c == conversation) {
+                nurse.offer = None;
+                effects.push(Effect::OfferEnded {
+                    nurse: id.clone(),
+                    conversation: conversation.clone(),
+                    reason: OfferEnd::Cancelled,
+                });
+            }
+        }
+        effects.extend(self.settle(now));
+        effects
+    }
+
+    /// A nurse goes ready (`true`) or away (`false`); her skills come from her identity.
+    pub fn set_available(
+        &mut self,
+        nurse: &SubjectId,
+        skills: &[String],
+        available: bool,
+        now: Millis,
+    ) -> Vec<Effect> {
+        let n = self.nurses.entry(nurse.clone()).or_default();
+        n.available = available;
+        n.skills = skills.iter().cloned().collect();
+        let mut effects = Vec::new();
+        if !available && let Some((conversation, _)) = n.offer.take() {
+            effects.push(Effect::OfferEnded {
+                nurse: nurse.clone(),
+                conversation,
+                reason: OfferEnd::NurseUnavailable,
+            });
+        }
+        effects.extend(self.settle(now));
+        effects
+    }
+
+    /// After a restart: the nurse already holds this conversation.
+    pub fn restore_assignment(&mut self, nurse: &SubjectId, conversation: ConversationId) {
+        self.nurses
+            .entry(nurse.clone())
+            .or_default()
+            .active
+            .insert(conversation);
+    }
+
+    pub fn accept(
+        &mut self,
+        nurse: &SubjectId,
+        conversation: &ConversationId,
+        now: Millis,
+    ) -> Result<Vec<Effect>, RoutingError> {
+        let n = self.nurses.get_mut(nurse).ok_or(RoutingError::NoSuchOffer)?;
+        match &n.offer {
+            Some((c, expires)) if c == conversation && *expires > now => {}
+            _ => return Err(RoutingError::NoSuchOffer),
+        }
+        n.offer = None;
+        n.active.insert(conversation.clone());
+        self.waiting.retain(|w| &w.conversation != conversation);
+        let mut effects = vec![Effect::Assigned {
+            nurse: nurse.clone(),
+            conversation: conversation.clone(),
+        }];
+        effects.extend(self.settle(now));
+        Ok(effects)
+    }
+
+    pub fn decline(
+        &mut self,
+        nurse: &SubjectId,
+        conversation: &ConversationId,
+        now: Millis,
+    ) -> Result<Vec<Effect>, RoutingError> {
+        let n = self.nurses.get_mut(nurse).ok_or(RoutingError::NoSuchOffer)?;
+        if !n.offer.as_ref().is_some_and(|(c, _)| c == conversation) {
+            return Err(RoutingError::NoSuchOffer);
+        }
+        n.offer = None;
+        self.skip_for_a_while(nurse, conversation, now);
+        let mut effects = vec![Effect::OfferEnded {
+            nurse: nurse.clone(),
+            conversation: conversation.clone(),
+            reason: OfferEnd::Declined,
+        }];
+        effects.extend(self.settle(now));
+        Ok(effects)
+    }
+
+    /// The nurse ends a chat: its handle time feeds the estimates, and she enters wrap-up.
+    pub fn finish(
+        &mut self,
+        nurse: &SubjectId,
+        conversation: &ConversationId,
+        queue: &str,
+        handled_ms: Millis,
+        now: Millis,
+    ) -> Result<Vec<Effect>, RoutingError> {
+        let wrap_up = self.spec.wrap_up_ms;
+        let n = self.nurses.get_mut(nurse).ok_or(RoutingError::NotAssigned)?;
+        if !n.active.remove(conversation) {
+            return Err(RoutingError::NotAssigned);
+        }
+        if wrap_up > 0 {
+            n.wrap_up_until = Some(now + wrap_up);
+        }
+        let history = self.handle_times.entry(queue.to_string()).or_default();
+        history.push_back(handled_ms.max(0));
+        if history.len() > HANDLE_HISTORY {
+            history.pop_front();
+        }
+        Ok(self.settle(now))
+    }
+
+    /// Seeds handle-time history at start-up from recently closed conversations.
+    pub fn record_handle_time(&mut self, queue: &str, handled_ms: Millis) {
+        let history = self.handle_times.entry(queue.to_string()).or_default();
+        history.push_back(handled_ms.max(0));
+        if history.len() > HANDLE_HISTORY {
+            history.pop_front();
+        }
+    }
+
+    /// Timers: offer expiry, end of wrap-up, reassurance prompts, maximum wait.
+    pub fn tick(&mut self, now: Millis) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let mut expired = Vec::new();
+        for (id, nurse) in &mut self.nurses {
+            if let Some((conversation, expires)) = &nurse.offer
+                && *expires <= now
+            {
+                expired.push((id.clone(), conversation.clone()));
+                nurse.offer = None;
+            }
+            if nurse.wrap_up_until.is_some_and(|t| t <= now) {
+                nurse.wrap_up_until = None;
+            }
+        }
+        for (nurse, conversation) in expired {
+            self.skip_for_a_while(&nurse, &conversation, now);
+            effects.push(Effect::OfferEnded {
+                nurse,
+                conversation,
+                reason: OfferEnd::Expired,
+            });
+        }
+        for w in &mut self.waiting {
+            let spec = &self.queues[&w.queue];
+            while let Some(at) = w.next_reassurance_at.filter(|at| *at <= now) {
+                let rule = &spec.reassurance[w.reassured.min(spec.reassurance.len() - 1)];
+                effects.push(Effect::Reassure {
+                    conversation: w.conversation.clone(),
+                    text: rule.text.clone(),
+                });
+                w.reassured += 1;
+                w.next_reassurance_at = match spec.reassurance.get(w.reassured) {
+                    Some(next) => Some(w.enqueued_at + next.after_seconds as Millis * 1000),
+                    None => rule.every_seconds.map(|e| at + e.max(1) as Millis * 1000),
+                };
+                if w.reassured >= spec.reassurance.len() {
+                    w.reassured = spec.reassurance.len();
+                }
+            }
+            if let Some(max) = spec.max_wait_seconds
+                && !w.max_wait_notified
+                && now - w.enqueued_at >= max as Millis * 1000
+            {
+                w.max_wait_notified = true;
+                effects.push(Effect::MaxWaitReached {
+                    conversation: w.conversation.clone(),
+                });
+            }
+        }
+        effects.extend(self.settle(now));
+        effects
+    }
+
+    pub fn presence(&self, nurse: &SubjectId, now: Millis) -> Presence {
+        self.nurses
+            .get(nurse)
+            .map(|n| self.state_of(n, now))
+            .unwrap_or(Presence::Away)
+    }
+
+    /// Queue statistics for supervisors: waiting count, longest wait, staffed and ready nurses.
+    pub fn stats(&self, now: Millis) -> Vec<QueueStats> {
+        let mut names: Vec<&String> = self.queues.keys().collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|q| {
+                let waiting: Vec<&Waiting> = self.waiting.iter().filter(|w| &w.queue == q).collect();
+                let eligible = self.nurses.values().filter(|n| self.has_skills(n, q));
+                let (mut staffed, mut ready) = (0, 0);
+                for n in eligible {
+                    match self.state_of(n, now) {
+                        Presence::Away => {}
+                        Presence::Ready => {
+                            staffed += 1;
+                            ready += 1
+                        }
+                        _ => staffed += 1,
+                    }
+                }
+                QueueStats {
+                    queue: q.clone(),
+                    waiting: waiting.len(),
+                    longest_wait_seconds: waiting
+                        .iter()
+                        .map(|w| (now - w.enqueued_at).max(0) / 1000)
+                        .max()
+                        .unwrap_or(0) as u64,
+                    staffed_nurses: staffed,
+                    ready_nurses: ready,
+                    average_handle_seconds: self.average_handle_ms(q) as u64 / 1000,
+                }
+            })
+            .collect()
+    }
+
+    fn skip_for_a_while(&mut self, nurse: &SubjectId, conversation: &ConversationId, now: Millis) {
+        if let Some(w) = self.waiting.iter_mut().find(|w| &w.conversation == conversation) {
+            w.declined.insert(nurse.clone(), now + self.spec.offer_timeout_ms);
+        }
+    }
+
+    fn state_of(&self, n: &Nurse, now: Millis) -> Presence {
+        if !n.available {
+            Presence::Away
+        } else if n.wrap_up_until.is_some_and(|t| t > now) {
+            Presence::WrapUp
+        } else if n.active.len() >= self.spec.max_chats_per_nurse {
+            Presence::Busy
+        } else {
+            Presence::Ready
+        }
+    }
+
+    fn has_skills(&self, n: &Nurse, queue: &str) -> bool {
+        self.queues
+            .get(queue)
+            .is_some_and(|q| q.skills.iter().all(|s| n.skills.contains(s)))
+    }
+
+    fn average_handle_ms(&self, queue: &str) -> Millis {
+        match self.handle_times.get(queue) {
+            Some(h) if !h.is_empty() => h.iter().sum::<Millis>() / h.len() as Millis,
+            _ => self.spec.default_handle_ms,
+        }
+    }
+
+    /// Waiting conversations in service order: priority, then longest wait.
+    fn order(&mut self) {
+        self.waiting.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.enqueued_at.cmp(&b.enqueued_at))
+        });
+    }
+
+    /// Offers waiting conversations to ready nurses, then reports changed positions and nurse states.
+    fn settle(&mut self, now: Millis) -> Vec<Effect> {
+        self.order();
+        let mut effects = Vec::new();
+        let offered: HashSet<ConversationId> = self
+            .nurses
+            .values()
+            .filter_map(|n| n.offer.as_ref().map(|(c, _)| c.clone()))
+            .collect();
+        for i in 0..self.waiting.len() {
+            let w = &self.waiting[i];
+            if offered.contains(&w.conversation) {
+                continue;
+            }
+            // The ready nurse with the fewest chats, then by id for determinism.
+            let mut candidates: Vec<(&SubjectId, &Nurse)> = self
+                .nurses
+                .iter()
+                .filter(|(id, n)| {
+                    n.offer.is_none()
+                        && self.state_of(n, now) == Presence::Ready
+                        && self.has_skills(n, &w.queue)
+                        && w.declined.get(*id).is_none_or(|until| *until <= now)
+                })
+                .collect();
+            candidates.sort_by(|a, b| a.1.active.len().cmp(&b.1.active.len()).then(a.0.cmp(b.0)));
+            if let Some((id, _)) = candidates.first() {
+                let id = (*id).clone();
+                let expires_at = now + self.spec.offer_timeout_ms;
+                let conversation = w.conversation.clone();
+                self.nurses.get_mut(&id).expect("candidate exists").offer =
+                    Some((conversation.clone(), expires_at));
+                effects.push(Effect::Offer {
+                    nurse: id,
+                    conversation,
+                    expires_at,
+                });
+            }
+        }
+        effects.extend(self.positions(now));
+        let states: Vec<(SubjectId, Presence)> = self
+            .nurses
+            .iter()
+            .map(|(id, n)| (id.clone(), self.state_of(n, now)))
+            .collect();
+        for (id, state) in states {
+            let n = self.nurses.get_mut(&id).expect("listed");
+            if n.last_state != Some(state) {
+                n.last_state = Some(state);
+                effects.push(Effect::NurseState { nurse: id, state });
+            }
+        }
+        effects
+    }
+
+    fn positions(&mut self, now: Millis) -> Vec<Effect> {
+        let mut per_queue: HashMap<String, usize> = HashMap::new();
+        let mut updates = Vec::new();
+        for i in 0..self.waiting.len() {
+            let queue = self.waiting[i].queue.clone();
+            let position = {
+                let p = per_queue.entry(queue.clone()).or_insert(0);
+                *p += 1;
+                *p
+            };
+            let staffed = self
+                .nurses
+                .values()
+                .filter(|n| self.has_skills(n, &queue) && self.state_of(n, now) != Presence::Away)
+                .count();
+            let eta = estimate_wait(position, staffed, self.average_handle_ms(&queue));
+            let w = &mut self.waiting[i];
+            if w.last_position != Some((position, eta)) {
+                w.last_position = Some((position, eta));
+                updates.push(Effect::Position {
+                    conversation: w.conversation.clone(),
+                    position,
+                    eta_seconds: eta,
+                });
+            }
+        }
+        updates
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueueStats {
+    pub queue: String,
+    pub waiting: usize,
+    pub longest_wait_seconds: u64,
+    pub staffed_nurses: usize,
+    pub ready_nurses: usize,
+    pub average_handle_seconds: u64,
+}
+
+#[cfg(test)]
+mod tests;

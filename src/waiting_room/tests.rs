@@ -1,0 +1,226 @@
+use super::*;
+
+fn conv(n: u32) -> ConversationId {
+    ConversationId::new(format!("c{n}"))
+}
+fn nurse(n: &str) -> SubjectId {
+    SubjectId::new(n)
+}
+
+fn room() -> WaitingRoom {
+    WaitingRoom::new(
+        vec![
+            QueueSpec {
+                name: "triage".into(),
+                skills: vec![],
+                priority: 0,
+                reassurance: vec![
+                    Reassurance {
+                        after_seconds: 30,
+                        every_seconds: None,
+                        text: "Thanks for waiting".into(),
+                    },
+                    Reassurance {
+                        after_seconds: 90,
+                        every_seconds: Some(60),
+                        text: "Still here".into(),
+                    },
+                ],
+                max_wait_seconds: Some(600),
+            },
+            QueueSpec {
+                name: "spanish".into(),
+                skills: vec!["es".into()],
+                priority: 0,
+                reassurance: vec![],
+                max_wait_seconds: None,
+            },
+        ],
+        RoutingSpec {
+            offer_timeout_ms: 20_000,
+            wrap_up_ms: 60_000,
+            max_chats_per_nurse: 2,
+            default_handle_ms: 300_000,
+        },
+    )
+}
+
+fn offers(effects: &[Effect]) -> Vec<(SubjectId, ConversationId)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Offer {
+                nurse, conversation, ..
+            } => Some((nurse.clone(), conversation.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn positions(effects: &[Effect]) -> Vec<(ConversationId, usize, Option<u64>)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Position {
+                conversation,
+                position,
+                eta_seconds,
+            } => Some((conversation.clone(), *position, *eta_seconds)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn offers_longest_waiting_first_then_priority_wins() {
+    let mut r = room();
+    r.enqueue(conv(1), "triage", 0, 1_000, 1_000).unwrap();
+    r.enqueue(conv(2), "triage", 0, 2_000, 2_000).unwrap();
+    r.enqueue(conv(3), "triage", 0, 3_000, 3_000).unwrap();
+    r.boost(&conv(3), 3_500);
+    let e = r.set_available(&nurse("n1"), &[], true, 4_000);
+    assert_eq!(offers(&e), vec![(nurse("n1"), conv(3))], "the emergency first");
+    let e = r.accept(&nurse("n1"), &conv(3), 4_100).unwrap();
+    assert_eq!(
+        offers(&e),
+        vec![(nurse("n1"), conv(1))],
+        "then the longest waiting"
+    );
+}
+
+#[test]
+fn skills_route_to_matching_nurses_only() {
+    let mut r = room();
+    r.set_available(&nurse("n1"), &[], true, 0);
+    let e = r.enqueue(conv(1), "spanish", 0, 10, 10).unwrap();
+    assert!(offers(&e).is_empty(), "n1 lacks the skill");
+    let e = r.set_available(&nurse("n2"), &["es".into()], true, 20);
+    assert_eq!(offers(&e), vec![(nurse("n2"), conv(1))]);
+}
+
+#[test]
+fn positions_and_eta_update_as_the_queue_moves() {
+    let mut r = room();
+    let e = r.enqueue(conv(1), "triage", 0, 0, 0).unwrap();
+    assert_eq!(
+        positions(&e),
+        vec![(conv(1), 1, None)],
+        "nobody staffs the queue yet"
+    );
+    r.enqueue(conv(2), "triage", 0, 1, 1).unwrap();
+    r.enqueue(conv(3), "triage", 0, 2, 2).unwrap();
+    // A nurse who is busy with two chats staffs the queue without being offered anything.
+    r.restore_assignment(&nurse("n1"), conv(8));
+    r.restore_assignment(&nurse("n1"), conv(9));
+    let e = r.set_available(&nurse("n1"), &[], true, 3);
+    assert!(offers(&e).is_empty());
+    assert_eq!(
+        positions(&e),
+        vec![
+            (conv(1), 1, Some(0)),
+            (conv(2), 2, Some(300)),
+            (conv(3), 3, Some(600))
+        ]
+    );
+    // Handle times shorten the estimate; the first patient leaving moves everybody up.
+    r.finish(&nurse("n1"), &conv(8), "triage", 120_000, 10).unwrap();
+    let e = r.cancel(&conv(1), 11);
+    assert!(positions(&e).contains(&(conv(2), 1, Some(0))));
+}
+
+#[test]
+fn declined_and_expired_offers_go_back_in_place() {
+    let mut r = room();
+    r.enqueue(conv(1), "triage", 0, 0, 0).unwrap();
+    r.enqueue(conv(2), "triage", 0, 5, 5).unwrap();
+    r.set_available(&nurse("n1"), &[], true, 10);
+    let e = r.decline(&nurse("n1"), &conv(1), 20).unwrap();
+    assert!(e.contains(&Effect::OfferEnded {
+        nurse: nurse("n1"),
+        conversation: conv(1),
+        reason: OfferEnd::Declined
+    }));
+    assert_eq!(
+        offers(&e),
+        vec![(nurse("n1"), conv(2))],
+        "n1 is skipped for c1 for a while"
+    );
+    // The offer of c2 times out; c1's skip has lapsed by then, so c1 (still first in line) is offered.
+    let e = r.tick(20 + 20_000);
+    assert!(e.contains(&Effect::OfferEnded {
+        nurse: nurse("n1"),
+        conversation: conv(2),
+        reason: OfferEnd::Expired
+    }));
+    assert_eq!(offers(&e), vec![(nurse("n1"), conv(1))]);
+    assert_eq!(
+        r.accept(&nurse("n1"), &conv(2), 20_050),
+        Err(RoutingError::NoSuchOffer)
+    );
+}
+
+#[test]
+fn wrap_up_blocks_offers_until_it_ends() {
+    let mut r = room();
+    r.set_available(&nurse("n1"), &[], true, 0);
+    r.enqueue(conv(1), "triage", 0, 0, 0).unwrap();
+    r.accept(&nurse("n1"), &conv(1), 1).unwrap();
+    let e = r.finish(&nurse("n1"), &conv(1), "triage", 1_000, 1_000).unwrap();
+    assert!(e.contains(&Effect::NurseState {
+        nurse: nurse("n1"),
+        state: Presence::WrapUp
+    }));
+    let e = r.enqueue(conv(2), "triage", 0, 2_000, 2_000).unwrap();
+    assert!(offers(&e).is_empty(), "no offers during wrap-up");
+    let e = r.tick(61_000);
+    assert_eq!(offers(&e), vec![(nurse("n1"), conv(2))]);
+}
+
+#[test]
+fn chat_limit_makes_a_nurse_busy() {
+    let mut r = room();
+    r.set_available(&nurse("n1"), &[], true, 0);
+    for i in 1..=3 {
+        r.enqueue(conv(i), "triage", 0, i as i64, i as i64).unwrap();
+    }
+    r.accept(&nurse("n1"), &conv(1), 10).unwrap();
+    let e = r.accept(&nurse("n1"), &conv(2), 11).unwrap();
+    assert!(e.contains(&Effect::NurseState {
+        nurse: nurse("n1"),
+        state: Presence::Busy
+    }));
+    assert!(offers(&e).is_empty());
+}
+
+#[test]
+fn reassurance_follows_its_schedule_and_max_wait_is_reported_once() {
+    let mut r = room();
+    r.enqueue(conv(1), "triage", 0, 0, 0).unwrap();
+    let texts = |e: &[Effect]| e.iter().filter(|x| matches!(x, Effect::Reassure { .. })).count();
+    assert_eq!(texts(&r.tick(29_000)), 0);
+    assert_eq!(texts(&r.tick(30_000)), 1);
+    assert_eq!(texts(&r.tick(89_000)), 0);
+    assert_eq!(texts(&r.tick(90_000)), 1);
+    assert_eq!(texts(&r.tick(150_000)), 1, "then every 60 s");
+    let e = r.tick(600_000);
+    assert!(e.contains(&Effect::MaxWaitReached {
+        conversation: conv(1)
+    }));
+    assert!(!r.tick(601_000).contains(&Effect::MaxWaitReached {
+        conversation: conv(1)
+    }));
+}
+
+#[test]
+fn going_away_withdraws_the_offer() {
+    let mut r = room();
+    r.set_available(&nurse("n1"), &[], true, 0);
+    r.enqueue(conv(1), "triage", 0, 0, 0).unwrap();
+    let e = r.set_available(&nurse("n1"), &[], false, 5);
+    assert!(e.contains(&Effect::OfferEnded {
+        nurse: nurse("n1"),
+        conversation: conv(1),
+        reason: OfferEnd::NurseUnavailable
+    }));
+    assert_eq!(r.presence(&nurse("n1"), 5), Presence::Away);
+}
