@@ -13,6 +13,7 @@ use crate::auth::{Principal, Sessions};
 use crate::config::{Config, load::read_secret_file};
 use crate::dev_idp::DevIdp;
 use crate::ids::RequestId;
+use crate::messaging::Messaging;
 use crate::policy::{AccessPolicy, Denial, Grant, Resource};
 use crate::store::Db;
 use crate::telemetry::Metrics;
@@ -36,6 +37,8 @@ pub struct App {
     pub patient_tokens: TokenVerifier,
     /// Verifies client-credentials access tokens of integrations, when configured.
     pub service_tokens: Option<TokenVerifier>,
+    /// Chat, waiting room and routing.
+    pub messaging: Arc<Messaging>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// The development provider, only under `examroom dev`.
@@ -108,7 +111,11 @@ impl App {
             )
         });
 
+        let messaging = Arc::new(Messaging::new(&config, db.clone()).context("messaging.kek_files")?);
+        messaging.restore().await.context("restoring the waiting room")?;
+
         Ok(Self {
+            messaging,
             sessions: Sessions::new(db.clone()),
             config,
             db,

@@ -15,6 +15,7 @@ pub mod dev;
 pub mod dev_idp;
 pub mod http;
 pub mod ids;
+pub mod messaging;
 pub mod pii;
 pub mod policy;
 pub mod store;
@@ -37,6 +38,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let housekeeping = tokio::spawn(housekeeping(app.clone(), stop_rx.clone()));
+    let timers = tokio::spawn(app.messaging.clone().run_timers(stop_rx.clone()));
     let grace = Duration::from_secs(app.config.server.shutdown_grace_seconds);
     let router = http::router(app.clone());
     let mut drained = stop_rx.clone();
@@ -53,6 +55,7 @@ pub async fn serve(
         } => tracing::warn!("grace period over; closing remaining connections"),
     }
     housekeeping.abort();
+    timers.abort();
     app.db.close().await;
     Ok(())
 }

@@ -18,6 +18,8 @@ use crate::pii::Pii;
 pub struct Principal {
     pub subject: SubjectId,
     pub roles: Vec<Role>,
+    /// Routing skills (nurses); empty otherwise.
+    pub skills: Vec<String>,
     /// OAuth scopes of a service principal; empty for people.
     pub scopes: Vec<String>,
     /// The server-side session behind a cookie or patient bearer token; `None` for service tokens.

@@ -73,12 +73,7 @@ impl FromStr for Role {
 /// Maps the values of the configured claim (a string, a space-separated string, or an array) to roles.
 /// Unmapped values are ignored; the result is sorted and deduplicated so sessions compare stably.
 pub fn map_roles(claim: Option<&serde_json::Value>, mapping: &BTreeMap<String, String>) -> Vec<Role> {
-    let values: Vec<&str> = match claim {
-        Some(serde_json::Value::String(s)) => s.split_whitespace().collect(),
-        Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_str()).collect(),
-        _ => Vec::new(),
-    };
-    let mut roles: Vec<Role> = values
+    let mut roles: Vec<Role> = claim_values(claim)
         .into_iter()
         .filter_map(|v| mapping.get(v))
         .filter_map(|r| r.parse::<Role>().ok())
@@ -87,6 +82,25 @@ pub fn map_roles(claim: Option<&serde_json::Value>, mapping: &BTreeMap<String, S
     roles.sort();
     roles.dedup();
     roles
+}
+
+/// Maps the same claim's values to routing skills (`auth.staff.skill_mapping`).
+pub fn map_skills(claim: Option<&serde_json::Value>, mapping: &BTreeMap<String, String>) -> Vec<String> {
+    let mut skills: Vec<String> = claim_values(claim)
+        .into_iter()
+        .filter_map(|v| mapping.get(v).cloned())
+        .collect();
+    skills.sort();
+    skills.dedup();
+    skills
+}
+
+fn claim_values(claim: Option<&serde_json::Value>) -> Vec<&str> {
+    match claim {
+        Some(serde_json::Value::String(s)) => s.split_whitespace().collect(),
+        Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_str()).collect(),
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ pub struct NewSession {
     pub kind: SessionKind,
     pub subject: SubjectId,
     pub roles: Vec<Role>,
+    /// Routing skills of a nurse (from the provider's claims); empty for patients.
+    pub skills: Vec<String>,
     pub display_name: Option<Pii<String>>,
     pub expires_at_ms: i64,
     pub idle_timeout_ms: Option<i64>,
@@ -79,6 +81,7 @@ impl Sessions {
                 kind: new.kind.as_str().to_string(),
                 subject: new.subject.as_str().to_string(),
                 roles: roles.join(" "),
+                skills: new.skills.join(" "),
                 display_name: new.display_name.as_ref().map(|n| n.expose().clone()),
                 created_at: now,
                 last_seen_at: now,
@@ -93,6 +96,7 @@ impl Sessions {
             principal: Principal {
                 subject: new.subject,
                 roles: new.roles,
+                skills: new.skills,
                 scopes: Vec::new(),
                 session: Some(id),
                 display_name: new.display_name,
@@ -137,6 +141,7 @@ impl Sessions {
             principal: Principal {
                 subject: SubjectId::new(row.subject),
                 roles,
+                skills: row.skills.split_whitespace().map(str::to_string).collect(),
                 scopes: Vec::new(),
                 session: Some(id),
                 display_name: row.display_name.map(Pii::new),

@@ -19,7 +19,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::{AuthError, Role, roles::map_roles};
+use super::roles::{map_roles, map_skills};
+use super::{AuthError, Role};
 use crate::config::StaffAuthConfig;
 use crate::ids::SubjectId;
 use crate::pii::Pii;
@@ -74,6 +75,7 @@ pub struct PendingLogin {
 pub struct StaffIdentity {
     pub subject: SubjectId,
     pub roles: Vec<Role>,
+    pub skills: Vec<String>,
     pub display_name: Option<Pii<String>>,
 }
 
@@ -186,6 +188,10 @@ impl StaffSignIn {
                 tracing::warn!(error = %e, "staff ID token rejected");
                 AuthError::SignIn("ID token rejected".into())
             })?;
+        let skills = map_skills(
+            claims.additional_claims().claims.get(&self.config.roles_claim),
+            &self.config.skill_mapping,
+        );
         let roles = map_roles(
             claims.additional_claims().claims.get(&self.config.roles_claim),
             &self.config.role_mapping,
@@ -200,6 +206,7 @@ impl StaffSignIn {
         Ok(StaffIdentity {
             subject: SubjectId::new(claims.subject().as_str()),
             roles,
+            skills,
             display_name,
         })
     }

@@ -22,6 +22,10 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub auth: AuthConfig,
     pub policy: PolicyConfig,
+    pub messaging: MessagingConfig,
+    pub routing: RoutingConfig,
+    /// Waiting-room queues; a single `triage` queue when none is configured.
+    pub queues: Vec<QueueConfig>,
     /// Present only under `examroom dev`: serves the built-in OpenID provider. Never set by `serve`.
     #[serde(skip)]
     pub dev: Option<DevConfig>,
@@ -128,6 +132,9 @@ pub struct StaffAuthConfig {
     /// Claim value → examroom role (`nurse`, `supervisor`, `compliance_officer`, `it_helpdesk`).
     #[serde(default)]
     pub role_mapping: BTreeMap<String, String>,
+    /// Claim value → routing skill of a nurse (e.g. `"g-spanish" = "spanish"`).
+    #[serde(default)]
+    pub skill_mapping: BTreeMap<String, String>,
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_seconds: u64,
     #[serde(default = "default_absolute_lifetime")]
@@ -164,6 +171,135 @@ pub struct ServiceAuthConfig {
 pub struct PolicyConfig {
     /// Access policy file; the shipped `policies/access.toml` is built in when unset.
     pub access_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MessagingConfig {
+    /// Key-encryption key files (32 bytes hex each); the first wraps new data keys. Default: a key generated
+    /// once at `<data_dir>/keys/kek.hex`.
+    pub kek_files: Vec<PathBuf>,
+    /// Longest chat message, in characters.
+    pub max_body_chars: usize,
+    /// Largest WebSocket frame accepted, in bytes; larger frames close the socket (1009).
+    pub max_frame_bytes: usize,
+    /// A conversation with no message for this long is closed; the patient is warned first.
+    pub idle_expiry_seconds: u64,
+    /// How long before idle expiry the warning comes.
+    pub idle_warning_seconds: u64,
+    /// Phrases that show the emergency notice at once and raise the conversation's priority.
+    pub emergency_keywords: Vec<String>,
+    pub emergency_notice: String,
+}
+
+impl Default for MessagingConfig {
+    fn default() -> Self {
+        Self {
+            kek_files: Vec::new(),
+            max_body_chars: 4000,
+            max_frame_bytes: 16 * 1024,
+            idle_expiry_seconds: 15 * 60,
+            idle_warning_seconds: 2 * 60,
+            emergency_keywords: [
+                "chest pain",
+                "difficulty breathing",
+                "can't breathe",
+                "cannot breathe",
+                "severe bleeding",
+                "unconscious",
+                "stroke",
+                "suicide",
+                "overdose",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            emergency_notice: "If this is an emergency, call 911 or your local emergency number now. \
+                               A nurse will see your message as soon as possible."
+                .into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RoutingConfig {
+    /// How long a nurse has to accept an offer before it goes to someone else.
+    pub offer_timeout_seconds: u64,
+    /// Wrap-up after a chat ends, during which the nurse gets no offers.
+    pub wrap_up_seconds: u64,
+    /// Chats a nurse may hold at once.
+    pub max_chats_per_nurse: usize,
+    /// Handle time assumed for estimates before a queue has history.
+    pub default_handle_seconds: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            offer_timeout_seconds: 30,
+            wrap_up_seconds: 60,
+            max_chats_per_nurse: 3,
+            default_handle_seconds: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueConfig {
+    pub name: String,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub priority: i64,
+    /// Whether the patient may write while waiting.
+    #[serde(default = "yes")]
+    pub chat_while_waiting: bool,
+    /// Whether the widget plays hold music while waiting.
+    #[serde(default = "yes")]
+    pub hold_music: bool,
+    #[serde(default)]
+    pub max_wait_seconds: Option<u64>,
+    #[serde(default)]
+    pub reassurance: Vec<ReassuranceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReassuranceConfig {
+    pub after_seconds: u64,
+    #[serde(default)]
+    pub every_seconds: Option<u64>,
+    pub text: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl QueueConfig {
+    /// The queue a deployment gets when it configures none.
+    pub fn default_triage() -> Self {
+        Self {
+            name: "triage".into(),
+            skills: Vec::new(),
+            priority: 0,
+            chat_while_waiting: true,
+            hold_music: true,
+            max_wait_seconds: Some(30 * 60),
+            reassurance: vec![
+                ReassuranceConfig {
+                    after_seconds: 30,
+                    every_seconds: None,
+                    text: "Thank you for waiting. A nurse will be with you shortly.".into(),
+                },
+                ReassuranceConfig {
+                    after_seconds: 120,
+                    every_seconds: Some(180),
+                    text: "You are still in line and have not lost your place.".into(),
+                },
+            ],
+        }
+    }
 }
 
 /// Settings of the built-in development OpenID provider (`examroom dev` only).
@@ -208,6 +344,24 @@ impl Config {
     /// Whether browsers reach us over TLS (Secure cookies, HSTS).
     pub fn is_tls(&self) -> bool {
         self.server.public_url.starts_with("https://")
+    }
+
+    /// Configured queues, or the default triage queue.
+    pub fn queues(&self) -> Vec<QueueConfig> {
+        if self.queues.is_empty() {
+            vec![QueueConfig::default_triage()]
+        } else {
+            self.queues.clone()
+        }
+    }
+
+    /// Key-encryption key files, or the generated one in the data directory.
+    pub fn kek_files(&self) -> Vec<PathBuf> {
+        if self.messaging.kek_files.is_empty() {
+            vec![self.server.data_dir.join("keys").join("kek.hex")]
+        } else {
+            self.messaging.kek_files.clone()
+        }
     }
 
     /// The database URL, from `database.url`, `database.url_file`, or the data directory.

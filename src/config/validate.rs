@@ -177,6 +177,76 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         }
         check_algorithms(&mut p, "auth.service.algorithms", &s.algorithms);
     }
+    let m = &c.messaging;
+    if !(1..=100_000).contains(&m.max_body_chars) {
+        p.push(Problem::new(
+            "messaging.max_body_chars",
+            "must be between 1 and 100000",
+        ));
+    }
+    if !(1024..=1024 * 1024).contains(&m.max_frame_bytes) {
+        p.push(Problem::new(
+            "messaging.max_frame_bytes",
+            "must be between 1024 and 1048576",
+        ));
+    }
+    if m.idle_warning_seconds >= m.idle_expiry_seconds {
+        p.push(Problem::new(
+            "messaging.idle_warning_seconds",
+            "must be shorter than idle_expiry_seconds",
+        ));
+    }
+    for (i, f) in m.kek_files.iter().enumerate() {
+        if !f.is_file() {
+            p.push(Problem::new(
+                format!("messaging.kek_files[{i}]"),
+                format!("{} is not a readable file", f.display()),
+            ));
+        }
+    }
+    if c.routing.max_chats_per_nurse == 0 {
+        p.push(Problem::new("routing.max_chats_per_nurse", "must be at least 1"));
+    }
+    if c.routing.offer_timeout_seconds == 0 {
+        p.push(Problem::new(
+            "routing.offer_timeout_seconds",
+            "must be at least 1",
+        ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, q) in c.queues.iter().enumerate() {
+        let valid = !q.name.is_empty()
+            && q.name.len() <= 40
+            && q.name
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_');
+        if !valid {
+            p.push(Problem::new(
+                format!("queues[{i}].name"),
+                "use 1-40 characters a-z, 0-9, - or _",
+            ));
+        }
+        if !names.insert(q.name.clone()) {
+            p.push(Problem::new(
+                format!("queues[{i}].name"),
+                format!("duplicate queue `{}`", q.name),
+            ));
+        }
+        for (j, r) in q.reassurance.iter().enumerate() {
+            if r.text.trim().is_empty() {
+                p.push(Problem::new(
+                    format!("queues[{i}].reassurance[{j}].text"),
+                    "must not be empty",
+                ));
+            }
+            if r.every_seconds == Some(0) {
+                p.push(Problem::new(
+                    format!("queues[{i}].reassurance[{j}].every_seconds"),
+                    "must be at least 1",
+                ));
+            }
+        }
+    }
     if let Some(path) = &c.policy.access_file
         && !path.is_file()
     {

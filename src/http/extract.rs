@@ -112,6 +112,7 @@ async fn authenticate(parts: &Parts, app: &AppState) -> (&'static str, Result<Pr
                     Principal {
                         subject: SubjectId::new(subject),
                         roles: vec![Role::Service],
+                        skills: Vec::new(),
                         scopes,
                         session: None,
                         display_name: None,

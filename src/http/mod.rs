@@ -9,6 +9,7 @@ pub mod extract;
 mod openapi;
 mod pages;
 mod system;
+mod ws;
 
 use std::time::Instant;
 
@@ -30,7 +31,8 @@ pub fn router(app: AppState) -> Router {
         .merge(system::router())
         .merge(auth::router())
         .merge(audit::router())
-        .merge(pages::router());
+        .merge(pages::router())
+        .merge(ws::router());
     if let Some(idp) = &app.dev_idp {
         router = router
             .merge(pages::dev_portal())

@@ -19,8 +19,10 @@ pub const DEFAULT_ACCESS_POLICY: &str = include_str!("../../policies/access.toml
 pub const ACTIONS: &[&str] = &[
     "session.read",
     "session.revoke",
+    "conversation.create",
     "conversation.read",
     "conversation.write",
+    "queue.work",
     "visit.join",
     "visit.recording_state.set",
     "queue.stats.read",
@@ -248,6 +250,7 @@ mod tests {
         Principal {
             subject: SubjectId::new(sub),
             roles: vec![role],
+            skills: vec![],
             scopes: vec![],
             session: None,
             display_name: None,

@@ -2,10 +2,12 @@
 //! portable migrations and queries on both. This module stores and loads rows; it holds no business rules.
 
 mod audit;
+mod conversations;
 mod logins;
 mod sessions;
 
 pub use audit::{AuditHead, AuditRow};
+pub use conversations::{AppendOutcome, ConversationRow, MessageRow};
 pub use logins::LoginRow;
 pub use sessions::SessionRow;
 
@@ -40,14 +42,29 @@ pub struct Db {
     backend: Backend,
 }
 
+/// The migrations, embedded so a deployment is one binary; the same files run on SQLite and PostgreSQL.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("foundation"),
-        MigrationType::Simple,
-        include_str!("../../migrations/0001_foundation.sql").into_sql_str(),
-        false,
-    )])
+    let m = |version, name, sql: &'static str| {
+        Migration::new(
+            version,
+            Cow::Borrowed(name),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        m(
+            1,
+            "foundation",
+            include_str!("../../migrations/0001_foundation.sql"),
+        ),
+        m(
+            2,
+            "messaging",
+            include_str!("../../migrations/0002_messaging.sql"),
+        ),
+    ])
 }
 
 impl Db {

@@ -11,6 +11,7 @@ pub struct SessionRow {
     pub kind: String,
     pub subject: String,
     pub roles: String,
+    pub skills: String,
     pub display_name: Option<String>,
     pub created_at: i64,
     pub last_seen_at: i64,
@@ -23,8 +24,8 @@ impl Db {
     pub async fn insert_session(&self, s: &SessionRow) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sessions (id, token_hash, kind, subject, roles, display_name, created_at, \
-             last_seen_at, idle_timeout_ms, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             last_seen_at, idle_timeout_ms, expires_at, revoked_at, skills) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&s.id)
         .bind(&s.token_hash)
@@ -37,6 +38,7 @@ impl Db {
         .bind(s.idle_timeout_ms)
         .bind(s.expires_at)
         .bind(s.revoked_at)
+        .bind(&s.skills)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -45,7 +47,7 @@ impl Db {
     pub async fn session_by_token_hash(&self, token_hash: &str) -> Result<Option<SessionRow>, StoreError> {
         let row = sqlx::query(
             "SELECT id, token_hash, kind, subject, roles, display_name, created_at, last_seen_at, \
-             idle_timeout_ms, expires_at, revoked_at FROM sessions WHERE token_hash = $1",
+             idle_timeout_ms, expires_at, revoked_at, skills FROM sessions WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(self.pool())
@@ -63,6 +65,7 @@ impl Db {
                 idle_timeout_ms: r.try_get(8)?,
                 expires_at: r.try_get(9)?,
                 revoked_at: r.try_get(10)?,
+                skills: r.try_get(11)?,
             })
         })
         .transpose()

@@ -282,7 +282,7 @@ impl WaitingRoom {
         now: Millis,
     ) -> Result<Vec<Effect>, RoutingError> {
         let n = self.nurses.get_mut(nurse).ok_or(RoutingError::NoSuchOffer)?;
-        if !n.offer.as_ref().is_some_and(|(c, _)| c == conversation) {
+        if n.offer.as_ref().is_none_or(|(c, _)| c != conversation) {
             return Err(RoutingError::NoSuchOffer);
         }
         n.offer = None;

@@ -71,6 +71,7 @@ async fn sessions_live_expire_and_revoke() {
             kind: SessionKind::Staff,
             subject: SubjectId::new("nurse-1"),
             roles: vec![Role::Nurse],
+            skills: vec![],
             display_name: None,
             expires_at_ms,
             idle_timeout_ms: idle,

@@ -1,0 +1,163 @@
+//! `GET /api/v1/ws`: the chat socket. Staff authenticate with their session cookie; the patient widget sends an
+//! `auth` frame with its session token first. The session is re-checked while the socket lives, and the socket
+//! closes with a defined code when it ends. Frames are handled by `messaging::connection`.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
+use secrecy::SecretString;
+
+use super::extract::{request_id, session_cookie};
+use crate::app::AppState;
+use crate::audit::{AuditEvent, Outcome};
+use crate::auth::Session;
+use crate::messaging::connection::{self, Connection};
+use crate::messaging::protocol::{ClientFrame, ServerFrame, close};
+
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+const SESSION_RECHECK: Duration = Duration::from_secs(15);
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/ws", get(upgrade))
+}
+
+async fn upgrade(State(app): State<AppState>, parts: Parts, ws: WebSocketUpgrade) -> Response {
+    let cookie = session_cookie(&parts, app.config.is_tls());
+    let rid = request_id(&parts);
+    let max = app.config.messaging.max_frame_bytes;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| run(app, socket, cookie, rid))
+}
+
+fn text(frame: &ServerFrame) -> Message {
+    Message::Text(Utf8Bytes::from(
+        serde_json::to_string(frame).expect("frames serialise"),
+    ))
+}
+
+fn closing(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+/// Authenticates with the cookie, or with the first frame.
+async fn authenticate(
+    app: &AppState,
+    socket: &mut WebSocket,
+    cookie: Option<SecretString>,
+) -> Result<(Session, SecretString), (u16, &'static str)> {
+    if let Some(token) = cookie
+        && let Ok(session) = app.sessions.resolve(&token).await
+    {
+        return Ok((session, token));
+    }
+    let first = tokio::time::timeout(AUTH_TIMEOUT, socket.recv()).await;
+    let Ok(Some(Ok(Message::Text(t)))) = first else {
+        return Err(if first.is_err() {
+            (close::AUTH_TIMEOUT, "auth_timeout")
+        } else {
+            (close::AUTH_FAILED, "auth_required")
+        });
+    };
+    let Ok(ClientFrame::Auth { token, .. }) = ClientFrame::parse(t.as_str()) else {
+        return Err((close::AUTH_FAILED, "auth_required"));
+    };
+    let token = SecretString::from(token);
+    match app.sessions.resolve(&token).await {
+        Ok(session) => Ok((session, token)),
+        Err(_) => Err((close::AUTH_FAILED, "session_invalid")),
+    }
+}
+
+async fn run(
+    app: AppState,
+    mut socket: WebSocket,
+    cookie: Option<SecretString>,
+    request_id: crate::ids::RequestId,
+) {
+    let (session, token) = match authenticate(&app, &mut socket, cookie).await {
+        Ok(ok) => ok,
+        Err((code, reason)) => {
+            app.audit
+                .record_or_log(
+                    AuditEvent::new("auth.request", "route:/api/v1/ws", Outcome::Denied)
+                        .reason(reason)
+                        .request(Some(&request_id)),
+                )
+                .await;
+            let _ = socket.send(closing(code, reason)).await;
+            return;
+        }
+    };
+    let conn = Connection {
+        principal: session.principal,
+        request_id,
+    };
+    let subject = conn.principal.subject.clone();
+    let (conn_id, outbound, mut rx) = app.messaging.hub.register(&subject);
+    let (mut sink, mut stream) = socket.split();
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if sink.send(text(&frame)).await.is_err() {
+                break;
+            }
+        }
+        sink
+    });
+    let _ = outbound.send(connection::welcome(&app, &conn).await).await;
+
+    let mut recheck = tokio::time::interval(SESSION_RECHECK);
+    recheck.tick().await;
+    let close_with = loop {
+        tokio::select! {
+            _ = recheck.tick() => {
+                if app.sessions.resolve(&token).await.is_err() {
+                    break Some((close::SESSION_ENDED, "session_ended"));
+                }
+            }
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(t))) => {
+                    let replies = match ClientFrame::parse(t.as_str()) {
+                        Ok(frame) => connection::handle(&app, &conn, frame).await,
+                        Err(e) => {
+                            tracing::info!(code = e.code, "refused client frame");
+                            vec![ServerFrame::error(e.code, e.message)]
+                        }
+                    };
+                    for r in replies {
+                        if outbound.send(r).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let _ = outbound.send(ServerFrame::error("binary_not_supported", "send JSON text frames")).await;
+                }
+                Some(Ok(Message::Close(_))) | None => break None,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let too_big = e.to_string().to_ascii_lowercase().contains("too long")
+                        || e.to_string().to_ascii_lowercase().contains("size");
+                    break too_big.then_some((close::TOO_BIG, "frame_too_big"));
+                }
+            }
+        }
+    };
+    let others = app.messaging.hub.unregister(&subject, conn_id);
+    drop(outbound);
+    if let Ok(mut sink) = writer.await
+        && let Some((code, reason)) = close_with
+    {
+        let _ = sink.send(closing(code, reason)).await;
+    }
+    connection::disconnected(&app, &conn, others).await;
+}

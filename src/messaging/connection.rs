@@ -1,0 +1,302 @@
+//! What one authenticated socket may do, frame by frame: the protocol's rules without the socket. Every access
+//! to a conversation goes through the policy (owner or assigned nurse); refusals are audited, and every staff
+//! read of a transcript is audited too.
+
+use super::protocol::{ClientFrame, PresenceRequest, ServerFrame};
+use super::{MessagingError, timestamp};
+use crate::app::App;
+use crate::audit::{AuditEvent, Outcome};
+use crate::auth::{Principal, Role};
+use crate::ids::{RequestId, SubjectId};
+use crate::policy::{Resource, ResourceKind};
+use crate::store::ConversationRow;
+
+/// Largest replay per `sync`; the client asks again from the last `seq` it got.
+const SYNC_PAGE: i64 = 500;
+
+pub struct Connection {
+    pub principal: Principal,
+    pub request_id: RequestId,
+}
+
+impl Connection {
+    fn role(&self) -> &'static str {
+        self.principal.primary_role().as_str()
+    }
+}
+
+fn error(code: &str, message: &str) -> Vec<ServerFrame> {
+    vec![ServerFrame::error(code, message)]
+}
+
+fn from_messaging(e: MessagingError) -> Vec<ServerFrame> {
+    match e {
+        MessagingError::UnknownQueue => error("unknown_queue", "no such queue"),
+        MessagingError::Closed => error("conversation_closed", "the conversation has ended"),
+        MessagingError::Routing(r) => error("no_such_offer", &r.to_string()),
+        other => {
+            tracing::error!(error = %other, "messaging failure");
+            error("internal", "internal error; retry with the same idempotency key")
+        }
+    }
+}
+
+/// The first frame after authentication.
+pub async fn welcome(app: &App, conn: &Connection) -> ServerFrame {
+    let subject = &conn.principal.subject;
+    let conversations = match app.messaging.open_conversations_of(subject).await {
+        Ok(list) => list.iter().map(|c| app.messaging.view(c)).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not list conversations");
+            Vec::new()
+        }
+    };
+    let presence = if conn.principal.has_role(Role::Nurse) {
+        Some(app.messaging.presence(subject).await)
+    } else {
+        None
+    };
+    ServerFrame::Welcome {
+        v: super::protocol::PROTOCOL_VERSION,
+        role: conn.role().to_string(),
+        conversations,
+        presence,
+    }
+}
+
+/// The socket closed; a nurse with no other socket goes away (her offer goes to someone else).
+pub async fn disconnected(app: &App, conn: &Connection, others_remain: bool) {
+    if conn.principal.has_role(Role::Nurse) && !others_remain {
+        app.messaging
+            .set_available(&conn.principal.subject, &conn.principal.skills, false)
+            .await;
+    }
+}
+
+pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<ServerFrame> {
+    let subject = conn.principal.subject.clone();
+    match frame {
+        ClientFrame::Auth { .. } => error("already_authenticated", "this socket is already authenticated"),
+        ClientFrame::Ping { .. } => vec![ServerFrame::Pong],
+        ClientFrame::Start {
+            queue,
+            idempotency_key,
+            ..
+        } => {
+            let resource = Resource::new(ResourceKind::Conversation, None).owned_by(subject.clone());
+            if app
+                .authorize(
+                    &conn.principal,
+                    "conversation.create",
+                    &resource,
+                    Some(&conn.request_id),
+                )
+                .await
+                .is_err()
+            {
+                return error("forbidden", "only patients start conversations");
+            }
+            match app.messaging.start(&subject, &queue, &idempotency_key).await {
+                Ok((c, created)) => {
+                    if created {
+                        audit(app, conn, "conversation.create", &c.id, Outcome::Success).await;
+                    }
+                    vec![ServerFrame::Conversation {
+                        conversation: app.messaging.view(&c),
+                    }]
+                }
+                Err(e) => from_messaging(e),
+            }
+        }
+        ClientFrame::Send {
+            conversation_id,
+            idempotency_key,
+            body,
+            ..
+        } => {
+            let c = match authorized(app, conn, &conversation_id, "conversation.write").await {
+                Ok(c) => c,
+                Err(frames) => return frames,
+            };
+            let max = app.messaging.settings().max_body_chars;
+            if body.trim().is_empty() {
+                return error("empty_message", "the message is empty");
+            }
+            if body.chars().count() > max {
+                return error("message_too_long", &format!("at most {max} characters"));
+            }
+            if c.state == "waiting" && !app.messaging.chat_while_waiting(&c.queue) {
+                return error(
+                    "chat_not_allowed_while_waiting",
+                    "please wait for a nurse to join",
+                );
+            }
+            match app
+                .messaging
+                .post(&c, &subject, conn.role(), &idempotency_key, &body)
+                .await
+            {
+                Ok(out) => vec![ServerFrame::Ack {
+                    conversation_id,
+                    idempotency_key,
+                    seq: out.message.seq,
+                    at: timestamp(out.message.at_ms),
+                    duplicate: out.duplicate,
+                }],
+                Err(e) => from_messaging(e),
+            }
+        }
+        ClientFrame::Sync {
+            conversation_id,
+            after_seq,
+            ..
+        } => {
+            let c = match authorized(app, conn, &conversation_id, "conversation.read").await {
+                Ok(c) => c,
+                Err(frames) => return frames,
+            };
+            if conn.principal.roles.iter().any(|r| r.is_staff()) {
+                audit(app, conn, "conversation.read", &c.id, Outcome::Success).await;
+            }
+            match app.messaging.history(&c, after_seq.max(0), SYNC_PAGE).await {
+                Ok(messages) => {
+                    let last = messages.last().map(|m| m.seq).unwrap_or(after_seq.max(0));
+                    let mut frames: Vec<ServerFrame> = messages
+                        .into_iter()
+                        .map(|m| ServerFrame::Message {
+                            conversation_id: c.id.clone(),
+                            seq: m.seq,
+                            sender_role: m.sender_role,
+                            body: m.body.expose().clone(),
+                            at: timestamp(m.at_ms),
+                        })
+                        .collect();
+                    frames.push(ServerFrame::Synced {
+                        conversation_id: c.id.clone(),
+                        last_seq: last,
+                        more: last < c.last_seq,
+                    });
+                    frames
+                }
+                Err(e) => from_messaging(e),
+            }
+        }
+        ClientFrame::Presence { state, .. } => {
+            if !may_work_queue(app, conn).await {
+                return error("forbidden", "only nurses set presence");
+            }
+            app.messaging
+                .set_available(&subject, &conn.principal.skills, state == PresenceRequest::Ready)
+                .await;
+            vec![ServerFrame::Presence {
+                state: app.messaging.presence(&subject).await,
+            }]
+        }
+        ClientFrame::Accept { conversation_id, .. } => {
+            if !may_work_queue(app, conn).await {
+                return error("forbidden", "only nurses accept conversations");
+            }
+            match app.messaging.accept(&subject, &conversation_id).await {
+                Ok(()) => {
+                    audit(
+                        app,
+                        conn,
+                        "conversation.accept",
+                        &conversation_id,
+                        Outcome::Success,
+                    )
+                    .await;
+                    Vec::new()
+                }
+                Err(e) => from_messaging(e),
+            }
+        }
+        ClientFrame::Decline { conversation_id, .. } => {
+            if !may_work_queue(app, conn).await {
+                return error("forbidden", "only nurses decline conversations");
+            }
+            match app.messaging.decline(&subject, &conversation_id).await {
+                Ok(()) => Vec::new(),
+                Err(e) => from_messaging(e),
+            }
+        }
+        ClientFrame::End { conversation_id, .. } => {
+            let c = match authorized(app, conn, &conversation_id, "conversation.write").await {
+                Ok(c) => c,
+                Err(frames) => return frames,
+            };
+            let reason = if conn.principal.has_role(Role::Patient) {
+                "patient_left"
+            } else {
+                "nurse_ended"
+            };
+            match app.messaging.end(&c, reason).await {
+                Ok(()) => {
+                    audit(app, conn, "conversation.end", &c.id, Outcome::Success).await;
+                    Vec::new()
+                }
+                Err(e) => from_messaging(e),
+            }
+        }
+    }
+}
+
+async fn may_work_queue(app: &App, conn: &Connection) -> bool {
+    let resource = Resource::new(ResourceKind::Queue, None);
+    app.authorize(&conn.principal, "queue.work", &resource, Some(&conn.request_id))
+        .await
+        .is_ok()
+}
+
+async fn audit(app: &App, conn: &Connection, action: &str, conversation: &str, outcome: Outcome) {
+    app.audit
+        .record_or_log(
+            AuditEvent::new(action, format!("conversation:{conversation}"), outcome)
+                .by(&conn.principal)
+                .request(Some(&conn.request_id)),
+        )
+        .await;
+}
+
+/// Loads the conversation and asks the policy; an unknown id is refused like a foreign one (and audited), so
+/// probing ids reveals nothing.
+async fn authorized(
+    app: &App,
+    conn: &Connection,
+    id: &str,
+    action: &str,
+) -> Result<ConversationRow, Vec<ServerFrame>> {
+    let row = match app.messaging.conversation(id).await {
+        Ok(row) => row,
+        Err(e) => return Err(from_messaging(e)),
+    };
+    let resource = match &row {
+        Some(c) => Resource::new(ResourceKind::Conversation, Some(c.id.clone()))
+            .owned_by(SubjectId::new(c.patient.clone()))
+            .assigned_to(
+                c.nurse
+                    .iter()
+                    .filter(|_| c.state == "assigned")
+                    .map(|n| SubjectId::new(n.clone()))
+                    .collect(),
+            ),
+        None => Resource::new(ResourceKind::Conversation, Some(safe_id(id))),
+    };
+    match (
+        row,
+        app.authorize(&conn.principal, action, &resource, Some(&conn.request_id))
+            .await,
+    ) {
+        (Some(c), Ok(_)) => Ok(c),
+        _ => Err(error("forbidden", "you have no access to this conversation")),
+    }
+}
+
+/// Ids from clients go into audit events only if they look like our ids.
+fn safe_id(id: &str) -> String {
+    if id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        id.to_string()
+    } else {
+        "invalid".into()
+    }
+}

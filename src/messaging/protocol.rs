@@ -1,0 +1,336 @@
+//! The WebSocket protocol (version 1), documented in `docs/protocol.md`. Client frames are parsed strictly:
+//! unknown fields, duplicate keys, unknown types and a wrong version are errors with a precise code, never
+//! guesses. Server frames are plain serialisable values.
+
+use serde::{Deserialize, Serialize};
+
+use crate::waiting_room::{OfferEnd, Presence};
+
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Idempotency keys are client-chosen; bounded so they cannot be used to store data.
+pub const MAX_KEY_CHARS: usize = 64;
+
+/// Close codes (RFC 6455 private range 4000-4999), documented in `docs/protocol.md`.
+pub mod close {
+    /// The session expired or was revoked; sign in again.
+    pub const SESSION_ENDED: u16 = 4001;
+    /// The first frame was not a valid `auth` frame or the token was refused.
+    pub const AUTH_FAILED: u16 = 4003;
+    /// No `auth` frame arrived in time.
+    pub const AUTH_TIMEOUT: u16 = 4008;
+    /// A frame exceeded `messaging.max_frame_bytes` (standard "message too big").
+    pub const TOO_BIG: u16 = 1009;
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// First frame of a client without a session cookie (the patient widget): its session token.
+    Auth {
+        v: u8,
+        token: String,
+    },
+    /// Patient: enter a queue's waiting room (idempotent per key).
+    Start {
+        v: u8,
+        queue: String,
+        idempotency_key: String,
+    },
+    /// Send a chat message; acknowledged once durable.
+    Send {
+        v: u8,
+        conversation_id: String,
+        idempotency_key: String,
+        body: String,
+    },
+    /// Replay messages after `after_seq` (reconnect, or a nurse opening a transcript).
+    Sync {
+        v: u8,
+        conversation_id: String,
+        after_seq: i64,
+    },
+    /// Nurse presence: `ready` or `away` (busy and wrap-up follow from work).
+    Presence {
+        v: u8,
+        state: PresenceRequest,
+    },
+    Accept {
+        v: u8,
+        conversation_id: String,
+    },
+    Decline {
+        v: u8,
+        conversation_id: String,
+    },
+    /// Nurse ends a chat (then wrap-up); a patient leaves the waiting room or the chat.
+    End {
+        v: u8,
+        conversation_id: String,
+    },
+    Ping {
+        v: u8,
+    },
+}
+
+#[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceRequest {
+    Ready,
+    Away,
+}
+
+/// Why a client frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ClientFrame {
+    pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
+        let frame: ClientFrame = serde_json::from_str(text).map_err(|e| {
+            let msg = e.to_string();
+            let code = if msg.contains("duplicate field") {
+                "duplicate_key"
+            } else if msg.contains("unknown variant") && msg.contains("expected one of `auth`") {
+                "unknown_type"
+            } else if msg.contains("unknown field") {
+                "unknown_field"
+            } else if e.is_syntax() || e.is_eof() {
+                "malformed_json"
+            } else {
+                "invalid_frame"
+            };
+            FrameError {
+                code,
+                message: sanitize(code, &msg),
+            }
+        })?;
+        if frame.version() != PROTOCOL_VERSION {
+            return Err(FrameError {
+                code: "unsupported_version",
+                message: format!("protocol version {PROTOCOL_VERSION} expected"),
+            });
+        }
+        if let Some(key) = frame.idempotency_key()
+            && (key.is_empty() || key.chars().count() > MAX_KEY_CHARS)
+        {
+            return Err(FrameError {
+                code: "invalid_idempotency_key",
+                message: format!("1 to {MAX_KEY_CHARS} characters"),
+            });
+        }
+        Ok(frame)
+    }
+
+    fn version(&self) -> u8 {
+        match self {
+            ClientFrame::Auth { v, .. }
+            | ClientFrame::Start { v, .. }
+            | ClientFrame::Send { v, .. }
+            | ClientFrame::Sync { v, .. }
+            | ClientFrame::Presence { v, .. }
+            | ClientFrame::Accept { v, .. }
+            | ClientFrame::Decline { v, .. }
+            | ClientFrame::End { v, .. }
+            | ClientFrame::Ping { v } => *v,
+        }
+    }
+
+    fn idempotency_key(&self) -> Option<&str> {
+        match self {
+            ClientFrame::Start { idempotency_key, .. } | ClientFrame::Send { idempotency_key, .. } => {
+                Some(idempotency_key)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// serde's messages can quote what the client sent (a value in `invalid type: string "…"`, an unknown field
+/// name); a client may have typed PHI there, and error frames are logged by proxies. Quoted input is elided.
+fn sanitize(code: &str, msg: &str) -> String {
+    match code {
+        "unknown_field" => return "unknown field".into(),
+        "unknown_type" => return "unknown frame type".into(),
+        _ => {}
+    }
+    if let Some(i) = msg.find("unknown variant") {
+        // `unknown variant `X`, expected …`: drop the client's X, keep what was expected.
+        let expected = msg[i..].split_once(", expected").map(|(_, e)| e.trim()).unwrap_or("");
+        return format!("invalid value; expected {expected}");
+    }
+    let msg = msg.find(" at line ").map_or(msg, |i| &msg[..i]);
+    let mut out = String::with_capacity(msg.len());
+    let mut quoted = false;
+    for ch in msg.chars() {
+        if ch == '"' {
+            if !quoted {
+                out.push_str("\"…");
+            } else {
+                out.push('"');
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// A conversation as its participants see it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ConversationView {
+    pub conversation_id: String,
+    pub reference: String,
+    pub queue: String,
+    pub state: String,
+    pub last_seq: i64,
+    pub chat_while_waiting: bool,
+    pub hold_music: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Welcome {
+        v: u8,
+        role: String,
+        conversations: Vec<ConversationView>,
+        presence: Option<Presence>,
+    },
+    Conversation {
+        conversation: ConversationView,
+    },
+    Ack {
+        conversation_id: String,
+        idempotency_key: String,
+        seq: i64,
+        at: String,
+        duplicate: bool,
+    },
+    Message {
+        conversation_id: String,
+        seq: i64,
+        sender_role: String,
+        body: String,
+        at: String,
+    },
+    /// End of a `sync` page; `more` asks the client to sync again from `last_seq`.
+    Synced {
+        conversation_id: String,
+        last_seq: i64,
+        more: bool,
+    },
+    Waiting {
+        conversation_id: String,
+        position: usize,
+        eta_seconds: Option<u64>,
+    },
+    Reassurance {
+        conversation_id: String,
+        text: String,
+    },
+    MaxWait {
+        conversation_id: String,
+        text: String,
+    },
+    Emergency {
+        conversation_id: String,
+        text: String,
+    },
+    IdleWarning {
+        conversation_id: String,
+        closes_in_seconds: u64,
+    },
+    Offer {
+        conversation_id: String,
+        reference: String,
+        queue: String,
+        expires_in_seconds: u64,
+        waited_seconds: u64,
+    },
+    OfferEnded {
+        conversation_id: String,
+        reason: OfferEnd,
+    },
+    Assigned {
+        conversation_id: String,
+    },
+    Ended {
+        conversation_id: String,
+        reason: String,
+    },
+    Presence {
+        state: Presence,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
+    Pong,
+}
+
+impl ServerFrame {
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        ServerFrame::Error {
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> &'static str {
+        ClientFrame::parse(text).unwrap_err().code
+    }
+
+    #[test]
+    fn well_formed_frames_parse() {
+        let f = ClientFrame::parse(
+            r#"{"v":1,"type":"send","conversation_id":"c","idempotency_key":"k","body":"hi"}"#,
+        );
+        assert!(matches!(f, Ok(ClientFrame::Send { .. })));
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"presence","v":1,"state":"ready"}"#).unwrap(),
+            ClientFrame::Presence {
+                v: 1,
+                state: PresenceRequest::Ready
+            }
+        );
+    }
+
+    #[test]
+    fn strict_parsing_names_the_problem() {
+        assert_eq!(code("{not json"), "malformed_json");
+        assert_eq!(code(r#"{"v":1,"type":"ping","extra":1}"#), "unknown_field");
+        assert_eq!(code(r#"{"v":1,"type":"teleport"}"#), "unknown_type");
+        assert_eq!(
+            code(r#"{"v":1,"type":"sync","conversation_id":"a","conversation_id":"b","after_seq":0}"#),
+            "duplicate_key"
+        );
+        assert_eq!(code(r#"{"v":2,"type":"ping"}"#), "unsupported_version");
+        assert_eq!(
+            code(r#"{"v":1,"type":"start","queue":"q","idempotency_key":""}"#),
+            "invalid_idempotency_key"
+        );
+        assert_eq!(
+            code(r#"{"v":1,"type":"presence","state":"busy"}"#),
+            "invalid_frame"
+        );
+    }
+
+    #[test]
+    fn errors_do_not_echo_values() {
+        let e = ClientFrame::parse(r#"{"v":1,"type":"ping","my ssn is 123-45-6789":1}"#).unwrap_err();
+        assert_eq!(e.code, "unknown_field");
+        assert!(!e.message.contains("6789"), "{}", e.message);
+        let e =
+            ClientFrame::parse(r#"{"v":1,"type":"sync","conversation_id":"c","after_seq":"123-45-6789"}"#)
+                .unwrap_err();
+        assert!(!e.message.contains("6789"), "{}", e.message);
+    }
+}
