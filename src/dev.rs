@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, DevConfig, load_str};
-use crate::dev_idp::{API_AUDIENCE, DevIdp, GROUP_ROLES, PORTAL_CLIENT, WORKSPACE_CLIENT};
+use crate::dev_idp::{API_AUDIENCE, DevIdp, GROUP_ROLES, GROUP_SKILLS, PORTAL_CLIENT, WORKSPACE_CLIENT};
 
 /// Builds the dev configuration for a broker reachable at `public_url`, with `env` overrides applied.
 pub fn config(
@@ -39,6 +39,10 @@ pub fn config(
     for (group, role) in GROUP_ROLES {
         writeln!(text, "{} = {}", q(group), q(role))?;
     }
+    writeln!(text, "[auth.staff.skill_mapping]")?;
+    for (group, skill) in GROUP_SKILLS {
+        writeln!(text, "{} = {}", q(group), q(skill))?;
+    }
     writeln!(
         text,
         "[auth.patient]\nissuer = {}\naudiences = [{}]",
@@ -50,6 +54,15 @@ pub fn config(
         "[auth.service]\nissuer = {}\naudience = {}",
         q(&issuer),
         q(API_AUDIENCE)
+    )?;
+    // Two demo queues: general triage, and one that needs a Spanish-speaking nurse.
+    writeln!(
+        text,
+        "[[queues]]\nname = \"triage\"\nmax_wait_seconds = 1800\n\
+         reassurance = [{{ after_seconds = 30, text = \"Thank you for waiting. A nurse will be with you shortly.\" }}, \
+         {{ after_seconds = 120, every_seconds = 180, text = \"You are still in line and have not lost your place.\" }}]\n\
+         [[queues]]\nname = \"spanish\"\nskills = [\"spanish\"]\n\
+         reassurance = [{{ after_seconds = 30, every_seconds = 120, text = \"Gracias por esperar.\" }}]"
     )?;
     let mut config = load_str(&text, env).map_err(|e: ConfigError| anyhow::anyhow!("{e}"))?;
     config.dev = Some(DevConfig { idp_dir });

@@ -190,6 +190,8 @@ pub struct MessagingConfig {
     /// Phrases that show the emergency notice at once and raise the conversation's priority.
     pub emergency_keywords: Vec<String>,
     pub emergency_notice: String,
+    /// How often an open socket re-checks its session (expiry, revocation).
+    pub session_recheck_seconds: u64,
 }
 
 impl Default for MessagingConfig {
@@ -217,6 +219,7 @@ impl Default for MessagingConfig {
             emergency_notice: "If this is an emergency, call 911 or your local emergency number now. \
                                A nurse will see your message as soon as possible."
                 .into(),
+            session_recheck_seconds: 15,
         }
     }
 }

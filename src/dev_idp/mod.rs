@@ -73,6 +73,9 @@ pub const GROUP_ROLES: &[(&str, &str)] = &[
     ("examroom-helpdesk", "it_helpdesk"),
 ];
 
+/// Groups that carry a routing skill (written into the dev config's skill mapping).
+pub const GROUP_SKILLS: &[(&str, &str)] = &[("examroom-spanish", "spanish")];
+
 fn random_token(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut b);
@@ -100,7 +103,15 @@ impl Credentials {
                     &[],
                     Some("1980-04-02"),
                 ),
+                user("patient2", "Pia Demo", "second patient", &[], Some("1975-11-30")),
                 user("nurse", "Nora Demo", "nurse", &["examroom-nurses"], None),
+                user(
+                    "nurse2",
+                    "Nico Demo",
+                    "nurse, Spanish",
+                    &["examroom-nurses", "examroom-spanish"],
+                    None,
+                ),
                 user(
                     "supervisor",
                     "Sam Demo",

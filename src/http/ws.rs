@@ -21,7 +21,6 @@ use crate::messaging::connection::{self, Connection};
 use crate::messaging::protocol::{ClientFrame, ServerFrame, close};
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
-const SESSION_RECHECK: Duration = Duration::from_secs(15);
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/ws", get(upgrade))
@@ -115,7 +114,9 @@ async fn run(
     });
     let _ = outbound.send(connection::welcome(&app, &conn).await).await;
 
-    let mut recheck = tokio::time::interval(SESSION_RECHECK);
+    let mut recheck = tokio::time::interval(Duration::from_secs(
+        app.config.messaging.session_recheck_seconds.max(1),
+    ));
     recheck.tick().await;
     let close_with = loop {
         tokio::select! {

@@ -157,7 +157,10 @@ fn sanitize(code: &str, msg: &str) -> String {
     }
     if let Some(i) = msg.find("unknown variant") {
         // `unknown variant `X`, expected …`: drop the client's X, keep what was expected.
-        let expected = msg[i..].split_once(", expected").map(|(_, e)| e.trim()).unwrap_or("");
+        let expected = msg[i..]
+            .split_once(", expected")
+            .map(|(_, e)| e.trim())
+            .unwrap_or("");
         return format!("invalid value; expected {expected}");
     }
     let msg = msg.find(" at line ").map_or(msg, |i| &msg[..i]);

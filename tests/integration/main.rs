@@ -1,8 +1,10 @@
 //! Integration tests: the real broker binary against real components (panva oidc-provider, SQLite,
 //! PostgreSQL). One test binary, so the crate links once.
 
+mod chat;
 mod common;
 mod config_cli;
+mod demo;
 mod dev_mode;
 mod external_oidc;
 mod storage;
