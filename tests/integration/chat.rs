@@ -103,6 +103,17 @@ impl Ws {
         }
     }
 
+    /// Every frame that arrives until the socket ends (after the server died).
+    pub async fn drain(&mut self) -> Vec<Value> {
+        let mut frames = std::mem::take(&mut self.pending);
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), self.socket.next()).await {
+            if let Message::Text(t) = m {
+                frames.push(serde_json::from_str(t.as_str()).unwrap());
+            }
+        }
+        frames
+    }
+
     /// The close code the server ends the socket with.
     pub async fn close_code(&mut self) -> u16 {
         loop {
@@ -132,6 +143,9 @@ impl Ws {
     }
 
     pub async fn sync(&mut self, conversation: &str, after: i64) -> Vec<Value> {
+        // Live copies already received are replayed by the sync anyway.
+        self.pending
+            .retain(|v| !(v["type"] == "message" && v["conversation_id"] == conversation));
         self.send(json!({"v": 1, "type": "sync", "conversation_id": conversation, "after_seq": after}))
             .await;
         let mut messages = Vec::new();

@@ -4,6 +4,7 @@
 mod chat;
 mod common;
 mod config_cli;
+mod crash;
 mod demo;
 mod dev_mode;
 mod external_oidc;
