@@ -16,13 +16,14 @@ command -v pg_ctlcluster >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb 
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-log "installing npm packages for the test OpenID provider"
+log "installing npm packages (oidc-provider, playwright-core; no browser download)"
 (cd tests/support && npm ci --no-audit --no-fund --loglevel=error)
 
 # Throw-away PostgreSQL cluster on loopback, owned by the postgres user (initdb refuses to run as root).
@@ -39,6 +40,8 @@ as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
   -o "-p $PGPORT -k $PGDATA -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
 export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
 export TEST_REQUIRE_POSTGRES=1
+export TEST_REQUIRE_BROWSER=1
+export TEST_ARTIFACTS="$ROOT/target/test-artifacts"
 export TEST_OIDC_PROVIDER_DIR="$ROOT/tests/support"
 
 export CARGO_TERM_COLOR=never

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod openapi;
 mod pages;
+mod queues;
 mod system;
 mod ws;
 
@@ -32,7 +33,8 @@ pub fn router(app: AppState) -> Router {
         .merge(auth::router())
         .merge(audit::router())
         .merge(pages::router())
-        .merge(ws::router());
+        .merge(ws::router())
+        .merge(queues::router());
     if let Some(idp) = &app.dev_idp {
         router = router
             .merge(pages::dev_portal())

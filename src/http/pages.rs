@@ -1,5 +1,6 @@
-//! Browser pages served by the broker: the landing page, and under `examroom dev` the demo clinic portal.
-//! Plain files from `web/`, embedded at build time so a deployment is one binary.
+//! Browser pages served by the broker: the landing page, the patient widget (loader and frame), the nurse
+//! workspace, hold music, and under `examroom dev` the demo clinic portal. Plain files from `web/`, embedded
+//! at build time so a deployment is one binary and needs no build step.
 
 use axum::Router;
 use axum::http::header;
@@ -8,41 +9,60 @@ use axum::routing::get;
 
 use crate::app::AppState;
 
-fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse + Clone {
-    ([(header::CONTENT_TYPE, content_type)], body)
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript";
+const CSS: &str = "text/css";
+
+/// Serves one embedded file.
+macro_rules! file {
+    ($router:expr, $path:expr, $type:expr, $file:literal) => {
+        $router.route(
+            $path,
+            get(|| async { ([(header::CONTENT_TYPE, $type)], include_str!($file)) }),
+        )
+    };
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", include_str!("../../web/index.html")) }),
-        )
-        .route(
-            "/index.js",
-            get(|| async { asset("text/javascript", include_str!("../../web/index.js")) }),
-        )
-        .route(
-            "/style.css",
-            get(|| async { asset("text/css", include_str!("../../web/style.css")) }),
-        )
+    let r = Router::new();
+    let r = file!(r, "/", HTML, "../../web/index.html");
+    let r = file!(r, "/index.js", JS, "../../web/index.js");
+    let r = file!(r, "/style.css", CSS, "../../web/style.css");
+    let r = file!(r, "/widget.js", JS, "../../web/widget.js");
+    let r = file!(r, "/widget/", HTML, "../../web/widget/index.html");
+    let r = file!(r, "/widget/app.js", JS, "../../web/widget/app.js");
+    let r = file!(r, "/widget/channel.js", JS, "../../web/widget/channel.js");
+    let r = file!(r, "/widget/widget.css", CSS, "../../web/widget/widget.css");
+    let r = file!(r, "/workspace/", HTML, "../../web/workspace/index.html");
+    let r = file!(
+        r,
+        "/workspace/workspace.js",
+        JS,
+        "../../web/workspace/workspace.js"
+    );
+    let r = file!(
+        r,
+        "/workspace/workspace.css",
+        CSS,
+        "../../web/workspace/workspace.css"
+    );
+    r.route(crate::messaging::HOLD_MUSIC_URL, get(hold_music))
+}
+
+async fn hold_music() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "audio/wav"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        include_bytes!("../../web/assets/hold-music.wav").as_slice(),
+    )
 }
 
 /// The demo clinic portal: a stand-in for the clinic's own patient portal, signing the patient in at the
-/// development provider as a public client (code + PKCE) and handing the ID token to the broker.
+/// development provider as a public client (code + PKCE) and embedding the widget with the ID token.
 pub fn dev_portal() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/portal/",
-            get(|| async {
-                asset(
-                    "text/html; charset=utf-8",
-                    include_str!("../../web/portal/index.html"),
-                )
-            }),
-        )
-        .route(
-            "/portal/portal.js",
-            get(|| async { asset("text/javascript", include_str!("../../web/portal/portal.js")) }),
-        )
+    let r = Router::new();
+    let r = file!(r, "/portal/", HTML, "../../web/portal/index.html");
+    file!(r, "/portal/portal.js", JS, "../../web/portal/portal.js")
 }

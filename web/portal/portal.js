@@ -9,7 +9,6 @@ const REDIRECT_URI = `${location.origin}/portal/`;
 const statusEl = document.getElementById('portal-status');
 const signInButton = document.getElementById('portal-sign-in');
 const visit = document.getElementById('visit');
-const visitStatus = document.getElementById('visit-status');
 
 function b64url(bytes) {
   return btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
@@ -58,20 +57,13 @@ async function finishSignIn(params) {
   await openExamroomSession(tokens.id_token);
 }
 
-async function openExamroomSession(idToken) {
-  const resp = await fetch('/api/v1/patient/sessions', {
-    method: 'POST',
-    headers: { authorization: `Bearer ${idToken}` },
-  });
-  if (!resp.ok) {
-    const body = await resp.json().catch(() => ({}));
-    throw new Error(`examroom refused the sign-in (${body.error?.code ?? resp.status})`);
-  }
-  const session = await resp.json();
-  sessionStorage.setItem('examroom.session', JSON.stringify(session));
+// The portal hands its ID token to the examroom widget, which exchanges it for an examroom session.
+function openExamroomSession(idToken) {
   statusEl.textContent = 'You are signed in to MyClinic.';
   visit.hidden = false;
-  visitStatus.textContent = `Your secure examroom session is open until ${new Date(session.expires_at).toLocaleTimeString()}.`;
+  if (!document.querySelector('#examroom-widget iframe')) {
+    window.Examroom.open({ container: document.getElementById('examroom-widget'), idToken, queue: 'triage' });
+  }
 }
 
 async function main() {

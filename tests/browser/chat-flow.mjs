@@ -1,0 +1,83 @@
+// Browser end-to-end test of the chat, in Debian's headless Chromium driven by playwright-core:
+// the patient signs in on the demo portal, starts a chat from the embedded widget, sees position, estimate and
+// a reassurance prompt; the nurse signs in to the workspace, goes ready, accepts; messages go both ways.
+// Usage: node chat-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+const require = createRequire(path.join(process.env.TEST_OIDC_PROVIDER_DIR || path.resolve('tests/support'), 'package.json'));
+const { chromium } = require('playwright-core');
+
+const [url, credentialsFile, artifacts] = process.argv.slice(2);
+const creds = JSON.parse(fs.readFileSync(credentialsFile, 'utf8'));
+const password = (u) => creds.users.find((x) => x.username === u).password;
+fs.mkdirSync(artifacts, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required'],
+});
+const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+const step = (msg) => console.log(`step: ${msg}`);
+
+try {
+  // Patient: demo portal → dev provider login → widget.
+  const patientCtx = await browser.newContext();
+  const patient = await patientCtx.newPage();
+  patient.on('pageerror', (e) => console.log(`patient page error: ${e.message}`));
+  patient.on('console', (m) => console.log(`patient console: ${m.text()}`));
+  await patient.goto(`${url}/portal/`);
+  await patient.getByRole('button', { name: 'Sign in to MyClinic' }).click();
+  await patient.getByLabel('User name').fill('patient');
+  await patient.getByLabel('Password').fill(password('patient'));
+  await patient.getByRole('button', { name: 'Sign in' }).click();
+  await patient.waitForURL(`${url}/portal/`);
+  const widget = patient.frameLocator('#examroom-widget iframe');
+  await widget.getByRole('button', { name: 'Start a chat with a nurse' }).click();
+  step('patient started a chat');
+  await widget.getByText(/You are number 1 in line/).waitFor();
+  await widget.getByText(/Your reference number: ER-/).waitFor();
+  await widget.getByLabel('Your message').fill('I have had a sore throat for three days');
+  await widget.getByRole('button', { name: 'Send' }).click();
+  await widget.locator('li.mine:not(.pending)', { hasText: 'sore throat' }).waitFor();
+  await widget.getByText('Thanks for waiting').waitFor();
+  step('patient sees position, reference and reassurance');
+  await shot(patient, '01-patient-waiting');
+
+  // Nurse: workspace → staff sign-in → ready → accept.
+  const nurseCtx = await browser.newContext();
+  const nurse = await nurseCtx.newPage();
+  nurse.on('pageerror', (e) => console.log(`nurse page error: ${e.message}`));
+  await nurse.goto(`${url}/workspace/`);
+  await nurse.getByLabel('User name').fill('nurse');
+  await nurse.getByLabel('Password').fill(password('nurse'));
+  await nurse.getByRole('button', { name: 'Sign in' }).click();
+  await nurse.waitForURL(`${url}/workspace/`);
+  await nurse.getByRole('button', { name: 'Ready' }).click();
+  await widget.getByText(/Estimated wait|A nurse should be with you/).waitFor();
+  step('estimate shown once a nurse is ready');
+  await nurse.getByRole('button', { name: 'Accept' }).click();
+  const chat = nurse.locator('article.chat');
+  await chat.getByText('Patient: I have had a sore throat for three days').waitFor();
+  step('nurse accepted and sees the transcript');
+  await widget.getByText('A nurse has joined').waitFor();
+  await chat.getByLabel('Reply').fill('Hello, I am Nora. Do you have a fever?');
+  await chat.getByRole('button', { name: 'Send' }).click();
+  await widget.getByText('Nurse: Hello, I am Nora. Do you have a fever?').waitFor();
+  await widget.getByLabel('Your message').fill('No fever, just pain when swallowing');
+  await widget.getByRole('button', { name: 'Send' }).click();
+  await chat.getByText('Patient: No fever, just pain when swallowing').waitFor();
+  step('messages exchanged both ways');
+  await shot(patient, '02-patient-chatting');
+  await shot(nurse, '03-nurse-workspace');
+  console.log('browser chat flow passed');
+} catch (e) {
+  console.error(e);
+  for (const p of browser.contexts().flatMap((c) => c.pages())) await shot(p, `failure-${p.url().split('/')[3] || 'page'}`).catch(() => {});
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,122 @@
+// The patient side of the chat, inside the broker-served iframe. It exchanges the portal's ID token for an
+// examroom session, then speaks the WebSocket protocol (docs/protocol.md): waiting room updates, chat with
+// acknowledgements, and resends with the same idempotency key after a reconnect so nothing is lost or doubled.
+import { Channel } from '/widget/channel.js';
+
+const $ = (id) => document.getElementById(id);
+const queue = new URLSearchParams(location.search).get('queue') || 'triage';
+const state = { conversation: null, lastSeq: 0, outbox: new Map(), seen: new Set() };
+
+function setStatus(text) { $('status').textContent = text; }
+
+function minutes(seconds) {
+  if (seconds === null || seconds === undefined) return 'We are finding a nurse for you.';
+  if (seconds <= 60) return 'A nurse should be with you in about a minute.';
+  return `Estimated wait: about ${Math.round(seconds / 60)} minutes.`;
+}
+
+function addMessage({ seq, sender_role, body, pending, key }) {
+  if (!key && seq && state.seen.has(seq)) return;
+  if (seq) state.seen.add(seq);
+  const li = key ? document.querySelector(`li[data-key="${CSS.escape(key)}"]`) || document.createElement('li') : document.createElement('li');
+  li.textContent = `${sender_role === 'patient' ? 'You' : 'Nurse'}: ${body}`;
+  li.className = (sender_role === 'patient' ? 'mine' : '') + (pending ? ' pending' : '');
+  if (key) li.dataset.key = key;
+  if (seq) li.dataset.seq = seq;
+  if (!li.parentNode) $('transcript').appendChild(li);
+  $('transcript').scrollTop = $('transcript').scrollHeight;
+}
+
+function showConversation(c) {
+  state.conversation = c.conversation_id;
+  $('start').hidden = true;
+  $('reference').hidden = false;
+  $('reference').textContent = `Your reference number: ${c.reference}`;
+  $('compose').hidden = !(c.chat_while_waiting || c.state === 'assigned');
+  if (c.state === 'waiting' && c.hold_music) {
+    $('hold-music').src = c.hold_music;
+    $('music').hidden = false;
+  }
+}
+
+function stopMusic() {
+  $('hold-music').pause();
+  $('music').hidden = true;
+}
+
+const handlers = {
+  welcome(f, ch) {
+    const open = f.conversations.find((c) => c.queue === queue) || f.conversations[0];
+    if (open) {
+      showConversation(open);
+      setStatus(open.state === 'assigned' ? 'You are chatting with a nurse.' : 'You are in line for a nurse.');
+      ch.send({ type: 'sync', conversation_id: open.conversation_id, after_seq: state.lastSeq });
+    } else {
+      setStatus('You are signed in. A nurse can chat with you here.');
+      $('start').hidden = false;
+    }
+  },
+  conversation(f) { showConversation(f.conversation); },
+  waiting(f) { setStatus(`You are number ${f.position} in line. ${minutes(f.eta_seconds)}`); },
+  reassurance(f) { $('notice').hidden = false; $('notice').textContent = f.text; },
+  max_wait(f) { $('notice').hidden = false; $('notice').textContent = f.text; },
+  emergency(f) { $('emergency').hidden = false; $('emergency').textContent = f.text; },
+  idle_warning(f) { $('notice').hidden = false; $('notice').textContent = `This chat closes in ${f.closes_in_seconds} seconds without a new message.`; },
+  assigned() { stopMusic(); $('compose').hidden = false; setStatus('A nurse has joined. You are chatting with a nurse.'); },
+  message(f) {
+    state.lastSeq = Math.max(state.lastSeq, f.seq);
+    // Our own message echoed before its ack: the ack will turn the pending line into the final one.
+    if (f.sender_role === 'patient' && [...state.outbox.values()].includes(f.body)) { state.seen.add(f.seq); return; }
+    addMessage(f);
+  },
+  synced(f, ch) {
+    state.lastSeq = Math.max(state.lastSeq, f.last_seq);
+    if (f.more) ch.send({ type: 'sync', conversation_id: f.conversation_id, after_seq: f.last_seq });
+    // Anything not acknowledged before the connection dropped goes again, with the same key.
+    for (const [key, body] of state.outbox) ch.send({ type: 'send', conversation_id: state.conversation, idempotency_key: key, body });
+  },
+  ack(f) {
+    const body = state.outbox.get(f.idempotency_key);
+    state.outbox.delete(f.idempotency_key);
+    if (body !== undefined) addMessage({ seq: f.seq, sender_role: 'patient', body, key: f.idempotency_key });
+  },
+  ended() { stopMusic(); $('compose').hidden = true; setStatus('This chat has ended. Thank you.'); },
+  error(f) { $('notice').hidden = false; $('notice').textContent = `Something went wrong (${f.code}). Please try again.`; },
+};
+
+async function openSession(idToken) {
+  const resp = await fetch('/api/v1/patient/sessions', { method: 'POST', headers: { authorization: `Bearer ${idToken}` } });
+  if (!resp.ok) throw new Error('Your sign-in could not be verified. Please sign in to the portal again.');
+  return resp.json();
+}
+
+window.addEventListener('message', async (event) => {
+  if (event.source !== window.parent || !event.data || event.data.type !== 'examroom:id_token') return;
+  try {
+    const session = await openSession(event.data.idToken);
+    const ch = new Channel(session.session_token, (frame) => handlers[frame.type]?.(frame, ch), setStatus);
+    $('start').addEventListener('click', () => {
+      $('hold-music').play().catch(() => {});
+      ch.send({ type: 'start', queue, idempotency_key: crypto.randomUUID() });
+    });
+    $('music').addEventListener('click', () => {
+      const audio = $('hold-music');
+      if (audio.paused) { audio.play(); $('music').textContent = 'Pause hold music'; $('music').setAttribute('aria-pressed', 'true'); }
+      else { audio.pause(); $('music').textContent = 'Play hold music'; $('music').setAttribute('aria-pressed', 'false'); }
+    });
+    $('compose').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const body = $('message').value.trim();
+      if (!body || !state.conversation) return;
+      const key = crypto.randomUUID();
+      state.outbox.set(key, body);
+      addMessage({ sender_role: 'patient', body, pending: true, key });
+      ch.send({ type: 'send', conversation_id: state.conversation, idempotency_key: key, body });
+      $('message').value = '';
+    });
+    $('leave').addEventListener('click', () => ch.send({ type: 'end', conversation_id: state.conversation }));
+  } catch (e) {
+    setStatus(e.message);
+  }
+});
+window.parent.postMessage({ type: 'examroom:ready' }, '*');

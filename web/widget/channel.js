@@ -1,0 +1,47 @@
+// A WebSocket to the broker that authenticates, reconnects with backoff, and keeps frames in order.
+// Shared by the patient widget (token auth) and the nurse workspace (cookie auth, token null).
+export class Channel {
+  constructor(token, onFrame, onStatus) {
+    this.token = token;
+    this.onFrame = onFrame;
+    this.onStatus = onStatus;
+    this.queue = [];
+    this.delay = 500;
+    this.connect();
+  }
+
+  connect() {
+    const ws = new WebSocket(`${location.origin.replace(/^http/, 'ws')}/api/v1/ws`);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.delay = 500;
+      if (this.token) ws.send(JSON.stringify({ v: 1, type: 'auth', token: this.token }));
+    };
+    ws.onmessage = (event) => {
+      const frame = JSON.parse(event.data);
+      if (frame.type === 'welcome') {
+        this.ready = true;
+        this.onFrame(frame);
+        for (const f of this.queue.splice(0)) ws.send(JSON.stringify(f));
+        return;
+      }
+      this.onFrame(frame);
+    };
+    ws.onclose = (event) => {
+      this.ready = false;
+      if ([4001, 4003].includes(event.code)) {
+        this.onStatus('Your session has ended. Please sign in again.');
+        return;
+      }
+      this.onStatus('Connection lost. Reconnecting…');
+      setTimeout(() => this.connect(), this.delay);
+      this.delay = Math.min(this.delay * 2, 10000);
+    };
+  }
+
+  send(frame) {
+    const f = { v: 1, ...frame };
+    if (this.ready && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(f));
+    else this.queue.push(f);
+  }
+}

@@ -1,0 +1,114 @@
+// The nurse workspace: presence, offers, several chats with transcripts. Authenticated by the staff session
+// cookie; speaks the same WebSocket protocol as the widget (docs/protocol.md).
+import { Channel } from '/widget/channel.js';
+
+const $ = (id) => document.getElementById(id);
+const chats = new Map(); // conversation_id -> { el, list, lastSeq, seen, outbox }
+let channel;
+
+function chatPanel(c) {
+  if (chats.has(c.conversation_id)) return chats.get(c.conversation_id);
+  const el = document.createElement('article');
+  el.className = 'chat';
+  el.dataset.conversation = c.conversation_id;
+  el.innerHTML = `<h3></h3><ol aria-live="polite"></ol>
+    <form><label>Reply <textarea rows="2" maxlength="4000" required></textarea></label>
+    <p><button type="submit">Send</button> <button type="button" class="end">End chat</button></p></form>`;
+  el.querySelector('h3').textContent = `${c.reference} · ${c.queue}`;
+  const chat = { el, list: el.querySelector('ol'), lastSeq: 0, seen: new Set(), outbox: new Map() };
+  el.querySelector('form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const box = el.querySelector('textarea');
+    const body = box.value.trim();
+    if (!body) return;
+    const key = crypto.randomUUID();
+    chat.outbox.set(key, body);
+    channel.send({ type: 'send', conversation_id: c.conversation_id, idempotency_key: key, body });
+    box.value = '';
+  });
+  el.querySelector('.end').addEventListener('click', () => channel.send({ type: 'end', conversation_id: c.conversation_id }));
+  $('chats').appendChild(el);
+  chats.set(c.conversation_id, chat);
+  channel.send({ type: 'sync', conversation_id: c.conversation_id, after_seq: 0 });
+  return chat;
+}
+
+function addLine(chat, f) {
+  if (chat.seen.has(f.seq)) return;
+  chat.seen.add(f.seq);
+  chat.lastSeq = Math.max(chat.lastSeq, f.seq);
+  const li = document.createElement('li');
+  li.className = f.sender_role === 'nurse' ? 'mine' : '';
+  li.textContent = `${f.sender_role === 'nurse' ? 'You' : 'Patient'}: ${f.body}`;
+  chat.list.appendChild(li);
+  chat.list.scrollTop = chat.list.scrollHeight;
+}
+
+function removeOffer(id) {
+  document.querySelector(`#offers li[data-conversation="${CSS.escape(id)}"]`)?.remove();
+}
+
+const handlers = {
+  welcome(f) {
+    $('presence').textContent = f.presence || 'away';
+    for (const c of f.conversations) chatPanel(c);
+    $('connection').textContent = 'Connected.';
+  },
+  presence(f) { $('presence').textContent = f.state.replace('_', '-'); },
+  offer(f) {
+    removeOffer(f.conversation_id);
+    const li = document.createElement('li');
+    li.dataset.conversation = f.conversation_id;
+    li.textContent = `${f.reference} (${f.queue}), waited ${f.waited_seconds} s `;
+    for (const [label, type] of [['Accept', 'accept'], ['Decline', 'decline']]) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = label;
+      b.addEventListener('click', () => { channel.send({ type, conversation_id: f.conversation_id }); removeOffer(f.conversation_id); });
+      li.appendChild(b);
+    }
+    $('offers').appendChild(li);
+  },
+  offer_ended(f) { removeOffer(f.conversation_id); },
+  conversation(f) { chatPanel(f.conversation); },
+  message(f) { const chat = chats.get(f.conversation_id); if (chat) addLine(chat, f); },
+  synced(f) { const chat = chats.get(f.conversation_id); if (chat && f.more) channel.send({ type: 'sync', conversation_id: f.conversation_id, after_seq: f.last_seq }); },
+  ack(f) { const chat = chats.get(f.conversation_id); chat?.outbox.delete(f.idempotency_key); },
+  ended(f) {
+    const chat = chats.get(f.conversation_id);
+    if (chat) { chat.el.querySelector('form').hidden = true; chat.el.querySelector('h3').textContent += ' (ended)'; }
+  },
+  error(f) { $('connection').textContent = `Error: ${f.code}`; },
+};
+
+async function loadStats() {
+  const resp = await fetch('/api/v1/queues/stats');
+  if (!resp.ok) return;
+  $('stats-section').hidden = false;
+  const rows = (await resp.json()).queues.map((q) => {
+    const tr = document.createElement('tr');
+    for (const v of [q.queue, q.waiting, q.longest_wait_seconds, q.staffed_nurses, q.ready_nurses]) {
+      const td = document.createElement('td');
+      td.textContent = v;
+      tr.appendChild(td);
+    }
+    return tr;
+  });
+  $('stats').replaceChildren(...rows);
+}
+
+async function main() {
+  const me = await fetch('/api/v1/me');
+  if (!me.ok) {
+    location.assign('/auth/login?return_to=/workspace/');
+    return;
+  }
+  const who = await me.json();
+  $('who').textContent = `Signed in as ${who.display_name ?? 'staff'} (${who.roles.join(', ')})`;
+  channel = new Channel(null, (f) => handlers[f.type]?.(f), (s) => { $('connection').textContent = s; });
+  $('ready').addEventListener('click', () => channel.send({ type: 'presence', state: 'ready' }));
+  $('away').addEventListener('click', () => channel.send({ type: 'presence', state: 'away' }));
+  if (who.roles.includes('supervisor')) { loadStats(); setInterval(loadStats, 5000); }
+}
+
+main();
