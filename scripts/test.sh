@@ -45,6 +45,7 @@ export TEST_ARTIFACTS="$ROOT/target/test-artifacts"
 export TEST_OIDC_PROVIDER_DIR="$ROOT/tests/support"
 
 export CARGO_TERM_COLOR=never
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"
