@@ -9,4 +9,5 @@ mod crash;
 mod demo;
 mod dev_mode;
 mod external_oidc;
+mod load_smoke;
 mod storage;
