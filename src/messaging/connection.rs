@@ -220,6 +220,29 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                 Err(e) => from_messaging(e),
             }
         }
+        ClientFrame::Callback { conversation_id, .. } => {
+            let c = match authorized(app, conn, &conversation_id, "conversation.write").await {
+                Ok(c) => c,
+                Err(frames) => return frames,
+            };
+            if c.state != "waiting" || !conn.principal.has_role(Role::Patient) {
+                return error("not_waiting", "a call back can be requested only while waiting");
+            }
+            match app.messaging.end(&c, "callback_requested").await {
+                Ok(()) => {
+                    audit(
+                        app,
+                        conn,
+                        "conversation.callback_requested",
+                        &c.id,
+                        Outcome::Success,
+                    )
+                    .await;
+                    Vec::new()
+                }
+                Err(e) => from_messaging(e),
+            }
+        }
         ClientFrame::End { conversation_id, .. } => {
             let c = match authorized(app, conn, &conversation_id, "conversation.write").await {
                 Ok(c) => c,

@@ -351,7 +351,13 @@ impl Messaging {
     /// Ends a conversation: a nurse finishing (wrap-up follows), a patient leaving, or idle expiry.
     pub async fn end(&self, c: &ConversationRow, reason: &str) -> Result<(), MessagingError> {
         let now = now_ms();
-        if !self.db.close_conversation(&c.id, now).await? {
+        // A call-back request stays visible to staff as such; everything else is simply closed.
+        let state = if reason == "callback_requested" {
+            "callback"
+        } else {
+            "closed"
+        };
+        if !self.db.close_conversation(&c.id, state, now).await? {
             return Ok(());
         }
         let id = ConversationId::new(c.id.clone());

@@ -67,6 +67,11 @@ pub enum ClientFrame {
         v: u8,
         conversation_id: String,
     },
+    /// Patient: stop waiting and ask to be called back; messages written so far stay with the request.
+    Callback {
+        v: u8,
+        conversation_id: String,
+    },
     Ping {
         v: u8,
     },
@@ -133,6 +138,7 @@ impl ClientFrame {
             | ClientFrame::Accept { v, .. }
             | ClientFrame::Decline { v, .. }
             | ClientFrame::End { v, .. }
+            | ClientFrame::Callback { v, .. }
             | ClientFrame::Ping { v } => *v,
         }
     }

@@ -129,7 +129,7 @@ impl Db {
     /// Conversations not closed, oldest first (to rebuild the waiting room after a restart).
     pub async fn open_conversations(&self) -> Result<Vec<ConversationRow>, StoreError> {
         let sql = format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE state <> 'closed' ORDER BY enqueued_at, id"
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE state IN ('waiting', 'assigned') ORDER BY enqueued_at, id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(self.pool())
@@ -140,7 +140,7 @@ impl Db {
     /// Open conversations of one patient or one nurse.
     pub async fn open_conversations_of(&self, subject: &str) -> Result<Vec<ConversationRow>, StoreError> {
         let sql = format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE state <> 'closed' \
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE state IN ('waiting', 'assigned') \
              AND (patient = $1 OR nurse = $1) ORDER BY enqueued_at, id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -180,10 +180,12 @@ impl Db {
         Ok(r.rows_affected() == 1)
     }
 
-    pub async fn close_conversation(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+    /// Ends a conversation (`closed`, or `callback` when the patient asked to be called back).
+    pub async fn close_conversation(&self, id: &str, state: &str, now: i64) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "UPDATE conversations SET state = 'closed', closed_at = $1 WHERE id = $2 AND state <> 'closed'",
+            "UPDATE conversations SET state = $1, closed_at = $2 WHERE id = $3 AND state IN ('waiting', 'assigned')",
         )
+        .bind(state)
         .bind(now)
         .bind(id)
         .execute(self.pool())

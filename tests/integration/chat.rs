@@ -504,3 +504,37 @@ async fn emergencies_jump_the_queue_and_idle_chats_expire() {
     );
     broker.assert_no_panic();
 }
+
+#[tokio::test]
+async fn past_the_maximum_wait_the_patient_can_ask_for_a_call_back() {
+    let mut env: Vec<(&str, &str)> = FAST_ROUTING
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "EXAMROOM_QUEUES")
+        .collect();
+    env.push((
+        "EXAMROOM_QUEUES",
+        r#"[{ name = "triage", max_wait_seconds = 1 }]"#,
+    ));
+    let (_dir, data, broker) = start_dev(&env);
+    let url = broker.url.clone();
+    let mut patient = Ws::patient(&url, &patient_token(&url, &data, "patient").await).await;
+    let c = patient.start("triage", "long-wait").await;
+    patient
+        .say(&c, "m1", "Please call me about my prescription")
+        .await;
+    assert!(
+        patient.expect("max_wait").await["text"]
+            .as_str()
+            .unwrap()
+            .contains("call you back")
+    );
+    patient
+        .send(json!({"v": 1, "type": "callback", "conversation_id": c}))
+        .await;
+    assert_eq!(patient.expect("ended").await["reason"], "callback_requested");
+    // The request leaves the waiting room: a nurse going ready is offered nothing.
+    let mut nurse = Ws::staff(&url, &staff_cookie(&url, &data, "nurse").await).await;
+    nurse.presence("ready").await;
+    nurse.quiet("offer", 1200).await;
+}

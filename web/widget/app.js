@@ -59,7 +59,7 @@ const handlers = {
   conversation(f) { showConversation(f.conversation); },
   waiting(f) { setStatus(`You are number ${f.position} in line. ${minutes(f.eta_seconds)}`); },
   reassurance(f) { $('notice').hidden = false; $('notice').textContent = f.text; },
-  max_wait(f) { $('notice').hidden = false; $('notice').textContent = f.text; },
+  max_wait(f) { $('notice').hidden = false; $('notice').textContent = f.text; $('callback').hidden = false; },
   emergency(f) { $('emergency').hidden = false; $('emergency').textContent = f.text; },
   idle_warning(f) { $('notice').hidden = false; $('notice').textContent = `This chat closes in ${f.closes_in_seconds} seconds without a new message.`; },
   assigned() { stopMusic(); $('compose').hidden = false; setStatus('A nurse has joined. You are chatting with a nurse.'); },
@@ -80,7 +80,11 @@ const handlers = {
     state.outbox.delete(f.idempotency_key);
     if (body !== undefined) addMessage({ seq: f.seq, sender_role: 'patient', body, key: f.idempotency_key });
   },
-  ended() { stopMusic(); $('compose').hidden = true; setStatus('This chat has ended. Thank you.'); },
+  ended(f) {
+    stopMusic();
+    $('compose').hidden = true;
+    setStatus(f.reason === 'callback_requested' ? 'We will call you back. Please keep your reference number.' : 'This chat has ended. Thank you.');
+  },
   error(f) { $('notice').hidden = false; $('notice').textContent = `Something went wrong (${f.code}). Please try again.`; },
 };
 
@@ -113,6 +117,10 @@ window.addEventListener('message', async (event) => {
       addMessage({ sender_role: 'patient', body, pending: true, key });
       ch.send({ type: 'send', conversation_id: state.conversation, idempotency_key: key, body });
       $('message').value = '';
+    });
+    $('callback').addEventListener('click', () => {
+      $('callback').hidden = true;
+      ch.send({ type: 'callback', conversation_id: state.conversation });
     });
     $('leave').addEventListener('click', () => ch.send({ type: 'end', conversation_id: state.conversation }));
   } catch (e) {
