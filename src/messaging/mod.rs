@@ -398,12 +398,9 @@ impl Messaging {
         self.apply(effects).await;
         let idle_ms = self.settings.idle_expiry_seconds as i64 * 1000;
         let warn_ms = idle_ms - self.settings.idle_warning_seconds as i64 * 1000;
-        for c in self.db.open_conversations().await? {
+        // Waiting is not idleness: the clock runs only once a nurse has the conversation.
+        for c in self.db.quiet_conversations(now - warn_ms).await? {
             let quiet = now - c.last_activity_at;
-            // Waiting is not idleness: the clock runs only once a nurse has the conversation.
-            if c.state != "assigned" {
-                continue;
-            }
             if quiet >= idle_ms {
                 self.end(&c, "idle").await?;
                 self.warned.lock().await.remove(&c.id);

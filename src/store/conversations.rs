@@ -150,6 +150,18 @@ impl Db {
         Ok(rows.iter().map(conversation).collect::<Result<_, _>>()?)
     }
 
+    /// Assigned conversations with no message since `before` (idle-expiry candidates).
+    pub async fn quiet_conversations(&self, before: i64) -> Result<Vec<ConversationRow>, StoreError> {
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE state = 'assigned' AND last_activity_at < $1"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(before)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(conversation).collect::<Result<_, _>>()?)
+    }
+
     /// Recent handle times (assigned → closed, ms) of a queue, newest first.
     pub async fn recent_handle_times(&self, queue: &str, limit: i64) -> Result<Vec<i64>, StoreError> {
         let rows = sqlx::query(
