@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
 use crate::audit::{AuditEvent, Auditor};
 use crate::auth::jwt::{Jwks, TokenUse, TokenVerifier};
@@ -13,10 +14,12 @@ use crate::auth::{Principal, Sessions};
 use crate::config::{Config, load::read_secret_file};
 use crate::dev_idp::DevIdp;
 use crate::ids::RequestId;
+use crate::media::sfu::WebRtcSfu;
 use crate::messaging::Messaging;
 use crate::policy::{AccessPolicy, Denial, Grant, Resource};
 use crate::store::Db;
 use crate::telemetry::Metrics;
+use crate::visit::service::VideoService;
 
 pub type AppState = Arc<App>;
 
@@ -39,6 +42,8 @@ pub struct App {
     pub service_tokens: Option<TokenVerifier>,
     /// Chat, waiting room and routing.
     pub messaging: Arc<Messaging>,
+    /// Video visits and the SFU.
+    pub video: Arc<VideoService>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// The development provider, only under `examroom dev`.
@@ -114,7 +119,28 @@ impl App {
         let messaging = Arc::new(Messaging::new(&config, db.clone()).context("messaging.kek_files")?);
         messaging.restore().await.context("restoring the waiting room")?;
 
+        let turn_secret = match &config.media.turn_secret_file {
+            Some(path) => Some(
+                read_secret_file("media.turn_secret_file", path)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .expose_secret()
+                    .trim()
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            None => None,
+        };
+        let engine = Arc::new(WebRtcSfu::new(&config.media, metrics.media.clone()));
+        let video = Arc::new(VideoService::new(
+            &config.media,
+            turn_secret,
+            engine,
+            messaging.clone(),
+            metrics.media.clone(),
+        ));
+
         Ok(Self {
+            video,
             messaging,
             sessions: Sessions::new(db.clone()),
             config,

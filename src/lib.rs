@@ -15,11 +15,13 @@ pub mod dev;
 pub mod dev_idp;
 pub mod http;
 pub mod ids;
+pub mod media;
 pub mod messaging;
 pub mod pii;
 pub mod policy;
 pub mod store;
 pub mod telemetry;
+pub mod visit;
 pub mod waiting_room;
 
 use std::future::Future;
@@ -39,6 +41,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let housekeeping = tokio::spawn(housekeeping(app.clone(), stop_rx.clone()));
     let timers = tokio::spawn(app.messaging.clone().run_timers(stop_rx.clone()));
+    let video_timers = tokio::spawn(app.video.clone().run_timers(stop_rx.clone()));
     let grace = Duration::from_secs(app.config.server.shutdown_grace_seconds);
     let router = http::router(app.clone());
     let mut drained = stop_rx.clone();
@@ -56,6 +59,7 @@ pub async fn serve(
     }
     housekeeping.abort();
     timers.abort();
+    video_timers.abort();
     app.db.close().await;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! PHI or secrets. Metrics are Prometheus counters and histograms whose labels are route templates and reason
 //! codes, never identifiers.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LoggingConfig};
@@ -30,6 +30,48 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub auth_failures: IntCounterVec,
     pub audit_events: IntCounterVec,
+    pub media: MediaMetrics,
+}
+
+/// The SFU's counters, shared with the media engine.
+#[derive(Clone)]
+pub struct MediaMetrics {
+    pub live_visits: IntGauge,
+    pub peer_connections: IntGauge,
+    pub forwarded_packets: IntCounter,
+    pub forwarded_bytes: IntCounter,
+    pub keyframe_requests: IntCounter,
+    pub ice_failures: IntCounter,
+}
+
+impl MediaMetrics {
+    fn new(registry: &Registry) -> Self {
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
+            c
+        };
+        Self {
+            live_visits: gauge("media_live_visits", "Video visits proposed or in progress"),
+            peer_connections: gauge("media_peer_connections", "Open peer connections to the SFU"),
+            forwarded_packets: counter("media_forwarded_packets_total", "RTP packets forwarded"),
+            forwarded_bytes: counter("media_forwarded_bytes_total", "RTP payload bytes forwarded"),
+            keyframe_requests: counter(
+                "media_keyframe_requests_total",
+                "PLI/FIR relayed from a viewer to the sender",
+            ),
+            ice_failures: counter("media_ice_failures_total", "Peer connections whose ICE failed"),
+        }
+    }
 }
 
 impl Metrics {
@@ -70,6 +112,7 @@ impl Metrics {
             .register(Box::new(http_duration.clone()))
             .expect("metric registered once");
         Self {
+            media: MediaMetrics::new(&registry),
             registry,
             http_requests,
             http_duration,

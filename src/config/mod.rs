@@ -24,11 +24,59 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub messaging: MessagingConfig,
     pub routing: RoutingConfig,
+    pub media: MediaConfig,
     /// Waiting-room queues; a single `triage` queue when none is configured.
     pub queues: Vec<QueueConfig>,
     /// Present only under `examroom dev`: serves the built-in OpenID provider. Never set by `serve`.
     #[serde(skip)]
     pub dev: Option<DevConfig>,
+}
+
+/// The SFU's network: where it gathers ICE candidates, which ports it may use, what it announces behind a
+/// NAT, and the TURN servers browsers are told about.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MediaConfig {
+    /// Local IP addresses the SFU binds its UDP sockets to (one host candidate each). `127.0.0.1` alone keeps
+    /// media on loopback (tests); a server lists its interface addresses.
+    pub bind_ips: Vec<String>,
+    /// Inclusive UDP port range for peer connections; one port per peer connection and bind address.
+    pub udp_port_min: u16,
+    pub udp_port_max: u16,
+    /// Public addresses announced instead of the bound ones (a 1:1 NAT, e.g. a cloud VM's elastic IP).
+    pub announced_ips: Vec<String>,
+    /// TURN/STUN servers sent to browsers with every join, e.g. `turn:turn.example.org:3478?transport=tcp`.
+    pub turn_urls: Vec<String>,
+    /// coturn's `static-auth-secret` (REST API scheme); required when any `turn:`/`turns:` URL is set.
+    pub turn_secret_file: Option<PathBuf>,
+    /// Lifetime of a minted TURN credential.
+    pub turn_credential_seconds: u64,
+    /// Tell browsers to use only relayed candidates (every peer through TURN).
+    pub force_relay: bool,
+    /// Most tracks a participant may send (camera, microphone, screen share).
+    pub max_tracks_per_participant: usize,
+    /// A visit whose participants have all left is closed after this grace (a reload rejoins within it).
+    pub empty_visit_grace_seconds: u64,
+    /// Largest SDP accepted over signaling, in bytes.
+    pub max_sdp_bytes: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            bind_ips: vec!["127.0.0.1".into()],
+            udp_port_min: 40000,
+            udp_port_max: 40999,
+            announced_ips: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_secret_file: None,
+            turn_credential_seconds: 3600,
+            force_relay: false,
+            max_tracks_per_participant: 3,
+            empty_visit_grace_seconds: 30,
+            max_sdp_bytes: 64 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

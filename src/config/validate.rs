@@ -247,6 +247,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             }
         }
     }
+    check_media(&mut p, &c.media);
     if let Some(path) = &c.policy.access_file
         && !path.is_file()
     {
@@ -256,6 +257,80 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         ));
     }
     p
+}
+
+fn check_media(p: &mut Vec<Problem>, m: &crate::config::MediaConfig) {
+    if m.bind_ips.is_empty() {
+        p.push(Problem::new(
+            "media.bind_ips",
+            "list at least one local IP address",
+        ));
+    }
+    for (i, ip) in m.bind_ips.iter().enumerate() {
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            p.push(Problem::new(format!("media.bind_ips[{i}]"), "not an IP address"));
+        }
+    }
+    for (i, ip) in m.announced_ips.iter().enumerate() {
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            p.push(Problem::new(
+                format!("media.announced_ips[{i}]"),
+                "not an IP address",
+            ));
+        }
+    }
+    if m.udp_port_min == 0 || m.udp_port_min > m.udp_port_max {
+        p.push(Problem::new(
+            "media.udp_port_min",
+            "must be at least 1 and not above media.udp_port_max",
+        ));
+    }
+    let mut turn = false;
+    for (i, u) in m.turn_urls.iter().enumerate() {
+        let scheme = u.split(':').next().unwrap_or("");
+        if !matches!(scheme, "stun" | "turn" | "turns") || u.len() <= scheme.len() + 1 {
+            p.push(Problem::new(
+                format!("media.turn_urls[{i}]"),
+                "expected stun:HOST[:PORT], turn:HOST[:PORT][?transport=udp|tcp] or turns:…",
+            ));
+        }
+        turn |= scheme.starts_with("turn");
+    }
+    match &m.turn_secret_file {
+        None if turn => p.push(Problem::new(
+            "media.turn_secret_file",
+            "required when media.turn_urls lists a TURN server",
+        )),
+        Some(f) if !f.is_file() => p.push(Problem::new(
+            "media.turn_secret_file",
+            format!("{} is not a readable file", f.display()),
+        )),
+        _ => {}
+    }
+    if !(60..=86_400).contains(&m.turn_credential_seconds) {
+        p.push(Problem::new(
+            "media.turn_credential_seconds",
+            "must be between 60 and 86400",
+        ));
+    }
+    if m.force_relay && !turn {
+        p.push(Problem::new(
+            "media.force_relay",
+            "needs a TURN server in media.turn_urls",
+        ));
+    }
+    if !(2..=8).contains(&m.max_tracks_per_participant) {
+        p.push(Problem::new(
+            "media.max_tracks_per_participant",
+            "must be between 2 and 8",
+        ));
+    }
+    if !(4096..=1024 * 1024).contains(&m.max_sdp_bytes) {
+        p.push(Problem::new(
+            "media.max_sdp_bytes",
+            "must be between 4096 and 1048576",
+        ));
+    }
 }
 
 fn is_origin(s: &str) -> bool {
@@ -331,6 +406,11 @@ mod tests {
             issuer = "https://portal.example.org"
             audiences = ["portal"]
             algorithms = ["HS256"]
+            [media]
+            bind_ips = ["localhost"]
+            udp_port_min = 5000
+            udp_port_max = 4000
+            turn_urls = ["turn:turn.example.org:3478?transport=tcp", "http://x"]
         "#;
         let err = load_str(text, &[]).unwrap_err();
         let keys: Vec<_> = err.problems.iter().map(|p| p.key.as_str()).collect();
@@ -342,6 +422,10 @@ mod tests {
             "auth.staff.client_secret_file",
             "auth.staff.role_mapping.g-nurse",
             "auth.patient.algorithms[0]",
+            "media.bind_ips[0]",
+            "media.udp_port_min",
+            "media.turn_urls[1]",
+            "media.turn_secret_file",
         ] {
             assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
         }

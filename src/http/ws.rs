@@ -113,6 +113,10 @@ async fn run(
         sink
     });
     let _ = outbound.send(connection::welcome(&app, &conn).await).await;
+    // A reloaded page learns about its live video visit (prompt or rejoin).
+    for frame in app.video.live_of(&subject) {
+        let _ = outbound.send(frame).await;
+    }
 
     let mut recheck = tokio::time::interval(Duration::from_secs(
         app.config.messaging.session_recheck_seconds.max(1),

@@ -66,6 +66,7 @@ pub async fn welcome(app: &App, conn: &Connection) -> ServerFrame {
 
 /// The socket closed; a nurse with no other socket goes away (her offer goes to someone else).
 pub async fn disconnected(app: &App, conn: &Connection, others_remain: bool) {
+    app.video.socket_closed(&conn.request_id).await;
     if conn.principal.has_role(Role::Nurse) && !others_remain {
         app.messaging
             .set_available(&conn.principal.subject, &conn.principal.skills, false)
@@ -78,6 +79,12 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
     match frame {
         ClientFrame::Auth { .. } => error("already_authenticated", "this socket is already authenticated"),
         ClientFrame::Ping { .. } => vec![ServerFrame::Pong],
+        video @ (ClientFrame::VideoRequest { .. }
+        | ClientFrame::VideoAnswer { .. }
+        | ClientFrame::VideoOffer { .. }
+        | ClientFrame::VideoCandidate { .. }
+        | ClientFrame::VideoLeave { .. }
+        | ClientFrame::VideoEnd { .. }) => crate::visit::signaling::handle(app, conn, video).await,
         ClientFrame::Start {
             queue,
             idempotency_key,
@@ -316,7 +323,7 @@ async fn authorized(
 }
 
 /// Ids from clients go into audit events only if they look like our ids.
-fn safe_id(id: &str) -> String {
+pub fn safe_id(id: &str) -> String {
     if id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric()) {
         id.to_string()
     } else {

@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::media::turn::IceServer;
+use crate::media::{ConnectionState, IceCandidate};
+use crate::visit::{EndReason, Side};
 use crate::waiting_room::{OfferEnd, Presence};
 
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -75,6 +78,39 @@ pub enum ClientFrame {
     Ping {
         v: u8,
     },
+    /// Nurse: elevate an assigned chat to video.
+    VideoRequest {
+        v: u8,
+        conversation_id: String,
+    },
+    /// Patient: answer the camera and microphone prompt.
+    VideoAnswer {
+        v: u8,
+        visit_id: String,
+        accept: bool,
+    },
+    /// A participant's SDP offer (first join, rejoin after a reload, or ICE restart).
+    VideoOffer {
+        v: u8,
+        visit_id: String,
+        sdp: String,
+    },
+    /// A trickled ICE candidate for the participant's connection.
+    VideoCandidate {
+        v: u8,
+        visit_id: String,
+        candidate: IceCandidate,
+    },
+    /// Close this participant's connection; the visit stays and can be rejoined.
+    VideoLeave {
+        v: u8,
+        visit_id: String,
+    },
+    /// End the video for both; the chat goes on.
+    VideoEnd {
+        v: u8,
+        visit_id: String,
+    },
 }
 
 #[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
@@ -139,6 +175,12 @@ impl ClientFrame {
             | ClientFrame::Decline { v, .. }
             | ClientFrame::End { v, .. }
             | ClientFrame::Callback { v, .. }
+            | ClientFrame::VideoRequest { v, .. }
+            | ClientFrame::VideoAnswer { v, .. }
+            | ClientFrame::VideoOffer { v, .. }
+            | ClientFrame::VideoCandidate { v, .. }
+            | ClientFrame::VideoLeave { v, .. }
+            | ClientFrame::VideoEnd { v, .. }
             | ClientFrame::Ping { v } => *v,
         }
     }
@@ -278,6 +320,39 @@ pub enum ServerFrame {
         message: String,
     },
     Pong,
+    /// The nurse asked for video: the patient is prompted (the nurse waits).
+    VideoProposed {
+        conversation_id: String,
+        visit_id: String,
+    },
+    /// The patient agreed: join with an offer, using these ICE servers.
+    VideoStarted {
+        conversation_id: String,
+        visit_id: String,
+        ice_servers: Vec<IceServer>,
+        ice_transport_policy: String,
+    },
+    /// The SFU's answer to a `video_offer`.
+    VideoSdp {
+        visit_id: String,
+        sdp: String,
+    },
+    /// An ICE candidate of the SFU's side of this participant's connection.
+    VideoCandidate {
+        visit_id: String,
+        candidate: IceCandidate,
+    },
+    /// Connection state of one side, sent to both (the workspace shows it).
+    VideoPeer {
+        visit_id: String,
+        side: Side,
+        state: ConnectionState,
+    },
+    VideoEnded {
+        conversation_id: String,
+        visit_id: String,
+        reason: EndReason,
+    },
 }
 
 impl ServerFrame {

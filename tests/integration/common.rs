@@ -83,7 +83,37 @@ impl Broker {
 
     /// `examroom dev` on an ephemeral port in `data_dir`.
     pub fn dev(data_dir: &Path, env: &[(&str, &str)]) -> Broker {
-        let mut cmd = Self::command();
+        Self::start_dev(Self::command(), data_dir, env)
+    }
+
+    /// `examroom dev` alone in a new network namespace that has only `lo` (media tests): the broker's PID is the
+    /// namespace's handle, see [`Broker::in_namespace`].
+    pub fn dev_isolated(data_dir: &Path, env: &[(&str, &str)]) -> Broker {
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" \"$@\"",
+        ])
+        .arg(env!("CARGO_BIN_EXE_examroom"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("EXAMROOM_")) {
+            cmd.env_remove(k);
+        }
+        Self::start_dev(cmd, data_dir, env)
+    }
+
+    /// A command that runs inside the broker's network namespace.
+    pub fn in_namespace(&self, program: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/proc/{}/ns/net", self.child.id()))
+            .arg("--")
+            .arg(program);
+        cmd
+    }
+
+    fn start_dev(mut cmd: Command, data_dir: &Path, env: &[(&str, &str)]) -> Broker {
         cmd.args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir);
         cmd.envs(env.iter().copied());

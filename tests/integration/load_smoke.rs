@@ -1,23 +1,11 @@
-//! A short run of the chat load tool (examples/chat_load.rs) so it cannot rot: a few sockets, a few messages,
+//! A short run of the chat load tool (tools/chat_load.rs) so it cannot rot: a few sockets, a few messages,
 //! nothing lost or duplicated. The real numbers come from `scripts/bench-chat.sh`.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 #[test]
 fn chat_load_tool_smoke_run() {
-    // Examples are built next to the test binaries by `cargo test --all-targets`.
-    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let tool: PathBuf = deps.parent().unwrap().join("examples/chat_load");
-    if !tool.exists() {
-        assert!(
-            std::env::var("TEST_REQUIRE_POSTGRES").is_err(),
-            "build with --all-targets"
-        );
-        eprintln!("examples not built: skipping");
-        return;
-    }
-    let out = Command::new(tool)
+    let out = Command::new(env!("CARGO_BIN_EXE_examroom-chat-load"))
         .args([
             "--broker",
             env!("CARGO_BIN_EXE_examroom"),

@@ -11,3 +11,4 @@ mod dev_mode;
 mod external_oidc;
 mod load_smoke;
 mod storage;
+mod video;

@@ -2,10 +2,38 @@
 // examroom session, then speaks the WebSocket protocol (docs/protocol.md): waiting room updates, chat with
 // acknowledgements, and resends with the same idempotency key after a reconnect so nothing is lost or doubled.
 import { Channel } from '/widget/channel.js';
+import { deviceCheck, VideoCall } from '/widget/video.js';
 
 const $ = (id) => document.getElementById(id);
 const queue = new URLSearchParams(location.search).get('queue') || 'triage';
 const state = { conversation: null, lastSeq: 0, outbox: new Map(), seen: new Set() };
+// The video visit: the proposal or start frame, the device check, the call.
+const video = { visitId: null, started: null, check: null, call: null, joinWhenStarted: false };
+
+function showVideo(part) {
+  $('video').hidden = false;
+  for (const id of ['video-prompt', 'video-check', 'video-call']) $(id).hidden = id !== part;
+}
+
+function closeVideo(message) {
+  video.call?.pc.close();
+  video.check?.stop();
+  video.check?.stream.getTracks().forEach((t) => t.stop());
+  Object.assign(video, { visitId: null, started: null, check: null, call: null, joinWhenStarted: false });
+  $('video').hidden = true;
+  if (message) { $('notice').hidden = false; $('notice').textContent = message; }
+}
+
+function startCall(ch) {
+  video.check.stop();
+  showVideo('video-call');
+  $('video-state').textContent = 'Connecting video…';
+  video.call = new VideoCall(ch, video.started, video.check.stream, $('video-remote'), (s) => {
+    $('video-state').textContent = s === 'connected' ? 'Video connected.' : `Video ${s}.`;
+  });
+}
+
+const STATES = { new: 'starting', connecting: 'connecting', connected: 'connected', disconnected: 'reconnecting', failed: 'reconnecting', closed: 'left' };
 
 function setStatus(text) { $('status').textContent = text; }
 
@@ -85,6 +113,26 @@ const handlers = {
     $('compose').hidden = true;
     setStatus(f.reason === 'callback_requested' ? 'We will call you back. Please keep your reference number.' : 'This chat has ended. Thank you.');
   },
+  video_proposed(f) {
+    video.visitId = f.visit_id;
+    showVideo('video-prompt');
+    $('video-allow').focus();
+  },
+  video_started(f, ch) {
+    video.visitId = f.visit_id;
+    video.started = f;
+    if (video.joinWhenStarted && video.check) { startCall(ch); return; }
+    // A reload during the visit: check the devices again, then rejoin.
+    if (!video.call) { showVideo(video.check ? 'video-check' : 'video-prompt'); video.joinWhenStarted = !!video.check; }
+  },
+  video_sdp(f) { if (video.call && f.visit_id === video.visitId) video.call.answer(f.sdp); },
+  video_candidate(f) { if (video.call && f.visit_id === video.visitId) video.call.candidate(f.candidate); },
+  video_peer(f) {
+    if (f.side === 'nurse' && video.call) $('video-state').textContent = `Your nurse is ${STATES[f.state] || f.state}.`;
+  },
+  video_ended(f) {
+    closeVideo(f.reason === 'declined' ? null : 'The video has ended. You can keep chatting.');
+  },
   error(f) { $('notice').hidden = false; $('notice').textContent = `Something went wrong (${f.code}). Please try again.`; },
 };
 
@@ -122,6 +170,26 @@ window.addEventListener('message', async (event) => {
       $('callback').hidden = true;
       ch.send({ type: 'callback', conversation_id: state.conversation });
     });
+    $('video-allow').addEventListener('click', async () => {
+      try {
+        video.check = video.check || await deviceCheck($('video-preview'), $('video-level'));
+        showVideo('video-check');
+        $('video-join').focus();
+      } catch (e) {
+        setStatus('Your camera or microphone could not be used. You can keep chatting.');
+        ch.send({ type: 'video_answer', visit_id: video.visitId, accept: false });
+      }
+    });
+    $('video-decline').addEventListener('click', () => {
+      if (video.started) { ch.send({ type: 'video_leave', visit_id: video.visitId }); closeVideo(); return; }
+      ch.send({ type: 'video_answer', visit_id: video.visitId, accept: false });
+    });
+    $('video-join').addEventListener('click', () => {
+      if (video.started) { startCall(ch); return; }
+      video.joinWhenStarted = true;
+      ch.send({ type: 'video_answer', visit_id: video.visitId, accept: true });
+    });
+    $('video-end').addEventListener('click', () => { video.call?.close(true); });
     $('leave').addEventListener('click', () => ch.send({ type: 'end', conversation_id: state.conversation }));
   } catch (e) {
     setStatus(e.message);

@@ -1,6 +1,7 @@
 // The nurse workspace: presence, offers, several chats with transcripts. Authenticated by the staff session
 // cookie; speaks the same WebSocket protocol as the widget (docs/protocol.md).
 import { Channel } from '/widget/channel.js';
+import { deviceCheck, VideoCall } from '/widget/video.js';
 
 const $ = (id) => document.getElementById(id);
 const chats = new Map(); // conversation_id -> { el, list, lastSeq, seen, outbox }
@@ -13,7 +14,16 @@ function chatPanel(c) {
   el.dataset.conversation = c.conversation_id;
   el.innerHTML = `<h3></h3><ol aria-live="polite"></ol>
     <form><label>Reply <textarea rows="2" maxlength="4000" required></textarea></label>
-    <p><button type="submit">Send</button> <button type="button" class="end">End chat</button></p></form>`;
+    <p><button type="submit">Send</button> <button type="button" class="end">End chat</button>
+    <button type="button" class="video-start">Start video…</button></p></form>
+    <section class="video" hidden aria-label="Video">
+      <div class="check" hidden><video class="preview" playsinline autoplay muted aria-label="Your camera"></video>
+        <p><label>Microphone level <meter min="0" max="1" value="0"></meter></label></p>
+        <p><button type="button" class="video-go">Ask the patient to join video</button></p></div>
+      <video class="remote" playsinline autoplay aria-label="Patient video" hidden></video>
+      <p class="video-status" role="status" aria-live="polite"></p>
+      <p><button type="button" class="video-end">End video</button></p>
+    </section>`;
   el.querySelector('h3').textContent = `${c.reference} · ${c.queue}`;
   const chat = { el, list: el.querySelector('ol'), lastSeq: 0, seen: new Set(), outbox: new Map() };
   el.querySelector('form').addEventListener('submit', (e) => {
@@ -27,11 +37,68 @@ function chatPanel(c) {
     box.value = '';
   });
   el.querySelector('.end').addEventListener('click', () => channel.send({ type: 'end', conversation_id: c.conversation_id }));
+  chat.video = { visitId: null, started: null, check: null, call: null, states: {} };
+  const q = (sel) => el.querySelector(sel);
+  q('.video-start').addEventListener('click', async () => {
+    q('.video').hidden = false;
+    try {
+      chat.video.check = chat.video.check || await deviceCheck(q('.preview'), q('.check meter'));
+      q('.check').hidden = false;
+      q('.video-go').textContent = chat.video.started ? 'Join video' : 'Ask the patient to join video';
+      q('.video-go').focus();
+    } catch (e) {
+      q('.video-status').textContent = 'Camera or microphone unavailable.';
+    }
+  });
+  q('.video-go').addEventListener('click', () => {
+    if (chat.video.started) { joinVideo(chat); return; }
+    channel.send({ type: 'video_request', conversation_id: c.conversation_id });
+    q('.video-status').textContent = 'Asking the patient…';
+  });
+  q('.video-end').addEventListener('click', () => {
+    if (chat.video.call) chat.video.call.close(true);
+    else if (chat.video.visitId) channel.send({ type: 'video_end', visit_id: chat.video.visitId });
+    else closeVideo(chat);
+  });
   $('chats').appendChild(el);
   chats.set(c.conversation_id, chat);
   channel.send({ type: 'sync', conversation_id: c.conversation_id, after_seq: 0 });
   return chat;
 }
+
+function chatOfVisit(visitId) {
+  return [...chats.values()].find((c) => c.video?.visitId === visitId);
+}
+
+function showStates(chat) {
+  const s = chat.video.states;
+  chat.el.querySelector('.video-status').textContent =
+    `Video: you ${s.nurse || 'not connected'}, patient ${s.patient || 'not connected'}.`;
+}
+
+function joinVideo(chat) {
+  const v = chat.video;
+  v.check.stop();
+  chat.el.querySelector('.check').hidden = true;
+  const remote = chat.el.querySelector('.remote');
+  remote.hidden = false;
+  v.call = new VideoCall(channel, v.started, v.check.stream, remote, () => {});
+  showStates(chat);
+}
+
+function closeVideo(chat, message) {
+  const v = chat.video;
+  v.call?.pc.close();
+  v.check?.stop();
+  v.check?.stream.getTracks().forEach((t) => t.stop());
+  Object.assign(v, { visitId: null, started: null, check: null, call: null, states: {} });
+  chat.el.querySelector('.remote').hidden = true;
+  chat.el.querySelector('.check').hidden = true;
+  chat.el.querySelector('.video').hidden = !message;
+  chat.el.querySelector('.video-status').textContent = message || '';
+}
+
+const ENDED = { declined: 'The patient declined video.', patient_ended: 'The patient ended the video.', nurse_ended: 'Video ended.', abandoned: 'Video closed: nobody was connected.', chat_ended: 'Video ended with the chat.' };
 
 function addLine(chat, f) {
   if (chat.seen.has(f.seq)) return;
@@ -77,6 +144,33 @@ const handlers = {
   ended(f) {
     const chat = chats.get(f.conversation_id);
     if (chat) { chat.el.querySelector('form').hidden = true; chat.el.querySelector('h3').textContent += ' (ended)'; }
+  },
+  video_proposed(f) {
+    const chat = chats.get(f.conversation_id);
+    if (!chat) return;
+    chat.video.visitId = f.visit_id;
+    chat.el.querySelector('.video').hidden = false;
+    chat.el.querySelector('.video-status').textContent = 'Waiting for the patient to allow camera and microphone…';
+  },
+  video_started(f) {
+    const chat = chats.get(f.conversation_id);
+    if (!chat) return;
+    Object.assign(chat.video, { visitId: f.visit_id, started: f });
+    chat.el.querySelector('.video').hidden = false;
+    if (chat.video.check && !chat.video.call) joinVideo(chat);
+    else if (!chat.video.call) chat.el.querySelector('.video-status').textContent = 'Video in progress: use “Start video…” to rejoin.';
+  },
+  video_sdp(f) { chatOfVisit(f.visit_id)?.video.call?.answer(f.sdp); },
+  video_candidate(f) { chatOfVisit(f.visit_id)?.video.call?.candidate(f.candidate); },
+  video_peer(f) {
+    const chat = chatOfVisit(f.visit_id);
+    if (!chat) return;
+    chat.video.states[f.side] = f.state;
+    showStates(chat);
+  },
+  video_ended(f) {
+    const chat = chatOfVisit(f.visit_id) || chats.get(f.conversation_id);
+    if (chat) closeVideo(chat, ENDED[f.reason] || 'Video ended.');
   },
   error(f) { $('connection').textContent = `Error: ${f.code}`; },
 };

@@ -1,0 +1,108 @@
+//! The SFU: one peer connection per participant to the broker, media forwarded between the participants of a
+//! room, keyframe requests relayed from viewer to sender when they happen. [`MediaEngine`] is the small
+//! interface the rest of the broker sees, so the engine ([`sfu::WebRtcSfu`], built on the `webrtc` crate)
+//! could be replaced. Rooms and participants are opaque random ids; the engine never learns who is behind them.
+
+pub mod sdp;
+pub mod sfu;
+pub mod turn;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::random_hex;
+
+/// Opaque id of one participant's peer connection (a new one per join).
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize)]
+#[serde(transparent)]
+pub struct ParticipantId(String);
+
+impl ParticipantId {
+    pub fn random() -> Self {
+        Self(format!("p{}", random_hex(12)))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A trickled ICE candidate as browsers exchange it (`RTCIceCandidateInit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(default, rename = "sdpMid")]
+    pub sdp_mid: Option<String>,
+    #[serde(default, rename = "sdpMLineIndex")]
+    pub sdp_mline_index: Option<u16>,
+    #[serde(default, rename = "usernameFragment")]
+    pub username_fragment: Option<String>,
+}
+
+/// Peer connection state as the browser names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    New,
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+/// What the engine reports about a participant's connection.
+#[derive(Debug, Clone)]
+pub enum MediaEvent {
+    LocalCandidate(IceCandidate),
+    State(ConnectionState),
+}
+
+/// Receives a participant's events (to be sent to its socket).
+pub type EventSink = Arc<dyn Fn(MediaEvent) + Send + Sync>;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MediaError {
+    #[error("the session description is not usable: {0}")]
+    InvalidSdp(String),
+    #[error("the session description is larger than {0} bytes")]
+    SdpTooLarge(usize),
+    #[error("too many media sections: at most {0}")]
+    TooManyTracks(usize),
+    #[error("the ICE candidate is not valid")]
+    InvalidCandidate,
+    #[error("no open peer connection")]
+    NoPeerConnection,
+    #[error("no free UDP port in media.udp_port_min..=media.udp_port_max")]
+    NoPort,
+    #[error("media engine failure")]
+    Engine(String),
+}
+
+/// What the broker needs from a media engine.
+#[async_trait::async_trait]
+pub trait MediaEngine: Send + Sync {
+    /// Connects a participant to a room from its SDP offer and returns the answer. Media the others in the
+    /// room send is forwarded to it, and its media to them.
+    async fn join(
+        &self,
+        room: &str,
+        participant: &ParticipantId,
+        offer: &str,
+        events: EventSink,
+    ) -> Result<String, MediaError>;
+    /// A new offer on an existing connection (ICE restart, a track added); returns the answer.
+    async fn renegotiate(&self, participant: &ParticipantId, offer: &str) -> Result<String, MediaError>;
+    async fn add_candidate(
+        &self,
+        participant: &ParticipantId,
+        candidate: IceCandidate,
+    ) -> Result<(), MediaError>;
+    /// Closes one participant's connection.
+    async fn leave(&self, participant: &ParticipantId);
+    /// Closes every connection of a room.
+    async fn close_room(&self, room: &str);
+    /// Open peer connections.
+    fn peer_connections(&self) -> usize;
+}

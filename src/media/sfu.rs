@@ -1,0 +1,628 @@
+//! [`MediaEngine`] on the `webrtc` crate. Each participant's peer connection gets, before its answer is made,
+//! one outgoing track per kind (audio, video) that carries the *other* participants' media; every incoming
+//! RTP packet is rewritten (SSRC, payload type, no header extensions) onto those tracks. A PLI or FIR a viewer
+//! sends on an outgoing track is relayed at once to the sender of the media it carries: no periodic keyframes.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine as CodecTable, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceCandidateType, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    register_default_interceptors,
+};
+
+use super::{
+    ConnectionState, EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, ParticipantId, sdp,
+};
+use crate::config::MediaConfig;
+use crate::telemetry::MediaMetrics;
+
+const MIME_OPUS: &str = "audio/opus";
+const MIME_VP8: &str = "video/VP8";
+
+fn engine_error(e: impl std::fmt::Display) -> MediaError {
+    MediaError::Engine(e.to_string())
+}
+
+/// An outgoing track on one participant's connection, and how packets must look on it.
+struct Outgoing {
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    /// Negotiated payload type by lower-case MIME type.
+    payload_types: HashMap<String, u8>,
+}
+
+/// An incoming track: what a relayed keyframe request is addressed to.
+struct Incoming {
+    track: Arc<dyn TrackRemote>,
+    ssrc: u32,
+}
+
+struct Peer {
+    id: ParticipantId,
+    room: String,
+    pc: Arc<dyn PeerConnection>,
+    outgoing: Mutex<HashMap<RtpCodecKind, Arc<Outgoing>>>,
+    incoming: Mutex<HashMap<RtpCodecKind, Incoming>>,
+    events: EventSink,
+}
+
+#[derive(Default)]
+struct Rooms {
+    rooms: HashMap<String, Vec<Arc<Peer>>>,
+    peers: HashMap<ParticipantId, Arc<Peer>>,
+}
+
+pub struct WebRtcSfu {
+    config: MediaConfig,
+    bind_ips: Vec<IpAddr>,
+    next_port: AtomicU32,
+    state: Arc<Mutex<Rooms>>,
+    metrics: MediaMetrics,
+}
+
+impl WebRtcSfu {
+    pub fn new(config: &MediaConfig, metrics: MediaMetrics) -> Self {
+        Self {
+            bind_ips: config.bind_ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
+            next_port: AtomicU32::new(0),
+            config: config.clone(),
+            state: Arc::new(Mutex::new(Rooms::default())),
+            metrics,
+        }
+    }
+
+    /// A free port of the configured range on every bind address. Ports are probed round-robin so a
+    /// just-closed connection's port is the last to be reused.
+    fn allocate_addrs(&self) -> Result<Vec<SocketAddr>, MediaError> {
+        let (min, max) = (self.config.udp_port_min as u32, self.config.udp_port_max as u32);
+        let span = max - min + 1;
+        for _ in 0..span {
+            let port = (min + self.next_port.fetch_add(1, Ordering::Relaxed) % span) as u16;
+            let addrs: Vec<SocketAddr> = self
+                .bind_ips
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, port))
+                .collect();
+            if addrs.iter().all(|a| UdpSocket::bind(a).is_ok()) {
+                return Ok(addrs);
+            }
+        }
+        Err(MediaError::NoPort)
+    }
+
+    fn codecs() -> Result<(CodecTable, Registry), MediaError> {
+        let mut table = CodecTable::default();
+        let fb = |typ: &str, parameter: &str| RTCPFeedback {
+            typ: typ.into(),
+            parameter: parameter.into(),
+        };
+        table
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: opus(),
+                    payload_type: 111,
+                },
+                RtpCodecKind::Audio,
+            )
+            .map_err(engine_error)?;
+        table
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+                        ..vp8()
+                    },
+                    payload_type: 96,
+                },
+                RtpCodecKind::Video,
+            )
+            .map_err(engine_error)?;
+        let registry = register_default_interceptors(Registry::new(), &mut table).map_err(engine_error)?;
+        Ok((table, registry))
+    }
+
+    async fn build_pc(&self, handler: Arc<Handler>) -> Result<Arc<dyn PeerConnection>, MediaError> {
+        // A few attempts: another process may take a probed port before the engine binds it.
+        let mut last = MediaError::NoPort;
+        for _ in 0..5 {
+            let (table, registry) = Self::codecs()?;
+            // No mDNS: the SFU announces real addresses, and multicast fails on hosts without it (ENODEV).
+            let mut settings = SettingEngineBuilder::new()
+                .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+                .with_include_loopback_candidate(self.bind_ips.iter().any(|ip| ip.is_loopback()));
+            if !self.config.announced_ips.is_empty() {
+                settings =
+                    settings.with_nat_1to1_ips(self.config.announced_ips.clone(), RTCIceCandidateType::Host);
+            }
+            let addrs = self.allocate_addrs()?;
+            let built = PeerConnectionBuilder::new()
+                .with_configuration(RTCConfigurationBuilder::new().build())
+                .with_media_engine(table)
+                .with_interceptor_registry(registry)
+                .with_setting_engine(settings.build())
+                .with_handler(handler.clone())
+                .with_udp_addrs(addrs)
+                .build()
+                .await;
+            match built {
+                Ok(pc) => return Ok(Arc::new(pc)),
+                Err(e) => last = engine_error(e),
+            }
+        }
+        Err(last)
+    }
+
+    fn peer(&self, id: &ParticipantId) -> Result<Arc<Peer>, MediaError> {
+        self.state
+            .lock()
+            .expect("rooms lock")
+            .peers
+            .get(id)
+            .cloned()
+            .ok_or(MediaError::NoPeerConnection)
+    }
+
+    async fn answer(pc: &Arc<dyn PeerConnection>, offer: &str) -> Result<String, MediaError> {
+        let offer = RTCSessionDescription::offer(offer.to_string())
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        pc.set_remote_description(offer)
+            .await
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        let answer = pc
+            .create_answer(None)
+            .await
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        pc.set_local_description(answer).await.map_err(engine_error)?;
+        pc.local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or_else(|| MediaError::Engine("no local description".into()))
+    }
+}
+
+fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_OPUS.into(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn vp8() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_VP8.into(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn state_of(s: RTCPeerConnectionState) -> ConnectionState {
+    match s {
+        RTCPeerConnectionState::Connecting => ConnectionState::Connecting,
+        RTCPeerConnectionState::Connected => ConnectionState::Connected,
+        RTCPeerConnectionState::Disconnected => ConnectionState::Disconnected,
+        RTCPeerConnectionState::Failed => ConnectionState::Failed,
+        RTCPeerConnectionState::Closed => ConnectionState::Closed,
+        _ => ConnectionState::New,
+    }
+}
+
+/// Peer connection events of one participant. Holds the room state weakly: a closed engine frees everything.
+struct Handler {
+    participant: ParticipantId,
+    state: Weak<Mutex<Rooms>>,
+    events: EventSink,
+    metrics: MediaMetrics,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            (self.events)(MediaEvent::LocalCandidate(IceCandidate {
+                candidate: init.candidate,
+                sdp_mid: init.sdp_mid,
+                sdp_mline_index: init.sdp_mline_index,
+                username_fragment: init.username_fragment,
+            }));
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Failed {
+            self.metrics.ice_failures.inc();
+        }
+        if state == RTCPeerConnectionState::Connected
+            && let Some(rooms) = self.state.upgrade()
+        {
+            // A viewer that just connected (or reconnected after an ICE restart) missed the keyframe its
+            // decoder needs; media forwarded before its SRTP keys existed was dropped. Ask the senders now,
+            // and once more when the first packets have had time to flow.
+            let room = rooms
+                .lock()
+                .expect("rooms lock")
+                .peers
+                .get(&self.participant)
+                .map(|p| p.room.clone());
+            if let Some(room) = room {
+                let (weak, me, metrics) =
+                    (self.state.clone(), self.participant.clone(), self.metrics.clone());
+                tokio::spawn(async move {
+                    for delay in [0u64, 1000] {
+                        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                        request_keyframe(&weak, &room, &me, RtpCodecKind::Video, &metrics).await;
+                    }
+                });
+            }
+        }
+        (self.events)(MediaEvent::State(state_of(state)));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let Some(state) = self.state.upgrade() else {
+            return;
+        };
+        let Some(me) = state
+            .lock()
+            .expect("rooms lock")
+            .peers
+            .get(&self.participant)
+            .cloned()
+        else {
+            return;
+        };
+        let kind = track.kind().await;
+        let Some(ssrc) = track.ssrcs().await.first().copied() else {
+            return;
+        };
+        let mime = track
+            .codec(ssrc)
+            .await
+            .map(|c| c.mime_type.to_ascii_lowercase())
+            .unwrap_or_default();
+        me.incoming.lock().expect("peer lock").insert(
+            kind,
+            Incoming {
+                track: track.clone(),
+                ssrc,
+            },
+        );
+        let metrics = self.metrics.clone();
+        let weak = Arc::downgrade(&state);
+        tokio::spawn(forward(track, me, kind, mime, weak, metrics));
+    }
+}
+
+/// Copies one incoming track's packets to the matching outgoing track of every other peer in the room.
+async fn forward(
+    track: Arc<dyn TrackRemote>,
+    from: Arc<Peer>,
+    kind: RtpCodecKind,
+    mime: String,
+    state: Weak<Mutex<Rooms>>,
+    metrics: MediaMetrics,
+) {
+    while let Some(event) = track.poll().await {
+        let packet = match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => packet,
+            // The core may tag a viewer's PLI/FIR with the receiving track of the same (sendrecv)
+            // transceiver rather than with our sending track: it still asks for the others' keyframe.
+            TrackRemoteEvent::OnRtcpPacket(packets) => {
+                if wants_keyframe(&packets) {
+                    request_keyframe(&state, &from.room, &from.id, kind, &metrics).await;
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let Some(state) = state.upgrade() else {
+            break;
+        };
+        let targets: Vec<Arc<Outgoing>> = {
+            let rooms = state.lock().expect("rooms lock");
+            rooms
+                .rooms
+                .get(&from.room)
+                .map(|peers| {
+                    peers
+                        .iter()
+                        .filter(|p| p.id != from.id)
+                        .filter_map(|p| p.outgoing.lock().expect("peer lock").get(&kind).cloned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for out in targets {
+            let Some(pt) = out.payload_types.get(&mime) else {
+                continue;
+            };
+            let mut p = packet.clone();
+            p.header.ssrc = out.ssrc;
+            p.header.payload_type = *pt;
+            // Extension ids were negotiated on the sender's leg, not the viewer's.
+            p.header.extension = false;
+            p.header.extensions.clear();
+            let bytes = p.payload.len() as u64;
+            if out.track.write_rtp(p).await.is_ok() {
+                metrics.forwarded_packets.inc();
+                metrics.forwarded_bytes.inc_by(bytes);
+            }
+        }
+    }
+}
+
+/// Reads RTCP a viewer sends on one outgoing track and relays keyframe requests to the media's sender.
+async fn relay_feedback(
+    out: Arc<Outgoing>,
+    viewer: ParticipantId,
+    room: String,
+    kind: RtpCodecKind,
+    state: Weak<Mutex<Rooms>>,
+    metrics: MediaMetrics,
+) {
+    while let Some(event) = out.track.poll().await {
+        let TrackLocalEvent::OnRtcpPacket(packets) = event else {
+            continue;
+        };
+        if wants_keyframe(&packets) {
+            request_keyframe(&state, &room, &viewer, kind, &metrics).await;
+        }
+    }
+}
+
+fn wants_keyframe(packets: &[Box<dyn rtcp::Packet>]) -> bool {
+    packets.iter().any(|p| {
+        p.as_any().downcast_ref::<PictureLossIndication>().is_some()
+            || p.as_any().downcast_ref::<FullIntraRequest>().is_some()
+    })
+}
+
+/// Sends a PLI to every other participant's incoming track of `kind`: the viewer needs a keyframe.
+async fn request_keyframe(
+    state: &Weak<Mutex<Rooms>>,
+    room: &str,
+    viewer: &ParticipantId,
+    kind: RtpCodecKind,
+    metrics: &MediaMetrics,
+) {
+    let Some(state) = state.upgrade() else {
+        return;
+    };
+    let sources: Vec<(Arc<dyn TrackRemote>, u32)> = {
+        let rooms = state.lock().expect("rooms lock");
+        rooms
+            .rooms
+            .get(room)
+            .map(|peers| {
+                peers
+                    .iter()
+                    .filter(|p| &p.id != viewer)
+                    .filter_map(|p| {
+                        p.incoming
+                            .lock()
+                            .expect("peer lock")
+                            .get(&kind)
+                            .map(|i| (i.track.clone(), i.ssrc))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (track, media_ssrc) in sources {
+        let pli: Vec<Box<dyn rtcp::Packet>> = vec![Box::new(PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        })];
+        if track.write_rtcp(pli).await.is_ok() {
+            metrics.keyframe_requests.inc();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl MediaEngine for WebRtcSfu {
+    async fn join(
+        &self,
+        room: &str,
+        participant: &ParticipantId,
+        offer: &str,
+        events: EventSink,
+    ) -> Result<String, MediaError> {
+        sdp::check_offer(
+            offer,
+            self.config.max_sdp_bytes,
+            self.config.max_tracks_per_participant,
+        )?;
+        let handler = Arc::new(Handler {
+            participant: participant.clone(),
+            state: Arc::downgrade(&self.state),
+            events: events.clone(),
+            metrics: self.metrics.clone(),
+        });
+        let pc = self.build_pc(handler).await?;
+        let peer = Arc::new(Peer {
+            id: participant.clone(),
+            room: room.to_string(),
+            pc: pc.clone(),
+            outgoing: Mutex::new(HashMap::new()),
+            incoming: Mutex::new(HashMap::new()),
+            events,
+        });
+        {
+            let mut s = self.state.lock().expect("rooms lock");
+            s.peers.insert(participant.clone(), peer.clone());
+            s.rooms.entry(room.to_string()).or_default().push(peer.clone());
+        }
+        self.metrics.peer_connections.inc();
+        match self.negotiate_first(&peer, offer).await {
+            Ok(answer) => Ok(answer),
+            Err(e) => {
+                self.leave(participant).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn renegotiate(&self, participant: &ParticipantId, offer: &str) -> Result<String, MediaError> {
+        sdp::check_offer(
+            offer,
+            self.config.max_sdp_bytes,
+            self.config.max_tracks_per_participant,
+        )?;
+        let peer = self.peer(participant)?;
+        Self::answer(&peer.pc, offer).await
+    }
+
+    async fn add_candidate(
+        &self,
+        participant: &ParticipantId,
+        candidate: IceCandidate,
+    ) -> Result<(), MediaError> {
+        sdp::check_candidate(&candidate.candidate)?;
+        let peer = self.peer(participant)?;
+        peer.pc
+            .add_ice_candidate(RTCIceCandidateInit {
+                candidate: candidate.candidate,
+                sdp_mid: candidate.sdp_mid,
+                sdp_mline_index: candidate.sdp_mline_index,
+                username_fragment: candidate.username_fragment,
+                ..Default::default()
+            })
+            .await
+            .map_err(|_| MediaError::InvalidCandidate)
+    }
+
+    async fn leave(&self, participant: &ParticipantId) {
+        let peer = {
+            let mut s = self.state.lock().expect("rooms lock");
+            let peer = s.peers.remove(participant);
+            if let Some(p) = &peer
+                && let Some(list) = s.rooms.get_mut(&p.room)
+            {
+                list.retain(|x| &x.id != participant);
+                if list.is_empty() {
+                    s.rooms.remove(&p.room);
+                }
+            }
+            peer
+        };
+        if let Some(peer) = peer {
+            self.metrics.peer_connections.dec();
+            let _ = peer.pc.close().await;
+            (peer.events)(MediaEvent::State(ConnectionState::Closed));
+        }
+    }
+
+    async fn close_room(&self, room: &str) {
+        let ids: Vec<ParticipantId> = self
+            .state
+            .lock()
+            .expect("rooms lock")
+            .rooms
+            .get(room)
+            .map(|l| l.iter().map(|p| p.id.clone()).collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.leave(&id).await;
+        }
+    }
+
+    fn peer_connections(&self) -> usize {
+        self.state.lock().expect("rooms lock").peers.len()
+    }
+}
+
+impl WebRtcSfu {
+    /// First negotiation: the offer, then one outgoing track per kind the offer carries, then the answer.
+    async fn negotiate_first(&self, peer: &Arc<Peer>, offer: &str) -> Result<String, MediaError> {
+        let desc = RTCSessionDescription::offer(offer.to_string())
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        peer.pc
+            .set_remote_description(desc)
+            .await
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        let mut senders = Vec::new();
+        for (kind, codec, has) in [
+            (RtpCodecKind::Audio, opus(), offer.contains("m=audio")),
+            (RtpCodecKind::Video, vp8(), offer.contains("m=video")),
+        ] {
+            if !has {
+                continue;
+            }
+            let ssrc: u32 = rand::random();
+            let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                format!("sfu-{}", peer.room),
+                format!("{kind}-{}", crate::ids::random_hex(4)),
+                format!("{kind}"),
+                kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec,
+                    ..Default::default()
+                }],
+            )));
+            let sender = peer.pc.add_track(track.clone()).await.map_err(engine_error)?;
+            senders.push((kind, track, ssrc, sender));
+        }
+        let answer = peer
+            .pc
+            .create_answer(None)
+            .await
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        peer.pc
+            .set_local_description(answer)
+            .await
+            .map_err(engine_error)?;
+        for (kind, track, ssrc, sender) in senders {
+            let params = sender.get_parameters().await.map_err(engine_error)?;
+            let payload_types = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .map(|c| (c.rtp_codec.mime_type.to_ascii_lowercase(), c.payload_type))
+                .collect();
+            let out = Arc::new(Outgoing {
+                track,
+                ssrc,
+                payload_types,
+            });
+            peer.outgoing.lock().expect("peer lock").insert(kind, out.clone());
+            tokio::spawn(relay_feedback(
+                out,
+                peer.id.clone(),
+                peer.room.clone(),
+                kind,
+                Arc::downgrade(&self.state),
+                self.metrics.clone(),
+            ));
+        }
+        peer.pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or_else(|| MediaError::Engine("no local description".into()))
+    }
+}

@@ -1,0 +1,350 @@
+//! The live side of video visits: applies the [`Visits`](super::Visits) rules, drives the media engine and
+//! tells both participants' sockets what happened. One participant connection per (visit, side); a new socket
+//! joining (a reload) replaces the old connection, the same socket offering again renegotiates (ICE restart).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{ConversationFacts, EndReason, Side, Visit, VisitError, VisitId, VisitState, Visits};
+use crate::config::MediaConfig;
+use crate::ids::{RequestId, SubjectId};
+use crate::media::turn::{self, IceServer};
+use crate::media::{EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, ParticipantId};
+use crate::messaging::Messaging;
+use crate::messaging::protocol::ServerFrame;
+use crate::store::now_ms;
+use crate::telemetry::MediaMetrics;
+use crate::waiting_room::Presence;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VideoError {
+    #[error(transparent)]
+    Visit(#[from] VisitError),
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error("the conversation is not open")]
+    NoConversation,
+}
+
+struct Joined {
+    participant: ParticipantId,
+    /// The socket that joined (its request id).
+    socket: RequestId,
+}
+
+pub struct VideoService {
+    visits: Mutex<Visits>,
+    joined: Mutex<HashMap<(VisitId, Side), Joined>>,
+    engine: Arc<dyn MediaEngine>,
+    messaging: Arc<Messaging>,
+    config: MediaConfig,
+    turn_secret: Option<Vec<u8>>,
+    metrics: MediaMetrics,
+}
+
+impl VideoService {
+    pub fn new(
+        config: &MediaConfig,
+        turn_secret: Option<Vec<u8>>,
+        engine: Arc<dyn MediaEngine>,
+        messaging: Arc<Messaging>,
+        metrics: MediaMetrics,
+    ) -> Self {
+        Self {
+            visits: Mutex::new(Visits::default()),
+            joined: Mutex::new(HashMap::new()),
+            engine,
+            messaging,
+            config: config.clone(),
+            turn_secret,
+            metrics,
+        }
+    }
+
+    fn visits(&self) -> std::sync::MutexGuard<'_, Visits> {
+        self.visits.lock().expect("visits lock")
+    }
+
+    fn to_both(&self, v: &Visit, frame: ServerFrame) {
+        self.messaging.hub.send(&v.patient, frame.clone());
+        self.messaging.hub.send(&v.nurse, frame);
+    }
+
+    fn ice_servers(&self) -> Vec<IceServer> {
+        let label = ParticipantId::random();
+        turn::ice_servers(
+            &self.config.turn_urls,
+            self.turn_secret.as_deref(),
+            label.as_str(),
+            now_ms() / 1000,
+            self.config.turn_credential_seconds,
+        )
+    }
+
+    /// The frame telling one participant about a live visit (also re-sent to a reconnecting socket).
+    pub fn describe(&self, v: &Visit) -> ServerFrame {
+        match v.state {
+            VisitState::Proposed => ServerFrame::VideoProposed {
+                conversation_id: v.conversation.clone(),
+                visit_id: v.id.to_string(),
+            },
+            VisitState::Active => ServerFrame::VideoStarted {
+                conversation_id: v.conversation.clone(),
+                visit_id: v.id.to_string(),
+                ice_servers: self.ice_servers(),
+                ice_transport_policy: if self.config.force_relay { "relay" } else { "all" }.into(),
+            },
+        }
+    }
+
+    pub fn live_of(&self, who: &SubjectId) -> Vec<ServerFrame> {
+        let visits = self.visits().of_subject(who);
+        visits.iter().map(|v| self.describe(v)).collect()
+    }
+
+    pub fn visit(&self, id: &VisitId) -> Option<Visit> {
+        self.visits().get(id).cloned()
+    }
+
+    /// The nurse asks to elevate a conversation to video.
+    pub async fn elevate(&self, nurse: &SubjectId, conversation_id: &str) -> Result<Visit, VideoError> {
+        let row = self
+            .messaging
+            .conversation(conversation_id)
+            .await
+            .map_err(|_| VideoError::NoConversation)?
+            .ok_or(VideoError::NoConversation)?;
+        let patient = SubjectId::new(row.patient.clone());
+        let assigned = row
+            .nurse
+            .clone()
+            .filter(|_| row.state == "assigned")
+            .map(SubjectId::new);
+        let wrap_up = self.messaging.presence(nurse).await == Presence::WrapUp;
+        let visit = self
+            .visits()
+            .elevate(
+                &ConversationFacts {
+                    id: &row.id,
+                    patient: &patient,
+                    assigned_nurse: assigned.as_ref(),
+                    nurse_in_wrap_up: wrap_up,
+                },
+                nurse,
+                now_ms(),
+            )?
+            .clone();
+        self.metrics.live_visits.set(self.visits().len() as i64);
+        let frame = self.describe(&visit);
+        self.to_both(&visit, frame);
+        Ok(visit)
+    }
+
+    /// The patient's answer to the camera and microphone prompt.
+    pub async fn answer(&self, who: &SubjectId, id: &VisitId, accept: bool) -> Result<Visit, VideoError> {
+        let visit = self.visits().answer(id, who, accept, now_ms())?;
+        if accept {
+            self.to_both(&visit, self.describe(&visit));
+        } else {
+            self.finish(&visit, EndReason::Declined).await;
+        }
+        Ok(visit)
+    }
+
+    /// A participant's SDP offer: joins (or rejoins after a reload) or renegotiates (ICE restart).
+    pub async fn offer(
+        &self,
+        who: &SubjectId,
+        socket: &RequestId,
+        id: &VisitId,
+        sdp: &str,
+    ) -> Result<String, VideoError> {
+        let (visit, side) = {
+            let visits = self.visits();
+            let (v, side) = visits.may_join(id, who)?;
+            (v.clone(), side)
+        };
+        let key = (id.clone(), side);
+        let existing = self
+            .joined
+            .lock()
+            .expect("joined lock")
+            .get(&key)
+            .map(|j| (j.participant.clone(), &j.socket == socket));
+        match existing {
+            Some((participant, true)) => return Ok(self.engine.renegotiate(&participant, sdp).await?),
+            Some((participant, false)) => {
+                self.joined.lock().expect("joined lock").remove(&key);
+                self.engine.leave(&participant).await;
+            }
+            None => {}
+        }
+        let participant = ParticipantId::random();
+        let answer = self
+            .engine
+            .join(id.as_str(), &participant, sdp, self.sink(&visit, side))
+            .await?;
+        self.joined.lock().expect("joined lock").insert(
+            key,
+            Joined {
+                participant,
+                socket: socket.clone(),
+            },
+        );
+        self.visits().joined(id, side);
+        Ok(answer)
+    }
+
+    pub async fn candidate(
+        &self,
+        who: &SubjectId,
+        id: &VisitId,
+        candidate: IceCandidate,
+    ) -> Result<(), VideoError> {
+        let side = {
+            let visits = self.visits();
+            visits.may_join(id, who)?.1
+        };
+        let participant = self
+            .joined
+            .lock()
+            .expect("joined lock")
+            .get(&(id.clone(), side))
+            .map(|j| j.participant.clone())
+            .ok_or(MediaError::NoPeerConnection)?;
+        Ok(self.engine.add_candidate(&participant, candidate).await?)
+    }
+
+    /// A participant hangs up its connection but the visit stays (it may rejoin).
+    pub async fn leave(&self, who: &SubjectId, id: &VisitId) -> Result<(), VideoError> {
+        let side = {
+            let visits = self.visits();
+            let v = visits.get(id).ok_or(VisitError::UnknownVisit)?;
+            v.side_of(who).ok_or(VisitError::NotParticipant)?
+        };
+        self.drop_participant(id, side).await;
+        Ok(())
+    }
+
+    /// Either participant ends the video; both return to chat.
+    pub async fn end(&self, who: &SubjectId, id: &VisitId) -> Result<(), VideoError> {
+        let (visit, reason) = self.visits().end(id, who)?;
+        self.finish(&visit, reason).await;
+        Ok(())
+    }
+
+    /// Closes the connections a closed socket had joined.
+    pub async fn socket_closed(&self, socket: &RequestId) {
+        let gone: Vec<(VisitId, Side)> = self
+            .joined
+            .lock()
+            .expect("joined lock")
+            .iter()
+            .filter(|(_, j)| &j.socket == socket)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (id, side) in gone {
+            self.drop_participant(&id, side).await;
+        }
+    }
+
+    /// Periodic: closes visits whose participants are gone past the grace, and visits whose chat ended.
+    pub async fn sweep(&self) {
+        let grace = self.config.empty_visit_grace_seconds as i64 * 1000;
+        let abandoned = self.visits().sweep(now_ms(), grace);
+        for v in abandoned {
+            self.finish(&v, EndReason::Abandoned).await;
+        }
+        let live = self.visits().all();
+        for v in live {
+            let open = matches!(
+                self.messaging.conversation(&v.conversation).await,
+                Ok(Some(row)) if row.state == "assigned"
+            );
+            let ended = if open {
+                None
+            } else {
+                self.visits().end_conversation(&v.conversation)
+            };
+            if let Some(v) = ended {
+                self.finish(&v, EndReason::ChatEnded).await;
+            }
+        }
+        self.metrics.live_visits.set(self.visits().len() as i64);
+    }
+
+    async fn drop_participant(&self, id: &VisitId, side: Side) {
+        let j = self
+            .joined
+            .lock()
+            .expect("joined lock")
+            .remove(&(id.clone(), side));
+        if let Some(j) = j {
+            self.engine.leave(&j.participant).await;
+        }
+        self.visits().left(id, side, now_ms());
+    }
+
+    async fn finish(&self, v: &Visit, reason: EndReason) {
+        for side in [Side::Patient, Side::Nurse] {
+            let j = self
+                .joined
+                .lock()
+                .expect("joined lock")
+                .remove(&(v.id.clone(), side));
+            if let Some(j) = j {
+                self.engine.leave(&j.participant).await;
+            }
+        }
+        self.engine.close_room(v.id.as_str()).await;
+        self.metrics.live_visits.set(self.visits().len() as i64);
+        self.to_both(
+            v,
+            ServerFrame::VideoEnded {
+                conversation_id: v.conversation.clone(),
+                visit_id: v.id.to_string(),
+                reason,
+            },
+        );
+    }
+
+    /// Engine events of one participant, as frames: candidates to that participant, connection state to both.
+    fn sink(&self, v: &Visit, side: Side) -> EventSink {
+        let hub = self.messaging.clone();
+        let (me, patient, nurse) = (v.subject(side).clone(), v.patient.clone(), v.nurse.clone());
+        let visit_id = v.id.to_string();
+        Arc::new(move |event| match event {
+            MediaEvent::LocalCandidate(candidate) => hub.hub.send(
+                &me,
+                ServerFrame::VideoCandidate {
+                    visit_id: visit_id.clone(),
+                    candidate,
+                },
+            ),
+            MediaEvent::State(state) => {
+                let frame = ServerFrame::VideoPeer {
+                    visit_id: visit_id.clone(),
+                    side,
+                    state,
+                };
+                hub.hub.send(&patient, frame.clone());
+                hub.hub.send(&nurse, frame);
+            }
+        })
+    }
+
+    pub async fn run_timers(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            self.sweep().await;
+        }
+    }
+
+    pub fn peer_connections(&self) -> usize {
+        self.engine.peer_connections()
+    }
+}

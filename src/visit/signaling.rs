@@ -1,0 +1,212 @@
+//! Video frames of the chat socket: elevation, the patient's answer, SDP and ICE. Every refusal that is an
+//! access attempt (someone else's visit, a forged id, joining before admission) is audited; malformed SDP and
+//! candidates get a precise error code and the socket stays usable.
+
+use super::VisitId;
+use super::service::VideoError;
+use crate::app::App;
+use crate::audit::{AuditEvent, Outcome};
+use crate::auth::Role;
+use crate::media::MediaError;
+use crate::messaging::connection::Connection;
+use crate::messaging::protocol::{ClientFrame, ServerFrame};
+use crate::visit::VisitError;
+
+fn error(code: &str, message: impl Into<String>) -> Vec<ServerFrame> {
+    vec![ServerFrame::error(code, message)]
+}
+
+async fn audit(
+    app: &App,
+    conn: &Connection,
+    action: &str,
+    resource: String,
+    outcome: Outcome,
+    reason: Option<&str>,
+) {
+    let mut event = AuditEvent::new(action, resource, outcome)
+        .by(&conn.principal)
+        .request(Some(&conn.request_id));
+    if let Some(r) = reason {
+        event = event.reason(r);
+    }
+    app.audit.record_or_log(event).await;
+}
+
+/// Maps a refusal to its frame, auditing access attempts.
+async fn refused(
+    app: &App,
+    conn: &Connection,
+    action: &str,
+    resource: String,
+    e: VideoError,
+) -> Vec<ServerFrame> {
+    let (code, access_attempt) = match &e {
+        VideoError::Visit(VisitError::NotAssignedNurse) => ("forbidden", true),
+        VideoError::Visit(VisitError::NotParticipant | VisitError::UnknownVisit) => ("forbidden", true),
+        VideoError::Visit(VisitError::NotPatient) => ("forbidden", true),
+        VideoError::Visit(VisitError::NotActive) => ("video_not_accepted", true),
+        VideoError::Visit(VisitError::WrapUp) => ("in_wrap_up", false),
+        VideoError::Visit(VisitError::AlreadyAnswered) => ("already_answered", false),
+        VideoError::NoConversation => ("forbidden", true),
+        VideoError::Media(MediaError::InvalidSdp(_)) => ("invalid_sdp", false),
+        VideoError::Media(MediaError::SdpTooLarge(_)) => ("sdp_too_large", false),
+        VideoError::Media(MediaError::TooManyTracks(_)) => ("too_many_tracks", false),
+        VideoError::Media(MediaError::InvalidCandidate) => ("invalid_candidate", false),
+        VideoError::Media(MediaError::NoPeerConnection) => ("no_peer_connection", false),
+        VideoError::Media(MediaError::NoPort) => ("media_unavailable", false),
+        VideoError::Media(MediaError::Engine(detail)) => {
+            tracing::error!(error = %detail, "media engine failure");
+            ("media_unavailable", false)
+        }
+    };
+    if access_attempt {
+        audit(app, conn, action, resource, Outcome::Denied, Some(&e.to_string())).await;
+    }
+    // Error text never echoes the client's SDP (it names addresses).
+    let message = match &e {
+        VideoError::Media(MediaError::InvalidSdp(_)) => "the SDP offer could not be used".to_string(),
+        other => other.to_string(),
+    };
+    error(code, message)
+}
+
+fn visit_id(raw: &str) -> (Option<VisitId>, String) {
+    match VisitId::parse(raw) {
+        Some(id) => {
+            let name = format!("visit:{id}");
+            (Some(id), name)
+        }
+        None => (None, "visit:invalid".into()),
+    }
+}
+
+pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<ServerFrame> {
+    let who = &conn.principal.subject;
+    let video = &app.video;
+    match frame {
+        ClientFrame::VideoRequest { conversation_id, .. } => {
+            let resource = format!(
+                "conversation:{}",
+                super::super::messaging::connection::safe_id(&conversation_id)
+            );
+            if !conn.principal.has_role(Role::Nurse) {
+                return refused(
+                    app,
+                    conn,
+                    "video.elevate",
+                    resource,
+                    VisitError::NotAssignedNurse.into(),
+                )
+                .await;
+            }
+            match video.elevate(who, &conversation_id).await {
+                Ok(v) => {
+                    audit(
+                        app,
+                        conn,
+                        "video.elevate",
+                        format!("visit:{}", v.id),
+                        Outcome::Success,
+                        None,
+                    )
+                    .await;
+                    Vec::new()
+                }
+                Err(e) => refused(app, conn, "video.elevate", resource, e).await,
+            }
+        }
+        ClientFrame::VideoAnswer {
+            visit_id: raw,
+            accept,
+            ..
+        } => {
+            let (id, resource) = visit_id(&raw);
+            let Some(id) = id else {
+                return refused(
+                    app,
+                    conn,
+                    "video.answer",
+                    resource,
+                    VisitError::UnknownVisit.into(),
+                )
+                .await;
+            };
+            match video.answer(who, &id, accept).await {
+                Ok(_) => {
+                    let action = if accept { "video.accept" } else { "video.decline" };
+                    audit(app, conn, action, resource, Outcome::Success, None).await;
+                    Vec::new()
+                }
+                Err(e) => refused(app, conn, "video.answer", resource, e).await,
+            }
+        }
+        ClientFrame::VideoOffer {
+            visit_id: raw, sdp, ..
+        } => {
+            let (id, resource) = visit_id(&raw);
+            let Some(id) = id else {
+                return refused(app, conn, "video.join", resource, VisitError::UnknownVisit.into()).await;
+            };
+            match video.offer(who, &conn.request_id, &id, &sdp).await {
+                Ok(answer) => vec![ServerFrame::VideoSdp {
+                    visit_id: raw,
+                    sdp: answer,
+                }],
+                Err(e) => refused(app, conn, "video.join", resource, e).await,
+            }
+        }
+        ClientFrame::VideoCandidate {
+            visit_id: raw,
+            candidate,
+            ..
+        } => {
+            let (id, resource) = visit_id(&raw);
+            let Some(id) = id else {
+                return refused(
+                    app,
+                    conn,
+                    "video.signal",
+                    resource,
+                    VisitError::UnknownVisit.into(),
+                )
+                .await;
+            };
+            match video.candidate(who, &id, candidate).await {
+                Ok(()) => Vec::new(),
+                Err(e) => refused(app, conn, "video.signal", resource, e).await,
+            }
+        }
+        ClientFrame::VideoLeave { visit_id: raw, .. } => {
+            let (id, resource) = visit_id(&raw);
+            let Some(id) = id else {
+                return refused(
+                    app,
+                    conn,
+                    "video.leave",
+                    resource,
+                    VisitError::UnknownVisit.into(),
+                )
+                .await;
+            };
+            match video.leave(who, &id).await {
+                Ok(()) => Vec::new(),
+                Err(e) => refused(app, conn, "video.leave", resource, e).await,
+            }
+        }
+        ClientFrame::VideoEnd { visit_id: raw, .. } => {
+            let (id, resource) = visit_id(&raw);
+            let Some(id) = id else {
+                return refused(app, conn, "video.end", resource, VisitError::UnknownVisit.into()).await;
+            };
+            match video.end(who, &id).await {
+                Ok(()) => {
+                    audit(app, conn, "video.end", resource, Outcome::Success, None).await;
+                    Vec::new()
+                }
+                Err(e) => refused(app, conn, "video.end", resource, e).await,
+            }
+        }
+        _ => error("invalid_frame", "not a video frame"),
+    }
+}

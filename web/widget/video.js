@@ -1,0 +1,93 @@
+// Video for the widget and the workspace: the device check (camera preview, microphone level) and one
+// peer connection to the broker's SFU, signalled over the chat socket (docs/protocol.md, "Video").
+// ICE restarts by itself when the network changes; a reload rejoins the same visit.
+
+/** Camera and microphone, shown in `preview`, with a live level written to `meter` (a <meter> element). */
+export async function deviceCheck(preview, meter) {
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+  preview.srcObject = stream;
+  preview.muted = true;
+  await preview.play().catch(() => {});
+  const ctx = new AudioContext();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 512;
+  ctx.createMediaStreamSource(stream).connect(analyser);
+  const samples = new Uint8Array(analyser.fftSize);
+  const timer = setInterval(() => {
+    analyser.getByteTimeDomainData(samples);
+    let peak = 0;
+    for (const s of samples) peak = Math.max(peak, Math.abs(s - 128));
+    meter.value = peak / 128;
+  }, 100);
+  return { stream, stop() { clearInterval(timer); ctx.close(); } };
+}
+
+export class VideoCall {
+  /**
+   * @param channel the chat Channel
+   * @param started the `video_started` frame (visit id, ICE servers, transport policy)
+   * @param stream local camera and microphone
+   * @param remote <video> element for the other participant
+   * @param onState called with this side's connection state
+   */
+  constructor(channel, started, stream, remote, onState) {
+    this.channel = channel;
+    this.visitId = started.visit_id;
+    this.remote = remote;
+    this.onState = onState;
+    this.pending = [];
+    const pc = new RTCPeerConnection({
+      iceServers: started.ice_servers,
+      iceTransportPolicy: started.ice_transport_policy === 'relay' ? 'relay' : 'all',
+    });
+    this.pc = pc;
+    for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendrecv', streams: [stream] });
+    const inbound = new MediaStream();
+    remote.srcObject = inbound;
+    pc.ontrack = (e) => { inbound.addTrack(e.track); remote.play().catch(() => {}); };
+    pc.onicecandidate = (e) => {
+      if (e.candidate) channel.send({ type: 'video_candidate', visit_id: this.visitId, candidate: e.candidate.toJSON() });
+    };
+    pc.onconnectionstatechange = () => {
+      onState(pc.connectionState);
+      if (pc.connectionState === 'failed') this.restart();
+    };
+    // A changed network (Wi-Fi to cellular) shows up as "disconnected"; give it a moment, then restart ICE.
+    pc.oniceconnectionstatechange = () => {
+      if (pc.iceConnectionState === 'disconnected') {
+        clearTimeout(this.restartTimer);
+        this.restartTimer = setTimeout(() => { if (pc.iceConnectionState === 'disconnected') this.restart(); }, 2000);
+      }
+    };
+    window.addEventListener('online', () => this.restart());
+    this.offer();
+  }
+
+  async offer(options) {
+    const offer = await this.pc.createOffer(options);
+    await this.pc.setLocalDescription(offer);
+    this.channel.send({ type: 'video_offer', visit_id: this.visitId, sdp: offer.sdp });
+  }
+
+  restart() {
+    if (this.pc.signalingState === 'closed') return;
+    this.offer({ iceRestart: true }).catch(() => {});
+  }
+
+  async answer(sdp) {
+    await this.pc.setRemoteDescription({ type: 'answer', sdp });
+    for (const c of this.pending.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
+  }
+
+  async candidate(c) {
+    if (!this.pc.remoteDescription) { this.pending.push(c); return; }
+    await this.pc.addIceCandidate(c).catch(() => {});
+  }
+
+  /** Closes this side's connection; `end` also ends the video for both. */
+  close(end) {
+    this.channel.send({ type: end ? 'video_end' : 'video_leave', visit_id: this.visitId });
+    this.pc.close();
+    this.onState('closed');
+  }
+}
