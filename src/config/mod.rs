@@ -74,7 +74,7 @@ impl Default for MediaConfig {
             force_relay: false,
             max_tracks_per_participant: 3,
             empty_visit_grace_seconds: 30,
-            max_sdp_bytes: 64 * 1024,
+            max_sdp_bytes: 32 * 1024,
         }
     }
 }
@@ -247,7 +247,7 @@ impl Default for MessagingConfig {
         Self {
             kek_files: Vec::new(),
             max_body_chars: 4000,
-            max_frame_bytes: 16 * 1024,
+            max_frame_bytes: 64 * 1024,
             idle_expiry_seconds: 15 * 60,
             idle_warning_seconds: 2 * 60,
             emergency_keywords: [

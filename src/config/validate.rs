@@ -248,6 +248,12 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         }
     }
     check_media(&mut p, &c.media);
+    if c.media.max_sdp_bytes + 1024 > c.messaging.max_frame_bytes {
+        p.push(Problem::new(
+            "media.max_sdp_bytes",
+            "must leave room in messaging.max_frame_bytes (an offer travels in one frame)",
+        ));
+    }
     if let Some(path) = &c.policy.access_file
         && !path.is_file()
     {

@@ -205,6 +205,7 @@ impl VideoService {
             let visits = self.visits();
             visits.may_join(id, who)?.1
         };
+        crate::media::sdp::check_candidate(&candidate.candidate)?;
         let participant = self
             .joined
             .lock()

@@ -198,7 +198,7 @@ pub fn start_dev(env: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf, Broker) {
     (dir, data, broker)
 }
 
-async fn audit_denials(data: &Path) -> Vec<(String, String)> {
+pub async fn audit_denials(data: &Path) -> Vec<(String, String)> {
     let pool = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}?mode=ro",
         data.join("examroom.db").display()
@@ -415,7 +415,7 @@ async fn bad_input_gets_precise_errors_and_access_attempts_are_audited() {
     let mut big = Ws::patient(&url, &patient_token(&url, &data, "patient").await).await;
     big.send_text(&format!(
         r#"{{"v":1,"type":"ping","pad":"{}"}}"#,
-        "y".repeat(40_000)
+        "y".repeat(100_000)
     ))
     .await;
     assert_eq!(big.close_code().await, 1009);

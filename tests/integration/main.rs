@@ -12,3 +12,4 @@ mod external_oidc;
 mod load_smoke;
 mod storage;
 mod video;
+mod video_signaling;

@@ -29,11 +29,23 @@ pub fn artifacts() -> PathBuf {
         .join("browser")
 }
 
-/// Runs the browser video flow against a broker started with `env`; `relay` demands TURN-relayed pairs.
+/// Runs the browser video flow against a broker started with `env`; with `relay` (a TURN transport), a real
+/// coturn is started in the broker's namespace and both browsers must use relayed candidate pairs.
 pub fn run_video_flow(env: &[(&str, &str)], relay: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let broker = Broker::dev_isolated(&data, env);
+    let secret_file = dir.path().join("turn-secret");
+    std::fs::write(&secret_file, crate::common::random()).unwrap();
+    let mut env = env.to_vec();
+    let secret_path = secret_file.display().to_string();
+    let turn_url = format!("[\"turn:127.0.0.1:3478?transport={}\"]", relay.unwrap_or("udp"));
+    if relay.is_some() {
+        env.push(("EXAMROOM_MEDIA__TURN_URLS", &turn_url));
+        env.push(("EXAMROOM_MEDIA__TURN_SECRET_FILE", &secret_path));
+        env.push(("EXAMROOM_MEDIA__FORCE_RELAY", "true"));
+    }
+    let broker = Broker::dev_isolated(&data, &env);
+    let _turn = relay.map(|_| Coturn::start(&broker, &secret_file, dir.path()));
     let out = broker
         .in_namespace("node")
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/video-flow.mjs"))
@@ -56,6 +68,82 @@ pub fn run_video_flow(env: &[(&str, &str)], relay: Option<&str>) {
         broker.stderr.lines().join("\n")
     );
     broker.assert_no_panic();
+}
+
+/// coturn in the broker's network namespace (port 3478 is free there), REST shared-secret auth, stopped by
+/// the PID the test started.
+struct Coturn(std::process::Child);
+
+impl Coturn {
+    fn start(broker: &Broker, secret_file: &std::path::Path, dir: &std::path::Path) -> Coturn {
+        let secret = std::fs::read_to_string(secret_file).unwrap();
+        let child = broker
+            .in_namespace("turnserver")
+            .args([
+                "-n",
+                "--listening-ip=127.0.0.1",
+                "--relay-ip=127.0.0.1",
+                "--listening-port=3478",
+                "--min-port=49160",
+                "--max-port=49400",
+                "--use-auth-secret",
+                "--realm=examroom.test",
+                "--allow-loopback-peers",
+                "--no-tls",
+                "--no-dtls",
+                "--no-cli",
+                "--simple-log",
+            ])
+            .arg(format!("--static-auth-secret={}", secret.trim()))
+            .arg(format!("--pidfile={}", dir.join("turnserver.pid").display()))
+            .arg(format!("--log-file={}", dir.join("turnserver.log").display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("turnserver (Debian package coturn) is installed by scripts/test.sh");
+        // Ready once it listens on 3478 inside the namespace.
+        for _ in 0..100 {
+            let listening = broker
+                .in_namespace("sh")
+                .args(["-c", "cat /proc/net/tcp | grep -qi ':0D96 '"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if listening {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Coturn(child)
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn video_through_coturn_over_udp_and_tcp() {
+    if !prerequisites() {
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/turnserver").exists() {
+        assert!(
+            std::env::var("TEST_REQUIRE_BROWSER").is_err(),
+            "coturn is required"
+        );
+        return;
+    }
+    for transport in ["udp", "tcp"] {
+        run_video_flow(FAST_ROUTING, Some(transport));
+        assert!(
+            artifacts()
+                .join(format!("relay-{transport}-05-patient-video.png"))
+                .exists()
+        );
+    }
 }
 
 #[test]

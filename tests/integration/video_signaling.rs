@@ -1,0 +1,152 @@
+//! Video signaling over real WebSockets, without a browser: who may elevate, join and signal, and precise
+//! errors for bad input (garbage SDP, too many media sections, candidates without a connection, another
+//! visit's id), each refusal that is an access attempt audited, the socket usable afterwards.
+
+use serde_json::{Value, json};
+
+use crate::chat::{FAST_ROUTING, Ws, start_dev};
+use crate::demo::{patient_token, staff_cookie};
+
+async fn error_code(ws: &mut Ws, frame: Value) -> String {
+    ws.send(frame).await;
+    let e = ws.expect("error").await;
+    e["code"].as_str().unwrap().to_string()
+}
+
+fn offer(media_sections: usize) -> String {
+    let mut sdp = String::from(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=fingerprint:sha-256 \
+         00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n",
+    );
+    for i in 0..media_sections {
+        sdp.push_str(&format!(
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:{i}\r\na=sendrecv\r\n\
+             a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\na=rtcp-mux\r\n\
+             a=rtpmap:96 VP8/90000\r\n"
+        ));
+    }
+    sdp
+}
+
+#[tokio::test]
+async fn elevation_rules_and_bad_signaling_get_precise_errors() {
+    let (_dir, data, broker) = start_dev(FAST_ROUTING);
+    let url = broker.url.clone();
+    let mut patient = Ws::patient(&url, &patient_token(&url, &data, "patient").await).await;
+    let mut intruder = Ws::patient(&url, &patient_token(&url, &data, "patient2").await).await;
+    let mut nurse = Ws::staff(&url, &staff_cookie(&url, &data, "nurse").await).await;
+    let mut nurse2 = Ws::staff(&url, &staff_cookie(&url, &data, "nurse2").await).await;
+    let conversation = patient.start("triage", "k1").await;
+
+    // Nobody elevates a chat still in the waiting room: the lobby is enforced.
+    let req = json!({"v": 1, "type": "video_request", "conversation_id": conversation});
+    assert_eq!(error_code(&mut nurse, req.clone()).await, "forbidden");
+    assert_eq!(error_code(&mut patient, req.clone()).await, "forbidden");
+
+    nurse.presence("ready").await;
+    nurse.offer_for(&conversation).await;
+    nurse
+        .send(json!({"v": 1, "type": "accept", "conversation_id": conversation}))
+        .await;
+    patient.expect("assigned").await;
+
+    // Another nurse cannot elevate someone else's chat; the assigned nurse can, idempotently.
+    assert_eq!(error_code(&mut nurse2, req.clone()).await, "forbidden");
+    nurse.send(req.clone()).await;
+    let proposed = patient.expect("video_proposed").await;
+    let visit = proposed["visit_id"].as_str().unwrap().to_string();
+    assert!(visit.starts_with('v') && visit.len() == 25, "opaque id {visit}");
+    assert_eq!(nurse.expect("video_proposed").await["visit_id"], visit.as_str());
+
+    // Joining before the patient agreed, or answering in the patient's place, is refused.
+    let join = |sdp: String| json!({"v": 1, "type": "video_offer", "visit_id": visit, "sdp": sdp});
+    assert_eq!(error_code(&mut nurse, join(offer(2))).await, "video_not_accepted");
+    let answer = json!({"v": 1, "type": "video_answer", "visit_id": visit, "accept": true});
+    assert_eq!(error_code(&mut nurse, answer.clone()).await, "forbidden");
+    assert_eq!(error_code(&mut intruder, answer.clone()).await, "forbidden");
+
+    patient.send(answer.clone()).await;
+    let started = patient.expect("video_started").await;
+    assert_eq!(started["visit_id"], visit.as_str());
+    assert_eq!(started["ice_transport_policy"], "all");
+    nurse.expect("video_started").await;
+    assert_eq!(error_code(&mut patient, answer).await, "already_answered");
+
+    // Bad SDP and candidates: precise codes, and the socket keeps working.
+    assert_eq!(
+        error_code(&mut patient, join("garbage".into())).await,
+        "invalid_sdp"
+    );
+    assert_eq!(error_code(&mut patient, join(offer(5))).await, "too_many_tracks");
+    assert_eq!(
+        error_code(&mut patient, join("v=0\r\n".repeat(8_000))).await,
+        "sdp_too_large"
+    );
+    let candidate = |c: &str| {
+        json!({"v": 1, "type": "video_candidate", "visit_id": visit,
+               "candidate": {"candidate": c, "sdpMid": "0", "sdpMLineIndex": 0}})
+    };
+    assert_eq!(
+        error_code(
+            &mut patient,
+            candidate("candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host")
+        )
+        .await,
+        "no_peer_connection"
+    );
+    assert_eq!(
+        error_code(&mut patient, candidate("<script>")).await,
+        "invalid_candidate"
+    );
+    assert_eq!(
+        error_code(
+            &mut patient,
+            json!({"v": 1, "type": "video_candidate", "visit_id": visit, "candidate": {"candidate": "", "evil": 1}})
+        )
+        .await,
+        "unknown_field"
+    );
+
+    // Another patient signalling for this visit, or a forged visit id: refused and audited.
+    assert_eq!(error_code(&mut intruder, join(offer(2))).await, "forbidden");
+    let forged =
+        json!({"v": 1, "type": "video_offer", "visit_id": "v000000000000000000000000", "sdp": offer(2)});
+    assert_eq!(error_code(&mut intruder, forged).await, "forbidden");
+    assert_eq!(
+        error_code(
+            &mut intruder,
+            json!({"v": 1, "type": "video_end", "visit_id": "../etc"})
+        )
+        .await,
+        "forbidden"
+    );
+    let messages = patient.say(&conversation, "m1", "still here").await;
+    assert_eq!(messages["type"], "ack", "chat still works after refusals");
+
+    // Either side ends the video; the chat goes on.
+    nurse
+        .send(json!({"v": 1, "type": "video_end", "visit_id": visit}))
+        .await;
+    let ended = patient.expect("video_ended").await;
+    assert_eq!(ended["reason"], "nurse_ended");
+    assert_eq!(
+        error_code(&mut patient, join(offer(2))).await,
+        "forbidden",
+        "an ended visit cannot be joined"
+    );
+
+    let denials = crate::chat::audit_denials(&data).await;
+    for (action, resource) in [
+        ("video.elevate", format!("conversation:{conversation}")),
+        ("video.join", format!("visit:{visit}")),
+        ("video.answer", format!("visit:{visit}")),
+        ("video.join", "visit:v000000000000000000000000".to_string()),
+        ("video.end", "visit:invalid".to_string()),
+    ] {
+        assert!(
+            denials.iter().any(|(a, r)| a == action && r == &resource),
+            "{action} on {resource} audited: {denials:?}"
+        );
+    }
+    broker.assert_no_panic();
+}
