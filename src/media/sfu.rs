@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use rtc::interceptor::{Attribute, Interceptor, Packet as InterceptorPacket, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -16,6 +17,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
 };
+use rtc::sansio::Protocol;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -26,6 +28,7 @@ use webrtc::peer_connection::{
     register_default_interceptors,
 };
 
+use super::rewrite::Rewriter;
 use super::{
     ConnectionState, EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, ParticipantId, sdp,
 };
@@ -45,6 +48,8 @@ struct Outgoing {
     ssrc: u32,
     /// Negotiated payload type by lower-case MIME type.
     payload_types: HashMap<String, u8>,
+    /// Keeps numbering continuous when the source behind this track changes.
+    rewriter: Mutex<Rewriter>,
 }
 
 /// An incoming track: what a relayed keyframe request is addressed to.
@@ -133,7 +138,9 @@ impl WebRtcSfu {
                 RtpCodecKind::Video,
             )
             .map_err(engine_error)?;
-        let registry = register_default_interceptors(Registry::new(), &mut table).map_err(engine_error)?;
+        let registry = register_default_interceptors(Registry::new(), &mut table)
+            .map_err(engine_error)?
+            .with(Slot::Custom(KEYFRAME_REQUEST_SLOT), KeyframeRequests::default());
         Ok((table, registry))
     }
 
@@ -194,6 +201,56 @@ impl WebRtcSfu {
             .map(|d| d.sdp)
             .ok_or_else(|| MediaError::Engine("no local description".into()))
     }
+}
+
+/// After every built-in interceptor, so it sees inbound RTCP just before the chain's terminus.
+pub const KEYFRAME_REQUEST_SLOT: usize = 20_000;
+
+/// Inbound RTCP stops at the end of the interceptor chain unless an interceptor marks it for the
+/// application. This one marks PLI and FIR (and only those: receiver reports are the chain's own business),
+/// so the SFU can relay a viewer's keyframe request to the sender.
+#[derive(Default)]
+pub struct KeyframeRequests {
+    read: std::collections::VecDeque<TaggedPacket>,
+    write: std::collections::VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = std::time::Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let InterceptorPacket::Rtcp(packets) = &msg.message.packet
+            && wants_keyframe(packets)
+        {
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequests {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
 fn opus() -> RTCRtpCodec {
@@ -309,6 +366,17 @@ impl PeerConnectionEventHandler for Handler {
         );
         let metrics = self.metrics.clone();
         let weak = Arc::downgrade(&state);
+        if kind == RtpCodecKind::Video {
+            // A new publisher (a rejoin after a reload, say): its first keyframe may have gone out before
+            // forwarding started, and viewers cannot decode without one.
+            let pli: Vec<Box<dyn rtcp::Packet>> = vec![Box::new(PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            })];
+            if track.write_rtcp(pli).await.is_ok() {
+                self.metrics.keyframe_requests.inc();
+            }
+        }
         tokio::spawn(forward(track, me, kind, mime, weak, metrics));
     }
 }
@@ -325,11 +393,12 @@ async fn forward(
     while let Some(event) = track.poll().await {
         let packet = match event {
             TrackRemoteEvent::OnRtpPacket(packet) => packet,
-            // The core may tag a viewer's PLI/FIR with the receiving track of the same (sendrecv)
-            // transceiver rather than with our sending track: it still asks for the others' keyframe.
+            // The core routes a compound RTCP packet by the SSRC its *first* report names, so a viewer's
+            // PLI/FIR can arrive on any of its tracks, sending or receiving: wherever it lands, it asks
+            // for the others' video keyframe.
             TrackRemoteEvent::OnRtcpPacket(packets) => {
                 if wants_keyframe(&packets) {
-                    request_keyframe(&state, &from.room, &from.id, kind, &metrics).await;
+                    request_keyframe(&state, &from.room, &from.id, RtpCodecKind::Video, &metrics).await;
                 }
                 continue;
             }
@@ -357,6 +426,14 @@ async fn forward(
                 continue;
             };
             let mut p = packet.clone();
+            let (seq, ts) = out.rewriter.lock().expect("rewriter lock").rewrite(
+                packet.header.ssrc,
+                packet.header.sequence_number,
+                packet.header.timestamp,
+                std::time::Instant::now(),
+            );
+            p.header.sequence_number = seq;
+            p.header.timestamp = ts;
             p.header.ssrc = out.ssrc;
             p.header.payload_type = *pt;
             // Extension ids were negotiated on the sender's leg, not the viewer's.
@@ -371,12 +448,11 @@ async fn forward(
     }
 }
 
-/// Reads RTCP a viewer sends on one outgoing track and relays keyframe requests to the media's sender.
+/// Reads RTCP a viewer sends on one outgoing track and relays keyframe requests to the video's sender.
 async fn relay_feedback(
     out: Arc<Outgoing>,
     viewer: ParticipantId,
     room: String,
-    kind: RtpCodecKind,
     state: Weak<Mutex<Rooms>>,
     metrics: MediaMetrics,
 ) {
@@ -385,12 +461,12 @@ async fn relay_feedback(
             continue;
         };
         if wants_keyframe(&packets) {
-            request_keyframe(&state, &room, &viewer, kind, &metrics).await;
+            request_keyframe(&state, &room, &viewer, RtpCodecKind::Video, &metrics).await;
         }
     }
 }
 
-fn wants_keyframe(packets: &[Box<dyn rtcp::Packet>]) -> bool {
+pub fn wants_keyframe(packets: &[Box<dyn rtcp::Packet>]) -> bool {
     packets.iter().any(|p| {
         p.as_any().downcast_ref::<PictureLossIndication>().is_some()
             || p.as_any().downcast_ref::<FullIntraRequest>().is_some()
@@ -428,6 +504,7 @@ async fn request_keyframe(
             })
             .unwrap_or_default()
     };
+    tracing::debug!(senders = sources.len(), "keyframe requested");
     for (track, media_ssrc) in sources {
         let pli: Vec<Box<dyn rtcp::Packet>> = vec![Box::new(PictureLossIndication {
             sender_ssrc: 0,
@@ -604,17 +681,22 @@ impl WebRtcSfu {
                 .iter()
                 .map(|c| (c.rtp_codec.mime_type.to_ascii_lowercase(), c.payload_type))
                 .collect();
+            let clock_rate = if kind == RtpCodecKind::Audio {
+                48_000
+            } else {
+                90_000
+            };
             let out = Arc::new(Outgoing {
                 track,
                 ssrc,
                 payload_types,
+                rewriter: Mutex::new(Rewriter::new(clock_rate)),
             });
             peer.outgoing.lock().expect("peer lock").insert(kind, out.clone());
             tokio::spawn(relay_feedback(
                 out,
                 peer.id.clone(),
                 peer.room.clone(),
-                kind,
                 Arc::downgrade(&self.state),
                 self.metrics.clone(),
             ));

@@ -114,6 +114,23 @@ impl Ws {
         frames
     }
 
+    /// Puts a frame back for later `wait`s.
+    pub fn keep(&mut self, frame: Value) {
+        self.pending.push(frame);
+    }
+
+    /// Frames already pending plus those arriving within `ms` of each other.
+    pub async fn take_ready(&mut self, ms: u64) -> Vec<Value> {
+        let mut frames = std::mem::take(&mut self.pending);
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(ms), self.socket.next()).await
+        {
+            if let Message::Text(t) = m {
+                frames.push(serde_json::from_str(t.as_str()).unwrap());
+            }
+        }
+        frames
+    }
+
     /// The close code the server ends the socket with.
     pub async fn close_code(&mut self) -> u16 {
         loop {

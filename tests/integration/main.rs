@@ -10,6 +10,8 @@ mod demo;
 mod dev_mode;
 mod external_oidc;
 mod load_smoke;
+mod media_peers;
+mod peer;
 mod storage;
 mod video;
 mod video_signaling;

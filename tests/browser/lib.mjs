@@ -1,0 +1,93 @@
+// Shared by the browser tests and the join-time benchmark: Debian's Chromium through playwright-core with fake
+// camera and microphone, sign-in of the demo patient and nurse, and inbound media statistics of a page.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+const require = createRequire(path.join(process.env.TEST_OIDC_PROVIDER_DIR || path.resolve('tests/support'), 'package.json'));
+const { chromium } = require('playwright-core');
+
+export function launch() {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required',
+      '--allow-loopback-in-peer-connection'],
+  });
+}
+
+export function passwords(credentialsFile) {
+  const creds = JSON.parse(fs.readFileSync(credentialsFile, 'utf8'));
+  return (u) => creds.users.find((x) => x.username === u).password;
+}
+
+// Records every RTCPeerConnection a page (or its frames) creates, so getStats() can be read.
+const recordPeerConnections = () => {
+  const Native = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = function (...args) { const pc = new Native(...args); window.__pcs.push(pc); return pc; };
+  window.RTCPeerConnection.prototype = Native.prototype;
+};
+
+/** The patient signed in on the demo portal, a chat started; returns { page, widget }. */
+export async function patientInChat(browser, url, password) {
+  const ctx = await browser.newContext();
+  await ctx.addInitScript(recordPeerConnections);
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.log(`patient page error: ${e.message}`));
+  await page.goto(`${url}/portal/`);
+  await page.getByRole('button', { name: 'Sign in to MyClinic' }).click();
+  await page.getByLabel('User name').fill('patient');
+  await page.getByLabel('Password').fill(password('patient'));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${url}/portal/`);
+  const widget = page.frameLocator('#examroom-widget iframe');
+  await widget.getByRole('button', { name: 'Start a chat with a nurse' }).click();
+  await widget.getByText(/Your reference number: ER-/).waitFor();
+  return { page, widget };
+}
+
+/** The nurse signed in, ready, having accepted the waiting chat; returns { page, chat }. */
+export async function nurseAccepting(browser, url, password, widget) {
+  const ctx = await browser.newContext();
+  await ctx.addInitScript(recordPeerConnections);
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.log(`nurse page error: ${e.message}`));
+  await page.goto(`${url}/workspace/`);
+  await page.getByLabel('User name').fill('nurse');
+  await page.getByLabel('Password').fill(password('nurse'));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${url}/workspace/`);
+  await page.getByRole('button', { name: 'Ready' }).click();
+  await page.getByRole('button', { name: 'Accept' }).click();
+  await widget.getByText('A nurse has joined').waitFor();
+  return { page, chat: page.locator('article.chat') };
+}
+
+/** Inbound totals of the newest open peer connection in `target` (a page or frame). */
+export async function inbound(target) {
+  return target.evaluate(async () => {
+    const pc = window.__pcs.filter((p) => p.connectionState !== 'closed').at(-1);
+    if (!pc) return null;
+    const out = { framesDecoded: 0, audioPackets: 0, videoPackets: 0, pli: 0, relay: false, state: pc.connectionState };
+    const stats = await pc.getStats();
+    stats.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') {
+        out.framesDecoded += s.framesDecoded || 0;
+        out.videoPackets += s.packetsReceived || 0;
+        out.pli += s.pliCount || 0;
+      }
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audioPackets += s.packetsReceived || 0;
+      if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) {
+        const local = stats.get(s.localCandidateId);
+        if (local && local.candidateType === 'relay') out.relay = true;
+      }
+    });
+    return out;
+  });
+}
+
+export function widgetFrame(page) {
+  return page.frames().find((f) => f.url().includes('/widget/'));
+}
