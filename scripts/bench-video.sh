@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-20}
 report=${1:-target/bench-video.md}
-if [ -z "${EXAMROOM_BENCH_NETNS:-}" ]; then
+if [ -z "${BENCH_VIDEO_IN_NETNS:-}" ]; then
   cargo build --release --bin examroom
   mkdir -p "$(dirname "$report")"
-  EXAMROOM_BENCH_NETNS=1 exec unshare --net -- "$0" "$report"
+  BENCH_VIDEO_IN_NETNS=1 exec unshare --net -- "$0" "$report"
 fi
 ip link set lo up
 bin="${CARGO_TARGET_DIR:-target}/release/examroom"
@@ -36,7 +36,11 @@ run() { # label transport(empty for direct)
     "$bin" dev --listen 127.0.0.1:0 --data-dir "$data" > "$work/$label.out" 2>&1 &
   local broker=$!; pids+=("$broker")
   for _ in $(seq 100); do grep -q "running at" "$work/$label.out" && break; sleep 0.1; done
-  local url; url=$(grep -o "running at [^ ]*" "$work/$label.out" | cut -d' ' -f3 | sed 's#/$##')
+  local url
+  if ! url=$(grep -o "running at [^ ]*" "$work/$label.out" | cut -d' ' -f3 | sed 's#/$##'); then
+    cat "$work/$label.out" >&2
+    exit 1
+  fi
   node benches/video/join.mjs "$url" "$data/dev-idp/credentials.json" "$broker" "$runs" "$label"
   kill "$broker"; wait "$broker" 2>/dev/null || true
   if [ -n "$transport" ]; then kill "$turn"; wait "$turn" 2>/dev/null || true; fi

@@ -135,6 +135,23 @@ async fn elevation_rules_and_bad_signaling_get_precise_errors() {
         "an ended visit cannot be joined"
     );
 
+    // The SFU's metrics are exported.
+    let metrics = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "examroom_media_live_visits 0",
+        "examroom_media_peer_connections 0",
+        "examroom_media_forwarded_packets_total",
+        "examroom_media_keyframe_requests_total",
+        "examroom_media_ice_failures_total",
+    ] {
+        assert!(metrics.contains(name), "{name} in /metrics");
+    }
+
     let denials = crate::chat::audit_denials(&data).await;
     for (action, resource) in [
         ("video.elevate", format!("conversation:{conversation}")),

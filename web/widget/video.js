@@ -19,7 +19,9 @@ export async function deviceCheck(preview, meter) {
     for (const s of samples) peak = Math.max(peak, Math.abs(s - 128));
     meter.value = peak / 128;
   }, 100);
-  return { stream, stop() { clearInterval(timer); ctx.close(); } };
+  let stopped = false;
+  // Idempotent: joining stops the meter, and ending the video stops it again.
+  return { stream, stop() { if (stopped) return; stopped = true; clearInterval(timer); ctx.close(); } };
 }
 
 export class VideoCall {
