@@ -26,7 +26,7 @@ run() { # label transport(empty for direct)
     head -c 24 /dev/urandom | base64 > "$work/turn-secret"
     turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --listening-port=3478 --min-port=49160 \
       --max-port=49400 --use-auth-secret --static-auth-secret="$(cat "$work/turn-secret")" --realm=bench \
-      --allow-loopback-peers --no-tls --no-dtls --no-cli --log-file="$work/turn.log" >/dev/null 2>&1 &
+      --allow-loopback-peers --no-tls --no-dtls --no-cli --log-file="$work/turn.log" --userdb="$work/turndb" >/dev/null 2>&1 &
     local turn=$!; pids+=("$turn")
     env=(EXAMROOM_MEDIA__TURN_URLS="[\"turn:127.0.0.1:3478?transport=$transport\"]"
          EXAMROOM_MEDIA__TURN_SECRET_FILE="$work/turn-secret" EXAMROOM_MEDIA__FORCE_RELAY=true)

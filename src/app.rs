@@ -16,6 +16,7 @@ use crate::dev_idp::DevIdp;
 use crate::ids::RequestId;
 use crate::media::sfu::WebRtcSfu;
 use crate::messaging::Messaging;
+use crate::policy::recording::RecordingPolicies;
 use crate::policy::{AccessPolicy, Denial, Grant, Resource};
 use crate::store::Db;
 use crate::telemetry::Metrics;
@@ -42,6 +43,8 @@ pub struct App {
     pub service_tokens: Option<TokenVerifier>,
     /// Chat, waiting room and routing.
     pub messaging: Arc<Messaging>,
+    /// Which visits are recorded, with what consent, retention and viewers.
+    pub recording_policies: RecordingPolicies,
     /// Video visits and the SFU.
     pub video: Arc<VideoService>,
     /// Prometheus metrics.
@@ -62,6 +65,14 @@ impl App {
             let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             anyhow::anyhow!("invalid access policy:\n  {}", lines.join("\n  "))
         })?;
+        let queue_names: Vec<String> = config.queues().into_iter().map(|q| q.name).collect();
+        let recording_policies =
+            RecordingPolicies::load(config.policy.recording_file.as_deref(), &queue_names).map_err(
+                |problems| {
+                    let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                    anyhow::anyhow!("invalid recording policy:\n  {}", lines.join("\n  "))
+                },
+            )?;
         let metrics = Metrics::new();
         let audit = Auditor::new(db.clone(), metrics.audit_events.clone());
         // Redirects are never followed: a provider that redirects its discovery or JWKS is misconfigured, and
@@ -140,6 +151,7 @@ impl App {
         ));
 
         Ok(Self {
+            recording_policies,
             video,
             messaging,
             sessions: Sessions::new(db.clone()),

@@ -120,6 +120,18 @@ impl Keyring {
 }
 
 impl DataKey {
+    /// The AES-256-GCM cipher under this key, for formats that seal many pieces (recordings).
+    pub(crate) fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new_from_slice(self.0.as_slice()).expect("32-byte key")
+    }
+
+    #[cfg(test)]
+    pub(crate) fn random_for_tests() -> DataKey {
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(key.as_mut_slice());
+        DataKey(key)
+    }
+
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<String, CryptoError> {
         seal(&self.0, plaintext, aad)
     }

@@ -19,6 +19,7 @@ pub mod media;
 pub mod messaging;
 pub mod pii;
 pub mod policy;
+pub mod recording;
 pub mod store;
 pub mod telemetry;
 pub mod visit;

@@ -108,6 +108,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             {
                 problems.extend(p);
             }
+            if let Ok(c) = &loaded {
+                let queues: Vec<String> = c.queues().into_iter().map(|q| q.name).collect();
+                if let Err(p) = examroom::policy::recording::RecordingPolicies::load(
+                    c.policy.recording_file.as_deref(),
+                    &queues,
+                ) {
+                    problems.extend(p);
+                }
+            }
             if problems.is_empty() {
                 println!("{}: configuration is valid", config.display());
                 Ok(ExitCode::SUCCESS)

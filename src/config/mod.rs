@@ -219,6 +219,8 @@ pub struct ServiceAuthConfig {
 pub struct PolicyConfig {
     /// Access policy file; the shipped `policies/access.toml` is built in when unset.
     pub access_file: Option<PathBuf>,
+    /// Recording policy file; the shipped `policies/recording.toml` is built in when unset.
+    pub recording_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

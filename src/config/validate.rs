@@ -254,6 +254,14 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             "must leave room in messaging.max_frame_bytes (an offer travels in one frame)",
         ));
     }
+    if let Some(path) = &c.policy.recording_file
+        && !path.is_file()
+    {
+        p.push(Problem::new(
+            "policy.recording_file",
+            format!("{} is not a readable file", path.display()),
+        ));
+    }
     if let Some(path) = &c.policy.access_file
         && !path.is_file()
     {

@@ -2,6 +2,8 @@
 //! rules in `policies/access.toml`. Deny by default. A [`Grant`] can only be made here, so code that needs
 //! permission cannot proceed without a decision. This module does no I/O beyond reading its file at startup.
 
+pub mod recording;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 

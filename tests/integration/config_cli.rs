@@ -90,3 +90,48 @@ fn env_overrides_are_validated_too() {
     assert_eq!(code, Some(2));
     assert!(out.contains("auth.staff.clientid: unknown key"), "{out}");
 }
+
+#[test]
+fn check_config_validates_the_recording_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("recording.toml");
+    std::fs::write(
+        &policy,
+        "[[policies]]\nid = \"v\"\nqueues = [\"nowhere\"]\nvisit_types = [\"video\"]\nrecord = true\n\
+         retention_days = 0\nviewer_roles = [\"nurse\"]\n",
+    )
+    .unwrap();
+    let config = dir.path().join("examroom.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[auth.staff]
+issuer = "https://login.hospital.example"
+client_id = "examroom"
+client_secret = "x"
+role_mapping = {{ "nurses" = "nurse" }}
+[auth.patient]
+issuer = "https://portal.example.org"
+audiences = ["portal"]
+[policy]
+recording_file = "{}"
+"#,
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let (code, out) = examroom(&["check-config", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2), "{out}");
+    for key in [
+        "policy.recording_file: policies[0].queues: unknown queue `nowhere`",
+        "policy.recording_file: policies[0].retention_days",
+        "policy.recording_file: policies[0].viewer_roles",
+    ] {
+        assert!(out.contains(key), "expected {key} in:\n{out}");
+    }
+    // The shipped policy is valid with the same configuration.
+    std::fs::write(&policy, examroom::policy::recording::DEFAULT_RECORDING_POLICY).unwrap();
+    let (code, out) = examroom(&["check-config", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{out}");
+}

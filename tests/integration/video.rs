@@ -96,6 +96,7 @@ impl Coturn {
             ])
             .arg(format!("--static-auth-secret={}", secret.trim()))
             .arg(format!("--pidfile={}", dir.join("turnserver.pid").display()))
+            .arg(format!("--userdb={}", dir.join("turndb").display()))
             .arg(format!("--log-file={}", dir.join("turnserver.log").display()))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -1,0 +1,6 @@
+//! Recordings of video visits: the sealed at-rest format ([`sealed`]) and the timeline of a recording with its
+//! secure pauses and gaps ([`timeline`]). Which visits are recorded, with what consent, retention and viewers
+//! comes from `policy::recording`. Recording is never written anywhere in plaintext.
+
+pub mod sealed;
+pub mod timeline;

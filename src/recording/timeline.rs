@@ -1,0 +1,151 @@
+//! One recording's timeline: when it started and ended, its secure pauses (start, end, reason, who) and gaps
+//! (intervals lost to a crash), from which the manifest is written. Pausing is idempotent: a second pause
+//! while paused changes nothing, as does resuming while active. Sans-IO: times are milliseconds passed in.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Interval {
+    pub start_ms: i64,
+    /// `None` while the pause is still in effect.
+    pub end_ms: Option<i64>,
+    pub reason: String,
+    /// Who asked (an opaque actor reference, never a name).
+    pub by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Timeline {
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub pauses: Vec<Interval>,
+    pub gaps: Vec<Gap>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    Active,
+    Paused,
+}
+
+impl Timeline {
+    pub fn start(now_ms: i64) -> Timeline {
+        Timeline {
+            started_ms: now_ms,
+            ended_ms: None,
+            pauses: Vec::new(),
+            gaps: Vec::new(),
+        }
+    }
+
+    pub fn state(&self) -> RecordingState {
+        if self.pauses.last().is_some_and(|p| p.end_ms.is_none()) {
+            RecordingState::Paused
+        } else {
+            RecordingState::Active
+        }
+    }
+
+    /// Applies a requested state; returns whether anything changed.
+    pub fn set(&mut self, state: RecordingState, reason: &str, by: &str, now_ms: i64) -> bool {
+        if self.ended_ms.is_some() || self.state() == state {
+            return false;
+        }
+        match state {
+            RecordingState::Paused => self.pauses.push(Interval {
+                start_ms: now_ms,
+                end_ms: None,
+                reason: reason.to_string(),
+                by: by.to_string(),
+            }),
+            RecordingState::Active => {
+                if let Some(p) = self.pauses.last_mut() {
+                    p.end_ms = Some(now_ms);
+                }
+            }
+        }
+        true
+    }
+
+    /// An interval whose media was lost (the broker died); recording resumes after it.
+    pub fn gap(&mut self, start_ms: i64, end_ms: i64) {
+        if end_ms > start_ms {
+            self.gaps.push(Gap { start_ms, end_ms });
+        }
+    }
+
+    /// Ends the recording; an open pause ends with it.
+    pub fn finish(&mut self, now_ms: i64) {
+        if self.ended_ms.is_none() {
+            if let Some(p) = self.pauses.last_mut().filter(|p| p.end_ms.is_none()) {
+                p.end_ms = Some(now_ms);
+            }
+            self.ended_ms = Some(now_ms);
+        }
+    }
+
+    /// Milliseconds of media the recording holds: wall-clock length minus pauses and gaps.
+    pub fn recorded_ms(&self, now_ms: i64) -> i64 {
+        let end = self.ended_ms.unwrap_or(now_ms);
+        let paused: i64 = self
+            .pauses
+            .iter()
+            .map(|p| p.end_ms.unwrap_or(end) - p.start_ms)
+            .sum();
+        let lost: i64 = self.gaps.iter().map(|g| g.end_ms - g.start_ms).sum();
+        (end - self.started_ms - paused - lost).max(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_are_idempotent_and_listed() {
+        let mut t = Timeline::start(1_000);
+        assert!(t.set(RecordingState::Paused, "ssn on screen", "nurse-a", 5_000));
+        assert!(
+            !t.set(RecordingState::Paused, "again", "emr", 6_000),
+            "already paused"
+        );
+        assert_eq!(t.state(), RecordingState::Paused);
+        assert!(t.set(RecordingState::Active, "closed", "nurse-a", 9_000));
+        assert!(
+            !t.set(RecordingState::Active, "closed", "nurse-a", 9_500),
+            "already active"
+        );
+        t.finish(20_000);
+        assert_eq!(
+            t.pauses,
+            vec![Interval {
+                start_ms: 5_000,
+                end_ms: Some(9_000),
+                reason: "ssn on screen".into(),
+                by: "nurse-a".into()
+            }]
+        );
+        assert_eq!(t.recorded_ms(99_999), 19_000 - 4_000);
+        assert!(
+            !t.set(RecordingState::Paused, "late", "x", 21_000),
+            "nothing after the end"
+        );
+    }
+
+    #[test]
+    fn an_open_pause_ends_with_the_recording_and_gaps_count_as_lost() {
+        let mut t = Timeline::start(0);
+        t.set(RecordingState::Paused, "emr", "svc", 10_000);
+        t.gap(12_000, 15_000);
+        t.finish(30_000);
+        assert_eq!(t.pauses[0].end_ms, Some(30_000));
+        assert_eq!(t.recorded_ms(0), 30_000 - 20_000 - 3_000);
+    }
+}
