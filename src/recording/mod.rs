@@ -2,5 +2,8 @@
 //! secure pauses and gaps ([`timeline`]). Which visits are recorded, with what consent, retention and viewers
 //! comes from `policy::recording`. Recording is never written anywhere in plaintext.
 
+pub mod depacketize;
+pub mod recorder;
 pub mod sealed;
 pub mod timeline;
+pub mod webm;

@@ -1,0 +1,275 @@
+//! One visit's recorder, sans-IO: RTP in, sealed bytes out. Video and audio packets become frames, frames
+//! become WebM blocks on the visit's wall-clock timeline, and the blocks are sealed as they are produced, so
+//! nothing in plaintext outlives a chunk in memory. During a secure pause packets are dropped (no media
+//! bytes), and after it the recorder waits for a keyframe, which it asks the SFU to request. The WebM header
+//! (dimensions, duration) is only known at the end, so the clusters are sealed into a spool and the final
+//! object is `header + clusters`, re-sealed in one streaming pass by [`finalize`].
+
+use super::depacketize::Vp8Depacketizer;
+use super::sealed::{self, Header, SealError, Sealer};
+use super::timeline::{RecordingState, Timeline};
+use super::webm::{self, AUDIO_TRACK, Muxer, VIDEO_TRACK};
+use crate::crypto::DataKey;
+
+/// What the caller does after feeding a packet.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Sealed bytes to append to the spool.
+    pub sealed: Vec<u8>,
+    /// Ask the sender for a keyframe (after a pause or a loss).
+    pub request_keyframe: bool,
+}
+
+pub struct Recorder {
+    timeline: Timeline,
+    muxer: Muxer,
+    sealer: Sealer,
+    vp8: Vp8Depacketizer,
+    /// (first RTP timestamp, its wall-clock ms relative to the start) per track.
+    video_base: Option<(u32, i64)>,
+    audio_base: Option<(u32, i64)>,
+    width: u32,
+    height: u32,
+    media_bytes: u64,
+}
+
+/// RTP timestamp to milliseconds after the recording start.
+fn to_ms(base: (u32, i64), ts: u32, clock_khz: i64) -> i64 {
+    base.1 + (ts.wrapping_sub(base.0) as i32 as i64) / clock_khz
+}
+
+impl Recorder {
+    /// A recorder and the spool's first bytes (its sealed-stream header).
+    pub fn start(spool_key: &DataKey, spool_id: &str, now_ms: i64) -> (Recorder, Vec<u8>) {
+        let (sealer, head) = Sealer::new(spool_key, spool_id, sealed::DEFAULT_CHUNK);
+        let mut vp8 = Vp8Depacketizer::default();
+        vp8.reset();
+        (
+            Recorder {
+                timeline: Timeline::start(now_ms),
+                muxer: Muxer::default(),
+                sealer,
+                vp8,
+                video_base: None,
+                audio_base: None,
+                width: 640,
+                height: 480,
+                media_bytes: 0,
+            },
+            head,
+        )
+    }
+
+    fn paused(&self) -> bool {
+        self.timeline.state() == RecordingState::Paused
+    }
+
+    pub fn video(&mut self, seq: u16, ts: u32, marker: bool, payload: &[u8], now_ms: i64) -> Output {
+        if self.paused() || self.timeline.ended_ms.is_some() {
+            return Output::default();
+        }
+        let (frame, ask) = self.vp8.push(seq, ts, marker, payload);
+        let mut out = Output {
+            request_keyframe: ask,
+            ..Output::default()
+        };
+        if let Some(f) = frame {
+            let rel = now_ms - self.timeline.started_ms;
+            let base = *self.video_base.get_or_insert((f.timestamp, rel));
+            if f.keyframe && f.data.len() >= 10 && f.data[3..6] == [0x9D, 0x01, 0x2A] {
+                self.width = u16::from_le_bytes([f.data[6], f.data[7]]) as u32 & 0x3FFF;
+                self.height = u16::from_le_bytes([f.data[8], f.data[9]]) as u32 & 0x3FFF;
+            }
+            let ms = to_ms(base, f.timestamp, 90);
+            self.media_bytes += f.data.len() as u64;
+            out.sealed = self
+                .sealer
+                .push(&self.muxer.frame(VIDEO_TRACK, ms, f.keyframe, &f.data));
+        }
+        out
+    }
+
+    pub fn audio(&mut self, ts: u32, payload: &[u8], now_ms: i64) -> Output {
+        if self.paused() || self.timeline.ended_ms.is_some() || payload.is_empty() {
+            return Output::default();
+        }
+        let rel = now_ms - self.timeline.started_ms;
+        let base = *self.audio_base.get_or_insert((ts, rel));
+        let ms = to_ms(base, ts, 48);
+        self.media_bytes += payload.len() as u64;
+        Output {
+            sealed: self
+                .sealer
+                .push(&self.muxer.frame(AUDIO_TRACK, ms, true, payload)),
+            request_keyframe: false,
+        }
+    }
+
+    /// Secure pause or resume; returns whether the state changed. Resuming waits for a keyframe.
+    pub fn set_state(
+        &mut self,
+        state: RecordingState,
+        reason: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> (bool, Output) {
+        let changed = self.timeline.set(state, reason, by, now_ms);
+        let mut out = Output::default();
+        if changed && state == RecordingState::Active {
+            self.vp8.reset();
+            out.request_keyframe = true;
+        }
+        (changed, out)
+    }
+
+    pub fn state(&self) -> RecordingState {
+        self.timeline.state()
+    }
+
+    /// Ends the recording: the spool's final chunk, the timeline, and the WebM header for [`finalize`].
+    pub fn finish(mut self, now_ms: i64) -> (Vec<u8>, Timeline, Vec<u8>, u64) {
+        self.timeline.finish(now_ms);
+        let duration = (self.muxer.last_ms().max(now_ms - self.timeline.started_ms)) as f64;
+        let header = webm::header(self.width, self.height, Some(duration));
+        (self.sealer.finish(), self.timeline, header, self.media_bytes)
+    }
+}
+
+/// The final object: the WebM header followed by the spool's clusters, sealed under the recording's key. Reads
+/// the spool one chunk at a time; a spool cut short by a crash yields the media up to its last whole chunk.
+pub fn finalize(
+    spool_key: &DataKey,
+    spool: &[u8],
+    webm_header: &[u8],
+    key: &DataKey,
+    recording_id: &str,
+) -> Result<(Vec<u8>, bool), SealError> {
+    let header = Header::parse(spool)?.ok_or(SealError::Truncated)?;
+    let (mut sealer, mut out) = Sealer::new(key, recording_id, sealed::DEFAULT_CHUNK);
+    out.extend(sealer.push(webm_header));
+    let full = header.chunk_size + sealed::TAG_LEN;
+    let mut rest = &spool[header.len()..];
+    let mut index = 0u32;
+    let mut complete = false;
+    while rest.len() >= sealed::TAG_LEN {
+        let take = rest.len().min(full);
+        let last = take == rest.len();
+        match sealed::open_chunk(spool_key, &header, index, &rest[..take], last) {
+            Ok(plain) => {
+                out.extend(sealer.push(&plain));
+                complete = last;
+            }
+            // Not final: a crash cut the spool; keep what decrypts as a non-final chunk.
+            Err(_) if take == full => {
+                match sealed::open_chunk(spool_key, &header, index, &rest[..take], false) {
+                    Ok(plain) => out.extend(sealer.push(&plain)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(_) => break,
+        }
+        if last {
+            break;
+        }
+        rest = &rest[take..];
+        index += 1;
+    }
+    out.extend(sealer.finish());
+    Ok((out, complete))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vp8_packet(keyframe: bool) -> Vec<u8> {
+        let mut p = vec![0x10]; // S=1, PID=0, no extensions
+        if keyframe {
+            // Frame tag (key), start code, 320x240.
+            p.extend([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x40, 0x01, 0xF0, 0x00]);
+        } else {
+            p.extend([0x11, 0x02, 0x00]);
+        }
+        p.extend([0xAB; 200]);
+        p
+    }
+
+    #[test]
+    fn a_recording_with_a_pause_has_no_media_from_the_pause() {
+        let spool_key = DataKey::random_for_tests();
+        let key = DataKey::random_for_tests();
+        let (mut r, mut spool) = Recorder::start(&spool_key, "spool-1", 1_000);
+        let mut seq = 0u16;
+        let mut requests = 0;
+        // 10 s of 10 fps video and 50 packets/s of audio, paused from 3 s to 6 s.
+        for tick in 0..500i64 {
+            let now = 1_000 + tick * 20;
+            if tick == 150 {
+                assert!(
+                    r.set_state(RecordingState::Paused, "ssn on screen", "nurse-x", now)
+                        .0
+                );
+            }
+            if tick == 300 {
+                let (changed, out) = r.set_state(RecordingState::Active, "closed", "nurse-x", now);
+                assert!(changed && out.request_keyframe);
+            }
+            if tick % 5 == 0 {
+                let key_now = tick % 50 == 0 || (300..305).contains(&tick);
+                seq = seq.wrapping_add(1);
+                let out = r.video(seq, (tick * 20 * 90) as u32, true, &vp8_packet(key_now), now);
+                requests += out.request_keyframe as u32;
+                spool.extend(out.sealed);
+            }
+            spool.extend(r.audio((tick * 960) as u32, &[0xFC; 40], now).sealed);
+        }
+        let (tail, timeline, header, _) = r.finish(11_000);
+        spool.extend(tail);
+        assert_eq!(timeline.pauses.len(), 1);
+        assert_eq!(requests, 0, "no loss on this path");
+
+        let (object, complete) = finalize(&spool_key, &spool, &header, &key, "rec-1").unwrap();
+        assert!(complete);
+        assert!(
+            !object.windows(4).any(|w| w == [0x1A, 0x45, 0xDF, 0xA3]),
+            "sealed"
+        );
+        let webm = sealed::open_all(&key, &object).unwrap();
+        assert!(webm.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]));
+        let blocks = webm::scan(&webm).unwrap();
+        let in_pause = blocks.iter().filter(|b| b.1 >= 3_000 && b.1 < 6_000).count();
+        assert_eq!(in_pause, 0, "no media from the paused interval");
+        assert!(
+            blocks.iter().any(|b| b.0 == VIDEO_TRACK && b.1 >= 6_000 && b.2),
+            "keyframe after the pause"
+        );
+        assert!(blocks.iter().any(|b| b.0 == AUDIO_TRACK && b.1 < 3_000));
+        assert!(
+            blocks
+                .iter()
+                .filter(|b| b.0 == AUDIO_TRACK)
+                .all(|b| b.1 < 3_000 || b.1 >= 6_000)
+        );
+    }
+
+    #[test]
+    fn a_spool_cut_by_a_crash_still_yields_its_whole_chunks() {
+        let spool_key = DataKey::random_for_tests();
+        let key = DataKey::random_for_tests();
+        let (mut r, mut spool) = Recorder::start(&spool_key, "spool-2", 0);
+        for i in 0..2000u16 {
+            spool.extend(
+                r.video(i, i as u32 * 3000, true, &vp8_packet(i % 30 == 0), i as i64 * 33)
+                    .sealed,
+            );
+        }
+        // The process died: no final chunk, and a partial chunk at the end.
+        let cut = &spool[..spool.len() - 100];
+        let header = webm::header(320, 240, None);
+        let (object, complete) = finalize(&spool_key, cut, &header, &key, "rec-2").unwrap();
+        assert!(!complete);
+        let webm = sealed::open_all(&key, &object).unwrap();
+        // Whole blocks up to the crash survive (a block cut by the chunk boundary is dropped by players).
+        assert!(webm.len() > 64 * 1024);
+    }
+}

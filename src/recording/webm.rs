@@ -1,0 +1,284 @@
+//! A minimal WebM (Matroska) muxer for one VP8 video and one Opus audio track, written in-process so the
+//! default recording path needs no ffmpeg. It produces bytes only (sans-IO): the header (EBML, Segment, Info
+//! with the duration, Tracks), then clusters of SimpleBlocks. Clusters start on video keyframes (so a player
+//! can seek to them) or every few seconds, and have an unknown size, as live WebM does. Times are milliseconds
+//! on the visit's wall clock; a secure pause is simply a stretch with no blocks.
+
+/// Longest cluster: block times are i16 milliseconds relative to their cluster.
+const MAX_CLUSTER_MS: i64 = 5_000;
+pub const VIDEO_TRACK: u64 = 1;
+pub const AUDIO_TRACK: u64 = 2;
+
+fn vint_size(value: u64) -> Vec<u8> {
+    // EBML variable-size integers: the length marker bit, then the value.
+    for len in 1..=8u32 {
+        if value < (1u64 << (7 * len)) - 1 {
+            let marked = value | (1u64 << (7 * len));
+            return marked.to_be_bytes()[(8 - len as usize)..].to_vec();
+        }
+    }
+    panic!("EBML size too large");
+}
+
+fn element(id: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = id_bytes(id);
+    out.extend(vint_size(body.len() as u64));
+    out.extend_from_slice(body);
+    out
+}
+
+fn id_bytes(id: u32) -> Vec<u8> {
+    let bytes = id.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    bytes[skip..].to_vec()
+}
+
+fn uint(id: u32, v: u64) -> Vec<u8> {
+    let bytes = v.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count().min(7);
+    element(id, &bytes[skip..])
+}
+
+fn float(id: u32, v: f64) -> Vec<u8> {
+    element(id, &v.to_be_bytes())
+}
+
+fn string(id: u32, s: &str) -> Vec<u8> {
+    element(id, s.as_bytes())
+}
+
+/// An element of unknown size (Segment, Cluster): everything that follows belongs to it.
+fn open_unknown(id: u32) -> Vec<u8> {
+    let mut out = id_bytes(id);
+    out.extend([0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+    out
+}
+
+/// Opus identification header (RFC 7845) for CodecPrivate: 2 channels, 48 kHz, 3840 samples pre-skip.
+fn opus_head() -> Vec<u8> {
+    let mut h = b"OpusHead".to_vec();
+    h.push(1);
+    h.push(2);
+    h.extend(3840u16.to_le_bytes());
+    h.extend(48_000u32.to_le_bytes());
+    h.extend(0i16.to_le_bytes());
+    h.push(0);
+    h
+}
+
+/// The file's start: EBML header, Segment, Info (duration in ms when known), Tracks.
+pub fn header(width: u32, height: u32, duration_ms: Option<f64>) -> Vec<u8> {
+    let ebml = [
+        uint(0x4286, 1),        // EBMLVersion
+        uint(0x42F7, 1),        // EBMLReadVersion
+        uint(0x42F2, 4),        // EBMLMaxIDLength
+        uint(0x42F3, 8),        // EBMLMaxSizeLength
+        string(0x4282, "webm"), // DocType
+        uint(0x4287, 4),        // DocTypeVersion
+        uint(0x4285, 2),        // DocTypeReadVersion
+    ]
+    .concat();
+    let mut info = [
+        uint(0x2AD7B1, 1_000_000),  // TimestampScale: 1 ms
+        string(0x4D80, "examroom"), // MuxingApp
+        string(0x5741, "examroom"), // WritingApp
+    ]
+    .concat();
+    if let Some(d) = duration_ms {
+        info.extend(float(0x4489, d)); // Duration
+    }
+    let video = [
+        uint(0xD7, VIDEO_TRACK),   // TrackNumber
+        uint(0x73C5, VIDEO_TRACK), // TrackUID
+        uint(0x83, 1),             // TrackType: video
+        uint(0x9C, 0),             // FlagLacing
+        string(0x86, "V_VP8"),     // CodecID
+        element(
+            0xE0,
+            &[uint(0xB0, width as u64), uint(0xBA, height as u64)].concat(),
+        ), // Video
+    ]
+    .concat();
+    let audio = [
+        uint(0xD7, AUDIO_TRACK),
+        uint(0x73C5, AUDIO_TRACK),
+        uint(0x83, 2), // TrackType: audio
+        uint(0x9C, 0),
+        string(0x86, "A_OPUS"),
+        element(0x63A2, &opus_head()), // CodecPrivate
+        uint(0x56AA, 6_500_000),       // CodecDelay (ns)
+        uint(0x56BB, 80_000_000),      // SeekPreRoll (ns)
+        element(0xE1, &[float(0xB5, 48_000.0), uint(0x9F, 2)].concat()), // Audio
+    ]
+    .concat();
+    let tracks = [element(0xAE, &video), element(0xAE, &audio)].concat();
+    [
+        element(0x1A45DFA3, &ebml),
+        open_unknown(0x18538067), // Segment
+        element(0x1549A966, &info),
+        element(0x1654AE6B, &tracks),
+    ]
+    .concat()
+}
+
+/// Turns frames into clusters and blocks.
+#[derive(Default)]
+pub struct Muxer {
+    cluster_ms: Option<i64>,
+    last_ms: i64,
+}
+
+impl Muxer {
+    /// The bytes for one frame at `ms` (monotonic per track; the muxer clamps small backwards steps).
+    pub fn frame(&mut self, track: u64, ms: i64, keyframe: bool, data: &[u8]) -> Vec<u8> {
+        let ms = ms.max(0);
+        let mut out = Vec::new();
+        let new_cluster = match self.cluster_ms {
+            None => true,
+            Some(start) => {
+                (track == VIDEO_TRACK && keyframe && ms > start) || ms - start >= MAX_CLUSTER_MS || ms < start
+            }
+        };
+        if new_cluster {
+            out.extend(open_unknown(0x1F43B675)); // Cluster
+            out.extend(uint(0xE7, ms as u64)); // Timestamp
+            self.cluster_ms = Some(ms);
+        }
+        let relative = (ms - self.cluster_ms.expect("cluster open")) as i16;
+        // The track number as a one-byte vint (tracks 1 and 2).
+        let mut block = vec![0x80 | (track as u8 & 0x7F)];
+        block.extend(relative.to_be_bytes());
+        block.push(if keyframe || track == AUDIO_TRACK {
+            0x80
+        } else {
+            0x00
+        });
+        block.extend_from_slice(data);
+        out.extend(element(0xA3, &block)); // SimpleBlock
+        self.last_ms = self.last_ms.max(ms);
+        out
+    }
+
+    pub fn last_ms(&self) -> i64 {
+        self.last_ms
+    }
+}
+
+/// Walks the top-level structure of our own output: (cluster timestamps, blocks as (track, ms, keyframe, len)).
+/// Used by tests and by crash recovery to find where complete media ends.
+pub fn scan(data: &[u8]) -> Option<Vec<(u64, i64, bool, usize)>> {
+    fn read_id(d: &[u8]) -> Option<(u32, usize)> {
+        let first = *d.first()?;
+        let len = first.leading_zeros() as usize + 1;
+        if len > 4 || d.len() < len {
+            return None;
+        }
+        Some((d[..len].iter().fold(0u32, |a, b| (a << 8) | *b as u32), len))
+    }
+    fn read_size(d: &[u8]) -> Option<(Option<u64>, usize)> {
+        let first = *d.first()?;
+        let len = first.leading_zeros() as usize + 1;
+        if len > 8 || d.len() < len {
+            return None;
+        }
+        let mut v = (first as u64) & ((1u64 << (8 - len)) - 1);
+        for b in &d[1..len] {
+            v = (v << 8) | *b as u64;
+        }
+        let unknown = v == (1u64 << (7 * len)) - 1;
+        Some((if unknown { None } else { Some(v) }, len))
+    }
+    let mut blocks = Vec::new();
+    let mut pos = 0;
+    let mut cluster_ms = 0i64;
+    while pos < data.len() {
+        let (id, il) = read_id(&data[pos..])?;
+        let (size, sl) = read_size(&data[pos + il..])?;
+        let body = pos + il + sl;
+        match (id, size) {
+            // Containers we descend into: Segment and Cluster (unknown size).
+            (0x18538067 | 0x1F43B675, _) => pos = body,
+            (0xE7, Some(n)) => {
+                let n = n as usize;
+                let bytes = data.get(body..body + n)?;
+                cluster_ms = bytes.iter().fold(0i64, |a, b| (a << 8) | *b as i64);
+                pos = body + n;
+            }
+            (0xA3, Some(n)) => {
+                let n = n as usize;
+                let b = data.get(body..body + n)?;
+                let track = (b[0] & 0x7F) as u64;
+                let rel = i16::from_be_bytes([b[1], b[2]]) as i64;
+                blocks.push((track, cluster_ms + rel, b[3] & 0x80 != 0, n - 4));
+                pos = body + n;
+            }
+            (_, Some(n)) => pos = body + n as usize,
+            (_, None) => return None,
+        }
+        if pos > data.len() {
+            return None;
+        }
+    }
+    Some(blocks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_ebml_vints() {
+        assert_eq!(vint_size(0), vec![0x80]);
+        assert_eq!(vint_size(126), vec![0xFE]);
+        assert_eq!(vint_size(127), vec![0x40, 0x7F]);
+        assert_eq!(vint_size(1000), vec![0x43, 0xE8]);
+    }
+
+    #[test]
+    fn header_declares_webm_vp8_and_opus() {
+        let h = header(640, 480, Some(12_345.0));
+        assert!(h.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]));
+        for needle in [&b"webm"[..], b"V_VP8", b"A_OPUS", b"OpusHead"] {
+            assert!(h.windows(needle.len()).any(|w| w == needle));
+        }
+        assert!(h.windows(8).any(|w| w == 12_345.0f64.to_be_bytes()), "duration");
+    }
+
+    #[test]
+    fn clusters_start_on_keyframes_and_blocks_round_trip() {
+        let mut m = Muxer::default();
+        let mut file = header(640, 480, None);
+        file.extend(m.frame(VIDEO_TRACK, 0, true, &[1; 100]));
+        file.extend(m.frame(AUDIO_TRACK, 10, false, &[2; 20]));
+        file.extend(m.frame(VIDEO_TRACK, 33, false, &[3; 50]));
+        // A pause: nothing from 33 to 9000; the next frame is a keyframe in a new cluster.
+        file.extend(m.frame(VIDEO_TRACK, 9_000, true, &[4; 100]));
+        file.extend(m.frame(AUDIO_TRACK, 9_010, false, &[5; 20]));
+        let blocks = scan(&file).unwrap();
+        assert_eq!(
+            blocks,
+            vec![
+                (VIDEO_TRACK, 0, true, 100),
+                (AUDIO_TRACK, 10, true, 20),
+                (VIDEO_TRACK, 33, false, 50),
+                (VIDEO_TRACK, 9_000, true, 100),
+                (AUDIO_TRACK, 9_010, true, 20),
+            ]
+        );
+        assert_eq!(m.last_ms(), 9_010);
+        let clusters = file.windows(4).filter(|w| *w == [0x1F, 0x43, 0xB6, 0x75]).count();
+        assert_eq!(clusters, 2);
+    }
+
+    #[test]
+    fn long_stretches_without_keyframes_still_get_new_clusters() {
+        let mut m = Muxer::default();
+        let mut file = Vec::new();
+        for i in 0..400 {
+            file.extend(m.frame(AUDIO_TRACK, i * 20, false, &[0; 10]));
+        }
+        let blocks = scan(&file).unwrap();
+        assert_eq!(blocks.len(), 400);
+        assert_eq!(blocks.last().unwrap().1, 399 * 20);
+    }
+}
