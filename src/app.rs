@@ -12,15 +12,17 @@ use crate::auth::jwt::{Jwks, TokenUse, TokenVerifier};
 use crate::auth::staff::StaffSignIn;
 use crate::auth::{Principal, Sessions};
 use crate::config::{Config, load::read_secret_file};
+use crate::crypto::Keyring;
 use crate::dev_idp::DevIdp;
 use crate::ids::RequestId;
 use crate::media::sfu::WebRtcSfu;
 use crate::messaging::Messaging;
 use crate::policy::recording::RecordingPolicies;
 use crate::policy::{AccessPolicy, Denial, Grant, Resource};
+use crate::recording::session::LocalStore;
 use crate::store::Db;
 use crate::telemetry::Metrics;
-use crate::visit::service::VideoService;
+use crate::visit::service::{RecordingSetup, VideoService};
 
 pub type AppState = Arc<App>;
 
@@ -142,12 +144,21 @@ impl App {
             None => None,
         };
         let engine = Arc::new(WebRtcSfu::new(&config.media, metrics.media.clone()));
+        let recording = RecordingSetup {
+            policies: recording_policies.clone(),
+            keyring: Keyring::load(&config.kek_files()).context("messaging.kek_files")?,
+            store: LocalStore::new(&config.server.data_dir.join("recordings"))
+                .context("recording storage")?,
+            db: db.clone(),
+            audit: Auditor::new(db.clone(), metrics.audit_events.clone()),
+        };
         let video = Arc::new(VideoService::new(
             &config.media,
             turn_secret,
             engine,
             messaging.clone(),
             metrics.media.clone(),
+            recording,
         ));
 
         Ok(Self {

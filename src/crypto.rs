@@ -125,11 +125,16 @@ impl DataKey {
         Aes256Gcm::new_from_slice(self.0.as_slice()).expect("32-byte key")
     }
 
-    #[cfg(test)]
-    pub(crate) fn random_for_tests() -> DataKey {
+    /// A fresh random key that is never stored (its ciphertexts are throwaway).
+    pub fn ephemeral() -> DataKey {
         let mut key = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(key.as_mut_slice());
         DataKey(key)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn random_for_tests() -> DataKey {
+        Self::ephemeral()
     }
 
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<String, CryptoError> {

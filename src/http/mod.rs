@@ -9,7 +9,9 @@ pub mod extract;
 mod openapi;
 mod pages;
 mod queues;
+mod recordings;
 mod system;
+mod visits;
 mod ws;
 
 use std::time::Instant;
@@ -34,7 +36,9 @@ pub fn router(app: AppState) -> Router {
         .merge(audit::router())
         .merge(pages::router())
         .merge(ws::router())
-        .merge(queues::router());
+        .merge(queues::router())
+        .merge(visits::router())
+        .merge(recordings::router());
     if let Some(idp) = &app.dev_idp {
         router = router
             .merge(pages::dev_portal())

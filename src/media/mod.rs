@@ -81,6 +81,28 @@ pub enum MediaError {
     Engine(String),
 }
 
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// One RTP packet as a tap sees it (engine types stay inside the engine).
+pub struct RtpView<'a> {
+    pub sequence_number: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload: &'a [u8],
+}
+
+/// Receives a copy of every RTP packet a room's participants send (the recorder). Called on the forwarding
+/// path, so it must be quick.
+pub trait MediaTap: Send + Sync {
+    /// Returns true to ask this track's sender for a keyframe.
+    fn rtp(&self, participant: &ParticipantId, kind: MediaKind, packet: &RtpView<'_>) -> bool;
+}
+
 /// What the broker needs from a media engine.
 #[async_trait::async_trait]
 pub trait MediaEngine: Send + Sync {
@@ -104,6 +126,10 @@ pub trait MediaEngine: Send + Sync {
     async fn leave(&self, participant: &ParticipantId);
     /// Closes every connection of a room.
     async fn close_room(&self, room: &str);
+    /// Attaches (or with `None` detaches) a tap to a room.
+    fn set_tap(&self, room: &str, tap: Option<Arc<dyn MediaTap>>);
+    /// Asks every sender of video in a room for a keyframe (a recording resumed after a pause).
+    async fn request_keyframes(&self, room: &str);
     /// Open peer connections.
     fn peer_connections(&self) -> usize;
 }

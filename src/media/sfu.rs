@@ -30,7 +30,8 @@ use webrtc::peer_connection::{
 
 use super::rewrite::Rewriter;
 use super::{
-    ConnectionState, EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, ParticipantId, sdp,
+    ConnectionState, EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, MediaKind, MediaTap,
+    ParticipantId, RtpView, sdp,
 };
 use crate::config::MediaConfig;
 use crate::telemetry::MediaMetrics;
@@ -71,6 +72,7 @@ struct Peer {
 struct Rooms {
     rooms: HashMap<String, Vec<Arc<Peer>>>,
     peers: HashMap<ParticipantId, Arc<Peer>>,
+    taps: HashMap<String, Arc<dyn MediaTap>>,
 }
 
 pub struct WebRtcSfu {
@@ -407,9 +409,9 @@ async fn forward(
         let Some(state) = state.upgrade() else {
             break;
         };
-        let targets: Vec<Arc<Outgoing>> = {
+        let (targets, tap): (Vec<Arc<Outgoing>>, Option<Arc<dyn MediaTap>>) = {
             let rooms = state.lock().expect("rooms lock");
-            rooms
+            let targets = rooms
                 .rooms
                 .get(&from.room)
                 .map(|peers| {
@@ -419,8 +421,32 @@ async fn forward(
                         .filter_map(|p| p.outgoing.lock().expect("peer lock").get(&kind).cloned())
                         .collect()
                 })
-                .unwrap_or_default()
+                .unwrap_or_default();
+            (targets, rooms.taps.get(&from.room).cloned())
         };
+        if let Some(tap) = tap {
+            let view = RtpView {
+                sequence_number: packet.header.sequence_number,
+                timestamp: packet.header.timestamp,
+                marker: packet.header.marker,
+                payload: &packet.payload,
+            };
+            let media_kind = if kind == RtpCodecKind::Video {
+                MediaKind::Video
+            } else {
+                MediaKind::Audio
+            };
+            if tap.rtp(&from.id, media_kind, &view) {
+                let ssrc = packet.header.ssrc;
+                let pli: Vec<Box<dyn rtcp::Packet>> = vec![Box::new(PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc: ssrc,
+                })];
+                if track.write_rtcp(pli).await.is_ok() {
+                    metrics.keyframe_requests.inc();
+                }
+            }
+        }
         for out in targets {
             let Some(pt) = out.payload_types.get(&mime) else {
                 continue;
@@ -622,6 +648,27 @@ impl MediaEngine for WebRtcSfu {
         for id in ids {
             self.leave(&id).await;
         }
+    }
+
+    fn set_tap(&self, room: &str, tap: Option<Arc<dyn MediaTap>>) {
+        let mut s = self.state.lock().expect("rooms lock");
+        match tap {
+            Some(t) => s.taps.insert(room.to_string(), t),
+            None => s.taps.remove(room),
+        };
+    }
+
+    async fn request_keyframes(&self, room: &str) {
+        // A viewer that is no participant: every participant's video is asked for.
+        let recorder = ParticipantId::random();
+        request_keyframe(
+            &Arc::downgrade(&self.state),
+            room,
+            &recorder,
+            RtpCodecKind::Video,
+            &self.metrics,
+        )
+        .await;
     }
 
     fn peer_connections(&self) -> usize {

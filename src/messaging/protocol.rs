@@ -88,6 +88,9 @@ pub enum ClientFrame {
         v: u8,
         visit_id: String,
         accept: bool,
+        /// The answer to the recording-consent question, when the visit's policy asks it.
+        #[serde(default)]
+        recording_consent: Option<bool>,
     },
     /// A participant's SDP offer (first join, rejoin after a reload, or ICE restart).
     VideoOffer {
@@ -111,6 +114,22 @@ pub enum ClientFrame {
         v: u8,
         visit_id: String,
     },
+}
+
+/// What a participant is told about the visit's recording.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingNotice {
+    /// No policy records this visit.
+    None,
+    /// The policy records this visit once the patient consents.
+    ConsentRequired,
+    /// Recorded without a consent question (the policy does not require one).
+    WillRecord,
+    Recording,
+    Paused,
+    /// The patient declined; the visit goes on unrecorded.
+    Declined,
 }
 
 #[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
@@ -320,10 +339,12 @@ pub enum ServerFrame {
         message: String,
     },
     Pong,
-    /// The nurse asked for video: the patient is prompted (the nurse waits).
+    /// The nurse asked for video: the patient is prompted (the nurse waits). `recording` says whether the
+    /// visit will be recorded and whether the patient must consent first.
     VideoProposed {
         conversation_id: String,
         visit_id: String,
+        recording: RecordingNotice,
     },
     /// The patient agreed: join with an offer, using these ICE servers.
     VideoStarted {
@@ -331,6 +352,12 @@ pub enum ServerFrame {
         visit_id: String,
         ice_servers: Vec<IceServer>,
         ice_transport_policy: String,
+        recording: RecordingNotice,
+    },
+    /// The visit's recording was paused or resumed (shown to both).
+    RecordingState {
+        visit_id: String,
+        state: RecordingNotice,
     },
     /// The SFU's answer to a `video_offer`.
     VideoSdp {

@@ -5,5 +5,6 @@
 pub mod depacketize;
 pub mod recorder;
 pub mod sealed;
+pub mod session;
 pub mod timeline;
 pub mod webm;

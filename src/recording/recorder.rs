@@ -8,7 +8,7 @@
 use super::depacketize::Vp8Depacketizer;
 use super::sealed::{self, Header, SealError, Sealer};
 use super::timeline::{RecordingState, Timeline};
-use super::webm::{self, AUDIO_TRACK, Muxer, VIDEO_TRACK};
+use super::webm::{self, Muxer, TrackSpec};
 use crate::crypto::DataKey;
 
 /// What the caller does after feeding a packet.
@@ -16,20 +16,44 @@ use crate::crypto::DataKey;
 pub struct Output {
     /// Sealed bytes to append to the spool.
     pub sealed: Vec<u8>,
-    /// Ask the sender for a keyframe (after a pause or a loss).
+    /// Ask this source's sender for a keyframe (after a pause or a loss).
     pub request_keyframe: bool,
+}
+
+/// Whose media: the patient's tracks are 1 (video) and 2 (audio), the nurse's 3 and 4. A player shows the
+/// first video and audio track (the patient); the nurse's tracks are in the file for review tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Patient,
+    Nurse,
+}
+
+impl Source {
+    fn index(self) -> usize {
+        self as usize
+    }
+    fn video_track(self) -> u64 {
+        1 + 2 * self as u64
+    }
+    fn audio_track(self) -> u64 {
+        2 + 2 * self as u64
+    }
+}
+
+#[derive(Default)]
+struct SourceState {
+    vp8: Vp8Depacketizer,
+    /// (first RTP timestamp, its wall-clock ms after the start).
+    video_base: Option<(u32, i64)>,
+    audio_base: Option<(u32, i64)>,
+    dims: Option<(u32, u32)>,
 }
 
 pub struct Recorder {
     timeline: Timeline,
     muxer: Muxer,
     sealer: Sealer,
-    vp8: Vp8Depacketizer,
-    /// (first RTP timestamp, its wall-clock ms relative to the start) per track.
-    video_base: Option<(u32, i64)>,
-    audio_base: Option<(u32, i64)>,
-    width: u32,
-    height: u32,
+    sources: [SourceState; 2],
     media_bytes: u64,
 }
 
@@ -42,18 +66,16 @@ impl Recorder {
     /// A recorder and the spool's first bytes (its sealed-stream header).
     pub fn start(spool_key: &DataKey, spool_id: &str, now_ms: i64) -> (Recorder, Vec<u8>) {
         let (sealer, head) = Sealer::new(spool_key, spool_id, sealed::DEFAULT_CHUNK);
-        let mut vp8 = Vp8Depacketizer::default();
-        vp8.reset();
+        let mut sources: [SourceState; 2] = Default::default();
+        for s in &mut sources {
+            s.vp8.reset();
+        }
         (
             Recorder {
                 timeline: Timeline::start(now_ms),
-                muxer: Muxer::default(),
+                muxer: Muxer::new(vec![Source::Patient.video_track(), Source::Nurse.video_track()]),
                 sealer,
-                vp8,
-                video_base: None,
-                audio_base: None,
-                width: 640,
-                height: 480,
+                sources,
                 media_bytes: 0,
             },
             head,
@@ -61,51 +83,60 @@ impl Recorder {
     }
 
     fn paused(&self) -> bool {
-        self.timeline.state() == RecordingState::Paused
+        self.timeline.state() == RecordingState::Paused || self.timeline.ended_ms.is_some()
     }
 
-    pub fn video(&mut self, seq: u16, ts: u32, marker: bool, payload: &[u8], now_ms: i64) -> Output {
-        if self.paused() || self.timeline.ended_ms.is_some() {
+    pub fn video(
+        &mut self,
+        source: Source,
+        seq: u16,
+        ts: u32,
+        marker: bool,
+        payload: &[u8],
+        now_ms: i64,
+    ) -> Output {
+        if self.paused() {
             return Output::default();
         }
-        let (frame, ask) = self.vp8.push(seq, ts, marker, payload);
+        let rel = now_ms - self.timeline.started_ms;
+        let st = &mut self.sources[source.index()];
+        let (frame, ask) = st.vp8.push(seq, ts, marker, payload);
         let mut out = Output {
             request_keyframe: ask,
             ..Output::default()
         };
         if let Some(f) = frame {
-            let rel = now_ms - self.timeline.started_ms;
-            let base = *self.video_base.get_or_insert((f.timestamp, rel));
+            let base = *st.video_base.get_or_insert((f.timestamp, rel));
             if f.keyframe && f.data.len() >= 10 && f.data[3..6] == [0x9D, 0x01, 0x2A] {
-                self.width = u16::from_le_bytes([f.data[6], f.data[7]]) as u32 & 0x3FFF;
-                self.height = u16::from_le_bytes([f.data[8], f.data[9]]) as u32 & 0x3FFF;
+                st.dims = Some((
+                    u16::from_le_bytes([f.data[6], f.data[7]]) as u32 & 0x3FFF,
+                    u16::from_le_bytes([f.data[8], f.data[9]]) as u32 & 0x3FFF,
+                ));
             }
             let ms = to_ms(base, f.timestamp, 90);
             self.media_bytes += f.data.len() as u64;
-            out.sealed = self
-                .sealer
-                .push(&self.muxer.frame(VIDEO_TRACK, ms, f.keyframe, &f.data));
+            let block = self.muxer.frame(source.video_track(), ms, f.keyframe, &f.data);
+            out.sealed = self.sealer.push(&block);
         }
         out
     }
 
-    pub fn audio(&mut self, ts: u32, payload: &[u8], now_ms: i64) -> Output {
-        if self.paused() || self.timeline.ended_ms.is_some() || payload.is_empty() {
+    pub fn audio(&mut self, source: Source, ts: u32, payload: &[u8], now_ms: i64) -> Output {
+        if self.paused() || payload.is_empty() {
             return Output::default();
         }
         let rel = now_ms - self.timeline.started_ms;
-        let base = *self.audio_base.get_or_insert((ts, rel));
+        let base = *self.sources[source.index()].audio_base.get_or_insert((ts, rel));
         let ms = to_ms(base, ts, 48);
         self.media_bytes += payload.len() as u64;
+        let block = self.muxer.frame(source.audio_track(), ms, true, payload);
         Output {
-            sealed: self
-                .sealer
-                .push(&self.muxer.frame(AUDIO_TRACK, ms, true, payload)),
+            sealed: self.sealer.push(&block),
             request_keyframe: false,
         }
     }
 
-    /// Secure pause or resume; returns whether the state changed. Resuming waits for a keyframe.
+    /// Secure pause or resume; returns whether the state changed. Resuming waits for keyframes.
     pub fn set_state(
         &mut self,
         state: RecordingState,
@@ -116,7 +147,9 @@ impl Recorder {
         let changed = self.timeline.set(state, reason, by, now_ms);
         let mut out = Output::default();
         if changed && state == RecordingState::Active {
-            self.vp8.reset();
+            for s in &mut self.sources {
+                s.vp8.reset();
+            }
             out.request_keyframe = true;
         }
         (changed, out)
@@ -126,12 +159,41 @@ impl Recorder {
         self.timeline.state()
     }
 
-    /// Ends the recording: the spool's final chunk, the timeline, and the WebM header for [`finalize`].
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    /// The WebM header for the tracks seen so far and a duration.
+    fn webm_header(&self, duration_ms: f64) -> Vec<u8> {
+        let mut tracks = Vec::new();
+        for source in [Source::Patient, Source::Nurse] {
+            let dims = self.sources[source.index()].dims.unwrap_or((640, 480));
+            tracks.push(TrackSpec {
+                number: source.video_track(),
+                video: Some(dims),
+            });
+            tracks.push(TrackSpec {
+                number: source.audio_track(),
+                video: None,
+            });
+        }
+        webm::header(&tracks, Some(duration_ms))
+    }
+
+    /// Ends the recording: the spool's final chunk, the timeline, the WebM header for [`finalize`], and the
+    /// number of media bytes recorded.
     pub fn finish(mut self, now_ms: i64) -> (Vec<u8>, Timeline, Vec<u8>, u64) {
         self.timeline.finish(now_ms);
         let duration = (self.muxer.last_ms().max(now_ms - self.timeline.started_ms)) as f64;
-        let header = webm::header(self.width, self.height, Some(duration));
+        let header = self.webm_header(duration);
         (self.sealer.finish(), self.timeline, header, self.media_bytes)
+    }
+
+    /// The header to use when a crash ended the recording at `last_ms` (recovery).
+    pub fn recovery_header(duration_ms: f64) -> Vec<u8> {
+        let (key, id) = (DataKey::ephemeral(), "recovery");
+        let (r, _) = Recorder::start(&key, id, 0);
+        r.webm_header(duration_ms)
     }
 }
 
@@ -181,6 +243,7 @@ pub fn finalize(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recording::webm::{AUDIO_TRACK, VIDEO_TRACK};
 
     fn vp8_packet(keyframe: bool) -> Vec<u8> {
         let mut p = vec![0x10]; // S=1, PID=0, no extensions
@@ -217,11 +280,25 @@ mod tests {
             if tick % 5 == 0 {
                 let key_now = tick % 50 == 0 || (300..305).contains(&tick);
                 seq = seq.wrapping_add(1);
-                let out = r.video(seq, (tick * 20 * 90) as u32, true, &vp8_packet(key_now), now);
+                let out = r.video(
+                    Source::Patient,
+                    seq,
+                    (tick * 20 * 90) as u32,
+                    true,
+                    &vp8_packet(key_now),
+                    now,
+                );
                 requests += out.request_keyframe as u32;
                 spool.extend(out.sealed);
             }
-            spool.extend(r.audio((tick * 960) as u32, &[0xFC; 40], now).sealed);
+            spool.extend(
+                r.audio(Source::Patient, (tick * 960) as u32, &[0xFC; 40], now)
+                    .sealed,
+            );
+            spool.extend(
+                r.audio(Source::Nurse, (tick * 960) as u32, &[0xFD; 40], now)
+                    .sealed,
+            );
         }
         let (tail, timeline, header, _) = r.finish(11_000);
         spool.extend(tail);
@@ -245,6 +322,10 @@ mod tests {
         );
         assert!(blocks.iter().any(|b| b.0 == AUDIO_TRACK && b.1 < 3_000));
         assert!(
+            blocks.iter().any(|b| b.0 == 4 && b.1 < 3_000),
+            "the nurse's audio is track 4"
+        );
+        assert!(
             blocks
                 .iter()
                 .filter(|b| b.0 == AUDIO_TRACK)
@@ -259,13 +340,20 @@ mod tests {
         let (mut r, mut spool) = Recorder::start(&spool_key, "spool-2", 0);
         for i in 0..2000u16 {
             spool.extend(
-                r.video(i, i as u32 * 3000, true, &vp8_packet(i % 30 == 0), i as i64 * 33)
-                    .sealed,
+                r.video(
+                    Source::Patient,
+                    i,
+                    i as u32 * 3000,
+                    true,
+                    &vp8_packet(i % 30 == 0),
+                    i as i64 * 33,
+                )
+                .sealed,
             );
         }
         // The process died: no final chunk, and a partial chunk at the end.
         let cut = &spool[..spool.len() - 100];
-        let header = webm::header(320, 240, None);
+        let header = Recorder::recovery_header(66_000.0);
         let (object, complete) = finalize(&spool_key, cut, &header, &key, "rec-2").unwrap();
         assert!(!complete);
         let webm = sealed::open_all(&key, &object).unwrap();

@@ -28,7 +28,7 @@ pub struct Timeline {
     pub gaps: Vec<Gap>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordingState {
     Active,

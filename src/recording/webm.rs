@@ -1,4 +1,4 @@
-//! A minimal WebM (Matroska) muxer for one VP8 video and one Opus audio track, written in-process so the
+//! A minimal WebM (Matroska) muxer for VP8 video and Opus audio tracks, written in-process so the
 //! default recording path needs no ffmpeg. It produces bytes only (sans-IO): the header (EBML, Segment, Info
 //! with the duration, Tracks), then clusters of SimpleBlocks. Clusters start on video keyframes (so a player
 //! can seek to them) or every few seconds, and have an unknown size, as live WebM does. Times are milliseconds
@@ -6,8 +6,16 @@
 
 /// Longest cluster: block times are i16 milliseconds relative to their cluster.
 const MAX_CLUSTER_MS: i64 = 5_000;
+/// Track numbers of the single-participant layout used in tests.
 pub const VIDEO_TRACK: u64 = 1;
 pub const AUDIO_TRACK: u64 = 2;
+
+/// One track of the file: its number and, for video, its dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackSpec {
+    pub number: u64,
+    pub video: Option<(u32, u32)>,
+}
 
 fn vint_size(value: u64) -> Vec<u8> {
     // EBML variable-size integers: the length marker bit, then the value.
@@ -67,7 +75,7 @@ fn opus_head() -> Vec<u8> {
 }
 
 /// The file's start: EBML header, Segment, Info (duration in ms when known), Tracks.
-pub fn header(width: u32, height: u32, duration_ms: Option<f64>) -> Vec<u8> {
+pub fn header(tracks: &[TrackSpec], duration_ms: Option<f64>) -> Vec<u8> {
     let ebml = [
         uint(0x4286, 1),        // EBMLVersion
         uint(0x42F7, 1),        // EBMLReadVersion
@@ -87,48 +95,63 @@ pub fn header(width: u32, height: u32, duration_ms: Option<f64>) -> Vec<u8> {
     if let Some(d) = duration_ms {
         info.extend(float(0x4489, d)); // Duration
     }
-    let video = [
-        uint(0xD7, VIDEO_TRACK),   // TrackNumber
-        uint(0x73C5, VIDEO_TRACK), // TrackUID
-        uint(0x83, 1),             // TrackType: video
-        uint(0x9C, 0),             // FlagLacing
-        string(0x86, "V_VP8"),     // CodecID
-        element(
-            0xE0,
-            &[uint(0xB0, width as u64), uint(0xBA, height as u64)].concat(),
-        ), // Video
-    ]
-    .concat();
-    let audio = [
-        uint(0xD7, AUDIO_TRACK),
-        uint(0x73C5, AUDIO_TRACK),
-        uint(0x83, 2), // TrackType: audio
-        uint(0x9C, 0),
-        string(0x86, "A_OPUS"),
-        element(0x63A2, &opus_head()), // CodecPrivate
-        uint(0x56AA, 6_500_000),       // CodecDelay (ns)
-        uint(0x56BB, 80_000_000),      // SeekPreRoll (ns)
-        element(0xE1, &[float(0xB5, 48_000.0), uint(0x9F, 2)].concat()), // Audio
-    ]
-    .concat();
-    let tracks = [element(0xAE, &video), element(0xAE, &audio)].concat();
+    let entries: Vec<u8> = tracks
+        .iter()
+        .flat_map(|t| {
+            let common = [
+                uint(0xD7, t.number),   // TrackNumber
+                uint(0x73C5, t.number), // TrackUID
+                uint(0x9C, 0),          // FlagLacing
+            ]
+            .concat();
+            let body = match t.video {
+                Some((w, h)) => [
+                    common,
+                    uint(0x83, 1), // TrackType: video
+                    string(0x86, "V_VP8"),
+                    element(0xE0, &[uint(0xB0, w as u64), uint(0xBA, h as u64)].concat()),
+                ]
+                .concat(),
+                None => [
+                    common,
+                    uint(0x83, 2), // TrackType: audio
+                    string(0x86, "A_OPUS"),
+                    element(0x63A2, &opus_head()), // CodecPrivate
+                    uint(0x56AA, 6_500_000),       // CodecDelay (ns)
+                    uint(0x56BB, 80_000_000),      // SeekPreRoll (ns)
+                    element(0xE1, &[float(0xB5, 48_000.0), uint(0x9F, 2)].concat()),
+                ]
+                .concat(),
+            };
+            element(0xAE, &body)
+        })
+        .collect();
     [
         element(0x1A45DFA3, &ebml),
         open_unknown(0x18538067), // Segment
         element(0x1549A966, &info),
-        element(0x1654AE6B, &tracks),
+        element(0x1654AE6B, &entries),
     ]
     .concat()
 }
 
 /// Turns frames into clusters and blocks.
-#[derive(Default)]
 pub struct Muxer {
+    video_tracks: Vec<u64>,
     cluster_ms: Option<i64>,
     last_ms: i64,
 }
 
 impl Muxer {
+    /// A muxer that starts clusters on keyframes of these video tracks.
+    pub fn new(video_tracks: Vec<u64>) -> Muxer {
+        Muxer {
+            video_tracks,
+            cluster_ms: None,
+            last_ms: 0,
+        }
+    }
+
     /// The bytes for one frame at `ms` (monotonic per track; the muxer clamps small backwards steps).
     pub fn frame(&mut self, track: u64, ms: i64, keyframe: bool, data: &[u8]) -> Vec<u8> {
         let ms = ms.max(0);
@@ -136,7 +159,9 @@ impl Muxer {
         let new_cluster = match self.cluster_ms {
             None => true,
             Some(start) => {
-                (track == VIDEO_TRACK && keyframe && ms > start) || ms - start >= MAX_CLUSTER_MS || ms < start
+                (self.video_tracks.contains(&track) && keyframe && ms > start)
+                    || ms - start >= MAX_CLUSTER_MS
+                    || ms < start
             }
         };
         if new_cluster {
@@ -236,7 +261,19 @@ mod tests {
 
     #[test]
     fn header_declares_webm_vp8_and_opus() {
-        let h = header(640, 480, Some(12_345.0));
+        let h = header(
+            &[
+                TrackSpec {
+                    number: VIDEO_TRACK,
+                    video: Some((640, 480)),
+                },
+                TrackSpec {
+                    number: AUDIO_TRACK,
+                    video: None,
+                },
+            ],
+            Some(12_345.0),
+        );
         assert!(h.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]));
         for needle in [&b"webm"[..], b"V_VP8", b"A_OPUS", b"OpusHead"] {
             assert!(h.windows(needle.len()).any(|w| w == needle));
@@ -246,14 +283,14 @@ mod tests {
 
     #[test]
     fn clusters_start_on_keyframes_and_blocks_round_trip() {
-        let mut m = Muxer::default();
-        let mut file = header(640, 480, None);
+        let mut m = Muxer::new(vec![VIDEO_TRACK]);
+        let mut file = Vec::new();
         file.extend(m.frame(VIDEO_TRACK, 0, true, &[1; 100]));
-        file.extend(m.frame(AUDIO_TRACK, 10, false, &[2; 20]));
+        file.extend(m.frame(AUDIO_TRACK, 10, true, &[2; 20]));
         file.extend(m.frame(VIDEO_TRACK, 33, false, &[3; 50]));
         // A pause: nothing from 33 to 9000; the next frame is a keyframe in a new cluster.
         file.extend(m.frame(VIDEO_TRACK, 9_000, true, &[4; 100]));
-        file.extend(m.frame(AUDIO_TRACK, 9_010, false, &[5; 20]));
+        file.extend(m.frame(AUDIO_TRACK, 9_010, true, &[5; 20]));
         let blocks = scan(&file).unwrap();
         assert_eq!(
             blocks,
@@ -272,10 +309,10 @@ mod tests {
 
     #[test]
     fn long_stretches_without_keyframes_still_get_new_clusters() {
-        let mut m = Muxer::default();
+        let mut m = Muxer::new(vec![VIDEO_TRACK]);
         let mut file = Vec::new();
         for i in 0..400 {
-            file.extend(m.frame(AUDIO_TRACK, i * 20, false, &[0; 10]));
+            file.extend(m.frame(AUDIO_TRACK, i * 20, true, &[0; 10]));
         }
         let blocks = scan(&file).unwrap();
         assert_eq!(blocks.len(), 400);

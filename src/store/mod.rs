@@ -4,11 +4,13 @@
 mod audit;
 mod conversations;
 mod logins;
+mod recordings;
 mod sessions;
 
 pub use audit::{AuditHead, AuditRow};
 pub use conversations::{AppendOutcome, ConversationRow, MessageRow};
 pub use logins::LoginRow;
+pub use recordings::{NewRecording, RecordingRow};
 pub use sessions::SessionRow;
 
 use std::borrow::Cow;
@@ -63,6 +65,11 @@ fn migrator() -> Migrator {
             2,
             "messaging",
             include_str!("../../migrations/0002_messaging.sql"),
+        ),
+        m(
+            3,
+            "recordings",
+            include_str!("../../migrations/0003_recordings.sql"),
         ),
     ])
 }

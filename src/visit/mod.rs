@@ -66,6 +66,7 @@ pub enum EndReason {
 /// What the caller knows about the conversation when a nurse elevates it.
 pub struct ConversationFacts<'a> {
     pub id: &'a str,
+    pub queue: &'a str,
     pub patient: &'a SubjectId,
     /// The nurse it is assigned to, if it is assigned.
     pub assigned_nurse: Option<&'a SubjectId>,
@@ -76,6 +77,7 @@ pub struct ConversationFacts<'a> {
 pub struct Visit {
     pub id: VisitId,
     pub conversation: String,
+    pub queue: String,
     pub patient: SubjectId,
     pub nurse: SubjectId,
     pub state: VisitState,
@@ -151,6 +153,7 @@ impl Visits {
                 let visit = Visit {
                     id: VisitId::random(),
                     conversation: facts.id.to_string(),
+                    queue: facts.queue.to_string(),
                     patient: facts.patient.clone(),
                     nurse: nurse.clone(),
                     state: VisitState::Proposed,
@@ -303,6 +306,7 @@ mod tests {
     fn facts<'a>(patient: &'a SubjectId, nurse: Option<&'a SubjectId>, wrap: bool) -> ConversationFacts<'a> {
         ConversationFacts {
             id: "c1",
+            queue: "triage",
             patient,
             assigned_nurse: nurse,
             nurse_in_wrap_up: wrap,

@@ -6,13 +6,22 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::{ConversationFacts, EndReason, Side, Visit, VisitError, VisitId, VisitState, Visits};
+use crate::audit::{AuditEvent, Auditor, Outcome};
+use crate::auth::Role;
 use crate::config::MediaConfig;
+use crate::crypto::Keyring;
 use crate::ids::{RequestId, SubjectId};
 use crate::media::turn::{self, IceServer};
 use crate::media::{EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, ParticipantId};
 use crate::messaging::Messaging;
+use crate::messaging::protocol::RecordingNotice;
 use crate::messaging::protocol::ServerFrame;
+use crate::policy::recording::{RecordingDecision, RecordingPolicies};
+use crate::recording::recorder::Source;
+use crate::recording::session::{LocalStore, RecordingSession};
+use crate::recording::timeline::RecordingState;
 use crate::store::now_ms;
+use crate::store::{Db, NewRecording};
 use crate::telemetry::MediaMetrics;
 use crate::waiting_room::Presence;
 
@@ -24,6 +33,21 @@ pub enum VideoError {
     Media(#[from] MediaError),
     #[error("the conversation is not open")]
     NoConversation,
+    #[error("this visit is not being recorded")]
+    NotRecorded,
+    #[error("a reason is required")]
+    ReasonRequired,
+    #[error("recording failed")]
+    Recording,
+}
+
+/// The recording side of the video service: policies, keys, storage, and the sessions in progress.
+pub struct RecordingSetup {
+    pub policies: RecordingPolicies,
+    pub keyring: Keyring,
+    pub store: LocalStore,
+    pub db: Db,
+    pub audit: Auditor,
 }
 
 struct Joined {
@@ -34,6 +58,10 @@ struct Joined {
 
 pub struct VideoService {
     visits: Mutex<Visits>,
+    recording: RecordingSetup,
+    /// Recordings in progress by visit, and each visit's recording notice.
+    sessions: Mutex<HashMap<VisitId, Arc<RecordingSession>>>,
+    notices: Mutex<HashMap<VisitId, RecordingNotice>>,
     joined: Mutex<HashMap<(VisitId, Side), Joined>>,
     engine: Arc<dyn MediaEngine>,
     messaging: Arc<Messaging>,
@@ -49,9 +77,13 @@ impl VideoService {
         engine: Arc<dyn MediaEngine>,
         messaging: Arc<Messaging>,
         metrics: MediaMetrics,
+        recording: RecordingSetup,
     ) -> Self {
         Self {
             visits: Mutex::new(Visits::default()),
+            recording,
+            sessions: Mutex::new(HashMap::new()),
+            notices: Mutex::new(HashMap::new()),
             joined: Mutex::new(HashMap::new()),
             engine,
             messaging,
@@ -87,14 +119,196 @@ impl VideoService {
             VisitState::Proposed => ServerFrame::VideoProposed {
                 conversation_id: v.conversation.clone(),
                 visit_id: v.id.to_string(),
+                recording: match self.decision(v) {
+                    None => RecordingNotice::None,
+                    Some(d) if d.consent_required => RecordingNotice::ConsentRequired,
+                    Some(_) => RecordingNotice::WillRecord,
+                },
             },
             VisitState::Active => ServerFrame::VideoStarted {
                 conversation_id: v.conversation.clone(),
                 visit_id: v.id.to_string(),
                 ice_servers: self.ice_servers(),
                 ice_transport_policy: if self.config.force_relay { "relay" } else { "all" }.into(),
+                recording: self.notice(&v.id),
             },
         }
+    }
+
+    fn decision(&self, v: &Visit) -> Option<RecordingDecision> {
+        self.recording.policies.decide(&v.queue, "video")
+    }
+
+    fn notice(&self, id: &VisitId) -> RecordingNotice {
+        let session = self.sessions.lock().expect("sessions lock").get(id).cloned();
+        match session {
+            Some(s) if s.state() == RecordingState::Paused => RecordingNotice::Paused,
+            Some(_) => RecordingNotice::Recording,
+            None => self
+                .notices
+                .lock()
+                .expect("notices lock")
+                .get(id)
+                .copied()
+                .unwrap_or(RecordingNotice::None),
+        }
+    }
+
+    /// Starts recording a visit the patient just joined, when policy and consent say so.
+    async fn start_recording(&self, v: &Visit, consent: Option<bool>) {
+        let Some(decision) = self.decision(v) else {
+            return;
+        };
+        let consent_text = match (decision.consent_required, consent) {
+            (true, Some(true)) => "recorded",
+            (true, _) => {
+                self.notices
+                    .lock()
+                    .expect("notices lock")
+                    .insert(v.id.clone(), RecordingNotice::Declined);
+                self.recording
+                    .audit
+                    .record_or_log(
+                        AuditEvent::new("recording.consent", format!("visit:{}", v.id), Outcome::Success)
+                            .reason("declined: the visit is not recorded"),
+                    )
+                    .await;
+                return;
+            }
+            (false, _) => "not_required",
+        };
+        let now = now_ms();
+        let started = RecordingSession::start(&self.recording.store, &self.recording.keyring, now);
+        let (session, keys) = match started {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::error!(error = %e, "recording could not start");
+                return;
+            }
+        };
+        let retain_until = now + decision.retention_days as i64 * 86_400_000;
+        let policies = decision.policies.join(",");
+        let row = NewRecording {
+            id: &session.id,
+            visit_id: v.id.as_str(),
+            queue: &v.queue,
+            policies: &policies,
+            consent: consent_text,
+            kek_id: &keys.kek_id,
+            wrapped_key: &keys.wrapped_key,
+            spool_kek_id: &keys.spool_kek_id,
+            spool_wrapped_key: &keys.spool_wrapped_key,
+            started_at: now,
+            retain_until,
+        };
+        if let Err(e) = self.recording.db.insert_recording(&row).await {
+            tracing::error!(error = %e, "recording row could not be written");
+            return;
+        }
+        self.recording
+            .audit
+            .record_or_log(
+                AuditEvent::new(
+                    "recording.start",
+                    format!("recording:{}", session.id),
+                    Outcome::Success,
+                )
+                .reason(format!("visit:{} policy:{policies} consent:{consent_text}", v.id)),
+            )
+            .await;
+        let session = Arc::new(session);
+        self.engine.set_tap(v.id.as_str(), Some(session.clone()));
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .insert(v.id.clone(), session);
+    }
+
+    async fn stop_recording(&self, v: &Visit) {
+        let session = self.sessions.lock().expect("sessions lock").remove(&v.id);
+        self.notices.lock().expect("notices lock").remove(&v.id);
+        let Some(session) = session else {
+            return;
+        };
+        self.engine.set_tap(v.id.as_str(), None);
+        let now = now_ms();
+        let store = self.recording.store.clone();
+        let s = session.clone();
+        let stored = tokio::task::spawn_blocking(move || s.finish(&store, now)).await;
+        match stored {
+            Ok(Ok(stored)) => {
+                let manifest = serde_json::to_string(&stored.timeline).unwrap_or_default();
+                let r = self
+                    .recording
+                    .db
+                    .finish_recording(
+                        &session.id,
+                        now,
+                        &stored.object_key,
+                        stored.object_bytes as i64,
+                        stored.media_bytes as i64,
+                        &manifest,
+                    )
+                    .await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "recording row could not be updated");
+                }
+                self.recording
+                    .audit
+                    .record_or_log(
+                        AuditEvent::new(
+                            "recording.stored",
+                            format!("recording:{}", session.id),
+                            Outcome::Success,
+                        )
+                        .reason(format!("{} bytes sealed", stored.object_bytes)),
+                    )
+                    .await;
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "recording could not be stored"),
+            Err(e) => tracing::error!(error = %e, "recording task failed"),
+        }
+    }
+
+    /// Secure pause or resume by the visit's nurse (or an integration allowed to pause others' visits).
+    pub async fn set_recording_state(
+        &self,
+        who: &SubjectId,
+        role: Role,
+        id: &VisitId,
+        state: RecordingState,
+        reason: &str,
+    ) -> Result<RecordingNotice, VideoError> {
+        if reason.trim().is_empty() {
+            return Err(VideoError::ReasonRequired);
+        }
+        let visit = self.visits().get(id).cloned().ok_or(VisitError::UnknownVisit)?;
+        if role != Role::Service && visit.side_of(who) != Some(Side::Nurse) {
+            return Err(VisitError::NotParticipant.into());
+        }
+        let session = self
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .get(id)
+            .cloned()
+            .ok_or(VideoError::NotRecorded)?;
+        let by = crate::pii::pseudonym(who.as_str());
+        let (changed, keyframes) = session.set_state(state, reason, &by, now_ms());
+        if keyframes {
+            self.engine.request_keyframes(id.as_str()).await;
+        }
+        let notice = self.notice(id);
+        if changed {
+            self.to_both(
+                &visit,
+                ServerFrame::RecordingState {
+                    visit_id: id.to_string(),
+                    state: notice,
+                },
+            );
+        }
+        Ok(notice)
     }
 
     pub fn live_of(&self, who: &SubjectId) -> Vec<ServerFrame> {
@@ -126,6 +340,7 @@ impl VideoService {
             .elevate(
                 &ConversationFacts {
                     id: &row.id,
+                    queue: &row.queue,
                     patient: &patient,
                     assigned_nurse: assigned.as_ref(),
                     nurse_in_wrap_up: wrap_up,
@@ -141,9 +356,16 @@ impl VideoService {
     }
 
     /// The patient's answer to the camera and microphone prompt.
-    pub async fn answer(&self, who: &SubjectId, id: &VisitId, accept: bool) -> Result<Visit, VideoError> {
+    pub async fn answer(
+        &self,
+        who: &SubjectId,
+        id: &VisitId,
+        accept: bool,
+        recording_consent: Option<bool>,
+    ) -> Result<Visit, VideoError> {
         let visit = self.visits().answer(id, who, accept, now_ms())?;
         if accept {
+            self.start_recording(&visit, recording_consent).await;
             self.to_both(&visit, self.describe(&visit));
         } else {
             self.finish(&visit, EndReason::Declined).await;
@@ -184,6 +406,14 @@ impl VideoService {
             .engine
             .join(id.as_str(), &participant, sdp, self.sink(&visit, side))
             .await?;
+        let session = self.sessions.lock().expect("sessions lock").get(id).cloned();
+        if let Some(session) = session {
+            let source = match side {
+                Side::Patient => Source::Patient,
+                Side::Nurse => Source::Nurse,
+            };
+            session.add_participant(participant.clone(), source);
+        }
         self.joined.lock().expect("joined lock").insert(
             key,
             Joined {
@@ -287,6 +517,7 @@ impl VideoService {
     }
 
     async fn finish(&self, v: &Visit, reason: EndReason) {
+        self.stop_recording(v).await;
         for side in [Side::Patient, Side::Nurse] {
             let j = self
                 .joined
@@ -343,6 +574,14 @@ impl VideoService {
             }
             self.sweep().await;
         }
+    }
+
+    pub fn recording_store(&self) -> &LocalStore {
+        &self.recording.store
+    }
+
+    pub fn recording_keyring(&self) -> &Keyring {
+        &self.recording.keyring
     }
 
     pub fn peer_connections(&self) -> usize {

@@ -49,6 +49,9 @@ async fn refused(
         VideoError::Visit(VisitError::WrapUp) => ("in_wrap_up", false),
         VideoError::Visit(VisitError::AlreadyAnswered) => ("already_answered", false),
         VideoError::NoConversation => ("forbidden", true),
+        VideoError::NotRecorded => ("not_recorded", false),
+        VideoError::ReasonRequired => ("reason_required", false),
+        VideoError::Recording => ("recording_failed", false),
         VideoError::Media(MediaError::InvalidSdp(_)) => ("invalid_sdp", false),
         VideoError::Media(MediaError::SdpTooLarge(_)) => ("sdp_too_large", false),
         VideoError::Media(MediaError::TooManyTracks(_)) => ("too_many_tracks", false),
@@ -119,6 +122,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
         ClientFrame::VideoAnswer {
             visit_id: raw,
             accept,
+            recording_consent,
             ..
         } => {
             let (id, resource) = visit_id(&raw);
@@ -132,7 +136,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                 )
                 .await;
             };
-            match video.answer(who, &id, accept).await {
+            match video.answer(who, &id, accept, recording_consent).await {
                 Ok(_) => {
                     let action = if accept { "video.accept" } else { "video.decline" };
                     audit(app, conn, action, resource, Outcome::Success, None).await;

@@ -56,15 +56,30 @@ fn peers_forward_relay_keyframes_leave_and_rejoin() {
 }
 
 #[test]
+fn a_consented_visit_is_recorded_paused_and_downloaded_by_compliance() {
+    in_namespace("media_peers::inner_recording");
+}
+
+#[test]
 fn five_hundred_peer_connections_leak_nothing() {
     in_namespace("media_peers::inner_leak_check");
 }
 
 /// An accepted chat elevated to video: (patient socket, nurse socket, visit id).
 async fn active_visit(broker: &Broker, data: &std::path::Path) -> (Ws, Ws, String) {
+    let nurse_cookie = staff_cookie(&broker.url, data, "nurse").await;
+    active_visit_with(broker, data, &nurse_cookie, None).await
+}
+
+async fn active_visit_with(
+    broker: &Broker,
+    data: &std::path::Path,
+    nurse_cookie: &str,
+    consent: Option<bool>,
+) -> (Ws, Ws, String) {
     let url = broker.url.clone();
     let mut patient = Ws::patient(&url, &patient_token(&url, data, "patient").await).await;
-    let mut nurse = Ws::staff(&url, &staff_cookie(&url, data, "nurse").await).await;
+    let mut nurse = Ws::staff(&url, nurse_cookie).await;
     let conversation = patient.start("triage", "k1").await;
     nurse.presence("ready").await;
     nurse.offer_for(&conversation).await;
@@ -80,7 +95,7 @@ async fn active_visit(broker: &Broker, data: &std::path::Path) -> (Ws, Ws, Strin
         .unwrap()
         .to_string();
     patient
-        .send(json!({"v": 1, "type": "video_answer", "visit_id": visit, "accept": true}))
+        .send(json!({"v": 1, "type": "video_answer", "visit_id": visit, "accept": true, "recording_consent": consent}))
         .await;
     patient.expect("video_started").await;
     nurse.expect("video_started").await;
@@ -249,5 +264,150 @@ async fn inner_leak_check() {
     println!("broker fds {fds0} -> {fds1}, RSS {rss0} kB -> {rss1} kB after 500 peer connections");
     assert!(fds1 <= fds0 + 5, "file descriptors leaked: {fds0} -> {fds1}");
     assert!(rss1 <= rss0 + 30 * 1024, "RSS grew: {rss0} kB -> {rss1} kB");
+    broker.assert_no_panic();
+}
+
+async fn pump_paced(a: &ClientPeer, b: &ClientPeer, from: u16, n: u16) {
+    // 30 packets a second, matching the RTP clocks `ClientPeer::send` uses.
+    let start = tokio::time::Instant::now();
+    for (i, seq) in (from..from + n).enumerate() {
+        a.send(seq).await;
+        b.send(seq).await;
+        tokio::time::sleep_until(start + Duration::from_micros(33_333 * (i as u64 + 1))).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "run inside a network namespace by a_consented_visit_is_recorded_paused_and_downloaded_by_compliance"]
+async fn inner_recording() {
+    let (_dir, data, broker) = start_dev(FAST_ROUTING);
+    let url = broker.url.clone();
+    let nurse_cookie = staff_cookie(&url, &data, "nurse").await;
+    let (mut patient_ws, mut nurse_ws, visit) =
+        active_visit_with(&broker, &data, &nurse_cookie, Some(true)).await;
+    let mut patient = ClientPeer::new("PATIENT", "NURSE").await;
+    let mut nurse = ClientPeer::new("NURSE", "PATIENT").await;
+    join(&mut nurse_ws, &mut nurse, &visit).await;
+    join(&mut patient_ws, &mut patient, &visit).await;
+
+    let http = crate::common::client();
+    let pause = |state: &str, reason: &str| {
+        http.put(format!("{url}/api/v1/visits/{visit}/recording-state"))
+            .header("cookie", &nurse_cookie)
+            .json(&json!({"state": state, "reason": reason}))
+    };
+    pump_paced(&patient, &nurse, 0, 60).await;
+    let r = pause("paused", "SSN on screen").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let again = pause("paused", "SSN on screen").send().await.unwrap();
+    assert_eq!(again.status(), 200, "idempotent");
+    assert_eq!(
+        pause("active", " ").send().await.unwrap().status(),
+        400,
+        "reason required"
+    );
+    for ws in [&mut patient_ws, &mut nurse_ws] {
+        let f = ws.wait("paused", |f| f["type"] == "recording_state").await;
+        assert_eq!(f["state"], "paused");
+    }
+    pump_paced(&patient, &nurse, 60, 60).await;
+    assert_eq!(
+        pause("active", "record closed").send().await.unwrap().status(),
+        200
+    );
+    pump_paced(&patient, &nurse, 120, 60).await;
+    nurse_ws
+        .send(json!({"v": 1, "type": "video_end", "visit_id": visit}))
+        .await;
+    patient_ws.expect("video_ended").await;
+
+    // Only compliance officers see it, with a reason; every call audited.
+    let compliance = staff_cookie(&url, &data, "compliance").await;
+    let get = |path: &str, cookie: &str| {
+        http.get(format!("{url}{path}"))
+            .header("cookie", cookie.to_string())
+            .send()
+    };
+    assert_eq!(
+        get("/api/v1/recordings?reason=audit", &nurse_cookie)
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        get("/api/v1/recordings", &compliance).await.unwrap().status(),
+        400,
+        "reason required"
+    );
+    let mut list: Value = Value::Null;
+    for _ in 0..50 {
+        list = get("/api/v1/recordings?reason=quarterly%20review", &compliance)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["recordings"][0]["state"] == "stored" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rec = &list["recordings"][0];
+    assert_eq!(rec["state"], "stored", "{list}");
+    assert_eq!(rec["consent"], "recorded");
+    let pauses = rec["manifest"]["pauses"].as_array().unwrap();
+    assert_eq!(pauses.len(), 1, "{rec}");
+    assert_eq!(pauses[0]["reason"], "SSN on screen");
+    let started = rec["manifest"]["started_ms"].as_i64().unwrap();
+    let (p0, p1) = (
+        pauses[0]["start_ms"].as_i64().unwrap() - started,
+        pauses[0]["end_ms"].as_i64().unwrap() - started,
+    );
+    let id = rec["id"].as_str().unwrap();
+    assert_eq!(
+        get(
+            &format!("/api/v1/recordings/{id}/download?reason=x"),
+            &nurse_cookie
+        )
+        .await
+        .unwrap()
+        .status(),
+        403
+    );
+    let webm = get(
+        &format!("/api/v1/recordings/{id}/download?reason=incident%2042"),
+        &compliance,
+    )
+    .await
+    .unwrap()
+    .bytes()
+    .await
+    .unwrap();
+    assert!(webm.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]), "a WebM file");
+    let blocks = examroom::recording::webm::scan(&webm).expect("our own WebM parses");
+    for track in [1u64, 2, 3, 4] {
+        assert!(blocks.iter().any(|b| b.0 == track), "track {track} recorded");
+    }
+    // Nothing from inside the pause (a little slack for packets already in flight when it began).
+    let inside = blocks.iter().filter(|b| b.1 > p0 + 200 && b.1 < p1 - 50).count();
+    assert_eq!(
+        inside,
+        0,
+        "pause {p0}..{p1} ms, blocks {:?}",
+        blocks.iter().map(|b| b.1).collect::<Vec<_>>()
+    );
+    assert!(blocks.iter().any(|b| b.1 > p1), "recording resumed");
+
+    // The object on disk is sealed: no WebM magic, no codec names.
+    let object = std::fs::read(data.join("recordings/objects").join(format!("{id}.erec"))).unwrap();
+    assert!(!object.windows(4).any(|w| w == [0x1A, 0x45, 0xDF, 0xA3]));
+    assert!(!object.windows(5).any(|w| w == b"V_VP8"));
+    let denials = crate::chat::audit_denials(&data).await;
+    assert!(denials.iter().any(|(a, _)| a == "recording.list"), "{denials:?}");
+    assert!(
+        denials.iter().any(|(a, _)| a == "recording.download"),
+        "{denials:?}"
+    );
     broker.assert_no_panic();
 }

@@ -62,7 +62,7 @@ impl PeerConnectionEventHandler for Handler {
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(p) = event {
-                    if !p.payload.starts_with(&tag) {
+                    if !p.payload[2..].starts_with(&tag) {
                         counters.foreign.fetch_add(1, Ordering::Relaxed);
                     }
                     let c = if kind == RtpCodecKind::Video {
@@ -230,11 +230,17 @@ impl ClientPeer {
         let _ = self.pc.add_ice_candidate(c).await;
     }
 
-    /// One audio and one video packet, payload starting with this peer's tag.
+    /// One audio and one video packet. Video payloads are shaped like VP8 (a payload descriptor starting a
+    /// frame, then a frame tag that marks every tenth frame a keyframe) so the recorder accepts them; both
+    /// carry this peer's tag right after, so receivers can tell whose media they got.
     pub async fn send(&self, seq: u16) {
         for (track, ssrc, pt, kind) in &self.senders {
-            let mut payload = self.tag.clone();
-            payload.extend_from_slice(&[0x10, 0, 0, 0]);
+            let mut payload = if *kind == RtpCodecKind::Video {
+                vec![0x10, if seq.is_multiple_of(10) { 0x10 } else { 0x11 }]
+            } else {
+                vec![0xFC, 0xFF]
+            };
+            payload.extend_from_slice(&self.tag);
             payload.resize(if *kind == RtpCodecKind::Video { 1000 } else { 120 }, 7);
             let packet = rtp::Packet {
                 header: rtp::header::Header {
@@ -242,7 +248,8 @@ impl ClientPeer {
                     marker: true,
                     payload_type: *pt,
                     sequence_number: seq,
-                    timestamp: seq as u32 * 3000,
+                    // 30 packets a second on either clock.
+                    timestamp: seq as u32 * if *kind == RtpCodecKind::Video { 3000 } else { 1600 },
                     ssrc: *ssrc,
                     ..Default::default()
                 },

@@ -1,0 +1,197 @@
+//! Recordings for the roles the recording policy lets view them (compliance officers by default): list and
+//! download, each call with a reason, each call audited (`recording.list`, `recording.download`). Every other
+//! role gets 403 and a denied audit event. Downloads are decrypted on the fly; the stored object stays sealed.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::extract::Caller;
+use crate::app::AppState;
+use crate::audit::{AuditEvent, Outcome};
+use crate::store::RecordingRow;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/recordings", get(list))
+        .route("/api/v1/recordings/{id}/download", get(download))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    reason: Option<String>,
+}
+
+fn reason(q: &Reason) -> Result<String, ApiError> {
+    match q.reason.as_deref().map(str::trim) {
+        Some(r) if !r.is_empty() && r.len() <= 500 => Ok(r.to_string()),
+        _ => Err(ApiError::BadRequest(
+            "reason_required",
+            "every access to a recording needs a reason (?reason=…)".into(),
+        )),
+    }
+}
+
+/// May the caller view recordings of this queue under the recording policy?
+fn may_view(app: &AppState, caller: &Caller, queue: &str) -> bool {
+    app.recording_policies
+        .decide(queue, "video")
+        .is_some_and(|d| d.viewer_roles.iter().any(|r| caller.principal.has_role(*r)))
+}
+
+async fn audit(app: &AppState, caller: &Caller, action: &str, resource: String, outcome: Outcome, why: &str) {
+    app.audit
+        .record_or_log(
+            AuditEvent::new(action, resource, outcome)
+                .by(&caller.principal)
+                .reason(why)
+                .request(Some(&caller.request_id)),
+        )
+        .await;
+}
+
+fn view(r: &RecordingRow) -> serde_json::Value {
+    json!({
+        "id": r.id,
+        "visit_id": r.visit_id,
+        "queue": r.queue,
+        "policies": r.policies.split(',').collect::<Vec<_>>(),
+        "consent": r.consent,
+        "state": r.state,
+        "started_at": crate::messaging::timestamp(r.started_at),
+        "ended_at": r.ended_at.map(crate::messaging::timestamp),
+        "retain_until": crate::messaging::timestamp(r.retain_until),
+        "legal_hold": r.legal_hold,
+        "bytes": r.object_bytes,
+        "manifest": r.manifest.as_deref().and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()),
+    })
+}
+
+async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<Reason>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let all = app.db.recordings().await?;
+    // A caller who may view no queue's recordings at all is refused outright.
+    let queues: Vec<String> = app.config.queues().into_iter().map(|q| q.name).collect();
+    if !queues.iter().any(|q| may_view(&app, &caller, q)) {
+        audit(
+            &app,
+            &caller,
+            "recording.list",
+            "recording:*".into(),
+            Outcome::Denied,
+            "role may not view recordings",
+        )
+        .await;
+        return Err(ApiError::Forbidden("your role may not view recordings".into()));
+    }
+    let why = reason(&q)?;
+    audit(
+        &app,
+        &caller,
+        "recording.list",
+        "recording:*".into(),
+        Outcome::Success,
+        &why,
+    )
+    .await;
+    let visible: Vec<serde_json::Value> = all
+        .iter()
+        .filter(|r| may_view(&app, &caller, &r.queue))
+        .map(view)
+        .collect();
+    Ok(Json(json!({ "recordings": visible })))
+}
+
+async fn download(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<Reason>,
+) -> Result<Response, ApiError> {
+    let safe = if id.len() == 25 && id.starts_with('r') && id[1..].chars().all(|c| c.is_ascii_hexdigit()) {
+        id.clone()
+    } else {
+        "invalid".into()
+    };
+    let resource = format!("recording:{safe}");
+    let row = app.db.recording(&id).await?;
+    let Some(row) = row.filter(|r| may_view(&app, &caller, &r.queue)) else {
+        audit(
+            &app,
+            &caller,
+            "recording.download",
+            resource,
+            Outcome::Denied,
+            "not a viewer of this recording",
+        )
+        .await;
+        return Err(ApiError::Forbidden("you may not view this recording".into()));
+    };
+    let why = reason(&q)?;
+    let (Some(object_key), "stored") = (row.object_key.clone(), row.state.as_str()) else {
+        return Err(ApiError::BadRequest(
+            "not_stored",
+            "the recording is not stored yet".into(),
+        ));
+    };
+    let store = app.video.recording_store();
+    let keyring = app.video.recording_keyring();
+    let opened = tokio::task::block_in_place(|| {
+        crate::recording::session::open_object(
+            store,
+            keyring,
+            &row.id,
+            &object_key,
+            &row.kek_id,
+            &row.wrapped_key,
+        )
+    });
+    match opened {
+        Ok(webm) => {
+            audit(
+                &app,
+                &caller,
+                "recording.download",
+                resource,
+                Outcome::Success,
+                &why,
+            )
+            .await;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "video/webm".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{}.webm\"", row.id),
+                    ),
+                    (header::CACHE_CONTROL, "no-store".to_string()),
+                ],
+                Body::from(webm),
+            )
+                .into_response())
+        }
+        Err(e) => {
+            // Fails closed: a missing or wrong key, or a tampered object, yields nothing and is audited.
+            audit(
+                &app,
+                &caller,
+                "recording.download",
+                resource,
+                Outcome::Failure,
+                &e.to_string(),
+            )
+            .await;
+            Err(ApiError::Internal(e.to_string()))
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! A recording in progress: the [`Recorder`] fed from the SFU's tap, its sealed spool on disk, and the local
+//! object store it ends in. Keys: the recording's data key and a separate spool key, both wrapped by the
+//! keyring and kept in the recordings row, so a spool left by a crash can be finalized after a restart.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::recorder::{Recorder, Source, finalize};
+use super::timeline::{RecordingState, Timeline};
+use crate::crypto::{CryptoError, DataKey, Keyring};
+use crate::ids::random_hex;
+use crate::media::{MediaKind, MediaTap, ParticipantId, RtpView};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("recording storage: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("recording keys: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error("sealed recording: {0}")]
+    Sealed(#[from] super::sealed::SealError),
+}
+
+/// Where recordings live on the broker: sealed spools while recording, sealed objects after.
+#[derive(Clone)]
+pub struct LocalStore {
+    dir: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(dir: &Path) -> Result<LocalStore, std::io::Error> {
+        std::fs::create_dir_all(dir.join("spool"))?;
+        std::fs::create_dir_all(dir.join("objects"))?;
+        Ok(LocalStore {
+            dir: dir.to_path_buf(),
+        })
+    }
+    pub fn spool_path(&self, id: &str) -> PathBuf {
+        self.dir.join("spool").join(format!("{id}.spool"))
+    }
+    pub fn object_path(&self, key: &str) -> PathBuf {
+        self.dir.join("objects").join(key)
+    }
+    /// Writes an object atomically (temporary name, then rename); the bytes are already sealed.
+    pub fn put(&self, key: &str, sealed: &[u8]) -> Result<(), std::io::Error> {
+        let tmp = self.dir.join("objects").join(format!(".{key}.tmp"));
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(sealed)?;
+        f.sync_all()?;
+        std::fs::rename(tmp, self.object_path(key))
+    }
+    pub fn get(&self, key: &str) -> Result<Vec<u8>, std::io::Error> {
+        std::fs::read(self.object_path(key))
+    }
+}
+
+struct Inner {
+    recorder: Option<Recorder>,
+    spool: std::fs::File,
+    sources: HashMap<ParticipantId, Source>,
+}
+
+pub struct RecordingSession {
+    pub id: String,
+    spool_key: DataKey,
+    key: DataKey,
+    inner: Mutex<Inner>,
+}
+
+/// The wrapped keys to store with a new recording.
+pub struct WrappedKeys {
+    pub kek_id: String,
+    pub wrapped_key: String,
+    pub spool_kek_id: String,
+    pub spool_wrapped_key: String,
+}
+
+/// A finished recording, ready for its row.
+pub struct Stored {
+    pub object_key: String,
+    pub object_bytes: u64,
+    pub media_bytes: u64,
+    pub timeline: Timeline,
+    /// False when the spool was cut short (the recording ends at the last whole chunk).
+    pub complete: bool,
+}
+
+fn key_context(id: &str) -> String {
+    format!("examroom-recording-v1|{id}")
+}
+
+fn spool_context(id: &str) -> String {
+    format!("examroom-recording-spool-v1|{id}")
+}
+
+impl RecordingSession {
+    pub fn start(
+        store: &LocalStore,
+        keyring: &Keyring,
+        now_ms: i64,
+    ) -> Result<(RecordingSession, WrappedKeys), RecordingError> {
+        let id = format!("r{}", random_hex(12));
+        let (key, kek_id, wrapped_key) = keyring.new_data_key(&key_context(&id))?;
+        let (spool_key, spool_kek_id, spool_wrapped_key) = keyring.new_data_key(&spool_context(&id))?;
+        let (recorder, head) = Recorder::start(&spool_key, &id, now_ms);
+        let mut spool = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(store.spool_path(&id))?;
+        spool.write_all(&head)?;
+        Ok((
+            RecordingSession {
+                id,
+                spool_key,
+                key,
+                inner: Mutex::new(Inner {
+                    recorder: Some(recorder),
+                    spool,
+                    sources: HashMap::new(),
+                }),
+            },
+            WrappedKeys {
+                kek_id,
+                wrapped_key,
+                spool_kek_id,
+                spool_wrapped_key,
+            },
+        ))
+    }
+
+    pub fn add_participant(&self, participant: ParticipantId, source: Source) {
+        self.inner
+            .lock()
+            .expect("recording lock")
+            .sources
+            .insert(participant, source);
+    }
+
+    /// Secure pause or resume; returns (changed, resume needs keyframes).
+    pub fn set_state(&self, state: RecordingState, reason: &str, by: &str, now_ms: i64) -> (bool, bool) {
+        let mut inner = self.inner.lock().expect("recording lock");
+        match inner.recorder.as_mut() {
+            Some(r) => {
+                let (changed, out) = r.set_state(state, reason, by, now_ms);
+                (changed, out.request_keyframe)
+            }
+            None => (false, false),
+        }
+    }
+
+    pub fn state(&self) -> RecordingState {
+        let inner = self.inner.lock().expect("recording lock");
+        inner
+            .recorder
+            .as_ref()
+            .map(|r| r.state())
+            .unwrap_or(RecordingState::Active)
+    }
+
+    /// Ends the recording and stores the sealed object.
+    pub fn finish(&self, store: &LocalStore, now_ms: i64) -> Result<Stored, RecordingError> {
+        let mut inner = self.inner.lock().expect("recording lock");
+        let recorder = inner
+            .recorder
+            .take()
+            .ok_or_else(|| RecordingError::Io(std::io::Error::other("recording already finished")))?;
+        let (tail, timeline, header, media_bytes) = recorder.finish(now_ms);
+        inner.spool.write_all(&tail)?;
+        inner.spool.sync_all()?;
+        let spool = std::fs::read(store.spool_path(&self.id))?;
+        let (object, complete) = finalize(&self.spool_key, &spool, &header, &self.key, &self.id)?;
+        let object_key = format!("{}.erec", self.id);
+        store.put(&object_key, &object)?;
+        std::fs::remove_file(store.spool_path(&self.id))?;
+        Ok(Stored {
+            object_key,
+            object_bytes: object.len() as u64,
+            media_bytes,
+            timeline,
+            complete,
+        })
+    }
+}
+
+impl MediaTap for RecordingSession {
+    fn rtp(&self, participant: &ParticipantId, kind: MediaKind, p: &RtpView<'_>) -> bool {
+        let now = crate::store::now_ms();
+        let mut inner = self.inner.lock().expect("recording lock");
+        let Some(source) = inner.sources.get(participant).copied() else {
+            return false;
+        };
+        let Some(recorder) = inner.recorder.as_mut() else {
+            return false;
+        };
+        let out = match kind {
+            MediaKind::Video => {
+                recorder.video(source, p.sequence_number, p.timestamp, p.marker, p.payload, now)
+            }
+            MediaKind::Audio => recorder.audio(source, p.timestamp, p.payload, now),
+        };
+        if !out.sealed.is_empty()
+            && let Err(e) = inner.spool.write_all(&out.sealed)
+        {
+            tracing::error!(error = %e, "recording spool write failed");
+        }
+        out.request_keyframe
+    }
+}
+
+/// Opens a stored recording's object with its data key (downloads, verification).
+pub fn open_object(
+    store: &LocalStore,
+    keyring: &Keyring,
+    id: &str,
+    object_key: &str,
+    kek_id: &str,
+    wrapped_key: &str,
+) -> Result<Vec<u8>, RecordingError> {
+    let key = keyring.unwrap_data_key(kek_id, wrapped_key, &key_context(id))?;
+    let sealed = store.get(object_key)?;
+    Ok(super::sealed::open_all(&key, &sealed)?)
+}

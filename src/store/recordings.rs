@@ -1,0 +1,144 @@
+//! Recording rows: what was recorded under which policy and consent, where the sealed object is, the wrapped
+//! keys, retention and legal hold, and the manifest (pauses and gaps).
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct RecordingRow {
+    pub id: String,
+    pub visit_id: String,
+    pub queue: String,
+    pub policies: String,
+    pub consent: String,
+    pub state: String,
+    pub kek_id: String,
+    pub wrapped_key: String,
+    pub spool_kek_id: String,
+    pub spool_wrapped_key: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub retain_until: i64,
+    pub legal_hold: bool,
+    pub object_key: Option<String>,
+    pub object_bytes: Option<i64>,
+    pub media_bytes: Option<i64>,
+    pub manifest: Option<String>,
+}
+
+pub struct NewRecording<'a> {
+    pub id: &'a str,
+    pub visit_id: &'a str,
+    pub queue: &'a str,
+    pub policies: &'a str,
+    pub consent: &'a str,
+    pub kek_id: &'a str,
+    pub wrapped_key: &'a str,
+    pub spool_kek_id: &'a str,
+    pub spool_wrapped_key: &'a str,
+    pub started_at: i64,
+    pub retain_until: i64,
+}
+
+const COLUMNS: &str = "id, visit_id, queue, policies, consent, state, kek_id, wrapped_key, spool_kek_id, \
+     spool_wrapped_key, started_at, ended_at, retain_until, legal_hold, object_key, object_bytes, media_bytes, manifest";
+
+fn row(r: &AnyRow) -> Result<RecordingRow, sqlx::Error> {
+    Ok(RecordingRow {
+        id: r.try_get("id")?,
+        visit_id: r.try_get("visit_id")?,
+        queue: r.try_get("queue")?,
+        policies: r.try_get("policies")?,
+        consent: r.try_get("consent")?,
+        state: r.try_get("state")?,
+        kek_id: r.try_get("kek_id")?,
+        wrapped_key: r.try_get("wrapped_key")?,
+        spool_kek_id: r.try_get("spool_kek_id")?,
+        spool_wrapped_key: r.try_get("spool_wrapped_key")?,
+        started_at: r.try_get("started_at")?,
+        ended_at: r.try_get("ended_at")?,
+        retain_until: r.try_get("retain_until")?,
+        legal_hold: r.try_get::<i64, _>("legal_hold")? != 0,
+        object_key: r.try_get("object_key")?,
+        object_bytes: r.try_get("object_bytes")?,
+        media_bytes: r.try_get("media_bytes")?,
+        manifest: r.try_get("manifest")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_recording(&self, n: &NewRecording<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO recordings (id, visit_id, queue, policies, consent, state, kek_id, wrapped_key, \
+             spool_kek_id, spool_wrapped_key, started_at, retain_until) \
+             VALUES ($1, $2, $3, $4, $5, 'recording', $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(n.id)
+        .bind(n.visit_id)
+        .bind(n.queue)
+        .bind(n.policies)
+        .bind(n.consent)
+        .bind(n.kek_id)
+        .bind(n.wrapped_key)
+        .bind(n.spool_kek_id)
+        .bind(n.spool_wrapped_key)
+        .bind(n.started_at)
+        .bind(n.retain_until)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a recording stored: its object, sizes and manifest.
+    pub async fn finish_recording(
+        &self,
+        id: &str,
+        ended_at: i64,
+        object_key: &str,
+        object_bytes: i64,
+        media_bytes: i64,
+        manifest: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE recordings SET state = 'stored', ended_at = $1, object_key = $2, object_bytes = $3, \
+             media_bytes = $4, manifest = $5 WHERE id = $6",
+        )
+        .bind(ended_at)
+        .bind(object_key)
+        .bind(object_bytes)
+        .bind(media_bytes)
+        .bind(manifest)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn recording(&self, id: &str) -> Result<Option<RecordingRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM recordings WHERE id = $1");
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(r.as_ref().map(row).transpose()?)
+    }
+
+    pub async fn recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM recordings ORDER BY started_at DESC, id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
+    }
+
+    /// Recordings a crash left in progress (recovered at startup).
+    pub async fn unfinished_recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM recordings WHERE state = 'recording' ORDER BY started_at");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
+    }
+}
