@@ -65,6 +65,19 @@ export async function nurseAccepting(browser, url, password, widget) {
   return { page, chat: page.locator('article.chat') };
 }
 
+/** A staff member signed in through the dev provider, landing on `path`; returns the page. */
+export async function staffSignIn(browser, url, password, user, path) {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.log(`${user} page error: ${e.message}`));
+  await page.goto(`${url}/auth/login?return_to=${encodeURIComponent(path)}`);
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(password(user));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${url}${path}`);
+  return page;
+}
+
 /** Inbound totals of the newest open peer connection in `target` (a page or frame). */
 export async function inbound(target) {
   return target.evaluate(async () => {

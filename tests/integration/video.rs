@@ -32,6 +32,10 @@ pub fn artifacts() -> PathBuf {
 /// Runs the browser video flow against a broker started with `env`; with `relay` (a TURN transport), a real
 /// coturn is started in the broker's namespace and both browsers must use relayed candidate pairs.
 pub fn run_video_flow(env: &[(&str, &str)], relay: Option<&str>) {
+    run_flow("video-flow.mjs", "browser video flow passed", env, relay);
+}
+
+fn run_flow(script: &str, passed: &str, env: &[(&str, &str)], relay: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let secret_file = dir.path().join("turn-secret");
@@ -48,7 +52,11 @@ pub fn run_video_flow(env: &[(&str, &str)], relay: Option<&str>) {
     let _turn = relay.map(|_| Coturn::start(&broker, &secret_file, dir.path()));
     let out = broker
         .in_namespace("node")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/video-flow.mjs"))
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/browser")
+                .join(script),
+        )
         .arg(&broker.url)
         .arg(data.join("dev-idp/credentials.json"))
         .arg(artifacts())
@@ -63,10 +71,17 @@ pub fn run_video_flow(env: &[(&str, &str)], relay: Option<&str>) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        out.status.success() && log.contains("browser video flow passed"),
-        "browser video flow failed:\n{log}\nbroker:\n{}",
+        out.status.success() && log.contains(passed),
+        "{script} failed:\n{log}\nbroker:\n{}",
         broker.stderr.lines().join("\n")
     );
+    // What was measured (frames, durations) goes to the test's output.
+    for line in log
+        .lines()
+        .filter(|l| l.starts_with("step:") || l.contains("framesDecoded") || l.starts_with("downloaded"))
+    {
+        println!("{line}");
+    }
     broker.assert_no_panic();
 }
 
@@ -156,6 +171,26 @@ fn nurse_elevates_chat_to_video_in_chromium() {
     env.push(("EXAMROOM_MEDIA__BIND_IPS", "[\"127.0.0.1\"]"));
     run_video_flow(&env, None);
     for shot in ["04-patient-device-check", "05-patient-video", "06-nurse-video"] {
+        assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
+    }
+}
+
+#[test]
+fn recorded_visit_with_secure_pause_plays_for_compliance_in_chromium() {
+    if !prerequisites() {
+        return;
+    }
+    run_flow(
+        "recording-flow.mjs",
+        "browser recording flow passed",
+        FAST_ROUTING,
+        None,
+    );
+    for shot in [
+        "07-nurse-emr-paused",
+        "08-patient-recording-paused",
+        "09-compliance-playback",
+    ] {
         assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
     }
 }

@@ -21,6 +21,7 @@ function closeVideo(message) {
   video.check?.stream.getTracks().forEach((t) => t.stop());
   Object.assign(video, { visitId: null, started: null, check: null, call: null, joinWhenStarted: false });
   $('video').hidden = true;
+  showRecording('none');
   if (message) { $('notice').hidden = false; $('notice').textContent = message; }
 }
 
@@ -32,6 +33,16 @@ function startCall(ch) {
     $('video-state').textContent = s === 'connected' ? 'Video connected.' : `Video ${s}.`;
   });
 }
+
+const RECORDING = {
+  recording: '● This visit is being recorded.',
+  paused: 'Recording paused.',
+  declined: 'This visit is not being recorded.',
+  will_record: '● This visit is being recorded.',
+  none: '',
+};
+
+function showRecording(state) { $('video-recording').textContent = RECORDING[state] ?? ''; }
 
 const STATES = { new: 'starting', connecting: 'connecting', connected: 'connected', disconnected: 'reconnecting', failed: 'reconnecting', closed: 'left' };
 
@@ -115,16 +126,20 @@ const handlers = {
   },
   video_proposed(f) {
     video.visitId = f.visit_id;
+    $('video-consent').hidden = f.recording !== 'consent_required';
+    $('video-consent-box').checked = false;
     showVideo('video-prompt');
     $('video-allow').focus();
   },
   video_started(f, ch) {
     video.visitId = f.visit_id;
     video.started = f;
+    showRecording(f.recording);
     if (video.joinWhenStarted && video.check) { startCall(ch); return; }
     // A reload during the visit: check the devices again, then rejoin.
     if (!video.call) { showVideo(video.check ? 'video-check' : 'video-prompt'); video.joinWhenStarted = !!video.check; }
   },
+  recording_state(f) { if (f.visit_id === video.visitId) showRecording(f.state); },
   video_sdp(f) { if (video.call && f.visit_id === video.visitId) video.call.answer(f.sdp); },
   video_candidate(f) { if (video.call && f.visit_id === video.visitId) video.call.candidate(f.candidate); },
   video_peer(f) {
@@ -187,7 +202,8 @@ window.addEventListener('message', async (event) => {
     $('video-join').addEventListener('click', () => {
       if (video.started) { startCall(ch); return; }
       video.joinWhenStarted = true;
-      ch.send({ type: 'video_answer', visit_id: video.visitId, accept: true });
+      const consent = $('video-consent').hidden ? null : $('video-consent-box').checked;
+      ch.send({ type: 'video_answer', visit_id: video.visitId, accept: true, recording_consent: consent });
     });
     $('video-end').addEventListener('click', () => { video.call?.close(true); });
     $('leave').addEventListener('click', () => ch.send({ type: 'end', conversation_id: state.conversation }));

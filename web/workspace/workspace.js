@@ -22,7 +22,14 @@ function chatPanel(c) {
         <p><button type="button" class="video-go">Ask the patient to join video</button></p></div>
       <video class="remote" playsinline autoplay aria-label="Patient video" hidden></video>
       <p class="video-status" role="status" aria-live="polite"></p>
+      <p class="recording" role="status" aria-live="polite"></p>
       <p><button type="button" class="video-end">End video</button></p>
+      <section class="emr" aria-label="Demo EMR">
+        <h4>Demo EMR</h4>
+        <details class="emr-section"><summary>Allergies</summary><p>Penicillin (rash).</p></details>
+        <details class="emr-section sensitive" data-section="identity"><summary>Identity (SSN) — sensitive, pauses recording</summary>
+          <p>SSN: 000-00-0000 (demo)</p></details>
+      </section>
     </section>`;
   el.querySelector('h3').textContent = `${c.reference} · ${c.queue}`;
   const chat = { el, list: el.querySelector('ol'), lastSeq: 0, seen: new Set(), outbox: new Map() };
@@ -54,6 +61,17 @@ function chatPanel(c) {
     if (chat.video.started) { joinVideo(chat); return; }
     channel.send({ type: 'video_request', conversation_id: c.conversation_id });
     q('.video-status').textContent = 'Asking the patient…';
+  });
+  // Opening a sensitive record section pauses the visit's recording; closing it resumes.
+  el.querySelector('.emr .sensitive').addEventListener('toggle', async (e) => {
+    if (!chat.video.visitId || !chat.video.started) return;
+    const open = e.target.open;
+    const resp = await fetch(`/api/v1/visits/${chat.video.visitId}/recording-state`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ state: open ? 'paused' : 'active', reason: `EMR section ${open ? 'opened' : 'closed'}: ${e.target.dataset.section}` }),
+    });
+    if (!resp.ok && resp.status !== 400) q('.recording').textContent = 'Could not change the recording state.';
   });
   q('.video-end').addEventListener('click', () => {
     if (chat.video.call) chat.video.call.close(true);
@@ -94,9 +112,12 @@ function closeVideo(chat, message) {
   Object.assign(v, { visitId: null, started: null, check: null, call: null, states: {} });
   chat.el.querySelector('.remote').hidden = true;
   chat.el.querySelector('.check').hidden = true;
+  chat.el.querySelector('.recording').textContent = '';
   chat.el.querySelector('.video').hidden = !message;
   chat.el.querySelector('.video-status').textContent = message || '';
 }
+
+const RECORDING = { recording: '● Recording', paused: 'Recording paused', declined: 'Not recorded (the patient declined)', will_record: '● Recording', consent_required: 'Recording if the patient consents', none: '' };
 
 const ENDED = { declined: 'The patient declined video.', patient_ended: 'The patient ended the video.', nurse_ended: 'Video ended.', abandoned: 'Video closed: nobody was connected.', chat_ended: 'Video ended with the chat.' };
 
@@ -156,9 +177,14 @@ const handlers = {
     const chat = chats.get(f.conversation_id);
     if (!chat) return;
     Object.assign(chat.video, { visitId: f.visit_id, started: f });
+    chat.el.querySelector('.recording').textContent = RECORDING[f.recording] ?? '';
     chat.el.querySelector('.video').hidden = false;
     if (chat.video.check && !chat.video.call) joinVideo(chat);
     else if (!chat.video.call) chat.el.querySelector('.video-status').textContent = 'Video in progress: use “Start video…” to rejoin.';
+  },
+  recording_state(f) {
+    const chat = chatOfVisit(f.visit_id);
+    if (chat) chat.el.querySelector('.recording').textContent = RECORDING[f.state] ?? '';
   },
   video_sdp(f) { chatOfVisit(f.visit_id)?.video.call?.answer(f.sdp); },
   video_candidate(f) { chatOfVisit(f.visit_id)?.video.call?.candidate(f.candidate); },

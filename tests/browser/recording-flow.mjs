@@ -1,0 +1,110 @@
+// Browser end-to-end test of a recorded visit, in headless Chromium with fake devices inside a loopback-only
+// network namespace: the patient consents to recording in the widget, the nurse opens a sensitive EMR section
+// in the middle (a secure pause both see), closes it, ends the video; a compliance officer lists the recording
+// and downloads it with a reason, and the file plays in Chromium's <video> with a duration within 10% of the
+// visit's wall-clock length; the manifest shows the pause. A second visit declined by the patient is not
+// recorded and says so.
+// Usage: node recording-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
+import fs from 'node:fs';
+import path from 'node:path';
+import { launch, passwords, patientInChat, nurseAccepting, inbound, widgetFrame, staffSignIn } from './lib.mjs';
+
+const [url, credentialsFile, artifacts] = process.argv.slice(2);
+const password = passwords(credentialsFile);
+fs.mkdirSync(artifacts, { recursive: true });
+const browser = await launch();
+const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+const step = (msg) => console.log(`step: ${msg}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function decoding(target) {
+  for (let i = 0; i < 120; i++) {
+    const s = await inbound(target);
+    if (s && s.framesDecoded > 5) return;
+    await sleep(250);
+  }
+  throw new Error('no media');
+}
+
+try {
+  const { page: patient, widget } = await patientInChat(browser, url, password);
+  const { page: nurse, chat } = await nurseAccepting(browser, url, password, widget);
+
+  await chat.getByRole('button', { name: 'Start video…' }).click();
+  await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
+  await widget.getByLabel(/I agree that this video visit is recorded/).check();
+  await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
+  await widget.getByRole('button', { name: 'Join video' }).click();
+  const t0 = Date.now();
+  await widget.getByText('● This visit is being recorded.').waitFor();
+  await chat.getByText('● Recording').waitFor();
+  await decoding(nurse);
+  await decoding(widgetFrame(patient));
+  step('recording with consent, media flowing');
+  await sleep(3000);
+
+  await chat.getByText('Identity (SSN) — sensitive, pauses recording').click();
+  const pausedAt = Date.now();
+  await widget.getByText('Recording paused.').waitFor({ timeout: 1000 });
+  await chat.getByText('Recording paused').waitFor({ timeout: 1000 });
+  step(`secure pause shown to both within ${Date.now() - pausedAt} ms`);
+  await shot(nurse, '07-nurse-emr-paused');
+  await shot(patient, '08-patient-recording-paused');
+  await sleep(3000);
+  await chat.getByText('Identity (SSN) — sensitive, pauses recording').click();
+  await widget.getByText('● This visit is being recorded.').waitFor();
+  await sleep(3000);
+  await chat.getByRole('button', { name: 'End video' }).click();
+  const wall = (Date.now() - t0) / 1000;
+  await widget.getByText('The video has ended. You can keep chatting.').waitFor();
+  step(`visit ended after ${wall.toFixed(1)} s`);
+
+  // The compliance officer: list, then download and play.
+  const officer = await staffSignIn(browser, url, password, 'compliance', '/');
+  let rec = null;
+  for (let i = 0; i < 50 && !rec; i++) {
+    const list = await officer.evaluate(async () => (await fetch('/api/v1/recordings?reason=' + encodeURIComponent('test: quarterly review'))).json());
+    rec = list.recordings.find((r) => r.state === 'stored');
+    if (!rec) await sleep(200);
+  }
+  if (!rec) throw new Error('no stored recording');
+  if (rec.manifest.pauses.length !== 1) throw new Error(`expected one pause: ${JSON.stringify(rec.manifest)}`);
+  const played = await officer.evaluate(async (id) => {
+    const resp = await fetch(`/api/v1/recordings/${id}/download?reason=${encodeURIComponent('test: playback check')}`);
+    const blob = await resp.blob();
+    const video = document.createElement('video');
+    video.muted = true;
+    video.controls = true;
+    video.style.width = '640px';
+    document.body.appendChild(video);
+    video.src = URL.createObjectURL(blob);
+    await new Promise((ok, fail) => { video.onloadedmetadata = ok; video.onerror = () => fail(new Error(`media error ${video.error && video.error.code}`)); });
+    await video.play();
+    await new Promise((r) => setTimeout(r, 1500));
+    return { duration: video.duration, currentTime: video.currentTime, width: video.videoWidth, bytes: blob.size, type: resp.headers.get('content-type') };
+  }, rec.id);
+  console.log(`downloaded ${played.bytes} bytes (${played.type}), duration ${played.duration.toFixed(2)} s, wall clock ${wall.toFixed(2)} s, ${played.width} px wide, played to ${played.currentTime.toFixed(2)} s`);
+  if (!(Math.abs(played.duration - wall) <= wall * 0.1)) throw new Error('duration not within 10% of the visit');
+  if (!(played.currentTime > 0.5 && played.width > 0)) throw new Error('the recording did not play');
+  await shot(officer, '09-compliance-playback');
+  step('compliance officer downloaded and played the recording');
+
+  // A second visit, declined: not recorded, and the widget says so.
+  await chat.getByRole('button', { name: 'Start video…' }).click();
+  await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
+  await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
+  await widget.getByRole('button', { name: 'Join video' }).click();
+  await widget.getByText('This visit is not being recorded.').waitFor();
+  await chat.getByText('Not recorded (the patient declined)').waitFor();
+  await chat.getByRole('button', { name: 'End video' }).click();
+  const after = await officer.evaluate(async () => (await fetch('/api/v1/recordings?reason=recheck')).json());
+  if (after.recordings.length !== 1) throw new Error(`the declined visit was recorded: ${after.recordings.length}`);
+  step('declined consent: no recording');
+  console.log('browser recording flow passed');
+} catch (e) {
+  console.error(e);
+  for (const p of browser.contexts().flatMap((c) => c.pages())) await shot(p, `failure-rec-${p.url().split('/')[3] || 'page'}`).catch(() => {});
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
