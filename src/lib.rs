@@ -65,7 +65,7 @@ pub async fn serve(
     Ok(())
 }
 
-/// Periodic clean-up of ended sessions and abandoned sign-ins.
+/// Periodic clean-up of ended sessions and abandoned sign-ins, and the recording retention sweep.
 async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
@@ -79,6 +79,14 @@ async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool
         }
         if let Err(e) = app.db.purge_logins(now - 3600 * 1000).await {
             tracing::warn!(error = %e, "sign-in purge failed");
+        }
+        match recording::retention::sweep(&app.db, app.video.recording_store(), &app.audit, now, false).await
+        {
+            Ok(receipts) if !receipts.is_empty() => {
+                tracing::info!(deleted = receipts.len(), "retention sweep deleted recordings");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
         }
     }
 }

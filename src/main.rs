@@ -38,9 +38,33 @@ enum Command {
         config: PathBuf,
     },
     /// Audit trail maintenance.
+    /// Recording retention.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Deletes stored recordings past their retention that are not on legal hold, with audited receipts.
+    Sweep {
+        /// Broker configuration (for `serve` deployments).
+        #[arg(long, conflicts_with = "data_dir")]
+        config: Option<std::path::PathBuf>,
+        /// Data directory of an `examroom dev` broker.
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+        /// List what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Sweep as of this time (RFC 3339) instead of now.
+        #[arg(long)]
+        now: Option<String>,
     },
 }
 
@@ -127,6 +151,60 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Ok(ExitCode::from(2))
             }
+        }
+        Command::Retention {
+            command:
+                RetentionCommand::Sweep {
+                    config,
+                    data_dir,
+                    dry_run,
+                    now,
+                },
+        } => {
+            let c = match config {
+                Some(path) => load(&path)?,
+                None => {
+                    let mut c = Config::default();
+                    c.server.data_dir = data_dir.unwrap_or_else(|| Path::new("./.examroom").to_path_buf());
+                    c
+                }
+            };
+            let now = match now {
+                Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                    .context("--now: expected an RFC 3339 time such as 2032-01-01T00:00:00Z")?
+                    .timestamp_millis(),
+                None => examroom::store::now_ms(),
+            };
+            let url = c.database_url().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let db = examroom::store::Db::connect(&url, Some(1))
+                .await
+                .context("database")?;
+            let store = examroom::recording::session::LocalStore::new(&c.server.data_dir.join("recordings"))
+                .context("recording storage")?;
+            let audit =
+                examroom::audit::Auditor::new(db.clone(), examroom::telemetry::Metrics::new().audit_events);
+            let receipts = examroom::recording::retention::sweep(&db, &store, &audit, now, dry_run).await?;
+            db.close().await;
+            for r in &receipts {
+                println!(
+                    "{} {} (policy {}, retained until {}, {} bytes)",
+                    if dry_run { "would delete" } else { "deleted" },
+                    r.recording,
+                    r.policies,
+                    examroom::messaging::timestamp(r.retain_until_ms),
+                    r.bytes
+                );
+            }
+            println!(
+                "{} recording(s) {}",
+                receipts.len(),
+                if dry_run {
+                    "past retention (dry run: nothing deleted)"
+                } else {
+                    "deleted"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Audit {
             command: AuditCommand::Verify { config, data_dir },

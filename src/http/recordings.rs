@@ -21,6 +21,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/recordings", get(list))
         .route("/api/v1/recordings/{id}/download", get(download))
+        .route(
+            "/api/v1/recordings/{id}/legal-hold",
+            axum::routing::put(legal_hold),
+        )
 }
 
 #[derive(Deserialize)]
@@ -194,4 +198,53 @@ async fn download(
             Err(ApiError::Internal(e.to_string()))
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldRequest {
+    hold: bool,
+    reason: String,
+}
+
+/// Sets or releases a legal hold: a held recording survives its retention until released.
+async fn legal_hold(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<HoldRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest("invalid_body", e.body_text()))?;
+    let resource = format!(
+        "recording:{}",
+        if id.len() == 25 && id.starts_with('r') {
+            id.as_str()
+        } else {
+            "invalid"
+        }
+    );
+    let row = app.db.recording(&id).await?;
+    let Some(row) = row.filter(|r| may_view(&app, &caller, &r.queue) && r.state != "deleted") else {
+        audit(
+            &app,
+            &caller,
+            "recording.legal_hold",
+            resource,
+            Outcome::Denied,
+            "not a viewer of this recording",
+        )
+        .await;
+        return Err(ApiError::Forbidden("you may not manage this recording".into()));
+    };
+    let why = reason(&Reason {
+        reason: Some(req.reason),
+    })?;
+    app.db.set_legal_hold(&row.id, req.hold).await?;
+    let action = if req.hold {
+        "recording.legal_hold.set"
+    } else {
+        "recording.legal_hold.release"
+    };
+    audit(&app, &caller, action, resource, Outcome::Success, &why).await;
+    Ok(Json(json!({ "id": row.id, "legal_hold": req.hold })))
 }

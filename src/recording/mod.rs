@@ -4,6 +4,7 @@
 
 pub mod depacketize;
 pub mod recorder;
+pub mod retention;
 pub mod sealed;
 pub mod session;
 pub mod timeline;

@@ -133,6 +133,41 @@ impl Db {
         Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
     }
 
+    pub async fn set_legal_hold(&self, id: &str, hold: bool) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE recordings SET legal_hold = $1 WHERE id = $2 AND state <> 'deleted'")
+            .bind(hold as i64)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Stored recordings whose retention ended before `now` and that are not on legal hold.
+    pub async fn expired_recordings(&self, now: i64) -> Result<Vec<RecordingRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM recordings WHERE state = 'stored' AND legal_hold = 0 AND retain_until < $1 \
+             ORDER BY retain_until, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
+    }
+
+    /// Destroys a recording's keys (its object can never be decrypted again) and marks it deleted.
+    pub async fn shred_recording(&self, id: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE recordings SET state = 'deleted', wrapped_key = '', spool_wrapped_key = '', \
+             object_key = NULL, ended_at = COALESCE(ended_at, $1) WHERE id = $2",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Recordings a crash left in progress (recovered at startup).
     pub async fn unfinished_recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM recordings WHERE state = 'recording' ORDER BY started_at");

@@ -12,6 +12,7 @@ mod external_oidc;
 mod load_smoke;
 mod media_peers;
 mod peer;
+mod retention;
 mod storage;
 mod video;
 mod video_signaling;

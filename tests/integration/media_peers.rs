@@ -399,6 +399,62 @@ async fn inner_recording() {
     );
     assert!(blocks.iter().any(|b| b.1 > p1), "recording resumed");
 
+    // Access matrix: every staff role and no credentials, against every recording endpoint.
+    let mut cookies = vec![
+        ("compliance", compliance.clone()),
+        ("nurse", nurse_cookie.clone()),
+    ];
+    for user in ["supervisor", "helpdesk"] {
+        cookies.push((user, staff_cookie(&url, &data, user).await));
+    }
+    cookies.push(("anonymous", String::new()));
+    for (user, cookie) in &cookies {
+        let expect = match *user {
+            "compliance" => 200,
+            "anonymous" => 401,
+            _ => 403,
+        };
+        let list = get("/api/v1/recordings?reason=matrix", cookie)
+            .await
+            .unwrap()
+            .status();
+        let download = get(&format!("/api/v1/recordings/{id}/download?reason=matrix"), cookie)
+            .await
+            .unwrap()
+            .status();
+        let hold = http
+            .put(format!("{url}/api/v1/recordings/{id}/legal-hold"))
+            .header("cookie", cookie.to_string())
+            .json(&json!({"hold": true, "reason": "litigation 7"}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(
+            (list.as_u16(), download.as_u16(), hold.as_u16()),
+            (expect, expect, expect),
+            "{user}"
+        );
+    }
+    let hold = |body: Value| {
+        http.put(format!("{url}/api/v1/recordings/{id}/legal-hold"))
+            .header("cookie", compliance.clone())
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        hold(json!({"hold": false, "reason": ""})).await.unwrap().status(),
+        400,
+        "reason required"
+    );
+    assert_eq!(
+        hold(json!({"hold": false, "reason": "settled"}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
     // The object on disk is sealed: no WebM magic, no codec names.
     let object = std::fs::read(data.join("recordings/objects").join(format!("{id}.erec"))).unwrap();
     assert!(!object.windows(4).any(|w| w == [0x1A, 0x45, 0xDF, 0xA3]));

@@ -1,0 +1,151 @@
+//! Retention with an injected clock (`examroom retention sweep --now`): expired recordings are deleted (object
+//! removed, data key destroyed, receipt in the audit log), a legal hold keeps one, `--dry-run` deletes nothing,
+//! and the audit chain stays intact.
+
+use examroom::recording::session::LocalStore;
+use examroom::store::{Db, NewRecording};
+use secrecy::SecretString;
+
+fn examroom(args: &[&str]) -> (Option<i32>, String) {
+    let out = crate::common::Broker::command().args(args).output().unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn seed(db: &Db, store: &LocalStore, id: &str, retain_until: i64) {
+    db.insert_recording(&NewRecording {
+        id,
+        visit_id: "v000000000000000000000001",
+        queue: "triage",
+        policies: "video-visits",
+        consent: "recorded",
+        kek_id: "k",
+        wrapped_key: "wrapped",
+        spool_kek_id: "k",
+        spool_wrapped_key: "wrapped",
+        started_at: 1_000,
+        retain_until,
+    })
+    .await
+    .unwrap();
+    let key = format!("{id}.erec");
+    store.put(&key, b"ERREC sealed bytes").unwrap();
+    db.finish_recording(id, 2_000, &key, 18, 10, "{}").await.unwrap();
+}
+
+#[tokio::test]
+async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let url = SecretString::from(format!(
+        "sqlite://{}?mode=rwc",
+        data.join("examroom.db").display()
+    ));
+    let db = Db::connect(&url, Some(1)).await.unwrap();
+    let store = LocalStore::new(&data.join("recordings")).unwrap();
+    let year_2030 = 1_893_456_000_000; // 2030-01-01
+    seed(&db, &store, "r000000000000000000000001", year_2030).await;
+    seed(&db, &store, "r000000000000000000000002", year_2030).await;
+    seed(
+        &db,
+        &store,
+        "r000000000000000000000003",
+        year_2030 + 10 * 365 * 86_400_000,
+    )
+    .await;
+    assert!(
+        db.set_legal_hold("r000000000000000000000002", true)
+            .await
+            .unwrap()
+    );
+    db.close().await;
+    let d = data.to_str().unwrap();
+
+    let (code, out) = examroom(&[
+        "retention",
+        "sweep",
+        "--data-dir",
+        d,
+        "--now",
+        "2031-01-01T00:00:00Z",
+        "--dry-run",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("would delete r000000000000000000000001"), "{out}");
+    assert!(
+        out.contains("1 recording(s) past retention (dry run: nothing deleted)"),
+        "{out}"
+    );
+    assert!(
+        store.object_path("r000000000000000000000001.erec").exists(),
+        "dry run deletes nothing"
+    );
+
+    let (code, out) = examroom(&["retention", "sweep", "--data-dir", d, "--now", "not-a-time"]);
+    assert_ne!(code, Some(0));
+    assert!(out.contains("--now"), "{out}");
+
+    let (code, out) = examroom(&[
+        "retention",
+        "sweep",
+        "--data-dir",
+        d,
+        "--now",
+        "2031-01-01T00:00:00Z",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("deleted r000000000000000000000001"), "{out}");
+    assert!(
+        !store.object_path("r000000000000000000000001.erec").exists(),
+        "object removed"
+    );
+    assert!(
+        store.object_path("r000000000000000000000002.erec").exists(),
+        "legal hold keeps it"
+    );
+    assert!(
+        store.object_path("r000000000000000000000003.erec").exists(),
+        "not expired"
+    );
+
+    let db = Db::connect(&url, Some(1)).await.unwrap();
+    let gone = db.recording("r000000000000000000000001").await.unwrap().unwrap();
+    assert_eq!(
+        (gone.state.as_str(), gone.wrapped_key.as_str()),
+        ("deleted", ""),
+        "data key destroyed"
+    );
+    let held = db.recording("r000000000000000000000002").await.unwrap().unwrap();
+    assert_eq!(held.state, "stored");
+    db.close().await;
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}?mode=ro",
+        data.join("examroom.db").display()
+    ))
+    .await
+    .unwrap();
+    let receipts: Vec<(String, String)> =
+        sqlx::query_as("SELECT resource, reason FROM audit_events WHERE action = 'recording.deleted'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    assert_eq!(receipts[0].0, "recording:r000000000000000000000001");
+    for field in [
+        "\"policies\":\"video-visits\"",
+        "\"objects\":[\"r000000000000000000000001.erec\"]",
+        "\"bytes\":18",
+    ] {
+        assert!(receipts[0].1.contains(field), "{field} in {}", receipts[0].1);
+    }
+    let (code, out) = examroom(&["audit", "verify", "--data-dir", d]);
+    assert_eq!(code, Some(0), "{out}");
+}
