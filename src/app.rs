@@ -161,6 +161,8 @@ impl App {
             recording,
         ));
 
+        video.recover_recordings().await;
+
         Ok(Self {
             recording_policies,
             video,

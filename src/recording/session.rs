@@ -150,6 +150,12 @@ impl RecordingSession {
         }
     }
 
+    /// The timeline so far (to persist the manifest as it changes).
+    pub fn timeline(&self) -> Option<Timeline> {
+        let inner = self.inner.lock().expect("recording lock");
+        inner.recorder.as_ref().map(|r| r.timeline().clone())
+    }
+
     pub fn state(&self) -> RecordingState {
         let inner = self.inner.lock().expect("recording lock");
         inner
@@ -207,6 +213,45 @@ impl MediaTap for RecordingSession {
         }
         out.request_keyframe
     }
+}
+
+/// Finishes a recording a crash left behind: its spool, up to the last whole chunk, becomes the object; the
+/// time from the spool's last write to `now` is marked as a gap.
+#[allow(clippy::too_many_arguments)]
+pub fn recover(
+    store: &LocalStore,
+    keyring: &Keyring,
+    id: &str,
+    spool_kek_id: &str,
+    spool_wrapped_key: &str,
+    kek_id: &str,
+    wrapped_key: &str,
+    mut timeline: Timeline,
+    now_ms: i64,
+) -> Result<Stored, RecordingError> {
+    let spool_key = keyring.unwrap_data_key(spool_kek_id, spool_wrapped_key, &spool_context(id))?;
+    let key = keyring.unwrap_data_key(kek_id, wrapped_key, &key_context(id))?;
+    let path = store.spool_path(id);
+    let spool = std::fs::read(&path)?;
+    let last_write = std::fs::metadata(&path)?
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(now_ms);
+    let header = Recorder::recovery_header((last_write - timeline.started_ms).max(0) as f64);
+    let (object, complete) = finalize(&spool_key, &spool, &header, &key, id)?;
+    timeline.gap(last_write, now_ms);
+    timeline.finish(now_ms);
+    let object_key = format!("{id}.erec");
+    store.put(&object_key, &object)?;
+    std::fs::remove_file(path)?;
+    Ok(Stored {
+        object_key,
+        object_bytes: object.len() as u64,
+        media_bytes: 0,
+        timeline,
+        complete,
+    })
 }
 
 /// Opens a stored recording's object with its data key (downloads, verification).

@@ -189,8 +189,8 @@ impl Muxer {
     }
 }
 
-/// Walks the top-level structure of our own output: (cluster timestamps, blocks as (track, ms, keyframe, len)).
-/// Used by tests and by crash recovery to find where complete media ends.
+/// Walks our own output and lists its blocks as (track, ms, keyframe, len). A truncated tail (a recording cut
+/// by a crash) ends the walk, as it ends playback; `None` only for bytes that are not our WebM at all.
 pub fn scan(data: &[u8]) -> Option<Vec<(u64, i64, bool, usize)>> {
     fn read_id(d: &[u8]) -> Option<(u32, usize)> {
         let first = *d.first()?;
@@ -217,21 +217,29 @@ pub fn scan(data: &[u8]) -> Option<Vec<(u64, i64, bool, usize)>> {
     let mut pos = 0;
     let mut cluster_ms = 0i64;
     while pos < data.len() {
-        let (id, il) = read_id(&data[pos..])?;
-        let (size, sl) = read_size(&data[pos + il..])?;
+        let Some((id, il)) = read_id(&data[pos..]) else {
+            break;
+        };
+        let Some((size, sl)) = read_size(&data[pos + il..]) else {
+            break;
+        };
         let body = pos + il + sl;
         match (id, size) {
             // Containers we descend into: Segment and Cluster (unknown size).
             (0x18538067 | 0x1F43B675, _) => pos = body,
             (0xE7, Some(n)) => {
                 let n = n as usize;
-                let bytes = data.get(body..body + n)?;
+                let Some(bytes) = data.get(body..body + n) else {
+                    break;
+                };
                 cluster_ms = bytes.iter().fold(0i64, |a, b| (a << 8) | *b as i64);
                 pos = body + n;
             }
             (0xA3, Some(n)) => {
                 let n = n as usize;
-                let b = data.get(body..body + n)?;
+                let Some(b) = data.get(body..body + n) else {
+                    break;
+                };
                 let track = (b[0] & 0x7F) as u64;
                 let rel = i16::from_be_bytes([b[1], b[2]]) as i64;
                 blocks.push((track, cluster_ms + rel, b[3] & 0x80 != 0, n - 4));
@@ -240,11 +248,8 @@ pub fn scan(data: &[u8]) -> Option<Vec<(u64, i64, bool, usize)>> {
             (_, Some(n)) => pos = body + n as usize,
             (_, None) => return None,
         }
-        if pos > data.len() {
-            return None;
-        }
     }
-    Some(blocks)
+    (!blocks.is_empty() || data.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) || data.is_empty()).then_some(blocks)
 }
 
 #[cfg(test)]
@@ -305,6 +310,18 @@ mod tests {
         assert_eq!(m.last_ms(), 9_010);
         let clusters = file.windows(4).filter(|w| *w == [0x1F, 0x43, 0xB6, 0x75]).count();
         assert_eq!(clusters, 2);
+    }
+
+    #[test]
+    fn a_truncated_tail_ends_the_scan_with_the_whole_blocks() {
+        let mut m = Muxer::new(vec![VIDEO_TRACK]);
+        let mut file = Vec::new();
+        for i in 0..10 {
+            file.extend(m.frame(VIDEO_TRACK, i * 33, i == 0, &[9; 300]));
+        }
+        let cut = &file[..file.len() - 100];
+        assert_eq!(scan(cut).unwrap().len(), 9);
+        assert_eq!(scan(b"plain text, not webm"), None);
     }
 
     #[test]

@@ -133,6 +133,16 @@ impl Db {
         Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
     }
 
+    /// The manifest so far (pauses), kept current while recording so a crash loses none of it.
+    pub async fn update_recording_manifest(&self, id: &str, manifest: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE recordings SET manifest = $1 WHERE id = $2")
+            .bind(manifest)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_legal_hold(&self, id: &str, hold: bool) -> Result<bool, StoreError> {
         let r = sqlx::query("UPDATE recordings SET legal_hold = $1 WHERE id = $2 AND state <> 'deleted'")
             .bind(hold as i64)

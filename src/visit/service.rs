@@ -299,6 +299,17 @@ impl VideoService {
             self.engine.request_keyframes(id.as_str()).await;
         }
         let notice = self.notice(id);
+        if changed && let Some(timeline) = session.timeline() {
+            let manifest = serde_json::to_string(&timeline).unwrap_or_default();
+            if let Err(e) = self
+                .recording
+                .db
+                .update_recording_manifest(&session.id, &manifest)
+                .await
+            {
+                tracing::error!(error = %e, "recording manifest could not be saved");
+            }
+        }
         if changed {
             self.to_both(
                 &visit,
@@ -573,6 +584,71 @@ impl VideoService {
                 _ = stop.changed() => return,
             }
             self.sweep().await;
+        }
+    }
+
+    /// After a start: recordings a crash left in progress are finalized from their spools, with the lost time
+    /// marked as a gap; each is audited.
+    pub async fn recover_recordings(&self) {
+        let rows = match self.recording.db.unfinished_recordings().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %e, "unfinished recordings could not be listed");
+                return;
+            }
+        };
+        for row in rows {
+            let now = now_ms();
+            let timeline = row
+                .manifest
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or_else(|| crate::recording::timeline::Timeline::start(row.started_at));
+            let (store, keyring) = (&self.recording.store, &self.recording.keyring);
+            let recovered = crate::recording::session::recover(
+                store,
+                keyring,
+                &row.id,
+                &row.spool_kek_id,
+                &row.spool_wrapped_key,
+                &row.kek_id,
+                &row.wrapped_key,
+                timeline,
+                now,
+            );
+            match recovered {
+                Ok(stored) => {
+                    let manifest = serde_json::to_string(&stored.timeline).unwrap_or_default();
+                    let ended = stored.timeline.ended_ms.unwrap_or(now);
+                    let r = self
+                        .recording
+                        .db
+                        .finish_recording(
+                            &row.id,
+                            ended,
+                            &stored.object_key,
+                            stored.object_bytes as i64,
+                            stored.media_bytes as i64,
+                            &manifest,
+                        )
+                        .await;
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "recovered recording row could not be updated");
+                    }
+                    self.recording
+                        .audit
+                        .record_or_log(
+                            AuditEvent::new(
+                                "recording.recovered",
+                                format!("recording:{}", row.id),
+                                Outcome::Success,
+                            )
+                            .reason("finalized after a restart; the lost interval is marked as a gap"),
+                        )
+                        .await;
+                }
+                Err(e) => tracing::error!(error = %e, "recording could not be recovered"),
+            }
         }
     }
 

@@ -61,6 +61,11 @@ fn a_consented_visit_is_recorded_paused_and_downloaded_by_compliance() {
 }
 
 #[test]
+fn a_recording_cut_by_kill_9_is_recovered_with_a_gap() {
+    in_namespace("media_peers::inner_recording_crash");
+}
+
+#[test]
 fn five_hundred_peer_connections_leak_nothing() {
     in_namespace("media_peers::inner_leak_check");
 }
@@ -464,6 +469,70 @@ async fn inner_recording() {
     assert!(
         denials.iter().any(|(a, _)| a == "recording.download"),
         "{denials:?}"
+    );
+    broker.assert_no_panic();
+}
+
+#[tokio::test]
+#[ignore = "run inside a network namespace by a_recording_cut_by_kill_9_is_recovered_with_a_gap"]
+async fn inner_recording_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = Broker::dev(&data, FAST_ROUTING);
+    let nurse_cookie = staff_cookie(&broker.url, &data, "nurse").await;
+    let (mut patient_ws, mut nurse_ws, visit) =
+        active_visit_with(&broker, &data, &nurse_cookie, Some(true)).await;
+    let mut patient = ClientPeer::new("PATIENT", "NURSE").await;
+    let mut nurse = ClientPeer::new("NURSE", "PATIENT").await;
+    join(&mut nurse_ws, &mut nurse, &visit).await;
+    join(&mut patient_ws, &mut patient, &visit).await;
+    pump_paced(&patient, &nurse, 0, 150).await;
+
+    // kill -9 in the middle of the recording, then start again on the same data.
+    broker.child.kill().unwrap();
+    broker.child.wait().unwrap();
+    drop((patient, nurse, patient_ws, nurse_ws));
+    let broker = Broker::dev(&data, FAST_ROUTING);
+    let url = broker.url.clone();
+    let compliance = staff_cookie(&url, &data, "compliance").await;
+    let http = crate::common::client();
+    let list: Value = http
+        .get(format!("{url}/api/v1/recordings?reason=crash%20review"))
+        .header("cookie", &compliance)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rec = &list["recordings"][0];
+    assert_eq!(rec["state"], "stored", "recovered at start: {list}");
+    assert_eq!(
+        rec["manifest"]["gaps"].as_array().map(Vec::len),
+        Some(1),
+        "the lost interval is a gap: {rec}"
+    );
+    let id = rec["id"].as_str().unwrap();
+    let webm = http
+        .get(format!(
+            "{url}/api/v1/recordings/{id}/download?reason=crash%20review"
+        ))
+        .header("cookie", &compliance)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let blocks = examroom::recording::webm::scan(&webm).unwrap_or_default();
+    let video = blocks.iter().filter(|b| b.0 == 1).count();
+    assert!(
+        video >= 30,
+        "the part recorded before the crash survives: {video} patient video frames"
+    );
+    assert!(
+        !data.join("recordings/spool").read_dir().unwrap().any(|_| true),
+        "spool cleared"
     );
     broker.assert_no_panic();
 }
