@@ -47,6 +47,19 @@ pub fn router() -> Router<AppState> {
         CSS,
         "../../web/workspace/workspace.css"
     );
+    let r = file!(r, "/compliance/", HTML, "../../web/compliance/index.html");
+    let r = file!(
+        r,
+        "/compliance/compliance.js",
+        JS,
+        "../../web/compliance/compliance.js"
+    );
+    let r = file!(
+        r,
+        "/compliance/compliance.css",
+        CSS,
+        "../../web/compliance/compliance.css"
+    );
     r.route(crate::messaging::HOLD_MUSIC_URL, get(hold_music))
 }
 

@@ -20,6 +20,9 @@ use crate::store::RecordingRow;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/recordings", get(list))
+        .route("/api/v1/recordings/{id}", get(metadata))
+        .route("/api/v1/recordings/{id}/stream", get(stream))
+        .route("/api/v1/recordings/{id}/access", get(access_history))
         .route("/api/v1/recordings/{id}/download", get(download))
         .route(
             "/api/v1/recordings/{id}/legal-hold",
@@ -247,4 +250,182 @@ async fn legal_hold(
     };
     audit(&app, &caller, action, resource, Outcome::Success, &why).await;
     Ok(Json(json!({ "id": row.id, "legal_hold": req.hold })))
+}
+
+fn safe_id(id: &str) -> String {
+    if id.len() == 25 && id.starts_with('r') && id[1..].chars().all(|c| c.is_ascii_hexdigit()) {
+        id.to_string()
+    } else {
+        "invalid".into()
+    }
+}
+
+/// Loads a recording the caller may view, auditing a refusal under `action`.
+async fn viewable(app: &AppState, caller: &Caller, id: &str, action: &str) -> Result<RecordingRow, ApiError> {
+    let resource = format!("recording:{}", safe_id(id));
+    let row = app.db.recording(id).await?;
+    match row.filter(|r| may_view(app, caller, &r.queue)) {
+        Some(r) => Ok(r),
+        None => {
+            audit(
+                app,
+                caller,
+                action,
+                resource,
+                Outcome::Denied,
+                "not a viewer of this recording",
+            )
+            .await;
+            Err(ApiError::Forbidden("you may not view this recording".into()))
+        }
+    }
+}
+
+/// One recording's metadata and manifest (`recording.view`).
+async fn metadata(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<Reason>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let row = viewable(&app, &caller, &id, "recording.view").await?;
+    let why = reason(&q)?;
+    audit(
+        &app,
+        &caller,
+        "recording.view",
+        format!("recording:{}", row.id),
+        Outcome::Success,
+        &why,
+    )
+    .await;
+    Ok(Json(view(&row)))
+}
+
+/// Who did what with one recording: its audit events (`recording.view`).
+async fn access_history(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<Reason>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let row = viewable(&app, &caller, &id, "recording.view").await?;
+    let why = reason(&q)?;
+    let resource = format!("recording:{}", row.id);
+    audit(
+        &app,
+        &caller,
+        "recording.view",
+        resource.clone(),
+        Outcome::Success,
+        &why,
+    )
+    .await;
+    let events = app.db.audit_events_for(&resource, 1000).await?;
+    let list: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "at": crate::messaging::timestamp(e.at_ms),
+                "actor": e.actor,
+                "role": e.role,
+                "action": e.action,
+                "outcome": e.outcome,
+                "reason": e.reason,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "recording": row.id, "events": list })))
+}
+
+/// The decrypted WebM with HTTP Range support, so a player can seek (`recording.stream`).
+async fn stream(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<Reason>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let row = viewable(&app, &caller, &id, "recording.stream").await?;
+    let why = reason(&q)?;
+    let (Some(object_key), "stored") = (row.object_key.clone(), row.state.as_str()) else {
+        return Err(ApiError::BadRequest(
+            "not_stored",
+            "the recording is not stored yet".into(),
+        ));
+    };
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| {
+            let (a, b) = v.split_once('-')?;
+            let start: u64 = a.parse().ok()?;
+            let end: Option<u64> = if b.is_empty() {
+                None
+            } else {
+                Some(b.parse::<u64>().ok()? + 1)
+            };
+            Some((start, end))
+        });
+    let (start, end) = range.unwrap_or((0, None));
+    let resource = format!("recording:{}", row.id);
+    let read = tokio::task::block_in_place(|| {
+        crate::recording::session::read_range(
+            app.video.recording_store(),
+            app.video.recording_keyring(),
+            &row.id,
+            &object_key,
+            &row.kek_id,
+            &row.wrapped_key,
+            start,
+            end,
+        )
+    });
+    match read {
+        Ok((bytes, from, total)) => {
+            let detail = format!("{why} (bytes {from}-{})", from + bytes.len() as u64);
+            audit(
+                &app,
+                &caller,
+                "recording.stream",
+                resource,
+                Outcome::Success,
+                &detail,
+            )
+            .await;
+            let mut resp = (
+                [
+                    (header::CONTENT_TYPE, "video/webm".to_string()),
+                    (header::ACCEPT_RANGES, "bytes".to_string()),
+                    (header::CACHE_CONTROL, "no-store".to_string()),
+                ],
+                Body::from(bytes.clone()),
+            )
+                .into_response();
+            if range.is_some() {
+                *resp.status_mut() = axum::http::StatusCode::PARTIAL_CONTENT;
+                let last = (from + bytes.len() as u64).saturating_sub(1);
+                resp.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    format!("bytes {from}-{last}/{total}")
+                        .parse()
+                        .expect("header value"),
+                );
+            }
+            Ok(resp)
+        }
+        Err(e) => {
+            audit(
+                &app,
+                &caller,
+                "recording.stream",
+                resource,
+                Outcome::Failure,
+                &e.to_string(),
+            )
+            .await;
+            Err(ApiError::Internal(e.to_string()))
+        }
+    }
 }

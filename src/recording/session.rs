@@ -267,3 +267,50 @@ pub fn open_object(
     let sealed = store.get(object_key)?;
     Ok(super::sealed::open_all(&key, &sealed)?)
 }
+
+/// Reads plaintext bytes `start..end` (end exclusive) of a stored recording, decrypting only the chunks that
+/// hold them (HTTP range requests). Returns the bytes and the recording's total plaintext length.
+#[allow(clippy::too_many_arguments)]
+pub fn read_range(
+    store: &LocalStore,
+    keyring: &Keyring,
+    id: &str,
+    object_key: &str,
+    kek_id: &str,
+    wrapped_key: &str,
+    start: u64,
+    end: Option<u64>,
+) -> Result<(Vec<u8>, u64, u64), RecordingError> {
+    use super::sealed::{Header, SealError, TAG_LEN, open_chunk};
+    use std::io::{Read, Seek, SeekFrom};
+    let key = keyring.unwrap_data_key(kek_id, wrapped_key, &key_context(id))?;
+    let mut f = std::fs::File::open(store.object_path(object_key))?;
+    let sealed_len = f.metadata()?.len();
+    let mut head = vec![0u8; 18 + 255];
+    let n = f.read(&mut head)?;
+    let header = Header::parse(&head[..n])?.ok_or(SealError::Truncated)?;
+    let total = header.plain_len(sealed_len).ok_or(SealError::Truncated)?;
+    let end = end.unwrap_or(total).min(total);
+    if start >= end {
+        return Ok((Vec::new(), start, total));
+    }
+    let chunk = header.chunk_size as u64;
+    let full = chunk + TAG_LEN as u64;
+    let last_index = (total / chunk) as u32; // the final chunk (possibly empty)
+    let mut out = Vec::with_capacity((end - start) as usize);
+    let mut index = (start / chunk) as u32;
+    while (index as u64) * chunk < end {
+        let offset = header.len() as u64 + index as u64 * full;
+        let len = full.min(sealed_len - offset);
+        let mut sealed = vec![0u8; len as usize];
+        f.seek(SeekFrom::Start(offset))?;
+        f.read_exact(&mut sealed)?;
+        let plain = open_chunk(&key, &header, index, &sealed, index == last_index)?;
+        let chunk_start = index as u64 * chunk;
+        let from = start.saturating_sub(chunk_start) as usize;
+        let to = ((end - chunk_start) as usize).min(plain.len());
+        out.extend_from_slice(&plain[from..to]);
+        index += 1;
+    }
+    Ok((out, start, total))
+}

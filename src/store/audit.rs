@@ -121,4 +121,15 @@ impl Db {
             .await?;
         Ok(rows.iter().map(row_to_audit).collect::<Result<_, _>>()?)
     }
+
+    /// Every event about one resource, oldest first (a recording's access history).
+    pub async fn audit_events_for(&self, resource: &str, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE resource = $1 ORDER BY seq LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(resource)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(row_to_audit).collect::<Result<_, _>>()?)
+    }
 }

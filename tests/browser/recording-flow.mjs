@@ -59,23 +59,40 @@ try {
   await widget.getByText('The video has ended. You can keep chatting.').waitFor();
   step(`visit ended after ${wall.toFixed(1)} s`);
 
-  // The compliance officer: list, then download and play.
-  const officer = await staffSignIn(browser, url, password, 'compliance', '/');
-  let rec = null;
-  for (let i = 0; i < 50 && !rec; i++) {
-    const list = await officer.evaluate(async () => (await fetch('/api/v1/recordings?reason=' + encodeURIComponent('test: quarterly review'))).json());
-    rec = list.recordings.find((r) => r.state === 'stored');
-    if (!rec) await sleep(200);
-  }
-  if (!rec) throw new Error('no stored recording');
+  // The compliance officer: the console (list, play with seeking, pause on the timeline, legal hold, history)...
+  const officer = await staffSignIn(browser, url, password, 'compliance', '/compliance/');
+  await officer.getByLabel('Reason for access').fill('test: quarterly review');
+  await officer.getByRole('button', { name: 'Show recordings' }).click();
+  await officer.getByText('1 recording(s).').waitFor();
+  await officer.getByRole('button', { name: /Open recording of/ }).click();
+  await officer.locator('#timeline .pause').waitFor();
+  await officer.getByText(/Paused .* EMR section opened: identity/).waitFor();
+  const streamed = await officer.evaluate(async () => {
+    const v = document.getElementById('player');
+    v.muted = true;
+    if (v.readyState < 1) await new Promise((ok, fail) => { v.onloadedmetadata = ok; v.onerror = () => fail(new Error('media error')); });
+    v.currentTime = v.duration / 2; // a seek: served by a range request
+    await new Promise((r) => { v.onseeked = r; });
+    await v.play();
+    await new Promise((r) => setTimeout(r, 1000));
+    return { duration: v.duration, currentTime: v.currentTime };
+  });
+  if (!(streamed.currentTime > streamed.duration / 2)) throw new Error(`seek and play failed: ${JSON.stringify(streamed)}`);
+  await officer.getByRole('button', { name: 'Set legal hold' }).click();
+  await officer.getByRole('button', { name: 'Release legal hold' }).waitFor();
+  await officer.getByRole('cell', { name: 'recording.legal_hold.set' }).waitFor();
+  await officer.getByRole('cell', { name: 'recording.stream' }).first().waitFor();
+  await shot(officer, '09-compliance-console');
+  step(`console: streamed and seeked to ${streamed.currentTime.toFixed(1)} of ${streamed.duration.toFixed(1)} s, legal hold set, history shown`);
+
+  // ...and a download that plays in a plain <video>, with the visit's duration.
+  const rec = (await officer.evaluate(async () => (await fetch('/api/v1/recordings?reason=' + encodeURIComponent('test: download'))).json())).recordings[0];
   if (rec.manifest.pauses.length !== 1) throw new Error(`expected one pause: ${JSON.stringify(rec.manifest)}`);
   const played = await officer.evaluate(async (id) => {
     const resp = await fetch(`/api/v1/recordings/${id}/download?reason=${encodeURIComponent('test: playback check')}`);
     const blob = await resp.blob();
     const video = document.createElement('video');
     video.muted = true;
-    video.controls = true;
-    video.style.width = '640px';
     document.body.appendChild(video);
     video.src = URL.createObjectURL(blob);
     await new Promise((ok, fail) => { video.onloadedmetadata = ok; video.onerror = () => fail(new Error(`media error ${video.error && video.error.code}`)); });
@@ -86,7 +103,6 @@ try {
   console.log(`downloaded ${played.bytes} bytes (${played.type}), duration ${played.duration.toFixed(2)} s, wall clock ${wall.toFixed(2)} s, ${played.width} px wide, played to ${played.currentTime.toFixed(2)} s`);
   if (!(Math.abs(played.duration - wall) <= wall * 0.1)) throw new Error('duration not within 10% of the visit');
   if (!(played.currentTime > 0.5 && played.width > 0)) throw new Error('the recording did not play');
-  await shot(officer, '09-compliance-playback');
   step('compliance officer downloaded and played the recording');
 
   // A second visit, declined: not recorded, and the widget says so.

@@ -189,7 +189,7 @@ fn recorded_visit_with_secure_pause_plays_for_compliance_in_chromium() {
     for shot in [
         "07-nurse-emr-paused",
         "08-patient-recording-paused",
-        "09-compliance-playback",
+        "09-compliance-console",
     ] {
         assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
     }

@@ -1,0 +1,131 @@
+// The compliance console: recordings listed, filtered and played (streamed with range requests, so seeking
+// works), pauses and gaps drawn on the timeline, legal hold set and released, each recording's access
+// history. Every request carries the reason the officer gave; the broker audits each one.
+const $ = (id) => document.getElementById(id);
+let reason = '';
+let recordings = [];
+let current = null;
+
+const q = () => `reason=${encodeURIComponent(reason)}`;
+const when = (t) => (t ? new Date(t).toLocaleString() : '');
+
+async function api(path, options) {
+  const resp = await fetch(path, options);
+  if (!resp.ok) throw new Error((await resp.json().catch(() => ({}))).message || `HTTP ${resp.status}`);
+  return resp.json();
+}
+
+function cell(tr, text) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  tr.appendChild(td);
+  return td;
+}
+
+function render() {
+  const needle = $('filter').value.trim().toLowerCase();
+  const rows = recordings
+    .filter((r) => !needle || [r.queue, r.consent, r.started_at].some((v) => String(v).toLowerCase().includes(needle)))
+    .map((r) => {
+      const tr = document.createElement('tr');
+      cell(tr, when(r.started_at));
+      cell(tr, r.queue);
+      cell(tr, r.consent);
+      cell(tr, r.manifest ? r.manifest.pauses.length : 0);
+      cell(tr, when(r.retain_until));
+      cell(tr, r.legal_hold ? 'yes' : 'no');
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = r.state === 'stored' ? 'Open' : r.state;
+      b.disabled = r.state !== 'stored';
+      b.setAttribute('aria-label', `Open recording of ${when(r.started_at)}`);
+      b.addEventListener('click', () => open(r.id));
+      cell(tr, '').appendChild(b);
+      return tr;
+    });
+  $('recordings').replaceChildren(...rows);
+}
+
+function drawTimeline(manifest) {
+  const start = manifest.started_ms;
+  const span = Math.max(1, (manifest.ended_ms || start) - start);
+  const parts = [];
+  const add = (cls, a, b, label) => {
+    const d = document.createElement('div');
+    d.className = cls;
+    d.style.left = `${((a - start) / span) * 100}%`;
+    d.style.width = `${Math.max(0.5, ((b - a) / span) * 100)}%`;
+    d.title = label;
+    parts.push(d);
+  };
+  const list = [];
+  for (const p of manifest.pauses) {
+    add('pause', p.start_ms, p.end_ms || manifest.ended_ms, `paused: ${p.reason}`);
+    const li = document.createElement('li');
+    li.textContent = `Paused ${((p.start_ms - start) / 1000).toFixed(1)} s to ${(((p.end_ms || manifest.ended_ms) - start) / 1000).toFixed(1)} s: ${p.reason}`;
+    list.push(li);
+  }
+  for (const g of manifest.gaps) {
+    add('gap', g.start_ms, g.end_ms, 'media lost (broker restart)');
+    const li = document.createElement('li');
+    li.textContent = `Gap ${((g.start_ms - start) / 1000).toFixed(1)} s to ${((g.end_ms - start) / 1000).toFixed(1)} s: media lost`;
+    list.push(li);
+  }
+  $('timeline').replaceChildren(...parts);
+  $('pauses').replaceChildren(...list);
+}
+
+async function history(id) {
+  const h = await api(`/api/v1/recordings/${id}/access?${q()}`);
+  $('history').replaceChildren(...h.events.map((e) => {
+    const tr = document.createElement('tr');
+    for (const v of [when(e.at), e.actor, e.role, e.action, e.outcome, e.reason]) cell(tr, v);
+    return tr;
+  }));
+}
+
+async function open(id) {
+  current = await api(`/api/v1/recordings/${id}?${q()}`);
+  $('detail').hidden = false;
+  $('detail-title').textContent = `Recording of ${when(current.started_at)} (${current.queue})`;
+  $('player').src = `/api/v1/recordings/${id}/stream?${q()}`;
+  drawTimeline(current.manifest);
+  $('hold').textContent = current.legal_hold ? 'Release legal hold' : 'Set legal hold';
+  await history(id);
+}
+
+$('hold').addEventListener('click', async () => {
+  const hold = !current.legal_hold;
+  await api(`/api/v1/recordings/${current.id}/legal-hold`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ hold, reason }),
+  });
+  current.legal_hold = hold;
+  $('hold').textContent = hold ? 'Release legal hold' : 'Set legal hold';
+  recordings = (await api(`/api/v1/recordings?${q()}`)).recordings;
+  render();
+  await history(current.id);
+});
+
+$('filter').addEventListener('input', render);
+
+$('reason-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  reason = $('reason').value.trim();
+  try {
+    recordings = (await api(`/api/v1/recordings?${q()}`)).recordings;
+    $('list-section').hidden = false;
+    $('status').textContent = `${recordings.length} recording(s).`;
+    render();
+  } catch (err) {
+    $('status').textContent = err.message;
+  }
+});
+
+(async () => {
+  const me = await fetch('/api/v1/me');
+  if (!me.ok) { location.assign('/auth/login?return_to=/compliance/'); return; }
+  const who = await me.json();
+  $('who').textContent = `Signed in as ${who.display_name ?? 'staff'} (${who.roles.join(', ')})`;
+})();
