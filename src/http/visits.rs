@@ -1,6 +1,6 @@
 //! Secure pause: `PUT /api/v1/visits/{id}/recording-state` `{"state": "paused" | "active", "reason": "…"}`, from
 //! the visit's nurse (session cookie) or an integration whose client-credentials token carries the
-//! `recording.pause` scope (an EMR that pauses while a sensitive record section is open). Idempotent, reason
+//! `recording:pause-others` scope (an EMR that pauses while a sensitive record section is open). Idempotent, reason
 //! required, audited; both participants are told within the same moment over their sockets.
 
 use axum::extract::{Path, State};
@@ -19,7 +19,7 @@ use crate::visit::VisitId;
 use crate::visit::service::VideoError;
 
 /// The scope an integration needs to pause recordings of visits it is not part of.
-pub const PAUSE_SCOPE: &str = "recording.pause";
+pub const PAUSE_SCOPE: &str = "recording:pause-others";
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/visits/{id}/recording-state", put(set_state))
@@ -51,7 +51,7 @@ async fn set_state(
             &app,
             &caller,
             &resource,
-            "the token lacks the recording.pause scope",
+            "the token lacks the recording:pause-others scope",
         )
         .await;
         return Err(ApiError::Forbidden(format!(

@@ -320,7 +320,45 @@ async fn inner_recording() {
         pause("active", "record closed").send().await.unwrap().status(),
         200
     );
-    pump_paced(&patient, &nurse, 120, 60).await;
+    pump_paced(&patient, &nurse, 120, 30).await;
+
+    // An EMR integration pauses too, with a client-credentials token carrying the pause-others scope;
+    // without the scope it is refused.
+    let creds: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("dev-idp/credentials.json")).unwrap())
+            .unwrap();
+    let secret = creds["emr_client_secret"].as_str().unwrap().to_string();
+    let emr_token = |scope: &'static str| {
+        http.post(format!("{url}/dev-idp/token"))
+            .basic_auth("emr-integration", Some(secret.clone()))
+            .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+            .send()
+    };
+    let token = |v: Value| v["access_token"].as_str().unwrap().to_string();
+    let emr_pause = |token: String, state: &'static str| {
+        http.put(format!("{url}/api/v1/visits/{visit}/recording-state"))
+            .bearer_auth(token)
+            .json(&json!({"state": state, "reason": "EMR: sensitive section"}))
+            .send()
+    };
+    let unscoped = token(emr_token("").await.unwrap().json().await.unwrap());
+    assert_eq!(
+        emr_pause(unscoped, "paused").await.unwrap().status(),
+        403,
+        "no scope"
+    );
+    let scoped = token(
+        emr_token("recording:pause-others")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(emr_pause(scoped.clone(), "paused").await.unwrap().status(), 200);
+    pump_paced(&patient, &nurse, 150, 15).await;
+    assert_eq!(emr_pause(scoped, "active").await.unwrap().status(), 200);
+    pump_paced(&patient, &nurse, 165, 30).await;
     nurse_ws
         .send(json!({"v": 1, "type": "video_end", "visit_id": visit}))
         .await;
@@ -362,7 +400,14 @@ async fn inner_recording() {
     assert_eq!(rec["state"], "stored", "{list}");
     assert_eq!(rec["consent"], "recorded");
     let pauses = rec["manifest"]["pauses"].as_array().unwrap();
-    assert_eq!(pauses.len(), 1, "{rec}");
+    assert_eq!(pauses.len(), 2, "the nurse's pause and the EMR's: {rec}");
+    assert_eq!(pauses[1]["reason"], "EMR: sensitive section");
+    assert_eq!(
+        pauses[1]["by"].as_str().map(str::len),
+        Some(12),
+        "actors are pseudonyms: {}",
+        pauses[1]
+    );
     assert_eq!(pauses[0]["reason"], "SSN on screen");
     let started = rec["manifest"]["started_ms"].as_i64().unwrap();
     let (p0, p1) = (
