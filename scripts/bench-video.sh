@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Video join-time benchmark (not a test): builds the broker in release mode and, inside a fresh network
 # namespace that has only loopback, runs benches/video/join.mjs against it directly and through a real coturn
-# (relay-only ICE over UDP and over TCP). Writes a Markdown report (default target/bench-video.md).
+# (relay-only ICE over UDP and over TCP), and once with the visit recorded (the recorder's CPU cost). Writes a
+# Markdown report (default target/bench-video.md).
 # Needs what scripts/test.sh installs (chromium, coturn, the npm packages in tests/support).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,7 @@ run() { # label transport(empty for direct)
   echo "| path | joins | join p50 | join p95 | candidates | broker CPU (1 visit) | CPU per forwarded stream |"
   echo "|---|---|---|---|---|---|---|"
   run loopback ""
+  run loopback-recorded ""
   run turn-udp udp
   run turn-tcp tcp
 } | tee "$report"

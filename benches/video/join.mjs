@@ -1,7 +1,7 @@
 // Join-time benchmark (not a test): the nurse elevates an accepted chat N times; each time from her click on
 // "Ask the patient to join video" until both sides have decoded a first remote frame (the patient's consent
 // clicks are automated and included). Then one visit is held for a while to measure the broker's CPU per
-// forwarded stream. Prints one Markdown table row.
+// forwarded stream (with the recorder running when LABEL contains "recorded"). Prints one Markdown table row.
 // Usage: node join.mjs BROKER_URL CREDENTIALS_JSON BROKER_PID RUNS LABEL
 import fs from 'node:fs';
 import { launch, passwords, patientInChat, nurseAccepting, inbound, widgetFrame } from '../../tests/browser/lib.mjs';
@@ -35,6 +35,8 @@ try {
     await ask.waitFor();
     const t0 = performance.now();
     await ask.click();
+    // A "recorded" run consents to recording (the dev policy records every video visit with consent).
+    if (label.includes('recorded')) await widget.getByLabel(/I agree that this video visit is recorded/).check();
     await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
     await widget.getByRole('button', { name: 'Join video' }).click();
     await Promise.all([firstFrame(nurse, 0), firstFrame(widgetFrame(patient), 0)]);

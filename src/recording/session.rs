@@ -314,3 +314,43 @@ pub fn read_range(
     }
     Ok((out, start, total))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recording::timeline::RecordingState;
+
+    fn kek(dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        Keyring::create_key_file(&p).unwrap();
+        p
+    }
+
+    #[test]
+    fn recordings_stay_readable_after_kek_rotation_and_fail_closed_without_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(&dir.path().join("recordings")).unwrap();
+        let (old, new) = (kek(dir.path(), "old.hex"), kek(dir.path(), "new.hex"));
+        let before = Keyring::load(std::slice::from_ref(&old)).unwrap();
+        let (session, keys) = RecordingSession::start(&store, &before, 0).unwrap();
+        session.add_participant(ParticipantId::random(), Source::Patient);
+        session.set_state(RecordingState::Paused, "test", "x", 10);
+        let stored = session.finish(&store, 100).unwrap();
+        assert!(!store.spool_path(&session.id).exists(), "the spool is gone");
+
+        // Rotated: the new KEK wraps new keys, the old one stays in the ring for old recordings.
+        let rotated = Keyring::load(&[new.clone(), old]).unwrap();
+        let webm = open_object(&store, &rotated, &session.id, &stored.object_key, &keys.kek_id, &keys.wrapped_key).unwrap();
+        assert!(webm.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]));
+        let (_, fresh) = RecordingSession::start(&store, &rotated, 0).unwrap();
+        assert_ne!(fresh.kek_id, keys.kek_id, "new recordings use the new KEK");
+
+        // Without the old KEK, or with a wrapped key from elsewhere, nothing opens.
+        let without = Keyring::load(&[new]).unwrap();
+        assert!(matches!(
+            open_object(&store, &without, &session.id, &stored.object_key, &keys.kek_id, &keys.wrapped_key),
+            Err(RecordingError::Crypto(CryptoError::UnknownKek(_)))
+        ));
+        assert!(open_object(&store, &rotated, &session.id, &stored.object_key, &keys.kek_id, &keys.spool_wrapped_key).is_err());
+    }
+}

@@ -30,3 +30,15 @@ fn chat_load_tool_smoke_run() {
     assert_eq!(cells[3], "40", "every message sent: {row}");
     assert_eq!((cells[7], cells[8]), ("0", "0"), "none lost or duplicated: {row}");
 }
+
+#[test]
+fn seal_benchmark_smoke_run() {
+    let out = Command::new(env!("CARGO_BIN_EXE_examroom-seal-bench"))
+        .arg("4")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let row = text.lines().last().unwrap();
+    assert!(row.starts_with("| 4 MiB |") && row.contains("MB/s"), "{row}");
+}
