@@ -12,7 +12,10 @@ use examroom::recording::sealed::{DEFAULT_CHUNK, Sealer};
 use examroom::recording::session::LocalStore;
 
 fn main() {
-    let mb: usize = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(256);
+    let mb: usize = std::env::args()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     let data: Vec<u8> = (0..mb * 1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
     let mbs = |secs: f64| data.len() as f64 / 1e6 / secs;
 

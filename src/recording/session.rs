@@ -340,7 +340,15 @@ mod tests {
 
         // Rotated: the new KEK wraps new keys, the old one stays in the ring for old recordings.
         let rotated = Keyring::load(&[new.clone(), old]).unwrap();
-        let webm = open_object(&store, &rotated, &session.id, &stored.object_key, &keys.kek_id, &keys.wrapped_key).unwrap();
+        let webm = open_object(
+            &store,
+            &rotated,
+            &session.id,
+            &stored.object_key,
+            &keys.kek_id,
+            &keys.wrapped_key,
+        )
+        .unwrap();
         assert!(webm.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]));
         let (_, fresh) = RecordingSession::start(&store, &rotated, 0).unwrap();
         assert_ne!(fresh.kek_id, keys.kek_id, "new recordings use the new KEK");
@@ -348,9 +356,26 @@ mod tests {
         // Without the old KEK, or with a wrapped key from elsewhere, nothing opens.
         let without = Keyring::load(&[new]).unwrap();
         assert!(matches!(
-            open_object(&store, &without, &session.id, &stored.object_key, &keys.kek_id, &keys.wrapped_key),
+            open_object(
+                &store,
+                &without,
+                &session.id,
+                &stored.object_key,
+                &keys.kek_id,
+                &keys.wrapped_key
+            ),
             Err(RecordingError::Crypto(CryptoError::UnknownKek(_)))
         ));
-        assert!(open_object(&store, &rotated, &session.id, &stored.object_key, &keys.kek_id, &keys.spool_wrapped_key).is_err());
+        assert!(
+            open_object(
+                &store,
+                &rotated,
+                &session.id,
+                &stored.object_key,
+                &keys.kek_id,
+                &keys.spool_wrapped_key
+            )
+            .is_err()
+        );
     }
 }
