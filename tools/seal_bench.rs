@@ -21,11 +21,9 @@ fn main() {
 
     let cipher = Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap();
     let t = Instant::now();
-    let mut n = 0u64;
-    for chunk in data.chunks(DEFAULT_CHUNK) {
+    for (n, chunk) in data.chunks(DEFAULT_CHUNK).enumerate() {
         let mut nonce = [0u8; 12];
-        nonce[..8].copy_from_slice(&n.to_be_bytes());
-        n += 1;
+        nonce[..8].copy_from_slice(&(n as u64).to_be_bytes());
         std::hint::black_box(cipher.encrypt(&Nonce::from(nonce), chunk).unwrap());
     }
     let raw = mbs(t.elapsed().as_secs_f64());
