@@ -144,11 +144,14 @@ impl App {
             None => None,
         };
         let engine = Arc::new(WebRtcSfu::new(&config.media, metrics.media.clone()));
+        let work =
+            LocalStore::new(&config.server.data_dir.join("recordings")).context("recording storage")?;
+        let objects = crate::recording::objects::from_config(&config, &work).await?;
         let recording = RecordingSetup {
             policies: recording_policies.clone(),
             keyring: Keyring::load(&config.kek_files()).context("messaging.kek_files")?,
-            store: LocalStore::new(&config.server.data_dir.join("recordings"))
-                .context("recording storage")?,
+            store: work,
+            objects,
             db: db.clone(),
             audit: Auditor::new(db.clone(), metrics.audit_events.clone()),
         };

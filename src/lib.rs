@@ -80,7 +80,8 @@ async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool
         if let Err(e) = app.db.purge_logins(now - 3600 * 1000).await {
             tracing::warn!(error = %e, "sign-in purge failed");
         }
-        match recording::retention::sweep(&app.db, app.video.recording_store(), &app.audit, now, false).await
+        match recording::retention::sweep(&app.db, app.video.recording_objects(), &app.audit, now, false)
+            .await
         {
             Ok(receipts) if !receipts.is_empty() => {
                 tracing::info!(deleted = receipts.len(), "retention sweep deleted recordings");

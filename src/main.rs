@@ -179,11 +179,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let db = examroom::store::Db::connect(&url, Some(1))
                 .await
                 .context("database")?;
-            let store = examroom::recording::session::LocalStore::new(&c.server.data_dir.join("recordings"))
+            let work = examroom::recording::session::LocalStore::new(&c.server.data_dir.join("recordings"))
                 .context("recording storage")?;
+            let objects = examroom::recording::objects::from_config(&c, &work).await?;
+
             let audit =
                 examroom::audit::Auditor::new(db.clone(), examroom::telemetry::Metrics::new().audit_events);
-            let receipts = examroom::recording::retention::sweep(&db, &store, &audit, now, dry_run).await?;
+            let receipts =
+                examroom::recording::retention::sweep(&db, objects.as_ref(), &audit, now, dry_run).await?;
             db.close().await;
             for r in &receipts {
                 println!(

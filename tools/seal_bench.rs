@@ -41,7 +41,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::new(dir.path()).unwrap();
     let t = Instant::now();
-    store.put("rbench.erec", &out).unwrap();
+    store.put_outbox("rbench.erec", &out).unwrap();
     let stored = mbs(t.elapsed().as_secs_f64() + data.len() as f64 / 1e6 / sealed);
 
     println!("| payload | raw AES-256-GCM | sealed format | sealed + stored (fsync) | sealed / raw |");

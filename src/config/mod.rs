@@ -25,11 +25,66 @@ pub struct Config {
     pub messaging: MessagingConfig,
     pub routing: RoutingConfig,
     pub media: MediaConfig,
+    pub recording: RecordingConfig,
     /// Waiting-room queues; a single `triage` queue when none is configured.
     pub queues: Vec<QueueConfig>,
     /// Present only under `examroom dev`: serves the built-in OpenID provider. Never set by `serve`.
     #[serde(skip)]
     pub dev: Option<DevConfig>,
+}
+
+/// Where sealed recordings are stored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RecordingConfig {
+    /// `local` (a directory under the data directory) or `s3`.
+    pub store: String,
+    pub s3: Option<S3Config>,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            store: "local".into(),
+            s3: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct S3Config {
+    /// Endpoint URL for S3-compatible servers; unset for AWS itself.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    /// Path-style addressing (most S3-compatible servers need it).
+    pub path_style: bool,
+    /// Static credentials; without them the AWS default chain is used (environment, profile, instance role).
+    pub access_key_id: Option<String>,
+    pub secret_access_key_file: Option<PathBuf>,
+    /// `GOVERNANCE` or `COMPLIANCE`: set Object Lock retention (the recording's retain-until) and legal hold on
+    /// every object. The bucket must have Object Lock enabled.
+    pub object_lock_mode: Option<String>,
+    /// Objects larger than this are uploaded in parts.
+    pub multipart_threshold_bytes: u64,
+    pub part_size_bytes: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: "us-east-1".into(),
+            bucket: String::new(),
+            path_style: true,
+            access_key_id: None,
+            secret_access_key_file: None,
+            object_lock_mode: None,
+            multipart_threshold_bytes: 16 * 1024 * 1024,
+            part_size_bytes: 8 * 1024 * 1024,
+        }
+    }
 }
 
 /// The SFU's network: where it gathers ICE candidates, which ports it may use, what it announces behind a

@@ -248,6 +248,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         }
     }
     check_media(&mut p, &c.media);
+    check_recording(&mut p, &c.recording);
     if c.media.max_sdp_bytes + 1024 > c.messaging.max_frame_bytes {
         p.push(Problem::new(
             "media.max_sdp_bytes",
@@ -271,6 +272,58 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         ));
     }
     p
+}
+
+fn check_recording(p: &mut Vec<Problem>, r: &crate::config::RecordingConfig) {
+    match (r.store.as_str(), &r.s3) {
+        ("local", _) => {}
+        ("s3", None) => p.push(Problem::new(
+            "recording.s3",
+            "required when recording.store = \"s3\"",
+        )),
+        ("s3", Some(s3)) => {
+            if s3.bucket.is_empty() {
+                p.push(Problem::new("recording.s3.bucket", "must not be empty"));
+            }
+            if let Some(e) = &s3.endpoint
+                && Url::parse(e)
+                    .map(|u| !matches!(u.scheme(), "http" | "https"))
+                    .unwrap_or(true)
+            {
+                p.push(Problem::new("recording.s3.endpoint", "expected an http(s) URL"));
+            }
+            if s3.access_key_id.is_some() != s3.secret_access_key_file.is_some() {
+                p.push(Problem::new(
+                    "recording.s3.secret_access_key_file",
+                    "set both access_key_id and secret_access_key_file, or neither (AWS default chain)",
+                ));
+            }
+            if let Some(f) = &s3.secret_access_key_file
+                && !f.is_file()
+            {
+                p.push(Problem::new(
+                    "recording.s3.secret_access_key_file",
+                    format!("{} is not a readable file", f.display()),
+                ));
+            }
+            if let Some(m) = &s3.object_lock_mode
+                && m != "GOVERNANCE"
+                && m != "COMPLIANCE"
+            {
+                p.push(Problem::new(
+                    "recording.s3.object_lock_mode",
+                    "GOVERNANCE or COMPLIANCE",
+                ));
+            }
+            if s3.part_size_bytes < 5 * 1024 * 1024 {
+                p.push(Problem::new(
+                    "recording.s3.part_size_bytes",
+                    "at least 5 MiB (the S3 minimum)",
+                ));
+            }
+        }
+        _ => p.push(Problem::new("recording.store", "\"local\" or \"s3\"")),
+    }
 }
 
 fn check_media(p: &mut Vec<Problem>, m: &crate::config::MediaConfig) {

@@ -151,18 +151,15 @@ async fn download(
             "the recording is not stored yet".into(),
         ));
     };
-    let store = app.video.recording_store();
-    let keyring = app.video.recording_keyring();
-    let opened = tokio::task::block_in_place(|| {
-        crate::recording::session::open_object(
-            store,
-            keyring,
-            &row.id,
-            &object_key,
-            &row.kek_id,
-            &row.wrapped_key,
-        )
-    });
+    let opened = crate::recording::session::open_object(
+        app.video.recording_objects(),
+        app.video.recording_keyring(),
+        &row.id,
+        &object_key,
+        &row.kek_id,
+        &row.wrapped_key,
+    )
+    .await;
     match opened {
         Ok(webm) => {
             audit(
@@ -242,6 +239,12 @@ async fn legal_hold(
     let why = reason(&Reason {
         reason: Some(req.reason),
     })?;
+    if let Some(key) = &row.object_key
+        && row.state == "stored"
+        && let Err(e) = app.video.recording_objects().set_legal_hold(key, req.hold).await
+    {
+        return Err(ApiError::Internal(format!("legal hold on the object: {e}")));
+    }
     app.db.set_legal_hold(&row.id, req.hold).await?;
     let action = if req.hold {
         "recording.legal_hold.set"
@@ -370,18 +373,17 @@ async fn stream(
         });
     let (start, end) = range.unwrap_or((0, None));
     let resource = format!("recording:{}", row.id);
-    let read = tokio::task::block_in_place(|| {
-        crate::recording::session::read_range(
-            app.video.recording_store(),
-            app.video.recording_keyring(),
-            &row.id,
-            &object_key,
-            &row.kek_id,
-            &row.wrapped_key,
-            start,
-            end,
-        )
-    });
+    let read = crate::recording::session::read_range(
+        app.video.recording_objects(),
+        app.video.recording_keyring(),
+        &row.id,
+        &object_key,
+        &row.kek_id,
+        &row.wrapped_key,
+        start,
+        end,
+    )
+    .await;
     match read {
         Ok((bytes, from, total)) => {
             let detail = format!("{why} (bytes {from}-{})", from + bytes.len() as u64);

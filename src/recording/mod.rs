@@ -3,6 +3,7 @@
 //! comes from `policy::recording`. Recording is never written anywhere in plaintext.
 
 pub mod depacketize;
+pub mod objects;
 pub mod recorder;
 pub mod retention;
 pub mod sealed;

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::session::LocalStore;
+use super::objects::ObjectStore;
 use crate::audit::{AuditEvent, Auditor, Outcome};
 use crate::store::{Db, StoreError};
 
@@ -17,12 +17,14 @@ pub struct Receipt {
     pub retain_until_ms: i64,
     pub deleted_at_ms: i64,
     pub objects: Vec<String>,
+    /// Object versions removed (a versioned bucket keeps every upload).
+    pub versions: u32,
     pub bytes: i64,
 }
 
 pub async fn sweep(
     db: &Db,
-    store: &LocalStore,
+    objects: &dyn ObjectStore,
     audit: &Auditor,
     now_ms: i64,
     dry_run: bool,
@@ -35,13 +37,14 @@ pub async fn sweep(
             retain_until_ms: r.retain_until,
             deleted_at_ms: now_ms,
             objects: r.object_key.iter().cloned().collect(),
+            versions: 0,
             bytes: r.object_bytes.unwrap_or(0),
         };
+        let mut receipt = receipt;
         if !dry_run {
             if let Some(key) = &r.object_key {
-                match std::fs::remove_file(store.object_path(key)) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                match objects.delete(key).await {
+                    Ok(n) => receipt.versions = n,
                     Err(e) => {
                         tracing::error!(error = %e, "recording object could not be removed; kept for the next sweep");
                         continue;

@@ -1,5 +1,6 @@
-//! A recording in progress: the [`Recorder`] fed from the SFU's tap, its sealed spool on disk, and the local
-//! object store it ends in. Keys: the recording's data key and a separate spool key, both wrapped by the
+//! A recording in progress: the [`Recorder`] fed from the SFU's tap and its sealed spool on disk. When it ends,
+//! the sealed object is written to the outbox and uploaded to the object store from there, so an object store
+//! outage only delays the upload. Keys: the recording's data key and a separate spool key, both wrapped by the
 //! keyring and kept in the recordings row, so a spool left by a crash can be finalized after a restart.
 
 use std::collections::HashMap;
@@ -7,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::objects::ObjectStore;
 use super::recorder::{Recorder, Source, finalize};
 use super::timeline::{RecordingState, Timeline};
 use crate::crypto::{CryptoError, DataKey, Keyring};
@@ -21,9 +23,11 @@ pub enum RecordingError {
     Crypto(#[from] CryptoError),
     #[error("sealed recording: {0}")]
     Sealed(#[from] super::sealed::SealError),
+    #[error(transparent)]
+    Objects(#[from] super::objects::ObjectError),
 }
 
-/// Where recordings live on the broker: sealed spools while recording, sealed objects after.
+/// The broker's recording work directory: sealed spools while recording, sealed objects waiting for upload.
 #[derive(Clone)]
 pub struct LocalStore {
     dir: PathBuf,
@@ -32,7 +36,7 @@ pub struct LocalStore {
 impl LocalStore {
     pub fn new(dir: &Path) -> Result<LocalStore, std::io::Error> {
         std::fs::create_dir_all(dir.join("spool"))?;
-        std::fs::create_dir_all(dir.join("objects"))?;
+        std::fs::create_dir_all(dir.join("outbox"))?;
         Ok(LocalStore {
             dir: dir.to_path_buf(),
         })
@@ -40,19 +44,20 @@ impl LocalStore {
     pub fn spool_path(&self, id: &str) -> PathBuf {
         self.dir.join("spool").join(format!("{id}.spool"))
     }
-    pub fn object_path(&self, key: &str) -> PathBuf {
-        self.dir.join("objects").join(key)
+    pub fn outbox_path(&self, key: &str) -> PathBuf {
+        self.dir.join("outbox").join(key)
     }
-    /// Writes an object atomically (temporary name, then rename); the bytes are already sealed.
-    pub fn put(&self, key: &str, sealed: &[u8]) -> Result<(), std::io::Error> {
-        let tmp = self.dir.join("objects").join(format!(".{key}.tmp"));
+    /// The default object store's directory.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.dir.join("objects")
+    }
+    /// Writes a sealed object to the outbox atomically (temporary name, then rename).
+    pub fn put_outbox(&self, key: &str, sealed: &[u8]) -> Result<(), std::io::Error> {
+        let tmp = self.dir.join("outbox").join(format!(".{key}.tmp"));
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(sealed)?;
         f.sync_all()?;
-        std::fs::rename(tmp, self.object_path(key))
-    }
-    pub fn get(&self, key: &str) -> Result<Vec<u8>, std::io::Error> {
-        std::fs::read(self.object_path(key))
+        std::fs::rename(tmp, self.outbox_path(key))
     }
 }
 
@@ -178,7 +183,7 @@ impl RecordingSession {
         let spool = std::fs::read(store.spool_path(&self.id))?;
         let (object, complete) = finalize(&self.spool_key, &spool, &header, &self.key, &self.id)?;
         let object_key = format!("{}.erec", self.id);
-        store.put(&object_key, &object)?;
+        store.put_outbox(&object_key, &object)?;
         std::fs::remove_file(store.spool_path(&self.id))?;
         Ok(Stored {
             object_key,
@@ -243,7 +248,7 @@ pub fn recover(
     timeline.gap(last_write, now_ms);
     timeline.finish(now_ms);
     let object_key = format!("{id}.erec");
-    store.put(&object_key, &object)?;
+    store.put_outbox(&object_key, &object)?;
     std::fs::remove_file(path)?;
     Ok(Stored {
         object_key,
@@ -254,25 +259,28 @@ pub fn recover(
     })
 }
 
-/// Opens a stored recording's object with its data key (downloads, verification).
-pub fn open_object(
-    store: &LocalStore,
+/// Opens a whole stored recording (downloads, verification).
+pub async fn open_object(
+    objects: &dyn ObjectStore,
     keyring: &Keyring,
     id: &str,
     object_key: &str,
     kek_id: &str,
     wrapped_key: &str,
 ) -> Result<Vec<u8>, RecordingError> {
-    let key = keyring.unwrap_data_key(kek_id, wrapped_key, &key_context(id))?;
-    let sealed = store.get(object_key)?;
-    Ok(super::sealed::open_all(&key, &sealed)?)
+    Ok(
+        read_range(objects, keyring, id, object_key, kek_id, wrapped_key, 0, None)
+            .await?
+            .0,
+    )
 }
 
 /// Reads plaintext bytes `start..end` (end exclusive) of a stored recording, decrypting only the chunks that
-/// hold them (HTTP range requests). Returns the bytes and the recording's total plaintext length.
+/// hold them (HTTP range requests). Returns the bytes, where they start, and the total plaintext length. A
+/// missing or wrong key, or any tampering, fails closed.
 #[allow(clippy::too_many_arguments)]
-pub fn read_range(
-    store: &LocalStore,
+pub async fn read_range(
+    objects: &dyn ObjectStore,
     keyring: &Keyring,
     id: &str,
     object_key: &str,
@@ -282,13 +290,10 @@ pub fn read_range(
     end: Option<u64>,
 ) -> Result<(Vec<u8>, u64, u64), RecordingError> {
     use super::sealed::{Header, SealError, TAG_LEN, open_chunk};
-    use std::io::{Read, Seek, SeekFrom};
     let key = keyring.unwrap_data_key(kek_id, wrapped_key, &key_context(id))?;
-    let mut f = std::fs::File::open(store.object_path(object_key))?;
-    let sealed_len = f.metadata()?.len();
-    let mut head = vec![0u8; 18 + 255];
-    let n = f.read(&mut head)?;
-    let header = Header::parse(&head[..n])?.ok_or(SealError::Truncated)?;
+    let sealed_len = objects.len(object_key).await?;
+    let head = objects.read(object_key, 0, sealed_len.min(18 + 255)).await?;
+    let header = Header::parse(&head)?.ok_or(SealError::Truncated)?;
     let total = header.plain_len(sealed_len).ok_or(SealError::Truncated)?;
     let end = end.unwrap_or(total).min(total);
     if start >= end {
@@ -297,20 +302,19 @@ pub fn read_range(
     let chunk = header.chunk_size as u64;
     let full = chunk + TAG_LEN as u64;
     let last_index = (total / chunk) as u32; // the final chunk (possibly empty)
+    let first = (start / chunk) as u32;
+    let last = ((end - 1) / chunk) as u32;
+    let offset = header.len() as u64 + first as u64 * full;
+    let span = (header.len() as u64 + (last as u64 + 1) * full).min(sealed_len) - offset;
+    let sealed = objects.read(object_key, offset, span).await?;
     let mut out = Vec::with_capacity((end - start) as usize);
-    let mut index = (start / chunk) as u32;
-    while (index as u64) * chunk < end {
-        let offset = header.len() as u64 + index as u64 * full;
-        let len = full.min(sealed_len - offset);
-        let mut sealed = vec![0u8; len as usize];
-        f.seek(SeekFrom::Start(offset))?;
-        f.read_exact(&mut sealed)?;
-        let plain = open_chunk(&key, &header, index, &sealed, index == last_index)?;
+    for (i, piece) in sealed.chunks(full as usize).enumerate() {
+        let index = first + i as u32;
+        let plain = open_chunk(&key, &header, index, piece, index == last_index)?;
         let chunk_start = index as u64 * chunk;
         let from = start.saturating_sub(chunk_start) as usize;
         let to = ((end - chunk_start) as usize).min(plain.len());
-        out.extend_from_slice(&plain[from..to]);
-        index += 1;
+        out.extend_from_slice(&plain[from.min(to)..to]);
     }
     Ok((out, start, total))
 }
@@ -326,8 +330,8 @@ mod tests {
         p
     }
 
-    #[test]
-    fn recordings_stay_readable_after_kek_rotation_and_fail_closed_without_the_key() {
+    #[tokio::test]
+    async fn recordings_stay_readable_after_kek_rotation_and_fail_closed_without_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(&dir.path().join("recordings")).unwrap();
         let (old, new) = (kek(dir.path(), "old.hex"), kek(dir.path(), "new.hex"));
@@ -337,17 +341,24 @@ mod tests {
         session.set_state(RecordingState::Paused, "test", "x", 10);
         let stored = session.finish(&store, 100).unwrap();
         assert!(!store.spool_path(&session.id).exists(), "the spool is gone");
+        let objects = super::super::objects::LocalObjects::new(&store.objects_dir()).unwrap();
+        let outbox = store.outbox_path(&stored.object_key);
+        objects
+            .put_file(&stored.object_key, &outbox, 0, false)
+            .await
+            .unwrap();
 
         // Rotated: the new KEK wraps new keys, the old one stays in the ring for old recordings.
         let rotated = Keyring::load(&[new.clone(), old]).unwrap();
         let webm = open_object(
-            &store,
+            &objects,
             &rotated,
             &session.id,
             &stored.object_key,
             &keys.kek_id,
             &keys.wrapped_key,
         )
+        .await
         .unwrap();
         assert!(webm.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]));
         let (_, fresh) = RecordingSession::start(&store, &rotated, 0).unwrap();
@@ -357,24 +368,26 @@ mod tests {
         let without = Keyring::load(&[new]).unwrap();
         assert!(matches!(
             open_object(
-                &store,
+                &objects,
                 &without,
                 &session.id,
                 &stored.object_key,
                 &keys.kek_id,
                 &keys.wrapped_key
-            ),
+            )
+            .await,
             Err(RecordingError::Crypto(CryptoError::UnknownKek(_)))
         ));
         assert!(
             open_object(
-                &store,
+                &objects,
                 &rotated,
                 &session.id,
                 &stored.object_key,
                 &keys.kek_id,
                 &keys.spool_wrapped_key
             )
+            .await
             .is_err()
         );
     }

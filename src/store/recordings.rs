@@ -91,7 +91,8 @@ impl Db {
         Ok(())
     }
 
-    /// Marks a recording stored: its object, sizes and manifest.
+    /// Records a finished recording: its object, sizes and manifest. `uploading` until the object store has
+    /// it, then [`Db::mark_recording_stored`].
     pub async fn finish_recording(
         &self,
         id: &str,
@@ -102,7 +103,7 @@ impl Db {
         manifest: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE recordings SET state = 'stored', ended_at = $1, object_key = $2, object_bytes = $3, \
+            "UPDATE recordings SET state = 'uploading', ended_at = $1, object_key = $2, object_bytes = $3, \
              media_bytes = $4, manifest = $5 WHERE id = $6",
         )
         .bind(ended_at)
@@ -114,6 +115,23 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    pub async fn mark_recording_stored(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE recordings SET state = 'stored' WHERE id = $1 AND state = 'uploading'")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Finished recordings whose object is still waiting in the outbox (an object store outage).
+    pub async fn uploading_recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM recordings WHERE state = 'uploading' ORDER BY ended_at, id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
     }
 
     pub async fn recording(&self, id: &str) -> Result<Option<RecordingRow>, StoreError> {

@@ -17,6 +17,7 @@ use crate::messaging::Messaging;
 use crate::messaging::protocol::RecordingNotice;
 use crate::messaging::protocol::ServerFrame;
 use crate::policy::recording::{RecordingDecision, RecordingPolicies};
+use crate::recording::objects::ObjectStore;
 use crate::recording::recorder::Source;
 use crate::recording::session::{LocalStore, RecordingSession};
 use crate::recording::timeline::RecordingState;
@@ -46,6 +47,7 @@ pub struct RecordingSetup {
     pub policies: RecordingPolicies,
     pub keyring: Keyring,
     pub store: LocalStore,
+    pub objects: Arc<dyn ObjectStore>,
     pub db: Db,
     pub audit: Auditor,
 }
@@ -253,17 +255,7 @@ impl VideoService {
                 if let Err(e) = r {
                     tracing::error!(error = %e, "recording row could not be updated");
                 }
-                self.recording
-                    .audit
-                    .record_or_log(
-                        AuditEvent::new(
-                            "recording.stored",
-                            format!("recording:{}", session.id),
-                            Outcome::Success,
-                        )
-                        .reason(format!("{} bytes sealed", stored.object_bytes)),
-                    )
-                    .await;
+                self.upload(&session.id).await;
             }
             Ok(Err(e)) => tracing::error!(error = %e, "recording could not be stored"),
             Err(e) => tracing::error!(error = %e, "recording task failed"),
@@ -584,6 +576,7 @@ impl VideoService {
                 _ = stop.changed() => return,
             }
             self.sweep().await;
+            self.retry_uploads().await;
         }
     }
 
@@ -635,6 +628,7 @@ impl VideoService {
                     if let Err(e) = r {
                         tracing::error!(error = %e, "recovered recording row could not be updated");
                     }
+                    self.upload(&row.id).await;
                     self.recording
                         .audit
                         .record_or_log(
@@ -650,6 +644,58 @@ impl VideoService {
                 Err(e) => tracing::error!(error = %e, "recording could not be recovered"),
             }
         }
+    }
+
+    /// Moves a finished recording's sealed object from the outbox to the object store. On failure the object
+    /// stays in the outbox (sealed) and the next sweep tries again; nothing is lost while storage is down.
+    async fn upload(&self, id: &str) {
+        let row = match self.recording.db.recording(id).await {
+            Ok(Some(row)) if row.state == "uploading" => row,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "recording row could not be read");
+                return;
+            }
+        };
+        let Some(key) = row.object_key.clone() else {
+            return;
+        };
+        let outbox = self.recording.store.outbox_path(&key);
+        match self
+            .recording
+            .objects
+            .put_file(&key, &outbox, row.retain_until, row.legal_hold)
+            .await
+        {
+            Ok(()) => {
+                if let Err(e) = self.recording.db.mark_recording_stored(id).await {
+                    tracing::error!(error = %e, "recording row could not be updated");
+                    return;
+                }
+                let _ = tokio::fs::remove_file(&outbox).await;
+                self.recording
+                    .audit
+                    .record_or_log(
+                        AuditEvent::new("recording.stored", format!("recording:{id}"), Outcome::Success)
+                            .reason(format!("{} bytes sealed", row.object_bytes.unwrap_or(0))),
+                    )
+                    .await;
+            }
+            Err(e) => tracing::warn!(error = %e, "recording upload failed; kept in the outbox for retry"),
+        }
+    }
+
+    /// Retries uploads an object store outage left in the outbox.
+    pub async fn retry_uploads(&self) {
+        if let Ok(rows) = self.recording.db.uploading_recordings().await {
+            for row in rows {
+                self.upload(&row.id).await;
+            }
+        }
+    }
+
+    pub fn recording_objects(&self) -> &dyn ObjectStore {
+        self.recording.objects.as_ref()
     }
 
     pub fn recording_store(&self) -> &LocalStore {

@@ -2,7 +2,7 @@
 //! removed, data key destroyed, receipt in the audit log), a legal hold keeps one, `--dry-run` deletes nothing,
 //! and the audit chain stays intact.
 
-use examroom::recording::session::LocalStore;
+use examroom::recording::objects::{LocalObjects, ObjectStore};
 use examroom::store::{Db, NewRecording};
 use secrecy::SecretString;
 
@@ -18,7 +18,7 @@ fn examroom(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-async fn seed(db: &Db, store: &LocalStore, id: &str, retain_until: i64) {
+async fn seed(db: &Db, store: &LocalObjects, id: &str, retain_until: i64) {
     db.insert_recording(&NewRecording {
         id,
         visit_id: "v000000000000000000000001",
@@ -35,8 +35,14 @@ async fn seed(db: &Db, store: &LocalStore, id: &str, retain_until: i64) {
     .await
     .unwrap();
     let key = format!("{id}.erec");
-    store.put(&key, b"ERREC sealed bytes").unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), b"ERREC sealed bytes").unwrap();
+    store
+        .put_file(&key, file.path(), retain_until, false)
+        .await
+        .unwrap();
     db.finish_recording(id, 2_000, &key, 18, 10, "{}").await.unwrap();
+    db.mark_recording_stored(id).await.unwrap();
 }
 
 #[tokio::test]
@@ -49,7 +55,7 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
         data.join("examroom.db").display()
     ));
     let db = Db::connect(&url, Some(1)).await.unwrap();
-    let store = LocalStore::new(&data.join("recordings")).unwrap();
+    let store = LocalObjects::new(&data.join("recordings/objects")).unwrap();
     let year_2030 = 1_893_456_000_000; // 2030-01-01
     seed(&db, &store, "r000000000000000000000001", year_2030).await;
     seed(&db, &store, "r000000000000000000000002", year_2030).await;
@@ -84,7 +90,7 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
         "{out}"
     );
     assert!(
-        store.object_path("r000000000000000000000001.erec").exists(),
+        store.path("r000000000000000000000001.erec").exists(),
         "dry run deletes nothing"
     );
 
@@ -103,15 +109,15 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("deleted r000000000000000000000001"), "{out}");
     assert!(
-        !store.object_path("r000000000000000000000001.erec").exists(),
+        !store.path("r000000000000000000000001.erec").exists(),
         "object removed"
     );
     assert!(
-        store.object_path("r000000000000000000000002.erec").exists(),
+        store.path("r000000000000000000000002.erec").exists(),
         "legal hold keeps it"
     );
     assert!(
-        store.object_path("r000000000000000000000003.erec").exists(),
+        store.path("r000000000000000000000003.erec").exists(),
         "not expired"
     );
 
@@ -142,6 +148,7 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
     for field in [
         "\"policies\":\"video-visits\"",
         "\"objects\":[\"r000000000000000000000001.erec\"]",
+        "\"versions\":1",
         "\"bytes\":18",
     ] {
         assert!(receipts[0].1.contains(field), "{field} in {}", receipts[0].1);
