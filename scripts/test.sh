@@ -25,6 +25,23 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
+# S3-compatible servers for the object-store tests, cached beside the build (outside the clone when
+# CARGO_TARGET_DIR points there): moto[server] in a virtualenv, s3s-fs built by cargo install.
+TOOLS="${TEST_TOOLS_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/test-tools}"
+mkdir -p "$TOOLS"
+if [ ! -x "$TOOLS/moto/bin/moto_server" ]; then
+  log "installing moto[server] (pip, into $TOOLS/moto)"
+  python3 -m venv "$TOOLS/moto"
+  "$TOOLS/moto/bin/pip" install -q 'moto[server]==5.*'
+fi
+if [ ! -x "$TOOLS/s3s/bin/s3s-fs" ]; then
+  log "installing s3s-fs 0.14.1 (cargo install, into $TOOLS/s3s)"
+  cargo install s3s-fs@0.14.1 --features binary --locked --root "$TOOLS/s3s"
+fi
+export TEST_MOTO_SERVER="$TOOLS/moto/bin/moto_server"
+export TEST_S3S_FS="$TOOLS/s3s/bin/s3s-fs"
+export TEST_REQUIRE_S3=1
+
 log "installing npm packages (oidc-provider, playwright-core; no browser download)"
 (cd tests/support && npm ci --no-audit --no-fund --loglevel=error)
 

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode,
@@ -127,13 +128,18 @@ fn unavailable(e: impl std::fmt::Display) -> ObjectError {
     ObjectError::Unavailable(e.to_string())
 }
 
+/// The SDK's HTTP client on rustls with ring (the crypto backend the rest of the broker uses).
+pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 impl S3Objects {
     pub async fn new(s: &S3Settings) -> S3Objects {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
+        let http = http_client();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(http)
             .region(aws_config::Region::new(s.region.clone()));
@@ -318,21 +324,25 @@ impl ObjectStore for S3Objects {
             .bucket(&self.bucket)
             .prefix(key)
             .send()
-            .await
-            .map_err(|e| unavailable(aws_sdk_s3::error::DisplayErrorContext(e)))?;
-        let mut versions: Vec<Option<String>> = listed
-            .versions()
-            .iter()
-            .filter(|v| v.key() == Some(key))
-            .map(|v| v.version_id().map(str::to_string))
-            .collect();
-        versions.extend(
-            listed
-                .delete_markers()
+            .await;
+        let mut versions: Vec<Option<String>> = match listed {
+            Ok(listed) => listed
+                .versions()
                 .iter()
-                .filter(|m| m.key() == Some(key))
-                .map(|m| m.version_id().map(str::to_string)),
-        );
+                .filter(|v| v.key() == Some(key))
+                .map(|v| v.version_id().map(str::to_string))
+                .chain(
+                    listed
+                        .delete_markers()
+                        .iter()
+                        .filter(|m| m.key() == Some(key))
+                        .map(|m| m.version_id().map(str::to_string)),
+                )
+                .collect(),
+            // A server without versioning support has one object per key.
+            Err(e) if e.code() == Some("NotImplemented") => Vec::new(),
+            Err(e) => return Err(unavailable(aws_sdk_s3::error::DisplayErrorContext(e))),
+        };
         if versions.is_empty() {
             versions.push(None);
         }

@@ -13,6 +13,7 @@ mod load_smoke;
 mod media_peers;
 mod peer;
 mod retention;
+mod s3;
 mod storage;
 mod video;
 mod video_signaling;
