@@ -66,6 +66,11 @@ fn a_recording_cut_by_kill_9_is_recovered_with_a_gap() {
 }
 
 #[test]
+fn a_recording_waits_out_an_s3_outage() {
+    in_namespace("media_peers::inner_recording_s3");
+}
+
+#[test]
 fn five_hundred_peer_connections_leak_nothing() {
     in_namespace("media_peers::inner_leak_check");
 }
@@ -578,6 +583,142 @@ async fn inner_recording_crash() {
     assert!(
         !data.join("recordings/spool").read_dir().unwrap().any(|_| true),
         "spool cleared"
+    );
+    broker.assert_no_panic();
+}
+
+#[tokio::test]
+#[ignore = "run inside a network namespace by a_recording_waits_out_an_s3_outage"]
+async fn inner_recording_s3() {
+    let port = crate::common::free_port();
+    let Some(moto) = crate::s3::moto(port) else {
+        assert!(
+            std::env::var("TEST_REQUIRE_S3").is_err(),
+            "TEST_MOTO_SERVER is required"
+        );
+        return;
+    };
+    let create_bucket = |endpoint: String| async move {
+        crate::s3::raw_client(&endpoint)
+            .await
+            .create_bucket()
+            .bucket("recordings")
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .unwrap();
+    };
+    create_bucket(moto.endpoint.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let secret = dir.path().join("s3-secret");
+    std::fs::write(&secret, "examroom-secret").unwrap();
+    let secret = secret.display().to_string();
+    let mut env = FAST_ROUTING.to_vec();
+    env.extend([
+        ("EXAMROOM_RECORDING__STORE", "s3"),
+        ("EXAMROOM_RECORDING__S3__ENDPOINT", moto.endpoint.as_str()),
+        ("EXAMROOM_RECORDING__S3__BUCKET", "recordings"),
+        ("EXAMROOM_RECORDING__S3__ACCESS_KEY_ID", "AKEXAMROOM"),
+        ("EXAMROOM_RECORDING__S3__SECRET_ACCESS_KEY_FILE", secret.as_str()),
+        ("EXAMROOM_RECORDING__S3__OBJECT_LOCK_MODE", "GOVERNANCE"),
+    ]);
+    let broker = Broker::dev(&data, &env);
+    let url = broker.url.clone();
+    let nurse_cookie = staff_cookie(&url, &data, "nurse").await;
+    let (mut patient_ws, mut nurse_ws, visit) =
+        active_visit_with(&broker, &data, &nurse_cookie, Some(true)).await;
+    let mut patient = ClientPeer::new("PATIENT", "NURSE").await;
+    let mut nurse = ClientPeer::new("NURSE", "PATIENT").await;
+    join(&mut nurse_ws, &mut nurse, &visit).await;
+    join(&mut patient_ws, &mut patient, &visit).await;
+    pump_paced(&patient, &nurse, 0, 60).await;
+
+    // S3 goes down before the visit ends: the recording waits, sealed, in the outbox.
+    let endpoint = moto.endpoint.clone();
+    drop(moto);
+    nurse_ws
+        .send(json!({"v": 1, "type": "video_end", "visit_id": visit}))
+        .await;
+    patient_ws.expect("video_ended").await;
+    let compliance = staff_cookie(&url, &data, "compliance").await;
+    let http = crate::common::client();
+    let list = || {
+        http.get(format!("{url}/api/v1/recordings?reason=s3%20outage%20test"))
+            .header("cookie", &compliance)
+            .send()
+    };
+    let mut state = Value::Null;
+    for _ in 0..50 {
+        let l: Value = list().await.unwrap().json().await.unwrap();
+        state = l["recordings"][0]["state"].clone();
+        if state == "uploading" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "uploading");
+    let outbox: Vec<_> = std::fs::read_dir(data.join("recordings/outbox"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(outbox.len(), 1, "one sealed object waiting");
+    let waiting = std::fs::read(outbox[0].path()).unwrap();
+    assert!(
+        !waiting.windows(4).any(|w| w == [0x1A, 0x45, 0xDF, 0xA3]),
+        "sealed while waiting"
+    );
+
+    // S3 is back (moto keeps state in memory: the bucket is made again); the sweep uploads it.
+    let moto = crate::s3::moto(port).unwrap();
+    create_bucket(endpoint.clone()).await;
+    let mut rec = Value::Null;
+    for _ in 0..100 {
+        let l: Value = list().await.unwrap().json().await.unwrap();
+        rec = l["recordings"][0].clone();
+        if rec["state"] == "stored" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rec["state"], "stored", "uploaded once S3 returned: {rec}");
+    assert!(
+        !data
+            .join("recordings/outbox")
+            .read_dir()
+            .unwrap()
+            .flatten()
+            .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+    );
+    let id = rec["id"].as_str().unwrap().to_string();
+    let head = crate::s3::raw_client(&moto.endpoint)
+        .await
+        .head_object()
+        .bucket("recordings")
+        .key(format!("{id}.erec"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.object_lock_mode().map(|m| m.as_str()),
+        Some("GOVERNANCE"),
+        "Object Lock on the object"
+    );
+    let webm = http
+        .get(format!(
+            "{url}/api/v1/recordings/{id}/download?reason=s3%20outage%20test"
+        ))
+        .header("cookie", &compliance)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let blocks = examroom::recording::webm::scan(&webm).unwrap();
+    assert!(
+        blocks.iter().filter(|b| b.0 == 1).count() >= 30,
+        "the recording plays from S3"
     );
     broker.assert_no_panic();
 }

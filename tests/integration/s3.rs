@@ -14,9 +14,9 @@ use examroom::recording::objects::{ObjectError, ObjectStore, S3Objects, S3Settin
 
 use crate::common::free_port;
 
-struct Server {
+pub struct Server {
     child: Child,
-    endpoint: String,
+    pub endpoint: String,
 }
 
 impl Drop for Server {
@@ -36,7 +36,7 @@ fn wait_listening(port: u16) {
     panic!("server on port {port} did not start");
 }
 
-fn moto(port: u16) -> Option<Server> {
+pub fn moto(port: u16) -> Option<Server> {
     let bin = std::env::var("TEST_MOTO_SERVER").ok()?;
     let child = Command::new(bin)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -98,7 +98,7 @@ fn settings(endpoint: &str, bucket: &str, object_lock: bool) -> S3Settings {
     }
 }
 
-async fn raw_client(endpoint: &str) -> Client {
+pub async fn raw_client(endpoint: &str) -> Client {
     let conf = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
