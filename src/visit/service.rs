@@ -2,12 +2,13 @@
 //! tells both participants' sockets what happened. One participant connection per (visit, side); a new socket
 //! joining (a reload) replaces the old connection, the same socket offering again renegotiates (ICE restart).
 
+mod recording;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::{ConversationFacts, EndReason, Side, Visit, VisitError, VisitId, VisitState, Visits};
-use crate::audit::{AuditEvent, Auditor, Outcome};
-use crate::auth::Role;
+use crate::audit::Auditor;
 use crate::config::MediaConfig;
 use crate::crypto::Keyring;
 use crate::ids::{RequestId, SubjectId};
@@ -16,13 +17,12 @@ use crate::media::{EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent,
 use crate::messaging::Messaging;
 use crate::messaging::protocol::RecordingNotice;
 use crate::messaging::protocol::ServerFrame;
-use crate::policy::recording::{RecordingDecision, RecordingPolicies};
+use crate::policy::recording::RecordingPolicies;
 use crate::recording::objects::ObjectStore;
 use crate::recording::recorder::Source;
 use crate::recording::session::{LocalStore, RecordingSession};
-use crate::recording::timeline::RecordingState;
+use crate::store::Db;
 use crate::store::now_ms;
-use crate::store::{Db, NewRecording};
 use crate::telemetry::MediaMetrics;
 use crate::waiting_room::Presence;
 
@@ -135,183 +135,6 @@ impl VideoService {
                 recording: self.notice(&v.id),
             },
         }
-    }
-
-    fn decision(&self, v: &Visit) -> Option<RecordingDecision> {
-        self.recording.policies.decide(&v.queue, "video")
-    }
-
-    fn notice(&self, id: &VisitId) -> RecordingNotice {
-        let session = self.sessions.lock().expect("sessions lock").get(id).cloned();
-        match session {
-            Some(s) if s.state() == RecordingState::Paused => RecordingNotice::Paused,
-            Some(_) => RecordingNotice::Recording,
-            None => self
-                .notices
-                .lock()
-                .expect("notices lock")
-                .get(id)
-                .copied()
-                .unwrap_or(RecordingNotice::None),
-        }
-    }
-
-    /// Starts recording a visit the patient just joined, when policy and consent say so.
-    async fn start_recording(&self, v: &Visit, consent: Option<bool>) {
-        let Some(decision) = self.decision(v) else {
-            return;
-        };
-        let consent_text = match (decision.consent_required, consent) {
-            (true, Some(true)) => "recorded",
-            (true, _) => {
-                self.notices
-                    .lock()
-                    .expect("notices lock")
-                    .insert(v.id.clone(), RecordingNotice::Declined);
-                self.recording
-                    .audit
-                    .record_or_log(
-                        AuditEvent::new("recording.consent", format!("visit:{}", v.id), Outcome::Success)
-                            .reason("declined: the visit is not recorded"),
-                    )
-                    .await;
-                return;
-            }
-            (false, _) => "not_required",
-        };
-        let now = now_ms();
-        let started = RecordingSession::start(&self.recording.store, &self.recording.keyring, now);
-        let (session, keys) = match started {
-            Ok(ok) => ok,
-            Err(e) => {
-                tracing::error!(error = %e, "recording could not start");
-                return;
-            }
-        };
-        let retain_until = now + decision.retention_days as i64 * 86_400_000;
-        let policies = decision.policies.join(",");
-        let row = NewRecording {
-            id: &session.id,
-            visit_id: v.id.as_str(),
-            queue: &v.queue,
-            policies: &policies,
-            consent: consent_text,
-            kek_id: &keys.kek_id,
-            wrapped_key: &keys.wrapped_key,
-            spool_kek_id: &keys.spool_kek_id,
-            spool_wrapped_key: &keys.spool_wrapped_key,
-            started_at: now,
-            retain_until,
-        };
-        if let Err(e) = self.recording.db.insert_recording(&row).await {
-            tracing::error!(error = %e, "recording row could not be written");
-            return;
-        }
-        self.recording
-            .audit
-            .record_or_log(
-                AuditEvent::new(
-                    "recording.start",
-                    format!("recording:{}", session.id),
-                    Outcome::Success,
-                )
-                .reason(format!("visit:{} policy:{policies} consent:{consent_text}", v.id)),
-            )
-            .await;
-        let session = Arc::new(session);
-        self.engine.set_tap(v.id.as_str(), Some(session.clone()));
-        self.sessions
-            .lock()
-            .expect("sessions lock")
-            .insert(v.id.clone(), session);
-    }
-
-    async fn stop_recording(&self, v: &Visit) {
-        let session = self.sessions.lock().expect("sessions lock").remove(&v.id);
-        self.notices.lock().expect("notices lock").remove(&v.id);
-        let Some(session) = session else {
-            return;
-        };
-        self.engine.set_tap(v.id.as_str(), None);
-        let now = now_ms();
-        let store = self.recording.store.clone();
-        let s = session.clone();
-        let stored = tokio::task::spawn_blocking(move || s.finish(&store, now)).await;
-        match stored {
-            Ok(Ok(stored)) => {
-                let manifest = serde_json::to_string(&stored.timeline).unwrap_or_default();
-                let r = self
-                    .recording
-                    .db
-                    .finish_recording(
-                        &session.id,
-                        now,
-                        &stored.object_key,
-                        stored.object_bytes as i64,
-                        stored.media_bytes as i64,
-                        &manifest,
-                    )
-                    .await;
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "recording row could not be updated");
-                }
-                self.upload(&session.id).await;
-            }
-            Ok(Err(e)) => tracing::error!(error = %e, "recording could not be stored"),
-            Err(e) => tracing::error!(error = %e, "recording task failed"),
-        }
-    }
-
-    /// Secure pause or resume by the visit's nurse (or an integration allowed to pause others' visits).
-    pub async fn set_recording_state(
-        &self,
-        who: &SubjectId,
-        role: Role,
-        id: &VisitId,
-        state: RecordingState,
-        reason: &str,
-    ) -> Result<RecordingNotice, VideoError> {
-        if reason.trim().is_empty() {
-            return Err(VideoError::ReasonRequired);
-        }
-        let visit = self.visits().get(id).cloned().ok_or(VisitError::UnknownVisit)?;
-        if role != Role::Service && visit.side_of(who) != Some(Side::Nurse) {
-            return Err(VisitError::NotParticipant.into());
-        }
-        let session = self
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .get(id)
-            .cloned()
-            .ok_or(VideoError::NotRecorded)?;
-        let by = crate::pii::pseudonym(who.as_str());
-        let (changed, keyframes) = session.set_state(state, reason, &by, now_ms());
-        if keyframes {
-            self.engine.request_keyframes(id.as_str()).await;
-        }
-        let notice = self.notice(id);
-        if changed && let Some(timeline) = session.timeline() {
-            let manifest = serde_json::to_string(&timeline).unwrap_or_default();
-            if let Err(e) = self
-                .recording
-                .db
-                .update_recording_manifest(&session.id, &manifest)
-                .await
-            {
-                tracing::error!(error = %e, "recording manifest could not be saved");
-            }
-        }
-        if changed {
-            self.to_both(
-                &visit,
-                ServerFrame::RecordingState {
-                    visit_id: id.to_string(),
-                    state: notice,
-                },
-            );
-        }
-        Ok(notice)
     }
 
     pub fn live_of(&self, who: &SubjectId) -> Vec<ServerFrame> {
@@ -578,132 +401,6 @@ impl VideoService {
             self.sweep().await;
             self.retry_uploads().await;
         }
-    }
-
-    /// After a start: recordings a crash left in progress are finalized from their spools, with the lost time
-    /// marked as a gap; each is audited.
-    pub async fn recover_recordings(&self) {
-        let rows = match self.recording.db.unfinished_recordings().await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::error!(error = %e, "unfinished recordings could not be listed");
-                return;
-            }
-        };
-        for row in rows {
-            let now = now_ms();
-            let timeline = row
-                .manifest
-                .as_deref()
-                .and_then(|m| serde_json::from_str(m).ok())
-                .unwrap_or_else(|| crate::recording::timeline::Timeline::start(row.started_at));
-            let (store, keyring) = (&self.recording.store, &self.recording.keyring);
-            let recovered = crate::recording::session::recover(
-                store,
-                keyring,
-                &row.id,
-                &row.spool_kek_id,
-                &row.spool_wrapped_key,
-                &row.kek_id,
-                &row.wrapped_key,
-                timeline,
-                now,
-            );
-            match recovered {
-                Ok(stored) => {
-                    let manifest = serde_json::to_string(&stored.timeline).unwrap_or_default();
-                    let ended = stored.timeline.ended_ms.unwrap_or(now);
-                    let r = self
-                        .recording
-                        .db
-                        .finish_recording(
-                            &row.id,
-                            ended,
-                            &stored.object_key,
-                            stored.object_bytes as i64,
-                            stored.media_bytes as i64,
-                            &manifest,
-                        )
-                        .await;
-                    if let Err(e) = r {
-                        tracing::error!(error = %e, "recovered recording row could not be updated");
-                    }
-                    self.upload(&row.id).await;
-                    self.recording
-                        .audit
-                        .record_or_log(
-                            AuditEvent::new(
-                                "recording.recovered",
-                                format!("recording:{}", row.id),
-                                Outcome::Success,
-                            )
-                            .reason("finalized after a restart; the lost interval is marked as a gap"),
-                        )
-                        .await;
-                }
-                Err(e) => tracing::error!(error = %e, "recording could not be recovered"),
-            }
-        }
-    }
-
-    /// Moves a finished recording's sealed object from the outbox to the object store. On failure the object
-    /// stays in the outbox (sealed) and the next sweep tries again; nothing is lost while storage is down.
-    async fn upload(&self, id: &str) {
-        let row = match self.recording.db.recording(id).await {
-            Ok(Some(row)) if row.state == "uploading" => row,
-            Ok(_) => return,
-            Err(e) => {
-                tracing::error!(error = %e, "recording row could not be read");
-                return;
-            }
-        };
-        let Some(key) = row.object_key.clone() else {
-            return;
-        };
-        let outbox = self.recording.store.outbox_path(&key);
-        match self
-            .recording
-            .objects
-            .put_file(&key, &outbox, row.retain_until, row.legal_hold)
-            .await
-        {
-            Ok(()) => {
-                if let Err(e) = self.recording.db.mark_recording_stored(id).await {
-                    tracing::error!(error = %e, "recording row could not be updated");
-                    return;
-                }
-                let _ = tokio::fs::remove_file(&outbox).await;
-                self.recording
-                    .audit
-                    .record_or_log(
-                        AuditEvent::new("recording.stored", format!("recording:{id}"), Outcome::Success)
-                            .reason(format!("{} bytes sealed", row.object_bytes.unwrap_or(0))),
-                    )
-                    .await;
-            }
-            Err(e) => tracing::warn!(error = %e, "recording upload failed; kept in the outbox for retry"),
-        }
-    }
-
-    /// Retries uploads an object store outage left in the outbox.
-    pub async fn retry_uploads(&self) {
-        if let Ok(rows) = self.recording.db.uploading_recordings().await {
-            for row in rows {
-                self.upload(&row.id).await;
-            }
-        }
-    }
-
-    pub fn recording_objects(&self) -> &dyn ObjectStore {
-        self.recording.objects.as_ref()
-    }
-
-    pub fn recording_store(&self) -> &LocalStore {
-        &self.recording.store
-    }
-
-    pub fn recording_keyring(&self) -> &Keyring {
-        &self.recording.keyring
     }
 
     pub fn peer_connections(&self) -> usize {

@@ -12,6 +12,7 @@ mod external_oidc;
 mod load_smoke;
 mod media_peers;
 mod peer;
+mod recording_peers;
 mod retention;
 mod s3;
 mod storage;

@@ -1,0 +1,311 @@
+//! The recording side of the video service: whether a visit is recorded (policy and consent), the recording
+//! session behind the SFU's tap, secure pause, and the way a finished recording reaches the object store
+//! (outbox, upload, retry) — including recordings a crash left behind.
+
+use super::{VideoError, VideoService};
+use crate::audit::{AuditEvent, Outcome};
+use crate::auth::Role;
+use crate::crypto::Keyring;
+use crate::ids::SubjectId;
+use crate::messaging::protocol::{RecordingNotice, ServerFrame};
+use crate::policy::recording::RecordingDecision;
+use crate::recording::objects::ObjectStore;
+use crate::recording::session::{LocalStore, RecordingSession, Stored};
+use crate::recording::timeline::RecordingState;
+use crate::store::{NewRecording, now_ms};
+use crate::visit::{Side, Visit, VisitError, VisitId};
+use std::sync::Arc;
+
+impl VideoService {
+    pub(super) fn decision(&self, v: &Visit) -> Option<RecordingDecision> {
+        self.recording.policies.decide(&v.queue, "video")
+    }
+
+    pub(super) fn notice(&self, id: &VisitId) -> RecordingNotice {
+        let session = self.sessions.lock().expect("sessions lock").get(id).cloned();
+        match session {
+            Some(s) if s.state() == RecordingState::Paused => RecordingNotice::Paused,
+            Some(_) => RecordingNotice::Recording,
+            None => self
+                .notices
+                .lock()
+                .expect("notices lock")
+                .get(id)
+                .copied()
+                .unwrap_or(RecordingNotice::None),
+        }
+    }
+
+    /// Starts recording a visit the patient just joined, when policy and consent say so.
+    pub(super) async fn start_recording(&self, v: &Visit, consent: Option<bool>) {
+        let Some(decision) = self.decision(v) else {
+            return;
+        };
+        let consent_text = match (decision.consent_required, consent) {
+            (true, Some(true)) => "recorded",
+            (true, _) => {
+                self.notices
+                    .lock()
+                    .expect("notices lock")
+                    .insert(v.id.clone(), RecordingNotice::Declined);
+                self.recording
+                    .audit
+                    .record_or_log(
+                        AuditEvent::new("recording.consent", format!("visit:{}", v.id), Outcome::Success)
+                            .reason("declined: the visit is not recorded"),
+                    )
+                    .await;
+                return;
+            }
+            (false, _) => "not_required",
+        };
+        let now = now_ms();
+        let started = RecordingSession::start(&self.recording.store, &self.recording.keyring, now);
+        let (session, keys) = match started {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::error!(error = %e, "recording could not start");
+                return;
+            }
+        };
+        let retain_until = now + decision.retention_days as i64 * 86_400_000;
+        let policies = decision.policies.join(",");
+        let row = NewRecording {
+            id: &session.id,
+            visit_id: v.id.as_str(),
+            queue: &v.queue,
+            policies: &policies,
+            consent: consent_text,
+            kek_id: &keys.kek_id,
+            wrapped_key: &keys.wrapped_key,
+            spool_kek_id: &keys.spool_kek_id,
+            spool_wrapped_key: &keys.spool_wrapped_key,
+            started_at: now,
+            retain_until,
+        };
+        if let Err(e) = self.recording.db.insert_recording(&row).await {
+            tracing::error!(error = %e, "recording row could not be written");
+            return;
+        }
+        self.recording
+            .audit
+            .record_or_log(
+                AuditEvent::new(
+                    "recording.start",
+                    format!("recording:{}", session.id),
+                    Outcome::Success,
+                )
+                .reason(format!("visit:{} policy:{policies} consent:{consent_text}", v.id)),
+            )
+            .await;
+        let session = Arc::new(session);
+        self.engine.set_tap(v.id.as_str(), Some(session.clone()));
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .insert(v.id.clone(), session);
+    }
+
+    pub(super) async fn stop_recording(&self, v: &Visit) {
+        let session = self.sessions.lock().expect("sessions lock").remove(&v.id);
+        self.notices.lock().expect("notices lock").remove(&v.id);
+        let Some(session) = session else {
+            return;
+        };
+        self.engine.set_tap(v.id.as_str(), None);
+        let now = now_ms();
+        let store = self.recording.store.clone();
+        let s = session.clone();
+        let stored = tokio::task::spawn_blocking(move || s.finish(&store, now)).await;
+        match stored {
+            Ok(Ok(stored)) => {
+                self.store_finished(&session.id, &stored, now).await;
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "recording could not be stored"),
+            Err(e) => tracing::error!(error = %e, "recording task failed"),
+        }
+    }
+
+    /// Secure pause or resume by the visit's nurse (or an integration allowed to pause others' visits).
+    pub async fn set_recording_state(
+        &self,
+        who: &SubjectId,
+        role: Role,
+        id: &VisitId,
+        state: RecordingState,
+        reason: &str,
+    ) -> Result<RecordingNotice, VideoError> {
+        if reason.trim().is_empty() {
+            return Err(VideoError::ReasonRequired);
+        }
+        let visit = self.visits().get(id).cloned().ok_or(VisitError::UnknownVisit)?;
+        if role != Role::Service && visit.side_of(who) != Some(Side::Nurse) {
+            return Err(VisitError::NotParticipant.into());
+        }
+        let session = self
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .get(id)
+            .cloned()
+            .ok_or(VideoError::NotRecorded)?;
+        let by = crate::pii::pseudonym(who.as_str());
+        let (changed, keyframes) = session.set_state(state, reason, &by, now_ms());
+        if keyframes {
+            self.engine.request_keyframes(id.as_str()).await;
+        }
+        let notice = self.notice(id);
+        if changed && let Some(timeline) = session.timeline() {
+            let manifest = serde_json::to_string(&timeline).unwrap_or_default();
+            if let Err(e) = self
+                .recording
+                .db
+                .update_recording_manifest(&session.id, &manifest)
+                .await
+            {
+                tracing::error!(error = %e, "recording manifest could not be saved");
+            }
+        }
+        if changed {
+            self.to_both(
+                &visit,
+                ServerFrame::RecordingState {
+                    visit_id: id.to_string(),
+                    state: notice,
+                },
+            );
+        }
+        Ok(notice)
+    }
+
+    /// After a start: recordings a crash left in progress are finalized from their spools, with the lost time
+    /// marked as a gap; each is audited.
+    pub async fn recover_recordings(&self) {
+        let rows = match self.recording.db.unfinished_recordings().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %e, "unfinished recordings could not be listed");
+                return;
+            }
+        };
+        for row in rows {
+            let now = now_ms();
+            let timeline = row
+                .manifest
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or_else(|| crate::recording::timeline::Timeline::start(row.started_at));
+            let (store, keyring) = (&self.recording.store, &self.recording.keyring);
+            let recovered = crate::recording::session::recover(
+                store,
+                keyring,
+                &row.id,
+                &row.spool_kek_id,
+                &row.spool_wrapped_key,
+                &row.kek_id,
+                &row.wrapped_key,
+                timeline,
+                now,
+            );
+            match recovered {
+                Ok(stored) => {
+                    self.store_finished(&row.id, &stored, stored.timeline.ended_ms.unwrap_or(now))
+                        .await;
+                    self.recording
+                        .audit
+                        .record_or_log(
+                            AuditEvent::new(
+                                "recording.recovered",
+                                format!("recording:{}", row.id),
+                                Outcome::Success,
+                            )
+                            .reason("finalized after a restart; the lost interval is marked as a gap"),
+                        )
+                        .await;
+                }
+                Err(e) => tracing::error!(error = %e, "recording could not be recovered"),
+            }
+        }
+    }
+
+    /// Records a finished recording (object, sizes, manifest) and sends its object on to the store.
+    async fn store_finished(&self, id: &str, stored: &Stored, ended_ms: i64) {
+        let manifest = serde_json::to_string(&stored.timeline).unwrap_or_default();
+        let r = self
+            .recording
+            .db
+            .finish_recording(
+                id,
+                ended_ms,
+                &stored.object_key,
+                stored.object_bytes as i64,
+                stored.media_bytes as i64,
+                &manifest,
+            )
+            .await;
+        match r {
+            Ok(()) => self.upload(id).await,
+            Err(e) => tracing::error!(error = %e, "recording row could not be updated"),
+        }
+    }
+
+    /// Moves a finished recording's sealed object from the outbox to the object store. On failure the object
+    /// stays in the outbox (sealed) and the next sweep tries again; nothing is lost while storage is down.
+    pub(super) async fn upload(&self, id: &str) {
+        let row = match self.recording.db.recording(id).await {
+            Ok(Some(row)) if row.state == "uploading" => row,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "recording row could not be read");
+                return;
+            }
+        };
+        let Some(key) = row.object_key.clone() else {
+            return;
+        };
+        let outbox = self.recording.store.outbox_path(&key);
+        match self
+            .recording
+            .objects
+            .put_file(&key, &outbox, row.retain_until, row.legal_hold)
+            .await
+        {
+            Ok(()) => {
+                if let Err(e) = self.recording.db.mark_recording_stored(id).await {
+                    tracing::error!(error = %e, "recording row could not be updated");
+                    return;
+                }
+                let _ = tokio::fs::remove_file(&outbox).await;
+                self.recording
+                    .audit
+                    .record_or_log(
+                        AuditEvent::new("recording.stored", format!("recording:{id}"), Outcome::Success)
+                            .reason(format!("{} bytes sealed", row.object_bytes.unwrap_or(0))),
+                    )
+                    .await;
+            }
+            Err(e) => tracing::warn!(error = %e, "recording upload failed; kept in the outbox for retry"),
+        }
+    }
+
+    /// Retries uploads an object store outage left in the outbox.
+    pub async fn retry_uploads(&self) {
+        if let Ok(rows) = self.recording.db.uploading_recordings().await {
+            for row in rows {
+                self.upload(&row.id).await;
+            }
+        }
+    }
+
+    pub fn recording_objects(&self) -> &dyn ObjectStore {
+        self.recording.objects.as_ref()
+    }
+
+    pub fn recording_store(&self) -> &LocalStore {
+        &self.recording.store
+    }
+
+    pub fn recording_keyring(&self) -> &Keyring {
+        &self.recording.keyring
+    }
+}
