@@ -8,18 +8,16 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use rtc::interceptor::{Attribute, Interceptor, Packet as InterceptorPacket, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::Slot;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
 };
-use rtc::sansio::Protocol;
+use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine as CodecTable, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
@@ -27,6 +25,11 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
     register_default_interceptors,
 };
+
+mod keyframes;
+
+pub use keyframes::{KEYFRAME_REQUEST_SLOT, KeyframeRequests, wants_keyframe};
+use keyframes::{relay_feedback, request_keyframe};
 
 use super::rewrite::Rewriter;
 use super::{
@@ -203,56 +206,6 @@ impl WebRtcSfu {
             .map(|d| d.sdp)
             .ok_or_else(|| MediaError::Engine("no local description".into()))
     }
-}
-
-/// After every built-in interceptor, so it sees inbound RTCP just before the chain's terminus.
-pub const KEYFRAME_REQUEST_SLOT: usize = 20_000;
-
-/// Inbound RTCP stops at the end of the interceptor chain unless an interceptor marks it for the
-/// application. This one marks PLI and FIR (and only those: receiver reports are the chain's own business),
-/// so the SFU can relay a viewer's keyframe request to the sender.
-#[derive(Default)]
-pub struct KeyframeRequests {
-    read: std::collections::VecDeque<TaggedPacket>,
-    write: std::collections::VecDeque<TaggedPacket>,
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = std::time::Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let InterceptorPacket::Rtcp(packets) = &msg.message.packet
-            && wants_keyframe(packets)
-        {
-            msg.message.add(Attribute::DeliverToApplication);
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequests {
-    fn bind_local_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
 fn opus() -> RTCRtpCodec {
@@ -470,74 +423,6 @@ async fn forward(
                 metrics.forwarded_packets.inc();
                 metrics.forwarded_bytes.inc_by(bytes);
             }
-        }
-    }
-}
-
-/// Reads RTCP a viewer sends on one outgoing track and relays keyframe requests to the video's sender.
-async fn relay_feedback(
-    out: Arc<Outgoing>,
-    viewer: ParticipantId,
-    room: String,
-    state: Weak<Mutex<Rooms>>,
-    metrics: MediaMetrics,
-) {
-    while let Some(event) = out.track.poll().await {
-        let TrackLocalEvent::OnRtcpPacket(packets) = event else {
-            continue;
-        };
-        if wants_keyframe(&packets) {
-            request_keyframe(&state, &room, &viewer, RtpCodecKind::Video, &metrics).await;
-        }
-    }
-}
-
-pub fn wants_keyframe(packets: &[Box<dyn rtcp::Packet>]) -> bool {
-    packets.iter().any(|p| {
-        p.as_any().downcast_ref::<PictureLossIndication>().is_some()
-            || p.as_any().downcast_ref::<FullIntraRequest>().is_some()
-    })
-}
-
-/// Sends a PLI to every other participant's incoming track of `kind`: the viewer needs a keyframe.
-async fn request_keyframe(
-    state: &Weak<Mutex<Rooms>>,
-    room: &str,
-    viewer: &ParticipantId,
-    kind: RtpCodecKind,
-    metrics: &MediaMetrics,
-) {
-    let Some(state) = state.upgrade() else {
-        return;
-    };
-    let sources: Vec<(Arc<dyn TrackRemote>, u32)> = {
-        let rooms = state.lock().expect("rooms lock");
-        rooms
-            .rooms
-            .get(room)
-            .map(|peers| {
-                peers
-                    .iter()
-                    .filter(|p| &p.id != viewer)
-                    .filter_map(|p| {
-                        p.incoming
-                            .lock()
-                            .expect("peer lock")
-                            .get(&kind)
-                            .map(|i| (i.track.clone(), i.ssrc))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    tracing::debug!(senders = sources.len(), "keyframe requested");
-    for (track, media_ssrc) in sources {
-        let pli: Vec<Box<dyn rtcp::Packet>> = vec![Box::new(PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc,
-        })];
-        if track.write_rtcp(pli).await.is_ok() {
-            metrics.keyframe_requests.inc();
         }
     }
 }
