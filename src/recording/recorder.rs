@@ -165,19 +165,7 @@ impl Recorder {
 
     /// The WebM header for the tracks seen so far and a duration.
     fn webm_header(&self, duration_ms: f64) -> Vec<u8> {
-        let mut tracks = Vec::new();
-        for source in [Source::Patient, Source::Nurse] {
-            let dims = self.sources[source.index()].dims.unwrap_or((640, 480));
-            tracks.push(TrackSpec {
-                number: source.video_track(),
-                video: Some(dims),
-            });
-            tracks.push(TrackSpec {
-                number: source.audio_track(),
-                video: None,
-            });
-        }
-        webm::header(&tracks, Some(duration_ms))
+        webm_header([self.sources[0].dims, self.sources[1].dims], duration_ms)
     }
 
     /// Ends the recording: the spool's final chunk, the timeline, the WebM header for [`finalize`], and the
@@ -189,12 +177,26 @@ impl Recorder {
         (self.sealer.finish(), self.timeline, header, self.media_bytes)
     }
 
-    /// The header to use when a crash ended the recording at `last_ms` (recovery).
+    /// The header for a recording a crash ended (dimensions unknown; players read them from the keyframes).
     pub fn recovery_header(duration_ms: f64) -> Vec<u8> {
-        let (key, id) = (DataKey::ephemeral(), "recovery");
-        let (r, _) = Recorder::start(&key, id, 0);
-        r.webm_header(duration_ms)
+        webm_header([None, None], duration_ms)
     }
+}
+
+/// Patient tracks 1–2 and nurse tracks 3–4; video dimensions when a keyframe told them.
+fn webm_header(dims: [Option<(u32, u32)>; 2], duration_ms: f64) -> Vec<u8> {
+    let mut tracks = Vec::new();
+    for source in [Source::Patient, Source::Nurse] {
+        tracks.push(TrackSpec {
+            number: source.video_track(),
+            video: Some(dims[source.index()].unwrap_or((640, 480))),
+        });
+        tracks.push(TrackSpec {
+            number: source.audio_track(),
+            video: None,
+        });
+    }
+    webm::header(&tracks, Some(duration_ms))
 }
 
 /// The final object: the WebM header followed by the spool's clusters, sealed under the recording's key. Reads
