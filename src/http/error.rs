@@ -52,6 +52,21 @@ impl ApiError {
     }
 }
 
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    /// A refused JSON body. serde's messages quote what the client sent (field names, values), and a client
+    /// may have typed PHI there, so the message names the kind of problem only.
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection as R;
+        let message = match e {
+            R::MissingJsonContentType(_) => "send Content-Type: application/json",
+            R::JsonSyntaxError(_) => "the body is not valid JSON",
+            R::JsonDataError(_) => "the body's fields do not match this endpoint (see the OpenAPI document)",
+            _ => "the body could not be read",
+        };
+        ApiError::BadRequest("invalid_body", message.into())
+    }
+}
+
 /// A JSON error body; also used by the middleware that turns plain-text framework errors into JSON.
 pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
     (

@@ -112,22 +112,14 @@ async fn json_errors(req: Request, next: Next) -> Response {
         s if s.is_server_error() => "internal",
         _ => "request_refused",
     };
-    // The framework's message names the offending field (useful), but could echo input: keep it short and
-    // drop it entirely for server errors.
-    let message = if status.is_server_error() {
-        "internal error".to_string()
-    } else {
-        let (_, body) = resp.into_parts();
-        let bytes = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes);
-        let text = text.trim();
-        if text.is_empty() {
-            status.canonical_reason().unwrap_or("error").to_string()
-        } else {
-            text.chars().take(200).collect()
-        }
+    // The framework's message quotes the client's input (a query parameter's name, a value) and a client may
+    // have typed PHI there, so only the kind of problem is named.
+    let message = match code {
+        "invalid_request" => "the request's parameters do not match this endpoint (see the OpenAPI document)",
+        "internal" => "internal error",
+        _ => status.canonical_reason().unwrap_or("error"),
     };
-    error::error_body(status, code, &message)
+    error::error_body(status, code, message)
 }
 
 /// Security headers on every response. Only the patient widget may be framed, and only by the configured

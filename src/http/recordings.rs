@@ -214,7 +214,7 @@ async fn legal_hold(
     Path(id): Path<String>,
     body: Result<Json<HoldRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::BadRequest("invalid_body", e.body_text()))?;
+    let Json(req) = body?;
     let resource = format!(
         "recording:{}",
         if id.len() == 25 && id.starts_with('r') {

@@ -38,7 +38,7 @@ async fn set_state(
     Path(id): Path<String>,
     body: Result<Json<StateRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::BadRequest("invalid_body", e.body_text()))?;
+    let Json(req) = body?;
     let resource = format!(
         "visit:{}",
         VisitId::parse(&id)

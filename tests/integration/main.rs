@@ -12,6 +12,7 @@ mod external_oidc;
 mod load_smoke;
 mod media_peers;
 mod peer;
+mod phi_scan;
 mod recording_peers;
 mod retention;
 mod s3;

@@ -29,7 +29,7 @@ fn a_recording_waits_out_an_s3_outage() {
     in_namespace("recording_peers::inner_recording_s3");
 }
 
-async fn pump_paced(a: &ClientPeer, b: &ClientPeer, from: u16, n: u16) {
+pub async fn pump_paced(a: &ClientPeer, b: &ClientPeer, from: u16, n: u16) {
     // 30 packets a second, matching the RTP clocks `ClientPeer::send` uses.
     let start = tokio::time::Instant::now();
     for (i, seq) in (from..from + n).enumerate() {
