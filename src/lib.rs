@@ -65,15 +65,33 @@ pub async fn serve(
     Ok(())
 }
 
-/// Periodic clean-up of ended sessions and abandoned sign-ins, and the recording retention sweep.
+/// Periodic work: an audit checkpoint every minute (when the chain moved); every ten minutes, clean-up of
+/// ended sessions and abandoned sign-ins and the recording retention sweep.
 async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    let signer = match audit::checkpoint::load_or_create_signer(&app.config.server.data_dir) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "audit signing key unavailable: no checkpoints");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut round = 0u64;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
         let now = store::now_ms();
+        if let Some(signer) = &signer
+            && let Err(e) = audit::checkpoint::checkpoint_now(&app.db, signer, now).await
+        {
+            tracing::warn!(error = %e, "audit checkpoint failed");
+        }
+        round += 1;
+        if round % 10 != 1 {
+            continue;
+        }
         if let Err(e) = app.db.purge_sessions(now, 24 * 3600 * 1000).await {
             tracing::warn!(error = %e, "session purge failed");
         }

@@ -71,11 +71,37 @@ enum RetentionCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Verify the hash chain; names the first bad event and exits non-zero if the trail was tampered with.
+    /// With `--events`, `--checkpoints` and `--public-key` it verifies an export offline, checkpoints included.
     Verify {
         #[arg(long, conflicts_with = "data_dir")]
         config: Option<PathBuf>,
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Exported events (JSON lines), for offline verification.
+        #[arg(long, requires_all = ["checkpoints", "public_key"])]
+        events: Option<PathBuf>,
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+        /// The broker's audit public key (hex), as `audit export` writes it.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+    /// Sign a checkpoint of the chain head now (the broker also does so every minute).
+    Checkpoint {
+        #[arg(long, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Export the events, the checkpoints and the public key for offline verification.
+    Export {
+        #[arg(long, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Directory to write events.jsonl, checkpoints.jsonl and audit-public-key.hex into.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -210,7 +236,98 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit {
-            command: AuditCommand::Verify { config, data_dir },
+            command:
+                AuditCommand::Verify {
+                    events: Some(events),
+                    checkpoints: Some(checkpoints),
+                    public_key: Some(public_key),
+                    ..
+                },
+        } => {
+            let read_lines = |p: &Path| -> anyhow::Result<Vec<String>> {
+                Ok(std::fs::read_to_string(p)
+                    .with_context(|| p.display().to_string())?
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_string)
+                    .collect())
+            };
+            let events: Vec<examroom::store::AuditRow> = read_lines(&events)?
+                .iter()
+                .map(|l| serde_json::from_str(l))
+                .collect::<Result<_, _>>()
+                .context("--events: one JSON event per line")?;
+            let checkpoints: Vec<examroom::audit::checkpoint::Checkpoint> = read_lines(&checkpoints)?
+                .iter()
+                .map(|l| serde_json::from_str(l))
+                .collect::<Result<_, _>>()
+                .context("--checkpoints: one JSON checkpoint per line")?;
+            let key =
+                hex::decode(std::fs::read_to_string(&public_key)?.trim()).context("--public-key: hex")?;
+            match examroom::audit::checkpoint::verify_offline(&events, &checkpoints, &key) {
+                Ok(s) => {
+                    println!(
+                        "audit export intact: {} events, {} checkpoints, signed through event {}",
+                        s.events, s.checkpoints, s.last_checkpoint
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(b) => {
+                    println!("audit export BROKEN: {b}");
+                    Ok(ExitCode::from(3))
+                }
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Checkpoint { config, data_dir },
+        } => {
+            let (c, db) = open_db(config, data_dir).await?;
+            let signer = examroom::audit::checkpoint::load_or_create_signer(&c.server.data_dir)?;
+            let made =
+                examroom::audit::checkpoint::checkpoint_now(&db, &signer, examroom::store::now_ms()).await?;
+            db.close().await;
+            match made {
+                Some(cp) => println!("checkpoint signed at event {} ({})", cp.seq, cp.key_id),
+                None => println!("no new events since the last checkpoint"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    config,
+                    data_dir,
+                    out,
+                },
+        } => {
+            let (c, db) = open_db(config, data_dir).await?;
+            std::fs::create_dir_all(&out)?;
+            let mut events = String::new();
+            let mut after = 0;
+            loop {
+                let page = db.audit_events(after, 1000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for e in &page {
+                    events.push_str(&serde_json::to_string(e)?);
+                    events.push('\n');
+                }
+            }
+            let mut cps = String::new();
+            for cp in db.checkpoints().await? {
+                cps.push_str(&serde_json::to_string(&cp)?);
+                cps.push('\n');
+            }
+            db.close().await;
+            let signer = examroom::audit::checkpoint::load_or_create_signer(&c.server.data_dir)?;
+            std::fs::write(out.join("events.jsonl"), events)?;
+            std::fs::write(out.join("checkpoints.jsonl"), cps)?;
+            std::fs::write(out.join("audit-public-key.hex"), hex::encode(signer.public_key()))?;
+            println!("exported to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { config, data_dir, .. },
         } => {
             let url = match (config, data_dir) {
                 (Some(path), _) => load(&path)?.database_url().map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -240,6 +357,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// The configuration (`--config`, or defaults around `--data-dir`) and its database.
+async fn open_db(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<(Config, examroom::store::Db)> {
+    let c = match config {
+        Some(path) => load(&path)?,
+        None => {
+            let mut c = Config::default();
+            c.server.data_dir = data_dir.unwrap_or_else(|| Path::new("./.examroom").to_path_buf());
+            c
+        }
+    };
+    let url = c.database_url().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let db = examroom::store::Db::connect(&url, Some(1))
+        .await
+        .context("database")?;
+    Ok((c, db))
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {

@@ -3,6 +3,7 @@
 //! reordered or truncated history is detected by [`verify::verify_chain`]. Events name resources by opaque ids
 //! and carry reason codes, never message text or other PHI.
 
+pub mod checkpoint;
 pub mod verify;
 
 use sha2::{Digest, Sha256};

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::{Backend, Db, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditRow {
     pub seq: i64,
     pub at_ms: i64,
@@ -131,5 +131,42 @@ impl Db {
             .fetch_all(self.pool())
             .await?;
         Ok(rows.iter().map(row_to_audit).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn insert_checkpoint(
+        &self,
+        c: &crate::audit::checkpoint::Checkpoint,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, head_hash, at_ms, key_id, signature) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(c.seq)
+        .bind(&c.head_hash)
+        .bind(c.at_ms)
+        .bind(&c.key_id)
+        .bind(&c.signature)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn checkpoints(&self) -> Result<Vec<crate::audit::checkpoint::Checkpoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, head_hash, at_ms, key_id, signature FROM audit_checkpoints ORDER BY seq",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::audit::checkpoint::Checkpoint {
+                    seq: r.try_get("seq")?,
+                    head_hash: r.try_get("head_hash")?,
+                    at_ms: r.try_get("at_ms")?,
+                    key_id: r.try_get("key_id")?,
+                    signature: r.try_get("signature")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 }

@@ -71,6 +71,11 @@ fn migrator() -> Migrator {
             "recordings",
             include_str!("../../migrations/0003_recordings.sql"),
         ),
+        m(
+            4,
+            "audit_checkpoints",
+            include_str!("../../migrations/0004_audit_checkpoints.sql"),
+        ),
     ])
 }
 

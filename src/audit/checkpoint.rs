@@ -1,0 +1,331 @@
+//! Signed checkpoints of the audit chain. Periodically the broker signs `(seq, head hash, time)` with its
+//! Ed25519 key; with only the exported events, the checkpoints and the public key, an auditor can then prove
+//! offline that the chain was not edited, reordered, cut or rewritten after a checkpoint was made, and that no
+//! checkpoint was forged or replayed. Sans-IO: keys are bytes, events are rows.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use serde::{Deserialize, Serialize};
+
+use super::verify::{ChainBreak, ChainVerifier};
+use crate::store::AuditRow;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub head_hash: String,
+    pub at_ms: i64,
+    /// The first 16 hex digits of the public key's SHA-256, so a verifier knows which key to use.
+    pub key_id: String,
+    pub signature: String,
+}
+
+fn message(seq: i64, head_hash: &str, at_ms: i64, key_id: &str) -> Vec<u8> {
+    format!("examroom-audit-checkpoint-v1|{key_id}|{seq}|{head_hash}|{at_ms}").into_bytes()
+}
+
+pub fn key_id(public_key: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(public_key)[..8])
+}
+
+pub struct Signer {
+    pair: Ed25519KeyPair,
+    key_id: String,
+}
+
+impl Signer {
+    /// A new PKCS#8 private key (store it with mode 0600).
+    pub fn generate_pkcs8() -> Vec<u8> {
+        Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+            .expect("system randomness")
+            .as_ref()
+            .to_vec()
+    }
+
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Option<Signer> {
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8).ok()?;
+        let key_id = key_id(pair.public_key().as_ref());
+        Some(Signer { pair, key_id })
+    }
+
+    pub fn public_key(&self) -> Vec<u8> {
+        self.pair.public_key().as_ref().to_vec()
+    }
+
+    pub fn sign(&self, seq: i64, head_hash: &str, at_ms: i64) -> Checkpoint {
+        let sig = self.pair.sign(&message(seq, head_hash, at_ms, &self.key_id));
+        Checkpoint {
+            seq,
+            head_hash: head_hash.to_string(),
+            at_ms,
+            key_id: self.key_id.clone(),
+            signature: STANDARD.encode(sig.as_ref()),
+        }
+    }
+}
+
+/// The broker's signing key: `keys/audit-signing.pk8` in the data directory, created on first use (mode 0600).
+pub fn load_or_create_signer(data_dir: &std::path::Path) -> std::io::Result<Signer> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("keys").join("audit-signing.pk8");
+    if !path.exists() {
+        std::fs::create_dir_all(path.parent().expect("a parent"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(&Signer::generate_pkcs8())?;
+    }
+    Signer::from_pkcs8(&std::fs::read(&path)?)
+        .ok_or_else(|| std::io::Error::other(format!("{} is not an Ed25519 PKCS#8 key", path.display())))
+}
+
+/// Signs the chain head if it moved since the last checkpoint; returns the new checkpoint.
+pub async fn checkpoint_now(
+    db: &crate::store::Db,
+    signer: &Signer,
+    now_ms: i64,
+) -> Result<Option<Checkpoint>, crate::store::StoreError> {
+    let head = db.audit_head().await?;
+    let last = db.checkpoints().await?.last().map(|c| c.seq).unwrap_or(0);
+    if head.seq == 0 || head.seq <= last {
+        return Ok(None);
+    }
+    let c = signer.sign(head.seq, &head.hash, now_ms);
+    db.insert_checkpoint(&c).await?;
+    Ok(Some(c))
+}
+
+/// Why offline verification failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfflineBreak {
+    Chain(ChainBreak),
+    /// The checkpoint's signature does not verify under the given public key.
+    ForgedCheckpoint {
+        seq: i64,
+    },
+    /// A validly signed checkpoint that does not fit the chain where it claims to be, or that repeats or goes
+    /// back in time relative to an earlier one: a checkpoint copied from elsewhere or replayed.
+    ReplayedCheckpoint {
+        seq: i64,
+    },
+    /// The events end before the last checkpoint: the tail was cut off.
+    Truncated {
+        last: i64,
+        checkpoint: i64,
+    },
+    /// No checkpoint at all: nothing anchors the chain.
+    NoCheckpoint,
+}
+
+impl fmt::Display for OfflineBreak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OfflineBreak::Chain(b) => b.fmt(f),
+            OfflineBreak::ForgedCheckpoint { seq } => {
+                write!(
+                    f,
+                    "the checkpoint at event {seq} is forged: its signature does not verify"
+                )
+            }
+            OfflineBreak::ReplayedCheckpoint { seq } => write!(
+                f,
+                "the checkpoint at event {seq} is replayed or misplaced: it does not match the chain there or repeats an earlier one"
+            ),
+            OfflineBreak::Truncated { last, checkpoint } => write!(
+                f,
+                "event {} is missing: the events end at {last} but a checkpoint covers {checkpoint} (truncated)",
+                last + 1
+            ),
+            OfflineBreak::NoCheckpoint => write!(f, "no checkpoint: the chain cannot be anchored"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineSummary {
+    pub events: i64,
+    pub checkpoints: usize,
+    pub last_checkpoint: i64,
+}
+
+/// Verifies exported events and checkpoints with the public key alone.
+pub fn verify_offline(
+    events: &[AuditRow],
+    checkpoints: &[Checkpoint],
+    public_key: &[u8],
+) -> Result<OfflineSummary, OfflineBreak> {
+    let key = UnparsedPublicKey::new(&ED25519, public_key);
+    let kid = key_id(public_key);
+    let mut previous: Option<&Checkpoint> = None;
+    for c in checkpoints {
+        let sig = STANDARD
+            .decode(&c.signature)
+            .map_err(|_| OfflineBreak::ForgedCheckpoint { seq: c.seq })?;
+        if c.key_id != kid
+            || key
+                .verify(&message(c.seq, &c.head_hash, c.at_ms, &c.key_id), &sig)
+                .is_err()
+        {
+            return Err(OfflineBreak::ForgedCheckpoint { seq: c.seq });
+        }
+        if previous.is_some_and(|p| c.seq <= p.seq || c.at_ms < p.at_ms) {
+            return Err(OfflineBreak::ReplayedCheckpoint { seq: c.seq });
+        }
+        previous = Some(c);
+    }
+    let last_checkpoint = previous.ok_or(OfflineBreak::NoCheckpoint)?;
+    let mut chain = ChainVerifier::default();
+    let mut pending = checkpoints.iter().peekable();
+    let mut last = 0;
+    for row in events {
+        chain.push(row).map_err(OfflineBreak::Chain)?;
+        last = row.seq;
+        while let Some(c) = pending.next_if(|c| c.seq == row.seq) {
+            if c.head_hash != row.hash {
+                return Err(OfflineBreak::ReplayedCheckpoint { seq: c.seq });
+            }
+        }
+        if let Some(c) = pending.peek()
+            && c.seq < row.seq
+        {
+            return Err(OfflineBreak::ReplayedCheckpoint { seq: c.seq });
+        }
+    }
+    if last < last_checkpoint.seq {
+        return Err(OfflineBreak::Truncated {
+            last,
+            checkpoint: last_checkpoint.seq,
+        });
+    }
+    Ok(OfflineSummary {
+        events: last,
+        checkpoints: checkpoints.len(),
+        last_checkpoint: last_checkpoint.seq,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{GENESIS_HASH, event_hash};
+
+    fn chain(n: i64) -> Vec<AuditRow> {
+        let mut prev = GENESIS_HASH.to_string();
+        (1..=n)
+            .map(|seq| {
+                let mut row = AuditRow {
+                    seq,
+                    at_ms: 1_000 + seq,
+                    request_id: format!("r{seq}"),
+                    actor: "a1b2c3".into(),
+                    role: "compliance_officer".into(),
+                    action: "recording.view".into(),
+                    resource: format!("recording:r{seq}"),
+                    outcome: "success".into(),
+                    reason: "review".into(),
+                    prev_hash: prev.clone(),
+                    hash: String::new(),
+                };
+                row.hash = event_hash(&row);
+                prev = row.hash.clone();
+                row
+            })
+            .collect()
+    }
+
+    fn setup() -> (Signer, Vec<AuditRow>, Vec<Checkpoint>) {
+        let signer = Signer::from_pkcs8(&Signer::generate_pkcs8()).unwrap();
+        let events = chain(10);
+        let cps = vec![
+            signer.sign(4, &events[3].hash, 5_000),
+            signer.sign(10, &events[9].hash, 9_000),
+        ];
+        (signer, events, cps)
+    }
+
+    #[test]
+    fn an_intact_export_verifies_with_the_public_key_alone() {
+        let (signer, events, cps) = setup();
+        let s = verify_offline(&events, &cps, &signer.public_key()).unwrap();
+        assert_eq!((s.events, s.checkpoints, s.last_checkpoint), (10, 2, 10));
+    }
+
+    #[test]
+    fn every_kind_of_tampering_is_caught() {
+        let (signer, events, cps) = setup();
+        let pk = signer.public_key();
+
+        let mut edited = events.clone();
+        edited[5].reason = "nothing to see".into();
+        assert_eq!(
+            verify_offline(&edited, &cps, &pk),
+            Err(OfflineBreak::Chain(ChainBreak::Edited { seq: 6 }))
+        );
+
+        let mut deleted = events.clone();
+        deleted.remove(2);
+        assert!(matches!(
+            verify_offline(&deleted, &cps, &pk),
+            Err(OfflineBreak::Chain(ChainBreak::Missing { .. }))
+        ));
+
+        let mut reordered = events.clone();
+        reordered.swap(6, 7);
+        assert!(matches!(
+            verify_offline(&reordered, &cps, &pk),
+            Err(OfflineBreak::Chain(_))
+        ));
+
+        // Cut after event 7: every remaining event is fine, but the checkpoint at 10 proves the tail existed.
+        assert_eq!(
+            verify_offline(&events[..7], &cps, &pk),
+            Err(OfflineBreak::Truncated {
+                last: 7,
+                checkpoint: 10
+            })
+        );
+
+        // A checkpoint signed with another key, or with a bent signature, is forged.
+        let other = Signer::from_pkcs8(&Signer::generate_pkcs8()).unwrap();
+        let forged = vec![cps[0].clone(), other.sign(10, &events[9].hash, 9_000)];
+        assert_eq!(
+            verify_offline(&events, &forged, &pk),
+            Err(OfflineBreak::ForgedCheckpoint { seq: 10 })
+        );
+        let mut bent = cps.clone();
+        bent[1].head_hash = events[8].hash.clone();
+        assert_eq!(
+            verify_offline(&events, &bent, &pk),
+            Err(OfflineBreak::ForgedCheckpoint { seq: 10 })
+        );
+
+        // A genuine checkpoint replayed (repeated, or older after newer) is caught.
+        let replayed = vec![cps[0].clone(), cps[1].clone(), cps[0].clone()];
+        assert_eq!(
+            verify_offline(&events, &replayed, &pk),
+            Err(OfflineBreak::ReplayedCheckpoint { seq: 4 })
+        );
+
+        // A rewritten chain (all hashes recomputed by someone without the key) no longer fits the checkpoints.
+        let mut rewritten = chain(10);
+        rewritten.iter_mut().for_each(|r| r.reason = "rewritten".into());
+        let mut prev = GENESIS_HASH.to_string();
+        for r in rewritten.iter_mut() {
+            r.prev_hash = prev.clone();
+            r.hash = event_hash(r);
+            prev = r.hash.clone();
+        }
+        assert_eq!(
+            verify_offline(&rewritten, &cps, &pk),
+            Err(OfflineBreak::ReplayedCheckpoint { seq: 4 })
+        );
+        assert_eq!(verify_offline(&events, &[], &pk), Err(OfflineBreak::NoCheckpoint));
+    }
+}
