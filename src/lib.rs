@@ -43,6 +43,11 @@ pub async fn serve(
     let housekeeping = tokio::spawn(housekeeping(app.clone(), stop_rx.clone()));
     let timers = tokio::spawn(app.messaging.clone().run_timers(stop_rx.clone()));
     let video_timers = tokio::spawn(app.video.clone().run_timers(stop_rx.clone()));
+    let siem = tokio::spawn(audit::siem::run(
+        app.db.clone(),
+        app.config.siem.webhooks.clone(),
+        stop_rx.clone(),
+    ));
     let grace = Duration::from_secs(app.config.server.shutdown_grace_seconds);
     let router = http::router(app.clone());
     let mut drained = stop_rx.clone();
@@ -61,6 +66,7 @@ pub async fn serve(
     housekeeping.abort();
     timers.abort();
     video_timers.abort();
+    siem.abort();
     app.db.close().await;
     Ok(())
 }

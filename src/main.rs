@@ -37,15 +37,43 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Audit trail maintenance.
     /// Recording retention.
     Retention {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// Audit trail maintenance.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// A compliance report (access, consent, retention, exposure) over a UTC time range, computed from the audit
+    /// chain; it names the chain head it read, and `--head-seq` recomputes it as of that head.
+    Report {
+        /// access, consent, retention or exposure.
+        report: String,
+        /// Start of the range, inclusive (ISO 8601, e.g. 2026-11-01 or 2026-11-01T00:00:00Z).
+        #[arg(long)]
+        from: String,
+        /// End of the range, exclusive.
+        #[arg(long)]
+        to: String,
+        /// IANA time zone to show times in as well (display only).
+        #[arg(long)]
+        tz: Option<String>,
+        /// json or csv.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Recompute as of this chain head (the `chain_head.seq` of an earlier report).
+        #[arg(long)]
+        head_seq: Option<i64>,
+        /// Overrides `reports.exposure_threshold`.
+        #[arg(long)]
+        exposure_threshold: Option<u32>,
+        #[arg(long, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -277,6 +305,51 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(3))
                 }
             }
+        }
+        Command::Report {
+            report,
+            from,
+            to,
+            tz,
+            format,
+            head_seq,
+            exposure_threshold,
+            config,
+            data_dir,
+        } => {
+            if format != "json" && format != "csv" {
+                anyhow::bail!("--format: json or csv");
+            }
+            let (c, db) = open_db(config, data_dir).await?;
+            let q = examroom::audit::reports::ReportQuery::new(
+                &report,
+                &from,
+                &to,
+                tz.as_deref(),
+                exposure_threshold.unwrap_or(c.reports.exposure_threshold),
+            )?;
+            let (head, events) = examroom::audit::reports::load_chain(&db, head_seq).await??;
+            let r = examroom::audit::reports::compute(&q, head, &events);
+            let audit =
+                examroom::audit::Auditor::new(db.clone(), examroom::telemetry::Metrics::new().audit_events);
+            audit
+                .record(
+                    examroom::audit::AuditEvent::new(
+                        "audit.report",
+                        "audit_log:*",
+                        examroom::audit::Outcome::Success,
+                    )
+                    .actor("cli", examroom::auth::Role::Anonymous)
+                    .reason(format!("{} {}", r.report, r.parameters)),
+                )
+                .await?;
+            db.close().await;
+            if format == "csv" {
+                print!("{}", r.to_csv());
+            } else {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Audit {
             command: AuditCommand::Checkpoint { config, data_dir },

@@ -4,6 +4,8 @@
 //! and carry reason codes, never message text or other PHI.
 
 pub mod checkpoint;
+pub mod reports;
+pub mod siem;
 pub mod verify;
 
 use sha2::{Digest, Sha256};

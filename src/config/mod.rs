@@ -20,6 +20,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub logging: LoggingConfig,
+    pub siem: SiemConfig,
+    pub reports: ReportsConfig,
     pub auth: AuthConfig,
     pub policy: PolicyConfig,
     pub messaging: MessagingConfig,
@@ -182,6 +184,48 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// Compliance reports.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// Staff ePHI exposure: a member who touched more distinct patient records outside their own assignments
+    /// than this within any 24 hours is flagged.
+    pub exposure_threshold: u32,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        Self {
+            exposure_threshold: 20,
+        }
+    }
+}
+
+/// Audit events pushed to security information and event management systems.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct SiemConfig {
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// A stable name: delivery progress is kept under it.
+    pub name: String,
+    /// `https://…` (plain `http` only to loopback).
+    pub url: String,
+    /// The HMAC-SHA256 secret shared with the receiver.
+    pub secret_file: PathBuf,
+    /// `json` (examroom's event) or `fhir` (a FHIR R4 AuditEvent).
+    #[serde(default = "default_webhook_format")]
+    pub format: String,
+}
+
+fn default_webhook_format() -> String {
+    "json".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -249,6 +249,34 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     }
     check_media(&mut p, &c.media);
     check_recording(&mut p, &c.recording);
+    let mut names = std::collections::BTreeSet::new();
+    for (i, w) in c.siem.webhooks.iter().enumerate() {
+        if w.name.is_empty() || !names.insert(w.name.clone()) {
+            p.push(Problem::new(
+                format!("siem.webhooks[{i}].name"),
+                "must be present and unique",
+            ));
+        }
+        match Url::parse(&w.url) {
+            Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)) => {}
+            _ => p.push(Problem::new(
+                format!("siem.webhooks[{i}].url"),
+                "expected an https URL (http only to loopback)",
+            )),
+        }
+        if !w.secret_file.is_file() {
+            p.push(Problem::new(
+                format!("siem.webhooks[{i}].secret_file"),
+                format!("{} is not a readable file", w.secret_file.display()),
+            ));
+        }
+        if w.format != "json" && w.format != "fhir" {
+            p.push(Problem::new(
+                format!("siem.webhooks[{i}].format"),
+                "\"json\" or \"fhir\"",
+            ));
+        }
+    }
     if c.media.max_sdp_bytes + 1024 > c.messaging.max_frame_bytes {
         p.push(Problem::new(
             "media.max_sdp_bytes",

@@ -10,6 +10,7 @@ mod openapi;
 mod pages;
 mod queues;
 mod recordings;
+mod reports;
 mod system;
 mod visits;
 mod ws;
@@ -38,7 +39,8 @@ pub fn router(app: AppState) -> Router {
         .merge(ws::router())
         .merge(queues::router())
         .merge(visits::router())
-        .merge(recordings::router());
+        .merge(recordings::router())
+        .merge(reports::router());
     if let Some(idp) = &app.dev_idp {
         router = router
             .merge(pages::dev_portal())

@@ -35,6 +35,7 @@ pub const ACTIONS: &[&str] = &[
     "recording.hold",
     "audit.read",
     "audit.verify",
+    "audit.report",
     "system.status.read",
 ];
 

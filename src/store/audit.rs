@@ -169,4 +169,25 @@ impl Db {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
+
+    /// The last event a SIEM webhook has acknowledged (0 before the first).
+    pub async fn siem_cursor(&self, name: &str) -> Result<i64, StoreError> {
+        let r = sqlx::query("SELECT last_seq FROM siem_cursors WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(r.map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
+    }
+
+    pub async fn set_siem_cursor(&self, name: &str, seq: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO siem_cursors (name, last_seq) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET last_seq = excluded.last_seq",
+        )
+        .bind(name)
+        .bind(seq)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
 }

@@ -6,6 +6,7 @@ mod conversations;
 mod logins;
 mod recordings;
 mod sessions;
+mod visits;
 
 pub use audit::{AuditHead, AuditRow};
 pub use conversations::{AppendOutcome, ConversationRow, MessageRow};
@@ -75,6 +76,12 @@ fn migrator() -> Migrator {
             4,
             "audit_checkpoints",
             include_str!("../../migrations/0004_audit_checkpoints.sql"),
+        ),
+        m(5, "siem", include_str!("../../migrations/0005_siem.sql")),
+        m(
+            6,
+            "visit_classifications",
+            include_str!("../../migrations/0006_visit_classifications.sql"),
         ),
     ])
 }

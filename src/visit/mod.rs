@@ -4,6 +4,7 @@
 //! video and return to chat. A visit whose participants have both gone is closed after a grace period so a
 //! reload rejoins the same visit. Time is injected; the media engine and the socket layer act on the results.
 
+pub mod classification;
 pub mod service;
 pub mod signaling;
 

@@ -7,6 +7,7 @@ mod recording;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::classification::Classification;
 use super::{ConversationFacts, EndReason, Side, Visit, VisitError, VisitId, VisitState, Visits};
 use crate::audit::Auditor;
 use crate::config::MediaConfig;
@@ -65,6 +66,8 @@ pub struct VideoService {
     sessions: Mutex<HashMap<VisitId, Arc<RecordingSession>>>,
     notices: Mutex<HashMap<VisitId, RecordingNotice>>,
     joined: Mutex<HashMap<(VisitId, Side), Joined>>,
+    /// Each live visit's classification flags and when it was proposed.
+    classes: Mutex<HashMap<VisitId, (Classification, i64)>>,
     engine: Arc<dyn MediaEngine>,
     messaging: Arc<Messaging>,
     config: MediaConfig,
@@ -87,6 +90,7 @@ impl VideoService {
             sessions: Mutex::new(HashMap::new()),
             notices: Mutex::new(HashMap::new()),
             joined: Mutex::new(HashMap::new()),
+            classes: Mutex::new(HashMap::new()),
             engine,
             messaging,
             config: config.clone(),
@@ -176,6 +180,14 @@ impl VideoService {
             )?
             .clone();
         self.metrics.live_visits.set(self.visits().len() as i64);
+        self.classes.lock().expect("classes lock").insert(
+            visit.id.clone(),
+            (
+                Classification::proposed(&visit.conversation, &visit.queue),
+                visit.created_ms,
+            ),
+        );
+        self.save_classification(&visit.id, None).await;
         let frame = self.describe(&visit);
         self.to_both(&visit, frame);
         Ok(visit)
@@ -190,8 +202,18 @@ impl VideoService {
         recording_consent: Option<bool>,
     ) -> Result<Visit, VideoError> {
         let visit = self.visits().answer(id, who, accept, now_ms())?;
+        let decision = self.decision(&visit);
+        self.classify(id, |c| c.answered(decision.as_ref(), accept, recording_consent));
         if accept {
             self.start_recording(&visit, recording_consent).await;
+            let recording = self
+                .sessions
+                .lock()
+                .expect("sessions lock")
+                .get(id)
+                .map(|s| s.id.clone());
+            self.classify(id, |c| c.recording_started(recording.as_deref()));
+            self.save_classification(id, None).await;
             self.to_both(&visit, self.describe(&visit));
         } else {
             self.finish(&visit, EndReason::Declined).await;
@@ -344,6 +366,7 @@ impl VideoService {
 
     async fn finish(&self, v: &Visit, reason: EndReason) {
         self.stop_recording(v).await;
+        self.classified(&v.id).await;
         for side in [Side::Patient, Side::Nurse] {
             let j = self
                 .joined
@@ -401,6 +424,46 @@ impl VideoService {
             self.sweep().await;
             self.retry_uploads().await;
         }
+    }
+
+    fn classify(&self, id: &VisitId, change: impl FnOnce(&mut Classification)) {
+        if let Some((c, _)) = self.classes.lock().expect("classes lock").get_mut(id) {
+            change(c);
+        }
+    }
+
+    /// Writes a visit's current flags (final when `ended_at` is given).
+    async fn save_classification(&self, id: &VisitId, ended_at: Option<i64>) {
+        let current = self.classes.lock().expect("classes lock").get(id).cloned();
+        if let Some((c, created)) = current
+            && let Err(e) = self
+                .recording
+                .db
+                .save_classification(id.as_str(), &c, created, ended_at)
+                .await
+        {
+            tracing::error!(error = %e, "visit classification could not be saved");
+        }
+    }
+
+    /// The visit ended: its final flags are stored and enter the audit chain, where the consent report reads
+    /// them.
+    async fn classified(&self, id: &VisitId) {
+        self.save_classification(id, Some(now_ms())).await;
+        let Some((c, _)) = self.classes.lock().expect("classes lock").remove(id) else {
+            return;
+        };
+        self.recording
+            .audit
+            .record_or_log(
+                crate::audit::AuditEvent::new(
+                    "visit.classified",
+                    format!("visit:{id}"),
+                    crate::audit::Outcome::Success,
+                )
+                .reason(serde_json::to_string(&c).unwrap_or_default()),
+            )
+            .await;
     }
 
     pub fn peer_connections(&self) -> usize {

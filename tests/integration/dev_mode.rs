@@ -336,3 +336,25 @@ fn raw_request(url: &str, request: &str) -> String {
     let _ = stream.read_to_string(&mut response);
     response
 }
+
+#[tokio::test]
+async fn behind_a_tls_proxy_responses_carry_hsts() {
+    // A deployment terminates TLS in front of the broker and says so through an https public URL.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::dev(
+        &dir.path().join("data"),
+        &[("EXAMROOM_SERVER__PUBLIC_URL", "https://examroom.clinic.example")],
+    );
+    let http = client();
+    for path in ["/", "/healthz", "/api/v1/openapi.json"] {
+        let resp = http.get(format!("{}{path}", broker.url)).send().await.unwrap();
+        assert_eq!(
+            resp.headers()
+                .get("strict-transport-security")
+                .map(|v| v.to_str().unwrap()),
+            Some("max-age=63072000; includeSubDomains"),
+            "{path}"
+        );
+    }
+    broker.assert_no_panic();
+}

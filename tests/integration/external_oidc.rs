@@ -133,6 +133,27 @@ async fn external_provider_sign_in_token_flows_and_attack_suite() {
     let url = broker.url.clone();
     let iss = op.issuer.clone();
 
+    // Only the configured portal may frame the widget; every other page refuses framing. Plain HTTP: no HSTS.
+    let widget = client().get(format!("{url}/widget/")).send().await.unwrap();
+    let csp = widget.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.ends_with("frame-ancestors 'self' https://portal.clinic.example"),
+        "{csp}"
+    );
+    assert!(widget.headers().get("x-frame-options").is_none());
+    assert!(widget.headers().get("strict-transport-security").is_none());
+    let page = client().get(format!("{url}/")).send().await.unwrap();
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+
     // `serve` never starts the development provider.
     let resp = client()
         .get(format!("{url}/dev-idp/.well-known/openid-configuration"))

@@ -95,7 +95,10 @@ impl VideoService {
                     format!("recording:{}", session.id),
                     Outcome::Success,
                 )
-                .reason(format!("visit:{} policy:{policies} consent:{consent_text}", v.id)),
+                .reason(format!(
+                    "visit:{} policy:{policies} consent:{consent_text} conversation:{} retain_until:{retain_until}",
+                    v.id, v.conversation
+                )),
             )
             .await;
         let session = Arc::new(session);
@@ -155,6 +158,10 @@ impl VideoService {
             self.engine.request_keyframes(id.as_str()).await;
         }
         let notice = self.notice(id);
+        if changed {
+            self.classify(id, |c| c.paused(notice == RecordingNotice::Paused));
+            self.save_classification(id, None).await;
+        }
         if changed && let Some(timeline) = session.timeline() {
             let manifest = serde_json::to_string(&timeline).unwrap_or_default();
             if let Err(e) = self

@@ -1,0 +1,193 @@
+//! SIEM export: every audit event is POSTed to each configured webhook, in chain order, as JSON (or a FHIR R4
+//! AuditEvent). Each request carries `X-Examroom-Event-Id` (the event's chain hash: a retry after a lost
+//! response carries the same id, so a receiver keeps each event once) and `X-Examroom-Signature:
+//! t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (receivers reject a signature outside their
+//! replay window). The chain itself is the durable outbox: a per-webhook cursor advances only after a 2xx, so
+//! nothing is lost while a SIEM is down; delivery retries with exponential backoff.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::config::WebhookConfig;
+use crate::store::{AuditRow, Db};
+
+/// `t=…,v1=…` for a body sent at `unix_seconds`.
+pub fn signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(unix_seconds.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Checks a signature header the way a receiver should (used by tests and by receivers written in Rust).
+pub fn verify(secret: &[u8], header: &str, body: &[u8], now_seconds: i64, window_seconds: i64) -> bool {
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", v)) => t = v.parse::<i64>().ok(),
+            Some(("v1", v)) => v1 = hex::decode(v).ok(),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return false;
+    };
+    if (now_seconds - t).abs() > window_seconds {
+        return false;
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&v1).is_ok()
+}
+
+pub fn as_json(e: &AuditRow) -> Value {
+    json!({
+        "id": e.hash,
+        "seq": e.seq,
+        "at": crate::messaging::timestamp(e.at_ms),
+        "request_id": e.request_id,
+        "actor": e.actor,
+        "role": e.role,
+        "action": e.action,
+        "resource": e.resource,
+        "outcome": e.outcome,
+        "reason": e.reason,
+        "prev_hash": e.prev_hash,
+    })
+}
+
+/// A FHIR R4 AuditEvent for SIEMs that speak FHIR.
+pub fn as_fhir(e: &AuditRow) -> Value {
+    let outcome = match e.outcome.as_str() {
+        "success" => "0",
+        "denied" => "4",
+        _ => "8",
+    };
+    json!({
+        "resourceType": "AuditEvent",
+        "id": e.hash,
+        "type": {"system": "urn:examroom:audit", "code": e.action},
+        "recorded": crate::messaging::timestamp(e.at_ms),
+        "outcome": outcome,
+        "outcomeDesc": e.reason,
+        "agent": [{"who": {"identifier": {"value": e.actor}}, "role": [{"text": e.role}], "requestor": true}],
+        "source": {"observer": {"display": "examroom"}},
+        "entity": [{"what": {"identifier": {"value": e.resource}}}],
+    })
+}
+
+/// Delivers what each webhook has not acknowledged yet; runs until `stop`.
+pub async fn run(db: Db, hooks: Vec<WebhookConfig>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    if hooks.is_empty() {
+        return;
+    }
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "SIEM client");
+            return;
+        }
+    };
+    let secrets: Vec<Vec<u8>> = hooks
+        .iter()
+        .map(|h| {
+            std::fs::read_to_string(&h.secret_file)
+                .unwrap_or_default()
+                .trim()
+                .as_bytes()
+                .to_vec()
+        })
+        .collect();
+    let mut backoff = vec![Duration::from_millis(500); hooks.len()];
+    let mut next_try = vec![tokio::time::Instant::now(); hooks.len()];
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        for (i, hook) in hooks.iter().enumerate() {
+            if tokio::time::Instant::now() < next_try[i] {
+                continue;
+            }
+            match deliver(&db, &http, hook, &secrets[i]).await {
+                Ok(()) => backoff[i] = Duration::from_millis(500),
+                Err(e) => {
+                    tracing::warn!(webhook = %hook.name, error = %e, "SIEM delivery failed; retrying later");
+                    next_try[i] = tokio::time::Instant::now() + backoff[i];
+                    backoff[i] = (backoff[i] * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+    }
+}
+
+async fn deliver(db: &Db, http: &reqwest::Client, hook: &WebhookConfig, secret: &[u8]) -> Result<(), String> {
+    let mut cursor = db.siem_cursor(&hook.name).await.map_err(|e| e.to_string())?;
+    loop {
+        let events = db.audit_events(cursor, 100).await.map_err(|e| e.to_string())?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        for e in &events {
+            let body = serde_json::to_vec(&if hook.format == "fhir" {
+                as_fhir(e)
+            } else {
+                as_json(e)
+            })
+            .expect("JSON values serialise");
+            let resp = http
+                .post(&hook.url)
+                .header(
+                    "content-type",
+                    if hook.format == "fhir" {
+                        "application/fhir+json"
+                    } else {
+                        "application/json"
+                    },
+                )
+                .header("x-examroom-event-id", &e.hash)
+                .header(
+                    "x-examroom-signature",
+                    signature(secret, chrono::Utc::now().timestamp(), &body),
+                )
+                .body(body)
+                .send()
+                .await
+                .map_err(|err| format!("request failed: {err}"))?;
+            if !resp.status().is_success() {
+                return Err(format!("receiver answered {}", resp.status()));
+            }
+            cursor = e.seq;
+            db.set_siem_cursor(&hook.name, cursor)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_bind_time_and_body_and_expire() {
+        let h = signature(b"k", 1_000, b"{}");
+        assert!(verify(b"k", &h, b"{}", 1_100, 300));
+        assert!(!verify(b"k", &h, b"{ }", 1_100, 300), "another body");
+        assert!(!verify(b"other", &h, b"{}", 1_100, 300), "another secret");
+        assert!(!verify(b"k", &h, b"{}", 2_000, 300), "outside the replay window");
+        assert!(!verify(b"k", "t=1000", b"{}", 1_000, 300));
+    }
+}
