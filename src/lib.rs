@@ -51,6 +51,13 @@ pub async fn serve(
     let grace = Duration::from_secs(app.config.server.shutdown_grace_seconds);
     let router = http::router(app.clone());
     let mut drained = stop_rx.clone();
+    // Chat frames are small and latency-bound: without TCP_NODELAY a second small frame on a socket (an
+    // acknowledgement right after the message's echo) waits for the client's delayed ACK, about 40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");

@@ -239,11 +239,12 @@ impl Messaging {
         let data_key =
             self.keyring
                 .unwrap_data_key(&c.kek_id, &c.wrapped_key, &format!("conversation:{}", c.id))?;
+        let (plaintext, id) = (body.to_string(), c.id.clone());
         let outcome = self
             .db
-            .append_message(&c.id, sender.as_str(), sender_role, key, now_ms(), |seq| {
+            .append_message(&c.id, sender.as_str(), sender_role, key, now_ms(), move |seq| {
                 data_key
-                    .seal(body.as_bytes(), &aad(&c.id, seq))
+                    .seal(plaintext.as_bytes(), &aad(&id, seq))
                     .map_err(|e| StoreError::Corrupt(e.to_string()))
             })
             .await?;

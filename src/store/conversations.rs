@@ -2,10 +2,151 @@
 //! and honours the sender's idempotency key in one transaction, so a resend after a crash or a lost
 //! acknowledgement never stores a message twice.
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Db, StoreError};
+
+/// Appends waiting for the writer; senders wait (back-pressure) when it is full.
+const GROUP_COMMIT_QUEUE: usize = 4096;
+/// The most appends one transaction takes.
+const GROUP_COMMIT_MAX: usize = 512;
+
+type Seal = Box<dyn Fn(i64) -> Result<String, StoreError> + Send + Sync>;
+
+/// A message waiting for the group commit, with the channel its sender waits on.
+pub(super) struct PendingAppend {
+    conversation_id: String,
+    sender: String,
+    sender_role: String,
+    idempotency_key: String,
+    at_ms: i64,
+    seal: Seal,
+    reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+/// The writer: takes whatever appends are waiting (at least one), stores them in one transaction, commits
+/// once, then answers every sender. An append that fails on its own (unknown conversation) leaves nothing
+/// behind and fails alone; a database error abandons the shared transaction and the batch is retried one
+/// append per transaction, so one bad append never fails the others. The writer holds the pool, not the
+/// `Db`, so it ends when the last `Db` handle (and with it the queue's sender) is dropped.
+async fn group_commit(pool: AnyPool, mut queue: mpsc::Receiver<PendingAppend>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_MAX {
+            match queue.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let outcomes = match in_one_transaction(&pool, &batch).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::warn!(error = %e, appends = batch.len(), "group commit failed; appending one by one");
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for p in &batch {
+                    outcomes.push(match in_one_transaction(&pool, std::slice::from_ref(p)).await {
+                        Ok(mut one) => one.pop().expect("one append, one outcome"),
+                        Err(e) => Err(e),
+                    });
+                }
+                outcomes
+            }
+        };
+        for (p, outcome) in batch.into_iter().zip(outcomes) {
+            let _ = p.reply.send(outcome);
+        }
+    }
+}
+
+/// Appends `batch` in one transaction. The outer error means nothing was committed.
+async fn in_one_transaction(
+    pool: &AnyPool,
+    batch: &[PendingAppend],
+) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for p in batch {
+        match append_one(&mut tx, p).await {
+            Err(StoreError::Database(e)) => return Err(StoreError::Database(e)),
+            outcome => outcomes.push(outcome),
+        }
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// One append inside the writer's transaction. The sequence number is taken first so that SQLite takes its
+/// write lock at once (see audit appends); an append that turns out to be a duplicate, or whose body cannot be
+/// sealed, gives it back.
+async fn append_one(conn: &mut AnyConnection, p: &PendingAppend) -> Result<AppendOutcome, StoreError> {
+    let seq: i64 = sqlx::query(
+        "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = $1 WHERE id = $2 RETURNING last_seq",
+    )
+    .bind(p.at_ms)
+    .bind(&p.conversation_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::Corrupt("message for an unknown conversation".into()))?
+    .try_get(0)?;
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND sender = $2 AND idempotency_key = $3"
+    );
+    let existing = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&p.conversation_id)
+        .bind(&p.sender)
+        .bind(&p.idempotency_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let sealed = match existing {
+        Some(_) => None,
+        None => Some((p.seal)(seq)),
+    };
+    if !matches!(sealed, Some(Ok(_))) {
+        sqlx::query("UPDATE conversations SET last_seq = last_seq - 1 WHERE id = $1")
+            .bind(&p.conversation_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let body = match (existing, sealed) {
+        (Some(r), _) => {
+            return Ok(AppendOutcome {
+                message: message(&r)?,
+                duplicate: true,
+            });
+        }
+        (None, Some(Ok(body))) => body,
+        (None, Some(Err(e))) => return Err(e),
+        (None, None) => unreachable!("a new message is always sealed"),
+    };
+    let row = MessageRow {
+        conversation_id: p.conversation_id.clone(),
+        seq,
+        sender: p.sender.clone(),
+        sender_role: p.sender_role.clone(),
+        idempotency_key: p.idempotency_key.clone(),
+        body,
+        at_ms: p.at_ms,
+    };
+    sqlx::query(
+        "INSERT INTO messages (conversation_id, seq, sender, sender_role, idempotency_key, body, at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&row.conversation_id)
+    .bind(row.seq)
+    .bind(&row.sender)
+    .bind(&row.sender_role)
+    .bind(&row.idempotency_key)
+    .bind(&row.body)
+    .bind(row.at_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(AppendOutcome {
+        message: row,
+        duplicate: false,
+    })
+}
 
 #[derive(Debug, Clone)]
 pub struct ConversationRow {
@@ -215,7 +356,9 @@ impl Db {
     }
 
     /// Appends a message. `seal(seq)` encrypts the body for its final sequence number (bound as associated
-    /// data). A resend with the same `(sender, idempotency_key)` returns the stored message instead.
+    /// data). A resend with the same `(sender, idempotency_key)` returns the stored message instead. Returns
+    /// once the message is durable: appends that arrive together share one transaction and one commit (group
+    /// commit), since the commit's sync to disk, not the statements, is what limits a chat's throughput.
     pub async fn append_message(
         &self,
         conversation_id: &str,
@@ -223,63 +366,30 @@ impl Db {
         sender_role: &str,
         idempotency_key: &str,
         at_ms: i64,
-        seal: impl FnOnce(i64) -> Result<String, StoreError>,
+        seal: impl Fn(i64) -> Result<String, StoreError> + Send + Sync + 'static,
     ) -> Result<AppendOutcome, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        // The write comes first so SQLite takes its write lock at once (see audit appends).
-        let seq: i64 = sqlx::query(
-            "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = $1 WHERE id = $2 \
-             RETURNING last_seq",
-        )
-        .bind(at_ms)
-        .bind(conversation_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt("message for an unknown conversation".into()))?
-        .try_get(0)?;
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND sender = $2 AND idempotency_key = $3"
-        );
-        let existing = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(conversation_id)
-            .bind(sender)
-            .bind(idempotency_key)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(r) = existing {
-            tx.rollback().await?;
-            return Ok(AppendOutcome {
-                message: message(&r)?,
-                duplicate: true,
-            });
-        }
-        let row = MessageRow {
+        let (reply, answer) = oneshot::channel();
+        let pending = PendingAppend {
             conversation_id: conversation_id.to_string(),
-            seq,
             sender: sender.to_string(),
             sender_role: sender_role.to_string(),
             idempotency_key: idempotency_key.to_string(),
-            body: seal(seq)?,
             at_ms,
+            seal: Box::new(seal),
+            reply,
         };
-        sqlx::query(
-            "INSERT INTO messages (conversation_id, seq, sender, sender_role, idempotency_key, body, at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&row.conversation_id)
-        .bind(row.seq)
-        .bind(&row.sender)
-        .bind(&row.sender_role)
-        .bind(&row.idempotency_key)
-        .bind(&row.body)
-        .bind(row.at_ms)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(AppendOutcome {
-            message: row,
-            duplicate: false,
-        })
+        let appender = self.appender.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(GROUP_COMMIT_QUEUE);
+            tokio::spawn(group_commit(self.pool().clone(), rx));
+            tx
+        });
+        appender
+            .send(pending)
+            .await
+            .map_err(|_| StoreError::Unavailable("the message writer stopped"))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the message writer stopped"))?
     }
 
     pub async fn messages_after(

@@ -30,6 +30,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The message writer's queue (group commit), started with the first append.
+    appender: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<conversations::PendingAppend>>>,
 }
 
 /// The migrations, embedded so a deployment is one binary; the same files run on SQLite and PostgreSQL.
@@ -121,7 +125,11 @@ impl Db {
             .connect(url)
             .await?;
         migrator().run(&pool).await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            appender: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {

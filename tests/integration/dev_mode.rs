@@ -192,7 +192,7 @@ async fn dev_mode_on_sqlite_and_audit_verify_detects_tampering() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("intact"));
 
-    let tampers: [(&str, &[&str], &str); 4] = [
+    let tampers: [(&str, &[&str], &str); 5] = [
         (
             "edit",
             &["UPDATE audit_events SET reason = 'tampered' WHERE seq = 3"],
@@ -216,6 +216,19 @@ async fn dev_mode_on_sqlite_and_audit_verify_detects_tampering() {
             "truncate",
             &["DELETE FROM audit_events WHERE seq > (SELECT MAX(seq) - 2 FROM audit_events)"],
             "truncated",
+        ),
+        (
+            // All four in one database, the edit last in the chain: the first bad event is named.
+            "all-four",
+            &[
+                "DELETE FROM audit_events WHERE seq > (SELECT MAX(seq) - 2 FROM audit_events)",
+                "UPDATE audit_events SET reason = 'tampered' WHERE seq = 8",
+                "UPDATE audit_events SET seq = -1 WHERE seq = 6",
+                "UPDATE audit_events SET seq = 6 WHERE seq = 7",
+                "UPDATE audit_events SET seq = 7 WHERE seq = -1",
+                "DELETE FROM audit_events WHERE seq = 4",
+            ],
+            "event 4 is missing",
         ),
     ];
     for (name, statements, expected) in tampers {

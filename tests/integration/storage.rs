@@ -194,3 +194,101 @@ async fn audit_tampering_is_detected_on_both_backends() {
     })
     .await;
 }
+
+/// Message appends share transactions (group commit) yet behave one by one: concurrent appends get gapless
+/// sequence numbers, a resend gets the stored message back, and an append that fails (unknown conversation,
+/// a body that cannot be sealed) fails alone and takes no sequence number.
+#[tokio::test]
+async fn concurrent_message_appends_are_gapless_and_fail_alone() {
+    on_both(|db| async move {
+        let now = now_ms();
+        let c = db
+            .create_conversation(&examroom::store::ConversationRow {
+                id: "c-group".into(),
+                reference: "REF-GROUP".into(),
+                queue: "triage".into(),
+                patient: "patient-1".into(),
+                start_key: "k".into(),
+                nurse: None,
+                state: "waiting".into(),
+                priority_boost: 0,
+                kek_id: "k1".into(),
+                wrapped_key: "w".into(),
+                last_seq: 0,
+                enqueued_at: now,
+                assigned_at: None,
+                closed_at: None,
+                last_activity_at: now,
+            })
+            .await
+            .unwrap();
+        let append = |conversation: &str, key: String, fail: bool| {
+            let (db, conversation) = (db.clone(), conversation.to_string());
+            tokio::spawn(async move {
+                db.append_message(
+                    &conversation,
+                    "patient-1",
+                    "patient",
+                    &key,
+                    now_ms(),
+                    move |seq| {
+                        if fail {
+                            Err(examroom::store::StoreError::Corrupt("cannot seal".into()))
+                        } else {
+                            Ok(format!("sealed-{seq}"))
+                        }
+                    },
+                )
+                .await
+            })
+        };
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            tasks.push((i, append(&c.id, format!("key-{i}"), false)));
+            if i % 20 == 0 {
+                tasks.push((-1, append("no-such-conversation", format!("lost-{i}"), false)));
+                tasks.push((-2, append(&c.id, format!("unsealable-{i}"), true)));
+            }
+        }
+        let mut seqs = Vec::new();
+        for (i, task) in tasks {
+            let outcome = task.await.unwrap();
+            match i {
+                -1 | -2 => assert!(outcome.is_err(), "fails alone"),
+                _ => {
+                    let o = outcome.unwrap();
+                    assert!(!o.duplicate);
+                    assert_eq!(
+                        o.message.body,
+                        format!("sealed-{}", o.message.seq),
+                        "sealed for its own number"
+                    );
+                    seqs.push(o.message.seq);
+                }
+            }
+        }
+        seqs.sort();
+        assert_eq!(seqs, (1..=200).collect::<Vec<i64>>(), "gapless, each number once");
+        // Resends, concurrently with new messages: the stored message comes back.
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            tasks.push((true, i, append(&c.id, format!("key-{i}"), false)));
+            tasks.push((false, i, append(&c.id, format!("new-{i}"), false)));
+        }
+        for (resend, i, task) in tasks {
+            let o = task.await.unwrap().unwrap();
+            assert_eq!(o.duplicate, resend, "{i}");
+            if resend {
+                assert_eq!(o.message.idempotency_key, format!("key-{i}"));
+            }
+        }
+        let stored = db.messages_after(&c.id, 0, 1000).await.unwrap();
+        assert_eq!(stored.len(), 250);
+        assert_eq!(
+            stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            (1..=250).collect::<Vec<i64>>()
+        );
+        db.close().await;
+    })
+    .await;
+}
