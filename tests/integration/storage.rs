@@ -282,11 +282,25 @@ async fn concurrent_message_appends_are_gapless_and_fail_alone() {
                 assert_eq!(o.message.idempotency_key, format!("key-{i}"));
             }
         }
+        // A resend racing its original (often in the same batch): one message, both told its number.
+        let pairs: Vec<_> = (0..20)
+            .map(|i| {
+                (
+                    append(&c.id, format!("race-{i}"), false),
+                    append(&c.id, format!("race-{i}"), false),
+                )
+            })
+            .collect();
+        for (a, b) in pairs {
+            let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
+            assert_eq!(a.message.seq, b.message.seq);
+            assert!(a.duplicate != b.duplicate, "exactly one is new");
+        }
         let stored = db.messages_after(&c.id, 0, 1000).await.unwrap();
-        assert_eq!(stored.len(), 250);
+        assert_eq!(stored.len(), 270);
         assert_eq!(
             stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
-            (1..=250).collect::<Vec<i64>>()
+            (1..=270).collect::<Vec<i64>>()
         );
         db.close().await;
     })
