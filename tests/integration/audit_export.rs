@@ -4,18 +4,6 @@
 
 use crate::common::Broker;
 
-fn examroom(args: &[&str]) -> (Option<i32>, String) {
-    let out = Broker::command().args(args).output().unwrap();
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[tokio::test]
 async fn exported_audit_verifies_offline_and_tampering_is_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -27,16 +15,16 @@ async fn exported_audit_verifies_offline_and_tampering_is_named() {
     }
     broker.terminate();
     let d = data.to_str().unwrap();
-    let (code, out) = examroom(&["audit", "checkpoint", "--data-dir", d]);
+    let (code, out) = crate::common::examroom(&["audit", "checkpoint", "--data-dir", d]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("checkpoint signed at event"), "{out}");
     let export = dir.path().join("export");
     let e = export.to_str().unwrap();
-    let (code, out) = examroom(&["audit", "export", "--data-dir", d, "--out", e]);
+    let (code, out) = crate::common::examroom(&["audit", "export", "--data-dir", d, "--out", e]);
     assert_eq!(code, Some(0), "{out}");
 
     let verify = |events: &str| {
-        examroom(&[
+        crate::common::examroom(&[
             "audit",
             "verify",
             "--events",

@@ -443,3 +443,16 @@ pub async fn op_id_token(op: &OidcProvider, client_id: &str, redirect_uri: &str,
         .unwrap_or_else(|| panic!("no id_token: {tokens}"))
         .to_string()
 }
+
+/// Runs the `examroom` command line; its exit code and everything it printed.
+pub fn examroom(args: &[&str]) -> (Option<i32>, String) {
+    let out = Broker::command().args(args).output().unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

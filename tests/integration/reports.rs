@@ -9,21 +9,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::chat::{FAST_ROUTING, Ws, start_dev};
-use crate::common::Broker;
 use crate::demo::staff_cookie;
 use crate::media_peers::active_visit_with;
-
-fn examroom(args: &[&str]) -> (Option<i32>, String) {
-    let out = Broker::command().args(args).output().unwrap();
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 fn day(offset_days: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::days(offset_days))
@@ -206,36 +193,23 @@ async fn reports_match_a_scripted_scenario_and_reproduce_at_their_head() {
 
     // Retention as of twenty years on: overdue; the sweep then deletes it with a receipt.
     let future = (chrono::Utc::now() + chrono::Duration::days(20 * 366)).to_rfc3339();
-    let overdue: Value = http
-        .get(format!(
-            "{url}/api/v1/reports/retention?from={}&to={}",
-            day(-1),
-            urlencode(&future)
-        ))
-        .header("cookie", compliance.clone())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let retention_as_of = |to: &str| {
+        let r = http
+            .get(format!(
+                "{url}/api/v1/reports/retention?from={}&to={}",
+                day(-1),
+                urlencode(to)
+            ))
+            .header("cookie", compliance.clone())
+            .send();
+        async move { r.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let overdue = retention_as_of(&future).await;
     assert_eq!(overdue["summary"]["past_retention_not_deleted"], 1, "{overdue}");
     let d = data.to_str().unwrap();
-    let (code, out) = examroom(&["retention", "sweep", "--data-dir", d, "--now", &future]);
+    let (code, out) = crate::common::examroom(&["retention", "sweep", "--data-dir", d, "--now", &future]);
     assert_eq!(code, Some(0), "{out}");
-    let retention: Value = http
-        .get(format!(
-            "{url}/api/v1/reports/retention?from={}&to={}",
-            day(-1),
-            urlencode(&future)
-        ))
-        .header("cookie", compliance.clone())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let retention = retention_as_of(&future).await;
     assert_eq!(retention["summary"]["deleted"], 1, "{retention}");
     assert_eq!(retention["summary"]["past_retention_not_deleted"], 0);
     let row = &retention["rows"][0];
@@ -248,7 +222,7 @@ async fn reports_match_a_scripted_scenario_and_reproduce_at_their_head() {
     assert_eq!(again, access, "same parameters and head, same report");
     let now = json_report("access", String::new()).await;
     assert!(now["chain_head"]["seq"].as_i64().unwrap() > head);
-    let (code, out) = examroom(&[
+    let (code, out) = crate::common::examroom(&[
         "report",
         "access",
         "--from",

@@ -6,18 +6,6 @@ use examroom::recording::objects::{LocalObjects, ObjectStore};
 use examroom::store::{Db, NewRecording};
 use secrecy::SecretString;
 
-fn examroom(args: &[&str]) -> (Option<i32>, String) {
-    let out = crate::common::Broker::command().args(args).output().unwrap();
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 async fn seed(db: &Db, store: &LocalObjects, id: &str, retain_until: i64) {
     db.insert_recording(&NewRecording {
         id,
@@ -74,7 +62,7 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
     db.close().await;
     let d = data.to_str().unwrap();
 
-    let (code, out) = examroom(&[
+    let (code, out) = crate::common::examroom(&[
         "retention",
         "sweep",
         "--data-dir",
@@ -94,11 +82,12 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
         "dry run deletes nothing"
     );
 
-    let (code, out) = examroom(&["retention", "sweep", "--data-dir", d, "--now", "not-a-time"]);
+    let (code, out) =
+        crate::common::examroom(&["retention", "sweep", "--data-dir", d, "--now", "not-a-time"]);
     assert_ne!(code, Some(0));
     assert!(out.contains("--now"), "{out}");
 
-    let (code, out) = examroom(&[
+    let (code, out) = crate::common::examroom(&[
         "retention",
         "sweep",
         "--data-dir",
@@ -153,6 +142,6 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
     ] {
         assert!(receipts[0].1.contains(field), "{field} in {}", receipts[0].1);
     }
-    let (code, out) = examroom(&["audit", "verify", "--data-dir", d]);
+    let (code, out) = crate::common::examroom(&["audit", "verify", "--data-dir", d]);
     assert_eq!(code, Some(0), "{out}");
 }
