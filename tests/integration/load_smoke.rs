@@ -1,5 +1,7 @@
-//! A short run of the chat load tool (tools/chat_load.rs) so it cannot rot: a few sockets, a few messages,
-//! nothing lost or duplicated. The real numbers come from `scripts/bench-chat.sh`.
+//! Short runs of the load tools so they cannot rot: the chat load tool (tools/chat_load.rs) with a few sockets
+//! and messages, nothing lost or duplicated; the media load tool (tools/media_load.rs) with two visits for
+//! three seconds in a loopback-only network namespace, media forwarded both ways. The real numbers come from
+//! `scripts/bench-chat.sh` and `scripts/bench-media.sh`.
 
 use std::process::Command;
 
@@ -41,4 +43,48 @@ fn seal_benchmark_smoke_run() {
     assert!(out.status.success(), "{text}");
     let row = text.lines().last().unwrap();
     assert!(row.starts_with("| 4 MiB |") && row.contains("MB/s"), "{row}");
+}
+
+#[test]
+fn media_load_tool_smoke_run() {
+    let netns = Command::new("unshare")
+        .args(["--net", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !netns {
+        assert!(
+            std::env::var("TEST_REQUIRE_BROWSER").is_err(),
+            "unshare --net is required"
+        );
+        eprintln!("network namespaces unavailable: skipping");
+        return;
+    }
+    // The tool itself runs in the namespace (and starts the broker there), as scripts/bench-media.sh does.
+    let out = Command::new("unshare")
+        .args([
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" \"$@\"",
+        ])
+        .arg(env!("CARGO_BIN_EXE_examroom-media-load"))
+        .args(["--broker", env!("CARGO_BIN_EXE_examroom")])
+        .args(["--visits", "2", "--seconds", "3", "--record", "off"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = text.lines().last().unwrap();
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!((cells[1], cells[3]), ("examroom", "2"), "{row}");
+    let packets: Vec<u64> = cells[5].split(" / ").map(|n| n.parse().unwrap()).collect();
+    // Two visits send ~370 packets a second each way; three seconds of that, with room for a slow CI host.
+    assert!(packets[0] > 300 && packets[1] > 300, "forwarded both ways: {row}");
+    let loss: f64 = cells[6].parse().unwrap();
+    assert!(loss < 5.0, "loss below 5%: {row}");
 }
