@@ -29,7 +29,8 @@ mkdir -p "$(dirname "$report")"
     echo
     echo "## $part"
     echo
-    cat "$parts/$part.md"
+    # Each part is a document of its own: its headings go one level under this section.
+    sed "s/^# /### /" "$parts/$part.md"
   done
 } > "$report"
 echo "report: $report"

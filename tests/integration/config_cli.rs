@@ -71,7 +71,8 @@ fn env_overrides_are_validated_too() {
         &path,
         example
             .replace("/etc/examroom/staff-client-secret", secret.to_str().unwrap())
-            .replace("/etc/examroom/database-url", secret.to_str().unwrap()),
+            .replace("/etc/examroom/database-url", secret.to_str().unwrap())
+            .replace("/etc/examroom/siem-secret", secret.to_str().unwrap()),
     )
     .unwrap();
     let p = path.to_str().unwrap();
@@ -134,4 +135,46 @@ recording_file = "{}"
     std::fs::write(&policy, examroom::policy::recording::DEFAULT_RECORDING_POLICY).unwrap();
     let (code, out) = examroom(&["check-config", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(code, Some(0), "{out}");
+}
+
+#[test]
+fn broken_siem_webhooks_and_report_settings_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examroom.example.toml"
+    ))
+    .unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s").unwrap();
+    let check = |edit: &dyn Fn(String) -> String| {
+        let path = dir.path().join("examroom.toml");
+        let text = example
+            .replace("/etc/examroom/staff-client-secret", secret.to_str().unwrap())
+            .replace("/etc/examroom/database-url", secret.to_str().unwrap());
+        std::fs::write(&path, edit(text)).unwrap();
+        examroom(&["check-config", "--config", path.to_str().unwrap()], &[])
+    };
+    // No secret file, plain HTTP to a remote receiver, an unknown format: each named.
+    let (code, out) = check(&|t| {
+        t.replace(
+            "https://siem.hospital.example/examroom",
+            "http://siem.hospital.example/plain",
+        )
+        .replace(
+            "format = \"json\"                  #",
+            "format = \"xml\"                  #",
+        )
+    });
+    assert_eq!(code, Some(2), "{out}");
+    for key in [
+        "siem.webhooks[0].url:",
+        "siem.webhooks[0].secret_file:",
+        "siem.webhooks[0].format:",
+    ] {
+        assert!(out.contains(key), "expected {key} in:\n{out}");
+    }
+    let (code, out) = check(&|t| t.replace("exposure_threshold = 20", "exposure_threshold = -1"));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("reports.exposure_threshold"), "{out}");
 }
