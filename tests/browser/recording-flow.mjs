@@ -116,6 +116,20 @@ try {
   const after = await officer.evaluate(async () => (await fetch('/api/v1/recordings?reason=recheck')).json());
   if (after.recordings.length !== 1) throw new Error(`the declined visit was recorded: ${after.recordings.length}`);
   step('declined consent: no recording');
+
+  // The console's consent report: both visits, one recorded with consent, none recorded without.
+  await officer.getByLabel('Report', { exact: true }).selectOption('consent');
+  await officer.getByRole('button', { name: 'Run report' }).click();
+  await officer.getByText('2 row(s).').waitFor();
+  const summary = await officer.locator('#report-summary').innerText();
+  if (!/recordings without consent\s+0/.test(summary) || !/with recording consent\s+1/.test(summary)) {
+    throw new Error(`consent report summary: ${summary}`);
+  }
+  await officer.getByRole('cell', { name: 'disabled_by_consent' }).waitFor();
+  const csv = await officer.evaluate(async () => (await fetch(document.getElementById('report-csv').href)).text());
+  if (!csv.includes('# chain_head: seq=') || !csv.includes('disabled_by_consent')) throw new Error(`CSV: ${csv}`);
+  await shot(officer, '10-consent-report');
+  step('consent report in the console: 2 visits, none recorded without consent, CSV at the same head');
   console.log('browser recording flow passed');
 } catch (e) {
   console.error(e);

@@ -190,6 +190,7 @@ fn recorded_visit_with_secure_pause_plays_for_compliance_in_chromium() {
         "07-nurse-emr-paused",
         "08-patient-recording-paused",
         "09-compliance-console",
+        "10-consent-report",
     ] {
         assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
     }

@@ -1,6 +1,7 @@
 // The compliance console: recordings listed, filtered and played (streamed with range requests, so seeking
 // works), pauses and gaps drawn on the timeline, legal hold set and released, each recording's access
-// history. Every request carries the reason the officer gave; the broker audits each one.
+// history. Every request carries the reason the officer gave; the broker audits each one. Compliance reports
+// run over a date range, shown as a table with the audit trail head they read and a CSV of the same report.
 const $ = (id) => document.getElementById(id);
 let reason = '';
 let recordings = [];
@@ -11,7 +12,7 @@ const when = (t) => (t ? new Date(t).toLocaleString() : '');
 
 async function api(path, options) {
   const resp = await fetch(path, options);
-  if (!resp.ok) throw new Error((await resp.json().catch(() => ({}))).message || `HTTP ${resp.status}`);
+  if (!resp.ok) throw new Error((await resp.json().catch(() => ({}))).error?.message || `HTTP ${resp.status}`);
   return resp.json();
 }
 
@@ -120,6 +121,54 @@ $('reason-form').addEventListener('submit', async (e) => {
     render();
   } catch (err) {
     $('status').textContent = err.message;
+  }
+});
+
+// Reports: the browser's own time zone is passed for display only; the range is UTC dates.
+const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+const day = (offset) => new Date(Date.now() + offset * 86400000).toISOString().slice(0, 10);
+$('report-from').value = day(-30);
+$('report-to').value = day(1);
+
+function show(value) {
+  if (value === null || value === undefined) return '';
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
+$('report-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const kind = $('report-kind').value;
+  const params = new URLSearchParams({ from: $('report-from').value, to: $('report-to').value, tz: zone });
+  try {
+    const r = await api(`/api/v1/reports/${kind}?${params}`);
+    params.set('head_seq', r.chain_head.seq);
+    params.set('format', 'csv');
+    $('report-csv').href = `/api/v1/reports/${kind}?${params}`;
+    $('report-csv').setAttribute('download', `examroom-${kind}-${r.chain_head.seq}.csv`);
+    $('report-head').textContent = `Audit trail head: event ${r.chain_head.seq}, ${r.chain_head.hash}`;
+    $('report-summary').replaceChildren(...Object.entries(r.summary).flatMap(([k, v]) => {
+      const dt = document.createElement('dt');
+      dt.textContent = k.replaceAll('_', ' ');
+      const dd = document.createElement('dd');
+      dd.textContent = show(v);
+      return [dt, dd];
+    }));
+    const columns = r.columns;
+    $('report-columns').replaceChildren(...columns.map((c) => {
+      const th = document.createElement('th');
+      th.scope = 'col';
+      th.textContent = c.replaceAll('_', ' ');
+      return th;
+    }));
+    $('report-rows').replaceChildren(...r.rows.map((row) => {
+      const tr = document.createElement('tr');
+      for (const c of columns) cell(tr, show(row[c]));
+      return tr;
+    }));
+    $('report-result').hidden = false;
+    $('report-status').textContent = `${r.rows.length} row(s).`;
+  } catch (err) {
+    $('report-status').textContent = err.message;
   }
 });
 
