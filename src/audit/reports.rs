@@ -21,10 +21,10 @@ pub const ACCESS_ACTIONS: &[&str] = &[
     "recording.view",
     "recording.stream",
     "recording.download",
-    "recording.legal_hold",
     "recording.legal_hold.set",
     "recording.legal_hold.release",
-    "visit.recording_state",
+    "recording.pause",
+    "recording.resume",
 ];
 
 const DAY_MS: i64 = 86_400_000;
@@ -168,7 +168,7 @@ pub async fn load_chain(
 
 /// Computes a report over `events` (the chain up to `head`, oldest first).
 pub fn compute(q: &ReportQuery, head: ChainHead, events: &[AuditRow]) -> Report {
-    let facts = Facts::gather(events);
+    let facts = Facts::gather(events, q.to_ms);
     let (summary, columns, mut rows) = match q.report {
         ReportKind::Access => access(q, events),
         ReportKind::Consent => consent(q, &facts),
@@ -277,15 +277,17 @@ struct VisitFacts {
 struct Facts {
     recordings: BTreeMap<String, RecordingFacts>,
     visits: BTreeMap<String, VisitFacts>,
-    /// (actor, conversation) pairs: the actor accepted the conversation.
-    assignments: BTreeSet<(String, String)>,
+    /// When each actor first accepted each conversation.
+    assignments: BTreeMap<(String, String), i64>,
 }
 
 impl Facts {
-    fn gather(events: &[AuditRow]) -> Facts {
+    /// The facts as of `as_of`: later events (a hold released after the range, a deletion after it) do not
+    /// rewrite what the range saw.
+    fn gather(events: &[AuditRow], as_of: i64) -> Facts {
         let mut f = Facts::default();
         for e in events {
-            if e.outcome != "success" {
+            if e.outcome != "success" || e.at_ms >= as_of {
                 continue;
             }
             match e.action.as_str() {
@@ -335,7 +337,9 @@ impl Facts {
                 }
                 "conversation.accept" => {
                     if let Some(c) = id_of(&e.resource, "conversation") {
-                        f.assignments.insert((e.actor.clone(), c.to_string()));
+                        f.assignments
+                            .entry((e.actor.clone(), c.to_string()))
+                            .or_insert(e.at_ms);
                     }
                 }
                 _ => {}
@@ -443,6 +447,8 @@ fn consent(q: &ReportQuery, f: &Facts) -> Table {
         })
         .map(|(id, r)| json!({"recording": id, "visit": r.visit, "consent": r.consent}))
         .collect();
+    let count =
+        |states: &[&str]| -> u64 { states.iter().map(|c| counts.get(*c).copied().unwrap_or(0)).sum() };
     let recorded = f
         .recordings
         .values()
@@ -453,7 +459,9 @@ fn consent(q: &ReportQuery, f: &Facts) -> Table {
             "visits": rows.len(),
             "by_consent": counts,
             "with_recording_consent": counts.get("given").copied().unwrap_or(0),
-            "without_recording_consent": rows.len() as u64 - counts.get("given").copied().unwrap_or(0),
+            // Asked and not given; visits whose policy records without asking, or records nothing, are apart.
+            "without_recording_consent": count(&["declined", "pending"]),
+            "consent_not_asked": count(&["not_required", "not_applicable"]),
             "recordings": recorded,
             "recordings_without_consent": without.len(),
             "recordings_without_consent_ids": without,
@@ -478,7 +486,15 @@ fn retention(q: &ReportQuery, f: &Facts) -> Table {
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     for (id, r) in &f.recordings {
         let deleted_in_range = r.deleted.as_ref().is_some_and(|(at, _)| in_range(q, *at));
+        // The receipt's deletion time is the sweep's clock (which `--now` can set); the event's is when it ran.
+        let deleted_ms = r
+            .deleted
+            .as_ref()
+            .map(|(at, receipt)| receipt["deleted_at_ms"].as_i64().unwrap_or(*at));
         let status = match (&r.deleted, r.retain_until_ms) {
+            (Some(_), Some(until)) if deleted_in_range && deleted_ms.is_some_and(|d| d < until) => {
+                "deleted_before_retention_ended"
+            }
             (Some(_), _) if deleted_in_range => "deleted",
             (Some(_), _) => continue,
             (None, _) if r.started_ms >= q.to_ms => continue,
@@ -512,6 +528,7 @@ fn retention(q: &ReportQuery, f: &Facts) -> Table {
             "past_retention_not_deleted": counts.get("past_retention_not_deleted").copied().unwrap_or(0),
             "legal_holds": counts.get("legal_hold").copied().unwrap_or(0),
             "deleted": counts.get("deleted").copied().unwrap_or(0),
+            "deleted_before_retention_ended": counts.get("deleted_before_retention_ended").copied().unwrap_or(0),
             "retained": counts.get("retained").copied().unwrap_or(0),
         }),
         vec![
@@ -558,7 +575,8 @@ fn exposure(q: &ReportQuery, events: &[AuditRow], f: &Facts) -> Table {
         m.records.insert(e.resource.clone());
         let assigned = f
             .conversation_of(&e.resource)
-            .is_some_and(|c| f.assignments.contains(&(e.actor.clone(), c)));
+            .and_then(|c| f.assignments.get(&(e.actor.clone(), c)))
+            .is_some_and(|accepted| *accepted <= e.at_ms);
         if !assigned {
             m.outside.insert(e.resource.clone());
             m.outside_at.push((e.at_ms, e.resource.clone()));
@@ -616,8 +634,9 @@ fn exposure(q: &ReportQuery, events: &[AuditRow], f: &Facts) -> Table {
 }
 
 impl Report {
-    /// CSV of the rows (RFC 4180), preceded by `#` lines carrying the parameters, the chain head and the
-    /// summary, so a CSV on its own still says how to reproduce it.
+    /// CSV of the rows (quoted as RFC 4180 says), preceded by `#` comment lines carrying the parameters, the
+    /// chain head and the summary, so a CSV on its own still says how to reproduce it (tell your CSV reader
+    /// that `#` starts a comment).
     pub fn to_csv(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!("# examroom {} report\r\n", self.report));
@@ -643,6 +662,7 @@ impl Report {
                 .map(|c| match row.get(c) {
                     None | Some(Value::Null) => String::new(),
                     Some(Value::String(s)) => csv_field(s),
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
                     Some(v) => csv_field(&v.to_string()),
                 })
                 .collect();
@@ -654,6 +674,12 @@ impl Report {
 }
 
 fn csv_field(s: &str) -> String {
+    // A cell a spreadsheet would run as a formula (a reason typed as `=HYPERLINK(…)`) is kept as text.
+    let s = &if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -873,6 +899,20 @@ mod tests {
         assert_eq!(done.rows[0]["status"], "deleted");
         assert_eq!(done.rows[0]["receipt"]["deleted_at_ms"], 12 * H);
         assert_eq!(done.summary["past_retention_not_deleted"], 0);
+        // Later events do not rewrite what a range saw: read from the whole chain, as of 10:00 the hold (set at
+        // 9:00, released at 11:00) was on, and as of 11:30 the recording was overdue (deleted only at 12:00).
+        let as_of_ten = compute(&q("retention", 0, 10 * H + 1, 0), head(), &day());
+        assert_eq!(as_of_ten.rows[0]["status"], "legal_hold");
+        let as_of_half_past_eleven = compute(&q("retention", 0, 11 * H + H / 2, 0), head(), &day());
+        assert_eq!(
+            as_of_half_past_eleven.rows[0]["status"],
+            "past_retention_not_deleted"
+        );
+        let mut early = day();
+        early[10].reason =
+            json!({"recording": "r1", "retain_until_ms": 10 * H, "deleted_at_ms": 8 * H}).to_string();
+        let early = compute(&q("retention", 0, 24 * H, 0), head(), &early);
+        assert_eq!(early.rows[0]["status"], "deleted_before_retention_ended");
     }
 
     #[test]
@@ -888,6 +928,13 @@ mod tests {
         assert_eq!(by["n1"]["flagged"], false, "one is not above a threshold of one");
         assert_eq!(by["n2"]["denied_attempts"], 1);
         assert_eq!(by["co"]["outside_assignments"], 1);
+        // A read before the accept is outside the assignment, even though the nurse accepted later.
+        let mut late = day();
+        late.swap(0, 1);
+        (late[0].at_ms, late[1].at_ms) = (H, 2 * H);
+        let r = compute(&q("exposure", 0, 24 * H, 5), head(), &late);
+        let n1 = r.rows.iter().find(|row| row["actor"] == "n1").unwrap();
+        assert_eq!(n1["outside_assignments"], 2, "c1 read before its accept, and c9");
         let strict = compute(&q("exposure", 0, 24 * H, 0), head(), &day());
         assert_eq!(strict.summary["flagged"], 2);
     }
@@ -927,5 +974,7 @@ mod tests {
             Err(ReportError::BadTimeZone)
         );
         assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("@sum"), "'@sum");
     }
 }

@@ -99,16 +99,19 @@ pub async fn run(db: Db, hooks: Vec<WebhookConfig>, mut stop: tokio::sync::watch
             return;
         }
     };
-    let secrets: Vec<Vec<u8>> = hooks
-        .iter()
-        .map(|h| {
-            std::fs::read_to_string(&h.secret_file)
-                .unwrap_or_default()
-                .trim()
-                .as_bytes()
-                .to_vec()
-        })
-        .collect();
+    // Validated at start; a key that has since gone missing or empty stops that webhook rather than sign
+    // with an empty key.
+    let mut secrets: Vec<Option<Vec<u8>>> = Vec::new();
+    for h in &hooks {
+        let key = std::fs::read_to_string(&h.secret_file)
+            .ok()
+            .map(|k| k.trim().as_bytes().to_vec())
+            .filter(|k| !k.is_empty());
+        if key.is_none() {
+            tracing::error!(webhook = %h.name, "SIEM secret unreadable or empty: this webhook gets nothing");
+        }
+        secrets.push(key);
+    }
     let mut backoff = vec![Duration::from_millis(500); hooks.len()];
     let mut next_try = vec![tokio::time::Instant::now(); hooks.len()];
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -121,7 +124,10 @@ pub async fn run(db: Db, hooks: Vec<WebhookConfig>, mut stop: tokio::sync::watch
             if tokio::time::Instant::now() < next_try[i] {
                 continue;
             }
-            match deliver(&db, &http, hook, &secrets[i]).await {
+            let Some(secret) = &secrets[i] else {
+                continue;
+            };
+            match deliver(&db, &http, hook, secret).await {
                 Ok(()) => backoff[i] = Duration::from_millis(500),
                 Err(e) => {
                     tracing::warn!(webhook = %hook.name, error = %e, "SIEM delivery failed; retrying later");
@@ -165,7 +171,8 @@ async fn deliver(db: &Db, http: &reqwest::Client, hook: &WebhookConfig, secret: 
                 .body(body)
                 .send()
                 .await
-                .map_err(|err| format!("request failed: {err}"))?;
+                // Without the URL: a receiver's token in its query string must not reach the logs.
+                .map_err(|err| format!("request failed: {}", err.without_url()))?;
             if !resp.status().is_success() {
                 return Err(format!("receiver answered {}", resp.status()));
             }

@@ -264,10 +264,11 @@ pub fn validate(c: &Config) -> Vec<Problem> {
                 "expected an https URL (http only to loopback)",
             )),
         }
-        if !w.secret_file.is_file() {
+        // An empty key would sign with nothing a receiver could trust.
+        if !std::fs::read_to_string(&w.secret_file).is_ok_and(|k| !k.trim().is_empty()) {
             p.push(Problem::new(
                 format!("siem.webhooks[{i}].secret_file"),
-                format!("{} is not a readable file", w.secret_file.display()),
+                format!("{} is not a readable, non-empty file", w.secret_file.display()),
             ));
         }
         if w.format != "json" && w.format != "fhir" {

@@ -102,7 +102,10 @@ impl From<AuthError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            StoreError::Unavailable(_) => ApiError::Unavailable("database_unavailable"),
+            e => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

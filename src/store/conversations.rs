@@ -44,12 +44,26 @@ async fn group_commit(pool: AnyPool, mut queue: mpsc::Receiver<PendingAppend>) {
         }
         let outcomes = match in_one_transaction(&pool, &batch).await {
             Ok(outcomes) => outcomes,
+            // The database itself is unreachable: retrying each append alone would only wait out the same
+            // timeout once per append while every conversation queues behind the writer.
+            Err(StoreError::Database(e)) if unreachable(&e) => {
+                tracing::error!(error = %e, appends = batch.len(), "message group commit failed");
+                batch
+                    .iter()
+                    .map(|_| Err(StoreError::Unavailable("the message could not be committed")))
+                    .collect()
+            }
+            // A statement failed (e.g. another node stored the same idempotency key first): one by one, so
+            // the append at fault fails alone.
             Err(e) => {
                 tracing::warn!(error = %e, appends = batch.len(), "group commit failed; appending one by one");
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for p in &batch {
                     outcomes.push(match in_one_transaction(&pool, std::slice::from_ref(p)).await {
-                        Ok(mut one) => one.pop().expect("one append, one outcome"),
+                        Ok(mut one) => one
+                            .pop()
+                            .expect("one append, one outcome")
+                            .map(|o| own_commit(p, o)),
                         Err(e) => Err(e),
                     });
                 }
@@ -60,6 +74,22 @@ async fn group_commit(pool: AnyPool, mut queue: mpsc::Receiver<PendingAppend>) {
             let _ = p.reply.send(outcome);
         }
     }
+}
+
+fn unreachable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed
+    )
+}
+
+/// A commit that reported failure may still have taken effect; the retry then finds this very append
+/// stored (same time, same key) and must not call it a duplicate, or it would never be delivered.
+fn own_commit(p: &PendingAppend, mut o: AppendOutcome) -> AppendOutcome {
+    if o.duplicate && o.message.at_ms == p.at_ms && o.message.sender_role == p.sender_role {
+        o.duplicate = false;
+    }
+    o
 }
 
 /// Appends `batch` in one transaction with a handful of statements per batch rather than per message (each

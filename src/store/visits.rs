@@ -1,7 +1,5 @@
 //! Visit classification rows: the flags of each video visit, upserted as the visit moves on.
 
-use sqlx::Row;
-
 use super::{Db, StoreError};
 use crate::visit::classification::Classification;
 
@@ -36,29 +34,6 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(())
-    }
-
-    /// The flags of one visit, as stored: (consent, recording_status, data_classification, ended).
-    pub async fn classification(
-        &self,
-        visit_id: &str,
-    ) -> Result<Option<(String, String, String, bool)>, StoreError> {
-        let r = sqlx::query(
-            "SELECT consent, recording_status, data_classification, ended_at FROM visit_classifications \
-             WHERE visit_id = $1",
-        )
-        .bind(visit_id)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(r.map(|r| -> Result<_, sqlx::Error> {
-            Ok((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get::<Option<i64>, _>(3)?.is_some(),
-            ))
-        })
-        .transpose()?)
     }
 }
 
