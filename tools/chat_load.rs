@@ -5,6 +5,9 @@
 //!
 //! `scripts/bench-chat.sh` runs it with a raised file-descriptor limit and writes the Markdown report.
 
+#[path = "common.rs"]
+mod common;
+
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use common::{proc_stat, staff_cookie};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
@@ -46,21 +50,6 @@ struct Stats {
     acked: HashMap<String, u32>,
 }
 
-fn proc_stat(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kb = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (ticks / 100.0, rss_kb)
-}
-
 fn pct(v: &mut [u64], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -90,33 +79,6 @@ async fn next_json(ws: &mut Ws) -> Option<Value> {
             Err(_) => return None,
         }
     }
-}
-
-async fn staff_cookie(http: &reqwest::Client, url: &str, user: &str, password: &str) -> String {
-    let resp = http.get(format!("{url}/auth/login")).send().await.unwrap();
-    let authorize = resp.headers()["location"].to_str().unwrap().to_string();
-    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    form.push(("username".into(), user.into()));
-    form.push(("password".into(), password.into()));
-    let resp = http
-        .post(format!("{url}/dev-idp/authorize"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let callback = resp.headers()["location"].to_str().unwrap().to_string();
-    let resp = http.get(callback).send().await.unwrap();
-    resp.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 #[tokio::main]
@@ -209,16 +171,12 @@ async fn main() {
         .collect();
     for user in nurse_users.into_iter().take(args.nurses) {
         let cookie = staff_cookie(
-            &reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .cookie_store(true)
-                .build()
-                .unwrap(),
             &url,
             user["username"].as_str().unwrap(),
             user["password"].as_str().unwrap(),
         )
-        .await;
+        .await
+        .expect("nurse sign-in");
         let mut ws = connect(&url, Some(&cookie)).await;
         next_json(&mut ws).await;
         ws.send(Message::Text(

@@ -10,6 +10,8 @@
 // A crate root looks for modules beside itself; these live in their own folder.
 #[path = "media_load/broker.rs"]
 mod broker;
+#[path = "common.rs"]
+mod common;
 #[path = "media_load/janus.rs"]
 mod janus;
 #[path = "media_load/peer.rs"]
@@ -24,8 +26,9 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use tokio::sync::Semaphore;
 
+use common::proc_stat;
 use peer::Peer;
-use stats::{Path, Streams, Summary, proc_stat, quantile_ms};
+use stats::{Path, Streams, Summary, quantile_ms};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Target {

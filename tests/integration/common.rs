@@ -456,3 +456,20 @@ pub fn examroom(args: &[&str]) -> (Option<i32>, String) {
         ),
     )
 }
+
+/// Whether this machine can make network namespaces (`unshare --net`, as root). The full test script
+/// requires them; elsewhere a test that needs one says so and skips.
+pub fn netns_available() -> bool {
+    let ok = Command::new("unshare")
+        .args(["--net", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("TEST_REQUIRE_BROWSER").is_err(),
+            "unshare --net is required"
+        );
+        eprintln!("network namespaces unavailable: skipping");
+    }
+    ok
+}

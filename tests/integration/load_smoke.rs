@@ -47,16 +47,7 @@ fn seal_benchmark_smoke_run() {
 
 #[test]
 fn media_load_tool_smoke_run() {
-    let netns = Command::new("unshare")
-        .args(["--net", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !netns {
-        assert!(
-            std::env::var("TEST_REQUIRE_BROWSER").is_err(),
-            "unshare --net is required"
-        );
-        eprintln!("network namespaces unavailable: skipping");
+    if !crate::common::netns_available() {
         return;
     }
     // The tool itself runs in the namespace (and starts the broker there), as scripts/bench-media.sh does.

@@ -15,16 +15,7 @@ use crate::peer::{ClientPeer, Counters};
 
 /// Runs `test` (an ignored test of this binary) alone in a fresh loopback-only network namespace.
 pub fn in_namespace(test: &str) {
-    let netns = std::process::Command::new("unshare")
-        .args(["--net", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !netns {
-        assert!(
-            std::env::var("TEST_REQUIRE_BROWSER").is_err(),
-            "unshare --net is required"
-        );
-        eprintln!("network namespaces unavailable: skipping");
+    if !crate::common::netns_available() {
         return;
     }
     let out = std::process::Command::new("unshare")

@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::common::{client, staff_cookie};
+
 use crate::peer::Peer;
 use crate::stats::{Path, Streams};
 
@@ -189,36 +191,6 @@ pub struct Clinic {
     kid: String,
     hub: NurseHub,
     record: bool,
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .expect("HTTP client")
-}
-
-/// The staff sign-in through the dev provider's login form: the session cookie.
-async fn staff_cookie(url: &str, user: &str, password: &str) -> anyhow::Result<String> {
-    let http = client();
-    let resp = http.get(format!("{url}/auth/login")).send().await?;
-    let authorize = resp.headers()["location"].to_str()?.to_string();
-    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)?
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    form.push(("username".into(), user.into()));
-    form.push(("password".into(), password.into()));
-    let resp = http
-        .post(format!("{url}/dev-idp/authorize"))
-        .form(&form)
-        .send()
-        .await?;
-    let callback = resp.headers()["location"].to_str()?.to_string();
-    let resp = http.get(callback).send().await?;
-    let cookie = resp.headers()["set-cookie"].to_str()?;
-    Ok(cookie.split(';').next().unwrap_or_default().to_string())
 }
 
 impl Clinic {

@@ -187,26 +187,6 @@ pub fn quantile_ms(sorted: &[u32], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-/// CPU seconds (user + system) and resident memory (KiB) of a process, from /proc.
-pub fn proc_stat(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may itself contain spaces.
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kb = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    // USER_HZ is 100 on every Linux this runs on.
-    (ticks / 100.0, rss_kb)
-}
-
 /// Busy CPU seconds of the whole machine (every core), from /proc/stat: with the server's and the generator's
 /// own, it shows how much else ran during the window (e.g. a build on a shared machine).
 pub fn machine_busy_seconds() -> f64 {
