@@ -84,7 +84,7 @@ pub fn as_fhir(e: &AuditRow) -> Value {
 }
 
 /// Delivers what each webhook has not acknowledged yet; runs until `stop`.
-pub async fn run(db: Db, hooks: Vec<WebhookConfig>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(db: Db, hooks: Vec<WebhookConfig>, stop: tokio::sync::watch::Receiver<bool>) {
     if hooks.is_empty() {
         return;
     }
@@ -99,43 +99,46 @@ pub async fn run(db: Db, hooks: Vec<WebhookConfig>, mut stop: tokio::sync::watch
             return;
         }
     };
-    // Validated at start; a key that has since gone missing or empty stops that webhook rather than sign
-    // with an empty key.
-    let mut secrets: Vec<Option<Vec<u8>>> = Vec::new();
-    for h in &hooks {
-        let key = std::fs::read_to_string(&h.secret_file)
-            .ok()
-            .map(|k| k.trim().as_bytes().to_vec())
-            .filter(|k| !k.is_empty());
-        if key.is_none() {
-            tracing::error!(webhook = %h.name, "SIEM secret unreadable or empty: this webhook gets nothing");
-        }
-        secrets.push(key);
+    // One task per webhook: a receiver that is down or slow delays only its own deliveries.
+    let mut tasks = tokio::task::JoinSet::new();
+    for hook in hooks {
+        tasks.spawn(deliver_forever(db.clone(), http.clone(), hook, stop.clone()));
     }
-    let mut backoff = vec![Duration::from_millis(500); hooks.len()];
-    let mut next_try = vec![tokio::time::Instant::now(); hooks.len()];
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Delivers to one webhook whatever it has not acknowledged, every half second, backing off after failures.
+async fn deliver_forever(
+    db: Db,
+    http: reqwest::Client,
+    hook: WebhookConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    // Validated at start; a key that has since gone missing or empty stops this webhook rather than sign with
+    // an empty key.
+    let Some(secret) = std::fs::read_to_string(&hook.secret_file)
+        .ok()
+        .map(|k| k.trim().as_bytes().to_vec())
+        .filter(|k| !k.is_empty())
+    else {
+        tracing::error!(webhook = %hook.name, "SIEM secret unreadable or empty: this webhook gets nothing");
+        return;
+    };
+    const IDLE: Duration = Duration::from_millis(500);
+    let mut wait = IDLE;
     loop {
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
         }
-        for (i, hook) in hooks.iter().enumerate() {
-            if tokio::time::Instant::now() < next_try[i] {
-                continue;
+        wait = match deliver(&db, &http, &hook, &secret).await {
+            Ok(()) => IDLE,
+            Err(e) => {
+                tracing::warn!(webhook = %hook.name, error = %e, "SIEM delivery failed; retrying later");
+                // Exponential backoff up to a minute: the first retry comes after a second.
+                (wait * 2).min(Duration::from_secs(60))
             }
-            let Some(secret) = &secrets[i] else {
-                continue;
-            };
-            match deliver(&db, &http, hook, secret).await {
-                Ok(()) => backoff[i] = Duration::from_millis(500),
-                Err(e) => {
-                    tracing::warn!(webhook = %hook.name, error = %e, "SIEM delivery failed; retrying later");
-                    next_try[i] = tokio::time::Instant::now() + backoff[i];
-                    backoff[i] = (backoff[i] * 2).min(Duration::from_secs(60));
-                }
-            }
-        }
+        };
     }
 }
 

@@ -148,7 +148,10 @@ async fn in_one_transaction(
             )));
             continue;
         };
-        match (p.seal)(seq) {
+        // A panic while sealing must not take the writer (and every later append) down with it.
+        let sealed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (p.seal)(seq)))
+            .unwrap_or_else(|_| Err(StoreError::Corrupt("sealing the message failed".into())));
+        match sealed {
             Ok(body) => {
                 fresh_by_key.insert(key, fresh.len());
                 fresh.push(MessageRow {
