@@ -110,14 +110,10 @@ async fn in_one_transaction(
     // Decide each append in order; only new messages take a sequence number.
     let mut outcomes: Vec<Result<AppendOutcome, StoreError>> = Vec::with_capacity(batch.len());
     let mut fresh: Vec<MessageRow> = Vec::new();
-    let mut fresh_by_key: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    let mut fresh_by_key: HashMap<MessageKey, usize> = HashMap::new();
     for p in batch {
-        let key = (
-            p.conversation_id.as_str(),
-            p.sender.as_str(),
-            p.idempotency_key.as_str(),
-        );
-        if let Some(row) = stored.get(&(key.0.to_string(), key.1.to_string(), key.2.to_string())) {
+        let key = key_of(p);
+        if let Some(row) = stored.get(&key) {
             outcomes.push(Ok(AppendOutcome {
                 message: row.clone(),
                 duplicate: true,
@@ -179,25 +175,10 @@ async fn in_one_transaction(
         }
     }
     for rows in fresh.chunks(INSERT_ROWS) {
-        let values: Vec<String> = (0..rows.len())
-            .map(|i| {
-                let b = i * 7;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO messages (conversation_id, seq, sender, sender_role, idempotency_key, body, at_ms) \
              VALUES {}",
-            values.join(", ")
+            placeholders(rows.len(), 7)
         );
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in rows {
@@ -219,21 +200,39 @@ async fn in_one_transaction(
 /// Rows per multi-row INSERT (7 parameters each, well under either database's parameter limit).
 const INSERT_ROWS: usize = 256;
 
-type MessageKey = (String, String, String);
+/// `($1, $2), ($3, $4)` for `rows` rows of `width` parameters.
+fn placeholders(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// (conversation, sender, idempotency key), borrowed from the batch.
+type MessageKey<'a> = (&'a str, &'a str, &'a str);
+
+fn key_of(p: &PendingAppend) -> MessageKey<'_> {
+    (
+        p.conversation_id.as_str(),
+        p.sender.as_str(),
+        p.idempotency_key.as_str(),
+    )
+}
 
 /// Messages already stored under any of the batch's idempotency keys, in one query.
-async fn stored_duplicates(
+async fn stored_duplicates<'a>(
     conn: &mut AnyConnection,
-    batch: &[PendingAppend],
-) -> Result<HashMap<MessageKey, MessageRow>, StoreError> {
+    batch: &'a [PendingAppend],
+) -> Result<HashMap<MessageKey<'a>, MessageRow>, StoreError> {
+    let keys: Vec<MessageKey<'a>> = batch.iter().map(key_of).collect();
     let mut found = HashMap::new();
     for part in batch.chunks(INSERT_ROWS) {
-        let keys: Vec<String> = (0..part.len())
-            .map(|i| format!("(${}, ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3))
-            .collect();
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (conversation_id, sender, idempotency_key) IN (VALUES {})",
-            keys.join(", ")
+            placeholders(part.len(), 3)
         );
         let mut select = sqlx::query(sqlx::AssertSqlSafe(sql));
         for p in part {
@@ -244,14 +243,16 @@ async fn stored_duplicates(
         }
         for r in select.fetch_all(&mut *conn).await? {
             let m = message(&r)?;
-            found.insert(
-                (
-                    m.conversation_id.clone(),
-                    m.sender.clone(),
-                    m.idempotency_key.clone(),
-                ),
-                m,
+            let stored = (
+                m.conversation_id.as_str(),
+                m.sender.as_str(),
+                m.idempotency_key.as_str(),
             );
+            // Resends are rare, so a scan of the batch finds the key to file the row under.
+            let key = keys.iter().copied().find(|k| *k == stored);
+            if let Some(key) = key {
+                found.insert(key, m);
+            }
         }
     }
     Ok(found)
