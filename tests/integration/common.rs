@@ -473,3 +473,29 @@ pub fn netns_available() -> bool {
     }
     ok
 }
+
+/// `program` in a fresh network namespace that has only loopback, brought up.
+pub fn in_fresh_netns(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--net",
+        "--",
+        "sh",
+        "-c",
+        "ip link set lo up && exec \"$0\" \"$@\"",
+    ])
+    .arg(program);
+    cmd
+}
+
+/// Runs `cmd`, asserts it succeeded (showing everything it printed if not) and returns its standard output.
+pub fn stdout_of_success(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}

@@ -14,6 +14,19 @@ fn examroom(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     )
 }
 
+/// The shipped example configuration with its staff client and database secrets in one file at `secret`
+/// (written here); the SIEM secret is left as shipped.
+fn example_config(secret: &std::path::Path) -> String {
+    std::fs::write(secret, "s").unwrap();
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examroom.example.toml"
+    ))
+    .unwrap()
+    .replace("/etc/examroom/staff-client-secret", secret.to_str().unwrap())
+    .replace("/etc/examroom/database-url", secret.to_str().unwrap())
+}
+
 #[test]
 fn check_config_names_every_broken_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -60,19 +73,10 @@ algorithms = ["HS256"]
 fn env_overrides_are_validated_too() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ok.toml");
-    let example = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/examroom.example.toml"
-    ))
-    .unwrap();
     let secret = dir.path().join("secret");
-    std::fs::write(&secret, "s").unwrap();
     std::fs::write(
         &path,
-        example
-            .replace("/etc/examroom/staff-client-secret", secret.to_str().unwrap())
-            .replace("/etc/examroom/database-url", secret.to_str().unwrap())
-            .replace("/etc/examroom/siem-secret", secret.to_str().unwrap()),
+        example_config(&secret).replace("/etc/examroom/siem-secret", secret.to_str().unwrap()),
     )
     .unwrap();
     let p = path.to_str().unwrap();
@@ -140,19 +144,10 @@ recording_file = "{}"
 #[test]
 fn broken_siem_webhooks_and_report_settings_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let example = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/examroom.example.toml"
-    ))
-    .unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, "s").unwrap();
+    let example = example_config(&dir.path().join("secret"));
     let check = |edit: &dyn Fn(String) -> String| {
         let path = dir.path().join("examroom.toml");
-        let text = example
-            .replace("/etc/examroom/staff-client-secret", secret.to_str().unwrap())
-            .replace("/etc/examroom/database-url", secret.to_str().unwrap());
-        std::fs::write(&path, edit(text)).unwrap();
+        std::fs::write(&path, edit(example.clone())).unwrap();
         examroom(&["check-config", "--config", path.to_str().unwrap()], &[])
     };
     // No secret file, plain HTTP to a remote receiver, an unknown format: each named.

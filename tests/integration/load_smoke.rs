@@ -5,27 +5,20 @@
 
 use std::process::Command;
 
+use crate::common::{in_fresh_netns, stdout_of_success};
+
 #[test]
 fn chat_load_tool_smoke_run() {
-    let out = Command::new(env!("CARGO_BIN_EXE_examroom-chat-load"))
-        .args([
-            "--broker",
-            env!("CARGO_BIN_EXE_examroom"),
-            "--patients",
-            "20",
-            "--messages",
-            "2",
-            "--interval-ms",
-            "200",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_of_success(Command::new(env!("CARGO_BIN_EXE_examroom-chat-load")).args([
+        "--broker",
+        env!("CARGO_BIN_EXE_examroom"),
+        "--patients",
+        "20",
+        "--messages",
+        "2",
+        "--interval-ms",
+        "200",
+    ]));
     let row = text.lines().last().unwrap();
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
     assert_eq!(cells[1], "20", "{row}");
@@ -51,24 +44,10 @@ fn media_load_tool_smoke_run() {
         return;
     }
     // The tool itself runs in the namespace (and starts the broker there), as scripts/bench-media.sh does.
-    let out = Command::new("unshare")
-        .args([
-            "--net",
-            "--",
-            "sh",
-            "-c",
-            "ip link set lo up && exec \"$0\" \"$@\"",
-        ])
-        .arg(env!("CARGO_BIN_EXE_examroom-media-load"))
-        .args(["--broker", env!("CARGO_BIN_EXE_examroom")])
-        .args(["--visits", "2", "--seconds", "3", "--record", "off"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = stdout_of_success(
+        in_fresh_netns(env!("CARGO_BIN_EXE_examroom-media-load"))
+            .args(["--broker", env!("CARGO_BIN_EXE_examroom")])
+            .args(["--visits", "2", "--seconds", "3", "--record", "off"]),
     );
     let row = text.lines().last().unwrap();
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();

@@ -18,15 +18,7 @@ pub fn in_namespace(test: &str) {
     if !crate::common::netns_available() {
         return;
     }
-    let out = std::process::Command::new("unshare")
-        .args([
-            "--net",
-            "--",
-            "sh",
-            "-c",
-            "ip link set lo up && exec \"$0\" \"$@\"",
-        ])
-        .arg(std::env::current_exe().unwrap())
+    let out = crate::common::in_fresh_netns(std::env::current_exe().unwrap())
         .args([test, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .output()
         .unwrap();

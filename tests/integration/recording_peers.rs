@@ -29,6 +29,28 @@ fn a_recording_waits_out_an_s3_outage() {
     in_namespace("recording_peers::inner_recording_s3");
 }
 
+/// The recordings list (a compliance officer's, with a reason), once the first recording is stored (its
+/// upload runs after the visit ends), or as it stands after ten seconds.
+pub async fn recordings_once_stored(url: &str, cookie: &str) -> Value {
+    let mut list = Value::Null;
+    for _ in 0..100 {
+        list = crate::common::client()
+            .get(format!("{url}/api/v1/recordings?reason=quarterly%20review"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["recordings"][0]["state"] == "stored" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    list
+}
+
 pub async fn pump_paced(a: &ClientPeer, b: &ClientPeer, from: u16, n: u16) {
     // 30 packets a second, matching the RTP clocks `ClientPeer::send` uses.
     let start = tokio::time::Instant::now();
@@ -140,19 +162,7 @@ async fn inner_recording() {
         400,
         "reason required"
     );
-    let mut list: Value = Value::Null;
-    for _ in 0..50 {
-        list = get("/api/v1/recordings?reason=quarterly%20review", &compliance)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if list["recordings"][0]["state"] == "stored" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let list = recordings_once_stored(&url, &compliance).await;
     let rec = &list["recordings"][0];
     assert_eq!(rec["state"], "stored", "{list}");
     assert_eq!(rec["consent"], "recorded");

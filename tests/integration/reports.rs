@@ -4,8 +4,6 @@
 //! checked; a report recomputed at its stated chain head (over HTTP and through the CLI) is identical even
 //! after more events; only compliance officers may run reports.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::chat::{FAST_ROUTING, Ws, start_dev};
@@ -66,19 +64,7 @@ async fn reports_match_a_scripted_scenario_and_reproduce_at_their_head() {
         403
     );
     // Compliance downloads the recording with a reason.
-    let mut list = Value::Null;
-    for _ in 0..100 {
-        list = get("/api/v1/recordings?reason=quarterly%20review".into(), &compliance)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if list["recordings"][0]["state"] == "stored" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let list = crate::recording_peers::recordings_once_stored(&url, &compliance).await;
     assert_eq!(
         list["recordings"].as_array().unwrap().len(),
         1,
