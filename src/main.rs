@@ -328,20 +328,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tz.as_deref(),
                 exposure_threshold.unwrap_or(c.reports.exposure_threshold),
             )?;
-            let (head, events) = examroom::audit::reports::load_chain(&db, head_seq).await??;
-            let r = examroom::audit::reports::compute(&q, head, &events);
+            let r = examroom::audit::reports::produce(&db, &q, head_seq).await??;
             let audit =
                 examroom::audit::Auditor::new(db.clone(), examroom::telemetry::Metrics::new().audit_events);
             audit
-                .record(
-                    examroom::audit::AuditEvent::new(
-                        "audit.report",
-                        "audit_log:*",
-                        examroom::audit::Outcome::Success,
-                    )
-                    .actor("cli", examroom::auth::Role::Anonymous)
-                    .reason(format!("{} {}", r.report, r.parameters)),
-                )
+                .record(r.read_event().actor("cli", examroom::auth::Role::Anonymous))
                 .await?;
             db.close().await;
             if format == "csv" {

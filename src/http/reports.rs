@@ -14,7 +14,6 @@ use super::error::ApiError;
 use super::extract::Caller;
 use crate::app::AppState;
 use crate::audit::reports::{self, ReportError, ReportQuery};
-use crate::audit::{AuditEvent, Outcome};
 use crate::policy::{Resource, ResourceKind};
 
 pub fn router() -> Router<AppState> {
@@ -84,13 +83,12 @@ async fn report(
         p.exposure_threshold
             .unwrap_or(app.config.reports.exposure_threshold),
     )?;
-    let (head, events) = reports::load_chain(&app.db, p.head_seq).await??;
-    let report = reports::compute(&q, head, &events);
+    let report = reports::produce(&app.db, &q, p.head_seq).await??;
     app.audit
         .record(
-            AuditEvent::new("audit.report", resource.audit_name(), Outcome::Success)
+            report
+                .read_event()
                 .by(&caller.principal)
-                .reason(format!("{} {}", report.report, report.parameters))
                 .request(Some(&caller.request_id)),
         )
         .await?;
