@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n "$(ulimit -Hn)"
-cargo build --release --bin examroom --bin examroom-chat-load
+cargo build --release --features load-tools --bin examroom --bin examroom-chat-load
 bin="${CARGO_TARGET_DIR:-target}/release"
 report=${1:-target/bench-chat.md}
 {

@@ -36,7 +36,7 @@ if [ -z "${BENCH_MEDIA_IN_NETNS:-}" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
   fi
-  cargo build --release --bin examroom --bin examroom-media-load
+  cargo build --release --features load-tools --bin examroom --bin examroom-media-load
   mkdir -p "$(dirname "$report")"
   command=${BENCH_MEDIA_COMMAND:-"VISITS=\"$visits\" SECONDS_PER_RUN=$seconds PIN=$pin $0 $*"}
   BENCH_MEDIA_IN_NETNS=1 BENCH_MEDIA_COMMAND="$command" exec unshare --net -- "$0" "$report"

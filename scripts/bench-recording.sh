@@ -3,7 +3,7 @@
 # release build, one core. Writes a Markdown report (default target/bench-recording.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --bin examroom-seal-bench
+cargo build --release --features load-tools --bin examroom-seal-bench
 report=${1:-target/bench-recording.md}
 mkdir -p "$(dirname "$report")"
 {

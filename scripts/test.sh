@@ -2,6 +2,8 @@
 # The whole test suite, from a fresh Debian machine: installs what the tests need (Debian packages, npm
 # packages), starts a throw-away PostgreSQL cluster on loopback, then runs formatting, lint, unit and
 # integration tests. Every server it starts is stopped by the PID or data directory it created.
+# With arguments (`./scripts/test.sh nat video`), the same environment runs only the tests whose names match
+# them (passed to the test harness), without the format, lint and README steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,6 +30,9 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The NAT test routes between network namespaces with nftables.
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -74,10 +79,18 @@ export TEST_OIDC_PROVIDER_DIR="$ROOT/tests/support"
 
 export CARGO_TERM_COLOR=never
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+if [ $# -gt 0 ]; then
+  log "cargo test (only: $*)"
+  cargo test --locked --all-targets --all-features -- --test-threads=2 "$@"
+  exit 0
+fi
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --all-features --locked -- -D warnings
 log "cargo test"
-cargo test --locked --all-targets -- --test-threads=2
+cargo test --locked --all-targets --all-features -- --test-threads=2
+# After the tests, so the binary is built and nothing waits on the build lock.
+log "the README's first command, as written"
+./scripts/check-readme.sh
 log "all tests passed"

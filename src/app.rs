@@ -143,7 +143,7 @@ impl App {
             ),
             None => None,
         };
-        let engine = Arc::new(WebRtcSfu::new(&config.media, metrics.media.clone()));
+        let engine = Arc::new(WebRtcSfu::new(&config.media, metrics.media.clone()).context("media")?);
         let work =
             LocalStore::new(&config.server.data_dir.join("recordings")).context("recording storage")?;
         let objects = crate::recording::objects::from_config(&config, &work).await?;

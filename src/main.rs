@@ -21,11 +21,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a complete local demo: SQLite, a development OpenID provider and demo users.
+    /// Options can also come from the environment under the names of the configuration keys they set, so
+    /// `cargo run -- dev` as the README writes it can be pointed elsewhere without editing the command.
     Dev {
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        /// Address the demo listens on (port 0 picks a free one).
+        #[arg(long, env = "EXAMROOM_SERVER__LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        #[arg(long, default_value = "./.examroom")]
+        /// Where the SQLite database, keys and demo credentials live.
+        #[arg(long, env = "EXAMROOM_SERVER__DATA_DIR", default_value = "./.examroom")]
         data_dir: PathBuf,
+        /// URL browsers use when the demo sits behind NAT or a proxy (the development provider's issuer is
+        /// under it too, so the broker must reach it as well); defaults to `http://` + the bound address.
+        #[arg(long)]
+        public_url: Option<String>,
     },
     /// Run the broker with a configuration file (never starts the development provider).
     Serve {
@@ -150,12 +158,18 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Dev { listen, data_dir } => {
+        Command::Dev {
+            listen,
+            data_dir,
+            public_url,
+        } => {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("bind {listen}"))?;
             let addr = listener.local_addr()?;
-            let public_url = format!("http://{addr}");
+            let public_url = public_url
+                .map(|u| u.trim_end_matches('/').to_string())
+                .unwrap_or_else(|| format!("http://{addr}"));
             let env: Vec<(String, String)> = std::env::vars().collect();
             let (config, idp) = examroom::dev::config(&data_dir, &addr.to_string(), &public_url, &env)?;
             start_logging(&config)?;
@@ -167,6 +181,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => {
             let config = load(&config)?;
             start_logging(&config)?;
+            for w in config::warnings(&config) {
+                tracing::warn!(key = %w.key, "{}", w.message);
+            }
             let listener = tokio::net::TcpListener::bind(&config.server.listen)
                 .await
                 .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
@@ -193,6 +210,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &queues,
                 ) {
                     problems.extend(p);
+                }
+            }
+            if let Ok(c) = &loaded {
+                for w in config::warnings(c) {
+                    eprintln!("warning: {w}");
                 }
             }
             if problems.is_empty() {

@@ -58,12 +58,20 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Loads and validates `path` with the process environment applied.
+/// Loads and validates `path` with the process environment applied. A file is a deployment (`serve`,
+/// `check-config` and the maintenance commands read one; `examroom dev` never does), so the deployment rules
+/// apply too: one served over TLS to remote browsers must name a TURN server.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::single("--config", format!("cannot read {}: {e}", path.display())))?;
     let env: Vec<(String, String)> = std::env::vars().collect();
-    load_str(&text, &env)
+    let config = load_str(&text, &env)?;
+    let problems = super::validate::deployment(&config);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { problems })
+    }
 }
 
 /// Parses TOML text, applies `env` overrides and validates. `env` is passed in so tests need not mutate the

@@ -2,6 +2,7 @@
 //! overrides, validated once at startup. No other module reads the environment. Every problem found names the
 //! key it concerns, so an operator can fix a broken deployment from the error alone.
 
+pub mod announce;
 pub mod load;
 mod validate;
 
@@ -12,6 +13,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use load::{ConfigError, Problem, load_file, load_str};
+pub use validate::warnings;
 
 /// The whole configuration. Sections mirror the modules that consume them.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -100,7 +102,9 @@ pub struct MediaConfig {
     /// Inclusive UDP port range for peer connections; one port per peer connection and bind address.
     pub udp_port_min: u16,
     pub udp_port_max: u16,
-    /// Public addresses announced instead of the bound ones (a 1:1 NAT, e.g. a cloud VM's elastic IP).
+    /// Public addresses announced instead of the bound ones behind a 1:1 NAT (a cloud VM's elastic IP, a
+    /// Kubernetes node address): `PUBLIC` for every bind address of its family, or `PUBLIC/LOCAL` for one bind
+    /// address. The NAT must forward the UDP port range unchanged.
     pub announced_ips: Vec<String>,
     /// TURN/STUN servers sent to browsers with every join, e.g. `turn:turn.example.org:3478?transport=tcp`.
     pub turn_urls: Vec<String>,
@@ -133,6 +137,18 @@ impl Default for MediaConfig {
             empty_visit_grace_seconds: 30,
             max_sdp_bytes: 32 * 1024,
         }
+    }
+}
+
+impl MediaConfig {
+    /// `announced_ips` resolved against `bind_ips`; an error names the entry's index.
+    pub fn announced(&self) -> Result<announce::AnnouncedAddrs, (usize, announce::AnnounceError)> {
+        let bind: Vec<std::net::IpAddr> = self.bind_ips.iter().filter_map(|ip| ip.parse().ok()).collect();
+        let mut entries = Vec::with_capacity(self.announced_ips.len());
+        for (i, e) in self.announced_ips.iter().enumerate() {
+            entries.push(e.parse::<announce::Announcement>().map_err(|err| (i, err))?);
+        }
+        announce::AnnouncedAddrs::resolve(&bind, &entries)
     }
 }
 

@@ -102,7 +102,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         )),
         None => {}
         Some(s) => {
-            check_issuer(&mut p, "auth.staff.issuer", &s.issuer);
+            check_issuer(&mut p, "auth.staff.issuer", &s.issuer, &c.server.public_url);
             if s.client_id.is_empty() {
                 p.push(Problem::new("auth.staff.client_id", "must not be empty"));
             }
@@ -154,7 +154,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         )),
         None => {}
         Some(pa) => {
-            check_issuer(&mut p, "auth.patient.issuer", &pa.issuer);
+            check_issuer(&mut p, "auth.patient.issuer", &pa.issuer, &c.server.public_url);
             if pa.audiences.is_empty() {
                 p.push(Problem::new(
                     "auth.patient.audiences",
@@ -171,7 +171,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         }
     }
     if let Some(s) = &a.service {
-        check_issuer(&mut p, "auth.service.issuer", &s.issuer);
+        check_issuer(&mut p, "auth.service.issuer", &s.issuer, &c.server.public_url);
         if s.audience.is_empty() {
             p.push(Problem::new("auth.service.audience", "must not be empty"));
         }
@@ -355,6 +355,62 @@ fn check_recording(p: &mut Vec<Problem>, r: &crate::config::RecordingConfig) {
     }
 }
 
+/// Whether browsers reach this broker over TLS at a name that is not this machine: a real deployment.
+fn is_remote_tls(c: &Config) -> bool {
+    Url::parse(&c.server.public_url).is_ok_and(|u| u.scheme() == "https" && !is_loopback(&u))
+}
+
+/// Rules for a deployment's configuration file (not `examroom dev`): patients on mobile networks and behind
+/// hospital or home firewalls that block UDP get no video without a TURN server, so a broker served over TLS
+/// to remote browsers must name one.
+pub fn deployment(c: &Config) -> Vec<Problem> {
+    let mut p = Vec::new();
+    let has_turn = c
+        .media
+        .turn_urls
+        .iter()
+        .any(|u| u.starts_with("turn:") || u.starts_with("turns:"));
+    if is_remote_tls(c) && !has_turn {
+        p.push(Problem::new(
+            "media.turn_urls",
+            "a deployment served over https needs a TURN server (turn: and turns: URLs): browsers behind \
+             firewalls that block UDP get no video without one",
+        ));
+    }
+    p
+}
+
+/// What is allowed but almost certainly wrong; `check-config` prints these and `serve` logs them.
+pub fn warnings(c: &Config) -> Vec<Problem> {
+    let mut w = Vec::new();
+    let public = Url::parse(&c.server.public_url).ok();
+    let public_is_local = public.as_ref().is_none_or(is_loopback);
+    if public.as_ref().is_some_and(|u| u.scheme() == "http") && !public_is_local {
+        w.push(Problem::new(
+            "server.public_url",
+            "plain http on an address other than loopback: sessions and patient data cross the network \
+             unencrypted; serve https (a TLS proxy in front of the broker)",
+        ));
+    }
+    let loopback_only = c
+        .media
+        .bind_ips
+        .iter()
+        .filter_map(|ip| ip.parse::<std::net::IpAddr>().ok())
+        .all(|ip| ip.is_loopback());
+    if !public_is_local && loopback_only {
+        w.push(Problem::new(
+            "media.bind_ips",
+            format!(
+                "only loopback addresses, but server.public_url ({}) is not on this machine: remote browsers \
+                 will get no video; bind the interface address (and set media.announced_ips behind a NAT)",
+                c.server.public_url
+            ),
+        ));
+    }
+    w
+}
+
 fn check_media(p: &mut Vec<Problem>, m: &crate::config::MediaConfig) {
     if m.bind_ips.is_empty() {
         p.push(Problem::new(
@@ -367,13 +423,8 @@ fn check_media(p: &mut Vec<Problem>, m: &crate::config::MediaConfig) {
             p.push(Problem::new(format!("media.bind_ips[{i}]"), "not an IP address"));
         }
     }
-    for (i, ip) in m.announced_ips.iter().enumerate() {
-        if ip.parse::<std::net::IpAddr>().is_err() {
-            p.push(Problem::new(
-                format!("media.announced_ips[{i}]"),
-                "not an IP address",
-            ));
-        }
+    if let Err((i, e)) = m.announced() {
+        p.push(Problem::new(format!("media.announced_ips[{i}]"), e.to_string()));
     }
     if m.udp_port_min == 0 || m.udp_port_min > m.udp_port_max {
         p.push(Problem::new(
@@ -444,10 +495,15 @@ fn is_origin(s: &str) -> bool {
 }
 
 /// Issuers must use TLS, except on loopback where development and test providers run.
-fn check_issuer(p: &mut Vec<Problem>, key: &str, issuer: &str) {
+/// An issuer must be reached over TLS, except on loopback and under the broker's own public URL (the built-in
+/// development provider of `examroom dev --public-url http://…`: the broker and the browser talk to it exactly
+/// as they talk to the broker, so it is no less protected than the session cookie).
+fn check_issuer(p: &mut Vec<Problem>, key: &str, issuer: &str, public_url: &str) {
+    let own = Url::parse(public_url).ok().map(|u| u.origin());
     match Url::parse(issuer) {
         Ok(u) if u.scheme() == "https" => {}
         Ok(u) if u.scheme() == "http" && is_loopback(&u) => {}
+        Ok(u) if u.scheme() == "http" && Some(u.origin()) == own => {}
         Ok(_) => p.push(Problem::new(
             key,
             "must be an https URL (http is accepted only on loopback)",
@@ -525,5 +581,29 @@ mod tests {
         ] {
             assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
         }
+    }
+
+    #[test]
+    fn plain_http_issuers_only_on_loopback_or_under_the_brokers_own_url() {
+        let config = |public: &str, issuer: &str| {
+            format!(
+                "[server]\npublic_url = \"{public}\"\n[auth.patient]\nissuer = \"{issuer}\"\naudiences = [\"p\"]\n\
+                 [auth.staff]\nissuer = \"https://login.example.org\"\nclient_id = \"e\"\nclient_secret = \"x\"\n\
+                 role_mapping = {{ \"n\" = \"nurse\" }}\n"
+            )
+        };
+        let issuer_refused = |public: &str, issuer: &str| {
+            load_str(&config(public, issuer), &[])
+                .err()
+                .is_some_and(|e| e.problems.iter().any(|p| p.key == "auth.patient.issuer"))
+        };
+        assert!(!issuer_refused("http://127.0.0.1:8080", "http://127.0.0.1:9000/op"));
+        // `examroom dev --public-url http://198.51.100.1:8080`: its own provider under its own URL.
+        assert!(!issuer_refused("http://198.51.100.1:8080", "http://198.51.100.1:8080/dev-idp"));
+        assert!(issuer_refused("http://198.51.100.1:8080", "http://198.51.100.9:8080/dev-idp"));
+        assert!(issuer_refused("https://examroom.example.org", "http://login.example.org"));
+        // Allowed, but the operator hears about plain http across a network.
+        let c = load_str(&config("http://198.51.100.1:8080", "https://login.example.org"), &[]).unwrap();
+        assert_eq!(super::warnings(&c)[0].key, "server.public_url");
     }
 }

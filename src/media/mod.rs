@@ -3,6 +3,7 @@
 //! interface the rest of the broker sees, so the engine ([`sfu::WebRtcSfu`], built on the `webrtc` crate)
 //! could be replaced. Rooms and participants are opaque random ids; the engine never learns who is behind them.
 
+pub mod announce;
 pub mod rewrite;
 pub mod sdp;
 pub mod sfu;

@@ -8,29 +8,28 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use rtc::interceptor::Slot;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    MediaEngine as CodecTable, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceCandidateType, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
-    register_default_interceptors,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+    SettingEngineBuilder,
 };
 
+mod codecs;
 mod keyframes;
+
+use codecs::{opus, vp8};
 
 pub use keyframes::{KEYFRAME_REQUEST_SLOT, KeyframeRequests, wants_keyframe};
 use keyframes::{relay_feedback, request_keyframe};
 
+use super::announce::{self, AnnouncedAddrs};
 use super::rewrite::Rewriter;
 use super::{
     ConnectionState, EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, MediaKind, MediaTap,
@@ -81,20 +80,27 @@ struct Rooms {
 pub struct WebRtcSfu {
     config: MediaConfig,
     bind_ips: Vec<IpAddr>,
+    /// What browsers are told instead of the bind addresses (`media.announced_ips`).
+    announced: Arc<AnnouncedAddrs>,
     next_port: AtomicU32,
     state: Arc<Mutex<Rooms>>,
     metrics: MediaMetrics,
 }
 
 impl WebRtcSfu {
-    pub fn new(config: &MediaConfig, metrics: MediaMetrics) -> Self {
-        Self {
+    /// The configuration was validated at start; an `announced_ips` it would refuse is refused here too.
+    pub fn new(config: &MediaConfig, metrics: MediaMetrics) -> Result<Self, MediaError> {
+        let announced = config
+            .announced()
+            .map_err(|(i, e)| MediaError::Engine(format!("media.announced_ips[{i}]: {e}")))?;
+        Ok(Self {
             bind_ips: config.bind_ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
+            announced: Arc::new(announced),
             next_port: AtomicU32::new(0),
             config: config.clone(),
             state: Arc::new(Mutex::new(Rooms::default())),
             metrics,
-        }
+        })
     }
 
     /// A free port of the configured range on every bind address. Ports are probed round-robin so a
@@ -116,52 +122,16 @@ impl WebRtcSfu {
         Err(MediaError::NoPort)
     }
 
-    fn codecs() -> Result<(CodecTable, Registry), MediaError> {
-        let mut table = CodecTable::default();
-        let fb = |typ: &str, parameter: &str| RTCPFeedback {
-            typ: typ.into(),
-            parameter: parameter.into(),
-        };
-        table
-            .register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: opus(),
-                    payload_type: 111,
-                },
-                RtpCodecKind::Audio,
-            )
-            .map_err(engine_error)?;
-        table
-            .register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: RTCRtpCodec {
-                        rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
-                        ..vp8()
-                    },
-                    payload_type: 96,
-                },
-                RtpCodecKind::Video,
-            )
-            .map_err(engine_error)?;
-        let registry = register_default_interceptors(Registry::new(), &mut table)
-            .map_err(engine_error)?
-            .with(Slot::Custom(KEYFRAME_REQUEST_SLOT), KeyframeRequests::default());
-        Ok((table, registry))
-    }
-
     async fn build_pc(&self, handler: Arc<Handler>) -> Result<Arc<dyn PeerConnection>, MediaError> {
         // A few attempts: another process may take a probed port before the engine binds it.
         let mut last = MediaError::NoPort;
         for _ in 0..5 {
-            let (table, registry) = Self::codecs()?;
+            let (table, registry) = codecs::table()?;
             // No mDNS: the SFU announces real addresses, and multicast fails on hosts without it (ENODEV).
-            let mut settings = SettingEngineBuilder::new()
+            // (Announced addresses are rewritten by `announce`, not `with_nat_1to1_ips`, which 0.21.1 ignores.)
+            let settings = SettingEngineBuilder::new()
                 .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
                 .with_include_loopback_candidate(self.bind_ips.iter().any(|ip| ip.is_loopback()));
-            if !self.config.announced_ips.is_empty() {
-                settings =
-                    settings.with_nat_1to1_ips(self.config.announced_ips.clone(), RTCIceCandidateType::Host);
-            }
             let addrs = self.allocate_addrs()?;
             let built = PeerConnectionBuilder::new()
                 .with_configuration(RTCConfigurationBuilder::new().build())
@@ -190,7 +160,7 @@ impl WebRtcSfu {
             .ok_or(MediaError::NoPeerConnection)
     }
 
-    async fn answer(pc: &Arc<dyn PeerConnection>, offer: &str) -> Result<String, MediaError> {
+    async fn answer(&self, pc: &Arc<dyn PeerConnection>, offer: &str) -> Result<String, MediaError> {
         let offer = RTCSessionDescription::offer(offer.to_string())
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         pc.set_remote_description(offer)
@@ -201,30 +171,15 @@ impl WebRtcSfu {
             .await
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         pc.set_local_description(answer).await.map_err(engine_error)?;
+        self.local_description(pc).await
+    }
+
+    /// The answer as browsers may see it: announced addresses in place of bound ones.
+    async fn local_description(&self, pc: &Arc<dyn PeerConnection>) -> Result<String, MediaError> {
         pc.local_description()
             .await
-            .map(|d| d.sdp)
+            .map(|d| announce::sdp(&self.announced, &d.sdp))
             .ok_or_else(|| MediaError::Engine("no local description".into()))
-    }
-}
-
-fn opus() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_OPUS.into(),
-        clock_rate: 48000,
-        channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-        rtcp_feedback: vec![],
-    }
-}
-
-fn vp8() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_VP8.into(),
-        clock_rate: 90000,
-        channels: 0,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![],
     }
 }
 
@@ -242,6 +197,7 @@ fn state_of(s: RTCPeerConnectionState) -> ConnectionState {
 /// Peer connection events of one participant. Holds the room state weakly: a closed engine frees everything.
 struct Handler {
     participant: ParticipantId,
+    announced: Arc<AnnouncedAddrs>,
     state: Weak<Mutex<Rooms>>,
     events: EventSink,
     metrics: MediaMetrics,
@@ -252,7 +208,7 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         if let Ok(init) = event.candidate.to_json() {
             (self.events)(MediaEvent::LocalCandidate(IceCandidate {
-                candidate: init.candidate,
+                candidate: announce::candidate(&self.announced, &init.candidate),
                 sdp_mid: init.sdp_mid,
                 sdp_mline_index: init.sdp_mline_index,
                 username_fragment: init.username_fragment,
@@ -443,6 +399,7 @@ impl MediaEngine for WebRtcSfu {
         )?;
         let handler = Arc::new(Handler {
             participant: participant.clone(),
+            announced: self.announced.clone(),
             state: Arc::downgrade(&self.state),
             events: events.clone(),
             metrics: self.metrics.clone(),
@@ -478,7 +435,7 @@ impl MediaEngine for WebRtcSfu {
             self.config.max_tracks_per_participant,
         )?;
         let peer = self.peer(participant)?;
-        Self::answer(&peer.pc, offer).await
+        self.answer(&peer.pc, offer).await
     }
 
     async fn add_candidate(
@@ -633,10 +590,6 @@ impl WebRtcSfu {
                 self.metrics.clone(),
             ));
         }
-        peer.pc
-            .local_description()
-            .await
-            .map(|d| d.sdp)
-            .ok_or_else(|| MediaError::Engine("no local description".into()))
+        self.local_description(&peer.pc).await
     }
 }

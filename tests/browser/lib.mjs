@@ -7,10 +7,13 @@ import { createRequire } from 'node:module';
 const require = createRequire(path.join(process.env.TEST_OIDC_PROVIDER_DIR || path.resolve('tests/support'), 'package.json'));
 const { chromium } = require('playwright-core');
 
-export function launch() {
+// `insecureOrigin`: a plain-http origin off loopback to treat as secure (camera, WebCrypto), as TLS would make it
+// in a deployment; the NAT test serves over http on a routed address.
+export function launch(insecureOrigin) {
+  const secure = insecureOrigin ? [`--unsafely-treat-insecure-origin-as-secure=${insecureOrigin}`] : [];
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    args: [...secure, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required',
       '--allow-loopback-in-peer-connection'],
@@ -95,6 +98,8 @@ export async function inbound(target) {
       if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) {
         const local = stats.get(s.localCandidateId);
         if (local && local.candidateType === 'relay') out.relay = true;
+        const remote = stats.get(s.remoteCandidateId);
+        if (remote) out.remoteAddress = remote.address;
       }
     });
     return out;

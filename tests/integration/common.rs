@@ -113,9 +113,14 @@ impl Broker {
         cmd
     }
 
-    fn start_dev(mut cmd: Command, data_dir: &Path, env: &[(&str, &str)]) -> Broker {
-        cmd.args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir);
+    fn start_dev(cmd: Command, data_dir: &Path, env: &[(&str, &str)]) -> Broker {
+        Self::dev_at(cmd, data_dir, env, &["--listen", "127.0.0.1:0"])
+    }
+
+    /// `examroom dev` run by `cmd` (the broker binary, or a wrapper such as `nsenter` that execs it) with
+    /// `args` (listen address, public URL) after `dev`; ready once it prints where it runs.
+    pub fn dev_at(mut cmd: Command, data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Broker {
+        cmd.arg("dev").args(args).arg("--data-dir").arg(data_dir);
         cmd.envs(env.iter().copied());
         let (child, stdout, stderr) = spawn(cmd);
         let line = stdout

@@ -14,17 +14,9 @@ fn examroom(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     )
 }
 
-/// The shipped example configuration with its staff client and database secrets in one file at `secret`
-/// (written here); the SIEM secret is left as shipped.
-fn example_config(secret: &std::path::Path) -> String {
-    std::fs::write(secret, "s").unwrap();
-    std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/examroom.example.toml"
-    ))
-    .unwrap()
-    .replace("/etc/examroom/staff-client-secret", secret.to_str().unwrap())
-    .replace("/etc/examroom/database-url", secret.to_str().unwrap())
+/// The shipped example with its key files created under `dir`.
+fn example_config(dir: &std::path::Path) -> String {
+    crate::example_config::example_config(dir, "postgres://examroom@db.internal:5432/examroom")
 }
 
 #[test]
@@ -73,12 +65,7 @@ algorithms = ["HS256"]
 fn env_overrides_are_validated_too() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ok.toml");
-    let secret = dir.path().join("secret");
-    std::fs::write(
-        &path,
-        example_config(&secret).replace("/etc/examroom/siem-secret", secret.to_str().unwrap()),
-    )
-    .unwrap();
+    std::fs::write(&path, example_config(dir.path())).unwrap();
     let p = path.to_str().unwrap();
     let (code, out) = examroom(&["check-config", "--config", p], &[]);
     assert_eq!(code, Some(0), "the shipped example config is valid:\n{out}");
@@ -144,7 +131,7 @@ recording_file = "{}"
 #[test]
 fn broken_siem_webhooks_and_report_settings_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let example = example_config(&dir.path().join("secret"));
+    let example = example_config(dir.path()).replace("siem-secret", "no-such-siem-secret");
     let check = |edit: &dyn Fn(String) -> String| {
         let path = dir.path().join("examroom.toml");
         std::fs::write(&path, edit(example.clone())).unwrap();

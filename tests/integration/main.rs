@@ -9,9 +9,12 @@ mod config_cli;
 mod crash;
 mod demo;
 mod dev_mode;
+mod example_config;
 mod external_oidc;
+#[cfg(feature = "load-tools")]
 mod load_smoke;
 mod media_peers;
+mod nat;
 mod peer;
 mod phi_scan;
 mod recording_peers;

@@ -1,0 +1,64 @@
+//! The codecs the SFU offers and the interceptors each peer connection runs: Opus and VP8 only (what the
+//! recorder can depacketize), with NACK, PLI and FIR feedback on video so viewers can repair and resync.
+
+use rtc::interceptor::Slot;
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use webrtc::peer_connection::{MediaEngine as CodecTable, Registry, register_default_interceptors};
+
+use super::keyframes::{KEYFRAME_REQUEST_SLOT, KeyframeRequests};
+use super::{MIME_OPUS, MIME_VP8, engine_error};
+use crate::media::MediaError;
+
+/// A fresh codec table and interceptor registry (the engine consumes both per peer connection).
+pub(super) fn table() -> Result<(CodecTable, Registry), MediaError> {
+    let mut table = CodecTable::default();
+    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.into(),
+        parameter: parameter.into(),
+    };
+    table
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: opus(),
+                payload_type: 111,
+            },
+            RtpCodecKind::Audio,
+        )
+        .map_err(engine_error)?;
+    table
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+                    ..vp8()
+                },
+                payload_type: 96,
+            },
+            RtpCodecKind::Video,
+        )
+        .map_err(engine_error)?;
+    let registry = register_default_interceptors(Registry::new(), &mut table)
+        .map_err(engine_error)?
+        .with(Slot::Custom(KEYFRAME_REQUEST_SLOT), KeyframeRequests::default());
+    Ok((table, registry))
+}
+
+pub(super) fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_OPUS.into(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+        rtcp_feedback: vec![],
+    }
+}
+
+pub(super) fn vp8() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_VP8.into(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    }
+}

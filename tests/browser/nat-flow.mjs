@@ -1,0 +1,71 @@
+// Video through a NAT: Chromium in a namespace that reaches only the router's public address, the broker
+// behind it on a private one. The nurse elevates an accepted chat and the patient joins. With the public
+// address announced (`expect=media`), each side must decode the other's frames and the patient's selected
+// pair must lead to the public address; without it (`expect=none`), the same steps must end with no media,
+// which is what every browser outside the NAT got before the SFU rewrote its candidates.
+// Usage: node nat-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR media|none PUBLIC_IP
+import fs from 'node:fs';
+import path from 'node:path';
+import { launch, passwords, patientInChat, nurseAccepting, inbound, widgetFrame } from './lib.mjs';
+
+const [url, credentialsFile, artifacts, expect, publicIp] = process.argv.slice(2);
+const password = passwords(credentialsFile);
+fs.mkdirSync(artifacts, { recursive: true });
+const browser = await launch(url);
+const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `nat-${expect}-${name}.png`), fullPage: true });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Frames decoded and still increasing, or null when none came within `ms`.
+async function media(target, ms) {
+  const deadline = Date.now() + ms;
+  let first = null;
+  while (Date.now() < deadline) {
+    const s = await inbound(target);
+    if (s && s.framesDecoded > 0 && s.audioPackets > 0) {
+      if (!first) first = s;
+      else if (s.framesDecoded > first.framesDecoded + 5) return s;
+    }
+    await sleep(250);
+  }
+  return null;
+}
+
+try {
+  const { page: patient, widget } = await patientInChat(browser, url, password);
+  const { page: nurse, chat } = await nurseAccepting(browser, url, password, widget);
+  console.log('step: chat accepted through the NAT');
+  await chat.getByRole('button', { name: 'Start video…' }).click();
+  await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
+  await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
+  await widget.getByRole('button', { name: 'Join video' }).click();
+  console.log('step: patient joined video');
+
+  if (expect === 'media') {
+    const p = await media(widgetFrame(patient), 30000);
+    const n = await media(nurse, 30000);
+    if (!p || !n) throw new Error(`no media through the NAT: patient ${JSON.stringify(await inbound(widgetFrame(patient)))}, nurse ${JSON.stringify(await inbound(nurse))}`);
+    if (p.remoteAddress !== publicIp || n.remoteAddress !== publicIp) {
+      throw new Error(`selected pairs should lead to ${publicIp}: patient ${p.remoteAddress}, nurse ${n.remoteAddress}`);
+    }
+    console.log(`patient: framesDecoded ${p.framesDecoded}, audio packets ${p.audioPackets}, via ${p.remoteAddress}`);
+    console.log(`nurse: framesDecoded ${n.framesDecoded}, audio packets ${n.audioPackets}, via ${n.remoteAddress}`);
+    await chat.getByText(/Video: you connected, patient connected/).waitFor();
+    await shot(patient, 'patient');
+    await shot(nurse, 'nurse');
+    console.log('browser nat flow: media both ways');
+  } else {
+    // Long enough for the positive case many times over (it connects in a few seconds).
+    const p = await media(widgetFrame(patient), 15000);
+    const s = await inbound(widgetFrame(patient));
+    if (p || (s && s.state === 'connected')) throw new Error(`media flowed without announced addresses: ${JSON.stringify(s)}`);
+    console.log(`patient: no media, connection ${s && s.state}`);
+    await shot(patient, 'patient');
+    console.log('browser nat flow: no media');
+  }
+} catch (e) {
+  console.error(e);
+  for (const p of browser.contexts().flatMap((c) => c.pages())) await shot(p, `failure-${p.url().split('/')[3] || 'page'}`).catch(() => {});
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
