@@ -597,13 +597,29 @@ mod tests {
                 .err()
                 .is_some_and(|e| e.problems.iter().any(|p| p.key == "auth.patient.issuer"))
         };
-        assert!(!issuer_refused("http://127.0.0.1:8080", "http://127.0.0.1:9000/op"));
+        assert!(!issuer_refused(
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:9000/op"
+        ));
         // `examroom dev --public-url http://198.51.100.1:8080`: its own provider under its own URL.
-        assert!(!issuer_refused("http://198.51.100.1:8080", "http://198.51.100.1:8080/dev-idp"));
-        assert!(issuer_refused("http://198.51.100.1:8080", "http://198.51.100.9:8080/dev-idp"));
-        assert!(issuer_refused("https://examroom.example.org", "http://login.example.org"));
+        assert!(!issuer_refused(
+            "http://198.51.100.1:8080",
+            "http://198.51.100.1:8080/dev-idp"
+        ));
+        assert!(issuer_refused(
+            "http://198.51.100.1:8080",
+            "http://198.51.100.9:8080/dev-idp"
+        ));
+        assert!(issuer_refused(
+            "https://examroom.example.org",
+            "http://login.example.org"
+        ));
         // Allowed, but the operator hears about plain http across a network.
-        let c = load_str(&config("http://198.51.100.1:8080", "https://login.example.org"), &[]).unwrap();
+        let c = load_str(
+            &config("http://198.51.100.1:8080", "https://login.example.org"),
+            &[],
+        )
+        .unwrap();
         assert_eq!(super::warnings(&c)[0].key, "server.public_url");
     }
 }
