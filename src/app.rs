@@ -18,7 +18,7 @@ use crate::ids::RequestId;
 use crate::media::sfu::WebRtcSfu;
 use crate::messaging::Messaging;
 use crate::policy::recording::RecordingPolicies;
-use crate::policy::{AccessPolicy, Denial, Grant, Resource};
+use crate::policy::{AccessPolicy, Authorized, Denial, Grant, Resource};
 use crate::recording::session::LocalStore;
 use crate::store::Db;
 use crate::telemetry::Metrics;
@@ -192,7 +192,21 @@ impl App {
         resource: &Resource,
         request_id: Option<&RequestId>,
     ) -> Result<Grant, Denial> {
-        let decision = self.policy.decide(principal, action, resource);
+        self.authorize_for(principal, action, resource, (), request_id)
+            .await
+    }
+
+    /// [`App::authorize`] for a decision about `value` (what the caller loaded to decide on): the proof carries
+    /// it to the domain call that needs it.
+    pub async fn authorize_for<T>(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: &Resource,
+        value: T,
+        request_id: Option<&RequestId>,
+    ) -> Result<Authorized<T>, Denial> {
+        let decision = self.policy.authorize(principal, action, resource, value);
         if let Err(denial) = &decision {
             self.audit
                 .record_or_log(

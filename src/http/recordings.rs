@@ -1,6 +1,8 @@
-//! Recordings for the roles the recording policy lets view them (compliance officers by default): list and
-//! download, each call with a reason, each call audited (`recording.list`, `recording.download`). Every other
-//! role gets 403 and a denied audit event. Downloads are decrypted on the fly; the stored object stays sealed.
+//! Recordings for those the access policy and the recording's own policy both allow (compliance officers by
+//! default): list, metadata, access history, streaming with Range, download and legal hold, each call with a
+//! reason, each call audited. Who may is decided once, in `policy` (a rule's grant AND a viewer role of the
+//! recording's policy); the handlers ask it and pass its proof to the video service, which alone reads the
+//! sealed object. Everyone else gets 403 and a denied audit event. The stored object stays sealed.
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -15,7 +17,10 @@ use super::error::ApiError;
 use super::extract::Caller;
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
+use crate::auth::Role;
+use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::store::RecordingRow;
+use crate::visit::service::RecordingAccessError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -46,11 +51,17 @@ fn reason(q: &Reason) -> Result<String, ApiError> {
     }
 }
 
-/// May the caller view recordings of this queue under the recording policy?
-fn may_view(app: &AppState, caller: &Caller, queue: &str) -> bool {
+/// The roles the recording policy lets view recordings of `queue` today (none if no policy covers it).
+fn viewers(app: &AppState, queue: &str) -> Vec<Role> {
     app.recording_policies
         .decide(queue, "video")
-        .is_some_and(|d| d.viewer_roles.iter().any(|r| caller.principal.has_role(*r)))
+        .map(|d| d.viewer_roles)
+        .unwrap_or_default()
+}
+
+/// A recording as the access policy sees it.
+fn resource_of(app: &AppState, row: &RecordingRow) -> Resource {
+    Resource::new(ResourceKind::Recording, Some(row.id.clone())).viewable_by(viewers(app, &row.queue))
 }
 
 async fn audit(app: &AppState, caller: &Caller, action: &str, resource: String, outcome: Outcome, why: &str) {
@@ -62,6 +73,16 @@ async fn audit(app: &AppState, caller: &Caller, action: &str, resource: String, 
                 .request(Some(&caller.request_id)),
         )
         .await;
+}
+
+fn access_error(e: RecordingAccessError) -> ApiError {
+    match e {
+        RecordingAccessError::NotStored => {
+            ApiError::BadRequest("not_stored", "the recording is not stored yet".into())
+        }
+        RecordingAccessError::Deleted => ApiError::BadRequest("deleted", "the recording was deleted".into()),
+        RecordingAccessError::Unreadable(e) => ApiError::Internal(e),
+    }
 }
 
 fn view(r: &RecordingRow) -> serde_json::Value {
@@ -86,20 +107,22 @@ async fn list(
     caller: Caller,
     Query(q): Query<Reason>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let all = app.db.recordings().await?;
-    // A caller who may view no queue's recordings at all is refused outright.
-    let queues: Vec<String> = app.config.queues().into_iter().map(|q| q.name).collect();
-    if !queues.iter().any(|q| may_view(&app, &caller, q)) {
-        audit(
-            &app,
-            &caller,
+    // The collection may be listed by a role some queue's recording policy lets view recordings.
+    let mut roles: Vec<Role> = Vec::new();
+    for queue in app.config.queues() {
+        roles.extend(viewers(&app, &queue.name));
+    }
+    let collection = Resource::new(ResourceKind::Recording, None).viewable_by(roles);
+    if let Err(d) = app
+        .authorize(
+            &caller.principal,
             "recording.list",
-            "recording:*".into(),
-            Outcome::Denied,
-            "role may not view recordings",
+            &collection,
+            Some(&caller.request_id),
         )
-        .await;
-        return Err(ApiError::Forbidden("your role may not view recordings".into()));
+        .await
+    {
+        return Err(ApiError::Forbidden(d.reason));
     }
     let why = reason(&q)?;
     audit(
@@ -111,9 +134,13 @@ async fn list(
         &why,
     )
     .await;
+    let all = app.db.recordings().await?;
     let visible: Vec<serde_json::Value> = all
         .iter()
-        .filter(|r| may_view(&app, &caller, &r.queue))
+        .filter(|r| {
+            app.policy
+                .permits(&caller.principal, "recording.list", &resource_of(&app, r))
+        })
         .map(view)
         .collect();
     Ok(Json(json!({ "recordings": visible })))
@@ -125,43 +152,12 @@ async fn download(
     Path(id): Path<String>,
     Query(q): Query<Reason>,
 ) -> Result<Response, ApiError> {
-    let safe = if id.len() == 25 && id.starts_with('r') && id[1..].chars().all(|c| c.is_ascii_hexdigit()) {
-        id.clone()
-    } else {
-        "invalid".into()
-    };
-    let resource = format!("recording:{safe}");
-    let row = app.db.recording(&id).await?;
-    let Some(row) = row.filter(|r| may_view(&app, &caller, &r.queue)) else {
-        audit(
-            &app,
-            &caller,
-            "recording.download",
-            resource,
-            Outcome::Denied,
-            "not a viewer of this recording",
-        )
-        .await;
-        return Err(ApiError::Forbidden("you may not view this recording".into()));
-    };
+    let proof = viewable(&app, &caller, &id, "recording.download").await?;
     let why = reason(&q)?;
-    let (Some(object_key), "stored") = (row.object_key.clone(), row.state.as_str()) else {
-        return Err(ApiError::BadRequest(
-            "not_stored",
-            "the recording is not stored yet".into(),
-        ));
-    };
-    let opened = crate::recording::session::open_object(
-        app.video.recording_objects(),
-        app.video.recording_keyring(),
-        &row.id,
-        &object_key,
-        &row.kek_id,
-        &row.wrapped_key,
-    )
-    .await;
-    match opened {
-        Ok(webm) => {
+    let row = proof.resource();
+    let resource = format!("recording:{}", row.id);
+    match app.video.recording_bytes(&proof, 0, None).await {
+        Ok((webm, _, _)) => {
             audit(
                 &app,
                 &caller,
@@ -184,7 +180,7 @@ async fn download(
             )
                 .into_response())
         }
-        Err(e) => {
+        Err(e @ RecordingAccessError::Unreadable(_)) => {
             // Fails closed: a missing or wrong key, or a tampered object, yields nothing and is audited.
             audit(
                 &app,
@@ -195,8 +191,9 @@ async fn download(
                 &e.to_string(),
             )
             .await;
-            Err(ApiError::Internal(e.to_string()))
+            Err(access_error(e))
         }
+        Err(e) => Err(access_error(e)),
     }
 }
 
@@ -215,42 +212,21 @@ async fn legal_hold(
     body: Result<Json<HoldRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(req) = body?;
-    let resource = format!(
-        "recording:{}",
-        if id.len() == 25 && id.starts_with('r') {
-            id.as_str()
-        } else {
-            "invalid"
-        }
-    );
-    let row = app.db.recording(&id).await?;
-    let Some(row) = row.filter(|r| may_view(&app, &caller, &r.queue) && r.state != "deleted") else {
-        audit(
-            &app,
-            &caller,
-            "recording.legal_hold",
-            resource,
-            Outcome::Denied,
-            "not a viewer of this recording",
-        )
-        .await;
-        return Err(ApiError::Forbidden("you may not manage this recording".into()));
-    };
+    let proof = viewable(&app, &caller, &id, "recording.hold").await?;
     let why = reason(&Reason {
         reason: Some(req.reason),
     })?;
-    if let Some(key) = &row.object_key
-        && row.state == "stored"
-        && let Err(e) = app.video.recording_objects().set_legal_hold(key, req.hold).await
-    {
-        return Err(ApiError::Internal(format!("legal hold on the object: {e}")));
-    }
-    app.db.set_legal_hold(&row.id, req.hold).await?;
+    app.video
+        .set_legal_hold(&proof, req.hold)
+        .await
+        .map_err(access_error)?;
     let action = if req.hold {
         "recording.legal_hold.set"
     } else {
         "recording.legal_hold.release"
     };
+    let row = proof.resource();
+    let resource = format!("recording:{}", row.id);
     audit(&app, &caller, action, resource, Outcome::Success, &why).await;
     Ok(Json(json!({ "id": row.id, "legal_hold": req.hold })))
 }
@@ -263,25 +239,31 @@ fn safe_id(id: &str) -> String {
     }
 }
 
-/// Loads a recording the caller may view, auditing a refusal under `action`.
-async fn viewable(app: &AppState, caller: &Caller, id: &str, action: &str) -> Result<RecordingRow, ApiError> {
-    let resource = format!("recording:{}", safe_id(id));
+/// Loads a recording and asks the policy whether the caller may do `action` on it; a refusal (an unknown id
+/// included, for anyone the policy would not let see recordings at all) is audited under `action`. The proof
+/// carries the row.
+async fn viewable(
+    app: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: &str,
+) -> Result<Authorized<RecordingRow>, ApiError> {
     let row = app.db.recording(id).await?;
-    match row.filter(|r| may_view(app, caller, &r.queue)) {
-        Some(r) => Ok(r),
-        None => {
-            audit(
-                app,
-                caller,
-                action,
-                resource,
-                Outcome::Denied,
-                "not a viewer of this recording",
-            )
-            .await;
-            Err(ApiError::Forbidden("you may not view this recording".into()))
-        }
-    }
+    let resource = match &row {
+        Some(r) => resource_of(app, r),
+        None => Resource::new(ResourceKind::Recording, Some(safe_id(id))),
+    };
+    app.authorize_for(
+        &caller.principal,
+        action,
+        &resource,
+        row,
+        Some(&caller.request_id),
+    )
+    .await
+    .map_err(|_| ApiError::Forbidden("you may not view this recording".into()))?
+    .transpose()
+    .ok_or(ApiError::NotFound)
 }
 
 /// One recording's metadata and manifest (`recording.view`).
@@ -291,7 +273,8 @@ async fn metadata(
     Path(id): Path<String>,
     Query(q): Query<Reason>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let row = viewable(&app, &caller, &id, "recording.view").await?;
+    let proof = viewable(&app, &caller, &id, "recording.view").await?;
+    let row = proof.resource();
     let why = reason(&q)?;
     audit(
         &app,
@@ -302,7 +285,7 @@ async fn metadata(
         &why,
     )
     .await;
-    Ok(Json(view(&row)))
+    Ok(Json(view(row)))
 }
 
 /// Who did what with one recording: its audit events (`recording.view`).
@@ -312,7 +295,8 @@ async fn access_history(
     Path(id): Path<String>,
     Query(q): Query<Reason>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let row = viewable(&app, &caller, &id, "recording.view").await?;
+    let proof = viewable(&app, &caller, &id, "recording.view").await?;
+    let row = proof.resource();
     let why = reason(&q)?;
     let resource = format!("recording:{}", row.id);
     audit(
@@ -349,14 +333,8 @@ async fn stream(
     Query(q): Query<Reason>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    let row = viewable(&app, &caller, &id, "recording.stream").await?;
+    let proof = viewable(&app, &caller, &id, "recording.stream").await?;
     let why = reason(&q)?;
-    let (Some(object_key), "stored") = (row.object_key.clone(), row.state.as_str()) else {
-        return Err(ApiError::BadRequest(
-            "not_stored",
-            "the recording is not stored yet".into(),
-        ));
-    };
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
@@ -372,18 +350,8 @@ async fn stream(
             Some((start, end))
         });
     let (start, end) = range.unwrap_or((0, None));
-    let resource = format!("recording:{}", row.id);
-    let read = crate::recording::session::read_range(
-        app.video.recording_objects(),
-        app.video.recording_keyring(),
-        &row.id,
-        &object_key,
-        &row.kek_id,
-        &row.wrapped_key,
-        start,
-        end,
-    )
-    .await;
+    let resource = format!("recording:{}", proof.resource().id);
+    let read = app.video.recording_bytes(&proof, start, end).await;
     match read {
         Ok((bytes, from, total)) => {
             let detail = format!("{why} (bytes {from}-{})", from + bytes.len() as u64);
@@ -417,7 +385,7 @@ async fn stream(
             }
             Ok(resp)
         }
-        Err(e) => {
+        Err(e @ RecordingAccessError::Unreadable(_)) => {
             audit(
                 &app,
                 &caller,
@@ -427,7 +395,8 @@ async fn stream(
                 &e.to_string(),
             )
             .await;
-            Err(ApiError::Internal(e.to_string()))
+            Err(access_error(e))
         }
+        Err(e) => Err(access_error(e)),
     }
 }

@@ -13,13 +13,10 @@ use super::error::ApiError;
 use super::extract::Caller;
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
-use crate::auth::Role;
+use crate::policy::{Resource, ResourceKind};
 use crate::recording::timeline::RecordingState;
 use crate::visit::VisitId;
 use crate::visit::service::VideoError;
-
-/// The scope an integration needs to pause recordings of visits it is not part of.
-pub const PAUSE_SCOPE: &str = "recording:pause-others";
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/visits/{id}/recording-state", put(set_state))
@@ -32,6 +29,8 @@ struct StateRequest {
     reason: String,
 }
 
+/// Who may pause is the policy's answer for `visit.recording_state.set` (the visit's assigned nurse; a service
+/// whose token carries `recording:pause-others`); a refusal is audited there.
 async fn set_state(
     State(app): State<AppState>,
     caller: Caller,
@@ -39,63 +38,43 @@ async fn set_state(
     body: Result<Json<StateRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(req) = body?;
-    let resource = format!(
-        "visit:{}",
-        VisitId::parse(&id)
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "invalid".into())
-    );
-    let service = caller.principal.has_role(Role::Service);
-    if service && !caller.principal.scopes.iter().any(|s| s == PAUSE_SCOPE) {
-        deny(
-            &app,
-            &caller,
-            &resource,
-            "the token lacks the recording:pause-others scope",
-        )
-        .await;
-        return Err(ApiError::Forbidden(format!(
-            "the {PAUSE_SCOPE} scope is required"
-        )));
-    }
-    if !service && !caller.principal.has_role(Role::Nurse) {
-        deny(
-            &app,
-            &caller,
-            &resource,
-            "only the visit's nurse or an integration may pause",
-        )
-        .await;
-        return Err(ApiError::Forbidden(
-            "only the visit's nurse may pause its recording".into(),
-        ));
-    }
-    let Some(visit) = VisitId::parse(&id) else {
-        deny(&app, &caller, &resource, "unknown visit").await;
-        return Err(ApiError::NotFound);
+    let visit = VisitId::parse(&id);
+    let resource = match &visit {
+        Some(v) => app.video.resource(v),
+        None => Resource::new(ResourceKind::Visit, Some("invalid".into())),
     };
-    let role = if service { Role::Service } else { Role::Nurse };
+    let proof = app
+        .authorize_for(
+            &caller.principal,
+            "visit.recording_state.set",
+            &resource,
+            visit,
+            Some(&caller.request_id),
+        )
+        .await
+        .map_err(|_| ApiError::Forbidden("you may not pause this visit's recording".into()))?
+        .transpose()
+        .ok_or(ApiError::NotFound)?;
     let action = match req.state {
         RecordingState::Paused => "recording.pause",
         RecordingState::Active => "recording.resume",
     };
+    let visit = proof.resource().to_string();
     match app
         .video
-        .set_recording_state(&caller.principal.subject, role, &visit, req.state, &req.reason)
+        .set_recording_state(&proof, req.state, &req.reason)
         .await
     {
         Ok(notice) => {
             app.audit
                 .record_or_log(
-                    AuditEvent::new(action, resource, Outcome::Success)
+                    AuditEvent::new(action, format!("visit:{visit}"), Outcome::Success)
                         .by(&caller.principal)
                         .reason(req.reason.trim())
                         .request(Some(&caller.request_id)),
                 )
                 .await;
-            Ok(Json(
-                json!({ "visit_id": visit.to_string(), "recording": notice }),
-            ))
+            Ok(Json(json!({ "visit_id": visit, "recording": notice })))
         }
         Err(VideoError::ReasonRequired) => {
             Err(ApiError::BadRequest("reason_required", "give a reason".into()))
@@ -104,20 +83,7 @@ async fn set_state(
             "not_recorded",
             "this visit is not being recorded".into(),
         )),
-        Err(e) => {
-            deny(&app, &caller, &resource, &e.to_string()).await;
-            Err(ApiError::Forbidden("you are not this visit's nurse".into()))
-        }
+        Err(VideoError::Visit(crate::visit::VisitError::UnknownVisit)) => Err(ApiError::NotFound),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
     }
-}
-
-async fn deny(app: &AppState, caller: &Caller, resource: &str, reason: &str) {
-    app.audit
-        .record_or_log(
-            AuditEvent::new("recording.state", resource, Outcome::Denied)
-                .by(&caller.principal)
-                .reason(reason)
-                .request(Some(&caller.request_id)),
-        )
-        .await;
 }

@@ -6,9 +6,9 @@ use super::protocol::{ClientFrame, PresenceRequest, ServerFrame};
 use super::{MessagingError, timestamp};
 use crate::app::App;
 use crate::audit::{AuditEvent, Outcome};
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use crate::ids::{RequestId, SubjectId};
-use crate::policy::{Resource, ResourceKind};
+use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::store::ConversationRow;
 
 /// Largest replay per `sync`; the client asks again from the last `seq` it got.
@@ -51,7 +51,8 @@ pub async fn welcome(app: &App, conn: &Connection) -> ServerFrame {
             Vec::new()
         }
     };
-    let presence = if conn.principal.has_role(Role::Nurse) {
+    // Presence is for those who work the queues (a capability shown, not an access attempt).
+    let presence = if works_queues(app, conn) {
         Some(app.messaging.presence(subject).await)
     } else {
         None
@@ -67,7 +68,7 @@ pub async fn welcome(app: &App, conn: &Connection) -> ServerFrame {
 /// The socket closed; a nurse with no other socket goes away (her offer goes to someone else).
 pub async fn disconnected(app: &App, conn: &Connection, others_remain: bool) {
     app.video.socket_closed(&conn.request_id).await;
-    if conn.principal.has_role(Role::Nurse) && !others_remain {
+    if works_queues(app, conn) && !others_remain {
         app.messaging
             .set_available(&conn.principal.subject, &conn.principal.skills, false)
             .await;
@@ -121,10 +122,11 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             body,
             ..
         } => {
-            let c = match authorized(app, conn, &conversation_id, "conversation.write").await {
-                Ok(c) => c,
+            let proof = match authorized(app, conn, &conversation_id, "conversation.write").await {
+                Ok(proof) => proof,
                 Err(frames) => return frames,
             };
+            let c = proof.resource();
             let max = app.messaging.settings().max_body_chars;
             if body.trim().is_empty() {
                 return error("empty_message", "the message is empty");
@@ -140,7 +142,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             }
             match app
                 .messaging
-                .post(&c, &subject, conn.role(), &idempotency_key, &body)
+                .post(&proof, conn.role(), &idempotency_key, &body)
                 .await
             {
                 Ok(out) => vec![ServerFrame::Ack {
@@ -158,14 +160,15 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             after_seq,
             ..
         } => {
-            let c = match authorized(app, conn, &conversation_id, "conversation.read").await {
-                Ok(c) => c,
+            let proof = match authorized(app, conn, &conversation_id, "conversation.read").await {
+                Ok(proof) => proof,
                 Err(frames) => return frames,
             };
+            let c = proof.resource();
             if conn.principal.roles.iter().any(|r| r.is_staff()) {
                 audit(app, conn, "conversation.read", &c.id, Outcome::Success).await;
             }
-            match app.messaging.history(&c, after_seq.max(0), SYNC_PAGE).await {
+            match app.messaging.history(&proof, after_seq.max(0), SYNC_PAGE).await {
                 Ok(messages) => {
                     let last = messages.last().map(|m| m.seq).unwrap_or(after_seq.max(0));
                     let mut frames: Vec<ServerFrame> = messages
@@ -228,14 +231,16 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             }
         }
         ClientFrame::Callback { conversation_id, .. } => {
-            let c = match authorized(app, conn, &conversation_id, "conversation.write").await {
-                Ok(c) => c,
+            let proof = match authorized(app, conn, &conversation_id, "conversation.write").await {
+                Ok(proof) => proof,
                 Err(frames) => return frames,
             };
-            if c.state != "waiting" || !conn.principal.has_role(Role::Patient) {
+            let c = proof.resource();
+            // Only while waiting, when no nurse is assigned: the policy let only the patient write to it.
+            if c.state != "waiting" {
                 return error("not_waiting", "a call back can be requested only while waiting");
             }
-            match app.messaging.end(&c, "callback_requested").await {
+            match app.messaging.end(c, "callback_requested").await {
                 Ok(()) => {
                     audit(
                         app,
@@ -251,16 +256,17 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             }
         }
         ClientFrame::End { conversation_id, .. } => {
-            let c = match authorized(app, conn, &conversation_id, "conversation.write").await {
-                Ok(c) => c,
+            let proof = match authorized(app, conn, &conversation_id, "conversation.write").await {
+                Ok(proof) => proof,
                 Err(frames) => return frames,
             };
-            let reason = if conn.principal.has_role(Role::Patient) {
+            let c = proof.resource();
+            let reason = if proof.subject().as_str() == c.patient {
                 "patient_left"
             } else {
                 "nurse_ended"
             };
-            match app.messaging.end(&c, reason).await {
+            match app.messaging.end(c, reason).await {
                 Ok(()) => {
                     audit(app, conn, "conversation.end", &c.id, Outcome::Success).await;
                     Vec::new()
@@ -269,6 +275,14 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             }
         }
     }
+}
+
+fn works_queues(app: &App, conn: &Connection) -> bool {
+    app.policy.permits(
+        &conn.principal,
+        "queue.work",
+        &Resource::new(ResourceKind::Queue, None),
+    )
 }
 
 async fn may_work_queue(app: &App, conn: &Connection) -> bool {
@@ -289,13 +303,13 @@ async fn audit(app: &App, conn: &Connection, action: &str, conversation: &str, o
 }
 
 /// Loads the conversation and asks the policy; an unknown id is refused like a foreign one (and audited), so
-/// probing ids reveals nothing.
-async fn authorized(
+/// probing ids reveals nothing. The proof carries the row.
+pub async fn authorized(
     app: &App,
     conn: &Connection,
     id: &str,
     action: &str,
-) -> Result<ConversationRow, Vec<ServerFrame>> {
+) -> Result<Authorized<ConversationRow>, Vec<ServerFrame>> {
     let row = match app.messaging.conversation(id).await {
         Ok(row) => row,
         Err(e) => return Err(from_messaging(e)),
@@ -312,14 +326,11 @@ async fn authorized(
             ),
         None => Resource::new(ResourceKind::Conversation, Some(safe_id(id))),
     };
-    match (
-        row,
-        app.authorize(&conn.principal, action, &resource, Some(&conn.request_id))
-            .await,
-    ) {
-        (Some(c), Ok(_)) => Ok(c),
-        _ => Err(error("forbidden", "you have no access to this conversation")),
-    }
+    app.authorize_for(&conn.principal, action, &resource, row, Some(&conn.request_id))
+        .await
+        .ok()
+        .and_then(Authorized::transpose)
+        .ok_or_else(|| error("forbidden", "you have no access to this conversation"))
 }
 
 /// Ids from clients go into audit events only if they look like our ids.

@@ -16,6 +16,7 @@ use crate::config::{Config, MessagingConfig, QueueConfig};
 use crate::crypto::{CryptoError, Keyring};
 use crate::ids::{ConversationId, SubjectId};
 use crate::pii::Pii;
+use crate::policy::Authorized;
 use crate::store::{AppendOutcome, ConversationRow, Db, StoreError, now_ms};
 use crate::waiting_room::{
     EMERGENCY_BOOST, Effect, QueueSpec, Reassurance, RoutingError, RoutingSpec, WaitingRoom,
@@ -225,14 +226,15 @@ impl Messaging {
     }
 
     /// Stores a message durably (encrypted), then delivers it to every participant's sockets.
+    /// `conversation.write` allowed by the policy is the proof's; the sender is whoever it was allowed for.
     pub async fn post(
         &self,
-        c: &ConversationRow,
-        sender: &SubjectId,
+        proof: &Authorized<ConversationRow>,
         sender_role: &str,
         key: &str,
         body: &str,
     ) -> Result<AppendOutcome, MessagingError> {
+        let (c, sender) = (proof.resource(), proof.subject());
         if c.state == "closed" {
             return Err(MessagingError::Closed);
         }
@@ -291,10 +293,11 @@ impl Messaging {
     /// Decrypted messages after `after_seq`.
     pub async fn history(
         &self,
-        c: &ConversationRow,
+        proof: &Authorized<ConversationRow>,
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<Message>, MessagingError> {
+        let c = proof.resource();
         let data_key =
             self.keyring
                 .unwrap_data_key(&c.kek_id, &c.wrapped_key, &format!("conversation:{}", c.id))?;

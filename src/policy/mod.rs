@@ -1,6 +1,9 @@
 //! Access decisions: one function, `(subject, action, resource) → allow or deny with a reason`, driven by the
-//! rules in `policies/access.toml`. Deny by default. A [`Grant`] can only be made here, so code that needs
-//! permission cannot proceed without a decision. This module does no I/O beyond reading its file at startup.
+//! rules in `policies/access.toml`. Deny by default. An [`Authorized`] proof can only be made here, and the
+//! domain calls that touch patient data take one, so code that needs permission cannot proceed without a
+//! decision. Recordings carry one more fact, the viewer roles of their recording policy: a viewer needs a rule's
+//! grant *and* one of those roles, decided here and nowhere else. This module does no I/O beyond reading its file
+//! at startup, and is the only place that compares roles.
 
 pub mod recording;
 
@@ -25,7 +28,10 @@ pub const ACTIONS: &[&str] = &[
     "conversation.read",
     "conversation.write",
     "queue.work",
+    "visit.create",
+    "visit.answer",
     "visit.join",
+    "visit.end",
     "visit.recording_state.set",
     "queue.stats.read",
     "recording.list",
@@ -80,6 +86,9 @@ pub struct Resource {
     pub id: Option<String>,
     pub owner: Option<SubjectId>,
     pub assignees: Vec<SubjectId>,
+    /// For a recording: the roles its recording policy lets view it (`None` when no policy covers it any more:
+    /// nobody views it).
+    pub viewer_roles: Option<Vec<Role>>,
 }
 
 impl Resource {
@@ -89,6 +98,7 @@ impl Resource {
             id,
             owner: None,
             assignees: Vec::new(),
+            viewer_roles: None,
         }
     }
     pub fn owned_by(mut self, owner: SubjectId) -> Self {
@@ -97,6 +107,11 @@ impl Resource {
     }
     pub fn assigned_to(mut self, assignees: Vec<SubjectId>) -> Self {
         self.assignees = assignees;
+        self
+    }
+    /// A recording (or the collection of them) viewable by `roles` under the recording policy.
+    pub fn viewable_by(mut self, roles: Vec<Role>) -> Self {
+        self.viewer_roles = Some(roles);
         self
     }
     /// `kind:id` for audit events.
@@ -131,18 +146,57 @@ struct PolicyFile {
     rules: Vec<Rule>,
 }
 
-/// Permission to perform one action on one resource. Only [`AccessPolicy::decide`] creates it.
+/// Proof that the policy let one subject perform one action on one resource, carrying what the decision was
+/// about (a visit id, a conversation or recording row). Only [`AccessPolicy::authorize`] makes one: the fields
+/// are private and there is no other constructor, so a domain call that takes `&Authorized<T>` cannot run
+/// without a decision, and acts for [`Authorized::subject`], never for an identity passed beside it.
 #[derive(Debug)]
-pub struct Grant {
+pub struct Authorized<T> {
+    subject: SubjectId,
+    action: String,
     rule: String,
+    resource: T,
 }
 
-impl Grant {
+impl<T> Authorized<T> {
+    /// Who was allowed.
+    pub fn subject(&self) -> &SubjectId {
+        &self.subject
+    }
+    /// What they were allowed to do.
+    pub fn action(&self) -> &str {
+        &self.action
+    }
     /// The rule that allowed the action, for audit events.
     pub fn rule(&self) -> &str {
         &self.rule
     }
+    /// What the decision was about.
+    pub fn resource(&self) -> &T {
+        &self.resource
+    }
 }
+
+impl<T> Authorized<Option<T>> {
+    /// A decision about something that may not exist: the proof of what was found, if anything.
+    pub fn transpose(self) -> Option<Authorized<T>> {
+        let Authorized {
+            subject,
+            action,
+            rule,
+            resource,
+        } = self;
+        resource.map(|resource| Authorized {
+            subject,
+            action,
+            rule,
+            resource,
+        })
+    }
+}
+
+/// A decision about nothing more than the action (collections, system status).
+pub type Grant = Authorized<()>;
 
 /// A refusal and why.
 #[derive(Debug, Clone)]
@@ -208,6 +262,55 @@ impl AccessPolicy {
 
     /// The decision. The first rule that matches allows; nothing matching denies.
     pub fn decide(&self, subject: &Principal, action: &str, resource: &Resource) -> Result<Grant, Denial> {
+        self.authorize(subject, action, resource, ())
+    }
+
+    /// The decision, and on success the proof carrying `value` (what the caller loaded to decide about).
+    pub fn authorize<T>(
+        &self,
+        subject: &Principal,
+        action: &str,
+        resource: &Resource,
+        value: T,
+    ) -> Result<Authorized<T>, Denial> {
+        let rule = self.matching_rule(subject, action, resource)?;
+        // A recording is viewed only by a role its recording policy names, whatever a rule grants.
+        if resource.kind == ResourceKind::Recording
+            && let Some(roles) = &resource.viewer_roles
+            && !roles.iter().any(|r| subject.has_role(*r))
+        {
+            return Err(Denial {
+                reason: format!(
+                    "the recording policy does not let {} view {}",
+                    roles_of(subject),
+                    if resource.id.is_some() {
+                        "this recording"
+                    } else {
+                        "recordings"
+                    }
+                ),
+            });
+        }
+        Ok(Authorized {
+            subject: subject.subject.clone(),
+            action: action.to_string(),
+            rule,
+            resource: value,
+        })
+    }
+
+    /// Whether `subject` may do `action` on `resource`, for shaping what a client is shown (a nurse's presence
+    /// controls, the recordings a list includes). It grants nothing; an access attempt uses [`Self::authorize`].
+    pub fn permits(&self, subject: &Principal, action: &str, resource: &Resource) -> bool {
+        self.authorize(subject, action, resource, ()).is_ok()
+    }
+
+    fn matching_rule(
+        &self,
+        subject: &Principal,
+        action: &str,
+        resource: &Resource,
+    ) -> Result<String, Denial> {
         for rule in &self.rules {
             let role_ok = rule.roles.iter().any(|r| subject.has_role(*r));
             if !role_ok
@@ -225,23 +328,34 @@ impl AccessPolicy {
                 Some(Condition::Assigned) => resource.assignees.contains(&subject.subject),
             };
             if condition_ok {
-                return Ok(Grant {
-                    rule: rule.id.clone(),
-                });
+                return Ok(rule.id.clone());
             }
         }
-        let roles: Vec<&str> = subject.roles.iter().map(|r| r.as_str()).collect();
         Err(Denial {
             reason: format!(
                 "no rule allows {} to {action} on {}",
-                if roles.is_empty() {
-                    "anonymous".to_string()
-                } else {
-                    roles.join("+")
-                },
+                roles_of(subject),
                 resource.kind.as_str()
             ),
         })
+    }
+
+    /// The ids of the rules, in file order (for tests that take one away).
+    pub fn rule_ids(&self) -> Vec<&str> {
+        self.rules.iter().map(|r| r.id.as_str()).collect()
+    }
+}
+
+fn roles_of(subject: &Principal) -> String {
+    if subject.roles.is_empty() {
+        "anonymous".to_string()
+    } else {
+        subject
+            .roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join("+")
     }
 }
 
@@ -350,6 +464,70 @@ mod tests {
             p.decide(&person("n2", Role::Nurse), "conversation.read", &conv)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn recordings_need_the_grant_and_a_viewer_role_of_their_policy() {
+        let p = policy();
+        let compliance = person("c1", Role::ComplianceOfficer);
+        let supervisor = person("s1", Role::Supervisor);
+        let recording =
+            |roles: Vec<Role>| Resource::new(ResourceKind::Recording, Some("r1".into())).viewable_by(roles);
+        let proof = p
+            .authorize(
+                &compliance,
+                "recording.view",
+                &recording(vec![Role::ComplianceOfficer]),
+                7,
+            )
+            .unwrap();
+        assert_eq!((proof.rule(), *proof.resource()), ("compliance-recordings", 7));
+        assert_eq!(proof.subject().as_str(), "c1");
+        // The grant alone is not enough when the recording's policy names other viewers.
+        let d = p
+            .decide(&compliance, "recording.view", &recording(vec![Role::Supervisor]))
+            .unwrap_err();
+        assert!(d.reason.contains("recording policy"), "{}", d.reason);
+        // A viewer role of the recording's policy is not enough without a rule's grant.
+        assert!(
+            p.decide(&supervisor, "recording.view", &recording(vec![Role::Supervisor]))
+                .is_err()
+        );
+        // No policy covers it any more: nobody.
+        assert!(
+            p.decide(&compliance, "recording.view", &recording(vec![]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn visits_belong_to_their_patient_and_assigned_nurse() {
+        let p = policy();
+        let visit = Resource::new(ResourceKind::Visit, Some("v1".into()))
+            .owned_by(SubjectId::new("pat"))
+            .assigned_to(vec![SubjectId::new("n1")]);
+        for action in ["visit.answer", "visit.join", "visit.end"] {
+            assert!(
+                p.permits(&person("pat", Role::Patient), action, &visit),
+                "{action}"
+            );
+            assert!(
+                !p.permits(&person("pat2", Role::Patient), action, &visit),
+                "{action}"
+            );
+        }
+        for action in ["visit.join", "visit.end", "visit.recording_state.set"] {
+            assert!(p.permits(&person("n1", Role::Nurse), action, &visit), "{action}");
+            assert!(!p.permits(&person("n2", Role::Nurse), action, &visit), "{action}");
+        }
+        // The nurse never answers the camera prompt in the patient's place.
+        assert!(!p.permits(&person("n1", Role::Nurse), "visit.answer", &visit));
+        let conversation = Resource::new(ResourceKind::Conversation, Some("c1".into()))
+            .owned_by(SubjectId::new("pat"))
+            .assigned_to(vec![SubjectId::new("n1")]);
+        assert!(p.permits(&person("n1", Role::Nurse), "visit.create", &conversation));
+        assert!(!p.permits(&person("n2", Role::Nurse), "visit.create", &conversation));
+        assert!(!p.permits(&person("pat", Role::Patient), "visit.create", &conversation));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 mod recording;
 
+pub use recording::RecordingAccessError;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -19,11 +21,12 @@ use crate::messaging::Messaging;
 use crate::messaging::protocol::RecordingNotice;
 use crate::messaging::protocol::ServerFrame;
 use crate::policy::recording::RecordingPolicies;
+use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::recording::objects::ObjectStore;
 use crate::recording::recorder::Source;
 use crate::recording::session::{LocalStore, RecordingSession};
-use crate::store::Db;
 use crate::store::now_ms;
+use crate::store::{ConversationRow, Db};
 use crate::telemetry::MediaMetrics;
 use crate::waiting_room::Presence;
 
@@ -35,6 +38,8 @@ pub enum VideoError {
     Media(#[from] MediaError),
     #[error("the conversation is not open")]
     NoConversation,
+    #[error("another join of the same participant replaced this one")]
+    Replaced,
     #[error("this visit is not being recorded")]
     NotRecorded,
     #[error("a reason is required")]
@@ -150,14 +155,19 @@ impl VideoService {
         self.visits().get(id).cloned()
     }
 
-    /// The nurse asks to elevate a conversation to video.
-    pub async fn elevate(&self, nurse: &SubjectId, conversation_id: &str) -> Result<Visit, VideoError> {
-        let row = self
-            .messaging
-            .conversation(conversation_id)
-            .await
-            .map_err(|_| VideoError::NoConversation)?
-            .ok_or(VideoError::NoConversation)?;
+    /// A visit as the access policy sees it: owned by its patient, assigned to its nurse. An unknown id is a
+    /// visit nobody owns (only rules without a condition can match it, and the service then says it is unknown).
+    pub fn resource(&self, id: &VisitId) -> Resource {
+        let r = Resource::new(ResourceKind::Visit, Some(id.to_string()));
+        match self.visits().get(id) {
+            Some(v) => r.owned_by(v.patient.clone()).assigned_to(vec![v.nurse.clone()]),
+            None => r,
+        }
+    }
+
+    /// The nurse the policy let elevate this conversation (`visit.create`) asks to turn it into video.
+    pub async fn elevate(&self, proof: &Authorized<ConversationRow>) -> Result<Visit, VideoError> {
+        let (nurse, row) = (proof.subject(), proof.resource());
         let patient = SubjectId::new(row.patient.clone());
         let assigned = row
             .nurse
@@ -193,14 +203,14 @@ impl VideoService {
         Ok(visit)
     }
 
-    /// The patient's answer to the camera and microphone prompt.
+    /// The patient's answer to the camera and microphone prompt (`visit.answer`).
     pub async fn answer(
         &self,
-        who: &SubjectId,
-        id: &VisitId,
+        proof: &Authorized<VisitId>,
         accept: bool,
         recording_consent: Option<bool>,
     ) -> Result<Visit, VideoError> {
+        let (who, id) = (proof.subject(), proof.resource());
         let visit = self.visits().answer(id, who, accept, now_ms())?;
         let decision = self.decision(&visit);
         self.classify(id, |c| c.answered(decision.as_ref(), accept, recording_consent));
@@ -221,64 +231,81 @@ impl VideoService {
         Ok(visit)
     }
 
-    /// A participant's SDP offer: joins (or rejoins after a reload) or renegotiates (ICE restart).
+    /// A participant's SDP offer (`visit.join`): joins, rejoins after a reload (a new socket replaces the old
+    /// connection) or renegotiates (the same socket: ICE restart). The (visit, side) slot is claimed before the
+    /// engine is awaited and checked after: when two sockets of the same person join at once, the later claim
+    /// wins, and the connection of the earlier one is closed whichever finishes first, so none is left behind.
     pub async fn offer(
         &self,
-        who: &SubjectId,
+        proof: &Authorized<VisitId>,
         socket: &RequestId,
-        id: &VisitId,
         sdp: &str,
     ) -> Result<String, VideoError> {
+        let (who, id) = (proof.subject(), proof.resource());
         let (visit, side) = {
             let visits = self.visits();
             let (v, side) = visits.may_join(id, who)?;
             (v.clone(), side)
         };
         let key = (id.clone(), side);
-        let existing = self
-            .joined
-            .lock()
-            .expect("joined lock")
-            .get(&key)
-            .map(|j| (j.participant.clone(), &j.socket == socket));
-        match existing {
-            Some((participant, true)) => return Ok(self.engine.renegotiate(&participant, sdp).await?),
-            Some((participant, false)) => {
-                self.joined.lock().expect("joined lock").remove(&key);
-                self.engine.leave(&participant).await;
-            }
-            None => {}
-        }
         let participant = ParticipantId::random();
-        let answer = self
+        // Either the same socket's connection (renegotiate) or the claim this offer displaced.
+        let (same, replaced) = {
+            let mut joined = self.joined.lock().expect("joined lock");
+            match joined.get(&key) {
+                Some(j) if &j.socket == socket => (Some(j.participant.clone()), None),
+                _ => {
+                    let claim = Joined {
+                        participant: participant.clone(),
+                        socket: socket.clone(),
+                    };
+                    (None, joined.insert(key.clone(), claim))
+                }
+            }
+        };
+        if let Some(same) = same {
+            return Ok(self.engine.renegotiate(&same, sdp).await?);
+        }
+        if let Some(old) = replaced {
+            self.engine.leave(&old.participant).await;
+        }
+        let joined = self
             .engine
             .join(id.as_str(), &participant, sdp, self.sink(&visit, side))
-            .await?;
+            .await;
+        let still_ours = {
+            let mut slots = self.joined.lock().expect("joined lock");
+            let ours = slots.get(&key).is_some_and(|j| j.participant == participant);
+            if ours && joined.is_err() {
+                slots.remove(&key);
+            }
+            ours
+        };
+        let answer = joined?;
+        if !still_ours {
+            // A later join of the same side took the slot while the engine worked: this one is obsolete.
+            self.engine.leave(&participant).await;
+            return Err(VideoError::Replaced);
+        }
         let session = self.sessions.lock().expect("sessions lock").get(id).cloned();
         if let Some(session) = session {
             let source = match side {
                 Side::Patient => Source::Patient,
                 Side::Nurse => Source::Nurse,
             };
-            session.add_participant(participant.clone(), source);
+            session.add_participant(participant, source);
         }
-        self.joined.lock().expect("joined lock").insert(
-            key,
-            Joined {
-                participant,
-                socket: socket.clone(),
-            },
-        );
         self.visits().joined(id, side);
         Ok(answer)
     }
 
+    /// A trickled candidate of the participant's connection (`visit.join`).
     pub async fn candidate(
         &self,
-        who: &SubjectId,
-        id: &VisitId,
+        proof: &Authorized<VisitId>,
         candidate: IceCandidate,
     ) -> Result<(), VideoError> {
+        let (who, id) = (proof.subject(), proof.resource());
         let side = {
             let visits = self.visits();
             visits.may_join(id, who)?.1
@@ -295,7 +322,8 @@ impl VideoService {
     }
 
     /// A participant hangs up its connection but the visit stays (it may rejoin).
-    pub async fn leave(&self, who: &SubjectId, id: &VisitId) -> Result<(), VideoError> {
+    pub async fn leave(&self, proof: &Authorized<VisitId>) -> Result<(), VideoError> {
+        let (who, id) = (proof.subject(), proof.resource());
         let side = {
             let visits = self.visits();
             let v = visits.get(id).ok_or(VisitError::UnknownVisit)?;
@@ -305,9 +333,9 @@ impl VideoService {
         Ok(())
     }
 
-    /// Either participant ends the video; both return to chat.
-    pub async fn end(&self, who: &SubjectId, id: &VisitId) -> Result<(), VideoError> {
-        let (visit, reason) = self.visits().end(id, who)?;
+    /// Either participant ends the video (`visit.end`); both return to chat.
+    pub async fn end(&self, proof: &Authorized<VisitId>) -> Result<(), VideoError> {
+        let (visit, reason) = self.visits().end(proof.resource(), proof.subject())?;
         self.finish(&visit, reason).await;
         Ok(())
     }

@@ -6,10 +6,10 @@ use super::VisitId;
 use super::service::VideoError;
 use crate::app::App;
 use crate::audit::{AuditEvent, Outcome};
-use crate::auth::Role;
 use crate::media::MediaError;
 use crate::messaging::connection::Connection;
 use crate::messaging::protocol::{ClientFrame, ServerFrame};
+use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::visit::VisitError;
 
 fn error(code: &str, message: impl Into<String>) -> Vec<ServerFrame> {
@@ -52,6 +52,7 @@ async fn refused(
         VideoError::NotRecorded => ("not_recorded", false),
         VideoError::ReasonRequired => ("reason_required", false),
         VideoError::Recording => ("recording_failed", false),
+        VideoError::Replaced => ("replaced", false),
         VideoError::Media(MediaError::InvalidSdp(_)) => ("invalid_sdp", false),
         VideoError::Media(MediaError::SdpTooLarge(_)) => ("sdp_too_large", false),
         VideoError::Media(MediaError::TooManyTracks(_)) => ("too_many_tracks", false),
@@ -84,26 +85,50 @@ fn visit_id(raw: &str) -> (Option<VisitId>, String) {
     }
 }
 
+/// Asks the policy whether the caller may do `action` on the visit `raw` names; a refusal (an unknown or
+/// forged id included) is audited once, by the policy path, and answered `forbidden`.
+async fn visit_proof(
+    app: &App,
+    conn: &Connection,
+    raw: &str,
+    action: &str,
+) -> Result<(Authorized<VisitId>, String), Vec<ServerFrame>> {
+    let (id, resource) = visit_id(raw);
+    let Some(id) = id else {
+        let unknown = Resource::new(ResourceKind::Visit, Some("invalid".into()));
+        let _ = app
+            .authorize(&conn.principal, action, &unknown, Some(&conn.request_id))
+            .await;
+        return Err(error("forbidden", VisitError::UnknownVisit.to_string()));
+    };
+    match app
+        .authorize_for(
+            &conn.principal,
+            action,
+            &app.video.resource(&id),
+            id,
+            Some(&conn.request_id),
+        )
+        .await
+    {
+        Ok(proof) => Ok((proof, resource)),
+        Err(_) => Err(error("forbidden", "you are not a participant of this visit")),
+    }
+}
+
 pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<ServerFrame> {
-    let who = &conn.principal.subject;
     let video = &app.video;
     match frame {
         ClientFrame::VideoRequest { conversation_id, .. } => {
-            let resource = format!(
-                "conversation:{}",
-                super::super::messaging::connection::safe_id(&conversation_id)
-            );
-            if !conn.principal.has_role(Role::Nurse) {
-                return refused(
-                    app,
-                    conn,
-                    "video.elevate",
-                    resource,
-                    VisitError::NotAssignedNurse.into(),
-                )
-                .await;
-            }
-            match video.elevate(who, &conversation_id).await {
+            let proof =
+                match crate::messaging::connection::authorized(app, conn, &conversation_id, "visit.create")
+                    .await
+                {
+                    Ok(proof) => proof,
+                    Err(frames) => return frames,
+                };
+            let resource = format!("conversation:{}", proof.resource().id);
+            match video.elevate(&proof).await {
                 Ok(v) => {
                     audit(
                         app,
@@ -125,18 +150,11 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             recording_consent,
             ..
         } => {
-            let (id, resource) = visit_id(&raw);
-            let Some(id) = id else {
-                return refused(
-                    app,
-                    conn,
-                    "video.answer",
-                    resource,
-                    VisitError::UnknownVisit.into(),
-                )
-                .await;
+            let (proof, resource) = match visit_proof(app, conn, &raw, "visit.answer").await {
+                Ok(p) => p,
+                Err(frames) => return frames,
             };
-            match video.answer(who, &id, accept, recording_consent).await {
+            match video.answer(&proof, accept, recording_consent).await {
                 Ok(_) => {
                     let action = if accept { "video.accept" } else { "video.decline" };
                     audit(app, conn, action, resource, Outcome::Success, None).await;
@@ -148,11 +166,11 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
         ClientFrame::VideoOffer {
             visit_id: raw, sdp, ..
         } => {
-            let (id, resource) = visit_id(&raw);
-            let Some(id) = id else {
-                return refused(app, conn, "video.join", resource, VisitError::UnknownVisit.into()).await;
+            let (proof, resource) = match visit_proof(app, conn, &raw, "visit.join").await {
+                Ok(p) => p,
+                Err(frames) => return frames,
             };
-            match video.offer(who, &conn.request_id, &id, &sdp).await {
+            match video.offer(&proof, &conn.request_id, &sdp).await {
                 Ok(answer) => vec![ServerFrame::VideoSdp {
                     visit_id: raw,
                     sdp: answer,
@@ -165,45 +183,31 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             candidate,
             ..
         } => {
-            let (id, resource) = visit_id(&raw);
-            let Some(id) = id else {
-                return refused(
-                    app,
-                    conn,
-                    "video.signal",
-                    resource,
-                    VisitError::UnknownVisit.into(),
-                )
-                .await;
+            let (proof, resource) = match visit_proof(app, conn, &raw, "visit.join").await {
+                Ok(p) => p,
+                Err(frames) => return frames,
             };
-            match video.candidate(who, &id, candidate).await {
+            match video.candidate(&proof, candidate).await {
                 Ok(()) => Vec::new(),
                 Err(e) => refused(app, conn, "video.signal", resource, e).await,
             }
         }
         ClientFrame::VideoLeave { visit_id: raw, .. } => {
-            let (id, resource) = visit_id(&raw);
-            let Some(id) = id else {
-                return refused(
-                    app,
-                    conn,
-                    "video.leave",
-                    resource,
-                    VisitError::UnknownVisit.into(),
-                )
-                .await;
+            let (proof, resource) = match visit_proof(app, conn, &raw, "visit.join").await {
+                Ok(p) => p,
+                Err(frames) => return frames,
             };
-            match video.leave(who, &id).await {
+            match video.leave(&proof).await {
                 Ok(()) => Vec::new(),
                 Err(e) => refused(app, conn, "video.leave", resource, e).await,
             }
         }
         ClientFrame::VideoEnd { visit_id: raw, .. } => {
-            let (id, resource) = visit_id(&raw);
-            let Some(id) = id else {
-                return refused(app, conn, "video.end", resource, VisitError::UnknownVisit.into()).await;
+            let (proof, resource) = match visit_proof(app, conn, &raw, "visit.end").await {
+                Ok(p) => p,
+                Err(frames) => return frames,
             };
-            match video.end(who, &id).await {
+            match video.end(&proof).await {
                 Ok(()) => {
                     audit(app, conn, "video.end", resource, Outcome::Success, None).await;
                     Vec::new()

@@ -2,6 +2,7 @@
 //! PostgreSQL). One test binary, so the crate links once.
 
 mod audit_export;
+mod authorization;
 mod browser;
 mod chat;
 mod common;

@@ -154,11 +154,14 @@ async fn elevation_rules_and_bad_signaling_get_precise_errors() {
 
     let denials = crate::chat::audit_denials(&data).await;
     for (action, resource) in [
-        ("video.elevate", format!("conversation:{conversation}")),
+        // Refused by the policy, under the action it was asked about.
+        ("visit.create", format!("conversation:{conversation}")),
+        ("visit.answer", format!("visit:{visit}")),
+        ("visit.join", format!("visit:{visit}")),
+        ("visit.join", "visit:v000000000000000000000000".to_string()),
+        ("visit.end", "visit:invalid".to_string()),
+        // Allowed by the policy, refused by the visit's state (joining before the patient agreed).
         ("video.join", format!("visit:{visit}")),
-        ("video.answer", format!("visit:{visit}")),
-        ("video.join", "visit:v000000000000000000000000".to_string()),
-        ("video.end", "visit:invalid".to_string()),
     ] {
         assert!(
             denials.iter().any(|(a, r)| a == action && r == &resource),

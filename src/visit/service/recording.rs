@@ -4,16 +4,14 @@
 
 use super::{VideoError, VideoService};
 use crate::audit::{AuditEvent, Outcome};
-use crate::auth::Role;
-use crate::crypto::Keyring;
-use crate::ids::SubjectId;
 use crate::messaging::protocol::{RecordingNotice, ServerFrame};
+use crate::policy::Authorized;
 use crate::policy::recording::RecordingDecision;
 use crate::recording::objects::ObjectStore;
 use crate::recording::session::{LocalStore, RecordingSession, Stored};
 use crate::recording::timeline::RecordingState;
-use crate::store::{NewRecording, now_ms};
-use crate::visit::{Side, Visit, VisitError, VisitId};
+use crate::store::{NewRecording, RecordingRow, now_ms};
+use crate::visit::{Visit, VisitError, VisitId};
 use std::sync::Arc;
 
 impl VideoService {
@@ -129,22 +127,19 @@ impl VideoService {
         }
     }
 
-    /// Secure pause or resume by the visit's nurse (or an integration allowed to pause others' visits).
+    /// Secure pause or resume by whoever the policy allowed (`visit.recording_state.set`: the visit's nurse, an
+    /// integration whose token carries the pause scope).
     pub async fn set_recording_state(
         &self,
-        who: &SubjectId,
-        role: Role,
-        id: &VisitId,
+        proof: &Authorized<VisitId>,
         state: RecordingState,
         reason: &str,
     ) -> Result<RecordingNotice, VideoError> {
+        let (who, id) = (proof.subject(), proof.resource());
         if reason.trim().is_empty() {
             return Err(VideoError::ReasonRequired);
         }
         let visit = self.visits().get(id).cloned().ok_or(VisitError::UnknownVisit)?;
-        if role != Role::Service && visit.side_of(who) != Some(Side::Nurse) {
-            return Err(VisitError::NotParticipant.into());
-        }
         let session = self
             .sessions
             .lock()
@@ -312,7 +307,67 @@ impl VideoService {
         &self.recording.store
     }
 
-    pub fn recording_keyring(&self) -> &Keyring {
-        &self.recording.keyring
+    /// Bytes `start..end` of a stored recording, decrypted for someone the policy let view it (the object stays
+    /// sealed at rest; plaintext exists only in what is returned): the bytes, where they start, the total.
+    pub async fn recording_bytes(
+        &self,
+        proof: &Authorized<RecordingRow>,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<(Vec<u8>, u64, u64), RecordingAccessError> {
+        let row = proof.resource();
+        let (Some(object_key), "stored") = (row.object_key.as_deref(), row.state.as_str()) else {
+            return Err(RecordingAccessError::NotStored);
+        };
+        crate::recording::session::read_range(
+            self.recording.objects.as_ref(),
+            &self.recording.keyring,
+            &row.id,
+            object_key,
+            &row.kek_id,
+            &row.wrapped_key,
+            start,
+            end,
+        )
+        .await
+        .map_err(|e| RecordingAccessError::Unreadable(e.to_string()))
     }
+
+    /// Sets or releases a legal hold, on the stored object (Object Lock) and in the database.
+    pub async fn set_legal_hold(
+        &self,
+        proof: &Authorized<RecordingRow>,
+        hold: bool,
+    ) -> Result<(), RecordingAccessError> {
+        let row = proof.resource();
+        if row.state == "deleted" {
+            return Err(RecordingAccessError::Deleted);
+        }
+        if let Some(key) = &row.object_key
+            && row.state == "stored"
+        {
+            self.recording
+                .objects
+                .set_legal_hold(key, hold)
+                .await
+                .map_err(|e| RecordingAccessError::Unreadable(format!("legal hold on the object: {e}")))?;
+        }
+        self.recording
+            .db
+            .set_legal_hold(&row.id, hold)
+            .await
+            .map(|_| ())
+            .map_err(|e| RecordingAccessError::Unreadable(e.to_string()))
+    }
+}
+
+/// Why an allowed access to a recording still cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingAccessError {
+    #[error("the recording is not stored yet")]
+    NotStored,
+    #[error("the recording was deleted")]
+    Deleted,
+    #[error("the recording could not be read: {0}")]
+    Unreadable(String),
 }

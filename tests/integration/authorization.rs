@@ -1,0 +1,429 @@
+//! One authorization path. For every rule of `policies/access.toml`, a broker runs with a copy of the policy
+//! that lacks it: each request that rule allowed — over HTTP and over the chat socket — is refused and audited
+//! once, and every other request is still allowed. Then: no role comparison outside the policy module, and two
+//! tabs of the same nurse joining at once leave exactly one peer connection.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::chat::{FAST_ROUTING, Ws, audit_denials};
+use crate::common::{Broker, client};
+use crate::demo::{credentials, patient_token, staff_cookie};
+
+/// One request a rule allows: its name, the rule, and the action audited when it is refused.
+struct Probe {
+    name: &'static str,
+    rule: &'static str,
+    action: &'static str,
+}
+
+const PROBES: &[Probe] = &[
+    Probe {
+        name: "staff reads own session (HTTP)",
+        rule: "own-session",
+        action: "session.read",
+    },
+    Probe {
+        name: "patient starts a chat (socket)",
+        rule: "patient-start-conversation",
+        action: "conversation.create",
+    },
+    Probe {
+        name: "nurse goes ready (socket)",
+        rule: "nurse-work-queue",
+        action: "queue.work",
+    },
+    Probe {
+        name: "patient writes in own chat (socket)",
+        rule: "patient-own-conversation",
+        action: "conversation.write",
+    },
+    Probe {
+        name: "nurse writes in assigned chat (socket)",
+        rule: "nurse-assigned-conversation",
+        action: "conversation.write",
+    },
+    Probe {
+        name: "nurse elevates assigned chat (socket)",
+        rule: "nurse-elevate-assigned",
+        action: "visit.create",
+    },
+    Probe {
+        name: "patient answers the camera prompt (socket)",
+        rule: "patient-own-visit",
+        action: "visit.answer",
+    },
+    Probe {
+        name: "nurse pauses recording (HTTP)",
+        rule: "nurse-assigned-visit",
+        action: "visit.recording_state.set",
+    },
+    Probe {
+        name: "EMR pauses recording (HTTP)",
+        rule: "emr-pause-others",
+        action: "visit.recording_state.set",
+    },
+    Probe {
+        name: "supervisor reads queue statistics (HTTP)",
+        rule: "supervisor-queue-stats",
+        action: "queue.stats.read",
+    },
+    Probe {
+        name: "compliance lists recordings (HTTP)",
+        rule: "compliance-recordings",
+        action: "recording.list",
+    },
+    Probe {
+        name: "compliance reads the audit log (HTTP)",
+        rule: "compliance-audit",
+        action: "audit.read",
+    },
+    Probe {
+        name: "helpdesk reads system status (HTTP)",
+        rule: "operators-system-status",
+        action: "system.status.read",
+    },
+];
+
+/// The shipped policy without the rule `id`.
+fn policy_without(id: &str) -> String {
+    let mut policy: toml::Table = examroom::policy::DEFAULT_ACCESS_POLICY.parse().unwrap();
+    let rules = policy["rules"].as_array_mut().unwrap();
+    let before = rules.len();
+    rules.retain(|r| r["id"].as_str() != Some(id));
+    assert_eq!(rules.len(), before - 1, "rule {id} is in the shipped policy");
+    toml::to_string(&policy).unwrap()
+}
+
+/// Sends `frame` and returns the answer of type `ok` or an error frame.
+async fn ask(ws: &mut Ws, frame: Value, ok: &'static str) -> Value {
+    ws.send(frame).await;
+    ws.wait(ok, move |v| v["type"] == ok || v["type"] == "error")
+        .await
+}
+
+fn allowed_frame(v: &Value, ok: &str) -> bool {
+    if v["type"] == "error" {
+        assert_eq!(
+            v["code"], "forbidden",
+            "a refusal by the policy, not another error: {v}"
+        );
+        return false;
+    }
+    v["type"] == ok
+}
+
+fn allowed_status(status: u16, what: &str) -> bool {
+    assert!(
+        status == 403 || (200..300).contains(&status) || status == 400,
+        "{what}: unexpected {status}"
+    );
+    status != 403
+}
+
+/// Runs every probe it can against `url`; `None` means a request it needs first was refused.
+async fn run_probes(url: &str, data: &Path) -> BTreeMap<&'static str, Option<bool>> {
+    let mut out: BTreeMap<&'static str, Option<bool>> = BTreeMap::new();
+    let http = client();
+    let get = |path: &str, cookie: &str| http.get(format!("{url}{path}")).header("cookie", cookie).send();
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    let nurse_cookie = staff_cookie(url, data, "nurse").await;
+    let code = status(get("/api/v1/me", &nurse_cookie).await.unwrap());
+    out.insert("staff reads own session (HTTP)", Some(allowed_status(code, "me")));
+    let supervisor = staff_cookie(url, data, "supervisor").await;
+    let code = status(get("/api/v1/queues/stats", &supervisor).await.unwrap());
+    out.insert(
+        "supervisor reads queue statistics (HTTP)",
+        Some(allowed_status(code, "stats")),
+    );
+    let compliance = staff_cookie(url, data, "compliance").await;
+    let code = status(get("/api/v1/recordings?reason=table", &compliance).await.unwrap());
+    out.insert(
+        "compliance lists recordings (HTTP)",
+        Some(allowed_status(code, "recordings")),
+    );
+    let code = status(get("/api/v1/audit/events", &compliance).await.unwrap());
+    out.insert(
+        "compliance reads the audit log (HTTP)",
+        Some(allowed_status(code, "audit")),
+    );
+    let helpdesk = staff_cookie(url, data, "helpdesk").await;
+    let code = status(get("/api/v1/system/status", &helpdesk).await.unwrap());
+    out.insert(
+        "helpdesk reads system status (HTTP)",
+        Some(allowed_status(code, "status")),
+    );
+
+    let mut patient = Ws::patient(url, &patient_token(url, data, "patient").await).await;
+    let mut nurse = Ws::staff(url, &nurse_cookie).await;
+    let start = json!({"v": 1, "type": "start", "queue": "triage", "idempotency_key": "k1"});
+    let started = ask(&mut patient, start, "conversation").await;
+    let conversation = allowed_frame(&started, "conversation").then(|| {
+        started["conversation"]["conversation_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    });
+    out.insert("patient starts a chat (socket)", Some(conversation.is_some()));
+    let ready = ask(
+        &mut nurse,
+        json!({"v": 1, "type": "presence", "state": "ready"}),
+        "presence",
+    )
+    .await;
+    let ready = allowed_frame(&ready, "presence");
+    out.insert("nurse goes ready (socket)", Some(ready));
+    let mut assigned = false;
+    if let (Some(c), true) = (&conversation, ready) {
+        nurse.offer_for(c).await;
+        nurse
+            .send(json!({"v": 1, "type": "accept", "conversation_id": c}))
+            .await;
+        patient.expect("assigned").await;
+        assigned = true;
+    }
+    let mut visit = None;
+    if let (Some(c), true) = (&conversation, assigned) {
+        let send = |key: &str| json!({"v": 1, "type": "send", "conversation_id": c, "idempotency_key": key, "body": "hello"});
+        let a = ask(&mut patient, send("p1"), "ack").await;
+        out.insert(
+            "patient writes in own chat (socket)",
+            Some(allowed_frame(&a, "ack")),
+        );
+        let a = ask(&mut nurse, send("n1"), "ack").await;
+        out.insert(
+            "nurse writes in assigned chat (socket)",
+            Some(allowed_frame(&a, "ack")),
+        );
+        let request = json!({"v": 1, "type": "video_request", "conversation_id": c});
+        let p = ask(&mut nurse, request, "video_proposed").await;
+        let elevated = allowed_frame(&p, "video_proposed");
+        out.insert("nurse elevates assigned chat (socket)", Some(elevated));
+        if elevated {
+            visit = Some(p["visit_id"].as_str().unwrap().to_string());
+        }
+    }
+    if let Some(v) = &visit {
+        let answer = json!({"v": 1, "type": "video_answer", "visit_id": v, "accept": true, "recording_consent": false});
+        let a = ask(&mut patient, answer, "video_started").await;
+        out.insert(
+            "patient answers the camera prompt (socket)",
+            Some(allowed_frame(&a, "video_started")),
+        );
+        // Not recorded (no consent): an allowed pause is 400 `not_recorded`, a refused one 403.
+        let pause = |auth: reqwest::RequestBuilder| {
+            auth.json(&json!({"state": "paused", "reason": "EMR: sensitive section"}))
+                .send()
+        };
+        let path = format!("{url}/api/v1/visits/{v}/recording-state");
+        let code = status(
+            pause(http.put(&path).header("cookie", &nurse_cookie))
+                .await
+                .unwrap(),
+        );
+        out.insert(
+            "nurse pauses recording (HTTP)",
+            Some(allowed_status(code, "nurse pause")),
+        );
+        let code = status(
+            pause(http.put(&path).bearer_auth(emr_token(url, data).await))
+                .await
+                .unwrap(),
+        );
+        out.insert(
+            "EMR pauses recording (HTTP)",
+            Some(allowed_status(code, "EMR pause")),
+        );
+    }
+    for p in PROBES {
+        out.entry(p.name).or_insert(None);
+    }
+    out
+}
+
+async fn emr_token(url: &str, data: &Path) -> String {
+    let secret = credentials(data)["emr_client_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tokens: Value = client()
+        .post(format!("{url}/dev-idp/token"))
+        .basic_auth("emr-integration", Some(secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "recording:pause-others"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokens["access_token"].as_str().unwrap().to_string()
+}
+
+async fn broker_with(policy: Option<&str>) -> (tempfile::TempDir, std::path::PathBuf, Broker) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("access.toml");
+    let mut env = FAST_ROUTING.to_vec();
+    let path = file.display().to_string();
+    if let Some(text) = policy {
+        std::fs::write(&file, text).unwrap();
+        env.push(("EXAMROOM_POLICY__ACCESS_FILE", &path));
+    }
+    let broker = Broker::dev(&data, &env);
+    (dir, data, broker)
+}
+
+#[tokio::test]
+async fn each_rule_removed_denies_exactly_what_it_allowed_over_http_and_the_socket() {
+    // Every rule of the shipped policy has a probe, and every probe a rule.
+    let shipped =
+        examroom::policy::AccessPolicy::parse(examroom::policy::DEFAULT_ACCESS_POLICY, "shipped").unwrap();
+    let mut rules: Vec<&str> = shipped.rule_ids();
+    rules.sort();
+    let mut probed: Vec<&str> = PROBES.iter().map(|p| p.rule).collect();
+    probed.sort();
+    probed.dedup();
+    assert_eq!(rules, probed, "a rule without a probe, or a probe without a rule");
+
+    let (_dir, data, broker) = broker_with(None).await;
+    let full = run_probes(&broker.url, &data).await;
+    for (name, allowed) in &full {
+        assert_eq!(*allowed, Some(true), "with the shipped policy: {name}");
+    }
+    assert!(
+        audit_denials(&data).await.is_empty(),
+        "nothing refused with the shipped policy"
+    );
+    broker.assert_no_panic();
+    drop(broker);
+
+    for rule in rules {
+        let (_dir, data, broker) = broker_with(Some(&policy_without(rule))).await;
+        let outcome = run_probes(&broker.url, &data).await;
+        let denials = audit_denials(&data).await;
+        for p in PROBES {
+            let got = outcome[p.name];
+            if p.rule == rule {
+                assert_eq!(got, Some(false), "without {rule}: {} must be refused", p.name);
+                let audited = denials.iter().filter(|(a, _)| a == p.action).count();
+                assert_eq!(audited, 1, "without {rule}: {} audited once: {denials:?}", p.name);
+            } else {
+                // Still allowed, unless a step it needs was the removed rule's.
+                assert_ne!(
+                    got,
+                    Some(false),
+                    "without {rule}: {} must still be allowed",
+                    p.name
+                );
+            }
+        }
+        broker.assert_no_panic();
+    }
+}
+
+#[test]
+fn no_role_comparison_outside_the_policy_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if !path.ends_with("policy") {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (i, line) in text.lines().enumerate() {
+                let compares = line.contains(".has_role(")
+                    || line.contains("== Role::")
+                    || line.contains("!= Role::")
+                    || (line.contains("matches!(") && line.contains("Role::"));
+                if compares {
+                    offenders.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "decide in the policy instead:\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn two_tabs_joining_at_once_leave_one_peer_connection() {
+    let (_dir, data, broker) = crate::chat::start_dev(FAST_ROUTING);
+    let nurse_cookie = staff_cookie(&broker.url, &data, "nurse").await;
+    let (_patient, _nurse, visit) =
+        crate::media_peers::active_visit_with(&broker, &data, &nurse_cookie, Some(false)).await;
+    // Two more tabs of the same nurse offer at the same moment.
+    let mut tabs = [
+        Ws::staff(&broker.url, &nurse_cookie).await,
+        Ws::staff(&broker.url, &nurse_cookie).await,
+    ];
+    let peers = [
+        crate::peer::ClientPeer::new("NURSE", "PATIENT").await,
+        crate::peer::ClientPeer::new("NURSE", "PATIENT").await,
+    ];
+    let (a, b) = (peers[0].offer().await, peers[1].offer().await);
+    let [t0, t1] = &mut tabs;
+    tokio::join!(
+        t0.send(json!({"v": 1, "type": "video_offer", "visit_id": visit, "sdp": a})),
+        t1.send(json!({"v": 1, "type": "video_offer", "visit_id": visit, "sdp": b})),
+    );
+    let mut answers = 0;
+    for tab in tabs.iter_mut() {
+        let f = tab
+            .wait("answer or replaced", |v| {
+                v["type"] == "video_sdp" || (v["type"] == "error" && v["code"] == "replaced")
+            })
+            .await;
+        answers += usize::from(f["type"] == "video_sdp");
+    }
+    assert!(answers >= 1, "the later join is answered");
+    // Whichever order the engine finished in, one connection is left for the nurse's side.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = reqwest::get(format!("{}/metrics", broker.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.lines().any(|l| l == "examroom_media_peer_connections 1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a leaked peer connection: {}",
+            metrics
+                .lines()
+                .find(|l| l.starts_with("examroom_media_peer_connections "))
+                .unwrap_or("")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // And it stays one: nothing joins late.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let metrics = reqwest::get(format!("{}/metrics", broker.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "examroom_media_peer_connections 1"),
+        "{metrics}"
+    );
+    broker.assert_no_panic();
+}
