@@ -64,15 +64,25 @@ struct Joined {
     socket: RequestId,
 }
 
-pub struct VideoService {
-    visits: Mutex<Visits>,
-    recording: RecordingSetup,
+/// Everything live about the visits, with one owner behind one lock: the sans-IO core's visits and, per visit,
+/// its participants' connections, its recording session and notice, and its classification. One lock means one
+/// order of changes; it is never held across an await (the engine and the database are called after it is
+/// released, and what they change is checked again under it).
+#[derive(Default)]
+struct Live {
+    visits: Visits,
+    /// The connection of each (visit, side), claimed before the engine builds it.
+    joined: HashMap<(VisitId, Side), Joined>,
     /// Recordings in progress by visit, and each visit's recording notice.
-    sessions: Mutex<HashMap<VisitId, Arc<RecordingSession>>>,
-    notices: Mutex<HashMap<VisitId, RecordingNotice>>,
-    joined: Mutex<HashMap<(VisitId, Side), Joined>>,
+    sessions: HashMap<VisitId, Arc<RecordingSession>>,
+    notices: HashMap<VisitId, RecordingNotice>,
     /// Each live visit's classification flags and when it was proposed.
-    classes: Mutex<HashMap<VisitId, (Classification, i64)>>,
+    classes: HashMap<VisitId, (Classification, i64)>,
+}
+
+pub struct VideoService {
+    live: Mutex<Live>,
+    recording: RecordingSetup,
     engine: Arc<dyn MediaEngine>,
     messaging: Arc<Messaging>,
     config: MediaConfig,
@@ -90,12 +100,8 @@ impl VideoService {
         recording: RecordingSetup,
     ) -> Self {
         Self {
-            visits: Mutex::new(Visits::default()),
+            live: Mutex::new(Live::default()),
             recording,
-            sessions: Mutex::new(HashMap::new()),
-            notices: Mutex::new(HashMap::new()),
-            joined: Mutex::new(HashMap::new()),
-            classes: Mutex::new(HashMap::new()),
             engine,
             messaging,
             config: config.clone(),
@@ -104,8 +110,8 @@ impl VideoService {
         }
     }
 
-    fn visits(&self) -> std::sync::MutexGuard<'_, Visits> {
-        self.visits.lock().expect("visits lock")
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().expect("live visits lock")
     }
 
     fn to_both(&self, v: &Visit, frame: ServerFrame) {
@@ -147,19 +153,19 @@ impl VideoService {
     }
 
     pub fn live_of(&self, who: &SubjectId) -> Vec<ServerFrame> {
-        let visits = self.visits().of_subject(who);
+        let visits = self.live().visits.of_subject(who);
         visits.iter().map(|v| self.describe(v)).collect()
     }
 
     pub fn visit(&self, id: &VisitId) -> Option<Visit> {
-        self.visits().get(id).cloned()
+        self.live().visits.get(id).cloned()
     }
 
     /// A visit as the access policy sees it: owned by its patient, assigned to its nurse. An unknown id is a
     /// visit nobody owns (only rules without a condition can match it, and the service then says it is unknown).
     pub fn resource(&self, id: &VisitId) -> Resource {
         let r = Resource::new(ResourceKind::Visit, Some(id.to_string()));
-        match self.visits().get(id) {
+        match self.live().visits.get(id) {
             Some(v) => r.owned_by(v.patient.clone()).assigned_to(vec![v.nurse.clone()]),
             None => r,
         }
@@ -176,7 +182,8 @@ impl VideoService {
             .map(SubjectId::new);
         let wrap_up = self.messaging.presence(nurse).await == Presence::WrapUp;
         let visit = self
-            .visits()
+            .live()
+            .visits
             .elevate(
                 &ConversationFacts {
                     id: &row.id,
@@ -189,8 +196,8 @@ impl VideoService {
                 now_ms(),
             )?
             .clone();
-        self.metrics.live_visits.set(self.visits().len() as i64);
-        self.classes.lock().expect("classes lock").insert(
+        self.metrics.live_visits.set(self.live().visits.len() as i64);
+        self.live().classes.insert(
             visit.id.clone(),
             (
                 Classification::proposed(&visit.conversation, &visit.queue),
@@ -211,17 +218,12 @@ impl VideoService {
         recording_consent: Option<bool>,
     ) -> Result<Visit, VideoError> {
         let (who, id) = (proof.subject(), proof.resource());
-        let visit = self.visits().answer(id, who, accept, now_ms())?;
+        let visit = self.live().visits.answer(id, who, accept, now_ms())?;
         let decision = self.decision(&visit);
         self.classify(id, |c| c.answered(decision.as_ref(), accept, recording_consent));
         if accept {
             self.start_recording(&visit, recording_consent).await;
-            let recording = self
-                .sessions
-                .lock()
-                .expect("sessions lock")
-                .get(id)
-                .map(|s| s.id.clone());
+            let recording = self.live().sessions.get(id).map(|s| s.id.clone());
             self.classify(id, |c| c.recording_started(recording.as_deref()));
             self.save_classification(id, None).await;
             self.to_both(&visit, self.describe(&visit));
@@ -243,7 +245,8 @@ impl VideoService {
     ) -> Result<String, VideoError> {
         let (who, id) = (proof.subject(), proof.resource());
         let (visit, side) = {
-            let visits = self.visits();
+            let live = self.live();
+            let visits = &live.visits;
             let (v, side) = visits.may_join(id, who)?;
             (v.clone(), side)
         };
@@ -251,7 +254,8 @@ impl VideoService {
         let participant = ParticipantId::random();
         // Either the same socket's connection (renegotiate) or the claim this offer displaced.
         let (same, replaced) = {
-            let mut joined = self.joined.lock().expect("joined lock");
+            let mut live = self.live();
+            let joined = &mut live.joined;
             match joined.get(&key) {
                 Some(j) if &j.socket == socket => (Some(j.participant.clone()), None),
                 _ => {
@@ -274,7 +278,8 @@ impl VideoService {
             .join(id.as_str(), &participant, sdp, self.sink(&visit, side))
             .await;
         let still_ours = {
-            let mut slots = self.joined.lock().expect("joined lock");
+            let mut live = self.live();
+            let slots = &mut live.joined;
             let ours = slots.get(&key).is_some_and(|j| j.participant == participant);
             if ours && joined.is_err() {
                 slots.remove(&key);
@@ -287,7 +292,7 @@ impl VideoService {
             self.engine.leave(&participant).await;
             return Err(VideoError::Replaced);
         }
-        let session = self.sessions.lock().expect("sessions lock").get(id).cloned();
+        let session = self.live().sessions.get(id).cloned();
         if let Some(session) = session {
             let source = match side {
                 Side::Patient => Source::Patient,
@@ -295,7 +300,7 @@ impl VideoService {
             };
             session.add_participant(participant, source);
         }
-        self.visits().joined(id, side);
+        self.live().visits.joined(id, side);
         Ok(answer)
     }
 
@@ -307,14 +312,14 @@ impl VideoService {
     ) -> Result<(), VideoError> {
         let (who, id) = (proof.subject(), proof.resource());
         let side = {
-            let visits = self.visits();
+            let live = self.live();
+            let visits = &live.visits;
             visits.may_join(id, who)?.1
         };
         crate::media::sdp::check_candidate(&candidate.candidate)?;
         let participant = self
+            .live()
             .joined
-            .lock()
-            .expect("joined lock")
             .get(&(id.clone(), side))
             .map(|j| j.participant.clone())
             .ok_or(MediaError::NoPeerConnection)?;
@@ -325,7 +330,8 @@ impl VideoService {
     pub async fn leave(&self, proof: &Authorized<VisitId>) -> Result<(), VideoError> {
         let (who, id) = (proof.subject(), proof.resource());
         let side = {
-            let visits = self.visits();
+            let live = self.live();
+            let visits = &live.visits;
             let v = visits.get(id).ok_or(VisitError::UnknownVisit)?;
             v.side_of(who).ok_or(VisitError::NotParticipant)?
         };
@@ -335,7 +341,7 @@ impl VideoService {
 
     /// Either participant ends the video (`visit.end`); both return to chat.
     pub async fn end(&self, proof: &Authorized<VisitId>) -> Result<(), VideoError> {
-        let (visit, reason) = self.visits().end(proof.resource(), proof.subject())?;
+        let (visit, reason) = self.live().visits.end(proof.resource(), proof.subject())?;
         self.finish(&visit, reason).await;
         Ok(())
     }
@@ -343,9 +349,8 @@ impl VideoService {
     /// Closes the connections a closed socket had joined.
     pub async fn socket_closed(&self, socket: &RequestId) {
         let gone: Vec<(VisitId, Side)> = self
+            .live()
             .joined
-            .lock()
-            .expect("joined lock")
             .iter()
             .filter(|(_, j)| &j.socket == socket)
             .map(|(k, _)| k.clone())
@@ -358,11 +363,11 @@ impl VideoService {
     /// Periodic: closes visits whose participants are gone past the grace, and visits whose chat ended.
     pub async fn sweep(&self) {
         let grace = self.config.empty_visit_grace_seconds as i64 * 1000;
-        let abandoned = self.visits().sweep(now_ms(), grace);
+        let abandoned = self.live().visits.sweep(now_ms(), grace);
         for v in abandoned {
             self.finish(&v, EndReason::Abandoned).await;
         }
-        let live = self.visits().all();
+        let live = self.live().visits.all();
         for v in live {
             let open = matches!(
                 self.messaging.conversation(&v.conversation).await,
@@ -371,42 +376,34 @@ impl VideoService {
             let ended = if open {
                 None
             } else {
-                self.visits().end_conversation(&v.conversation)
+                self.live().visits.end_conversation(&v.conversation)
             };
             if let Some(v) = ended {
                 self.finish(&v, EndReason::ChatEnded).await;
             }
         }
-        self.metrics.live_visits.set(self.visits().len() as i64);
+        self.metrics.live_visits.set(self.live().visits.len() as i64);
     }
 
     async fn drop_participant(&self, id: &VisitId, side: Side) {
-        let j = self
-            .joined
-            .lock()
-            .expect("joined lock")
-            .remove(&(id.clone(), side));
+        let j = self.live().joined.remove(&(id.clone(), side));
         if let Some(j) = j {
             self.engine.leave(&j.participant).await;
         }
-        self.visits().left(id, side, now_ms());
+        self.live().visits.left(id, side, now_ms());
     }
 
     async fn finish(&self, v: &Visit, reason: EndReason) {
         self.stop_recording(v).await;
         self.classified(&v.id).await;
         for side in [Side::Patient, Side::Nurse] {
-            let j = self
-                .joined
-                .lock()
-                .expect("joined lock")
-                .remove(&(v.id.clone(), side));
+            let j = self.live().joined.remove(&(v.id.clone(), side));
             if let Some(j) = j {
                 self.engine.leave(&j.participant).await;
             }
         }
         self.engine.close_room(v.id.as_str()).await;
-        self.metrics.live_visits.set(self.visits().len() as i64);
+        self.metrics.live_visits.set(self.live().visits.len() as i64);
         self.to_both(
             v,
             ServerFrame::VideoEnded {
@@ -455,14 +452,14 @@ impl VideoService {
     }
 
     fn classify(&self, id: &VisitId, change: impl FnOnce(&mut Classification)) {
-        if let Some((c, _)) = self.classes.lock().expect("classes lock").get_mut(id) {
+        if let Some((c, _)) = self.live().classes.get_mut(id) {
             change(c);
         }
     }
 
     /// Writes a visit's current flags (final when `ended_at` is given).
     async fn save_classification(&self, id: &VisitId, ended_at: Option<i64>) {
-        let current = self.classes.lock().expect("classes lock").get(id).cloned();
+        let current = self.live().classes.get(id).cloned();
         if let Some((c, created)) = current
             && let Err(e) = self
                 .recording
@@ -478,7 +475,7 @@ impl VideoService {
     /// them.
     async fn classified(&self, id: &VisitId) {
         self.save_classification(id, Some(now_ms())).await;
-        let Some((c, _)) = self.classes.lock().expect("classes lock").remove(id) else {
+        let Some((c, _)) = self.live().classes.remove(id) else {
             return;
         };
         self.recording

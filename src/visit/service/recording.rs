@@ -20,14 +20,13 @@ impl VideoService {
     }
 
     pub(super) fn notice(&self, id: &VisitId) -> RecordingNotice {
-        let session = self.sessions.lock().expect("sessions lock").get(id).cloned();
+        let session = self.live().sessions.get(id).cloned();
         match session {
             Some(s) if s.state() == RecordingState::Paused => RecordingNotice::Paused,
             Some(_) => RecordingNotice::Recording,
             None => self
+                .live()
                 .notices
-                .lock()
-                .expect("notices lock")
                 .get(id)
                 .copied()
                 .unwrap_or(RecordingNotice::None),
@@ -42,9 +41,8 @@ impl VideoService {
         let consent_text = match (decision.consent_required, consent) {
             (true, Some(true)) => "recorded",
             (true, _) => {
-                self.notices
-                    .lock()
-                    .expect("notices lock")
+                self.live()
+                    .notices
                     .insert(v.id.clone(), RecordingNotice::Declined);
                 self.recording
                     .audit
@@ -101,15 +99,12 @@ impl VideoService {
             .await;
         let session = Arc::new(session);
         self.engine.set_tap(v.id.as_str(), Some(session.clone()));
-        self.sessions
-            .lock()
-            .expect("sessions lock")
-            .insert(v.id.clone(), session);
+        self.live().sessions.insert(v.id.clone(), session);
     }
 
     pub(super) async fn stop_recording(&self, v: &Visit) {
-        let session = self.sessions.lock().expect("sessions lock").remove(&v.id);
-        self.notices.lock().expect("notices lock").remove(&v.id);
+        let session = self.live().sessions.remove(&v.id);
+        self.live().notices.remove(&v.id);
         let Some(session) = session else {
             return;
         };
@@ -139,11 +134,15 @@ impl VideoService {
         if reason.trim().is_empty() {
             return Err(VideoError::ReasonRequired);
         }
-        let visit = self.visits().get(id).cloned().ok_or(VisitError::UnknownVisit)?;
+        let visit = self
+            .live()
+            .visits
+            .get(id)
+            .cloned()
+            .ok_or(VisitError::UnknownVisit)?;
         let session = self
+            .live()
             .sessions
-            .lock()
-            .expect("sessions lock")
             .get(id)
             .cloned()
             .ok_or(VideoError::NotRecorded)?;
