@@ -19,7 +19,7 @@ use crate::media::sfu::WebRtcSfu;
 use crate::messaging::Messaging;
 use crate::policy::recording::RecordingPolicies;
 use crate::policy::{AccessPolicy, Authorized, Denial, Grant, Resource};
-use crate::recording::session::LocalStore;
+use crate::recording::workdir::LocalStore;
 use crate::store::Db;
 use crate::telemetry::Metrics;
 use crate::visit::service::{RecordingSetup, VideoService};
@@ -54,6 +54,8 @@ pub struct App {
     /// The development provider, only under `examroom dev`.
     pub dev_idp: Option<Arc<DevIdp>>,
     pub started_at: Instant,
+    /// What the background workers are doing (filled by [`crate::serve`]).
+    pub workers: crate::workers::WorkerStatus,
 }
 
 impl App {
@@ -181,6 +183,7 @@ impl App {
             metrics,
             dev_idp,
             started_at: Instant::now(),
+            workers: Default::default(),
         })
     }
 

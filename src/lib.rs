@@ -9,6 +9,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod dev;
@@ -19,11 +20,14 @@ pub mod media;
 pub mod messaging;
 pub mod pii;
 pub mod policy;
+pub mod protocol;
 pub mod recording;
+pub mod role;
 pub mod store;
 pub mod telemetry;
 pub mod visit;
 pub mod waiting_room;
+pub mod workers;
 
 use std::future::Future;
 use std::time::Duration;
@@ -39,15 +43,21 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let housekeeping = tokio::spawn(housekeeping(app.clone(), stop_rx.clone()));
-    let timers = tokio::spawn(app.messaging.clone().run_timers(stop_rx.clone()));
-    let video_timers = tokio::spawn(app.video.clone().run_timers(stop_rx.clone()));
-    let siem = tokio::spawn(audit::siem::run(
-        app.db.clone(),
-        app.config.siem.webhooks.clone(),
-        stop_rx.clone(),
-    ));
+    let mut workers = workers::Workers::new(app.workers.clone());
+    workers.spawn("audit-checkpoints", {
+        let app = app.clone();
+        |stop| audit_checkpoints(app, stop)
+    });
+    workers.spawn("housekeeping", {
+        let app = app.clone();
+        |stop| housekeeping(app, stop)
+    });
+    workers.spawn("chat-timers", |stop| app.messaging.clone().run_timers(stop));
+    workers.spawn("video-timers", |stop| app.video.clone().run_timers(stop));
+    workers.spawn("siem-delivery", |stop| {
+        audit::siem::run(app.db.clone(), app.config.siem.webhooks.clone(), stop)
+    });
+    let stop_rx = workers.stop_signal();
     let grace = Duration::from_secs(app.config.server.shutdown_grace_seconds);
     let router = http::router(app.clone());
     let mut drained = stop_rx.clone();
@@ -58,10 +68,11 @@ pub async fn serve(
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
     });
+    let stopping = workers.stop_sender();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
-        let _ = stop_tx.send(true);
+        let _ = stopping.send(true);
     });
     tokio::select! {
         result = server => result?,
@@ -70,41 +81,44 @@ pub async fn serve(
             tokio::time::sleep(grace).await;
         } => tracing::warn!("grace period over; closing remaining connections"),
     }
-    housekeeping.abort();
-    timers.abort();
-    video_timers.abort();
-    siem.abort();
+    workers.shutdown(WORKER_STOP_DEADLINE).await;
     app.db.close().await;
     Ok(())
 }
 
-/// Periodic work: an audit checkpoint every minute (when the chain moved); every ten minutes, clean-up of
-/// ended sessions and abandoned sign-ins and the recording retention sweep.
-async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// How long background workers get to finish after the server stopped.
+const WORKER_STOP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Signs the audit chain's head every minute when it moved.
+async fn audit_checkpoints(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let signer = match audit::checkpoint::load_or_create_signer(&app.config.server.data_dir) {
-        Ok(s) => Some(s),
+        Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "audit signing key unavailable: no checkpoints");
-            None
+            return;
         }
     };
     let mut tick = tokio::time::interval(Duration::from_secs(60));
-    let mut round = 0u64;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let now = store::now_ms();
-        if let Some(signer) = &signer
-            && let Err(e) = audit::checkpoint::checkpoint_now(&app.db, signer, now).await
-        {
+        if let Err(e) = audit::checkpoint::checkpoint_now(&app.db, &signer, clock::now_ms()).await {
             tracing::warn!(error = %e, "audit checkpoint failed");
         }
-        round += 1;
-        if round % 10 != 1 {
-            continue;
+    }
+}
+
+/// Every ten minutes: clean-up of ended sessions and abandoned sign-ins, and the recording retention sweep.
+async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
         }
+        let now = clock::now_ms();
         if let Err(e) = app.db.purge_sessions(now, 24 * 3600 * 1000).await {
             tracing::warn!(error = %e, "session purge failed");
         }

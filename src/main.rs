@@ -249,13 +249,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
                     .context("--now: expected an RFC 3339 time such as 2032-01-01T00:00:00Z")?
                     .timestamp_millis(),
-                None => examroom::store::now_ms(),
+                None => examroom::clock::now_ms(),
             };
             let url = c.database_url().map_err(|e| anyhow::anyhow!("{e}"))?;
             let db = examroom::store::Db::connect(&url, Some(1))
                 .await
                 .context("database")?;
-            let work = examroom::recording::session::LocalStore::new(&c.server.data_dir.join("recordings"))
+            let work = examroom::recording::workdir::LocalStore::new(&c.server.data_dir.join("recordings"))
                 .context("recording storage")?;
             let objects = examroom::recording::objects::from_config(&c, &work).await?;
 
@@ -270,7 +270,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if dry_run { "would delete" } else { "deleted" },
                     r.recording,
                     r.policies,
-                    examroom::messaging::timestamp(r.retain_until_ms),
+                    examroom::clock::timestamp(r.retain_until_ms),
                     r.bytes
                 );
             }
@@ -370,7 +370,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (c, db) = open_db(config, data_dir).await?;
             let signer = examroom::audit::checkpoint::load_or_create_signer(&c.server.data_dir)?;
             let made =
-                examroom::audit::checkpoint::checkpoint_now(&db, &signer, examroom::store::now_ms()).await?;
+                examroom::audit::checkpoint::checkpoint_now(&db, &signer, examroom::clock::now_ms()).await?;
             db.close().await;
             match made {
                 Some(cp) => println!("checkpoint signed at event {} ({})", cp.seq, cp.key_id),

@@ -9,7 +9,7 @@ use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use examroom::crypto::DataKey;
 use examroom::recording::sealed::{DEFAULT_CHUNK, Sealer};
-use examroom::recording::session::LocalStore;
+use examroom::recording::workdir::LocalStore;
 
 fn main() {
     let mb: usize = std::env::args()

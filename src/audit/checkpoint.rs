@@ -8,20 +8,12 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
-use serde::{Deserialize, Serialize};
 
 use super::verify::{ChainBreak, ChainVerifier};
 use crate::store::AuditRow;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    pub seq: i64,
-    pub head_hash: String,
-    pub at_ms: i64,
-    /// The first 16 hex digits of the public key's SHA-256, so a verifier knows which key to use.
-    pub key_id: String,
-    pub signature: String,
-}
+/// A signed head of the chain (the row type is the store's: the store must not reach up into `audit`).
+pub use crate::store::Checkpoint;
 
 fn message(seq: i64, head_hash: &str, at_ms: i64, key_id: &str) -> Vec<u8> {
     format!("examroom-audit-checkpoint-v1|{key_id}|{seq}|{head_hash}|{at_ms}").into_bytes()

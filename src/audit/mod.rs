@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::auth::{Principal, Role};
+use crate::clock::now_ms;
 use crate::ids::RequestId;
-use crate::store::{AuditHead, AuditRow, Db, StoreError, now_ms};
+use crate::store::{AuditHead, AuditRow, Db, StoreError};
 
 /// Hash that precedes the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -51,7 +51,7 @@ pub fn as_json(e: &AuditRow) -> Value {
     json!({
         "id": e.hash,
         "seq": e.seq,
-        "at": crate::messaging::timestamp(e.at_ms),
+        "at": crate::clock::timestamp(e.at_ms),
         "request_id": e.request_id,
         "actor": e.actor,
         "role": e.role,
@@ -74,7 +74,7 @@ pub fn as_fhir(e: &AuditRow) -> Value {
         "resourceType": "AuditEvent",
         "id": e.hash,
         "type": {"system": "urn:examroom:audit", "code": e.action},
-        "recorded": crate::messaging::timestamp(e.at_ms),
+        "recorded": crate::clock::timestamp(e.at_ms),
         "outcome": outcome,
         "outcomeDesc": e.reason,
         "agent": [{"who": {"identifier": {"value": e.actor}}, "role": [{"text": e.role}], "requestor": true}],

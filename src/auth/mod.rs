@@ -3,11 +3,11 @@
 //! establishes identity and sessions; it never decides what an identity may do (that is `policy`).
 
 pub mod jwt;
-pub mod roles;
+
 pub mod session;
 pub mod staff;
 
-pub use roles::Role;
+pub use crate::role::Role;
 pub use session::{Session, SessionKind, Sessions};
 
 use crate::ids::{SessionId, SubjectId};

@@ -9,9 +9,10 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::{AuthError, Principal, Role};
+use crate::clock::now_ms;
 use crate::ids::{SessionId, SubjectId};
 use crate::pii::Pii;
-use crate::store::{Db, SessionRow, now_ms};
+use crate::store::{Db, SessionRow};
 
 /// Last-seen updates are written at most this often per session, so reads do not turn into writes.
 const TOUCH_INTERVAL_MS: i64 = 30_000;

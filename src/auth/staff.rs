@@ -19,11 +19,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::roles::{map_roles, map_skills};
 use super::{AuthError, Role};
 use crate::config::StaffAuthConfig;
 use crate::ids::SubjectId;
 use crate::pii::Pii;
+use crate::role::{map_roles, map_skills};
 
 /// Every claim of the ID token beyond the standard ones, so the configured roles claim can be read.
 #[derive(Debug, Clone, Deserialize, Serialize)]

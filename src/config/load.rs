@@ -66,7 +66,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
         .map_err(|e| ConfigError::single("--config", format!("cannot read {}: {e}", path.display())))?;
     let env: Vec<(String, String)> = std::env::vars().collect();
     let config = load_str(&text, &env)?;
-    let problems = super::validate::deployment(&config);
+    let problems = super::deployment::deployment(&config);
     if problems.is_empty() {
         Ok(config)
     } else {

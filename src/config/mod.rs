@@ -3,6 +3,7 @@
 //! key it concerns, so an operator can fix a broken deployment from the error alone.
 
 pub mod announce;
+mod deployment;
 pub mod load;
 mod validate;
 
@@ -12,8 +13,8 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+pub use deployment::warnings;
 pub use load::{ConfigError, Problem, load_file, load_str};
-pub use validate::warnings;
 
 /// The whole configuration. Sections mirror the modules that consume them.
 #[derive(Debug, Clone, Deserialize, Default)]

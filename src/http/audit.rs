@@ -7,11 +7,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::rfc3339;
 use super::error::ApiError;
 use super::extract::Caller;
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
+use crate::clock::timestamp_secs as rfc3339;
 use crate::policy::{Resource, ResourceKind};
 
 const PAGE: i64 = 500;

@@ -18,10 +18,11 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::auth::session::NewSession;
 use crate::auth::staff::PendingLogin;
 use crate::auth::{AuthError, Role, SessionKind};
+use crate::clock::now_ms;
 use crate::ids::{RequestId, SubjectId};
 use crate::pii::{Pii, pseudonym};
 use crate::policy::{Resource, ResourceKind};
-use crate::store::{LoginRow, now_ms};
+use crate::store::LoginRow;
 
 /// A sign-in must come back from the provider within this time.
 const LOGIN_TTL_MS: i64 = 10 * 60 * 1000;
@@ -298,7 +299,7 @@ async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Re
     let body = PatientSessionCreated {
         session_token: token.expose_secret().to_string(),
         session_id: session.id.to_string(),
-        expires_at: rfc3339(expires_at_ms),
+        expires_at: crate::clock::timestamp_secs(expires_at_ms),
     };
     Ok((
         StatusCode::CREATED,
@@ -306,12 +307,6 @@ async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Re
         Json(body),
     )
         .into_response())
-}
-
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
 }
 
 #[derive(Serialize)]

@@ -93,9 +93,9 @@ fn view(r: &RecordingRow) -> serde_json::Value {
         "policies": r.policies.split(',').collect::<Vec<_>>(),
         "consent": r.consent,
         "state": r.state,
-        "started_at": crate::messaging::timestamp(r.started_at),
-        "ended_at": r.ended_at.map(crate::messaging::timestamp),
-        "retain_until": crate::messaging::timestamp(r.retain_until),
+        "started_at": crate::clock::timestamp(r.started_at),
+        "ended_at": r.ended_at.map(crate::clock::timestamp),
+        "retain_until": crate::clock::timestamp(r.retain_until),
         "legal_hold": r.legal_hold,
         "bytes": r.object_bytes,
         "manifest": r.manifest.as_deref().and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()),
@@ -313,7 +313,7 @@ async fn access_history(
         .iter()
         .map(|e| {
             json!({
-                "at": crate::messaging::timestamp(e.at_ms),
+                "at": crate::clock::timestamp(e.at_ms),
                 "actor": e.actor,
                 "role": e.role,
                 "action": e.action,

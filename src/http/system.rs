@@ -72,5 +72,6 @@ async fn status(State(app): State<AppState>, caller: Caller) -> Result<Json<serd
         "database": match app.db.backend() { Backend::Sqlite => "sqlite", Backend::Postgres => "postgres" },
         "uptime_seconds": app.started_at.elapsed().as_secs(),
         "audit_events": head.seq,
+        "workers": app.workers.snapshot(),
     })))
 }

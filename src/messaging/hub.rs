@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
-use super::protocol::ServerFrame;
 use crate::ids::SubjectId;
+use crate::protocol::ServerFrame;
 
 const QUEUE_DEPTH: usize = 256;
 

@@ -1,28 +1,28 @@
 //! Secure chat: conversations, durable messages with per-conversation sequence numbers and idempotent resends,
 //! encryption at rest, replay on reconnect, idle expiry, and the live side of the waiting room (applying the
-//! routing core's effects to connected sockets). Knows nothing about video. The socket handling itself is in
-//! `http::ws`; per-frame logic is in [`connection`].
+//! routing core's effects to connected sockets through the [`hub`]). Knows nothing about video or sockets: the
+//! socket and its frames are `http::ws`, which asks the policy and passes its proof to the calls here that read
+//! or write a transcript.
 
-pub mod connection;
 pub mod hub;
-pub mod protocol;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
+use crate::clock::{now_ms, timestamp};
 use crate::config::{Config, MessagingConfig, QueueConfig};
 use crate::crypto::{CryptoError, Keyring};
 use crate::ids::{ConversationId, SubjectId};
 use crate::pii::Pii;
 use crate::policy::Authorized;
-use crate::store::{AppendOutcome, ConversationRow, Db, StoreError, now_ms};
+use crate::protocol::{ConversationView, ServerFrame};
+use crate::store::{AppendOutcome, ConversationRow, Db, StoreError};
 use crate::waiting_room::{
     EMERGENCY_BOOST, Effect, QueueSpec, Reassurance, RoutingError, RoutingSpec, WaitingRoom,
 };
 use hub::Hub;
-use protocol::{ConversationView, ServerFrame};
 
 pub const HOLD_MUSIC_URL: &str = "/assets/hold-music.wav";
 
@@ -57,13 +57,6 @@ pub struct Messaging {
     settings: MessagingConfig,
     /// Conversations whose patient has had the idle warning.
     warned: Mutex<HashSet<String>>,
-}
-
-/// RFC 3339 UTC with milliseconds, the timestamp format of every frame.
-pub fn timestamp(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
 }
 
 /// A reference the patient can quote on the phone: unambiguous characters only.

@@ -10,3 +10,4 @@ pub mod sealed;
 pub mod session;
 pub mod timeline;
 pub mod webm;
+pub mod workdir;

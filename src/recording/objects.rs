@@ -383,7 +383,7 @@ impl ObjectStore for S3Objects {
 /// The object store the configuration names.
 pub async fn from_config(
     config: &crate::config::Config,
-    work: &super::session::LocalStore,
+    work: &super::workdir::LocalStore,
 ) -> anyhow::Result<std::sync::Arc<dyn ObjectStore>> {
     use anyhow::Context;
     use secrecy::ExposeSecret;

@@ -5,12 +5,12 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::objects::ObjectStore;
 use super::recorder::{Recorder, Source, finalize};
 use super::timeline::{RecordingState, Timeline};
+use super::workdir::LocalStore;
 use crate::crypto::{CryptoError, DataKey, Keyring};
 use crate::ids::random_hex;
 use crate::media::{MediaKind, MediaTap, ParticipantId, RtpView};
@@ -25,40 +25,6 @@ pub enum RecordingError {
     Sealed(#[from] super::sealed::SealError),
     #[error(transparent)]
     Objects(#[from] super::objects::ObjectError),
-}
-
-/// The broker's recording work directory: sealed spools while recording, sealed objects waiting for upload.
-#[derive(Clone)]
-pub struct LocalStore {
-    dir: PathBuf,
-}
-
-impl LocalStore {
-    pub fn new(dir: &Path) -> Result<LocalStore, std::io::Error> {
-        std::fs::create_dir_all(dir.join("spool"))?;
-        std::fs::create_dir_all(dir.join("outbox"))?;
-        Ok(LocalStore {
-            dir: dir.to_path_buf(),
-        })
-    }
-    pub fn spool_path(&self, id: &str) -> PathBuf {
-        self.dir.join("spool").join(format!("{id}.spool"))
-    }
-    pub fn outbox_path(&self, key: &str) -> PathBuf {
-        self.dir.join("outbox").join(key)
-    }
-    /// The default object store's directory.
-    pub fn objects_dir(&self) -> PathBuf {
-        self.dir.join("objects")
-    }
-    /// Writes a sealed object to the outbox atomically (temporary name, then rename).
-    pub fn put_outbox(&self, key: &str, sealed: &[u8]) -> Result<(), std::io::Error> {
-        let tmp = self.dir.join("outbox").join(format!(".{key}.tmp"));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(sealed)?;
-        f.sync_all()?;
-        std::fs::rename(tmp, self.outbox_path(key))
-    }
 }
 
 struct Inner {
@@ -197,7 +163,7 @@ impl RecordingSession {
 
 impl MediaTap for RecordingSession {
     fn rtp(&self, participant: &ParticipantId, kind: MediaKind, p: &RtpView<'_>) -> bool {
-        let now = crate::store::now_ms();
+        let now = crate::clock::now_ms();
         let mut inner = self.inner.lock().expect("recording lock");
         let Some(source) = inner.sources.get(participant).copied() else {
             return false;
@@ -323,6 +289,7 @@ pub async fn read_range(
 mod tests {
     use super::*;
     use crate::recording::timeline::RecordingState;
+    use std::path::{Path, PathBuf};
 
     fn kek(dir: &Path, name: &str) -> PathBuf {
         let p = dir.join(name);

@@ -133,10 +133,7 @@ impl Db {
         Ok(rows.iter().map(row_to_audit).collect::<Result<_, _>>()?)
     }
 
-    pub async fn insert_checkpoint(
-        &self,
-        c: &crate::audit::checkpoint::Checkpoint,
-    ) -> Result<(), StoreError> {
+    pub async fn insert_checkpoint(&self, c: &Checkpoint) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO audit_checkpoints (seq, head_hash, at_ms, key_id, signature) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -150,7 +147,7 @@ impl Db {
         Ok(())
     }
 
-    pub async fn checkpoints(&self) -> Result<Vec<crate::audit::checkpoint::Checkpoint>, StoreError> {
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, head_hash, at_ms, key_id, signature FROM audit_checkpoints ORDER BY seq",
         )
@@ -158,7 +155,7 @@ impl Db {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(crate::audit::checkpoint::Checkpoint {
+                Ok(Checkpoint {
                     seq: r.try_get("seq")?,
                     head_hash: r.try_get("head_hash")?,
                     at_ms: r.try_get("at_ms")?,
@@ -190,4 +187,15 @@ impl Db {
         .await?;
         Ok(())
     }
+}
+
+/// A signed chain head as stored: `audit::checkpoint` signs and verifies it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub head_hash: String,
+    pub at_ms: i64,
+    /// The first 16 hex digits of the public key's SHA-256, so a verifier knows which key to use.
+    pub key_id: String,
+    pub signature: String,
 }

@@ -8,11 +8,12 @@ mod recordings;
 mod sessions;
 mod visits;
 
-pub use audit::{AuditHead, AuditRow};
+pub use audit::{AuditHead, AuditRow, Checkpoint};
 pub use conversations::{AppendOutcome, ConversationRow, MessageRow};
 pub use logins::LoginRow;
 pub use recordings::{NewRecording, RecordingRow};
 pub use sessions::SessionRow;
+pub use visits::ClassificationRow;
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -157,11 +158,6 @@ fn sqlite_path(url: &str) -> Option<String> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| path.to_string())
-}
-
-/// Current time in Unix milliseconds, the unit of every stored timestamp.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 #[cfg(test)]

@@ -1,13 +1,12 @@
 //! Visit classification rows: the flags of each video visit, upserted as the visit moves on.
 
 use super::{Db, StoreError};
-use crate::visit::classification::Classification;
 
 impl Db {
     pub async fn save_classification(
         &self,
         visit_id: &str,
-        c: &Classification,
+        c: &ClassificationRow,
         created_at: i64,
         ended_at: Option<i64>,
     ) -> Result<(), StoreError> {
@@ -23,11 +22,11 @@ impl Db {
         .bind(visit_id)
         .bind(&c.conversation)
         .bind(&c.queue)
-        .bind(c.interaction_type)
-        .bind(word(&c.consent))
+        .bind(&c.interaction_type)
+        .bind(&c.consent)
         .bind(i64::from(c.consent_captured))
-        .bind(word(&c.recording_status))
-        .bind(c.data_classification)
+        .bind(&c.recording_status)
+        .bind(&c.data_classification)
         .bind(c.recording.as_deref())
         .bind(created_at)
         .bind(ended_at)
@@ -37,10 +36,15 @@ impl Db {
     }
 }
 
-/// A flag enum as the word it serialises to.
-fn word<T: serde::Serialize>(flag: &T) -> String {
-    serde_json::to_value(flag)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+/// One visit's classification flags as stored (words, never identifiers of people).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassificationRow {
+    pub conversation: String,
+    pub queue: String,
+    pub interaction_type: String,
+    pub consent: String,
+    pub consent_captured: bool,
+    pub recording_status: String,
+    pub data_classification: String,
+    pub recording: Option<String>,
 }

@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::policy::recording::RecordingDecision;
+use crate::store::ClassificationRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -43,6 +44,20 @@ pub struct Classification {
 }
 
 impl Classification {
+    /// The flags as the store keeps them.
+    pub fn row(&self) -> ClassificationRow {
+        ClassificationRow {
+            conversation: self.conversation.clone(),
+            queue: self.queue.clone(),
+            interaction_type: self.interaction_type.to_string(),
+            consent: word(&self.consent),
+            consent_captured: self.consent_captured,
+            recording_status: word(&self.recording_status),
+            data_classification: self.data_classification.to_string(),
+            recording: self.recording.clone(),
+        }
+    }
+
     /// A video visit just proposed in a chat.
     pub fn proposed(conversation: &str, queue: &str) -> Self {
         Self {
@@ -100,6 +115,14 @@ impl Classification {
             };
         }
     }
+}
+
+/// A flag enum as the word it serialises to.
+fn word<T: serde::Serialize>(flag: &T) -> String {
+    serde_json::to_value(flag)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

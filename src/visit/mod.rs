@@ -6,9 +6,11 @@
 
 pub mod classification;
 pub mod service;
-pub mod signaling;
 
 use std::collections::HashMap;
+
+/// Which side of a visit, and why one ended: wire values, defined with the protocol.
+pub use crate::protocol::{EndReason, Side};
 
 use crate::ids::{SubjectId, random_hex};
 
@@ -36,13 +38,6 @@ impl std::fmt::Display for VisitId {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    Patient,
-    Nurse,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VisitState {
@@ -50,18 +45,6 @@ pub enum VisitState {
     Proposed,
     /// The patient agreed: both may join the media room.
     Active,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndReason {
-    Declined,
-    PatientEnded,
-    NurseEnded,
-    /// Both participants were gone for longer than the grace period.
-    Abandoned,
-    /// The chat itself ended.
-    ChatEnded,
 }
 
 /// What the caller knows about the conversation when a nurse elevates it.

@@ -12,20 +12,21 @@ use std::sync::{Arc, Mutex};
 use super::classification::Classification;
 use super::{ConversationFacts, EndReason, Side, Visit, VisitError, VisitId, VisitState, Visits};
 use crate::audit::Auditor;
+use crate::clock::now_ms;
 use crate::config::MediaConfig;
 use crate::crypto::Keyring;
 use crate::ids::{RequestId, SubjectId};
 use crate::media::turn::{self, IceServer};
 use crate::media::{EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, ParticipantId};
 use crate::messaging::Messaging;
-use crate::messaging::protocol::RecordingNotice;
-use crate::messaging::protocol::ServerFrame;
 use crate::policy::recording::RecordingPolicies;
 use crate::policy::{Authorized, Resource, ResourceKind};
+use crate::protocol::RecordingNotice;
+use crate::protocol::ServerFrame;
 use crate::recording::objects::ObjectStore;
 use crate::recording::recorder::Source;
-use crate::recording::session::{LocalStore, RecordingSession};
-use crate::store::now_ms;
+use crate::recording::session::RecordingSession;
+use crate::recording::workdir::LocalStore;
 use crate::store::{ConversationRow, Db};
 use crate::telemetry::MediaMetrics;
 use crate::waiting_room::Presence;
@@ -464,7 +465,7 @@ impl VideoService {
             && let Err(e) = self
                 .recording
                 .db
-                .save_classification(id.as_str(), &c, created, ended_at)
+                .save_classification(id.as_str(), &c.row(), created, ended_at)
                 .await
         {
             tracing::error!(error = %e, "visit classification could not be saved");

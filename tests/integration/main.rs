@@ -12,6 +12,7 @@ mod demo;
 mod dev_mode;
 mod example_config;
 mod external_oidc;
+mod layers;
 #[cfg(feature = "load-tools")]
 mod load_smoke;
 mod media_peers;

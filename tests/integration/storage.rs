@@ -7,8 +7,9 @@ use examroom::audit::verify::{ChainBreak, verify_stored};
 use examroom::audit::{AuditEvent, Auditor, Outcome};
 use examroom::auth::session::NewSession;
 use examroom::auth::{Role, SessionKind, Sessions};
+use examroom::clock::now_ms;
 use examroom::ids::SubjectId;
-use examroom::store::{Db, LoginRow, now_ms};
+use examroom::store::{Db, LoginRow};
 use secrecy::SecretString;
 use sqlx::Connection;
 

@@ -247,7 +247,7 @@ fn local_time(rfc3339: &str, tz: &jiff::tz::TimeZone) -> Option<String> {
 }
 
 pub(super) fn ts(ms: i64) -> String {
-    crate::messaging::timestamp(ms)
+    crate::clock::timestamp(ms)
 }
 
 pub(super) fn in_range(q: &ReportQuery, at_ms: i64) -> bool {

@@ -4,13 +4,15 @@
 
 use super::{VideoError, VideoService};
 use crate::audit::{AuditEvent, Outcome};
-use crate::messaging::protocol::{RecordingNotice, ServerFrame};
+use crate::clock::now_ms;
 use crate::policy::Authorized;
 use crate::policy::recording::RecordingDecision;
+use crate::protocol::{RecordingNotice, ServerFrame};
 use crate::recording::objects::ObjectStore;
-use crate::recording::session::{LocalStore, RecordingSession, Stored};
+use crate::recording::session::{RecordingSession, Stored};
 use crate::recording::timeline::RecordingState;
-use crate::store::{NewRecording, RecordingRow, now_ms};
+use crate::recording::workdir::LocalStore;
+use crate::store::{NewRecording, RecordingRow};
 use crate::visit::{Visit, VisitError, VisitId};
 use std::sync::Arc;
 

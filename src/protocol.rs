@@ -6,10 +6,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::media::turn::IceServer;
 use crate::media::{ConnectionState, IceCandidate};
-use crate::visit::{EndReason, Side};
 use crate::waiting_room::{OfferEnd, Presence};
 
 pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Which side of a video visit a participant is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Patient,
+    Nurse,
+}
+
+/// Why a video visit ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    Declined,
+    PatientEnded,
+    NurseEnded,
+    /// Both participants were gone for longer than the grace period.
+    Abandoned,
+    /// The chat itself ended.
+    ChatEnded,
+}
+
 /// Idempotency keys are client-chosen; bounded so they cannot be used to store data.
 pub const MAX_KEY_CHARS: usize = 64;
 

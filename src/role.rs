@@ -1,4 +1,5 @@
-//! Roles examroom knows, and the mapping from an identity provider's group or role claim onto them.
+//! Roles examroom knows, and the mapping from an identity provider's group or role claim onto them. At the bottom
+//! of the layers (configuration names roles too); only `policy` decides what a role may do.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,37 +1,16 @@
-//! Video frames of the chat socket: elevation, the patient's answer, SDP and ICE. Every refusal that is an
+//! Video frames of the socket: elevation, the patient's answer, SDP and ICE. Each asks the policy about the
+//! visit (or, to elevate, the conversation) and hands its proof to the video service. Every refusal that is an
 //! access attempt (someone else's visit, a forged id, joining before admission) is audited; malformed SDP and
 //! candidates get a precise error code and the socket stays usable.
 
-use super::VisitId;
-use super::service::VideoError;
+use super::reply::{Connection, audit, error};
 use crate::app::App;
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::Outcome;
 use crate::media::MediaError;
-use crate::messaging::connection::Connection;
-use crate::messaging::protocol::{ClientFrame, ServerFrame};
 use crate::policy::{Authorized, Resource, ResourceKind};
-use crate::visit::VisitError;
-
-fn error(code: &str, message: impl Into<String>) -> Vec<ServerFrame> {
-    vec![ServerFrame::error(code, message)]
-}
-
-async fn audit(
-    app: &App,
-    conn: &Connection,
-    action: &str,
-    resource: String,
-    outcome: Outcome,
-    reason: Option<&str>,
-) {
-    let mut event = AuditEvent::new(action, resource, outcome)
-        .by(&conn.principal)
-        .request(Some(&conn.request_id));
-    if let Some(r) = reason {
-        event = event.reason(r);
-    }
-    app.audit.record_or_log(event).await;
-}
+use crate::protocol::{ClientFrame, ServerFrame};
+use crate::visit::service::VideoError;
+use crate::visit::{VisitError, VisitId};
 
 /// Maps a refusal to its frame, auditing access attempts.
 async fn refused(
@@ -120,13 +99,10 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
     let video = &app.video;
     match frame {
         ClientFrame::VideoRequest { conversation_id, .. } => {
-            let proof =
-                match crate::messaging::connection::authorized(app, conn, &conversation_id, "visit.create")
-                    .await
-                {
-                    Ok(proof) => proof,
-                    Err(frames) => return frames,
-                };
+            let proof = match super::chat::authorized(app, conn, &conversation_id, "visit.create").await {
+                Ok(proof) => proof,
+                Err(frames) => return frames,
+            };
             let resource = format!("conversation:{}", proof.resource().id);
             match video.elevate(&proof).await {
                 Ok(v) => {

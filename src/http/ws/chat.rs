@@ -1,39 +1,25 @@
-//! What one authenticated socket may do, frame by frame: the protocol's rules without the socket. Every access
-//! to a conversation goes through the policy (owner or assigned nurse); refusals are audited, and every staff
-//! read of a transcript is audited too.
+//! Chat frames of the socket: the protocol's rules for one authenticated connection, frame by frame. Every
+//! access to a conversation goes through the policy (owner or assigned nurse) and the domain call takes its
+//! proof; refusals are audited by the policy path, and every staff read of a transcript is audited too.
 
-use super::protocol::{ClientFrame, PresenceRequest, ServerFrame};
-use super::{MessagingError, timestamp};
+use super::reply::{Connection, audit as audit_event, error};
 use crate::app::App;
-use crate::audit::{AuditEvent, Outcome};
-use crate::auth::Principal;
-use crate::ids::{RequestId, SubjectId};
+use crate::audit::Outcome;
+use crate::clock::timestamp;
+use crate::ids::SubjectId;
+use crate::messaging::MessagingError;
 use crate::policy::{Authorized, Resource, ResourceKind};
+use crate::protocol::{ClientFrame, PresenceRequest, ServerFrame};
 use crate::store::ConversationRow;
 
 /// Largest replay per `sync`; the client asks again from the last `seq` it got.
 const SYNC_PAGE: i64 = 500;
 
-pub struct Connection {
-    pub principal: Principal,
-    pub request_id: RequestId,
-}
-
-impl Connection {
-    fn role(&self) -> &'static str {
-        self.principal.primary_role().as_str()
-    }
-}
-
-fn error(code: &str, message: &str) -> Vec<ServerFrame> {
-    vec![ServerFrame::error(code, message)]
-}
-
 fn from_messaging(e: MessagingError) -> Vec<ServerFrame> {
     match e {
         MessagingError::UnknownQueue => error("unknown_queue", "no such queue"),
         MessagingError::Closed => error("conversation_closed", "the conversation has ended"),
-        MessagingError::Routing(r) => error("no_such_offer", &r.to_string()),
+        MessagingError::Routing(r) => error("no_such_offer", r.to_string()),
         other => {
             tracing::error!(error = %other, "messaging failure");
             error("internal", "internal error; retry with the same idempotency key")
@@ -58,7 +44,7 @@ pub async fn welcome(app: &App, conn: &Connection) -> ServerFrame {
         None
     };
     ServerFrame::Welcome {
-        v: super::protocol::PROTOCOL_VERSION,
+        v: crate::protocol::PROTOCOL_VERSION,
         role: conn.role().to_string(),
         conversations,
         presence,
@@ -85,7 +71,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
         | ClientFrame::VideoOffer { .. }
         | ClientFrame::VideoCandidate { .. }
         | ClientFrame::VideoLeave { .. }
-        | ClientFrame::VideoEnd { .. }) => crate::visit::signaling::handle(app, conn, video).await,
+        | ClientFrame::VideoEnd { .. }) => super::video::handle(app, conn, video).await,
         ClientFrame::Start {
             queue,
             idempotency_key,
@@ -132,7 +118,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                 return error("empty_message", "the message is empty");
             }
             if body.chars().count() > max {
-                return error("message_too_long", &format!("at most {max} characters"));
+                return error("message_too_long", format!("at most {max} characters"));
             }
             if c.state == "waiting" && !app.messaging.chat_while_waiting(&c.queue) {
                 return error(
@@ -293,13 +279,15 @@ async fn may_work_queue(app: &App, conn: &Connection) -> bool {
 }
 
 async fn audit(app: &App, conn: &Connection, action: &str, conversation: &str, outcome: Outcome) {
-    app.audit
-        .record_or_log(
-            AuditEvent::new(action, format!("conversation:{conversation}"), outcome)
-                .by(&conn.principal)
-                .request(Some(&conn.request_id)),
-        )
-        .await;
+    audit_event(
+        app,
+        conn,
+        action,
+        format!("conversation:{conversation}"),
+        outcome,
+        None,
+    )
+    .await;
 }
 
 /// Loads the conversation and asks the policy; an unknown id is refused like a foreign one (and audited), so

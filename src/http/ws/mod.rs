@@ -1,6 +1,11 @@
 //! `GET /api/v1/ws`: the chat socket. Staff authenticate with their session cookie; the patient widget sends an
 //! `auth` frame with its session token first. The session is re-checked while the socket lives, and the socket
-//! closes with a defined code when it ends. Frames are handled by `messaging::connection`.
+//! closes with a defined code when it ends. Chat frames are handled in `chat`, video frames in `video`; both answer
+//! errors and audit through `reply`.
+
+mod chat;
+mod reply;
+mod video;
 
 use std::time::Duration;
 
@@ -17,8 +22,8 @@ use super::extract::{request_id, session_cookie};
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Session;
-use crate::messaging::connection::{self, Connection};
-use crate::messaging::protocol::{ClientFrame, ServerFrame, close};
+use crate::protocol::{ClientFrame, ServerFrame, close};
+use reply::Connection;
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -118,7 +123,7 @@ async fn run(
         }
         sink
     });
-    let _ = outbound.send(connection::welcome(&app, &conn).await).await;
+    let _ = outbound.send(chat::welcome(&app, &conn).await).await;
     // A reloaded page learns about its live video visit (prompt or rejoin).
     for frame in app.video.live_of(&subject) {
         let _ = outbound.send(frame).await;
@@ -138,7 +143,7 @@ async fn run(
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(t))) => {
                     let replies = match ClientFrame::parse(t.as_str()) {
-                        Ok(frame) => connection::handle(&app, &conn, frame).await,
+                        Ok(frame) => chat::handle(&app, &conn, frame).await,
                         Err(e) => {
                             tracing::info!(code = e.code, "refused client frame");
                             vec![ServerFrame::error(e.code, e.message)]
@@ -170,5 +175,5 @@ async fn run(
     {
         let _ = sink.send(closing(code, reason)).await;
     }
-    connection::disconnected(&app, &conn, others).await;
+    chat::disconnected(&app, &conn, others).await;
 }
