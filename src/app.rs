@@ -155,7 +155,7 @@ impl App {
             store: work,
             objects,
             db: db.clone(),
-            audit: Auditor::new(db.clone(), metrics.audit_events.clone()),
+            audit: audit.clone(),
         };
         let video = Arc::new(VideoService::new(
             &config.media,

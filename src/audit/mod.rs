@@ -81,10 +81,13 @@ impl AuditEvent {
 }
 
 /// Appends events to the chain.
+/// The process's one audit writer; clones share it (the lock included), so every component appends through the
+/// same queue.
+#[derive(Clone)]
 pub struct Auditor {
     db: Db,
     /// One append at a time within a node; across nodes the database lock on the head row orders appends.
-    lock: Mutex<()>,
+    lock: std::sync::Arc<Mutex<()>>,
     appended: prometheus::IntCounterVec,
 }
 
@@ -92,7 +95,7 @@ impl Auditor {
     pub fn new(db: Db, appended: prometheus::IntCounterVec) -> Self {
         Self {
             db,
-            lock: Mutex::new(()),
+            lock: std::sync::Arc::new(Mutex::new(())),
             appended,
         }
     }

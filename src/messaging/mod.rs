@@ -363,8 +363,14 @@ impl Messaging {
             match (&c.nurse, c.state.as_str()) {
                 (Some(nurse), "assigned") => {
                     let handled = now - c.assigned_at.unwrap_or(now);
-                    room.finish(&SubjectId::new(nurse.clone()), &id, &c.queue, handled, now)
-                        .unwrap_or_default()
+                    match room.finish(&SubjectId::new(nurse.clone()), &id, &c.queue, handled, now) {
+                        Ok(effects) => effects,
+                        // Closed in the database either way; the core had already let go of it.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "routing core did not know the ended assignment");
+                            Vec::new()
+                        }
+                    }
                 }
                 _ => room.cancel(&id, now),
             }

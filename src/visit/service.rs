@@ -287,12 +287,13 @@ impl VideoService {
             }
             ours
         };
-        let answer = joined?;
         if !still_ours {
-            // A later join of the same side took the slot while the engine worked: this one is obsolete.
+            // A later join of the same side took the slot while the engine worked (and may have closed this
+            // connection under it, failing the join): this one is obsolete either way.
             self.engine.leave(&participant).await;
             return Err(VideoError::Replaced);
         }
+        let answer = joined?;
         let session = self.live().sessions.get(id).cloned();
         if let Some(session) = session {
             let source = match side {
