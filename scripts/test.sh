@@ -90,7 +90,7 @@ log "cargo clippy -D warnings"
 cargo clippy --all-targets --all-features --locked -- -D warnings
 log "cargo test"
 cargo test --locked --all-targets --all-features -- --test-threads=2
-# After the tests, so the binary is built and nothing waits on the build lock.
+# After the tests, so nothing waits on the build lock (it rebuilds the crate without the load-tools feature).
 log "the README's first command, as written"
 ./scripts/check-readme.sh
 log "all tests passed"

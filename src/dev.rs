@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{Config, ConfigError, DevConfig, load_str};
+use crate::config::{Config, ConfigError, DevConfig, load_dev_str};
 use crate::dev_idp::{API_AUDIENCE, DevIdp, GROUP_ROLES, GROUP_SKILLS, PORTAL_CLIENT, WORKSPACE_CLIENT};
 
 /// Builds the dev configuration for a broker reachable at `public_url`, with `env` overrides applied.
@@ -64,8 +64,8 @@ pub fn config(
          [[queues]]\nname = \"spanish\"\nskills = [\"spanish\"]\n\
          reassurance = [{{ after_seconds = 30, every_seconds = 120, text = \"Gracias por esperar.\" }}]"
     )?;
-    let mut config = load_str(&text, env).map_err(|e: ConfigError| anyhow::anyhow!("{e}"))?;
-    config.dev = Some(DevConfig { idp_dir });
+    let config =
+        load_dev_str(&text, env, DevConfig { idp_dir }).map_err(|e: ConfigError| anyhow::anyhow!("{e}"))?;
     Ok((config, idp))
 }
 

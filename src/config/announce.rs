@@ -69,6 +69,17 @@ impl AnnouncedAddrs {
     /// `PUBLIC` covers every bind address of its family that no `PUBLIC/LOCAL` entry names, and no bind address
     /// may be announced twice. Errors name the entry's index.
     pub fn resolve(bind: &[IpAddr], entries: &[Announcement]) -> Result<Self, (usize, AnnounceError)> {
+        // Candidates carry interface addresses, never 0.0.0.0 or ::, so nothing bound there could be rewritten.
+        if !entries.is_empty()
+            && let Some(any) = bind.iter().find(|ip| ip.is_unspecified())
+        {
+            return Err((
+                0,
+                AnnounceError(format!(
+                    "media.bind_ips has {any}: announcing needs the interface addresses themselves"
+                )),
+            ));
+        }
         let mut map = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             if let Some(local) = e.local {
@@ -162,6 +173,7 @@ mod tests {
             1
         );
         assert_eq!(resolve(&["10.0.0.2"], &["2001:db8::7"]).unwrap_err().0, 0);
+        assert!(resolve(&["0.0.0.0"], &["203.0.113.7"]).is_err());
         assert_eq!(
             resolve(&["10.0.0.2"], &["203.0.113.7/10.0.0.2", "203.0.113.8/10.0.0.2"])
                 .unwrap_err()

@@ -77,6 +77,24 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 /// Parses TOML text, applies `env` overrides and validates. `env` is passed in so tests need not mutate the
 /// process environment.
 pub fn load_str(text: &str, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    load_with(text, env, None)
+}
+
+/// [`load_str`] for `examroom dev`: the configuration is marked as the demo's before it is validated, so the
+/// rules that only the demo may relax (its own provider over plain http) know.
+pub fn load_dev_str(
+    text: &str,
+    env: &[(String, String)],
+    dev: super::DevConfig,
+) -> Result<Config, ConfigError> {
+    load_with(text, env, Some(dev))
+}
+
+fn load_with(
+    text: &str,
+    env: &[(String, String)],
+    dev: Option<super::DevConfig>,
+) -> Result<Config, ConfigError> {
     let mut table: toml::Table = toml::from_str(text).map_err(|e| {
         let key = e
             .span()
@@ -86,8 +104,9 @@ pub fn load_str(text: &str, env: &[(String, String)]) -> Result<Config, ConfigEr
     })?;
     let mut problems = Vec::new();
     apply_env(&mut table, env, &mut problems)?;
-    let config = deserialize(table, &mut problems);
-    if let Some(config) = &config {
+    let mut config = deserialize(table, &mut problems);
+    if let Some(config) = &mut config {
+        config.dev = dev;
         problems.extend(super::validate::validate(config));
     }
     match config {

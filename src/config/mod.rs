@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use deployment::warnings;
-pub use load::{ConfigError, Problem, load_file, load_str};
+pub use load::{ConfigError, Problem, load_dev_str, load_file, load_str};
 
 /// The whole configuration. Sections mirror the modules that consume them.
 #[derive(Debug, Clone, Deserialize, Default)]

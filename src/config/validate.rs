@@ -102,7 +102,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         )),
         None => {}
         Some(s) => {
-            check_issuer(&mut p, "auth.staff.issuer", &s.issuer, &c.server.public_url);
+            check_issuer(&mut p, "auth.staff.issuer", &s.issuer, c);
             if s.client_id.is_empty() {
                 p.push(Problem::new("auth.staff.client_id", "must not be empty"));
             }
@@ -154,7 +154,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         )),
         None => {}
         Some(pa) => {
-            check_issuer(&mut p, "auth.patient.issuer", &pa.issuer, &c.server.public_url);
+            check_issuer(&mut p, "auth.patient.issuer", &pa.issuer, c);
             if pa.audiences.is_empty() {
                 p.push(Problem::new(
                     "auth.patient.audiences",
@@ -171,7 +171,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         }
     }
     if let Some(s) = &a.service {
-        check_issuer(&mut p, "auth.service.issuer", &s.issuer, &c.server.public_url);
+        check_issuer(&mut p, "auth.service.issuer", &s.issuer, c);
         if s.audience.is_empty() {
             p.push(Problem::new("auth.service.audience", "must not be empty"));
         }
@@ -439,11 +439,14 @@ fn is_origin(s: &str) -> bool {
 }
 
 /// Issuers must use TLS, except on loopback where development and test providers run.
-/// An issuer must be reached over TLS, except on loopback and under the broker's own public URL (the built-in
-/// development provider of `examroom dev --public-url http://…`: the broker and the browser talk to it exactly
-/// as they talk to the broker, so it is no less protected than the session cookie).
-fn check_issuer(p: &mut Vec<Problem>, key: &str, issuer: &str, public_url: &str) {
-    let own = Url::parse(public_url).ok().map(|u| u.origin());
+/// An issuer must be reached over TLS, except on loopback and, for `examroom dev` only, under the broker's own
+/// public URL (its built-in provider with `--public-url http://…`: the demo's browser talks to it exactly as to
+/// the broker, so it is no less protected than the demo's session cookie). A deployment never gets that.
+fn check_issuer(p: &mut Vec<Problem>, key: &str, issuer: &str, c: &Config) {
+    let own = Url::parse(&c.server.public_url)
+        .ok()
+        .filter(|_| c.dev.is_some())
+        .map(|u| u.origin());
     match Url::parse(issuer) {
         Ok(u) if u.scheme() == "https" => {}
         Ok(u) if u.scheme() == "http" && is_loopback(&u) => {}
@@ -528,7 +531,7 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_issuers_only_on_loopback_or_under_the_brokers_own_url() {
+    fn plain_http_issuers_only_on_loopback_or_under_the_demos_own_url() {
         let config = |public: &str, issuer: &str| {
             format!(
                 "[server]\npublic_url = \"{public}\"\n[auth.patient]\nissuer = \"{issuer}\"\naudiences = [\"p\"]\n\
@@ -536,28 +539,34 @@ mod tests {
                  role_mapping = {{ \"n\" = \"nurse\" }}\n"
             )
         };
-        let issuer_refused = |public: &str, issuer: &str| {
-            load_str(&config(public, issuer), &[])
+        let refused = |result: Result<crate::config::Config, crate::config::ConfigError>| {
+            result
                 .err()
                 .is_some_and(|e| e.problems.iter().any(|p| p.key == "auth.patient.issuer"))
         };
-        assert!(!issuer_refused(
-            "http://127.0.0.1:8080",
-            "http://127.0.0.1:9000/op"
-        ));
+        let dev = || crate::config::DevConfig {
+            idp_dir: "/nonexistent".into(),
+        };
+        let file = |public: &str, issuer: &str| refused(load_str(&config(public, issuer), &[]));
+        let demo = |public: &str, issuer: &str| {
+            refused(crate::config::load_dev_str(&config(public, issuer), &[], dev()))
+        };
+        assert!(!file("http://127.0.0.1:8080", "http://127.0.0.1:9000/op"));
         // `examroom dev --public-url http://198.51.100.1:8080`: its own provider under its own URL.
-        assert!(!issuer_refused(
+        assert!(!demo(
             "http://198.51.100.1:8080",
             "http://198.51.100.1:8080/dev-idp"
         ));
-        assert!(issuer_refused(
+        assert!(demo(
             "http://198.51.100.1:8080",
             "http://198.51.100.9:8080/dev-idp"
         ));
-        assert!(issuer_refused(
-            "https://examroom.example.org",
-            "http://login.example.org"
+        // A deployment's file never gets that exception.
+        assert!(file(
+            "http://198.51.100.1:8080",
+            "http://198.51.100.1:8080/dev-idp"
         ));
+        assert!(file("https://examroom.example.org", "http://login.example.org"));
         // Allowed, but the operator hears about plain http across a network.
         let c = load_str(
             &config("http://198.51.100.1:8080", "https://login.example.org"),

@@ -82,6 +82,7 @@ fn access_error(e: RecordingAccessError) -> ApiError {
         }
         RecordingAccessError::Deleted => ApiError::BadRequest("deleted", "the recording was deleted".into()),
         RecordingAccessError::Unreadable(e) => ApiError::Internal(e),
+        RecordingAccessError::WrongProof(e) => ApiError::Forbidden(e),
     }
 }
 

@@ -1,8 +1,9 @@
 //! Secure chat: conversations, durable messages with per-conversation sequence numbers and idempotent resends,
 //! encryption at rest, replay on reconnect, idle expiry, and the live side of the waiting room (applying the
-//! routing core's effects to connected sockets through the [`hub`]). Knows nothing about video or sockets: the
-//! socket and its frames are `http::ws`, which asks the policy and passes its proof to the calls here that read
-//! or write a transcript.
+//! routing core's effects to connected sockets through the [`hub`], which fans server frames out to whatever
+//! sockets registered for a subject). Knows nothing about video, nor about reading sockets: the socket and its
+//! frames are `http::ws`, which asks the policy and passes its proof to the calls here that read or write a
+//! transcript.
 
 pub mod hub;
 
@@ -30,6 +31,8 @@ pub const HOLD_MUSIC_URL: &str = "/assets/hold-music.wav";
 pub enum MessagingError {
     #[error("unknown queue")]
     UnknownQueue,
+    #[error("{0}")]
+    WrongProof(String),
     #[error("conversation is closed")]
     Closed,
     #[error("routing: {0}")]
@@ -227,6 +230,9 @@ impl Messaging {
         key: &str,
         body: &str,
     ) -> Result<AppendOutcome, MessagingError> {
+        proof
+            .require(&["conversation.write"])
+            .map_err(|d| MessagingError::WrongProof(d.reason))?;
         let (c, sender) = (proof.resource(), proof.subject());
         if c.state == "closed" {
             return Err(MessagingError::Closed);
@@ -253,7 +259,7 @@ impl Messaging {
                 at: timestamp(outcome.message.at_ms),
             };
             self.deliver(c, frame);
-            if sender_role == "patient" && self.mentions_emergency(body) {
+            if sender.as_str() == c.patient && self.mentions_emergency(body) {
                 self.hub.send(
                     sender,
                     ServerFrame::Emergency {
@@ -290,6 +296,9 @@ impl Messaging {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<Message>, MessagingError> {
+        proof
+            .require(&["conversation.read"])
+            .map_err(|d| MessagingError::WrongProof(d.reason))?;
         let c = proof.resource();
         let data_key =
             self.keyring

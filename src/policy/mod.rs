@@ -175,6 +175,22 @@ impl<T> Authorized<T> {
     pub fn resource(&self) -> &T {
         &self.resource
     }
+
+    /// Refuses a proof made for another action: a domain call accepts only the decision it needs (a
+    /// `recording.view` proof does not stream, a `visit.join` proof does not pause).
+    pub fn require(&self, actions: &[&str]) -> Result<(), Denial> {
+        if actions.contains(&self.action.as_str()) {
+            Ok(())
+        } else {
+            Err(Denial {
+                reason: format!(
+                    "a proof for {} cannot be used for {}",
+                    self.action,
+                    actions.join(" or ")
+                ),
+            })
+        }
+    }
 }
 
 impl<T> Authorized<Option<T>> {
@@ -261,12 +277,13 @@ impl AccessPolicy {
     }
 
     /// The decision. The first rule that matches allows; nothing matching denies.
-    pub fn decide(&self, subject: &Principal, action: &str, resource: &Resource) -> Result<Grant, Denial> {
+    #[cfg(test)]
+    fn decide(&self, subject: &Principal, action: &str, resource: &Resource) -> Result<Grant, Denial> {
         self.authorize(subject, action, resource, ())
     }
 
     /// The decision, and on success the proof carrying `value` (what the caller loaded to decide about).
-    pub fn authorize<T>(
+    pub(crate) fn authorize<T>(
         &self,
         subject: &Principal,
         action: &str,
@@ -274,10 +291,13 @@ impl AccessPolicy {
         value: T,
     ) -> Result<Authorized<T>, Denial> {
         let rule = self.matching_rule(subject, action, resource)?;
-        // A recording is viewed only by a role its recording policy names, whatever a rule grants.
+        // A recording is viewed only by a role its recording policy names, whatever a rule grants; one whose
+        // viewers are not known (an unknown id) is viewed by nobody.
         if resource.kind == ResourceKind::Recording
-            && let Some(roles) = &resource.viewer_roles
-            && !roles.iter().any(|r| subject.has_role(*r))
+            && !resource
+                .viewer_roles
+                .as_ref()
+                .is_some_and(|roles| roles.iter().any(|r| subject.has_role(*r)))
         {
             return Err(Denial {
                 reason: format!(

@@ -39,6 +39,8 @@ pub enum VideoError {
     Media(#[from] MediaError),
     #[error("the conversation is not open")]
     NoConversation,
+    #[error("this call was allowed for another action")]
+    WrongProof,
     #[error("another join of the same participant replaced this one")]
     Replaced,
     #[error("this visit is not being recorded")]
@@ -158,10 +160,6 @@ impl VideoService {
         visits.iter().map(|v| self.describe(v)).collect()
     }
 
-    pub fn visit(&self, id: &VisitId) -> Option<Visit> {
-        self.live().visits.get(id).cloned()
-    }
-
     /// A visit as the access policy sees it: owned by its patient, assigned to its nurse. An unknown id is a
     /// visit nobody owns (only rules without a condition can match it, and the service then says it is unknown).
     pub fn resource(&self, id: &VisitId) -> Resource {
@@ -174,6 +172,9 @@ impl VideoService {
 
     /// The nurse the policy let elevate this conversation (`visit.create`) asks to turn it into video.
     pub async fn elevate(&self, proof: &Authorized<ConversationRow>) -> Result<Visit, VideoError> {
+        proof
+            .require(&["visit.create"])
+            .map_err(|_| VideoError::WrongProof)?;
         let (nurse, row) = (proof.subject(), proof.resource());
         let patient = SubjectId::new(row.patient.clone());
         let assigned = row
@@ -218,6 +219,9 @@ impl VideoService {
         accept: bool,
         recording_consent: Option<bool>,
     ) -> Result<Visit, VideoError> {
+        proof
+            .require(&["visit.answer"])
+            .map_err(|_| VideoError::WrongProof)?;
         let (who, id) = (proof.subject(), proof.resource());
         let visit = self.live().visits.answer(id, who, accept, now_ms())?;
         let decision = self.decision(&visit);
@@ -244,20 +248,19 @@ impl VideoService {
         socket: &RequestId,
         sdp: &str,
     ) -> Result<String, VideoError> {
+        proof
+            .require(&["visit.join"])
+            .map_err(|_| VideoError::WrongProof)?;
         let (who, id) = (proof.subject(), proof.resource());
-        let (visit, side) = {
-            let live = self.live();
-            let visits = &live.visits;
-            let (v, side) = visits.may_join(id, who)?;
-            (v.clone(), side)
-        };
-        let key = (id.clone(), side);
         let participant = ParticipantId::random();
-        // Either the same socket's connection (renegotiate) or the claim this offer displaced.
-        let (same, replaced) = {
+        // Under one lock: the visit may be joined, and either the same socket's connection (renegotiate) or the
+        // claim this offer displaced.
+        let (visit, key, same, replaced) = {
             let mut live = self.live();
+            let (v, side) = live.visits.may_join(id, who)?;
+            let (visit, key) = (v.clone(), (id.clone(), side));
             let joined = &mut live.joined;
-            match joined.get(&key) {
+            let (same, replaced) = match joined.get(&key) {
                 Some(j) if &j.socket == socket => (Some(j.participant.clone()), None),
                 _ => {
                     let claim = Joined {
@@ -266,8 +269,10 @@ impl VideoService {
                     };
                     (None, joined.insert(key.clone(), claim))
                 }
-            }
+            };
+            (visit, key, same, replaced)
         };
+        let side = key.1;
         if let Some(same) = same {
             return Ok(self.engine.renegotiate(&same, sdp).await?);
         }
@@ -312,6 +317,9 @@ impl VideoService {
         proof: &Authorized<VisitId>,
         candidate: IceCandidate,
     ) -> Result<(), VideoError> {
+        proof
+            .require(&["visit.join"])
+            .map_err(|_| VideoError::WrongProof)?;
         let (who, id) = (proof.subject(), proof.resource());
         let side = {
             let live = self.live();
@@ -329,13 +337,20 @@ impl VideoService {
     }
 
     /// A participant hangs up its connection but the visit stays (it may rejoin).
-    pub async fn leave(&self, proof: &Authorized<VisitId>) -> Result<(), VideoError> {
+    /// Only the socket that holds the connection hangs it up: a tab another tab replaced leaves nothing.
+    pub async fn leave(&self, proof: &Authorized<VisitId>, socket: &RequestId) -> Result<(), VideoError> {
+        proof
+            .require(&["visit.join"])
+            .map_err(|_| VideoError::WrongProof)?;
         let (who, id) = (proof.subject(), proof.resource());
         let side = {
             let live = self.live();
-            let visits = &live.visits;
-            let v = visits.get(id).ok_or(VisitError::UnknownVisit)?;
-            v.side_of(who).ok_or(VisitError::NotParticipant)?
+            let v = live.visits.get(id).ok_or(VisitError::UnknownVisit)?;
+            let side = v.side_of(who).ok_or(VisitError::NotParticipant)?;
+            match live.joined.get(&(id.clone(), side)) {
+                Some(j) if &j.socket == socket => side,
+                _ => return Ok(()),
+            }
         };
         self.drop_participant(id, side).await;
         Ok(())
@@ -343,6 +358,9 @@ impl VideoService {
 
     /// Either participant ends the video (`visit.end`); both return to chat.
     pub async fn end(&self, proof: &Authorized<VisitId>) -> Result<(), VideoError> {
+        proof
+            .require(&["visit.end"])
+            .map_err(|_| VideoError::WrongProof)?;
         let (visit, reason) = self.live().visits.end(proof.resource(), proof.subject())?;
         self.finish(&visit, reason).await;
         Ok(())

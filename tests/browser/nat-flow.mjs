@@ -3,17 +3,30 @@
 // address announced (`expect=media`), each side must decode the other's frames and the patient's selected
 // pair must lead to the public address; without it (`expect=none`), the same steps must end with no media,
 // which is what every browser outside the NAT got before the SFU rewrote its candidates.
-// Usage: node nat-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR media|none PUBLIC_IP
+// Usage: node nat-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR media|none PUBLIC_IP PRIVATE_IP
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, passwords, patientInChat, nurseAccepting, inbound, widgetFrame } from './lib.mjs';
 
-const [url, credentialsFile, artifacts, expect, publicIp] = process.argv.slice(2);
+const [url, credentialsFile, artifacts, expect, publicIp, privateIp] = process.argv.slice(2);
 const password = passwords(credentialsFile);
 fs.mkdirSync(artifacts, { recursive: true });
 const browser = await launch(url);
 const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `nat-${expect}-${name}.png`), fullPage: true });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The addresses of the SFU's candidates the browser was given (host candidates as the SFU announced them).
+async function remoteAddresses(target) {
+  return target.evaluate(async () => {
+    const pc = window.__pcs.filter((p) => p.connectionState !== 'closed').at(-1);
+    if (!pc) return [];
+    const out = [];
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'remote-candidate' && s.candidateType === 'host') out.push(s.address);
+    });
+    return out;
+  });
+}
 
 // Frames decoded and still increasing, or null when none came within `ms`.
 async function media(target, ms) {
@@ -47,6 +60,8 @@ try {
     if (p.remoteAddress !== publicIp || n.remoteAddress !== publicIp) {
       throw new Error(`selected pairs should lead to ${publicIp}: patient ${p.remoteAddress}, nurse ${n.remoteAddress}`);
     }
+    const told = await remoteAddresses(widgetFrame(patient));
+    if (!told.includes(publicIp) || told.includes(privateIp)) throw new Error(`the SFU should announce ${publicIp} only: ${told}`);
     console.log(`patient: framesDecoded ${p.framesDecoded}, audio packets ${p.audioPackets}, via ${p.remoteAddress}`);
     console.log(`nurse: framesDecoded ${n.framesDecoded}, audio packets ${n.audioPackets}, via ${n.remoteAddress}`);
     await chat.getByText(/Video: you connected, patient connected/).waitFor();
@@ -58,6 +73,9 @@ try {
     const p = await media(widgetFrame(patient), 15000);
     const s = await inbound(widgetFrame(patient));
     if (p || (s && s.state === 'connected')) throw new Error(`media flowed without announced addresses: ${JSON.stringify(s)}`);
+    // It failed for the reason under test: the browser was told only the private address it cannot reach.
+    const told = await remoteAddresses(widgetFrame(patient));
+    if (!told.includes(privateIp) || told.includes(publicIp)) throw new Error(`expected only ${privateIp} announced: ${told}`);
     console.log(`patient: no media, connection ${s && s.state}`);
     await shot(patient, 'patient');
     console.log('browser nat flow: no media');

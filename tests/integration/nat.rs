@@ -197,6 +197,7 @@ fn video_through_nat(announce: bool) -> String {
         .arg(crate::video::artifacts())
         .arg(if announce { "media" } else { "none" })
         .arg(PUBLIC)
+        .arg(PRIVATE)
         .env("TEST_OIDC_PROVIDER_DIR", support_dir())
         .output()
         .unwrap();

@@ -18,6 +18,7 @@ const SYNC_PAGE: i64 = 500;
 fn from_messaging(e: MessagingError) -> Vec<ServerFrame> {
     match e {
         MessagingError::UnknownQueue => error("unknown_queue", "no such queue"),
+        MessagingError::WrongProof(_) => error("forbidden", "you have no access to this conversation"),
         MessagingError::Closed => error("conversation_closed", "the conversation has ended"),
         MessagingError::Routing(r) => error("no_such_offer", r.to_string()),
         other => {
@@ -151,7 +152,8 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                 Err(frames) => return frames,
             };
             let c = proof.resource();
-            if conn.principal.roles.iter().any(|r| r.is_staff()) {
+            // Every read of a transcript by someone other than its patient is audited.
+            if proof.subject().as_str() != c.patient {
                 audit(app, conn, "conversation.read", &c.id, Outcome::Success).await;
             }
             match app.messaging.history(&proof, after_seq.max(0), SYNC_PAGE).await {

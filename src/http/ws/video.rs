@@ -32,6 +32,7 @@ async fn refused(
         VideoError::ReasonRequired => ("reason_required", false),
         VideoError::Recording => ("recording_failed", false),
         VideoError::Replaced => ("replaced", false),
+        VideoError::WrongProof => ("forbidden", true),
         VideoError::Media(MediaError::InvalidSdp(_)) => ("invalid_sdp", false),
         VideoError::Media(MediaError::SdpTooLarge(_)) => ("sdp_too_large", false),
         VideoError::Media(MediaError::TooManyTracks(_)) => ("too_many_tracks", false),
@@ -173,7 +174,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                 Ok(p) => p,
                 Err(frames) => return frames,
             };
-            match video.leave(&proof).await {
+            match video.leave(&proof, &conn.request_id).await {
                 Ok(()) => Vec::new(),
                 Err(e) => refused(app, conn, "video.leave", resource, e).await,
             }

@@ -11,7 +11,6 @@ use crate::protocol::{RecordingNotice, ServerFrame};
 use crate::recording::objects::ObjectStore;
 use crate::recording::session::{RecordingSession, Stored};
 use crate::recording::timeline::RecordingState;
-use crate::recording::workdir::LocalStore;
 use crate::store::{NewRecording, RecordingRow};
 use crate::visit::{Visit, VisitError, VisitId};
 use std::sync::Arc;
@@ -132,6 +131,9 @@ impl VideoService {
         state: RecordingState,
         reason: &str,
     ) -> Result<RecordingNotice, VideoError> {
+        proof
+            .require(&["visit.recording_state.set"])
+            .map_err(|_| VideoError::WrongProof)?;
         let (who, id) = (proof.subject(), proof.resource());
         if reason.trim().is_empty() {
             return Err(VideoError::ReasonRequired);
@@ -304,10 +306,6 @@ impl VideoService {
         self.recording.objects.as_ref()
     }
 
-    pub fn recording_store(&self) -> &LocalStore {
-        &self.recording.store
-    }
-
     /// Bytes `start..end` of a stored recording, decrypted for someone the policy let view it (the object stays
     /// sealed at rest; plaintext exists only in what is returned): the bytes, where they start, the total.
     pub async fn recording_bytes(
@@ -316,6 +314,9 @@ impl VideoService {
         start: u64,
         end: Option<u64>,
     ) -> Result<(Vec<u8>, u64, u64), RecordingAccessError> {
+        proof
+            .require(&["recording.stream", "recording.download"])
+            .map_err(|d| RecordingAccessError::WrongProof(d.reason))?;
         let row = proof.resource();
         let (Some(object_key), "stored") = (row.object_key.as_deref(), row.state.as_str()) else {
             return Err(RecordingAccessError::NotStored);
@@ -340,6 +341,9 @@ impl VideoService {
         proof: &Authorized<RecordingRow>,
         hold: bool,
     ) -> Result<(), RecordingAccessError> {
+        proof
+            .require(&["recording.hold"])
+            .map_err(|d| RecordingAccessError::WrongProof(d.reason))?;
         let row = proof.resource();
         if row.state == "deleted" {
             return Err(RecordingAccessError::Deleted);
@@ -371,4 +375,6 @@ pub enum RecordingAccessError {
     Deleted,
     #[error("the recording could not be read: {0}")]
     Unreadable(String),
+    #[error("{0}")]
+    WrongProof(String),
 }
