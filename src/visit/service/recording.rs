@@ -100,7 +100,16 @@ impl VideoService {
             .await;
         let session = Arc::new(session);
         self.engine.set_tap(v.id.as_str(), Some(session.clone()));
-        self.live().sessions.insert(v.id.clone(), session);
+        // The visit may have ended while the row and the audit event were written: then this recording is
+        // finished at once (stored, uploaded, audited) instead of left in progress.
+        let ended = {
+            let mut live = self.live();
+            live.sessions.insert(v.id.clone(), session);
+            live.visits.get(&v.id).is_none()
+        };
+        if ended {
+            self.stop_recording(v).await;
+        }
     }
 
     pub(super) async fn stop_recording(&self, v: &Visit) {
