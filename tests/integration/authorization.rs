@@ -131,31 +131,33 @@ async fn run_probes(url: &str, data: &Path) -> BTreeMap<&'static str, Option<boo
     let status = |r: reqwest::Response| r.status().as_u16();
 
     let nurse_cookie = staff_cookie(url, data, "nurse").await;
-    let code = status(get("/api/v1/me", &nurse_cookie).await.unwrap());
-    out.insert("staff reads own session (HTTP)", Some(allowed_status(code, "me")));
-    let supervisor = staff_cookie(url, data, "supervisor").await;
-    let code = status(get("/api/v1/queues/stats", &supervisor).await.unwrap());
-    out.insert(
-        "supervisor reads queue statistics (HTTP)",
-        Some(allowed_status(code, "stats")),
-    );
-    let compliance = staff_cookie(url, data, "compliance").await;
-    let code = status(get("/api/v1/recordings?reason=table", &compliance).await.unwrap());
-    out.insert(
-        "compliance lists recordings (HTTP)",
-        Some(allowed_status(code, "recordings")),
-    );
-    let code = status(get("/api/v1/audit/events", &compliance).await.unwrap());
-    out.insert(
-        "compliance reads the audit log (HTTP)",
-        Some(allowed_status(code, "audit")),
-    );
-    let helpdesk = staff_cookie(url, data, "helpdesk").await;
-    let code = status(get("/api/v1/system/status", &helpdesk).await.unwrap());
-    out.insert(
-        "helpdesk reads system status (HTTP)",
-        Some(allowed_status(code, "status")),
-    );
+    for (name, user, path) in [
+        ("staff reads own session (HTTP)", "nurse", "/api/v1/me"),
+        (
+            "supervisor reads queue statistics (HTTP)",
+            "supervisor",
+            "/api/v1/queues/stats",
+        ),
+        (
+            "compliance lists recordings (HTTP)",
+            "compliance",
+            "/api/v1/recordings?reason=table",
+        ),
+        (
+            "compliance reads the audit log (HTTP)",
+            "compliance",
+            "/api/v1/audit/events",
+        ),
+        (
+            "helpdesk reads system status (HTTP)",
+            "helpdesk",
+            "/api/v1/system/status",
+        ),
+    ] {
+        let cookie = staff_cookie(url, data, user).await;
+        let code = status(get(path, &cookie).await.unwrap());
+        out.insert(name, Some(allowed_status(code, path)));
+    }
 
     let mut patient = Ws::patient(url, &patient_token(url, data, "patient").await).await;
     let mut nurse = Ws::staff(url, &nurse_cookie).await;

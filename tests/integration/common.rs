@@ -504,3 +504,40 @@ pub fn stdout_of_success(cmd: &mut Command) -> String {
     );
     text
 }
+
+/// Runs a browser script (`node tests/browser/SCRIPT BROKER_URL CREDENTIALS ARTIFACTS [args]`, prefixed by
+/// `cmd`, e.g. `nsenter` into a namespace), asserts it succeeded and printed `passed`, showing its output and the
+/// broker's log if not, and returns what it printed.
+pub fn run_browser_script(
+    mut cmd: Command,
+    script: &str,
+    broker: &Broker,
+    data: &Path,
+    args: &[&str],
+    passed: &str,
+) -> String {
+    let out = cmd
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/browser")
+                .join(script),
+        )
+        .arg(&broker.url)
+        .arg(data.join("dev-idp/credentials.json"))
+        .arg(crate::video::artifacts())
+        .args(args)
+        .env("TEST_OIDC_PROVIDER_DIR", support_dir())
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && log.contains(passed),
+        "{script} failed:\n{log}\nbroker:\n{}",
+        broker.stderr.lines().join("\n")
+    );
+    log
+}

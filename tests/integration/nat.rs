@@ -4,10 +4,9 @@
 //! the router's public address and, like any browser behind a home router, accepts only replies. With
 //! `media.announced_ips` video flows both ways through the public address; without it, nothing does.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use crate::common::{Broker, netns_available, support_dir};
+use crate::common::{Broker, netns_available, run_browser_script};
 
 const PRIVATE: &str = "10.10.0.2";
 const PUBLIC: &str = "198.51.100.1";
@@ -188,28 +187,19 @@ fn video_through_nat(announce: bool) -> String {
         ],
     );
     assert_eq!(broker.url, public_url);
-    let out = net
-        .client
-        .command("node")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/nat-flow.mjs"))
-        .arg(&broker.url)
-        .arg(data.join("dev-idp/credentials.json"))
-        .arg(crate::video::artifacts())
-        .arg(if announce { "media" } else { "none" })
-        .arg(PUBLIC)
-        .arg(PRIVATE)
-        .env("TEST_OIDC_PROVIDER_DIR", support_dir())
-        .output()
-        .unwrap();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "nat-flow.mjs failed:\n{log}\nbroker:\n{}",
-        broker.stderr.lines().join("\n")
+    let expect = if announce { "media" } else { "none" };
+    let passed = if announce {
+        "browser nat flow: media both ways"
+    } else {
+        "browser nat flow: no media"
+    };
+    let log = run_browser_script(
+        net.client.command("node"),
+        "nat-flow.mjs",
+        &broker,
+        &data,
+        &[expect, PUBLIC, PRIVATE],
+        passed,
     );
     broker.assert_no_panic();
     drop(broker);

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::chat::FAST_ROUTING;
-use crate::common::{Broker, support_dir};
+use crate::common::Broker;
 
 fn prerequisites() -> bool {
     let chromium = std::path::Path::new("/usr/bin/chromium").exists();
@@ -50,30 +50,15 @@ fn run_flow(script: &str, passed: &str, env: &[(&str, &str)], relay: Option<&str
     }
     let broker = Broker::dev_isolated(&data, &env);
     let _turn = relay.map(|_| Coturn::start(&broker, &secret_file, dir.path()));
-    let out = broker
-        .in_namespace("node")
-        .arg(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/browser")
-                .join(script),
-        )
-        .arg(&broker.url)
-        .arg(data.join("dev-idp/credentials.json"))
-        .arg(artifacts())
-        .args(relay.map(|_| "relay"))
-        .env("TURN_TRANSPORT", relay.unwrap_or(""))
-        .env("TEST_OIDC_PROVIDER_DIR", support_dir())
-        .output()
-        .unwrap();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && log.contains(passed),
-        "{script} failed:\n{log}\nbroker:\n{}",
-        broker.stderr.lines().join("\n")
+    let mut node = broker.in_namespace("node");
+    node.env("TURN_TRANSPORT", relay.unwrap_or(""));
+    let log = crate::common::run_browser_script(
+        node,
+        script,
+        &broker,
+        &data,
+        &relay.map(|_| "relay").into_iter().collect::<Vec<_>>(),
+        passed,
     );
     // What was measured (frames, durations) goes to the test's output.
     for line in log
