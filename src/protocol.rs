@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pii::Pii;
+
 use crate::media::turn::IceServer;
 use crate::media::{ConnectionState, IceCandidate};
 use crate::waiting_room::{OfferEnd, Presence};
@@ -52,7 +54,8 @@ pub enum ClientFrame {
     /// First frame of a client without a session cookie (the patient widget): its session token.
     Auth {
         v: u8,
-        token: String,
+        /// A credential: never printed.
+        token: Pii<String>,
     },
     /// Patient: enter a queue's waiting room (idempotent per key).
     Start {
@@ -65,7 +68,8 @@ pub enum ClientFrame {
         v: u8,
         conversation_id: String,
         idempotency_key: String,
-        body: String,
+        /// PHI: never printed (`Debug` redacts it); the wire format is the plain string.
+        body: Pii<String>,
     },
     /// Replay messages after `after_seq` (reconnect, or a nurse opening a transcript).
     Sync {
@@ -304,7 +308,7 @@ pub enum ServerFrame {
         conversation_id: String,
         seq: i64,
         sender_role: String,
-        body: String,
+        body: Pii<String>,
         at: String,
     },
     /// End of a `sync` page; `more` asks the client to sync again from `last_seq`.
@@ -464,5 +468,29 @@ mod tests {
             ClientFrame::parse(r#"{"v":1,"type":"sync","conversation_id":"c","after_seq":"123-45-6789"}"#)
                 .unwrap_err();
         assert!(!e.message.contains("6789"), "{}", e.message);
+    }
+
+    #[test]
+    fn message_text_and_tokens_never_print_and_keep_their_wire_form() {
+        let f = ClientFrame::parse(
+            r#"{"v":1,"type":"send","conversation_id":"c","idempotency_key":"k","body":"my chest hurts"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{f:?}").contains("chest"), "{f:?}");
+        let auth = ClientFrame::parse(r#"{"v":1,"type":"auth","token":"secret-token"}"#).unwrap();
+        assert!(!format!("{auth:?}").contains("secret-token"));
+        let out = ServerFrame::Message {
+            conversation_id: "c".into(),
+            seq: 1,
+            sender_role: "patient".into(),
+            body: Pii::new("my chest hurts".into()),
+            at: "t".into(),
+        };
+        assert!(!format!("{out:?}").contains("chest"));
+        assert!(
+            serde_json::to_string(&out)
+                .unwrap()
+                .contains(r#""body":"my chest hurts""#)
+        );
     }
 }

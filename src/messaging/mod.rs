@@ -19,7 +19,7 @@ use crate::ids::{ConversationId, SubjectId};
 use crate::pii::Pii;
 use crate::policy::Authorized;
 use crate::protocol::{ConversationView, ServerFrame};
-use crate::store::{AppendOutcome, ConversationRow, Db, StoreError};
+use crate::store::{AppendOutcome, ConversationRow, ConversationState, Db, StoreError};
 use crate::waiting_room::{
     EMERGENCY_BOOST, Effect, QueueSpec, Reassurance, RoutingError, RoutingSpec, WaitingRoom,
 };
@@ -141,9 +141,11 @@ impl Messaging {
         }
         for c in open {
             let id = ConversationId::new(c.id.clone());
-            match (c.state.as_str(), &c.nurse) {
-                ("assigned", Some(nurse)) => room.restore_assignment(&SubjectId::new(nurse.clone()), id),
-                ("waiting", _) if self.queues.contains_key(&c.queue) => {
+            match (c.state, &c.nurse) {
+                (ConversationState::Assigned, Some(nurse)) => {
+                    room.restore_assignment(&SubjectId::new(nurse.clone()), id)
+                }
+                (ConversationState::Waiting, _) if self.queues.contains_key(&c.queue) => {
                     room.enqueue(id, &c.queue, c.priority_boost, c.enqueued_at, now)?;
                 }
                 _ => {}
@@ -158,7 +160,7 @@ impl Messaging {
             conversation_id: c.id.clone(),
             reference: c.reference.clone(),
             queue: c.queue.clone(),
-            state: c.state.clone(),
+            state: c.state.as_str().to_string(),
             last_seq: c.last_seq,
             chat_while_waiting: q.is_some_and(|q| q.chat_while_waiting),
             hold_music: q.filter(|q| q.hold_music).map(|_| HOLD_MUSIC_URL.to_string()),
@@ -202,7 +204,7 @@ impl Messaging {
                 patient: patient.as_str().to_string(),
                 start_key: key.to_string(),
                 nurse: None,
-                state: "waiting".into(),
+                state: ConversationState::Waiting,
                 priority_boost: 0,
                 kek_id,
                 wrapped_key: wrapped,
@@ -234,7 +236,7 @@ impl Messaging {
             .require(&["conversation.write"])
             .map_err(|d| MessagingError::WrongProof(d.reason))?;
         let (c, sender) = (proof.resource(), proof.subject());
-        if c.state == "closed" {
+        if !c.state.is_open() {
             return Err(MessagingError::Closed);
         }
         let data_key =
@@ -255,7 +257,7 @@ impl Messaging {
                 conversation_id: c.id.clone(),
                 seq: outcome.message.seq,
                 sender_role: sender_role.to_string(),
-                body: body.to_string(),
+                body: Pii::new(body.to_string()),
                 at: timestamp(outcome.message.at_ms),
             };
             self.deliver(c, frame);
@@ -267,7 +269,7 @@ impl Messaging {
                         text: self.settings.emergency_notice.clone(),
                     },
                 );
-                if c.state == "waiting" {
+                if c.state == ConversationState::Waiting {
                     self.db.boost_conversation(&c.id, EMERGENCY_BOOST).await?;
                     let effects = self
                         .room
@@ -359,9 +361,9 @@ impl Messaging {
         let now = now_ms();
         // A call-back request stays visible to staff as such; everything else is simply closed.
         let state = if reason == "callback_requested" {
-            "callback"
+            ConversationState::Callback
         } else {
-            "closed"
+            ConversationState::Closed
         };
         if !self.db.close_conversation(&c.id, state, now).await? {
             return Ok(());
@@ -369,8 +371,8 @@ impl Messaging {
         let id = ConversationId::new(c.id.clone());
         let effects = {
             let mut room = self.room.lock().await;
-            match (&c.nurse, c.state.as_str()) {
-                (Some(nurse), "assigned") => {
+            match (&c.nurse, c.state) {
+                (Some(nurse), ConversationState::Assigned) => {
                     let handled = now - c.assigned_at.unwrap_or(now);
                     match room.finish(&SubjectId::new(nurse.clone()), &id, &c.queue, handled, now) {
                         Ok(effects) => effects,

@@ -258,6 +258,41 @@ async fn stored_duplicates<'a>(
     Ok(found)
 }
 
+/// Where a conversation is in its life, stored as its word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationState {
+    /// In a queue, no nurse yet.
+    Waiting,
+    /// A nurse accepted it.
+    Assigned,
+    /// Ended (by either side, idle expiry, or the chat's end).
+    Closed,
+    /// Ended by the patient asking to be called back instead of waiting longer.
+    Callback,
+}
+
+impl ConversationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Assigned => "assigned",
+            Self::Closed => "closed",
+            Self::Callback => "callback",
+        }
+    }
+
+    fn parse(word: &str) -> Option<Self> {
+        [Self::Waiting, Self::Assigned, Self::Closed, Self::Callback]
+            .into_iter()
+            .find(|s| s.as_str() == word)
+    }
+
+    /// Still open: waiting or with a nurse.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Waiting | Self::Assigned)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConversationRow {
     pub id: String,
@@ -266,7 +301,7 @@ pub struct ConversationRow {
     pub patient: String,
     pub start_key: String,
     pub nurse: Option<String>,
-    pub state: String,
+    pub state: ConversationState,
     pub priority_boost: i64,
     pub kek_id: String,
     pub wrapped_key: String,
@@ -307,7 +342,11 @@ fn conversation(r: &AnyRow) -> Result<ConversationRow, sqlx::Error> {
         patient: r.try_get(3)?,
         start_key: r.try_get(4)?,
         nurse: r.try_get(5)?,
-        state: r.try_get(6)?,
+        state: {
+            let word: String = r.try_get(6)?;
+            ConversationState::parse(&word)
+                .ok_or_else(|| sqlx::Error::Decode(format!("unknown conversation state `{word}`").into()))?
+        },
         priority_boost: r.try_get(7)?,
         kek_id: r.try_get(8)?,
         wrapped_key: r.try_get(9)?,
@@ -347,7 +386,7 @@ impl Db {
         .bind(&c.patient)
         .bind(&c.start_key)
         .bind(&c.nurse)
-        .bind(&c.state)
+        .bind(c.state.as_str())
         .bind(c.priority_boost)
         .bind(&c.kek_id)
         .bind(&c.wrapped_key)
@@ -444,11 +483,16 @@ impl Db {
     }
 
     /// Ends a conversation (`closed`, or `callback` when the patient asked to be called back).
-    pub async fn close_conversation(&self, id: &str, state: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn close_conversation(
+        &self,
+        id: &str,
+        state: ConversationState,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let r = sqlx::query(
             "UPDATE conversations SET state = $1, closed_at = $2 WHERE id = $3 AND state IN ('waiting', 'assigned')",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(now)
         .bind(id)
         .execute(self.pool())

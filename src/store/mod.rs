@@ -9,9 +9,9 @@ mod sessions;
 mod visits;
 
 pub use audit::{AuditHead, AuditRow, Checkpoint};
-pub use conversations::{AppendOutcome, ConversationRow, MessageRow};
+pub use conversations::{AppendOutcome, ConversationRow, ConversationState, MessageRow};
 pub use logins::LoginRow;
-pub use recordings::{NewRecording, RecordingRow};
+pub use recordings::{NewRecording, RecordingPhase, RecordingRow};
 pub use sessions::SessionRow;
 pub use visits::ClassificationRow;
 

@@ -6,6 +6,37 @@ use sqlx::any::AnyRow;
 
 use super::{Db, StoreError};
 
+/// Where a recording is in its life, stored as its word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingPhase {
+    /// Being recorded into its sealed spool.
+    Recording,
+    /// Finished and sealed, waiting in the outbox for the object store.
+    Uploading,
+    /// In the object store.
+    Stored,
+    /// Past retention and deleted (object removed, data key destroyed).
+    Deleted,
+}
+
+impl RecordingPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recording => "recording",
+            Self::Uploading => "uploading",
+            Self::Stored => "stored",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    fn parse(word: &str) -> Option<Self> {
+        [Self::Recording, Self::Uploading, Self::Stored, Self::Deleted]
+            .into_iter()
+            .find(|s| s.as_str() == word)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RecordingRow {
     pub id: String,
@@ -13,7 +44,7 @@ pub struct RecordingRow {
     pub queue: String,
     pub policies: String,
     pub consent: String,
-    pub state: String,
+    pub state: RecordingPhase,
     pub kek_id: String,
     pub wrapped_key: String,
     pub spool_kek_id: String,
@@ -52,7 +83,11 @@ fn row(r: &AnyRow) -> Result<RecordingRow, sqlx::Error> {
         queue: r.try_get("queue")?,
         policies: r.try_get("policies")?,
         consent: r.try_get("consent")?,
-        state: r.try_get("state")?,
+        state: {
+            let word: String = r.try_get("state")?;
+            RecordingPhase::parse(&word)
+                .ok_or_else(|| sqlx::Error::Decode(format!("unknown recording state `{word}`").into()))?
+        },
         kek_id: r.try_get("kek_id")?,
         wrapped_key: r.try_get("wrapped_key")?,
         spool_kek_id: r.try_get("spool_kek_id")?,

@@ -27,7 +27,7 @@ use crate::recording::objects::ObjectStore;
 use crate::recording::recorder::Source;
 use crate::recording::session::RecordingSession;
 use crate::recording::workdir::LocalStore;
-use crate::store::{ConversationRow, Db};
+use crate::store::{ConversationRow, ConversationState, Db};
 use crate::telemetry::MediaMetrics;
 use crate::waiting_room::Presence;
 
@@ -180,7 +180,7 @@ impl VideoService {
         let assigned = row
             .nurse
             .clone()
-            .filter(|_| row.state == "assigned")
+            .filter(|_| row.state == ConversationState::Assigned)
             .map(SubjectId::new);
         let wrap_up = self.messaging.presence(nurse).await == Presence::WrapUp;
         let visit = self
@@ -391,7 +391,7 @@ impl VideoService {
         for v in live {
             let open = matches!(
                 self.messaging.conversation(&v.conversation).await,
-                Ok(Some(row)) if row.state == "assigned"
+                Ok(Some(row)) if row.state == ConversationState::Assigned
             );
             let ended = if open {
                 None

@@ -118,7 +118,7 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
         "data key destroyed"
     );
     let held = db.recording("r000000000000000000000002").await.unwrap().unwrap();
-    assert_eq!(held.state, "stored");
+    assert_eq!(held.state, examroom::store::RecordingPhase::Stored);
     db.close().await;
     let pool = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}?mode=ro",

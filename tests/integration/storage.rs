@@ -211,7 +211,7 @@ async fn concurrent_message_appends_are_gapless_and_fail_alone() {
                 patient: "patient-1".into(),
                 start_key: "k".into(),
                 nurse: None,
-                state: "waiting".into(),
+                state: examroom::store::ConversationState::Waiting,
                 priority_boost: 0,
                 kek_id: "k1".into(),
                 wrapped_key: "w".into(),

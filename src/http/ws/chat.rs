@@ -10,7 +10,7 @@ use crate::ids::SubjectId;
 use crate::messaging::MessagingError;
 use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::protocol::{ClientFrame, PresenceRequest, ServerFrame};
-use crate::store::ConversationRow;
+use crate::store::{ConversationRow, ConversationState};
 
 /// Largest replay per `sync`; the client asks again from the last `seq` it got.
 const SYNC_PAGE: i64 = 500;
@@ -115,13 +115,13 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             };
             let c = proof.resource();
             let max = app.messaging.settings().max_body_chars;
-            if body.trim().is_empty() {
+            if body.expose().trim().is_empty() {
                 return error("empty_message", "the message is empty");
             }
-            if body.chars().count() > max {
+            if body.expose().chars().count() > max {
                 return error("message_too_long", format!("at most {max} characters"));
             }
-            if c.state == "waiting" && !app.messaging.chat_while_waiting(&c.queue) {
+            if c.state == ConversationState::Waiting && !app.messaging.chat_while_waiting(&c.queue) {
                 return error(
                     "chat_not_allowed_while_waiting",
                     "please wait for a nurse to join",
@@ -129,7 +129,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             }
             match app
                 .messaging
-                .post(&proof, conn.role(), &idempotency_key, &body)
+                .post(&proof, conn.role(), &idempotency_key, body.expose())
                 .await
             {
                 Ok(out) => vec![ServerFrame::Ack {
@@ -165,7 +165,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                             conversation_id: c.id.clone(),
                             seq: m.seq,
                             sender_role: m.sender_role,
-                            body: m.body.expose().clone(),
+                            body: m.body,
                             at: timestamp(m.at_ms),
                         })
                         .collect();
@@ -225,7 +225,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             };
             let c = proof.resource();
             // Only while waiting, when no nurse is assigned: the policy let only the patient write to it.
-            if c.state != "waiting" {
+            if c.state != ConversationState::Waiting {
                 return error("not_waiting", "a call back can be requested only while waiting");
             }
             match app.messaging.end(c, "callback_requested").await {
@@ -310,7 +310,7 @@ pub async fn authorized(
             .assigned_to(
                 c.nurse
                     .iter()
-                    .filter(|_| c.state == "assigned")
+                    .filter(|_| c.state == ConversationState::Assigned)
                     .map(|n| SubjectId::new(n.clone()))
                     .collect(),
             ),

@@ -81,7 +81,7 @@ async fn authenticate(
     let Ok(ClientFrame::Auth { token, .. }) = ClientFrame::parse(t.as_str()) else {
         return Err((close::AUTH_FAILED, "auth_required"));
     };
-    let token = SecretString::from(token);
+    let token = SecretString::from(token.expose().clone());
     match app.sessions.resolve(&token).await {
         Ok(session) => Ok((session, token)),
         Err(_) => Err((close::AUTH_FAILED, "session_invalid")),

@@ -11,7 +11,7 @@ use crate::protocol::{RecordingNotice, ServerFrame};
 use crate::recording::objects::ObjectStore;
 use crate::recording::session::{RecordingSession, Stored};
 use crate::recording::timeline::RecordingState;
-use crate::store::{NewRecording, RecordingRow};
+use crate::store::{NewRecording, RecordingPhase, RecordingRow};
 use crate::visit::{Visit, VisitError, VisitId};
 use std::sync::Arc;
 
@@ -267,7 +267,7 @@ impl VideoService {
     /// stays in the outbox (sealed) and the next sweep tries again; nothing is lost while storage is down.
     pub(super) async fn upload(&self, id: &str) {
         let row = match self.recording.db.recording(id).await {
-            Ok(Some(row)) if row.state == "uploading" => row,
+            Ok(Some(row)) if row.state == RecordingPhase::Uploading => row,
             Ok(_) => return,
             Err(e) => {
                 tracing::error!(error = %e, "recording row could not be read");
@@ -327,7 +327,7 @@ impl VideoService {
             .require(&["recording.stream", "recording.download"])
             .map_err(|d| RecordingAccessError::WrongProof(d.reason))?;
         let row = proof.resource();
-        let (Some(object_key), "stored") = (row.object_key.as_deref(), row.state.as_str()) else {
+        let (Some(object_key), RecordingPhase::Stored) = (row.object_key.as_deref(), row.state) else {
             return Err(RecordingAccessError::NotStored);
         };
         crate::recording::session::read_range(
@@ -354,11 +354,11 @@ impl VideoService {
             .require(&["recording.hold"])
             .map_err(|d| RecordingAccessError::WrongProof(d.reason))?;
         let row = proof.resource();
-        if row.state == "deleted" {
+        if row.state == RecordingPhase::Deleted {
             return Err(RecordingAccessError::Deleted);
         }
         if let Some(key) = &row.object_key
-            && row.state == "stored"
+            && row.state == RecordingPhase::Stored
         {
             self.recording
                 .objects
