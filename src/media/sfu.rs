@@ -21,7 +21,7 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
-mod codecs;
+pub mod codecs;
 mod keyframes;
 
 use codecs::{opus, vp8};

@@ -5,21 +5,20 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use examroom::media::sfu::codecs;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry,
-    SettingEngineBuilder, register_default_interceptors,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+    SettingEngineBuilder,
 };
 
 #[derive(Default)]
@@ -87,37 +86,11 @@ pub struct ClientPeer {
     tag: Vec<u8>,
 }
 
-fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
-    match kind {
-        RtpCodecKind::Audio => RTCRtpCodec {
-            mime_type: "audio/opus".into(),
-            clock_rate: 48000,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-            rtcp_feedback: vec![],
-        },
-        _ => RTCRtpCodec {
-            mime_type: "video/VP8".into(),
-            clock_rate: 90000,
-            channels: 0,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![],
-        },
-    }
-}
-
 impl ClientPeer {
     /// A peer tagging its packets with `tag` and expecting the other side's `expect_from`.
     pub async fn new(tag: &str, expect_from: &str) -> ClientPeer {
-        let mut media = MediaEngine::default();
-        media.register_default_codecs().unwrap();
-        // The same marker the SFU uses, so keyframe requests reach this peer's senders.
-        let registry = register_default_interceptors(Registry::new(), &mut media)
-            .unwrap()
-            .with(
-                rtc::interceptor::Slot::Custom(examroom::media::sfu::KEYFRAME_REQUEST_SLOT),
-                examroom::media::sfu::KeyframeRequests::default(),
-            );
+        // The SFU's own table (with its keyframe-request marker, so requests reach this peer's senders).
+        let (media, registry) = codecs::table().unwrap();
         let counters = Arc::new(Counters::default());
         let (ctx, crx) = mpsc::unbounded_channel();
         let (vtx, vrx) = mpsc::unbounded_channel();
@@ -155,7 +128,7 @@ impl ClientPeer {
                         ssrc: Some(ssrc),
                         ..Default::default()
                     },
-                    codec: codec(kind),
+                    codec: codecs::codec(kind),
                     ..Default::default()
                 }],
             )));
@@ -187,7 +160,7 @@ impl ClientPeer {
             .unwrap();
         let transceivers = self.pc.get_senders().await;
         for (track, _, pt, kind) in self.senders.iter_mut() {
-            let mime = codec(*kind).mime_type.to_ascii_lowercase();
+            let mime = codecs::codec(*kind).mime_type.to_ascii_lowercase();
             for s in &transceivers {
                 if let Ok(params) = s.get_parameters().await
                     && let Some(c) = params

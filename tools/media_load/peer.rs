@@ -9,22 +9,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use rtc::interceptor::Slot;
+use examroom::media::sfu::codecs;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
+    RTCSessionDescription, SettingEngineBuilder,
 };
 
 use crate::stats::{Path, Stream, Streams, TRAILER_LEN, now_us, stamp};
@@ -45,50 +42,6 @@ const KEYFRAME_INTERVAL: u32 = 60;
 /// examroom; Janus never gathers on a loopback interface, so its runs use an address on a veth device of the
 /// benchmark's network namespace, and our peers sit on the same one.
 pub static BIND_IP: std::sync::OnceLock<std::net::IpAddr> = std::sync::OnceLock::new();
-
-fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
-    let fb = |typ: &str, parameter: &str| RTCPFeedback {
-        typ: typ.into(),
-        parameter: parameter.into(),
-    };
-    match kind {
-        RtpCodecKind::Audio => RTCRtpCodec {
-            mime_type: "audio/opus".into(),
-            clock_rate: 48000,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-            rtcp_feedback: vec![],
-        },
-        _ => RTCRtpCodec {
-            mime_type: "video/VP8".into(),
-            clock_rate: 90000,
-            channels: 0,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
-        },
-    }
-}
-
-/// Only Opus and VP8, as a browser in a visit would end up with; nothing for servers to choose among.
-fn codecs() -> anyhow::Result<(MediaEngine, Registry)> {
-    let mut media = MediaEngine::default();
-    for (kind, payload_type) in [(RtpCodecKind::Audio, PT_OPUS), (RtpCodecKind::Video, PT_VP8)] {
-        media.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: codec(kind),
-                payload_type,
-            },
-            kind,
-        )?;
-    }
-    // The interceptor examroom's SFU uses to hand PLI/FIR to the application, so a sender here can answer a
-    // keyframe request the way a browser does.
-    let registry = register_default_interceptors(Registry::new(), &mut media)?.with(
-        Slot::Custom(examroom::media::sfu::KEYFRAME_REQUEST_SLOT),
-        examroom::media::sfu::KeyframeRequests::default(),
-    );
-    Ok((media, registry))
-}
 
 struct Handler {
     streams: Arc<Streams>,
@@ -151,7 +104,7 @@ impl Peer {
     /// A peer that receives whatever the other side sends and, with `send`, sends one audio and one video
     /// stream registered under that path.
     pub async fn new(streams: Arc<Streams>, send: Option<Path>) -> anyhow::Result<Peer> {
-        let (media, registry) = codecs()?;
+        let (media, registry) = codecs::table()?;
         let (ctx, crx) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (gathered_tx, gathered) = watch::channel(false);
@@ -194,7 +147,7 @@ impl Peer {
                         ssrc: Some(ssrc),
                         ..Default::default()
                     },
-                    codec: codec(kind),
+                    codec: codecs::codec(kind),
                     ..Default::default()
                 }],
             )));

@@ -1,5 +1,6 @@
 //! The codecs the SFU offers and the interceptors each peer connection runs: Opus and VP8 only (what the
-//! recorder can depacketize), with NACK, PLI and FIR feedback on video so viewers can repair and resync.
+//! recorder can depacketize), with NACK, PLI and FIR feedback on video so viewers can repair and resync. The
+//! test peers and the media load tool use the same table, so what they negotiate is what a browser gets.
 
 use rtc::interceptor::Slot;
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
@@ -10,7 +11,7 @@ use super::{MIME_OPUS, MIME_VP8, engine_error};
 use crate::media::MediaError;
 
 /// A fresh codec table and interceptor registry (the engine consumes both per peer connection).
-pub(super) fn table() -> Result<(CodecTable, Registry), MediaError> {
+pub fn table() -> Result<(CodecTable, Registry), MediaError> {
     let mut table = CodecTable::default();
     let fb = |typ: &str, parameter: &str| RTCPFeedback {
         typ: typ.into(),
@@ -43,7 +44,7 @@ pub(super) fn table() -> Result<(CodecTable, Registry), MediaError> {
     Ok((table, registry))
 }
 
-pub(super) fn opus() -> RTCRtpCodec {
+pub fn opus() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_OPUS.into(),
         clock_rate: 48000,
@@ -53,12 +54,20 @@ pub(super) fn opus() -> RTCRtpCodec {
     }
 }
 
-pub(super) fn vp8() -> RTCRtpCodec {
+pub fn vp8() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_VP8.into(),
         clock_rate: 90000,
         channels: 0,
         sdp_fmtp_line: String::new(),
         rtcp_feedback: vec![],
+    }
+}
+
+/// The codec of a track of `kind` (what a sender writes its packets as).
+pub fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
+    match kind {
+        RtpCodecKind::Audio => opus(),
+        _ => vp8(),
     }
 }
