@@ -1,4 +1,4 @@
-//! One authorization path. For every rule of `policies/access.toml`, a broker runs with a copy of the policy
+//! One authorization path. For every rule of `policies/access.toml`, a broker (in process) runs with a copy of the policy
 //! that lacks it: each request that rule allowed — over HTTP and over the chat socket — is refused and audited
 //! once, and every other request is still allowed. Then: no role comparison outside the policy module, and two
 //! tabs of the same nurse joining at once leave exactly one peer connection.
@@ -9,8 +9,9 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::chat::{FAST_ROUTING, Ws, audit_denials};
-use crate::common::{Broker, client};
+use crate::common::client;
 use crate::demo::{credentials, patient_token, staff_cookie};
+use crate::test_app::TestApp;
 
 /// One request a rule allows: its name, the rule, and the action audited when it is refused.
 struct Probe {
@@ -267,9 +268,9 @@ async fn emr_token(url: &str, data: &Path) -> String {
     tokens["access_token"].as_str().unwrap().to_string()
 }
 
-async fn broker_with(policy: Option<&str>) -> (tempfile::TempDir, std::path::PathBuf, Broker) {
+/// A broker in this process, with `policy` as its access policy (the shipped one when `None`).
+async fn broker_with(policy: Option<&str>) -> (tempfile::TempDir, TestApp) {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
     let file = dir.path().join("access.toml");
     let mut env = FAST_ROUTING.to_vec();
     let path = file.display().to_string();
@@ -277,8 +278,7 @@ async fn broker_with(policy: Option<&str>) -> (tempfile::TempDir, std::path::Pat
         std::fs::write(&file, text).unwrap();
         env.push(("EXAMROOM_POLICY__ACCESS_FILE", &path));
     }
-    let broker = Broker::dev(&data, &env);
-    (dir, data, broker)
+    (dir, TestApp::spawn(&env).await)
 }
 
 #[tokio::test]
@@ -293,22 +293,21 @@ async fn each_rule_removed_denies_exactly_what_it_allowed_over_http_and_the_sock
     probed.dedup();
     assert_eq!(rules, probed, "a rule without a probe, or a probe without a rule");
 
-    let (_dir, data, broker) = broker_with(None).await;
-    let full = run_probes(&broker.url, &data).await;
+    let (_dir, broker) = broker_with(None).await;
+    let full = run_probes(&broker.url, &broker.data).await;
     for (name, allowed) in &full {
         assert_eq!(*allowed, Some(true), "with the shipped policy: {name}");
     }
     assert!(
-        audit_denials(&data).await.is_empty(),
+        audit_denials(&broker.data).await.is_empty(),
         "nothing refused with the shipped policy"
     );
-    broker.assert_no_panic();
     drop(broker);
 
     for rule in rules {
-        let (_dir, data, broker) = broker_with(Some(&policy_without(rule))).await;
-        let outcome = run_probes(&broker.url, &data).await;
-        let denials = audit_denials(&data).await;
+        let (_dir, broker) = broker_with(Some(&policy_without(rule))).await;
+        let outcome = run_probes(&broker.url, &broker.data).await;
+        let denials = audit_denials(&broker.data).await;
         for p in PROBES {
             let got = outcome[p.name];
             if p.rule == rule {
@@ -325,7 +324,6 @@ async fn each_rule_removed_denies_exactly_what_it_allowed_over_http_and_the_sock
                 );
             }
         }
-        broker.assert_no_panic();
     }
 }
 

@@ -25,5 +25,6 @@ mod retention;
 mod s3;
 mod siem;
 mod storage;
+mod test_app;
 mod video;
 mod video_signaling;
