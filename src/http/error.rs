@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::auth::AuthError;
 use crate::store::StoreError;
+use crate::visit::service::{RecordingAccessError, VideoError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -112,5 +113,27 @@ impl From<StoreError> for ApiError {
 impl From<crate::policy::Denial> for ApiError {
     fn from(d: crate::policy::Denial) -> Self {
         ApiError::Forbidden(d.reason)
+    }
+}
+
+impl From<VideoError> for ApiError {
+    /// The same codes the socket sends (`VideoError::code`), with the status each kind of refusal has.
+    fn from(e: VideoError) -> Self {
+        match e.code() {
+            "forbidden" => ApiError::Forbidden(e.to_string()),
+            "media_unavailable" => ApiError::Unavailable("media_unavailable"),
+            "recording_failed" => ApiError::Internal(e.to_string()),
+            code => ApiError::BadRequest(code, e.to_string()),
+        }
+    }
+}
+
+impl From<RecordingAccessError> for ApiError {
+    fn from(e: RecordingAccessError) -> Self {
+        match e.code() {
+            "forbidden" => ApiError::Forbidden(e.to_string()),
+            "internal" => ApiError::Internal(e.to_string()),
+            code => ApiError::BadRequest(code, e.to_string()),
+        }
     }
 }

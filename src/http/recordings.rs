@@ -75,17 +75,6 @@ async fn audit(app: &AppState, caller: &Caller, action: &str, resource: String, 
         .await;
 }
 
-fn access_error(e: RecordingAccessError) -> ApiError {
-    match e {
-        RecordingAccessError::NotStored => {
-            ApiError::BadRequest("not_stored", "the recording is not stored yet".into())
-        }
-        RecordingAccessError::Deleted => ApiError::BadRequest("deleted", "the recording was deleted".into()),
-        RecordingAccessError::Unreadable(e) => ApiError::Internal(e),
-        RecordingAccessError::WrongProof(e) => ApiError::Forbidden(e),
-    }
-}
-
 fn view(r: &RecordingRow) -> serde_json::Value {
     json!({
         "id": r.id,
@@ -192,9 +181,9 @@ async fn download(
                 &e.to_string(),
             )
             .await;
-            Err(access_error(e))
+            Err(e.into())
         }
-        Err(e) => Err(access_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -220,7 +209,7 @@ async fn legal_hold(
     app.video
         .set_legal_hold(&proof, req.hold)
         .await
-        .map_err(access_error)?;
+        .map_err(ApiError::from)?;
     let action = if req.hold {
         "recording.legal_hold.set"
     } else {
@@ -396,8 +385,8 @@ async fn stream(
                 &e.to_string(),
             )
             .await;
-            Err(access_error(e))
+            Err(e.into())
         }
-        Err(e) => Err(access_error(e)),
+        Err(e) => Err(e.into()),
     }
 }

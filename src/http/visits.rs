@@ -16,7 +16,6 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::policy::{Resource, ResourceKind};
 use crate::recording::timeline::RecordingState;
 use crate::visit::VisitId;
-use crate::visit::service::VideoError;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/visits/{id}/recording-state", put(set_state))
@@ -76,14 +75,18 @@ async fn set_state(
                 .await;
             Ok(Json(json!({ "visit_id": visit, "recording": notice })))
         }
-        Err(VideoError::ReasonRequired) => {
-            Err(ApiError::BadRequest("reason_required", "give a reason".into()))
+        Err(e) => {
+            if e.is_access_attempt() {
+                app.audit
+                    .record_or_log(
+                        AuditEvent::new(action, format!("visit:{visit}"), Outcome::Denied)
+                            .by(&caller.principal)
+                            .reason(e.to_string())
+                            .request(Some(&caller.request_id)),
+                    )
+                    .await;
+            }
+            Err(e.into())
         }
-        Err(VideoError::NotRecorded) => Err(ApiError::BadRequest(
-            "not_recorded",
-            "this visit is not being recorded".into(),
-        )),
-        Err(VideoError::Visit(crate::visit::VisitError::UnknownVisit)) => Err(ApiError::NotFound),
-        Err(e) => Err(ApiError::Internal(e.to_string())),
     }
 }

@@ -43,6 +43,19 @@ pub enum MessagingError {
     Store(#[from] StoreError),
 }
 
+impl MessagingError {
+    /// The code a client gets (the socket's error frame).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownQueue => "unknown_queue",
+            Self::WrongProof(_) => "forbidden",
+            Self::Closed => "conversation_closed",
+            Self::Routing(_) => "no_such_offer",
+            Self::Crypto(_) | Self::Store(_) => "internal",
+        }
+    }
+}
+
 /// A decrypted message.
 pub struct Message {
     pub seq: i64,

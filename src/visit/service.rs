@@ -51,6 +51,46 @@ pub enum VideoError {
     Recording,
 }
 
+impl VideoError {
+    /// The code a client gets for this refusal (the socket's error frame; HTTP maps it in `http::error`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Visit(VisitError::NotAssignedNurse) => "forbidden",
+            Self::Visit(VisitError::NotParticipant | VisitError::UnknownVisit) => "forbidden",
+            Self::Visit(VisitError::NotPatient) => "forbidden",
+            Self::Visit(VisitError::NotActive) => "video_not_accepted",
+            Self::Visit(VisitError::WrapUp) => "in_wrap_up",
+            Self::Visit(VisitError::AlreadyAnswered) => "already_answered",
+            Self::NoConversation => "forbidden",
+            Self::NotRecorded => "not_recorded",
+            Self::ReasonRequired => "reason_required",
+            Self::Recording => "recording_failed",
+            Self::Replaced => "replaced",
+            Self::WrongProof => "forbidden",
+            Self::Media(MediaError::InvalidSdp(_)) => "invalid_sdp",
+            Self::Media(MediaError::SdpTooLarge(_)) => "sdp_too_large",
+            Self::Media(MediaError::TooManyTracks(_)) => "too_many_tracks",
+            Self::Media(MediaError::InvalidCandidate) => "invalid_candidate",
+            Self::Media(MediaError::NoPeerConnection) => "no_peer_connection",
+            Self::Media(MediaError::NoPort) => "media_unavailable",
+            Self::Media(MediaError::Engine(_)) => "media_unavailable",
+        }
+    }
+
+    /// Whether the refusal is someone reaching for a visit or conversation that is not theirs (audited).
+    pub fn is_access_attempt(&self) -> bool {
+        matches!(
+            self,
+            Self::Visit(VisitError::NotAssignedNurse)
+                | Self::Visit(VisitError::NotParticipant | VisitError::UnknownVisit)
+                | Self::Visit(VisitError::NotPatient)
+                | Self::Visit(VisitError::NotActive)
+                | Self::NoConversation
+                | Self::WrongProof
+        )
+    }
+}
+
 /// The recording side of the video service: policies, keys, storage, and the sessions in progress.
 pub struct RecordingSetup {
     pub policies: RecordingPolicies,

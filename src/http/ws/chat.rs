@@ -16,16 +16,17 @@ use crate::store::{ConversationRow, ConversationState};
 const SYNC_PAGE: i64 = 500;
 
 fn from_messaging(e: MessagingError) -> Vec<ServerFrame> {
-    match e {
-        MessagingError::UnknownQueue => error("unknown_queue", "no such queue"),
-        MessagingError::WrongProof(_) => error("forbidden", "you have no access to this conversation"),
-        MessagingError::Closed => error("conversation_closed", "the conversation has ended"),
-        MessagingError::Routing(r) => error("no_such_offer", r.to_string()),
-        other => {
-            tracing::error!(error = %other, "messaging failure");
-            error("internal", "internal error; retry with the same idempotency key")
+    let message = match &e {
+        MessagingError::UnknownQueue => "no such queue".to_string(),
+        MessagingError::WrongProof(_) => "you have no access to this conversation".to_string(),
+        MessagingError::Closed => "the conversation has ended".to_string(),
+        MessagingError::Routing(r) => r.to_string(),
+        MessagingError::Crypto(_) | MessagingError::Store(_) => {
+            tracing::error!(error = %e, "messaging failure");
+            "internal error; retry with the same idempotency key".to_string()
         }
-    }
+    };
+    error(e.code(), message)
 }
 
 /// The first frame after authentication.

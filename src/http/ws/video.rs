@@ -20,30 +20,10 @@ async fn refused(
     resource: String,
     e: VideoError,
 ) -> Vec<ServerFrame> {
-    let (code, access_attempt) = match &e {
-        VideoError::Visit(VisitError::NotAssignedNurse) => ("forbidden", true),
-        VideoError::Visit(VisitError::NotParticipant | VisitError::UnknownVisit) => ("forbidden", true),
-        VideoError::Visit(VisitError::NotPatient) => ("forbidden", true),
-        VideoError::Visit(VisitError::NotActive) => ("video_not_accepted", true),
-        VideoError::Visit(VisitError::WrapUp) => ("in_wrap_up", false),
-        VideoError::Visit(VisitError::AlreadyAnswered) => ("already_answered", false),
-        VideoError::NoConversation => ("forbidden", true),
-        VideoError::NotRecorded => ("not_recorded", false),
-        VideoError::ReasonRequired => ("reason_required", false),
-        VideoError::Recording => ("recording_failed", false),
-        VideoError::Replaced => ("replaced", false),
-        VideoError::WrongProof => ("forbidden", true),
-        VideoError::Media(MediaError::InvalidSdp(_)) => ("invalid_sdp", false),
-        VideoError::Media(MediaError::SdpTooLarge(_)) => ("sdp_too_large", false),
-        VideoError::Media(MediaError::TooManyTracks(_)) => ("too_many_tracks", false),
-        VideoError::Media(MediaError::InvalidCandidate) => ("invalid_candidate", false),
-        VideoError::Media(MediaError::NoPeerConnection) => ("no_peer_connection", false),
-        VideoError::Media(MediaError::NoPort) => ("media_unavailable", false),
-        VideoError::Media(MediaError::Engine(detail)) => {
-            tracing::error!(error = %detail, "media engine failure");
-            ("media_unavailable", false)
-        }
-    };
+    let (code, access_attempt) = (e.code(), e.is_access_attempt());
+    if let VideoError::Media(MediaError::Engine(detail)) = &e {
+        tracing::error!(error = %detail, "media engine failure");
+    }
     if access_attempt {
         audit(app, conn, action, resource, Outcome::Denied, Some(&e.to_string())).await;
     }

@@ -375,6 +375,18 @@ impl VideoService {
     }
 }
 
+impl RecordingAccessError {
+    /// The code a client gets.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotStored => "not_stored",
+            Self::Deleted => "deleted",
+            Self::Unreadable(_) => "internal",
+            Self::WrongProof(_) => "forbidden",
+        }
+    }
+}
+
 /// Why an allowed access to a recording still cannot be served.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingAccessError {
