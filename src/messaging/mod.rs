@@ -155,9 +155,7 @@ impl Messaging {
         for c in open {
             let id = ConversationId::new(c.id.clone());
             match (c.state, &c.nurse) {
-                (ConversationState::Assigned, Some(nurse)) => {
-                    room.restore_assignment(&SubjectId::new(nurse.clone()), id)
-                }
+                (ConversationState::Assigned, Some(nurse)) => room.restore_assignment(nurse, id),
                 (ConversationState::Waiting, _) if self.queues.contains_key(&c.queue) => {
                     room.enqueue(id, &c.queue, c.priority_boost, c.enqueued_at, now)?;
                 }
@@ -214,7 +212,7 @@ impl Messaging {
                 id: id.to_string(),
                 reference: reference(),
                 queue: queue.to_string(),
-                patient: patient.as_str().to_string(),
+                patient: patient.clone(),
                 start_key: key.to_string(),
                 nurse: None,
                 state: ConversationState::Waiting,
@@ -274,7 +272,7 @@ impl Messaging {
                 at: timestamp(outcome.message.at_ms),
             };
             self.deliver(c, frame);
-            if sender.as_str() == c.patient && self.mentions_emergency(body) {
+            if sender == &c.patient && self.mentions_emergency(body) {
                 self.hub.send(
                     sender,
                     ServerFrame::Emergency {
@@ -387,7 +385,7 @@ impl Messaging {
             match (&c.nurse, c.state) {
                 (Some(nurse), ConversationState::Assigned) => {
                     let handled = now - c.assigned_at.unwrap_or(now);
-                    match room.finish(&SubjectId::new(nurse.clone()), &id, &c.queue, handled, now) {
+                    match room.finish(nurse, &id, &c.queue, handled, now) {
                         Ok(effects) => effects,
                         // Closed in the database either way; the core had already let go of it.
                         Err(e) => {
@@ -412,9 +410,9 @@ impl Messaging {
 
     /// Sends a frame to the patient and the assigned nurse of a conversation.
     fn deliver(&self, c: &ConversationRow, frame: ServerFrame) {
-        self.hub.send(&SubjectId::new(c.patient.clone()), frame.clone());
+        self.hub.send(&c.patient, frame.clone());
         if let Some(nurse) = &c.nurse {
-            self.hub.send(&SubjectId::new(nurse.clone()), frame);
+            self.hub.send(nurse, frame);
         }
     }
 
@@ -557,7 +555,7 @@ impl Messaging {
         frame: ServerFrame,
     ) -> Result<(), MessagingError> {
         if let Some(c) = self.db.conversation(conversation.as_str()).await? {
-            self.hub.send(&SubjectId::new(c.patient), frame);
+            self.hub.send(&c.patient, frame);
         }
         Ok(())
     }

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
+
+use crate::ids::SubjectId;
 use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
@@ -298,9 +300,10 @@ pub struct ConversationRow {
     pub id: String,
     pub reference: String,
     pub queue: String,
-    pub patient: String,
+    /// The patient's subject: never printed.
+    pub patient: SubjectId,
     pub start_key: String,
-    pub nurse: Option<String>,
+    pub nurse: Option<SubjectId>,
     pub state: ConversationState,
     pub priority_boost: i64,
     pub kek_id: String,
@@ -339,9 +342,9 @@ fn conversation(r: &AnyRow) -> Result<ConversationRow, sqlx::Error> {
         id: r.try_get(0)?,
         reference: r.try_get(1)?,
         queue: r.try_get(2)?,
-        patient: r.try_get(3)?,
+        patient: SubjectId::new(r.try_get::<String, _>(3)?),
         start_key: r.try_get(4)?,
-        nurse: r.try_get(5)?,
+        nurse: r.try_get::<Option<String>, _>(5)?.map(SubjectId::new),
         state: {
             let word: String = r.try_get(6)?;
             ConversationState::parse(&word)
@@ -383,9 +386,9 @@ impl Db {
         .bind(&c.id)
         .bind(&c.reference)
         .bind(&c.queue)
-        .bind(&c.patient)
+        .bind(c.patient.as_str())
         .bind(&c.start_key)
-        .bind(&c.nurse)
+        .bind(c.nurse.as_ref().map(|n| n.as_str().to_string()))
         .bind(c.state.as_str())
         .bind(c.priority_boost)
         .bind(&c.kek_id)
@@ -400,7 +403,7 @@ impl Db {
         let sql =
             format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE patient = $1 AND start_key = $2");
         let r = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&c.patient)
+            .bind(c.patient.as_str())
             .bind(&c.start_key)
             .fetch_one(self.pool())
             .await?;

@@ -216,12 +216,11 @@ impl VideoService {
             .require(&["visit.create"])
             .map_err(|_| VideoError::WrongProof)?;
         let (nurse, row) = (proof.subject(), proof.resource());
-        let patient = SubjectId::new(row.patient.clone());
+        let patient = row.patient.clone();
         let assigned = row
             .nurse
             .clone()
-            .filter(|_| row.state == ConversationState::Assigned)
-            .map(SubjectId::new);
+            .filter(|_| row.state == ConversationState::Assigned);
         let wrap_up = self.messaging.presence(nurse).await == Presence::WrapUp;
         let visit = self
             .live()

@@ -208,7 +208,7 @@ async fn concurrent_message_appends_are_gapless_and_fail_alone() {
                 id: "c-group".into(),
                 reference: "REF-GROUP".into(),
                 queue: "triage".into(),
-                patient: "patient-1".into(),
+                patient: SubjectId::new("patient-1"),
                 start_key: "k".into(),
                 nurse: None,
                 state: examroom::store::ConversationState::Waiting,

@@ -6,7 +6,6 @@ use super::reply::{Connection, audit as audit_event, error};
 use crate::app::App;
 use crate::audit::Outcome;
 use crate::clock::timestamp;
-use crate::ids::SubjectId;
 use crate::messaging::MessagingError;
 use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::protocol::{ClientFrame, PresenceRequest, ServerFrame};
@@ -154,7 +153,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             };
             let c = proof.resource();
             // Every read of a transcript by someone other than its patient is audited.
-            if proof.subject().as_str() != c.patient {
+            if proof.subject() != &c.patient {
                 audit(app, conn, "conversation.read", &c.id, Outcome::Success).await;
             }
             match app.messaging.history(&proof, after_seq.max(0), SYNC_PAGE).await {
@@ -250,7 +249,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                 Err(frames) => return frames,
             };
             let c = proof.resource();
-            let reason = if proof.subject().as_str() == c.patient {
+            let reason = if proof.subject() == &c.patient {
                 "patient_left"
             } else {
                 "nurse_ended"
@@ -307,12 +306,12 @@ pub async fn authorized(
     };
     let resource = match &row {
         Some(c) => Resource::new(ResourceKind::Conversation, Some(c.id.clone()))
-            .owned_by(SubjectId::new(c.patient.clone()))
+            .owned_by(c.patient.clone())
             .assigned_to(
                 c.nurse
                     .iter()
                     .filter(|_| c.state == ConversationState::Assigned)
-                    .map(|n| SubjectId::new(n.clone()))
+                    .cloned()
                     .collect(),
             ),
         None => Resource::new(ResourceKind::Conversation, Some(safe_id(id))),
