@@ -79,6 +79,43 @@ opaque_id!(
     ConversationId
 );
 
+string_id!(
+    /// A recording: `r` and 24 random hex digits. Safe to print, put in object keys and audit events.
+    RecordingId
+);
+
+impl RecordingId {
+    pub fn random() -> Self {
+        Self(format!("r{}", random_hex(12)))
+    }
+
+    /// Accepts only something shaped like our ids, so a client's text never reaches an audit event or a key.
+    pub fn parse(text: &str) -> Option<Self> {
+        (text.len() == 25 && text.starts_with('r') && text[1..].chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| Self(text.to_string()))
+    }
+}
+
+/// Reads as its text where a `&str` is expected (keys, queries): the id is not secret.
+impl std::ops::Deref for RecordingId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RecordingId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Debug for RecordingId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RecordingId({})", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +124,21 @@ mod tests {
     fn subject_ids_never_print_their_value() {
         let s = SubjectId::new("MRN-0042");
         assert!(!format!("{s:?}").contains("0042"));
+    }
+
+    #[test]
+    fn recording_ids_have_one_shape() {
+        let r = RecordingId::random();
+        assert_eq!(RecordingId::parse(r.as_str()), Some(r));
+        for bad in [
+            "",
+            "r123",
+            "x000000000000000000000000",
+            "r00000000000000000000000g",
+            "../etc/passwd",
+        ] {
+            assert_eq!(RecordingId::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

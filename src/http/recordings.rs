@@ -18,6 +18,7 @@ use super::extract::Caller;
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Role;
+use crate::ids::RecordingId;
 use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::store::RecordingRow;
 use crate::visit::service::RecordingAccessError;
@@ -61,7 +62,7 @@ fn viewers(app: &AppState, queue: &str) -> Vec<Role> {
 
 /// A recording as the access policy sees it.
 fn resource_of(app: &AppState, row: &RecordingRow) -> Resource {
-    Resource::new(ResourceKind::Recording, Some(row.id.clone())).viewable_by(viewers(app, &row.queue))
+    Resource::new(ResourceKind::Recording, Some(row.id.to_string())).viewable_by(viewers(app, &row.queue))
 }
 
 async fn audit(app: &AppState, caller: &Caller, action: &str, resource: String, outcome: Outcome, why: &str) {
@@ -222,11 +223,7 @@ async fn legal_hold(
 }
 
 fn safe_id(id: &str) -> String {
-    if id.len() == 25 && id.starts_with('r') && id[1..].chars().all(|c| c.is_ascii_hexdigit()) {
-        id.to_string()
-    } else {
-        "invalid".into()
-    }
+    RecordingId::parse(id).map_or_else(|| "invalid".into(), |r| r.to_string())
 }
 
 /// Loads a recording and asks the policy whether the caller may do `action` on it; a refusal (an unknown id

@@ -32,7 +32,7 @@ pub async fn sweep(
     let mut receipts = Vec::new();
     for r in db.expired_recordings(now_ms).await? {
         let receipt = Receipt {
-            recording: r.id.clone(),
+            recording: r.id.to_string(),
             policies: r.policies.clone(),
             retain_until_ms: r.retain_until,
             deleted_at_ms: now_ms,

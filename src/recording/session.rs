@@ -12,7 +12,7 @@ use super::recorder::{Recorder, Source, finalize};
 use super::timeline::{RecordingState, Timeline};
 use super::workdir::LocalStore;
 use crate::crypto::{CryptoError, DataKey, Keyring};
-use crate::ids::random_hex;
+use crate::ids::RecordingId;
 use crate::media::{MediaKind, MediaTap, ParticipantId, RtpView};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +34,7 @@ struct Inner {
 }
 
 pub struct RecordingSession {
-    pub id: String,
+    pub id: RecordingId,
     spool_key: DataKey,
     key: DataKey,
     inner: Mutex<Inner>,
@@ -72,7 +72,7 @@ impl RecordingSession {
         keyring: &Keyring,
         now_ms: i64,
     ) -> Result<(RecordingSession, WrappedKeys), RecordingError> {
-        let id = format!("r{}", random_hex(12));
+        let id = RecordingId::random();
         let (key, kek_id, wrapped_key) = keyring.new_data_key(&key_context(&id))?;
         let (spool_key, spool_kek_id, spool_wrapped_key) = keyring.new_data_key(&spool_context(&id))?;
         let (recorder, head) = Recorder::start(&spool_key, &id, now_ms);

@@ -5,6 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, StoreError};
+use crate::ids::RecordingId;
 
 /// Where a recording is in its life, stored as its word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -39,7 +40,7 @@ impl RecordingPhase {
 
 #[derive(Debug, Clone)]
 pub struct RecordingRow {
-    pub id: String,
+    pub id: RecordingId,
     pub visit_id: String,
     pub queue: String,
     pub policies: String,
@@ -78,7 +79,7 @@ const COLUMNS: &str = "id, visit_id, queue, policies, consent, state, kek_id, wr
 
 fn row(r: &AnyRow) -> Result<RecordingRow, sqlx::Error> {
     Ok(RecordingRow {
-        id: r.try_get("id")?,
+        id: RecordingId::new(r.try_get::<String, _>("id")?),
         visit_id: r.try_get("visit_id")?,
         queue: r.try_get("queue")?,
         policies: r.try_get("policies")?,

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::facts::{Facts, is_access};
 use super::{ReportQuery, in_range, ts};
+use crate::audit::Outcome;
 use crate::store::AuditRow;
 
 const DAY_MS: i64 = 86_400_000;
@@ -31,7 +32,10 @@ pub(super) fn access(q: &ReportQuery, events: &[AuditRow]) -> Table {
             ])
         })
         .collect();
-    let denied = rows.iter().filter(|r| r["outcome"] == "denied").count();
+    let denied = rows
+        .iter()
+        .filter(|r| r["outcome"] == Outcome::Denied.as_str())
+        .count();
     let actors: BTreeSet<&str> = rows.iter().filter_map(|r| r["actor"].as_str()).collect();
     (
         json!({"accesses": rows.len(), "denied": denied, "actors": actors.len()}),
@@ -201,11 +205,11 @@ pub(super) fn exposure(q: &ReportQuery, events: &[AuditRow], f: &Facts) -> Table
         }
         let m = staff.entry(e.actor.clone()).or_default();
         m.role = e.role.clone();
-        if e.outcome == "denied" {
+        if e.outcome == Outcome::Denied.as_str() {
             m.denied += 1;
             continue;
         }
-        if e.outcome != "success" || e.resource.ends_with(":*") {
+        if e.outcome != Outcome::Success.as_str() || e.resource.ends_with(":*") {
             continue;
         }
         m.records.insert(e.resource.clone());
