@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::{AuditEvent, Auditor};
 use crate::auth::jwt::{Jwks, TokenUse, TokenVerifier};
@@ -54,6 +54,8 @@ pub struct App {
     /// The development provider, only under `examroom dev`.
     pub dev_idp: Option<Arc<DevIdp>>,
     pub started_at: Instant,
+    /// The bearer token `/metrics` requires (`server.metrics_token_file`), if any.
+    pub metrics_token: Option<SecretString>,
     /// What the background workers are doing (filled by [`crate::serve`]).
     pub workers: crate::workers::WorkerStatus,
 }
@@ -77,6 +79,9 @@ impl App {
                     anyhow::anyhow!("invalid recording policy:\n  {}", lines.join("\n  "))
                 },
             )?;
+        for w in recording_policies.viewer_warnings("policy.recording_file") {
+            tracing::warn!(key = %w.key, "{}", w.message);
+        }
         let metrics = Metrics::new();
         let audit = Auditor::new(db.clone(), metrics.audit_events.clone());
         // Redirects are never followed: a provider that redirects its discovery or JWKS is misconfigured, and
@@ -131,6 +136,12 @@ impl App {
             )
         });
 
+        let metrics_token = match &config.server.metrics_token_file {
+            Some(path) => Some(
+                read_secret_file("server.metrics_token_file", path).map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
+            None => None,
+        };
         let messaging = Arc::new(Messaging::new(&config, db.clone()).context("messaging.kek_files")?);
         messaging.restore().await.context("restoring the waiting room")?;
 
@@ -184,6 +195,7 @@ impl App {
             dev_idp,
             started_at: Instant::now(),
             workers: Default::default(),
+            metrics_token,
         })
     }
 

@@ -205,11 +205,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if let Ok(c) = &loaded {
                 let queues: Vec<String> = c.queues().into_iter().map(|q| q.name).collect();
-                if let Err(p) = examroom::policy::recording::RecordingPolicies::load(
+                match examroom::policy::recording::RecordingPolicies::load(
                     c.policy.recording_file.as_deref(),
                     &queues,
                 ) {
-                    problems.extend(p);
+                    Ok(policies) => {
+                        let key = if c.policy.recording_file.is_some() {
+                            "policy.recording_file"
+                        } else {
+                            "policies/recording.toml"
+                        };
+                        for w in policies.viewer_warnings(key) {
+                            eprintln!("warning: {w}");
+                        }
+                    }
+                    Err(p) => problems.extend(p),
                 }
             }
             if let Ok(c) = &loaded {

@@ -21,6 +21,13 @@ pub fn deployment(c: &Config) -> Vec<Problem> {
         .turn_urls
         .iter()
         .any(|u| u.starts_with("turn:") || u.starts_with("turns:"));
+    if is_remote_tls(c) && c.server.metrics_token_file.is_none() {
+        p.push(Problem::new(
+            "server.metrics_token_file",
+            "a deployment served over https must not publish its metrics: give /metrics a bearer token",
+        ));
+    }
+    p.extend(key_file_modes(c));
     if is_remote_tls(c) && !has_turn {
         p.push(Problem::new(
             "media.turn_urls",
@@ -60,4 +67,67 @@ pub fn warnings(c: &Config) -> Vec<Problem> {
         ));
     }
     w
+}
+
+/// Every key and secret file the configuration names, by key (and the generated ones in the data directory).
+fn key_files(c: &Config) -> Vec<(String, std::path::PathBuf)> {
+    let mut files = Vec::new();
+    for (i, f) in c.messaging.kek_files.iter().enumerate() {
+        files.push((format!("messaging.kek_files[{i}]"), f.clone()));
+    }
+    let optional = [
+        ("logging.pseudonym_key_file", c.logging.pseudonym_key_file.clone()),
+        ("media.turn_secret_file", c.media.turn_secret_file.clone()),
+        ("server.metrics_token_file", c.server.metrics_token_file.clone()),
+        ("database.url_file", c.database.url_file.clone()),
+        (
+            "auth.staff.client_secret_file",
+            c.auth.staff.as_ref().and_then(|s| s.client_secret_file.clone()),
+        ),
+        (
+            "recording.s3.secret_access_key_file",
+            c.recording
+                .s3
+                .as_ref()
+                .and_then(|s| s.secret_access_key_file.clone()),
+        ),
+    ];
+    files.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, f)| f.map(|f| (k.to_string(), f))),
+    );
+    for (i, w) in c.siem.webhooks.iter().enumerate() {
+        files.push((format!("siem.webhooks[{i}].secret_file"), w.secret_file.clone()));
+    }
+    let keys = c.server.data_dir.join("keys");
+    for generated in ["kek.hex", "audit-signing.pk8"] {
+        files.push(("server.data_dir".to_string(), keys.join(generated)));
+    }
+    files.push((
+        "server.data_dir".to_string(),
+        c.server.data_dir.join("pseudonym.key"),
+    ));
+    files
+}
+
+/// A key file others on the host can read is a key already half shared: refused, naming the file.
+fn key_file_modes(c: &Config) -> Vec<Problem> {
+    use std::os::unix::fs::PermissionsExt;
+    key_files(c)
+        .into_iter()
+        .filter_map(|(key, path)| {
+            let mode = std::fs::metadata(&path).ok()?.permissions().mode();
+            (mode & 0o077 != 0).then(|| {
+                Problem::new(
+                    key,
+                    format!(
+                        "{} is readable or writable by group or others (mode {:o}): chmod 600 it",
+                        path.display(),
+                        mode & 0o777
+                    ),
+                )
+            })
+        })
+        .collect()
 }

@@ -169,6 +169,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace_seconds: u64,
+    /// A bearer token `/metrics` requires (Prometheus' `authorization` with `credentials_file`). Required by
+    /// a deployment served over https; without it (the demo) `/metrics` is open.
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -180,6 +183,7 @@ impl Default for ServerConfig {
             portal_origins: Vec::new(),
             max_body_bytes: 64 * 1024,
             shutdown_grace_seconds: 20,
+            metrics_token_file: None,
         }
     }
 }

@@ -43,11 +43,28 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
-    (
+/// Prometheus metrics; behind `server.metrics_token_file`'s bearer token when one is configured (a deployment
+/// must), compared in constant time.
+async fn metrics(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(token) = &app.metrics_token {
+        use secrecy::ExposeSecret;
+        use subtle::ConstantTimeEq;
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
+            return Err(ApiError::Unauthorized("metrics_token_required"));
+        }
+    }
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),
-    )
+    ))
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -78,6 +78,24 @@ impl RecordingPolicies {
         Self::parse(&text, key, queues)
     }
 
+    /// Viewer roles other than compliance officers: allowed, but the widget tells patients that only
+    /// compliance staff can view their recording, so an operator must hear about it (`check-config`, start).
+    pub fn viewer_warnings(&self, key: &str) -> Vec<Problem> {
+        let mut w = Vec::new();
+        for (i, p) in self.policies.iter().enumerate() {
+            for r in p.viewer_roles.iter().filter(|r| **r != Role::ComplianceOfficer) {
+                w.push(Problem::new(
+                    format!("{key}: policies[{i}].viewer_roles"),
+                    format!(
+                        "`{}` may view recordings, but patients are told only compliance staff can",
+                        r.as_str()
+                    ),
+                ));
+            }
+        }
+        w
+    }
+
     pub fn parse(text: &str, key: &str, queues: &[String]) -> Result<Self, Vec<Problem>> {
         let file: PolicyFile =
             toml::from_str(text).map_err(|e| vec![Problem::new(key, e.message().to_string())])?;

@@ -122,10 +122,28 @@ recording_file = "{}"
     ] {
         assert!(out.contains(key), "expected {key} in:\n{out}");
     }
-    // The shipped policy is valid with the same configuration.
+    // A supervisor as viewer is allowed, with a warning naming the policy (patients are told otherwise).
+    std::fs::write(
+        &policy,
+        examroom::policy::recording::DEFAULT_RECORDING_POLICY.replace(
+            "viewer_roles = [\"compliance_officer\"]",
+            "viewer_roles = [\"compliance_officer\", \"supervisor\"]",
+        ),
+    )
+    .unwrap();
+    let (code, out) = examroom(&["check-config", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "warning: policy.recording_file: policies[0].viewer_roles: `supervisor` may view recordings"
+        ),
+        "{out}"
+    );
+    // The shipped policy is valid with the same configuration, and warns about nothing.
     std::fs::write(&policy, examroom::policy::recording::DEFAULT_RECORDING_POLICY).unwrap();
     let (code, out) = examroom(&["check-config", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("warning"), "{out}");
 }
 
 #[test]

@@ -28,6 +28,7 @@ pub fn example_config(dir: &Path, database_url: &str) -> String {
         ("turn-secret", hex_key()),
         ("s3-secret-key", "examroom-secret".into()),
         ("siem-secret", hex_key()),
+        ("metrics-token", "metrics-token-for-tests".into()),
         (
             "access.toml",
             std::fs::read_to_string(root.join("policies/access.toml")).unwrap(),
@@ -99,6 +100,30 @@ fn the_shipped_example_is_valid_and_refused_without_turn() {
         out.contains("warning: media.bind_ips: only loopback addresses"),
         "{out}"
     );
+
+    // A key file others can read is refused, naming its key and the file.
+    let kek = dir.path().join("etc/kek-2026.hex");
+    std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (code, out) = check_config(&text, dir.path());
+    std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("messaging.kek_files[0]:")
+            && out.contains("kek-2026.hex is readable or writable by group or others"),
+        "{out}"
+    );
+    // Metrics published without a token in a deployment: refused.
+    let open_metrics = text.replace(
+        &format!(
+            "metrics_token_file = \"{}/etc/metrics-token\"",
+            dir.path().display()
+        ),
+        "",
+    );
+    assert_ne!(open_metrics, text);
+    let (code, out) = check_config(&open_metrics, dir.path());
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("server.metrics_token_file"), "{out}");
 
     // An announced address that names no bind address is refused, naming the entry.
     let stray = text.replace(
@@ -217,6 +242,21 @@ async fn the_broker_starts_from_the_example_and_staff_and_patients_sign_in() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
+
+    // Metrics need the bearer token.
+    let metrics = |token: Option<&str>| {
+        let req = http.get(format!("{url}/metrics"));
+        match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+        .send()
+    };
+    assert_eq!(metrics(None).await.unwrap().status(), 401);
+    assert_eq!(metrics(Some("wrong")).await.unwrap().status(), 401);
+    let ok = metrics(Some("metrics-token-for-tests")).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("examroom_"));
 
     // The broker is ready on PostgreSQL and says it serves over TLS (HSTS).
     let ready = http.get(format!("{url}/readyz")).send().await.unwrap();

@@ -19,6 +19,7 @@ const PORTAL_REDIRECT: &str = "http://127.0.0.1:9/portal-callback";
 fn write_config(dir: &Path, broker_port: u16, issuer: &str) -> std::path::PathBuf {
     let secret = dir.join("staff-client-secret");
     std::fs::write(&secret, "staff-secret-for-tests\n").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let config = format!(
         r#"
 [server]
