@@ -1,5 +1,5 @@
 //! The HTTP face of the broker: routers per area merged here, with the middleware every request passes
-//! through (request id and span, metrics, security headers, body limit, JSON errors). Handlers extract,
+//! through (request id and span, metrics, security headers, cross-site refusal, body limit, JSON errors). Handlers extract,
 //! authorize, call the domain and map the result; they hold no business logic.
 
 mod audit;
@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 mod openapi;
+mod origin;
 mod pages;
 mod queues;
 mod recordings;
@@ -49,6 +50,7 @@ pub fn router(app: AppState) -> Router {
     router
         .fallback(|| async { ApiError::NotFound })
         .layer(RequestBodyLimitLayer::new(app.config.server.max_body_bytes))
+        .layer(middleware::from_fn_with_state(app.clone(), origin::same_origin))
         .layer(middleware::from_fn_with_state(app.clone(), security_headers))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(app.clone(), observe))

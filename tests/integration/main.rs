@@ -8,6 +8,7 @@ mod chat;
 mod common;
 mod config_cli;
 mod crash;
+mod cross_site;
 mod demo;
 mod dev_mode;
 mod example_config;

@@ -1,0 +1,84 @@
+//! Cross-site requests: a request that carries the staff session cookie and can change something (a non-GET, or
+//! the socket upgrade) is refused from any origin but the broker's own and the configured portals — with a
+//! 403 JSON error and an audit event — while bearer-token clients, which carry no cookie, are unaffected.
+
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::chat::{FAST_ROUTING, audit_denials};
+use crate::common::client;
+use crate::demo::{credentials, password, portal_id_token, staff_cookie};
+use crate::test_app::TestApp;
+
+const EVIL: &str = "https://evil.example";
+/// The portal's sibling: same site as a real portal would be, but not a configured origin.
+const SIBLING: &str = "https://files.clinic.example";
+
+/// Opens the chat socket with the session cookie from `origin`; the HTTP status of a refused handshake.
+async fn socket_from(url: &str, cookie: &str, origin: &str) -> Result<(), u16> {
+    let mut req = format!("{}/api/v1/ws", url.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => Ok(()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn cookie_requests_from_another_origin_are_refused_and_audited() {
+    let mut env = FAST_ROUTING.to_vec();
+    env.push((
+        "EXAMROOM_SERVER__PORTAL_ORIGINS",
+        r#"["https://portal.clinic.example"]"#,
+    ));
+    let app = TestApp::spawn(&env).await;
+    let url = app.url.clone();
+    let cookie = staff_cookie(&url, &app.data, "nurse").await;
+    let http = client();
+    let logout = |origin: &str| {
+        http.post(format!("{url}/auth/logout"))
+            .header("cookie", &cookie)
+            .header("origin", origin)
+            .send()
+    };
+
+    for origin in [EVIL, SIBLING] {
+        let resp = logout(origin).await.unwrap();
+        assert_eq!(resp.status(), 403, "{origin}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "forbidden");
+        assert_eq!(socket_from(&url, &cookie, origin).await, Err(403), "{origin}");
+    }
+    // The broker's own pages and the configured portal are fine.
+    assert_eq!(socket_from(&url, &cookie, &url).await, Ok(()));
+    assert_eq!(
+        socket_from(&url, &cookie, "https://portal.clinic.example").await,
+        Ok(())
+    );
+
+    // A bearer token is not a cookie: the portal's ID token opens a patient session from anywhere.
+    let id_token = portal_id_token(&url, &password(&credentials(&app.data), "patient")).await;
+    let resp = client()
+        .post(format!("{url}/api/v1/patient/sessions"))
+        .bearer_auth(&id_token)
+        .header("origin", EVIL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+
+    // Each refusal was audited, and the session survived them: signing out from the broker's origin works.
+    let denials = audit_denials(&app.data).await;
+    for route in ["route:/auth/logout", "route:/api/v1/ws"] {
+        let n = denials
+            .iter()
+            .filter(|(a, r)| a == "http.cross_site" && r == route)
+            .count();
+        assert_eq!(n, 2, "{route}: {denials:?}");
+    }
+    assert_eq!(logout(&url).await.unwrap().status(), 204);
+}
