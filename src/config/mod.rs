@@ -169,8 +169,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace_seconds: u64,
-    /// A bearer token `/metrics` requires (Prometheus' `authorization` with `credentials_file`). Required by
-    /// a deployment served over https; without it (the demo) `/metrics` is open.
+    /// A bearer token `/metrics` requires (Prometheus' `authorization` with `credentials_file`: give Prometheus
+    /// its own copy, since this one must be readable by the broker's user only). Required by a deployment served
+    /// over https; without it (the demo) `/metrics` is open.
     pub metrics_token_file: Option<PathBuf>,
 }
 

@@ -1,12 +1,15 @@
 //! Cross-site requests. A page on another site can make the browser send the staff session cookie (a sibling
 //! subdomain is same-site, so SameSite=Lax does not stop it), so every request that carries the session cookie
 //! and can change something — any method but GET, HEAD and OPTIONS, and the socket upgrade (a GET that opens a
-//! live channel to the nurse's chats) — must come from the broker's own origin or a configured portal origin.
+//! live channel to the nurse's chats) — must come from the broker's own origin. (Not a portal's either: the
+//! widget talks to the broker from the broker's origin, and the portal signs patients in with a bearer token,
+//! so a script on a portal page has no business with a staff cookie.)
 //! Browsers name the origin on all of these; a request with no `Origin` header is not a browser's cross-site
 //! request and passes. Bearer-token clients carry no cookie and are not affected. A refusal is a 403 JSON error
-//! and an audit event attributed to the session's owner.
+//! and an audit event naming the route template (never the concrete path); the session is not looked up, so a
+//! hostile page cannot keep it from idling out.
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -17,18 +20,9 @@ use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::ids::RequestId;
 
-/// Whether `origin` (an `Origin` header's value) may use the session cookie.
+/// Whether `origin` (an `Origin` header's value) may use the session cookie: the broker's own only.
 fn allowed(app: &AppState, origin: &str) -> bool {
-    let own = url::Url::parse(&app.config.server.public_url)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
-    origin == own
-        || app
-            .config
-            .server
-            .portal_origins
-            .iter()
-            .any(|o| o.trim_end_matches('/') == origin)
+    url::Url::parse(&app.config.server.public_url).is_ok_and(|u| u.origin().ascii_serialization() == origin)
 }
 
 pub async fn same_origin(State(app): State<AppState>, req: Request, next: Next) -> Response {
@@ -43,18 +37,15 @@ pub async fn same_origin(State(app): State<AppState>, req: Request, next: Next) 
     if changes
         && let Some(origin) = origin
         && !allowed(&app, origin)
-        && let Some(cookie) = session_cookie(&parts, app.config.is_tls())
+        && session_cookie(&parts, app.config.is_tls()).is_some()
     {
-        let mut event = AuditEvent::new(
-            "http.cross_site",
-            format!("route:{}", parts.uri.path()),
-            Outcome::Denied,
-        )
-        .reason("a cookie-authenticated request from another origin")
-        .request(parts.extensions.get::<RequestId>());
-        if let Ok(session) = app.sessions.resolve(&cookie).await {
-            event = event.by(&session.principal);
-        }
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or("unmatched", |m| m.as_str());
+        let event = AuditEvent::new("http.cross_site", format!("route:{route}"), Outcome::Denied)
+            .reason("a cookie-authenticated request from another origin")
+            .request(parts.extensions.get::<RequestId>());
         app.audit.record_or_log(event).await;
         return ApiError::Forbidden("this origin may not use your session; sign in on this site".into())
             .into_response();

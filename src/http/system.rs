@@ -47,16 +47,12 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
 /// must), compared in constant time.
 async fn metrics(
     State(app): State<AppState>,
-    headers: axum::http::HeaderMap,
+    parts: axum::http::request::Parts,
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(token) = &app.metrics_token {
         use secrecy::ExposeSecret;
         use subtle::ConstantTimeEq;
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+        let given = super::extract::bearer(&parts).unwrap_or_default();
         if !bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
             return Err(ApiError::Unauthorized("metrics_token_required"));
         }

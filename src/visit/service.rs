@@ -267,6 +267,11 @@ impl VideoService {
         self.classify(id, |c| c.answered(decision.as_ref(), accept, recording_consent));
         if accept {
             self.start_recording(&visit, recording_consent).await;
+            if self.live().visits.get(id).is_none() {
+                // Ended while the recording started (finish() told both sides and classified it): no
+                // `video_started` after `video_ended`.
+                return Ok(visit);
+            }
             let recording = self.live().sessions.get(id).map(|s| s.id.clone());
             self.classify(id, |c| c.recording_started(recording.as_deref()));
             self.save_classification(id, None).await;
