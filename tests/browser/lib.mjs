@@ -95,13 +95,22 @@ export async function inbound(target) {
         out.pli += s.pliCount || 0;
       }
       if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audioPackets += s.packetsReceived || 0;
-      if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) {
-        const local = stats.get(s.localCandidateId);
-        if (local && local.candidateType === 'relay') out.relay = true;
-        const remote = stats.get(s.remoteCandidateId);
-        if (remote) out.remoteAddress = remote.address;
-      }
     });
+    // The pair the transport selected; a nominated, succeeded pair where the transport does not say (the
+    // `nominated` flag alone lags on a busy machine).
+    let pair = null;
+    stats.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+    });
+    if (!pair) stats.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) pair = s;
+    });
+    if (pair) {
+      const local = stats.get(pair.localCandidateId);
+      if (local && local.candidateType === 'relay') out.relay = true;
+      const remote = stats.get(pair.remoteCandidateId);
+      if (remote) out.remoteAddress = remote.address;
+    }
     return out;
   });
 }
