@@ -206,8 +206,10 @@ async fn inner_recording() {
     for track in [1u64, 2, 3, 4] {
         assert!(blocks.iter().any(|b| b.0 == track), "track {track} recorded");
     }
-    // Nothing from inside the pause (a little slack for packets already in flight when it began).
-    let inside = blocks.iter().filter(|b| b.1 > p0 + 200 && b.1 < p1 - 50).count();
+    // Nothing from inside the pause. Slack at both edges: packets already in flight when it began, and at the
+    // resume, blocks are placed by their RTP time, which on a loaded machine runs up to a few hundred ms ahead
+    // of the wall-clock instant the manifest records for the API call (seen once: 300 ms).
+    let inside = blocks.iter().filter(|b| b.1 > p0 + 200 && b.1 < p1 - 400).count();
     assert_eq!(
         inside,
         0,
