@@ -43,6 +43,12 @@ pub enum MessagingError {
     Store(#[from] StoreError),
 }
 
+impl From<crate::policy::Denial> for MessagingError {
+    fn from(d: crate::policy::Denial) -> Self {
+        Self::WrongProof(d.reason)
+    }
+}
+
 impl MessagingError {
     /// The code a client gets (the socket's error frame).
     pub fn code(&self) -> &'static str {
@@ -243,9 +249,7 @@ impl Messaging {
         key: &str,
         body: &str,
     ) -> Result<AppendOutcome, MessagingError> {
-        proof
-            .require(&["conversation.write"])
-            .map_err(|d| MessagingError::WrongProof(d.reason))?;
+        proof.require(&["conversation.write"])?;
         let (c, sender) = (proof.resource(), proof.subject());
         if !c.state.is_open() {
             return Err(MessagingError::Closed);
@@ -309,9 +313,7 @@ impl Messaging {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<Message>, MessagingError> {
-        proof
-            .require(&["conversation.read"])
-            .map_err(|d| MessagingError::WrongProof(d.reason))?;
+        proof.require(&["conversation.read"])?;
         let c = proof.resource();
         let data_key =
             self.keyring

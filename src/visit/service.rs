@@ -51,6 +51,12 @@ pub enum VideoError {
     Recording,
 }
 
+impl From<crate::policy::Denial> for VideoError {
+    fn from(_: crate::policy::Denial) -> Self {
+        Self::WrongProof
+    }
+}
+
 impl VideoError {
     /// The code a client gets for this refusal (the socket's error frame; HTTP maps it in `http::error`).
     pub fn code(&self) -> &'static str {
@@ -212,9 +218,7 @@ impl VideoService {
 
     /// The nurse the policy let elevate this conversation (`visit.create`) asks to turn it into video.
     pub async fn elevate(&self, proof: &Authorized<ConversationRow>) -> Result<Visit, VideoError> {
-        proof
-            .require(&["visit.create"])
-            .map_err(|_| VideoError::WrongProof)?;
+        proof.require(&["visit.create"])?;
         let (nurse, row) = (proof.subject(), proof.resource());
         let patient = row.patient.clone();
         let assigned = row
@@ -258,9 +262,7 @@ impl VideoService {
         accept: bool,
         recording_consent: Option<bool>,
     ) -> Result<Visit, VideoError> {
-        proof
-            .require(&["visit.answer"])
-            .map_err(|_| VideoError::WrongProof)?;
+        proof.require(&["visit.answer"])?;
         let (who, id) = (proof.subject(), proof.resource());
         let visit = self.live().visits.answer(id, who, accept, now_ms())?;
         let decision = self.decision(&visit);
@@ -292,9 +294,7 @@ impl VideoService {
         socket: &RequestId,
         sdp: &str,
     ) -> Result<String, VideoError> {
-        proof
-            .require(&["visit.join"])
-            .map_err(|_| VideoError::WrongProof)?;
+        proof.require(&["visit.join"])?;
         let (who, id) = (proof.subject(), proof.resource());
         let participant = ParticipantId::random();
         // Under one lock: the visit may be joined, and either the same socket's connection (renegotiate) or the
@@ -361,9 +361,7 @@ impl VideoService {
         proof: &Authorized<VisitId>,
         candidate: IceCandidate,
     ) -> Result<(), VideoError> {
-        proof
-            .require(&["visit.join"])
-            .map_err(|_| VideoError::WrongProof)?;
+        proof.require(&["visit.join"])?;
         let (who, id) = (proof.subject(), proof.resource());
         let side = {
             let live = self.live();
@@ -383,9 +381,7 @@ impl VideoService {
     /// A participant hangs up its connection but the visit stays (it may rejoin).
     /// Only the socket that holds the connection hangs it up: a tab another tab replaced leaves nothing.
     pub async fn leave(&self, proof: &Authorized<VisitId>, socket: &RequestId) -> Result<(), VideoError> {
-        proof
-            .require(&["visit.join"])
-            .map_err(|_| VideoError::WrongProof)?;
+        proof.require(&["visit.join"])?;
         let (who, id) = (proof.subject(), proof.resource());
         let side = {
             let live = self.live();
@@ -402,9 +398,7 @@ impl VideoService {
 
     /// Either participant ends the video (`visit.end`); both return to chat.
     pub async fn end(&self, proof: &Authorized<VisitId>) -> Result<(), VideoError> {
-        proof
-            .require(&["visit.end"])
-            .map_err(|_| VideoError::WrongProof)?;
+        proof.require(&["visit.end"])?;
         let (visit, reason) = self.live().visits.end(proof.resource(), proof.subject())?;
         self.finish(&visit, reason).await;
         Ok(())

@@ -140,9 +140,7 @@ impl VideoService {
         state: RecordingState,
         reason: &str,
     ) -> Result<RecordingNotice, VideoError> {
-        proof
-            .require(&["visit.recording_state.set"])
-            .map_err(|_| VideoError::WrongProof)?;
+        proof.require(&["visit.recording_state.set"])?;
         let (who, id) = (proof.subject(), proof.resource());
         if reason.trim().is_empty() {
             return Err(VideoError::ReasonRequired);
@@ -323,9 +321,7 @@ impl VideoService {
         start: u64,
         end: Option<u64>,
     ) -> Result<(Vec<u8>, u64, u64), RecordingAccessError> {
-        proof
-            .require(&["recording.stream", "recording.download"])
-            .map_err(|d| RecordingAccessError::WrongProof(d.reason))?;
+        proof.require(&["recording.stream", "recording.download"])?;
         let row = proof.resource();
         let (Some(object_key), RecordingPhase::Stored) = (row.object_key.as_deref(), row.state) else {
             return Err(RecordingAccessError::NotStored);
@@ -350,9 +346,7 @@ impl VideoService {
         proof: &Authorized<RecordingRow>,
         hold: bool,
     ) -> Result<(), RecordingAccessError> {
-        proof
-            .require(&["recording.hold"])
-            .map_err(|d| RecordingAccessError::WrongProof(d.reason))?;
+        proof.require(&["recording.hold"])?;
         let row = proof.resource();
         if row.state == RecordingPhase::Deleted {
             return Err(RecordingAccessError::Deleted);
@@ -372,6 +366,12 @@ impl VideoService {
             .await
             .map(|_| ())
             .map_err(|e| RecordingAccessError::Unreadable(e.to_string()))
+    }
+}
+
+impl From<crate::policy::Denial> for RecordingAccessError {
+    fn from(d: crate::policy::Denial) -> Self {
+        Self::WrongProof(d.reason)
     }
 }
 
