@@ -394,36 +394,33 @@ async fn two_tabs_joining_at_once_leave_one_peer_connection() {
     // Whichever order the engine finished in, one connection is left for the nurse's side.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let metrics = reqwest::get(format!("{}/metrics", broker.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metrics.lines().any(|l| l == "examroom_media_peer_connections 1") {
+        let count = peer_connections(&broker.url).await;
+        if count == "1" {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "a leaked peer connection: {}",
-            metrics
-                .lines()
-                .find(|l| l.starts_with("examroom_media_peer_connections "))
-                .unwrap_or("")
+            "a leaked peer connection: examroom_media_peer_connections {count}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     // And it stays one: nothing joins late.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let metrics = reqwest::get(format!("{}/metrics", broker.url))
+    assert_eq!(peer_connections(&broker.url).await, "1");
+    broker.assert_no_panic();
+}
+
+/// The broker's `examroom_media_peer_connections` gauge, as exported.
+async fn peer_connections(url: &str) -> String {
+    let metrics = reqwest::get(format!("{url}/metrics"))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.lines().any(|l| l == "examroom_media_peer_connections 1"),
-        "{metrics}"
-    );
-    broker.assert_no_panic();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("examroom_media_peer_connections "))
+        .unwrap_or("")
+        .to_string()
 }
