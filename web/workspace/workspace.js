@@ -141,6 +141,9 @@ const handlers = {
     $('presence').textContent = f.presence || 'away';
     for (const c of f.conversations) chatPanel(c);
     $('connection').textContent = 'Connected.';
+    // Enabled once the socket is up: a click before the page wired its handlers would be lost.
+    $('ready').disabled = false;
+    $('away').disabled = false;
   },
   presence(f) { $('presence').textContent = f.state.replace('_', '-'); },
   offer(f) {
