@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::ConversationId;
 use crate::pii::Pii;
 
 use crate::media::turn::IceServer;
@@ -66,7 +67,7 @@ pub enum ClientFrame {
     /// Send a chat message; acknowledged once durable.
     Send {
         v: u8,
-        conversation_id: String,
+        conversation_id: ConversationId,
         idempotency_key: String,
         /// PHI: never printed (`Debug` redacts it); the wire format is the plain string.
         body: Pii<String>,
@@ -74,7 +75,7 @@ pub enum ClientFrame {
     /// Replay messages after `after_seq` (reconnect, or a nurse opening a transcript).
     Sync {
         v: u8,
-        conversation_id: String,
+        conversation_id: ConversationId,
         after_seq: i64,
     },
     /// Nurse presence: `ready` or `away` (busy and wrap-up follow from work).
@@ -84,21 +85,21 @@ pub enum ClientFrame {
     },
     Accept {
         v: u8,
-        conversation_id: String,
+        conversation_id: ConversationId,
     },
     Decline {
         v: u8,
-        conversation_id: String,
+        conversation_id: ConversationId,
     },
     /// Nurse ends a chat (then wrap-up); a patient leaves the waiting room or the chat.
     End {
         v: u8,
-        conversation_id: String,
+        conversation_id: ConversationId,
     },
     /// Patient: stop waiting and ask to be called back; messages written so far stay with the request.
     Callback {
         v: u8,
-        conversation_id: String,
+        conversation_id: ConversationId,
     },
     Ping {
         v: u8,
@@ -106,7 +107,7 @@ pub enum ClientFrame {
     /// Nurse: elevate an assigned chat to video.
     VideoRequest {
         v: u8,
-        conversation_id: String,
+        conversation_id: ConversationId,
     },
     /// Patient: answer the camera and microphone prompt.
     VideoAnswer {
@@ -276,7 +277,7 @@ fn sanitize(code: &str, msg: &str) -> String {
 /// A conversation as its participants see it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ConversationView {
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub reference: String,
     pub queue: String,
     pub state: String,
@@ -298,14 +299,14 @@ pub enum ServerFrame {
         conversation: ConversationView,
     },
     Ack {
-        conversation_id: String,
+        conversation_id: ConversationId,
         idempotency_key: String,
         seq: i64,
         at: String,
         duplicate: bool,
     },
     Message {
-        conversation_id: String,
+        conversation_id: ConversationId,
         seq: i64,
         sender_role: String,
         body: Pii<String>,
@@ -313,47 +314,47 @@ pub enum ServerFrame {
     },
     /// End of a `sync` page; `more` asks the client to sync again from `last_seq`.
     Synced {
-        conversation_id: String,
+        conversation_id: ConversationId,
         last_seq: i64,
         more: bool,
     },
     Waiting {
-        conversation_id: String,
+        conversation_id: ConversationId,
         position: usize,
         eta_seconds: Option<u64>,
     },
     Reassurance {
-        conversation_id: String,
+        conversation_id: ConversationId,
         text: String,
     },
     MaxWait {
-        conversation_id: String,
+        conversation_id: ConversationId,
         text: String,
     },
     Emergency {
-        conversation_id: String,
+        conversation_id: ConversationId,
         text: String,
     },
     IdleWarning {
-        conversation_id: String,
+        conversation_id: ConversationId,
         closes_in_seconds: u64,
     },
     Offer {
-        conversation_id: String,
+        conversation_id: ConversationId,
         reference: String,
         queue: String,
         expires_in_seconds: u64,
         waited_seconds: u64,
     },
     OfferEnded {
-        conversation_id: String,
+        conversation_id: ConversationId,
         reason: OfferEnd,
     },
     Assigned {
-        conversation_id: String,
+        conversation_id: ConversationId,
     },
     Ended {
-        conversation_id: String,
+        conversation_id: ConversationId,
         reason: String,
     },
     Presence {
@@ -367,13 +368,13 @@ pub enum ServerFrame {
     /// The nurse asked for video: the patient is prompted (the nurse waits). `recording` says whether the
     /// visit will be recorded and whether the patient must consent first.
     VideoProposed {
-        conversation_id: String,
+        conversation_id: ConversationId,
         visit_id: String,
         recording: RecordingNotice,
     },
     /// The patient agreed: join with an offer, using these ICE servers.
     VideoStarted {
-        conversation_id: String,
+        conversation_id: ConversationId,
         visit_id: String,
         ice_servers: Vec<IceServer>,
         ice_transport_policy: String,
@@ -401,7 +402,7 @@ pub enum ServerFrame {
         state: ConnectionState,
     },
     VideoEnded {
-        conversation_id: String,
+        conversation_id: ConversationId,
         visit_id: String,
         reason: EndReason,
     },
@@ -480,7 +481,7 @@ mod tests {
         let auth = ClientFrame::parse(r#"{"v":1,"type":"auth","token":"secret-token"}"#).unwrap();
         assert!(!format!("{auth:?}").contains("secret-token"));
         let out = ServerFrame::Message {
-            conversation_id: "c".into(),
+            conversation_id: ConversationId::new("c"),
             seq: 1,
             sender_role: "patient".into(),
             body: Pii::new("my chest hurts".into()),

@@ -17,10 +17,13 @@ pub enum Role {
     Service,
     /// No credentials; appears only in audit events of refused requests.
     Anonymous,
+    /// The broker itself, in audit events of its background work (uploads, recovery, retention); never granted by
+    /// a sign-in (not a staff role) nor named by a policy rule.
+    System,
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Patient,
         Role::Nurse,
         Role::Supervisor,
@@ -28,6 +31,7 @@ impl Role {
         Role::ItHelpdesk,
         Role::Service,
         Role::Anonymous,
+        Role::System,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +43,7 @@ impl Role {
             Role::ItHelpdesk => "it_helpdesk",
             Role::Service => "service",
             Role::Anonymous => "anonymous",
+            Role::System => "system",
         }
     }
 

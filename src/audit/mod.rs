@@ -60,6 +60,10 @@ impl AuditEvent {
             request_id: None,
         }
     }
+    /// An event of the broker's own background work (no person acted).
+    pub fn system(action: impl Into<String>, resource: impl Into<String>, outcome: Outcome) -> Self {
+        Self::new(action, resource, outcome).actor("examroom", Role::System)
+    }
     pub fn by(mut self, principal: &Principal) -> Self {
         self.actor = principal.subject.as_str().to_string();
         self.role = principal.primary_role();
@@ -101,6 +105,9 @@ impl Auditor {
     }
 
     pub async fn record(&self, event: AuditEvent) -> Result<AuditRow, StoreError> {
+        // Background work has no HTTP request: each of its events gets an id of its own, so every row (and the
+        // SIEM record made from it) can be correlated with the log line that names it.
+        let request_id = event.request_id.clone().unwrap_or_else(RequestId::random);
         let _guard = self.lock.lock().await;
         let at_ms = now_ms();
         let row = self
@@ -109,11 +116,7 @@ impl Auditor {
                 let mut row = AuditRow {
                     seq: head.seq + 1,
                     at_ms,
-                    request_id: event
-                        .request_id
-                        .as_ref()
-                        .map(|r| r.as_str().to_string())
-                        .unwrap_or_default(),
+                    request_id: request_id.as_str().to_string(),
                     actor: event.actor.clone(),
                     role: event.role.as_str().to_string(),
                     action: event.action.clone(),

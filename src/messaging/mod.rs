@@ -78,7 +78,7 @@ pub struct Messaging {
     queues: HashMap<String, QueueConfig>,
     settings: MessagingConfig,
     /// Conversations whose patient has had the idle warning.
-    warned: Mutex<HashSet<String>>,
+    warned: Mutex<HashSet<ConversationId>>,
 }
 
 /// A reference the patient can quote on the phone: unambiguous characters only.
@@ -92,7 +92,7 @@ fn reference() -> String {
     format!("ER-{}-{}", &code[..4], &code[4..])
 }
 
-fn aad(conversation: &str, seq: i64) -> Vec<u8> {
+fn aad(conversation: &ConversationId, seq: i64) -> Vec<u8> {
     format!("examroom-message-v1|{conversation}|{seq}").into_bytes()
 }
 
@@ -159,7 +159,7 @@ impl Messaging {
             }
         }
         for c in open {
-            let id = ConversationId::new(c.id.clone());
+            let id = c.id.clone();
             match (c.state, &c.nurse) {
                 (ConversationState::Assigned, Some(nurse)) => room.restore_assignment(nurse, id),
                 (ConversationState::Waiting, _) if self.queues.contains_key(&c.queue) => {
@@ -188,7 +188,7 @@ impl Messaging {
         self.queues.get(queue).is_some_and(|q| q.chat_while_waiting)
     }
 
-    pub async fn conversation(&self, id: &str) -> Result<Option<ConversationRow>, MessagingError> {
+    pub async fn conversation(&self, id: &ConversationId) -> Result<Option<ConversationRow>, MessagingError> {
         Ok(self.db.conversation(id).await?)
     }
 
@@ -215,7 +215,7 @@ impl Messaging {
         let row = self
             .db
             .create_conversation(&ConversationRow {
-                id: id.to_string(),
+                id: id.clone(),
                 reference: reference(),
                 queue: queue.to_string(),
                 patient: patient.clone(),
@@ -232,7 +232,7 @@ impl Messaging {
                 last_activity_at: now,
             })
             .await?;
-        let created = row.id == id.as_str();
+        let created = row.id == id;
         if created {
             let effects = self.room.lock().await.enqueue(id, queue, 0, now, now)?;
             self.apply(effects).await;
@@ -286,11 +286,7 @@ impl Messaging {
                 );
                 if c.state == ConversationState::Waiting {
                     self.db.boost_conversation(&c.id, EMERGENCY_BOOST).await?;
-                    let effects = self
-                        .room
-                        .lock()
-                        .await
-                        .boost(&ConversationId::new(c.id.clone()), now_ms());
+                    let effects = self.room.lock().await.boost(&c.id, now_ms());
                     self.apply(effects).await;
                 }
             }
@@ -349,22 +345,22 @@ impl Messaging {
         self.room.lock().await.stats(now_ms())
     }
 
-    pub async fn accept(&self, nurse: &SubjectId, conversation: &str) -> Result<(), MessagingError> {
-        let effects = self
-            .room
-            .lock()
-            .await
-            .accept(nurse, &ConversationId::new(conversation), now_ms())?;
+    pub async fn accept(
+        &self,
+        nurse: &SubjectId,
+        conversation: &ConversationId,
+    ) -> Result<(), MessagingError> {
+        let effects = self.room.lock().await.accept(nurse, conversation, now_ms())?;
         self.apply(effects).await;
         Ok(())
     }
 
-    pub async fn decline(&self, nurse: &SubjectId, conversation: &str) -> Result<(), MessagingError> {
-        let effects = self
-            .room
-            .lock()
-            .await
-            .decline(nurse, &ConversationId::new(conversation), now_ms())?;
+    pub async fn decline(
+        &self,
+        nurse: &SubjectId,
+        conversation: &ConversationId,
+    ) -> Result<(), MessagingError> {
+        let effects = self.room.lock().await.decline(nurse, conversation, now_ms())?;
         self.apply(effects).await;
         Ok(())
     }
@@ -381,13 +377,13 @@ impl Messaging {
         if !self.db.close_conversation(&c.id, state, now).await? {
             return Ok(());
         }
-        let id = ConversationId::new(c.id.clone());
+        let id = &c.id;
         let effects = {
             let mut room = self.room.lock().await;
             match (&c.nurse, c.state) {
                 (Some(nurse), ConversationState::Assigned) => {
                     let handled = now - c.assigned_at.unwrap_or(now);
-                    match room.finish(nurse, &id, &c.queue, handled, now) {
+                    match room.finish(nurse, id, &c.queue, handled, now) {
                         Ok(effects) => effects,
                         // Closed in the database either way; the core had already let go of it.
                         Err(e) => {
@@ -396,7 +392,7 @@ impl Messaging {
                         }
                     }
                 }
-                _ => room.cancel(&id, now),
+                _ => room.cancel(id, now),
             }
         };
         self.deliver(
@@ -461,7 +457,7 @@ impl Messaging {
                 conversation,
                 expires_at,
             } => {
-                if let Some(c) = self.db.conversation(conversation.as_str()).await? {
+                if let Some(c) = self.db.conversation(&conversation).await? {
                     self.hub.send(
                         &nurse,
                         ServerFrame::Offer {
@@ -482,7 +478,7 @@ impl Messaging {
                 self.hub.send(
                     &nurse,
                     ServerFrame::OfferEnded {
-                        conversation_id: conversation.to_string(),
+                        conversation_id: conversation.clone(),
                         reason,
                     },
                 );
@@ -490,9 +486,9 @@ impl Messaging {
             Effect::Assigned { nurse, conversation } => {
                 if self
                     .db
-                    .assign_conversation(conversation.as_str(), nurse.as_str(), now)
+                    .assign_conversation(&conversation, nurse.as_str(), now)
                     .await?
-                    && let Some(c) = self.db.conversation(conversation.as_str()).await?
+                    && let Some(c) = self.db.conversation(&conversation).await?
                 {
                     self.hub.send(
                         &nurse,
@@ -516,7 +512,7 @@ impl Messaging {
                 self.to_patient(
                     &conversation,
                     ServerFrame::Waiting {
-                        conversation_id: conversation.to_string(),
+                        conversation_id: conversation.clone(),
                         position,
                         eta_seconds,
                     },
@@ -527,7 +523,7 @@ impl Messaging {
                 self.to_patient(
                     &conversation,
                     ServerFrame::Reassurance {
-                        conversation_id: conversation.to_string(),
+                        conversation_id: conversation.clone(),
                         text,
                     },
                 )
@@ -540,7 +536,7 @@ impl Messaging {
                 self.to_patient(
                     &conversation,
                     ServerFrame::MaxWait {
-                        conversation_id: conversation.to_string(),
+                        conversation_id: conversation.clone(),
                         text,
                     },
                 )
@@ -556,7 +552,7 @@ impl Messaging {
         conversation: &ConversationId,
         frame: ServerFrame,
     ) -> Result<(), MessagingError> {
-        if let Some(c) = self.db.conversation(conversation.as_str()).await? {
+        if let Some(c) = self.db.conversation(conversation).await? {
             self.hub.send(&c.patient, frame);
         }
         Ok(())

@@ -268,6 +268,12 @@ impl AccessPolicy {
                     "rules cannot grant anything to anonymous callers",
                 ));
             }
+            if rule.roles.contains(&Role::System) {
+                problems.push(Problem::new(
+                    &at,
+                    "the system role is the broker's own background work; rules cannot grant it anything",
+                ));
+            }
         }
         if problems.is_empty() {
             Ok(Self { rules: file.rules })

@@ -54,7 +54,7 @@ pub async fn sweep(
             db.shred_recording(&r.id, now_ms).await?;
             audit
                 .record_or_log(
-                    AuditEvent::new(
+                    AuditEvent::system(
                         "recording.deleted",
                         format!("recording:{}", r.id),
                         Outcome::Success,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
 
-use crate::ids::SubjectId;
+use crate::ids::{ConversationId, SubjectId};
 use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,7 +21,7 @@ type Seal = Box<dyn Fn(i64) -> Result<String, StoreError> + Send + Sync>;
 
 /// A message waiting for the group commit, with the channel its sender waits on.
 pub(super) struct PendingAppend {
-    conversation_id: String,
+    conversation_id: ConversationId,
     sender: String,
     sender_role: String,
     idempotency_key: String,
@@ -105,7 +105,7 @@ async fn in_one_transaction(
     // A write first, so SQLite takes its write lock at once (a read first could not upgrade to a write
     // after another connection committed; see audit appends).
     sqlx::query("UPDATE conversations SET last_seq = last_seq WHERE id = $1")
-        .bind(&batch[0].conversation_id)
+        .bind(batch[0].conversation_id.as_str())
         .execute(&mut *tx)
         .await?;
     let stored = stored_duplicates(&mut tx, batch).await?;
@@ -135,7 +135,7 @@ async fn in_one_transaction(
              RETURNING last_seq",
         )
         .bind(p.at_ms)
-        .bind(&p.conversation_id)
+        .bind(p.conversation_id.as_str())
         .fetch_optional(&mut *tx)
         .await?
         .map(|r| r.try_get(0))
@@ -169,7 +169,7 @@ async fn in_one_transaction(
             Err(e) => {
                 // Give the number back: nothing after it in this conversation has taken one yet.
                 sqlx::query("UPDATE conversations SET last_seq = last_seq - 1 WHERE id = $1")
-                    .bind(&p.conversation_id)
+                    .bind(p.conversation_id.as_str())
                     .execute(&mut *tx)
                     .await?;
                 outcomes.push(Err(e));
@@ -185,7 +185,7 @@ async fn in_one_transaction(
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in rows {
             insert = insert
-                .bind(&r.conversation_id)
+                .bind(r.conversation_id.as_str())
                 .bind(r.seq)
                 .bind(&r.sender)
                 .bind(&r.sender_role)
@@ -239,7 +239,7 @@ async fn stored_duplicates<'a>(
         let mut select = sqlx::query(sqlx::AssertSqlSafe(sql));
         for p in part {
             select = select
-                .bind(&p.conversation_id)
+                .bind(p.conversation_id.as_str())
                 .bind(&p.sender)
                 .bind(&p.idempotency_key);
         }
@@ -297,7 +297,7 @@ impl ConversationState {
 
 #[derive(Debug, Clone)]
 pub struct ConversationRow {
-    pub id: String,
+    pub id: ConversationId,
     pub reference: String,
     pub queue: String,
     /// The patient's subject: never printed.
@@ -317,7 +317,7 @@ pub struct ConversationRow {
 
 #[derive(Debug, Clone)]
 pub struct MessageRow {
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub seq: i64,
     pub sender: String,
     pub sender_role: String,
@@ -339,7 +339,7 @@ const MESSAGE_COLUMNS: &str = "conversation_id, seq, sender, sender_role, idempo
 
 fn conversation(r: &AnyRow) -> Result<ConversationRow, sqlx::Error> {
     Ok(ConversationRow {
-        id: r.try_get(0)?,
+        id: ConversationId::new(r.try_get::<String, _>(0)?),
         reference: r.try_get(1)?,
         queue: r.try_get(2)?,
         patient: SubjectId::new(r.try_get::<String, _>(3)?),
@@ -363,7 +363,7 @@ fn conversation(r: &AnyRow) -> Result<ConversationRow, sqlx::Error> {
 
 fn message(r: &AnyRow) -> Result<MessageRow, sqlx::Error> {
     Ok(MessageRow {
-        conversation_id: r.try_get(0)?,
+        conversation_id: ConversationId::new(r.try_get::<String, _>(0)?),
         seq: r.try_get(1)?,
         sender: r.try_get(2)?,
         sender_role: r.try_get(3)?,
@@ -383,7 +383,7 @@ impl Db {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (patient, start_key) DO NOTHING",
         )
-        .bind(&c.id)
+        .bind(c.id.as_str())
         .bind(&c.reference)
         .bind(&c.queue)
         .bind(c.patient.as_str())
@@ -410,10 +410,10 @@ impl Db {
         Ok(conversation(&r)?)
     }
 
-    pub async fn conversation(&self, id: &str) -> Result<Option<ConversationRow>, StoreError> {
+    pub async fn conversation(&self, id: &ConversationId) -> Result<Option<ConversationRow>, StoreError> {
         let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1");
         let r = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(self.pool())
             .await?;
         Ok(r.as_ref().map(conversation).transpose()?)
@@ -472,14 +472,19 @@ impl Db {
     }
 
     /// Moves a waiting conversation to its nurse; false if it was no longer waiting.
-    pub async fn assign_conversation(&self, id: &str, nurse: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn assign_conversation(
+        &self,
+        id: &ConversationId,
+        nurse: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let r = sqlx::query(
             "UPDATE conversations SET nurse = $1, state = 'assigned', assigned_at = $2, last_activity_at = $2 \
              WHERE id = $3 AND state = 'waiting'",
         )
         .bind(nurse)
         .bind(now)
-        .bind(id)
+        .bind(id.as_str())
         .execute(self.pool())
         .await?;
         Ok(r.rows_affected() == 1)
@@ -488,7 +493,7 @@ impl Db {
     /// Ends a conversation (`closed`, or `callback` when the patient asked to be called back).
     pub async fn close_conversation(
         &self,
-        id: &str,
+        id: &ConversationId,
         state: ConversationState,
         now: i64,
     ) -> Result<bool, StoreError> {
@@ -497,16 +502,16 @@ impl Db {
         )
         .bind(state.as_str())
         .bind(now)
-        .bind(id)
+        .bind(id.as_str())
         .execute(self.pool())
         .await?;
         Ok(r.rows_affected() == 1)
     }
 
-    pub async fn boost_conversation(&self, id: &str, boost: i64) -> Result<(), StoreError> {
+    pub async fn boost_conversation(&self, id: &ConversationId, boost: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE conversations SET priority_boost = $1 WHERE id = $2")
             .bind(boost)
-            .bind(id)
+            .bind(id.as_str())
             .execute(self.pool())
             .await?;
         Ok(())
@@ -518,7 +523,7 @@ impl Db {
     /// commit), since the commit's sync to disk, not the statements, is what limits a chat's throughput.
     pub async fn append_message(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         sender: &str,
         sender_role: &str,
         idempotency_key: &str,
@@ -527,7 +532,7 @@ impl Db {
     ) -> Result<AppendOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         let pending = PendingAppend {
-            conversation_id: conversation_id.to_string(),
+            conversation_id: conversation_id.clone(),
             sender: sender.to_string(),
             sender_role: sender_role.to_string(),
             idempotency_key: idempotency_key.to_string(),
@@ -551,7 +556,7 @@ impl Db {
 
     pub async fn messages_after(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         after: i64,
         limit: i64,
     ) -> Result<Vec<MessageRow>, StoreError> {
@@ -559,7 +564,7 @@ impl Db {
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(conversation_id)
+            .bind(conversation_id.as_str())
             .bind(after)
             .bind(limit)
             .fetch_all(self.pool())

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 /// Which side of a visit, and why one ended: wire values, defined with the protocol.
 pub use crate::protocol::{EndReason, Side};
 
-use crate::ids::{SubjectId, random_hex};
+use crate::ids::{ConversationId, SubjectId, random_hex};
 
 /// Opaque id of a visit and of its media room: random, carries no PHI.
 #[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize)]
@@ -49,7 +49,7 @@ pub enum VisitState {
 
 /// What the caller knows about the conversation when a nurse elevates it.
 pub struct ConversationFacts<'a> {
-    pub id: &'a str,
+    pub id: &'a ConversationId,
     pub queue: &'a str,
     pub patient: &'a SubjectId,
     /// The nurse it is assigned to, if it is assigned.
@@ -60,7 +60,7 @@ pub struct ConversationFacts<'a> {
 #[derive(Debug, Clone)]
 pub struct Visit {
     pub id: VisitId,
-    pub conversation: String,
+    pub conversation: ConversationId,
     pub queue: String,
     pub patient: SubjectId,
     pub nurse: SubjectId,
@@ -114,7 +114,7 @@ pub enum VisitError {
 #[derive(Default)]
 pub struct Visits {
     by_id: HashMap<VisitId, Visit>,
-    by_conversation: HashMap<String, VisitId>,
+    by_conversation: HashMap<ConversationId, VisitId>,
 }
 
 impl Visits {
@@ -136,7 +136,7 @@ impl Visits {
             None => {
                 let visit = Visit {
                     id: VisitId::random(),
-                    conversation: facts.id.to_string(),
+                    conversation: facts.id.clone(),
                     queue: facts.queue.to_string(),
                     patient: facts.patient.clone(),
                     nurse: nurse.clone(),
@@ -221,7 +221,7 @@ impl Visits {
     }
 
     /// The chat ended: its visit, if any, goes with it.
-    pub fn end_conversation(&mut self, conversation: &str) -> Option<Visit> {
+    pub fn end_conversation(&mut self, conversation: &ConversationId) -> Option<Visit> {
         let id = self.by_conversation.get(conversation)?.clone();
         self.remove(&id)
     }
@@ -241,7 +241,7 @@ impl Visits {
         self.by_id.get(id)
     }
 
-    pub fn of_conversation(&self, conversation: &str) -> Option<&Visit> {
+    pub fn of_conversation(&self, conversation: &ConversationId) -> Option<&Visit> {
         self.by_conversation
             .get(conversation)
             .and_then(|id| self.by_id.get(id))
@@ -287,9 +287,11 @@ mod tests {
         )
     }
 
+    static C1: std::sync::LazyLock<ConversationId> = std::sync::LazyLock::new(|| ConversationId::new("c1"));
+
     fn facts<'a>(patient: &'a SubjectId, nurse: Option<&'a SubjectId>, wrap: bool) -> ConversationFacts<'a> {
         ConversationFacts {
-            id: "c1",
+            id: &C1,
             queue: "triage",
             patient,
             assigned_nurse: nurse,
@@ -376,7 +378,7 @@ mod tests {
         let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
         assert_eq!(v.end(&id, &o).unwrap_err(), VisitError::NotParticipant);
         assert_eq!(v.end(&id, &p).unwrap().1, EndReason::PatientEnded);
-        assert!(v.of_conversation("c1").is_none());
+        assert!(v.of_conversation(&C1).is_none());
     }
 
     #[test]

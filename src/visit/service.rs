@@ -245,7 +245,7 @@ impl VideoService {
         self.live().classes.insert(
             visit.id.clone(),
             (
-                Classification::proposed(&visit.conversation, &visit.queue),
+                Classification::proposed(visit.conversation.as_str(), &visit.queue),
                 visit.created_ms,
             ),
         );

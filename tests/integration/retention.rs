@@ -126,14 +126,21 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
     ))
     .await
     .unwrap();
-    let receipts: Vec<(String, String)> =
-        sqlx::query_as("SELECT resource, reason FROM audit_events WHERE action = 'recording.deleted'")
+    let receipts: Vec<(String, String, String, String, String)> = sqlx::query_as(
+        "SELECT resource, reason, actor, role, request_id FROM audit_events WHERE action = 'recording.deleted'",
+    )
             .fetch_all(&pool)
             .await
             .unwrap();
     pool.close().await;
     assert_eq!(receipts.len(), 1, "{receipts:?}");
     assert_eq!(receipts[0].0, "recording:r000000000000000000000001");
+    // The sweep is the broker's own work: it says so, and its event still carries a correlation id.
+    assert_eq!(
+        (receipts[0].2.as_str(), receipts[0].3.as_str()),
+        ("examroom", "system")
+    );
+    assert_eq!(receipts[0].4.len(), 32, "{:?}", receipts[0].4);
     for field in [
         "\"policies\":\"video-visits\"",
         "\"objects\":[\"r000000000000000000000001.erec\"]",

@@ -205,7 +205,7 @@ async fn concurrent_message_appends_are_gapless_and_fail_alone() {
         let now = now_ms();
         let c = db
             .create_conversation(&examroom::store::ConversationRow {
-                id: "c-group".into(),
+                id: examroom::ids::ConversationId::new("c-group"),
                 reference: "REF-GROUP".into(),
                 queue: "triage".into(),
                 patient: SubjectId::new("patient-1"),
@@ -224,7 +224,7 @@ async fn concurrent_message_appends_are_gapless_and_fail_alone() {
             .await
             .unwrap();
         let append = |conversation: &str, key: String, fail: bool| {
-            let (db, conversation) = (db.clone(), conversation.to_string());
+            let (db, conversation) = (db.clone(), examroom::ids::ConversationId::new(conversation));
             tokio::spawn(async move {
                 db.append_message(
                     &conversation,
@@ -245,10 +245,10 @@ async fn concurrent_message_appends_are_gapless_and_fail_alone() {
         };
         let mut tasks = Vec::new();
         for i in 0..200 {
-            tasks.push((i, append(&c.id, format!("key-{i}"), false)));
+            tasks.push((i, append(c.id.as_str(), format!("key-{i}"), false)));
             if i % 20 == 0 {
                 tasks.push((-1, append("no-such-conversation", format!("lost-{i}"), false)));
-                tasks.push((-2, append(&c.id, format!("unsealable-{i}"), true)));
+                tasks.push((-2, append(c.id.as_str(), format!("unsealable-{i}"), true)));
             }
         }
         let mut seqs = Vec::new();
@@ -273,8 +273,8 @@ async fn concurrent_message_appends_are_gapless_and_fail_alone() {
         // Resends, concurrently with new messages: the stored message comes back.
         let mut tasks = Vec::new();
         for i in 0..50 {
-            tasks.push((true, i, append(&c.id, format!("key-{i}"), false)));
-            tasks.push((false, i, append(&c.id, format!("new-{i}"), false)));
+            tasks.push((true, i, append(c.id.as_str(), format!("key-{i}"), false)));
+            tasks.push((false, i, append(c.id.as_str(), format!("new-{i}"), false)));
         }
         for (resend, i, task) in tasks {
             let o = task.await.unwrap().unwrap();
@@ -287,8 +287,8 @@ async fn concurrent_message_appends_are_gapless_and_fail_alone() {
         let pairs: Vec<_> = (0..20)
             .map(|i| {
                 (
-                    append(&c.id, format!("race-{i}"), false),
-                    append(&c.id, format!("race-{i}"), false),
+                    append(c.id.as_str(), format!("race-{i}"), false),
+                    append(c.id.as_str(), format!("race-{i}"), false),
                 )
             })
             .collect();

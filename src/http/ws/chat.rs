@@ -6,6 +6,7 @@ use super::reply::{Connection, audit as audit_event, error};
 use crate::app::App;
 use crate::audit::Outcome;
 use crate::clock::timestamp;
+use crate::ids::ConversationId;
 use crate::messaging::MessagingError;
 use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::protocol::{ClientFrame, PresenceRequest, ServerFrame};
@@ -280,7 +281,7 @@ async fn may_work_queue(app: &App, conn: &Connection) -> bool {
         .is_ok()
 }
 
-async fn audit(app: &App, conn: &Connection, action: &str, conversation: &str, outcome: Outcome) {
+async fn audit(app: &App, conn: &Connection, action: &str, conversation: &ConversationId, outcome: Outcome) {
     audit_event(
         app,
         conn,
@@ -297,7 +298,7 @@ async fn audit(app: &App, conn: &Connection, action: &str, conversation: &str, o
 pub async fn authorized(
     app: &App,
     conn: &Connection,
-    id: &str,
+    id: &ConversationId,
     action: &str,
 ) -> Result<Authorized<ConversationRow>, Vec<ServerFrame>> {
     let row = match app.messaging.conversation(id).await {
@@ -305,7 +306,7 @@ pub async fn authorized(
         Err(e) => return Err(from_messaging(e)),
     };
     let resource = match &row {
-        Some(c) => Resource::new(ResourceKind::Conversation, Some(c.id.clone()))
+        Some(c) => Resource::new(ResourceKind::Conversation, Some(c.id.to_string()))
             .owned_by(c.patient.clone())
             .assigned_to(
                 c.nurse
@@ -314,7 +315,7 @@ pub async fn authorized(
                     .cloned()
                     .collect(),
             ),
-        None => Resource::new(ResourceKind::Conversation, Some(safe_id(id))),
+        None => Resource::new(ResourceKind::Conversation, Some(safe_id(id.as_str()))),
     };
     app.authorize_for(&conn.principal, action, &resource, row, Some(&conn.request_id))
         .await

@@ -226,7 +226,7 @@ impl VideoService {
                     self.recording
                         .audit
                         .record_or_log(
-                            AuditEvent::new(
+                            AuditEvent::system(
                                 "recording.recovered",
                                 format!("recording:{}", row.id),
                                 Outcome::Success,
@@ -291,7 +291,7 @@ impl VideoService {
                 self.recording
                     .audit
                     .record_or_log(
-                        AuditEvent::new("recording.stored", format!("recording:{id}"), Outcome::Success)
+                        AuditEvent::system("recording.stored", format!("recording:{id}"), Outcome::Success)
                             .reason(format!("{} bytes sealed", row.object_bytes.unwrap_or(0))),
                     )
                     .await;
