@@ -114,7 +114,7 @@ impl Visit {
 
 /// Two peers connected to each other with nothing between: the latency the generator itself adds.
 async fn baseline_pair(streams: &Arc<Streams>) -> anyhow::Result<(Peer, Peer)> {
-    let a = Peer::new(streams.clone(), Some(Path::Baseline)).await?;
+    let mut a = Peer::new(streams.clone(), Some(Path::Baseline)).await?;
     let b = Peer::new(streams.clone(), Some(Path::Baseline)).await?;
     let offer = a.offer_gathered().await?;
     let answer = b.answer_gathered(&offer).await?;

@@ -4,6 +4,7 @@
 //! could be replaced. Rooms and participants are opaque random ids; the engine never learns who is behind them.
 
 pub mod announce;
+pub mod client;
 pub mod rewrite;
 pub mod sdp;
 pub mod sfu;

@@ -41,7 +41,7 @@ use crate::telemetry::MediaMetrics;
 const MIME_OPUS: &str = "audio/opus";
 const MIME_VP8: &str = "video/VP8";
 
-fn engine_error(e: impl std::fmt::Display) -> MediaError {
+pub(super) fn engine_error(e: impl std::fmt::Display) -> MediaError {
     MediaError::Engine(e.to_string())
 }
 

@@ -88,7 +88,7 @@ pub async fn join(ws: &mut Ws, peer: &mut ClientPeer, visit: &str) {
     let answer = ws.expect("video_sdp").await;
     peer.answered(answer["sdp"].as_str().unwrap()).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while peer.count(|c: &Counters| &c.connected) == 0 {
+    while !peer.connected() {
         assert!(tokio::time::Instant::now() < deadline, "peer did not connect");
         while let Ok(c) = peer.candidates.try_recv() {
             let candidate =

@@ -213,7 +213,7 @@ pub async fn open_visit(http: &reqwest::Client, base: &str, streams: &Arc<Stream
             .await?;
         let joined = handle.event("videoroom", "joined").await?;
         feeds.push(joined["plugindata"]["data"]["id"].as_u64().context("feed id")?);
-        let peer = Peer::new(streams.clone(), Some(path)).await?;
+        let mut peer = Peer::new(streams.clone(), Some(path)).await?;
         let offer = peer.offer_gathered().await.context("publisher offer")?;
         handle
             .message(

@@ -56,6 +56,7 @@ async fn visit_proof(
     let (id, resource) = visit_id(raw);
     let Some(id) = id else {
         let unknown = Resource::new(ResourceKind::Visit, Some("invalid".into()));
+        // Asked only so the refusal is audited like any other; a malformed id is refused whatever it says.
         let _ = app
             .authorize(&conn.principal, action, &unknown, Some(&conn.request_id))
             .await;
