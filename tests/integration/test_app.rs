@@ -1,12 +1,30 @@
 //! The broker in this test's process: `examroom::serve` on an ephemeral loopback listener with SQLite and the
 //! development provider, wired exactly as `examroom dev` wires it, so socket and REST rules are tested in
 //! milliseconds without a child process. Tests that need the real binary (start-up, signals, crashes, network
-//! namespaces, logs) keep using `common::Broker`.
+//! namespaces, logs) keep using `common::Broker`. A panic in the broker's code (a handler's task, which the
+//! server would otherwise swallow) fails the test when its `TestApp` is dropped.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::oneshot;
+
+/// Panics raised outside the test code itself (the test's own assertions live under `tests/`).
+static BROKER_PANICS: AtomicUsize = AtomicUsize::new(0);
+
+fn count_broker_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.location().is_some_and(|l| !l.file().starts_with("tests/")) {
+                BROKER_PANICS.fetch_add(1, Ordering::SeqCst);
+            }
+            previous(info);
+        }));
+    });
+}
 
 pub struct TestApp {
     pub url: String,
@@ -14,12 +32,15 @@ pub struct TestApp {
     pub data: PathBuf,
     _dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
+    panics_before: usize,
 }
 
 impl TestApp {
     /// Starts a broker with the `EXAMROOM_*` overrides in `env`; it stops when the value is dropped (or with
     /// the test's runtime).
     pub async fn spawn(env: &[(&str, &str)]) -> TestApp {
+        count_broker_panics();
+        let panics_before = BROKER_PANICS.load(Ordering::SeqCst);
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -37,6 +58,7 @@ impl TestApp {
             data,
             _dir: dir,
             stop: Some(stop),
+            panics_before,
         }
     }
 }
@@ -45,6 +67,13 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if !std::thread::panicking() {
+            assert_eq!(
+                BROKER_PANICS.load(Ordering::SeqCst),
+                self.panics_before,
+                "the broker panicked while this test ran (the message is above)"
+            );
         }
     }
 }
