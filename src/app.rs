@@ -177,7 +177,7 @@ impl App {
             recording,
         ));
 
-        video.recover_recordings().await;
+        video.find_unfinished_recordings().await;
 
         Ok(Self {
             recording_policies,

@@ -54,6 +54,9 @@ pub async fn serve(
     });
     workers.spawn("chat-timers", |stop| app.messaging.clone().run_timers(stop));
     workers.spawn("video-timers", |stop| app.video.clone().run_timers(stop));
+    workers.spawn("recording-recovery", |stop| {
+        app.video.clone().recover_recordings(stop)
+    });
     workers.spawn("siem-delivery", |stop| {
         audit::siem::run(app.db.clone(), app.config.siem.webhooks.clone(), stop)
     });

@@ -1,7 +1,7 @@
 //! Named background workers: every loop the broker runs beside its requests (timers, housekeeping, audit
-//! checkpoints, SIEM delivery) is started here under a name, reports whether it is running, stopped or failed,
-//! and is stopped on shutdown within a deadline — a worker that does not finish in time is aborted and named in
-//! the log. A worker receives a stop signal and returns when it changes; a panic is caught and shown as
+//! checkpoints, SIEM delivery, recovery of recordings a crash cut) is started here under a name, reports whether
+//! it is running, stopped or failed, and is stopped on shutdown within a deadline — a worker that does not finish
+//! in time is aborted and named in the log. A worker receives a stop signal and returns when it changes; a panic is caught and shown as
 //! `failed`, never taking the broker down. (The cluster work will put some of these under leases.)
 
 use std::collections::BTreeMap;

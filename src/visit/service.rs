@@ -137,6 +137,8 @@ pub struct VideoService {
     config: MediaConfig,
     turn_secret: Option<Vec<u8>>,
     metrics: MediaMetrics,
+    /// Recordings a crash left in progress, found at start and not yet recovered.
+    unfinished: std::sync::Mutex<Vec<crate::store::RecordingRow>>,
 }
 
 impl VideoService {
@@ -156,6 +158,7 @@ impl VideoService {
             config: config.clone(),
             turn_secret,
             metrics,
+            unfinished: Default::default(),
         }
     }
 

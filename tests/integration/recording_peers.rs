@@ -310,15 +310,23 @@ async fn inner_recording_crash() {
     let url = broker.url.clone();
     let compliance = staff_cookie(&url, &data, "compliance").await;
     let http = crate::common::client();
-    let list: Value = http
-        .get(format!("{url}/api/v1/recordings?reason=crash%20review"))
-        .header("cookie", &compliance)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The `recording-recovery` worker finalizes it in the background after the start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let list = loop {
+        let list: Value = http
+            .get(format!("{url}/api/v1/recordings?reason=crash%20review"))
+            .header("cookie", &compliance)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["recordings"][0]["state"] == "stored" || std::time::Instant::now() > deadline {
+            break list;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     let rec = &list["recordings"][0];
     assert_eq!(rec["state"], "stored", "recovered at start: {list}");
     assert_eq!(

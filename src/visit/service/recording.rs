@@ -190,17 +190,23 @@ impl VideoService {
         Ok(notice)
     }
 
-    /// After a start: recordings a crash left in progress are finalized from their spools, with the lost time
-    /// marked as a gap; each is audited.
-    pub async fn recover_recordings(&self) {
-        let rows = match self.recording.db.unfinished_recordings().await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::error!(error = %e, "unfinished recordings could not be listed");
+    /// At start, before any visit can begin: the recordings a crash left in progress. Listed now (a visit that
+    /// starts later is never mistaken for one), finalized by [`Self::recover_recordings`] in the background.
+    pub async fn find_unfinished_recordings(&self) {
+        match self.recording.db.unfinished_recordings().await {
+            Ok(rows) => *self.unfinished.lock().expect("unfinished lock") = rows,
+            Err(e) => tracing::error!(error = %e, "unfinished recordings could not be listed"),
+        }
+    }
+
+    /// The `recording-recovery` worker: each recording found at start is finalized from its spool, the lost
+    /// time marked as a gap, and audited. A stop leaves the rest in progress for the next start.
+    pub async fn recover_recordings(self: std::sync::Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+        let rows = std::mem::take(&mut *self.unfinished.lock().expect("unfinished lock"));
+        for row in rows {
+            if *stop.borrow() {
                 return;
             }
-        };
-        for row in rows {
             let now = now_ms();
             let timeline = row
                 .manifest
