@@ -14,27 +14,11 @@ use tokio::sync::Mutex;
 use crate::auth::{Principal, Role};
 use crate::clock::now_ms;
 use crate::ids::RequestId;
+pub use crate::store::Outcome;
 use crate::store::{AuditHead, AuditRow, Db, StoreError};
 
 /// Hash that precedes the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    Failure,
-    Denied,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Failure => "failure",
-            Outcome::Denied => "denied",
-        }
-    }
-}
 
 /// An event to record. `resource` is a type and an opaque id (`session:ab12…`), never a name.
 #[derive(Debug, Clone)]
@@ -118,10 +102,10 @@ impl Auditor {
                     at_ms,
                     request_id: request_id.as_str().to_string(),
                     actor: event.actor.clone(),
-                    role: event.role.as_str().to_string(),
+                    role: event.role,
                     action: event.action.clone(),
                     resource: event.resource.clone(),
-                    outcome: event.outcome.as_str().to_string(),
+                    outcome: event.outcome,
                     reason: event.reason.clone(),
                     prev_hash: head.hash.clone(),
                     hash: String::new(),
@@ -157,10 +141,10 @@ pub fn event_hash(row: &AuditRow) -> String {
         &at,
         &row.request_id,
         &row.actor,
-        &row.role,
+        row.role.as_str(),
         &row.action,
         &row.resource,
-        &row.outcome,
+        row.outcome.as_str(),
         &row.reason,
     ] {
         h.update((field.len() as u64).to_be_bytes());

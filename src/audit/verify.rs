@@ -204,10 +204,10 @@ mod tests {
                 at_ms: 1_700_000_000_000 + seq,
                 request_id: format!("req{seq}"),
                 actor: "nurse-1".into(),
-                role: "nurse".into(),
+                role: crate::role::Role::Nurse,
                 action: "session.create".into(),
                 resource: format!("session:{seq}"),
-                outcome: "success".into(),
+                outcome: crate::store::Outcome::Success,
                 reason: String::new(),
                 prev_hash: prev.clone(),
                 hash: String::new(),
@@ -230,7 +230,7 @@ mod tests {
     #[test]
     fn edit_is_detected_at_the_edited_event() {
         let (mut rows, head) = chain(10);
-        rows[3].outcome = "denied".into();
+        rows[3].outcome = crate::store::Outcome::Denied;
         assert_eq!(verify_chain(&rows, &head), Err(ChainBreak::Edited { seq: 4 }));
     }
 

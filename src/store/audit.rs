@@ -5,6 +5,28 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Backend, Db, StoreError};
+use crate::role::Role;
+
+/// How an audited act ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Denied,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Success, Outcome::Failure, Outcome::Denied];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditRow {
@@ -12,10 +34,10 @@ pub struct AuditRow {
     pub at_ms: i64,
     pub request_id: String,
     pub actor: String,
-    pub role: String,
+    pub role: Role,
     pub action: String,
     pub resource: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub reason: String,
     pub prev_hash: String,
     pub hash: String,
@@ -30,16 +52,26 @@ pub struct AuditHead {
 const COLUMNS: &str =
     "seq, at_ms, request_id, actor, role, action, resource, outcome, reason, prev_hash, hash";
 
+/// A stored word that names no known value: the row was written by something other than the broker.
+fn unknown(column: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("audit {column} `{value}` is not one the broker writes").into())
+}
+
 fn row_to_audit(r: &AnyRow) -> Result<AuditRow, sqlx::Error> {
+    let role: String = r.try_get(4)?;
+    let outcome: String = r.try_get(7)?;
     Ok(AuditRow {
         seq: r.try_get(0)?,
         at_ms: r.try_get(1)?,
         request_id: r.try_get(2)?,
         actor: r.try_get(3)?,
-        role: r.try_get(4)?,
+        role: role.parse().map_err(|_| unknown("role", &role))?,
         action: r.try_get(5)?,
         resource: r.try_get(6)?,
-        outcome: r.try_get(7)?,
+        outcome: Outcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == outcome)
+            .ok_or_else(|| unknown("outcome", &outcome))?,
         reason: r.try_get(8)?,
         prev_hash: r.try_get(9)?,
         hash: r.try_get(10)?,
@@ -79,10 +111,10 @@ impl Db {
         .bind(row.at_ms)
         .bind(&row.request_id)
         .bind(&row.actor)
-        .bind(&row.role)
+        .bind(row.role.as_str())
         .bind(&row.action)
         .bind(&row.resource)
-        .bind(&row.outcome)
+        .bind(row.outcome.as_str())
         .bind(&row.reason)
         .bind(&row.prev_hash)
         .bind(&row.hash)

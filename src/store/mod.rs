@@ -8,7 +8,7 @@ mod recordings;
 mod sessions;
 mod visits;
 
-pub use audit::{AuditHead, AuditRow, Checkpoint};
+pub use audit::{AuditHead, AuditRow, Checkpoint, Outcome};
 pub use conversations::{AppendOutcome, ConversationRow, ConversationState, MessageRow};
 pub use logins::LoginRow;
 pub use recordings::{NewRecording, RecordingPhase, RecordingRow};

@@ -163,6 +163,12 @@ async fn audit_tampering_is_detected_on_both_backends() {
         );
         exec("UPDATE audit_events SET reason = '' WHERE seq = 3").await;
         assert!(verify_stored(&db).await.unwrap().is_ok(), "restored");
+        // A role or outcome the broker never writes cannot even be read back as an event.
+        exec("UPDATE audit_events SET role = 'root' WHERE seq = 3").await;
+        let err = verify_stored(&db).await.unwrap_err().to_string();
+        assert!(err.contains("role `root`"), "{err}");
+        exec("UPDATE audit_events SET role = 'nurse' WHERE seq = 3").await;
+        assert!(verify_stored(&db).await.unwrap().is_ok(), "restored");
 
         exec("UPDATE audit_events SET seq = -1 WHERE seq = 5").await;
         exec("UPDATE audit_events SET seq = 5 WHERE seq = 6").await;

@@ -69,7 +69,7 @@ impl Facts {
     pub(super) fn gather(events: &[AuditRow], as_of: i64) -> Facts {
         let mut f = Facts::default();
         for e in events {
-            if e.outcome != Outcome::Success.as_str() || e.at_ms >= as_of {
+            if e.outcome != Outcome::Success || e.at_ms >= as_of {
                 continue;
             }
             match e.action.as_str() {
@@ -155,5 +155,5 @@ fn is_patient_resource(resource: &str) -> bool {
 
 pub(super) fn is_access(e: &AuditRow) -> bool {
     is_patient_resource(&e.resource)
-        && (ACCESS_ACTIONS.contains(&e.action.as_str()) || e.outcome == Outcome::Denied.as_str())
+        && (ACCESS_ACTIONS.contains(&e.action.as_str()) || e.outcome == Outcome::Denied)
 }

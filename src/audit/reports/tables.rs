@@ -197,19 +197,17 @@ pub(super) fn exposure(q: &ReportQuery, events: &[AuditRow], f: &Facts) -> Table
     }
     let mut staff: BTreeMap<String, Member> = BTreeMap::new();
     for e in events.iter().filter(|e| in_range(q, e.at_ms) && is_access(e)) {
-        if !matches!(
-            e.role.as_str(),
-            "nurse" | "supervisor" | "compliance_officer" | "it_helpdesk" | "service"
-        ) {
+        // The workforce and machine clients; patients' own reads, refused callers and the broker are not staff.
+        if !(e.role.is_staff() || e.role == crate::role::Role::Service) {
             continue;
         }
         let m = staff.entry(e.actor.clone()).or_default();
-        m.role = e.role.clone();
-        if e.outcome == Outcome::Denied.as_str() {
+        m.role = e.role.as_str().to_string();
+        if e.outcome == Outcome::Denied {
             m.denied += 1;
             continue;
         }
-        if e.outcome != Outcome::Success.as_str() || e.resource.ends_with(":*") {
+        if e.outcome != Outcome::Success || e.resource.ends_with(":*") {
             continue;
         }
         m.records.insert(e.resource.clone());

@@ -24,10 +24,13 @@ fn event(
         at_ms,
         request_id: format!("req{seq}"),
         actor: actor.into(),
-        role: role.into(),
+        role: role.parse().unwrap(),
         action: action.into(),
         resource: resource.into(),
-        outcome: outcome.into(),
+        outcome: crate::store::Outcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == outcome)
+            .unwrap(),
         reason: reason.into(),
         prev_hash: String::new(),
         hash: format!("h{seq}"),
