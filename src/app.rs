@@ -51,6 +51,8 @@ pub struct App {
     pub video: Arc<VideoService>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Rate limits per class of caller (`[limits]`).
+    pub limits: crate::limits::Limits,
     /// The development provider, only under `examroom dev`.
     pub dev_idp: Option<Arc<DevIdp>>,
     pub started_at: Instant,
@@ -180,6 +182,7 @@ impl App {
         video.find_unfinished_recordings().await;
 
         Ok(Self {
+            limits: crate::limits::Limits::new(&config.limits),
             recording_policies,
             video,
             messaging,

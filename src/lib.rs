@@ -16,6 +16,7 @@ pub mod dev;
 pub mod dev_idp;
 pub mod http;
 pub mod ids;
+pub mod limits;
 pub mod media;
 pub mod messaging;
 pub mod pii;
@@ -72,6 +73,8 @@ pub async fn serve(
         }
     });
     let stopping = workers.stop_sender();
+    // The peer address reaches handlers (per-address rate limits; see `http::extract::client_address`).
+    let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
@@ -122,6 +125,7 @@ async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool
             _ = stop.changed() => return,
         }
         let now = clock::now_ms();
+        app.limits.forget_idle();
         if let Err(e) = app.db.purge_sessions(now, 24 * 3600 * 1000).await {
             tracing::warn!(error = %e, "session purge failed");
         }

@@ -47,6 +47,8 @@ pub mod close {
     pub const AUTH_TIMEOUT: u16 = 4008;
     /// A frame exceeded `messaging.max_frame_bytes` (standard "message too big").
     pub const TOO_BIG: u16 = 1009;
+    /// The socket kept sending past `limits.socket_frames` after a `rate_limited` error frame.
+    pub const FLOODING: u16 = 4029;
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -371,6 +373,10 @@ pub enum ServerFrame {
         conversation_id: ConversationId,
         visit_id: String,
         recording: RecordingNotice,
+        /// With `consent_required`: the consent question, generated from the recording policy (who may view the
+        /// recording, how long it is kept).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        consent_text: Option<String>,
     },
     /// The patient agreed: join with an offer, using these ICE servers.
     VideoStarted {

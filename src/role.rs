@@ -17,8 +17,8 @@ pub enum Role {
     Service,
     /// No credentials; appears only in audit events of refused requests.
     Anonymous,
-    /// The broker itself, in audit events of its background work (uploads, recovery, retention); never granted by
-    /// a sign-in (not a staff role) nor named by a policy rule.
+    /// The broker itself, in audit events of its background work (uploads, recovery, retention) and of its
+    /// operator's command line; never granted by a sign-in (not a staff role) nor named by a policy rule.
     System,
 }
 

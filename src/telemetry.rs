@@ -29,6 +29,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub auth_failures: IntCounterVec,
+    /// Requests and frames refused by a rate limit, by class (`[limits]` key).
+    pub rate_limited: IntCounterVec,
     pub audit_events: IntCounterVec,
     pub media: MediaMetrics,
 }
@@ -98,12 +100,20 @@ impl Metrics {
             &["kind", "reason"],
         )
         .expect("valid metric");
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "rate_limited_total",
+                "Requests and frames refused by a rate limit",
+            ),
+            &["class"],
+        )
+        .expect("valid metric");
         let audit_events = IntCounterVec::new(
             Opts::new("audit_events_total", "Audit events appended"),
             &["outcome"],
         )
         .expect("valid metric");
-        for c in [&http_requests, &auth_failures, &audit_events] {
+        for c in [&http_requests, &auth_failures, &audit_events, &rate_limited] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("metric registered once");
@@ -117,6 +127,7 @@ impl Metrics {
             http_requests,
             http_duration,
             auth_failures,
+            rate_limited,
             audit_events,
         }
     }

@@ -116,13 +116,22 @@ impl Sessions {
             .await?
             .ok_or(AuthError::SessionInvalid)?;
         let now = now_ms();
-        let idle_expired = row
+        let mut idle_expired = row
             .idle_timeout_ms
             .is_some_and(|idle| now - row.last_seen_at > idle);
+        // A patient's idle clock runs only while no socket refreshes it, and not while they wait in a queue
+        // (a phone that locked its screen in the waiting room keeps its place and its session).
+        if idle_expired && row.kind == "patient" && self.db.is_waiting(&row.subject).await? {
+            idle_expired = false;
+        }
         if row.revoked_at.is_some() || now >= row.expires_at || idle_expired {
             return Err(AuthError::SessionInvalid);
         }
-        if now - row.last_seen_at > TOUCH_INTERVAL_MS {
+        // Refreshed often enough that an open socket's re-checks keep even a short idle rule from expiring.
+        let touch_every = row
+            .idle_timeout_ms
+            .map_or(TOUCH_INTERVAL_MS, |idle| TOUCH_INTERVAL_MS.min(idle / 3));
+        if now - row.last_seen_at > touch_every {
             self.db.touch_session(&row.id, now).await?;
         }
         let kind = if row.kind == "patient" {
@@ -155,5 +164,28 @@ impl Sessions {
     pub async fn revoke(&self, id: &SessionId) -> Result<(), AuthError> {
         self.db.revoke_session(id.as_str(), now_ms()).await?;
         Ok(())
+    }
+
+    /// Keeps at most `max` live patient sessions for a subject: older ones beyond it are revoked (newest kept);
+    /// returns the ids revoked.
+    pub async fn cap_patient_sessions(
+        &self,
+        subject: &SubjectId,
+        max: usize,
+    ) -> Result<Vec<SessionId>, AuthError> {
+        let now = now_ms();
+        let live = self.db.live_session_ids("patient", subject.as_str(), now).await?;
+        let mut revoked = Vec::new();
+        for id in live.into_iter().skip(max.max(1)) {
+            self.db.revoke_session(&id, now).await?;
+            revoked.push(SessionId::new(id));
+        }
+        Ok(revoked)
+    }
+
+    /// Ends every live session of a subject at once (an administrator removed the person); returns the ids.
+    pub async fn revoke_subject(&self, subject: &SubjectId) -> Result<Vec<SessionId>, AuthError> {
+        let ids = self.db.revoke_sessions_of(subject.as_str(), now_ms()).await?;
+        Ok(ids.into_iter().map(SessionId::new).collect())
     }
 }

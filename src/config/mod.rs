@@ -4,6 +4,7 @@
 
 pub mod announce;
 mod deployment;
+pub mod limits;
 pub mod load;
 mod validate;
 
@@ -31,6 +32,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub media: MediaConfig,
     pub recording: RecordingConfig,
+    pub limits: limits::LimitsConfig,
     /// Waiting-room queues; a single `triage` queue when none is configured.
     pub queues: Vec<QueueConfig>,
     /// Present only under `examroom dev`: serves the built-in OpenID provider. Never set by `serve`.
@@ -173,6 +175,9 @@ pub struct ServerConfig {
     /// its own copy, since this one must be readable by the broker's user only). Required by a deployment served
     /// over https; without it (the demo) `/metrics` is open.
     pub metrics_token_file: Option<PathBuf>,
+    /// Addresses of the reverse proxies / load balancers in front of the broker: for a request from one of them,
+    /// the client's address is the last one it appended to `X-Forwarded-For` (per-address rate limits).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ServerConfig {
@@ -185,6 +190,7 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             shutdown_grace_seconds: 20,
             metrics_token_file: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -322,6 +328,13 @@ pub struct PatientAuthConfig {
     /// Upper bound of a patient session even if the ID token lives longer.
     #[serde(default = "default_patient_session")]
     pub max_session_seconds: u64,
+    /// A patient session ends after this long with no socket connected (never while the patient waits in a
+    /// queue). An open socket keeps it alive.
+    #[serde(default = "default_patient_idle")]
+    pub idle_without_socket_seconds: u64,
+    /// Live sessions one patient may hold (tabs, devices); opening one more revokes the oldest (audited).
+    #[serde(default = "default_patient_sessions")]
+    pub max_sessions_per_subject: usize,
 }
 
 /// Machine clients (EMR integrations) with client-credentials JWT access tokens.
@@ -510,6 +523,14 @@ fn default_absolute_lifetime() -> u64 {
 fn default_algorithms() -> Vec<String> {
     vec!["RS256".into(), "ES256".into()]
 }
+fn default_patient_idle() -> u64 {
+    10 * 60
+}
+
+fn default_patient_sessions() -> usize {
+    3
+}
+
 fn default_patient_session() -> u64 {
     3600
 }

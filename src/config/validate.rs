@@ -18,6 +18,7 @@ pub const MAX_CLOCK_SKEW_SECONDS: u64 = 60;
 
 pub fn validate(c: &Config) -> Vec<Problem> {
     let mut p = Vec::new();
+    p.extend(c.limits.problems());
     if c.server.listen.parse::<SocketAddr>().is_err() {
         p.push(Problem::new(
             "server.listen",
@@ -165,6 +166,19 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             if pa.max_session_seconds == 0 {
                 p.push(Problem::new(
                     "auth.patient.max_session_seconds",
+                    "must be at least 1",
+                ));
+            }
+            // An open socket refreshes the session at its re-checks; the idle rule must outlast two of them.
+            if pa.idle_without_socket_seconds < 2 * c.messaging.session_recheck_seconds.max(1) {
+                p.push(Problem::new(
+                    "auth.patient.idle_without_socket_seconds",
+                    "must be at least twice messaging.session_recheck_seconds (an open socket would time out)",
+                ));
+            }
+            if pa.max_sessions_per_subject == 0 {
+                p.push(Problem::new(
+                    "auth.patient.max_sessions_per_subject",
                     "must be at least 1",
                 ));
             }

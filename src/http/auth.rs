@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use super::extract::{Caller, bearer, cookie_name, request_id, session_cookie};
+use super::extract::{Caller, bearer, client_address, cookie_name, rate_limit, request_id, session_cookie};
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::session::NewSession;
@@ -20,6 +20,7 @@ use crate::auth::staff::PendingLogin;
 use crate::auth::{AuthError, Role, SessionKind};
 use crate::clock::now_ms;
 use crate::ids::{RequestId, SubjectId};
+use crate::limits::Class;
 use crate::pii::{Pii, pseudonym};
 use crate::policy::{Resource, ResourceKind};
 use crate::store::LoginRow;
@@ -130,6 +131,12 @@ async fn callback(
         .staff
         .as_ref()
         .ok_or(ApiError::Internal("staff auth missing".into()))?;
+    // Per person, never per address: a hospital puts every nurse behind one NAT address.
+    rate_limit(
+        &app,
+        Class::StaffSignInPerSubject,
+        &pseudonym(identity.subject.as_str()),
+    )?;
     let now = now_ms();
     let (session, token) = app
         .sessions
@@ -236,6 +243,12 @@ struct PatientSessionCreated {
 /// `POST /api/v1/patient/sessions` with the portal's ID token as bearer.
 async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
     let rid = request_id(&parts);
+    // Per address before the token is even looked at (a flood of forged tokens costs signature checks).
+    rate_limit(
+        &app,
+        Class::PatientSessionPerAddress,
+        &client_address(&app, &parts),
+    )?;
     let result = match bearer(&parts) {
         None => Err(AuthError::MissingCredentials),
         Some(token) => app.patient_tokens.verify(&token).await.map_err(AuthError::from),
@@ -259,13 +272,15 @@ async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Re
             return Err(ApiError::from(e));
         }
     };
-    let max = app
-        .config
-        .auth
-        .patient
-        .as_ref()
-        .map(|p| p.max_session_seconds)
-        .unwrap_or(3600) as i64;
+    let subject = SubjectId::new(claims.sub);
+    rate_limit(
+        &app,
+        Class::PatientSessionPerSubject,
+        &pseudonym(subject.as_str()),
+    )?;
+    let patient = app.config.auth.patient.as_ref();
+    let max = patient.map_or(3600, |p| p.max_session_seconds) as i64;
+    let idle = patient.map_or(600, |p| p.idle_without_socket_seconds) as i64;
     let expires_at_ms = (claims.exp * 1000).min(now_ms() + max * 1000);
     let name = claims
         .other
@@ -276,14 +291,30 @@ async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Re
         .sessions
         .create(NewSession {
             kind: SessionKind::Patient,
-            subject: SubjectId::new(claims.sub),
+            subject,
             roles: vec![Role::Patient],
             skills: Vec::new(),
             display_name: name,
             expires_at_ms,
-            idle_timeout_ms: None,
+            idle_timeout_ms: Some(idle * 1000),
         })
         .await?;
+    // A patient may hold a few sessions (a phone and a laptop); one more ends the oldest, which is audited.
+    let cap = patient.map_or(3, |p| p.max_sessions_per_subject);
+    for old in app
+        .sessions
+        .cap_patient_sessions(&session.principal.subject, cap)
+        .await?
+    {
+        app.audit
+            .record_or_log(
+                AuditEvent::new("auth.session_revoked", format!("session:{old}"), Outcome::Success)
+                    .by(&session.principal)
+                    .reason("over auth.patient.max_sessions_per_subject: the oldest session ends")
+                    .request(Some(&rid)),
+            )
+            .await;
+    }
     app.audit
         .record_or_log(
             AuditEvent::new(

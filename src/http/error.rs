@@ -27,6 +27,9 @@ pub enum ApiError {
     Unavailable(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A rate limit (`[limits]`): 429 with `Retry-After`.
+    #[error("{0}")]
+    TooManyRequests(#[from] crate::limits::Limited),
 }
 
 impl ApiError {
@@ -38,6 +41,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -49,6 +53,7 @@ impl ApiError {
             ApiError::NotFound => ("not_found", "no such resource".into()),
             ApiError::Unavailable(code) => (code, "a dependency is unavailable; try again shortly".into()),
             ApiError::Internal(_) => ("internal", "internal error".into()),
+            ApiError::TooManyRequests(l) => ("rate_limited", l.to_string()),
         }
     }
 }
@@ -83,7 +88,13 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "request failed");
         }
         let (code, message) = self.code_and_message();
-        error_body(self.status(), code, &message)
+        let mut response = error_body(self.status(), code, &message);
+        if let ApiError::TooManyRequests(l) = &self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, l.retry_after_seconds().into());
+        }
+        response
     }
 }
 

@@ -28,6 +28,43 @@ pub fn request_id(parts: &Parts) -> RequestId {
         .unwrap_or_else(RequestId::random)
 }
 
+/// The caller's address: the TCP peer, or, when the peer is one of `server.trusted_proxies`, the last address
+/// that proxy appended to `X-Forwarded-For` (anything before it was written by the client and proves nothing).
+pub fn client_address(app: &AppState, parts: &Parts) -> String {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let forwarded = || {
+        parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+            .next_back()
+    };
+    let ip = match peer {
+        Some(p) if app.config.server.trusted_proxies.contains(&p) => forwarded().or(Some(p)),
+        other => other,
+    };
+    ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+}
+
+/// Takes one token of a rate-limit class (`[limits]`) for `key`; a refusal is counted and becomes a 429 with
+/// `Retry-After`. Not audited: a flood must not be able to flood the audit chain too.
+pub fn rate_limit(app: &AppState, class: crate::limits::Class, key: &str) -> Result<(), ApiError> {
+    app.limits.check(class, key).map_err(|limited| {
+        app.metrics
+            .rate_limited
+            .with_label_values(&[class.as_str()])
+            .inc();
+        tracing::info!(class = class.as_str(), "rate limited");
+        ApiError::from(limited)
+    })
+}
+
 pub fn cookie_name(tls: bool) -> &'static str {
     // The __Host- prefix makes the browser refuse the cookie unless it is Secure, host-only and path=/.
     if tls {

@@ -4,8 +4,9 @@
 //! live channel to the nurse's chats) — must come from the broker's own origin. (Not a portal's either: the
 //! widget talks to the broker from the broker's origin, and the portal signs patients in with a bearer token,
 //! so a script on a portal page has no business with a staff cookie.)
-//! Browsers name the origin on all of these; a request with no `Origin` header is not a browser's cross-site
-//! request and passes. Bearer-token clients carry no cookie and are not affected. A refusal is a 403 JSON error
+//! Browsers name the origin on all of these, so one with the cookie and no `Origin` is refused too (a client that
+//! hides where it comes from gets no benefit of the doubt). Bearer-token clients carry no cookie and are not
+//! affected. A refusal is a 403 JSON error
 //! and an audit event naming the route template (never the concrete path); the session is not looked up, so a
 //! hostile page cannot keep it from idling out.
 
@@ -35,8 +36,7 @@ pub async fn same_origin(State(app): State<AppState>, req: Request, next: Next) 
     let changes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) || upgrade;
     let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if changes
-        && let Some(origin) = origin
-        && !allowed(&app, origin)
+        && !origin.is_some_and(|o| allowed(&app, o))
         && session_cookie(&parts, app.config.is_tls()).is_some()
     {
         let route = parts
@@ -44,7 +44,11 @@ pub async fn same_origin(State(app): State<AppState>, req: Request, next: Next) 
             .get::<MatchedPath>()
             .map_or("unmatched", |m| m.as_str());
         let event = AuditEvent::new("http.cross_site", format!("route:{route}"), Outcome::Denied)
-            .reason("a cookie-authenticated request from another origin")
+            .reason(if origin.is_some() {
+                "a cookie-authenticated request from another origin"
+            } else {
+                "a cookie-authenticated request naming no origin"
+            })
             .request(parts.extensions.get::<RequestId>());
         app.audit.record_or_log(event).await;
         return ApiError::Forbidden("this origin may not use your session; sign in on this site".into())

@@ -14,11 +14,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::extract::Caller;
+use super::extract::{Caller, rate_limit};
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Role;
 use crate::ids::RecordingId;
+use crate::limits::Class;
+use crate::pii::pseudonym;
 use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::store::RecordingRow;
 use crate::visit::service::RecordingAccessError;
@@ -98,6 +100,11 @@ async fn list(
     caller: Caller,
     Query(q): Query<Reason>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    rate_limit(
+        &app,
+        Class::RecordingAccessPerUser,
+        &pseudonym(caller.principal.subject.as_str()),
+    )?;
     // The collection may be listed by a role some queue's recording policy lets view recordings.
     let mut roles: Vec<Role> = Vec::new();
     for queue in app.config.queues() {
@@ -143,6 +150,11 @@ async fn download(
     Path(id): Path<String>,
     Query(q): Query<Reason>,
 ) -> Result<Response, ApiError> {
+    rate_limit(
+        &app,
+        Class::RecordingAccessPerUser,
+        &pseudonym(caller.principal.subject.as_str()),
+    )?;
     let proof = viewable(&app, &caller, &id, "recording.download").await?;
     let why = reason(&q)?;
     let row = proof.resource();
@@ -320,6 +332,11 @@ async fn stream(
     Query(q): Query<Reason>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
+    rate_limit(
+        &app,
+        Class::RecordingAccessPerUser,
+        &pseudonym(caller.principal.subject.as_str()),
+    )?;
     let proof = viewable(&app, &caller, &id, "recording.stream").await?;
     let why = reason(&q)?;
     let range = headers

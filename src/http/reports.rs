@@ -11,9 +11,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::extract::Caller;
+use super::extract::{Caller, rate_limit};
 use crate::app::AppState;
 use crate::audit::reports::{self, ReportError, ReportQuery};
+use crate::limits::Class;
+use crate::pii::pseudonym;
 use crate::policy::{Resource, ResourceKind};
 
 pub fn router() -> Router<AppState> {
@@ -44,6 +46,11 @@ async fn report(
     Path(kind): Path<String>,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    rate_limit(
+        &app,
+        Class::ReportsPerUser,
+        &pseudonym(caller.principal.subject.as_str()),
+    )?;
     let resource = Resource::new(ResourceKind::AuditLog, None);
     app.authorize(
         &caller.principal,

@@ -55,6 +55,41 @@ pub struct RecordingDecision {
     pub record_screen_share: bool,
 }
 
+impl RecordingDecision {
+    /// What the patient agrees to, said from the policy itself (who may view the recording, how long it is
+    /// kept), so the consent question can never promise less than the policy allows.
+    pub fn consent_text(&self) -> String {
+        let who: Vec<&str> = self
+            .viewer_roles
+            .iter()
+            .map(|r| match r {
+                Role::ComplianceOfficer => "the clinic's compliance officers",
+                Role::Supervisor => "nursing supervisors",
+                Role::Nurse => "nurses",
+                Role::ItHelpdesk => "IT support staff",
+                _ => "other clinic staff",
+            })
+            .collect();
+        let who = match who.as_slice() {
+            [] => "no one at the clinic".to_string(),
+            [one] => (*one).to_string(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        };
+        let days = self.retention_days;
+        // Whole years (give or take the leap days a policy adds) read better than 2192 days.
+        let years = (f64::from(days) / 365.25).round();
+        let kept = if days >= 365 && (years * 365.25 - f64::from(days)).abs() <= 3.0 {
+            format!("{years} year{}", if years == 1.0 { "" } else { "s" })
+        } else {
+            format!("{days} day{}", if days == 1 { "" } else { "s" })
+        };
+        format!(
+            "I agree that this video visit is recorded for my medical record. Only {who} can view the recording; \
+             it is deleted after {kept} unless the law requires keeping it longer."
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RecordingPolicies {
     policies: Vec<RecordingPolicy>,
@@ -176,6 +211,30 @@ impl RecordingPolicies {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn consent_text_says_who_may_view_and_for_how_long() {
+        let d = |viewers: Vec<Role>, days| RecordingDecision {
+            policies: vec!["p".into()],
+            consent_required: true,
+            retention_days: days,
+            viewer_roles: viewers,
+            record_screen_share: false,
+        };
+        let only = d(vec![Role::ComplianceOfficer], 2555).consent_text();
+        assert!(
+            only.contains("Only the clinic's compliance officers can view"),
+            "{only}"
+        );
+        assert!(only.contains("deleted after 7 years"), "{only}");
+        assert!(d(vec![], 2192).consent_text().contains("after 6 years"));
+        let two = d(vec![Role::Supervisor, Role::ComplianceOfficer], 30).consent_text();
+        assert!(
+            two.contains("Only nursing supervisors and the clinic's compliance officers"),
+            "{two}"
+        );
+        assert!(two.contains("after 30 days"), "{two}");
+    }
+
     use super::*;
 
     fn queues() -> Vec<String> {

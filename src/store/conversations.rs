@@ -443,6 +443,15 @@ impl Db {
         Ok(rows.iter().map(conversation).collect::<Result<_, _>>()?)
     }
 
+    /// Whether a subject has a conversation waiting in a queue (which keeps their session alive without a socket).
+    pub async fn is_waiting(&self, patient: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("SELECT 1 FROM conversations WHERE patient = $1 AND state = 'waiting' LIMIT 1")
+            .bind(patient)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(r.is_some())
+    }
+
     /// Assigned conversations with no message since `before` (idle-expiry candidates).
     pub async fn quiet_conversations(&self, before: i64) -> Result<Vec<ConversationRow>, StoreError> {
         let sql = format!(

@@ -71,6 +71,38 @@ impl Db {
         .transpose()
     }
 
+    /// Ids of one subject's sessions of `kind` that are neither revoked nor expired, newest first.
+    pub async fn live_session_ids(
+        &self,
+        kind: &str,
+        subject: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM sessions WHERE kind = $1 AND subject = $2 AND revoked_at IS NULL AND expires_at > $3 \
+             ORDER BY created_at DESC, id DESC",
+        )
+        .bind(kind)
+        .bind(subject)
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes every live session of a subject (an administrator's revoke); returns the ids revoked.
+    pub async fn revoke_sessions_of(&self, subject: &str, now: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE subject = $2 AND revoked_at IS NULL AND expires_at > $1 \
+             RETURNING id",
+        )
+        .bind(now)
+        .bind(subject)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+    }
+
     pub async fn touch_session(&self, id: &str, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
             .bind(now)

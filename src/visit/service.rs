@@ -185,15 +185,19 @@ impl VideoService {
     /// The frame telling one participant about a live visit (also re-sent to a reconnecting socket).
     pub fn describe(&self, v: &Visit) -> ServerFrame {
         match v.state {
-            VisitState::Proposed => ServerFrame::VideoProposed {
-                conversation_id: v.conversation.clone(),
-                visit_id: v.id.to_string(),
-                recording: match self.decision(v) {
-                    None => RecordingNotice::None,
-                    Some(d) if d.consent_required => RecordingNotice::ConsentRequired,
-                    Some(_) => RecordingNotice::WillRecord,
-                },
-            },
+            VisitState::Proposed => {
+                let decision = self.decision(v);
+                ServerFrame::VideoProposed {
+                    conversation_id: v.conversation.clone(),
+                    visit_id: v.id.to_string(),
+                    recording: match &decision {
+                        None => RecordingNotice::None,
+                        Some(d) if d.consent_required => RecordingNotice::ConsentRequired,
+                        Some(_) => RecordingNotice::WillRecord,
+                    },
+                    consent_text: decision.filter(|d| d.consent_required).map(|d| d.consent_text()),
+                }
+            }
             VisitState::Active => ServerFrame::VideoStarted {
                 conversation_id: v.conversation.clone(),
                 visit_id: v.id.to_string(),

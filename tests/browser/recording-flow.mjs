@@ -32,7 +32,12 @@ try {
 
   await chat.getByRole('button', { name: 'Start video…' }).click();
   await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
+  // The question is worded from the recording policy: compliance officers only, kept six years.
   await widget.getByLabel(/I agree that this video visit is recorded/).check();
+  const question = await widget.locator('#video-consent').innerText();
+  if (!/Only the clinic's compliance officers can view the recording; it is deleted after 6 years/.test(question)) {
+    throw new Error(`consent question: ${question}`);
+  }
   await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
   await widget.getByRole('button', { name: 'Join video' }).click();
   const t0 = Date.now();

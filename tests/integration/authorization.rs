@@ -223,9 +223,13 @@ async fn run_probes(url: &str, data: &Path) -> BTreeMap<&'static str, Option<boo
         };
         let path = format!("{url}/api/v1/visits/{v}/recording-state");
         let code = status(
-            pause(http.put(&path).header("cookie", &nurse_cookie))
-                .await
-                .unwrap(),
+            pause(
+                http.put(&path)
+                    .header("cookie", &nurse_cookie)
+                    .header("origin", url),
+            )
+            .await
+            .unwrap(),
         );
         out.insert(
             "nurse pauses recording (HTTP)",

@@ -41,7 +41,9 @@ impl Ws {
             .into_client_request()
             .unwrap();
         if let Some(c) = cookie {
+            // A browser names the page's origin; the broker refuses a cookie socket that does not.
             req.headers_mut().insert("cookie", c.parse().unwrap());
+            req.headers_mut().insert("origin", url.parse().unwrap());
         }
         let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
         Ws {

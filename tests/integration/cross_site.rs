@@ -1,6 +1,7 @@
 //! Cross-site requests: a request that carries the staff session cookie and can change something (a non-GET, or
-//! the socket upgrade) is refused from any origin but the broker's own (a configured portal's included) — with a
-//! 403 JSON error and an audit event — while bearer-token clients, which carry no cookie, are unaffected.
+//! the socket upgrade) is refused from any origin but the broker's own (a configured portal's included), and when
+//! it names no origin at all — with a 403 JSON error and an audit event — while bearer-token clients, which carry
+//! no cookie, are unaffected.
 
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -16,13 +17,16 @@ const SIBLING: &str = "https://files.clinic.example";
 /// The configured portal: it frames the widget, but has no business with a staff cookie either.
 const PORTAL: &str = "https://portal.clinic.example";
 
-/// Opens the chat socket with the session cookie from `origin`; the HTTP status of a refused handshake.
-async fn socket_from(url: &str, cookie: &str, origin: &str) -> Result<(), u16> {
+/// Opens the chat socket with the session cookie from `origin` (none: no header); the HTTP status of a refused
+/// handshake.
+async fn socket_from(url: &str, cookie: &str, origin: Option<&str>) -> Result<(), u16> {
     let mut req = format!("{}/api/v1/ws", url.replace("http://", "ws://"))
         .into_client_request()
         .unwrap();
     req.headers_mut().insert("cookie", cookie.parse().unwrap());
-    req.headers_mut().insert("origin", origin.parse().unwrap());
+    if let Some(origin) = origin {
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+    }
     match tokio_tungstenite::connect_async(req).await {
         Ok(_) => Ok(()),
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
@@ -41,22 +45,24 @@ async fn cookie_requests_from_another_origin_are_refused_and_audited() {
     let url = app.url.clone();
     let cookie = staff_cookie(&url, &app.data, "nurse").await;
     let http = client();
-    let logout = |origin: &str| {
-        http.post(format!("{url}/auth/logout"))
-            .header("cookie", &cookie)
-            .header("origin", origin)
-            .send()
+    let logout = |origin: Option<&str>| {
+        let req = http.post(format!("{url}/auth/logout")).header("cookie", &cookie);
+        match origin {
+            Some(o) => req.header("origin", o),
+            None => req,
+        }
+        .send()
     };
 
-    for origin in [EVIL, SIBLING, PORTAL] {
+    for origin in [Some(EVIL), Some(SIBLING), Some(PORTAL), None] {
         let resp = logout(origin).await.unwrap();
-        assert_eq!(resp.status(), 403, "{origin}");
+        assert_eq!(resp.status(), 403, "{origin:?}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], "forbidden");
-        assert_eq!(socket_from(&url, &cookie, origin).await, Err(403), "{origin}");
+        assert_eq!(socket_from(&url, &cookie, origin).await, Err(403), "{origin:?}");
     }
     // The broker's own pages are fine.
-    assert_eq!(socket_from(&url, &cookie, &url).await, Ok(()));
+    assert_eq!(socket_from(&url, &cookie, Some(&url)).await, Ok(()));
 
     // A bearer token is not a cookie: the portal's ID token opens a patient session from anywhere.
     let id_token = portal_id_token(&url, &password(&credentials(&app.data), "patient")).await;
@@ -76,7 +82,7 @@ async fn cookie_requests_from_another_origin_are_refused_and_audited() {
             .iter()
             .filter(|(a, r)| a == "http.cross_site" && r == route)
             .count();
-        assert_eq!(n, 3, "{route}: {denials:?}");
+        assert_eq!(n, 4, "{route}: {denials:?}");
     }
-    assert_eq!(logout(&url).await.unwrap().status(), 204);
+    assert_eq!(logout(Some(&url)).await.unwrap().status(), 204);
 }

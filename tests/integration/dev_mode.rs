@@ -127,6 +127,7 @@ async fn dev_mode_flow(env: &[(&str, &str)]) -> (tempfile::TempDir, Broker) {
     assert_eq!(
         compliance
             .post(format!("{url}/auth/logout"))
+            .header("origin", &url)
             .send()
             .await
             .unwrap()

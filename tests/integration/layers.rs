@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("ids", 1),
     ("config", 1),
     ("store", 2),
+    ("limits", 2),
     ("telemetry", 2),
     ("auth", 3),
     ("waiting_room", 3),

@@ -14,6 +14,7 @@ mod dev_mode;
 mod example_config;
 mod external_oidc;
 mod layers;
+mod limits;
 #[cfg(feature = "load-tools")]
 mod load_smoke;
 mod media_peers;
@@ -24,6 +25,7 @@ mod recording_peers;
 mod reports;
 mod retention;
 mod s3;
+mod sessions;
 mod siem;
 mod storage;
 mod test_app;

@@ -102,6 +102,7 @@ async fn inner_phi_scan() {
     let pause = |state: &str| {
         http.put(format!("{url}/api/v1/visits/{visit}/recording-state"))
             .header("cookie", &nurse_cookie)
+            .header("origin", &url)
             .json(&json!({"state": state, "reason": "EMR identity section open"}))
             .send()
     };
@@ -129,6 +130,7 @@ async fn inner_phi_scan() {
     let r = http
         .put(format!("{url}/api/v1/visits/{visit}/recording-state"))
         .header("cookie", &nurse_cookie)
+        .header("origin", &url)
         .header("content-type", "application/json")
         .body(format!(r#"{{"state":"paused","reason":"x","{MRN}":true}}"#))
         .send()

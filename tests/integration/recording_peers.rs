@@ -78,6 +78,7 @@ async fn inner_recording() {
     let pause = |state: &str, reason: &str| {
         http.put(format!("{url}/api/v1/visits/{visit}/recording-state"))
             .header("cookie", &nurse_cookie)
+            .header("origin", &url)
             .json(&json!({"state": state, "reason": reason}))
     };
     pump_paced(&patient, &nurse, 0, 60).await;
@@ -148,6 +149,7 @@ async fn inner_recording() {
     let get = |path: &str, cookie: &str| {
         http.get(format!("{url}{path}"))
             .header("cookie", cookie.to_string())
+            .header("origin", &url)
             .send()
     };
     assert_eq!(
@@ -244,6 +246,7 @@ async fn inner_recording() {
         let hold = http
             .put(format!("{url}/api/v1/recordings/{id}/legal-hold"))
             .header("cookie", cookie.to_string())
+            .header("origin", &url)
             .json(&json!({"hold": true, "reason": "litigation 7"}))
             .send()
             .await
@@ -258,6 +261,7 @@ async fn inner_recording() {
     let hold = |body: Value| {
         http.put(format!("{url}/api/v1/recordings/{id}/legal-hold"))
             .header("cookie", compliance.clone())
+            .header("origin", &url)
             .json(&body)
             .send()
     };

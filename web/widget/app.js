@@ -1,7 +1,7 @@
 // The patient side of the chat, inside the broker-served iframe. It exchanges the portal's ID token for an
 // examroom session, then speaks the WebSocket protocol (docs/protocol.md): waiting room updates, chat with
 // acknowledgements, and resends with the same idempotency key after a reconnect so nothing is lost or doubled.
-import { Channel } from '/widget/channel.js';
+import { Channel, SESSION_KEY } from '/widget/channel.js';
 import { deviceCheck, VideoCall } from '/widget/video.js';
 
 const $ = (id) => document.getElementById(id);
@@ -127,6 +127,8 @@ const handlers = {
   video_proposed(f) {
     video.visitId = f.visit_id;
     $('video-consent').hidden = f.recording !== 'consent_required';
+    // The broker words the question from the recording policy (who may view it, how long it is kept).
+    $('video-consent-text').textContent = f.consent_text || '';
     $('video-consent-box').checked = false;
     showVideo('video-prompt');
     $('video-allow').focus();
@@ -151,10 +153,29 @@ const handlers = {
   error(f) { $('notice').hidden = false; $('notice').textContent = `Something went wrong (${f.code}). Please try again.`; },
 };
 
+// Which patient an ID token names, as a digest (the subject itself may be a record number: never stored).
+async function subjectTag(idToken) {
+  const claims = JSON.parse(atob(idToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(`${claims.iss}|${claims.sub}`));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+// A reload of the portal page resumes the same session (kept in this tab's sessionStorage, on the broker's
+// origin), as long as it is still live and belongs to the patient now signed in; otherwise a new one is opened.
 async function openSession(idToken) {
+  const tag = await subjectTag(idToken).catch(() => null);
+  const saved = JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null');
+  if (saved && tag && saved.tag === tag) {
+    const me = await fetch('/api/v1/me', { headers: { authorization: `Bearer ${saved.session_token}` } });
+    if (me.ok) return saved;
+  }
+  sessionStorage.removeItem(SESSION_KEY);
   const resp = await fetch('/api/v1/patient/sessions', { method: 'POST', headers: { authorization: `Bearer ${idToken}` } });
+  if (resp.status === 429) throw new Error('Too many attempts to open the chat. Please wait a minute and try again.');
   if (!resp.ok) throw new Error('Your sign-in could not be verified. Please sign in to the portal again.');
-  return resp.json();
+  const session = await resp.json();
+  if (tag) sessionStorage.setItem(SESSION_KEY, JSON.stringify({ ...session, tag }));
+  return session;
 }
 
 window.addEventListener('message', async (event) => {

@@ -1,5 +1,8 @@
 // A WebSocket to the broker that authenticates, reconnects with backoff, and keeps frames in order.
 // Shared by the patient widget (token auth) and the nurse workspace (cookie auth, token null).
+/** Where the widget keeps its patient session for reloads (see `openSession` in app.js). */
+export const SESSION_KEY = 'examroom.session';
+
 export class Channel {
   constructor(token, onFrame, onStatus) {
     this.token = token;
@@ -30,6 +33,8 @@ export class Channel {
     ws.onclose = (event) => {
       this.ready = false;
       if ([4001, 4003].includes(event.code)) {
+        // The widget's saved session is over: a reload must open a new one.
+        sessionStorage.removeItem(SESSION_KEY);
         this.onStatus('Your session has ended. Please sign in again.');
         return;
       }

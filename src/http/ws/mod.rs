@@ -133,6 +133,10 @@ async fn run(
         app.config.messaging.session_recheck_seconds.max(1),
     ));
     recheck.tick().await;
+    // Frames over the budget are dropped with a warning (at most one every few seconds); frames over the budget
+    // drain a second bucket of the same size, and a socket that empties that one too is flooding and is closed.
+    let (budget, patience) = (app.limits.frame_bucket(), app.limits.frame_bucket());
+    let mut warned: Option<tokio::time::Instant> = None;
     let close_with = loop {
         tokio::select! {
             _ = recheck.tick() => {
@@ -141,6 +145,18 @@ async fn run(
                 }
             }
             incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(_))) if !budget.take() => {
+                    app.metrics.rate_limited.with_label_values(&["socket_frames"]).inc();
+                    if !patience.take() {
+                        tracing::info!("socket closed for flooding");
+                        break Some((close::FLOODING, "rate_limited"));
+                    }
+                    if warned.is_none_or(|at| at.elapsed() > Duration::from_secs(5)) {
+                        warned = Some(tokio::time::Instant::now());
+                        let warning = ServerFrame::error("rate_limited", "too many frames; slow down");
+                        let _ = outbound.send(warning).await;
+                    }
+                }
                 Some(Ok(Message::Text(t))) => {
                     let replies = match ClientFrame::parse(t.as_str()) {
                         Ok(frame) => chat::handle(&app, &conn, frame).await,
