@@ -55,18 +55,23 @@ try {
   await shot(patient, '05-patient-video');
   await shot(nurse, '06-nurse-video');
 
-  // The patient reloads the portal: the widget comes back to the same visit and rejoins it.
+  // The patient reloads the portal: the widget resumes the same session, comes back to the same visit and
+  // rejoins it.
+  const sessionOf = async () => JSON.parse(await widgetFrame(patient).evaluate(() => sessionStorage.getItem('examroom.session')) || 'null')?.session_id;
+  const sessionBefore = await sessionOf();
+  if (!sessionBefore) throw new Error('the widget kept no session for a reload');
   await patient.reload();
   const widgetAgain = patient.frameLocator('#examroom-widget iframe');
   await widgetAgain.getByRole('button', { name: 'Allow camera and microphone' }).click();
   await widgetAgain.getByRole('button', { name: 'Join video' }).click();
-    const nurseBefore = (await inbound(nurse)).framesDecoded;
+  const nurseBefore = (await inbound(nurse)).framesDecoded;
   await flowing('patient after reload', widgetFrame(patient));
   const deadline = Date.now() + 20000;
   while ((await inbound(nurse)).framesDecoded < nurseBefore + 10) {
     if (Date.now() > deadline) throw new Error('nurse decodes nothing after the patient rejoined');
     await new Promise((r) => setTimeout(r, 250));
   }
+  if ((await sessionOf()) !== sessionBefore) throw new Error('the reload opened a new session instead of resuming');
   step('patient reloaded and rejoined the same visit');
 
   await chat.getByRole('button', { name: 'End video' }).click();
