@@ -38,6 +38,7 @@ try {
   if (!/Only the clinic's compliance officers can view the recording; it is deleted after 6 years/.test(question)) {
     throw new Error(`consent question: ${question}`);
   }
+  await shot(patient, '06a-patient-consent-question');
   await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
   await widget.getByRole('button', { name: 'Join video' }).click();
   const t0 = Date.now();
