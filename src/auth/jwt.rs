@@ -403,6 +403,32 @@ impl RawHeader {
 mod tests {
     use super::*;
 
+    /// Fuzz target (see `tests/fuzz/main.rs` for how targets run): any header, raw or as valid base64 of any
+    /// bytes, is parsed or refused as malformed without a panic.
+    #[test]
+    fn fuzz_token_headers() {
+        bolero::check!().for_each(|bytes: &[u8]| {
+            let raw = String::from_utf8_lossy(bytes);
+            let _ = RawHeader::parse(&raw);
+            let encoded = URL_SAFE_NO_PAD.encode(bytes);
+            if let Err(e) = RawHeader::parse(&format!("{encoded}.e30.sig")) {
+                assert!(matches!(e, TokenError::Malformed), "{e:?}");
+            }
+        });
+    }
+
+    /// Fuzz target: any claims document either fails to deserialize or gets an audience decision.
+    #[test]
+    fn fuzz_claims() {
+        let audiences = vec!["portal".to_string(), "app".to_string()];
+        bolero::check!().for_each(|bytes: &[u8]| {
+            if let Ok(claims) = serde_json::from_slice::<VerifiedClaims>(bytes) {
+                let _ = check_azp(&claims, &audiences);
+                let _ = claims.scopes();
+            }
+        });
+    }
+
     #[test]
     fn header_parsing_reads_only_alg_kid_typ() {
         let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","kid":"k1","jku":"http://evil/jwks"}"#);
