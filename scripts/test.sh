@@ -52,6 +52,14 @@ if [ ! -x "$TOOLS/s3s/bin/s3s-fs" ]; then
   log "installing s3s-fs 0.14.1 (cargo install, into $TOOLS/s3s)"
   cargo install s3s-fs@0.14.1 --features binary --locked --root "$TOOLS/s3s"
 fi
+# schemathesis checks the OpenAPI document against a live broker (tests/integration/api_conformance.rs). Pinned
+# with the hypothesis it was checked with (newer hypothesis releases break schemathesis 3's generators).
+if [ ! -x "$TOOLS/schemathesis-3.39.16/bin/schemathesis" ]; then
+  log "installing schemathesis 3.39.16 (pip, into $TOOLS/schemathesis-3.39.16)"
+  python3 -m venv "$TOOLS/schemathesis-3.39.16"
+  "$TOOLS/schemathesis-3.39.16/bin/pip" install -q 'schemathesis==3.39.16' 'hypothesis==6.124.9'
+fi
+export TEST_SCHEMATHESIS="$TOOLS/schemathesis-3.39.16/bin/schemathesis"
 export TEST_MOTO_SERVER="$TOOLS/moto/bin/moto_server"
 export TEST_S3S_FS="$TOOLS/s3s/bin/s3s-fs"
 export TEST_REQUIRE_S3=1

@@ -1,6 +1,7 @@
 //! Integration tests: the real broker binary against real components (panva oidc-provider, SQLite,
 //! PostgreSQL). One test binary, so the crate links once.
 
+mod api_conformance;
 mod audit_export;
 mod authorization;
 mod browser;
