@@ -66,7 +66,9 @@ async fn connect(url: &str, cookie: Option<&str>) -> Ws {
         .into_client_request()
         .unwrap();
     if let Some(c) = cookie {
+        // As a browser would: the broker refuses a cookie socket that names no origin.
         req.headers_mut().insert("cookie", c.parse().unwrap());
+        req.headers_mut().insert("origin", url.parse().unwrap());
     }
     tokio_tungstenite::connect_async(req).await.expect("connect").0
 }
@@ -92,6 +94,7 @@ async fn main() {
         .env("EXAMROOM_ROUTING__MAX_CHATS_PER_NURSE", "1000000")
         .env("EXAMROOM_ROUTING__WRAP_UP_SECONDS", "0")
         .env("EXAMROOM_SERVER__MAX_BODY_BYTES", "65536")
+        .envs(common::NO_LIMITS.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

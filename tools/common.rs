@@ -21,6 +21,28 @@ pub fn proc_stat(pid: u32) -> (f64, u64) {
     (ticks / 100.0, rss_kb)
 }
 
+/// Rate limits lifted for a benchmark's broker: one address opens every patient session and one nurse socket
+/// carries thousands of chats, and the numbers must measure the broker, not its limits.
+pub const NO_LIMITS: &[(&str, &str)] = &[
+    (
+        "EXAMROOM_LIMITS__PATIENT_SESSION_PER_SUBJECT",
+        "{ per_minute = 10000000, burst = 10000000 }",
+    ),
+    (
+        "EXAMROOM_LIMITS__PATIENT_SESSION_PER_ADDRESS",
+        "{ per_minute = 10000000, burst = 10000000 }",
+    ),
+    (
+        "EXAMROOM_LIMITS__STAFF_SIGN_IN_PER_SUBJECT",
+        "{ per_minute = 10000000, burst = 10000000 }",
+    ),
+    (
+        "EXAMROOM_LIMITS__SOCKET_FRAMES",
+        "{ per_minute = 100000000, burst = 10000000 }",
+    ),
+    ("EXAMROOM_AUTH__PATIENT__MAX_SESSIONS_PER_SUBJECT", "1000000"),
+];
+
 /// An HTTP client that stops at redirects (the sign-in reads each `Location` itself) and keeps cookies.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -225,7 +225,13 @@ async fn open_and_close(ws: &mut Ws, visit: &str) {
 #[tokio::test]
 #[ignore = "run inside a network namespace by five_hundred_peer_connections_leak_nothing"]
 async fn inner_leak_check() {
-    let (_dir, data, broker) = start_dev(FAST_ROUTING);
+    // 550 peer connections through one socket in a minute is far past a real client's frame budget.
+    let mut env = FAST_ROUTING.to_vec();
+    env.push((
+        "EXAMROOM_LIMITS__SOCKET_FRAMES",
+        "{ per_minute = 1000000, burst = 100000 }",
+    ));
+    let (_dir, data, broker) = start_dev(&env);
     let (mut patient_ws, _nurse_ws, visit) = active_visit(&broker, &data).await;
     let pid = broker.child.id();
     // Warm-up: allocator arenas and lazily built state settle first.

@@ -52,6 +52,7 @@ impl Broker {
             .env("EXAMROOM_ROUTING__MAX_CHATS_PER_NURSE", "1000000")
             .env("EXAMROOM_ROUTING__OFFER_TIMEOUT_SECONDS", "120")
             .env("EXAMROOM_ROUTING__WRAP_UP_SECONDS", "0")
+            .envs(crate::common::NO_LIMITS.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -127,7 +128,9 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 async fn connect(url: &str, cookie: Option<&str>) -> anyhow::Result<Ws> {
     let mut req = format!("{}/api/v1/ws", url.replace("http://", "ws://")).into_client_request()?;
     if let Some(c) = cookie {
+        // As a browser would: the broker refuses a cookie socket that names no origin.
         req.headers_mut().insert("cookie", c.parse()?);
+        req.headers_mut().insert("origin", url.parse()?);
     }
     Ok(tokio_tungstenite::connect_async(req).await?.0)
 }
