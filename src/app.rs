@@ -214,6 +214,22 @@ impl App {
             .await
     }
 
+    /// Who holds a live break-glass grant for `resource` (`kind:id`), for the policy's `break_glass` condition;
+    /// a store failure grants nothing.
+    pub async fn break_glass_holders(&self, resource: &str) -> Vec<crate::ids::SubjectId> {
+        match self
+            .db
+            .break_glass_holders(resource, crate::clock::now_ms())
+            .await
+        {
+            Ok(subjects) => subjects.into_iter().map(crate::ids::SubjectId::new).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "break-glass grants could not be read");
+                Vec::new()
+            }
+        }
+    }
+
     /// [`App::authorize`] for a decision about `value` (what the caller loaded to decide on): the proof carries
     /// it to the domain call that needs it.
     pub async fn authorize_for<T>(

@@ -348,13 +348,25 @@ pub struct ServiceAuthConfig {
     pub algorithms: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct PolicyConfig {
     /// Access policy file; the shipped `policies/access.toml` is built in when unset.
     pub access_file: Option<PathBuf>,
     /// Recording policy file; the shipped `policies/recording.toml` is built in when unset.
     pub recording_file: Option<PathBuf>,
+    /// How long a break-glass grant lasts (`POST /api/v1/break-glass`).
+    pub break_glass_minutes: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            access_file: None,
+            recording_file: None,
+            break_glass_minutes: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

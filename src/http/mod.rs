@@ -4,6 +4,7 @@
 
 mod audit;
 pub mod auth;
+mod break_glass;
 pub mod error;
 pub mod extract;
 mod openapi;
@@ -41,7 +42,8 @@ pub fn router(app: AppState) -> Router {
         .merge(queues::router())
         .merge(visits::router())
         .merge(recordings::router())
-        .merge(reports::router());
+        .merge(reports::router())
+        .merge(break_glass::router());
     if let Some(idp) = &app.dev_idp {
         router = router
             .merge(pages::dev_portal())

@@ -43,6 +43,7 @@ pub const ACTIONS: &[&str] = &[
     "audit.verify",
     "audit.report",
     "system.status.read",
+    "break_glass.request",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, PartialOrd, Ord)]
@@ -89,6 +90,8 @@ pub struct Resource {
     /// For a recording: the roles its recording policy lets view it (`None` when no policy covers it any more:
     /// nobody views it).
     pub viewer_roles: Option<Vec<Role>>,
+    /// Who holds a live break-glass grant for this very resource (declared, audited emergency access).
+    pub break_glass: Vec<SubjectId>,
 }
 
 impl Resource {
@@ -99,6 +102,7 @@ impl Resource {
             owner: None,
             assignees: Vec::new(),
             viewer_roles: None,
+            break_glass: Vec::new(),
         }
     }
     pub fn owned_by(mut self, owner: SubjectId) -> Self {
@@ -114,6 +118,11 @@ impl Resource {
         self.viewer_roles = Some(roles);
         self
     }
+    /// The people holding a live break-glass grant for it.
+    pub fn break_glass_for(mut self, holders: Vec<SubjectId>) -> Self {
+        self.break_glass = holders;
+        self
+    }
     /// `kind:id` for audit events.
     pub fn audit_name(&self) -> String {
         format!("{}:{}", self.kind.as_str(), self.id.as_deref().unwrap_or("*"))
@@ -125,6 +134,8 @@ impl Resource {
 pub enum Condition {
     Owner,
     Assigned,
+    /// The caller holds a live break-glass grant for this resource (`POST /api/v1/break-glass`).
+    BreakGlass,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -296,10 +307,12 @@ impl AccessPolicy {
         resource: &Resource,
         value: T,
     ) -> Result<Authorized<T>, Denial> {
-        let rule = self.matching_rule(subject, action, resource)?;
+        let (rule, condition) = self.matching_rule(subject, action, resource)?;
         // A recording is viewed only by a role its recording policy names, whatever a rule grants; one whose
-        // viewers are not known (an unknown id) is viewed by nobody.
+        // viewers are not known (an unknown id) is viewed by nobody. Break-glass is the declared exception.
         if resource.kind == ResourceKind::Recording
+            && action.starts_with("recording.")
+            && condition != Some(Condition::BreakGlass)
             && !resource
                 .viewer_roles
                 .as_ref()
@@ -336,7 +349,7 @@ impl AccessPolicy {
         subject: &Principal,
         action: &str,
         resource: &Resource,
-    ) -> Result<String, Denial> {
+    ) -> Result<(String, Option<Condition>), Denial> {
         for rule in &self.rules {
             let role_ok = rule.roles.iter().any(|r| subject.has_role(*r));
             if !role_ok
@@ -352,9 +365,10 @@ impl AccessPolicy {
                 None => true,
                 Some(Condition::Owner) => resource.owner.as_ref() == Some(&subject.subject),
                 Some(Condition::Assigned) => resource.assignees.contains(&subject.subject),
+                Some(Condition::BreakGlass) => resource.break_glass.contains(&subject.subject),
             };
             if condition_ok {
-                return Ok(rule.id.clone());
+                return Ok((rule.id.clone(), rule.condition));
             }
         }
         Err(Denial {

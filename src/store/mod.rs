@@ -88,6 +88,11 @@ fn migrator() -> Migrator {
             "visit_classifications",
             include_str!("../../migrations/0006_visit_classifications.sql"),
         ),
+        m(
+            7,
+            "break_glass",
+            include_str!("../../migrations/0007_break_glass.sql"),
+        ),
     ])
 }
 

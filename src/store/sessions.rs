@@ -103,6 +103,40 @@ impl Db {
         Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
     }
 
+    /// Records a break-glass grant.
+    pub async fn insert_break_glass(
+        &self,
+        id: &str,
+        subject: &str,
+        resource: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO break_glass_grants (id, subject, resource, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(subject)
+        .bind(resource)
+        .bind(now)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Subjects holding a live break-glass grant for `resource` (`kind:id`).
+    pub async fn break_glass_holders(&self, resource: &str, now: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT subject FROM break_glass_grants WHERE resource = $1 AND expires_at > $2",
+        )
+        .bind(resource)
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+    }
+
     pub async fn touch_session(&self, id: &str, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
             .bind(now)

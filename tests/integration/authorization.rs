@@ -86,6 +86,16 @@ const PROBES: &[Probe] = &[
         rule: "operators-system-status",
         action: "system.status.read",
     },
+    Probe {
+        name: "supervisor declares a break-glass emergency (HTTP)",
+        rule: "break-glass-request",
+        action: "break_glass.request",
+    },
+    Probe {
+        name: "supervisor reads a chat under break-glass (socket)",
+        rule: "break-glass",
+        action: "conversation.read",
+    },
 ];
 
 /// The shipped policy without the rule `id`.
@@ -244,6 +254,29 @@ async fn run_probes(url: &str, data: &Path) -> BTreeMap<&'static str, Option<boo
             "EMR pauses recording (HTTP)",
             Some(allowed_status(code, "EMR pause")),
         );
+    }
+    if let Some(c) = &conversation {
+        let supervisor = staff_cookie(url, data, "supervisor").await;
+        let why = "patient collapsed; the ED needs what was said in this chat";
+        let request = http
+            .post(format!("{url}/api/v1/break-glass"))
+            .header("cookie", &supervisor)
+            .header("origin", url)
+            .json(&json!({"resource": format!("conversation:{c}"), "justification": why}));
+        let granted = allowed_status(status(request.send().await.unwrap()), "break-glass");
+        out.insert(
+            "supervisor declares a break-glass emergency (HTTP)",
+            Some(granted),
+        );
+        if granted {
+            let mut socket = Ws::staff(url, &supervisor).await;
+            let sync = json!({"v": 1, "type": "sync", "conversation_id": c, "after_seq": 0});
+            let synced = ask(&mut socket, sync, "synced").await;
+            out.insert(
+                "supervisor reads a chat under break-glass (socket)",
+                Some(allowed_frame(&synced, "synced")),
+            );
+        }
     }
     for p in PROBES {
         out.entry(p.name).or_insert(None);

@@ -3,7 +3,9 @@
 
 mod api_conformance;
 mod audit_export;
+
 mod authorization;
+mod break_glass;
 mod browser;
 mod chat;
 mod common;

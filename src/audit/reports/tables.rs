@@ -194,8 +194,20 @@ pub(super) fn exposure(q: &ReportQuery, events: &[AuditRow], f: &Facts) -> Table
         /// (time, record) of each access outside the member's assignments.
         outside_at: Vec<(i64, String)>,
         denied: u64,
+        /// Break-glass grants taken: each one is shown and flags the member for review.
+        break_glass: u64,
     }
     let mut staff: BTreeMap<String, Member> = BTreeMap::new();
+    let mut break_glass = 0u64;
+    for e in events
+        .iter()
+        .filter(|e| in_range(q, e.at_ms) && e.action == "access.break_glass")
+    {
+        let m = staff.entry(e.actor.clone()).or_default();
+        m.role = e.role.as_str().to_string();
+        m.break_glass += 1;
+        break_glass += 1;
+    }
     for e in events.iter().filter(|e| in_range(q, e.at_ms) && is_access(e)) {
         // The workforce and machine clients; patients' own reads, refused callers and the broker are not staff.
         if !(e.role.is_staff() || e.role == crate::role::Role::Service) {
@@ -238,7 +250,7 @@ pub(super) fn exposure(q: &ReportQuery, events: &[AuditRow], f: &Facts) -> Table
                     (peak, window_start) = (n, Some(*start));
                 }
             }
-            let is_flagged = peak > q.exposure_threshold as usize;
+            let is_flagged = peak > q.exposure_threshold as usize || m.break_glass > 0;
             flagged += usize::from(is_flagged);
             BTreeMap::from([
                 ("actor", json!(actor)),
@@ -251,12 +263,13 @@ pub(super) fn exposure(q: &ReportQuery, events: &[AuditRow], f: &Facts) -> Table
                     window_start.map(|t| json!(ts(t))).unwrap_or(Value::Null),
                 ),
                 ("denied_attempts", json!(m.denied)),
+                ("break_glass", json!(m.break_glass)),
                 ("flagged", json!(is_flagged)),
             ])
         })
         .collect();
     (
-        json!({"staff": rows.len(), "flagged": flagged, "threshold_per_24h": q.exposure_threshold}),
+        json!({"staff": rows.len(), "flagged": flagged, "break_glass": break_glass, "threshold_per_24h": q.exposure_threshold}),
         vec![
             "actor",
             "role",
@@ -265,6 +278,7 @@ pub(super) fn exposure(q: &ReportQuery, events: &[AuditRow], f: &Facts) -> Table
             "max_outside_in_24h",
             "window_start",
             "denied_attempts",
+            "break_glass",
             "flagged",
         ],
         rows,

@@ -305,8 +305,13 @@ pub async fn authorized(
         Ok(row) => row,
         Err(e) => return Err(from_messaging(e)),
     };
+    let holders = match &row {
+        Some(c) => app.break_glass_holders(&format!("conversation:{}", c.id)).await,
+        None => Vec::new(),
+    };
     let resource = match &row {
         Some(c) => Resource::new(ResourceKind::Conversation, Some(c.id.to_string()))
+            .break_glass_for(holders)
             .owned_by(c.patient.clone())
             .assigned_to(
                 c.nurse

@@ -1,0 +1,157 @@
+//! Break-glass: a supervisor refused a conversation and a recording outside their role types a justification,
+//! gets a grant for exactly that resource, reads it; the grant is audited with its reason (so the SIEM has it) and
+//! flags the supervisor in the exposure report. Bad requests get precise errors; a patient gets no grant.
+
+use serde_json::{Value, json};
+
+use crate::chat::{FAST_ROUTING, Ws};
+use crate::common::client;
+use crate::demo::{patient_token, staff_cookie};
+use crate::test_app::TestApp;
+
+const RECORDING: &str = "r0000000000000000000000b1";
+const WHY: &str = "patient collapsed during the visit; reviewing what was said for the ED team";
+
+async fn seed_recording(data: &std::path::Path) {
+    let url = secrecy::SecretString::from(format!("sqlite://{}", data.join("examroom.db").display()));
+    let db = examroom::store::Db::connect(&url, Some(1)).await.unwrap();
+    db.insert_recording(&examroom::store::NewRecording {
+        id: RECORDING,
+        visit_id: "v0000000000000000000000b1",
+        queue: "triage",
+        policies: "video-visits",
+        consent: "recorded",
+        kek_id: "k",
+        wrapped_key: "wrapped",
+        spool_kek_id: "k",
+        spool_wrapped_key: "wrapped",
+        started_at: 1_000,
+        retain_until: i64::MAX / 2,
+    })
+    .await
+    .unwrap();
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_declared_emergency_opens_one_resource_and_is_reported() {
+    let app = TestApp::spawn(FAST_ROUTING).await;
+    let url = app.url.clone();
+    seed_recording(&app.data).await;
+    let token = patient_token(&url, &app.data, "patient").await;
+    let mut patient = Ws::patient(&url, &token).await;
+    let conversation = patient.start("triage", "bg-1").await;
+
+    let supervisor = staff_cookie(&url, &app.data, "supervisor").await;
+    let mut socket = Ws::staff(&url, &supervisor).await;
+    let sync = json!({"v": 1, "type": "sync", "conversation_id": conversation, "after_seq": 0});
+    socket.send(sync.clone()).await;
+    let refused = socket.expect("error").await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    let metadata = format!("{url}/api/v1/recordings/{RECORDING}?reason=review");
+    let get = |u: &str| client().get(u).header("cookie", &supervisor).send();
+    assert_eq!(
+        get(&metadata).await.unwrap().status(),
+        403,
+        "outside the supervisor's role"
+    );
+
+    let ask = |resource: &str, justification: &str| {
+        client()
+            .post(format!("{url}/api/v1/break-glass"))
+            .header("cookie", &supervisor)
+            .header("origin", &url)
+            .json(&json!({"resource": resource, "justification": justification}))
+            .send()
+    };
+    let code = |resp: reqwest::Response| async move {
+        let status = resp.status().as_u16();
+        (
+            status,
+            resp.json::<Value>().await.unwrap()["error"]["code"].clone(),
+        )
+    };
+    let target = format!("conversation:{conversation}");
+    assert_eq!(
+        code(ask(&target, "urgent").await.unwrap()).await,
+        (400, json!("justification_required"))
+    );
+    assert_eq!(
+        code(ask("conversation:../x", WHY).await.unwrap()).await,
+        (400, json!("invalid_resource"))
+    );
+    let unknown = format!("conversation:{}", "0".repeat(32));
+    assert_eq!(
+        code(ask(&unknown, WHY).await.unwrap()).await,
+        (404, json!("not_found"))
+    );
+    let by_patient = client()
+        .post(format!("{url}/api/v1/break-glass"))
+        .bearer_auth(&token)
+        .json(&json!({"resource": target, "justification": WHY}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_patient.status(), 403);
+
+    // Granted: the conversation, then (a second grant) the recording, open to the supervisor.
+    let granted = ask(&target, WHY).await.unwrap();
+    assert_eq!(granted.status(), 201);
+    let body: Value = granted.json().await.unwrap();
+    assert_eq!(body["resource"], target.as_str());
+    assert!(
+        body["expires_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{body}"
+    );
+    socket.send(sync).await;
+    socket.expect("synced").await;
+    assert_eq!(
+        ask(&format!("recording:{RECORDING}"), WHY)
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let opened = get(&metadata).await.unwrap();
+    assert_eq!(opened.status(), 200);
+    assert_eq!(opened.json::<Value>().await.unwrap()["id"], RECORDING);
+
+    // Audited with the justification (the SIEM export reads the same chain) and flagged for compliance.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}?mode=ro",
+        app.data.join("examroom.db").display()
+    ))
+    .await
+    .unwrap();
+    let grants: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT resource, role, reason FROM audit_events WHERE action = 'access.break_glass' ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(grants.len(), 2, "{grants:?}");
+    assert_eq!(grants[0], (target.clone(), "supervisor".into(), WHY.into()));
+    let compliance = staff_cookie(&url, &app.data, "compliance").await;
+    let report: Value = client()
+        .get(format!(
+            "{url}/api/v1/reports/exposure?from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z"
+        ))
+        .header("cookie", &compliance)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["summary"]["break_glass"], 2, "{report}");
+    let rows = report["rows"].as_array().unwrap();
+    let flagged = rows
+        .iter()
+        .find(|r| r["break_glass"] == 2)
+        .expect("the supervisor's row");
+    assert_eq!(
+        (flagged["role"].as_str(), flagged["flagged"].as_bool()),
+        (Some("supervisor"), Some(true))
+    );
+}
