@@ -60,6 +60,9 @@ pub struct App {
     pub metrics_token: Option<SecretString>,
     /// What the background workers are doing (filled by [`crate::serve`]).
     pub workers: crate::workers::WorkerStatus,
+    /// Sessions just revoked (logout, an administrator, the per-patient cap), from the `session-revocations`
+    /// worker that reads them from the database: open sockets of those sessions close at once.
+    pub revoked_sessions: tokio::sync::broadcast::Sender<crate::ids::SessionId>,
 }
 
 impl App {
@@ -198,6 +201,7 @@ impl App {
             dev_idp,
             started_at: Instant::now(),
             workers: Default::default(),
+            revoked_sessions: tokio::sync::broadcast::channel(256).0,
             metrics_token,
         })
     }

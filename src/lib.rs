@@ -58,6 +58,10 @@ pub async fn serve(
     workers.spawn("recording-recovery", |stop| {
         app.video.clone().recover_recordings(stop)
     });
+    workers.spawn("session-revocations", {
+        let app = app.clone();
+        |stop| session_revocations(app, stop)
+    });
     workers.spawn("siem-delivery", |stop| {
         audit::siem::run(app.db.clone(), app.config.siem.webhooks.clone(), stop)
     });
@@ -140,6 +144,29 @@ async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+        }
+    }
+}
+
+/// Watches the database for revoked sessions (whoever revoked them: this node, another, `examroom sessions
+/// revoke`) and tells the open sockets, which close at once instead of at their next re-check.
+async fn session_revocations(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut since = clock::now_ms();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match app.db.revoked_since(since).await {
+            Ok(revoked) => {
+                for (id, at) in revoked {
+                    since = since.max(at);
+                    // Nobody listening (no socket open) is fine.
+                    let _ = app.revoked_sessions.send(ids::SessionId::new(id));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "revoked sessions could not be read"),
         }
     }
 }

@@ -93,7 +93,7 @@ enum Command {
 #[derive(Subcommand)]
 enum SessionsCommand {
     /// Ends every live session of one person at once (removed at the identity provider, a lost device), with an
-    /// audit event. Their open sockets close at their next re-check (`messaging.session_recheck_seconds`).
+    /// audit event. A running broker closes their open sockets within a second.
     Revoke {
         #[arg(long, conflicts_with = "data_dir")]
         config: Option<PathBuf>,

@@ -137,6 +137,19 @@ impl Db {
         Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
     }
 
+    /// Sessions revoked after `after_ms` (any node, any process: the command line's revocations too), with when.
+    pub async fn revoked_since(&self, after_ms: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, revoked_at FROM sessions WHERE revoked_at > $1 ORDER BY revoked_at")
+                .bind(after_ms)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     pub async fn touch_session(&self, id: &str, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
             .bind(now)

@@ -137,10 +137,17 @@ async fn run(
     // drain a second bucket of the same size, and a socket that empties that one too is flooding and is closed.
     let (budget, patience) = (app.limits.frame_bucket(), app.limits.frame_bucket());
     let mut warned: Option<tokio::time::Instant> = None;
+    let mut revoked = app.revoked_sessions.subscribe();
     let close_with = loop {
         tokio::select! {
             _ = recheck.tick() => {
                 if app.sessions.resolve(&token).await.is_err() {
+                    break Some((close::SESSION_ENDED, "session_ended"));
+                }
+            }
+            // Another's revocation, or a missed one (lagging): the re-check above still covers it.
+            id = revoked.recv() => {
+                if id.is_ok_and(|id| conn.principal.session.as_ref() == Some(&id)) {
                     break Some((close::SESSION_ENDED, "session_ended"));
                 }
             }
