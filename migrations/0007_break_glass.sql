@@ -8,3 +8,5 @@ CREATE TABLE break_glass_grants (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX break_glass_by_resource ON break_glass_grants (resource, expires_at);
+-- Every node reads the newest revocations every second (open sockets of revoked sessions close at once).
+CREATE INDEX sessions_revoked ON sessions (revoked_at);

@@ -151,20 +151,27 @@ async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool
 /// Watches the database for revoked sessions (whoever revoked them: this node, another, `examroom sessions
 /// revoke`) and tells the open sockets, which close at once instead of at their next re-check.
 async fn session_revocations(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    // Each read looks a few seconds back (a revocation stamped in the same millisecond as the newest seen, or
+    // committed late, or by a host whose clock lags, is not missed); ids already announced are not repeated.
+    const OVERLAP_MS: i64 = 5_000;
     let mut since = clock::now_ms();
+    let mut announced: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        match app.db.revoked_since(since).await {
+        match app.db.revoked_since(since - OVERLAP_MS).await {
             Ok(revoked) => {
                 for (id, at) in revoked {
                     since = since.max(at);
-                    // Nobody listening (no socket open) is fine.
-                    let _ = app.revoked_sessions.send(ids::SessionId::new(id));
+                    if announced.insert(id.clone(), at).is_none() {
+                        // Nobody listening (no socket open) is fine.
+                        let _ = app.revoked_sessions.send(ids::SessionId::new(id));
+                    }
                 }
+                announced.retain(|_, at| *at > since - 2 * OVERLAP_MS);
             }
             Err(e) => tracing::warn!(error = %e, "revoked sessions could not be read"),
         }

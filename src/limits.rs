@@ -10,7 +10,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::config::limits::{LimitsConfig, RateLimit};
 
-/// The classes of `[limits]` that are keyed (socket frames are counted per connection, see [`FrameBucket`]).
+/// The classes of `[limits]` answered over HTTP (socket frames: [`Limits::frame`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     PatientSessionPerSubject,
@@ -58,7 +58,20 @@ fn quota(limit: RateLimit) -> Quota {
 
 pub struct Limits {
     keyed: Vec<(Class, DefaultKeyedRateLimiter<String>)>,
-    frames: RateLimit,
+    /// Socket frames per session (so a reconnect does not refill it), and the second budget that frames over
+    /// the first drain before the socket is closed as flooding.
+    frames: DefaultKeyedRateLimiter<String>,
+    patience: DefaultKeyedRateLimiter<String>,
+}
+
+/// What becomes of one socket frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame {
+    Allowed,
+    /// Over the budget: dropped, with a warning.
+    OverBudget,
+    /// Over both budgets: the socket is closed.
+    Flooding,
 }
 
 impl Limits {
@@ -81,7 +94,8 @@ impl Limits {
         .collect();
         Self {
             keyed,
-            frames: config.socket_frames,
+            frames: governor::RateLimiter::keyed(quota(config.socket_frames)),
+            patience: governor::RateLimiter::keyed(quota(config.socket_frames)),
         }
     }
 
@@ -97,26 +111,29 @@ impl Limits {
             .map_err(|not_until| Limited(not_until.wait_time_from(DefaultClock::default().now())))
     }
 
-    /// A bucket for one socket's frames.
-    pub fn frame_bucket(&self) -> FrameBucket {
-        FrameBucket(governor::RateLimiter::direct(quota(self.frames)))
+    /// Charges one frame of the socket(s) of `session` (text or binary alike).
+    pub fn frame(&self, session: &str) -> Frame {
+        let key = session.to_string();
+        if self.frames.check_key(&key).is_ok() {
+            Frame::Allowed
+        } else if self.patience.check_key(&key).is_ok() {
+            Frame::OverBudget
+        } else {
+            Frame::Flooding
+        }
     }
 
     /// Forgets keys whose buckets are full again (housekeeping), so memory follows recent callers only.
     pub fn forget_idle(&self) {
-        for (_, limiter) in &self.keyed {
+        for limiter in self
+            .keyed
+            .iter()
+            .map(|(_, l)| l)
+            .chain([&self.frames, &self.patience])
+        {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-    }
-}
-
-/// One socket's frame budget.
-pub struct FrameBucket(governor::DefaultDirectRateLimiter);
-
-impl FrameBucket {
-    pub fn take(&self) -> bool {
-        self.0.check().is_ok()
     }
 }
 

@@ -166,17 +166,19 @@ impl Sessions {
         Ok(())
     }
 
-    /// Keeps at most `max` live patient sessions for a subject: older ones beyond it are revoked (newest kept);
-    /// returns the ids revoked.
+    /// Keeps at most `max` live patient sessions for a subject, `keep` (the one just opened) always among them;
+    /// the oldest beyond it are revoked. Returns the ids revoked.
     pub async fn cap_patient_sessions(
         &self,
         subject: &SubjectId,
+        keep: &SessionId,
         max: usize,
     ) -> Result<Vec<SessionId>, AuthError> {
         let now = now_ms();
-        let live = self.db.live_session_ids("patient", subject.as_str(), now).await?;
+        let mut live = self.db.live_session_ids("patient", subject.as_str(), now).await?;
+        live.retain(|id| id != keep.as_str());
         let mut revoked = Vec::new();
-        for id in live.into_iter().skip(max.max(1)) {
+        for id in live.into_iter().skip(max.max(1) - 1) {
             self.db.revoke_session(&id, now).await?;
             revoked.push(SessionId::new(id));
         }
@@ -185,7 +187,9 @@ impl Sessions {
 
     /// Ends every live session of a subject at once (an administrator removed the person); returns the ids.
     pub async fn revoke_subject(&self, subject: &SubjectId) -> Result<Vec<SessionId>, AuthError> {
-        let ids = self.db.revoke_sessions_of(subject.as_str(), now_ms()).await?;
+        let now = now_ms();
+        let ids = self.db.revoke_sessions_of(subject.as_str(), now).await?;
+        self.db.expire_break_glass_of(subject.as_str(), now).await?;
         Ok(ids.into_iter().map(SessionId::new).collect())
     }
 }

@@ -314,6 +314,9 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             format!("{} is not a readable file", path.display()),
         ));
     }
+    if !(1..=240).contains(&c.policy.break_glass_minutes) {
+        p.push(Problem::new("policy.break_glass_minutes", "must be 1 to 240"));
+    }
     p
 }
 

@@ -303,7 +303,7 @@ async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Re
     let cap = patient.map_or(3, |p| p.max_sessions_per_subject);
     for old in app
         .sessions
-        .cap_patient_sessions(&session.principal.subject, cap)
+        .cap_patient_sessions(&session.principal.subject, &session.id, cap)
         .await?
     {
         app.audit

@@ -95,23 +95,27 @@ async fn request(
             .map_err(|e| ApiError::Internal(e.to_string()))?
             .is_some(),
     };
+    let name = resource.audit_name();
+    let event = |outcome| {
+        AuditEvent::new("access.break_glass", name.clone(), outcome)
+            .by(&caller.principal)
+            .request(Some(&caller.request_id))
+    };
     if !exists {
+        app.audit
+            .record_or_log(event(Outcome::Failure).reason("no such resource"))
+            .await;
         return Err(ApiError::NotFound);
     }
-    let name = resource.audit_name();
+    // Audited before it exists: a grant the SIEM and the exposure report cannot see must never be live.
+    app.audit
+        .record(event(Outcome::Success).reason(justification))
+        .await?;
     let (grant, now) = (random_hex(16), now_ms());
     let expires_at = now + app.config.policy.break_glass_minutes as i64 * 60_000;
     app.db
         .insert_break_glass(&grant, caller.principal.subject.as_str(), &name, now, expires_at)
         .await?;
-    app.audit
-        .record_or_log(
-            AuditEvent::new("access.break_glass", name.clone(), Outcome::Success)
-                .by(&caller.principal)
-                .reason(justification)
-                .request(Some(&caller.request_id)),
-        )
-        .await;
     // The justification stays out of the log: it may name the patient.
     tracing::warn!(user = %pseudonym(caller.principal.subject.as_str()), resource = %name, "break-glass access granted");
     let body = Granted {

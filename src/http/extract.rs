@@ -28,28 +28,51 @@ pub fn request_id(parts: &Parts) -> RequestId {
         .unwrap_or_else(RequestId::random)
 }
 
-/// The caller's address: the TCP peer, or, when the peer is one of `server.trusted_proxies`, the last address
-/// that proxy appended to `X-Forwarded-For` (anything before it was written by the client and proves nothing).
+/// The caller's address as a rate-limit key: see [`client_ip`]; an IPv6 caller is keyed by its /64 (one
+/// subscriber's prefix: a client must not get a fresh bucket per address it picks).
 pub fn client_address(app: &AppState, parts: &Parts) -> String {
     let peer = parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    let forwarded = || {
-        parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
-            .next_back()
-    };
-    let ip = match peer {
-        Some(p) if app.config.server.trusted_proxies.contains(&p) => forwarded().or(Some(p)),
-        other => other,
-    };
-    ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+    let forwarded: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    match client_ip(peer, &forwarded, &app.config.server.trusted_proxies) {
+        Some(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_string(),
+    }
+}
+
+/// The TCP peer, unless it is one of `trusted` proxies: then `X-Forwarded-For` is read from the right (each
+/// trusted proxy appends the address it received from), skipping further trusted proxies, and the first address
+/// no trusted proxy vouches for is the client. An entry that is not an address ends the walk at the last proxy
+/// (what is left of it was written by the client and proves nothing).
+fn client_ip(
+    peer: Option<std::net::IpAddr>,
+    forwarded: &[&str],
+    trusted: &[std::net::IpAddr],
+) -> Option<std::net::IpAddr> {
+    let trusted_ip = |ip: &std::net::IpAddr| trusted.contains(&ip.to_canonical());
+    let mut client = peer.map(|p| p.to_canonical())?;
+    for entry in forwarded.iter().rev() {
+        if !trusted_ip(&client) {
+            break;
+        }
+        match entry.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) => client = ip.to_canonical(),
+            Err(_) => break,
+        }
+    }
+    Some(client)
 }
 
 /// Takes one token of a rate-limit class (`[limits]`) for `key`; a refusal is counted and becomes a 429 with
@@ -170,5 +193,46 @@ async fn authenticate(parts: &Parts, app: &AppState) -> (&'static str, Result<Pr
             app.sessions.resolve(&cookie).await.map(|s| s.principal),
         ),
         None => ("none", Err(AuthError::MissingCredentials)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies_read_from_the_right() {
+        let proxies = [ip("10.0.0.1"), ip("10.0.0.2")];
+        // No proxy in front: the header is the client's own words.
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.9")), &["1.1.1.1"], &proxies),
+            Some(ip("203.0.113.9"))
+        );
+        // One proxy: the last entry it appended.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &["6.6.6.6", "203.0.113.9"], &proxies),
+            Some(ip("203.0.113.9"))
+        );
+        // Two proxies in a chain: walk past the second.
+        let chain = ["6.6.6.6", "203.0.113.9", "10.0.0.2"];
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &chain, &proxies),
+            Some(ip("203.0.113.9"))
+        );
+        // Garbage where the proxy's entry should be: stop at the proxy rather than believe what precedes it.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &["6.6.6.6", "unknown"], &proxies),
+            Some(ip("10.0.0.1"))
+        );
+        // A proxy seen through an IPv4-mapped IPv6 socket is still the proxy.
+        assert_eq!(
+            client_ip(Some(ip("::ffff:10.0.0.1")), &["203.0.113.9"], &proxies),
+            Some(ip("203.0.113.9"))
+        );
     }
 }

@@ -309,14 +309,13 @@ impl AccessPolicy {
     ) -> Result<Authorized<T>, Denial> {
         let (rule, condition) = self.matching_rule(subject, action, resource)?;
         // A recording is viewed only by a role its recording policy names, whatever a rule grants; one whose
-        // viewers are not known (an unknown id) is viewed by nobody. Break-glass is the declared exception.
+        // viewers are not known (an unknown id, no policy any more) is viewed by nobody. Break-glass is the
+        // declared exception to the roles (the consent text says so), never to a recording nobody may view.
         if resource.kind == ResourceKind::Recording
             && action.starts_with("recording.")
-            && condition != Some(Condition::BreakGlass)
-            && !resource
-                .viewer_roles
-                .as_ref()
-                .is_some_and(|roles| roles.iter().any(|r| subject.has_role(*r)))
+            && !resource.viewer_roles.as_ref().is_some_and(|roles| {
+                condition == Some(Condition::BreakGlass) || roles.iter().any(|r| subject.has_role(*r))
+            })
         {
             return Err(Denial {
                 reason: format!(

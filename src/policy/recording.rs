@@ -84,8 +84,9 @@ impl RecordingDecision {
             format!("{days} day{}", if days == 1 { "" } else { "s" })
         };
         format!(
-            "I agree that this video visit is recorded for my medical record. Only {who} can view the recording; \
-             it is deleted after {kept} unless the law requires keeping it longer."
+            "I agree that this video visit is recorded for my medical record. Only {who} can view the recording \
+             (other clinical staff only in a declared emergency, which is recorded and reviewed); it is deleted \
+             after {kept} unless the law requires keeping it longer."
         )
     }
 }

@@ -90,6 +90,16 @@ impl Db {
         Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
     }
 
+    /// Ends a subject's break-glass grants (their access was revoked).
+    pub async fn expire_break_glass_of(&self, subject: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE break_glass_grants SET expires_at = $1 WHERE subject = $2 AND expires_at > $1")
+            .bind(now)
+            .bind(subject)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Revokes every live session of a subject (an administrator's revoke); returns the ids revoked.
     pub async fn revoke_sessions_of(&self, subject: &str, now: i64) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(

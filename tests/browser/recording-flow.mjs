@@ -35,7 +35,7 @@ try {
   // The question is worded from the recording policy: compliance officers only, kept six years.
   await widget.getByLabel(/I agree that this video visit is recorded/).check();
   const question = await widget.locator('#video-consent').innerText();
-  if (!/Only the clinic's compliance officers can view the recording; it is deleted after 6 years/.test(question)) {
+  if (!/Only the clinic's compliance officers can view the recording \(other clinical staff only in a declared emergency, which is recorded and reviewed\); it is deleted after 6 years/.test(question)) {
     throw new Error(`consent question: ${question}`);
   }
   await shot(patient, '06a-patient-consent-question');

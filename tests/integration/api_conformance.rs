@@ -105,9 +105,12 @@ async fn schemathesis_finds_the_live_api_as_documented() {
     ]
     .map(String::from)
     .to_vec();
+    let work = dir.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(schemathesis)
             .args(&args)
+            // Hypothesis keeps its example database in the working directory: not in the checkout.
+            .current_dir(&work)
             .env("SCHEMATHESIS_HOOKS", "")
             .output()
             .unwrap()

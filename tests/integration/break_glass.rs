@@ -1,6 +1,7 @@
 //! Break-glass: a supervisor refused a conversation and a recording outside their role types a justification,
 //! gets a grant for exactly that resource, reads it; the grant is audited with its reason (so the SIEM has it) and
-//! flags the supervisor in the exposure report. Bad requests get precise errors; a patient gets no grant.
+//! flags the supervisor in the exposure report. The grant opens nothing else and nothing for anyone else. Bad
+//! requests get precise errors; a patient gets no grant.
 
 use serde_json::{Value, json};
 
@@ -103,8 +104,15 @@ async fn a_declared_emergency_opens_one_resource_and_is_reported() {
         body["expires_at"].as_str().is_some_and(|t| t.ends_with('Z')),
         "{body}"
     );
-    socket.send(sync).await;
+    socket.send(sync.clone()).await;
     socket.expect("synced").await;
+    // The grant is that person's and that resource's only: a colleague is still refused the chat, and the
+    // supervisor the recording.
+    let nurse2 = staff_cookie(&url, &app.data, "nurse2").await;
+    let mut colleague = Ws::staff(&url, &nurse2).await;
+    colleague.send(sync).await;
+    assert_eq!(colleague.expect("error").await["code"], "forbidden");
+    assert_eq!(get(&metadata).await.unwrap().status(), 403);
     assert_eq!(
         ask(&format!("recording:{RECORDING}"), WHY)
             .await
@@ -124,7 +132,7 @@ async fn a_declared_emergency_opens_one_resource_and_is_reported() {
     .await
     .unwrap();
     let grants: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT resource, role, reason FROM audit_events WHERE action = 'access.break_glass' ORDER BY seq",
+        "SELECT resource, role, reason FROM audit_events WHERE action = 'access.break_glass' AND outcome = 'success' ORDER BY seq",
     )
     .fetch_all(&pool)
     .await

@@ -1,6 +1,7 @@
 //! Rate limits (`[limits]`), each hit and then recovered from: patient sessions per subject and per address,
 //! staff sign-ins per person, reports and recording access per user (429 with `Retry-After` and a JSON error),
-//! and a chat socket's frames (a `rate_limited` warning, then close 4029; the reconnect is not limited).
+//! and a chat socket's frames (a `rate_limited` warning, then close 4029; the reconnect is not refused, and the
+//! budget belongs to the session).
 
 use std::time::Duration;
 
@@ -151,8 +152,10 @@ async fn a_flooding_socket_is_warned_then_closed_and_may_reconnect() {
         ws.send(sync.clone()).await;
     }
     assert_eq!(ws.close_code().await, 4029);
-    // The reconnect with the same session is not limited.
+    // The reconnect with the same session is not refused, but its budget is the session's: it has refilled by
+    // a frame a second since, not started afresh.
     let mut again = Ws::patient(&url, &token).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     again.send(sync).await;
     again
         .wait("an answer", |v| {

@@ -201,7 +201,7 @@ pub(super) fn exposure(q: &ReportQuery, events: &[AuditRow], f: &Facts) -> Table
     let mut break_glass = 0u64;
     for e in events
         .iter()
-        .filter(|e| in_range(q, e.at_ms) && e.action == "access.break_glass")
+        .filter(|e| in_range(q, e.at_ms) && e.action == "access.break_glass" && e.outcome == Outcome::Success)
     {
         let m = staff.entry(e.actor.clone()).or_default();
         m.role = e.role.as_str().to_string();

@@ -22,6 +22,7 @@ use super::extract::{request_id, session_cookie};
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Session;
+use crate::limits::Frame;
 use crate::protocol::{ClientFrame, ServerFrame, close};
 use reply::Connection;
 
@@ -133,9 +134,14 @@ async fn run(
         app.config.messaging.session_recheck_seconds.max(1),
     ));
     recheck.tick().await;
-    // Frames over the budget are dropped with a warning (at most one every few seconds); frames over the budget
-    // drain a second bucket of the same size, and a socket that empties that one too is flooding and is closed.
-    let (budget, patience) = (app.limits.frame_bucket(), app.limits.frame_bucket());
+    // Frames over the session's budget are dropped with a warning (at most one every few seconds); they drain
+    // a second budget of the same size, and a socket that empties that one too is flooding and is closed. Per
+    // session, so reconnecting refills nothing.
+    let budget_key = conn
+        .principal
+        .session
+        .as_ref()
+        .map_or_else(|| conn.principal.subject.as_str().to_string(), |s| s.to_string());
     let mut warned: Option<tokio::time::Instant> = None;
     let mut revoked = app.revoked_sessions.subscribe();
     let close_with = loop {
@@ -151,42 +157,49 @@ async fn run(
                     break Some((close::SESSION_ENDED, "session_ended"));
                 }
             }
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(_))) if !budget.take() => {
-                    app.metrics.rate_limited.with_label_values(&["socket_frames"]).inc();
-                    if !patience.take() {
+            incoming = stream.next() => {
+                let verdict = match &incoming {
+                    Some(Ok(Message::Text(_) | Message::Binary(_))) => app.limits.frame(&budget_key),
+                    _ => Frame::Allowed,
+                };
+                match (verdict, incoming) {
+                    (Frame::Flooding, _) => {
+                        app.metrics.rate_limited.with_label_values(&["socket_frames"]).inc();
                         tracing::info!("socket closed for flooding");
                         break Some((close::FLOODING, "rate_limited"));
                     }
-                    if warned.is_none_or(|at| at.elapsed() > Duration::from_secs(5)) {
-                        warned = Some(tokio::time::Instant::now());
-                        let warning = ServerFrame::error("rate_limited", "too many frames; slow down");
-                        let _ = outbound.send(warning).await;
-                    }
-                }
-                Some(Ok(Message::Text(t))) => {
-                    let replies = match ClientFrame::parse(t.as_str()) {
-                        Ok(frame) => chat::handle(&app, &conn, frame).await,
-                        Err(e) => {
-                            tracing::info!(code = e.code, "refused client frame");
-                            vec![ServerFrame::error(e.code, e.message)]
-                        }
-                    };
-                    for r in replies {
-                        if outbound.send(r).await.is_err() {
-                            break;
+                    (Frame::OverBudget, _) => {
+                        app.metrics.rate_limited.with_label_values(&["socket_frames"]).inc();
+                        if warned.is_none_or(|at| at.elapsed() > Duration::from_secs(5)) {
+                            warned = Some(tokio::time::Instant::now());
+                            let warning = ServerFrame::error("rate_limited", "too many frames; slow down");
+                            let _ = outbound.send(warning).await;
                         }
                     }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    let _ = outbound.send(ServerFrame::error("binary_not_supported", "send JSON text frames")).await;
-                }
-                Some(Ok(Message::Close(_))) | None => break None,
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    let too_big = e.to_string().to_ascii_lowercase().contains("too long")
-                        || e.to_string().to_ascii_lowercase().contains("size");
-                    break too_big.then_some((close::TOO_BIG, "frame_too_big"));
+                    (_, Some(Ok(Message::Text(t)))) => {
+                        let replies = match ClientFrame::parse(t.as_str()) {
+                            Ok(frame) => chat::handle(&app, &conn, frame).await,
+                            Err(e) => {
+                                tracing::info!(code = e.code, "refused client frame");
+                                vec![ServerFrame::error(e.code, e.message)]
+                            }
+                        };
+                        for r in replies {
+                            if outbound.send(r).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    (_, Some(Ok(Message::Binary(_)))) => {
+                        let _ = outbound.send(ServerFrame::error("binary_not_supported", "send JSON text frames")).await;
+                    }
+                    (_, Some(Ok(Message::Close(_))) | None) => break None,
+                    (_, Some(Ok(_))) => {}
+                    (_, Some(Err(e))) => {
+                        let too_big = e.to_string().to_ascii_lowercase().contains("too long")
+                            || e.to_string().to_ascii_lowercase().contains("size");
+                        break too_big.then_some((close::TOO_BIG, "frame_too_big"));
+                    }
                 }
             }
         }

@@ -213,18 +213,30 @@ impl VideoService {
                 .as_deref()
                 .and_then(|m| serde_json::from_str(m).ok())
                 .unwrap_or_else(|| crate::recording::timeline::Timeline::start(row.started_at));
-            let (store, keyring) = (&self.recording.store, &self.recording.keyring);
-            let recovered = crate::recording::session::recover(
-                store,
-                keyring,
-                &row.id,
-                &row.spool_kek_id,
-                &row.spool_wrapped_key,
-                &row.kek_id,
-                &row.wrapped_key,
-                timeline,
-                now,
-            );
+            // Reading, opening and resealing a spool is blocking work: off the runtime's threads, so live visits
+            // beside it are not stalled.
+            let (this, r) = (self.clone(), row.clone());
+            let recovered = tokio::task::spawn_blocking(move || {
+                crate::recording::session::recover(
+                    &this.recording.store,
+                    &this.recording.keyring,
+                    &r.id,
+                    &r.spool_kek_id,
+                    &r.spool_wrapped_key,
+                    &r.kek_id,
+                    &r.wrapped_key,
+                    timeline,
+                    now,
+                )
+            })
+            .await;
+            let recovered = match recovered {
+                Ok(result) => result,
+                Err(e) => {
+                    tracing::error!(error = %e, "recording recovery stopped");
+                    continue;
+                }
+            };
             match recovered {
                 Ok(stored) => {
                     self.store_finished(&row.id, &stored, stored.timeline.ended_ms.unwrap_or(now))
