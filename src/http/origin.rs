@@ -8,7 +8,9 @@
 //! hides where it comes from gets no benefit of the doubt). Bearer-token clients carry no cookie and are not
 //! affected. A refusal is a 403 JSON error
 //! and an audit event naming the route template (never the concrete path); the session is not looked up, so a
-//! hostile page cannot keep it from idling out.
+//! hostile page cannot keep it from idling out. A cookie read of `/api/` that the browser marks as sent from
+//! another site (`Sec-Fetch-Site: same-site` or `cross-site`) is refused the same way: it would spend the staff
+//! member's rate limits and write audit events in their name.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, header};
@@ -35,10 +37,16 @@ pub async fn same_origin(State(app): State<AppState>, req: Request, next: Next) 
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let changes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) || upgrade;
     let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    if changes
-        && !origin.is_some_and(|o| allowed(&app, o))
-        && session_cookie(&parts, app.config.is_tls()).is_some()
-    {
+    // A read of the API is no state change, but one fired from another site (an <img>, a fetch) would spend the
+    // staff member's rate limits and write audit events in their name: browsers say where a request comes from.
+    let foreign_read = parts.uri.path().starts_with("/api/")
+        && parts
+            .headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|site| !matches!(site, "same-origin" | "none"));
+    let refused = (changes && !origin.is_some_and(|o| allowed(&app, o))) || foreign_read;
+    if refused && session_cookie(&parts, app.config.is_tls()).is_some() {
         let route = parts
             .extensions
             .get::<MatchedPath>()

@@ -1,7 +1,8 @@
 //! Cross-site requests: a request that carries the staff session cookie and can change something (a non-GET, or
 //! the socket upgrade) is refused from any origin but the broker's own (a configured portal's included), and when
-//! it names no origin at all — with a 403 JSON error and an audit event — while bearer-token clients, which carry
-//! no cookie, are unaffected.
+//! it names no origin at all — with a 403 JSON error and an audit event — and so is a cookie read of the API that
+//! the browser marks as coming from another site (`Sec-Fetch-Site`), while bearer-token clients, which carry no
+//! cookie, are unaffected.
 
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -63,6 +64,22 @@ async fn cookie_requests_from_another_origin_are_refused_and_audited() {
     }
     // The broker's own pages are fine.
     assert_eq!(socket_from(&url, &cookie, Some(&url)).await, Ok(()));
+    // A read of the API from another site (an <img>, a fetch) is refused too; the broker's pages and a typed
+    // address are not.
+    let read = |site: &str| {
+        http.get(format!("{url}/api/v1/me"))
+            .header("cookie", &cookie)
+            .header("sec-fetch-site", site)
+            .send()
+    };
+    for (site, status) in [
+        ("same-site", 403),
+        ("cross-site", 403),
+        ("same-origin", 200),
+        ("none", 200),
+    ] {
+        assert_eq!(read(site).await.unwrap().status(), status, "{site}");
+    }
 
     // A bearer token is not a cookie: the portal's ID token opens a patient session from anywhere.
     let id_token = portal_id_token(&url, &password(&credentials(&app.data), "patient")).await;
@@ -84,5 +101,10 @@ async fn cookie_requests_from_another_origin_are_refused_and_audited() {
             .count();
         assert_eq!(n, 4, "{route}: {denials:?}");
     }
+    let reads = denials
+        .iter()
+        .filter(|(a, r)| a == "http.cross_site" && r == "route:/api/v1/me")
+        .count();
+    assert_eq!(reads, 2, "{denials:?}");
     assert_eq!(logout(Some(&url)).await.unwrap().status(), 204);
 }
