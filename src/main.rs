@@ -270,21 +270,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     reason,
                 },
         } => {
-            let c = match config {
-                Some(path) => load(&path)?,
-                None => {
-                    let mut c = Config::default();
-                    c.server.data_dir = data_dir.unwrap_or_else(|| Path::new("./.examroom").to_path_buf());
-                    c
-                }
-            };
             if reason.trim().is_empty() {
                 anyhow::bail!("--reason must say why (it goes into the audit trail)");
             }
-            let url = c.database_url().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let db = examroom::store::Db::connect(&url, Some(1))
-                .await
-                .context("database")?;
+            let (_, db) = open_db(config, data_dir).await?;
             let audit =
                 examroom::audit::Auditor::new(db.clone(), examroom::telemetry::Metrics::new().audit_events);
             let sessions = examroom::auth::session::Sessions::new(db.clone());
@@ -314,24 +303,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     now,
                 },
         } => {
-            let c = match config {
-                Some(path) => load(&path)?,
-                None => {
-                    let mut c = Config::default();
-                    c.server.data_dir = data_dir.unwrap_or_else(|| Path::new("./.examroom").to_path_buf());
-                    c
-                }
-            };
             let now = match now {
                 Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
                     .context("--now: expected an RFC 3339 time such as 2032-01-01T00:00:00Z")?
                     .timestamp_millis(),
                 None => examroom::clock::now_ms(),
             };
-            let url = c.database_url().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let db = examroom::store::Db::connect(&url, Some(1))
-                .await
-                .context("database")?;
+            let (c, db) = open_db(config, data_dir).await?;
             let work = examroom::recording::workdir::LocalStore::new(&c.server.data_dir.join("recordings"))
                 .context("recording storage")?;
             let objects = examroom::recording::objects::from_config(&c, &work).await?;

@@ -8,9 +8,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -125,22 +124,7 @@ impl ClientPeer {
             .into_iter()
             .filter(|_| send)
         {
-            let ssrc: u32 = rand::random();
-            let codec = codecs::codec(kind);
-            let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-                format!("{name}-stream"),
-                format!("{name}-{kind}"),
-                format!("{kind}"),
-                kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec,
-                    ..Default::default()
-                }],
-            )));
+            let (track, ssrc) = codecs::local_track(format!("{name}-stream"), format!("{name}-{kind}"), kind);
             pc.add_track(track.clone()).await.map_err(engine_error)?;
             let payload_type = if kind == RtpCodecKind::Video { 96 } else { 111 };
             senders.push(LocalTrack {

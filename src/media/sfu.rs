@@ -8,10 +8,9 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -23,8 +22,6 @@ use webrtc::peer_connection::{
 
 pub mod codecs;
 mod keyframes;
-
-use codecs::{opus, vp8};
 
 pub use keyframes::{KEYFRAME_REQUEST_SLOT, KeyframeRequests, wants_keyframe};
 use keyframes::{relay_feedback, request_keyframe};
@@ -528,28 +525,18 @@ impl WebRtcSfu {
             .await
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         let mut senders = Vec::new();
-        for (kind, codec, has) in [
-            (RtpCodecKind::Audio, opus(), offer.contains("m=audio")),
-            (RtpCodecKind::Video, vp8(), offer.contains("m=video")),
+        for (kind, has) in [
+            (RtpCodecKind::Audio, offer.contains("m=audio")),
+            (RtpCodecKind::Video, offer.contains("m=video")),
         ] {
             if !has {
                 continue;
             }
-            let ssrc: u32 = rand::random();
-            let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            let (track, ssrc) = codecs::local_track(
                 format!("sfu-{}", peer.room),
                 format!("{kind}-{}", crate::ids::random_hex(4)),
-                format!("{kind}"),
                 kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec,
-                    ..Default::default()
-                }],
-            )));
+            );
             let sender = peer.pc.add_track(track.clone()).await.map_err(engine_error)?;
             senders.push((kind, track, ssrc, sender));
         }

@@ -3,7 +3,14 @@
 //! test peers and the media load tool use the same table, so what they negotiate is what a browser gets.
 
 use rtc::interceptor::Slot;
-use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use std::sync::Arc;
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{MediaEngine as CodecTable, Registry, register_default_interceptors};
 
 use super::keyframes::{KEYFRAME_REQUEST_SLOT, KeyframeRequests};
@@ -70,4 +77,35 @@ pub fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
         RtpCodecKind::Audio => opus(),
         _ => vp8(),
     }
+}
+
+/// A local track of `kind` with one encoding on a fresh random SSRC (returned with it), for the SFU's outgoing
+/// tracks and the test peer's alike.
+pub fn local_track(
+    stream: String,
+    id: String,
+    kind: RtpCodecKind,
+) -> (
+    std::sync::Arc<webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP>,
+    u32,
+) {
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters};
+    let ssrc: u32 = rand::random();
+    let track = webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP::new(
+        rtc::media_stream::MediaStreamTrack::new(
+            stream,
+            id,
+            format!("{kind}"),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: codec(kind),
+                ..Default::default()
+            }],
+        ),
+    );
+    (Arc::new(track), ssrc)
 }
