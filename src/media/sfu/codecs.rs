@@ -81,31 +81,21 @@ pub fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
 
 /// A local track of `kind` with one encoding on a fresh random SSRC (returned with it), for the SFU's outgoing
 /// tracks and the test peer's alike.
-pub fn local_track(
-    stream: String,
-    id: String,
-    kind: RtpCodecKind,
-) -> (
-    std::sync::Arc<webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP>,
-    u32,
-) {
-    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters};
+pub fn local_track(stream: String, id: String, kind: RtpCodecKind) -> (Arc<TrackLocalStaticRTP>, u32) {
     let ssrc: u32 = rand::random();
-    let track = webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP::new(
-        rtc::media_stream::MediaStreamTrack::new(
-            stream,
-            id,
-            format!("{kind}"),
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: codec(kind),
+    let track = TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        stream,
+        id,
+        format!("{kind}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
                 ..Default::default()
-            }],
-        ),
-    );
+            },
+            codec: codec(kind),
+            ..Default::default()
+        }],
+    ));
     (Arc::new(track), ssrc)
 }
