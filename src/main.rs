@@ -273,21 +273,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if reason.trim().is_empty() {
                 anyhow::bail!("--reason must say why (it goes into the audit trail)");
             }
-            let (_, db) = open_db(config, data_dir).await?;
+            let (c, db) = open_db(config, data_dir).await?;
+            // The broker's pseudonym key: the person is named in the audit trail the way its logs name them.
+            start_logging(&c)?;
             let audit =
                 examroom::audit::Auditor::new(db.clone(), examroom::telemetry::Metrics::new().audit_events);
             let sessions = examroom::auth::session::Sessions::new(db.clone());
             let revoked = sessions
-                .revoke_subject(&examroom::ids::SubjectId::new(subject))
+                .revoke_subject(&examroom::ids::SubjectId::new(subject.clone()))
                 .await?;
-            for id in &revoked {
-                let event = examroom::audit::AuditEvent::new(
-                    "auth.session_revoked",
-                    format!("session:{id}"),
-                    examroom::audit::Outcome::Success,
-                )
-                .actor("cli", examroom::auth::Role::System)
-                .reason(reason.clone());
+            // One event for the person (even with nothing live: the revocation itself is the fact), one per session.
+            let person = format!("subject:{}", examroom::pii::pseudonym(&subject));
+            let events = std::iter::once(("auth.subject_revoked", person)).chain(
+                revoked
+                    .iter()
+                    .map(|id| ("auth.session_revoked", format!("session:{id}"))),
+            );
+            for (action, resource) in events {
+                let event =
+                    examroom::audit::AuditEvent::new(action, resource, examroom::audit::Outcome::Success)
+                        .actor("cli", examroom::auth::Role::System)
+                        .reason(reason.clone());
                 audit.record(event).await?;
             }
             db.close().await;

@@ -145,4 +145,27 @@ async fn an_administrator_revokes_a_removed_nurse_at_once() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+
+    // The trail names the person (by the broker's pseudonym) and the session, with the reason.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}?mode=ro",
+        app.data.join("examroom.db").display()
+    ))
+    .await
+    .unwrap();
+    let events: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT action, resource, reason FROM audit_events WHERE action LIKE 'auth.s%_revoked' ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].0, "auth.subject_revoked");
+    assert!(
+        events[0].1.starts_with("subject:") && !events[0].1.contains(&sub),
+        "{events:?}"
+    );
+    assert!(events[1].1.starts_with("session:"), "{events:?}");
+    assert!(events.iter().all(|e| e.2.contains("ticket 4711")), "{events:?}");
 }

@@ -2,16 +2,19 @@
 //! development provider, wired exactly as `examroom dev` wires it, so socket and REST rules are tested in
 //! milliseconds without a child process. Tests that need the real binary (start-up, signals, crashes, network
 //! namespaces, logs) keep using `common::Broker`. A panic in the broker's code (a handler's task, which the
-//! server would otherwise swallow) fails the test when its `TestApp` is dropped.
+//! server would otherwise swallow) fails the test when its `TestApp` is dropped. Panics are counted per thread:
+//! a `#[tokio::test]` runs the broker's tasks on its own thread, so one test's broker never blames another's.
 
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::oneshot;
 
-/// Panics raised outside the test code itself (the test's own assertions live under `tests/`).
-static BROKER_PANICS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Panics on this thread raised outside the test code itself (the test's own assertions live under `tests/`).
+    static BROKER_PANICS: Cell<usize> = const { Cell::new(0) };
+}
 
 fn count_broker_panics() {
     static HOOK: std::sync::Once = std::sync::Once::new();
@@ -19,7 +22,7 @@ fn count_broker_panics() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if info.location().is_some_and(|l| !l.file().starts_with("tests/")) {
-                BROKER_PANICS.fetch_add(1, Ordering::SeqCst);
+                BROKER_PANICS.with(|n| n.set(n.get() + 1));
             }
             previous(info);
         }));
@@ -40,7 +43,7 @@ impl TestApp {
     /// the test's runtime).
     pub async fn spawn(env: &[(&str, &str)]) -> TestApp {
         count_broker_panics();
-        let panics_before = BROKER_PANICS.load(Ordering::SeqCst);
+        let panics_before = BROKER_PANICS.with(Cell::get);
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -70,7 +73,7 @@ impl Drop for TestApp {
         }
         if !std::thread::panicking() {
             assert_eq!(
-                BROKER_PANICS.load(Ordering::SeqCst),
+                BROKER_PANICS.with(Cell::get),
                 self.panics_before,
                 "the broker panicked while this test ran (the message is above)"
             );
