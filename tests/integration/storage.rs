@@ -64,6 +64,37 @@ async fn append(a: &Auditor, n: usize) {
     }
 }
 
+/// A break-glass grant opens its resource to its holder until it expires, and a revocation of the person ends it.
+#[tokio::test]
+async fn break_glass_grants_expire_and_end_with_the_person() {
+    on_both(|db| async move {
+        db.insert_break_glass("g1", "sup-1", "recording:r1", 1_000, 2_000)
+            .await
+            .unwrap();
+        db.insert_break_glass("g2", "sup-2", "recording:r1", 1_000, 9_000)
+            .await
+            .unwrap();
+        let holders = |now| {
+            let db = db.clone();
+            async move { db.break_glass_holders("recording:r1", now).await.unwrap() }
+        };
+        let mut both = holders(1_999).await;
+        both.sort();
+        assert_eq!(both, ["sup-1", "sup-2"]);
+        assert_eq!(holders(2_000).await, ["sup-2"], "expired at its time");
+        assert!(
+            db.break_glass_holders("recording:r2", 1_500)
+                .await
+                .unwrap()
+                .is_empty(),
+            "one resource only"
+        );
+        db.expire_break_glass_of("sup-2", 3_000).await.unwrap();
+        assert!(holders(3_000).await.is_empty(), "revoked with the person");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn sessions_live_expire_and_revoke() {
     on_both(|db| async move {
