@@ -188,8 +188,9 @@ impl Sessions {
     /// Ends every live session of a subject at once (an administrator removed the person); returns the ids.
     pub async fn revoke_subject(&self, subject: &SubjectId) -> Result<Vec<SessionId>, AuthError> {
         let now = now_ms();
-        let ids = self.db.revoke_sessions_of(subject.as_str(), now).await?;
+        // Grants first: a failure between the two must not leave an emergency grant to a revoked person.
         self.db.expire_break_glass_of(subject.as_str(), now).await?;
+        let ids = self.db.revoke_sessions_of(subject.as_str(), now).await?;
         Ok(ids.into_iter().map(SessionId::new).collect())
     }
 }

@@ -75,8 +75,17 @@ async fn request(
         Some(&caller.request_id),
     )
     .await?;
+    let name = resource.audit_name();
+    let event = |outcome| {
+        AuditEvent::new("access.break_glass", name.clone(), outcome)
+            .by(&caller.principal)
+            .request(Some(&caller.request_id))
+    };
     let justification = req.justification.trim();
     if !JUSTIFICATION_CHARS.contains(&justification.chars().count()) {
+        app.audit
+            .record_or_log(event(Outcome::Failure).reason("no justification"))
+            .await;
         return Err(ApiError::BadRequest(
             "justification_required",
             format!(
@@ -94,12 +103,6 @@ async fn request(
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?
             .is_some(),
-    };
-    let name = resource.audit_name();
-    let event = |outcome| {
-        AuditEvent::new("access.break_glass", name.clone(), outcome)
-            .by(&caller.principal)
-            .request(Some(&caller.request_id))
     };
     if !exists {
         app.audit

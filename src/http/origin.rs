@@ -52,7 +52,9 @@ pub async fn same_origin(State(app): State<AppState>, req: Request, next: Next) 
             .get::<MatchedPath>()
             .map_or("unmatched", |m| m.as_str());
         let event = AuditEvent::new("http.cross_site", format!("route:{route}"), Outcome::Denied)
-            .reason(if origin.is_some() {
+            .reason(if foreign_read {
+                "a cookie-authenticated read sent from another site (Sec-Fetch-Site)"
+            } else if origin.is_some() {
                 "a cookie-authenticated request from another origin"
             } else {
                 "a cookie-authenticated request naming no origin"

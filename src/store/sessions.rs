@@ -71,7 +71,8 @@ impl Db {
         .transpose()
     }
 
-    /// Ids of one subject's sessions of `kind` that are neither revoked, expired nor idle, newest first.
+    /// Ids of one subject's sessions of `kind` that are neither revoked nor expired, newest first. Idle ones
+    /// count too: a patient waiting in a queue may still use one, and the oldest go first when over a cap.
     pub async fn live_session_ids(
         &self,
         kind: &str,
@@ -80,7 +81,7 @@ impl Db {
     ) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
             "SELECT id FROM sessions WHERE kind = $1 AND subject = $2 AND revoked_at IS NULL AND expires_at > $3 \
-             AND (idle_timeout_ms IS NULL OR last_seen_at + idle_timeout_ms >= $3) ORDER BY created_at DESC, id DESC",
+             ORDER BY created_at DESC, id DESC",
         )
         .bind(kind)
         .bind(subject)

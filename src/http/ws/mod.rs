@@ -137,11 +137,15 @@ async fn run(
     // Frames over the session's budget are dropped with a warning (at most one every few seconds); they drain
     // a second budget of the same size, and a socket that empties that one too is flooding and is closed. Per
     // session, so reconnecting refills nothing.
-    let budget_key = conn
-        .principal
-        .session
-        .as_ref()
-        .map_or_else(|| conn.principal.subject.as_str().to_string(), |s| s.to_string());
+    let budget_key = conn.principal.session.as_ref().map_or_else(
+        || {
+            format!(
+                "subject:{}",
+                crate::pii::pseudonym(conn.principal.subject.as_str())
+            )
+        },
+        |s| format!("session:{s}"),
+    );
     let mut warned: Option<tokio::time::Instant> = None;
     let mut revoked = app.revoked_sessions.subscribe();
     let close_with = loop {
