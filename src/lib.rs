@@ -101,7 +101,7 @@ const WORKER_STOP_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Signs the audit chain's head every minute when it moved.
 async fn audit_checkpoints(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let signer = match audit::checkpoint::load_or_create_signer(&app.config.server.data_dir) {
+    let signer = match audit::checkpoint::load_or_create_signer(&app.config) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "audit signing key unavailable: no checkpoints");

@@ -429,7 +429,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: AuditCommand::Checkpoint { config, data_dir },
         } => {
             let (c, db) = open_db(config, data_dir).await?;
-            let signer = examroom::audit::checkpoint::load_or_create_signer(&c.server.data_dir)?;
+            let signer = examroom::audit::checkpoint::load_or_create_signer(&c)?;
             let made =
                 examroom::audit::checkpoint::checkpoint_now(&db, &signer, examroom::clock::now_ms()).await?;
             db.close().await;
@@ -466,7 +466,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cps.push('\n');
             }
             db.close().await;
-            let signer = examroom::audit::checkpoint::load_or_create_signer(&c.server.data_dir)?;
+            let signer = examroom::audit::checkpoint::load_or_create_signer(&c)?;
             std::fs::write(out.join("events.jsonl"), events)?;
             std::fs::write(out.join("checkpoints.jsonl"), cps)?;
             std::fs::write(out.join("audit-public-key.hex"), hex::encode(signer.public_key()))?;

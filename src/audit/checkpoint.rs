@@ -39,7 +39,10 @@ impl Signer {
     }
 
     pub fn from_pkcs8(pkcs8: &[u8]) -> Option<Signer> {
-        let pair = Ed25519KeyPair::from_pkcs8(pkcs8).ok()?;
+        // Ring's own keys are PKCS#8 v2; `openssl genpkey` writes v1 (no public key inside).
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8)
+            .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8))
+            .ok()?;
         let key_id = key_id(pair.public_key().as_ref());
         Some(Signer { pair, key_id })
     }
@@ -60,11 +63,20 @@ impl Signer {
     }
 }
 
-/// The broker's signing key: `keys/audit-signing.pk8` in the data directory, created on first use (mode 0600).
-pub fn load_or_create_signer(data_dir: &std::path::Path) -> std::io::Result<Signer> {
+/// The broker's signing key: `audit.signing_key_file` (every node of a cluster the same), or else
+/// `keys/audit-signing.pk8` in the data directory, created on first use (mode 0600).
+pub fn load_or_create_signer(config: &crate::config::Config) -> std::io::Result<Signer> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = data_dir.join("keys").join("audit-signing.pk8");
+    if let Some(path) = &config.audit.signing_key_file {
+        return Signer::from_pkcs8(&std::fs::read(path)?).ok_or_else(|| {
+            std::io::Error::other(format!(
+                "audit.signing_key_file: {} is not an Ed25519 PKCS#8 key",
+                path.display()
+            ))
+        });
+    }
+    let path = config.server.data_dir.join("keys").join("audit-signing.pk8");
     if !path.exists() {
         std::fs::create_dir_all(path.parent().expect("a parent"))?;
         let mut f = std::fs::OpenOptions::new()
@@ -207,6 +219,22 @@ pub fn verify_offline(
 mod tests {
     use super::*;
     use crate::audit::{GENESIS_HASH, event_hash};
+
+    /// `openssl genpkey -algorithm ed25519 -outform DER` (PKCS#8 v1), as the README tells operators to make one.
+    const OPENSSL_KEY: &str =
+        "302e020100300506032b657004220420cbeda2b155047ab48824019124b51e9457a7641b1556838fe8d6c773cbe37bbb";
+
+    #[test]
+    fn an_openssl_made_key_signs_and_two_nodes_with_one_file_sign_alike() {
+        let der = hex::decode(OPENSSL_KEY).unwrap();
+        let (a, b) = (
+            Signer::from_pkcs8(&der).unwrap(),
+            Signer::from_pkcs8(&der).unwrap(),
+        );
+        assert_eq!(a.public_key(), b.public_key());
+        assert_eq!(a.sign(3, "h", 1).key_id, b.sign(3, "h", 1).key_id);
+        assert!(Signer::from_pkcs8(b"not a key").is_none());
+    }
 
     fn chain(n: i64) -> Vec<AuditRow> {
         let mut prev = GENESIS_HASH.to_string();

@@ -28,12 +28,39 @@ pub fn deployment(c: &Config) -> Vec<Problem> {
         ));
     }
     p.extend(key_file_modes(c));
+    p.extend(shared_keys(c));
     if is_remote_tls(c) && !has_turn {
         p.push(Problem::new(
             "media.turn_urls",
             "a deployment served over https needs a TURN server (turn: and turns: URLs): browsers behind \
              firewalls that block UDP get no video without one",
         ));
+    }
+    p
+}
+
+/// On PostgreSQL several nodes may share the database: a key each generates for itself would differ between
+/// them (messages sealed on one node unreadable on another, checkpoints under several keys, log pseudonyms that
+/// stop matching), so every key must come from a file all nodes are given.
+fn shared_keys(c: &Config) -> Vec<Problem> {
+    let postgres = match c.database_url() {
+        Ok(url) => secrecy::ExposeSecret::expose_secret(&url).starts_with("postgres"),
+        // An unreadable URL file is reported on its own; such a file holds a PostgreSQL password.
+        Err(_) => c.database.url_file.is_some(),
+    };
+    if !postgres {
+        return Vec::new();
+    }
+    let why = "with PostgreSQL every node must use the same key: name a file each node is given";
+    let mut p = Vec::new();
+    if c.messaging.kek_files.is_empty() {
+        p.push(Problem::new("messaging.kek_files", why));
+    }
+    if c.logging.pseudonym_key_file.is_none() {
+        p.push(Problem::new("logging.pseudonym_key_file", why));
+    }
+    if c.audit.signing_key_file.is_none() {
+        p.push(Problem::new("audit.signing_key_file", why));
     }
     p
 }
@@ -77,6 +104,7 @@ fn key_files(c: &Config) -> Vec<(String, std::path::PathBuf)> {
     }
     let optional = [
         ("logging.pseudonym_key_file", c.logging.pseudonym_key_file.clone()),
+        ("audit.signing_key_file", c.audit.signing_key_file.clone()),
         ("media.turn_secret_file", c.media.turn_secret_file.clone()),
         ("server.metrics_token_file", c.server.metrics_token_file.clone()),
         ("database.url_file", c.database.url_file.clone()),

@@ -3,6 +3,7 @@
 //! key it concerns, so an operator can fix a broken deployment from the error alone.
 
 pub mod announce;
+pub mod audit;
 mod deployment;
 pub mod limits;
 pub mod load;
@@ -33,6 +34,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub recording: RecordingConfig,
     pub limits: limits::LimitsConfig,
+    pub audit: audit::AuditConfig,
     /// Waiting-room queues; a single `triage` queue when none is configured.
     pub queues: Vec<QueueConfig>,
     /// Present only under `examroom dev`: serves the built-in OpenID provider. Never set by `serve`.

@@ -20,22 +20,26 @@ pub fn example_config(dir: &Path, database_url: &str) -> String {
     std::fs::create_dir_all(&etc).unwrap();
     let hex_key = || examroom::ids::random_hex(32);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let files: Vec<(&str, String)> = vec![
-        ("database-url", database_url.to_string()),
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "audit-signing.pk8",
+            examroom::audit::checkpoint::Signer::generate_pkcs8(),
+        ),
+        ("database-url", database_url.into()),
         ("staff-client-secret", "staff-secret-for-tests\n".into()),
-        ("kek-2026.hex", hex_key()),
-        ("pseudonym.key", hex_key()),
-        ("turn-secret", hex_key()),
+        ("kek-2026.hex", hex_key().into()),
+        ("pseudonym.key", hex_key().into()),
+        ("turn-secret", hex_key().into()),
         ("s3-secret-key", "examroom-secret".into()),
-        ("siem-secret", hex_key()),
+        ("siem-secret", hex_key().into()),
         ("metrics-token", "metrics-token-for-tests".into()),
         (
             "access.toml",
-            std::fs::read_to_string(root.join("policies/access.toml")).unwrap(),
+            std::fs::read(root.join("policies/access.toml")).unwrap(),
         ),
         (
             "recording.toml",
-            std::fs::read_to_string(root.join("policies/recording.toml")).unwrap(),
+            std::fs::read(root.join("policies/recording.toml")).unwrap(),
         ),
     ];
     for (name, content) in &files {
@@ -100,6 +104,28 @@ fn the_shipped_example_is_valid_and_refused_without_turn() {
         out.contains("warning: media.bind_ips: only loopback addresses"),
         "{out}"
     );
+
+    // On PostgreSQL (several nodes may share it) no key may be generated per node: each unset key is named.
+    let mut per_node = text.clone();
+    for key in ["kek_files = [", "pseudonym_key_file = ", "signing_key_file = "] {
+        let start = per_node.find(key).unwrap();
+        let end = start + per_node[start..].find('\n').unwrap() + 1;
+        per_node.replace_range(start..end, "");
+    }
+    let (code, out) = check_config(&per_node, dir.path());
+    assert_eq!(code, Some(2), "{out}");
+    for key in [
+        "messaging.kek_files",
+        "logging.pseudonym_key_file",
+        "audit.signing_key_file",
+    ] {
+        assert!(
+            out.contains(&format!(
+                "{key}: with PostgreSQL every node must use the same key"
+            )),
+            "{key}: {out}"
+        );
+    }
 
     // A key file others can read is refused, naming its key and the file.
     let kek = dir.path().join("etc/kek-2026.hex");
