@@ -93,13 +93,13 @@ impl Auditor {
         // SIEM record made from it) can be correlated with the log line that names it.
         let request_id = event.request_id.clone().unwrap_or_else(RequestId::random);
         let _guard = self.lock.lock().await;
-        let at_ms = now_ms();
         let row = self
             .db
             .append_audit(|head: &AuditHead| {
                 let mut row = AuditRow {
                     seq: head.seq + 1,
-                    at_ms,
+                    // Stamped while the head is held: with several writers (nodes) times follow the chain's order.
+                    at_ms: now_ms(),
                     request_id: request_id.as_str().to_string(),
                     actor: event.actor.clone(),
                     role: event.role,
