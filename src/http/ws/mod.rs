@@ -163,7 +163,7 @@ async fn run(
             }
             incoming = stream.next() => {
                 let verdict = match &incoming {
-                    Some(Ok(Message::Text(_) | Message::Binary(_))) => app.limits.frame(&budget_key),
+                    Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_))) => app.limits.frame(&budget_key),
                     _ => Frame::Allowed,
                 };
                 match (verdict, incoming) {
