@@ -218,18 +218,20 @@ impl App {
             .await
     }
 
-    /// Who holds a live break-glass grant for `resource` (`kind:id`), for the policy's `break_glass` condition;
-    /// a store failure grants nothing.
-    pub async fn break_glass_holders(&self, resource: &str) -> Vec<crate::ids::SubjectId> {
-        match self
-            .db
-            .break_glass_holders(resource, crate::clock::now_ms())
-            .await
-        {
-            Ok(subjects) => subjects.into_iter().map(crate::ids::SubjectId::new).collect(),
+    /// `resource` with who holds a live break-glass grant for it, for the policy's `break_glass` condition —
+    /// read only when a `break_glass` rule could allow `action` to this caller; a store failure grants nothing.
+    pub async fn with_break_glass(&self, subject: &Principal, action: &str, resource: Resource) -> Resource {
+        if !self.policy.break_glass_applies(subject, action, resource.kind) {
+            return resource;
+        }
+        let now = crate::clock::now_ms();
+        match self.db.break_glass_holders(&resource.audit_name(), now).await {
+            Ok(holders) => {
+                resource.break_glass_for(holders.into_iter().map(crate::ids::SubjectId::new).collect())
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "break-glass grants could not be read");
-                Vec::new()
+                resource
             }
         }
     }

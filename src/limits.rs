@@ -111,12 +111,11 @@ impl Limits {
             .map_err(|not_until| Limited(not_until.wait_time_from(DefaultClock::default().now())))
     }
 
-    /// Charges one frame of the socket(s) of `session` (text or binary alike).
-    pub fn frame(&self, session: &str) -> Frame {
-        let key = session.to_string();
-        if self.frames.check_key(&key).is_ok() {
+    /// Charges one frame of the socket(s) of `session` (text, binary and ping alike).
+    pub fn frame(&self, session: &String) -> Frame {
+        if self.frames.check_key(session).is_ok() {
             Frame::Allowed
-        } else if self.patience.check_key(&key).is_ok() {
+        } else if self.patience.check_key(session).is_ok() {
             Frame::OverBudget
         } else {
             Frame::Flooding

@@ -45,8 +45,9 @@ pub async fn same_origin(State(app): State<AppState>, req: Request, next: Next) 
             .get("sec-fetch-site")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|site| !matches!(site, "same-origin" | "none"));
-    let refused = (changes && !origin.is_some_and(|o| allowed(&app, o))) || foreign_read;
-    if refused && session_cookie(&parts, app.config.is_tls()).is_some() {
+    // Without the cookie there is nothing to protect: most requests stop at this header lookup.
+    let refused = || (changes && !origin.is_some_and(|o| allowed(&app, o))) || foreign_read;
+    if session_cookie(&parts, app.config.is_tls()).is_some() && refused() {
         let route = parts
             .extensions
             .get::<MatchedPath>()

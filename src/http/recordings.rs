@@ -250,8 +250,8 @@ async fn viewable(
     let row = app.db.recording(id).await?;
     let resource = match &row {
         Some(r) => {
-            let holders = app.break_glass_holders(&format!("recording:{}", r.id)).await;
-            resource_of(app, r).break_glass_for(holders)
+            app.with_break_glass(&caller.principal, action, resource_of(app, r))
+                .await
         }
         None => Resource::new(ResourceKind::Recording, Some(safe_id(id))),
     };

@@ -126,7 +126,7 @@ impl ClientPeer {
         {
             let (track, ssrc) = codecs::local_track(format!("{name}-stream"), format!("{name}-{kind}"), kind);
             pc.add_track(track.clone()).await.map_err(engine_error)?;
-            let payload_type = if kind == RtpCodecKind::Video { 96 } else { 111 };
+            let payload_type = codecs::payload_type(kind);
             senders.push(LocalTrack {
                 track,
                 ssrc,

@@ -337,6 +337,17 @@ impl AccessPolicy {
         })
     }
 
+    /// Whether a break-glass grant could matter here: a `break_glass` rule names one of the subject's roles, this
+    /// action and this kind of resource. Only then are the grants worth looking up.
+    pub fn break_glass_applies(&self, subject: &Principal, action: &str, kind: ResourceKind) -> bool {
+        self.rules.iter().any(|r| {
+            r.condition == Some(Condition::BreakGlass)
+                && r.roles.iter().any(|role| subject.has_role(*role))
+                && r.actions.iter().any(|a| a == action)
+                && r.resources.contains(&kind)
+        })
+    }
+
     /// Whether `subject` may do `action` on `resource`, for shaping what a client is shown (a nurse's presence
     /// controls, the recordings a list includes). It grants nothing; an access attempt uses [`Self::authorize`].
     pub fn permits(&self, subject: &Principal, action: &str, resource: &Resource) -> bool {

@@ -19,6 +19,11 @@ pub enum Outcome {
 impl Outcome {
     pub const ALL: [Outcome; 3] = [Outcome::Success, Outcome::Failure, Outcome::Denied];
 
+    /// The outcome a stored word names.
+    pub fn parse(word: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == word)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Success => "success",
@@ -68,10 +73,7 @@ fn row_to_audit(r: &AnyRow) -> Result<AuditRow, sqlx::Error> {
         role: role.parse().map_err(|_| unknown("role", &role))?,
         action: r.try_get(5)?,
         resource: r.try_get(6)?,
-        outcome: Outcome::ALL
-            .into_iter()
-            .find(|o| o.as_str() == outcome)
-            .ok_or_else(|| unknown("outcome", &outcome))?,
+        outcome: Outcome::parse(&outcome).ok_or_else(|| unknown("outcome", &outcome))?,
         reason: r.try_get(8)?,
         prev_hash: r.try_get(9)?,
         hash: r.try_get(10)?,

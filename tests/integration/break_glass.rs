@@ -125,19 +125,11 @@ async fn a_declared_emergency_opens_one_resource_and_is_reported() {
     assert_eq!(opened.json::<Value>().await.unwrap()["id"], RECORDING);
 
     // Audited with the justification (the SIEM export reads the same chain) and flagged for compliance.
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}?mode=ro",
-        app.data.join("examroom.db").display()
-    ))
-    .await
-    .unwrap();
-    let grants: Vec<(String, String, String)> = sqlx::query_as(
+    let grants: Vec<(String, String, String)> = crate::chat::query_db(
+        &app.data,
         "SELECT resource, role, reason FROM audit_events WHERE action = 'access.break_glass' AND outcome = 'success' ORDER BY seq",
     )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
+    .await;
     assert_eq!(grants.len(), 2, "{grants:?}");
     assert_eq!(grants[0], (target.clone(), "supervisor".into(), WHY.into()));
     let compliance = staff_cookie(&url, &app.data, "compliance").await;

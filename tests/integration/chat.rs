@@ -218,17 +218,21 @@ pub fn start_dev(env: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf, Broker) {
 }
 
 pub async fn audit_denials(data: &Path) -> Vec<(String, String)> {
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}?mode=ro",
-        data.join("examroom.db").display()
-    ))
+    query_db(
+        data,
+        "SELECT action, resource FROM audit_events WHERE outcome = 'denied' ORDER BY seq",
+    )
     .await
-    .unwrap();
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT action, resource FROM audit_events WHERE outcome = 'denied' ORDER BY seq")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+}
+
+/// Rows of `sql` from a running dev broker's SQLite database, opened read-only beside it.
+pub async fn query_db<T>(data: &Path, sql: &'static str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    let url = format!("sqlite://{}?mode=ro", data.join("examroom.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
     pool.close().await;
     rows
 }

@@ -77,18 +77,11 @@ async fn one_session_too_many_revokes_the_oldest_and_is_audited() {
     // Its socket is closed too.
     assert_eq!(oldest_socket.close_code().await, 4001);
 
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}?mode=ro",
-        app.data.join("examroom.db").display()
-    ))
-    .await
-    .unwrap();
-    let revoked: Vec<(String, String)> =
-        sqlx::query_as("SELECT role, reason FROM audit_events WHERE action = 'auth.session_revoked'")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    pool.close().await;
+    let revoked: Vec<(String, String)> = crate::chat::query_db(
+        &app.data,
+        "SELECT role, reason FROM audit_events WHERE action = 'auth.session_revoked'",
+    )
+    .await;
     assert_eq!(revoked.len(), 1, "{revoked:?}");
     assert_eq!(revoked[0].0, "patient");
     assert!(revoked[0].1.contains("max_sessions_per_subject"), "{revoked:?}");
@@ -147,19 +140,11 @@ async fn an_administrator_revokes_a_removed_nurse_at_once() {
     assert_eq!(resp.status(), 401);
 
     // The trail names the person (by the broker's pseudonym) and the session, with the reason.
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}?mode=ro",
-        app.data.join("examroom.db").display()
-    ))
-    .await
-    .unwrap();
-    let events: Vec<(String, String, String)> = sqlx::query_as(
+    let events: Vec<(String, String, String)> = crate::chat::query_db(
+        &app.data,
         "SELECT action, resource, reason FROM audit_events WHERE action LIKE 'auth.s%_revoked' ORDER BY seq",
     )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
+    .await;
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0].0, "auth.subject_revoked");
     assert!(

@@ -27,10 +27,7 @@ fn event(
         role: role.parse().unwrap(),
         action: action.into(),
         resource: resource.into(),
-        outcome: crate::store::Outcome::ALL
-            .into_iter()
-            .find(|o| o.as_str() == outcome)
-            .unwrap(),
+        outcome: crate::store::Outcome::parse(outcome).unwrap(),
         reason: reason.into(),
         prev_hash: String::new(),
         hash: format!("h{seq}"),

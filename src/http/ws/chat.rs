@@ -305,21 +305,19 @@ pub async fn authorized(
         Ok(row) => row,
         Err(e) => return Err(from_messaging(e)),
     };
-    let holders = match &row {
-        Some(c) => app.break_glass_holders(&format!("conversation:{}", c.id)).await,
-        None => Vec::new(),
-    };
     let resource = match &row {
-        Some(c) => Resource::new(ResourceKind::Conversation, Some(c.id.to_string()))
-            .break_glass_for(holders)
-            .owned_by(c.patient.clone())
-            .assigned_to(
-                c.nurse
-                    .iter()
-                    .filter(|_| c.state == ConversationState::Assigned)
-                    .cloned()
-                    .collect(),
-            ),
+        Some(c) => {
+            let resource = Resource::new(ResourceKind::Conversation, Some(c.id.to_string()))
+                .owned_by(c.patient.clone())
+                .assigned_to(
+                    c.nurse
+                        .iter()
+                        .filter(|_| c.state == ConversationState::Assigned)
+                        .cloned()
+                        .collect(),
+                );
+            app.with_break_glass(&conn.principal, action, resource).await
+        }
         None => Resource::new(ResourceKind::Conversation, Some(safe_id(id.as_str()))),
     };
     app.authorize_for(&conn.principal, action, &resource, row, Some(&conn.request_id))

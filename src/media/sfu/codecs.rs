@@ -28,7 +28,7 @@ pub fn table() -> Result<(CodecTable, Registry), MediaError> {
         .register_codec(
             RTCRtpCodecParameters {
                 rtp_codec: opus(),
-                payload_type: 111,
+                payload_type: payload_type(RtpCodecKind::Audio),
             },
             RtpCodecKind::Audio,
         )
@@ -40,7 +40,7 @@ pub fn table() -> Result<(CodecTable, Registry), MediaError> {
                     rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
                     ..vp8()
                 },
-                payload_type: 96,
+                payload_type: payload_type(RtpCodecKind::Video),
             },
             RtpCodecKind::Video,
         )
@@ -49,6 +49,11 @@ pub fn table() -> Result<(CodecTable, Registry), MediaError> {
         .map_err(engine_error)?
         .with(Slot::Custom(KEYFRAME_REQUEST_SLOT), KeyframeRequests::default());
     Ok((table, registry))
+}
+
+/// The payload type the table registers for `kind` (an offer from our table uses it; an answer keeps it).
+pub fn payload_type(kind: RtpCodecKind) -> u8 {
+    if kind == RtpCodecKind::Video { 96 } else { 111 }
 }
 
 pub fn opus() -> RTCRtpCodec {
