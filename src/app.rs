@@ -11,6 +11,7 @@ use crate::audit::{AuditEvent, Auditor};
 use crate::auth::jwt::{Jwks, TokenUse, TokenVerifier};
 use crate::auth::staff::StaffSignIn;
 use crate::auth::{Principal, Sessions};
+use crate::cluster::Cluster;
 use crate::config::{Config, load::read_secret_file};
 use crate::crypto::Keyring;
 use crate::dev_idp::DevIdp;
@@ -45,6 +46,8 @@ pub struct App {
     pub service_tokens: Option<TokenVerifier>,
     /// Chat, waiting room and routing.
     pub messaging: Arc<Messaging>,
+    /// This node's place among the brokers sharing the database (one node on SQLite).
+    pub cluster: Arc<Cluster>,
     /// Which visits are recorded, with what consent, retention and viewers.
     pub recording_policies: RecordingPolicies,
     /// Video visits and the SFU.
@@ -147,8 +150,14 @@ impl App {
             ),
             None => None,
         };
-        let messaging = Arc::new(Messaging::new(&config, db.clone()).context("messaging.kek_files")?);
-        messaging.restore().await.context("restoring the waiting room")?;
+        let cluster = Arc::new(Cluster::new(&config, db.clone())?);
+        let messaging =
+            Arc::new(Messaging::new(&config, db.clone(), cluster.clone()).context("messaging.kek_files")?);
+        // Alone on SQLite, this node leads the waiting room from the start; in a cluster, the node that takes
+        // the `routing` lease does (`serve`'s workers).
+        if !cluster.is_shared() {
+            messaging.lead().await.context("restoring the waiting room")?;
+        }
 
         let turn_secret = match &config.media.turn_secret_file {
             Some(path) => Some(
@@ -189,6 +198,7 @@ impl App {
             recording_policies,
             video,
             messaging,
+            cluster,
             sessions: Sessions::new(db.clone()),
             config,
             db,

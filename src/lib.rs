@@ -10,6 +10,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod dev;
@@ -31,6 +32,7 @@ pub mod waiting_room;
 pub mod workers;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -45,15 +47,38 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let mut workers = workers::Workers::new(app.workers.clone());
-    workers.spawn("audit-checkpoints", {
-        let app = app.clone();
-        |stop| audit_checkpoints(app, stop)
-    });
-    workers.spawn("housekeeping", {
-        let app = app.clone();
-        |stop| housekeeping(app, stop)
-    });
-    workers.spawn("chat-timers", |stop| app.messaging.clone().run_timers(stop));
+    // Cluster-wide work runs on one node at a time, under a lease of the same name (docs/cluster.md); on
+    // SQLite the only node simply runs it.
+    let cluster = app.cluster.clone();
+    workers.spawn(
+        "audit-checkpoints",
+        cluster.leased("audit-checkpoints", {
+            let app = app.clone();
+            move |stop| audit_checkpoints(app.clone(), stop)
+        }),
+    );
+    workers.spawn(
+        "housekeeping",
+        cluster.leased("housekeeping", {
+            let app = app.clone();
+            move |stop| housekeeping(app.clone(), stop)
+        }),
+    );
+    workers.spawn(
+        "routing",
+        cluster.leased("routing", {
+            let messaging = app.messaging.clone();
+            move |stop| messaging.clone().run_leader(stop)
+        }),
+    );
+    workers.spawn(
+        "siem-delivery",
+        cluster.leased("siem-delivery", {
+            let (db, hooks) = (app.db.clone(), app.config.siem.webhooks.clone());
+            move |stop| audit::siem::run(db.clone(), hooks.clone(), stop)
+        }),
+    );
+    // This node's own work: its visits, its spool, its sockets, its place in the cluster.
     workers.spawn("video-timers", |stop| app.video.clone().run_timers(stop));
     workers.spawn("recording-recovery", |stop| {
         app.video.clone().recover_recordings(stop)
@@ -62,9 +87,46 @@ pub async fn serve(
         let app = app.clone();
         |stop| session_revocations(app, stop)
     });
-    workers.spawn("siem-delivery", |stop| {
-        audit::siem::run(app.db.clone(), app.config.siem.webhooks.clone(), stop)
+    workers.spawn("rate-limits", {
+        let app = app.clone();
+        |stop| forget_idle_limits(app, stop)
     });
+    workers.spawn("bus-publisher", |stop| app.messaging.clone().run_bus_publisher(stop));
+    workers.spawn("bus-listener", |stop| app.messaging.clone().run_bus_listener(stop));
+    let internal = if cluster.is_shared() {
+        let c = &app.config.cluster;
+        let bound = TcpListener::bind(&c.internal_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cluster.internal_listen: {}: {e}", c.internal_listen))?;
+        let url = c
+            .internal_url
+            .clone()
+            .unwrap_or(format!("http://{}", bound.local_addr()?));
+        tracing::info!(node = %cluster.node_id(), internal = %url, "joining the cluster");
+        cluster.set_internal_url(url);
+        Some(bound)
+    } else {
+        None
+    };
+    workers.spawn("cluster-membership", {
+        let m = &app.config.media;
+        let media = if m.announced_ips.is_empty() { &m.bind_ips } else { &m.announced_ips }.join(",");
+        let hub = app.messaging.clone();
+        let load: Arc<dyn Fn() -> i64 + Send + Sync> = Arc::new(move || hub.hub.connections() as i64);
+        |stop| cluster.clone().run_membership(media, load, stop)
+    });
+    if let Some(internal) = internal {
+        let router = http::internal::router(app.clone());
+        let mut stop = workers.stop_signal();
+        tokio::spawn(async move {
+            let served = axum::serve(internal, router).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "internal listener failed");
+            }
+        });
+    }
     let stop_rx = workers.stop_signal();
     let grace = Duration::from_secs(app.config.server.shutdown_grace_seconds);
     let router = http::router(app.clone());
@@ -129,7 +191,6 @@ async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool
             _ = stop.changed() => return,
         }
         let now = clock::now_ms();
-        app.limits.forget_idle();
         if let Err(e) = app.db.purge_sessions(now, 24 * 3600 * 1000).await {
             tracing::warn!(error = %e, "session purge failed");
         }
@@ -145,6 +206,18 @@ async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
         }
+    }
+}
+
+/// Every ten minutes: forgets this node's rate-limit buckets of callers gone quiet (they are per node).
+async fn forget_idle_limits(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        app.limits.forget_idle();
     }
 }
 

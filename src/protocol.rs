@@ -49,6 +49,8 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// The socket kept sending past `limits.socket_frames` after a `rate_limited` error frame.
     pub const FLOODING: u16 = 4029;
+    /// Reconnect (after a short random delay) and sync: this node may have missed frames from the others.
+    pub const RECONNECT: u16 = 4012;
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -412,6 +414,10 @@ pub enum ServerFrame {
         visit_id: String,
         reason: EndReason,
     },
+    /// A frame another node built, relayed over the cluster's bus as it was serialised there (never a chat
+    /// message: those travel as a pointer to their row and are decrypted by the node that delivers them).
+    #[serde(untagged)]
+    Relayed(serde_json::Value),
 }
 
 impl ServerFrame {

@@ -7,45 +7,13 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::config::WebhookConfig;
 use crate::store::{AuditRow, Db};
 
-/// `t=…,v1=…` for a body sent at `unix_seconds`.
-pub fn signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(unix_seconds.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// Checks a signature header the way a receiver should (used by tests and by receivers written in Rust).
-pub fn verify(secret: &[u8], header: &str, body: &[u8], now_seconds: i64, window_seconds: i64) -> bool {
-    let mut t = None;
-    let mut v1 = None;
-    for part in header.split(',') {
-        match part.split_once('=') {
-            Some(("t", v)) => t = v.parse::<i64>().ok(),
-            Some(("v1", v)) => v1 = hex::decode(v).ok(),
-            _ => {}
-        }
-    }
-    let (Some(t), Some(v1)) = (t, v1) else {
-        return false;
-    };
-    if (now_seconds - t).abs() > window_seconds {
-        return false;
-    }
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&v1).is_ok()
-}
+/// The webhook signature (`t=…,v1=…`) and its check, shared with node-to-node requests.
+pub use crate::crypto::{signature, verify_signature as verify};
 
 pub fn as_json(e: &AuditRow) -> Value {
     json!({

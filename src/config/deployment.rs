@@ -62,6 +62,9 @@ fn shared_keys(c: &Config) -> Vec<Problem> {
     if c.audit.signing_key_file.is_none() {
         p.push(Problem::new("audit.signing_key_file", why));
     }
+    if c.cluster.key_file.is_none() {
+        p.push(Problem::new("cluster.key_file", why));
+    }
     p
 }
 
@@ -105,6 +108,7 @@ fn key_files(c: &Config) -> Vec<(String, std::path::PathBuf)> {
     let optional = [
         ("logging.pseudonym_key_file", c.logging.pseudonym_key_file.clone()),
         ("audit.signing_key_file", c.audit.signing_key_file.clone()),
+        ("cluster.key_file", c.cluster.key_file.clone()),
         ("media.turn_secret_file", c.media.turn_secret_file.clone()),
         ("server.metrics_token_file", c.server.metrics_token_file.clone()),
         ("database.url_file", c.database.url_file.clone()),
@@ -129,7 +133,7 @@ fn key_files(c: &Config) -> Vec<(String, std::path::PathBuf)> {
         files.push((format!("siem.webhooks[{i}].secret_file"), w.secret_file.clone()));
     }
     let keys = c.server.data_dir.join("keys");
-    for generated in ["kek.hex", "audit-signing.pk8"] {
+    for generated in ["kek.hex", "audit-signing.pk8", "cluster.key"] {
         files.push(("server.data_dir".to_string(), keys.join(generated)));
     }
     files.push((

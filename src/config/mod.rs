@@ -4,6 +4,7 @@
 
 pub mod announce;
 pub mod audit;
+pub mod cluster;
 mod deployment;
 pub mod limits;
 pub mod load;
@@ -35,6 +36,7 @@ pub struct Config {
     pub recording: RecordingConfig,
     pub limits: limits::LimitsConfig,
     pub audit: audit::AuditConfig,
+    pub cluster: cluster::ClusterConfig,
     /// Waiting-room queues; a single `triage` queue when none is configured.
     pub queues: Vec<QueueConfig>,
     /// Present only under `examroom dev`: serves the built-in OpenID provider. Never set by `serve`.

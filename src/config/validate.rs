@@ -19,6 +19,7 @@ pub const MAX_CLOCK_SKEW_SECONDS: u64 = 60;
 pub fn validate(c: &Config) -> Vec<Problem> {
     let mut p = Vec::new();
     p.extend(c.limits.problems());
+    p.extend(c.cluster.problems());
     if c.server.listen.parse::<SocketAddr>().is_err() {
         p.push(Problem::new(
             "server.listen",

@@ -7,6 +7,7 @@ pub mod auth;
 mod break_glass;
 pub mod error;
 pub mod extract;
+pub mod internal;
 mod openapi;
 mod origin;
 mod pages;

@@ -23,5 +23,10 @@ async fn stats(State(app): State<AppState>, caller: Caller) -> Result<Json<serde
         Some(&caller.request_id),
     )
     .await?;
-    Ok(Json(json!({ "queues": app.messaging.queue_stats().await })))
+    let queues = app
+        .messaging
+        .queue_stats()
+        .await
+        .map_err(|_| ApiError::Unavailable("routing_unavailable"))?;
+    Ok(Json(json!({ "queues": queues })))
 }

@@ -5,14 +5,18 @@
 //! frames are `http::ws`, which asks the policy and passes its proof to the calls here that read or write a
 //! transcript.
 
+pub mod bus;
 pub mod hub;
+pub mod routing;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use tokio::sync::Mutex;
 
 use crate::clock::{now_ms, timestamp};
+use crate::cluster::Cluster;
 use crate::config::{Config, MessagingConfig, QueueConfig};
 use crate::crypto::{CryptoError, Keyring};
 use crate::ids::{ConversationId, SubjectId};
@@ -20,10 +24,9 @@ use crate::pii::Pii;
 use crate::policy::Authorized;
 use crate::protocol::{ConversationView, ServerFrame};
 use crate::store::{AppendOutcome, ConversationRow, ConversationState, Db, StoreError};
-use crate::waiting_room::{
-    EMERGENCY_BOOST, Effect, QueueSpec, Reassurance, RoutingError, RoutingSpec, WaitingRoom,
-};
+use crate::waiting_room::{EMERGENCY_BOOST, QueueSpec, Reassurance, RoutingError, RoutingSpec, WaitingRoom};
 use hub::Hub;
+use routing::{RoutingCommand, RoutingReply};
 
 pub const HOLD_MUSIC_URL: &str = "/assets/hold-music.wav";
 
@@ -41,6 +44,10 @@ pub enum MessagingError {
     Crypto(#[from] CryptoError),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    #[error("the routing leader could not be reached")]
+    RoutingUnavailable,
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 impl From<crate::policy::Denial> for MessagingError {
@@ -57,6 +64,7 @@ impl MessagingError {
             Self::WrongProof(_) => "forbidden",
             Self::Closed => "conversation_closed",
             Self::Routing(_) => "no_such_offer",
+            Self::RoutingUnavailable | Self::Cluster(_) => "unavailable",
             Self::Crypto(_) | Self::Store(_) => "internal",
         }
     }
@@ -74,11 +82,18 @@ pub struct Messaging {
     db: Db,
     keyring: Keyring,
     pub hub: Hub,
+    cluster: Arc<Cluster>,
+    /// Whether this node runs the routing core (holds the `routing` lease; always on SQLite once started).
+    leading: AtomicBool,
+    /// The routing core; empty unless leading.
     room: Mutex<WaitingRoom>,
+    room_spec: (Vec<QueueSpec>, RoutingSpec),
+    outbox: bus::Outbox,
     queues: HashMap<String, QueueConfig>,
     settings: MessagingConfig,
-    /// Conversations whose patient has had the idle warning.
-    warned: Mutex<HashSet<ConversationId>>,
+    /// Conversations whose people have had the idle warning, with the activity time it was given for (a later
+    /// message, on any node, moves that time and earns a new warning).
+    warned: Mutex<HashMap<ConversationId, i64>>,
 }
 
 /// A reference the patient can quote on the phone: unambiguous characters only.
@@ -97,14 +112,14 @@ fn aad(conversation: &ConversationId, seq: i64) -> Vec<u8> {
 }
 
 impl Messaging {
-    pub fn new(config: &Config, db: Db) -> Result<Self, CryptoError> {
+    pub fn new(config: &Config, db: Db, cluster: Arc<Cluster>) -> Result<Self, CryptoError> {
         let files = config.kek_files();
         if config.messaging.kek_files.is_empty() {
             Keyring::create_key_file(&files[0])?;
         }
         let keyring = Keyring::load(&files)?;
         let queues: Vec<QueueConfig> = config.queues();
-        let specs = queues
+        let specs: Vec<QueueSpec> = queues
             .iter()
             .map(|q| QueueSpec {
                 name: q.name.clone(),
@@ -123,7 +138,7 @@ impl Messaging {
             })
             .collect();
         let r = &config.routing;
-        let room = WaitingRoom::new(
+        let room_spec = (
             specs,
             RoutingSpec {
                 offer_timeout_ms: r.offer_timeout_seconds as i64 * 1000,
@@ -136,10 +151,14 @@ impl Messaging {
             db,
             keyring,
             hub: Hub::default(),
-            room: Mutex::new(room),
+            cluster,
+            leading: AtomicBool::new(false),
+            room: Mutex::new(WaitingRoom::new(room_spec.0.clone(), room_spec.1.clone())),
+            room_spec,
+            outbox: bus::Outbox::new(),
             queues: queues.into_iter().map(|q| (q.name.clone(), q)).collect(),
             settings: config.messaging.clone(),
-            warned: Mutex::new(HashSet::new()),
+            warned: Mutex::new(HashMap::new()),
         })
     }
 
@@ -147,28 +166,8 @@ impl Messaging {
         &self.settings
     }
 
-    /// Rebuilds the waiting room from the database after a start or a crash: waiting conversations keep
-    /// their place (original enqueue time), assigned ones stay with their nurse.
-    pub async fn restore(&self) -> Result<(), MessagingError> {
-        let now = now_ms();
-        let open = self.db.open_conversations().await?;
-        let mut room = self.room.lock().await;
-        for q in self.queues.keys() {
-            for ms in self.db.recent_handle_times(q, 20).await?.into_iter().rev() {
-                room.record_handle_time(q, ms);
-            }
-        }
-        for c in open {
-            let id = c.id.clone();
-            match (c.state, &c.nurse) {
-                (ConversationState::Assigned, Some(nurse)) => room.restore_assignment(nurse, id),
-                (ConversationState::Waiting, _) if self.queues.contains_key(&c.queue) => {
-                    room.enqueue(id, &c.queue, c.priority_boost, c.enqueued_at, now)?;
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+    fn fresh_room(&self) -> WaitingRoom {
+        WaitingRoom::new(self.room_spec.0.clone(), self.room_spec.1.clone())
     }
 
     pub fn view(&self, c: &ConversationRow) -> ConversationView {
@@ -234,8 +233,10 @@ impl Messaging {
             .await?;
         let created = row.id == id;
         if created {
-            let effects = self.room.lock().await.enqueue(id, queue, 0, now, now)?;
-            self.apply(effects).await;
+            // The row is the truth: a leader that cannot be reached now finds it when it reconciles.
+            if let Err(e) = self.route(RoutingCommand::Enqueue { conversation: id }).await {
+                tracing::warn!(error = %e, "new conversation not routed yet");
+            }
         }
         Ok((row, created))
     }
@@ -267,7 +268,6 @@ impl Messaging {
             })
             .await?;
         if !outcome.duplicate {
-            self.warned.lock().await.remove(&c.id);
             let frame = ServerFrame::Message {
                 conversation_id: c.id.clone(),
                 seq: outcome.message.seq,
@@ -275,9 +275,9 @@ impl Messaging {
                 body: Pii::new(body.to_string()),
                 at: timestamp(outcome.message.at_ms),
             };
-            self.deliver(c, frame);
+            self.send_message(&self.recipients(c), &c.id, outcome.message.seq, frame);
             if sender == &c.patient && self.mentions_emergency(body) {
-                self.hub.send(
+                self.send_to(
                     sender,
                     ServerFrame::Emergency {
                         conversation_id: c.id.clone(),
@@ -286,8 +286,10 @@ impl Messaging {
                 );
                 if c.state == ConversationState::Waiting {
                     self.db.boost_conversation(&c.id, EMERGENCY_BOOST).await?;
-                    let effects = self.room.lock().await.boost(&c.id, now_ms());
-                    self.apply(effects).await;
+                    self.route(RoutingCommand::Boost {
+                        conversation: c.id.clone(),
+                    })
+                    .await?;
                 }
             }
         }
@@ -328,41 +330,54 @@ impl Messaging {
             .collect()
     }
 
+    /// A nurse's readiness for offers (this node's socket says so).
     pub async fn set_available(&self, nurse: &SubjectId, skills: &[String], available: bool) {
-        let effects = self
-            .room
-            .lock()
-            .await
-            .set_available(nurse, skills, available, now_ms());
-        self.apply(effects).await;
+        let command = RoutingCommand::Available {
+            nurse: nurse.clone(),
+            skills: skills.to_vec(),
+            available,
+            node: self.cluster.node_id().to_string(),
+        };
+        if let Err(e) = self.route(command).await {
+            tracing::warn!(error = %e, "nurse presence not routed");
+        }
     }
 
-    pub async fn presence(&self, nurse: &SubjectId) -> crate::waiting_room::Presence {
-        self.room.lock().await.presence(nurse, now_ms())
+    pub async fn presence(&self, nurse: &SubjectId) -> Result<crate::waiting_room::Presence, MessagingError> {
+        match self.route(RoutingCommand::Presence { nurse: nurse.clone() }).await? {
+            RoutingReply::Presence { presence } => Ok(presence),
+            _ => Err(MessagingError::RoutingUnavailable),
+        }
     }
 
-    pub async fn queue_stats(&self) -> Vec<crate::waiting_room::QueueStats> {
-        self.room.lock().await.stats(now_ms())
+    pub async fn queue_stats(&self) -> Result<Vec<crate::waiting_room::QueueStats>, MessagingError> {
+        match self.route(RoutingCommand::Stats).await? {
+            RoutingReply::Stats { queues } => Ok(queues),
+            _ => Err(MessagingError::RoutingUnavailable),
+        }
     }
 
-    pub async fn accept(
-        &self,
-        nurse: &SubjectId,
-        conversation: &ConversationId,
-    ) -> Result<(), MessagingError> {
-        let effects = self.room.lock().await.accept(nurse, conversation, now_ms())?;
-        self.apply(effects).await;
-        Ok(())
+    pub async fn accept(&self, nurse: &SubjectId, conversation: &ConversationId) -> Result<(), MessagingError> {
+        let command = RoutingCommand::Accept {
+            nurse: nurse.clone(),
+            conversation: conversation.clone(),
+        };
+        Self::done(self.route(command).await?)
     }
 
-    pub async fn decline(
-        &self,
-        nurse: &SubjectId,
-        conversation: &ConversationId,
-    ) -> Result<(), MessagingError> {
-        let effects = self.room.lock().await.decline(nurse, conversation, now_ms())?;
-        self.apply(effects).await;
-        Ok(())
+    pub async fn decline(&self, nurse: &SubjectId, conversation: &ConversationId) -> Result<(), MessagingError> {
+        let command = RoutingCommand::Decline {
+            nurse: nurse.clone(),
+            conversation: conversation.clone(),
+        };
+        Self::done(self.route(command).await?)
+    }
+
+    fn done(reply: RoutingReply) -> Result<(), MessagingError> {
+        match reply {
+            RoutingReply::Refused { .. } => Err(MessagingError::Routing(RoutingError::NoSuchOffer)),
+            _ => Ok(()),
+        }
     }
 
     /// Ends a conversation: a nurse finishing (wrap-up follows), a patient leaving, or idle expiry.
@@ -377,23 +392,16 @@ impl Messaging {
         if !self.db.close_conversation(&c.id, state, now).await? {
             return Ok(());
         }
-        let id = &c.id;
-        let effects = {
-            let mut room = self.room.lock().await;
-            match (&c.nurse, c.state) {
-                (Some(nurse), ConversationState::Assigned) => {
-                    let handled = now - c.assigned_at.unwrap_or(now);
-                    match room.finish(nurse, id, &c.queue, handled, now) {
-                        Ok(effects) => effects,
-                        // Closed in the database either way; the core had already let go of it.
-                        Err(e) => {
-                            tracing::warn!(error = %e, "routing core did not know the ended assignment");
-                            Vec::new()
-                        }
-                    }
-                }
-                _ => room.cancel(id, now),
-            }
+        let command = match (&c.nurse, c.state) {
+            (Some(nurse), ConversationState::Assigned) => RoutingCommand::Finish {
+                nurse: nurse.clone(),
+                conversation: c.id.clone(),
+                queue: c.queue.clone(),
+                handled_ms: now - c.assigned_at.unwrap_or(now),
+            },
+            _ => RoutingCommand::Cancel {
+                conversation: c.id.clone(),
+            },
         };
         self.deliver(
             c,
@@ -402,21 +410,52 @@ impl Messaging {
                 reason: reason.to_string(),
             },
         );
-        self.apply(effects).await;
+        // Closed in the database either way: a leader that cannot be reached now drops it when it reconciles.
+        if let Err(e) = self.route(command).await {
+            tracing::warn!(error = %e, "ended conversation not routed yet");
+        }
         Ok(())
+    }
+
+    /// The patient and the assigned nurse of a conversation.
+    fn recipients<'a>(&self, c: &'a ConversationRow) -> Vec<&'a SubjectId> {
+        std::iter::once(&c.patient).chain(c.nurse.as_ref()).collect()
     }
 
     /// Sends a frame to the patient and the assigned nurse of a conversation.
     fn deliver(&self, c: &ConversationRow, frame: ServerFrame) {
-        self.hub.send(&c.patient, frame.clone());
-        if let Some(nurse) = &c.nurse {
-            self.hub.send(nurse, frame);
+        for subject in self.recipients(c) {
+            self.send_to(subject, frame.clone());
         }
     }
 
-    /// Timers: routing (offers, wrap-up, reassurance, maximum wait) and idle expiry.
+    /// A stored message as its socket frame, for a node delivering a message another node stored.
+    async fn stored_message(&self, conversation: &ConversationId, seq: i64) -> Result<Option<ServerFrame>, MessagingError> {
+        let Some(c) = self.db.conversation(conversation).await? else {
+            return Ok(None);
+        };
+        let Some(row) = self.db.messages_after(&c.id, seq - 1, 1).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let data_key =
+            self.keyring
+                .unwrap_data_key(&c.kek_id, &c.wrapped_key, &format!("conversation:{}", c.id))?;
+        let plain = data_key.open(&row.body, &aad(&c.id, row.seq))?;
+        Ok(Some(ServerFrame::Message {
+            conversation_id: c.id.clone(),
+            seq: row.seq,
+            sender_role: row.sender_role,
+            body: Pii::new(String::from_utf8_lossy(&plain).into_owned()),
+            at: timestamp(row.at_ms),
+        }))
+    }
+
+    /// The leader's timers: routing (offers, wrap-up, reassurance, maximum wait) and idle expiry.
     pub async fn tick(&self) -> Result<(), MessagingError> {
         let now = now_ms();
+        if !self.leading.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
         let effects = self.room.lock().await.tick(now);
         self.apply(effects).await;
         let idle_ms = self.settings.idle_expiry_seconds as i64 * 1000;
@@ -427,7 +466,9 @@ impl Messaging {
             if quiet >= idle_ms {
                 self.end(&c, "idle").await?;
                 self.warned.lock().await.remove(&c.id);
-            } else if quiet >= warn_ms && self.warned.lock().await.insert(c.id.clone()) {
+            } else if quiet >= warn_ms
+                && self.warned.lock().await.insert(c.id.clone(), c.last_activity_at) != Some(c.last_activity_at)
+            {
                 self.deliver(
                     &c,
                     ServerFrame::IdleWarning {
@@ -438,137 +479,5 @@ impl Messaging {
             }
         }
         Ok(())
-    }
-
-    /// Applies the routing core's effects: database changes and frames to the people concerned.
-    async fn apply(&self, effects: Vec<Effect>) {
-        for effect in effects {
-            if let Err(e) = self.apply_one(effect).await {
-                tracing::error!(error = %e, "could not apply a routing effect");
-            }
-        }
-    }
-
-    async fn apply_one(&self, effect: Effect) -> Result<(), MessagingError> {
-        let now = now_ms();
-        match effect {
-            Effect::Offer {
-                nurse,
-                conversation,
-                expires_at,
-            } => {
-                if let Some(c) = self.db.conversation(&conversation).await? {
-                    self.hub.send(
-                        &nurse,
-                        ServerFrame::Offer {
-                            conversation_id: c.id.clone(),
-                            reference: c.reference.clone(),
-                            queue: c.queue.clone(),
-                            expires_in_seconds: ((expires_at - now).max(0) / 1000) as u64,
-                            waited_seconds: ((now - c.enqueued_at).max(0) / 1000) as u64,
-                        },
-                    );
-                }
-            }
-            Effect::OfferEnded {
-                nurse,
-                conversation,
-                reason,
-            } => {
-                self.hub.send(
-                    &nurse,
-                    ServerFrame::OfferEnded {
-                        conversation_id: conversation.clone(),
-                        reason,
-                    },
-                );
-            }
-            Effect::Assigned { nurse, conversation } => {
-                if self
-                    .db
-                    .assign_conversation(&conversation, nurse.as_str(), now)
-                    .await?
-                    && let Some(c) = self.db.conversation(&conversation).await?
-                {
-                    self.hub.send(
-                        &nurse,
-                        ServerFrame::Conversation {
-                            conversation: self.view(&c),
-                        },
-                    );
-                    self.deliver(
-                        &c,
-                        ServerFrame::Assigned {
-                            conversation_id: c.id.clone(),
-                        },
-                    );
-                }
-            }
-            Effect::Position {
-                conversation,
-                position,
-                eta_seconds,
-            } => {
-                self.to_patient(
-                    &conversation,
-                    ServerFrame::Waiting {
-                        conversation_id: conversation.clone(),
-                        position,
-                        eta_seconds,
-                    },
-                )
-                .await?;
-            }
-            Effect::Reassure { conversation, text } => {
-                self.to_patient(
-                    &conversation,
-                    ServerFrame::Reassurance {
-                        conversation_id: conversation.clone(),
-                        text,
-                    },
-                )
-                .await?;
-            }
-            Effect::MaxWaitReached { conversation } => {
-                let text = "Our nurses are busier than usual. You can keep waiting, or leave a message and we will call \
-                            you back."
-                    .to_string();
-                self.to_patient(
-                    &conversation,
-                    ServerFrame::MaxWait {
-                        conversation_id: conversation.clone(),
-                        text,
-                    },
-                )
-                .await?;
-            }
-            Effect::NurseState { nurse, state } => self.hub.send(&nurse, ServerFrame::Presence { state }),
-        }
-        Ok(())
-    }
-
-    async fn to_patient(
-        &self,
-        conversation: &ConversationId,
-        frame: ServerFrame,
-    ) -> Result<(), MessagingError> {
-        if let Some(c) = self.db.conversation(conversation).await? {
-            self.hub.send(&c.patient, frame);
-        }
-        Ok(())
-    }
-
-    /// Runs the timers until `stop` flips.
-    pub async fn run_timers(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
-            if let Err(e) = self.tick().await {
-                tracing::warn!(error = %e, "messaging timers failed");
-            }
-        }
     }
 }

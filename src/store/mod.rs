@@ -2,6 +2,7 @@
 //! portable migrations and queries on both. This module stores and loads rows; it holds no business rules.
 
 mod audit;
+mod cluster;
 mod conversations;
 mod logins;
 mod recordings;
@@ -9,6 +10,7 @@ mod sessions;
 mod visits;
 
 pub use audit::{AuditHead, AuditRow, Checkpoint, Outcome};
+pub use cluster::{BusItem, BusListener, NodeRow, PresenceRow};
 pub use conversations::{AppendOutcome, ConversationRow, ConversationState, MessageRow};
 pub use logins::LoginRow;
 pub use recordings::{NewRecording, RecordingPhase, RecordingRow};
@@ -46,6 +48,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// For connections outside the pool (the bus listener).
+    url: std::sync::Arc<SecretString>,
     /// The message writer's queue (group commit), started with the first append.
     appender: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<conversations::PendingAppend>>>,
 }
@@ -93,6 +97,7 @@ fn migrator() -> Migrator {
             "break_glass",
             include_str!("../../migrations/0007_break_glass.sql"),
         ),
+        m(8, "cluster", include_str!("../../migrations/0008_cluster.sql")),
     ])
 }
 
@@ -134,6 +139,7 @@ impl Db {
         Ok(Self {
             pool,
             backend,
+            url: std::sync::Arc::new(SecretString::from(url.to_string())),
             appender: Default::default(),
         })
     }

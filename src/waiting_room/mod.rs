@@ -48,7 +48,7 @@ pub const EMERGENCY_BOOST: i64 = 1000;
 /// How many recent handle times feed the estimate.
 const HANDLE_HISTORY: usize = 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     Ready,
@@ -66,6 +66,8 @@ pub enum OfferEnd {
     Cancelled,
     /// The nurse went away or disconnected.
     NurseUnavailable,
+    /// A new routing leader took over (the previous node stopped) and routes the conversation afresh.
+    Rerouted,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +160,16 @@ impl WaitingRoom {
 
     pub fn queue(&self, name: &str) -> Option<&QueueSpec> {
         self.queues.get(name)
+    }
+
+    /// The conversations in a queue (offered or not).
+    pub fn waiting_ids(&self) -> Vec<ConversationId> {
+        self.waiting.iter().map(|w| w.conversation.clone()).collect()
+    }
+
+    /// Whether a nurse has `conversation` (accepted, even if the database does not say so yet).
+    pub fn is_assigned(&self, conversation: &ConversationId) -> bool {
+        self.nurses.values().any(|n| n.active.contains(conversation))
     }
 
     /// A conversation enters its queue (new, or restored after a restart with its original `enqueued_at`).
@@ -552,7 +564,7 @@ impl WaitingRoom {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct QueueStats {
     pub queue: String,
     pub waiting: usize,

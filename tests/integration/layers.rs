@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("limits", 2),
     ("telemetry", 2),
     ("auth", 3),
+    ("cluster", 3),
     ("waiting_room", 3),
     ("dev_idp", 3),
     ("media", 3),

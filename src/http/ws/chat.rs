@@ -21,6 +21,10 @@ fn from_messaging(e: MessagingError) -> Vec<ServerFrame> {
         MessagingError::WrongProof(_) => "you have no access to this conversation".to_string(),
         MessagingError::Closed => "the conversation has ended".to_string(),
         MessagingError::Routing(r) => r.to_string(),
+        MessagingError::RoutingUnavailable | MessagingError::Cluster(_) => {
+            tracing::warn!(error = %e, "routing unavailable");
+            "the waiting room is being taken over by another server; retry in a few seconds".to_string()
+        }
         MessagingError::Crypto(_) | MessagingError::Store(_) => {
             tracing::error!(error = %e, "messaging failure");
             "internal error; retry with the same idempotency key".to_string()
@@ -41,7 +45,13 @@ pub async fn welcome(app: &App, conn: &Connection) -> ServerFrame {
     };
     // Presence is for those who work the queues (a capability shown, not an access attempt).
     let presence = if works_queues(app, conn) {
-        Some(app.messaging.presence(subject).await)
+        match app.messaging.presence(subject).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "presence unknown");
+                Some(crate::waiting_room::Presence::Away)
+            }
+        }
     } else {
         None
     };
@@ -187,9 +197,10 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             app.messaging
                 .set_available(&subject, &conn.principal.skills, state == PresenceRequest::Ready)
                 .await;
-            vec![ServerFrame::Presence {
-                state: app.messaging.presence(&subject).await,
-            }]
+            match app.messaging.presence(&subject).await {
+                Ok(state) => vec![ServerFrame::Presence { state }],
+                Err(e) => from_messaging(e),
+            }
         }
         ClientFrame::Accept { conversation_id, .. } => {
             if !may_work_queue(app, conn).await {

@@ -148,6 +148,7 @@ async fn run(
     );
     let mut warned: Option<tokio::time::Instant> = None;
     let mut revoked = app.revoked_sessions.subscribe();
+    let mut resets = app.messaging.hub.resets();
     let close_with = loop {
         tokio::select! {
             _ = recheck.tick() => {
@@ -161,6 +162,8 @@ async fn run(
                     break Some((close::SESSION_ENDED, "session_ended"));
                 }
             }
+            // This node lost frames from the others (its bus link broke): the client reconnects and syncs.
+            _ = resets.changed() => break Some((close::RECONNECT, "reconnect")),
             incoming = stream.next() => {
                 let verdict = match &incoming {
                     Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_))) => app.limits.frame(&budget_key),

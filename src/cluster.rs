@@ -1,0 +1,309 @@
+//! Several brokers, one clinic (docs/cluster.md). Nodes sharing one PostgreSQL database find each other through
+//! their rows (a heartbeat every `cluster.heartbeat_seconds`; silent for `cluster.dead_after_seconds` is dead),
+//! divide the cluster's work through leases (one holder per name: the routing leader and each cluster-wide job,
+//! which move when their holder stops or dies), and call each other on an internal listener with requests signed
+//! by the shared cluster key. There is no consensus or gossip here: the database decides. On SQLite there is one
+//! node: it holds every lease without asking and never calls another.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretBox};
+use tokio::sync::watch;
+
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::store::{Backend, Db, NodeRow, StoreError};
+
+/// The header naming the calling node, and the one carrying its signature of the body.
+pub const NODE_HEADER: &str = "x-examroom-node";
+pub const SIGNATURE_HEADER: &str = "x-examroom-signature";
+/// How far a signed request's time may be from ours.
+const SIGNATURE_WINDOW_SECONDS: i64 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cluster.key_file: {0}")]
+    Key(String),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("node {node} did not answer: {reason}")]
+    Call { node: String, reason: String },
+}
+
+/// This node's place in the cluster.
+pub struct Cluster {
+    node_id: String,
+    db: Db,
+    key: SecretBox<Vec<u8>>,
+    /// Where other nodes reach this one, known once the internal listener is bound.
+    internal_url: OnceLock<String>,
+    heartbeat: Duration,
+    dead_after: Duration,
+    http: reqwest::Client,
+    started_at: i64,
+}
+
+type BoxedJob = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+impl Cluster {
+    pub fn new(config: &Config, db: Db) -> Result<Self, ClusterError> {
+        let c = &config.cluster;
+        let path = c.key_path(&config.server.data_dir);
+        if c.key_file.is_none() {
+            crate::crypto::Keyring::create_key_file(&path).map_err(|e| ClusterError::Key(e.to_string()))?;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| ClusterError::Key(format!("{}: {e}", path.display())))?;
+        let key = hex::decode(text.trim())
+            .ok()
+            .filter(|k| k.len() >= 32)
+            .ok_or_else(|| ClusterError::Key(format!("{} must hold at least 32 bytes as hex", path.display())))?;
+        let node_id = c.node_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            let host: String = host
+                .trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(40)
+                .collect();
+            let host = if host.is_empty() { "node".to_string() } else { host };
+            format!("{host}-{}", crate::ids::random_hex(3))
+        });
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ClusterError::Key(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            node_id,
+            db,
+            key: SecretBox::new(Box::new(key)),
+            internal_url: OnceLock::new(),
+            heartbeat: Duration::from_secs(c.heartbeat_seconds),
+            dead_after: Duration::from_secs(c.dead_after_seconds),
+            http,
+            started_at: now_ms(),
+        })
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Whether other nodes may share the database (PostgreSQL): only then are there leases to take and nodes
+    /// to call.
+    pub fn is_shared(&self) -> bool {
+        self.db.backend() == Backend::Postgres
+    }
+
+    /// Records where the internal listener was bound (once).
+    pub fn set_internal_url(&self, url: String) {
+        let _ = self.internal_url.set(url);
+    }
+
+    /// The nodes whose heartbeat is recent, by id.
+    pub async fn live_nodes(&self) -> Result<Vec<NodeRow>, ClusterError> {
+        let since = now_ms() - self.dead_after.as_millis() as i64;
+        Ok(self
+            .db
+            .nodes()
+            .await?
+            .into_iter()
+            .filter(|n| n.heartbeat_at >= since)
+            .collect())
+    }
+
+    /// The internal URL of the node holding `lease`, if it is held.
+    pub async fn holder_url(&self, lease: &str) -> Result<Option<(String, String)>, ClusterError> {
+        let Some(holder) = self.db.lease_holder(lease, now_ms()).await? else {
+            return Ok(None);
+        };
+        let nodes = self.db.nodes().await?;
+        Ok(nodes
+            .into_iter()
+            .find(|n| n.node_id == holder)
+            .map(|n| (n.node_id, n.internal_url)))
+    }
+
+    /// Every held lease `(name, holder)`, for the status page.
+    pub async fn leases(&self) -> Result<Vec<(String, String)>, ClusterError> {
+        Ok(self.db.leases(now_ms()).await?)
+    }
+
+    /// Keeps this node's row fresh (address, media addresses, `load()` sockets) until `stop`, then removes it.
+    /// Nothing on SQLite.
+    pub async fn run_membership(
+        self: Arc<Self>,
+        media_addresses: String,
+        load: Arc<dyn Fn() -> i64 + Send + Sync>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        if !self.is_shared() {
+            return;
+        }
+        loop {
+            let row = NodeRow {
+                node_id: self.node_id.clone(),
+                internal_url: self.internal_url.get().cloned().unwrap_or_default(),
+                media_addresses: media_addresses.clone(),
+                sockets: load(),
+                started_at: self.started_at,
+                heartbeat_at: now_ms(),
+            };
+            if let Err(e) = self.db.heartbeat(&row).await {
+                tracing::warn!(error = %e, "cluster heartbeat failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.heartbeat) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+        if let Err(e) = self.db.leave_cluster(&self.node_id).await {
+            tracing::warn!(error = %e, "could not leave the cluster cleanly; the others will declare this node dead");
+        }
+    }
+
+    /// `work` as a worker that runs only while this node holds the lease `name` (at most one node at a time):
+    /// it waits for the lease, starts `work`, renews every heartbeat, and stops `work` (its stop signal) when
+    /// the lease is lost, to wait for it again. On stop it releases the lease so another node takes it at once.
+    /// On SQLite `work` simply runs.
+    pub fn leased<F, Fut>(
+        self: &Arc<Self>,
+        name: &'static str,
+        work: F,
+    ) -> impl FnOnce(watch::Receiver<bool>) -> BoxedJob + use<F, Fut>
+    where
+        F: Fn(watch::Receiver<bool>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let cluster = self.clone();
+        move |stop| Box::pin(async move { cluster.hold(name, work, stop).await })
+    }
+
+    async fn try_lease(&self, name: &str) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let until = now + self.dead_after.as_millis() as i64;
+        Ok(self.db.acquire_lease(name, &self.node_id, now, until).await?.is_some())
+    }
+
+    async fn hold<F, Fut>(&self, name: &'static str, work: F, mut stop: watch::Receiver<bool>)
+    where
+        F: Fn(watch::Receiver<bool>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if !self.is_shared() {
+            return work(stop).await;
+        }
+        loop {
+            loop {
+                match self.try_lease(name).await {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(lease = name, error = %e, "lease not renewable"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(self.heartbeat) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+            tracing::info!(lease = name, node = %self.node_id, "lease taken");
+            let (job_stop, job_stop_rx) = watch::channel(false);
+            let mut job = tokio::spawn(work(job_stop_rx));
+            // Held until one heartbeat before it could expire by our clock: past that another node may take it.
+            let margin = self.dead_after.saturating_sub(self.heartbeat);
+            let mut valid_until = tokio::time::Instant::now() + margin;
+            enum Turn {
+                Renew,
+                Stop,
+                Ended(Result<(), tokio::task::JoinError>),
+            }
+            let (lost, ended) = loop {
+                // Decided first, acted on after: the stop signal's guard must not live across an await.
+                let turn = tokio::select! {
+                    _ = tokio::time::sleep(self.heartbeat) => Turn::Renew,
+                    _ = stop.wait_for(|s| *s) => Turn::Stop,
+                    result = &mut job => Turn::Ended(result),
+                };
+                match turn {
+                    Turn::Stop => break (false, None),
+                    Turn::Ended(result) => break (false, Some(result)),
+                    Turn::Renew => match self.try_lease(name).await {
+                        Ok(true) => valid_until = tokio::time::Instant::now() + margin,
+                        Ok(false) => break (true, None),
+                        Err(e) if tokio::time::Instant::now() >= valid_until => {
+                            tracing::warn!(lease = name, error = %e, "lease could not be renewed in time");
+                            break (true, None);
+                        }
+                        Err(_) => {}
+                    },
+                }
+            };
+            let result = match ended {
+                Some(result) => result,
+                None => {
+                    let _ = job_stop.send(true);
+                    match tokio::time::timeout(Duration::from_secs(5), &mut job).await {
+                        Ok(result) => result,
+                        Err(_) => {
+                            job.abort();
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if lost {
+                tracing::warn!(lease = name, node = %self.node_id, "lease lost; waiting to take it again");
+                continue;
+            }
+            if let Err(e) = self.db.release_lease(name, &self.node_id).await {
+                tracing::warn!(lease = name, error = %e, "lease not released; it expires on its own");
+            }
+            if let Err(e) = result
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
+            return;
+        }
+    }
+
+    /// A signed request to another node's internal listener; the answer's body.
+    pub async fn call(&self, node: &str, url: &str, path: &str, body: Vec<u8>) -> Result<Vec<u8>, ClusterError> {
+        let failed = |reason: String| ClusterError::Call {
+            node: node.to_string(),
+            reason,
+        };
+        let signature = crate::crypto::signature(self.key.expose_secret(), now_ms() / 1000, &body);
+        let response = self
+            .http
+            .post(format!("{}{path}", url.trim_end_matches('/')))
+            .header(NODE_HEADER, &self.node_id)
+            .header(SIGNATURE_HEADER, signature)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+        if !status.is_success() {
+            return Err(failed(format!("status {status}")));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Whether a request to the internal listener was signed with the cluster key within the window.
+    pub fn verify(&self, signature: Option<&str>, body: &[u8]) -> bool {
+        signature.is_some_and(|s| {
+            crate::crypto::verify_signature(
+                self.key.expose_secret(),
+                s,
+                body,
+                now_ms() / 1000,
+                SIGNATURE_WINDOW_SECONDS,
+            )
+        })
+    }
+}

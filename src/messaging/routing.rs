@@ -1,0 +1,446 @@
+//! The waiting room across nodes. One node, the routing leader (whoever holds the `routing` lease; on SQLite
+//! the only node), runs the sans-IO routing core and applies its effects; every other node forwards its routing
+//! calls to the leader over the signed internal channel. The leader keeps the core's state in rows beside the
+//! conversations (who is ready on which node, which offers are open), so a new leader rebuilds it: waiting
+//! conversations keep their original place, assignments stay, offers the old leader made are ended
+//! (`rerouted`) and routed afresh, nurses on dead nodes are no longer ready.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Messaging, MessagingError};
+use crate::clock::now_ms;
+use crate::ids::{ConversationId, SubjectId};
+use crate::protocol::ServerFrame;
+use crate::store::{ConversationState, PresenceRow};
+use crate::waiting_room::{Effect, OfferEnd, Presence, QueueStats, RoutingError};
+
+/// The internal route a follower posts commands to.
+pub const ROUTING_PATH: &str = "/internal/v1/routing";
+/// How often the leader re-reads the rows it could have missed (a forward that failed) and the dead nodes.
+const RECONCILE_EVERY_MS: i64 = 5_000;
+
+/// A routing call, as a follower forwards it to the leader.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum RoutingCommand {
+    /// The conversation's row is waiting: put it in its queue (idempotent).
+    Enqueue { conversation: ConversationId },
+    Boost { conversation: ConversationId },
+    Available {
+        nurse: SubjectId,
+        skills: Vec<String>,
+        available: bool,
+        node: String,
+    },
+    Accept { nurse: SubjectId, conversation: ConversationId },
+    Decline { nurse: SubjectId, conversation: ConversationId },
+    Finish {
+        nurse: SubjectId,
+        conversation: ConversationId,
+        queue: String,
+        handled_ms: i64,
+    },
+    Cancel { conversation: ConversationId },
+    Presence { nurse: SubjectId },
+    Stats,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum RoutingReply {
+    Done,
+    Presence { presence: Presence },
+    Stats { queues: Vec<QueueStats> },
+    /// The core refused (no such offer, not assigned).
+    Refused { reason: String },
+    /// This node does not lead (any more): ask the lease's holder.
+    NotLeader,
+}
+
+impl Messaging {
+    /// Runs `command` on the routing core: here when this node leads, otherwise on the leader.
+    pub async fn route(&self, command: RoutingCommand) -> Result<RoutingReply, MessagingError> {
+        for attempt in 0..4 {
+            if self.leading.load(Ordering::Acquire) {
+                return Ok(self.execute(command).await);
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
+            }
+            let Ok(Some((node, url))) = self.cluster.holder_url("routing").await else {
+                continue;
+            };
+            if node == self.cluster.node_id() {
+                continue;
+            }
+            let body = serde_json::to_vec(&command).expect("commands serialise");
+            match self.cluster.call(&node, &url, ROUTING_PATH, body).await {
+                Ok(bytes) => match serde_json::from_slice::<RoutingReply>(&bytes) {
+                    Ok(RoutingReply::NotLeader) => continue,
+                    Ok(reply) => return Ok(reply),
+                    Err(e) => tracing::warn!(error = %e, "unreadable routing reply"),
+                },
+                Err(e) => tracing::warn!(error = %e, "routing leader unreachable"),
+            }
+        }
+        Err(MessagingError::RoutingUnavailable)
+    }
+
+    /// Runs a command on this node's core (the leader's side of [`Messaging::route`]).
+    pub async fn execute(&self, command: RoutingCommand) -> RoutingReply {
+        if !self.leading.load(Ordering::Acquire) {
+            return RoutingReply::NotLeader;
+        }
+        let now = now_ms();
+        let refused = |e: RoutingError| RoutingReply::Refused {
+            reason: e.to_string(),
+        };
+        let effects = {
+            let mut room = self.room.lock().await;
+            match command {
+                RoutingCommand::Enqueue { conversation } => match self.db.conversation(&conversation).await {
+                    Ok(Some(c)) if c.state == ConversationState::Waiting && !room.is_assigned(&c.id) => {
+                        match room.enqueue(c.id, &c.queue, c.priority_boost, c.enqueued_at, now) {
+                            Ok(effects) => effects,
+                            Err(e) => return refused(e),
+                        }
+                    }
+                    Ok(_) => Vec::new(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read a conversation to enqueue");
+                        Vec::new()
+                    }
+                },
+                RoutingCommand::Boost { conversation } => room.boost(&conversation, now),
+                RoutingCommand::Available {
+                    nurse,
+                    skills,
+                    available,
+                    node,
+                } => {
+                    let stored = if available {
+                        self.db
+                            .set_presence(&PresenceRow {
+                                nurse: nurse.as_str().to_string(),
+                                skills: serde_json::to_string(&skills).expect("skills serialise"),
+                                node_id: node,
+                                since: now,
+                            })
+                            .await
+                    } else {
+                        self.db.clear_presence(nurse.as_str()).await
+                    };
+                    if let Err(e) = stored {
+                        tracing::warn!(error = %e, "nurse presence not stored");
+                    }
+                    room.set_available(&nurse, &skills, available, now)
+                }
+                RoutingCommand::Accept { nurse, conversation } => match room.accept(&nurse, &conversation, now) {
+                    Ok(effects) => effects,
+                    Err(e) => return refused(e),
+                },
+                RoutingCommand::Decline { nurse, conversation } => match room.decline(&nurse, &conversation, now) {
+                    Ok(effects) => effects,
+                    Err(e) => return refused(e),
+                },
+                RoutingCommand::Finish {
+                    nurse,
+                    conversation,
+                    queue,
+                    handled_ms,
+                } => match room.finish(&nurse, &conversation, &queue, handled_ms, now) {
+                    Ok(effects) => effects,
+                    // Closed in the database either way; the core had already let go of it.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "routing core did not know the ended assignment");
+                        Vec::new()
+                    }
+                },
+                RoutingCommand::Cancel { conversation } => room.cancel(&conversation, now),
+                RoutingCommand::Presence { nurse } => {
+                    return RoutingReply::Presence {
+                        presence: room.presence(&nurse, now),
+                    };
+                }
+                RoutingCommand::Stats => {
+                    return RoutingReply::Stats {
+                        queues: room.stats(now),
+                    };
+                }
+            }
+        };
+        self.apply(effects).await;
+        RoutingReply::Done
+    }
+
+    /// Takes the routing core over: rebuilds it from the rows and starts leading. Called by the `routing`
+    /// lease's worker (and at start on SQLite, where this node is the only one).
+    pub async fn lead(&self) -> Result<(), MessagingError> {
+        let now = now_ms();
+        let mut room = self.room.lock().await;
+        *room = self.fresh_room();
+        for q in self.queues.keys() {
+            for ms in self.db.recent_handle_times(q, 20).await?.into_iter().rev() {
+                room.record_handle_time(q, ms);
+            }
+        }
+        for c in self.db.open_conversations().await? {
+            match (c.state, &c.nurse) {
+                (ConversationState::Assigned, Some(nurse)) => room.restore_assignment(nurse, c.id.clone()),
+                (ConversationState::Waiting, _) if self.queues.contains_key(&c.queue) => {
+                    let _ = room.enqueue(c.id.clone(), &c.queue, c.priority_boost, c.enqueued_at, now)?;
+                }
+                _ => {}
+            }
+        }
+        // The previous leader's offers: ended, then routed afresh below.
+        let stale = self.db.take_offers().await?;
+        let live: Vec<String> = if self.cluster.is_shared() {
+            self.cluster
+                .live_nodes()
+                .await
+                .map_err(|e| MessagingError::Cluster(e.to_string()))?
+                .into_iter()
+                .map(|n| n.node_id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut effects = Vec::new();
+        for p in self.db.presences().await? {
+            // On one node nobody is connected yet at start; in a cluster only nurses on live nodes stay ready.
+            if !live.contains(&p.node_id) {
+                self.db.clear_presence(&p.nurse).await?;
+                continue;
+            }
+            let skills: Vec<String> = serde_json::from_str(&p.skills).unwrap_or_default();
+            effects.extend(room.set_available(&SubjectId::new(p.nurse), &skills, true, now));
+        }
+        self.leading.store(true, Ordering::Release);
+        drop(room);
+        for (conversation, nurse) in stale {
+            self.send_to(
+                &SubjectId::new(nurse),
+                ServerFrame::OfferEnded {
+                    conversation_id: ConversationId::new(conversation),
+                    reason: OfferEnd::Rerouted,
+                },
+            );
+        }
+        self.apply(effects).await;
+        tracing::info!(node = %self.cluster.node_id(), "leading the waiting room");
+        Ok(())
+    }
+
+    /// Stops leading (the lease was lost or the node stops): the core is emptied, calls are forwarded.
+    pub async fn resign(&self) {
+        self.leading.store(false, Ordering::Release);
+        *self.room.lock().await = self.fresh_room();
+    }
+
+    /// The `routing` lease's work: lead, run the timers, resign when told to stop.
+    pub async fn run_leader(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        while !self.leading.load(Ordering::Acquire) {
+            match self.lead().await {
+                Ok(()) => break,
+                Err(e) => tracing::warn!(error = %e, "could not take the waiting room over; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut reconciled = now_ms();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            if let Err(e) = self.tick().await {
+                tracing::warn!(error = %e, "messaging timers failed");
+            }
+            if now_ms() - reconciled >= RECONCILE_EVERY_MS {
+                reconciled = now_ms();
+                if let Err(e) = self.reconcile().await {
+                    tracing::warn!(error = %e, "routing reconciliation failed");
+                }
+            }
+        }
+        self.resign().await;
+    }
+
+    /// What a forward that failed could have left out: waiting rows the core does not know, conversations the
+    /// core still queues though their rows left the queue, and nurses still ready on nodes that died. The rows
+    /// are read under the core's lock, as a command would, so no call in flight is undone.
+    async fn reconcile(&self) -> Result<(), MessagingError> {
+        let now = now_ms();
+        let effects = {
+            let mut room = self.room.lock().await;
+            let waiting: Vec<_> = self
+                .db
+                .open_conversations()
+                .await?
+                .into_iter()
+                .filter(|c| c.state == ConversationState::Waiting && self.queues.contains_key(&c.queue))
+                .collect();
+            let mut effects = Vec::new();
+            for gone in room.waiting_ids() {
+                if !waiting.iter().any(|c| c.id == gone) {
+                    effects.extend(room.cancel(&gone, now));
+                }
+            }
+            for c in waiting {
+                if !room.is_assigned(&c.id) {
+                    effects.extend(room.enqueue(c.id, &c.queue, c.priority_boost, c.enqueued_at, now)?);
+                }
+            }
+            effects
+        };
+        self.apply(effects).await;
+        if !self.cluster.is_shared() {
+            return Ok(());
+        }
+        let live: Vec<String> = self
+            .cluster
+            .live_nodes()
+            .await
+            .map_err(|e| MessagingError::Cluster(e.to_string()))?
+            .into_iter()
+            .map(|n| n.node_id)
+            .collect();
+        for p in self.db.presences().await? {
+            if !live.contains(&p.node_id) {
+                tracing::info!(node = %p.node_id, "a nurse's node died: no longer ready");
+                self.execute(RoutingCommand::Available {
+                    nurse: SubjectId::new(p.nurse),
+                    skills: Vec::new(),
+                    available: false,
+                    node: p.node_id,
+                })
+                .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the routing core's effects: database changes and frames to the people concerned.
+    pub(super) async fn apply(&self, effects: Vec<Effect>) {
+        for effect in effects {
+            if let Err(e) = self.apply_one(effect).await {
+                tracing::error!(error = %e, "could not apply a routing effect");
+            }
+        }
+    }
+
+    async fn apply_one(&self, effect: Effect) -> Result<(), MessagingError> {
+        let now = now_ms();
+        match effect {
+            Effect::Offer {
+                nurse,
+                conversation,
+                expires_at,
+            } => {
+                if let Some(c) = self.db.conversation(&conversation).await? {
+                    self.db.record_offer(c.id.as_str(), nurse.as_str(), expires_at).await?;
+                    self.send_to(
+                        &nurse,
+                        ServerFrame::Offer {
+                            conversation_id: c.id.clone(),
+                            reference: c.reference.clone(),
+                            queue: c.queue.clone(),
+                            expires_in_seconds: ((expires_at - now).max(0) / 1000) as u64,
+                            waited_seconds: ((now - c.enqueued_at).max(0) / 1000) as u64,
+                        },
+                    );
+                }
+            }
+            Effect::OfferEnded {
+                nurse,
+                conversation,
+                reason,
+            } => {
+                self.db.end_offer(conversation.as_str()).await?;
+                self.send_to(
+                    &nurse,
+                    ServerFrame::OfferEnded {
+                        conversation_id: conversation.clone(),
+                        reason,
+                    },
+                );
+            }
+            Effect::Assigned { nurse, conversation } => {
+                self.db.end_offer(conversation.as_str()).await?;
+                if self
+                    .db
+                    .assign_conversation(&conversation, nurse.as_str(), now)
+                    .await?
+                    && let Some(c) = self.db.conversation(&conversation).await?
+                {
+                    self.send_to(
+                        &nurse,
+                        ServerFrame::Conversation {
+                            conversation: self.view(&c),
+                        },
+                    );
+                    self.deliver(
+                        &c,
+                        ServerFrame::Assigned {
+                            conversation_id: c.id.clone(),
+                        },
+                    );
+                }
+            }
+            Effect::Position {
+                conversation,
+                position,
+                eta_seconds,
+            } => {
+                self.to_patient(
+                    &conversation,
+                    ServerFrame::Waiting {
+                        conversation_id: conversation.clone(),
+                        position,
+                        eta_seconds,
+                    },
+                )
+                .await?;
+            }
+            Effect::Reassure { conversation, text } => {
+                self.to_patient(
+                    &conversation,
+                    ServerFrame::Reassurance {
+                        conversation_id: conversation.clone(),
+                        text,
+                    },
+                )
+                .await?;
+            }
+            Effect::MaxWaitReached { conversation } => {
+                let text = "Our nurses are busier than usual. You can keep waiting, or leave a message and we will call \
+                            you back."
+                    .to_string();
+                self.to_patient(
+                    &conversation,
+                    ServerFrame::MaxWait {
+                        conversation_id: conversation.clone(),
+                        text,
+                    },
+                )
+                .await?;
+            }
+            Effect::NurseState { nurse, state } => self.send_to(&nurse, ServerFrame::Presence { state }),
+        }
+        Ok(())
+    }
+
+    async fn to_patient(&self, conversation: &ConversationId, frame: ServerFrame) -> Result<(), MessagingError> {
+        if let Some(c) = self.db.conversation(conversation).await? {
+            self.send_to(&c.patient, frame);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,271 @@
+//! Rows of a cluster: node membership and heartbeats, leases, the routing leader's presence and offers, and the
+//! bus between nodes (PostgreSQL `LISTEN/NOTIFY`; on SQLite there is one node and no bus). Holds no rules: who
+//! is dead, who leads and what an event means are decided by `cluster` and `messaging`.
+
+use sqlx::Row;
+use sqlx::postgres::PgListener;
+
+use super::{Backend, Db, StoreError};
+
+/// The channel every node listens on.
+const BUS_CHANNEL: &str = "examroom_bus";
+/// Notifications per statement when publishing a batch.
+const BUS_BATCH: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    pub node_id: String,
+    pub internal_url: String,
+    pub media_addresses: String,
+    pub sockets: i64,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceRow {
+    pub nurse: String,
+    /// JSON array of skills.
+    pub skills: String,
+    pub node_id: String,
+    pub since: i64,
+}
+
+impl Db {
+    /// Registers this node or refreshes its heartbeat and load.
+    pub async fn heartbeat(&self, n: &NodeRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO cluster_nodes (node_id, internal_url, media_addresses, sockets, started_at, heartbeat_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (node_id) DO UPDATE SET internal_url = excluded.internal_url, \
+             media_addresses = excluded.media_addresses, sockets = excluded.sockets, \
+             started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
+        )
+        .bind(&n.node_id)
+        .bind(&n.internal_url)
+        .bind(&n.media_addresses)
+        .bind(n.sockets)
+        .bind(n.started_at)
+        .bind(n.heartbeat_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every registered node, live or not, by id.
+    pub async fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT node_id, internal_url, media_addresses, sockets, started_at, heartbeat_at \
+             FROM cluster_nodes ORDER BY node_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(NodeRow {
+                    node_id: r.try_get(0)?,
+                    internal_url: r.try_get(1)?,
+                    media_addresses: r.try_get(2)?,
+                    sockets: r.try_get(3)?,
+                    started_at: r.try_get(4)?,
+                    heartbeat_at: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// A node that stopped cleanly says so at once instead of waiting to be declared dead.
+    pub async fn leave_cluster(&self, node_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM cluster_nodes WHERE node_id = $1")
+            .bind(node_id)
+            .execute(self.pool())
+            .await?;
+        sqlx::query("DELETE FROM cluster_leases WHERE holder = $1")
+            .bind(node_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Takes or renews the lease `name` for `holder` until `expires_at`, if it is free, expired (before `now`) or
+    /// already `holder`'s. Returns the lease's epoch when held; the epoch grows each time the holder changes.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO cluster_leases (name, holder, expires_at, epoch) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, \
+             epoch = CASE WHEN cluster_leases.holder = excluded.holder THEN cluster_leases.epoch \
+                          ELSE cluster_leases.epoch + 1 END \
+             WHERE cluster_leases.holder = excluded.holder OR cluster_leases.expires_at < $4 \
+             RETURNING epoch",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(expires_at)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Gives a lease up (a node stopping), so another takes it at once.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM cluster_leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Who holds `name` at `now`, if anyone.
+    pub async fn lease_holder(&self, name: &str, now: i64) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT holder FROM cluster_leases WHERE name = $1 AND expires_at >= $2")
+            .bind(name)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Every lease currently held, `(name, holder)`.
+    pub async fn leases(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT name, holder FROM cluster_leases WHERE expires_at >= $1 ORDER BY name")
+            .bind(now)
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    pub async fn set_presence(&self, p: &PresenceRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO routing_presence (nurse, skills, node_id, since) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (nurse) DO UPDATE SET skills = excluded.skills, node_id = excluded.node_id, \
+             since = excluded.since",
+        )
+        .bind(&p.nurse)
+        .bind(&p.skills)
+        .bind(&p.node_id)
+        .bind(p.since)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn clear_presence(&self, nurse: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM routing_presence WHERE nurse = $1")
+            .bind(nurse)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Every nurse who is ready, oldest first (the order they became ready in).
+    pub async fn presences(&self) -> Result<Vec<PresenceRow>, StoreError> {
+        let rows = sqlx::query("SELECT nurse, skills, node_id, since FROM routing_presence ORDER BY since, nurse")
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(PresenceRow {
+                    nurse: r.try_get(0)?,
+                    skills: r.try_get(1)?,
+                    node_id: r.try_get(2)?,
+                    since: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn record_offer(&self, conversation: &str, nurse: &str, expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO routing_offers (conversation_id, nurse, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (conversation_id) DO UPDATE SET nurse = excluded.nurse, expires_at = excluded.expires_at",
+        )
+        .bind(conversation)
+        .bind(nurse)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn end_offer(&self, conversation: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM routing_offers WHERE conversation_id = $1")
+            .bind(conversation)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Removes and returns every recorded offer `(conversation, nurse)`: a new leader ends them before routing.
+    pub async fn take_offers(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("DELETE FROM routing_offers RETURNING conversation_id, nurse")
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Publishes events to every node's [`BusListener`] in this order (PostgreSQL; nothing on SQLite, where
+    /// there is one node). Each payload must fit a notification (under 8000 bytes).
+    pub async fn publish(&self, payloads: &[String]) -> Result<(), StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        for batch in payloads.chunks(BUS_BATCH) {
+            // One statement: one round trip, one transaction, notifications delivered in this order.
+            let calls: Vec<String> = (1..=batch.len())
+                .map(|i| format!("pg_notify('{BUS_CHANNEL}', ${i})"))
+                .collect();
+            // Wrapped so the statement returns an integer: the `Any` driver maps no `void` column.
+            let sql = format!("SELECT 1 FROM (SELECT {}) AS sent", calls.join(", "));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for p in batch {
+                q = q.bind(p);
+            }
+            q.execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+
+    /// Listens to the bus (PostgreSQL only).
+    pub async fn bus_listener(&self) -> Result<BusListener, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Err(StoreError::Unavailable("the bus needs PostgreSQL"));
+        }
+        let mut listener = PgListener::connect(secrecy::ExposeSecret::expose_secret(&*self.url)).await?;
+        listener.listen(BUS_CHANNEL).await?;
+        Ok(BusListener { listener })
+    }
+}
+
+/// This node's subscription to the bus.
+pub struct BusListener {
+    listener: PgListener,
+}
+
+/// What the bus gave.
+pub enum BusItem {
+    Event(String),
+    /// The connection was lost and has been re-established: notifications in between are gone, so whatever
+    /// was delivered from them must be re-read from the rows.
+    Gap,
+}
+
+impl BusListener {
+    pub async fn recv(&mut self) -> Result<BusItem, StoreError> {
+        match self.listener.try_recv().await? {
+            Some(n) => Ok(BusItem::Event(n.payload().to_string())),
+            None => Ok(BusItem::Gap),
+        }
+    }
+}
