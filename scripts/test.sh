@@ -33,6 +33,8 @@ command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # The NAT test routes between network namespaces with nftables.
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+# The cluster tests put three brokers behind HAProxy.
+command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq

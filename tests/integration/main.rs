@@ -12,6 +12,7 @@ mod common;
 mod config_cli;
 mod crash;
 mod cross_site;
+mod cluster;
 mod demo;
 mod dev_mode;
 mod example_config;

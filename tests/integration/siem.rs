@@ -16,19 +16,19 @@ use serde_json::Value;
 use crate::common::Broker;
 
 #[derive(Default)]
-struct Receiver {
-    up: bool,
+pub struct Receiver {
+    pub up: bool,
     /// Events by id: the first body and how many times the id arrived.
-    seen: HashMap<String, (Value, u32)>,
+    pub seen: HashMap<String, (Value, u32)>,
     /// Ids that arrived again with a different body (never allowed).
-    changed: Vec<String>,
+    pub changed: Vec<String>,
     bad_signatures: u32,
     /// Process the next event but answer 500, as if the response were lost.
     lose_next_response: bool,
 }
 
-type Shared = Arc<Mutex<Receiver>>;
-const SECRET: &str = "siem-shared-secret";
+pub type Shared = Arc<Mutex<Receiver>>;
+pub const SECRET: &str = "siem-shared-secret";
 
 async fn hook(State(r): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let mut r = r.lock().unwrap();
@@ -60,7 +60,7 @@ async fn hook(State(r): State<Shared>, headers: HeaderMap, body: Bytes) -> Statu
     StatusCode::OK
 }
 
-async fn receiver() -> (Shared, u16) {
+pub async fn receiver() -> (Shared, u16) {
     let shared: Shared = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -1,0 +1,429 @@
+//! Three `examroom dev` nodes on one PostgreSQL database behind HAProxy (Debian's, with `/readyz` checks and a
+//! WebSocket tunnel timeout): routing is exactly-once over 500 conversations whose patients connect through
+//! the balancer to every node while the nurses sit on two of them; messages cross nodes with none lost or
+//! duplicated; `kill -9` of the routing leader moves the lease to another node, which rebuilds the waiting room
+//! from the rows (every waiting patient keeps their place) and routes on; the SIEM receiver gets every audit
+//! event, each id once, although the delivery job moved with the lease.
+//!
+//! The development provider keeps its sign-in codes in memory, so the balancer sends `/dev-idp/` and `/auth/`
+//! to the first node (a deployment's provider is external); everything else is balanced round-robin.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::common::{Broker, client, free_port};
+use crate::demo::staff_cookie;
+
+const CONVERSATIONS: usize = 500;
+const WAITING: usize = 30;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// HAProxy in the foreground, stopped by its PID.
+struct Haproxy(Child);
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn haproxy(dir: &Path, port: u16, nodes: &[String]) -> Haproxy {
+    let servers: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| format!("  server n{i} {addr} check"))
+        .collect();
+    let config = format!(
+        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n  timeout tunnel 1h\n  \
+         option redispatch\n  retries 2\n  default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions\n\
+         frontend public\n  bind 127.0.0.1:{port}\n  maxconn 4000\n  acl sign_in path_beg /dev-idp/ /auth/\n  \
+         use_backend sign_in if sign_in\n  default_backend nodes\n\
+         backend nodes\n  balance roundrobin\n  option httpchk\n  \
+         http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host localhost\n  http-check expect status 200\n{}\n\
+         backend sign_in\n  server first {}\n",
+        servers.join("\n"),
+        nodes[0]
+    );
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, config).unwrap();
+    let check = Command::new("haproxy").arg("-c").arg("-f").arg(&path).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let child = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Haproxy(child)
+}
+
+async fn socket(url: &str, origin: &str, cookie: Option<&str>) -> Socket {
+    let mut req = format!("{}/api/v1/ws", url.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    if let Some(c) = cookie {
+        req.headers_mut().insert("cookie", c.parse().unwrap());
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+async fn send(ws: &mut Socket, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// The next frame satisfying `pred` (others are dropped), or `None` after `secs` or when the socket closes.
+async fn next_where(ws: &mut Socket, secs: u64, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if pred(&v) {
+                    return Some(v);
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => return None,
+        }
+    }
+}
+
+/// What a nurse's socket saw.
+#[derive(Default)]
+struct NurseLog {
+    /// Offers in the order they came.
+    offers: Vec<String>,
+    assigned: Vec<String>,
+    /// Patient messages by (conversation, seq): how often each arrived.
+    messages: HashMap<(String, i64), u32>,
+}
+
+/// A nurse on `url` (a node, directly): ready when `ready`, accepts every offer, answers each patient message.
+fn nurse(url: String, origin: String, cookie: String, log: Arc<Mutex<NurseLog>>) -> tokio::sync::mpsc::Sender<&'static str> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(4);
+    tokio::spawn(async move {
+        let mut ws = socket(&url, &origin, Some(&cookie)).await;
+        next_where(&mut ws, 10, |v| v["type"] == "welcome").await.expect("nurse welcome");
+        loop {
+            tokio::select! {
+                state = rx.recv() => match state {
+                    Some(state) => send(&mut ws, json!({"v": 1, "type": "presence", "state": state})).await,
+                    None => return,
+                },
+                frame = ws.next() => {
+                    let Some(Ok(Message::Text(t))) = frame else {
+                        if frame.is_none() { return; }
+                        continue;
+                    };
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    let conversation = v["conversation_id"].as_str().unwrap_or_default().to_string();
+                    match v["type"].as_str().unwrap_or_default() {
+                        "offer" => {
+                            log.lock().unwrap().offers.push(conversation.clone());
+                            send(&mut ws, json!({"v": 1, "type": "accept", "conversation_id": conversation})).await;
+                        }
+                        "assigned" => log.lock().unwrap().assigned.push(conversation),
+                        "message" if v["sender_role"] == "patient" => {
+                            let seq = v["seq"].as_i64().unwrap();
+                            let first = {
+                                let mut log = log.lock().unwrap();
+                                let n = log.messages.entry((conversation.clone(), seq)).or_default();
+                                *n += 1;
+                                *n == 1
+                            };
+                            if first {
+                                send(&mut ws, json!({"v": 1, "type": "send", "conversation_id": conversation,
+                                    "idempotency_key": format!("reply-{conversation}-{seq}"), "body": "Hello, how can I help?"})).await;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
+/// A patient session for a new portal subject (an ID token signed with the development provider's key).
+async fn patient_session(lb: &str, data: &Path, kid: &str, subject: &str) -> String {
+    let pem = std::fs::read_to_string(data.join("dev-idp/signing-key.pem")).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.to_string());
+    let claims = json!({"iss": format!("{lb}/dev-idp"), "sub": subject, "aud": "clinic-portal", "iat": now, "exp": now + 3600});
+    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let resp = client()
+        .post(format!("{lb}/api/v1/patient/sessions"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    resp.json::<Value>().await.unwrap()["session_token"].as_str().unwrap().to_string()
+}
+
+async fn patient_socket(lb: &str, token: &str) -> Socket {
+    let mut ws = socket(lb, lb, None).await;
+    send(&mut ws, json!({"v": 1, "type": "auth", "token": token})).await;
+    next_where(&mut ws, 10, |v| v["type"] == "welcome").await.expect("patient welcome");
+    ws
+}
+
+async fn start(ws: &mut Socket, key: &str) -> String {
+    send(ws, json!({"v": 1, "type": "start", "queue": "triage", "idempotency_key": key})).await;
+    let c = next_where(ws, 10, |v| v["type"] == "conversation").await.expect("conversation");
+    c["conversation"]["conversation_id"].as_str().unwrap().to_string()
+}
+
+/// One patient's visit: start, wait for a nurse, say hello, get the answer. Returns the conversation and the
+/// sequence numbers of every message frame seen (each must appear once).
+async fn visit(lb: String, token: String, i: usize) -> (String, Vec<i64>) {
+    let mut ws = patient_socket(&lb, &token).await;
+    let conversation = start(&mut ws, &format!("start-{i}")).await;
+    let c = conversation.clone();
+    next_where(&mut ws, 90, |v| v["type"] == "assigned" && v["conversation_id"] == c.as_str())
+        .await
+        .unwrap_or_else(|| panic!("patient {i} was never assigned"));
+    send(&mut ws, json!({"v": 1, "type": "send", "conversation_id": conversation, "idempotency_key": "hello",
+        "body": format!("hello from patient {i}")}))
+    .await;
+    let mut seqs = Vec::new();
+    let mut acked = false;
+    while !(acked && seqs.len() >= 2) {
+        let Some(v) = next_where(&mut ws, 30, |v| v["type"] == "ack" || v["type"] == "message").await else {
+            panic!("patient {i}: no answer (acked {acked}, messages {seqs:?})");
+        };
+        if v["type"] == "ack" {
+            acked = true;
+        } else {
+            seqs.push(v["seq"].as_i64().unwrap());
+        }
+    }
+    // Anything more (a duplicate) would arrive promptly.
+    while let Some(v) = next_where(&mut ws, 1, |v| v["type"] == "message").await {
+        seqs.push(v["seq"].as_i64().unwrap());
+    }
+    (conversation, seqs)
+}
+
+async fn lease_holder(pool: &sqlx::PgPool, name: &str) -> Option<String> {
+    let now = chrono::Utc::now().timestamp_millis();
+    sqlx::query_scalar("SELECT holder FROM cluster_leases WHERE name = $1 AND expires_at >= $2")
+        .bind(name)
+        .bind(now)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_the_leader() {
+    let Some(database) = crate::storage::postgres_database().await else {
+        return;
+    };
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        assert!(std::env::var("TEST_REQUIRE_POSTGRES").is_err(), "haproxy is required");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (siem, siem_port) = crate::siem::receiver().await;
+    siem.lock().unwrap().up = true;
+    let secret = dir.path().join("siem-secret");
+    std::fs::write(&secret, crate::siem::SECRET).unwrap();
+    let hooks = format!(
+        "[{{ name = \"soc\", url = \"http://127.0.0.1:{siem_port}/hook\", secret_file = \"{}\" }}]",
+        secret.display()
+    );
+    let lb_port = free_port();
+    let lb = format!("http://127.0.0.1:{lb_port}");
+    let addrs: Vec<String> = (0..3).map(|i| format!("127.0.0.{}:{}", i + 2, free_port())).collect();
+    let unlimited = "{ per_minute = 100000, burst = 100000 }";
+    let start_node = |i: usize| {
+        let id = format!("node-{}", i + 1);
+        let internal = format!("127.0.0.{}:0", i + 2);
+        let env = [
+            ("EXAMROOM_DATABASE__URL", database.as_str()),
+            ("EXAMROOM_CLUSTER__NODE_ID", id.as_str()),
+            ("EXAMROOM_CLUSTER__INTERNAL_LISTEN", internal.as_str()),
+            ("EXAMROOM_CLUSTER__HEARTBEAT_SECONDS", "1"),
+            ("EXAMROOM_CLUSTER__DEAD_AFTER_SECONDS", "3"),
+            ("EXAMROOM_ROUTING__OFFER_TIMEOUT_SECONDS", "120"),
+            ("EXAMROOM_ROUTING__MAX_CHATS_PER_NURSE", "1000"),
+            ("EXAMROOM_LIMITS__PATIENT_SESSION_PER_ADDRESS", unlimited),
+            ("EXAMROOM_LIMITS__SOCKET_FRAMES", unlimited),
+            ("EXAMROOM_SIEM__WEBHOOKS", hooks.as_str()),
+        ];
+        Broker::dev_at(
+            Broker::command(),
+            &data,
+            &env,
+            &["--listen", &addrs[i], "--public-url", &lb],
+        )
+    };
+    // One after the other: the first creates the shared data directory's keys.
+    let mut nodes: Vec<Option<Broker>> = (0..3).map(|i| Some(start_node(i))).collect();
+    let _haproxy = haproxy(dir.path(), lb_port, &addrs);
+    let http = client();
+    for _ in 0..100 {
+        if http.get(format!("{lb}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pool = sqlx::PgPool::connect(&database).await.unwrap();
+    let mut leader = None;
+    for _ in 0..100 {
+        leader = lease_holder(&pool, "routing").await;
+        if leader.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leader = leader.expect("a routing leader");
+    let leader_index: usize = leader.trim_start_matches("node-").parse::<usize>().unwrap() - 1;
+    let live_nodes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cluster_nodes").fetch_one(&pool).await.unwrap();
+    assert_eq!(live_nodes, 3, "every node registered");
+
+    // The nurses sit on the two nodes that do not lead; patients come through the balancer to all three.
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader_index).collect();
+    let logs: Vec<Arc<Mutex<NurseLog>>> = (0..2).map(|_| Arc::default()).collect();
+    let mut nurses = Vec::new();
+    for (n, user) in ["nurse", "nurse2"].into_iter().enumerate() {
+        let cookie = staff_cookie(&lb, &data, user).await;
+        let direct = format!("http://{}", addrs[others[n]]);
+        let tx = nurse(direct, lb.clone(), cookie, logs[n].clone());
+        tx.send("ready").await.unwrap();
+        nurses.push(tx);
+    }
+    let jwks: Value = http.get(format!("{lb}/dev-idp/jwks")).send().await.unwrap().json().await.unwrap();
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_string();
+    let mut tokens = Vec::new();
+    for i in 0..CONVERSATIONS + WAITING {
+        tokens.push(patient_session(&lb, &data, &kid, &format!("cluster-patient-{i}")).await);
+    }
+
+    // Routing exactly once, messages across nodes.
+    let visits: Vec<_> = (0..CONVERSATIONS)
+        .map(|i| tokio::spawn(visit(lb.clone(), tokens[i].clone(), i)))
+        .collect();
+    let mut conversations = Vec::new();
+    for v in visits {
+        let (conversation, seqs) = v.await.unwrap();
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![1, 2], "{conversation}: every message once ({seqs:?})");
+        conversations.push(conversation);
+    }
+    let mut offers: HashMap<String, usize> = HashMap::new();
+    let mut assigned = 0;
+    let mut patient_messages = 0;
+    for log in &logs {
+        let log = log.lock().unwrap();
+        for c in &log.offers {
+            *offers.entry(c.clone()).or_default() += 1;
+        }
+        assigned += log.assigned.len();
+        assert!(log.messages.values().all(|n| *n == 1), "a nurse got a message twice");
+        patient_messages += log.messages.len();
+    }
+    assert_eq!(assigned, CONVERSATIONS);
+    assert_eq!(patient_messages, CONVERSATIONS, "every patient message reached its nurse once");
+    for c in &conversations {
+        assert_eq!(offers.get(c), Some(&1), "{c} offered exactly once");
+    }
+    let served: Vec<i64> = sqlx::query_scalar("SELECT sockets FROM cluster_nodes").fetch_all(&pool).await.unwrap();
+    assert_eq!(served.len(), 3);
+
+    // The leader dies with patients waiting: nobody loses their place.
+    for n in &nurses {
+        n.send("away").await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut waiting = Vec::new();
+    let mut waiting_sockets = Vec::new();
+    for i in 0..WAITING {
+        let mut ws = patient_socket(&lb, &tokens[CONVERSATIONS + i]).await;
+        waiting.push(start(&mut ws, &format!("wait-{i}")).await);
+        waiting_sockets.push(ws);
+    }
+    nodes[leader_index].take().unwrap().child.kill().unwrap();
+    let mut successor = None;
+    for _ in 0..150 {
+        successor = lease_holder(&pool, "routing").await.filter(|h| *h != leader);
+        if successor.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(successor.is_some(), "another node took the routing lease");
+    let states: Vec<String> = sqlx::query_scalar("SELECT state FROM conversations WHERE state = 'waiting'")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(states.len(), WAITING, "every waiting patient is still waiting");
+    // Patients whose socket was on the dead node reconnect through the balancer and find their chat.
+    for (i, ws) in waiting_sockets.iter_mut().enumerate() {
+        let ping = json!({"v": 1, "type": "ping"}).to_string();
+        let alive = ws.send(Message::Text(ping.into())).await.is_ok()
+            && next_where(ws, 2, |v| v["type"] == "pong").await.is_some();
+        if !alive {
+            *ws = patient_socket(&lb, &tokens[CONVERSATIONS + i]).await;
+        }
+    }
+    let first = logs[0].lock().unwrap().offers.len();
+    nurses[0].send("ready").await.unwrap();
+    let mut order = Vec::new();
+    for _ in 0..300 {
+        order = logs[0].lock().unwrap().offers[first..].to_vec();
+        if order.len() >= WAITING {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(order, waiting, "the new leader offers in the original order");
+    let lost: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM conversations c WHERE state = 'assigned' AND \
+         (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) < 2 AND c.id = ANY($1)",
+    )
+    .bind(&conversations)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(lost, 0, "every acknowledged message is stored");
+
+    // Every audit event reached the SIEM once, although its delivery moved with the lease.
+    let hashes: Vec<String> = sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let mut delivered = false;
+    for _ in 0..300 {
+        if hashes.iter().all(|h| siem.lock().unwrap().seen.contains_key(h)) {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(delivered, "every audit event reached the SIEM");
+    let repeated = siem.lock().unwrap().seen.values().filter(|(_, n)| *n > 1).count();
+    assert_eq!(repeated, 0, "no event posted twice");
+    for n in nodes.iter().flatten() {
+        n.assert_no_panic();
+    }
+}
