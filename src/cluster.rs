@@ -275,6 +275,17 @@ impl Cluster {
             node: node.to_string(),
             reason,
         };
+        // reqwest's message alone ("error sending request") hides the cause.
+        let chain = |e: reqwest::Error| {
+            let e = e.without_url();
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        };
         let signature = crate::crypto::signature(self.key.expose_secret(), now_ms() / 1000, &body);
         let response = self
             .http
@@ -285,9 +296,9 @@ impl Cluster {
             .body(body)
             .send()
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(chain(e)))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+        let bytes = response.bytes().await.map_err(|e| failed(chain(e)))?;
         if !status.is_success() {
             return Err(failed(format!("status {status}")));
         }

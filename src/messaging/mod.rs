@@ -88,6 +88,8 @@ pub struct Messaging {
     /// The routing core; empty unless leading.
     room: Mutex<WaitingRoom>,
     room_spec: (Vec<QueueSpec>, RoutingSpec),
+    /// The patient of each queued conversation, for the leader's position and reassurance frames.
+    patients: std::sync::Mutex<HashMap<ConversationId, SubjectId>>,
     outbox: bus::Outbox,
     queues: HashMap<String, QueueConfig>,
     settings: MessagingConfig,
@@ -155,6 +157,7 @@ impl Messaging {
             leading: AtomicBool::new(false),
             room: Mutex::new(WaitingRoom::new(room_spec.0.clone(), room_spec.1.clone())),
             room_spec,
+            patients: Default::default(),
             outbox: bus::Outbox::new(),
             queues: queues.into_iter().map(|q| (q.name.clone(), q)).collect(),
             settings: config.messaging.clone(),

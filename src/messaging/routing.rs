@@ -98,21 +98,33 @@ impl Messaging {
         let refused = |e: RoutingError| RoutingReply::Refused {
             reason: e.to_string(),
         };
+        // Read before taking the core's lock, which no database call should hold up. A `Cancel` that overtakes
+        // this read leaves a queued conversation whose row is closed: reconciliation removes it.
+        let enqueued = match &command {
+            RoutingCommand::Enqueue { conversation } => match self.db.conversation(conversation).await {
+                Ok(row) => row,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read a conversation to enqueue");
+                    None
+                }
+            },
+            _ => None,
+        };
         let effects = {
             let mut room = self.room.lock().await;
             match command {
-                RoutingCommand::Enqueue { conversation } => match self.db.conversation(&conversation).await {
-                    Ok(Some(c)) if c.state == ConversationState::Waiting && !room.is_assigned(&c.id) => {
+                RoutingCommand::Enqueue { .. } => match enqueued {
+                    Some(c) if c.state == ConversationState::Waiting && !room.is_assigned(&c.id) => {
+                        self.patients
+                            .lock()
+                            .expect("patients lock")
+                            .insert(c.id.clone(), c.patient.clone());
                         match room.enqueue(c.id, &c.queue, c.priority_boost, c.enqueued_at, now) {
                             Ok(effects) => effects,
                             Err(e) => return refused(e),
                         }
                     }
-                    Ok(_) => Vec::new(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not read a conversation to enqueue");
-                        Vec::new()
-                    }
+                    _ => Vec::new(),
                 },
                 RoutingCommand::Boost { conversation } => room.boost(&conversation, now),
                 RoutingCommand::Available {
@@ -159,7 +171,10 @@ impl Messaging {
                         Vec::new()
                     }
                 },
-                RoutingCommand::Cancel { conversation } => room.cancel(&conversation, now),
+                RoutingCommand::Cancel { conversation } => {
+                    self.patients.lock().expect("patients lock").remove(&conversation);
+                    room.cancel(&conversation, now)
+                }
                 RoutingCommand::Presence { nurse } => {
                     return RoutingReply::Presence {
                         presence: room.presence(&nurse, now),
@@ -182,6 +197,7 @@ impl Messaging {
         let now = now_ms();
         let mut room = self.room.lock().await;
         *room = self.fresh_room();
+        self.patients.lock().expect("patients lock").clear();
         for q in self.queues.keys() {
             for ms in self.db.recent_handle_times(q, 20).await?.into_iter().rev() {
                 room.record_handle_time(q, ms);
@@ -192,6 +208,7 @@ impl Messaging {
                 (ConversationState::Assigned, Some(nurse)) => room.restore_assignment(nurse, c.id.clone()),
                 (ConversationState::Waiting, _) if self.queues.contains_key(&c.queue) => {
                     let _ = room.enqueue(c.id.clone(), &c.queue, c.priority_boost, c.enqueued_at, now)?;
+                    self.patients.lock().expect("patients lock").insert(c.id.clone(), c.patient.clone());
                 }
                 _ => {}
             }
@@ -295,6 +312,7 @@ impl Messaging {
             }
             for c in waiting {
                 if !room.is_assigned(&c.id) {
+                    self.patients.lock().expect("patients lock").insert(c.id.clone(), c.patient.clone());
                     effects.extend(room.enqueue(c.id, &c.queue, c.priority_boost, c.enqueued_at, now)?);
                 }
             }
@@ -373,6 +391,7 @@ impl Messaging {
                 );
             }
             Effect::Assigned { nurse, conversation } => {
+                self.patients.lock().expect("patients lock").remove(&conversation);
                 self.db.end_offer(conversation.as_str()).await?;
                 if self
                     .db
@@ -437,9 +456,15 @@ impl Messaging {
         Ok(())
     }
 
+    /// A frame for a waiting conversation's patient (known from when it was queued; else read).
     async fn to_patient(&self, conversation: &ConversationId, frame: ServerFrame) -> Result<(), MessagingError> {
-        if let Some(c) = self.db.conversation(conversation).await? {
-            self.send_to(&c.patient, frame);
+        let known = self.patients.lock().expect("patients lock").get(conversation).cloned();
+        let patient = match known {
+            Some(p) => Some(p),
+            None => self.db.conversation(conversation).await?.map(|c| c.patient),
+        };
+        if let Some(patient) = patient {
+            self.send_to(&patient, frame);
         }
         Ok(())
     }

@@ -192,13 +192,16 @@ async fn start(ws: &mut Socket, key: &str) -> String {
 
 /// One patient's visit: start, wait for a nurse, say hello, get the answer. Returns the conversation and the
 /// sequence numbers of every message frame seen (each must appear once).
-async fn visit(lb: String, token: String, i: usize) -> (String, Vec<i64>) {
+async fn visit(lb: String, token: String, i: usize) -> Result<(String, Vec<i64>), String> {
     let mut ws = patient_socket(&lb, &token).await;
     let conversation = start(&mut ws, &format!("start-{i}")).await;
     let c = conversation.clone();
-    next_where(&mut ws, 90, |v| v["type"] == "assigned" && v["conversation_id"] == c.as_str())
+    if next_where(&mut ws, 90, |v| v["type"] == "assigned" && v["conversation_id"] == c.as_str())
         .await
-        .unwrap_or_else(|| panic!("patient {i} was never assigned"));
+        .is_none()
+    {
+        return Err(conversation);
+    }
     send(&mut ws, json!({"v": 1, "type": "send", "conversation_id": conversation, "idempotency_key": "hello",
         "body": format!("hello from patient {i}")}))
     .await;
@@ -218,7 +221,7 @@ async fn visit(lb: String, token: String, i: usize) -> (String, Vec<i64>) {
     while let Some(v) = next_where(&mut ws, 1, |v| v["type"] == "message").await {
         seqs.push(v["seq"].as_i64().unwrap());
     }
-    (conversation, seqs)
+    Ok((conversation, seqs))
 }
 
 async fn lease_holder(pool: &sqlx::PgPool, name: &str) -> Option<String> {
@@ -313,18 +316,44 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
     }
     let jwks: Value = http.get(format!("{lb}/dev-idp/jwks")).send().await.unwrap().json().await.unwrap();
     let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_string();
+    let began = std::time::Instant::now();
+    let sessions: Vec<_> = (0..CONVERSATIONS + WAITING)
+        .map(|i| {
+            let (lb, data, kid) = (lb.clone(), data.clone(), kid.clone());
+            tokio::spawn(async move { patient_session(&lb, &data, &kid, &format!("cluster-patient-{i}")).await })
+        })
+        .collect();
     let mut tokens = Vec::new();
-    for i in 0..CONVERSATIONS + WAITING {
-        tokens.push(patient_session(&lb, &data, &kid, &format!("cluster-patient-{i}")).await);
+    for s in sessions {
+        tokens.push(s.await.unwrap());
     }
+    eprintln!("{} patient sessions in {:.1?}", tokens.len(), began.elapsed());
 
     // Routing exactly once, messages across nodes.
     let visits: Vec<_> = (0..CONVERSATIONS)
         .map(|i| tokio::spawn(visit(lb.clone(), tokens[i].clone(), i)))
         .collect();
     let mut conversations = Vec::new();
+    let mut results = Vec::new();
     for v in visits {
-        let (conversation, seqs) = v.await.unwrap();
+        results.push(v.await.unwrap());
+    }
+    let unassigned: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    if !unassigned.is_empty() {
+        for (n, log) in logs.iter().enumerate() {
+            let log = log.lock().unwrap();
+            let missing: Vec<_> = unassigned.iter().filter(|c| log.offers.contains(c)).collect();
+            eprintln!("nurse {n}: {} offers, {} assigned, offered of the unassigned: {missing:?}", log.offers.len(), log.assigned.len());
+        }
+        for n in nodes.iter().flatten() {
+            for l in n.stderr.lines().iter().filter(|l| l.contains("WARN") || l.contains("ERROR")).take(30) {
+                eprintln!("{l}");
+            }
+        }
+        panic!("{} patients never assigned: {unassigned:?}", unassigned.len());
+    }
+    for r in results {
+        let (conversation, seqs) = r.unwrap();
         let mut sorted = seqs.clone();
         sorted.sort();
         assert_eq!(sorted, vec![1, 2], "{conversation}: every message once ({seqs:?})");
@@ -347,6 +376,7 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
     for c in &conversations {
         assert_eq!(offers.get(c), Some(&1), "{c} offered exactly once");
     }
+    eprintln!("{CONVERSATIONS} conversations routed and answered in {:.1?}", began.elapsed());
     let served: Vec<i64> = sqlx::query_scalar("SELECT sockets FROM cluster_nodes").fetch_all(&pool).await.unwrap();
     assert_eq!(served.len(), 3);
 
@@ -372,6 +402,7 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(successor.is_some(), "another node took the routing lease");
+    eprintln!("the routing lease moved at {:.1?}", began.elapsed());
     let states: Vec<String> = sqlx::query_scalar("SELECT state FROM conversations WHERE state = 'waiting'")
         .fetch_all(&pool)
         .await
