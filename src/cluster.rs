@@ -55,11 +55,14 @@ impl Cluster {
         if c.key_file.is_none() {
             crate::crypto::Keyring::create_key_file(&path).map_err(|e| ClusterError::Key(e.to_string()))?;
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| ClusterError::Key(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ClusterError::Key(format!("{}: {e}", path.display())))?;
         let key = hex::decode(text.trim())
             .ok()
             .filter(|k| k.len() >= 32)
-            .ok_or_else(|| ClusterError::Key(format!("{} must hold at least 32 bytes as hex", path.display())))?;
+            .ok_or_else(|| {
+                ClusterError::Key(format!("{} must hold at least 32 bytes as hex", path.display()))
+            })?;
         let node_id = c.node_id.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
             let host: String = host
@@ -185,7 +188,11 @@ impl Cluster {
     async fn try_lease(&self, name: &str) -> Result<bool, StoreError> {
         let now = now_ms();
         let until = now + self.dead_after.as_millis() as i64;
-        Ok(self.db.acquire_lease(name, &self.node_id, now, until).await?.is_some())
+        Ok(self
+            .db
+            .acquire_lease(name, &self.node_id, now, until)
+            .await?
+            .is_some())
     }
 
     async fn hold<F, Fut>(&self, name: &'static str, work: F, mut stop: watch::Receiver<bool>)
@@ -270,7 +277,13 @@ impl Cluster {
     }
 
     /// A signed request to another node's internal listener; the answer's body.
-    pub async fn call(&self, node: &str, url: &str, path: &str, body: Vec<u8>) -> Result<Vec<u8>, ClusterError> {
+    pub async fn call(
+        &self,
+        node: &str,
+        url: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, ClusterError> {
         let failed = |reason: String| ClusterError::Call {
             node: node.to_string(),
             reason,

@@ -183,15 +183,25 @@ fn open(key: &[u8; 32], sealed: &str, aad: &[u8]) -> Result<Vec<u8>, CryptoError
 /// `t=…,v1=…`: HMAC-SHA256 of `"<t>.<body>"` for a body sent at `unix_seconds` (SIEM webhooks, node-to-node
 /// requests).
 pub fn signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
-    let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    let mut mac =
+        <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(secret).expect("HMAC takes any key length");
     hmac::Mac::update(&mut mac, unix_seconds.to_string().as_bytes());
     hmac::Mac::update(&mut mac, b".");
     hmac::Mac::update(&mut mac, body);
-    format!("t={unix_seconds},v1={}", hex::encode(hmac::Mac::finalize(mac).into_bytes()))
+    format!(
+        "t={unix_seconds},v1={}",
+        hex::encode(hmac::Mac::finalize(mac).into_bytes())
+    )
 }
 
 /// Checks a [`signature`] header the way a receiver should: the MAC, and `t` within `window_seconds` of now.
-pub fn verify_signature(secret: &[u8], header: &str, body: &[u8], now_seconds: i64, window_seconds: i64) -> bool {
+pub fn verify_signature(
+    secret: &[u8],
+    header: &str,
+    body: &[u8],
+    now_seconds: i64,
+    window_seconds: i64,
+) -> bool {
     let mut t = None;
     let mut v1 = None;
     for part in header.split(',') {
@@ -207,7 +217,8 @@ pub fn verify_signature(secret: &[u8], header: &str, body: &[u8], now_seconds: i
     if (now_seconds - t).abs() > window_seconds {
         return false;
     }
-    let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    let mut mac =
+        <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(secret).expect("HMAC takes any key length");
     hmac::Mac::update(&mut mac, t.to_string().as_bytes());
     hmac::Mac::update(&mut mac, b".");
     hmac::Mac::update(&mut mac, body);

@@ -91,8 +91,12 @@ pub async fn serve(
         let app = app.clone();
         |stop| forget_idle_limits(app, stop)
     });
-    workers.spawn("bus-publisher", |stop| app.messaging.clone().run_bus_publisher(stop));
-    workers.spawn("bus-listener", |stop| app.messaging.clone().run_bus_listener(stop));
+    workers.spawn("bus-publisher", |stop| {
+        app.messaging.clone().run_bus_publisher(stop)
+    });
+    workers.spawn("bus-listener", |stop| {
+        app.messaging.clone().run_bus_listener(stop)
+    });
     let internal = if cluster.is_shared() {
         let c = &app.config.cluster;
         let bound = TcpListener::bind(&c.internal_listen)
@@ -110,7 +114,12 @@ pub async fn serve(
     };
     workers.spawn("cluster-membership", {
         let m = &app.config.media;
-        let media = if m.announced_ips.is_empty() { &m.bind_ips } else { &m.announced_ips }.join(",");
+        let media = if m.announced_ips.is_empty() {
+            &m.bind_ips
+        } else {
+            &m.announced_ips
+        }
+        .join(",");
         let hub = app.messaging.clone();
         let load: Arc<dyn Fn() -> i64 + Send + Sync> = Arc::new(move || hub.hub.connections() as i64);
         |stop| cluster.clone().run_membership(media, load, stop)

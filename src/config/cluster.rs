@@ -68,7 +68,10 @@ impl ClusterConfig {
             ));
         }
         if !(1..=60).contains(&self.heartbeat_seconds) {
-            p.push(Problem::new("cluster.heartbeat_seconds", "must be between 1 and 60"));
+            p.push(Problem::new(
+                "cluster.heartbeat_seconds",
+                "must be between 1 and 60",
+            ));
         }
         if self.dead_after_seconds < 3 * self.heartbeat_seconds || self.dead_after_seconds > 600 {
             p.push(Problem::new(

@@ -58,7 +58,10 @@ impl Messaging {
     /// Sends a frame to every socket of `subject`, on this node and the others.
     pub(crate) fn send_to(&self, subject: &SubjectId, frame: ServerFrame) {
         if self.cluster.is_shared() {
-            debug_assert!(!matches!(frame, ServerFrame::Message { .. }), "messages travel as pointers");
+            debug_assert!(
+                !matches!(frame, ServerFrame::Message { .. }),
+                "messages travel as pointers"
+            );
             let event = BusEvent::Frame {
                 from: self.cluster.node_id().to_string(),
                 to: subject.clone(),
@@ -70,7 +73,13 @@ impl Messaging {
     }
 
     /// Sends a stored message's frame to `to` here, and a pointer to it to the other nodes.
-    pub(super) fn send_message(&self, to: &[&SubjectId], conversation: &ConversationId, seq: i64, frame: ServerFrame) {
+    pub(super) fn send_message(
+        &self,
+        to: &[&SubjectId],
+        conversation: &ConversationId,
+        seq: i64,
+        frame: ServerFrame,
+    ) {
         if self.cluster.is_shared() {
             self.publish(&BusEvent::Message {
                 from: self.cluster.node_id().to_string(),
@@ -87,7 +96,10 @@ impl Messaging {
     fn publish(&self, event: &BusEvent) {
         let payload = serde_json::to_string(event).expect("events serialise");
         if payload.len() > MAX_PAYLOAD {
-            tracing::warn!(bytes = payload.len(), "frame too large for the bus: delivered on this node only");
+            tracing::warn!(
+                bytes = payload.len(),
+                "frame too large for the bus: delivered on this node only"
+            );
             return;
         }
         let _ = self.outbox.tx.send(payload);
@@ -176,7 +188,8 @@ impl Messaging {
             }
         };
         match event {
-            BusEvent::Frame { from, .. } | BusEvent::Message { from, .. } if from == self.cluster.node_id() => {}
+            BusEvent::Frame { from, .. } | BusEvent::Message { from, .. }
+                if from == self.cluster.node_id() => {}
             BusEvent::Frame { to, frame, .. } => self.hub.send(&to, ServerFrame::Relayed(frame)),
             BusEvent::Message {
                 to,

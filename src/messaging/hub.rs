@@ -7,15 +7,27 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc};
 
 use crate::ids::SubjectId;
 use crate::protocol::ServerFrame;
 
 const QUEUE_DEPTH: usize = 256;
 
-/// The sockets of one subject, by connection id.
-type Sockets = Vec<(u64, mpsc::Sender<ServerFrame>)>;
+/// The sockets of one subject: connection id, its queue, and how to tell it to close (it fell behind).
+type Sockets = Vec<(u64, mpsc::Sender<ServerFrame>, Arc<Notify>)>;
+
+/// A socket's place in the hub.
+pub struct Registration {
+    pub id: u64,
+    /// The socket's own sender (its replies), ordered with the hub's frames.
+    pub outbound: mpsc::Sender<ServerFrame>,
+    pub frames: mpsc::Receiver<ServerFrame>,
+    /// Fires when the hub dropped the socket for falling behind: close it with `close::RECONNECT`.
+    pub dropped: Arc<Notify>,
+}
 
 pub struct Hub {
     connections: Mutex<HashMap<SubjectId, Sockets>>,
@@ -36,20 +48,24 @@ impl Default for Hub {
 
 impl Hub {
     /// Registers a socket. The returned sender is the socket's own (replies), sharing one ordered stream with
-    /// frames sent through the hub.
-    pub fn register(
-        &self,
-        subject: &SubjectId,
-    ) -> (u64, mpsc::Sender<ServerFrame>, mpsc::Receiver<ServerFrame>) {
+    /// frames sent through the hub; the socket must close when the returned `Notify` fires (it fell behind
+    /// and the hub let go of it).
+    pub fn register(&self, subject: &SubjectId) -> Registration {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let dropped = Arc::new(Notify::new());
         self.connections
             .lock()
             .expect("hub lock")
             .entry(subject.clone())
             .or_default()
-            .push((id, tx.clone()));
-        (id, tx, rx)
+            .push((id, tx.clone(), dropped.clone()));
+        Registration {
+            id,
+            outbound: tx,
+            frames: rx,
+            dropped,
+        }
     }
 
     /// Removes one socket; returns whether the subject still has others.
@@ -57,7 +73,7 @@ impl Hub {
         let mut map = self.connections.lock().expect("hub lock");
         let remaining = match map.get_mut(subject) {
             Some(list) => {
-                list.retain(|(i, _)| *i != id);
+                list.retain(|(i, ..)| *i != id);
                 list.len()
             }
             None => 0,
@@ -71,8 +87,16 @@ impl Hub {
     pub fn send(&self, subject: &SubjectId, frame: ServerFrame) {
         let mut map = self.connections.lock().expect("hub lock");
         if let Some(list) = map.get_mut(subject) {
-            // A full or closed channel drops that socket; its reader notices and closes it.
-            list.retain(|(_, tx)| tx.try_send(frame.clone()).is_ok());
+            // A full channel drops that socket and tells it to close (the client reconnects and syncs); a closed
+            // one is a socket already gone.
+            list.retain(|(_, tx, dropped)| match tx.try_send(frame.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    dropped.notify_one();
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
         }
     }
 

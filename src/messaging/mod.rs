@@ -347,7 +347,10 @@ impl Messaging {
     }
 
     pub async fn presence(&self, nurse: &SubjectId) -> Result<crate::waiting_room::Presence, MessagingError> {
-        match self.route(RoutingCommand::Presence { nurse: nurse.clone() }).await? {
+        match self
+            .route(RoutingCommand::Presence { nurse: nurse.clone() })
+            .await?
+        {
             RoutingReply::Presence { presence } => Ok(presence),
             _ => Err(MessagingError::RoutingUnavailable),
         }
@@ -360,7 +363,11 @@ impl Messaging {
         }
     }
 
-    pub async fn accept(&self, nurse: &SubjectId, conversation: &ConversationId) -> Result<(), MessagingError> {
+    pub async fn accept(
+        &self,
+        nurse: &SubjectId,
+        conversation: &ConversationId,
+    ) -> Result<(), MessagingError> {
         let command = RoutingCommand::Accept {
             nurse: nurse.clone(),
             conversation: conversation.clone(),
@@ -368,7 +375,11 @@ impl Messaging {
         Self::done(self.route(command).await?)
     }
 
-    pub async fn decline(&self, nurse: &SubjectId, conversation: &ConversationId) -> Result<(), MessagingError> {
+    pub async fn decline(
+        &self,
+        nurse: &SubjectId,
+        conversation: &ConversationId,
+    ) -> Result<(), MessagingError> {
         let command = RoutingCommand::Decline {
             nurse: nurse.clone(),
             conversation: conversation.clone(),
@@ -433,11 +444,21 @@ impl Messaging {
     }
 
     /// A stored message as its socket frame, for a node delivering a message another node stored.
-    async fn stored_message(&self, conversation: &ConversationId, seq: i64) -> Result<Option<ServerFrame>, MessagingError> {
+    async fn stored_message(
+        &self,
+        conversation: &ConversationId,
+        seq: i64,
+    ) -> Result<Option<ServerFrame>, MessagingError> {
         let Some(c) = self.db.conversation(conversation).await? else {
             return Ok(None);
         };
-        let Some(row) = self.db.messages_after(&c.id, seq - 1, 1).await?.into_iter().next() else {
+        let Some(row) = self
+            .db
+            .messages_after(&c.id, seq - 1, 1)
+            .await?
+            .into_iter()
+            .next()
+        else {
             return Ok(None);
         };
         let data_key =
@@ -470,7 +491,8 @@ impl Messaging {
                 self.end(&c, "idle").await?;
                 self.warned.lock().await.remove(&c.id);
             } else if quiet >= warn_ms
-                && self.warned.lock().await.insert(c.id.clone(), c.last_activity_at) != Some(c.last_activity_at)
+                && self.warned.lock().await.insert(c.id.clone(), c.last_activity_at)
+                    != Some(c.last_activity_at)
             {
                 self.deliver(
                     &c,

@@ -27,24 +27,38 @@ const RECONCILE_EVERY_MS: i64 = 5_000;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum RoutingCommand {
     /// The conversation's row is waiting: put it in its queue (idempotent).
-    Enqueue { conversation: ConversationId },
-    Boost { conversation: ConversationId },
+    Enqueue {
+        conversation: ConversationId,
+    },
+    Boost {
+        conversation: ConversationId,
+    },
     Available {
         nurse: SubjectId,
         skills: Vec<String>,
         available: bool,
         node: String,
     },
-    Accept { nurse: SubjectId, conversation: ConversationId },
-    Decline { nurse: SubjectId, conversation: ConversationId },
+    Accept {
+        nurse: SubjectId,
+        conversation: ConversationId,
+    },
+    Decline {
+        nurse: SubjectId,
+        conversation: ConversationId,
+    },
     Finish {
         nurse: SubjectId,
         conversation: ConversationId,
         queue: String,
         handled_ms: i64,
     },
-    Cancel { conversation: ConversationId },
-    Presence { nurse: SubjectId },
+    Cancel {
+        conversation: ConversationId,
+    },
+    Presence {
+        nurse: SubjectId,
+    },
     Stats,
 }
 
@@ -52,10 +66,16 @@ pub enum RoutingCommand {
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum RoutingReply {
     Done,
-    Presence { presence: Presence },
-    Stats { queues: Vec<QueueStats> },
+    Presence {
+        presence: Presence,
+    },
+    Stats {
+        queues: Vec<QueueStats>,
+    },
     /// The core refused (no such offer, not assigned).
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     /// This node does not lead (any more): ask the lease's holder.
     NotLeader,
 }
@@ -150,14 +170,18 @@ impl Messaging {
                     }
                     room.set_available(&nurse, &skills, available, now)
                 }
-                RoutingCommand::Accept { nurse, conversation } => match room.accept(&nurse, &conversation, now) {
-                    Ok(effects) => effects,
-                    Err(e) => return refused(e),
-                },
-                RoutingCommand::Decline { nurse, conversation } => match room.decline(&nurse, &conversation, now) {
-                    Ok(effects) => effects,
-                    Err(e) => return refused(e),
-                },
+                RoutingCommand::Accept { nurse, conversation } => {
+                    match room.accept(&nurse, &conversation, now) {
+                        Ok(effects) => effects,
+                        Err(e) => return refused(e),
+                    }
+                }
+                RoutingCommand::Decline { nurse, conversation } => {
+                    match room.decline(&nurse, &conversation, now) {
+                        Ok(effects) => effects,
+                        Err(e) => return refused(e),
+                    }
+                }
                 RoutingCommand::Finish {
                     nurse,
                     conversation,
@@ -208,7 +232,10 @@ impl Messaging {
                 (ConversationState::Assigned, Some(nurse)) => room.restore_assignment(nurse, c.id.clone()),
                 (ConversationState::Waiting, _) if self.queues.contains_key(&c.queue) => {
                     let _ = room.enqueue(c.id.clone(), &c.queue, c.priority_boost, c.enqueued_at, now)?;
-                    self.patients.lock().expect("patients lock").insert(c.id.clone(), c.patient.clone());
+                    self.patients
+                        .lock()
+                        .expect("patients lock")
+                        .insert(c.id.clone(), c.patient.clone());
                 }
                 _ => {}
             }
@@ -312,7 +339,10 @@ impl Messaging {
             }
             for c in waiting {
                 if !room.is_assigned(&c.id) {
-                    self.patients.lock().expect("patients lock").insert(c.id.clone(), c.patient.clone());
+                    self.patients
+                        .lock()
+                        .expect("patients lock")
+                        .insert(c.id.clone(), c.patient.clone());
                     effects.extend(room.enqueue(c.id, &c.queue, c.priority_boost, c.enqueued_at, now)?);
                 }
             }
@@ -363,7 +393,9 @@ impl Messaging {
                 expires_at,
             } => {
                 if let Some(c) = self.db.conversation(&conversation).await? {
-                    self.db.record_offer(c.id.as_str(), nurse.as_str(), expires_at).await?;
+                    self.db
+                        .record_offer(c.id.as_str(), nurse.as_str(), expires_at)
+                        .await?;
                     self.send_to(
                         &nurse,
                         ServerFrame::Offer {
@@ -457,8 +489,17 @@ impl Messaging {
     }
 
     /// A frame for a waiting conversation's patient (known from when it was queued; else read).
-    async fn to_patient(&self, conversation: &ConversationId, frame: ServerFrame) -> Result<(), MessagingError> {
-        let known = self.patients.lock().expect("patients lock").get(conversation).cloned();
+    async fn to_patient(
+        &self,
+        conversation: &ConversationId,
+        frame: ServerFrame,
+    ) -> Result<(), MessagingError> {
+        let known = self
+            .patients
+            .lock()
+            .expect("patients lock")
+            .get(conversation)
+            .cloned();
         let patient = match known {
             Some(p) => Some(p),
             None => self.db.conversation(conversation).await?.map(|c| c.patient),

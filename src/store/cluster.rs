@@ -135,10 +135,11 @@ impl Db {
 
     /// Every lease currently held, `(name, holder)`.
     pub async fn leases(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT name, holder FROM cluster_leases WHERE expires_at >= $1 ORDER BY name")
-            .bind(now)
-            .fetch_all(self.pool())
-            .await?;
+        let rows =
+            sqlx::query("SELECT name, holder FROM cluster_leases WHERE expires_at >= $1 ORDER BY name")
+                .bind(now)
+                .fetch_all(self.pool())
+                .await?;
         rows.into_iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
@@ -169,9 +170,10 @@ impl Db {
 
     /// Every nurse who is ready, oldest first (the order they became ready in).
     pub async fn presences(&self) -> Result<Vec<PresenceRow>, StoreError> {
-        let rows = sqlx::query("SELECT nurse, skills, node_id, since FROM routing_presence ORDER BY since, nurse")
-            .fetch_all(self.pool())
-            .await?;
+        let rows =
+            sqlx::query("SELECT nurse, skills, node_id, since FROM routing_presence ORDER BY since, nurse")
+                .fetch_all(self.pool())
+                .await?;
         rows.into_iter()
             .map(|r| {
                 Ok(PresenceRow {
@@ -184,7 +186,12 @@ impl Db {
             .collect()
     }
 
-    pub async fn record_offer(&self, conversation: &str, nurse: &str, expires_at: i64) -> Result<(), StoreError> {
+    pub async fn record_offer(
+        &self,
+        conversation: &str,
+        nurse: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO routing_offers (conversation_id, nurse, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (conversation_id) DO UPDATE SET nurse = excluded.nurse, expires_at = excluded.expires_at",

@@ -232,7 +232,11 @@ impl VideoService {
             .nurse
             .clone()
             .filter(|_| row.state == ConversationState::Assigned);
-        let wrap_up = self.messaging.presence(nurse).await.is_ok_and(|p| p == Presence::WrapUp);
+        let wrap_up = self
+            .messaging
+            .presence(nurse)
+            .await
+            .is_ok_and(|p| p == Presence::WrapUp);
         let visit = self
             .live()
             .visits

@@ -56,8 +56,17 @@ fn haproxy(dir: &Path, port: u16, nodes: &[String]) -> Haproxy {
     );
     let path = dir.join("haproxy.cfg");
     std::fs::write(&path, config).unwrap();
-    let check = Command::new("haproxy").arg("-c").arg("-f").arg(&path).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let check = Command::new("haproxy")
+        .arg("-c")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let child = Command::new("haproxy")
         .arg("-db")
         .arg("-f")
@@ -112,11 +121,18 @@ struct NurseLog {
 }
 
 /// A nurse on `url` (a node, directly): ready when `ready`, accepts every offer, answers each patient message.
-fn nurse(url: String, origin: String, cookie: String, log: Arc<Mutex<NurseLog>>) -> tokio::sync::mpsc::Sender<&'static str> {
+fn nurse(
+    url: String,
+    origin: String,
+    cookie: String,
+    log: Arc<Mutex<NurseLog>>,
+) -> tokio::sync::mpsc::Sender<&'static str> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(4);
     tokio::spawn(async move {
         let mut ws = socket(&url, &origin, Some(&cookie)).await;
-        next_where(&mut ws, 10, |v| v["type"] == "welcome").await.expect("nurse welcome");
+        next_where(&mut ws, 10, |v| v["type"] == "welcome")
+            .await
+            .expect("nurse welcome");
         loop {
             tokio::select! {
                 state = rx.recv() => match state {
@@ -174,19 +190,34 @@ async fn patient_session(lb: &str, data: &Path, kid: &str, subject: &str) -> Str
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    resp.json::<Value>().await.unwrap()["session_token"].as_str().unwrap().to_string()
+    resp.json::<Value>().await.unwrap()["session_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 async fn patient_socket(lb: &str, token: &str) -> Socket {
+    patient_welcome(lb, token).await.0
+}
+
+async fn patient_welcome(lb: &str, token: &str) -> (Socket, Value) {
     let mut ws = socket(lb, lb, None).await;
     send(&mut ws, json!({"v": 1, "type": "auth", "token": token})).await;
-    next_where(&mut ws, 10, |v| v["type"] == "welcome").await.expect("patient welcome");
-    ws
+    let welcome = next_where(&mut ws, 10, |v| v["type"] == "welcome")
+        .await
+        .expect("patient welcome");
+    (ws, welcome)
 }
 
 async fn start(ws: &mut Socket, key: &str) -> String {
-    send(ws, json!({"v": 1, "type": "start", "queue": "triage", "idempotency_key": key})).await;
-    let c = next_where(ws, 10, |v| v["type"] == "conversation").await.expect("conversation");
+    send(
+        ws,
+        json!({"v": 1, "type": "start", "queue": "triage", "idempotency_key": key}),
+    )
+    .await;
+    let c = next_where(ws, 10, |v| v["type"] == "conversation")
+        .await
+        .expect("conversation");
     c["conversation"]["conversation_id"].as_str().unwrap().to_string()
 }
 
@@ -195,15 +226,38 @@ async fn start(ws: &mut Socket, key: &str) -> String {
 async fn visit(lb: String, token: String, i: usize) -> Result<(String, Vec<i64>), String> {
     let mut ws = patient_socket(&lb, &token).await;
     let conversation = start(&mut ws, &format!("start-{i}")).await;
-    let c = conversation.clone();
-    if next_where(&mut ws, 90, |v| v["type"] == "assigned" && v["conversation_id"] == c.as_str())
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let c = conversation.clone();
+        if next_where(&mut ws, 5, |v| {
+            v["type"] == "assigned" && v["conversation_id"] == c.as_str()
+        })
         .await
-        .is_none()
-    {
-        return Err(conversation);
+        .is_some()
+        {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(conversation);
+        }
+        // Closed (a socket that falls behind under the burst of position updates is told to reconnect) or
+        // quiet: a fresh socket's welcome says where the chat stands.
+        let (fresh, welcome) = patient_welcome(&lb, &token).await;
+        ws = fresh;
+        let assigned = welcome["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["conversation_id"] == conversation.as_str() && c["state"] == "assigned");
+        if assigned {
+            break;
+        }
     }
-    send(&mut ws, json!({"v": 1, "type": "send", "conversation_id": conversation, "idempotency_key": "hello",
-        "body": format!("hello from patient {i}")}))
+    send(
+        &mut ws,
+        json!({"v": 1, "type": "send", "conversation_id": conversation, "idempotency_key": "hello",
+        "body": format!("hello from patient {i}")}),
+    )
     .await;
     let mut seqs = Vec::new();
     let mut acked = false;
@@ -240,7 +294,10 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
         return;
     };
     if Command::new("haproxy").arg("-v").output().is_err() {
-        assert!(std::env::var("TEST_REQUIRE_POSTGRES").is_err(), "haproxy is required");
+        assert!(
+            std::env::var("TEST_REQUIRE_POSTGRES").is_err(),
+            "haproxy is required"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -255,7 +312,9 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
     );
     let lb_port = free_port();
     let lb = format!("http://127.0.0.1:{lb_port}");
-    let addrs: Vec<String> = (0..3).map(|i| format!("127.0.0.{}:{}", i + 2, free_port())).collect();
+    let addrs: Vec<String> = (0..3)
+        .map(|i| format!("127.0.0.{}:{}", i + 2, free_port()))
+        .collect();
     let unlimited = "{ per_minute = 100000, burst = 100000 }";
     let start_node = |i: usize| {
         let id = format!("node-{}", i + 1);
@@ -284,7 +343,12 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
     let _haproxy = haproxy(dir.path(), lb_port, &addrs);
     let http = client();
     for _ in 0..100 {
-        if http.get(format!("{lb}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+        if http
+            .get(format!("{lb}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -300,7 +364,10 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
     }
     let leader = leader.expect("a routing leader");
     let leader_index: usize = leader.trim_start_matches("node-").parse::<usize>().unwrap() - 1;
-    let live_nodes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cluster_nodes").fetch_one(&pool).await.unwrap();
+    let live_nodes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cluster_nodes")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(live_nodes, 3, "every node registered");
 
     // The nurses sit on the two nodes that do not lead; patients come through the balancer to all three.
@@ -314,13 +381,22 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
         tx.send("ready").await.unwrap();
         nurses.push(tx);
     }
-    let jwks: Value = http.get(format!("{lb}/dev-idp/jwks")).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = http
+        .get(format!("{lb}/dev-idp/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_string();
     let began = std::time::Instant::now();
     let sessions: Vec<_> = (0..CONVERSATIONS + WAITING)
         .map(|i| {
             let (lb, data, kid) = (lb.clone(), data.clone(), kid.clone());
-            tokio::spawn(async move { patient_session(&lb, &data, &kid, &format!("cluster-patient-{i}")).await })
+            tokio::spawn(
+                async move { patient_session(&lb, &data, &kid, &format!("cluster-patient-{i}")).await },
+            )
         })
         .collect();
     let mut tokens = Vec::new();
@@ -343,10 +419,20 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
         for (n, log) in logs.iter().enumerate() {
             let log = log.lock().unwrap();
             let missing: Vec<_> = unassigned.iter().filter(|c| log.offers.contains(c)).collect();
-            eprintln!("nurse {n}: {} offers, {} assigned, offered of the unassigned: {missing:?}", log.offers.len(), log.assigned.len());
+            eprintln!(
+                "nurse {n}: {} offers, {} assigned, offered of the unassigned: {missing:?}",
+                log.offers.len(),
+                log.assigned.len()
+            );
         }
         for n in nodes.iter().flatten() {
-            for l in n.stderr.lines().iter().filter(|l| l.contains("WARN") || l.contains("ERROR")).take(30) {
+            for l in n
+                .stderr
+                .lines()
+                .iter()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .take(30)
+            {
                 eprintln!("{l}");
             }
         }
@@ -356,7 +442,11 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
         let (conversation, seqs) = r.unwrap();
         let mut sorted = seqs.clone();
         sorted.sort();
-        assert_eq!(sorted, vec![1, 2], "{conversation}: every message once ({seqs:?})");
+        assert_eq!(
+            sorted,
+            vec![1, 2],
+            "{conversation}: every message once ({seqs:?})"
+        );
         conversations.push(conversation);
     }
     let mut offers: HashMap<String, usize> = HashMap::new();
@@ -368,16 +458,28 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
             *offers.entry(c.clone()).or_default() += 1;
         }
         assigned += log.assigned.len();
-        assert!(log.messages.values().all(|n| *n == 1), "a nurse got a message twice");
+        assert!(
+            log.messages.values().all(|n| *n == 1),
+            "a nurse got a message twice"
+        );
         patient_messages += log.messages.len();
     }
     assert_eq!(assigned, CONVERSATIONS);
-    assert_eq!(patient_messages, CONVERSATIONS, "every patient message reached its nurse once");
+    assert_eq!(
+        patient_messages, CONVERSATIONS,
+        "every patient message reached its nurse once"
+    );
     for c in &conversations {
         assert_eq!(offers.get(c), Some(&1), "{c} offered exactly once");
     }
-    eprintln!("{CONVERSATIONS} conversations routed and answered in {:.1?}", began.elapsed());
-    let served: Vec<i64> = sqlx::query_scalar("SELECT sockets FROM cluster_nodes").fetch_all(&pool).await.unwrap();
+    eprintln!(
+        "{CONVERSATIONS} conversations routed and answered in {:.1?}",
+        began.elapsed()
+    );
+    let served: Vec<i64> = sqlx::query_scalar("SELECT sockets FROM cluster_nodes")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert_eq!(served.len(), 3);
 
     // The leader dies with patients waiting: nobody loses their place.
@@ -454,6 +556,55 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
     assert!(delivered, "every audit event reached the SIEM");
     let repeated = siem.lock().unwrap().seen.values().filter(|(_, n)| *n > 1).count();
     assert_eq!(repeated, 0, "no event posted twice");
+
+    // The chain three nodes wrote verifies, online and as an offline export with a checkpoint: one signing
+    // key for the cluster.
+    let config = dir.path().join("cli.toml");
+    let keys = data.join("keys");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = {:?}\n[database]\nurl = {:?}\n[messaging]\nkek_files = [{:?}]\n\
+             [logging]\npseudonym_key_file = {:?}\n[audit]\nsigning_key_file = {:?}\n[cluster]\nkey_file = {:?}\n\
+             [auth.staff]\nissuer = \"{lb}/dev-idp\"\nclient_id = \"examroom\"\nclient_secret = \"unused\"\n\
+             [auth.patient]\nissuer = \"{lb}/dev-idp\"\naudiences = [\"clinic-portal\"]\n\
+             [auth.staff.role_mapping]\n\"examroom-nurses\" = \"nurse\"\n",
+            data,
+            database,
+            keys.join("kek.hex"),
+            data.join("pseudonym.key"),
+            keys.join("audit-signing.pk8"),
+            keys.join("cluster.key"),
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let (code, out) = crate::common::examroom(&["audit", "verify", "--config", cfg]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = crate::common::examroom(&["audit", "checkpoint", "--config", cfg]);
+    assert_eq!(code, Some(0), "{out}");
+    let export = dir.path().join("export");
+    let (code, out) = crate::common::examroom(&[
+        "audit",
+        "export",
+        "--config",
+        cfg,
+        "--out",
+        export.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = crate::common::examroom(&[
+        "audit",
+        "verify",
+        "--events",
+        export.join("events.jsonl").to_str().unwrap(),
+        "--checkpoints",
+        export.join("checkpoints.jsonl").to_str().unwrap(),
+        "--public-key",
+        export.join("audit-public-key.hex").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("audit export intact"), "{out}");
     for n in nodes.iter().flatten() {
         n.assert_no_panic();
     }

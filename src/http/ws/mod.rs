@@ -114,7 +114,13 @@ async fn run(
         request_id,
     };
     let subject = conn.principal.subject.clone();
-    let (conn_id, outbound, mut rx) = app.messaging.hub.register(&subject);
+    let registration = app.messaging.hub.register(&subject);
+    let (conn_id, outbound, mut rx, dropped) = (
+        registration.id,
+        registration.outbound,
+        registration.frames,
+        registration.dropped,
+    );
     let (mut sink, mut stream) = socket.split();
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
@@ -164,6 +170,8 @@ async fn run(
             }
             // This node lost frames from the others (its bus link broke): the client reconnects and syncs.
             _ = resets.changed() => break Some((close::RECONNECT, "reconnect")),
+            // It fell behind and the hub let go of it: frames are missing, the client syncs.
+            _ = dropped.notified() => break Some((close::RECONNECT, "too_slow")),
             incoming = stream.next() => {
                 let verdict = match &incoming {
                     Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_))) => app.limits.frame(&budget_key),
