@@ -82,6 +82,8 @@ as_pg "$PGBIN/initdb" -D "$PGDATA" --auth=trust -U postgres >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
   -o "-p $PGPORT -k $PGDATA -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
 export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
+# The same cluster over its Unix socket, which a broker inside a network namespace reaches too.
+export TEST_POSTGRES_SOCKET_DIR="$PGDATA"
 export TEST_REQUIRE_POSTGRES=1
 export TEST_REQUIRE_BROWSER=1
 export TEST_ARTIFACTS="$ROOT/target/test-artifacts"
@@ -89,6 +91,15 @@ export TEST_OIDC_PROVIDER_DIR="$ROOT/tests/support"
 
 export CARGO_TERM_COLOR=never
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+# What the PostgreSQL run covers: every test whose broker keeps state (the others test configuration, the
+# command line, the sources, or run on both databases already).
+PG_SUITE="chat:: video:: video_signaling:: recording_peers:: reports:: retention:: siem:: sessions:: limits:: \
+break_glass:: authorization:: cross_site:: media_peers:: crash:: phi_scan:: browser:: external_oidc:: nat:: s3::"
+if [ "${TEST_DATABASE:-}" = postgres ] && [ $# -gt 0 ]; then
+  log "cargo test on PostgreSQL (only: $*)"
+  cargo test --locked --all-features --test integration -- --test-threads=2 "$@"
+  exit 0
+fi
 if [ $# -gt 0 ]; then
   log "cargo test (only: $*)"
   cargo test --locked --all-targets --all-features -- --test-threads=2 "$@"
@@ -100,6 +111,8 @@ log "cargo clippy -D warnings"
 cargo clippy --all-targets --all-features --locked -- -D warnings
 log "cargo test"
 cargo test --locked --all-targets --all-features -- --test-threads=2
+log "the integration suite again, every broker on PostgreSQL"
+TEST_DATABASE=postgres cargo test --locked --all-features --test integration -- --test-threads=2 $PG_SUITE
 # After the tests, so nothing waits on the build lock (it rebuilds the crate without the load-tools feature).
 log "the README's first command, as written"
 ./scripts/check-readme.sh

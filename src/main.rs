@@ -516,6 +516,11 @@ async fn open_db(
         None => {
             let mut c = Config::default();
             c.server.data_dir = data_dir.unwrap_or_else(|| Path::new("./.examroom").to_path_buf());
+            // The demo's database, as `examroom dev` takes it: its data directory's SQLite file, or the
+            // override it was started with.
+            if let Ok(url) = std::env::var("EXAMROOM_DATABASE__URL") {
+                c.database.url = Some(secrecy::SecretString::from(url));
+            }
             c
         }
     };

@@ -14,7 +14,7 @@ const RECORDING: &str = "r0000000000000000000000b1";
 const WHY: &str = "patient collapsed during the visit; reviewing what was said for the ED team";
 
 async fn seed_recording(data: &std::path::Path) {
-    let url = secrecy::SecretString::from(format!("sqlite://{}", data.join("examroom.db").display()));
+    let url = secrecy::SecretString::from(crate::storage::database_url(data));
     let db = examroom::store::Db::connect(&url, Some(1)).await.unwrap();
     db.insert_recording(&examroom::store::NewRecording {
         id: RECORDING,

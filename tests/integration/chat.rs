@@ -230,13 +230,12 @@ pub async fn audit_denials(data: &Path) -> Vec<(String, String)> {
     .await
 }
 
-/// Rows of `sql` from a running dev broker's SQLite database, opened read-only beside it.
+/// Rows of `sql` from a running dev broker's database (SQLite beside it, or its PostgreSQL database).
 pub async fn query_db<T>(data: &Path, sql: &'static str) -> Vec<T>
 where
-    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
 {
-    let url = format!("sqlite://{}?mode=ro", data.join("examroom.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = crate::storage::pool(data).await;
     let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
     pool.close().await;
     rows
@@ -513,12 +512,7 @@ async fn emergencies_jump_the_queue_and_idle_chats_expire() {
     let _ = calm;
 
     // The nurse's transcript read was audited; message text never reached the logs.
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}?mode=ro",
-        data.join("examroom.db").display()
-    ))
-    .await
-    .unwrap();
+    let pool = crate::storage::pool(&data).await;
     let reads: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM audit_events WHERE action = 'conversation.read' AND outcome = 'success' AND role = 'nurse'",
     )

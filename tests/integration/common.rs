@@ -121,6 +121,12 @@ impl Broker {
     /// `args` (listen address, public URL) after `dev`; ready once it prints where it runs.
     pub fn dev_at(mut cmd: Command, data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Broker {
         cmd.arg("dev").args(args).arg("--data-dir").arg(data_dir);
+        // The suite's PostgreSQL run gives each broker its own database unless the test chose one.
+        if !env.iter().any(|(k, _)| *k == "EXAMROOM_DATABASE__URL")
+            && let Some(url) = crate::storage::suite_database(data_dir)
+        {
+            cmd.env("EXAMROOM_DATABASE__URL", url);
+        }
         cmd.envs(env.iter().copied());
         let (child, stdout, stderr) = spawn(cmd);
         let line = stdout
@@ -451,7 +457,18 @@ pub async fn op_id_token(op: &OidcProvider, client_id: &str, redirect_uri: &str,
 
 /// Runs the `examroom` command line; its exit code and everything it printed.
 pub fn examroom(args: &[&str]) -> (Option<i32>, String) {
-    let out = Broker::command().args(args).output().unwrap();
+    let mut cmd = Broker::command();
+    // A command on a dev broker's data directory uses that broker's database, as `examroom dev` was told.
+    if let Some(i) = args.iter().position(|a| *a == "--data-dir")
+        && let Some(dir) = args.get(i + 1)
+        && crate::storage::on_postgres()
+    {
+        cmd.env(
+            "EXAMROOM_DATABASE__URL",
+            crate::storage::database_url(Path::new(dir)),
+        );
+    }
+    let out = cmd.args(args).output().unwrap();
     (
         out.status.code(),
         format!(

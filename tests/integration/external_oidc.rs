@@ -105,12 +105,7 @@ async fn patient_session(url: &str, token: &str) -> (u16, Value) {
 }
 
 async fn audit_failures(data: &Path) -> Vec<String> {
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}?mode=ro",
-        data.join("examroom.db").display()
-    ))
-    .await
-    .unwrap();
+    let pool = crate::storage::pool(data).await;
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT reason FROM audit_events WHERE action = 'auth.patient_session' AND outcome = 'failure' ORDER BY seq",
     )

@@ -38,10 +38,8 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let url = SecretString::from(format!(
-        "sqlite://{}?mode=rwc",
-        data.join("examroom.db").display()
-    ));
+    crate::storage::suite_database(&data);
+    let url = SecretString::from(crate::storage::database_url(&data));
     let db = Db::connect(&url, Some(1)).await.unwrap();
     let store = LocalObjects::new(&data.join("recordings/objects")).unwrap();
     let year_2030 = 1_893_456_000_000; // 2030-01-01
@@ -120,12 +118,7 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
     let held = db.recording("r000000000000000000000002").await.unwrap().unwrap();
     assert_eq!(held.state, examroom::store::RecordingPhase::Stored);
     db.close().await;
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}?mode=ro",
-        data.join("examroom.db").display()
-    ))
-    .await
-    .unwrap();
+    let pool = crate::storage::pool(&data).await;
     let receipts: Vec<(String, String, String, String, String)> = sqlx::query_as(
         "SELECT resource, reason, actor, role, request_id FROM audit_events WHERE action = 'recording.deleted'",
     )

@@ -72,12 +72,7 @@ pub async fn receiver() -> (Shared, u16) {
 }
 
 async fn chain(data: &std::path::Path) -> Vec<String> {
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}?mode=ro",
-        data.join("examroom.db").display()
-    ))
-    .await
-    .unwrap();
+    let pool = crate::storage::pool(data).await;
     let hashes: Vec<(String,)> = sqlx::query_as("SELECT hash FROM audit_events ORDER BY seq")
         .fetch_all(&pool)
         .await

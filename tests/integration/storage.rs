@@ -35,6 +35,70 @@ pub async fn postgres_database() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
+/// Databases the brokers of the PostgreSQL run use, by data directory.
+static SUITE_DATABASES: std::sync::Mutex<std::collections::BTreeMap<std::path::PathBuf, String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Whether this run is the suite's PostgreSQL run (`TEST_DATABASE=postgres`, set by `scripts/test.sh`).
+pub fn on_postgres() -> bool {
+    std::env::var("TEST_DATABASE").as_deref() == Ok("postgres")
+}
+
+/// In the PostgreSQL run, the database of the broker whose data directory is `data` (created on its first
+/// start, kept across restarts), reached over the test cluster's Unix socket (a broker inside a network
+/// namespace reaches it too); `None` on SQLite.
+pub fn suite_database(data: &std::path::Path) -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    if let Some(url) = SUITE_DATABASES.lock().unwrap().get(data) {
+        return Some(url.clone());
+    }
+    let admin = std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL is required on PostgreSQL");
+    let socket = std::env::var("TEST_POSTGRES_SOCKET_DIR").expect("TEST_POSTGRES_SOCKET_DIR is required");
+    let name = format!("examroom_suite_{}", crate::common::random());
+    // The socket's name carries the cluster's port; tests inside a network namespace reach only the socket.
+    let port = url::Url::parse(&admin).unwrap().port().unwrap_or(5432);
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            &socket,
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ])
+        .args(["-qc", &format!("CREATE DATABASE {name}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let url = format!("postgres://postgres@localhost:{port}/{name}?host={socket}");
+    SUITE_DATABASES
+        .lock()
+        .unwrap()
+        .insert(data.to_path_buf(), url.clone());
+    Some(url)
+}
+
+/// The database of the broker whose data directory is `data`: its PostgreSQL database in that run, else its
+/// SQLite file.
+pub fn database_url(data: &std::path::Path) -> String {
+    SUITE_DATABASES
+        .lock()
+        .unwrap()
+        .get(data)
+        .cloned()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data.join("examroom.db").display()))
+}
+
+/// A pool on [`database_url`], for a test to read (or seed) what its broker stored.
+pub async fn pool(data: &std::path::Path) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(&database_url(data)).await.unwrap()
+}
+
 /// Runs `suite` against SQLite and, when available, PostgreSQL.
 async fn on_both<F, Fut>(suite: F)
 where

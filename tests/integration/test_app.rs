@@ -49,7 +49,11 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let url = format!("http://{addr}");
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut env: Vec<(String, String)> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        if let Some(db) = crate::storage::suite_database(&data) {
+            env.push(("EXAMROOM_DATABASE__URL".into(), db));
+        }
         let (config, idp) = examroom::dev::config(&data, &addr.to_string(), &url, &env).unwrap();
         let app = examroom::app::App::build(config, Some(idp)).await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
