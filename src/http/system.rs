@@ -28,6 +28,13 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    // In a cluster a node that does not hear the others would leave its sockets deaf to them.
+    if !app.messaging.bus_ready() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "bus": "not listening" })),
+        );
+    }
     match app.db.ping().await {
         Ok(()) => (
             StatusCode::OK,

@@ -6,6 +6,7 @@
 //! asks its sockets to reconnect (`close::RECONNECT`), and their `sync` replays what was missed.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
@@ -146,6 +147,7 @@ impl Messaging {
         if !self.cluster.is_shared() {
             return;
         }
+        let mut relisten = false;
         loop {
             let mut listener = loop {
                 match self.db.bus_listener().await {
@@ -157,8 +159,12 @@ impl Messaging {
                     _ = stop.wait_for(|s| *s) => return,
                 }
             };
-            // Whatever was published while this node was not listening is missed: its sockets resync.
-            self.hub.reset();
+            // Whatever was published while this node was not listening is missed: its sockets resync. (At
+            // start there is nothing to miss, and the node says it is ready only from here on.)
+            if std::mem::replace(&mut relisten, true) {
+                self.hub.reset();
+            }
+            self.bus_up.store(true, Ordering::Release);
             loop {
                 let item = tokio::select! {
                     item = listener.recv() => item,
@@ -167,16 +173,23 @@ impl Messaging {
                 match item {
                     Ok(BusItem::Event(payload)) => self.deliver_event(&payload).await,
                     Ok(BusItem::Gap) => {
-                        tracing::warn!("bus link lost and restored: sockets on this node reconnect");
-                        self.hub.reset();
+                        tracing::warn!("bus link lost: this node is not ready until it is back");
+                        break;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "bus link lost");
+                        tracing::warn!(error = %e, "bus link lost: this node is not ready until it is back");
                         break;
                     }
                 }
             }
+            self.bus_up.store(false, Ordering::Release);
         }
+    }
+
+    /// Whether frames from the other nodes reach this one (always on SQLite): `/readyz` says not ready while
+    /// they cannot, so a balancer sends nobody here.
+    pub fn bus_ready(&self) -> bool {
+        !self.cluster.is_shared() || self.bus_up.load(Ordering::Acquire)
     }
 
     async fn deliver_event(&self, payload: &str) {

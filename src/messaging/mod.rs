@@ -91,6 +91,8 @@ pub struct Messaging {
     /// The patient of each queued conversation, for the leader's position and reassurance frames.
     patients: std::sync::Mutex<HashMap<ConversationId, SubjectId>>,
     outbox: bus::Outbox,
+    /// Whether this node listens to the bus (see [`Messaging::bus_ready`]).
+    bus_up: AtomicBool,
     queues: HashMap<String, QueueConfig>,
     settings: MessagingConfig,
     /// Conversations whose people have had the idle warning, with the activity time it was given for (a later
@@ -159,6 +161,7 @@ impl Messaging {
             room_spec,
             patients: Default::default(),
             outbox: bus::Outbox::new(),
+            bus_up: AtomicBool::new(false),
             queues: queues.into_iter().map(|q| (q.name.clone(), q)).collect(),
             settings: config.messaging.clone(),
             warned: Mutex::new(HashMap::new()),

@@ -67,10 +67,15 @@ impl Ws {
 
     /// The next frame matching `pred` within five seconds; earlier non-matching frames stay pending.
     pub async fn wait(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_within(what, 5, pred).await
+    }
+
+    /// [`Ws::wait`] with its own limit.
+    pub async fn wait_within(&mut self, what: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
         if let Some(i) = self.pending.iter().position(&pred) {
             return self.pending.remove(i);
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let next = tokio::time::timeout_at(deadline, self.socket.next()).await;
             match next {
@@ -83,7 +88,10 @@ impl Ws {
                 }
                 Ok(Some(Ok(Message::Close(frame)))) => panic!("closed while waiting for {what}: {frame:?}"),
                 Ok(Some(Ok(_))) => {}
-                other => panic!("no {what} within 5 s (pending {:?}): {other:?}", self.pending),
+                other => panic!(
+                    "no {what} within {secs} s (pending {:?}): {other:?}",
+                    self.pending
+                ),
             }
         }
     }

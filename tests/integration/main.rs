@@ -9,6 +9,7 @@ mod break_glass;
 mod browser;
 mod chat;
 mod cluster;
+mod cluster_outage;
 mod common;
 mod config_cli;
 mod crash;

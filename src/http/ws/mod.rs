@@ -158,8 +158,13 @@ async fn run(
     let close_with = loop {
         tokio::select! {
             _ = recheck.tick() => {
-                if app.sessions.resolve(&token).await.is_err() {
-                    break Some((close::SESSION_ENDED, "session_ended"));
+                match app.sessions.resolve(&token).await {
+                    Ok(_) => {}
+                    // The database is unreachable: that ends nobody's session (the next re-check decides).
+                    Err(crate::auth::AuthError::Store(e)) => {
+                        tracing::warn!(error = %e, "session re-check deferred: the database is unavailable");
+                    }
+                    Err(_) => break Some((close::SESSION_ENDED, "session_ended")),
                 }
             }
             // Another's revocation, or a missed one (lagging): the re-check above still covers it.
