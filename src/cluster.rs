@@ -141,6 +141,7 @@ impl Cluster {
         self: Arc<Self>,
         media_addresses: String,
         load: Arc<dyn Fn() -> i64 + Send + Sync>,
+        gauges: (prometheus::IntGauge, prometheus::IntGaugeVec),
         mut stop: watch::Receiver<bool>,
     ) {
         if !self.is_shared() {
@@ -157,6 +158,13 @@ impl Cluster {
             };
             if let Err(e) = self.db.heartbeat(&row).await {
                 tracing::warn!(error = %e, "cluster heartbeat failed");
+            }
+            if let (Ok(nodes), Ok(leases)) = (self.live_nodes().await, self.leases().await) {
+                gauges.0.set(nodes.len() as i64);
+                gauges.1.reset();
+                for (name, _) in leases.iter().filter(|(_, holder)| *holder == self.node_id) {
+                    gauges.1.with_label_values(&[name.as_str()]).set(1);
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.heartbeat) => {}

@@ -122,7 +122,11 @@ pub async fn serve(
         .join(",");
         let hub = app.messaging.clone();
         let load: Arc<dyn Fn() -> i64 + Send + Sync> = Arc::new(move || hub.hub.connections() as i64);
-        |stop| cluster.clone().run_membership(media, load, stop)
+        let gauges = (
+            app.metrics.cluster_nodes.clone(),
+            app.metrics.cluster_leases.clone(),
+        );
+        |stop| cluster.clone().run_membership(media, load, gauges, stop)
     });
     if let Some(internal) = internal {
         let router = http::internal::router(app.clone());

@@ -2,7 +2,9 @@
 //! PHI or secrets. Metrics are Prometheus counters and histograms whose labels are route templates and reason
 //! codes, never identifiers.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LoggingConfig};
@@ -33,6 +35,10 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     pub audit_events: IntCounterVec,
     pub media: MediaMetrics,
+    /// Live nodes sharing the database (1 on SQLite), as this node last counted them.
+    pub cluster_nodes: IntGauge,
+    /// 1 for each lease (`routing`, each cluster-wide job) this node holds.
+    pub cluster_leases: IntGaugeVec,
 }
 
 /// The SFU's counters, shared with the media engine.
@@ -121,7 +127,23 @@ impl Metrics {
         registry
             .register(Box::new(http_duration.clone()))
             .expect("metric registered once");
+        let cluster_nodes =
+            IntGauge::new("cluster_nodes", "Live nodes sharing the database").expect("valid metric");
+        let cluster_leases = IntGaugeVec::new(
+            Opts::new("cluster_leases", "Leases this node holds (1), by lease"),
+            &["lease"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(cluster_nodes.clone()))
+            .expect("metric registered once");
+        registry
+            .register(Box::new(cluster_leases.clone()))
+            .expect("metric registered once");
+        cluster_nodes.set(1);
         Self {
+            cluster_nodes,
+            cluster_leases,
             media: MediaMetrics::new(&registry),
             registry,
             http_requests,

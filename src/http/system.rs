@@ -87,7 +87,31 @@ async fn status(State(app): State<AppState>, caller: Caller) -> Result<Json<serd
     )
     .await?;
     let head = app.db.audit_head().await?;
+    // Who is in the cluster and who holds what (a single node on SQLite holds everything without leases).
+    let cluster = if app.cluster.is_shared() {
+        let nodes = app
+            .cluster
+            .live_nodes()
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let leases = app
+            .cluster
+            .leases()
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        json!({
+            "node": app.cluster.node_id(),
+            "nodes": nodes.iter().map(|n| json!({
+                "node": n.node_id, "sockets": n.sockets, "media_addresses": n.media_addresses,
+                "heartbeat_age_ms": crate::clock::now_ms() - n.heartbeat_at,
+            })).collect::<Vec<_>>(),
+            "leases": leases.into_iter().map(|(name, holder)| (name, serde_json::Value::String(holder))).collect::<serde_json::Map<_, _>>(),
+        })
+    } else {
+        json!({ "node": app.cluster.node_id(), "nodes": [], "leases": {} })
+    };
     Ok(Json(json!({
+        "cluster": cluster,
         "version": env!("CARGO_PKG_VERSION"),
         "database": match app.db.backend() { Backend::Sqlite => "sqlite", Backend::Postgres => "postgres" },
         "uptime_seconds": app.started_at.elapsed().as_secs(),

@@ -369,6 +369,30 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
         .await
         .unwrap();
     assert_eq!(live_nodes, 3, "every node registered");
+    // Operators see it in each node's metrics: three nodes, and which leases this one holds.
+    let leader_metrics = format!("http://{}/metrics", addrs[leader_index]);
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = http
+            .get(&leader_metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("examroom_cluster_nodes 3")
+            && metrics.contains("examroom_cluster_leases{lease=\"routing\"} 1")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(metrics.contains("examroom_cluster_nodes 3"), "{metrics}");
+    assert!(
+        metrics.contains("examroom_cluster_leases{lease=\"routing\"} 1"),
+        "the leader says it leads"
+    );
 
     // The nurses sit on the two nodes that do not lead; patients come through the balancer to all three.
     let others: Vec<usize> = (0..3).filter(|i| *i != leader_index).collect();
