@@ -29,6 +29,7 @@ pub fn example_config(dir: &Path, database_url: &str) -> String {
         ("staff-client-secret", "staff-secret-for-tests\n".into()),
         ("kek-2026.hex", hex_key().into()),
         ("pseudonym.key", hex_key().into()),
+        ("cluster.key", hex_key().into()),
         ("turn-secret", hex_key().into()),
         ("s3-secret-key", "examroom-secret".into()),
         ("siem-secret", hex_key().into()),
@@ -169,6 +170,7 @@ fn the_shipped_example_is_valid_and_refused_without_turn() {
 /// someone joins video, which this test does not).
 fn filled(text: &str, broker_port: u16, issuer: &str, s3: &str) -> String {
     text.replace("127.0.0.1:8080", &format!("127.0.0.1:{broker_port}"))
+        .replace("10.0.0.10:9090", &format!("127.0.0.1:{}", free_port()))
         .replace("https://login.hospital.example", issuer)
         .replace("https://portal-login.hospital.example", issuer)
         .replace("client_id = \"examroom\"", "client_id = \"examroom-staff\"")
