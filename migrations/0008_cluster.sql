@@ -1,4 +1,5 @@
 -- Several brokers on one PostgreSQL database (docs/cluster.md). On SQLite (one node) these tables stay empty.
+-- Times here are the database's clock (milliseconds), so nodes' clocks need not agree.
 -- Membership: each node's row, refreshed by its heartbeat; a node whose heartbeat is older than
 -- `cluster.dead_after_seconds` is dead and its leases and nurses are taken over.
 CREATE TABLE cluster_nodes (
@@ -9,13 +10,11 @@ CREATE TABLE cluster_nodes (
     started_at BIGINT NOT NULL,
     heartbeat_at BIGINT NOT NULL
 );
--- Leases: one holder per name (the routing leader, each cluster-wide job) until `expires_at`; `epoch` grows each
--- time the holder changes, so a holder that lost and regained a lease knows to rebuild.
+-- Leases: one holder per name (the routing leader, each cluster-wide job) until `expires_at`.
 CREATE TABLE cluster_leases (
     name TEXT PRIMARY KEY,
     holder TEXT NOT NULL,
-    expires_at BIGINT NOT NULL,
-    epoch BIGINT NOT NULL
+    expires_at BIGINT NOT NULL
 );
 -- The waiting room's state beside the conversations' rows, written by the routing leader so that a new leader
 -- rebuilds it: who is ready (on which node), and the open offers (ended when a new leader takes over).

@@ -1,5 +1,6 @@
 //! Several brokers, one clinic (docs/cluster.md). Nodes sharing one PostgreSQL database find each other through
-//! their rows (a heartbeat every `cluster.heartbeat_seconds`; silent for `cluster.dead_after_seconds` is dead),
+//! their rows (a heartbeat every `cluster.heartbeat_seconds`; silent for `cluster.dead_after_seconds` is dead,
+//! both by the database's clock),
 //! divide the cluster's work through leases (one holder per name: the routing leader and each cluster-wide job,
 //! which move when their holder stops or dies), and call each other on an internal listener with requests signed
 //! by the shared cluster key. There is no consensus or gossip here: the database decides. On SQLite there is one
@@ -29,6 +30,8 @@ pub enum ClusterError {
     Key(String),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    #[error("HTTP client: {0}")]
+    Http(String),
     #[error("node {node} did not answer: {reason}")]
     Call { node: String, reason: String },
 }
@@ -78,7 +81,7 @@ impl Cluster {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| ClusterError::Key(format!("HTTP client: {e}")))?;
+            .map_err(|e| ClusterError::Http(e.to_string()))?;
         Ok(Self {
             node_id,
             db,
@@ -106,25 +109,24 @@ impl Cluster {
         let _ = self.internal_url.set(url);
     }
 
-    /// The nodes whose heartbeat is recent, by id.
+    /// The nodes whose heartbeat is recent (by the database's clock), by id; `heartbeat_at` is its age.
     pub async fn live_nodes(&self) -> Result<Vec<NodeRow>, ClusterError> {
-        let since = now_ms() - self.dead_after.as_millis() as i64;
-        Ok(self
-            .db
-            .nodes()
-            .await?
-            .into_iter()
-            .filter(|n| n.heartbeat_at >= since)
-            .collect())
+        Ok(self.db.live_nodes(self.dead_after.as_millis() as i64).await?)
     }
 
-    /// The internal URL of the node holding `lease`, if it is held.
+    /// The ids of [`Cluster::live_nodes`].
+    pub async fn live_node_ids(&self) -> Result<Vec<String>, ClusterError> {
+        Ok(self.live_nodes().await?.into_iter().map(|n| n.node_id).collect())
+    }
+
+    /// The live node holding `lease` and its internal URL, if any.
     pub async fn holder_url(&self, lease: &str) -> Result<Option<(String, String)>, ClusterError> {
-        let Some(holder) = self.db.lease_holder(lease, now_ms()).await? else {
+        let Some((_, holder)) = self.leases().await?.into_iter().find(|(name, _)| name == lease) else {
             return Ok(None);
         };
-        let nodes = self.db.nodes().await?;
-        Ok(nodes
+        Ok(self
+            .live_nodes()
+            .await?
             .into_iter()
             .find(|n| n.node_id == holder)
             .map(|n| (n.node_id, n.internal_url)))
@@ -132,7 +134,7 @@ impl Cluster {
 
     /// Every held lease `(name, holder)`, for the status page.
     pub async fn leases(&self) -> Result<Vec<(String, String)>, ClusterError> {
-        Ok(self.db.leases(now_ms()).await?)
+        Ok(self.db.leases().await?)
     }
 
     /// Keeps this node's row fresh (address, media addresses, `load()` sockets) until `stop`, then removes it.
@@ -154,12 +156,12 @@ impl Cluster {
                 media_addresses: media_addresses.clone(),
                 sockets: load(),
                 started_at: self.started_at,
-                heartbeat_at: now_ms(),
+                heartbeat_at: 0,
             };
             if let Err(e) = self.db.heartbeat(&row).await {
                 tracing::warn!(error = %e, "cluster heartbeat failed");
             }
-            if let (Ok(nodes), Ok(leases)) = (self.live_nodes().await, self.leases().await) {
+            if let (Ok(nodes), Ok(leases)) = (self.live_node_ids().await, self.leases().await) {
                 gauges.0.set(nodes.len() as i64);
                 gauges.1.reset();
                 for (name, _) in leases.iter().filter(|(_, holder)| *holder == self.node_id) {
@@ -194,13 +196,9 @@ impl Cluster {
     }
 
     async fn try_lease(&self, name: &str) -> Result<bool, StoreError> {
-        let now = now_ms();
-        let until = now + self.dead_after.as_millis() as i64;
-        Ok(self
-            .db
-            .acquire_lease(name, &self.node_id, now, until)
-            .await?
-            .is_some())
+        self.db
+            .acquire_lease(name, &self.node_id, self.dead_after.as_millis() as i64)
+            .await
     }
 
     async fn hold<F, Fut>(&self, name: &'static str, work: F, mut stop: watch::Receiver<bool>)
@@ -225,12 +223,15 @@ impl Cluster {
             }
             tracing::info!(lease = name, node = %self.node_id, "lease taken");
             let (job_stop, job_stop_rx) = watch::channel(false);
+            let taken = tokio::time::Instant::now();
             let mut job = tokio::spawn(work(job_stop_rx));
-            // Held until one heartbeat before it could expire by our clock: past that another node may take it.
+            // Ours until one heartbeat before it could expire (the renewal's own round trip included): past that
+            // another node may take it, so the work is stopped first.
             let margin = self.dead_after.saturating_sub(self.heartbeat);
-            let mut valid_until = tokio::time::Instant::now() + margin;
+            let mut valid_until = taken + margin;
             enum Turn {
                 Renew,
+                Expiring,
                 Stop,
                 Ended(Result<(), tokio::task::JoinError>),
             }
@@ -238,20 +239,30 @@ impl Cluster {
                 // Decided first, acted on after: the stop signal's guard must not live across an await.
                 let turn = tokio::select! {
                     _ = tokio::time::sleep(self.heartbeat) => Turn::Renew,
+                    _ = tokio::time::sleep_until(valid_until) => Turn::Expiring,
                     _ = stop.wait_for(|s| *s) => Turn::Stop,
                     result = &mut job => Turn::Ended(result),
                 };
+                let asked = tokio::time::Instant::now();
                 match turn {
                     Turn::Stop => break (false, None),
                     Turn::Ended(result) => break (false, Some(result)),
-                    Turn::Renew => match self.try_lease(name).await {
-                        Ok(true) => valid_until = tokio::time::Instant::now() + margin,
-                        Ok(false) => break (true, None),
-                        Err(e) if tokio::time::Instant::now() >= valid_until => {
-                            tracing::warn!(lease = name, error = %e, "lease could not be renewed in time");
+                    Turn::Expiring => {
+                        tracing::warn!(lease = name, "lease could not be renewed in time");
+                        break (true, None);
+                    }
+                    // A renewal that hangs (the database unreachable) must not outlast the lease.
+                    // Counted from before the call: the database's new expiry is no earlier than that.
+                    Turn::Renew => match tokio::time::timeout_at(valid_until, self.try_lease(name)).await {
+                        Ok(Ok(true)) => valid_until = asked + margin,
+                        Ok(Ok(false)) => break (true, None),
+                        Ok(Err(e)) => {
+                            tracing::warn!(lease = name, error = %e, "lease renewal failed; retrying")
+                        }
+                        Err(_) => {
+                            tracing::warn!(lease = name, "lease could not be renewed in time");
                             break (true, None);
                         }
-                        Err(_) => {}
                     },
                 }
             };
@@ -259,7 +270,8 @@ impl Cluster {
                 Some(result) => result,
                 None => {
                     let _ = job_stop.send(true);
-                    match tokio::time::timeout(Duration::from_secs(5), &mut job).await {
+                    // Within the heartbeat of margin left: a job that does not stop by then is aborted.
+                    match tokio::time::timeout(self.heartbeat, &mut job).await {
                         Ok(result) => result,
                         Err(_) => {
                             job.abort();
@@ -307,7 +319,11 @@ impl Cluster {
             }
             text
         };
-        let signature = crate::crypto::signature(self.key.expose_secret(), now_ms() / 1000, &body);
+        let signature = crate::crypto::signature(
+            self.key.expose_secret(),
+            now_ms() / 1000,
+            &signed(&self.node_id, path, &body),
+        );
         let response = self
             .http
             .post(format!("{}{path}", url.trim_end_matches('/')))
@@ -326,16 +342,25 @@ impl Cluster {
         Ok(bytes.to_vec())
     }
 
-    /// Whether a request to the internal listener was signed with the cluster key within the window.
-    pub fn verify(&self, signature: Option<&str>, body: &[u8]) -> bool {
-        signature.is_some_and(|s| {
-            crate::crypto::verify_signature(
-                self.key.expose_secret(),
-                s,
-                body,
-                now_ms() / 1000,
-                SIGNATURE_WINDOW_SECONDS,
-            )
-        })
+    /// Whether a request to the internal listener at `path` was signed by `node` with the cluster key within the
+    /// window (a copy replayed within it is possible: the calls it carries are idempotent or refused twice).
+    pub fn verify(&self, node: Option<&str>, path: &str, signature: Option<&str>, body: &[u8]) -> bool {
+        let (Some(node), Some(signature)) = (node, signature) else {
+            return false;
+        };
+        crate::crypto::verify_signature(
+            self.key.expose_secret(),
+            signature,
+            &signed(node, path, body),
+            now_ms() / 1000,
+            SIGNATURE_WINDOW_SECONDS,
+        )
     }
+}
+
+/// What a node-to-node signature covers: the calling node, the route and the body.
+fn signed(node: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let mut bytes = format!("{node}\n{path}\n").into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }

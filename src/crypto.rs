@@ -214,7 +214,8 @@ pub fn verify_signature(
     let (Some(t), Some(v1)) = (t, v1) else {
         return false;
     };
-    if (now_seconds - t).abs() > window_seconds {
+    // abs_diff: a forged `t` at the edge of i64 must not overflow.
+    if now_seconds.abs_diff(t) > window_seconds.unsigned_abs() {
         return false;
     }
     let mut mac =

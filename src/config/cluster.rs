@@ -12,7 +12,7 @@ use super::Problem;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// This node's name, unique in the cluster. Default: the host name and the public listener's port.
+    /// This node's name, unique in the cluster. Default: the host name and a random suffix (new at each start).
     pub node_id: Option<String>,
     /// Where other nodes reach this one (node-to-node requests only). Default `127.0.0.1:0` (one host).
     pub internal_listen: String,

@@ -42,13 +42,17 @@ pub fn deployment(c: &Config) -> Vec<Problem> {
 /// On PostgreSQL several nodes may share the database: a key each generates for itself would differ between
 /// them (messages sealed on one node unreadable on another, checkpoints under several keys, log pseudonyms that
 /// stop matching), so every key must come from a file all nodes are given.
-fn shared_keys(c: &Config) -> Vec<Problem> {
-    let postgres = match c.database_url() {
+/// Whether the configuration names PostgreSQL (several nodes may share it).
+fn is_postgres(c: &Config) -> bool {
+    match c.database_url() {
         Ok(url) => secrecy::ExposeSecret::expose_secret(&url).starts_with("postgres"),
         // An unreadable URL file is reported on its own; such a file holds a PostgreSQL password.
         Err(_) => c.database.url_file.is_some(),
-    };
-    if !postgres {
+    }
+}
+
+fn shared_keys(c: &Config) -> Vec<Problem> {
+    if !is_postgres(c) {
         return Vec::new();
     }
     let why = "with PostgreSQL every node must use the same key: name a file each node is given";
@@ -86,6 +90,18 @@ pub fn warnings(c: &Config) -> Vec<Problem> {
         .iter()
         .filter_map(|ip| ip.parse::<std::net::IpAddr>().ok())
         .all(|ip| ip.is_loopback());
+    let internal_local = c
+        .cluster
+        .internal_listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    if is_postgres(c) && !public_is_local && internal_local {
+        w.push(Problem::new(
+            "cluster.internal_listen",
+            "a loopback address on PostgreSQL: nodes on other hosts cannot reach this one (routing calls to it \
+             fail when it leads); bind the private network address",
+        ));
+    }
     if !public_is_local && loopback_only {
         w.push(Problem::new(
             "media.bind_ips",

@@ -1,29 +1,29 @@
 //! The internal listener (`cluster.internal_listen`): what other nodes of the cluster call, never served on the
 //! public listener. Every request carries the calling node's name and an HMAC of its body under the cluster key
-//! (`cluster::SIGNATURE_HEADER`); anything else is refused before it is parsed.
+//! and route (`cluster::SIGNATURE_HEADER`); anything else is refused before it is parsed.
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 
 use crate::app::AppState;
-use crate::cluster::SIGNATURE_HEADER;
+use crate::cluster::{NODE_HEADER, SIGNATURE_HEADER};
 use crate::messaging::routing::{ROUTING_PATH, RoutingCommand};
 
 pub fn router(app: AppState) -> Router {
-    Router::new()
-        .route(ROUTING_PATH, post(routing))
-        .route("/internal/v1/healthz", get(|| async { "ok" }))
-        .with_state(app)
+    Router::new().route(ROUTING_PATH, post(routing)).with_state(app)
 }
 
 /// A routing call forwarded by a node that does not lead.
 async fn routing(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    if !app.cluster.verify(signature, &body) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if !app
+        .cluster
+        .verify(header(NODE_HEADER), ROUTING_PATH, header(SIGNATURE_HEADER), &body)
+    {
         tracing::warn!("unsigned or mis-signed node-to-node request refused");
         return (StatusCode::UNAUTHORIZED, "signature required").into_response();
     }

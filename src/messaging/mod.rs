@@ -283,7 +283,9 @@ impl Messaging {
             };
             self.send_message(&self.recipients(c), &c.id, outcome.message.seq, frame);
             if sender == &c.patient && self.mentions_emergency(body) {
-                self.send_to(
+                // To the socket that said it (this node's): what a patient wrote about their health does not go
+                // on the bus, not even as this notice.
+                self.hub.send(
                     sender,
                     ServerFrame::Emergency {
                         conversation_id: c.id.clone(),
@@ -292,10 +294,13 @@ impl Messaging {
                 );
                 if c.state == ConversationState::Waiting {
                     self.db.boost_conversation(&c.id, EMERGENCY_BOOST).await?;
-                    self.route(RoutingCommand::Boost {
+                    // The message is stored and delivered either way; the boost is in the row for a new leader.
+                    let boost = RoutingCommand::Boost {
                         conversation: c.id.clone(),
-                    })
-                    .await?;
+                    };
+                    if let Err(e) = self.route(boost).await {
+                        tracing::warn!(error = %e, "emergency boost not routed yet");
+                    }
                 }
             }
         }
@@ -318,7 +323,17 @@ impl Messaging {
         limit: i64,
     ) -> Result<Vec<Message>, MessagingError> {
         proof.require(&["conversation.read"])?;
-        let c = proof.resource();
+        self.read_messages(proof.resource(), after_seq, limit).await
+    }
+
+    /// Decrypted messages of `c` after `after_seq` (no proof: callers either hold one or deliver to the
+    /// conversation's own people).
+    async fn read_messages(
+        &self,
+        c: &ConversationRow,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<Message>, MessagingError> {
         let data_key =
             self.keyring
                 .unwrap_data_key(&c.kek_id, &c.wrapped_key, &format!("conversation:{}", c.id))?;
@@ -392,8 +407,9 @@ impl Messaging {
 
     fn done(reply: RoutingReply) -> Result<(), MessagingError> {
         match reply {
+            RoutingReply::Done => Ok(()),
             RoutingReply::Refused { .. } => Err(MessagingError::Routing(RoutingError::NoSuchOffer)),
-            _ => Ok(()),
+            _ => Err(MessagingError::RoutingUnavailable),
         }
     }
 
@@ -455,25 +471,13 @@ impl Messaging {
         let Some(c) = self.db.conversation(conversation).await? else {
             return Ok(None);
         };
-        let Some(row) = self
-            .db
-            .messages_after(&c.id, seq - 1, 1)
-            .await?
-            .into_iter()
-            .next()
-        else {
-            return Ok(None);
-        };
-        let data_key =
-            self.keyring
-                .unwrap_data_key(&c.kek_id, &c.wrapped_key, &format!("conversation:{}", c.id))?;
-        let plain = data_key.open(&row.body, &aad(&c.id, row.seq))?;
-        Ok(Some(ServerFrame::Message {
+        let message = self.read_messages(&c, seq - 1, 1).await?.into_iter().next();
+        Ok(message.map(|m| ServerFrame::Message {
             conversation_id: c.id.clone(),
-            seq: row.seq,
-            sender_role: row.sender_role,
-            body: Pii::new(String::from_utf8_lossy(&plain).into_owned()),
-            at: timestamp(row.at_ms),
+            seq: m.seq,
+            sender_role: m.sender_role,
+            body: m.body,
+            at: timestamp(m.at_ms),
         }))
     }
 

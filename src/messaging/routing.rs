@@ -23,7 +23,7 @@ pub const ROUTING_PATH: &str = "/internal/v1/routing";
 const RECONCILE_EVERY_MS: i64 = 5_000;
 
 /// A routing call, as a follower forwards it to the leader.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum RoutingCommand {
     /// The conversation's row is waiting: put it in its queue (idempotent).
@@ -85,7 +85,11 @@ impl Messaging {
     pub async fn route(&self, command: RoutingCommand) -> Result<RoutingReply, MessagingError> {
         for attempt in 0..4 {
             if self.leading.load(Ordering::Acquire) {
-                return Ok(self.execute(command).await);
+                match self.execute(command.clone()).await {
+                    // Resigned meanwhile: ask the new leader.
+                    RoutingReply::NotLeader => continue,
+                    reply => return Ok(reply),
+                }
             }
             if attempt > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
@@ -130,15 +134,40 @@ impl Messaging {
             },
             _ => None,
         };
+        // Presence is stored first too: a new leader finds who is ready in these rows.
+        if let RoutingCommand::Available {
+            nurse,
+            skills,
+            available,
+            node,
+        } = &command
+        {
+            let stored = if *available {
+                self.db
+                    .set_presence(&PresenceRow {
+                        nurse: nurse.as_str().to_string(),
+                        skills: serde_json::to_string(skills).expect("skills serialise"),
+                        node_id: node.clone(),
+                        since: now,
+                    })
+                    .await
+            } else {
+                self.db.clear_presence(nurse.as_str()).await
+            };
+            if let Err(e) = stored {
+                tracing::warn!(error = %e, "nurse presence not stored");
+            }
+        }
         let effects = {
             let mut room = self.room.lock().await;
+            // Resigned while this call waited for the core: the caller asks the new leader.
+            if !self.leading.load(Ordering::Acquire) {
+                return RoutingReply::NotLeader;
+            }
             match command {
                 RoutingCommand::Enqueue { .. } => match enqueued {
                     Some(c) if c.state == ConversationState::Waiting && !room.is_assigned(&c.id) => {
-                        self.patients
-                            .lock()
-                            .expect("patients lock")
-                            .insert(c.id.clone(), c.patient.clone());
+                        self.remember_patient(&c);
                         match room.enqueue(c.id, &c.queue, c.priority_boost, c.enqueued_at, now) {
                             Ok(effects) => effects,
                             Err(e) => return refused(e),
@@ -151,25 +180,8 @@ impl Messaging {
                     nurse,
                     skills,
                     available,
-                    node,
-                } => {
-                    let stored = if available {
-                        self.db
-                            .set_presence(&PresenceRow {
-                                nurse: nurse.as_str().to_string(),
-                                skills: serde_json::to_string(&skills).expect("skills serialise"),
-                                node_id: node,
-                                since: now,
-                            })
-                            .await
-                    } else {
-                        self.db.clear_presence(nurse.as_str()).await
-                    };
-                    if let Err(e) = stored {
-                        tracing::warn!(error = %e, "nurse presence not stored");
-                    }
-                    room.set_available(&nurse, &skills, available, now)
-                }
+                    ..
+                } => room.set_available(&nurse, &skills, available, now),
                 RoutingCommand::Accept { nurse, conversation } => {
                     match room.accept(&nurse, &conversation, now) {
                         Ok(effects) => effects,
@@ -219,52 +231,41 @@ impl Messaging {
     /// lease's worker (and at start on SQLite, where this node is the only one).
     pub async fn lead(&self) -> Result<(), MessagingError> {
         let now = now_ms();
-        let mut room = self.room.lock().await;
-        *room = self.fresh_room();
-        self.patients.lock().expect("patients lock").clear();
+        // Everything is read first and the core built aside: a failure here leaves nothing half done.
+        let mut room = self.fresh_room();
         for q in self.queues.keys() {
             for ms in self.db.recent_handle_times(q, 20).await?.into_iter().rev() {
                 room.record_handle_time(q, ms);
             }
         }
-        for c in self.db.open_conversations().await? {
+        let open = self.db.open_conversations().await?;
+        // On one node nobody is connected yet at start; in a cluster only nurses on live nodes stay ready.
+        let live = self.live_node_ids().await?;
+        let presences = self.db.presences().await?;
+        self.patients.lock().expect("patients lock").clear();
+        for c in open {
             match (c.state, &c.nurse) {
                 (ConversationState::Assigned, Some(nurse)) => room.restore_assignment(nurse, c.id.clone()),
                 (ConversationState::Waiting, _) if self.queues.contains_key(&c.queue) => {
+                    self.remember_patient(&c);
                     let _ = room.enqueue(c.id.clone(), &c.queue, c.priority_boost, c.enqueued_at, now)?;
-                    self.patients
-                        .lock()
-                        .expect("patients lock")
-                        .insert(c.id.clone(), c.patient.clone());
                 }
                 _ => {}
             }
         }
-        // The previous leader's offers: ended, then routed afresh below.
-        let stale = self.db.take_offers().await?;
-        let live: Vec<String> = if self.cluster.is_shared() {
-            self.cluster
-                .live_nodes()
-                .await
-                .map_err(|e| MessagingError::Cluster(e.to_string()))?
-                .into_iter()
-                .map(|n| n.node_id)
-                .collect()
-        } else {
-            Vec::new()
-        };
         let mut effects = Vec::new();
-        for p in self.db.presences().await? {
-            // On one node nobody is connected yet at start; in a cluster only nurses on live nodes stay ready.
-            if !live.contains(&p.node_id) {
-                self.db.clear_presence(&p.nurse).await?;
-                continue;
+        for p in presences {
+            if live.contains(&p.node_id) {
+                let skills: Vec<String> = serde_json::from_str(&p.skills).unwrap_or_default();
+                effects.extend(room.set_available(&SubjectId::new(p.nurse), &skills, true, now));
+            } else if let Err(e) = self.db.clear_presence(&p.nurse).await {
+                tracing::warn!(error = %e, "presence of a nurse on a dead node not cleared");
             }
-            let skills: Vec<String> = serde_json::from_str(&p.skills).unwrap_or_default();
-            effects.extend(room.set_available(&SubjectId::new(p.nurse), &skills, true, now));
         }
+        // The previous leader's offers are ended (the core routes those conversations afresh): the last step.
+        let stale = self.db.take_offers().await?;
+        *self.room.lock().await = room;
         self.leading.store(true, Ordering::Release);
-        drop(room);
         for (conversation, nurse) in stale {
             self.send_to(
                 &SubjectId::new(nurse),
@@ -277,6 +278,24 @@ impl Messaging {
         self.apply(effects).await;
         tracing::info!(node = %self.cluster.node_id(), "leading the waiting room");
         Ok(())
+    }
+
+    /// The live nodes' ids (none on SQLite, where no presence row names a node that is not this one's past).
+    async fn live_node_ids(&self) -> Result<Vec<String>, MessagingError> {
+        if !self.cluster.is_shared() {
+            return Ok(Vec::new());
+        }
+        self.cluster
+            .live_node_ids()
+            .await
+            .map_err(|e| MessagingError::Cluster(e.to_string()))
+    }
+
+    fn remember_patient(&self, c: &crate::store::ConversationRow) {
+        self.patients
+            .lock()
+            .expect("patients lock")
+            .insert(c.id.clone(), c.patient.clone());
     }
 
     /// Stops leading (the lease was lost or the node stops): the core is emptied, calls are forwarded.
@@ -297,6 +316,15 @@ impl Messaging {
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
+        // However this work ends (told to stop, or aborted mid-call when the lease ran out), this node stops
+        // leading; the next `lead` rebuilds the core.
+        struct Resign(Arc<Messaging>);
+        impl Drop for Resign {
+            fn drop(&mut self) {
+                self.0.leading.store(false, Ordering::Release);
+            }
+        }
+        let _resign = Resign(self.clone());
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         let mut reconciled = now_ms();
         loop {
@@ -319,7 +347,8 @@ impl Messaging {
 
     /// What a forward that failed could have left out: waiting rows the core does not know, conversations the
     /// core still queues though their rows left the queue, and nurses still ready on nodes that died. The rows
-    /// are read under the core's lock, as a command would, so no call in flight is undone.
+    /// are read under the core's lock (one query every few seconds), so a conversation queued by a command in
+    /// between is not taken for one that left.
     async fn reconcile(&self) -> Result<(), MessagingError> {
         let now = now_ms();
         let effects = {
@@ -339,10 +368,7 @@ impl Messaging {
             }
             for c in waiting {
                 if !room.is_assigned(&c.id) {
-                    self.patients
-                        .lock()
-                        .expect("patients lock")
-                        .insert(c.id.clone(), c.patient.clone());
+                    self.remember_patient(&c);
                     effects.extend(room.enqueue(c.id, &c.queue, c.priority_boost, c.enqueued_at, now)?);
                 }
             }
@@ -352,14 +378,7 @@ impl Messaging {
         if !self.cluster.is_shared() {
             return Ok(());
         }
-        let live: Vec<String> = self
-            .cluster
-            .live_nodes()
-            .await
-            .map_err(|e| MessagingError::Cluster(e.to_string()))?
-            .into_iter()
-            .map(|n| n.node_id)
-            .collect();
+        let live = self.live_node_ids().await?;
         for p in self.db.presences().await? {
             if !live.contains(&p.node_id) {
                 tracing::info!(node = %p.node_id, "a nurse's node died: no longer ready");
@@ -378,13 +397,20 @@ impl Messaging {
     /// Applies the routing core's effects: database changes and frames to the people concerned.
     pub(super) async fn apply(&self, effects: Vec<Effect>) {
         for effect in effects {
-            if let Err(e) = self.apply_one(effect).await {
-                tracing::error!(error = %e, "could not apply a routing effect");
+            match self.apply_one(effect).await {
+                Ok(None) => {}
+                // The core's view was behind the rows: tell it (boxed: `execute` applies effects in turn).
+                Ok(Some(follow_up)) => {
+                    Box::pin(self.execute(follow_up)).await;
+                }
+                Err(e) => tracing::error!(error = %e, "could not apply a routing effect"),
             }
         }
     }
 
-    async fn apply_one(&self, effect: Effect) -> Result<(), MessagingError> {
+    /// Applies one effect; returns a command for the core when the rows say the effect no longer holds (the
+    /// conversation ended meanwhile).
+    async fn apply_one(&self, effect: Effect) -> Result<Option<RoutingCommand>, MessagingError> {
         let now = now_ms();
         match effect {
             Effect::Offer {
@@ -392,7 +418,8 @@ impl Messaging {
                 conversation,
                 expires_at,
             } => {
-                if let Some(c) = self.db.conversation(&conversation).await? {
+                let row = self.db.conversation(&conversation).await?;
+                if let Some(c) = row.filter(|c| c.state == ConversationState::Waiting) {
                     self.db
                         .record_offer(c.id.as_str(), nurse.as_str(), expires_at)
                         .await?;
@@ -406,6 +433,8 @@ impl Messaging {
                             waited_seconds: ((now - c.enqueued_at).max(0) / 1000) as u64,
                         },
                     );
+                } else {
+                    return Ok(Some(RoutingCommand::Cancel { conversation }));
                 }
             }
             Effect::OfferEnded {
@@ -443,6 +472,9 @@ impl Messaging {
                             conversation_id: c.id.clone(),
                         },
                     );
+                } else {
+                    // It ended before the assignment was stored: the nurse gets her place back.
+                    return Ok(Some(RoutingCommand::Cancel { conversation }));
                 }
             }
             Effect::Position {
@@ -485,7 +517,7 @@ impl Messaging {
             }
             Effect::NurseState { nurse, state } => self.send_to(&nurse, ServerFrame::Presence { state }),
         }
-        Ok(())
+        Ok(None)
     }
 
     /// A frame for a waiting conversation's patient (known from when it was queued; else read).

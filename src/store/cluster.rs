@@ -7,6 +7,10 @@ use sqlx::postgres::PgListener;
 
 use super::{Backend, Db, StoreError};
 
+/// The database's clock in milliseconds (PostgreSQL): leases and heartbeats are stamped and compared with it, so
+/// the nodes' own clocks need not agree.
+const DB_NOW: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+
 /// The channel every node listens on.
 const BUS_CHANNEL: &str = "examroom_bus";
 /// Notifications per statement when publishing a batch.
@@ -19,6 +23,7 @@ pub struct NodeRow {
     pub media_addresses: String,
     pub sockets: i64,
     pub started_at: i64,
+    /// When written, ignored (the database stamps it); when read, how long ago it was (ms).
     pub heartbeat_at: i64,
 }
 
@@ -32,34 +37,36 @@ pub struct PresenceRow {
 }
 
 impl Db {
-    /// Registers this node or refreshes its heartbeat and load.
+    /// Registers this node or refreshes its heartbeat and load (stamped with the database's clock).
     pub async fn heartbeat(&self, n: &NodeRow) -> Result<(), StoreError> {
-        sqlx::query(
+        let sql = format!(
             "INSERT INTO cluster_nodes (node_id, internal_url, media_addresses, sockets, started_at, heartbeat_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+             VALUES ($1, $2, $3, $4, $5, {DB_NOW}) \
              ON CONFLICT (node_id) DO UPDATE SET internal_url = excluded.internal_url, \
              media_addresses = excluded.media_addresses, sockets = excluded.sockets, \
-             started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
-        )
-        .bind(&n.node_id)
-        .bind(&n.internal_url)
-        .bind(&n.media_addresses)
-        .bind(n.sockets)
-        .bind(n.started_at)
-        .bind(n.heartbeat_at)
-        .execute(self.pool())
-        .await?;
+             started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&n.node_id)
+            .bind(&n.internal_url)
+            .bind(&n.media_addresses)
+            .bind(n.sockets)
+            .bind(n.started_at)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
-    /// Every registered node, live or not, by id.
-    pub async fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT node_id, internal_url, media_addresses, sockets, started_at, heartbeat_at \
-             FROM cluster_nodes ORDER BY node_id",
-        )
-        .fetch_all(self.pool())
-        .await?;
+    /// The nodes that heartbeat within the last `within_ms`, by id; `heartbeat_at` is returned as the age.
+    pub async fn live_nodes(&self, within_ms: i64) -> Result<Vec<NodeRow>, StoreError> {
+        let sql = format!(
+            "SELECT node_id, internal_url, media_addresses, sockets, started_at, {DB_NOW} - heartbeat_at \
+             FROM cluster_nodes WHERE heartbeat_at >= {DB_NOW} - $1 ORDER BY node_id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(within_ms)
+            .fetch_all(self.pool())
+            .await?;
         rows.into_iter()
             .map(|r| {
                 Ok(NodeRow {
@@ -74,43 +81,31 @@ impl Db {
             .collect()
     }
 
-    /// A node that stopped cleanly says so at once instead of waiting to be declared dead.
+    /// A node that stopped cleanly says so at once instead of waiting to be declared dead (its leased work
+    /// releases its own leases as it stops).
     pub async fn leave_cluster(&self, node_id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM cluster_nodes WHERE node_id = $1")
-            .bind(node_id)
-            .execute(self.pool())
-            .await?;
-        sqlx::query("DELETE FROM cluster_leases WHERE holder = $1")
             .bind(node_id)
             .execute(self.pool())
             .await?;
         Ok(())
     }
 
-    /// Takes or renews the lease `name` for `holder` until `expires_at`, if it is free, expired (before `now`) or
-    /// already `holder`'s. Returns the lease's epoch when held; the epoch grows each time the holder changes.
-    pub async fn acquire_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO cluster_leases (name, holder, expires_at, epoch) VALUES ($1, $2, $3, 1) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, \
-             epoch = CASE WHEN cluster_leases.holder = excluded.holder THEN cluster_leases.epoch \
-                          ELSE cluster_leases.epoch + 1 END \
-             WHERE cluster_leases.holder = excluded.holder OR cluster_leases.expires_at < $4 \
-             RETURNING epoch",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(expires_at)
-        .bind(now)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    /// Takes or renews the lease `name` for `holder` for `ttl_ms` (by the database's clock), if it is free,
+    /// expired or already `holder`'s. Returns whether `holder` holds it.
+    pub async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<bool, StoreError> {
+        let sql = format!(
+            "INSERT INTO cluster_leases (name, holder, expires_at) VALUES ($1, $2, {DB_NOW} + $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE cluster_leases.holder = excluded.holder OR cluster_leases.expires_at < {DB_NOW}"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .bind(holder)
+            .bind(ttl_ms)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Gives a lease up (a node stopping), so another takes it at once.
@@ -123,23 +118,13 @@ impl Db {
         Ok(())
     }
 
-    /// Who holds `name` at `now`, if anyone.
-    pub async fn lease_holder(&self, name: &str, now: i64) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT holder FROM cluster_leases WHERE name = $1 AND expires_at >= $2")
-            .bind(name)
-            .bind(now)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
-    }
-
     /// Every lease currently held, `(name, holder)`.
-    pub async fn leases(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT name, holder FROM cluster_leases WHERE expires_at >= $1 ORDER BY name")
-                .bind(now)
-                .fetch_all(self.pool())
-                .await?;
+    pub async fn leases(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let sql =
+            format!("SELECT name, holder FROM cluster_leases WHERE expires_at >= {DB_NOW} ORDER BY name");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
         rows.into_iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()

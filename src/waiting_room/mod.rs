@@ -220,6 +220,8 @@ impl WaitingRoom {
         let mut effects = Vec::new();
         self.waiting.retain(|w| &w.conversation != conversation);
         for (id, nurse) in &mut self.nurses {
+            // Accepted, but it ended before the assignment was stored: the nurse gets her place back.
+            nurse.active.remove(conversation);
             if nurse.offer.as_ref().is_some_and(|(c, _)| c == conversation) {
                 nurse.offer = None;
                 effects.push(Effect::OfferEnded {

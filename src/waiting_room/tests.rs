@@ -224,3 +224,15 @@ fn going_away_withdraws_the_offer() {
     }));
     assert_eq!(r.presence(&nurse("n1"), 5), Presence::Away);
 }
+
+#[test]
+fn a_conversation_cancelled_after_its_accept_frees_the_nurse() {
+    let mut r = room();
+    r.set_available(&nurse("n1"), &[], true, 0);
+    r.enqueue(conv(1), "triage", 0, 0, 0).unwrap();
+    r.accept(&nurse("n1"), &conv(1), 10).unwrap();
+    assert!(r.is_assigned(&conv(1)));
+    r.cancel(&conv(1), 20);
+    assert!(!r.is_assigned(&conv(1)));
+    assert_eq!(r.presence(&nurse("n1"), 20), Presence::Ready);
+}

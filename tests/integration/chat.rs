@@ -37,18 +37,13 @@ impl Ws {
     }
 
     pub async fn connect(url: &str, cookie: Option<&str>) -> Ws {
-        Ws::connect_at(url, url, cookie).await
-    }
-
-    /// A socket to `url` from a page at `origin` (a node behind a load balancer whose public URL is `origin`).
-    pub async fn connect_at(url: &str, origin: &str, cookie: Option<&str>) -> Ws {
         let mut req = format!("{}/api/v1/ws", url.replace("http://", "ws://"))
             .into_client_request()
             .unwrap();
         if let Some(c) = cookie {
             // A browser names the page's origin; the broker refuses a cookie socket that does not.
             req.headers_mut().insert("cookie", c.parse().unwrap());
-            req.headers_mut().insert("origin", origin.parse().unwrap());
+            req.headers_mut().insert("origin", url.parse().unwrap());
         }
         let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
         Ws {

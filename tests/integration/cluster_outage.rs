@@ -208,7 +208,8 @@ async fn a_database_restart_makes_nodes_not_ready_and_loses_nothing_acknowledged
     pg.up();
     wait_ready(&one, 200).await;
     wait_ready(&two, 200).await;
-    // Sockets that were told to reconnect (their node's bus link broke) come back and sync.
+    // The sockets were told to reconnect (their node's bus link broke and came back): they do, and sync.
+    assert_eq!(patient.close_code().await, 4012);
     let mut patient = Ws::patient(&one, &token).await;
     let mut nurse = Ws::staff(&two, &cookie).await;
     for i in 10..20 {

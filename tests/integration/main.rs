@@ -10,6 +10,7 @@ mod browser;
 mod chat;
 mod cluster;
 mod cluster_outage;
+mod cluster_support;
 mod common;
 mod config_cli;
 mod crash;

@@ -1,0 +1,279 @@
+//! What the cluster tests share: HAProxy in front of the nodes, raw sockets that read frames concurrently (a nurse
+//! accepting offers while patients chat), patient sessions for new portal subjects, and the lease table.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::common::client;
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// HAProxy in the foreground, stopped by its PID.
+pub struct Haproxy(Child);
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn haproxy(dir: &Path, port: u16, nodes: &[String]) -> Haproxy {
+    let servers: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| format!("  server n{i} {addr} check"))
+        .collect();
+    let config = format!(
+        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n  timeout tunnel 1h\n  \
+         option redispatch\n  retries 2\n  default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions\n\
+         frontend public\n  bind 127.0.0.1:{port}\n  maxconn 4000\n  acl sign_in path_beg /dev-idp/ /auth/\n  \
+         use_backend sign_in if sign_in\n  default_backend nodes\n\
+         backend nodes\n  balance roundrobin\n  option httpchk\n  \
+         http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host localhost\n  http-check expect status 200\n{}\n\
+         backend sign_in\n  server first {}\n",
+        servers.join("\n"),
+        nodes[0]
+    );
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, config).unwrap();
+    let check = Command::new("haproxy")
+        .arg("-c")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let child = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Haproxy(child)
+}
+
+pub async fn socket(url: &str, origin: &str, cookie: Option<&str>) -> Socket {
+    let mut req = format!("{}/api/v1/ws", url.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    if let Some(c) = cookie {
+        req.headers_mut().insert("cookie", c.parse().unwrap());
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+pub async fn send(ws: &mut Socket, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// The next frame satisfying `pred` (others are dropped), or `None` after `secs` or when the socket closes.
+pub async fn next_where(ws: &mut Socket, secs: u64, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if pred(&v) {
+                    return Some(v);
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => return None,
+        }
+    }
+}
+
+/// What a nurse's socket saw.
+#[derive(Default)]
+pub struct NurseLog {
+    /// Offers in the order they came.
+    pub offers: Vec<String>,
+    pub assigned: Vec<String>,
+    /// Patient messages by (conversation, seq): how often each arrived.
+    pub messages: HashMap<(String, i64), u32>,
+}
+
+/// A nurse on `url` (a node, directly): ready when `ready`, accepts every offer, answers each patient message.
+pub fn nurse(
+    url: String,
+    origin: String,
+    cookie: String,
+    log: Arc<Mutex<NurseLog>>,
+) -> tokio::sync::mpsc::Sender<&'static str> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(4);
+    tokio::spawn(async move {
+        let mut ws = socket(&url, &origin, Some(&cookie)).await;
+        next_where(&mut ws, 10, |v| v["type"] == "welcome")
+            .await
+            .expect("nurse welcome");
+        loop {
+            tokio::select! {
+                state = rx.recv() => match state {
+                    Some(state) => send(&mut ws, json!({"v": 1, "type": "presence", "state": state})).await,
+                    None => return,
+                },
+                frame = ws.next() => {
+                    let Some(Ok(Message::Text(t))) = frame else {
+                        if frame.is_none() { return; }
+                        continue;
+                    };
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    let conversation = v["conversation_id"].as_str().unwrap_or_default().to_string();
+                    match v["type"].as_str().unwrap_or_default() {
+                        "offer" => {
+                            log.lock().unwrap().offers.push(conversation.clone());
+                            send(&mut ws, json!({"v": 1, "type": "accept", "conversation_id": conversation})).await;
+                        }
+                        "assigned" => log.lock().unwrap().assigned.push(conversation),
+                        "message" if v["sender_role"] == "patient" => {
+                            let seq = v["seq"].as_i64().unwrap();
+                            let first = {
+                                let mut log = log.lock().unwrap();
+                                let n = log.messages.entry((conversation.clone(), seq)).or_default();
+                                *n += 1;
+                                *n == 1
+                            };
+                            if first {
+                                send(&mut ws, json!({"v": 1, "type": "send", "conversation_id": conversation,
+                                    "idempotency_key": format!("reply-{conversation}-{seq}"), "body": "Hello, how can I help?"})).await;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
+/// A patient session for a new portal subject (an ID token signed with the development provider's key).
+pub async fn patient_session(lb: &str, data: &Path, kid: &str, subject: &str) -> String {
+    let pem = std::fs::read_to_string(data.join("dev-idp/signing-key.pem")).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.to_string());
+    let claims = json!({"iss": format!("{lb}/dev-idp"), "sub": subject, "aud": "clinic-portal", "iat": now, "exp": now + 3600});
+    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let resp = client()
+        .post(format!("{lb}/api/v1/patient/sessions"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    resp.json::<Value>().await.unwrap()["session_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+pub async fn patient_socket(lb: &str, token: &str) -> Socket {
+    patient_welcome(lb, token).await.0
+}
+
+pub async fn patient_welcome(lb: &str, token: &str) -> (Socket, Value) {
+    let mut ws = socket(lb, lb, None).await;
+    send(&mut ws, json!({"v": 1, "type": "auth", "token": token})).await;
+    let welcome = next_where(&mut ws, 10, |v| v["type"] == "welcome")
+        .await
+        .expect("patient welcome");
+    (ws, welcome)
+}
+
+pub async fn start(ws: &mut Socket, key: &str) -> String {
+    send(
+        ws,
+        json!({"v": 1, "type": "start", "queue": "triage", "idempotency_key": key}),
+    )
+    .await;
+    let c = next_where(ws, 10, |v| v["type"] == "conversation")
+        .await
+        .expect("conversation");
+    c["conversation"]["conversation_id"].as_str().unwrap().to_string()
+}
+
+/// One patient's visit: start, wait for a nurse, say hello, get the answer. Returns the conversation and the
+/// sequence numbers of every message frame seen (each must appear once).
+pub async fn visit(lb: String, token: String, i: usize) -> Result<(String, Vec<i64>), String> {
+    let mut ws = patient_socket(&lb, &token).await;
+    let conversation = start(&mut ws, &format!("start-{i}")).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let c = conversation.clone();
+        if next_where(&mut ws, 5, |v| {
+            v["type"] == "assigned" && v["conversation_id"] == c.as_str()
+        })
+        .await
+        .is_some()
+        {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(conversation);
+        }
+        // Closed (a socket that falls behind under the burst of position updates is told to reconnect) or
+        // quiet: a fresh socket's welcome says where the chat stands.
+        let (fresh, welcome) = patient_welcome(&lb, &token).await;
+        ws = fresh;
+        let assigned = welcome["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["conversation_id"] == conversation.as_str() && c["state"] == "assigned");
+        if assigned {
+            break;
+        }
+    }
+    send(
+        &mut ws,
+        json!({"v": 1, "type": "send", "conversation_id": conversation, "idempotency_key": "hello",
+        "body": format!("hello from patient {i}")}),
+    )
+    .await;
+    let mut seqs = Vec::new();
+    let mut acked = false;
+    while !(acked && seqs.len() >= 2) {
+        let Some(v) = next_where(&mut ws, 30, |v| v["type"] == "ack" || v["type"] == "message").await else {
+            panic!("patient {i}: no answer (acked {acked}, messages {seqs:?})");
+        };
+        if v["type"] == "ack" {
+            acked = true;
+        } else {
+            seqs.push(v["seq"].as_i64().unwrap());
+        }
+    }
+    // Anything more (a duplicate) would arrive promptly.
+    while let Some(v) = next_where(&mut ws, 1, |v| v["type"] == "message").await {
+        seqs.push(v["seq"].as_i64().unwrap());
+    }
+    Ok((conversation, seqs))
+}
+
+pub async fn lease_holder(pool: &sqlx::PgPool, name: &str) -> Option<String> {
+    let now = chrono::Utc::now().timestamp_millis();
+    sqlx::query_scalar("SELECT holder FROM cluster_leases WHERE name = $1 AND expires_at >= $2")
+        .bind(name)
+        .bind(now)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
