@@ -69,19 +69,12 @@ export TEST_REQUIRE_S3=1
 log "installing npm packages (oidc-provider, playwright-core; no browser download)"
 (cd tests/support && npm ci --no-audit --no-fund --loglevel=error)
 
-# Throw-away PostgreSQL cluster on loopback, owned by the postgres user (initdb refuses to run as root).
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-PGDATA=$(mktemp -d /tmp/examroom-pg.XXXXXX)
-PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-if [ "$(id -u)" -eq 0 ]; then chown postgres "$PGDATA"; fi
-stop_pg() { as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast stop >/dev/null 2>&1 || true; rm -rf "$PGDATA"; }
-trap stop_pg EXIT
-log "starting PostgreSQL on 127.0.0.1:$PGPORT"
-as_pg "$PGBIN/initdb" -D "$PGDATA" --auth=trust -U postgres >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
-  -o "-p $PGPORT -k $PGDATA -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
-export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
+# Throw-away PostgreSQL cluster on loopback (scripts/postgres.sh), stopped by its data directory on exit.
+source scripts/postgres.sh
+trap stop_postgres EXIT
+log "starting PostgreSQL"
+start_postgres
+export TEST_POSTGRES_URL="$POSTGRES_URL"
 # The same cluster over its Unix socket, which a broker inside a network namespace reaches too.
 export TEST_POSTGRES_SOCKET_DIR="$PGDATA"
 export TEST_REQUIRE_POSTGRES=1

@@ -1,12 +1,17 @@
-//! Chat load generator (a benchmark, not a test). Starts `examroom dev` in a scratch directory, opens N patient
-//! sockets (distinct patients, ID tokens minted with the dev provider's key) and up to two nurse sockets that
-//! accept everything, sends messages, and reports acknowledgement and delivery latency percentiles,
-//! throughput, lost and duplicated messages, and the broker's CPU seconds and memory from /proc.
+//! Chat load generator (a benchmark, not a test). Starts `examroom dev` in a scratch directory — one broker, or
+//! `--nodes` brokers on one PostgreSQL database behind HAProxy — opens N patient sockets (distinct patients, ID
+//! tokens minted with the dev provider's key; through the balancer when there are several nodes) and up to two
+//! nurse sockets on the first node that accept everything, sends messages, and reports acknowledgement and
+//! delivery latency percentiles, throughput, lost and duplicated messages, and the brokers' CPU seconds and
+//! memory from /proc. With several nodes most deliveries cross nodes (a patient's socket is on the nurse's node
+//! for one in `--nodes`).
 //!
 //! `scripts/bench-chat.sh` runs it with a raised file-descriptor limit and writes the Markdown report.
 
 #[path = "common.rs"]
 mod common;
+#[path = "haproxy.rs"]
+mod haproxy;
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -41,6 +46,12 @@ struct Args {
     /// Print only the result row (to append to an existing table).
     #[arg(long)]
     no_header: bool,
+    /// Brokers sharing `--database` behind HAProxy (1: one broker, directly).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// The brokers' PostgreSQL database (required with several nodes; one broker without it uses SQLite).
+    #[arg(long)]
+    database: Option<String>,
 }
 
 #[derive(Default)]
@@ -61,14 +72,15 @@ fn pct(v: &mut [u64], p: f64) -> f64 {
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(url: &str, cookie: Option<&str>) -> Ws {
+/// A socket to `url` (a node, or the balancer) from a page at `origin` (the public URL).
+async fn connect(url: &str, origin: &str, cookie: Option<&str>) -> Ws {
     let mut req = format!("{}/api/v1/ws", url.replace("http://", "ws://"))
         .into_client_request()
         .unwrap();
     if let Some(c) = cookie {
         // As a browser would: the broker refuses a cookie socket that names no origin.
         req.headers_mut().insert("cookie", c.parse().unwrap());
-        req.headers_mut().insert("origin", url.parse().unwrap());
+        req.headers_mut().insert("origin", origin.parse().unwrap());
     }
     tokio_tungstenite::connect_async(req).await.expect("connect").0
 }
@@ -86,29 +98,80 @@ async fn next_json(ws: &mut Ws) -> Option<Value> {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    assert!(
+        args.nodes >= 1 && (args.nodes == 1 || args.database.is_some()),
+        "--nodes above 1 needs --database"
+    );
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(&args.broker)
-        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("EXAMROOM_LOGGING__LEVEL", "warn")
-        .env("EXAMROOM_ROUTING__MAX_CHATS_PER_NURSE", "1000000")
-        .env("EXAMROOM_ROUTING__WRAP_UP_SECONDS", "0")
-        .env("EXAMROOM_SERVER__MAX_BODY_BYTES", "65536")
-        .envs(common::NO_LIMITS.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the broker");
-    let pid = child.id();
-    let mut stdout = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    let url = loop {
-        let line = stdout.next().expect("broker output").unwrap();
-        if let Some(rest) = line.split("running at ").nth(1) {
-            break rest.trim().trim_end_matches('/').to_string();
-        }
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     };
-    std::thread::spawn(move || for _ in stdout {});
-    let (_, rss_base) = proc_stat(pid);
+    let addrs: Vec<String> = (0..args.nodes)
+        .map(|i| format!("127.0.0.{}:{}", i + 2, free_port()))
+        .collect();
+    let lb_port = free_port();
+    // One after the other: the first creates the shared data directory's keys.
+    let mut brokers = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let mut cmd = Command::new(&args.broker);
+        cmd.args(["dev", "--listen", addr, "--data-dir"])
+            .arg(dir.path())
+            .env("EXAMROOM_LOGGING__LEVEL", "warn")
+            .env("EXAMROOM_ROUTING__MAX_CHATS_PER_NURSE", "1000000")
+            .env("EXAMROOM_ROUTING__WRAP_UP_SECONDS", "0")
+            .env("EXAMROOM_SERVER__MAX_BODY_BYTES", "65536")
+            .envs(common::NO_LIMITS.iter().copied());
+        if args.nodes > 1 {
+            cmd.args(["--public-url", &format!("http://127.0.0.1:{lb_port}")])
+                .env("EXAMROOM_CLUSTER__NODE_ID", format!("node-{}", i + 1))
+                .env(
+                    "EXAMROOM_CLUSTER__INTERNAL_LISTEN",
+                    format!("127.0.0.{}:0", i + 2),
+                );
+        }
+        if let Some(db) = &args.database {
+            cmd.env("EXAMROOM_DATABASE__URL", db);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the broker");
+        let mut stdout = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        let url = loop {
+            let line = stdout.next().expect("broker output").unwrap();
+            if let Some(rest) = line.split("running at ").nth(1) {
+                break rest.trim().trim_end_matches('/').to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in stdout {});
+        brokers.push((child, url));
+    }
+    let pids: Vec<u32> = brokers.iter().map(|(c, _)| c.id()).collect();
+    let node_url = format!("http://{}", addrs[0]);
+    let _balancer = (args.nodes > 1)
+        .then(|| haproxy::start(dir.path(), lb_port, &addrs, 4 * args.patients + 100).expect("HAProxy"));
+    // The public URL: the balancer's, or the one broker's.
+    let url = brokers[0].1.clone();
+    let ready = reqwest::Client::new();
+    while !ready
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stat = |pids: &[u32]| {
+        pids.iter()
+            .map(|p| proc_stat(*p))
+            .fold((0.0, 0), |(c, r), (c2, r2)| (c + c2, r + r2))
+    };
+    let (_, rss_base) = stat(&pids);
 
     // Distinct patients: ID tokens signed with the dev provider's key, exchanged for sessions.
     let pem = std::fs::read_to_string(dir.path().join("dev-idp/signing-key.pem")).unwrap();
@@ -180,7 +243,8 @@ async fn main() {
         )
         .await
         .expect("nurse sign-in");
-        let mut ws = connect(&url, Some(&cookie)).await;
+        // Nurses on the first node; patients come through the balancer to every node.
+        let mut ws = connect(&node_url, &url, Some(&cookie)).await;
         next_json(&mut ws).await;
         ws.send(Message::Text(
             json!({"v":1,"type":"presence","state":"ready"})
@@ -219,7 +283,7 @@ async fn main() {
         let (url, limit) = (url.clone(), limit.clone());
         joins.push(tokio::spawn(async move {
             let _permit = limit.acquire().await.unwrap();
-            let mut ws = connect(&url, None).await;
+            let mut ws = connect(&url, &url, None).await;
             ws.send(Message::Text(
                 json!({"v":1,"type":"auth","token": token}).to_string().into(),
             ))
@@ -242,7 +306,7 @@ async fn main() {
         sockets.push(j.await.unwrap());
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (cpu_idle, rss_connected) = proc_stat(pid);
+    let (cpu_idle, rss_connected) = stat(&pids);
     eprintln!(
         "{} patient sockets connected in {:.1?}",
         sockets.len(),
@@ -300,7 +364,7 @@ async fn main() {
     }
     let elapsed = run_started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (cpu_end, rss_end) = proc_stat(pid);
+    let (cpu_end, rss_end) = stat(&pids);
     let mut s = stats.lock().await;
     let sent = sent.load(Ordering::Relaxed);
     let acked = s.acked.len() as u64;
@@ -308,12 +372,13 @@ async fn main() {
     let (mut ack, mut delivery) = (std::mem::take(&mut s.ack_us), std::mem::take(&mut s.delivery_us));
     if !args.no_header {
         println!(
-            "| patients | nurses | messages | ack p50 / p99 / p999 (ms) | delivery to nurse p50 / p99 / p999 (ms) | throughput (msg/s) | lost | duplicated | broker CPU s | broker RSS (MiB) | RSS per idle socket (KB) |"
+            "| nodes | patients | nurses | messages | ack p50 / p99 / p999 (ms) | delivery to nurse p50 / p99 / p999 (ms) | throughput (msg/s) | lost | duplicated | broker CPU s | broker RSS (MiB) | RSS per idle socket (KB) |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     }
     println!(
-        "| {} | {} | {} | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | {:.0} | {} | {} | {:.1} | {:.0} | {:.1} |",
+        "| {} | {} | {} | {} | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | {:.0} | {} | {} | {:.1} | {:.0} | {:.1} |",
+        args.nodes,
         args.patients,
         args.nurses,
         sent,
@@ -331,6 +396,8 @@ async fn main() {
         (rss_connected.saturating_sub(rss_base)) as f64 / args.patients as f64,
     );
     drop(sinks);
-    let _ = child.kill();
-    let _ = child.wait();
+    for (mut child, _) in brokers {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }

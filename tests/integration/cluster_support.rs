@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,55 +16,14 @@ use crate::common::client;
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// HAProxy in the foreground, stopped by its PID.
-pub struct Haproxy(Child);
+#[path = "../../tools/haproxy.rs"]
+mod balancer;
 
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+pub use balancer::Haproxy;
 
+/// HAProxy on 127.0.0.1:`port` in front of `nodes`, configured as the benchmark's (`tools/haproxy.rs`).
 pub fn haproxy(dir: &Path, port: u16, nodes: &[String]) -> Haproxy {
-    let servers: Vec<String> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, addr)| format!("  server n{i} {addr} check"))
-        .collect();
-    let config = format!(
-        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n  timeout tunnel 1h\n  \
-         option redispatch\n  retries 2\n  default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions\n\
-         frontend public\n  bind 127.0.0.1:{port}\n  maxconn 4000\n  acl sign_in path_beg /dev-idp/ /auth/\n  \
-         use_backend sign_in if sign_in\n  default_backend nodes\n\
-         backend nodes\n  balance roundrobin\n  option httpchk\n  \
-         http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host localhost\n  http-check expect status 200\n{}\n\
-         backend sign_in\n  server first {}\n",
-        servers.join("\n"),
-        nodes[0]
-    );
-    let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, config).unwrap();
-    let check = Command::new("haproxy")
-        .arg("-c")
-        .arg("-f")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Haproxy(child)
+    balancer::start(dir, port, nodes, 4000).unwrap()
 }
 
 pub async fn socket(url: &str, origin: &str, cookie: Option<&str>) -> Socket {

@@ -19,11 +19,42 @@ fn chat_load_tool_smoke_run() {
         "--interval-ms",
         "200",
     ]));
+    check_row(&text, "1");
+}
+
+/// The report's row: nodes, 20 patients, 40 messages sent, none lost or duplicated.
+fn check_row(text: &str, nodes: &str) {
     let row = text.lines().last().unwrap();
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    assert_eq!(cells[1], "20", "{row}");
-    assert_eq!(cells[3], "40", "every message sent: {row}");
-    assert_eq!((cells[7], cells[8]), ("0", "0"), "none lost or duplicated: {row}");
+    assert_eq!((cells[1], cells[2]), (nodes, "20"), "{row}");
+    assert_eq!(cells[4], "40", "every message sent: {row}");
+    assert_eq!((cells[8], cells[9]), ("0", "0"), "none lost or duplicated: {row}");
+}
+
+#[tokio::test]
+async fn chat_load_tool_smoke_run_on_three_nodes() {
+    let Some(database) = crate::storage::postgres_database().await else {
+        return;
+    };
+    let text = tokio::task::spawn_blocking(move || {
+        stdout_of_success(Command::new(env!("CARGO_BIN_EXE_examroom-chat-load")).args([
+            "--broker",
+            env!("CARGO_BIN_EXE_examroom"),
+            "--patients",
+            "20",
+            "--messages",
+            "2",
+            "--interval-ms",
+            "200",
+            "--nodes",
+            "3",
+            "--database",
+            &database,
+        ]))
+    })
+    .await
+    .unwrap();
+    check_row(&text, "3");
 }
 
 #[test]
