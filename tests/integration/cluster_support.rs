@@ -11,8 +11,6 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::common::client;
-
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -131,17 +129,7 @@ pub async fn patient_session(lb: &str, data: &Path, kid: &str, subject: &str) ->
     header.kid = Some(kid.to_string());
     let claims = json!({"iss": format!("{lb}/dev-idp"), "sub": subject, "aud": "clinic-portal", "iat": now, "exp": now + 3600});
     let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
-    let resp = client()
-        .post(format!("{lb}/api/v1/patient/sessions"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    resp.json::<Value>().await.unwrap()["session_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    crate::demo::session_for_id_token(lb, &token).await
 }
 
 pub async fn patient_socket(lb: &str, token: &str) -> Socket {

@@ -132,9 +132,14 @@ pub async fn me(http: &reqwest::Client, url: &str, bearer: Option<&str>) -> (u16
 /// A patient session token for a demo patient, through the portal flow.
 pub async fn patient_token(url: &str, data: &Path, user: &str) -> String {
     let id_token = portal_id_token_for(url, user, &password(&credentials(data), user)).await;
+    session_for_id_token(url, &id_token).await
+}
+
+/// The patient session a portal ID token opens.
+pub async fn session_for_id_token(url: &str, id_token: &str) -> String {
     let resp = client()
         .post(format!("{url}/api/v1/patient/sessions"))
-        .bearer_auth(&id_token)
+        .bearer_auth(id_token)
         .send()
         .await
         .unwrap();
