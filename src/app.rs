@@ -151,8 +151,10 @@ impl App {
             None => None,
         };
         let cluster = Arc::new(Cluster::new(&config, db.clone())?);
-        let messaging =
-            Arc::new(Messaging::new(&config, db.clone(), cluster.clone()).context("messaging.kek_files")?);
+        let messaging = Arc::new(
+            Messaging::new(&config, db.clone(), cluster.clone(), audit.clone())
+                .context("messaging.kek_files")?,
+        );
         // Alone on SQLite, this node leads the waiting room from the start; in a cluster, the node that takes
         // the `routing` lease does (`serve`'s workers).
         if !cluster.is_shared() {

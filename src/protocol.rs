@@ -30,8 +30,34 @@ pub enum EndReason {
     NurseEnded,
     /// Both participants were gone for longer than the grace period.
     Abandoned,
+    /// The patient did not answer the request within `media.video_prompt_seconds`.
+    NoAnswer,
+    /// The patient's camera or microphone is blocked or missing (they were shown how to allow it).
+    DevicesBlocked,
     /// The chat itself ended.
     ChatEnded,
+}
+
+/// The result of the nurse's device check: live camera and microphone tracks.
+#[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCheck {
+    pub camera: bool,
+    pub microphone: bool,
+}
+
+impl DeviceCheck {
+    pub fn passed(check: Option<Self>) -> bool {
+        check.is_some_and(|c| c.camera && c.microphone)
+    }
+}
+
+/// Why a patient did not join a video request.
+#[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclineReason {
+    Declined,
+    DevicesBlocked,
 }
 
 /// Idempotency keys are client-chosen; bounded so they cannot be used to store data.
@@ -112,6 +138,10 @@ pub enum ClientFrame {
     VideoRequest {
         v: u8,
         conversation_id: ConversationId,
+        /// The nurse's camera and microphone check for this request (each request carries its own): without a
+        /// passing one the request is refused.
+        #[serde(default)]
+        device_check: Option<DeviceCheck>,
     },
     /// Patient: answer the camera and microphone prompt.
     VideoAnswer {
@@ -121,6 +151,9 @@ pub enum ClientFrame {
         /// The answer to the recording-consent question, when the visit's policy asks it.
         #[serde(default)]
         recording_consent: Option<bool>,
+        /// Why not, when `accept` is false: `declined` (the default) or `devices_blocked`.
+        #[serde(default)]
+        decline_reason: Option<DeclineReason>,
     },
     /// A participant's SDP offer (first join, rejoin after a reload, or ICE restart).
     VideoOffer {
@@ -413,6 +446,17 @@ pub enum ServerFrame {
         conversation_id: ConversationId,
         visit_id: String,
         reason: EndReason,
+    },
+    /// To the nurse: where the patient of an assigned chat is (their connection dropped, came back, or stayed
+    /// away past `routing.patient_grace_seconds`).
+    PatientPresence {
+        conversation_id: ConversationId,
+        state: crate::waiting_room::PatientState,
+    },
+    /// To the patient: their nurse stayed away, so the chat is back in the queue, first in line.
+    Requeued {
+        conversation_id: ConversationId,
+        text: String,
     },
     /// A frame another node built, relayed over the cluster's bus as it was serialised there (never a chat
     /// message: those travel as a pointer to their row and are decrypted by the node that delivers them).

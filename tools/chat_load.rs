@@ -280,7 +280,7 @@ async fn main() {
     let connect_started = Instant::now();
     let mut joins = Vec::new();
     for (i, token) in tokens.iter().cloned().enumerate() {
-        let (url, limit) = (url.clone(), limit.clone());
+        let (url, limit, reader_stats, messages) = (url.clone(), limit.clone(), stats.clone(), args.messages);
         joins.push(tokio::spawn(async move {
             let _permit = limit.acquire().await.unwrap();
             let mut ws = connect(&url, &url, None).await;
@@ -298,7 +298,27 @@ async fn main() {
                     break f["conversation"]["conversation_id"].as_str().unwrap().to_string();
                 }
             };
-            (ws, conversation)
+            // Read from now on, as a widget does: waiting-room updates keep coming while the others connect, and
+            // a socket that leaves them unread is told to reconnect.
+            let (sink, mut stream) = ws.split();
+            let reader = tokio::spawn(async move {
+                let mut got = 0;
+                while let Some(Ok(Message::Text(t))) = stream.next().await {
+                    let f: Value = serde_json::from_str(t.as_str()).unwrap();
+                    if f["type"] == "ack" {
+                        let key = f["idempotency_key"].as_str().unwrap().to_string();
+                        let sent_at: u64 = key.split('-').nth(2).and_then(|v| v.parse().ok()).unwrap_or(0);
+                        let mut s = reader_stats.lock().await;
+                        s.ack_us.push(micros().saturating_sub(sent_at));
+                        *s.acked.entry(key).or_default() += 1;
+                        got += 1;
+                        if got == messages {
+                            break;
+                        }
+                    }
+                }
+            });
+            (sink, reader, conversation)
         }));
     }
     let mut sockets = Vec::new();
@@ -316,33 +336,12 @@ async fn main() {
     let sent = Arc::new(AtomicU64::new(0));
     let run_started = Instant::now();
     let mut tasks = Vec::new();
-    for (i, (ws, conversation)) in sockets.into_iter().enumerate() {
-        let (stats, sent) = (stats.clone(), sent.clone());
+    for (i, (mut sink, reader, conversation)) in sockets.into_iter().enumerate() {
+        let sent = sent.clone();
         let (messages, interval, patients) = (args.messages, args.interval_ms, args.patients.max(1));
         tasks.push(tokio::spawn(async move {
-            let (mut sink, mut stream) = ws.split();
             // Spread the first sends over one interval so the load is steady.
             tokio::time::sleep(Duration::from_millis(i as u64 * interval / patients as u64)).await;
-            let reader_stats = stats.clone();
-            let reader = tokio::spawn(async move {
-                let mut pending: HashMap<String, u64> = HashMap::new();
-                let mut got = 0;
-                while let Some(Ok(Message::Text(t))) = stream.next().await {
-                    let f: Value = serde_json::from_str(t.as_str()).unwrap();
-                    if f["type"] == "ack" {
-                        let key = f["idempotency_key"].as_str().unwrap().to_string();
-                        let sent_at: u64 = key.split('-').nth(2).and_then(|v| v.parse().ok()).unwrap_or(0);
-                        let mut s = reader_stats.lock().await;
-                        s.ack_us.push(micros().saturating_sub(sent_at));
-                        *s.acked.entry(key.clone()).or_default() += 1;
-                        pending.remove(&key);
-                        got += 1;
-                        if got == messages {
-                            break;
-                        }
-                    }
-                }
-            });
             for m in 0..messages {
                 let now = micros();
                 let key = format!("p{i}m{m}-k-{now}");

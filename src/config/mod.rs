@@ -7,6 +7,8 @@ pub mod audit;
 pub mod cluster;
 mod deployment;
 pub mod limits;
+mod routing;
+pub use routing::RoutingConfig;
 pub mod load;
 mod validate;
 
@@ -125,6 +127,8 @@ pub struct MediaConfig {
     pub max_tracks_per_participant: usize,
     /// A visit whose participants have all left is closed after this grace (a reload rejoins within it).
     pub empty_visit_grace_seconds: u64,
+    /// How long the patient has to answer a video request (find the camera permission) before it ends unanswered.
+    pub video_prompt_seconds: u64,
     /// Largest SDP accepted over signaling, in bytes.
     pub max_sdp_bytes: usize,
 }
@@ -142,6 +146,7 @@ impl Default for MediaConfig {
             force_relay: false,
             max_tracks_per_participant: 3,
             empty_visit_grace_seconds: 30,
+            video_prompt_seconds: 120,
             max_sdp_bytes: 32 * 1024,
         }
     }
@@ -420,30 +425,6 @@ impl Default for MessagingConfig {
                                A nurse will see your message as soon as possible."
                 .into(),
             session_recheck_seconds: 15,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct RoutingConfig {
-    /// How long a nurse has to accept an offer before it goes to someone else.
-    pub offer_timeout_seconds: u64,
-    /// Wrap-up after a chat ends, during which the nurse gets no offers.
-    pub wrap_up_seconds: u64,
-    /// Chats a nurse may hold at once.
-    pub max_chats_per_nurse: usize,
-    /// Handle time assumed for estimates before a queue has history.
-    pub default_handle_seconds: u64,
-}
-
-impl Default for RoutingConfig {
-    fn default() -> Self {
-        Self {
-            offer_timeout_seconds: 30,
-            wrap_up_seconds: 60,
-            max_chats_per_nurse: 3,
-            default_handle_seconds: 300,
         }
     }
 }

@@ -219,15 +219,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             ));
         }
     }
-    if c.routing.max_chats_per_nurse == 0 {
-        p.push(Problem::new("routing.max_chats_per_nurse", "must be at least 1"));
-    }
-    if c.routing.offer_timeout_seconds == 0 {
-        p.push(Problem::new(
-            "routing.offer_timeout_seconds",
-            "must be at least 1",
-        ));
-    }
+    p.extend(c.routing.problems());
     let mut names = std::collections::BTreeSet::new();
     for (i, q) in c.queues.iter().enumerate() {
         let valid = !q.name.is_empty()
@@ -432,6 +424,12 @@ fn check_media(p: &mut Vec<Problem>, m: &crate::config::MediaConfig) {
         p.push(Problem::new(
             "media.max_tracks_per_participant",
             "must be between 2 and 8",
+        ));
+    }
+    if !(10..=600).contains(&m.video_prompt_seconds) {
+        p.push(Problem::new(
+            "media.video_prompt_seconds",
+            "must be between 10 and 600",
         ));
     }
     if !(4096..=1024 * 1024).contains(&m.max_sdp_bytes) {

@@ -6,6 +6,7 @@
 //! transcript.
 
 pub mod bus;
+mod effects;
 pub mod hub;
 pub mod routing;
 
@@ -83,6 +84,8 @@ pub struct Messaging {
     keyring: Keyring,
     pub hub: Hub,
     cluster: Arc<Cluster>,
+    /// Background outcomes are audited (a conversation abandoned in the waiting room).
+    audit: crate::audit::Auditor,
     /// Whether this node runs the routing core (holds the `routing` lease; always on SQLite once started).
     leading: AtomicBool,
     /// The routing core; empty unless leading.
@@ -116,7 +119,12 @@ fn aad(conversation: &ConversationId, seq: i64) -> Vec<u8> {
 }
 
 impl Messaging {
-    pub fn new(config: &Config, db: Db, cluster: Arc<Cluster>) -> Result<Self, CryptoError> {
+    pub fn new(
+        config: &Config,
+        db: Db,
+        cluster: Arc<Cluster>,
+        audit: crate::audit::Auditor,
+    ) -> Result<Self, CryptoError> {
         let files = config.kek_files();
         if config.messaging.kek_files.is_empty() {
             Keyring::create_key_file(&files[0])?;
@@ -149,6 +157,8 @@ impl Messaging {
                 wrap_up_ms: r.wrap_up_seconds as i64 * 1000,
                 max_chats_per_nurse: r.max_chats_per_nurse,
                 default_handle_ms: r.default_handle_seconds as i64 * 1000,
+                patient_grace_ms: r.patient_grace_seconds as i64 * 1000,
+                stranded_grace_ms: r.stranded_grace_seconds as i64 * 1000,
             },
         );
         Ok(Self {
@@ -156,6 +166,7 @@ impl Messaging {
             keyring,
             hub: Hub::default(),
             cluster,
+            audit,
             leading: AtomicBool::new(false),
             room: Mutex::new(WaitingRoom::new(room_spec.0.clone(), room_spec.1.clone())),
             room_spec,
@@ -349,6 +360,28 @@ impl Messaging {
                 })
             })
             .collect()
+    }
+
+    /// A patient's connection to the waiting room (their first socket opened, or their last closed): while
+    /// gone, a waiting conversation keeps its place but is offered to nobody, and a nurse sees "reconnecting".
+    pub async fn patient_connected(&self, patient: &SubjectId, connected: bool) {
+        let open = match self.db.open_conversations_of(patient.as_str()).await {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::warn!(error = %e, "patient presence not routed");
+                return;
+            }
+        };
+        // The list has the chats a nurse holds too: only those whose patient this is.
+        for c in open.into_iter().filter(|c| &c.patient == patient) {
+            let command = RoutingCommand::PatientConnected {
+                conversation: c.id,
+                connected,
+            };
+            if let Err(e) = self.route(command).await {
+                tracing::warn!(error = %e, "patient presence not routed");
+            }
+        }
     }
 
     /// A nurse's readiness for offers (this node's socket says so).

@@ -15,7 +15,7 @@ use crate::clock::now_ms;
 use crate::ids::{ConversationId, SubjectId};
 use crate::protocol::ServerFrame;
 use crate::store::{ConversationState, PresenceRow};
-use crate::waiting_room::{Effect, OfferEnd, Presence, QueueStats, RoutingError};
+use crate::waiting_room::{OfferEnd, Presence, QueueStats, RoutingError};
 
 /// The internal route a follower posts commands to.
 pub const ROUTING_PATH: &str = "/internal/v1/routing";
@@ -55,6 +55,11 @@ pub enum RoutingCommand {
     },
     Cancel {
         conversation: ConversationId,
+    },
+    /// The patient of this conversation has no connection any more (`false`) or is connected again.
+    PatientConnected {
+        conversation: ConversationId,
+        connected: bool,
     },
     Presence {
         nurse: SubjectId,
@@ -134,13 +139,15 @@ impl Messaging {
             },
             _ => None,
         };
-        // Presence is stored first too: a new leader finds who is ready in these rows.
+        // Presence is stored first too: a new leader finds who is ready in these rows (in a cluster; alone on
+        // SQLite nobody is connected after a restart).
         if let RoutingCommand::Available {
             nurse,
             skills,
             available,
             node,
         } = &command
+            && self.cluster.is_shared()
         {
             let stored = if *available {
                 self.db
@@ -211,6 +218,16 @@ impl Messaging {
                     self.patients.lock().expect("patients lock").remove(&conversation);
                     room.cancel(&conversation, now)
                 }
+                RoutingCommand::PatientConnected {
+                    conversation,
+                    connected,
+                } => {
+                    if connected {
+                        room.patient_back(&conversation, now)
+                    } else {
+                        room.patient_left(&conversation, now)
+                    }
+                }
                 RoutingCommand::Presence { nurse } => {
                     return RoutingReply::Presence {
                         presence: room.presence(&nurse, now),
@@ -249,6 +266,11 @@ impl Messaging {
                 (ConversationState::Waiting, _) if self.queues.contains_key(&c.queue) => {
                     self.remember_patient(&c);
                     let _ = room.enqueue(c.id.clone(), &c.queue, c.priority_boost, c.enqueued_at, now)?;
+                    // Alone on SQLite this is a start: nobody is connected yet, so nobody is offered before
+                    // their socket says they are there (or the grace ends their wait).
+                    if !self.cluster.is_shared() {
+                        let _ = room.patient_left(&c.id, now);
+                    }
                 }
                 _ => {}
             }
@@ -390,154 +412,6 @@ impl Messaging {
                 })
                 .await;
             }
-        }
-        Ok(())
-    }
-
-    /// Applies the routing core's effects: database changes and frames to the people concerned.
-    pub(super) async fn apply(&self, effects: Vec<Effect>) {
-        for effect in effects {
-            match self.apply_one(effect).await {
-                Ok(None) => {}
-                // The core's view was behind the rows: tell it (boxed: `execute` applies effects in turn).
-                Ok(Some(follow_up)) => {
-                    Box::pin(self.execute(follow_up)).await;
-                }
-                Err(e) => tracing::error!(error = %e, "could not apply a routing effect"),
-            }
-        }
-    }
-
-    /// Applies one effect; returns a command for the core when the rows say the effect no longer holds (the
-    /// conversation ended meanwhile).
-    async fn apply_one(&self, effect: Effect) -> Result<Option<RoutingCommand>, MessagingError> {
-        let now = now_ms();
-        match effect {
-            Effect::Offer {
-                nurse,
-                conversation,
-                expires_at,
-            } => {
-                let row = self.db.conversation(&conversation).await?;
-                if let Some(c) = row.filter(|c| c.state == ConversationState::Waiting) {
-                    self.db
-                        .record_offer(c.id.as_str(), nurse.as_str(), expires_at)
-                        .await?;
-                    self.send_to(
-                        &nurse,
-                        ServerFrame::Offer {
-                            conversation_id: c.id.clone(),
-                            reference: c.reference.clone(),
-                            queue: c.queue.clone(),
-                            expires_in_seconds: ((expires_at - now).max(0) / 1000) as u64,
-                            waited_seconds: ((now - c.enqueued_at).max(0) / 1000) as u64,
-                        },
-                    );
-                } else {
-                    return Ok(Some(RoutingCommand::Cancel { conversation }));
-                }
-            }
-            Effect::OfferEnded {
-                nurse,
-                conversation,
-                reason,
-            } => {
-                self.db.end_offer(conversation.as_str()).await?;
-                self.send_to(
-                    &nurse,
-                    ServerFrame::OfferEnded {
-                        conversation_id: conversation.clone(),
-                        reason,
-                    },
-                );
-            }
-            Effect::Assigned { nurse, conversation } => {
-                self.patients.lock().expect("patients lock").remove(&conversation);
-                self.db.end_offer(conversation.as_str()).await?;
-                if self
-                    .db
-                    .assign_conversation(&conversation, nurse.as_str(), now)
-                    .await?
-                    && let Some(c) = self.db.conversation(&conversation).await?
-                {
-                    self.send_to(
-                        &nurse,
-                        ServerFrame::Conversation {
-                            conversation: self.view(&c),
-                        },
-                    );
-                    self.deliver(
-                        &c,
-                        ServerFrame::Assigned {
-                            conversation_id: c.id.clone(),
-                        },
-                    );
-                } else {
-                    // It ended before the assignment was stored: the nurse gets her place back.
-                    return Ok(Some(RoutingCommand::Cancel { conversation }));
-                }
-            }
-            Effect::Position {
-                conversation,
-                position,
-                eta_seconds,
-            } => {
-                self.to_patient(
-                    &conversation,
-                    ServerFrame::Waiting {
-                        conversation_id: conversation.clone(),
-                        position,
-                        eta_seconds,
-                    },
-                )
-                .await?;
-            }
-            Effect::Reassure { conversation, text } => {
-                self.to_patient(
-                    &conversation,
-                    ServerFrame::Reassurance {
-                        conversation_id: conversation.clone(),
-                        text,
-                    },
-                )
-                .await?;
-            }
-            Effect::MaxWaitReached { conversation } => {
-                let text = "Our nurses are busier than usual. You can keep waiting, or leave a message and we will call \
-                            you back."
-                    .to_string();
-                self.to_patient(
-                    &conversation,
-                    ServerFrame::MaxWait {
-                        conversation_id: conversation.clone(),
-                        text,
-                    },
-                )
-                .await?;
-            }
-            Effect::NurseState { nurse, state } => self.send_to(&nurse, ServerFrame::Presence { state }),
-        }
-        Ok(None)
-    }
-
-    /// A frame for a waiting conversation's patient (known from when it was queued; else read).
-    async fn to_patient(
-        &self,
-        conversation: &ConversationId,
-        frame: ServerFrame,
-    ) -> Result<(), MessagingError> {
-        let known = self
-            .patients
-            .lock()
-            .expect("patients lock")
-            .get(conversation)
-            .cloned();
-        let patient = match known {
-            Some(p) => Some(p),
-            None => self.db.conversation(conversation).await?.map(|c| c.patient),
-        };
-        if let Some(patient) = patient {
-            self.send_to(&patient, frame);
         }
         Ok(())
     }

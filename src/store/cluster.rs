@@ -1,5 +1,5 @@
-//! Rows of a cluster: node membership and heartbeats, leases, the routing leader's presence and offers, and the
-//! bus between nodes (PostgreSQL `LISTEN/NOTIFY`; on SQLite there is one node and no bus). Holds no rules: who
+//! Rows of a cluster: node membership and heartbeats, leases, the routing leader's rows (presence, offers, chats
+//! it hands back to their queue), and the bus between nodes (PostgreSQL `LISTEN/NOTIFY`; on SQLite there is one node and no bus). Holds no rules: who
 //! is dead, who leads and what an event means are decided by `cluster` and `messaging`.
 
 use sqlx::Row;
@@ -205,6 +205,25 @@ impl Db {
         rows.into_iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
+    }
+
+    /// An assigned conversation back to its queue (its nurse stayed away): waiting, no nurse, its original
+    /// enqueue time kept, its priority raised to at least `boost`. Whether it was still assigned.
+    pub async fn requeue_conversation(
+        &self,
+        id: &crate::ids::ConversationId,
+        boost: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE conversations SET state = 'waiting', nurse = NULL, assigned_at = NULL, \
+             priority_boost = CASE WHEN priority_boost < $2 THEN $2 ELSE priority_boost END \
+             WHERE id = $1 AND state = 'assigned'",
+        )
+        .bind(id.as_str())
+        .bind(boost)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Publishes events to every node's [`BusListener`] in this order (PostgreSQL; nothing on SQLite, where

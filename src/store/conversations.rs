@@ -271,6 +271,8 @@ pub enum ConversationState {
     Closed,
     /// Ended by the patient asking to be called back instead of waiting longer.
     Callback,
+    /// The patient left the waiting room and did not come back within the grace.
+    Abandoned,
 }
 
 impl ConversationState {
@@ -280,13 +282,20 @@ impl ConversationState {
             Self::Assigned => "assigned",
             Self::Closed => "closed",
             Self::Callback => "callback",
+            Self::Abandoned => "abandoned",
         }
     }
 
     fn parse(word: &str) -> Option<Self> {
-        [Self::Waiting, Self::Assigned, Self::Closed, Self::Callback]
-            .into_iter()
-            .find(|s| s.as_str() == word)
+        [
+            Self::Waiting,
+            Self::Assigned,
+            Self::Closed,
+            Self::Callback,
+            Self::Abandoned,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == word)
     }
 
     /// Still open: waiting or with a nurse.

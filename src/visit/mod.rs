@@ -226,15 +226,30 @@ impl Visits {
         self.remove(&id)
     }
 
-    /// Visits nobody has been in for `grace_ms` (an unanswered proposal counts as empty too).
-    pub fn sweep(&mut self, now_ms: i64, grace_ms: i64) -> Vec<Visit> {
-        let stale: Vec<VisitId> = self
+    /// Visits to close: a request the patient has not answered within `prompt_ms` (no answer), and an active
+    /// visit nobody has been in for `grace_ms` (abandoned). The two clocks differ: finding a camera permission
+    /// takes longer than a reload.
+    pub fn sweep(&mut self, now_ms: i64, grace_ms: i64, prompt_ms: i64) -> Vec<(Visit, EndReason)> {
+        let stale: Vec<(VisitId, EndReason)> = self
             .by_id
             .values()
-            .filter(|v| v.empty_since_ms.is_some_and(|t| now_ms - t >= grace_ms))
-            .map(|v| v.id.clone())
+            .filter_map(|v| {
+                match v.state {
+                    VisitState::Proposed => {
+                        (now_ms - v.created_ms >= prompt_ms).then_some(EndReason::NoAnswer)
+                    }
+                    VisitState::Active => v
+                        .empty_since_ms
+                        .is_some_and(|t| now_ms - t >= grace_ms)
+                        .then_some(EndReason::Abandoned),
+                }
+                .map(|reason| (v.id.clone(), reason))
+            })
             .collect();
-        stale.iter().filter_map(|id| self.remove(id)).collect()
+        stale
+            .into_iter()
+            .filter_map(|(id, reason)| self.remove(&id).map(|v| (v, reason)))
+            .collect()
     }
 
     pub fn get(&self, id: &VisitId) -> Option<&Visit> {
@@ -356,6 +371,20 @@ mod tests {
     }
 
     #[test]
+    fn an_unanswered_request_waits_for_the_prompt_not_the_empty_grace() {
+        let (p, n, _) = ids();
+        let mut v = Visits::default();
+        let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
+        // Past the empty-visit grace (30 s), still within the prompt (120 s): a patient looking for the
+        // camera permission keeps the question.
+        assert!(v.sweep(60_000, 30_000, 120_000).is_empty());
+        let swept = v.sweep(120_000, 30_000, 120_000);
+        assert_eq!(swept.len(), 1);
+        assert_eq!(swept[0].1, EndReason::NoAnswer);
+        assert!(v.get(&id).is_none());
+    }
+
+    #[test]
     fn either_side_ends_and_empty_visits_are_swept_after_the_grace() {
         let (p, n, o) = ids();
         let mut v = Visits::default();
@@ -363,16 +392,23 @@ mod tests {
         v.answer(&id, &p, true, 0).unwrap();
         v.joined(&id, Side::Patient);
         v.joined(&id, Side::Nurse);
-        assert!(v.sweep(100_000, 30_000).is_empty(), "occupied visits stay");
+        assert!(
+            v.sweep(100_000, 30_000, 120_000).is_empty(),
+            "occupied visits stay"
+        );
         v.left(&id, Side::Patient, 100_000);
-        assert!(v.sweep(200_000, 30_000).is_empty(), "the nurse is still there");
+        assert!(
+            v.sweep(200_000, 30_000, 120_000).is_empty(),
+            "the nurse is still there"
+        );
         v.left(&id, Side::Nurse, 200_000);
         // A reload within the grace rejoins the same visit.
-        assert!(v.sweep(210_000, 30_000).is_empty());
+        assert!(v.sweep(210_000, 30_000, 120_000).is_empty());
         v.joined(&id, Side::Patient);
         v.left(&id, Side::Patient, 220_000);
-        let swept = v.sweep(250_000, 30_000);
+        let swept = v.sweep(250_000, 30_000, 120_000);
         assert_eq!(swept.len(), 1);
+        assert_eq!(swept[0].1, EndReason::Abandoned);
         assert!(v.get(&id).is_none());
 
         let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();

@@ -272,6 +272,7 @@ impl VideoService {
         proof: &Authorized<VisitId>,
         accept: bool,
         recording_consent: Option<bool>,
+        decline_reason: Option<crate::protocol::DeclineReason>,
     ) -> Result<Visit, VideoError> {
         proof.require(&["visit.answer"])?;
         let (who, id) = (proof.subject(), proof.resource());
@@ -290,7 +291,12 @@ impl VideoService {
             self.save_classification(id, None).await;
             self.to_both(&visit, self.describe(&visit));
         } else {
-            self.finish(&visit, EndReason::Declined).await;
+            // Told truthfully: a blocked camera is not a refusal.
+            let reason = match decline_reason {
+                Some(crate::protocol::DeclineReason::DevicesBlocked) => EndReason::DevicesBlocked,
+                _ => EndReason::Declined,
+            };
+            self.finish(&visit, reason).await;
         }
         Ok(visit)
     }
@@ -432,9 +438,10 @@ impl VideoService {
     /// Periodic: closes visits whose participants are gone past the grace, and visits whose chat ended.
     pub async fn sweep(&self) {
         let grace = self.config.empty_visit_grace_seconds as i64 * 1000;
-        let abandoned = self.live().visits.sweep(now_ms(), grace);
-        for v in abandoned {
-            self.finish(&v, EndReason::Abandoned).await;
+        let prompt = self.config.video_prompt_seconds as i64 * 1000;
+        let closed = self.live().visits.sweep(now_ms(), grace, prompt);
+        for (v, reason) in closed {
+            self.finish(&v, reason).await;
         }
         let live = self.live().visits.all();
         for v in live {

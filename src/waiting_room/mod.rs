@@ -4,12 +4,16 @@
 //! every rule is unit-tested without a server or sleeping.
 
 mod eta;
+mod patients;
+mod stats;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::ids::{ConversationId, SubjectId};
 
 pub use eta::estimate_wait;
+pub use patients::Abandonment;
+pub use stats::QueueStats;
 
 /// Milliseconds since the Unix epoch; the only clock this module knows.
 pub type Millis = i64;
@@ -41,6 +45,10 @@ pub struct RoutingSpec {
     pub max_chats_per_nurse: usize,
     /// Handle time assumed before a queue has history.
     pub default_handle_ms: Millis,
+    /// How long a patient whose socket dropped keeps their place (waiting) or is "reconnecting" (with a nurse).
+    pub patient_grace_ms: Millis,
+    /// How long a nurse may be away or disconnected before her chats go back to the front of their queue.
+    pub stranded_grace_ms: Millis,
 }
 
 /// Priority added to a conversation that mentions emergency symptoms.
@@ -68,6 +76,8 @@ pub enum OfferEnd {
     NurseUnavailable,
     /// A new routing leader took over (the previous node stopped) and routes the conversation afresh.
     Rerouted,
+    /// The waiting patient's connection dropped; it comes again if they come back within the grace.
+    PatientLeft,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +112,31 @@ pub enum Effect {
         nurse: SubjectId,
         state: Presence,
     },
+    /// A waiting patient stayed away past the grace: out of the queue.
+    Abandoned {
+        conversation: ConversationId,
+        waited_ms: Millis,
+    },
+    /// The patient of an assigned chat connected, dropped, or stayed away past the grace.
+    PatientPresence {
+        nurse: SubjectId,
+        conversation: ConversationId,
+        state: PatientState,
+    },
+    /// The nurse stayed away past the grace: the chat goes back to its queue (the driver re-queues the row).
+    Stranded {
+        nurse: SubjectId,
+        conversation: ConversationId,
+    },
+}
+
+/// Where an assigned chat's patient is, as the nurse sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatientState {
+    Online,
+    Reconnecting,
+    Gone,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,6 +161,8 @@ struct Waiting {
     last_position: Option<(usize, Option<u64>)>,
     /// Nurses who declined, and until when they are skipped for it.
     declined: HashMap<SubjectId, Millis>,
+    /// Since when the patient has had no connection (not offered meanwhile; abandoned after the grace).
+    away_since: Option<Millis>,
 }
 
 #[derive(Debug, Default)]
@@ -136,6 +173,8 @@ struct Nurse {
     wrap_up_until: Option<Millis>,
     offer: Option<(ConversationId, Millis)>,
     last_state: Option<Presence>,
+    /// Since when she has been away or disconnected (her chats go back to the queue after the grace).
+    away_since: Option<Millis>,
 }
 
 /// The whole routing state of one broker node.
@@ -145,6 +184,10 @@ pub struct WaitingRoom {
     waiting: Vec<Waiting>,
     nurses: HashMap<SubjectId, Nurse>,
     handle_times: HashMap<String, VecDeque<Millis>>,
+    /// Assigned chats whose patient has no connection: since when, and whether the nurse was told "gone".
+    patients_away: HashMap<ConversationId, (Millis, bool)>,
+    /// Abandoned conversations by queue, by how long they had waited.
+    abandoned: HashMap<String, patients::Abandonment>,
 }
 
 impl WaitingRoom {
@@ -155,6 +198,8 @@ impl WaitingRoom {
             waiting: Vec::new(),
             nurses: HashMap::new(),
             handle_times: HashMap::new(),
+            patients_away: HashMap::new(),
+            abandoned: HashMap::new(),
         }
     }
 
@@ -200,6 +245,7 @@ impl WaitingRoom {
                 max_wait_notified: false,
                 last_position: None,
                 declined: HashMap::new(),
+                away_since: None,
             });
         }
         Ok(self.settle(now))
@@ -219,6 +265,7 @@ impl WaitingRoom {
     pub fn cancel(&mut self, conversation: &ConversationId, now: Millis) -> Vec<Effect> {
         let mut effects = Vec::new();
         self.waiting.retain(|w| &w.conversation != conversation);
+        self.forget_patient(conversation);
         for (id, nurse) in &mut self.nurses {
             // Accepted, but it ended before the assignment was stored: the nurse gets her place back.
             nurse.active.remove(conversation);
@@ -246,6 +293,11 @@ impl WaitingRoom {
         let n = self.nurses.entry(nurse.clone()).or_default();
         n.available = available;
         n.skills = skills.iter().cloned().collect();
+        n.away_since = if available {
+            None
+        } else {
+            n.away_since.or(Some(now))
+        };
         let mut effects = Vec::new();
         if !available && let Some((conversation, _)) = n.offer.take() {
             effects.push(Effect::OfferEnded {
@@ -324,6 +376,7 @@ impl WaitingRoom {
         if !n.active.remove(conversation) {
             return Err(RoutingError::NotAssigned);
         }
+        self.patients_away.remove(conversation);
         if wrap_up > 0 {
             n.wrap_up_until = Some(now + wrap_up);
         }
@@ -394,6 +447,7 @@ impl WaitingRoom {
                 });
             }
         }
+        effects.extend(self.absences(now));
         effects.extend(self.settle(now));
         effects
     }
@@ -403,42 +457,6 @@ impl WaitingRoom {
             .get(nurse)
             .map(|n| self.state_of(n, now))
             .unwrap_or(Presence::Away)
-    }
-
-    /// Queue statistics for supervisors: waiting count, longest wait, staffed and ready nurses.
-    pub fn stats(&self, now: Millis) -> Vec<QueueStats> {
-        let mut names: Vec<&String> = self.queues.keys().collect();
-        names.sort();
-        names
-            .into_iter()
-            .map(|q| {
-                let waiting: Vec<&Waiting> = self.waiting.iter().filter(|w| &w.queue == q).collect();
-                let eligible = self.nurses.values().filter(|n| self.has_skills(n, q));
-                let (mut staffed, mut ready) = (0, 0);
-                for n in eligible {
-                    match self.state_of(n, now) {
-                        Presence::Away => {}
-                        Presence::Ready => {
-                            staffed += 1;
-                            ready += 1
-                        }
-                        _ => staffed += 1,
-                    }
-                }
-                QueueStats {
-                    queue: q.clone(),
-                    waiting: waiting.len(),
-                    longest_wait_seconds: waiting
-                        .iter()
-                        .map(|w| (now - w.enqueued_at).max(0) / 1000)
-                        .max()
-                        .unwrap_or(0) as u64,
-                    staffed_nurses: staffed,
-                    ready_nurses: ready,
-                    average_handle_seconds: self.average_handle_ms(q) as u64 / 1000,
-                }
-            })
-            .collect()
     }
 
     fn skip_for_a_while(&mut self, nurse: &SubjectId, conversation: &ConversationId, now: Millis) {
@@ -492,7 +510,8 @@ impl WaitingRoom {
             .collect();
         for i in 0..self.waiting.len() {
             let w = &self.waiting[i];
-            if offered.contains(&w.conversation) {
+            // Nobody is offered a patient who is not there; they keep their place meanwhile.
+            if offered.contains(&w.conversation) || w.away_since.is_some() {
                 continue;
             }
             // The ready nurse with the fewest chats, then by id for determinism.
@@ -564,16 +583,6 @@ impl WaitingRoom {
         }
         updates
     }
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct QueueStats {
-    pub queue: String,
-    pub waiting: usize,
-    pub longest_wait_seconds: u64,
-    pub staffed_nurses: usize,
-    pub ready_nurses: usize,
-    pub average_handle_seconds: u64,
 }
 
 #[cfg(test)]

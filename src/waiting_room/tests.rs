@@ -41,6 +41,8 @@ fn room() -> WaitingRoom {
             wrap_up_ms: 60_000,
             max_chats_per_nurse: 2,
             default_handle_ms: 300_000,
+            patient_grace_ms: 60_000,
+            stranded_grace_ms: 120_000,
         },
     )
 }
@@ -235,4 +237,98 @@ fn a_conversation_cancelled_after_its_accept_frees_the_nurse() {
     r.cancel(&conv(1), 20);
     assert!(!r.is_assigned(&conv(1)));
     assert_eq!(r.presence(&nurse("n1"), 20), Presence::Ready);
+}
+
+#[test]
+fn a_patient_who_left_keeps_their_place_is_not_offered_and_is_abandoned_after_the_grace() {
+    let mut r = room();
+    r.enqueue(conv(1), "triage", 0, 0, 0).unwrap();
+    r.enqueue(conv(2), "triage", 0, 1_000, 1_000).unwrap();
+    r.set_available(&nurse("n1"), &[], true, 2_000);
+    // conv 1 was offered; its patient's connection drops: the offer is withdrawn and goes to conv 2.
+    let effects = r.patient_left(&conv(1), 3_000);
+    assert!(effects.contains(&Effect::OfferEnded {
+        nurse: nurse("n1"),
+        conversation: conv(1),
+        reason: OfferEnd::PatientLeft
+    }));
+    assert_eq!(offers(&effects), vec![(nurse("n1"), conv(2))]);
+    // Back within the grace: still first in line (position 1), offered when the nurse is free again.
+    r.decline(&nurse("n1"), &conv(2), 4_000).unwrap();
+    let effects = r.patient_back(&conv(1), 5_000);
+    assert_eq!(offers(&effects), vec![(nurse("n1"), conv(1))]);
+    // Gone again, past the grace: out of the queue, counted as abandoned by its wait.
+    r.patient_left(&conv(1), 6_000);
+    assert!(
+        !r.tick(65_000)
+            .iter()
+            .any(|e| matches!(e, Effect::Abandoned { .. }))
+    );
+    let effects = r.tick(66_000);
+    assert!(effects.contains(&Effect::Abandoned {
+        conversation: conv(1),
+        waited_ms: 66_000
+    }));
+    assert!(!r.waiting_ids().contains(&conv(1)));
+    assert_eq!(r.stats(66_000)[1].abandoned.from_1_to_5_minutes, 1);
+}
+
+#[test]
+fn the_nurse_sees_her_patient_reconnecting_back_or_gone() {
+    let mut r = room();
+    r.set_available(&nurse("n1"), &[], true, 0);
+    r.enqueue(conv(1), "triage", 0, 0, 0).unwrap();
+    r.accept(&nurse("n1"), &conv(1), 10).unwrap();
+    let presence = |effects: Vec<Effect>| -> Vec<PatientState> {
+        effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::PatientPresence { state, .. } => Some(state),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        presence(r.patient_left(&conv(1), 1_000)),
+        vec![PatientState::Reconnecting]
+    );
+    assert_eq!(
+        presence(r.patient_back(&conv(1), 2_000)),
+        vec![PatientState::Online]
+    );
+    r.patient_left(&conv(1), 3_000);
+    assert_eq!(presence(r.tick(62_000)), vec![]);
+    assert_eq!(presence(r.tick(63_000)), vec![PatientState::Gone]);
+    assert_eq!(presence(r.tick(64_000)), vec![], "told once");
+}
+
+#[test]
+fn a_nurse_away_past_the_grace_hands_her_chats_back() {
+    let mut r = room();
+    r.set_available(&nurse("n1"), &[], true, 0);
+    r.enqueue(conv(1), "triage", 0, 0, 0).unwrap();
+    r.accept(&nurse("n1"), &conv(1), 10).unwrap();
+    r.set_available(&nurse("n1"), &[], false, 1_000);
+    assert!(
+        !r.tick(120_000)
+            .iter()
+            .any(|e| matches!(e, Effect::Stranded { .. }))
+    );
+    let effects = r.tick(121_000);
+    assert!(effects.contains(&Effect::Stranded {
+        nurse: nurse("n1"),
+        conversation: conv(1)
+    }));
+    assert!(!r.is_assigned(&conv(1)));
+    // Back before the grace: she keeps them.
+    r.set_available(&nurse("n1"), &[], true, 122_000);
+    r.enqueue(conv(2), "triage", 0, 122_000, 122_000).unwrap();
+    r.accept(&nurse("n1"), &conv(2), 122_010).unwrap();
+    r.set_available(&nurse("n1"), &[], false, 123_000);
+    r.set_available(&nurse("n1"), &[], true, 124_000);
+    assert!(
+        !r.tick(300_000)
+            .iter()
+            .any(|e| matches!(e, Effect::Stranded { .. }))
+    );
 }

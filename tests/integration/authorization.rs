@@ -211,7 +211,7 @@ async fn run_probes(url: &str, data: &Path) -> BTreeMap<&'static str, Option<boo
             "nurse writes in assigned chat (socket)",
             Some(allowed_frame(&a, "ack")),
         );
-        let request = json!({"v": 1, "type": "video_request", "conversation_id": c});
+        let request = json!({"v": 1, "type": "video_request", "device_check": {"camera": true, "microphone": true}, "conversation_id": c});
         let p = ask(&mut nurse, request, "video_proposed").await;
         let elevated = allowed_frame(&p, "video_proposed");
         out.insert("nurse elevates assigned chat (socket)", Some(elevated));

@@ -27,6 +27,7 @@ mod media_peers;
 mod nat;
 mod peer;
 mod phi_scan;
+mod presence;
 mod recording_peers;
 mod reports;
 mod retention;

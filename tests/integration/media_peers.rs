@@ -66,7 +66,7 @@ pub async fn active_visit_with(
         .await;
     patient.expect("assigned").await;
     nurse
-        .send(json!({"v": 1, "type": "video_request", "conversation_id": conversation}))
+        .send(json!({"v": 1, "type": "video_request", "device_check": {"camera": true, "microphone": true}, "conversation_id": conversation}))
         .await;
     let visit = patient.expect("video_proposed").await["visit_id"]
         .as_str()

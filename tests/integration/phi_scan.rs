@@ -82,7 +82,7 @@ async fn inner_phi_scan() {
         .say(&conversation, "n1", &format!("Thanks, I see {MRN} in the chart"))
         .await;
     nurse
-        .send(json!({"v": 1, "type": "video_request", "conversation_id": conversation}))
+        .send(json!({"v": 1, "type": "video_request", "device_check": {"camera": true, "microphone": true}, "conversation_id": conversation}))
         .await;
     let visit = patient.expect("video_proposed").await["visit_id"]
         .as_str()

@@ -38,7 +38,7 @@ async fn reports_match_a_scripted_scenario_and_reproduce_at_their_head() {
     let (mut patient_ws, mut nurse_ws, visit1) = active_visit_with(&broker, &data, &nurse, Some(true)).await;
     let conversation = end_video(&mut nurse_ws, &mut patient_ws, &visit1).await;
     nurse_ws
-        .send(json!({"v": 1, "type": "video_request", "conversation_id": conversation}))
+        .send(json!({"v": 1, "type": "video_request", "device_check": {"camera": true, "microphone": true}, "conversation_id": conversation}))
         .await;
     let visit2 = patient_ws.expect("video_proposed").await["visit_id"]
         .as_str()

@@ -40,7 +40,7 @@ async fn elevation_rules_and_bad_signaling_get_precise_errors() {
     let conversation = patient.start("triage", "k1").await;
 
     // Nobody elevates a chat still in the waiting room: the lobby is enforced.
-    let req = json!({"v": 1, "type": "video_request", "conversation_id": conversation});
+    let req = json!({"v": 1, "type": "video_request", "device_check": {"camera": true, "microphone": true}, "conversation_id": conversation});
     assert_eq!(error_code(&mut nurse, req.clone()).await, "forbidden");
     assert_eq!(error_code(&mut patient, req.clone()).await, "forbidden");
 
@@ -50,6 +50,13 @@ async fn elevation_rules_and_bad_signaling_get_precise_errors() {
         .send(json!({"v": 1, "type": "accept", "conversation_id": conversation}))
         .await;
     patient.expect("assigned").await;
+
+    // Not before the nurse's own camera and microphone work, checked for this very request.
+    let unchecked = json!({"v": 1, "type": "video_request", "conversation_id": conversation});
+    assert_eq!(error_code(&mut nurse, unchecked).await, "device_check_required");
+    let no_camera = json!({"v": 1, "type": "video_request", "conversation_id": conversation,
+                           "device_check": {"camera": false, "microphone": true}});
+    assert_eq!(error_code(&mut nurse, no_camera).await, "device_check_required");
 
     // Another nurse cannot elevate someone else's chat; the assigned nurse can, idempotently.
     assert_eq!(error_code(&mut nurse2, req.clone()).await, "forbidden");
@@ -169,4 +176,56 @@ async fn elevation_rules_and_bad_signaling_get_precise_errors() {
             "{action} on {resource} audited: {denials:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_video_prompt_waits_for_a_slow_patient_and_says_why_it_ended() {
+    let env: Vec<(&str, &str)> = FAST_ROUTING
+        .iter()
+        .copied()
+        .chain([
+            ("EXAMROOM_MEDIA__EMPTY_VISIT_GRACE_SECONDS", "1"),
+            ("EXAMROOM_MEDIA__VIDEO_PROMPT_SECONDS", "10"),
+        ])
+        .collect();
+    let app = crate::test_app::TestApp::spawn(&env).await;
+    let (url, data) = (app.url.clone(), app.data.clone());
+    let mut patient = Ws::patient(&url, &patient_token(&url, &data, "patient").await).await;
+    let mut nurse = Ws::staff(&url, &staff_cookie(&url, &data, "nurse").await).await;
+    let conversation = patient.start("triage", "k1").await;
+    nurse.presence("ready").await;
+    nurse.offer_for(&conversation).await;
+    nurse
+        .send(json!({"v": 1, "type": "accept", "conversation_id": conversation}))
+        .await;
+    patient.expect("assigned").await;
+    let request = json!({"v": 1, "type": "video_request", "device_check": {"camera": true, "microphone": true}, "conversation_id": conversation});
+
+    // Looking for the camera permission takes longer than the empty-visit grace: the question stays.
+    nurse.send(request.clone()).await;
+    let visit = patient.expect("video_proposed").await["visit_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    patient.quiet("video_ended", 3000).await;
+    // The browser blocked the devices and the patient gives up: the nurse is told so, not "declined".
+    patient
+        .send(
+            json!({"v": 1, "type": "video_answer", "visit_id": visit, "accept": false,
+                     "decline_reason": "devices_blocked"}),
+        )
+        .await;
+    let ended = nurse.wait("video_ended", |v| v["type"] == "video_ended").await;
+    assert_eq!(ended["reason"], "devices_blocked");
+    patient.wait("video_ended", |v| v["type"] == "video_ended").await;
+
+    // Asked again and never answered: after the prompt's own timeout, both are told "no answer".
+    nurse.send(request).await;
+    patient.expect("video_proposed").await;
+    let ended = nurse
+        .wait_within("video_ended", 15, |v| v["type"] == "video_ended")
+        .await;
+    assert_eq!(ended["reason"], "no_answer");
+    let ended = patient.wait("video_ended", |v| v["type"] == "video_ended").await;
+    assert_eq!(ended["reason"], "no_answer");
 }

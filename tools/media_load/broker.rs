@@ -321,7 +321,7 @@ impl Clinic {
             }
         }
         let (conversation, mut nurse) = (conversation.unwrap_or_default(), nurse.context("nurse route")?);
-        nurse.send(json!({"v": 1, "type": "video_request", "conversation_id": conversation}))?;
+        nurse.send(json!({"v": 1, "type": "video_request", "device_check": {"camera": true, "microphone": true}, "conversation_id": conversation}))?;
         let proposed = patient.expect("video_proposed").await.context("video_proposed")?;
         let visit = proposed["visit_id"].as_str().context("visit id")?.to_string();
         patient.send(

@@ -98,6 +98,7 @@ const handlers = {
   conversation(f) { showConversation(f.conversation); },
   waiting(f) { setStatus(`You are number ${f.position} in line. ${minutes(f.eta_seconds)}`); },
   reassurance(f) { $('notice').hidden = false; $('notice').textContent = f.text; },
+  requeued(f) { $('notice').hidden = false; $('notice').textContent = f.text; setStatus('Waiting for the next nurse.'); },
   max_wait(f) { $('notice').hidden = false; $('notice').textContent = f.text; $('callback').hidden = false; },
   emergency(f) { $('emergency').hidden = false; $('emergency').textContent = f.text; },
   idle_warning(f) { $('notice').hidden = false; $('notice').textContent = `This chat closes in ${f.closes_in_seconds} seconds without a new message.`; },
@@ -122,7 +123,9 @@ const handlers = {
   ended(f) {
     stopMusic();
     $('compose').hidden = true;
-    setStatus(f.reason === 'callback_requested' ? 'We will call you back. Please keep your reference number.' : 'This chat has ended. Thank you.');
+    setStatus(f.reason === 'callback_requested' ? 'We will call you back. Please keep your reference number.'
+      : f.reason === 'abandoned' ? 'You left the waiting room, so your place was given up. Start a new chat if you still need help.'
+      : 'This chat has ended. Thank you.');
   },
   video_proposed(f) {
     video.visitId = f.visit_id;
@@ -148,7 +151,10 @@ const handlers = {
     if (f.side === 'nurse' && video.call) $('video-state').textContent = `Your nurse is ${STATES[f.state] || f.state}.`;
   },
   video_ended(f) {
-    closeVideo(f.reason === 'declined' ? null : 'The video has ended. You can keep chatting.');
+    video.blocked = false;
+    closeVideo(f.reason === 'declined' || f.reason === 'devices_blocked' ? null
+      : f.reason === 'no_answer' ? 'The video request timed out. Your nurse can ask again. You can keep chatting.'
+      : 'The video has ended. You can keep chatting.');
   },
   error(f) { $('notice').hidden = false; $('notice').textContent = `Something went wrong (${f.code}). Please try again.`; },
 };
@@ -212,13 +218,17 @@ window.addEventListener('message', async (event) => {
         showVideo('video-check');
         $('video-join').focus();
       } catch (e) {
-        setStatus('Your camera or microphone could not be used. You can keep chatting.');
-        ch.send({ type: 'video_answer', visit_id: video.visitId, accept: false });
+        // The question stays open: the patient can allow the devices and try again, or say not now.
+        video.blocked = true;
+        setStatus('Your browser blocked the camera or microphone. Allow them for this site (the camera icon in the '
+          + 'address bar, or your browser\'s site settings), then press “Allow camera and microphone” again. '
+          + 'Or choose “Not now” to keep chatting.');
       }
     });
     $('video-decline').addEventListener('click', () => {
       if (video.started) { ch.send({ type: 'video_leave', visit_id: video.visitId }); closeVideo(); return; }
-      ch.send({ type: 'video_answer', visit_id: video.visitId, accept: false });
+      const decline_reason = video.blocked ? 'devices_blocked' : 'declined';
+      ch.send({ type: 'video_answer', visit_id: video.visitId, accept: false, decline_reason });
     });
     $('video-join').addEventListener('click', () => {
       if (video.started) { startCall(ch); return; }

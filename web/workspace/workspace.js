@@ -59,7 +59,9 @@ function chatPanel(c) {
   });
   q('.video-go').addEventListener('click', () => {
     if (chat.video.started) { joinVideo(chat); return; }
-    channel.send({ type: 'video_request', conversation_id: c.conversation_id });
+    // The check's result goes with the request: the server refuses one without working camera and microphone.
+    const live = (kind) => chat.video.check?.stream.getTracks().some((t) => t.kind === kind && t.readyState === 'live') ?? false;
+    channel.send({ type: 'video_request', conversation_id: c.conversation_id, device_check: { camera: live('video'), microphone: live('audio') } });
     q('.video-status').textContent = 'Asking the patient…';
   });
   // Opening a sensitive record section pauses the visit's recording; closing it resumes.
@@ -119,7 +121,8 @@ function closeVideo(chat, message) {
 
 const RECORDING = { recording: '● Recording', paused: 'Recording paused', declined: 'Not recorded (the patient declined)', will_record: '● Recording', consent_required: 'Recording if the patient consents', none: '' };
 
-const ENDED = { declined: 'The patient declined video.', patient_ended: 'The patient ended the video.', nurse_ended: 'Video ended.', abandoned: 'Video closed: nobody was connected.', chat_ended: 'Video ended with the chat.' };
+const PATIENT_PRESENCE = { online: 'Patient online.', reconnecting: 'Patient reconnecting…', gone: 'The patient has left (no connection).' };
+const ENDED = { no_answer: 'The patient did not answer the video request in time. You can ask again.', devices_blocked: 'The patient\'s camera or microphone is blocked; they were shown how to allow it. You can ask again.', declined: 'The patient declined video.', patient_ended: 'The patient ended the video.', nurse_ended: 'Video ended.', abandoned: 'Video closed: nobody was connected.', chat_ended: 'Video ended with the chat.' };
 
 function addLine(chat, f) {
   if (chat.seen.has(f.seq)) return;
@@ -167,18 +170,42 @@ const handlers = {
   ack(f) { const chat = chats.get(f.conversation_id); chat?.outbox.delete(f.idempotency_key); },
   ended(f) {
     const chat = chats.get(f.conversation_id);
-    if (chat) { chat.el.querySelector('form').hidden = true; chat.el.querySelector('h3').textContent += ' (ended)'; }
+    if (!chat) return;
+    chat.el.querySelector('form').hidden = true;
+    chat.el.querySelector('h3').textContent += f.reason === 'returned_to_queue' ? ' (returned to the queue while you were away)' : ' (ended)';
+  },
+  patient_presence(f) {
+    const chat = chats.get(f.conversation_id);
+    if (!chat) return;
+    let status = chat.el.querySelector('.patient-presence');
+    if (!status) {
+      status = document.createElement('p');
+      status.className = 'patient-presence';
+      status.setAttribute('role', 'status');
+      chat.el.querySelector('h3').after(status);
+    }
+    status.textContent = PATIENT_PRESENCE[f.state] ?? '';
   },
   video_proposed(f) {
     const chat = chats.get(f.conversation_id);
     if (!chat) return;
     chat.video.visitId = f.visit_id;
     chat.el.querySelector('.video').hidden = false;
-    chat.el.querySelector('.video-status').textContent = 'Waiting for the patient to allow camera and microphone…';
+    // How long the patient has been asked: the nurse decides whether to wait or cancel (End video).
+    const asked = Date.now();
+    const show = () => {
+      const s = Math.floor((Date.now() - asked) / 1000);
+      chat.el.querySelector('.video-status').textContent =
+        `Waiting for the patient to allow camera and microphone… ${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+    };
+    show();
+    clearInterval(chat.video.promptTimer);
+    chat.video.promptTimer = setInterval(show, 1000);
   },
   video_started(f) {
     const chat = chats.get(f.conversation_id);
     if (!chat) return;
+    clearInterval(chat.video.promptTimer);
     Object.assign(chat.video, { visitId: f.visit_id, started: f });
     chat.el.querySelector('.recording').textContent = RECORDING[f.recording] ?? '';
     chat.el.querySelector('.video').hidden = false;
@@ -199,6 +226,7 @@ const handlers = {
   },
   video_ended(f) {
     const chat = chatOfVisit(f.visit_id) || chats.get(f.conversation_id);
+    if (chat) clearInterval(chat.video.promptTimer);
     if (chat) closeVideo(chat, ENDED[f.reason] || 'Video ended.');
   },
   error(f) { $('connection').textContent = `Error: ${f.code}`; },

@@ -66,11 +66,18 @@ pub async fn welcome(app: &App, conn: &Connection) -> ServerFrame {
 /// The socket closed; a nurse with no other socket goes away (her offer goes to someone else).
 pub async fn disconnected(app: &App, conn: &Connection, others_remain: bool) {
     app.video.socket_closed(&conn.request_id).await;
-    if works_queues(app, conn) && !others_remain {
+    if others_remain {
+        return;
+    }
+    if works_queues(app, conn) {
         app.messaging
             .set_available(&conn.principal.subject, &conn.principal.skills, false)
             .await;
     }
+    // A patient's last socket on this node: their chats are offered to nobody until they are back.
+    app.messaging
+        .patient_connected(&conn.principal.subject, false)
+        .await;
 }
 
 pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<ServerFrame> {

@@ -131,6 +131,8 @@ async fn run(
         sink
     });
     let _ = outbound.send(chat::welcome(&app, &conn).await).await;
+    // A patient who is back (a reload, a phone waking up) is offered again and shown online to the nurse.
+    app.messaging.patient_connected(&subject, true).await;
     // A reloaded page learns about its live video visit (prompt or rejoin).
     for frame in app.video.live_of(&subject) {
         let _ = outbound.send(frame).await;

@@ -80,7 +80,18 @@ async fn visit_proof(
 pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<ServerFrame> {
     let video = &app.video;
     match frame {
-        ClientFrame::VideoRequest { conversation_id, .. } => {
+        ClientFrame::VideoRequest {
+            conversation_id,
+            device_check,
+            ..
+        } => {
+            // Never elevate until the nurse is ready: her camera and microphone work for this very request.
+            if !crate::protocol::DeviceCheck::passed(device_check) {
+                return vec![ServerFrame::error(
+                    "device_check_required",
+                    "run the camera and microphone check (both working) before asking the patient",
+                )];
+            }
             let proof = match super::chat::authorized(app, conn, &conversation_id, "visit.create").await {
                 Ok(proof) => proof,
                 Err(frames) => return frames,
@@ -106,13 +117,17 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             visit_id: raw,
             accept,
             recording_consent,
+            decline_reason,
             ..
         } => {
             let (proof, resource) = match visit_proof(app, conn, &raw, "visit.answer").await {
                 Ok(p) => p,
                 Err(frames) => return frames,
             };
-            match video.answer(&proof, accept, recording_consent).await {
+            match video
+                .answer(&proof, accept, recording_consent, decline_reason)
+                .await
+            {
                 Ok(_) => {
                     let action = if accept { "video.accept" } else { "video.decline" };
                     audit(app, conn, action, resource, Outcome::Success, None).await;
