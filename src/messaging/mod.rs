@@ -362,24 +362,37 @@ impl Messaging {
             .collect()
     }
 
-    /// A patient's connection to the waiting room (their first socket opened, or their last closed): while
-    /// gone, a waiting conversation keeps its place but is offered to nobody, and a nurse sees "reconnecting".
-    pub async fn patient_connected(&self, patient: &SubjectId, connected: bool) {
-        let open = match self.db.open_conversations_of(patient.as_str()).await {
-            Ok(open) => open,
+    /// One of `subject`'s sockets (`socket`, this node's number for it) opened or closed. The leader counts a
+    /// patient's connections per chat: with none, a waiting chat keeps its place but is offered to nobody and a
+    /// nurse sees "reconnecting". For a nurse (`works_queues`), with none her chats go back after the grace.
+    pub async fn connection(&self, subject: &SubjectId, socket: u64, open: bool, works_queues: bool) {
+        let connection = format!("{}:{socket}", self.cluster.node_id());
+        if works_queues {
+            let command = RoutingCommand::NurseConnection {
+                nurse: subject.clone(),
+                connection: connection.clone(),
+                open,
+            };
+            if let Err(e) = self.route(command).await {
+                tracing::warn!(error = %e, "nurse connection not routed");
+            }
+        }
+        let open_chats = match self.db.open_conversations_of(subject.as_str()).await {
+            Ok(list) => list,
             Err(e) => {
-                tracing::warn!(error = %e, "patient presence not routed");
+                tracing::warn!(error = %e, "patient connection not routed");
                 return;
             }
         };
         // The list has the chats a nurse holds too: only those whose patient this is.
-        for c in open.into_iter().filter(|c| &c.patient == patient) {
-            let command = RoutingCommand::PatientConnected {
+        for c in open_chats.into_iter().filter(|c| &c.patient == subject) {
+            let command = RoutingCommand::PatientConnection {
                 conversation: c.id,
-                connected,
+                connection: connection.clone(),
+                open,
             };
             if let Err(e) = self.route(command).await {
-                tracing::warn!(error = %e, "patient presence not routed");
+                tracing::warn!(error = %e, "patient connection not routed");
             }
         }
     }

@@ -56,10 +56,17 @@ pub enum RoutingCommand {
     Cancel {
         conversation: ConversationId,
     },
-    /// The patient of this conversation has no connection any more (`false`) or is connected again.
-    PatientConnected {
+    /// A connection (`node:socket`) of this conversation's patient opened or closed.
+    PatientConnection {
         conversation: ConversationId,
-        connected: bool,
+        connection: String,
+        open: bool,
+    },
+    /// A connection of a nurse opened or closed.
+    NurseConnection {
+        nurse: SubjectId,
+        connection: String,
+        open: bool,
     },
     Presence {
         nurse: SubjectId,
@@ -218,15 +225,18 @@ impl Messaging {
                     self.patients.lock().expect("patients lock").remove(&conversation);
                     room.cancel(&conversation, now)
                 }
-                RoutingCommand::PatientConnected {
+                RoutingCommand::PatientConnection {
                     conversation,
-                    connected,
+                    connection,
+                    open,
+                } => room.patient_connection(&conversation, &connection, open, now),
+                RoutingCommand::NurseConnection {
+                    nurse,
+                    connection,
+                    open,
                 } => {
-                    if connected {
-                        room.patient_back(&conversation, now)
-                    } else {
-                        room.patient_left(&conversation, now)
-                    }
+                    room.nurse_connection(&nurse, &connection, open, now);
+                    Vec::new()
                 }
                 RoutingCommand::Presence { nurse } => {
                     return RoutingReply::Presence {
@@ -262,14 +272,21 @@ impl Messaging {
         self.patients.lock().expect("patients lock").clear();
         for c in open {
             match (c.state, &c.nurse) {
-                (ConversationState::Assigned, Some(nurse)) => room.restore_assignment(nurse, c.id.clone()),
+                (ConversationState::Assigned, Some(nurse)) => {
+                    room.restore_assignment(nurse, c.id.clone());
+                    // Alone on SQLite nobody is connected at a start: her chats wait for her the grace long.
+                    if !self.cluster.is_shared() {
+                        room.nurse_connection(nurse, "", false, now);
+                        let _ = room.patient_absent(&c.id, now);
+                    }
+                }
                 (ConversationState::Waiting, _) if self.queues.contains_key(&c.queue) => {
                     self.remember_patient(&c);
                     let _ = room.enqueue(c.id.clone(), &c.queue, c.priority_boost, c.enqueued_at, now)?;
                     // Alone on SQLite this is a start: nobody is connected yet, so nobody is offered before
                     // their socket says they are there (or the grace ends their wait).
                     if !self.cluster.is_shared() {
-                        let _ = room.patient_left(&c.id, now);
+                        let _ = room.patient_absent(&c.id, now);
                     }
                 }
                 _ => {}
@@ -401,6 +418,16 @@ impl Messaging {
             return Ok(());
         }
         let live = self.live_node_ids().await?;
+        // Connections on nodes that died will never say they closed.
+        let effects = self.room.lock().await.forget_connections(
+            |key| {
+                !live
+                    .iter()
+                    .any(|n| key.strip_prefix(n.as_str()).is_some_and(|r| r.starts_with(':')))
+            },
+            now_ms(),
+        );
+        self.apply(effects).await;
         for p in self.db.presences().await? {
             if !live.contains(&p.node_id) {
                 tracing::info!(node = %p.node_id, "a nurse's node died: no longer ready");

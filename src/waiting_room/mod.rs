@@ -1,7 +1,8 @@
 //! The waiting room and routing core: queues of conversations waiting for a nurse, nurse presence, offers,
-//! wrap-up, positions and estimated waits, reassurance prompts. A state machine with injected time: events and
-//! `now` go in, [`Effect`]s come out; a driver (`messaging::live`) owns sockets and timers. No I/O here, so
-//! every rule is unit-tested without a server or sleeping.
+//! wrap-up, positions and estimated waits, reassurance prompts, who is connected (`patients`), statistics
+//! (`stats`). A state machine with injected time: events and `now` go in, [`Effect`]s come out; a driver
+//! (`messaging::routing`) owns sockets and timers. No I/O here, so every rule is unit-tested without a server or
+//! sleeping.
 
 mod eta;
 mod patients;
@@ -173,8 +174,8 @@ struct Nurse {
     wrap_up_until: Option<Millis>,
     offer: Option<(ConversationId, Millis)>,
     last_state: Option<Presence>,
-    /// Since when she has been away or disconnected (her chats go back to the queue after the grace).
-    away_since: Option<Millis>,
+    /// Since when she has had no connection (her chats go back to the queue after the grace).
+    disconnected_since: Option<Millis>,
 }
 
 /// The whole routing state of one broker node.
@@ -186,6 +187,10 @@ pub struct WaitingRoom {
     handle_times: HashMap<String, VecDeque<Millis>>,
     /// Assigned chats whose patient has no connection: since when, and whether the nurse was told "gone".
     patients_away: HashMap<ConversationId, (Millis, bool)>,
+    /// Open connections of each conversation's patient, once any was seen (node and socket).
+    connections: HashMap<ConversationId, HashSet<String>>,
+    /// Open connections of each nurse, once any was seen.
+    nurse_connections: HashMap<SubjectId, HashSet<String>>,
     /// Abandoned conversations by queue, by how long they had waited.
     abandoned: HashMap<String, patients::Abandonment>,
 }
@@ -199,6 +204,8 @@ impl WaitingRoom {
             nurses: HashMap::new(),
             handle_times: HashMap::new(),
             patients_away: HashMap::new(),
+            connections: HashMap::new(),
+            nurse_connections: HashMap::new(),
             abandoned: HashMap::new(),
         }
     }
@@ -231,6 +238,7 @@ impl WaitingRoom {
             .get(queue)
             .ok_or_else(|| RoutingError::UnknownQueue(queue.to_string()))?;
         if !self.waiting.iter().any(|w| w.conversation == conversation) {
+            let away_since = self.patient_known_absent(&conversation).then_some(now);
             let first = spec
                 .reassurance
                 .first()
@@ -245,7 +253,7 @@ impl WaitingRoom {
                 max_wait_notified: false,
                 last_position: None,
                 declined: HashMap::new(),
-                away_since: None,
+                away_since,
             });
         }
         Ok(self.settle(now))
@@ -293,11 +301,6 @@ impl WaitingRoom {
         let n = self.nurses.entry(nurse.clone()).or_default();
         n.available = available;
         n.skills = skills.iter().cloned().collect();
-        n.away_since = if available {
-            None
-        } else {
-            n.away_since.or(Some(now))
-        };
         let mut effects = Vec::new();
         if !available && let Some((conversation, _)) = n.offer.take() {
             effects.push(Effect::OfferEnded {
@@ -310,7 +313,8 @@ impl WaitingRoom {
         effects
     }
 
-    /// After a restart: the nurse already holds this conversation.
+    /// After a restart: the nurse already holds this conversation (until her connection is seen, she counts as
+    /// connected: on a single node's start the driver says otherwise).
     pub fn restore_assignment(&mut self, nurse: &SubjectId, conversation: ConversationId) {
         self.nurses
             .entry(nurse.clone())
@@ -397,7 +401,8 @@ impl WaitingRoom {
         }
     }
 
-    /// Timers: offer expiry, end of wrap-up, reassurance prompts, maximum wait.
+    /// Timers: offer expiry, end of wrap-up, reassurance prompts, maximum wait, and the graces of people who
+    /// dropped out (abandonment, a patient gone, stranded chats).
     pub fn tick(&mut self, now: Millis) -> Vec<Effect> {
         let mut effects = Vec::new();
         let mut expired = Vec::new();

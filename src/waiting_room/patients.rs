@@ -1,7 +1,9 @@
-//! Who is actually there: a patient whose connection drops keeps their place in the queue for
+//! Who is actually there. Each person's open connections (node and socket) are counted, so a close that arrives
+//! after the reopen that replaced it changes nothing. A patient with none keeps their place in the queue for
 //! `patient_grace_ms` but is offered to nobody meanwhile (an open offer is withdrawn), then leaves the queue as
-//! abandoned; a nurse with the chat sees the patient as online, reconnecting or gone. A nurse away or
-//! disconnected past `stranded_grace_ms` loses her chats to the front of their queue.
+//! abandoned; a nurse with the chat sees the patient as online, reconnecting or gone. A nurse with no connection
+//! past `stranded_grace_ms` loses her chats to the front of their queue (one who is merely "away" keeps them:
+//! she stopped taking offers to finish them).
 
 use super::{Effect, Millis, OfferEnd, PatientState, WaitingRoom};
 use crate::ids::{ConversationId, SubjectId};
@@ -25,6 +27,83 @@ impl Abandonment {
 }
 
 impl WaitingRoom {
+    /// A patient's `connection` (a node's socket) opened or closed, for their `conversation`.
+    pub fn patient_connection(
+        &mut self,
+        conversation: &ConversationId,
+        connection: &str,
+        open: bool,
+        now: Millis,
+    ) -> Vec<Effect> {
+        let set = self.connections.entry(conversation.clone()).or_default();
+        if open {
+            set.insert(connection.to_string());
+        } else {
+            set.remove(connection);
+        }
+        if set.is_empty() {
+            self.patient_left(conversation, now)
+        } else {
+            self.patient_back(conversation, now)
+        }
+    }
+
+    /// Known to have no connection (after a start, when nobody is connected yet).
+    pub fn patient_absent(&mut self, conversation: &ConversationId, now: Millis) -> Vec<Effect> {
+        self.connections.entry(conversation.clone()).or_default();
+        self.patient_left(conversation, now)
+    }
+
+    /// A nurse's `connection` opened or closed; with none left, the stranded-chat grace starts.
+    pub fn nurse_connection(&mut self, nurse: &SubjectId, connection: &str, open: bool, now: Millis) {
+        let set = self.nurse_connections.entry(nurse.clone()).or_default();
+        if open {
+            set.insert(connection.to_string());
+        } else {
+            set.remove(connection);
+        }
+        let n = self.nurses.entry(nurse.clone()).or_default();
+        n.disconnected_since = if set.is_empty() {
+            n.disconnected_since.or(Some(now))
+        } else {
+            None
+        };
+    }
+
+    /// Forgets the connections `gone` says belong to a node that died (their closes will never come).
+    pub fn forget_connections(&mut self, gone: impl Fn(&str) -> bool, now: Millis) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let touched: Vec<ConversationId> = self
+            .connections
+            .iter_mut()
+            .filter_map(|(c, set)| {
+                let before = set.len();
+                set.retain(|k| !gone(k));
+                (set.len() < before && set.is_empty()).then(|| c.clone())
+            })
+            .collect();
+        for c in touched {
+            effects.extend(self.patient_left(&c, now));
+        }
+        let nurses: Vec<SubjectId> = self.nurse_connections.keys().cloned().collect();
+        for nurse in nurses {
+            let gone_ones: Vec<String> = self.nurse_connections[&nurse]
+                .iter()
+                .filter(|k| gone(k))
+                .cloned()
+                .collect();
+            for k in gone_ones {
+                self.nurse_connection(&nurse, &k, false, now);
+            }
+        }
+        effects
+    }
+
+    /// Whether `conversation`'s patient is known to have no connection (a new queue entry starts away).
+    pub(super) fn patient_known_absent(&self, conversation: &ConversationId) -> bool {
+        self.connections.get(conversation).is_some_and(|s| s.is_empty())
+    }
+
     /// The patient of `conversation` has no connection any more.
     pub fn patient_left(&mut self, conversation: &ConversationId, now: Millis) -> Vec<Effect> {
         let mut effects = Vec::new();
@@ -83,6 +162,7 @@ impl WaitingRoom {
     /// Forgets what is known about a conversation's patient (it ended).
     pub(super) fn forget_patient(&mut self, conversation: &ConversationId) {
         self.patients_away.remove(conversation);
+        self.connections.remove(conversation);
     }
 
     /// The graces running out: waiting patients gone too long leave the queue, nurses are told a patient is
@@ -126,10 +206,14 @@ impl WaitingRoom {
         let stranded_grace = self.spec.stranded_grace_ms;
         let mut stranded = Vec::new();
         for (id, nurse) in &mut self.nurses {
-            if nurse.away_since.is_some_and(|t| now - t >= stranded_grace) {
+            if nurse
+                .disconnected_since
+                .is_some_and(|t| now - t >= stranded_grace)
+            {
                 stranded.extend(nurse.active.drain().map(|c| (id.clone(), c)));
             }
         }
+        // The patient's connections stay known: a patient who is away is re-queued away.
         for (nurse, conversation) in stranded {
             self.patients_away.remove(&conversation);
             effects.push(Effect::Stranded { nurse, conversation });

@@ -11,6 +11,7 @@ pub struct QueueStats {
     pub ready_nurses: usize,
     pub average_handle_seconds: u64,
     /// Patients who left the queue before a nurse took them (since this leader started), by their wait.
+    #[serde(default)]
     pub abandoned: Abandonment,
 }
 

@@ -303,32 +303,61 @@ fn the_nurse_sees_her_patient_reconnecting_back_or_gone() {
 }
 
 #[test]
-fn a_nurse_away_past_the_grace_hands_her_chats_back() {
+fn a_nurse_disconnected_past_the_grace_hands_her_chats_back_but_away_keeps_them() {
     let mut r = room();
     r.set_available(&nurse("n1"), &[], true, 0);
+    r.nurse_connection(&nurse("n1"), "node-a:1", true, 0);
     r.enqueue(conv(1), "triage", 0, 0, 0).unwrap();
     r.accept(&nurse("n1"), &conv(1), 10).unwrap();
-    r.set_available(&nurse("n1"), &[], false, 1_000);
+    // "Away" stops new offers; she keeps her chats while she is connected.
+    r.set_available(&nurse("n1"), &[], false, 500);
     assert!(
-        !r.tick(120_000)
+        !r.tick(500_000)
             .iter()
             .any(|e| matches!(e, Effect::Stranded { .. }))
     );
-    let effects = r.tick(121_000);
+    // A reload: the new socket opens before the old one's close arrives; nothing is lost.
+    r.nurse_connection(&nurse("n1"), "node-a:2", true, 600_000);
+    r.nurse_connection(&nurse("n1"), "node-a:1", false, 600_001);
+    assert!(
+        !r.tick(900_000)
+            .iter()
+            .any(|e| matches!(e, Effect::Stranded { .. }))
+    );
+    // Her browser is gone: past the grace the chat goes back.
+    r.nurse_connection(&nurse("n1"), "node-a:2", false, 1_000_000);
+    assert!(
+        !r.tick(1_119_000)
+            .iter()
+            .any(|e| matches!(e, Effect::Stranded { .. }))
+    );
+    let effects = r.tick(1_120_000);
     assert!(effects.contains(&Effect::Stranded {
         nurse: nurse("n1"),
         conversation: conv(1)
     }));
     assert!(!r.is_assigned(&conv(1)));
-    // Back before the grace: she keeps them.
-    r.set_available(&nurse("n1"), &[], true, 122_000);
-    r.enqueue(conv(2), "triage", 0, 122_000, 122_000).unwrap();
-    r.accept(&nurse("n1"), &conv(2), 122_010).unwrap();
-    r.set_available(&nurse("n1"), &[], false, 123_000);
-    r.set_available(&nurse("n1"), &[], true, 124_000);
-    assert!(
-        !r.tick(300_000)
-            .iter()
-            .any(|e| matches!(e, Effect::Stranded { .. }))
+}
+
+#[test]
+fn connections_are_counted_so_a_late_close_changes_nothing() {
+    let mut r = room();
+    r.enqueue(conv(1), "triage", 0, 0, 0).unwrap();
+    r.patient_connection(&conv(1), "a:1", true, 0);
+    // The reload's new socket is seen before the old one's close.
+    r.patient_connection(&conv(1), "b:7", true, 1_000);
+    r.patient_connection(&conv(1), "a:1", false, 1_001);
+    let effects = r.set_available(&nurse("n1"), &[], true, 2_000);
+    assert_eq!(
+        offers(&effects),
+        vec![(nurse("n1"), conv(1))],
+        "still there: offered"
     );
+    // A node that died takes its connections with it.
+    let effects = r.forget_connections(|k| k.starts_with("b:"), 3_000);
+    assert!(effects.contains(&Effect::OfferEnded {
+        nurse: nurse("n1"),
+        conversation: conv(1),
+        reason: OfferEnd::PatientLeft
+    }));
 }

@@ -61,6 +61,8 @@ pub async fn next_where(ws: &mut Socket, secs: u64, pred: impl Fn(&Value) -> boo
 pub struct NurseLog {
     /// Offers in the order they came.
     pub offers: Vec<String>,
+    /// Offers withdrawn (the patient's connection dropped, the offer expired…), by conversation.
+    pub offers_ended: HashMap<String, usize>,
     pub assigned: Vec<String>,
     /// Patient messages by (conversation, seq): how often each arrived.
     pub messages: HashMap<(String, i64), u32>,
@@ -93,6 +95,7 @@ pub fn nurse(
                     let v: Value = serde_json::from_str(t.as_str()).unwrap();
                     let conversation = v["conversation_id"].as_str().unwrap_or_default().to_string();
                     match v["type"].as_str().unwrap_or_default() {
+                        "offer_ended" => *log.lock().unwrap().offers_ended.entry(conversation).or_default() += 1,
                         "offer" => {
                             log.lock().unwrap().offers.push(conversation.clone());
                             send(&mut ws, json!({"v": 1, "type": "accept", "conversation_id": conversation})).await;
@@ -165,7 +168,10 @@ pub async fn visit(lb: String, token: String, i: usize) -> Result<(String, Vec<i
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         let c = conversation.clone();
-        if next_where(&mut ws, 5, |v| {
+        let left = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_secs();
+        if next_where(&mut ws, left, |v| {
             v["type"] == "assigned" && v["conversation_id"] == c.as_str()
         })
         .await
@@ -173,11 +179,11 @@ pub async fn visit(lb: String, token: String, i: usize) -> Result<(String, Vec<i
         {
             break;
         }
-        if tokio::time::Instant::now() > deadline {
+        if tokio::time::Instant::now() >= deadline {
             return Err(conversation);
         }
-        // Closed (a socket that falls behind under the burst of position updates is told to reconnect) or
-        // quiet: a fresh socket's welcome says where the chat stands.
+        // Closed before the deadline (a socket that falls behind under the burst of position updates is told
+        // to reconnect): a fresh socket's welcome says where the chat stands.
         let (fresh, welcome) = patient_welcome(&lb, &token).await;
         ws = fresh;
         let assigned = welcome["conversations"]

@@ -64,19 +64,26 @@ pub async fn welcome(app: &App, conn: &Connection) -> ServerFrame {
 }
 
 /// The socket closed; a nurse with no other socket goes away (her offer goes to someone else).
-pub async fn disconnected(app: &App, conn: &Connection, others_remain: bool) {
+pub async fn disconnected(app: &App, conn: &Connection, socket: u64, others_remain: bool) {
     app.video.socket_closed(&conn.request_id).await;
-    if others_remain {
-        return;
-    }
-    if works_queues(app, conn) {
+    let nurse = works_queues(app, conn);
+    // Counted per socket by the routing leader: a patient's chats are offered to nobody while none is open, a
+    // nurse's chats go back to the queue after the grace.
+    app.messaging
+        .connection(&conn.principal.subject, socket, false, nurse)
+        .await;
+    if nurse && !others_remain {
         app.messaging
             .set_available(&conn.principal.subject, &conn.principal.skills, false)
             .await;
     }
-    // A patient's last socket on this node: their chats are offered to nobody until they are back.
+}
+
+/// A socket opened: the routing leader counts it (see [`disconnected`]).
+pub async fn connected(app: &App, conn: &Connection, socket: u64) {
+    let nurse = works_queues(app, conn);
     app.messaging
-        .patient_connected(&conn.principal.subject, false)
+        .connection(&conn.principal.subject, socket, true, nurse)
         .await;
 }
 

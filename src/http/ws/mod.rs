@@ -132,7 +132,7 @@ async fn run(
     });
     let _ = outbound.send(chat::welcome(&app, &conn).await).await;
     // A patient who is back (a reload, a phone waking up) is offered again and shown online to the nurse.
-    app.messaging.patient_connected(&subject, true).await;
+    chat::connected(&app, &conn, conn_id).await;
     // A reloaded page learns about its live video visit (prompt or rejoin).
     for frame in app.video.live_of(&subject) {
         let _ = outbound.send(frame).await;
@@ -233,5 +233,5 @@ async fn run(
     {
         let _ = sink.send(closing(code, reason)).await;
     }
-    chat::disconnected(&app, &conn, others).await;
+    chat::disconnected(&app, &conn, conn_id, others).await;
 }
