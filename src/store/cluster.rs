@@ -1,5 +1,5 @@
-//! Rows of a cluster: node membership and heartbeats, leases, the routing leader's rows (presence, offers, chats
-//! it hands back to their queue), and the bus between nodes (PostgreSQL `LISTEN/NOTIFY`; on SQLite there is one node and no bus). Holds no rules: who
+//! Rows of a cluster: node membership and heartbeats, leases, the routing leader's rows (presence, offers,
+//! chats it hands back to their queue), and the bus between nodes (PostgreSQL `LISTEN/NOTIFY`; on SQLite there is one node and no bus). Holds no rules: who
 //! is dead, who leads and what an event means are decided by `cluster` and `messaging`.
 
 use sqlx::Row;

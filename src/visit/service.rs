@@ -435,7 +435,8 @@ impl VideoService {
         }
     }
 
-    /// Periodic: closes visits whose participants are gone past the grace, and visits whose chat ended.
+    /// Periodic: closes requests unanswered past `media.video_prompt_seconds` (`no_answer`), started visits whose
+    /// participants are gone past the grace (`abandoned`), and visits whose chat ended.
     pub async fn sweep(&self) {
         let grace = self.config.empty_visit_grace_seconds as i64 * 1000;
         let prompt = self.config.video_prompt_seconds as i64 * 1000;

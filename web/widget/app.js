@@ -90,6 +90,13 @@ const handlers = {
       showConversation(open);
       setStatus(open.state === 'assigned' ? 'You are chatting with a nurse.' : 'You are in line for a nurse.');
       ch.send({ type: 'sync', conversation_id: open.conversation_id, after_seq: state.lastSeq });
+    } else if (state.conversation) {
+      // Our chat is no longer open: it ended while this page was away (the waiting room gave the place up).
+      state.conversation = null;
+      stopMusic();
+      $('compose').hidden = true;
+      setStatus('Your chat ended while you were away (no connection for a while). Start a new chat if you still need help.');
+      $('start').hidden = false;
     } else {
       setStatus('You are signed in. A nurse can chat with you here.');
       $('start').hidden = false;
@@ -215,6 +222,7 @@ window.addEventListener('message', async (event) => {
     $('video-allow').addEventListener('click', async () => {
       try {
         video.check = video.check || await deviceCheck($('video-preview'), $('video-level'));
+        video.blocked = false;
         showVideo('video-check');
         $('video-join').focus();
       } catch (e) {

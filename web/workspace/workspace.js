@@ -173,6 +173,8 @@ const handlers = {
     if (!chat) return;
     chat.el.querySelector('form').hidden = true;
     chat.el.querySelector('h3').textContent += f.reason === 'returned_to_queue' ? ' (returned to the queue while you were away)' : ' (ended)';
+    // The panel stays to be read; if the chat comes to this nurse again it gets a fresh one.
+    chats.delete(f.conversation_id);
   },
   patient_presence(f) {
     const chat = chats.get(f.conversation_id);
