@@ -54,6 +54,8 @@ pub struct RoutingSpec {
 
 /// Priority added to a conversation that mentions emergency symptoms.
 pub const EMERGENCY_BOOST: i64 = 1000;
+/// Least time between two position updates to a patient beyond the first three places.
+const POSITION_EVERY_MS: Millis = 5_000;
 /// How many recent handle times feed the estimate.
 const HANDLE_HISTORY: usize = 20;
 
@@ -164,6 +166,7 @@ struct Waiting {
     declined: HashMap<SubjectId, Millis>,
     /// Since when the patient has had no connection (not offered meanwhile; abandoned after the grace).
     away_since: Option<Millis>,
+    position_sent_at: Option<Millis>,
 }
 
 #[derive(Debug, Default)]
@@ -254,6 +257,7 @@ impl WaitingRoom {
                 last_position: None,
                 declined: HashMap::new(),
                 away_since,
+                position_sent_at: None,
             });
         }
         Ok(self.settle(now))
@@ -577,8 +581,12 @@ impl WaitingRoom {
                 .count();
             let eta = estimate_wait(position, staffed, self.average_handle_ms(&queue));
             let w = &mut self.waiting[i];
-            if w.last_position != Some((position, eta)) {
+            // Every change near the front; farther back at most every few seconds (a long queue moving would
+            // otherwise send each patient a frame per patient served). A held change goes at a later tick.
+            let due = position <= 3 || w.position_sent_at.is_none_or(|t| now - t >= POSITION_EVERY_MS);
+            if w.last_position != Some((position, eta)) && due {
                 w.last_position = Some((position, eta));
+                w.position_sent_at = Some(now);
                 updates.push(Effect::Position {
                     conversation: w.conversation.clone(),
                     position,

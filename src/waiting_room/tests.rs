@@ -361,3 +361,23 @@ fn connections_are_counted_so_a_late_close_changes_nothing() {
         reason: OfferEnd::PatientLeft
     }));
 }
+
+#[test]
+fn far_back_in_a_moving_queue_positions_come_every_few_seconds() {
+    let mut r = room();
+    for i in 1..=6 {
+        r.enqueue(conv(i), "triage", 0, i as i64, i as i64).unwrap();
+    }
+    // Two patients ahead leave within a second: the sixth hears once, the third (near the front) each time.
+    let first = positions(&r.cancel(&conv(1), 6_000));
+    assert!(
+        first.contains(&(conv(6), 5, None)) && first.contains(&(conv(3), 2, None)),
+        "{first:?}"
+    );
+    let second = positions(&r.cancel(&conv(2), 6_500));
+    assert!(second.contains(&(conv(3), 1, None)), "{second:?}");
+    assert!(!second.iter().any(|(c, ..)| *c == conv(6)), "held: {second:?}");
+    // The held change goes out once the interval has passed.
+    assert!(positions(&r.tick(10_000)).is_empty());
+    assert!(positions(&r.tick(11_000)).contains(&(conv(6), 4, None)));
+}
