@@ -517,7 +517,16 @@ impl WaitingRoom {
             .values()
             .filter_map(|n| n.offer.as_ref().map(|(c, _)| c.clone()))
             .collect();
+        // Whoever could take an offer now; when nobody can, nobody is looked at (10,000 waiting, no nurse free).
+        let mut free = self
+            .nurses
+            .values()
+            .filter(|n| n.offer.is_none() && self.state_of(n, now) == Presence::Ready)
+            .count();
         for i in 0..self.waiting.len() {
+            if free == 0 {
+                break;
+            }
             let w = &self.waiting[i];
             // Nobody is offered a patient who is not there; they keep their place meanwhile.
             if offered.contains(&w.conversation) || w.away_since.is_some() {
@@ -541,6 +550,7 @@ impl WaitingRoom {
                 let conversation = w.conversation.clone();
                 self.nurses.get_mut(&id).expect("candidate exists").offer =
                     Some((conversation.clone(), expires_at));
+                free -= 1;
                 effects.push(Effect::Offer {
                     nurse: id,
                     conversation,
@@ -565,22 +575,29 @@ impl WaitingRoom {
     }
 
     fn positions(&mut self, now: Millis) -> Vec<Effect> {
-        let mut per_queue: HashMap<String, usize> = HashMap::new();
+        // Per queue once: nurses staffing it and its handle time (not per waiting patient).
+        let per_queue_facts: HashMap<String, (usize, Millis)> = self
+            .queues
+            .keys()
+            .map(|q| {
+                let staffed = self
+                    .nurses
+                    .values()
+                    .filter(|n| self.has_skills(n, q) && self.state_of(n, now) != Presence::Away)
+                    .count();
+                (q.clone(), (staffed, self.average_handle_ms(q)))
+            })
+            .collect();
+        let mut per_queue: HashMap<&str, usize> = HashMap::new();
         let mut updates = Vec::new();
-        for i in 0..self.waiting.len() {
-            let queue = self.waiting[i].queue.clone();
+        for w in &mut self.waiting {
             let position = {
-                let p = per_queue.entry(queue.clone()).or_insert(0);
+                let p = per_queue.entry(w.queue.as_str()).or_insert(0);
                 *p += 1;
                 *p
             };
-            let staffed = self
-                .nurses
-                .values()
-                .filter(|n| self.has_skills(n, &queue) && self.state_of(n, now) != Presence::Away)
-                .count();
-            let eta = estimate_wait(position, staffed, self.average_handle_ms(&queue));
-            let w = &mut self.waiting[i];
+            let (staffed, handle_ms) = per_queue_facts.get(&w.queue).copied().unwrap_or((0, 0));
+            let eta = estimate_wait(position, staffed, handle_ms);
             // Every change near the front; farther back at most every few seconds (a long queue moving would
             // otherwise send each patient a frame per patient served). A held change goes at a later tick.
             let due = position <= 3 || w.position_sent_at.is_none_or(|t| now - t >= POSITION_EVERY_MS);
