@@ -400,15 +400,22 @@ impl Messaging {
                 .filter(|c| c.state == ConversationState::Waiting && self.queues.contains_key(&c.queue))
                 .collect();
             let mut effects = Vec::new();
-            for gone in room.waiting_ids() {
-                if !waiting.iter().any(|c| c.id == gone) {
-                    effects.extend(room.cancel(&gone, now));
-                }
+            let rows: std::collections::HashSet<&ConversationId> = waiting.iter().map(|c| &c.id).collect();
+            let queued: std::collections::HashSet<ConversationId> = room.waiting_ids().into_iter().collect();
+            for gone in queued.iter().filter(|id| !rows.contains(id)) {
+                effects.extend(room.cancel(gone, now));
             }
-            for c in waiting {
+            // Only what the core does not know: each enqueue settles the whole queue.
+            for c in waiting.iter().filter(|c| !queued.contains(&c.id)) {
                 if !room.is_assigned(&c.id) {
-                    self.remember_patient(&c);
-                    effects.extend(room.enqueue(c.id, &c.queue, c.priority_boost, c.enqueued_at, now)?);
+                    self.remember_patient(c);
+                    effects.extend(room.enqueue(
+                        c.id.clone(),
+                        &c.queue,
+                        c.priority_boost,
+                        c.enqueued_at,
+                        now,
+                    )?);
                 }
             }
             effects
