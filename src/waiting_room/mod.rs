@@ -6,6 +6,7 @@
 
 mod eta;
 mod patients;
+mod positions;
 mod stats;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -54,8 +55,6 @@ pub struct RoutingSpec {
 
 /// Priority added to a conversation that mentions emergency symptoms.
 pub const EMERGENCY_BOOST: i64 = 1000;
-/// Least time between two position updates to a patient beyond the first three places.
-const POSITION_EVERY_MS: Millis = 5_000;
 /// How many recent handle times feed the estimate.
 const HANDLE_HISTORY: usize = 20;
 
@@ -572,46 +571,6 @@ impl WaitingRoom {
             }
         }
         effects
-    }
-
-    fn positions(&mut self, now: Millis) -> Vec<Effect> {
-        // Per queue once: nurses staffing it and its handle time (not per waiting patient).
-        let per_queue_facts: HashMap<String, (usize, Millis)> = self
-            .queues
-            .keys()
-            .map(|q| {
-                let staffed = self
-                    .nurses
-                    .values()
-                    .filter(|n| self.has_skills(n, q) && self.state_of(n, now) != Presence::Away)
-                    .count();
-                (q.clone(), (staffed, self.average_handle_ms(q)))
-            })
-            .collect();
-        let mut per_queue: HashMap<&str, usize> = HashMap::new();
-        let mut updates = Vec::new();
-        for w in &mut self.waiting {
-            let position = {
-                let p = per_queue.entry(w.queue.as_str()).or_insert(0);
-                *p += 1;
-                *p
-            };
-            let (staffed, handle_ms) = per_queue_facts.get(&w.queue).copied().unwrap_or((0, 0));
-            let eta = estimate_wait(position, staffed, handle_ms);
-            // Every change near the front; farther back at most every few seconds (a long queue moving would
-            // otherwise send each patient a frame per patient served). A held change goes at a later tick.
-            let due = position <= 3 || w.position_sent_at.is_none_or(|t| now - t >= POSITION_EVERY_MS);
-            if w.last_position != Some((position, eta)) && due {
-                w.last_position = Some((position, eta));
-                w.position_sent_at = Some(now);
-                updates.push(Effect::Position {
-                    conversation: w.conversation.clone(),
-                    position,
-                    eta_seconds: eta,
-                });
-            }
-        }
-        updates
     }
 }
 
