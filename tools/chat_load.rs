@@ -154,16 +154,22 @@ async fn main() {
     let pids: Vec<u32> = brokers.iter().map(|(c, _)| c.id()).collect();
     let node_url = format!("http://{}", addrs[0]);
     let _balancer = (args.nodes > 1)
-        .then(|| haproxy::start(dir.path(), lb_port, &addrs, 4 * args.patients + 100).expect("HAProxy"));
+        // One connection per patient socket; HAProxy needs two descriptors per connection within `ulimit -n`.
+        .then(|| haproxy::start(dir.path(), lb_port, &addrs, args.patients + 100).expect("HAProxy"));
     // The public URL: the balancer's, or the one broker's.
     let url = brokers[0].1.clone();
     let ready = reqwest::Client::new();
+    let waiting_since = Instant::now();
     while !ready
         .get(format!("{url}/readyz"))
         .send()
         .await
         .is_ok_and(|r| r.status().is_success())
     {
+        assert!(
+            waiting_since.elapsed() < Duration::from_secs(60),
+            "{url} never became ready"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stat = |pids: &[u32]| {
