@@ -121,15 +121,10 @@ impl Cluster {
 
     /// The live node holding `lease` and its internal URL, if any.
     pub async fn holder_url(&self, lease: &str) -> Result<Option<(String, String)>, ClusterError> {
-        let Some((_, holder)) = self.leases().await?.into_iter().find(|(name, _)| name == lease) else {
-            return Ok(None);
-        };
         Ok(self
-            .live_nodes()
-            .await?
-            .into_iter()
-            .find(|n| n.node_id == holder)
-            .map(|n| (n.node_id, n.internal_url)))
+            .db
+            .lease_holder_url(lease, self.dead_after.as_millis() as i64)
+            .await?)
     }
 
     /// Every held lease `(name, holder)`, for the status page.

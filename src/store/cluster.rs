@@ -81,6 +81,25 @@ impl Db {
             .collect()
     }
 
+    /// The live node holding lease `name` and its internal URL (one round trip: a follower asks this for every
+    /// call it forwards).
+    pub async fn lease_holder_url(
+        &self,
+        name: &str,
+        within_ms: i64,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let sql = format!(
+            "SELECT n.node_id, n.internal_url FROM cluster_leases l JOIN cluster_nodes n ON n.node_id = l.holder \
+             WHERE l.name = $1 AND l.expires_at >= {DB_NOW} AND n.heartbeat_at >= {DB_NOW} - $2"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .bind(within_ms)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
     /// A node that stopped cleanly says so at once instead of waiting to be declared dead (its leased work
     /// releases its own leases as it stops).
     pub async fn leave_cluster(&self, node_id: &str) -> Result<(), StoreError> {
