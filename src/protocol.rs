@@ -13,52 +13,9 @@ use crate::waiting_room::{OfferEnd, Presence};
 
 pub const PROTOCOL_VERSION: u8 = 1;
 
-/// Which side of a video visit a participant is on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    Patient,
-    Nurse,
-}
+mod video;
 
-/// Why a video visit ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndReason {
-    Declined,
-    PatientEnded,
-    NurseEnded,
-    /// Both participants were gone for longer than the grace period.
-    Abandoned,
-    /// The patient did not answer the request within `media.video_prompt_seconds`.
-    NoAnswer,
-    /// The patient's camera or microphone is blocked or missing (they were shown how to allow it).
-    DevicesBlocked,
-    /// The chat itself ended.
-    ChatEnded,
-}
-
-/// The result of the nurse's device check: live camera and microphone tracks.
-#[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceCheck {
-    pub camera: bool,
-    pub microphone: bool,
-}
-
-impl DeviceCheck {
-    pub fn passed(check: Option<Self>) -> bool {
-        check.is_some_and(|c| c.camera && c.microphone)
-    }
-}
-
-/// Why a patient did not join a video request.
-#[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
-#[serde(rename_all = "snake_case")]
-pub enum DeclineReason {
-    Declined,
-    DevicesBlocked,
-}
+pub use video::{AudioOnlyReason, DeclineReason, DeviceCheck, EndReason, MediaDevices, Side};
 
 /// Idempotency keys are client-chosen; bounded so they cannot be used to store data.
 pub const MAX_KEY_CHARS: usize = 64;
@@ -154,6 +111,9 @@ pub enum ClientFrame {
         /// Why not, when `accept` is false: `declined` (the default) or `devices_blocked`.
         #[serde(default)]
         decline_reason: Option<DeclineReason>,
+        /// Join with the microphone alone (the camera is missing, blocked or failing): the visit starts audio only.
+        #[serde(default)]
+        audio_only: bool,
     },
     /// A participant's SDP offer (first join, rejoin after a reload, or ICE restart).
     VideoOffer {
@@ -176,6 +136,21 @@ pub enum ClientFrame {
     VideoEnd {
         v: u8,
         visit_id: String,
+    },
+    /// This participant's microphone and camera (mute, camera off), shown to the other side.
+    VideoMedia {
+        v: u8,
+        visit_id: String,
+        microphone: bool,
+        camera: bool,
+    },
+    /// Switch the visit to audio only, or back to video (either participant).
+    VideoMode {
+        v: u8,
+        visit_id: String,
+        audio_only: bool,
+        #[serde(default)]
+        reason: AudioOnlyReason,
     },
 }
 
@@ -263,6 +238,8 @@ impl ClientFrame {
             | ClientFrame::VideoCandidate { v, .. }
             | ClientFrame::VideoLeave { v, .. }
             | ClientFrame::VideoEnd { v, .. }
+            | ClientFrame::VideoMedia { v, .. }
+            | ClientFrame::VideoMode { v, .. }
             | ClientFrame::Ping { v } => *v,
         }
     }
@@ -420,6 +397,8 @@ pub enum ServerFrame {
         ice_servers: Vec<IceServer>,
         ice_transport_policy: String,
         recording: RecordingNotice,
+        /// The visit is audio only: join without sending video (see `video_mode`).
+        audio_only: bool,
     },
     /// The visit's recording was paused or resumed (shown to both).
     RecordingState {
@@ -441,6 +420,20 @@ pub enum ServerFrame {
         visit_id: String,
         side: Side,
         state: ConnectionState,
+    },
+    /// One side's microphone and camera, to both (also re-sent to a reconnecting socket).
+    VideoMedia {
+        visit_id: String,
+        side: Side,
+        microphone: bool,
+        camera: bool,
+    },
+    /// The visit became audio only or went back to video; `by` is the side that switched it.
+    VideoMode {
+        visit_id: String,
+        audio_only: bool,
+        by: Side,
+        reason: AudioOnlyReason,
     },
     VideoEnded {
         conversation_id: ConversationId,
@@ -474,80 +467,4 @@ impl ServerFrame {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn code(text: &str) -> &'static str {
-        ClientFrame::parse(text).unwrap_err().code
-    }
-
-    #[test]
-    fn well_formed_frames_parse() {
-        let f = ClientFrame::parse(
-            r#"{"v":1,"type":"send","conversation_id":"c","idempotency_key":"k","body":"hi"}"#,
-        );
-        assert!(matches!(f, Ok(ClientFrame::Send { .. })));
-        assert_eq!(
-            ClientFrame::parse(r#"{"type":"presence","v":1,"state":"ready"}"#).unwrap(),
-            ClientFrame::Presence {
-                v: 1,
-                state: PresenceRequest::Ready
-            }
-        );
-    }
-
-    #[test]
-    fn strict_parsing_names_the_problem() {
-        assert_eq!(code("{not json"), "malformed_json");
-        assert_eq!(code(r#"{"v":1,"type":"ping","extra":1}"#), "unknown_field");
-        assert_eq!(code(r#"{"v":1,"type":"teleport"}"#), "unknown_type");
-        assert_eq!(
-            code(r#"{"v":1,"type":"sync","conversation_id":"a","conversation_id":"b","after_seq":0}"#),
-            "duplicate_key"
-        );
-        assert_eq!(code(r#"{"v":2,"type":"ping"}"#), "unsupported_version");
-        assert_eq!(
-            code(r#"{"v":1,"type":"start","queue":"q","idempotency_key":""}"#),
-            "invalid_idempotency_key"
-        );
-        assert_eq!(
-            code(r#"{"v":1,"type":"presence","state":"busy"}"#),
-            "invalid_frame"
-        );
-    }
-
-    #[test]
-    fn errors_do_not_echo_values() {
-        let e = ClientFrame::parse(r#"{"v":1,"type":"ping","my ssn is 123-45-6789":1}"#).unwrap_err();
-        assert_eq!(e.code, "unknown_field");
-        assert!(!e.message.contains("6789"), "{}", e.message);
-        let e =
-            ClientFrame::parse(r#"{"v":1,"type":"sync","conversation_id":"c","after_seq":"123-45-6789"}"#)
-                .unwrap_err();
-        assert!(!e.message.contains("6789"), "{}", e.message);
-    }
-
-    #[test]
-    fn message_text_and_tokens_never_print_and_keep_their_wire_form() {
-        let f = ClientFrame::parse(
-            r#"{"v":1,"type":"send","conversation_id":"c","idempotency_key":"k","body":"my chest hurts"}"#,
-        )
-        .unwrap();
-        assert!(!format!("{f:?}").contains("chest"), "{f:?}");
-        let auth = ClientFrame::parse(r#"{"v":1,"type":"auth","token":"secret-token"}"#).unwrap();
-        assert!(!format!("{auth:?}").contains("secret-token"));
-        let out = ServerFrame::Message {
-            conversation_id: ConversationId::new("c"),
-            seq: 1,
-            sender_role: "patient".into(),
-            body: Pii::new("my chest hurts".into()),
-            at: "t".into(),
-        };
-        assert!(!format!("{out:?}").contains("chest"));
-        assert!(
-            serde_json::to_string(&out)
-                .unwrap()
-                .contains(r#""body":"my chest hurts""#)
-        );
-    }
-}
+mod tests;

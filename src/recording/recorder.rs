@@ -159,6 +159,11 @@ impl Recorder {
         self.timeline.state()
     }
 
+    /// The visit became audio only or went back to video (marked in the timeline; the media decides itself).
+    pub fn set_audio_only(&mut self, on: bool, reason: &str, by: &str, now_ms: i64) -> bool {
+        self.timeline.set_audio_only(on, reason, by, now_ms)
+    }
+
     pub fn timeline(&self) -> &Timeline {
         &self.timeline
     }

@@ -121,6 +121,15 @@ impl RecordingSession {
         }
     }
 
+    /// Marks an audio-only interval's start (`on`) or end; returns whether anything changed.
+    pub fn set_audio_only(&self, on: bool, reason: &str, by: &str, now_ms: i64) -> bool {
+        let mut inner = self.inner.lock().expect("recording lock");
+        inner
+            .recorder
+            .as_mut()
+            .is_some_and(|r| r.set_audio_only(on, reason, by, now_ms))
+    }
+
     /// The timeline so far (to persist the manifest as it changes).
     pub fn timeline(&self) -> Option<Timeline> {
         let inner = self.inner.lock().expect("recording lock");

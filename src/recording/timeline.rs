@@ -1,5 +1,6 @@
-//! One recording's timeline: when it started and ended, its secure pauses (start, end, reason, who) and gaps
-//! (intervals lost to a crash), from which the manifest is written. Pausing is idempotent: a second pause
+//! One recording's timeline: when it started and ended, its secure pauses (start, end, reason, who), its
+//! audio-only intervals (no video from either side, by choice or for want of a camera) and gaps (intervals lost
+//! to a crash), from which the manifest is written. Pausing is idempotent: a second pause
 //! while paused changes nothing, as does resuming while active. Sans-IO: times are milliseconds passed in.
 
 use serde::Serialize;
@@ -25,6 +26,9 @@ pub struct Timeline {
     pub started_ms: i64,
     pub ended_ms: Option<i64>,
     pub pauses: Vec<Interval>,
+    /// When the visit was audio only (manifests written before this field have none).
+    #[serde(default)]
+    pub audio_only: Vec<Interval>,
     pub gaps: Vec<Gap>,
 }
 
@@ -41,6 +45,7 @@ impl Timeline {
             started_ms: now_ms,
             ended_ms: None,
             pauses: Vec::new(),
+            audio_only: Vec::new(),
             gaps: Vec::new(),
         }
     }
@@ -74,6 +79,26 @@ impl Timeline {
         true
     }
 
+    /// The visit became audio only (`on`) or went back to video; returns whether anything changed. Unlike a
+    /// pause this keeps recording: the audio goes on.
+    pub fn set_audio_only(&mut self, on: bool, reason: &str, by: &str, now_ms: i64) -> bool {
+        let open = self.audio_only.last().is_some_and(|i| i.end_ms.is_none());
+        if self.ended_ms.is_some() || open == on {
+            return false;
+        }
+        if on {
+            self.audio_only.push(Interval {
+                start_ms: now_ms,
+                end_ms: None,
+                reason: reason.to_string(),
+                by: by.to_string(),
+            });
+        } else if let Some(i) = self.audio_only.last_mut() {
+            i.end_ms = Some(now_ms);
+        }
+        true
+    }
+
     /// An interval whose media was lost (the broker died); recording resumes after it.
     pub fn gap(&mut self, start_ms: i64, end_ms: i64) {
         if end_ms > start_ms {
@@ -84,8 +109,10 @@ impl Timeline {
     /// Ends the recording; an open pause ends with it.
     pub fn finish(&mut self, now_ms: i64) {
         if self.ended_ms.is_none() {
-            if let Some(p) = self.pauses.last_mut().filter(|p| p.end_ms.is_none()) {
-                p.end_ms = Some(now_ms);
+            for open in [self.pauses.last_mut(), self.audio_only.last_mut()] {
+                if let Some(p) = open.filter(|p| p.end_ms.is_none()) {
+                    p.end_ms = Some(now_ms);
+                }
             }
             self.ended_ms = Some(now_ms);
         }
@@ -147,5 +174,26 @@ mod tests {
         t.finish(30_000);
         assert_eq!(t.pauses[0].end_ms, Some(30_000));
         assert_eq!(t.recorded_ms(0), 30_000 - 20_000 - 3_000);
+    }
+
+    #[test]
+    fn audio_only_intervals_are_listed_keep_recording_and_close_at_the_end() {
+        let mut t = Timeline::start(0);
+        assert!(t.set_audio_only(true, "camera_unavailable", "p", 0));
+        assert!(
+            !t.set_audio_only(true, "requested", "n", 1_000),
+            "already audio only"
+        );
+        assert!(t.set_audio_only(false, "requested", "n", 4_000));
+        assert!(!t.set_audio_only(false, "requested", "n", 5_000), "already video");
+        assert!(t.set_audio_only(true, "requested", "n", 8_000));
+        t.finish(10_000);
+        let spans: Vec<_> = t.audio_only.iter().map(|i| (i.start_ms, i.end_ms)).collect();
+        assert_eq!(spans, vec![(0, Some(4_000)), (8_000, Some(10_000))]);
+        assert_eq!(t.audio_only[0].reason, "camera_unavailable");
+        assert_eq!(t.recorded_ms(0), 10_000, "audio only is still recorded");
+        let old: Timeline =
+            serde_json::from_str(r#"{"started_ms":0,"ended_ms":5,"pauses":[],"gaps":[]}"#).unwrap();
+        assert!(old.audio_only.is_empty(), "manifests from before read as none");
     }
 }

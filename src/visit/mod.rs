@@ -5,6 +5,7 @@
 //! reload rejoins the same visit. Time is injected; the media engine and the socket layer act on the results.
 
 pub mod classification;
+pub mod controls;
 pub mod service;
 
 use std::collections::HashMap;
@@ -69,6 +70,8 @@ pub struct Visit {
     joined: Vec<Side>,
     /// When the last participant left (for the abandonment grace).
     empty_since_ms: Option<i64>,
+    /// Mute, camera off, audio only.
+    pub controls: controls::Controls,
 }
 
 impl Visit {
@@ -144,6 +147,7 @@ impl Visits {
                     created_ms: now_ms,
                     joined: Vec::new(),
                     empty_since_ms: Some(now_ms),
+                    controls: Default::default(),
                 };
                 let id = visit.id.clone();
                 self.by_conversation

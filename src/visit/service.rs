@@ -2,6 +2,7 @@
 //! tells both participants' sockets what happened. One participant connection per (visit, side); a new socket
 //! joining (a reload) replaces the old connection, the same socket offering again renegotiates (ICE restart).
 
+mod controls;
 mod recording;
 
 pub use recording::RecordingAccessError;
@@ -30,6 +31,9 @@ use crate::recording::workdir::LocalStore;
 use crate::store::{ConversationRow, ConversationState, Db};
 use crate::telemetry::MediaMetrics;
 use crate::waiting_room::Presence;
+
+const CAMERA_UNAVAILABLE: crate::protocol::AudioOnlyReason =
+    crate::protocol::AudioOnlyReason::CameraUnavailable;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VideoError {
@@ -204,13 +208,19 @@ impl VideoService {
                 ice_servers: self.ice_servers(),
                 ice_transport_policy: if self.config.force_relay { "relay" } else { "all" }.into(),
                 recording: self.notice(&v.id),
+                audio_only: v.controls.audio_only().is_some(),
             },
         }
     }
 
     pub fn live_of(&self, who: &SubjectId) -> Vec<ServerFrame> {
         let visits = self.live().visits.of_subject(who);
-        visits.iter().map(|v| self.describe(v)).collect()
+        let mut frames = Vec::new();
+        for v in &visits {
+            frames.push(self.describe(v));
+            frames.extend(controls::control_frames(v));
+        }
+        frames
     }
 
     /// A visit as the access policy sees it: owned by its patient, assigned to its nurse. An unknown id is a
@@ -273,14 +283,30 @@ impl VideoService {
         accept: bool,
         recording_consent: Option<bool>,
         decline_reason: Option<crate::protocol::DeclineReason>,
+        audio_only: bool,
     ) -> Result<Visit, VideoError> {
         proof.require(&["visit.answer"])?;
         let (who, id) = (proof.subject(), proof.resource());
-        let visit = self.live().visits.answer(id, who, accept, now_ms())?;
+        let visit = {
+            let mut live = self.live();
+            let visit = live.visits.answer(id, who, accept, now_ms())?;
+            // Without a camera the patient still joins: the visit starts audio only.
+            match live
+                .visits
+                .set_audio_only(id, who, accept && audio_only, CAMERA_UNAVAILABLE)
+            {
+                Ok(Some(changed)) => changed.visit,
+                _ => visit,
+            }
+        };
         let decision = self.decision(&visit);
         self.classify(id, |c| c.answered(decision.as_ref(), accept, recording_consent));
         if accept {
             self.start_recording(&visit, recording_consent).await;
+            if visit.controls.audio_only().is_some() {
+                self.mark_audio_only(&visit, Side::Patient, true, CAMERA_UNAVAILABLE)
+                    .await;
+            }
             if self.live().visits.get(id).is_none() {
                 // Ended while the recording started (finish() told both sides and classified it): no
                 // `video_started` after `video_ended`.

@@ -38,3 +38,4 @@ mod storage;
 mod test_app;
 mod video;
 mod video_signaling;
+mod visit_controls;

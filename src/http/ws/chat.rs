@@ -97,7 +97,9 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
         | ClientFrame::VideoOffer { .. }
         | ClientFrame::VideoCandidate { .. }
         | ClientFrame::VideoLeave { .. }
-        | ClientFrame::VideoEnd { .. }) => super::video::handle(app, conn, video).await,
+        | ClientFrame::VideoEnd { .. }
+        | ClientFrame::VideoMedia { .. }
+        | ClientFrame::VideoMode { .. }) => super::video::handle(app, conn, video).await,
         ClientFrame::Start {
             queue,
             idempotency_key,

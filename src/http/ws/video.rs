@@ -118,6 +118,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             accept,
             recording_consent,
             decline_reason,
+            audio_only,
             ..
         } => {
             let (proof, resource) = match visit_proof(app, conn, &raw, "visit.answer").await {
@@ -125,12 +126,13 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                 Err(frames) => return frames,
             };
             match video
-                .answer(&proof, accept, recording_consent, decline_reason)
+                .answer(&proof, accept, recording_consent, decline_reason, audio_only)
                 .await
             {
                 Ok(_) => {
                     let action = if accept { "video.accept" } else { "video.decline" };
-                    audit(app, conn, action, resource, Outcome::Success, None).await;
+                    let note = (accept && audio_only).then_some("audio only: camera unavailable");
+                    audit(app, conn, action, resource, Outcome::Success, note).await;
                     Vec::new()
                 }
                 Err(e) => refused(app, conn, "video.answer", resource, e).await,
@@ -186,6 +188,47 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                     Vec::new()
                 }
                 Err(e) => refused(app, conn, "video.end", resource, e).await,
+            }
+        }
+        ClientFrame::VideoMedia {
+            visit_id: raw,
+            microphone,
+            camera,
+            ..
+        } => {
+            let (proof, resource) = match visit_proof(app, conn, &raw, "visit.join").await {
+                Ok(p) => p,
+                Err(frames) => return frames,
+            };
+            let devices = crate::protocol::MediaDevices { microphone, camera };
+            match video.set_devices(&proof, devices).await {
+                Ok(()) => Vec::new(),
+                Err(e) => refused(app, conn, "video.media", resource, e).await,
+            }
+        }
+        ClientFrame::VideoMode {
+            visit_id: raw,
+            audio_only,
+            reason,
+            ..
+        } => {
+            let (proof, resource) = match visit_proof(app, conn, &raw, "visit.join").await {
+                Ok(p) => p,
+                Err(frames) => return frames,
+            };
+            match video.set_audio_only(&proof, audio_only, reason).await {
+                Ok(changed) => {
+                    if changed {
+                        let action = if audio_only {
+                            "video.audio_only"
+                        } else {
+                            "video.video_resumed"
+                        };
+                        audit(app, conn, action, resource, Outcome::Success, None).await;
+                    }
+                    Vec::new()
+                }
+                Err(e) => refused(app, conn, "video.mode", resource, e).await,
             }
         }
         _ => error("invalid_frame", "not a video frame"),

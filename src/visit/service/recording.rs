@@ -167,16 +167,8 @@ impl VideoService {
             self.classify(id, |c| c.paused(notice == RecordingNotice::Paused));
             self.save_classification(id, None).await;
         }
-        if changed && let Some(timeline) = session.timeline() {
-            let manifest = serde_json::to_string(&timeline).unwrap_or_default();
-            if let Err(e) = self
-                .recording
-                .db
-                .update_recording_manifest(&session.id, &manifest)
-                .await
-            {
-                tracing::error!(error = %e, "recording manifest could not be saved");
-            }
+        if changed {
+            self.save_manifest(&session).await;
         }
         if changed {
             self.to_both(

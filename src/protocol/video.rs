@@ -1,0 +1,79 @@
+//! The video part of the protocol's vocabulary: sides, why a visit ended or was declined, the nurse's device
+//! check, and a participant's microphone and camera (mute, camera off, audio only).
+
+use serde::{Deserialize, Serialize};
+
+/// Which side of a video visit a participant is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Patient,
+    Nurse,
+}
+
+/// Why a video visit ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    Declined,
+    PatientEnded,
+    NurseEnded,
+    /// Both participants were gone for longer than the grace period.
+    Abandoned,
+    /// The patient did not answer the request within `media.video_prompt_seconds`.
+    NoAnswer,
+    /// The patient's camera or microphone is blocked or missing (they were shown how to allow it).
+    DevicesBlocked,
+    /// The chat itself ended.
+    ChatEnded,
+}
+
+/// The result of the nurse's device check: live camera and microphone tracks.
+#[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCheck {
+    pub camera: bool,
+    pub microphone: bool,
+}
+
+impl DeviceCheck {
+    pub fn passed(check: Option<Self>) -> bool {
+        check.is_some_and(|c| c.camera && c.microphone)
+    }
+}
+
+/// Why a patient did not join a video request.
+#[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclineReason {
+    Declined,
+    DevicesBlocked,
+}
+
+/// One participant's microphone and camera as they set them (mute, camera off); both on when they join.
+#[derive(Debug, Deserialize, Serialize, PartialEq, Eq, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct MediaDevices {
+    pub microphone: bool,
+    pub camera: bool,
+}
+
+impl Default for MediaDevices {
+    fn default() -> Self {
+        Self {
+            microphone: true,
+            camera: true,
+        }
+    }
+}
+
+/// Why a visit is audio only.
+#[derive(Debug, Deserialize, Serialize, PartialEq, Eq, Clone, Copy, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioOnlyReason {
+    /// A participant chose it (a weak link, privacy).
+    #[default]
+    Requested,
+    /// The patient's camera is missing, blocked or failing: they joined with the microphone alone.
+    CameraUnavailable,
+}
