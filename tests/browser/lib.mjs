@@ -8,14 +8,17 @@ const require = createRequire(path.join(process.env.TEST_OIDC_PROVIDER_DIR || pa
 const { chromium } = require('playwright-core');
 
 // `insecureOrigin`: a plain-http origin off loopback to treat as secure (camera, WebCrypto), as TLS would make it
-// in a deployment; the NAT test serves over http on a routed address.
-export function launch(insecureOrigin) {
+// in a deployment; the NAT test serves over http on a routed address. `askPermissions: false` keeps Chromium's
+// own permission decisions (no auto-accepting fake prompt): a context then grants only what it lists, and a
+// camera it does not list is refused as a patient's "Block" would be.
+export function launch(insecureOrigin, { askPermissions = true } = {}) {
   const secure = insecureOrigin ? [`--unsafely-treat-insecure-origin-as-secure=${insecureOrigin}`] : [];
+  const prompts = askPermissions ? ['--use-fake-ui-for-media-stream'] : [];
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: [...secure, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    args: [...secure, ...prompts, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required',
+      '--use-fake-device-for-media-stream', '--autoplay-policy=no-user-gesture-required',
       '--allow-loopback-in-peer-connection'],
   });
 }
@@ -34,15 +37,15 @@ const recordPeerConnections = () => {
 };
 
 /** The patient signed in on the demo portal, a chat started; returns { page, widget }. */
-export async function patientInChat(browser, url, password) {
-  const ctx = await browser.newContext();
+export async function patientInChat(browser, url, password, { user = 'patient', contextOptions = {} } = {}) {
+  const ctx = await browser.newContext(contextOptions);
   await ctx.addInitScript(recordPeerConnections);
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.log(`patient page error: ${e.message}`));
   await page.goto(`${url}/portal/`);
   await page.getByRole('button', { name: 'Sign in to MyClinic' }).click();
-  await page.getByLabel('User name').fill('patient');
-  await page.getByLabel('Password').fill(password('patient'));
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(password(user));
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(`${url}/portal/`);
   const widget = page.frameLocator('#examroom-widget iframe');
@@ -51,18 +54,24 @@ export async function patientInChat(browser, url, password) {
   return { page, widget };
 }
 
-/** The nurse signed in, ready, having accepted the waiting chat; returns { page, chat }. */
-export async function nurseAccepting(browser, url, password, widget) {
+/** The nurse signed in to the workspace and ready for offers; returns the page. */
+export async function nurseReady(browser, url, password, user = 'nurse') {
   const ctx = await browser.newContext();
   await ctx.addInitScript(recordPeerConnections);
   const page = await ctx.newPage();
-  page.on('pageerror', (e) => console.log(`nurse page error: ${e.message}`));
+  page.on('pageerror', (e) => console.log(`${user} page error: ${e.message}`));
   await page.goto(`${url}/workspace/`);
-  await page.getByLabel('User name').fill('nurse');
-  await page.getByLabel('Password').fill(password('nurse'));
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(password(user));
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(`${url}/workspace/`);
   await page.getByRole('button', { name: 'Ready' }).click();
+  return page;
+}
+
+/** The nurse signed in, ready, having accepted the waiting chat; returns { page, chat }. */
+export async function nurseAccepting(browser, url, password, widget) {
+  const page = await nurseReady(browser, url, password);
   await page.getByRole('button', { name: 'Accept' }).click();
   await widget.getByText('A nurse has joined').waitFor();
   return { page, chat: page.locator('article.chat') };

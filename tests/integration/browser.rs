@@ -40,3 +40,32 @@ fn patient_and_nurse_chat_in_chromium() {
     }
     broker.assert_no_panic();
 }
+
+#[test]
+fn a_closed_tab_is_never_offered_and_a_closed_workspace_returns_its_chat_in_chromium() {
+    if !chromium_available() {
+        return;
+    }
+    let env: Vec<(&str, &str)> = FAST_ROUTING
+        .iter()
+        .copied()
+        .chain([
+            ("EXAMROOM_ROUTING__PATIENT_GRACE_SECONDS", "3"),
+            ("EXAMROOM_ROUTING__STRANDED_GRACE_SECONDS", "3"),
+        ])
+        .collect();
+    let (_dir, data, broker) = start_dev(&env);
+    crate::common::run_browser_script(
+        Command::new("node"),
+        "presence-flow.mjs",
+        &broker,
+        &data,
+        &[],
+        "browser presence flow passed",
+    );
+    let artifacts = crate::video::artifacts();
+    for shot in ["26-patient-requeued", "27-next-nurse-has-transcript"] {
+        assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot} kept");
+    }
+    broker.assert_no_panic();
+}

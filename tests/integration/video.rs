@@ -180,3 +180,26 @@ fn recorded_visit_with_secure_pause_plays_for_compliance_in_chromium() {
         assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
     }
 }
+
+#[test]
+fn a_blocked_camera_joins_audio_only_and_mute_and_camera_off_reach_the_other_side_in_chromium() {
+    if !prerequisites() {
+        return;
+    }
+    run_flow(
+        "visit-controls.mjs",
+        "browser visit controls passed",
+        FAST_ROUTING,
+        None,
+    );
+    for shot in [
+        "20-nurse-waiting-a-minute",
+        "21-patient-camera-blocked",
+        "22-patient-audio-only",
+        "23-nurse-audio-only",
+        "24-patient-sees-nurse-muted-camera-off",
+        "25-nurse-muted-camera-off",
+    ] {
+        assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
+    }
+}

@@ -2,50 +2,11 @@
 // examroom session, then speaks the WebSocket protocol (docs/protocol.md): waiting room updates, chat with
 // acknowledgements, and resends with the same idempotency key after a reconnect so nothing is lost or doubled.
 import { Channel, SESSION_KEY } from '/widget/channel.js';
-import { deviceCheck, VideoCall } from '/widget/video.js';
+import { videoHandlers, wireVideo } from '/widget/visit.js';
 
 const $ = (id) => document.getElementById(id);
 const queue = new URLSearchParams(location.search).get('queue') || 'triage';
 const state = { conversation: null, lastSeq: 0, outbox: new Map(), seen: new Set() };
-// The video visit: the proposal or start frame, the device check, the call.
-const video = { visitId: null, started: null, check: null, call: null, joinWhenStarted: false };
-
-function showVideo(part) {
-  $('video').hidden = false;
-  for (const id of ['video-prompt', 'video-check', 'video-call']) $(id).hidden = id !== part;
-}
-
-function closeVideo(message) {
-  video.call?.pc.close();
-  video.check?.stop();
-  video.check?.stream.getTracks().forEach((t) => t.stop());
-  Object.assign(video, { visitId: null, started: null, check: null, call: null, joinWhenStarted: false });
-  $('video').hidden = true;
-  showRecording('none');
-  if (message) { $('notice').hidden = false; $('notice').textContent = message; }
-}
-
-function startCall(ch) {
-  video.check.stop();
-  showVideo('video-call');
-  $('video-state').textContent = 'Connecting video…';
-  video.call = new VideoCall(ch, video.started, video.check.stream, $('video-remote'), (s) => {
-    $('video-state').textContent = s === 'connected' ? 'Video connected.' : `Video ${s}.`;
-  });
-}
-
-const RECORDING = {
-  recording: '● This visit is being recorded.',
-  paused: 'Recording paused.',
-  declined: 'This visit is not being recorded.',
-  will_record: '● This visit is being recorded.',
-  none: '',
-};
-
-function showRecording(state) { $('video-recording').textContent = RECORDING[state] ?? ''; }
-
-const STATES = { new: 'starting', connecting: 'connecting', connected: 'connected', disconnected: 'reconnecting', failed: 'reconnecting', closed: 'left' };
-
 function setStatus(text) { $('status').textContent = text; }
 
 function minutes(seconds) {
@@ -84,6 +45,7 @@ function stopMusic() {
 }
 
 const handlers = {
+  ...videoHandlers,
   welcome(f, ch) {
     const open = f.conversations.find((c) => c.queue === queue) || f.conversations[0];
     if (open) {
@@ -133,35 +95,6 @@ const handlers = {
     setStatus(f.reason === 'callback_requested' ? 'We will call you back. Please keep your reference number.'
       : f.reason === 'abandoned' ? 'You left the waiting room, so your place was given up. Start a new chat if you still need help.'
       : 'This chat has ended. Thank you.');
-  },
-  video_proposed(f) {
-    video.visitId = f.visit_id;
-    $('video-consent').hidden = f.recording !== 'consent_required';
-    // The broker words the question from the recording policy (who may view it, how long it is kept).
-    $('video-consent-text').textContent = f.consent_text || '';
-    $('video-consent-box').checked = false;
-    showVideo('video-prompt');
-    $('video-allow').focus();
-  },
-  video_started(f, ch) {
-    video.visitId = f.visit_id;
-    video.started = f;
-    showRecording(f.recording);
-    if (video.joinWhenStarted && video.check) { startCall(ch); return; }
-    // A reload during the visit: check the devices again, then rejoin.
-    if (!video.call) { showVideo(video.check ? 'video-check' : 'video-prompt'); video.joinWhenStarted = !!video.check; }
-  },
-  recording_state(f) { if (f.visit_id === video.visitId) showRecording(f.state); },
-  video_sdp(f) { if (video.call && f.visit_id === video.visitId) video.call.answer(f.sdp); },
-  video_candidate(f) { if (video.call && f.visit_id === video.visitId) video.call.candidate(f.candidate); },
-  video_peer(f) {
-    if (f.side === 'nurse' && video.call) $('video-state').textContent = `Your nurse is ${STATES[f.state] || f.state}.`;
-  },
-  video_ended(f) {
-    video.blocked = false;
-    closeVideo(f.reason === 'declined' || f.reason === 'devices_blocked' ? null
-      : f.reason === 'no_answer' ? 'The video request timed out. Your nurse can ask again. You can keep chatting.'
-      : 'The video has ended. You can keep chatting.');
   },
   error(f) { $('notice').hidden = false; $('notice').textContent = `Something went wrong (${f.code}). Please try again.`; },
 };
@@ -219,32 +152,7 @@ window.addEventListener('message', async (event) => {
       $('callback').hidden = true;
       ch.send({ type: 'callback', conversation_id: state.conversation });
     });
-    $('video-allow').addEventListener('click', async () => {
-      try {
-        video.check = video.check || await deviceCheck($('video-preview'), $('video-level'));
-        video.blocked = false;
-        showVideo('video-check');
-        $('video-join').focus();
-      } catch (e) {
-        // The question stays open: the patient can allow the devices and try again, or say not now.
-        video.blocked = true;
-        setStatus('Your browser blocked the camera or microphone. Allow them for this site (the camera icon in the '
-          + 'address bar, or your browser\'s site settings), then press “Allow camera and microphone” again. '
-          + 'Or choose “Not now” to keep chatting.');
-      }
-    });
-    $('video-decline').addEventListener('click', () => {
-      if (video.started) { ch.send({ type: 'video_leave', visit_id: video.visitId }); closeVideo(); return; }
-      const decline_reason = video.blocked ? 'devices_blocked' : 'declined';
-      ch.send({ type: 'video_answer', visit_id: video.visitId, accept: false, decline_reason });
-    });
-    $('video-join').addEventListener('click', () => {
-      if (video.started) { startCall(ch); return; }
-      video.joinWhenStarted = true;
-      const consent = $('video-consent').hidden ? null : $('video-consent-box').checked;
-      ch.send({ type: 'video_answer', visit_id: video.visitId, accept: true, recording_consent: consent });
-    });
-    $('video-end').addEventListener('click', () => { video.call?.close(true); });
+    wireVideo(ch, setStatus);
     $('leave').addEventListener('click', () => ch.send({ type: 'end', conversation_id: state.conversation }));
   } catch (e) {
     setStatus(e.message);

@@ -2,9 +2,14 @@
 // peer connection to the broker's SFU, signalled over the chat socket (docs/protocol.md, "Video").
 // ICE restarts by itself when the network changes; a reload rejoins the same visit.
 
-/** Camera and microphone, shown in `preview`, with a live level written to `meter` (a <meter> element). */
-export async function deviceCheck(preview, meter) {
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+const CAMERA = { width: 640, height: 480 };
+
+/**
+ * Camera and microphone (or, with `camera: false`, the microphone alone), shown in `preview`, with a live level
+ * written to `meter` (a <meter> element).
+ */
+export async function deviceCheck(preview, meter, { camera = true } = {}) {
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: camera ? CAMERA : false });
   preview.srcObject = stream;
   preview.muted = true;
   await preview.play().catch(() => {});
@@ -43,7 +48,13 @@ export class VideoCall {
       iceTransportPolicy: started.ice_transport_policy === 'relay' ? 'relay' : 'all',
     });
     this.pc = pc;
-    for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendrecv', streams: [stream] });
+    this.stream = stream;
+    this.devices = { microphone: true, camera: stream.getVideoTracks().length > 0 };
+    // Always both kinds, so a visit that starts audio only can bring video back with `replaceTrack` alone.
+    for (const kind of ['audio', 'video']) {
+      const track = stream.getTracks().find((t) => t.kind === kind);
+      this[kind] = pc.addTransceiver(track || kind, { direction: 'sendrecv', streams: [stream] }).sender;
+    }
     const inbound = new MediaStream();
     remote.srcObject = inbound;
     pc.ontrack = (e) => { inbound.addTrack(e.track); remote.play().catch(() => {}); };
@@ -86,10 +97,52 @@ export class VideoCall {
     await this.pc.addIceCandidate(c).catch(() => {});
   }
 
+  /** Mute or unmute, camera off or on (the track is disabled, not stopped); the other side is told. */
+  setDevices(devices) {
+    Object.assign(this.devices, devices);
+    for (const t of this.stream.getAudioTracks()) t.enabled = this.devices.microphone;
+    for (const t of this.stream.getVideoTracks()) t.enabled = this.devices.camera;
+    this.channel.send({ type: 'video_media', visit_id: this.visitId, ...this.devices });
+  }
+
+  /**
+   * Applies the visit's mode: audio only stops the camera (its light goes off); video again opens it. Returns
+   * false when the camera cannot be opened (blocked, missing, in use).
+   */
+  async applyAudioOnly(audioOnly) {
+    if (audioOnly) {
+      for (const t of this.stream.getVideoTracks()) { t.stop(); this.stream.removeTrack(t); }
+      await this.video.replaceTrack(null);
+      return true;
+    }
+    if (this.stream.getVideoTracks().length) return true;
+    try {
+      const camera = (await navigator.mediaDevices.getUserMedia({ video: CAMERA })).getVideoTracks()[0];
+      camera.enabled = this.devices.camera;
+      this.stream.addTrack(camera);
+      await this.video.replaceTrack(camera);
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+
   /** Closes this side's connection; `end` also ends the video for both. */
   close(end) {
     this.channel.send({ type: end ? 'video_end' : 'video_leave', visit_id: this.visitId });
     this.pc.close();
+    for (const t of this.stream.getTracks()) t.stop();
     this.onState('closed');
   }
+}
+
+/**
+ * What one side is sending, in words (`who` is "Your nurse" or "The patient"): shown next to the video, because
+ * a frozen or silent picture alone does not say whether someone muted, turned the camera off, or lost the link.
+ */
+export function describeMedia(who, devices, audioOnly) {
+  const parts = [];
+  if (devices && !devices.microphone) parts.push(`${who} muted their microphone.`);
+  if (!audioOnly && devices && !devices.camera) parts.push(`${who}'s camera is off.`);
+  return parts.join(' ');
 }

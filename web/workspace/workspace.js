@@ -1,7 +1,7 @@
 // The nurse workspace: presence, offers, several chats with transcripts. Authenticated by the staff session
 // cookie; speaks the same WebSocket protocol as the widget (docs/protocol.md).
 import { Channel } from '/widget/channel.js';
-import { deviceCheck, VideoCall } from '/widget/video.js';
+import { deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
 
 const $ = (id) => document.getElementById(id);
 const chats = new Map(); // conversation_id -> { el, list, lastSeq, seen, outbox }
@@ -21,9 +21,14 @@ function chatPanel(c) {
         <p><label>Microphone level <meter min="0" max="1" value="0"></meter></label></p>
         <p><button type="button" class="video-go">Ask the patient to join video</button></p></div>
       <video class="remote" playsinline autoplay aria-label="Patient video" hidden></video>
+      <p class="audio-only" hidden></p>
+      <p class="patient-media" role="status" aria-live="polite"></p>
       <p class="video-status" role="status" aria-live="polite"></p>
       <p class="recording" role="status" aria-live="polite"></p>
-      <p><button type="button" class="video-end">End video</button></p>
+      <p class="controls"><button type="button" class="video-mic" aria-pressed="false" hidden>Mute</button>
+        <button type="button" class="video-camera" aria-pressed="false" hidden>Turn camera off</button>
+        <button type="button" class="video-mode" hidden>Switch to audio only</button>
+        <button type="button" class="video-end">End video</button></p>
       <section class="emr" aria-label="Demo EMR">
         <h4>Demo EMR</h4>
         <details class="emr-section"><summary>Allergies</summary><p>Penicillin (rash).</p></details>
@@ -75,6 +80,9 @@ function chatPanel(c) {
     });
     if (!resp.ok && resp.status !== 400) q('.recording').textContent = 'Could not change the recording state.';
   });
+  q('.video-mic').addEventListener('click', () => { chat.video.call?.setDevices({ microphone: !chat.video.call.devices.microphone }); renderControls(chat); });
+  q('.video-camera').addEventListener('click', () => { chat.video.call?.setDevices({ camera: !chat.video.call.devices.camera }); renderControls(chat); });
+  q('.video-mode').addEventListener('click', () => channel.send({ type: 'video_mode', visit_id: chat.video.visitId, audio_only: !chat.video.audioOnly }));
   q('.video-end').addEventListener('click', () => {
     if (chat.video.call) chat.video.call.close(true);
     else if (chat.video.visitId) channel.send({ type: 'video_end', visit_id: chat.video.visitId });
@@ -96,14 +104,45 @@ function showStates(chat) {
     `Video: you ${s.nurse || 'not connected'}, patient ${s.patient || 'not connected'}.`;
 }
 
+const AUDIO_ONLY = { camera_unavailable: 'Audio only: the patient\'s camera is blocked or missing.', requested: 'Audio only.' };
+
+/** The call's controls, the audio-only card and what the patient is sending, as they stand. */
+function renderControls(chat) {
+  const v = chat.video;
+  const q = (sel) => chat.el.querySelector(sel);
+  const mine = v.call?.devices;
+  for (const b of ['.video-mic', '.video-camera', '.video-mode']) q(b).hidden = !v.call;
+  q('.remote').hidden = !v.call || !!v.audioOnly;
+  q('.audio-only').hidden = !v.call || !v.audioOnly;
+  q('.audio-only').textContent = `${AUDIO_ONLY[v.audioOnly] || 'Audio only.'} You hear each other; no video is sent.`;
+  if (mine) {
+    q('.video-mic').textContent = mine.microphone ? 'Mute' : 'Unmute';
+    q('.video-mic').setAttribute('aria-pressed', String(!mine.microphone));
+    q('.video-camera').textContent = mine.camera ? 'Turn camera off' : 'Turn camera on';
+    q('.video-camera').setAttribute('aria-pressed', String(!mine.camera));
+    q('.video-camera').hidden = !!v.audioOnly;
+  }
+  q('.video-mode').textContent = v.audioOnly ? 'Turn video back on' : 'Switch to audio only';
+  q('.patient-media').textContent = describeMedia('The patient', v.patient, !!v.audioOnly);
+}
+
+async function applyMode(chat) {
+  const v = chat.video;
+  if (v.call && !(await v.call.applyAudioOnly(!!v.audioOnly))) {
+    v.call.setDevices({ camera: false });
+    chat.el.querySelector('.video-status').textContent = 'Your camera could not be opened again; the patient hears you only.';
+  }
+  renderControls(chat);
+}
+
 function joinVideo(chat) {
   const v = chat.video;
   v.check.stop();
   chat.el.querySelector('.check').hidden = true;
-  const remote = chat.el.querySelector('.remote');
-  remote.hidden = false;
-  v.call = new VideoCall(channel, v.started, v.check.stream, remote, () => {});
+  v.call = new VideoCall(channel, v.started, v.check.stream, chat.el.querySelector('.remote'), () => {});
+  v.call.setDevices({});
   showStates(chat);
+  applyMode(chat);
 }
 
 function closeVideo(chat, message) {
@@ -111,8 +150,8 @@ function closeVideo(chat, message) {
   v.call?.pc.close();
   v.check?.stop();
   v.check?.stream.getTracks().forEach((t) => t.stop());
-  Object.assign(v, { visitId: null, started: null, check: null, call: null, states: {} });
-  chat.el.querySelector('.remote').hidden = true;
+  Object.assign(v, { visitId: null, started: null, check: null, call: null, states: {}, audioOnly: null, patient: null });
+  renderControls(chat);
   chat.el.querySelector('.check').hidden = true;
   chat.el.querySelector('.recording').textContent = '';
   chat.el.querySelector('.video').hidden = !message;
@@ -209,6 +248,10 @@ const handlers = {
     if (!chat) return;
     clearInterval(chat.video.promptTimer);
     Object.assign(chat.video, { visitId: f.visit_id, started: f });
+    // Started audio only: the patient joined without a camera (the reason comes with `video_mode` later).
+    if (f.audio_only && !chat.video.audioOnly) chat.video.audioOnly = 'camera_unavailable';
+    if (!f.audio_only) chat.video.audioOnly = null;
+    renderControls(chat);
     chat.el.querySelector('.recording').textContent = RECORDING[f.recording] ?? '';
     chat.el.querySelector('.video').hidden = false;
     if (chat.video.check && !chat.video.call) joinVideo(chat);
@@ -217,6 +260,21 @@ const handlers = {
   recording_state(f) {
     const chat = chatOfVisit(f.visit_id);
     if (chat) chat.el.querySelector('.recording').textContent = RECORDING[f.state] ?? '';
+  },
+  video_media(f) {
+    const chat = chatOfVisit(f.visit_id);
+    if (!chat || f.side !== 'patient') return;
+    chat.video.patient = { microphone: f.microphone, camera: f.camera };
+    renderControls(chat);
+  },
+  video_mode(f) {
+    const chat = chatOfVisit(f.visit_id);
+    if (!chat) return;
+    chat.video.audioOnly = f.audio_only ? f.reason : null;
+    chat.el.querySelector('.video-status').textContent = f.by === 'patient'
+      ? (f.audio_only ? 'The patient switched to audio only.' : 'The patient turned video back on.')
+      : (f.audio_only ? 'You switched to audio only.' : 'Video is back on.');
+    applyMode(chat);
   },
   video_sdp(f) { chatOfVisit(f.visit_id)?.video.call?.answer(f.sdp); },
   video_candidate(f) { chatOfVisit(f.visit_id)?.video.call?.candidate(f.candidate); },

@@ -1,0 +1,184 @@
+// The patient's side of a video visit in the widget: the prompt, the device check (audio only when the camera
+// is blocked or missing), the call with its controls (mute, camera off, audio only) and what the nurse is
+// sending. Frames and fields: docs/protocol.md, "Video".
+import { deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
+
+const $ = (id) => document.getElementById(id);
+
+// The visit: the proposal or start frame, the device check, the call, the nurse's microphone and camera.
+const video = { visitId: null, started: null, check: null, call: null, joinWhenStarted: false, audioOnly: false, nurse: null };
+
+const RECORDING = {
+  recording: '● This visit is being recorded.',
+  paused: 'Recording paused.',
+  declined: 'This visit is not being recorded.',
+  will_record: '● This visit is being recorded.',
+  none: '',
+};
+
+const STATES = { new: 'starting', connecting: 'connecting', connected: 'connected', disconnected: 'reconnecting', failed: 'reconnecting', closed: 'left' };
+
+function showVideo(part) {
+  $('video').hidden = false;
+  for (const id of ['video-prompt', 'video-check', 'video-call']) $(id).hidden = id !== part;
+}
+
+function showRecording(state) { $('video-recording').textContent = RECORDING[state] ?? ''; }
+
+function closeVideo(message) {
+  video.call?.pc.close();
+  video.check?.stop();
+  video.check?.stream.getTracks().forEach((t) => t.stop());
+  Object.assign(video, { visitId: null, started: null, check: null, call: null, joinWhenStarted: false, audioOnly: false, nurse: null, cameraless: false });
+  $('video').hidden = true;
+  showRecording('none');
+  if (message) { $('notice').hidden = false; $('notice').textContent = message; }
+}
+
+/** The controls and the nurse's state as they stand. */
+function render() {
+  const mine = video.call?.devices ?? { microphone: true, camera: true };
+  $('video-remote').hidden = video.audioOnly;
+  $('video-audio-only').hidden = !video.audioOnly;
+  $('video-mic').textContent = mine.microphone ? 'Mute' : 'Unmute';
+  $('video-mic').setAttribute('aria-pressed', String(!mine.microphone));
+  $('video-camera').hidden = video.audioOnly;
+  $('video-camera').textContent = mine.camera ? 'Turn camera off' : 'Turn camera on';
+  $('video-camera').setAttribute('aria-pressed', String(!mine.camera));
+  $('video-mode').textContent = video.audioOnly ? 'Turn video back on' : 'Switch to audio only';
+  $('video-remote-media').textContent = describeMedia('Your nurse', video.nurse, video.audioOnly);
+}
+
+async function applyMode() {
+  if (!video.call) { render(); return; }
+  const ok = await video.call.applyAudioOnly(video.audioOnly);
+  if (!ok) {
+    // Video is back but this camera cannot open: the nurse sees "camera off" rather than a frozen picture.
+    video.call.setDevices({ camera: false });
+    $('video-state').textContent += ' Your camera could not be opened (blocked or missing), so your nurse hears you but cannot see you.';
+  }
+  render();
+}
+
+function startCall(ch) {
+  video.check.stop();
+  showVideo('video-call');
+  $('video-state').textContent = 'Connecting…';
+  video.call = new VideoCall(ch, video.started, video.check.stream, $('video-remote'), (s) => {
+    $('video-state').textContent = s === 'connected' ? 'Connected.' : `Connection: ${STATES[s] || s}.`;
+  });
+  // What this side really sends (a rejoin starts unmuted, whatever the last tab had set).
+  video.call.setDevices({});
+  applyMode();
+}
+
+function showCheck(cameraless) {
+  video.cameraless = cameraless;
+  $('video-preview').hidden = cameraless;
+  $('video-no-camera').hidden = !cameraless || !!video.started?.audio_only;
+  $('video-retry-camera').hidden = !cameraless || !!video.started?.audio_only;
+  $('video-check-text').textContent = cameraless ? 'Check that the bar moves when you speak.'
+    : 'Check that you can see yourself and that the bar moves when you speak.';
+  $('video-join').textContent = cameraless ? 'Join with audio only' : 'Join video';
+  showVideo('video-check');
+  $('video-join').focus();
+}
+
+/** Camera and microphone, or the microphone alone when the camera is blocked, missing or failing. */
+async function checkDevices(setStatus) {
+  video.check?.stop();
+  video.check?.stream.getTracks().forEach((t) => t.stop());
+  video.check = null;
+  const audioOnlyVisit = !!video.started?.audio_only;
+  try {
+    video.check = await deviceCheck($('video-preview'), $('video-level'), { camera: !audioOnlyVisit });
+    video.blocked = false;
+    showCheck(audioOnlyVisit);
+    return;
+  } catch (e) { /* the camera, or both: try the microphone alone */ }
+  try {
+    video.check = await deviceCheck($('video-preview'), $('video-level'), { camera: false });
+    video.blocked = false;
+    showCheck(true);
+  } catch (e) {
+    // The question stays open: the patient can allow the devices and try again, or say not now.
+    video.blocked = true;
+    setStatus('Your browser blocked the microphone. Allow the camera and microphone for this site (the camera icon in the '
+      + 'address bar, or your browser\'s site settings), then press “Allow camera and microphone” again. '
+      + 'Or choose “Not now” to keep chatting.');
+  }
+}
+
+export const videoHandlers = {
+  video_proposed(f) {
+    video.visitId = f.visit_id;
+    $('video-consent').hidden = f.recording !== 'consent_required';
+    // The broker words the question from the recording policy (who may view it, how long it is kept).
+    $('video-consent-text').textContent = f.consent_text || '';
+    $('video-consent-box').checked = false;
+    showVideo('video-prompt');
+    $('video-allow').focus();
+  },
+  video_started(f, ch) {
+    video.visitId = f.visit_id;
+    video.started = f;
+    video.audioOnly = !!f.audio_only;
+    showRecording(f.recording);
+    if (video.joinWhenStarted && video.check) { startCall(ch); return; }
+    // A reload during the visit: check the devices again, then rejoin.
+    if (!video.call) { showVideo(video.check ? 'video-check' : 'video-prompt'); video.joinWhenStarted = !!video.check; }
+    else applyMode();
+  },
+  video_media(f) {
+    if (f.visit_id !== video.visitId || f.side !== 'nurse') return;
+    video.nurse = { microphone: f.microphone, camera: f.camera };
+    render();
+  },
+  video_mode(f) {
+    if (f.visit_id !== video.visitId) return;
+    video.audioOnly = f.audio_only;
+    if (video.started) video.started.audio_only = f.audio_only;
+    $('video-state').textContent = f.by === 'nurse'
+      ? (f.audio_only ? 'Your nurse switched the visit to audio only.' : 'Your nurse turned video back on.')
+      : (f.audio_only ? 'You switched to audio only.' : 'Video is back on.');
+    applyMode();
+  },
+  recording_state(f) { if (f.visit_id === video.visitId) showRecording(f.state); },
+  video_sdp(f) { if (video.call && f.visit_id === video.visitId) video.call.answer(f.sdp); },
+  video_candidate(f) { if (video.call && f.visit_id === video.visitId) video.call.candidate(f.candidate); },
+  video_peer(f) {
+    if (f.side === 'nurse' && video.call) $('video-state').textContent = `Your nurse is ${STATES[f.state] || f.state}.`;
+  },
+  video_ended(f) {
+    video.blocked = false;
+    closeVideo(f.reason === 'declined' || f.reason === 'devices_blocked' ? null
+      : f.reason === 'no_answer' ? 'The video request timed out. Your nurse can ask again. You can keep chatting.'
+      : 'The video has ended. You can keep chatting.');
+  },
+};
+
+/** Wires the video buttons to the channel. */
+export function wireVideo(ch, setStatus) {
+  $('video-allow').addEventListener('click', () => checkDevices(setStatus));
+  $('video-retry-camera').addEventListener('click', () => checkDevices(setStatus));
+  $('video-decline').addEventListener('click', () => {
+    if (video.started) { ch.send({ type: 'video_leave', visit_id: video.visitId }); closeVideo(); return; }
+    const decline_reason = video.blocked ? 'devices_blocked' : 'declined';
+    ch.send({ type: 'video_answer', visit_id: video.visitId, accept: false, decline_reason });
+  });
+  $('video-join').addEventListener('click', () => {
+    if (video.started) {
+      // Rejoining a video visit without a camera: it goes on audio only for both.
+      if (video.cameraless && !video.started.audio_only) ch.send({ type: 'video_mode', visit_id: video.visitId, audio_only: true, reason: 'camera_unavailable' });
+      startCall(ch);
+      return;
+    }
+    video.joinWhenStarted = true;
+    const consent = $('video-consent').hidden ? null : $('video-consent-box').checked;
+    ch.send({ type: 'video_answer', visit_id: video.visitId, accept: true, recording_consent: consent, audio_only: !!video.cameraless });
+  });
+  $('video-mic').addEventListener('click', () => { video.call?.setDevices({ microphone: !video.call.devices.microphone }); render(); });
+  $('video-camera').addEventListener('click', () => { video.call?.setDevices({ camera: !video.call.devices.camera }); render(); });
+  $('video-mode').addEventListener('click', () => ch.send({ type: 'video_mode', visit_id: video.visitId, audio_only: !video.audioOnly }));
+  $('video-end').addEventListener('click', () => { video.call?.close(true); });
+}
