@@ -66,6 +66,8 @@ pub struct App {
     /// Sessions just revoked (logout, an administrator, the per-patient cap), from the `session-revocations`
     /// worker that reads them from the database: open sockets of those sessions close at once.
     pub revoked_sessions: tokio::sync::broadcast::Sender<crate::ids::SessionId>,
+    /// True once this node drains (SIGTERM, `examroom drain`); see [`App::drain`].
+    pub draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -214,6 +216,7 @@ impl App {
             started_at: Instant::now(),
             workers: Default::default(),
             revoked_sessions: tokio::sync::broadcast::channel(256).0,
+            draining: tokio::sync::watch::channel(false).0,
             metrics_token,
         })
     }
@@ -270,5 +273,47 @@ impl App {
                 .await;
         }
         decision
+    }
+}
+
+impl App {
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+
+    /// Drains this node before it stops (SIGTERM, `examroom drain`): it reports not-ready (the balancer sends
+    /// new connections elsewhere), refuses new visits, its sockets outside a visit are asked to reconnect (close
+    /// code 4012, with jitter; see `http::ws`), and in a cluster its leased work stops so another node takes the
+    /// leases. It then waits for the visits it hosts to end, up to `cluster.drain_seconds`, and ends those still
+    /// live (their recordings are stored, both sides told `server_restart`); the remaining sockets reconnect.
+    pub async fn drain(&self) {
+        let _ = self.draining.send_replace(true);
+        let limit = Duration::from_secs(self.config.cluster.drain_seconds);
+        let started = Instant::now();
+        let mut told = None;
+        loop {
+            let visits = self.video.live_visits();
+            if visits == 0 {
+                tracing::info!("drained: no live visits");
+                break;
+            }
+            if started.elapsed() >= limit {
+                tracing::warn!(visits, "drain limit reached (cluster.drain_seconds): ending the live visits");
+                self.video
+                    .end_all(crate::protocol::EndReason::ServerRestart)
+                    .await;
+                break;
+            }
+            if told != Some(visits) {
+                tracing::info!(
+                    visits,
+                    limit_seconds = limit.as_secs(),
+                    "draining: waiting for live visits to end"
+                );
+                told = Some(visits);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.messaging.hub.reset();
     }
 }

@@ -6,6 +6,8 @@
 //! by the shared cluster key. There is no consensus or gossip here: the database decides. On SQLite there is one
 //! node: it holds every lease without asking and never calls another.
 
+pub mod status;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -47,6 +49,13 @@ pub struct Cluster {
     dead_after: Duration,
     http: reqwest::Client,
     started_at: i64,
+}
+
+/// What a node reports about itself with each heartbeat.
+pub struct NodeLoad {
+    pub sockets: i64,
+    pub live_visits: i64,
+    pub draining: bool,
 }
 
 type BoxedJob = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -132,12 +141,12 @@ impl Cluster {
         Ok(self.db.leases().await?)
     }
 
-    /// Keeps this node's row fresh (address, media addresses, `load()` sockets) until `stop`, then removes it.
+    /// Keeps this node's row fresh (address, media addresses, its `load()`) until `stop`, then removes it.
     /// Nothing on SQLite.
     pub async fn run_membership(
         self: Arc<Self>,
         media_addresses: String,
-        load: Arc<dyn Fn() -> i64 + Send + Sync>,
+        load: Arc<dyn Fn() -> NodeLoad + Send + Sync>,
         gauges: (prometheus::IntGauge, prometheus::IntGaugeVec),
         mut stop: watch::Receiver<bool>,
     ) {
@@ -145,11 +154,14 @@ impl Cluster {
             return;
         }
         loop {
+            let load = load();
             let row = NodeRow {
                 node_id: self.node_id.clone(),
                 internal_url: self.internal_url.get().cloned().unwrap_or_default(),
                 media_addresses: media_addresses.clone(),
-                sockets: load(),
+                sockets: load.sockets,
+                live_visits: load.live_visits,
+                draining: load.draining,
                 started_at: self.started_at,
                 heartbeat_at: 0,
             };

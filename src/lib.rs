@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::app::AppState;
 
@@ -52,31 +53,31 @@ pub async fn serve(
     let cluster = app.cluster.clone();
     workers.spawn(
         "audit-checkpoints",
-        cluster.leased("audit-checkpoints", {
+        on_drain_hand_over(&app, cluster.leased("audit-checkpoints", {
             let app = app.clone();
             move |stop| audit_checkpoints(app.clone(), stop)
-        }),
+        })),
     );
     workers.spawn(
         "housekeeping",
-        cluster.leased("housekeeping", {
+        on_drain_hand_over(&app, cluster.leased("housekeeping", {
             let app = app.clone();
             move |stop| housekeeping(app.clone(), stop)
-        }),
+        })),
     );
     workers.spawn(
         "routing",
-        cluster.leased("routing", {
+        on_drain_hand_over(&app, cluster.leased("routing", {
             let messaging = app.messaging.clone();
             move |stop| messaging.clone().run_leader(stop)
-        }),
+        })),
     );
     workers.spawn(
         "siem-delivery",
-        cluster.leased("siem-delivery", {
+        on_drain_hand_over(&app, cluster.leased("siem-delivery", {
             let (db, hooks) = (app.db.clone(), app.config.siem.webhooks.clone());
             move |stop| audit::siem::run(db.clone(), hooks.clone(), stop)
-        }),
+        })),
     );
     // This node's own work: its visits, its spool, its sockets, its place in the cluster.
     workers.spawn("video-timers", |stop| app.video.clone().run_timers(stop));
@@ -120,8 +121,12 @@ pub async fn serve(
             &m.announced_ips
         }
         .join(",");
-        let hub = app.messaging.clone();
-        let load: Arc<dyn Fn() -> i64 + Send + Sync> = Arc::new(move || hub.hub.connections() as i64);
+        let me = app.clone();
+        let load: Arc<dyn Fn() -> cluster::NodeLoad + Send + Sync> = Arc::new(move || cluster::NodeLoad {
+            sockets: me.messaging.hub.connections() as i64,
+            live_visits: me.video.live_visits() as i64,
+            draining: me.is_draining(),
+        });
         let gauges = (
             app.metrics.cluster_nodes.clone(),
             app.metrics.cluster_leases.clone(),
@@ -154,8 +159,14 @@ pub async fn serve(
     let stopping = workers.stop_sender();
     // The peer address reaches handlers (per-address rate limits; see `http::extract::client_address`).
     let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let draining = app.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown.await;
+        let mut requested = draining.draining.subscribe();
+        tokio::select! {
+            _ = shutdown => tracing::info!("stop requested: draining"),
+            _ = requested.wait_for(|d| *d) => tracing::info!("drain requested by `examroom drain`"),
+        }
+        draining.drain().await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stopping.send(true);
     });
@@ -169,6 +180,32 @@ pub async fn serve(
     workers.shutdown(WORKER_STOP_DEADLINE).await;
     app.db.close().await;
     Ok(())
+}
+
+/// Leased work whose stop signal also fires when this node starts draining, when other nodes can take the
+/// lease over (PostgreSQL): the routing leader and the cluster's jobs move at once instead of when the node
+/// exits. A single node keeps them until it stops.
+fn on_drain_hand_over<W, Fut>(app: &AppState, work: W) -> impl FnOnce(watch::Receiver<bool>) -> Fut + use<W, Fut>
+where
+    W: FnOnce(watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let app = app.clone();
+    move |mut stop| {
+        if !app.cluster.is_shared() {
+            return work(stop);
+        }
+        let (tx, rx) = watch::channel(*stop.borrow());
+        let mut drain = app.draining.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => {}
+                _ = drain.wait_for(|d| *d) => {}
+            }
+            let _ = tx.send(true);
+        });
+        work(rx)
+    }
 }
 
 /// How long background workers get to finish after the server stopped.

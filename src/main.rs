@@ -11,6 +11,16 @@ use clap::{Parser, Subcommand};
 use examroom::app::App;
 use examroom::config::{self, Config};
 
+#[path = "cli/args.rs"]
+mod args;
+#[path = "cli/cluster.rs"]
+mod cluster;
+#[path = "cli/support.rs"]
+mod support;
+
+use args::{AuditCommand, ClusterCommand, RetentionCommand, SessionsCommand};
+use support::{load, open_db, start_logging};
+
 #[derive(Parser)]
 #[command(name = "examroom", version, about = "Telehealth video session broker")]
 struct Cli {
@@ -44,6 +54,22 @@ enum Command {
     CheckConfig {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Several brokers on one database: their state.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+    /// Ask a running node to drain and stop, as SIGTERM does (it reports not-ready, moves its sockets, waits
+    /// up to `cluster.drain_seconds` for its live visits, then exits); waits until it has left the cluster.
+    Drain {
+        #[arg(long, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The node to drain (default: the configuration's `cluster.node_id`).
+        #[arg(long)]
+        node: Option<String>,
     },
     /// Sessions of staff and patients.
     Sessions {
@@ -87,80 +113,6 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long)]
         data_dir: Option<PathBuf>,
-    },
-}
-
-#[derive(Subcommand)]
-enum SessionsCommand {
-    /// Ends every live session of one person at once (removed at the identity provider, a lost device), with an
-    /// audit event. A running broker closes their open sockets within a second.
-    Revoke {
-        #[arg(long, conflicts_with = "data_dir")]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// The person's subject (`sub`) at the identity provider.
-        #[arg(long)]
-        subject: String,
-        /// Why, for the audit trail (a ticket number, "left the organisation").
-        #[arg(long)]
-        reason: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum RetentionCommand {
-    /// Deletes stored recordings past their retention that are not on legal hold, with audited receipts.
-    Sweep {
-        /// Broker configuration (for `serve` deployments).
-        #[arg(long, conflicts_with = "data_dir")]
-        config: Option<std::path::PathBuf>,
-        /// Data directory of an `examroom dev` broker.
-        #[arg(long)]
-        data_dir: Option<std::path::PathBuf>,
-        /// List what would be deleted; delete nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Sweep as of this time (RFC 3339) instead of now.
-        #[arg(long)]
-        now: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Verify the hash chain; names the first bad event and exits non-zero if the trail was tampered with.
-    /// With `--events`, `--checkpoints` and `--public-key` it verifies an export offline, checkpoints included.
-    Verify {
-        #[arg(long, conflicts_with = "data_dir")]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Exported events (JSON lines), for offline verification.
-        #[arg(long, requires_all = ["checkpoints", "public_key"])]
-        events: Option<PathBuf>,
-        #[arg(long)]
-        checkpoints: Option<PathBuf>,
-        /// The broker's audit public key (hex), as `audit export` writes it.
-        #[arg(long)]
-        public_key: Option<PathBuf>,
-    },
-    /// Sign a checkpoint of the chain head now (the broker also does so every minute).
-    Checkpoint {
-        #[arg(long, conflicts_with = "data_dir")]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-    },
-    /// Export the events, the checkpoints and the public key for offline verification.
-    Export {
-        #[arg(long, conflicts_with = "data_dir")]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Directory to write events.jsonl, checkpoints.jsonl and audit-public-key.hex into.
-        #[arg(long)]
-        out: PathBuf,
     },
 }
 
@@ -261,6 +213,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         }
+        Command::Cluster {
+            command: ClusterCommand::Status {
+                config,
+                data_dir,
+                json,
+            },
+        } => cluster::status(config, data_dir, json).await,
+        Command::Drain {
+            config,
+            data_dir,
+            node,
+        } => cluster::drain(config, data_dir, node).await,
         Command::Sessions {
             command:
                 SessionsCommand::Revoke {
@@ -506,75 +470,3 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The configuration (`--config`, or defaults around `--data-dir`) and its database.
-async fn open_db(
-    config: Option<PathBuf>,
-    data_dir: Option<PathBuf>,
-) -> anyhow::Result<(Config, examroom::store::Db)> {
-    let c = match config {
-        Some(path) => load(&path)?,
-        None => {
-            let mut c = Config::default();
-            c.server.data_dir = data_dir.unwrap_or_else(|| Path::new("./.examroom").to_path_buf());
-            // The demo's database, as `examroom dev` takes it: its data directory's SQLite file, or the
-            // override it was started with.
-            if let Ok(url) = std::env::var("EXAMROOM_DATABASE__URL") {
-                c.database.url = Some(secrecy::SecretString::from(url));
-            }
-            c
-        }
-    };
-    let url = c.database_url().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let db = examroom::store::Db::connect(&url, Some(1))
-        .await
-        .context("database")?;
-    Ok((c, db))
-}
-
-fn load(path: &Path) -> anyhow::Result<Config> {
-    config::load_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-/// Logging, and the key behind log pseudonyms (from config, or generated once into the data directory so
-/// pseudonyms stay stable across restarts).
-fn start_logging(config: &Config) -> anyhow::Result<()> {
-    examroom::telemetry::init_logging(&config.logging);
-    let path = match &config.logging.pseudonym_key_file {
-        Some(p) => p.clone(),
-        None => {
-            std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
-                format!(
-                    "server.data_dir: cannot create {}",
-                    config.server.data_dir.display()
-                )
-            })?;
-            let p = config.server.data_dir.join("pseudonym.key");
-            if !p.exists() {
-                use std::io::Write;
-                use std::os::unix::fs::OpenOptionsExt;
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&p)?;
-                f.write_all(examroom::ids::random_hex(32).as_bytes())?;
-            }
-            p
-        }
-    };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("logging.pseudonym_key_file: {}", path.display()))?;
-    let bytes = hex::decode(text.trim())
-        .ok()
-        .filter(|b| b.len() == 32)
-        .with_context(|| {
-            format!(
-                "logging.pseudonym_key_file: {} must hold 32 bytes as hex",
-                path.display()
-            )
-        })?;
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&bytes);
-    examroom::pii::set_pseudonym_key(key);
-    Ok(())
-}

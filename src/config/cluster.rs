@@ -1,6 +1,7 @@
 //! `[cluster]`: how a node takes part when several brokers share one PostgreSQL database (docs/cluster.md):
 //! its name, the internal listener other nodes call (never the public one), the key that authenticates those
-//! calls, and how fast a silent node is declared dead. On SQLite there is one node and this section is unused.
+//! calls, how fast a silent node is declared dead, and how long a stopping node drains (the only key a single
+//! node on SQLite uses).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +26,9 @@ pub struct ClusterConfig {
     pub heartbeat_seconds: u64,
     /// A node silent this long is dead: its leases (the routing leader, the cluster's jobs) move to another.
     pub dead_after_seconds: u64,
+    /// On SIGTERM or `examroom drain`, how long the node waits for its live visits to end before it ends them
+    /// and exits (a process manager's stop timeout must be longer). Also used on a single node.
+    pub drain_seconds: u64,
 }
 
 impl Default for ClusterConfig {
@@ -36,6 +40,7 @@ impl Default for ClusterConfig {
             key_file: None,
             heartbeat_seconds: 2,
             dead_after_seconds: 10,
+            drain_seconds: 30,
         }
     }
 }
@@ -71,6 +76,12 @@ impl ClusterConfig {
             p.push(Problem::new(
                 "cluster.heartbeat_seconds",
                 "must be between 1 and 60",
+            ));
+        }
+        if !(1..=3600).contains(&self.drain_seconds) {
+            p.push(Problem::new(
+                "cluster.drain_seconds",
+                "must be between 1 and 3600",
             ));
         }
         if self.dead_after_seconds < 3 * self.heartbeat_seconds || self.dead_after_seconds > 600 {

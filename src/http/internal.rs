@@ -13,18 +13,39 @@ use crate::app::AppState;
 use crate::cluster::{NODE_HEADER, SIGNATURE_HEADER};
 use crate::messaging::routing::{ROUTING_PATH, RoutingCommand};
 
+/// Where `examroom drain` asks a node to drain and stop.
+pub const DRAIN_PATH: &str = "/internal/v1/drain";
+
 pub fn router(app: AppState) -> Router {
-    Router::new().route(ROUTING_PATH, post(routing)).with_state(app)
+    Router::new()
+        .route(ROUTING_PATH, post(routing))
+        .route(DRAIN_PATH, post(drain))
+        .with_state(app)
+}
+
+fn signed(app: &AppState, headers: &HeaderMap, path: &str, body: &[u8]) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let ok = app
+        .cluster
+        .verify(header(NODE_HEADER), path, header(SIGNATURE_HEADER), body);
+    if !ok {
+        tracing::warn!("unsigned or mis-signed node-to-node request refused");
+    }
+    ok
+}
+
+/// `examroom drain`: this node drains and stops, as on SIGTERM (see `App::drain`). Answers at once.
+async fn drain(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !signed(&app, &headers, DRAIN_PATH, &body) {
+        return (StatusCode::UNAUTHORIZED, "signature required").into_response();
+    }
+    let _ = app.draining.send_replace(true);
+    axum::Json(serde_json::json!({ "node": app.cluster.node_id(), "draining": true })).into_response()
 }
 
 /// A routing call forwarded by a node that does not lead.
 async fn routing(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if !app
-        .cluster
-        .verify(header(NODE_HEADER), ROUTING_PATH, header(SIGNATURE_HEADER), &body)
-    {
-        tracing::warn!("unsigned or mis-signed node-to-node request refused");
+    if !signed(&app, &headers, ROUTING_PATH, &body) {
         return (StatusCode::UNAUTHORIZED, "signature required").into_response();
     }
     match serde_json::from_slice::<RoutingCommand>(&body) {

@@ -28,6 +28,13 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    // Stopping: the balancer must send new connections elsewhere while the live visits finish here.
+    if app.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "draining" })),
+        );
+    }
     // In a cluster a node that does not hear the others would leave its sockets deaf to them.
     if !app.messaging.bus_ready() {
         return (

@@ -26,6 +26,8 @@ pub enum EndReason {
     DevicesBlocked,
     /// The chat itself ended.
     ChatEnded,
+    /// The server hosting the visit was stopping and the visit did not end within `cluster.drain_seconds`.
+    ServerRestart,
 }
 
 /// The result of the nurse's device check: live camera and microphone tracks.

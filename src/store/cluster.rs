@@ -22,6 +22,10 @@ pub struct NodeRow {
     pub internal_url: String,
     pub media_addresses: String,
     pub sockets: i64,
+    /// Video visits it hosts.
+    pub live_visits: i64,
+    /// It is draining: not ready, taking no new visits, about to leave.
+    pub draining: bool,
     pub started_at: i64,
     /// When written, ignored (the database stamps it); when read, how long ago it was (ms).
     pub heartbeat_at: i64,
@@ -40,10 +44,11 @@ impl Db {
     /// Registers this node or refreshes its heartbeat and load (stamped with the database's clock).
     pub async fn heartbeat(&self, n: &NodeRow) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO cluster_nodes (node_id, internal_url, media_addresses, sockets, started_at, heartbeat_at) \
-             VALUES ($1, $2, $3, $4, $5, {DB_NOW}) \
+            "INSERT INTO cluster_nodes (node_id, internal_url, media_addresses, sockets, live_visits, draining, \
+             started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, $7, {DB_NOW}) \
              ON CONFLICT (node_id) DO UPDATE SET internal_url = excluded.internal_url, \
              media_addresses = excluded.media_addresses, sockets = excluded.sockets, \
+             live_visits = excluded.live_visits, draining = excluded.draining, \
              started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -51,6 +56,8 @@ impl Db {
             .bind(&n.internal_url)
             .bind(&n.media_addresses)
             .bind(n.sockets)
+            .bind(n.live_visits)
+            .bind(i64::from(n.draining))
             .bind(n.started_at)
             .execute(self.pool())
             .await?;
@@ -59,14 +66,29 @@ impl Db {
 
     /// The nodes that heartbeat within the last `within_ms`, by id; `heartbeat_at` is returned as the age.
     pub async fn live_nodes(&self, within_ms: i64) -> Result<Vec<NodeRow>, StoreError> {
+        self.nodes_within(Some(within_ms)).await
+    }
+
+    /// Every node row, the silent ones too (a node that crashed keeps its row; one that stopped removed it).
+    pub async fn all_nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
+        self.nodes_within(None).await
+    }
+
+    async fn nodes_within(&self, within_ms: Option<i64>) -> Result<Vec<NodeRow>, StoreError> {
+        let filter = if within_ms.is_some() {
+            format!("WHERE heartbeat_at >= {DB_NOW} - $1")
+        } else {
+            String::new()
+        };
         let sql = format!(
-            "SELECT node_id, internal_url, media_addresses, sockets, started_at, {DB_NOW} - heartbeat_at \
-             FROM cluster_nodes WHERE heartbeat_at >= {DB_NOW} - $1 ORDER BY node_id"
+            "SELECT node_id, internal_url, media_addresses, sockets, live_visits, draining, started_at, \
+             {DB_NOW} - heartbeat_at FROM cluster_nodes {filter} ORDER BY node_id"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(within_ms)
-            .fetch_all(self.pool())
-            .await?;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(ms) = within_ms {
+            query = query.bind(ms);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(NodeRow {
@@ -74,8 +96,10 @@ impl Db {
                     internal_url: r.try_get(1)?,
                     media_addresses: r.try_get(2)?,
                     sockets: r.try_get(3)?,
-                    started_at: r.try_get(4)?,
-                    heartbeat_at: r.try_get(5)?,
+                    live_visits: r.try_get(4)?,
+                    draining: r.try_get::<i64, _>(5)? != 0,
+                    started_at: r.try_get(6)?,
+                    heartbeat_at: r.try_get(7)?,
                 })
             })
             .collect()
@@ -144,6 +168,31 @@ impl Db {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(self.pool())
             .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Every lease row: name, holder, and whether it is still current (not expired).
+    pub async fn current_leases(&self) -> Result<Vec<(String, String, bool)>, StoreError> {
+        let sql = format!(
+            "SELECT name, holder, CASE WHEN expires_at >= {DB_NOW} THEN 1 ELSE 0 END FROM cluster_leases ORDER BY name"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get::<i32, _>(2)? != 0)))
+            .collect()
+    }
+
+    /// How many conversations wait in each queue (for `examroom cluster status`).
+    pub async fn waiting_by_queue(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT queue, COUNT(*) FROM conversations WHERE state = 'waiting' GROUP BY queue ORDER BY queue",
+        )
+        .fetch_all(self.pool())
+        .await?;
         rows.into_iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()

@@ -2,7 +2,9 @@
 //! tells both participants' sockets what happened. One participant connection per (visit, side); a new socket
 //! joining (a reload) replaces the old connection, the same socket offering again renegotiates (ICE restart).
 
+mod classify;
 mod controls;
+mod lifecycle;
 mod recording;
 
 pub use recording::RecordingAccessError;
@@ -461,33 +463,6 @@ impl VideoService {
         }
     }
 
-    /// Periodic: closes requests unanswered past `media.video_prompt_seconds` (`no_answer`), started visits whose
-    /// participants are gone past the grace (`abandoned`), and visits whose chat ended.
-    pub async fn sweep(&self) {
-        let grace = self.config.empty_visit_grace_seconds as i64 * 1000;
-        let prompt = self.config.video_prompt_seconds as i64 * 1000;
-        let closed = self.live().visits.sweep(now_ms(), grace, prompt);
-        for (v, reason) in closed {
-            self.finish(&v, reason).await;
-        }
-        let live = self.live().visits.all();
-        for v in live {
-            let open = matches!(
-                self.messaging.conversation(&v.conversation).await,
-                Ok(Some(row)) if row.state == ConversationState::Assigned
-            );
-            let ended = if open {
-                None
-            } else {
-                self.live().visits.end_conversation(&v.conversation)
-            };
-            if let Some(v) = ended {
-                self.finish(&v, EndReason::ChatEnded).await;
-            }
-        }
-        self.metrics.live_visits.set(self.live().visits.len() as i64);
-    }
-
     async fn drop_participant(&self, id: &VisitId, side: Side) {
         let j = self.live().joined.remove(&(id.clone(), side));
         if let Some(j) = j {
@@ -540,58 +515,6 @@ impl VideoService {
                 hub.hub.send(&nurse, frame);
             }
         })
-    }
-
-    pub async fn run_timers(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
-            self.sweep().await;
-            self.retry_uploads().await;
-        }
-    }
-
-    fn classify(&self, id: &VisitId, change: impl FnOnce(&mut Classification)) {
-        if let Some((c, _)) = self.live().classes.get_mut(id) {
-            change(c);
-        }
-    }
-
-    /// Writes a visit's current flags (final when `ended_at` is given).
-    async fn save_classification(&self, id: &VisitId, ended_at: Option<i64>) {
-        let current = self.live().classes.get(id).cloned();
-        if let Some((c, created)) = current
-            && let Err(e) = self
-                .recording
-                .db
-                .save_classification(id.as_str(), &c.row(), created, ended_at)
-                .await
-        {
-            tracing::error!(error = %e, "visit classification could not be saved");
-        }
-    }
-
-    /// The visit ended: its final flags are stored and enter the audit chain, where the consent report reads
-    /// them.
-    async fn classified(&self, id: &VisitId) {
-        self.save_classification(id, Some(now_ms())).await;
-        let Some((c, _)) = self.live().classes.remove(id) else {
-            return;
-        };
-        self.recording
-            .audit
-            .record_or_log(
-                crate::audit::AuditEvent::new(
-                    "visit.classified",
-                    format!("visit:{id}"),
-                    crate::audit::Outcome::Success,
-                )
-                .reason(serde_json::to_string(&c).unwrap_or_default()),
-            )
-            .await;
     }
 
     pub fn peer_connections(&self) -> usize {

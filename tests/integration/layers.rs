@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("app", 7),
     ("dev", 7),
     ("http", 8),
+    ("cli", 9),
 ];
 
 fn layer(module: &str) -> Option<u8> {

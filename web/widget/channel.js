@@ -39,7 +39,10 @@ export class Channel {
         return;
       }
       this.onStatus('Connection lost. Reconnecting…');
-      setTimeout(() => this.connect(), this.delay);
+      // 4012: the server asks us to reconnect (it is restarting, or missed frames): soon, but at a random moment
+      // so that its sockets do not all arrive at once.
+      const wait = event.code === 4012 ? 250 + Math.random() * 2000 : this.delay;
+      setTimeout(() => this.connect(), wait);
       this.delay = Math.min(this.delay * 2, 10000);
     };
   }

@@ -157,8 +157,24 @@ async fn run(
     let mut warned: Option<tokio::time::Instant> = None;
     let mut revoked = app.revoked_sessions.subscribe();
     let mut resets = app.messaging.hub.resets();
+    // A draining node sends this socket elsewhere (unless its person is in a visit hosted here), after a random
+    // delay of up to two seconds so that a node's sockets do not all reconnect at once.
+    let mut draining = app.draining.subscribe();
+    let leave_after = Duration::from_millis(rand::random::<u64>() % 2_000);
+    let mut leave_at = app.is_draining().then(|| tokio::time::Instant::now() + leave_after);
     let close_with = loop {
         tokio::select! {
+            _ = draining.changed(), if leave_at.is_none() => {
+                if *draining.borrow() {
+                    leave_at = Some(tokio::time::Instant::now() + leave_after);
+                }
+            }
+            _ = tokio::time::sleep_until(leave_at.unwrap_or_else(tokio::time::Instant::now)), if leave_at.is_some() => {
+                if !app.video.takes_part(&subject) {
+                    break Some((close::RECONNECT, "draining"));
+                }
+                leave_at = Some(tokio::time::Instant::now() + Duration::from_millis(500));
+            }
             _ = recheck.tick() => {
                 match app.sessions.resolve(&token).await {
                     Ok(_) => {}

@@ -85,6 +85,13 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             device_check,
             ..
         } => {
+            // A node that is stopping starts no visit: the nurse's socket reconnects to another and asks again.
+            if app.is_draining() {
+                return vec![ServerFrame::error(
+                    "node_draining",
+                    "this server is restarting; you are being reconnected, then ask again",
+                )];
+            }
             // Never elevate until the nurse is ready: her camera and microphone work for this very request.
             if !crate::protocol::DeviceCheck::passed(device_check) {
                 return vec![ServerFrame::error(

@@ -1,0 +1,73 @@
+//! How visits end without anyone pressing a button: the periodic sweep (an unanswered request, an abandoned
+//! visit, a chat that ended), and a draining node that waits for its visits and ends those left at its limit.
+
+use std::sync::Arc;
+
+use super::VideoService;
+use crate::clock::now_ms;
+use crate::ids::SubjectId;
+use crate::store::ConversationState;
+use crate::visit::EndReason;
+
+impl VideoService {
+    /// Periodic: closes requests unanswered past `media.video_prompt_seconds` (`no_answer`), started visits whose
+    /// participants are gone past the grace (`abandoned`), and visits whose chat ended.
+    pub async fn sweep(&self) {
+        let grace = self.config.empty_visit_grace_seconds as i64 * 1000;
+        let prompt = self.config.video_prompt_seconds as i64 * 1000;
+        let closed = self.live().visits.sweep(now_ms(), grace, prompt);
+        for (v, reason) in closed {
+            self.finish(&v, reason).await;
+        }
+        let live = self.live().visits.all();
+        for v in live {
+            let open = matches!(
+                self.messaging.conversation(&v.conversation).await,
+                Ok(Some(row)) if row.state == ConversationState::Assigned
+            );
+            let ended = if open {
+                None
+            } else {
+                self.live().visits.end_conversation(&v.conversation)
+            };
+            if let Some(v) = ended {
+                self.finish(&v, EndReason::ChatEnded).await;
+            }
+        }
+        self.metrics.live_visits.set(self.live().visits.len() as i64);
+    }
+
+    pub async fn run_timers(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            self.sweep().await;
+            self.retry_uploads().await;
+        }
+    }
+
+    /// Visits this node hosts (asked, or started).
+    pub fn live_visits(&self) -> usize {
+        self.live().visits.len()
+    }
+
+    /// Whether `who` takes part in a visit here (a draining node keeps their socket until it ends).
+    pub fn takes_part(&self, who: &SubjectId) -> bool {
+        !self.live().visits.of_subject(who).is_empty()
+    }
+
+    /// Ends every visit (a draining node past its limit): recordings are stored, both sides told.
+    pub async fn end_all(&self, reason: EndReason) {
+        let all = self.live().visits.all();
+        for v in all {
+            let ended = self.live().visits.end_conversation(&v.conversation);
+            if let Some(v) = ended {
+                self.finish(&v, reason).await;
+            }
+        }
+    }
+
+}
