@@ -298,7 +298,10 @@ impl App {
                 break;
             }
             if started.elapsed() >= limit {
-                tracing::warn!(visits, "drain limit reached (cluster.drain_seconds): ending the live visits");
+                tracing::warn!(
+                    visits,
+                    "drain limit reached (cluster.drain_seconds): ending the live visits"
+                );
                 self.video
                     .end_all(crate::protocol::EndReason::ServerRestart)
                     .await;

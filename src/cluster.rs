@@ -23,6 +23,8 @@ use crate::store::{Backend, Db, NodeRow, StoreError};
 /// The header naming the calling node, and the one carrying its signature of the body.
 pub const NODE_HEADER: &str = "x-examroom-node";
 pub const SIGNATURE_HEADER: &str = "x-examroom-signature";
+/// How long a crashed node's row stays (shown as dead by `examroom cluster status`) before it is removed.
+const FORGET_DEAD_NODES_MS: i64 = 10 * 60 * 1000;
 /// How far a signed request's time may be from ours.
 const SIGNATURE_WINDOW_SECONDS: i64 = 30;
 
@@ -167,6 +169,10 @@ impl Cluster {
             };
             if let Err(e) = self.db.heartbeat(&row).await {
                 tracing::warn!(error = %e, "cluster heartbeat failed");
+            }
+            // A crashed node is reported dead (degraded) for a while, then forgotten.
+            if let Err(e) = self.db.forget_silent_nodes(FORGET_DEAD_NODES_MS).await {
+                tracing::debug!(error = %e, "dead nodes could not be forgotten");
             }
             if let (Ok(nodes), Ok(leases)) = (self.live_node_ids().await, self.leases().await) {
                 gauges.0.set(nodes.len() as i64);

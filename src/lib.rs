@@ -53,31 +53,43 @@ pub async fn serve(
     let cluster = app.cluster.clone();
     workers.spawn(
         "audit-checkpoints",
-        on_drain_hand_over(&app, cluster.leased("audit-checkpoints", {
-            let app = app.clone();
-            move |stop| audit_checkpoints(app.clone(), stop)
-        })),
+        on_drain_hand_over(
+            &app,
+            cluster.leased("audit-checkpoints", {
+                let app = app.clone();
+                move |stop| audit_checkpoints(app.clone(), stop)
+            }),
+        ),
     );
     workers.spawn(
         "housekeeping",
-        on_drain_hand_over(&app, cluster.leased("housekeeping", {
-            let app = app.clone();
-            move |stop| housekeeping(app.clone(), stop)
-        })),
+        on_drain_hand_over(
+            &app,
+            cluster.leased("housekeeping", {
+                let app = app.clone();
+                move |stop| housekeeping(app.clone(), stop)
+            }),
+        ),
     );
     workers.spawn(
         "routing",
-        on_drain_hand_over(&app, cluster.leased("routing", {
-            let messaging = app.messaging.clone();
-            move |stop| messaging.clone().run_leader(stop)
-        })),
+        on_drain_hand_over(
+            &app,
+            cluster.leased("routing", {
+                let messaging = app.messaging.clone();
+                move |stop| messaging.clone().run_leader(stop)
+            }),
+        ),
     );
     workers.spawn(
         "siem-delivery",
-        on_drain_hand_over(&app, cluster.leased("siem-delivery", {
-            let (db, hooks) = (app.db.clone(), app.config.siem.webhooks.clone());
-            move |stop| audit::siem::run(db.clone(), hooks.clone(), stop)
-        })),
+        on_drain_hand_over(
+            &app,
+            cluster.leased("siem-delivery", {
+                let (db, hooks) = (app.db.clone(), app.config.siem.webhooks.clone());
+                move |stop| audit::siem::run(db.clone(), hooks.clone(), stop)
+            }),
+        ),
     );
     // This node's own work: its visits, its spool, its sockets, its place in the cluster.
     workers.spawn("video-timers", |stop| app.video.clone().run_timers(stop));
@@ -185,7 +197,10 @@ pub async fn serve(
 /// Leased work whose stop signal also fires when this node starts draining, when other nodes can take the
 /// lease over (PostgreSQL): the routing leader and the cluster's jobs move at once instead of when the node
 /// exits. A single node keeps them until it stops.
-fn on_drain_hand_over<W, Fut>(app: &AppState, work: W) -> impl FnOnce(watch::Receiver<bool>) -> Fut + use<W, Fut>
+fn on_drain_hand_over<W, Fut>(
+    app: &AppState,
+    work: W,
+) -> impl FnOnce(watch::Receiver<bool>) -> Fut + use<W, Fut>
 where
     W: FnOnce(watch::Receiver<bool>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,

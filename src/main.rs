@@ -214,11 +214,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Cluster {
-            command: ClusterCommand::Status {
-                config,
-                data_dir,
-                json,
-            },
+            command:
+                ClusterCommand::Status {
+                    config,
+                    data_dir,
+                    json,
+                },
         } => cluster::status(config, data_dir, json).await,
         Command::Drain {
             config,
@@ -469,4 +470,3 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
 }
-

@@ -8,10 +8,15 @@ use std::time::{Duration, Instant};
 use crate::support::open_db;
 
 /// Prints the status; exit 2 when degraded.
-pub async fn status(config: Option<PathBuf>, data_dir: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn status(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let (c, db) = open_db(config, data_dir).await?;
     let dead_after_ms = c.cluster.dead_after_seconds as i64 * 1000;
-    let status = examroom::cluster::status::status(&db, dead_after_ms).await?;
+    let required = examroom::cluster::status::required_leases(&c);
+    let status = examroom::cluster::status::status(&db, &required, dead_after_ms).await?;
     db.close().await;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);

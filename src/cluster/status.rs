@@ -8,8 +8,19 @@ use serde::Serialize;
 
 use crate::store::{Db, NodeRow, StoreError};
 
-/// The leases a healthy cluster always has a live holder for (docs/cluster.md, "Leases").
-pub const REQUIRED_LEASES: &[&str] = &["routing", "audit-checkpoints", "housekeeping", "siem-delivery"];
+/// The leases a healthy cluster always has a live holder for (docs/cluster.md, "Leases"); `siem-delivery` too
+/// when SIEM webhooks are configured (its job ends, and lets go of its lease, when there are none).
+pub const REQUIRED_LEASES: &[&str] = &["routing", "audit-checkpoints", "housekeeping"];
+pub const SIEM_LEASE: &str = "siem-delivery";
+
+/// The leases `config` needs held.
+pub fn required_leases(config: &crate::config::Config) -> Vec<&'static str> {
+    let mut leases = REQUIRED_LEASES.to_vec();
+    if !config.siem.webhooks.is_empty() {
+        leases.push(SIEM_LEASE);
+    }
+    leases
+}
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct NodeStatus {
@@ -71,7 +82,11 @@ impl Status {
                     n.heartbeat_age_ms as f64 / 1000.0,
                     n.sockets,
                     n.live_visits,
-                    if n.leases.is_empty() { "-".to_string() } else { n.leases.join(",") }
+                    if n.leases.is_empty() {
+                        "-".to_string()
+                    } else {
+                        n.leases.join(",")
+                    }
                 ));
             }
         }
@@ -98,11 +113,15 @@ impl Status {
 pub fn assess(
     rows: &[NodeRow],
     leases: &[(String, String, bool)],
+    required: &[&str],
     queues: Vec<QueueDepth>,
     dead_after_ms: i64,
 ) -> Status {
     let mut problems = Vec::new();
-    let alive = |id: &str| rows.iter().any(|n| n.node_id == id && n.heartbeat_at < dead_after_ms);
+    let alive = |id: &str| {
+        rows.iter()
+            .any(|n| n.node_id == id && n.heartbeat_at < dead_after_ms)
+    };
     let nodes: Vec<NodeStatus> = rows
         .iter()
         .map(|n| NodeStatus {
@@ -126,16 +145,17 @@ pub fn assess(
             n.heartbeat_age_ms / 1000
         ));
     }
-    if !nodes.iter().any(|n| n.alive) {
+    let none_alive = !nodes.iter().any(|n| n.alive);
+    if none_alive {
         problems.push("no live node".to_string());
     }
     let mut lease_status = Vec::new();
-    for name in REQUIRED_LEASES {
+    for name in required {
         let holder = leases
             .iter()
             .find(|(n, holder, current)| n == name && *current && alive(holder))
             .map(|(_, holder, _)| holder.clone());
-        if holder.is_none() {
+        if holder.is_none() && !none_alive {
             problems.push(match *name {
                 "routing" => "nobody leads the waiting room (lease `routing` has no live holder)".to_string(),
                 other => format!("lease `{other}` has no live holder"),
@@ -156,7 +176,7 @@ pub fn assess(
 }
 
 /// Reads the cluster's rows and judges them. On SQLite there is one node and nothing to judge but the queues.
-pub async fn status(db: &Db, dead_after_ms: i64) -> Result<Status, StoreError> {
+pub async fn status(db: &Db, required: &[&str], dead_after_ms: i64) -> Result<Status, StoreError> {
     let queues = db
         .waiting_by_queue()
         .await?
@@ -174,7 +194,7 @@ pub async fn status(db: &Db, dead_after_ms: i64) -> Result<Status, StoreError> {
     }
     let rows = db.all_nodes().await?;
     let leases = db.current_leases().await?;
-    Ok(assess(&rows, &leases, queues, dead_after_ms))
+    Ok(assess(&rows, &leases, required, queues, dead_after_ms))
 }
 
 #[cfg(test)]
@@ -203,7 +223,13 @@ mod tests {
 
     #[test]
     fn a_cluster_whose_nodes_live_and_leases_are_held_is_healthy() {
-        let s = assess(&[node("a", 500), node("b", 1_500)], &all_leases("a"), vec![], 10_000);
+        let s = assess(
+            &[node("a", 500), node("b", 1_500)],
+            &all_leases("a"),
+            REQUIRED_LEASES,
+            vec![],
+            10_000,
+        );
         assert!(!s.degraded(), "{:?}", s.problems);
         assert_eq!(s.nodes[0].leases.len(), REQUIRED_LEASES.len());
         assert!(s.render().contains("healthy"));
@@ -211,11 +237,23 @@ mod tests {
 
     #[test]
     fn a_silent_node_and_its_orphaned_leases_are_degraded() {
-        let s = assess(&[node("a", 500), node("b", 20_000)], &all_leases("b"), vec![], 10_000);
+        let s = assess(
+            &[node("a", 500), node("b", 20_000)],
+            &all_leases("b"),
+            REQUIRED_LEASES,
+            vec![],
+            10_000,
+        );
         assert!(s.degraded());
-        assert!(s.problems.iter().any(|p| p.contains("node b")), "{:?}", s.problems);
         assert!(
-            s.problems.iter().any(|p| p.contains("nobody leads the waiting room")),
+            s.problems.iter().any(|p| p.contains("node b")),
+            "{:?}",
+            s.problems
+        );
+        assert!(
+            s.problems
+                .iter()
+                .any(|p| p.contains("nobody leads the waiting room")),
             "{:?}",
             s.problems
         );
@@ -226,8 +264,26 @@ mod tests {
     fn an_expired_lease_or_no_node_at_all_is_degraded() {
         let mut leases = all_leases("a");
         leases[0].2 = false;
-        let s = assess(&[node("a", 500)], &leases, vec![], 10_000);
+        let s = assess(&[node("a", 500)], &leases, REQUIRED_LEASES, vec![], 10_000);
         assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
-        assert!(assess(&[], &[], vec![], 10_000).problems.iter().any(|p| p == "no live node"));
+        assert!(
+            assess(&[], &[], REQUIRED_LEASES, vec![], 10_000)
+                .problems
+                .iter()
+                .any(|p| p == "no live node")
+        );
+        // With SIEM webhooks configured, their delivery lease is required too.
+        let siem = assess(
+            &[node("a", 500)],
+            &all_leases("a"),
+            &["routing", SIEM_LEASE],
+            vec![],
+            10_000,
+        );
+        assert!(
+            siem.problems.iter().any(|p| p.contains(SIEM_LEASE)),
+            "{:?}",
+            siem.problems
+        );
     }
 }

@@ -124,6 +124,17 @@ impl Db {
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 
+    /// Removes the rows of nodes silent for `ms` (crashed long ago, never back under that id): until then
+    /// `examroom cluster status` reports them as dead.
+    pub async fn forget_silent_nodes(&self, ms: i64) -> Result<(), StoreError> {
+        let sql = format!("DELETE FROM cluster_nodes WHERE heartbeat_at < {DB_NOW} - $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ms)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// A node that stopped cleanly says so at once instead of waiting to be declared dead (its leased work
     /// releases its own leases as it stops).
     pub async fn leave_cluster(&self, node_id: &str) -> Result<(), StoreError> {

@@ -98,6 +98,11 @@ fn migrator() -> Migrator {
             include_str!("../../migrations/0007_break_glass.sql"),
         ),
         m(8, "cluster", include_str!("../../migrations/0008_cluster.sql")),
+        m(
+            9,
+            "node_load",
+            include_str!("../../migrations/0009_node_load.sql"),
+        ),
     ])
 }
 

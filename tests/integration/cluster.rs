@@ -132,6 +132,46 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
         "the leader says it leads"
     );
 
+    // The command line, as an operator runs it on one of the hosts (the nodes' keys and database).
+    let config = dir.path().join("cli.toml");
+    let keys = data.join("keys");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = {:?}\n[database]\nurl = {:?}\n[messaging]\nkek_files = [{:?}]\n\
+             [logging]\npseudonym_key_file = {:?}\n[audit]\nsigning_key_file = {:?}\n[cluster]\nkey_file = {:?}\nheartbeat_seconds = 1\ndead_after_seconds = 3\n\
+             [auth.staff]\nissuer = \"{lb}/dev-idp\"\nclient_id = \"examroom\"\nclient_secret = \"unused\"\n\
+             [auth.patient]\nissuer = \"{lb}/dev-idp\"\naudiences = [\"clinic-portal\"]\n\
+             [auth.staff.role_mapping]\n\"examroom-nurses\" = \"nurse\"\n",
+            data,
+            database,
+            keys.join("kek.hex"),
+            data.join("pseudonym.key"),
+            keys.join("audit-signing.pk8"),
+            keys.join("cluster.key"),
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    // `examroom cluster status`: three ready nodes, every lease held by a live one.
+    let status = |expect: i32| {
+        let mut last = (None, String::new());
+        for _ in 0..60 {
+            last = crate::common::examroom(&["cluster", "status", "--config", cfg]);
+            if last.0 == Some(expect) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        last
+    };
+    let (code, out) = status(0);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        (1..=3).all(|i| out.contains(&format!("node-{i}"))) && out.contains("healthy"),
+        "{out}"
+    );
+
     // The nurses sit on the two nodes that do not lead; patients come through the balancer to all three.
     let others: Vec<usize> = (0..3).filter(|i| *i != leader_index).collect();
     let logs: Vec<Arc<Mutex<NurseLog>>> = (0..2).map(|_| Arc::default()).collect();
@@ -277,6 +317,10 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(successor.is_some(), "another node took the routing lease");
+    // The crashed node left its row: the cluster is degraded and says which node.
+    let (code, out) = status(2);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains(&format!("node {leader} has not heartbeat")), "{out}");
     eprintln!("the routing lease moved at {:.1?}", began.elapsed());
     let states: Vec<String> = sqlx::query_scalar("SELECT state FROM conversations WHERE state = 'waiting'")
         .fetch_all(&pool)
@@ -339,26 +383,6 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
 
     // The chain three nodes wrote verifies, online and as an offline export with a checkpoint: one signing
     // key for the cluster.
-    let config = dir.path().join("cli.toml");
-    let keys = data.join("keys");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\ndata_dir = {:?}\n[database]\nurl = {:?}\n[messaging]\nkek_files = [{:?}]\n\
-             [logging]\npseudonym_key_file = {:?}\n[audit]\nsigning_key_file = {:?}\n[cluster]\nkey_file = {:?}\n\
-             [auth.staff]\nissuer = \"{lb}/dev-idp\"\nclient_id = \"examroom\"\nclient_secret = \"unused\"\n\
-             [auth.patient]\nissuer = \"{lb}/dev-idp\"\naudiences = [\"clinic-portal\"]\n\
-             [auth.staff.role_mapping]\n\"examroom-nurses\" = \"nurse\"\n",
-            data,
-            database,
-            keys.join("kek.hex"),
-            data.join("pseudonym.key"),
-            keys.join("audit-signing.pk8"),
-            keys.join("cluster.key"),
-        ),
-    )
-    .unwrap();
-    let cfg = config.to_str().unwrap();
     let (code, out) = crate::common::examroom(&["audit", "verify", "--config", cfg]);
     assert_eq!(code, Some(0), "{out}");
     let (code, out) = crate::common::examroom(&["audit", "checkpoint", "--config", cfg]);
@@ -385,6 +409,48 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
     ]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("audit export intact"), "{out}");
+
+    // `examroom drain` of the routing leader: it leaves at once (no live visit), its process exits cleanly, and
+    // the lease is handed over without waiting for it to be declared dead.
+    let successor = successor.unwrap();
+    let (code, out) = crate::common::examroom(&["drain", "--config", cfg, "--node", &successor]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("left the cluster"), "{out}");
+    let index: usize = successor.trim_start_matches("node-").parse::<usize>().unwrap() - 1;
+    let mut drained = nodes[index].take().unwrap();
+    let mut exited = None;
+    for _ in 0..200 {
+        exited = drained.child.try_wait().unwrap();
+        if exited.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
+    assert!(
+        drained
+            .stderr
+            .lines()
+            .iter()
+            .any(|l| l.contains("drain requested"))
+    );
+    drained.assert_no_panic();
+    let last = (0..3).find(|i| *i != index && *i != leader_index).unwrap();
+    let mut holder = None;
+    for _ in 0..40 {
+        holder = lease_holder(&pool, "routing").await;
+        if holder.as_deref() == Some(format!("node-{}", last + 1).as_str()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        holder,
+        Some(format!("node-{}", last + 1)),
+        "the lease was handed over"
+    );
+    let (_, out) = crate::common::examroom(&["cluster", "status", "--config", cfg]);
+    assert!(!out.contains(&successor), "a drained node leaves no row: {out}");
     for n in nodes.iter().flatten() {
         n.assert_no_panic();
     }

@@ -17,6 +17,7 @@ mod crash;
 mod cross_site;
 mod demo;
 mod dev_mode;
+mod drain;
 mod example_config;
 mod external_oidc;
 mod layers;

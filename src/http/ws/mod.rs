@@ -161,7 +161,9 @@ async fn run(
     // delay of up to two seconds so that a node's sockets do not all reconnect at once.
     let mut draining = app.draining.subscribe();
     let leave_after = Duration::from_millis(rand::random::<u64>() % 2_000);
-    let mut leave_at = app.is_draining().then(|| tokio::time::Instant::now() + leave_after);
+    let mut leave_at = app
+        .is_draining()
+        .then(|| tokio::time::Instant::now() + leave_after);
     let close_with = loop {
         tokio::select! {
             _ = draining.changed(), if leave_at.is_none() => {
