@@ -193,6 +193,11 @@ impl App {
             messaging.clone(),
             metrics.media.clone(),
             recording,
+            crate::visit::placement::Placement::new(
+                cluster.clone(),
+                db.clone(),
+                config.cluster.dead_after_seconds as i64 * 1000,
+            ),
         ));
 
         video.find_unfinished_recordings().await;

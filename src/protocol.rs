@@ -36,7 +36,8 @@ pub mod close {
     pub const RECONNECT: u16 = 4012;
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+/// Serialisable too: a video frame whose visit another node hosts is forwarded to it as it was parsed here.
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// First frame of a client without a session cookie (the patient widget): its session token.
@@ -170,7 +171,7 @@ pub enum RecordingNotice {
     Declined,
 }
 
-#[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceRequest {
     Ready,

@@ -13,8 +13,9 @@ pub use session::{Session, SessionKind, Sessions};
 use crate::ids::{SessionId, SubjectId};
 use crate::pii::Pii;
 
-/// An authenticated caller, as the policy sees it.
-#[derive(Debug, Clone)]
+/// An authenticated caller, as the policy sees it. Serialisable: a node forwards a caller's video frame to the
+/// node hosting the visit with the caller as it authenticated them (over the signed node-to-node channel).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Principal {
     pub subject: SubjectId,
     pub roles: Vec<Role>,

@@ -9,6 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
+use super::ws::{
+    Connection, Forwarded, LiveOf, SocketClosed, VIDEO_CLOSED_PATH, VIDEO_LIVE_PATH, VIDEO_PATH,
+};
 use crate::app::AppState;
 use crate::cluster::{NODE_HEADER, SIGNATURE_HEADER};
 use crate::messaging::routing::{ROUTING_PATH, RoutingCommand};
@@ -20,7 +23,51 @@ pub fn router(app: AppState) -> Router {
     Router::new()
         .route(ROUTING_PATH, post(routing))
         .route(DRAIN_PATH, post(drain))
+        .route(VIDEO_PATH, post(video))
+        .route(VIDEO_CLOSED_PATH, post(video_socket_closed))
+        .route(VIDEO_LIVE_PATH, post(video_live))
         .with_state(app)
+}
+
+/// A participant's video frame, relayed by the node holding their socket to this node, the visit's host.
+async fn video(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !signed(&app, &headers, VIDEO_PATH, &body) {
+        return (StatusCode::UNAUTHORIZED, "signature required").into_response();
+    }
+    let forwarded: Forwarded = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let conn = Connection {
+        principal: forwarded.principal,
+        request_id: forwarded.request_id,
+    };
+    axum::Json(super::ws::video::handle_here(&app, &conn, forwarded.frame).await).into_response()
+}
+
+/// A relayed socket closed: its connections here close (as `video_leave` would).
+async fn video_socket_closed(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !signed(&app, &headers, VIDEO_CLOSED_PATH, &body) {
+        return (StatusCode::UNAUTHORIZED, "signature required").into_response();
+    }
+    match serde_json::from_slice::<SocketClosed>(&body) {
+        Ok(c) => {
+            app.video.socket_closed(&c.request_id).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+/// What a socket that opened on another node must hear about its person's visits here.
+async fn video_live(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !signed(&app, &headers, VIDEO_LIVE_PATH, &body) {
+        return (StatusCode::UNAUTHORIZED, "signature required").into_response();
+    }
+    match serde_json::from_slice::<LiveOf>(&body) {
+        Ok(l) => axum::Json(app.video.live_of(&l.subject)).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
 }
 
 fn signed(app: &AppState, headers: &HeaderMap, path: &str, body: &[u8]) -> bool {

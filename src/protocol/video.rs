@@ -31,7 +31,7 @@ pub enum EndReason {
 }
 
 /// The result of the nurse's device check: live camera and microphone tracks.
-#[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, Clone, Copy)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceCheck {
     pub camera: bool,
@@ -45,7 +45,7 @@ impl DeviceCheck {
 }
 
 /// Why a patient did not join a video request.
-#[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 pub enum DeclineReason {
     Declined,

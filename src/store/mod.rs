@@ -7,6 +7,7 @@ mod conversations;
 mod logins;
 mod recordings;
 mod sessions;
+mod visit_hosts;
 mod visits;
 
 pub use audit::{AuditHead, AuditRow, Checkpoint, Outcome};
@@ -15,6 +16,7 @@ pub use conversations::{AppendOutcome, ConversationRow, ConversationState, Messa
 pub use logins::LoginRow;
 pub use recordings::{NewRecording, RecordingPhase, RecordingRow};
 pub use sessions::SessionRow;
+pub use visit_hosts::{HostRow, NewVisitHost};
 pub use visits::ClassificationRow;
 
 use std::borrow::Cow;
@@ -103,6 +105,11 @@ fn migrator() -> Migrator {
             "node_load",
             include_str!("../../migrations/0009_node_load.sql"),
         ),
+        m(
+            10,
+            "visit_hosts",
+            include_str!("../../migrations/0010_visit_hosts.sql"),
+        ),
     ])
 }
 
@@ -186,5 +193,16 @@ mod tests {
         );
         assert_eq!(super::sqlite_path("sqlite:./a/b.db").as_deref(), Some("./a/b.db"));
         assert_eq!(super::sqlite_path("sqlite::memory:"), None);
+    }
+
+    /// Every file in `migrations/` is applied (a file added without its line here would silently not be).
+    #[test]
+    fn every_migration_file_is_applied() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let files = std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+            .count();
+        assert_eq!(super::migrator().iter().count(), files);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod classification;
 pub mod controls;
+pub mod placement;
 pub mod service;
 
 use std::collections::HashMap;

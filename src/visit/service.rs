@@ -137,6 +137,8 @@ struct Live {
 
 pub struct VideoService {
     live: Mutex<Live>,
+    /// Where visits live when several nodes share the database.
+    pub placement: super::placement::Placement,
     recording: RecordingSetup,
     engine: Arc<dyn MediaEngine>,
     messaging: Arc<Messaging>,
@@ -155,9 +157,11 @@ impl VideoService {
         messaging: Arc<Messaging>,
         metrics: MediaMetrics,
         recording: RecordingSetup,
+        placement: super::placement::Placement,
     ) -> Self {
         Self {
             live: Mutex::new(Live::default()),
+            placement,
             recording,
             engine,
             messaging,
@@ -172,9 +176,10 @@ impl VideoService {
         self.live.lock().expect("live visits lock")
     }
 
+    /// To both participants' sockets, on this node and (over the bus) on the others.
     fn to_both(&self, v: &Visit, frame: ServerFrame) {
-        self.messaging.hub.send(&v.patient, frame.clone());
-        self.messaging.hub.send(&v.nurse, frame);
+        self.messaging.send_to(&v.patient, frame.clone());
+        self.messaging.send_to(&v.nurse, frame);
     }
 
     fn ice_servers(&self) -> Vec<IceServer> {
@@ -273,6 +278,8 @@ impl VideoService {
             ),
         );
         self.save_classification(&visit.id, None).await;
+        // Before anyone hears of it: a patient on another node must find this node as the host.
+        self.placement.register(&visit).await;
         let frame = self.describe(&visit);
         self.to_both(&visit, frame);
         Ok(visit)
@@ -481,6 +488,7 @@ impl VideoService {
             }
         }
         self.engine.close_room(v.id.as_str()).await;
+        self.placement.forget(v).await;
         self.metrics.live_visits.set(self.live().visits.len() as i64);
         self.to_both(
             v,
@@ -498,7 +506,7 @@ impl VideoService {
         let (me, patient, nurse) = (v.subject(side).clone(), v.patient.clone(), v.nurse.clone());
         let visit_id = v.id.to_string();
         Arc::new(move |event| match event {
-            MediaEvent::LocalCandidate(candidate) => hub.hub.send(
+            MediaEvent::LocalCandidate(candidate) => hub.send_to(
                 &me,
                 ServerFrame::VideoCandidate {
                     visit_id: visit_id.clone(),
@@ -511,8 +519,8 @@ impl VideoService {
                     side,
                     state,
                 };
-                hub.hub.send(&patient, frame.clone());
-                hub.hub.send(&nurse, frame);
+                hub.send_to(&patient, frame.clone());
+                hub.send_to(&nurse, frame);
             }
         })
     }

@@ -38,5 +38,6 @@ mod siem;
 mod storage;
 mod test_app;
 mod video;
+mod video_relay;
 mod video_signaling;
 mod visit_controls;

@@ -107,7 +107,7 @@ pub async fn join(ws: &mut Ws, peer: &mut ClientPeer, visit: &str) {
     }
 }
 
-async fn pump(a: &ClientPeer, b: &ClientPeer, from: u16, n: u16) {
+pub async fn pump(a: &ClientPeer, b: &ClientPeer, from: u16, n: u16) {
     for seq in from..from + n {
         a.send(seq).await;
         b.send(seq).await;

@@ -54,6 +54,17 @@ pub fn suite_database(data: &std::path::Path) -> Option<String> {
     if let Some(url) = SUITE_DATABASES.lock().unwrap().get(data) {
         return Some(url.clone());
     }
+    let url = socket_database();
+    SUITE_DATABASES
+        .lock()
+        .unwrap()
+        .insert(data.to_path_buf(), url.clone());
+    Some(url)
+}
+
+/// A new database on the test cluster, reached over its Unix socket (a broker inside a network namespace
+/// reaches it too); the cluster must be there (`scripts/test.sh` starts it).
+pub fn socket_database() -> String {
     let admin = std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL is required on PostgreSQL");
     let socket = std::env::var("TEST_POSTGRES_SOCKET_DIR").expect("TEST_POSTGRES_SOCKET_DIR is required");
     let name = format!("examroom_suite_{}", crate::common::random());
@@ -74,12 +85,7 @@ pub fn suite_database(data: &std::path::Path) -> Option<String> {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let url = format!("postgres://postgres@localhost:{port}/{name}?host={socket}");
-    SUITE_DATABASES
-        .lock()
-        .unwrap()
-        .insert(data.to_path_buf(), url.clone());
-    Some(url)
+    format!("postgres://postgres@localhost:{port}/{name}?host={socket}")
 }
 
 /// The database of the broker whose data directory is `data`: its PostgreSQL database in that run, else its

@@ -66,6 +66,7 @@ pub async fn welcome(app: &App, conn: &Connection) -> ServerFrame {
 /// The socket closed; a nurse with no other socket goes away (her offer goes to someone else).
 pub async fn disconnected(app: &App, conn: &Connection, socket: u64, others_remain: bool) {
     app.video.socket_closed(&conn.request_id).await;
+    super::relay::socket_closed(app, &conn.request_id).await;
     let nurse = works_queues(app, conn);
     // Counted per socket by the routing leader: a patient's chats are offered to nobody while none is open, a
     // nurse's chats go back to the queue after the grace.

@@ -4,8 +4,12 @@
 //! errors and audit through `reply`.
 
 mod chat;
+mod relay;
 mod reply;
-mod video;
+pub(crate) mod video;
+
+pub(crate) use relay::{Forwarded, LiveOf, SocketClosed, VIDEO_CLOSED_PATH, VIDEO_LIVE_PATH, VIDEO_PATH};
+pub(crate) use reply::Connection;
 
 use std::time::Duration;
 
@@ -24,7 +28,6 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Session;
 use crate::limits::Frame;
 use crate::protocol::{ClientFrame, ServerFrame, close};
-use reply::Connection;
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -135,6 +138,9 @@ async fn run(
     chat::connected(&app, &conn, conn_id).await;
     // A reloaded page learns about its live video visit (prompt or rejoin).
     for frame in app.video.live_of(&subject) {
+        let _ = outbound.send(frame).await;
+    }
+    for frame in relay::live_elsewhere(&app, &subject).await {
         let _ = outbound.send(frame).await;
     }
 

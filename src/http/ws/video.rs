@@ -9,6 +9,7 @@ use crate::audit::Outcome;
 use crate::media::MediaError;
 use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::protocol::{ClientFrame, ServerFrame};
+use crate::visit::placement::Host;
 use crate::visit::service::VideoError;
 use crate::visit::{VisitError, VisitId};
 
@@ -77,7 +78,20 @@ async fn visit_proof(
     }
 }
 
+/// A video frame from a socket of this node: handled here, or relayed to the node hosting its visit.
 pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<ServerFrame> {
+    match super::relay::host_for(app, &frame).await {
+        Ok(Host::Here) => handle_here(app, conn, frame).await,
+        Ok(Host::Node(remote)) => super::relay::forward(app, conn, &remote, frame).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "the host of a visit could not be found");
+            error("unavailable", "video is unavailable for a moment; try again")
+        }
+    }
+}
+
+/// A video frame for a visit this node hosts (or will host), from its own socket or relayed from another node.
+pub async fn handle_here(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<ServerFrame> {
     let video = &app.video;
     match frame {
         ClientFrame::VideoRequest {

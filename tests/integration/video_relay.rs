@@ -1,0 +1,175 @@
+//! Video across nodes (two `examroom dev` nodes on one PostgreSQL database, in-process WebRTC peers, inside a
+//! loopback-only network namespace): a visit between a nurse on one node and a patient on the other is hosted by
+//! one node's SFU and the patient's signaling is relayed to it; media flows both ways; a socket that opens on the
+//! other node hears of the visit; the next visit goes to the less loaded node; the host's row goes with the visit.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::chat::{FAST_ROUTING, Ws};
+use crate::common::Broker;
+use crate::demo::{patient_token, staff_cookie};
+use crate::media_peers::{in_namespace, join, pump};
+use crate::peer::{ClientPeer, Counters};
+
+#[test]
+fn a_visit_between_sockets_on_two_nodes_is_hosted_by_one_and_relayed() {
+    if std::env::var("TEST_POSTGRES_SOCKET_DIR").is_err() {
+        assert!(
+            std::env::var("TEST_REQUIRE_POSTGRES").is_err(),
+            "TEST_POSTGRES_SOCKET_DIR is required"
+        );
+        return;
+    }
+    in_namespace("video_relay::inner_relay");
+}
+
+async fn host_of(pool: &sqlx::AnyPool, visit: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT host_node FROM visit_hosts WHERE visit_id = $1")
+        .bind(visit.to_string())
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+/// Accepts `patient`'s new chat as `nurse` and asks for video; the visit id.
+async fn propose(patient: &mut Ws, nurse: &mut Ws, key: &str) -> String {
+    let conversation = patient.start("triage", key).await;
+    nurse.presence("ready").await;
+    nurse.offer_for(&conversation).await;
+    nurse
+        .send(json!({"v": 1, "type": "accept", "conversation_id": conversation}))
+        .await;
+    patient.expect("assigned").await;
+    nurse
+        .send(
+            json!({"v": 1, "type": "video_request", "conversation_id": conversation,
+                     "device_check": {"camera": true, "microphone": true}}),
+        )
+        .await;
+    for f in nurse.take_ready(1000).await {
+        assert_ne!(f["type"], "error", "{f}");
+        nurse.keep(f);
+    }
+    patient.expect("video_proposed").await["visit_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+#[ignore = "run inside a network namespace by a_visit_between_sockets_on_two_nodes_is_hosted_by_one_and_relayed"]
+async fn inner_relay() {
+    let database = crate::storage::socket_database();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Each node: its own address, internal listener and media address; the first node's public origin (its
+    // development provider signs everyone in).
+    let start_node = |i: usize, public: Option<&str>| {
+        let id = format!("node-{}", i + 1);
+        let ip = format!("127.0.0.{}", i + 2);
+        let (internal, media, listen) = (
+            format!("{ip}:0"),
+            format!("[\"{ip}\"]"),
+            format!("{ip}:{}", crate::common::free_port()),
+        );
+        let mut env: Vec<(&str, &str)> = FAST_ROUTING.to_vec();
+        env.extend([
+            ("EXAMROOM_DATABASE__URL", database.as_str()),
+            ("EXAMROOM_CLUSTER__NODE_ID", id.as_str()),
+            ("EXAMROOM_CLUSTER__INTERNAL_LISTEN", internal.as_str()),
+            ("EXAMROOM_CLUSTER__HEARTBEAT_SECONDS", "1"),
+            ("EXAMROOM_CLUSTER__DEAD_AFTER_SECONDS", "3"),
+            ("EXAMROOM_MEDIA__BIND_IPS", media.as_str()),
+        ]);
+        let mut args = vec!["--listen", listen.as_str()];
+        if let Some(p) = public {
+            args.extend(["--public-url", p]);
+        }
+        let broker = Broker::dev_at(Broker::command(), &data, &env, &args);
+        (broker, format!("http://{listen}"))
+    };
+    let (first, url1) = start_node(0, None);
+    let (second, url2) = start_node(1, Some(&first.url));
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&database).await.unwrap();
+
+    // The nurse's socket is on node-1, the patient's on node-2.
+    let nurse_cookie = staff_cookie(&url1, &data, "nurse").await;
+    let mut nurse = Ws::staff(&url1, &nurse_cookie).await;
+    let token = patient_token(&url1, &data, "patient").await;
+    let mut patient = Ws::patient(&url2, &token).await;
+    let visit = propose(&mut patient, &mut nurse, "relay-1").await;
+    // Both nodes carry no visit: the nurse's node hosts it (a tie stays where the request came from).
+    assert_eq!(host_of(&pool, &visit).await.as_deref(), Some("node-1"));
+
+    // The patient's answer, offer and candidates go to node-1 through node-2; media flows through node-1.
+    patient
+        .send(json!({"v": 1, "type": "video_answer", "visit_id": visit, "accept": true}))
+        .await;
+    patient.expect("video_started").await;
+    nurse.expect("video_started").await;
+    let mut patient_peer = ClientPeer::new("PATIENT", "NURSE").await;
+    let mut nurse_peer = ClientPeer::new("NURSE", "PATIENT").await;
+    join(&mut nurse, &mut nurse_peer, &visit).await;
+    join(&mut patient, &mut patient_peer, &visit).await;
+    pump(&patient_peer, &nurse_peer, 0, 100).await;
+    for (who, p) in [("nurse", &nurse_peer), ("patient", &patient_peer)] {
+        let (video, audio) = (
+            p.count(|c: &Counters| &c.video_received),
+            p.count(|c: &Counters| &c.audio_received),
+        );
+        assert!(
+            video >= 80 && audio >= 80,
+            "{who} got {video} video, {audio} audio"
+        );
+    }
+    let hosted = |b: &Broker| {
+        b.stderr
+            .lines()
+            .iter()
+            .any(|l| l.contains("video frame not relayed"))
+    };
+    assert!(!hosted(&second), "every relayed frame reached its host");
+
+    // A second tab of the patient, on node-2, hears of the visit node-1 hosts.
+    let mut tab = Ws::patient(&url2, &token).await;
+    assert_eq!(tab.expect("video_started").await["visit_id"], visit.as_str());
+
+    // node-1 now reports a live visit: the next visit, asked for on node-1, is hosted by node-2.
+    let mut loaded = false;
+    for _ in 0..50 {
+        let visits: i64 =
+            sqlx::query_scalar("SELECT live_visits FROM cluster_nodes WHERE node_id = 'node-1'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if visits == 1 {
+            loaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(loaded, "node-1's heartbeat carries its visit");
+    let mut nurse2 = Ws::staff(&url1, &staff_cookie(&url1, &data, "nurse2").await).await;
+    let mut patient2 = Ws::patient(&url1, &patient_token(&url1, &data, "patient2").await).await;
+    let visit2 = propose(&mut patient2, &mut nurse2, "relay-2").await;
+    assert_eq!(host_of(&pool, &visit2).await.as_deref(), Some("node-2"));
+    patient2
+        .send(json!({"v": 1, "type": "video_answer", "visit_id": visit2, "accept": true}))
+        .await;
+    nurse2.expect("video_started").await;
+
+    // The nurse ends the first video: both tabs of the patient hear it, and the host's row goes.
+    nurse
+        .send(json!({"v": 1, "type": "video_end", "visit_id": visit}))
+        .await;
+    for ws in [&mut patient, &mut tab] {
+        assert_eq!(ws.expect("video_ended").await["reason"], "nurse_ended");
+    }
+    assert_eq!(host_of(&pool, &visit).await, None);
+    for b in [&first, &second] {
+        b.assert_no_panic();
+    }
+}
