@@ -293,6 +293,11 @@ impl App {
     /// live (their recordings are stored, both sides told `server_restart`); the remaining sockets reconnect.
     pub async fn drain(&self) {
         let _ = self.draining.send_replace(true);
+        // In a cluster the live visits move to other nodes (their participants rejoin there).
+        let moved = self.video.hand_over_all().await;
+        if moved > 0 {
+            tracing::info!(moved, "draining: live visits handed over");
+        }
         let limit = Duration::from_secs(self.config.cluster.drain_seconds);
         let started = Instant::now();
         let mut told = None;
@@ -322,6 +327,9 @@ impl App {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        // The new hosts' "rejoin" frames reach our sockets over the bus: a moment for them before the sockets go
+        // (a client that misses it hears it again from the new host when its socket reconnects).
+        tokio::time::sleep(Duration::from_millis(500)).await;
         self.messaging.hub.reset();
     }
 }

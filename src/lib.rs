@@ -91,6 +91,16 @@ pub async fn serve(
             }),
         ),
     );
+    workers.spawn(
+        "visit-failover",
+        on_drain_hand_over(
+            &app,
+            cluster.leased("visit-failover", {
+                let video = app.video.clone();
+                move |stop| video.clone().run_failover(stop)
+            }),
+        ),
+    );
     // This node's own work: its visits, its spool, its sockets, its place in the cluster.
     workers.spawn("video-timers", |stop| app.video.clone().run_timers(stop));
     workers.spawn("recording-recovery", |stop| {

@@ -400,6 +400,10 @@ pub enum ServerFrame {
         recording: RecordingNotice,
         /// The visit is audio only: join without sending video (see `video_mode`).
         audio_only: bool,
+        /// The visit moved to another server (a drain or a failover): close the old connection and join again
+        /// with a new one; consent and the recording carry over.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        rejoin: bool,
     },
     /// The visit's recording was paused or resumed (shown to both).
     RecordingState {

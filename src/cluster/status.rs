@@ -10,7 +10,7 @@ use crate::store::{Db, NodeRow, StoreError};
 
 /// The leases a healthy cluster always has a live holder for (docs/cluster.md, "Leases"); `siem-delivery` too
 /// when SIEM webhooks are configured (its job ends, and lets go of its lease, when there are none).
-pub const REQUIRED_LEASES: &[&str] = &["routing", "audit-checkpoints", "housekeeping"];
+pub const REQUIRED_LEASES: &[&str] = &["routing", "audit-checkpoints", "housekeeping", "visit-failover"];
 pub const SIEM_LEASE: &str = "siem-delivery";
 
 /// The leases `config` needs held.

@@ -15,6 +15,7 @@ use super::ws::{
 use crate::app::AppState;
 use crate::cluster::{NODE_HEADER, SIGNATURE_HEADER};
 use crate::messaging::routing::{ROUTING_PATH, RoutingCommand};
+use crate::visit::placement::{ADOPT_PATH, Adoption};
 
 /// Where `examroom drain` asks a node to drain and stop.
 pub const DRAIN_PATH: &str = "/internal/v1/drain";
@@ -26,6 +27,7 @@ pub fn router(app: AppState) -> Router {
         .route(VIDEO_PATH, post(video))
         .route(VIDEO_CLOSED_PATH, post(video_socket_closed))
         .route(VIDEO_LIVE_PATH, post(video_live))
+        .route(ADOPT_PATH, post(adopt))
         .with_state(app)
 }
 
@@ -98,5 +100,23 @@ async fn routing(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
     match serde_json::from_slice::<RoutingCommand>(&body) {
         Ok(command) => axum::Json(app.messaging.execute(command).await).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+/// Another node hands this one a visit (it drains) or asks it to adopt one whose host died.
+async fn adopt(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !signed(&app, &headers, ADOPT_PATH, &body) {
+        return (StatusCode::UNAUTHORIZED, "signature required").into_response();
+    }
+    let adoption: Adoption = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    match app.video.adopt(adoption).await {
+        Ok(adopted) => axum::Json(serde_json::json!({ "adopted": adopted })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "visit not adopted");
+            (StatusCode::SERVICE_UNAVAILABLE, "not adopted").into_response()
+        }
     }
 }

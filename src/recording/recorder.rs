@@ -159,6 +159,11 @@ impl Recorder {
         self.timeline.state()
     }
 
+    /// This recording continues one another node was writing.
+    pub fn set_continuation(&mut self, c: super::timeline::Continuation) {
+        self.timeline.continues = Some(c);
+    }
+
     /// The visit became audio only or went back to video (marked in the timeline; the media decides itself).
     pub fn set_audio_only(&mut self, on: bool, reason: &str, by: &str, now_ms: i64) -> bool {
         self.timeline.set_audio_only(on, reason, by, now_ms)

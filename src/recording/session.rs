@@ -130,6 +130,13 @@ impl RecordingSession {
             .is_some_and(|r| r.set_audio_only(on, reason, by, now_ms))
     }
 
+    /// Marks this recording as continuing one another node was writing.
+    pub fn set_continuation(&self, c: super::timeline::Continuation) {
+        if let Some(r) = self.inner.lock().expect("recording lock").recorder.as_mut() {
+            r.set_continuation(c);
+        }
+    }
+
     /// The timeline so far (to persist the manifest as it changes).
     pub fn timeline(&self) -> Option<Timeline> {
         let inner = self.inner.lock().expect("recording lock");

@@ -21,8 +21,23 @@ pub struct Gap {
     pub end_ms: i64,
 }
 
+/// Where a recording continues another: the visit moved to this node (a drain hands it over; a failover takes it
+/// from a node that died, whose last heard time starts the outage).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Continuation {
+    /// The recording the previous host was writing (stored by it, or recovered from its spool when it restarts).
+    pub recording_id: Option<String>,
+    /// `drain` or `failover`.
+    pub reason: String,
+    /// Failover: when the previous host was last heard; media between then and `started_ms` is lost.
+    pub outage_since_ms: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Timeline {
+    /// Set when this recording continues a visit begun on another node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues: Option<Continuation>,
     pub started_ms: i64,
     pub ended_ms: Option<i64>,
     pub pauses: Vec<Interval>,
@@ -42,6 +57,7 @@ pub enum RecordingState {
 impl Timeline {
     pub fn start(now_ms: i64) -> Timeline {
         Timeline {
+            continues: None,
             started_ms: now_ms,
             ended_ms: None,
             pauses: Vec::new(),

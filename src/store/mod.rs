@@ -16,7 +16,7 @@ pub use conversations::{AppendOutcome, ConversationRow, ConversationState, Messa
 pub use logins::LoginRow;
 pub use recordings::{NewRecording, RecordingPhase, RecordingRow};
 pub use sessions::SessionRow;
-pub use visit_hosts::{HostRow, NewVisitHost};
+pub use visit_hosts::{HostRow, VisitHostRow};
 pub use visits::ClassificationRow;
 
 use std::borrow::Cow;

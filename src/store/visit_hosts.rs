@@ -12,37 +12,97 @@ const DB_NOW: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 /// A live host: its node id and internal URL.
 pub type HostRow = (String, String);
 
-pub struct NewVisitHost<'a> {
-    pub visit_id: &'a str,
-    pub conversation_id: &'a str,
-    pub patient: &'a str,
-    pub nurse: &'a str,
-    pub host_node: &'a str,
+/// A visit as its host last wrote it: enough for another node to take it over.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VisitHostRow {
+    pub visit_id: String,
+    pub conversation_id: String,
+    pub queue: String,
+    pub patient: String,
+    pub nurse: String,
+    pub host_node: String,
     pub created_at: i64,
+    pub state: String,
+    pub recording: String,
+    pub recording_id: Option<String>,
+}
+
+const ROW_COLUMNS: &str = "h.visit_id, h.conversation_id, h.queue, h.patient, h.nurse, h.host_node, h.created_at, \
+                           h.state, h.recording, h.recording_id";
+
+fn visit_host_row(r: &sqlx::any::AnyRow) -> Result<VisitHostRow, sqlx::Error> {
+    Ok(VisitHostRow {
+        visit_id: r.try_get(0)?,
+        conversation_id: r.try_get(1)?,
+        queue: r.try_get(2)?,
+        patient: r.try_get(3)?,
+        nurse: r.try_get(4)?,
+        host_node: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+        state: r.try_get(7)?,
+        recording: r.try_get(8)?,
+        recording_id: r.try_get(9)?,
+    })
 }
 
 impl Db {
-    /// Records the host of a new visit, replacing a row its conversation kept from a host that died.
-    pub async fn register_visit_host(&self, v: &NewVisitHost<'_>) -> Result<(), StoreError> {
+    /// Records (or rewrites) the host's view of a visit, replacing a row its conversation kept from an earlier
+    /// visit whose host died.
+    pub async fn register_visit_host(&self, v: &VisitHostRow) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM visit_hosts WHERE conversation_id = $1")
-            .bind(v.conversation_id)
+        sqlx::query("DELETE FROM visit_hosts WHERE conversation_id = $1 OR visit_id = $2")
+            .bind(&v.conversation_id)
+            .bind(&v.visit_id)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO visit_hosts (visit_id, conversation_id, patient, nurse, host_node, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO visit_hosts (visit_id, conversation_id, queue, patient, nurse, host_node, created_at, \
+             state, recording, recording_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
-        .bind(v.visit_id)
-        .bind(v.conversation_id)
-        .bind(v.patient)
-        .bind(v.nurse)
-        .bind(v.host_node)
+        .bind(&v.visit_id)
+        .bind(&v.conversation_id)
+        .bind(&v.queue)
+        .bind(&v.patient)
+        .bind(&v.nurse)
+        .bind(&v.host_node)
         .bind(v.created_at)
+        .bind(&v.state)
+        .bind(&v.recording)
+        .bind(&v.recording_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Takes a visit over from `from` (a drained or dead host): true for the one node whose update won.
+    pub async fn take_visit_over(&self, visit_id: &str, from: &str, to: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE visit_hosts SET host_node = $1 WHERE visit_id = $2 AND host_node = $3")
+            .bind(to)
+            .bind(visit_id)
+            .bind(from)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Visits whose host is no longer alive, with how long ago (ms) that host was last heard, if its row is left.
+    pub async fn orphaned_visits(
+        &self,
+        alive_ms: i64,
+    ) -> Result<Vec<(VisitHostRow, Option<i64>)>, StoreError> {
+        let sql = format!(
+            "SELECT {ROW_COLUMNS}, {DB_NOW} - n.heartbeat_at FROM visit_hosts h \
+             LEFT JOIN cluster_nodes n ON n.node_id = h.host_node \
+             WHERE n.node_id IS NULL OR n.heartbeat_at < {DB_NOW} - $1"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(alive_ms)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((visit_host_row(r)?, r.try_get(10)?)))
+            .collect()
     }
 
     pub async fn forget_visit_host(&self, visit_id: &str) -> Result<(), StoreError> {

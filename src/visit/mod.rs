@@ -49,6 +49,23 @@ pub enum VisitState {
     Active,
 }
 
+impl VisitState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Proposed => "proposed",
+            Self::Active => "active",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "proposed" => Some(Self::Proposed),
+            "active" => Some(Self::Active),
+            _ => None,
+        }
+    }
+}
+
 /// What the caller knows about the conversation when a nurse elevates it.
 pub struct ConversationFacts<'a> {
     pub id: &'a ConversationId,
@@ -93,6 +110,33 @@ impl Visit {
     }
     pub fn joined(&self) -> &[Side] {
         &self.joined
+    }
+
+    /// A visit another node hosted, taken over here (its host drained or died): nobody is connected yet, and
+    /// the abandonment grace runs from `now_ms` so both have time to rejoin.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resumed(
+        id: VisitId,
+        conversation: ConversationId,
+        queue: String,
+        patient: SubjectId,
+        nurse: SubjectId,
+        state: VisitState,
+        created_ms: i64,
+        now_ms: i64,
+    ) -> Visit {
+        Visit {
+            id,
+            conversation,
+            queue,
+            patient,
+            nurse,
+            state,
+            created_ms,
+            joined: Vec::new(),
+            empty_since_ms: Some(now_ms),
+            controls: Default::default(),
+        }
     }
 }
 
@@ -255,6 +299,22 @@ impl Visits {
             .into_iter()
             .filter_map(|(id, reason)| self.remove(&id).map(|v| (v, reason)))
             .collect()
+    }
+
+    /// A visit taken over from another node; false when one of its conversation is already here.
+    pub fn adopt(&mut self, visit: Visit) -> bool {
+        if self.by_conversation.contains_key(&visit.conversation) || self.by_id.contains_key(&visit.id) {
+            return false;
+        }
+        self.by_conversation
+            .insert(visit.conversation.clone(), visit.id.clone());
+        self.by_id.insert(visit.id.clone(), visit);
+        true
+    }
+
+    /// A visit handed to another node: it leaves this one without ending.
+    pub fn give_up(&mut self, id: &VisitId) -> Option<Visit> {
+        self.remove(id)
     }
 
     pub fn get(&self, id: &VisitId) -> Option<&Visit> {

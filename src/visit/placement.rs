@@ -10,8 +10,20 @@ use std::sync::{Arc, Mutex};
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::ids::{RequestId, SubjectId};
-use crate::store::{Db, NewVisitHost, StoreError};
+use crate::store::{Db, StoreError, VisitHostRow};
 use crate::visit::Visit;
+
+/// Where a node asks another to take a visit over (internal listener).
+pub const ADOPT_PATH: &str = "/internal/v1/video/adopt";
+
+/// A visit to take over: its row as its host last wrote it, why, and for a failover since when it was lost.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Adoption {
+    pub row: VisitHostRow,
+    /// `drain` or `failover`.
+    pub reason: String,
+    pub outage_since_ms: Option<i64>,
+}
 
 /// A node hosting a visit, as other nodes call it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -124,22 +136,71 @@ impl Placement {
             .collect())
     }
 
-    /// This node hosts `v` (when shared): recorded before anyone is told of it.
-    pub async fn register(&self, v: &Visit) {
+    pub fn node_id(&self) -> &str {
+        self.cluster.node_id()
+    }
+
+    /// This node hosts the visit `row` describes (when shared): written before anyone is told of it, and again
+    /// as it changes, so that another node can take it over.
+    pub async fn register(&self, row: VisitHostRow) {
         if !self.shared() {
             return;
         }
-        let row = NewVisitHost {
-            visit_id: v.id.as_str(),
-            conversation_id: v.conversation.as_str(),
-            patient: v.patient.as_str(),
-            nurse: v.nurse.as_str(),
-            host_node: self.cluster.node_id(),
-            created_at: v.created_ms,
-        };
         if let Err(e) = self.db.register_visit_host(&row).await {
             tracing::error!(error = %e, "visit host could not be recorded: participants on other nodes cannot reach it");
         }
+    }
+
+    /// Where a visit this node must give up goes: the least loaded other live node that is not draining.
+    pub async fn successor(&self) -> Result<Option<Remote>, PlacementError> {
+        if !self.shared() {
+            return Ok(None);
+        }
+        let nodes = self.cluster.live_nodes().await?;
+        let me = self.cluster.node_id();
+        let others = nodes
+            .iter()
+            .filter(|n| n.node_id != me)
+            .map(|n| (n.node_id.as_str(), n.live_visits, n.draining));
+        Ok(choose(me, others).and_then(|id| {
+            nodes.iter().find(|n| n.node_id == id).map(|n| Remote {
+                node: n.node_id.clone(),
+                url: n.internal_url.clone(),
+            })
+        }))
+    }
+
+    /// Where an orphaned visit goes: the least loaded live node that is not draining (maybe this one).
+    pub async fn adopter(&self) -> Result<Option<Host>, PlacementError> {
+        let nodes = self.cluster.live_nodes().await?;
+        let me = self.cluster.node_id();
+        let chosen = choose(
+            me,
+            nodes
+                .iter()
+                .map(|n| (n.node_id.as_str(), n.live_visits, n.draining)),
+        );
+        Ok(chosen.map(|id| {
+            self.host(
+                nodes
+                    .iter()
+                    .find(|n| n.node_id == id)
+                    .map(|n| (n.node_id.clone(), n.internal_url.clone())),
+            )
+        }))
+    }
+
+    /// Visits whose host drained away or died, with how long ago it was last heard (ms) when known.
+    pub async fn orphans(&self) -> Result<Vec<(VisitHostRow, Option<i64>)>, PlacementError> {
+        Ok(self.db.orphaned_visits(self.alive_ms).await?)
+    }
+
+    /// Claims `visit` from `from` for this node; false when another node claimed it first.
+    pub async fn take_over(&self, visit: &str, from: &str) -> Result<bool, PlacementError> {
+        Ok(self
+            .db
+            .take_visit_over(visit, from, self.cluster.node_id())
+            .await?)
     }
 
     pub async fn forget(&self, v: &Visit) {

@@ -4,6 +4,7 @@
 
 mod classify;
 mod controls;
+mod handover;
 mod lifecycle;
 mod recording;
 
@@ -133,6 +134,8 @@ struct Live {
     notices: HashMap<VisitId, RecordingNotice>,
     /// Each live visit's classification flags and when it was proposed.
     classes: HashMap<VisitId, (Classification, i64)>,
+    /// Visits taken over from another node: a side that has not joined here yet must rejoin.
+    adopted: std::collections::HashSet<VisitId>,
 }
 
 pub struct VideoService {
@@ -216,6 +219,7 @@ impl VideoService {
                 ice_transport_policy: if self.config.force_relay { "relay" } else { "all" }.into(),
                 recording: self.notice(&v.id),
                 audio_only: v.controls.audio_only().is_some(),
+                rejoin: false,
             },
         }
     }
@@ -224,7 +228,14 @@ impl VideoService {
         let visits = self.live().visits.of_subject(who);
         let mut frames = Vec::new();
         for v in &visits {
-            frames.push(self.describe(v));
+            let mut frame = self.describe(v);
+            // A client still connected to the visit's previous host (its socket came back here) joins anew.
+            if let ServerFrame::VideoStarted { rejoin, .. } = &mut frame {
+                let side = v.side_of(who);
+                *rejoin =
+                    self.live().adopted.contains(&v.id) && side.is_some_and(|s| !v.joined().contains(&s));
+            }
+            frames.push(frame);
             frames.extend(controls::control_frames(v));
         }
         frames
@@ -279,7 +290,7 @@ impl VideoService {
         );
         self.save_classification(&visit.id, None).await;
         // Before anyone hears of it: a patient on another node must find this node as the host.
-        self.placement.register(&visit).await;
+        self.publish_host(&visit.id).await;
         let frame = self.describe(&visit);
         self.to_both(&visit, frame);
         Ok(visit)
@@ -324,6 +335,7 @@ impl VideoService {
             let recording = self.live().sessions.get(id).map(|s| s.id.clone());
             self.classify(id, |c| c.recording_started(recording.as_deref()));
             self.save_classification(id, None).await;
+            self.publish_host(id).await;
             self.to_both(&visit, self.describe(&visit));
         } else {
             // Told truthfully: a blocked camera is not a refusal.
@@ -489,6 +501,7 @@ impl VideoService {
         }
         self.engine.close_room(v.id.as_str()).await;
         self.placement.forget(v).await;
+        self.live().adopted.remove(&v.id);
         self.metrics.live_visits.set(self.live().visits.len() as i64);
         self.to_both(
             v,

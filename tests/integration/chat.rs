@@ -36,6 +36,22 @@ impl Ws {
         ws
     }
 
+    /// A staff socket to one node of several that share `origin` (the balancer's, in a deployment).
+    pub async fn staff_at(url: &str, origin: &str, cookie: &str) -> Ws {
+        let mut req = format!("{}/api/v1/ws", url.replace("http://", "ws://"))
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert("cookie", cookie.parse().unwrap());
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let mut ws = Ws {
+            socket,
+            pending: Vec::new(),
+        };
+        ws.expect("welcome").await;
+        ws
+    }
+
     pub async fn connect(url: &str, cookie: Option<&str>) -> Ws {
         let mut req = format!("{}/api/v1/ws", url.replace("http://", "ws://"))
             .into_client_request()

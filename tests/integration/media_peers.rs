@@ -31,6 +31,10 @@ pub fn in_namespace(test: &str) {
         out.status.success() && log.contains("1 passed"),
         "{test} failed:\n{log}"
     );
+    // What the inner test measured, in this test's output.
+    for line in log.lines().filter(|l| l.starts_with("measured:")) {
+        println!("{line}");
+    }
 }
 
 #[test]

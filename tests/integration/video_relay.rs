@@ -25,6 +25,33 @@ fn a_visit_between_sockets_on_two_nodes_is_hosted_by_one_and_relayed() {
     in_namespace("video_relay::inner_relay");
 }
 
+/// Node `i` of a cluster on `database`: its own address (127.0.0.`i+2`), internal listener and media address;
+/// `public` is the first node's origin (its development provider signs everyone in); its own URL.
+fn node(i: usize, database: &str, data: &std::path::Path, public: Option<&str>) -> (Broker, String) {
+    let id = format!("node-{}", i + 1);
+    let ip = format!("127.0.0.{}", i + 2);
+    let (internal, media, listen) = (
+        format!("{ip}:0"),
+        format!("[\"{ip}\"]"),
+        format!("{ip}:{}", crate::common::free_port()),
+    );
+    let mut env: Vec<(&str, &str)> = FAST_ROUTING.to_vec();
+    env.extend([
+        ("EXAMROOM_DATABASE__URL", database),
+        ("EXAMROOM_CLUSTER__NODE_ID", id.as_str()),
+        ("EXAMROOM_CLUSTER__INTERNAL_LISTEN", internal.as_str()),
+        ("EXAMROOM_CLUSTER__HEARTBEAT_SECONDS", "1"),
+        ("EXAMROOM_CLUSTER__DEAD_AFTER_SECONDS", "3"),
+        ("EXAMROOM_MEDIA__BIND_IPS", media.as_str()),
+    ]);
+    let mut args = vec!["--listen", listen.as_str()];
+    if let Some(p) = public {
+        args.extend(["--public-url", p]);
+    }
+    let broker = Broker::dev_at(Broker::command(), data, &env, &args);
+    (broker, format!("http://{listen}"))
+}
+
 async fn host_of(pool: &sqlx::AnyPool, visit: &str) -> Option<String> {
     sqlx::query_scalar("SELECT host_node FROM visit_hosts WHERE visit_id = $1")
         .bind(visit.to_string())
@@ -64,34 +91,8 @@ async fn inner_relay() {
     let database = crate::storage::socket_database();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    // Each node: its own address, internal listener and media address; the first node's public origin (its
-    // development provider signs everyone in).
-    let start_node = |i: usize, public: Option<&str>| {
-        let id = format!("node-{}", i + 1);
-        let ip = format!("127.0.0.{}", i + 2);
-        let (internal, media, listen) = (
-            format!("{ip}:0"),
-            format!("[\"{ip}\"]"),
-            format!("{ip}:{}", crate::common::free_port()),
-        );
-        let mut env: Vec<(&str, &str)> = FAST_ROUTING.to_vec();
-        env.extend([
-            ("EXAMROOM_DATABASE__URL", database.as_str()),
-            ("EXAMROOM_CLUSTER__NODE_ID", id.as_str()),
-            ("EXAMROOM_CLUSTER__INTERNAL_LISTEN", internal.as_str()),
-            ("EXAMROOM_CLUSTER__HEARTBEAT_SECONDS", "1"),
-            ("EXAMROOM_CLUSTER__DEAD_AFTER_SECONDS", "3"),
-            ("EXAMROOM_MEDIA__BIND_IPS", media.as_str()),
-        ]);
-        let mut args = vec!["--listen", listen.as_str()];
-        if let Some(p) = public {
-            args.extend(["--public-url", p]);
-        }
-        let broker = Broker::dev_at(Broker::command(), &data, &env, &args);
-        (broker, format!("http://{listen}"))
-    };
-    let (first, url1) = start_node(0, None);
-    let (second, url2) = start_node(1, Some(&first.url));
+    let (first, url1) = node(0, &database, &data, None);
+    let (second, url2) = node(1, &database, &data, Some(&first.url));
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&database).await.unwrap();
 
@@ -170,6 +171,156 @@ async fn inner_relay() {
     }
     assert_eq!(host_of(&pool, &visit).await, None);
     for b in [&first, &second] {
+        b.assert_no_panic();
+    }
+}
+
+#[test]
+fn a_visit_survives_the_death_of_its_host_and_a_drain_of_the_next() {
+    if std::env::var("TEST_POSTGRES_SOCKET_DIR").is_err() {
+        assert!(
+            std::env::var("TEST_REQUIRE_POSTGRES").is_err(),
+            "TEST_POSTGRES_SOCKET_DIR is required"
+        );
+        return;
+    }
+    in_namespace("video_relay::inner_handover");
+}
+
+/// Joins fresh peers (a browser makes a new connection on `rejoin`) and checks media flows both ways.
+async fn media_flows(patient: &mut Ws, nurse: &mut Ws, visit: &str, from: u16) {
+    let mut patient_peer = ClientPeer::new("PATIENT", "NURSE").await;
+    let mut nurse_peer = ClientPeer::new("NURSE", "PATIENT").await;
+    join(nurse, &mut nurse_peer, visit).await;
+    join(patient, &mut patient_peer, visit).await;
+    pump(&patient_peer, &nurse_peer, from, 60).await;
+    for (who, p) in [("nurse", &nurse_peer), ("patient", &patient_peer)] {
+        let video = p.count(|c: &Counters| &c.video_received);
+        assert!(video >= 40, "{who} got {video} video packets");
+    }
+}
+
+async fn rejoined(ws: &mut Ws, visit: &str, secs: u64) -> serde_json::Value {
+    ws.wait_within("video_started with rejoin", secs, |f| {
+        f["type"] == "video_started" && f["visit_id"] == visit && f["rejoin"] == true
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "run inside a network namespace by a_visit_survives_the_death_of_its_host_and_a_drain_of_the_next"]
+async fn inner_handover() {
+    let database = crate::storage::socket_database();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&database).await.unwrap();
+
+    // A recorded visit on node-1, both sockets there.
+    let (mut first, url1) = node(0, &database, &data, None);
+    let nurse_cookie = staff_cookie(&url1, &data, "nurse").await;
+    let token = patient_token(&url1, &data, "patient").await;
+    let mut nurse = Ws::staff(&url1, &nurse_cookie).await;
+    let mut patient = Ws::patient(&url1, &token).await;
+    let visit = propose(&mut patient, &mut nurse, "move-1").await;
+    patient
+        .send(json!({"v": 1, "type": "video_answer", "visit_id": visit, "accept": true, "recording_consent": true}))
+        .await;
+    assert_eq!(nurse.expect("video_started").await["recording"], "recording");
+    media_flows(&mut patient, &mut nurse, &visit, 0).await;
+    let (second, url2) = node(1, &database, &data, Some(&url1));
+    let (third, url3) = node(2, &database, &data, Some(&url1));
+
+    // node-1 dies: its sockets drop; the clients reconnect through the balancer (here: to node-2) and the
+    // visit is adopted by a live node, which tells both to rejoin; media flows again, consent not asked again.
+    let killed = std::time::Instant::now();
+    first.child.kill().unwrap();
+    let _ = first.child.wait();
+    let mut nurse = Ws::staff_at(&url2, &url1, &nurse_cookie).await;
+    let mut patient = Ws::patient(&url2, &token).await;
+    rejoined(&mut patient, &visit, 20).await;
+    rejoined(&mut nurse, &visit, 5).await;
+    let adopter = host_of(&pool, &visit).await.expect("adopted");
+    assert_ne!(adopter, "node-1");
+    media_flows(&mut patient, &mut nurse, &visit, 100).await;
+    println!(
+        "measured: failover: media again {:.1} s after the host was killed (dead after 3 s)",
+        killed.elapsed().as_secs_f64()
+    );
+
+    // The adopter drains: the visit is handed to the last node; the adopter's sockets are sent away after it.
+    let (adopter_broker, last_url, last_id) = if adopter == "node-2" {
+        (&second, url3.clone(), "node-3")
+    } else {
+        (&third, url2.clone(), "node-2")
+    };
+    let pid = adopter_broker.child.id().to_string();
+    let drained = std::time::Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut moved = false;
+    for _ in 0..100 {
+        if host_of(&pool, &visit).await.as_deref() == Some(last_id) {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(moved, "the draining node handed the visit to {last_id}");
+    // Its sockets are sent away (4012) once the visit left; they reconnect (here: to the last node) and are told
+    // to rejoin there, whether or not the frame reached them on the old socket.
+    drop((nurse, patient));
+    let mut nurse = Ws::staff_at(&last_url, &url1, &nurse_cookie).await;
+    let mut patient = Ws::patient(&last_url, &token).await;
+    rejoined(&mut patient, &visit, 5).await;
+    rejoined(&mut nurse, &visit, 5).await;
+    media_flows(&mut patient, &mut nurse, &visit, 200).await;
+    println!(
+        "measured: drain: media again {:.1} s after SIGTERM",
+        drained.elapsed().as_secs_f64()
+    );
+    nurse
+        .send(json!({"v": 1, "type": "video_end", "visit_id": visit}))
+        .await;
+    patient.expect("video_ended").await;
+
+    // Three parts of one recording: node-1's spool (lost with it until it restarts), the adopter's (stored when
+    // it drained), the last node's (stored at the end), each continuing the previous one.
+    let mut parts: Vec<(String, String, String)> = Vec::new();
+    for _ in 0..100 {
+        parts = sqlx::query_as(
+            "SELECT id, state, COALESCE(manifest, '') FROM recordings WHERE visit_id = $1 ORDER BY started_at",
+        )
+        .bind(visit.clone())
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        if parts.len() == 3 && parts[1..].iter().all(|p| p.1 == "stored") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    let manifest = |i: usize| serde_json::from_str::<serde_json::Value>(&parts[i].2).unwrap();
+    let failover = manifest(1);
+    assert_eq!(failover["continues"]["reason"], "failover", "{failover}");
+    assert_eq!(failover["continues"]["recording_id"], parts[0].0.as_str());
+    assert!(failover["continues"]["outage_since_ms"].is_i64());
+    let drain = manifest(2);
+    assert_eq!(drain["continues"]["reason"], "drain", "{drain}");
+    assert_eq!(drain["continues"]["recording_id"], parts[1].0.as_str());
+    let handovers: Vec<(String,)> =
+        sqlx::query_as("SELECT reason FROM audit_events WHERE action = 'visit.handover' ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(handovers.len(), 2, "{handovers:?}");
+    for b in [&second, &third] {
         b.assert_no_panic();
     }
 }

@@ -39,30 +39,37 @@ export class VideoCall {
    */
   constructor(channel, started, stream, remote, onState) {
     this.channel = channel;
-    this.visitId = started.visit_id;
     this.remote = remote;
     this.onState = onState;
+    this.stream = stream;
+    this.devices = { microphone: true, camera: stream.getVideoTracks().length > 0 };
+    window.addEventListener('online', () => this.restart());
+    this.connect(started);
+  }
+
+  /** A peer connection for the visit `started` names, offered at once. */
+  connect(started) {
+    this.visitId = started.visit_id;
     this.pending = [];
     const pc = new RTCPeerConnection({
       iceServers: started.ice_servers,
       iceTransportPolicy: started.ice_transport_policy === 'relay' ? 'relay' : 'all',
     });
     this.pc = pc;
-    this.stream = stream;
-    this.devices = { microphone: true, camera: stream.getVideoTracks().length > 0 };
+    const stream = this.stream;
     // Always both kinds, so a visit that starts audio only can bring video back with `replaceTrack` alone.
     for (const kind of ['audio', 'video']) {
       const track = stream.getTracks().find((t) => t.kind === kind);
       this[kind] = pc.addTransceiver(track || kind, { direction: 'sendrecv', streams: [stream] }).sender;
     }
     const inbound = new MediaStream();
-    remote.srcObject = inbound;
-    pc.ontrack = (e) => { inbound.addTrack(e.track); remote.play().catch(() => {}); };
+    this.remote.srcObject = inbound;
+    pc.ontrack = (e) => { inbound.addTrack(e.track); this.remote.play().catch(() => {}); };
     pc.onicecandidate = (e) => {
-      if (e.candidate) channel.send({ type: 'video_candidate', visit_id: this.visitId, candidate: e.candidate.toJSON() });
+      if (e.candidate) this.channel.send({ type: 'video_candidate', visit_id: this.visitId, candidate: e.candidate.toJSON() });
     };
     pc.onconnectionstatechange = () => {
-      onState(pc.connectionState);
+      this.onState(pc.connectionState);
       if (pc.connectionState === 'failed') this.restart();
     };
     // A changed network (Wi-Fi to cellular) shows up as "disconnected"; give it a moment, then restart ICE.
@@ -72,8 +79,20 @@ export class VideoCall {
         this.restartTimer = setTimeout(() => { if (pc.iceConnectionState === 'disconnected') this.restart(); }, 2000);
       }
     };
-    window.addEventListener('online', () => this.restart());
     this.offer();
+  }
+
+  /**
+   * The visit moved to another server (`video_started` with `rejoin`): a new peer connection there, with the same
+   * camera and microphone, no new question; this side's mute and camera state are told again.
+   */
+  rejoin(started) {
+    const old = this.pc;
+    old.onconnectionstatechange = null;
+    old.oniceconnectionstatechange = null;
+    old.close();
+    this.connect(started);
+    this.channel.send({ type: 'video_media', visit_id: this.visitId, ...this.devices });
   }
 
   async offer(options) {

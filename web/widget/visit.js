@@ -120,6 +120,14 @@ export const videoHandlers = {
     $('video-allow').focus();
   },
   video_started(f, ch) {
+    // The visit moved to another server: join there with a new connection (nothing to answer again).
+    if (f.rejoin && video.call && f.visit_id === video.visitId) {
+      video.started = { ...f, audio_only: video.audioOnly };
+      $('video-state').textContent = 'Reconnecting the video…';
+      video.call.rejoin(f);
+      if (video.audioOnly) ch.send({ type: 'video_mode', visit_id: video.visitId, audio_only: true });
+      return;
+    }
     video.visitId = f.visit_id;
     video.started = f;
     video.audioOnly = !!f.audio_only;

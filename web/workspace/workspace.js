@@ -246,6 +246,12 @@ const handlers = {
   video_started(f) {
     const chat = chats.get(f.conversation_id);
     if (!chat) return;
+    // The visit moved to another server: join there with a new connection.
+    if (f.rejoin && chat.video.call && chat.video.visitId === f.visit_id) {
+      chat.video.call.rejoin(f);
+      if (chat.video.audioOnly) channel.send({ type: 'video_mode', visit_id: f.visit_id, audio_only: true });
+      return;
+    }
     clearInterval(chat.video.promptTimer);
     Object.assign(chat.video, { visitId: f.visit_id, started: f });
     // Started audio only: the patient joined without a camera (the reason comes with `video_mode` later).

@@ -169,6 +169,7 @@ impl VideoService {
         }
         if changed {
             self.save_manifest(&session).await;
+            self.publish_host(id).await;
         }
         if changed {
             self.to_both(
