@@ -15,7 +15,9 @@ CREATE TABLE visit_hosts (
     -- What the participants were told about the recording (`none`, `consent_required`, `recording`, `paused`,
     -- `declined`), and the recording the host was writing: a new host continues it.
     recording TEXT NOT NULL,
-    recording_id TEXT
+    recording_id TEXT,
+    -- How many times the visit moved to another node (clients connected at a lower epoch rejoin).
+    epoch BIGINT NOT NULL
 );
 CREATE INDEX visit_hosts_patient ON visit_hosts (patient);
 CREATE INDEX visit_hosts_nurse ON visit_hosts (nurse);

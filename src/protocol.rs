@@ -400,10 +400,9 @@ pub enum ServerFrame {
         recording: RecordingNotice,
         /// The visit is audio only: join without sending video (see `video_mode`).
         audio_only: bool,
-        /// The visit moved to another server (a drain or a failover): close the old connection and join again
-        /// with a new one; consent and the recording carry over.
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        rejoin: bool,
+        /// How many times the visit moved to another server (a drain or a failover). A client whose connection
+        /// was made at a lower epoch closes it and joins again with a new one; consent and the recording carry over.
+        epoch: u32,
     },
     /// The visit's recording was paused or resumed (shown to both).
     RecordingState {

@@ -25,10 +25,12 @@ pub struct VisitHostRow {
     pub state: String,
     pub recording: String,
     pub recording_id: Option<String>,
+    /// How many times the visit moved.
+    pub epoch: i64,
 }
 
 const ROW_COLUMNS: &str = "h.visit_id, h.conversation_id, h.queue, h.patient, h.nurse, h.host_node, h.created_at, \
-                           h.state, h.recording, h.recording_id";
+                           h.state, h.recording, h.recording_id, h.epoch";
 
 fn visit_host_row(r: &sqlx::any::AnyRow) -> Result<VisitHostRow, sqlx::Error> {
     Ok(VisitHostRow {
@@ -42,6 +44,7 @@ fn visit_host_row(r: &sqlx::any::AnyRow) -> Result<VisitHostRow, sqlx::Error> {
         state: r.try_get(7)?,
         recording: r.try_get(8)?,
         recording_id: r.try_get(9)?,
+        epoch: r.try_get(10)?,
     })
 }
 
@@ -57,7 +60,7 @@ impl Db {
             .await?;
         sqlx::query(
             "INSERT INTO visit_hosts (visit_id, conversation_id, queue, patient, nurse, host_node, created_at, \
-             state, recording, recording_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             state, recording, recording_id, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&v.visit_id)
         .bind(&v.conversation_id)
@@ -69,6 +72,7 @@ impl Db {
         .bind(&v.state)
         .bind(&v.recording)
         .bind(&v.recording_id)
+        .bind(v.epoch)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -101,7 +105,7 @@ impl Db {
             .fetch_all(self.pool())
             .await?;
         rows.iter()
-            .map(|r| Ok((visit_host_row(r)?, r.try_get(10)?)))
+            .map(|r| Ok((visit_host_row(r)?, r.try_get(11)?)))
             .collect()
     }
 
@@ -139,6 +143,16 @@ impl Db {
             .live_host("visit_id", visit_id, alive_ms)
             .await?
             .map(|(_, h)| h))
+    }
+
+    /// The node a visit's row names, alive or not.
+    pub async fn visit_host_node(&self, visit_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT host_node FROM visit_hosts WHERE visit_id = $1")
+                .bind(visit_id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     pub async fn conversation_visit_host(

@@ -90,6 +90,8 @@ pub struct Visit {
     empty_since_ms: Option<i64>,
     /// Mute, camera off, audio only.
     pub controls: controls::Controls,
+    /// How many times the visit moved to another node.
+    pub epoch: u32,
 }
 
 impl Visit {
@@ -123,6 +125,7 @@ impl Visit {
         nurse: SubjectId,
         state: VisitState,
         created_ms: i64,
+        epoch: u32,
         now_ms: i64,
     ) -> Visit {
         Visit {
@@ -136,6 +139,7 @@ impl Visit {
             joined: Vec::new(),
             empty_since_ms: Some(now_ms),
             controls: Default::default(),
+            epoch,
         }
     }
 }
@@ -193,6 +197,7 @@ impl Visits {
                     joined: Vec::new(),
                     empty_since_ms: Some(now_ms),
                     controls: Default::default(),
+                    epoch: 0,
                 };
                 let id = visit.id.clone();
                 self.by_conversation

@@ -44,6 +44,9 @@ pub enum PlacementError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// The visit's host is gone and another node has not taken it over yet (a few seconds).
+    #[error("the visit is moving to another node")]
+    Moving,
 }
 
 /// One node's candidates for a new visit: (node id, live visits, draining).
@@ -89,7 +92,13 @@ impl Placement {
         if !self.shared() {
             return Ok(Host::Here);
         }
-        Ok(self.host(self.db.visit_host(visit_id, self.alive_ms).await?))
+        match self.db.visit_host(visit_id, self.alive_ms).await? {
+            Some(row) => Ok(self.host(Some(row))),
+            None => match self.db.visit_host_node(visit_id).await? {
+                Some(node) if node != self.cluster.node_id() => Err(PlacementError::Moving),
+                _ => Ok(Host::Here),
+            },
+        }
     }
 
     /// Where a request for video in this conversation goes: the live host of its visit, or the least loaded

@@ -134,8 +134,6 @@ struct Live {
     notices: HashMap<VisitId, RecordingNotice>,
     /// Each live visit's classification flags and when it was proposed.
     classes: HashMap<VisitId, (Classification, i64)>,
-    /// Visits taken over from another node: a side that has not joined here yet must rejoin.
-    adopted: std::collections::HashSet<VisitId>,
 }
 
 pub struct VideoService {
@@ -219,7 +217,7 @@ impl VideoService {
                 ice_transport_policy: if self.config.force_relay { "relay" } else { "all" }.into(),
                 recording: self.notice(&v.id),
                 audio_only: v.controls.audio_only().is_some(),
-                rejoin: false,
+                epoch: v.epoch,
             },
         }
     }
@@ -228,14 +226,7 @@ impl VideoService {
         let visits = self.live().visits.of_subject(who);
         let mut frames = Vec::new();
         for v in &visits {
-            let mut frame = self.describe(v);
-            // A client still connected to the visit's previous host (its socket came back here) joins anew.
-            if let ServerFrame::VideoStarted { rejoin, .. } = &mut frame {
-                let side = v.side_of(who);
-                *rejoin =
-                    self.live().adopted.contains(&v.id) && side.is_some_and(|s| !v.joined().contains(&s));
-            }
-            frames.push(frame);
+            frames.push(self.describe(v));
             frames.extend(controls::control_frames(v));
         }
         frames
@@ -501,7 +492,6 @@ impl VideoService {
         }
         self.engine.close_room(v.id.as_str()).await;
         self.placement.forget(v).await;
-        self.live().adopted.remove(&v.id);
         self.metrics.live_visits.set(self.live().visits.len() as i64);
         self.to_both(
             v,

@@ -11,6 +11,7 @@ mod chat;
 mod cluster;
 mod cluster_outage;
 mod cluster_support;
+mod cluster_video;
 mod common;
 mod config_cli;
 mod crash;

@@ -200,9 +200,10 @@ async fn media_flows(patient: &mut Ws, nurse: &mut Ws, visit: &str, from: u16) {
     }
 }
 
-async fn rejoined(ws: &mut Ws, visit: &str, secs: u64) -> serde_json::Value {
-    ws.wait_within("video_started with rejoin", secs, |f| {
-        f["type"] == "video_started" && f["visit_id"] == visit && f["rejoin"] == true
+/// Waits for the visit's `video_started` at `epoch` (the number of moves so far): the client rejoins.
+async fn rejoined(ws: &mut Ws, visit: &str, epoch: u64, secs: u64) -> serde_json::Value {
+    ws.wait_within("video_started at the next epoch", secs, |f| {
+        f["type"] == "video_started" && f["visit_id"] == visit && f["epoch"] == epoch
     })
     .await
 }
@@ -238,8 +239,8 @@ async fn inner_handover() {
     let _ = first.child.wait();
     let mut nurse = Ws::staff_at(&url2, &url1, &nurse_cookie).await;
     let mut patient = Ws::patient(&url2, &token).await;
-    rejoined(&mut patient, &visit, 20).await;
-    rejoined(&mut nurse, &visit, 5).await;
+    rejoined(&mut patient, &visit, 1, 20).await;
+    rejoined(&mut nurse, &visit, 1, 5).await;
     let adopter = host_of(&pool, &visit).await.expect("adopted");
     assert_ne!(adopter, "node-1");
     media_flows(&mut patient, &mut nurse, &visit, 100).await;
@@ -277,8 +278,8 @@ async fn inner_handover() {
     drop((nurse, patient));
     let mut nurse = Ws::staff_at(&last_url, &url1, &nurse_cookie).await;
     let mut patient = Ws::patient(&last_url, &token).await;
-    rejoined(&mut patient, &visit, 5).await;
-    rejoined(&mut nurse, &visit, 5).await;
+    rejoined(&mut patient, &visit, 2, 5).await;
+    rejoined(&mut nurse, &visit, 2, 5).await;
     media_flows(&mut patient, &mut nurse, &visit, 200).await;
     println!(
         "measured: drain: media again {:.1} s after SIGTERM",

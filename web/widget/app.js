@@ -96,7 +96,11 @@ const handlers = {
       : f.reason === 'abandoned' ? 'You left the waiting room, so your place was given up. Start a new chat if you still need help.'
       : 'This chat has ended. Thank you.');
   },
-  error(f) { $('notice').hidden = false; $('notice').textContent = `Something went wrong (${f.code}). Please try again.`; },
+  error(f) {
+    // The video is moving to another server: it reconnects by itself (`video_started` with `rejoin`).
+    if (f.code === 'video_moving') return;
+    $('notice').hidden = false; $('notice').textContent = `Something went wrong (${f.code}). Please try again.`;
+  },
 };
 
 // Which patient an ID token names, as a digest (the subject itself may be a record number: never stored).

@@ -50,6 +50,8 @@ export class VideoCall {
   /** A peer connection for the visit `started` names, offered at once. */
   connect(started) {
     this.visitId = started.visit_id;
+    /** How many times the visit had moved when this connection was made (see `rejoin`). */
+    this.epoch = started.epoch || 0;
     this.pending = [];
     const pc = new RTCPeerConnection({
       iceServers: started.ice_servers,
@@ -83,13 +85,15 @@ export class VideoCall {
   }
 
   /**
-   * The visit moved to another server (`video_started` with `rejoin`): a new peer connection there, with the same
-   * camera and microphone, no new question; this side's mute and camera state are told again.
+   * The visit moved to another server (`video_started` with a higher `epoch` than this connection's): a new peer
+   * connection there, with the same camera and microphone, no new question; this side's mute and camera state are
+   * told again.
    */
   rejoin(started) {
     const old = this.pc;
     old.onconnectionstatechange = null;
     old.oniceconnectionstatechange = null;
+    clearTimeout(this.restartTimer);
     old.close();
     this.connect(started);
     this.channel.send({ type: 'video_media', visit_id: this.visitId, ...this.devices });
@@ -107,6 +111,8 @@ export class VideoCall {
   }
 
   async answer(sdp) {
+    // An answer to an offer this connection no longer waits for (made before a rejoin or a restart) is stale.
+    if (this.pc.signalingState !== 'have-local-offer') return;
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
     for (const c of this.pending.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
   }

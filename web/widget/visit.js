@@ -121,7 +121,7 @@ export const videoHandlers = {
   },
   video_started(f, ch) {
     // The visit moved to another server: join there with a new connection (nothing to answer again).
-    if (f.rejoin && video.call && f.visit_id === video.visitId) {
+    if (video.call && f.visit_id === video.visitId && (f.epoch || 0) > video.call.epoch) {
       video.started = { ...f, audio_only: video.audioOnly };
       $('video-state').textContent = 'Reconnecting the video…';
       video.call.rejoin(f);

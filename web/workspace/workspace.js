@@ -247,7 +247,7 @@ const handlers = {
     const chat = chats.get(f.conversation_id);
     if (!chat) return;
     // The visit moved to another server: join there with a new connection.
-    if (f.rejoin && chat.video.call && chat.video.visitId === f.visit_id) {
+    if (chat.video.call && chat.video.visitId === f.visit_id && (f.epoch || 0) > chat.video.call.epoch) {
       chat.video.call.rejoin(f);
       if (chat.video.audioOnly) channel.send({ type: 'video_mode', visit_id: f.visit_id, audio_only: true });
       return;
@@ -296,6 +296,7 @@ const handlers = {
     if (chat) closeVideo(chat, ENDED[f.reason] || 'Video ended.');
   },
   error(f) {
+    if (f.code === 'video_moving') return; // the visit reconnects by itself on its new server
     $('connection').textContent = f.code === 'node_draining' ? 'The server is restarting: reconnecting, then try again.' : `Error: ${f.code}`;
   },
 };

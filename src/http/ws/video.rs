@@ -9,7 +9,7 @@ use crate::audit::Outcome;
 use crate::media::MediaError;
 use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::protocol::{ClientFrame, ServerFrame};
-use crate::visit::placement::Host;
+use crate::visit::placement::{Host, PlacementError};
 use crate::visit::service::VideoError;
 use crate::visit::{VisitError, VisitId};
 
@@ -83,6 +83,10 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
     match super::relay::host_for(app, &frame).await {
         Ok(Host::Here) => handle_here(app, conn, frame).await,
         Ok(Host::Node(remote)) => super::relay::forward(app, conn, &remote, frame).await,
+        Err(PlacementError::Moving) => error(
+            "video_moving",
+            "the video is moving to another server; it reconnects by itself",
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "the host of a visit could not be found");
             error("unavailable", "video is unavailable for a moment; try again")

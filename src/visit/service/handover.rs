@@ -44,6 +44,7 @@ impl VideoService {
             state: v.state.as_str().to_string(),
             recording: notice_str(self.notice(&v.id)).to_string(),
             recording_id: self.live().sessions.get(&v.id).map(|s| s.id.to_string()),
+            epoch: v.epoch as i64,
         }
     }
 
@@ -81,14 +82,11 @@ impl VideoService {
             SubjectId::new(row.nurse.clone()),
             state,
             row.created_at,
+            row.epoch.max(0) as u32 + 1,
             now,
         );
-        {
-            let mut live = self.live();
-            if !live.visits.adopt(visit.clone()) {
-                return Ok(false);
-            }
-            live.adopted.insert(id.clone());
+        if !self.live().visits.adopt(visit.clone()) {
+            return Ok(false);
         }
         self.metrics.live_visits.set(self.live_visits() as i64);
         match row.recording.as_str() {
@@ -130,27 +128,8 @@ impl VideoService {
                 )),
             )
             .await;
-        // Both rejoin with a new connection (a visit still being proposed is simply asked again).
-        let frame = match self.describe(&visit) {
-            ServerFrame::VideoStarted {
-                conversation_id,
-                visit_id,
-                ice_servers,
-                ice_transport_policy,
-                recording,
-                audio_only,
-                ..
-            } => ServerFrame::VideoStarted {
-                conversation_id,
-                visit_id,
-                ice_servers,
-                ice_transport_policy,
-                recording,
-                audio_only,
-                rejoin: true,
-            },
-            proposed => proposed,
-        };
+        // Both rejoin with a new connection (the epoch went up; a visit still being proposed is asked again).
+        let frame = self.describe(&visit);
         self.to_both(&visit, frame);
         Ok(true)
     }
@@ -173,7 +152,6 @@ impl VideoService {
             let Some(v) = self.live().visits.give_up(&v.id) else {
                 continue;
             };
-            self.live().adopted.remove(&v.id);
             // This host's part of the recording is stored whole before the next host starts its part.
             self.stop_recording(&v).await;
             for side in [Side::Patient, Side::Nurse] {
