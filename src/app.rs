@@ -201,6 +201,10 @@ impl App {
         ));
 
         video.find_unfinished_recordings().await;
+        cluster
+            .release_old_visits()
+            .await
+            .context("visits of this node's previous run")?;
 
         Ok(Self {
             limits: crate::limits::Limits::new(&config.limits),
@@ -289,17 +293,24 @@ impl App {
     /// Drains this node before it stops (SIGTERM, `examroom drain`): it reports not-ready (the balancer sends
     /// new connections elsewhere), refuses new visits, its sockets outside a visit are asked to reconnect (close
     /// code 4012, with jitter; see `http::ws`), and in a cluster its leased work stops so another node takes the
-    /// leases. It then waits for the visits it hosts to end, up to `cluster.drain_seconds`, and ends those still
+    /// leases. In a cluster it hands its live visits to other nodes (their participants rejoin there); it then
+    /// waits for the visits left to end, all within `cluster.drain_seconds` of the start, and ends those still
     /// live (their recordings are stored, both sides told `server_restart`); the remaining sockets reconnect.
     pub async fn drain(&self) {
         let _ = self.draining.send_replace(true);
-        // In a cluster the live visits move to other nodes (their participants rejoin there).
-        let moved = self.video.hand_over_all().await;
+        let limit = Duration::from_secs(self.config.cluster.drain_seconds);
+        let started = Instant::now();
+        // The others stop choosing this node for visits now, not at its next heartbeat.
+        if let Err(e) = self.cluster.mark_draining().await {
+            tracing::warn!(error = %e, "could not tell the cluster this node drains");
+        }
+        let moved = self
+            .video
+            .hand_over_all(tokio::time::Instant::now() + limit)
+            .await;
         if moved > 0 {
             tracing::info!(moved, "draining: live visits handed over");
         }
-        let limit = Duration::from_secs(self.config.cluster.drain_seconds);
-        let started = Instant::now();
         let mut told = None;
         loop {
             let visits = self.video.live_visits();

@@ -120,6 +120,23 @@ impl Cluster {
         let _ = self.internal_url.set(url);
     }
 
+    /// Says at once that this node drains (its next heartbeat would say it too), so no visit is placed on it.
+    pub async fn mark_draining(&self) -> Result<(), ClusterError> {
+        if self.is_shared() {
+            self.db.mark_node_draining(&self.node_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Visits a previous run of this node hosted (it crashed and came back under the same id) are released for
+    /// adoption: this run knows nothing of them.
+    pub async fn release_old_visits(&self) -> Result<(), ClusterError> {
+        if self.is_shared() {
+            self.db.release_visits_of(&self.node_id).await?;
+        }
+        Ok(())
+    }
+
     /// The nodes whose heartbeat is recent (by the database's clock), by id; `heartbeat_at` is its age.
     pub async fn live_nodes(&self) -> Result<Vec<NodeRow>, ClusterError> {
         Ok(self.db.live_nodes(self.dead_after.as_millis() as i64).await?)

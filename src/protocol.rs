@@ -443,6 +443,8 @@ pub enum ServerFrame {
         conversation_id: ConversationId,
         visit_id: String,
         reason: EndReason,
+        /// The visit's epoch when it ended (a client connected at a later epoch ignores it).
+        epoch: u32,
     },
     /// To the nurse: where the patient of an assigned chat is (their connection dropped, came back, or stayed
     /// away past `routing.patient_grace_seconds`).

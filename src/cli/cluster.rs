@@ -62,7 +62,7 @@ pub async fn drain(
             &row.node_id,
             &row.internal_url,
             examroom::http::internal::DRAIN_PATH,
-            b"{}".to_vec(),
+            serde_json::to_vec(&serde_json::json!({ "node": node }))?,
         )
         .await?;
     println!(

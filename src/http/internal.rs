@@ -88,6 +88,23 @@ async fn drain(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     if !signed(&app, &headers, DRAIN_PATH, &body) {
         return (StatusCode::UNAUTHORIZED, "signature required").into_response();
     }
+    // The request names its target: a copy replayed to another node within the signature's window is refused.
+    let target: Option<String> = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["node"].as_str().map(str::to_string));
+    if target.as_deref() != Some(app.cluster.node_id()) {
+        return (StatusCode::BAD_REQUEST, "this request names another node").into_response();
+    }
+    app.audit
+        .record_or_log(
+            crate::audit::AuditEvent::new(
+                "cluster.drain",
+                format!("node:{}", app.cluster.node_id()),
+                crate::audit::Outcome::Success,
+            )
+            .actor("cli", crate::auth::Role::System),
+        )
+        .await;
     let _ = app.draining.send_replace(true);
     axum::Json(serde_json::json!({ "node": app.cluster.node_id(), "draining": true })).into_response()
 }
@@ -112,6 +129,10 @@ async fn adopt(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         Ok(a) => a,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
+    // A node that is stopping takes no visit: the caller picks another.
+    if app.is_draining() {
+        return axum::Json(serde_json::json!({ "adopted": false })).into_response();
+    }
     match app.video.adopt(adoption).await {
         Ok(adopted) => axum::Json(serde_json::json!({ "adopted": adopted })).into_response(),
         Err(e) => {

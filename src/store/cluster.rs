@@ -135,6 +135,14 @@ impl Db {
         Ok(())
     }
 
+    pub async fn mark_node_draining(&self, node_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE cluster_nodes SET draining = 1 WHERE node_id = $1")
+            .bind(node_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// A node that stopped cleanly says so at once instead of waiting to be declared dead (its leased work
     /// releases its own leases as it stops).
     pub async fn leave_cluster(&self, node_id: &str) -> Result<(), StoreError> {

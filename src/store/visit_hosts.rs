@@ -12,8 +12,9 @@ const DB_NOW: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 /// A live host: its node id and internal URL.
 pub type HostRow = (String, String);
 
-/// A visit as its host last wrote it: enough for another node to take it over.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A visit as its host last wrote it: enough for another node to take it over. Its `Debug` leaves out the
+/// participants' subjects (they may be record numbers).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VisitHostRow {
     pub visit_id: String,
     pub conversation_id: String,
@@ -27,6 +28,17 @@ pub struct VisitHostRow {
     pub recording_id: Option<String>,
     /// How many times the visit moved.
     pub epoch: i64,
+}
+
+impl std::fmt::Debug for VisitHostRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VisitHostRow")
+            .field("visit_id", &self.visit_id)
+            .field("host_node", &self.host_node)
+            .field("state", &self.state)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
 }
 
 const ROW_COLUMNS: &str = "h.visit_id, h.conversation_id, h.queue, h.patient, h.nurse, h.host_node, h.created_at, \
@@ -49,18 +61,22 @@ fn visit_host_row(r: &sqlx::any::AnyRow) -> Result<VisitHostRow, sqlx::Error> {
 }
 
 impl Db {
-    /// Records (or rewrites) the host's view of a visit, replacing a row its conversation kept from an earlier
-    /// visit whose host died.
-    pub async fn register_visit_host(&self, v: &VisitHostRow) -> Result<(), StoreError> {
+    /// Records (or rewrites) the host's view of a visit, replacing the row of an earlier visit of the same
+    /// conversation. A row another node now holds (it took the visit over), or one at a later epoch, is left
+    /// alone: false, and the caller is no longer the visit's host.
+    pub async fn register_visit_host(&self, v: &VisitHostRow) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM visit_hosts WHERE conversation_id = $1 OR visit_id = $2")
+        sqlx::query("DELETE FROM visit_hosts WHERE conversation_id = $1 AND visit_id <> $2")
             .bind(&v.conversation_id)
             .bind(&v.visit_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
+        let r = sqlx::query(
             "INSERT INTO visit_hosts (visit_id, conversation_id, queue, patient, nurse, host_node, created_at, \
-             state, recording, recording_id, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             state, recording, recording_id, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (visit_id) DO UPDATE SET state = excluded.state, recording = excluded.recording, \
+             recording_id = excluded.recording_id, epoch = excluded.epoch \
+             WHERE visit_hosts.host_node = excluded.host_node AND visit_hosts.epoch <= excluded.epoch",
         )
         .bind(&v.visit_id)
         .bind(&v.conversation_id)
@@ -76,6 +92,16 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Rows naming `node` are handed to nobody (`''`), so the failover job has them adopted: a node that starts
+    /// again under the same id knows nothing of the visits its previous run hosted.
+    pub async fn release_visits_of(&self, node: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE visit_hosts SET host_node = '' WHERE host_node = $1")
+            .bind(node)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
@@ -109,12 +135,17 @@ impl Db {
             .collect()
     }
 
-    pub async fn forget_visit_host(&self, visit_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM visit_hosts WHERE visit_id = $1")
+    /// Removes a visit's row if `host` still holds it; false when another node took the visit over.
+    pub async fn forget_visit_host(&self, visit_id: &str, host: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM visit_hosts WHERE visit_id = $1 AND host_node = $2")
             .bind(visit_id)
+            .bind(host)
             .execute(self.pool())
             .await?;
-        Ok(())
+        if r.rows_affected() == 1 {
+            return Ok(true);
+        }
+        Ok(self.visit_host_node(visit_id).await?.is_none())
     }
 
     /// The live host of a visit, by visit id or by conversation id (`column`), with the visit id.
@@ -153,6 +184,15 @@ impl Db {
                 .fetch_optional(self.pool())
                 .await?,
         )
+    }
+
+    /// Whether any row (alive host or not) names a visit of this conversation.
+    pub async fn conversation_has_visit(&self, conversation_id: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM visit_hosts WHERE conversation_id = $1")
+            .bind(conversation_id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n > 0)
     }
 
     pub async fn conversation_visit_host(

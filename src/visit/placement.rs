@@ -114,6 +114,10 @@ impl Placement {
         {
             return Ok(self.host(Some(row)));
         }
+        // A visit of this conversation whose host died is being taken over: not a second visit meanwhile.
+        if self.db.conversation_has_visit(conversation).await? {
+            return Err(PlacementError::Moving);
+        }
         let nodes = self.cluster.live_nodes().await?;
         let me = self.cluster.node_id();
         let chosen = choose(
@@ -150,13 +154,30 @@ impl Placement {
     }
 
     /// This node hosts the visit `row` describes (when shared): written before anyone is told of it, and again
-    /// as it changes, so that another node can take it over.
-    pub async fn register(&self, row: VisitHostRow) {
+    /// as it changes, so that another node can take it over. False when another node holds the visit now (it
+    /// took it over while this one was cut off): this node must let it go without telling anyone.
+    pub async fn register(&self, row: VisitHostRow) -> bool {
         if !self.shared() {
-            return;
+            return true;
         }
-        if let Err(e) = self.db.register_visit_host(&row).await {
-            tracing::error!(error = %e, "visit host could not be recorded: participants on other nodes cannot reach it");
+        match self.db.register_visit_host(&row).await {
+            Ok(ours) => ours,
+            Err(e) => {
+                tracing::error!(error = %e, "visit host could not be recorded: participants on other nodes cannot reach it");
+                true
+            }
+        }
+    }
+
+    /// Whether this node still holds the visit (always on one node; a database error counts as yes).
+    pub async fn holds(&self, visit_id: &str) -> bool {
+        if !self.shared() {
+            return true;
+        }
+        match self.db.visit_host_node(visit_id).await {
+            Ok(Some(node)) => node == self.cluster.node_id(),
+            Ok(None) => true,
+            Err(_) => true,
         }
     }
 
@@ -212,9 +233,13 @@ impl Placement {
             .await?)
     }
 
+    /// The visit ended here: its row goes, unless another node holds it now.
     pub async fn forget(&self, v: &Visit) {
         if self.shared()
-            && let Err(e) = self.db.forget_visit_host(v.id.as_str()).await
+            && let Err(e) = self
+                .db
+                .forget_visit_host(v.id.as_str(), self.cluster.node_id())
+                .await
         {
             tracing::warn!(error = %e, "visit host row not removed (replaced by the next request)");
         }

@@ -134,6 +134,8 @@ struct Live {
     notices: HashMap<VisitId, RecordingNotice>,
     /// Each live visit's classification flags and when it was proposed.
     classes: HashMap<VisitId, (Classification, i64)>,
+    /// Visits being handed to another node (given up here, not yet adopted there).
+    moving: std::collections::HashSet<VisitId>,
 }
 
 pub struct VideoService {
@@ -484,21 +486,20 @@ impl VideoService {
     async fn finish(&self, v: &Visit, reason: EndReason) {
         self.stop_recording(v).await;
         self.classified(&v.id).await;
-        for side in [Side::Patient, Side::Nurse] {
-            let j = self.live().joined.remove(&(v.id.clone(), side));
-            if let Some(j) = j {
-                self.engine.leave(&j.participant).await;
-            }
-        }
-        self.engine.close_room(v.id.as_str()).await;
-        self.placement.forget(v).await;
+        self.close_media(v).await;
         self.metrics.live_visits.set(self.live().visits.len() as i64);
+        // Another node took this visit over (this one was cut off): it goes on there, nobody is told it ended.
+        if !self.placement.holds(v.id.as_str()).await {
+            return;
+        }
+        self.placement.forget(v).await;
         self.to_both(
             v,
             ServerFrame::VideoEnded {
                 conversation_id: v.conversation.clone(),
                 visit_id: v.id.to_string(),
                 reason,
+                epoch: v.epoch,
             },
         );
     }

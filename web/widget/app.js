@@ -97,7 +97,7 @@ const handlers = {
       : 'This chat has ended. Thank you.');
   },
   error(f) {
-    // The video is moving to another server: it reconnects by itself (`video_started` with `rejoin`).
+    // The video is moving to another server: it reconnects by itself (`video_started` at a higher `epoch`).
     if (f.code === 'video_moving') return;
     $('notice').hidden = false; $('notice').textContent = `Something went wrong (${f.code}). Please try again.`;
   },

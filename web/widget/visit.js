@@ -120,13 +120,18 @@ export const videoHandlers = {
     $('video-allow').focus();
   },
   video_started(f, ch) {
-    // The visit moved to another server: join there with a new connection (nothing to answer again).
-    if (video.call && f.visit_id === video.visitId && (f.epoch || 0) > video.call.epoch) {
-      video.started = { ...f, audio_only: video.audioOnly };
-      $('video-state').textContent = 'Reconnecting the video…';
-      video.call.rejoin(f);
-      if (video.audioOnly) ch.send({ type: 'video_mode', visit_id: video.visitId, audio_only: true });
-      return;
+    if (video.call && f.visit_id === video.visitId) {
+      const epoch = f.epoch || 0;
+      if (epoch < video.call.epoch) return; // from before the visit last moved
+      // The visit moved to another server (or this connection died while the socket was away): join with a new
+      // connection, nothing to answer again.
+      if (epoch > video.call.epoch || ['failed', 'closed'].includes(video.call.pc.connectionState)) {
+        video.started = { ...f, audio_only: video.audioOnly };
+        $('video-state').textContent = 'Reconnecting the video…';
+        video.call.rejoin(f);
+        if (video.audioOnly) ch.send({ type: 'video_mode', visit_id: video.visitId, audio_only: true, reason: video.audioOnlyReason || 'requested' });
+        return;
+      }
     }
     video.visitId = f.visit_id;
     video.started = f;
@@ -145,6 +150,7 @@ export const videoHandlers = {
   video_mode(f) {
     if (f.visit_id !== video.visitId) return;
     video.audioOnly = f.audio_only;
+    video.audioOnlyReason = f.reason;
     if (video.started) video.started.audio_only = f.audio_only;
     $('video-state').textContent = f.by === 'nurse'
       ? (f.audio_only ? 'Your nurse switched the visit to audio only.' : 'Your nurse turned video back on.')
@@ -158,6 +164,9 @@ export const videoHandlers = {
     if (f.side === 'nurse' && video.call) $('video-state').textContent = `Your nurse is ${STATES[f.state] || f.state}.`;
   },
   video_ended(f) {
+    // Another visit's end, or the end of this visit on a server it has since left: not ours.
+    if (video.visitId && f.visit_id !== video.visitId) return;
+    if (video.call && (f.epoch || 0) < video.call.epoch) return;
     video.blocked = false;
     closeVideo(f.reason === 'declined' || f.reason === 'devices_blocked' ? null
       : f.reason === 'no_answer' ? 'The video request timed out. Your nurse can ask again. You can keep chatting.'
@@ -183,6 +192,7 @@ export function wireVideo(ch, setStatus) {
       return;
     }
     video.joinWhenStarted = true;
+    if (video.cameraless) video.audioOnlyReason = 'camera_unavailable';
     const consent = $('video-consent').hidden ? null : $('video-consent-box').checked;
     ch.send({ type: 'video_answer', visit_id: video.visitId, accept: true, recording_consent: consent, audio_only: !!video.cameraless });
   });

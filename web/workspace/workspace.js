@@ -246,11 +246,15 @@ const handlers = {
   video_started(f) {
     const chat = chats.get(f.conversation_id);
     if (!chat) return;
-    // The visit moved to another server: join there with a new connection.
-    if (chat.video.call && chat.video.visitId === f.visit_id && (f.epoch || 0) > chat.video.call.epoch) {
-      chat.video.call.rejoin(f);
-      if (chat.video.audioOnly) channel.send({ type: 'video_mode', visit_id: f.visit_id, audio_only: true });
-      return;
+    if (chat.video.call && chat.video.visitId === f.visit_id) {
+      const epoch = f.epoch || 0;
+      if (epoch < chat.video.call.epoch) return; // from before the visit last moved
+      // The visit moved to another server (or this connection died while the socket was away): join anew.
+      if (epoch > chat.video.call.epoch || ['failed', 'closed'].includes(chat.video.call.pc.connectionState)) {
+        chat.video.call.rejoin(f);
+        if (chat.video.audioOnly) channel.send({ type: 'video_mode', visit_id: f.visit_id, audio_only: true, reason: chat.video.audioOnly });
+        return;
+      }
     }
     clearInterval(chat.video.promptTimer);
     Object.assign(chat.video, { visitId: f.visit_id, started: f });
@@ -258,6 +262,7 @@ const handlers = {
     if (f.audio_only && !chat.video.audioOnly) chat.video.audioOnly = 'camera_unavailable';
     if (!f.audio_only) chat.video.audioOnly = null;
     renderControls(chat);
+    if (chat.video.call) applyMode(chat);
     chat.el.querySelector('.recording').textContent = RECORDING[f.recording] ?? '';
     chat.el.querySelector('.video').hidden = false;
     if (chat.video.check && !chat.video.call) joinVideo(chat);
@@ -291,7 +296,10 @@ const handlers = {
     showStates(chat);
   },
   video_ended(f) {
-    const chat = chatOfVisit(f.visit_id) || chats.get(f.conversation_id);
+    const mine = chatOfVisit(f.visit_id);
+    // The end of this visit on a server it has since left: not ours.
+    if (mine?.video.call && (f.epoch || 0) < mine.video.call.epoch) return;
+    const chat = mine || chats.get(f.conversation_id);
     if (chat) clearInterval(chat.video.promptTimer);
     if (chat) closeVideo(chat, ENDED[f.reason] || 'Video ended.');
   },

@@ -64,9 +64,17 @@ pub async fn welcome(app: &App, conn: &Connection) -> ServerFrame {
 }
 
 /// The socket closed; a nurse with no other socket goes away (her offer goes to someone else).
-pub async fn disconnected(app: &App, conn: &Connection, socket: u64, others_remain: bool) {
+/// A socket closed. `reconnecting`: the server asked it to reconnect (close code 4012), so the client comes back
+/// at once; the hosts of visits it relayed to keep its connections (a drain moves the socket, not the call).
+pub async fn disconnected(
+    app: &App,
+    conn: &Connection,
+    socket: u64,
+    others_remain: bool,
+    reconnecting: bool,
+) {
     app.video.socket_closed(&conn.request_id).await;
-    super::relay::socket_closed(app, &conn.request_id).await;
+    super::relay::socket_closed(app, &conn.request_id, !reconnecting).await;
     let nurse = works_queues(app, conn);
     // Counted per socket by the routing leader: a patient's chats are offered to nobody while none is open, a
     // nurse's chats go back to the queue after the grace.

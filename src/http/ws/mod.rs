@@ -1,7 +1,8 @@
 //! `GET /api/v1/ws`: the chat socket. Staff authenticate with their session cookie; the patient widget sends an
 //! `auth` frame with its session token first. The session is re-checked while the socket lives, and the socket
-//! closes with a defined code when it ends. Chat frames are handled in `chat`, video frames in `video`; both answer
-//! errors and audit through `reply`.
+//! closes with a defined code when it ends (or when its node drains and it takes part in no visit here). Chat
+//! frames are handled in `chat`, video frames in `video` (or relayed by `relay` to the node hosting the visit);
+//! both answer errors and audit through `reply`.
 
 mod chat;
 mod relay;
@@ -257,5 +258,6 @@ async fn run(
     {
         let _ = sink.send(closing(code, reason)).await;
     }
-    chat::disconnected(&app, &conn, conn_id, others).await;
+    let reconnecting = matches!(close_with, Some((close::RECONNECT, _)));
+    chat::disconnected(&app, &conn, conn_id, others, reconnecting).await;
 }

@@ -36,22 +36,33 @@ pub struct LiveOf {
     pub subject: SubjectId,
 }
 
-/// Where this frame's visit lives.
-pub async fn host_for(app: &App, frame: &ClientFrame) -> Result<Host, PlacementError> {
-    let placement = &app.video.placement;
+/// The visit a video frame names, if it names one.
+fn visit_of(frame: &ClientFrame) -> Option<&str> {
     match frame {
-        ClientFrame::VideoRequest { conversation_id, .. } => {
-            placement.host_for_conversation(conversation_id.as_str()).await
-        }
         ClientFrame::VideoAnswer { visit_id, .. }
         | ClientFrame::VideoOffer { visit_id, .. }
         | ClientFrame::VideoCandidate { visit_id, .. }
         | ClientFrame::VideoLeave { visit_id, .. }
         | ClientFrame::VideoEnd { visit_id, .. }
         | ClientFrame::VideoMedia { visit_id, .. }
-        | ClientFrame::VideoMode { visit_id, .. } => placement.host_of_visit(visit_id).await,
-        _ => Ok(Host::Here),
+        | ClientFrame::VideoMode { visit_id, .. } => Some(visit_id),
+        _ => None,
     }
+}
+
+/// Where this frame's visit lives (`Moving` while this node hands it to another).
+pub async fn host_for(app: &App, frame: &ClientFrame) -> Result<Host, PlacementError> {
+    let placement = &app.video.placement;
+    if let ClientFrame::VideoRequest { conversation_id, .. } = frame {
+        return placement.host_for_conversation(conversation_id.as_str()).await;
+    }
+    let Some(visit) = visit_of(frame) else {
+        return Ok(Host::Here);
+    };
+    if app.video.is_moving(visit) {
+        return Err(PlacementError::Moving);
+    }
+    placement.host_of_visit(visit).await
 }
 
 fn relayed(bytes: &[u8]) -> Option<Vec<ServerFrame>> {
@@ -61,8 +72,11 @@ fn relayed(bytes: &[u8]) -> Option<Vec<ServerFrame>> {
 
 /// Sends `frame` to the host; its answer for this socket.
 pub async fn forward(app: &App, conn: &Connection, to: &Remote, frame: ClientFrame) -> Vec<ServerFrame> {
+    // The host needs who the caller is, not their name (PII stays on the node that authenticated them).
+    let mut principal = conn.principal.clone();
+    principal.display_name = None;
     let body = Forwarded {
-        principal: conn.principal.clone(),
+        principal,
         request_id: conn.request_id.clone(),
         frame,
     };
@@ -104,9 +118,13 @@ pub async fn live_elsewhere(app: &App, subject: &SubjectId) -> Vec<ServerFrame> 
     frames
 }
 
-/// Tells the hosts this socket relayed to that it closed (they close its connections).
-pub async fn socket_closed(app: &App, socket: &RequestId) {
-    for host in app.video.placement.socket_closed(socket) {
+/// Tells the hosts this socket relayed to that it closed (they close its connections), when `tell`.
+pub async fn socket_closed(app: &App, socket: &RequestId, tell: bool) {
+    let hosts = app.video.placement.socket_closed(socket);
+    if !tell {
+        return;
+    }
+    for host in hosts {
         let body = serde_json::to_vec(&SocketClosed {
             request_id: socket.clone(),
         })

@@ -1,7 +1,9 @@
-//! Video frames of the socket: elevation, the patient's answer, SDP and ICE. Each asks the policy about the
-//! visit (or, to elevate, the conversation) and hands its proof to the video service. Every refusal that is an
-//! access attempt (someone else's visit, a forged id, joining before admission) is audited; malformed SDP and
-//! candidates get a precise error code and the socket stays usable.
+//! Video frames of the socket: elevation, the patient's answer, SDP and ICE, mute / camera / audio only. A frame
+//! whose visit another node hosts is relayed there (`relay`); the host handles it here (`handle_here`), for its
+//! own sockets and for relayed ones alike. Each asks the policy about the visit (or, to elevate, the
+//! conversation) and hands its proof to the video service. Every refusal that is an access attempt (someone
+//! else's visit, a forged id, joining before admission) is audited; malformed SDP and candidates get a precise
+//! error code and the socket stays usable.
 
 use super::reply::{Connection, audit, error};
 use crate::app::App;

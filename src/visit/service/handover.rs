@@ -48,14 +48,45 @@ impl VideoService {
         }
     }
 
-    /// Writes this node's row for a live visit (when several nodes share the database).
+    /// Writes this node's row for a live visit (when several nodes share the database). If another node holds
+    /// the visit now (it took it over while this one was cut off from the database), this node lets it go.
     pub(super) async fn publish_host(&self, id: &VisitId) {
         let visit = self.live().visits.get(id).cloned();
         if let Some(v) = visit
             && self.placement.shared()
+            && !self.placement.register(self.host_row(&v)).await
         {
-            self.placement.register(self.host_row(&v)).await;
+            self.let_go(&v.id).await;
         }
+    }
+
+    /// A visit another node holds now: its part of the recording is stored, its connections here closed, and
+    /// nobody is told (the participants follow the new host).
+    async fn let_go(&self, id: &VisitId) {
+        let Some(v) = self.live().visits.give_up(id) else {
+            return;
+        };
+        tracing::warn!("a visit this node hosted is held by another node now: letting it go");
+        self.stop_recording(&v).await;
+        self.close_media(&v).await;
+        self.live().classes.remove(&v.id);
+        self.metrics.live_visits.set(self.live_visits() as i64);
+    }
+
+    /// Closes the visit's connections and media room here (it ends, or moves on).
+    pub(super) async fn close_media(&self, v: &Visit) {
+        for side in [Side::Patient, Side::Nurse] {
+            let j = self.live().joined.remove(&(v.id.clone(), side));
+            if let Some(j) = j {
+                self.engine.leave(&j.participant).await;
+            }
+        }
+        self.engine.close_room(v.id.as_str()).await;
+    }
+
+    /// Whether a frame for `visit_id` arrived while its visit is being handed over (the client waits).
+    pub fn is_moving(&self, visit_id: &str) -> bool {
+        VisitId::parse(visit_id).is_some_and(|id| self.live().moving.contains(&id))
     }
 
     /// Takes over the visit `a.row` describes: false when it is not (or no longer) the row's host's to give,
@@ -134,12 +165,15 @@ impl VideoService {
         Ok(true)
     }
 
-    /// A draining node hands every live visit to another node; returns how many moved. A visit whose new host
-    /// cannot be reached ends for both (`server_restart`), its recording stored.
-    pub async fn hand_over_all(&self) -> usize {
+    /// A draining node hands every live visit to another node, until `deadline`; returns how many moved. A visit
+    /// no node took ends here for both (`server_restart`), its recording stored and its classification audited.
+    pub async fn hand_over_all(&self, deadline: tokio::time::Instant) -> usize {
         let mut moved = 0;
-        let visits = self.live().visits.all();
-        for v in visits {
+        let ids: Vec<VisitId> = self.live().visits.all().into_iter().map(|v| v.id).collect();
+        for id in ids {
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
             let successor = match self.placement.successor().await {
                 Ok(Some(s)) => s,
                 Ok(None) => break,
@@ -148,51 +182,54 @@ impl VideoService {
                     break;
                 }
             };
-            let row = self.host_row(&v);
-            let Some(v) = self.live().visits.give_up(&v.id) else {
+            // The row is written from the visit as it is now (it may have been answered meanwhile).
+            let Some(v) = self.live().visits.give_up(&id) else {
                 continue;
             };
+            self.live().moving.insert(id.clone());
+            let row = self.host_row(&v);
             // This host's part of the recording is stored whole before the next host starts its part.
             self.stop_recording(&v).await;
-            for side in [Side::Patient, Side::Nurse] {
-                let j = self.live().joined.remove(&(v.id.clone(), side));
-                if let Some(j) = j {
-                    self.engine.leave(&j.participant).await;
-                }
-            }
-            self.engine.close_room(v.id.as_str()).await;
-            self.live().classes.remove(&v.id);
+            self.close_media(&v).await;
             let body = Adoption {
                 row,
                 reason: "drain".into(),
                 outage_since_ms: None,
             };
-            let adopted = self
-                .placement
-                .call(
-                    &successor,
-                    ADOPT_PATH,
-                    serde_json::to_vec(&body).expect("serialises"),
-                )
-                .await;
-            match adopted {
-                Ok(_) => {
-                    moved += 1;
-                    tracing::info!(node = %successor.node, "visit handed over");
+            let call = self.placement.call(
+                &successor,
+                ADOPT_PATH,
+                serde_json::to_vec(&body).expect("serialises"),
+            );
+            let adopted = match tokio::time::timeout_at(deadline, call).await {
+                Ok(Ok(bytes)) => {
+                    serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|v| v["adopted"] == true)
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, node = %successor.node, "visit could not be handed over: ended");
-                    self.placement.forget(&v).await;
-                    self.to_both(
-                        &v,
-                        ServerFrame::VideoEnded {
-                            conversation_id: v.conversation.clone(),
-                            visit_id: v.id.to_string(),
-                            reason: EndReason::ServerRestart,
-                        },
-                    );
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, node = %successor.node, "visit not handed over");
+                    false
                 }
+                Err(_) => false,
+            };
+            // A call that failed may still have been carried out: only a visit this node still holds ends here.
+            if adopted || !self.placement.holds(id.as_str()).await {
+                moved += 1;
+                self.live().classes.remove(&id);
+                tracing::info!(node = %successor.node, "visit handed over");
+            } else {
+                self.classified(&id).await;
+                self.placement.forget(&v).await;
+                self.to_both(
+                    &v,
+                    ServerFrame::VideoEnded {
+                        conversation_id: v.conversation.clone(),
+                        visit_id: v.id.to_string(),
+                        reason: EndReason::ServerRestart,
+                        epoch: v.epoch,
+                    },
+                );
             }
+            self.live().moving.remove(&id);
         }
         self.metrics.live_visits.set(self.live_visits() as i64);
         moved
