@@ -110,6 +110,11 @@ fn migrator() -> Migrator {
             "visit_hosts",
             include_str!("../../migrations/0010_visit_hosts.sql"),
         ),
+        m(
+            11,
+            "recording_writer",
+            include_str!("../../migrations/0011_recording_writer.sql"),
+        ),
     ])
 }
 

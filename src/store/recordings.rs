@@ -72,6 +72,8 @@ pub struct NewRecording<'a> {
     pub spool_wrapped_key: &'a str,
     pub started_at: i64,
     pub retain_until: i64,
+    /// The node writing the spool (`cluster.node_id`).
+    pub writer: &'a str,
 }
 
 const COLUMNS: &str = "id, visit_id, queue, policies, consent, state, kek_id, wrapped_key, spool_kek_id, \
@@ -108,8 +110,8 @@ impl Db {
     pub async fn insert_recording(&self, n: &NewRecording<'_>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO recordings (id, visit_id, queue, policies, consent, state, kek_id, wrapped_key, \
-             spool_kek_id, spool_wrapped_key, started_at, retain_until) \
-             VALUES ($1, $2, $3, $4, $5, 'recording', $6, $7, $8, $9, $10, $11)",
+             spool_kek_id, spool_wrapped_key, started_at, retain_until, writer) \
+             VALUES ($1, $2, $3, $4, $5, 'recording', $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(n.id)
         .bind(n.visit_id)
@@ -122,6 +124,7 @@ impl Db {
         .bind(n.spool_wrapped_key)
         .bind(n.started_at)
         .bind(n.retain_until)
+        .bind(n.writer)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -233,9 +236,29 @@ impl Db {
     }
 
     /// Recordings a crash left in progress (recovered at startup).
-    pub async fn unfinished_recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM recordings WHERE state = 'recording' ORDER BY started_at");
+    /// Recordings left in progress that `me` may finish: those it wrote before (a crash), and those whose writer
+    /// is no longer alive (within `alive_ms`); never another live node's recording in progress. On SQLite (one
+    /// node, no membership rows) every one.
+    pub async fn unfinished_recordings(
+        &self,
+        me: &str,
+        alive_ms: i64,
+    ) -> Result<Vec<RecordingRow>, StoreError> {
+        let sql = match self.backend() {
+            super::Backend::Sqlite => {
+                format!(
+                    "SELECT {COLUMNS} FROM recordings WHERE state = 'recording' AND $1 = $1 AND $2 = $2 ORDER BY started_at"
+                )
+            }
+            super::Backend::Postgres => format!(
+                "SELECT {COLUMNS} FROM recordings WHERE state = 'recording' AND (writer IS NULL OR writer = $1 OR \
+                 writer NOT IN (SELECT node_id FROM cluster_nodes WHERE heartbeat_at >= \
+                 (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT - $2)) ORDER BY started_at"
+            ),
+        };
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(me)
+            .bind(alive_ms)
             .fetch_all(self.pool())
             .await?;
         Ok(rows.iter().map(row).collect::<Result<_, _>>()?)

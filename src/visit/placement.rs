@@ -153,6 +153,11 @@ impl Placement {
         self.cluster.node_id()
     }
 
+    /// How recent a heartbeat must be for its node to count as alive (ms).
+    pub fn alive_ms(&self) -> i64 {
+        self.alive_ms
+    }
+
     /// This node hosts the visit `row` describes (when shared): written before anyone is told of it, and again
     /// as it changes, so that another node can take it over. False when another node holds the visit now (it
     /// took it over while this one was cut off): this node must let it go without telling anyone.

@@ -1,6 +1,7 @@
 //! The live side of video visits: applies the [`Visits`](super::Visits) rules, drives the media engine and
 //! tells both participants' sockets what happened. One participant connection per (visit, side); a new socket
-//! joining (a reload) replaces the old connection, the same socket offering again renegotiates (ICE restart).
+//! joining (a reload) replaces the old connection, the same socket offering again renegotiates (ICE restart)
+//! unless the offer comes from a new browser connection (a rejoin after the visit moved), which replaces it too.
 
 mod classify;
 mod controls;
@@ -118,6 +119,17 @@ struct Joined {
     participant: ParticipantId,
     /// The socket that joined (its request id).
     socket: RequestId,
+    /// The DTLS fingerprint of the browser's connection: an offer from the same socket with another one comes
+    /// from a new connection (the client rejoined), not a renegotiation of this one.
+    fingerprint: Option<String>,
+}
+
+/// The first `a=fingerprint:` line of an SDP (one per browser connection).
+fn fingerprint(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("a=fingerprint:"))
+        .map(str::to_string)
 }
 
 /// Everything live about the visits, with one owner behind one lock: the sans-IO core's visits and, per visit,
@@ -361,12 +373,16 @@ impl VideoService {
             let (v, side) = live.visits.may_join(id, who)?;
             let (visit, key) = (v.clone(), (id.clone(), side));
             let joined = &mut live.joined;
+            let print = fingerprint(sdp);
             let (same, replaced) = match joined.get(&key) {
-                Some(j) if &j.socket == socket => (Some(j.participant.clone()), None),
+                Some(j) if &j.socket == socket && j.fingerprint == print => {
+                    (Some(j.participant.clone()), None)
+                }
                 _ => {
                     let claim = Joined {
                         participant: participant.clone(),
                         socket: socket.clone(),
+                        fingerprint: print,
                     };
                     (None, joined.insert(key.clone(), claim))
                 }

@@ -1,15 +1,17 @@
-// Browser end-to-end test of a visit that outlives its server: three brokers behind HAProxy, Chromium for the
-// patient and the nurse through the balancer. Once both decode each other's video the script writes `live` in
-// MARKER_DIR; the test kills the visit's host (kill -9) and writes `killed`; both browsers must decode video again
-// on a new peer connection (another node adopted the visit), without a second consent question. The script writes
-// `recovered`; the test drains the new host (SIGTERM) and writes `drained`; video must come back once more. The
-// interruptions are printed as `measured:` lines.
-// Usage: node failover-flow.mjs BALANCER_URL CREDENTIALS_JSON ARTIFACT_DIR MARKER_DIR
+// Browser end-to-end test of a visit that outlives its servers: three brokers behind HAProxy, Chromium for the
+// patient and the nurse through the balancer, a recorded visit. The test then moves the visit EVENTS times (a
+// comma-separated list: `killed` is kill -9 of the visit's host, `drained` a SIGTERM drain of it, restarted
+// afterwards: a rolling restart). Before each, once both decode each other's video, the script writes `live-N` in
+// MARKER_DIR; the test acts and writes `event-N` with the time it acted; both browsers must decode video again on
+// a new peer connection (no second consent question), and a chat message sent after each move must reach the
+// nurse once. The interruptions are printed as `measured:` lines.
+// Usage: node failover-flow.mjs BALANCER_URL CREDENTIALS_JSON ARTIFACT_DIR MARKER_DIR EVENTS
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, passwords, patientInChat, nurseAccepting, inbound, widgetFrame } from './lib.mjs';
 
-const [url, credentialsFile, artifacts, markers] = process.argv.slice(2);
+const [url, credentialsFile, artifacts, markers, eventList] = process.argv.slice(2);
+const events = eventList.split(',');
 const password = passwords(credentialsFile);
 fs.mkdirSync(artifacts, { recursive: true });
 const browser = await launch();
@@ -54,21 +56,31 @@ try {
   await decodesAgain('nurse', nurse, 0, 30000);
   step('video both ways');
 
-  for (const [event, done] of [['killed', 'recovered'], ['drained', 'done']]) {
+  const said = [];
+  for (const [i, event] of events.entries()) {
     const pcs = [await frame().evaluate(() => window.__pcs.length), await nurse.evaluate(() => window.__pcs.length)];
-    mark(event === 'killed' ? 'live' : 'recovered');
-    const at = await waitMarker(event, 120000);
+    mark(`live-${i}`);
+    const at = await waitMarker(`event-${i}`, 180000);
     await decodesAgain('patient', frame(), pcs[0], 60000);
     await decodesAgain('nurse', nurse, pcs[1], 60000);
-    console.log(`measured: ${event === 'killed' ? 'host killed' : 'host drained'}: video again on both sides ${((Date.now() - at) / 1000).toFixed(1)} s later`);
+    console.log(`measured: host ${event} (move ${i + 1}): video again on both sides ${((Date.now() - at) / 1000).toFixed(1)} s later`);
     if (await widget.getByRole('button', { name: 'Allow camera and microphone' }).isVisible()) {
       throw new Error('the patient was asked for the camera again');
     }
     await widget.getByText('● This visit is being recorded.').waitFor();
-    await shot(patient, `28-patient-after-${event}`);
-    await shot(nurse, `29-nurse-after-${event}`);
-    step(`video back after the host was ${event}`);
-    if (done === 'done') mark('done');
+    // The chat goes on through the moves: each message reaches the nurse once.
+    const text = `Still here after move ${i + 1}`;
+    said.push(text);
+    await widget.getByLabel('Your message').fill(text);
+    await widget.getByRole('button', { name: 'Send' }).click();
+    await chat.getByText(`Patient: ${text}`).waitFor({ timeout: 30000 });
+    await shot(patient, `28-patient-after-move-${i + 1}`);
+    await shot(nurse, `29-nurse-after-move-${i + 1}`);
+    step(`video and chat back after the host was ${event}`);
+  }
+  for (const text of said) {
+    const n = await chat.getByText(`Patient: ${text}`).count();
+    if (n !== 1) throw new Error(`"${text}" shown ${n} times to the nurse`);
   }
   await chat.getByRole('button', { name: 'End video' }).click();
   await widget.getByText('The video has ended. You can keep chatting.').waitFor();

@@ -28,6 +28,7 @@ async fn seed_recording(data: &std::path::Path) {
         spool_wrapped_key: "wrapped",
         started_at: 1_000,
         retain_until: i64::MAX / 2,
+        writer: "node-test",
     })
     .await
     .unwrap();

@@ -1,9 +1,12 @@
-//! A video visit in Chromium that outlives its server (`tests/browser/failover-flow.mjs`): three `examroom dev`
-//! nodes on one PostgreSQL database behind HAProxy, the patient and the nurse through the balancer. The visit's
-//! host is killed (`kill -9`): another node adopts the visit and both browsers decode video again on a new peer
-//! connection; that node is then drained (SIGTERM) and the visit moves once more. The recording's parts are
-//! stored and linked. What each interruption cost is printed (`measured:`), for the README.
+//! A video visit in Chromium that outlives its servers (`tests/browser/failover-flow.mjs`): three `examroom dev`
+//! nodes on one PostgreSQL database behind HAProxy, the patient and the nurse through the balancer, a recorded
+//! visit and a chat. The visit's host is killed (`kill -9`) and started again; another node adopts the visit and
+//! both browsers decode video again on a new peer connection. Then a rolling restart: the visit's host is drained
+//! (SIGTERM) and started again, twice. After every move a chat message reaches the nurse once. The recording's
+//! parts are stored (the killed node's sealed from its spool when it restarts) and linked. What each
+//! interruption cost is printed (`measured:`), for the README.
 
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,11 +26,36 @@ fn prerequisites() -> bool {
     ok
 }
 
-fn wait_file(path: &std::path::Path, limit: Duration, script: &mut std::process::Child) {
+fn wait_file(
+    path: &std::path::Path,
+    limit: Duration,
+    script: &mut std::process::Child,
+    nodes: &[Option<Broker>],
+) {
     let start = Instant::now();
     while !path.exists() {
         if let Some(status) = script.try_wait().unwrap() {
-            panic!("the browser script ended ({status}) before {}", path.display());
+            let mut log = String::new();
+            for pipe in [
+                script
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+                script
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut pipe = pipe;
+                let _ = pipe.read_to_string(&mut log);
+            }
+            panic!(
+                "the browser script ended ({status}) before {}:\n{log}",
+                path.display()
+            );
         }
         assert!(start.elapsed() < limit, "no {}", path.display());
         std::thread::sleep(Duration::from_millis(100));
@@ -49,8 +77,7 @@ async fn a_browser_visit_survives_kill_9_of_its_host_and_a_drain_in_chromium() {
     let addrs: Vec<String> = (0..3)
         .map(|i| format!("127.0.0.{}:{}", i + 2, free_port()))
         .collect();
-    let mut nodes: Vec<Option<Broker>> = Vec::new();
-    for (i, addr) in addrs.iter().enumerate() {
+    let start_node = |i: usize| {
         let id = format!("node-{}", i + 1);
         let ip = format!("127.0.0.{}", i + 2);
         let (internal, media) = (format!("{ip}:0"), format!("[\"{ip}\"]"));
@@ -63,13 +90,14 @@ async fn a_browser_visit_survives_kill_9_of_its_host_and_a_drain_in_chromium() {
             ("EXAMROOM_CLUSTER__DEAD_AFTER_SECONDS", "3"),
             ("EXAMROOM_MEDIA__BIND_IPS", media.as_str()),
         ]);
-        nodes.push(Some(Broker::dev_at(
+        Broker::dev_at(
             Broker::command(),
             &data,
             &env,
-            &["--listen", addr, "--public-url", &lb],
-        )));
-    }
+            &["--listen", &addrs[i], "--public-url", &lb],
+        )
+    };
+    let mut nodes: Vec<Option<Broker>> = (0..3).map(|i| Some(start_node(i))).collect();
     let _lb = haproxy(dir.path(), lb_port, &addrs);
     let http = crate::common::client();
     for _ in 0..100 {
@@ -93,57 +121,87 @@ async fn a_browser_visit_survives_kill_9_of_its_host_and_a_drain_in_chromium() {
 
     let markers = dir.path().join("markers");
     std::fs::create_dir_all(&markers).unwrap();
+    let events = ["killed", "drained", "drained"];
     let mut script = Command::new("node")
         .arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/failover-flow.mjs"))
         .arg(&lb)
         .arg(data.join("dev-idp/credentials.json"))
         .arg(crate::video::artifacts())
         .arg(&markers)
+        .arg(events.join(","))
         .env("TEST_OIDC_PROVIDER_DIR", crate::common::support_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-
-    // kill -9 of the host once video flows.
-    wait_file(&markers.join("live"), Duration::from_secs(120), &mut script);
-    let first = host().await.expect("a visit host");
     let index = |node: &str| node.trim_start_matches("node-").parse::<usize>().unwrap() - 1;
-    let mut dead = nodes[index(&first)].take().unwrap();
-    dead.child.kill().unwrap();
-    let _ = dead.child.wait();
-    // The time of the kill, for the browser to measure the interruption from (one machine, one clock).
-    std::fs::write(
-        markers.join("killed"),
-        (std::time::SystemTime::now()
+    let now_ms = || {
+        std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
-            .as_millis())
-        .to_string(),
-    )
-    .unwrap();
-
-    // SIGTERM to the node that adopted it once video is back.
-    wait_file(&markers.join("recovered"), Duration::from_secs(120), &mut script);
-    let second = host().await.expect("adopted");
-    assert_ne!(second, first);
-    let pid = nodes[index(&second)].as_ref().unwrap().child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    std::fs::write(
-        markers.join("drained"),
-        (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis())
-        .to_string(),
-    )
-    .unwrap();
+            .as_millis()
+            .to_string()
+    };
+    let mut hosts = Vec::new();
+    // A killed node starts again only once the visit is back elsewhere: its failover is measured on its own.
+    let mut crashed: Option<usize> = None;
+    for (i, event) in events.iter().enumerate() {
+        wait_file(
+            &markers.join(format!("live-{i}")),
+            Duration::from_secs(180),
+            &mut script,
+            &nodes,
+        );
+        if let Some(n) = crashed.take() {
+            nodes[n] = Some(start_node(n));
+        }
+        let now_host = host().await.expect("a visit host");
+        let host = now_host;
+        let n = index(&host);
+        let mut node = nodes[n].take().unwrap();
+        if *event == "killed" {
+            node.child.kill().unwrap();
+        } else {
+            let pid = node.child.id().to_string();
+            assert!(
+                Command::new("kill")
+                    .args(["-TERM", &pid])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        // The time of the act, for the browser to measure the interruption from (one machine, one clock).
+        std::fs::write(markers.join(format!("event-{i}")), now_ms()).unwrap();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = node.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "{host} did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if *event == "drained" {
+            assert!(status.success(), "{host} drained: {status:?}");
+            assert!(
+                node.stderr
+                    .lines()
+                    .iter()
+                    .any(|l| l.contains("visit handed over"))
+            );
+        }
+        node.assert_no_panic();
+        // Started again, as an operator (or the process manager) does: a rolling restart.
+        if *event == "killed" {
+            crashed = Some(n);
+        } else {
+            nodes[n] = Some(start_node(n));
+        }
+        hosts.push(host);
+    }
+    if let Some(n) = crashed.take() {
+        nodes[n] = Some(start_node(n));
+    }
 
     let out = script.wait_with_output().unwrap();
     let log = format!(
@@ -167,24 +225,26 @@ async fn a_browser_visit_survives_kill_9_of_its_host_and_a_drain_in_chromium() {
     {
         println!("{line}");
     }
-    // The drained node exited cleanly; the visit's recording parts are linked (the killed node's spool waits
-    // for its restart).
-    let drained = nodes[index(&second)].as_mut().unwrap();
-    let start = Instant::now();
-    while drained.child.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the drained node did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    // One part per host, each continuing the one before; the killed node's part was sealed from its spool when
+    // it started again (with the lost interval marked).
+    let mut parts: Vec<(String, String)> = Vec::new();
+    for _ in 0..100 {
+        parts = sqlx::query_as("SELECT state, COALESCE(manifest, '') FROM recordings ORDER BY started_at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        if parts.len() == events.len() + 1 && parts.iter().all(|p| p.0 == "stored") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let continued: Vec<String> = sqlx::query_scalar(
-        "SELECT manifest FROM recordings WHERE manifest LIKE '%\"continues\"%' ORDER BY started_at",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    assert_eq!(continued.len(), 2, "{continued:?}");
+    assert_eq!(parts.len(), events.len() + 1, "{parts:?}");
+    assert!(parts.iter().all(|p| p.0 == "stored"), "{parts:?}");
+    let reasons: Vec<String> = parts[1..]
+        .iter()
+        .map(|p| serde_json::from_str::<serde_json::Value>(&p.1).unwrap()["continues"]["reason"].to_string())
+        .collect();
+    assert_eq!(reasons, ["\"failover\"", "\"drain\"", "\"drain\""], "{parts:?}");
     for n in nodes.iter().flatten() {
         n.assert_no_panic();
     }

@@ -19,6 +19,7 @@ async fn seed(db: &Db, store: &LocalObjects, id: &str, retain_until: i64) {
         spool_wrapped_key: "wrapped",
         started_at: 1_000,
         retain_until,
+        writer: "node-test",
     })
     .await
     .unwrap();

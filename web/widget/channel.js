@@ -10,6 +10,8 @@ export class Channel {
     this.onStatus = onStatus;
     this.queue = [];
     this.delay = 500;
+    /** Counts the sockets this channel has had: a video call made on an earlier one cannot restart ICE on it. */
+    this.generation = 0;
     this.connect();
   }
 
@@ -24,6 +26,7 @@ export class Channel {
       const frame = JSON.parse(event.data);
       if (frame.type === 'welcome') {
         this.ready = true;
+        this.generation += 1;
         this.onFrame(frame);
         for (const f of this.queue.splice(0)) ws.send(JSON.stringify(f));
         return;

@@ -49,6 +49,9 @@ export class VideoCall {
 
   /** A peer connection for the visit `started` names, offered at once. */
   connect(started) {
+    this.started = started;
+    // The server keeps a connection per socket: an ICE restart must come from the socket that made it.
+    this.generation = this.channel.generation;
     this.visitId = started.visit_id;
     /** How many times the visit had moved when this connection was made (see `rejoin`). */
     this.epoch = started.epoch || 0;
@@ -107,6 +110,9 @@ export class VideoCall {
 
   restart() {
     if (this.pc.signalingState === 'closed') return;
+    // The socket changed since this connection was made (a reconnect): the server would answer from a new
+    // connection, so join anew instead of restarting ICE.
+    if (this.channel.generation !== this.generation) { this.rejoin(this.started); return; }
     this.offer({ iceRestart: true }).catch(() => {});
   }
 

@@ -123,9 +123,10 @@ export const videoHandlers = {
     if (video.call && f.visit_id === video.visitId) {
       const epoch = f.epoch || 0;
       if (epoch < video.call.epoch) return; // from before the visit last moved
-      // The visit moved to another server (or this connection died while the socket was away): join with a new
-      // connection, nothing to answer again.
-      if (epoch > video.call.epoch || ['failed', 'closed'].includes(video.call.pc.connectionState)) {
+      // The visit moved to another server, or this socket came back (a same-epoch `video_started` is sent on a
+      // reconnect) while the call is not connected: what the server said meanwhile (its candidates) was lost, so
+      // join with a new connection; nothing to answer again.
+      if (epoch > video.call.epoch || video.call.pc.connectionState !== 'connected') {
         video.started = { ...f, audio_only: video.audioOnly };
         $('video-state').textContent = 'Reconnecting the video…';
         video.call.rejoin(f);

@@ -181,7 +181,12 @@ function removeOffer(id) {
 const handlers = {
   welcome(f) {
     $('presence').textContent = f.presence || 'away';
-    for (const c of f.conversations) chatPanel(c);
+    for (const c of f.conversations) {
+      // A chat already on screen after a reconnect: fetch what was written while the socket was away.
+      const known = chats.get(c.conversation_id);
+      if (known) channel.send({ type: 'sync', conversation_id: c.conversation_id, after_seq: known.lastSeq });
+      else chatPanel(c);
+    }
     $('connection').textContent = 'Connected.';
     // Enabled once the socket is up: a click before the page wired its handlers would be lost.
     $('ready').disabled = false;
@@ -249,8 +254,9 @@ const handlers = {
     if (chat.video.call && chat.video.visitId === f.visit_id) {
       const epoch = f.epoch || 0;
       if (epoch < chat.video.call.epoch) return; // from before the visit last moved
-      // The visit moved to another server (or this connection died while the socket was away): join anew.
-      if (epoch > chat.video.call.epoch || ['failed', 'closed'].includes(chat.video.call.pc.connectionState)) {
+      // The visit moved to another server, or this socket came back while the call is not connected (what the
+      // server said meanwhile was lost): join anew.
+      if (epoch > chat.video.call.epoch || chat.video.call.pc.connectionState !== 'connected') {
         chat.video.call.rejoin(f);
         if (chat.video.audioOnly) channel.send({ type: 'video_mode', visit_id: f.visit_id, audio_only: true, reason: chat.video.audioOnly });
         return;

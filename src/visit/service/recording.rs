@@ -79,6 +79,7 @@ impl VideoService {
             spool_wrapped_key: &keys.spool_wrapped_key,
             started_at: now,
             retain_until,
+            writer: self.placement.node_id(),
         };
         if let Err(e) = self.recording.db.insert_recording(&row).await {
             tracing::error!(error = %e, "recording row could not be written");
@@ -186,8 +187,20 @@ impl VideoService {
     /// At start, before any visit can begin: the recordings a crash left in progress. Listed now (a visit that
     /// starts later is never mistaken for one), finalized by [`Self::recover_recordings`] in the background.
     pub async fn find_unfinished_recordings(&self) {
-        match self.recording.db.unfinished_recordings().await {
-            Ok(rows) => *self.unfinished.lock().expect("unfinished lock") = rows,
+        let me = self.placement.node_id().to_string();
+        match self
+            .recording
+            .db
+            .unfinished_recordings(&me, self.placement.alive_ms())
+            .await
+        {
+            // Only spools on this node's disk: another node's are for it to finish when it starts again.
+            Ok(rows) => {
+                *self.unfinished.lock().expect("unfinished lock") = rows
+                    .into_iter()
+                    .filter(|r| self.recording.store.spool_path(&r.id).exists())
+                    .collect()
+            }
             Err(e) => tracing::error!(error = %e, "unfinished recordings could not be listed"),
         }
     }
