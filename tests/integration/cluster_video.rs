@@ -52,9 +52,15 @@ fn wait_file(
                 let mut pipe = pipe;
                 let _ = pipe.read_to_string(&mut log);
             }
+            let logs: Vec<String> = nodes
+                .iter()
+                .flatten()
+                .map(|n| n.stderr.lines().join("\n"))
+                .collect();
             panic!(
-                "the browser script ended ({status}) before {}:\n{log}",
-                path.display()
+                "the browser script ended ({status}) before {}:\n{log}\nnodes:\n{}",
+                path.display(),
+                logs.join("\n----\n")
             );
         }
         assert!(start.elapsed() < limit, "no {}", path.display());
