@@ -20,23 +20,8 @@ async fn visit_and_a_waiting_patient(
     let url = broker.url.clone();
     let mut patient = Ws::patient(&url, &patient_token(&url, data, "patient").await).await;
     let mut nurse = Ws::staff(&url, &staff_cookie(&url, data, "nurse").await).await;
-    let conversation = patient.start("triage", "d1").await;
-    nurse.presence("ready").await;
-    nurse.offer_for(&conversation).await;
-    nurse
-        .send(json!({"v": 1, "type": "accept", "conversation_id": conversation}))
-        .await;
-    patient.expect("assigned").await;
-    nurse
-        .send(
-            json!({"v": 1, "type": "video_request", "conversation_id": conversation,
-                     "device_check": {"camera": true, "microphone": true}}),
-        )
-        .await;
-    let visit = patient.expect("video_proposed").await["visit_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (conversation, visit) =
+        crate::media_peers::chat_then_video_request(&mut patient, &mut nurse, "d1").await;
     patient
         .send(
             json!({"v": 1, "type": "video_answer", "visit_id": visit, "accept": true,

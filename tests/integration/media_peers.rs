@@ -47,6 +47,29 @@ fn five_hundred_peer_connections_leak_nothing() {
     in_namespace("media_peers::inner_leak_check");
 }
 
+/// `patient` starts a chat in triage, `nurse` (made ready) accepts it and asks for video; the patient has the
+/// question: (conversation id, visit id).
+pub async fn chat_then_video_request(patient: &mut Ws, nurse: &mut Ws, key: &str) -> (String, String) {
+    let conversation = patient.start("triage", key).await;
+    nurse.presence("ready").await;
+    nurse.offer_for(&conversation).await;
+    nurse
+        .send(json!({"v": 1, "type": "accept", "conversation_id": conversation}))
+        .await;
+    patient.expect("assigned").await;
+    nurse
+        .send(
+            json!({"v": 1, "type": "video_request", "conversation_id": conversation,
+                     "device_check": {"camera": true, "microphone": true}}),
+        )
+        .await;
+    let visit = patient.expect("video_proposed").await["visit_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (conversation, visit)
+}
+
 /// An accepted chat elevated to video: (patient socket, nurse socket, visit id).
 async fn active_visit(broker: &Broker, data: &std::path::Path) -> (Ws, Ws, String) {
     let nurse_cookie = staff_cookie(&broker.url, data, "nurse").await;
@@ -62,20 +85,7 @@ pub async fn active_visit_with(
     let url = broker.url.clone();
     let mut patient = Ws::patient(&url, &patient_token(&url, data, "patient").await).await;
     let mut nurse = Ws::staff(&url, nurse_cookie).await;
-    let conversation = patient.start("triage", "k1").await;
-    nurse.presence("ready").await;
-    nurse.offer_for(&conversation).await;
-    nurse
-        .send(json!({"v": 1, "type": "accept", "conversation_id": conversation}))
-        .await;
-    patient.expect("assigned").await;
-    nurse
-        .send(json!({"v": 1, "type": "video_request", "device_check": {"camera": true, "microphone": true}, "conversation_id": conversation}))
-        .await;
-    let visit = patient.expect("video_proposed").await["visit_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, visit) = chat_then_video_request(&mut patient, &mut nurse, "k1").await;
     patient
         .send(json!({"v": 1, "type": "video_answer", "visit_id": visit, "accept": true, "recording_consent": consent}))
         .await;

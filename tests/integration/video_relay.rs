@@ -62,27 +62,9 @@ async fn host_of(pool: &sqlx::AnyPool, visit: &str) -> Option<String> {
 
 /// Accepts `patient`'s new chat as `nurse` and asks for video; the visit id.
 async fn propose(patient: &mut Ws, nurse: &mut Ws, key: &str) -> String {
-    let conversation = patient.start("triage", key).await;
-    nurse.presence("ready").await;
-    nurse.offer_for(&conversation).await;
-    nurse
-        .send(json!({"v": 1, "type": "accept", "conversation_id": conversation}))
-        .await;
-    patient.expect("assigned").await;
-    nurse
-        .send(
-            json!({"v": 1, "type": "video_request", "conversation_id": conversation,
-                     "device_check": {"camera": true, "microphone": true}}),
-        )
-        .await;
-    for f in nurse.take_ready(1000).await {
-        assert_ne!(f["type"], "error", "{f}");
-        nurse.keep(f);
-    }
-    patient.expect("video_proposed").await["visit_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    crate::media_peers::chat_then_video_request(patient, nurse, key)
+        .await
+        .1
 }
 
 #[tokio::test]

@@ -25,23 +25,7 @@ async fn mute_camera_off_and_audio_only_reach_both_sides_and_the_manifest() {
     let mut intruder = Ws::patient(&url, &patient_token(&url, &data, "patient2").await).await;
     let nurse_cookie = staff_cookie(&url, &data, "nurse").await;
     let mut nurse = Ws::staff(&url, &nurse_cookie).await;
-    let conversation = patient.start("triage", "k1").await;
-    nurse.presence("ready").await;
-    nurse.offer_for(&conversation).await;
-    nurse
-        .send(json!({"v": 1, "type": "accept", "conversation_id": conversation}))
-        .await;
-    patient.expect("assigned").await;
-    nurse
-        .send(
-            json!({"v": 1, "type": "video_request", "conversation_id": conversation,
-                     "device_check": {"camera": true, "microphone": true}}),
-        )
-        .await;
-    let visit = patient.expect("video_proposed").await["visit_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, visit) = crate::media_peers::chat_then_video_request(&mut patient, &mut nurse, "k1").await;
 
     // No controls before the patient has answered.
     nurse.send(media(&visit, false, true)).await;

@@ -29,6 +29,9 @@ export async function deviceCheck(preview, meter, { camera = true } = {}) {
   return { stream, stop() { if (stopped) return; stopped = true; clearInterval(timer); ctx.close(); } };
 }
 
+/** How long a new connection may take to connect before the call joins anew. */
+const WATCHDOG_MS = 15000;
+
 export class VideoCall {
   /**
    * @param channel the chat Channel
@@ -77,6 +80,12 @@ export class VideoCall {
       this.onState(pc.connectionState);
       if (pc.connectionState === 'failed') this.restart();
     };
+    // Not connected after a while (an answer or candidates lost while the socket moved between servers): join
+    // anew rather than wait forever.
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => {
+      if (this.pc === pc && pc.connectionState !== 'connected' && pc.signalingState !== 'closed') this.rejoin(this.started);
+    }, WATCHDOG_MS);
     // A changed network (Wi-Fi to cellular) shows up as "disconnected"; give it a moment, then restart ICE.
     pc.oniceconnectionstatechange = () => {
       if (pc.iceConnectionState === 'disconnected') {
@@ -160,6 +169,7 @@ export class VideoCall {
 
   /** Closes this side's connection; `end` also ends the video for both. */
   close(end) {
+    clearTimeout(this.watchdog);
     this.channel.send({ type: end ? 'video_end' : 'video_leave', visit_id: this.visitId });
     this.pc.close();
     for (const t of this.stream.getTracks()) t.stop();
