@@ -154,18 +154,19 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
     .unwrap();
     let cfg = config.to_str().unwrap();
     // `examroom cluster status`: three ready nodes, every lease held by a live one.
-    let status = |expect: i32| {
+    // The status once it says `expect` (exit code and a line of the output).
+    let status = |expect: i32, line: &str| {
         let mut last = (None, String::new());
         for _ in 0..60 {
             last = crate::common::examroom(&["cluster", "status", "--config", cfg]);
-            if last.0 == Some(expect) {
+            if last.0 == Some(expect) && last.1.contains(line) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(250));
         }
         last
     };
-    let (code, out) = status(0);
+    let (code, out) = status(0, "healthy");
     assert_eq!(code, Some(0), "{out}");
     assert!(
         (1..=3).all(|i| out.contains(&format!("node-{i}"))) && out.contains("healthy"),
@@ -318,9 +319,10 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
     }
     assert!(successor.is_some(), "another node took the routing lease");
     // The crashed node left its row: the cluster is degraded and says which node.
-    let (code, out) = status(2);
+    let dead = format!("node {leader} has not heartbeat");
+    let (code, out) = status(2, &dead);
     assert_eq!(code, Some(2), "{out}");
-    assert!(out.contains(&format!("node {leader} has not heartbeat")), "{out}");
+    assert!(out.contains(&dead), "{out}");
     eprintln!("the routing lease moved at {:.1?}", began.elapsed());
     let states: Vec<String> = sqlx::query_scalar("SELECT state FROM conversations WHERE state = 'waiting'")
         .fetch_all(&pool)
