@@ -239,11 +239,18 @@ impl Db {
     /// Recordings left in progress that `me` may finish: those it wrote before (a crash), and those whose writer
     /// is no longer alive (within `alive_ms`); never another live node's recording in progress. On SQLite (one
     /// node, no membership rows) every one.
+    /// Without `include_mine`, only those of dead writers (a node that died after this one started).
     pub async fn unfinished_recordings(
         &self,
         me: &str,
         alive_ms: i64,
+        include_mine: bool,
     ) -> Result<Vec<RecordingRow>, StoreError> {
+        let mine = if include_mine {
+            "writer IS NULL OR writer = $1 OR"
+        } else {
+            "writer <> $1 AND"
+        };
         let sql = match self.backend() {
             super::Backend::Sqlite => {
                 format!(
@@ -251,7 +258,7 @@ impl Db {
                 )
             }
             super::Backend::Postgres => format!(
-                "SELECT {COLUMNS} FROM recordings WHERE state = 'recording' AND (writer IS NULL OR writer = $1 OR \
+                "SELECT {COLUMNS} FROM recordings WHERE state = 'recording' AND ({mine} \
                  writer NOT IN (SELECT node_id FROM cluster_nodes WHERE heartbeat_at >= \
                  (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT - $2)) ORDER BY started_at"
             ),

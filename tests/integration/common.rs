@@ -247,7 +247,7 @@ pub fn client() -> reqwest::Client {
 pub fn location(resp: &reqwest::Response) -> String {
     resp.headers()
         .get("location")
-        .expect("a redirect")
+        .unwrap_or_else(|| panic!("a redirect, got {}", resp.status()))
         .to_str()
         .unwrap()
         .to_string()

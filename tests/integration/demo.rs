@@ -154,6 +154,13 @@ pub async fn session_for_id_token(url: &str, id_token: &str) -> String {
 pub async fn staff_cookie(url: &str, data: &Path, user: &str) -> String {
     let http = client();
     let resp = http.get(format!("{url}/auth/login")).send().await.unwrap();
+    if !resp.status().is_redirection() {
+        panic!(
+            "sign-in: {} {}",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        );
+    }
     let authorize = location(&resp);
     let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
         .unwrap()

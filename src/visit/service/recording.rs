@@ -187,28 +187,65 @@ impl VideoService {
     /// At start, before any visit can begin: the recordings a crash left in progress. Listed now (a visit that
     /// starts later is never mistaken for one), finalized by [`Self::recover_recordings`] in the background.
     pub async fn find_unfinished_recordings(&self) {
+        let rows = self.local_unfinished(true).await;
+        *self.unfinished.lock().expect("unfinished lock") = rows;
+    }
+
+    /// Unfinished recordings whose spool is on this node's disk (another node's are for it to finish), of this
+    /// node's previous run (`include_mine`, at start only) or of writers that are no longer alive.
+    async fn local_unfinished(&self, include_mine: bool) -> Vec<crate::store::RecordingRow> {
         let me = self.placement.node_id().to_string();
         match self
             .recording
             .db
-            .unfinished_recordings(&me, self.placement.alive_ms())
+            .unfinished_recordings(&me, self.placement.alive_ms(), include_mine)
             .await
         {
-            // Only spools on this node's disk: another node's are for it to finish when it starts again.
-            Ok(rows) => {
-                *self.unfinished.lock().expect("unfinished lock") = rows
-                    .into_iter()
-                    .filter(|r| self.recording.store.spool_path(&r.id).exists())
-                    .collect()
+            Ok(rows) => rows
+                .into_iter()
+                .filter(|r| self.recording.store.spool_path(&r.id).exists())
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "unfinished recordings could not be listed");
+                Vec::new()
             }
-            Err(e) => tracing::error!(error = %e, "unfinished recordings could not be listed"),
         }
     }
 
     /// The `recording-recovery` worker: each recording found at start is finalized from its spool, the lost
     /// time marked as a gap, and audited. A stop leaves the rest in progress for the next start.
-    pub async fn recover_recordings(self: std::sync::Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn recover_recordings(
+        self: std::sync::Arc<Self>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let rows = std::mem::take(&mut *self.unfinished.lock().expect("unfinished lock"));
+        self.clone().recover_rows(rows, &stop).await;
+        if !self.placement.shared() {
+            return;
+        }
+        // A writer may still count as alive at our start (a previous run under another id, its heartbeat younger
+        // than `cluster.dead_after_seconds`): its spools on this disk are finished once it is dead.
+        let mut tried = std::collections::HashSet::new();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let rows: Vec<_> = self
+                .local_unfinished(false)
+                .await
+                .into_iter()
+                .filter(|r| tried.insert(r.id.clone()))
+                .collect();
+            self.clone().recover_rows(rows, &stop).await;
+        }
+    }
+
+    async fn recover_rows(
+        self: std::sync::Arc<Self>,
+        rows: Vec<crate::store::RecordingRow>,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) {
         for row in rows {
             if *stop.borrow() {
                 return;
