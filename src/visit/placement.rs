@@ -118,20 +118,23 @@ impl Placement {
         if self.db.conversation_has_visit(conversation).await? {
             return Err(PlacementError::Moving);
         }
+        Ok(self.host(self.least_loaded(true).await?))
+    }
+
+    /// The least loaded live node that is not draining (this one too when `include_me`): id and internal URL.
+    async fn least_loaded(&self, include_me: bool) -> Result<Option<(String, String)>, PlacementError> {
         let nodes = self.cluster.live_nodes().await?;
         let me = self.cluster.node_id();
-        let chosen = choose(
-            me,
-            nodes
-                .iter()
-                .map(|n| (n.node_id.as_str(), n.live_visits, n.draining)),
-        );
-        Ok(self.host(chosen.and_then(|id| {
+        let candidates = nodes
+            .iter()
+            .filter(|n| include_me || n.node_id != me)
+            .map(|n| (n.node_id.as_str(), n.live_visits, n.draining));
+        Ok(choose(me, candidates).and_then(|id| {
             nodes
                 .iter()
                 .find(|n| n.node_id == id)
                 .map(|n| (n.node_id.clone(), n.internal_url.clone()))
-        })))
+        }))
     }
 
     /// The other nodes hosting a visit `subject` takes part in (a socket that opens here asks them).
@@ -191,38 +194,15 @@ impl Placement {
         if !self.shared() {
             return Ok(None);
         }
-        let nodes = self.cluster.live_nodes().await?;
-        let me = self.cluster.node_id();
-        let others = nodes
-            .iter()
-            .filter(|n| n.node_id != me)
-            .map(|n| (n.node_id.as_str(), n.live_visits, n.draining));
-        Ok(choose(me, others).and_then(|id| {
-            nodes.iter().find(|n| n.node_id == id).map(|n| Remote {
-                node: n.node_id.clone(),
-                url: n.internal_url.clone(),
-            })
-        }))
+        Ok(self
+            .least_loaded(false)
+            .await?
+            .map(|(node, url)| Remote { node, url }))
     }
 
     /// Where an orphaned visit goes: the least loaded live node that is not draining (maybe this one).
     pub async fn adopter(&self) -> Result<Option<Host>, PlacementError> {
-        let nodes = self.cluster.live_nodes().await?;
-        let me = self.cluster.node_id();
-        let chosen = choose(
-            me,
-            nodes
-                .iter()
-                .map(|n| (n.node_id.as_str(), n.live_visits, n.draining)),
-        );
-        Ok(chosen.map(|id| {
-            self.host(
-                nodes
-                    .iter()
-                    .find(|n| n.node_id == id)
-                    .map(|n| (n.node_id.clone(), n.internal_url.clone())),
-            )
-        }))
+        Ok(self.least_loaded(true).await?.map(|row| self.host(Some(row))))
     }
 
     /// Visits whose host drained away or died, with how long ago it was last heard (ms) when known.
