@@ -73,7 +73,9 @@ log "installing npm packages (oidc-provider, playwright-core; no browser downloa
 source scripts/postgres.sh
 trap stop_postgres EXIT
 log "starting PostgreSQL"
-start_postgres
+# Two tests at a time, each with up to three brokers (and the cluster tests' helpers) of up to ten
+# connections: above the default 100 when a test's brokers overlap with the previous test's shutting down.
+PG_EXTRA_OPTIONS="${PG_EXTRA_OPTIONS:-} -c max_connections=200" start_postgres
 export TEST_POSTGRES_URL="$POSTGRES_URL"
 # The same cluster over its Unix socket, which a broker inside a network namespace reaches too.
 export TEST_POSTGRES_SOCKET_DIR="$PGDATA"

@@ -51,6 +51,11 @@ impl TestApp {
         let url = format!("http://{addr}");
         let mut env: Vec<(String, String)> =
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        // A dropped broker drains first; one that still hosts a probe's visit would wait the default 30 s for
+        // it with its database connections open, and the suite's brokers would exhaust PostgreSQL's.
+        if !env.iter().any(|(k, _)| k == "EXAMROOM_CLUSTER__DRAIN_SECONDS") {
+            env.push(("EXAMROOM_CLUSTER__DRAIN_SECONDS".into(), "2".into()));
+        }
         if let Some(db) = crate::storage::suite_database(&data) {
             env.push(("EXAMROOM_DATABASE__URL".into(), db));
         }
