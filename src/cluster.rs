@@ -147,16 +147,6 @@ impl Cluster {
         Ok(self.live_nodes().await?.into_iter().map(|n| n.node_id).collect())
     }
 
-    /// How long electing a lease's holder can take: a dead holder's lease lives on for `dead_after`, and the
-    /// next holder takes it at its next heartbeat. On SQLite the only node holds every lease from the start.
-    pub fn election_window(&self) -> Duration {
-        if self.is_shared() {
-            self.dead_after + self.heartbeat
-        } else {
-            Duration::from_secs(2)
-        }
-    }
-
     /// The live node holding `lease` and its internal URL, if any.
     pub async fn holder_url(&self, lease: &str) -> Result<Option<(String, String)>, ClusterError> {
         Ok(self

@@ -95,54 +95,34 @@ pub enum RoutingReply {
 impl Messaging {
     /// Runs `command` on the routing core: here when this node leads, otherwise on the leader.
     pub async fn route(&self, command: RoutingCommand) -> Result<RoutingReply, MessagingError> {
-        // A leader is being elected at start-up and after the last one died: a call waits that long (the lease's
-        // lifetime and one heartbeat) rather than failing, then says the waiting room is unavailable.
-        let deadline = tokio::time::Instant::now() + self.cluster.election_window();
-        let mut attempt: u64 = 0;
-        loop {
-            if let Some(reply) = self.route_once(&command).await {
-                return Ok(reply);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(MessagingError::RoutingUnavailable);
-            }
-            attempt += 1;
-            let pause = std::time::Duration::from_millis((100 * attempt).min(1_000));
-            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause)).await;
-        }
-    }
-
-    /// One try of [`Messaging::route`]: `None` when no leader answered (none elected yet, or it resigned).
-    async fn route_once(&self, command: &RoutingCommand) -> Option<RoutingReply> {
-        if self.leading.load(Ordering::Acquire) {
-            match self.execute(command.clone()).await {
-                // Resigned meanwhile: ask the new leader.
-                RoutingReply::NotLeader => {}
-                reply => return Some(reply),
-            }
-        }
-        let Ok(Some((node, url))) = self.cluster.holder_url("routing").await else {
-            return None;
-        };
-        if node == self.cluster.node_id() {
-            // Ours, and the core is still loading its state.
-            return None;
-        }
-        let body = serde_json::to_vec(command).expect("commands serialise");
-        match self.cluster.call(&node, &url, ROUTING_PATH, body).await {
-            Ok(bytes) => match serde_json::from_slice::<RoutingReply>(&bytes) {
-                Ok(RoutingReply::NotLeader) => None,
-                Ok(reply) => Some(reply),
-                Err(e) => {
-                    tracing::warn!(error = %e, "unreadable routing reply");
-                    None
+        for attempt in 0..4 {
+            if self.leading.load(Ordering::Acquire) {
+                match self.execute(command.clone()).await {
+                    // Resigned meanwhile: ask the new leader.
+                    RoutingReply::NotLeader => continue,
+                    reply => return Ok(reply),
                 }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "routing leader unreachable");
-                None
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
+            }
+            let Ok(Some((node, url))) = self.cluster.holder_url("routing").await else {
+                continue;
+            };
+            if node == self.cluster.node_id() {
+                continue;
+            }
+            let body = serde_json::to_vec(&command).expect("commands serialise");
+            match self.cluster.call(&node, &url, ROUTING_PATH, body).await {
+                Ok(bytes) => match serde_json::from_slice::<RoutingReply>(&bytes) {
+                    Ok(RoutingReply::NotLeader) => continue,
+                    Ok(reply) => return Ok(reply),
+                    Err(e) => tracing::warn!(error = %e, "unreadable routing reply"),
+                },
+                Err(e) => tracing::warn!(error = %e, "routing leader unreachable"),
             }
         }
+        Err(MessagingError::RoutingUnavailable)
     }
 
     /// Runs a command on this node's core (the leader's side of [`Messaging::route`]).
