@@ -185,6 +185,7 @@ impl App {
             objects,
             db: db.clone(),
             audit: audit.clone(),
+            segment_ms: config.recording.segment_seconds as i64 * 1000,
         };
         let video = Arc::new(VideoService::new(
             &config.media,

@@ -53,6 +53,8 @@ pub struct RecordingConfig {
     /// `local` (a directory under the data directory) or `s3`.
     pub store: String,
     pub s3: Option<S3Config>,
+    /// A recording is uploaded in segments of this length (and at every move): a lost node loses at most one.
+    pub segment_seconds: u64,
 }
 
 impl Default for RecordingConfig {
@@ -60,6 +62,7 @@ impl Default for RecordingConfig {
         Self {
             store: "local".into(),
             s3: None,
+            segment_seconds: 120,
         }
     }
 }

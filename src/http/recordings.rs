@@ -23,7 +23,7 @@ use crate::limits::Class;
 use crate::pii::pseudonym;
 use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::store::RecordingRow;
-use crate::visit::service::RecordingAccessError;
+use crate::visit::service::{RecordingAccessError, VisitRecording};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -78,21 +78,54 @@ async fn audit(app: &AppState, caller: &Caller, action: &str, resource: String, 
         .await;
 }
 
-fn view(r: &RecordingRow) -> serde_json::Value {
-    json!({
-        "id": r.id,
-        "visit_id": r.visit_id,
-        "queue": r.queue,
-        "policies": r.policies.split(',').collect::<Vec<_>>(),
-        "consent": r.consent,
-        "state": r.state,
-        "started_at": crate::clock::timestamp(r.started_at),
-        "ended_at": r.ended_at.map(crate::clock::timestamp),
-        "retain_until": crate::clock::timestamp(r.retain_until),
-        "legal_hold": r.legal_hold,
-        "bytes": r.object_bytes,
-        "manifest": r.manifest.as_deref().and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()),
-    })
+/// A visit's recording as one: the first part's id, queue, consent, retention and hold; the state, end, size
+/// and timeline of all its parts (a visit that moved between nodes has one per node); with `detail`, the
+/// parts and segments.
+fn view(rec: &VisitRecording, detail: bool) -> Option<serde_json::Value> {
+    let head = rec.parts.first()?;
+    let mut v = json!({
+        "id": head.id,
+        "visit_id": head.visit_id,
+        "queue": head.queue,
+        "policies": head.policies.split(',').collect::<Vec<_>>(),
+        "consent": head.consent,
+        "state": rec.state(),
+        "started_at": crate::clock::timestamp(head.started_at),
+        "ended_at": rec.parts.last().and_then(|p| p.ended_at).map(crate::clock::timestamp),
+        "retain_until": crate::clock::timestamp(head.retain_until),
+        "legal_hold": head.legal_hold,
+        "bytes": rec.bytes(),
+        "manifest": rec.timeline(),
+    });
+    if detail {
+        v["parts"] = rec
+            .parts
+            .iter()
+            .map(|p| {
+                json!({
+                    "id": p.id,
+                    "state": p.state,
+                    "started_at": crate::clock::timestamp(p.started_at),
+                    "ended_at": p.ended_at.map(crate::clock::timestamp),
+                })
+            })
+            .collect();
+        v["segments"] = rec
+            .segments
+            .iter()
+            .map(|s| {
+                json!({
+                    "part": s.recording_id,
+                    "seq": s.seq,
+                    "start_ms": s.start_ms,
+                    "end_ms": s.end_ms,
+                    "bytes": s.sealed_bytes,
+                    "stored": s.stored,
+                })
+            })
+            .collect();
+    }
+    Some(v)
 }
 
 async fn list(
@@ -132,14 +165,33 @@ async fn list(
         &why,
     )
     .await;
+    // Newest first, one entry per visit: its parts, first to last, make one recording.
     let all = app.db.recordings().await?;
-    let visible: Vec<serde_json::Value> = all
+    let mut visits: Vec<VisitRecording> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for r in all.into_iter().rev() {
+        match index.get(&r.visit_id) {
+            Some(&i) => visits[i].parts.push(r),
+            None => {
+                index.insert(r.visit_id.clone(), visits.len());
+                visits.push(VisitRecording {
+                    parts: vec![r],
+                    segments: Vec::new(),
+                });
+            }
+        }
+    }
+    let visible: Vec<serde_json::Value> = visits
         .iter()
-        .filter(|r| {
-            app.policy
-                .permits(&caller.principal, "recording.list", &resource_of(&app, r))
+        .rev()
+        .filter(|v| {
+            app.policy.permits(
+                &caller.principal,
+                "recording.list",
+                &resource_of(&app, &v.parts[0]),
+            )
         })
-        .map(view)
+        .filter_map(|v| view(v, false))
         .collect();
     Ok(Json(json!({ "recordings": visible })))
 }
@@ -287,7 +339,8 @@ async fn metadata(
         &why,
     )
     .await;
-    Ok(Json(view(row)))
+    let recording = app.video.visit_recording(row).await?;
+    Ok(Json(view(&recording, true).ok_or(ApiError::NotFound)?))
 }
 
 /// Who did what with one recording: its audit events (`recording.view`).

@@ -1,7 +1,9 @@
-//! Recordings of video visits: the sealed at-rest format ([`sealed`]) and the timeline of a recording with its
-//! secure pauses and gaps ([`timeline`]). Which visits are recorded, with what consent, retention and viewers
+//! Recordings of video visits: the sealed at-rest format ([`sealed`]), the timeline of a recording with its
+//! secure pauses and gaps ([`timeline`]), and a visit's parts and segments presented as one file and one
+//! timeline ([`assembly`]). Which visits are recorded, with what consent, retention and viewers
 //! comes from `policy::recording`. Recording is never written anywhere in plaintext.
 
+pub mod assembly;
 pub mod depacketize;
 pub mod objects;
 pub mod recorder;

@@ -1,9 +1,11 @@
 //! One visit's recorder, sans-IO: RTP in, sealed bytes out. Video and audio packets become frames, frames
 //! become WebM blocks on the visit's wall-clock timeline, and the blocks are sealed as they are produced, so
 //! nothing in plaintext outlives a chunk in memory. During a secure pause packets are dropped (no media
-//! bytes), and after it the recorder waits for a keyframe, which it asks the SFU to request. The WebM header
-//! (dimensions, duration) is only known at the end, so the clusters are sealed into a spool and the final
-//! object is `header + clusters`, re-sealed in one streaming pass by [`finalize`].
+//! bytes), and after it the recorder waits for a keyframe, which it asks the SFU to request. The clusters go
+//! to a sealed spool, one per segment: [`Recorder::cut`] closes a segment and opens the next, and [`finalize`]
+//! reseals a closed spool under the recording's key as the segment's object. The WebM header is not in any
+//! segment: a reader writes it in front of them ([`webm_header`]), so the segments of every node a visit
+//! moved through play as one file.
 
 use super::depacketize::Vp8Depacketizer;
 use super::sealed::{self, Header, SealError, Sealer};
@@ -51,6 +53,8 @@ struct SourceState {
 
 pub struct Recorder {
     timeline: Timeline,
+    /// Where block times count from: the visit's first recorded moment, on whichever node that was.
+    origin_ms: i64,
     muxer: Muxer,
     sealer: Sealer,
     sources: [SourceState; 2],
@@ -73,6 +77,7 @@ impl Recorder {
         (
             Recorder {
                 timeline: Timeline::start(now_ms),
+                origin_ms: now_ms,
                 muxer: Muxer::new(vec![Source::Patient.video_track(), Source::Nurse.video_track()]),
                 sealer,
                 sources,
@@ -98,7 +103,7 @@ impl Recorder {
         if self.paused() {
             return Output::default();
         }
-        let rel = now_ms - self.timeline.started_ms;
+        let rel = now_ms - self.origin_ms;
         let st = &mut self.sources[source.index()];
         let (frame, ask) = st.vp8.push(seq, ts, marker, payload);
         let mut out = Output {
@@ -125,7 +130,7 @@ impl Recorder {
         if self.paused() || payload.is_empty() {
             return Output::default();
         }
-        let rel = now_ms - self.timeline.started_ms;
+        let rel = now_ms - self.origin_ms;
         let base = *self.sources[source.index()].audio_base.get_or_insert((ts, rel));
         let ms = to_ms(base, ts, 48);
         self.media_bytes += payload.len() as u64;
@@ -173,28 +178,37 @@ impl Recorder {
         &self.timeline
     }
 
-    /// The WebM header for the tracks seen so far and a duration.
-    fn webm_header(&self, duration_ms: f64) -> Vec<u8> {
-        webm_header([self.sources[0].dims, self.sources[1].dims], duration_ms)
+    /// Counts block times from `origin_ms` (a part continuing a visit's recording uses its first part's start),
+    /// before any media.
+    pub fn set_origin(&mut self, origin_ms: i64) {
+        self.origin_ms = origin_ms;
     }
 
-    /// Ends the recording: the spool's final chunk, the timeline, the WebM header for [`finalize`], and the
-    /// number of media bytes recorded.
-    pub fn finish(mut self, now_ms: i64) -> (Vec<u8>, Timeline, Vec<u8>, u64) {
+    /// The video sizes seen so far, patient and nurse.
+    pub fn dims(&self) -> [Option<(u32, u32)>; 2] {
+        [self.sources[0].dims, self.sources[1].dims]
+    }
+
+    /// Closes the open segment and starts the next, whose spool is sealed as `next_spool_id`: returns the old
+    /// spool's final bytes and the new spool's first. The next block opens a new cluster, so every segment is
+    /// whole clusters; the decoder state carries on (segments are played in sequence).
+    pub fn cut(&mut self, spool_key: &DataKey, next_spool_id: &str) -> (Vec<u8>, Vec<u8>) {
+        let (sealer, head) = Sealer::new(spool_key, next_spool_id, sealed::DEFAULT_CHUNK);
+        let old = std::mem::replace(&mut self.sealer, sealer);
+        self.muxer.cut();
+        (old.finish(), head)
+    }
+
+    /// Ends the recording: the spool's final chunk, the timeline, and the number of media bytes recorded.
+    pub fn finish(mut self, now_ms: i64) -> (Vec<u8>, Timeline, u64) {
         self.timeline.finish(now_ms);
-        let duration = (self.muxer.last_ms().max(now_ms - self.timeline.started_ms)) as f64;
-        let header = self.webm_header(duration);
-        (self.sealer.finish(), self.timeline, header, self.media_bytes)
-    }
-
-    /// The header for a recording a crash ended (dimensions unknown; players read them from the keyframes).
-    pub fn recovery_header(duration_ms: f64) -> Vec<u8> {
-        webm_header([None, None], duration_ms)
+        (self.sealer.finish(), self.timeline, self.media_bytes)
     }
 }
 
-/// Patient tracks 1–2 and nurse tracks 3–4; video dimensions when a keyframe told them.
-fn webm_header(dims: [Option<(u32, u32)>; 2], duration_ms: f64) -> Vec<u8> {
+/// The WebM header in front of a recording's segments: patient tracks 1–2 and nurse tracks 3–4, video
+/// dimensions when a keyframe told them (players read them from the keyframes anyway).
+pub fn webm_header(dims: [Option<(u32, u32)>; 2], duration_ms: f64) -> Vec<u8> {
     let mut tracks = Vec::new();
     for source in [Source::Patient, Source::Nurse] {
         tracks.push(TrackSpec {
@@ -209,18 +223,19 @@ fn webm_header(dims: [Option<(u32, u32)>; 2], duration_ms: f64) -> Vec<u8> {
     webm::header(&tracks, Some(duration_ms))
 }
 
-/// The final object: the WebM header followed by the spool's clusters, sealed under the recording's key. Reads
-/// the spool one chunk at a time; a spool cut short by a crash yields the media up to its last whole chunk.
+/// A segment's object: `prefix` (empty for a segment; a WebM header for a whole file) followed by the spool's
+/// clusters, sealed under the recording's key as `object_id`. Reads the spool one chunk at a time; a spool cut
+/// short by a crash yields the media up to its last whole chunk.
 pub fn finalize(
     spool_key: &DataKey,
     spool: &[u8],
-    webm_header: &[u8],
+    prefix: &[u8],
     key: &DataKey,
-    recording_id: &str,
+    object_id: &str,
 ) -> Result<(Vec<u8>, bool), SealError> {
     let header = Header::parse(spool)?.ok_or(SealError::Truncated)?;
-    let (mut sealer, mut out) = Sealer::new(key, recording_id, sealed::DEFAULT_CHUNK);
-    out.extend(sealer.push(webm_header));
+    let (mut sealer, mut out) = Sealer::new(key, object_id, sealed::DEFAULT_CHUNK);
+    out.extend(sealer.push(prefix));
     let full = header.chunk_size + sealed::TAG_LEN;
     let mut rest = &spool[header.len()..];
     let mut index = 0u32;
@@ -312,7 +327,9 @@ mod tests {
                     .sealed,
             );
         }
-        let (tail, timeline, header, _) = r.finish(11_000);
+        let r_dims = r.dims();
+        let (tail, timeline, _) = r.finish(11_000);
+        let header = webm_header(r_dims, 10_000.0);
         spool.extend(tail);
         assert_eq!(timeline.pauses.len(), 1);
         assert_eq!(requests, 0, "no loss on this path");
@@ -365,11 +382,62 @@ mod tests {
         }
         // The process died: no final chunk, and a partial chunk at the end.
         let cut = &spool[..spool.len() - 100];
-        let header = Recorder::recovery_header(66_000.0);
+        let header = webm_header([None, None], 66_000.0);
         let (object, complete) = finalize(&spool_key, cut, &header, &key, "rec-2").unwrap();
         assert!(!complete);
         let webm = sealed::open_all(&key, &object).unwrap();
         // Whole blocks up to the crash survive (a block cut by the chunk boundary is dropped by players).
         assert!(webm.len() > 64 * 1024);
+    }
+
+    #[test]
+    fn segments_cut_while_recording_play_as_one_file_behind_one_header() {
+        let spool_key = DataKey::random_for_tests();
+        let key = DataKey::random_for_tests();
+        let (mut r, mut spool) = Recorder::start(&spool_key, "rec-3/0", 50_000);
+        // A part that continues a visit begun 40 s earlier counts from the visit's start.
+        r.set_origin(10_000);
+        let mut objects = Vec::new();
+        for i in 0..300u16 {
+            let now = 50_000 + i as i64 * 33;
+            if i > 0 && i % 100 == 0 {
+                let (tail, head) = r.cut(&spool_key, &format!("rec-3/{}", i / 100));
+                spool.extend(tail);
+                let id = format!("rec-3/{}", i / 100 - 1);
+                objects.push(finalize(&spool_key, &spool, &[], &key, &id).unwrap());
+                spool = head;
+            }
+            spool.extend(
+                r.video(
+                    Source::Patient,
+                    i,
+                    i as u32 * 3000,
+                    true,
+                    &vp8_packet(i % 90 == 0),
+                    now,
+                )
+                .sealed,
+            );
+        }
+        let (tail, _, _) = r.finish(60_000);
+        spool.extend(tail);
+        objects.push(finalize(&spool_key, &spool, &[], &key, "rec-3/2").unwrap());
+        assert!(objects.iter().all(|(_, complete)| *complete));
+        let mut file = webm_header([Some((320, 240)), None], 50_000.0);
+        for (i, (object, _)) in objects.iter().enumerate() {
+            let plain = sealed::open_all(&key, object).unwrap();
+            assert!(
+                plain.starts_with(&[0x1F, 0x43, 0xB6, 0x75]),
+                "segment {i} starts with a cluster"
+            );
+            file.extend(plain);
+        }
+        let blocks = webm::scan(&file).unwrap();
+        assert_eq!(blocks.len(), 300, "every frame, once");
+        assert_eq!(blocks[0].1, 40_000, "times count from the visit's first part");
+        assert!(
+            blocks.windows(2).all(|w| w[1].1 > w[0].1),
+            "strictly increasing across segments"
+        );
     }
 }

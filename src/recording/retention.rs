@@ -1,5 +1,5 @@
 //! Retention: a recording's `retain_until` is fixed from its policy when it starts. The sweep deletes every
-//! stored recording past it that is not on legal hold: the object is removed, the data key destroyed (so any
+//! stored recording part past it that is not on legal hold: its objects (segments) are removed, the data key destroyed (so any
 //! copy of the object is unreadable), and a deletion receipt goes into the audit log (recording, policy,
 //! time, objects and bytes removed). `--dry-run` reports what would go and deletes nothing. The clock is a
 //! parameter so tests (and an operator checking a future date) can inject it.
@@ -31,25 +31,37 @@ pub async fn sweep(
 ) -> Result<Vec<Receipt>, StoreError> {
     let mut receipts = Vec::new();
     for r in db.expired_recordings(now_ms).await? {
-        let receipt = Receipt {
+        // A part's objects: its segments, or the whole-file object of a recording made before segments.
+        let segments = db.segments_of(&[r.id.as_str()]).await?;
+        let keys: Vec<String> = r
+            .object_key
+            .iter()
+            .cloned()
+            .chain(segments.into_iter().map(|s| s.object_key))
+            .collect();
+        let mut receipt = Receipt {
             recording: r.id.to_string(),
             policies: r.policies.clone(),
             retain_until_ms: r.retain_until,
             deleted_at_ms: now_ms,
-            objects: r.object_key.iter().cloned().collect(),
+            objects: keys,
             versions: 0,
             bytes: r.object_bytes.unwrap_or(0),
         };
-        let mut receipt = receipt;
         if !dry_run {
-            if let Some(key) = &r.object_key {
+            let mut removed = true;
+            for key in &receipt.objects {
                 match objects.delete(key).await {
-                    Ok(n) => receipt.versions = n,
+                    Ok(n) => receipt.versions += n,
                     Err(e) => {
                         tracing::error!(error = %e, "recording object could not be removed; kept for the next sweep");
-                        continue;
+                        removed = false;
+                        break;
                     }
                 }
+            }
+            if !removed {
+                continue;
             }
             db.shred_recording(&r.id, now_ms).await?;
             audit

@@ -120,8 +120,24 @@ impl Header {
 
     /// Sealed size of a recording with `plain` bytes of media.
     pub fn sealed_len(&self, plain: u64) -> u64 {
-        let chunks = plain / self.chunk_size as u64 + 1;
+        // The final chunk holds the remainder, or a whole chunk when the media fills it exactly.
+        let size = self.chunk_size as u64;
+        let chunks = if plain > 0 && plain.is_multiple_of(size) {
+            plain / size
+        } else {
+            plain / size + 1
+        };
         self.bytes.len() as u64 + plain + chunks * TAG_LEN as u64
+    }
+
+    /// The index of the final chunk of an object with `plain` bytes of media.
+    pub fn final_index(&self, plain: u64) -> u32 {
+        let size = self.chunk_size as u64;
+        if plain > 0 && plain.is_multiple_of(size) {
+            (plain / size - 1) as u32
+        } else {
+            (plain / size) as u32
+        }
     }
 
     /// Plaintext length of a sealed object of `sealed` bytes, if that length is possible.
@@ -129,7 +145,11 @@ impl Header {
         let body = sealed.checked_sub(self.bytes.len() as u64)?;
         let full = (self.chunk_size + TAG_LEN) as u64;
         let (n, rest) = (body / full, body % full);
-        // The final chunk is always present, so the remainder holds at least its tag.
+        // The final chunk is always present: a whole one (the media filled it exactly), or a remainder holding at
+        // least its tag.
+        if rest == 0 && n > 0 {
+            return Some(n * self.chunk_size as u64);
+        }
         if rest < TAG_LEN as u64 {
             return None;
         }
@@ -292,6 +312,20 @@ mod tests {
             let header = Header::parse(&data).unwrap().unwrap();
             assert_eq!(header.sealed_len(plain.len() as u64), data.len() as u64);
             assert_eq!(header.plain_len(data.len() as u64), Some(plain.len() as u64));
+        }
+        // Media that fills its last chunk exactly: the final chunk is a whole one.
+        for (n, chunk) in [(16, 16), (64, 16)] {
+            let plain: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let data = sealed(&key, &plain, chunk, 1);
+            assert_eq!(open_all(&key, &data).unwrap(), plain);
+            let header = Header::parse(&data).unwrap().unwrap();
+            assert_eq!(
+                header.sealed_len(n as u64),
+                data.len() as u64,
+                "{n} in chunks of {chunk}"
+            );
+            assert_eq!(header.plain_len(data.len() as u64), Some(n as u64));
+            assert_eq!(header.final_index(n as u64), (n / chunk - 1) as u32);
         }
     }
 

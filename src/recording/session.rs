@@ -1,10 +1,14 @@
-//! A recording in progress: the [`Recorder`] fed from the SFU's tap and its sealed spool on disk. When it ends,
-//! the sealed object is written to the outbox and uploaded to the object store from there, so an object store
-//! outage only delays the upload. Keys: the recording's data key and a separate spool key, both wrapped by the
-//! keyring and kept in the recordings row, so a spool left by a crash can be finalized after a restart.
+//! A recording part in progress: the [`Recorder`] fed from the SFU's tap and its sealed spool on disk, one
+//! spool per segment. A segment closes every `recording.segment_seconds`, when the part ends (the visit ended
+//! or moved to another node) and, for a part a crash left, when it is recovered: its spool is resealed under
+//! the recording's key as the segment's object in the outbox, and uploaded to the object store from there, so
+//! an object store outage only delays the upload and a lost node loses at most its open segment. Keys: the
+//! recording's data key and a separate spool key, both wrapped by the keyring and kept in the recordings row,
+//! so spools left by a crash can be sealed after a restart.
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::Path;
 use std::sync::Mutex;
 
 use super::objects::ObjectStore;
@@ -31,6 +35,9 @@ struct Inner {
     recorder: Option<Recorder>,
     spool: std::fs::File,
     sources: HashMap<ParticipantId, Source>,
+    /// The open segment's number and when it began.
+    seq: i64,
+    segment_started_ms: i64,
 }
 
 pub struct RecordingSession {
@@ -48,14 +55,35 @@ pub struct WrappedKeys {
     pub spool_wrapped_key: String,
 }
 
-/// A finished recording, ready for its row.
-pub struct Stored {
+/// A segment whose spool is closed, to be sealed by [`RecordingSession::seal`].
+#[derive(Debug, Clone)]
+pub struct ClosedSegment {
+    pub seq: i64,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub video_dims: [Option<(u32, u32)>; 2],
+}
+
+/// A segment sealed in the outbox, ready for its row and its upload.
+#[derive(Debug, Clone)]
+pub struct SealedSegment {
+    pub seq: i64,
     pub object_key: String,
-    pub object_bytes: u64,
+    pub plain_bytes: u64,
+    pub sealed_bytes: u64,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub video_dims: [Option<(u32, u32)>; 2],
+    /// False when the spool was cut short (the segment ends at its last whole chunk).
+    pub complete: bool,
+}
+
+/// A finished part, ready for its row: its last segments (one when it ended; every one left on disk when a
+/// crash ended it).
+pub struct Stored {
     pub media_bytes: u64,
     pub timeline: Timeline,
-    /// False when the spool was cut short (the recording ends at the last whole chunk).
-    pub complete: bool,
+    pub segments: Vec<SealedSegment>,
 }
 
 fn key_context(id: &str) -> String {
@@ -64,6 +92,47 @@ fn key_context(id: &str) -> String {
 
 fn spool_context(id: &str) -> String {
     format!("examroom-recording-spool-v1|{id}")
+}
+
+/// What segment `seq` of recording `id` is sealed as (its position is authenticated: a segment moved to
+/// another place, or another recording, does not open).
+pub fn segment_object_id(id: &str, seq: i64) -> String {
+    format!("{id}/{seq}")
+}
+
+/// The object key of segment `seq` of recording `id`.
+pub fn segment_key(id: &str, seq: i64) -> String {
+    format!("{id}.{seq:05}.erseg")
+}
+
+/// Reseals a closed spool as its segment's object in the outbox and removes the spool.
+fn seal_spool(
+    store: &LocalStore,
+    spool_key: &DataKey,
+    key: &DataKey,
+    id: &str,
+    spool: &Path,
+    c: ClosedSegment,
+) -> Result<SealedSegment, RecordingError> {
+    let bytes = std::fs::read(spool)?;
+    let (object, complete) = finalize(spool_key, &bytes, &[], key, &segment_object_id(id, c.seq))?;
+    let object_key = segment_key(id, c.seq);
+    store.put_outbox(&object_key, &object)?;
+    let header = super::sealed::Header::parse(&object)?.ok_or(super::sealed::SealError::Truncated)?;
+    let plain_bytes = header
+        .plain_len(object.len() as u64)
+        .ok_or(super::sealed::SealError::Truncated)?;
+    std::fs::remove_file(spool)?;
+    Ok(SealedSegment {
+        seq: c.seq,
+        object_key,
+        plain_bytes,
+        sealed_bytes: object.len() as u64,
+        start_ms: c.start_ms,
+        end_ms: c.end_ms,
+        video_dims: c.video_dims,
+        complete,
+    })
 }
 
 impl RecordingSession {
@@ -75,7 +144,7 @@ impl RecordingSession {
         let id = RecordingId::random();
         let (key, kek_id, wrapped_key) = keyring.new_data_key(&key_context(&id))?;
         let (spool_key, spool_kek_id, spool_wrapped_key) = keyring.new_data_key(&spool_context(&id))?;
-        let (recorder, head) = Recorder::start(&spool_key, &id, now_ms);
+        let (recorder, head) = Recorder::start(&spool_key, &segment_object_id(&id, 0), now_ms);
         let mut spool = std::fs::OpenOptions::new()
             .create_new(true)
             .append(true)
@@ -90,6 +159,8 @@ impl RecordingSession {
                     recorder: Some(recorder),
                     spool,
                     sources: HashMap::new(),
+                    seq: 0,
+                    segment_started_ms: now_ms,
                 }),
             },
             WrappedKeys {
@@ -107,6 +178,13 @@ impl RecordingSession {
             .expect("recording lock")
             .sources
             .insert(participant, source);
+    }
+
+    /// Block times count from `origin_ms`: a part continuing a visit's recording shares its first part's.
+    pub fn set_origin(&self, origin_ms: i64) {
+        if let Some(r) = self.inner.lock().expect("recording lock").recorder.as_mut() {
+            r.set_origin(origin_ms);
+        }
     }
 
     /// Secure pause or resume; returns (changed, resume needs keyframes).
@@ -152,27 +230,77 @@ impl RecordingSession {
             .unwrap_or(RecordingState::Active)
     }
 
-    /// Ends the recording and stores the sealed object.
+    /// When the open segment began (`None` once the part has ended).
+    pub fn segment_started_ms(&self) -> Option<i64> {
+        let inner = self.inner.lock().expect("recording lock");
+        inner.recorder.as_ref().map(|_| inner.segment_started_ms)
+    }
+
+    /// Closes the open segment and starts the next. Cheap (the media path waits for it): the final chunk, a
+    /// rename and a new file; the resealing is [`Self::seal`]'s, off the media path.
+    pub fn cut(&self, store: &LocalStore, now_ms: i64) -> Result<Option<ClosedSegment>, RecordingError> {
+        let mut inner = self.inner.lock().expect("recording lock");
+        let seq = inner.seq;
+        let Some(recorder) = inner.recorder.as_mut() else {
+            return Ok(None);
+        };
+        let video_dims = recorder.dims();
+        let (tail, head) = recorder.cut(&self.spool_key, &segment_object_id(&self.id, seq + 1));
+        inner.spool.write_all(&tail)?;
+        inner.spool.sync_all()?;
+        std::fs::rename(store.spool_path(&self.id), store.closed_spool_path(&self.id, seq))?;
+        let mut spool = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(store.spool_path(&self.id))?;
+        spool.write_all(&head)?;
+        inner.spool = spool;
+        let closed = ClosedSegment {
+            seq,
+            start_ms: inner.segment_started_ms,
+            end_ms: now_ms,
+            video_dims,
+        };
+        inner.seq = seq + 1;
+        inner.segment_started_ms = now_ms;
+        Ok(Some(closed))
+    }
+
+    /// Seals a closed segment as its object in the outbox (blocking work: reads and reseals the spool).
+    pub fn seal(&self, store: &LocalStore, closed: ClosedSegment) -> Result<SealedSegment, RecordingError> {
+        let spool = store.closed_spool_path(&self.id, closed.seq);
+        seal_spool(store, &self.spool_key, &self.key, &self.id, &spool, closed)
+    }
+
+    /// Ends the part: its last segment is sealed in the outbox.
     pub fn finish(&self, store: &LocalStore, now_ms: i64) -> Result<Stored, RecordingError> {
         let mut inner = self.inner.lock().expect("recording lock");
         let recorder = inner
             .recorder
             .take()
             .ok_or_else(|| RecordingError::Io(std::io::Error::other("recording already finished")))?;
-        let (tail, timeline, header, media_bytes) = recorder.finish(now_ms);
+        let video_dims = recorder.dims();
+        let (tail, timeline, media_bytes) = recorder.finish(now_ms);
         inner.spool.write_all(&tail)?;
         inner.spool.sync_all()?;
-        let spool = std::fs::read(store.spool_path(&self.id))?;
-        let (object, complete) = finalize(&self.spool_key, &spool, &header, &self.key, &self.id)?;
-        let object_key = format!("{}.erec", self.id);
-        store.put_outbox(&object_key, &object)?;
-        std::fs::remove_file(store.spool_path(&self.id))?;
+        let closed = ClosedSegment {
+            seq: inner.seq,
+            start_ms: inner.segment_started_ms,
+            end_ms: now_ms,
+            video_dims,
+        };
+        let last = seal_spool(
+            store,
+            &self.spool_key,
+            &self.key,
+            &self.id,
+            &store.spool_path(&self.id),
+            closed,
+        )?;
         Ok(Stored {
-            object_key,
-            object_bytes: object.len() as u64,
             media_bytes,
             timeline,
-            complete,
+            segments: vec![last],
         })
     }
 }
@@ -202,80 +330,106 @@ impl MediaTap for RecordingSession {
     }
 }
 
-/// Finishes a recording a crash left behind: its spool, up to the last whole chunk, becomes the object; the
-/// time from the spool's last write to `now` is marked as a gap.
-#[allow(clippy::too_many_arguments)]
+/// A part a crash left behind, as its row describes it.
+pub struct Leftover<'a> {
+    pub id: &'a str,
+    pub spool_kek_id: &'a str,
+    pub spool_wrapped_key: &'a str,
+    pub kek_id: &'a str,
+    pub wrapped_key: &'a str,
+    /// The next segment number (one past the last with a row).
+    pub next_seq: i64,
+    /// Where the first segment left on disk begins (the last stored segment's end, or the part's start).
+    pub known_end_ms: i64,
+}
+
+fn modified_ms(path: &Path, or: i64) -> i64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(or, |d| d.as_millis() as i64)
+}
+
+/// Finishes a part a crash left behind: every spool it left on this disk (closed segments not yet sealed, then
+/// the open one, up to its last whole chunk) becomes a segment; the time from the last write to `now` is
+/// marked as a gap.
 pub fn recover(
     store: &LocalStore,
     keyring: &Keyring,
-    id: &str,
-    spool_kek_id: &str,
-    spool_wrapped_key: &str,
-    kek_id: &str,
-    wrapped_key: &str,
+    part: &Leftover<'_>,
     mut timeline: Timeline,
     now_ms: i64,
 ) -> Result<Stored, RecordingError> {
-    let spool_key = keyring.unwrap_data_key(spool_kek_id, spool_wrapped_key, &spool_context(id))?;
-    let key = keyring.unwrap_data_key(kek_id, wrapped_key, &key_context(id))?;
-    let path = store.spool_path(id);
-    let spool = std::fs::read(&path)?;
-    let last_write = std::fs::metadata(&path)?
-        .modified()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(now_ms);
-    let header = Recorder::recovery_header((last_write - timeline.started_ms).max(0) as f64);
-    let (object, complete) = finalize(&spool_key, &spool, &header, &key, id)?;
-    timeline.gap(last_write, now_ms);
+    let id = part.id;
+    let spool_key = keyring.unwrap_data_key(part.spool_kek_id, part.spool_wrapped_key, &spool_context(id))?;
+    let key = keyring.unwrap_data_key(part.kek_id, part.wrapped_key, &key_context(id))?;
+    let mut spools = store.closed_spools(id);
+    let open = store.spool_path(id);
+    if open.exists() {
+        let next = spools.last().map_or(part.next_seq, |(seq, _)| seq + 1);
+        spools.push((next.max(part.next_seq), open));
+    }
+    let (mut segments, mut start) = (Vec::new(), part.known_end_ms);
+    for (seq, path) in spools {
+        let end = modified_ms(&path, start).max(start);
+        let closed = ClosedSegment {
+            seq,
+            start_ms: start,
+            end_ms: end,
+            video_dims: [None, None],
+        };
+        segments.push(seal_spool(store, &spool_key, &key, id, &path, closed)?);
+        start = end;
+    }
+    timeline.gap(start, now_ms);
     timeline.finish(now_ms);
-    let object_key = format!("{id}.erec");
-    store.put_outbox(&object_key, &object)?;
-    std::fs::remove_file(path)?;
     Ok(Stored {
-        object_key,
-        object_bytes: object.len() as u64,
         media_bytes: 0,
         timeline,
-        complete,
+        segments,
     })
 }
 
-/// Opens a whole stored recording (downloads, verification).
+/// One sealed object of a recording and what opens it: the recording's wrapped key, and the name the object
+/// was sealed as (the recording's id for a whole-file object, [`segment_object_id`] for a segment).
+pub struct ObjectRef<'a> {
+    pub recording_id: &'a str,
+    pub sealed_as: &'a str,
+    pub object_key: &'a str,
+    pub kek_id: &'a str,
+    pub wrapped_key: &'a str,
+}
+
+/// Opens a whole stored object (tests, verification).
 pub async fn open_object(
     objects: &dyn ObjectStore,
     keyring: &Keyring,
-    id: &str,
-    object_key: &str,
-    kek_id: &str,
-    wrapped_key: &str,
+    o: &ObjectRef<'_>,
 ) -> Result<Vec<u8>, RecordingError> {
-    Ok(
-        read_range(objects, keyring, id, object_key, kek_id, wrapped_key, 0, None)
-            .await?
-            .0,
-    )
+    Ok(read_range(objects, keyring, o, 0, None).await?.0)
 }
 
-/// Reads plaintext bytes `start..end` (end exclusive) of a stored recording, decrypting only the chunks that
-/// hold them (HTTP range requests). Returns the bytes, where they start, and the total plaintext length. A
-/// missing or wrong key, or any tampering, fails closed.
-#[allow(clippy::too_many_arguments)]
+/// Reads plaintext bytes `start..end` (end exclusive) of a stored object, decrypting only the chunks that
+/// hold them (HTTP range requests). Returns the bytes, where they start, and the object's plaintext length. A
+/// missing or wrong key, an object sealed as something else (another segment's place), or any tampering fails
+/// closed.
 pub async fn read_range(
     objects: &dyn ObjectStore,
     keyring: &Keyring,
-    id: &str,
-    object_key: &str,
-    kek_id: &str,
-    wrapped_key: &str,
+    o: &ObjectRef<'_>,
     start: u64,
     end: Option<u64>,
 ) -> Result<(Vec<u8>, u64, u64), RecordingError> {
     use super::sealed::{Header, SealError, TAG_LEN, open_chunk};
-    let key = keyring.unwrap_data_key(kek_id, wrapped_key, &key_context(id))?;
+    let key = keyring.unwrap_data_key(o.kek_id, o.wrapped_key, &key_context(o.recording_id))?;
+    let object_key = o.object_key;
     let sealed_len = objects.len(object_key).await?;
     let head = objects.read(object_key, 0, sealed_len.min(18 + 255)).await?;
     let header = Header::parse(&head)?.ok_or(SealError::Truncated)?;
+    if header.recording_id != o.sealed_as {
+        return Err(SealError::Tampered.into());
+    }
     let total = header.plain_len(sealed_len).ok_or(SealError::Truncated)?;
     let end = end.unwrap_or(total).min(total);
     if start >= end {
@@ -283,7 +437,7 @@ pub async fn read_range(
     }
     let chunk = header.chunk_size as u64;
     let full = chunk + TAG_LEN as u64;
-    let last_index = (total / chunk) as u32; // the final chunk (possibly empty)
+    let last_index = header.final_index(total);
     let first = (start / chunk) as u32;
     let last = ((end - 1) / chunk) as u32;
     let offset = header.len() as u64 + first as u64 * full;
@@ -325,53 +479,115 @@ mod tests {
         let stored = session.finish(&store, 100).unwrap();
         assert!(!store.spool_path(&session.id).exists(), "the spool is gone");
         let objects = super::super::objects::LocalObjects::new(&store.objects_dir()).unwrap();
-        let outbox = store.outbox_path(&stored.object_key);
+        let segment = &stored.segments[0];
+        let outbox = store.outbox_path(&segment.object_key);
         objects
-            .put_file(&stored.object_key, &outbox, 0, false)
+            .put_file(&segment.object_key, &outbox, 0, false)
             .await
             .unwrap();
+        let sealed_as = segment_object_id(&session.id, 0);
+        let object = |wrapped_key| ObjectRef {
+            recording_id: &session.id,
+            sealed_as: &sealed_as,
+            object_key: &segment.object_key,
+            kek_id: &keys.kek_id,
+            wrapped_key,
+        };
 
         // Rotated: the new KEK wraps new keys, the old one stays in the ring for old recordings.
         let rotated = Keyring::load(&[new.clone(), old]).unwrap();
-        let webm = open_object(
-            &objects,
-            &rotated,
-            &session.id,
-            &stored.object_key,
-            &keys.kek_id,
-            &keys.wrapped_key,
-        )
-        .await
-        .unwrap();
-        assert!(webm.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]));
+        let opened = open_object(&objects, &rotated, &object(&keys.wrapped_key))
+            .await
+            .unwrap();
+        assert_eq!(opened.len() as u64, segment.plain_bytes);
         let (_, fresh) = RecordingSession::start(&store, &rotated, 0).unwrap();
         assert_ne!(fresh.kek_id, keys.kek_id, "new recordings use the new KEK");
+
+        // A segment presented in another place does not open.
+        let moved = ObjectRef {
+            sealed_as: "elsewhere/1",
+            ..object(&keys.wrapped_key)
+        };
+        assert!(open_object(&objects, &rotated, &moved).await.is_err());
 
         // Without the old KEK, or with a wrapped key from elsewhere, nothing opens.
         let without = Keyring::load(&[new]).unwrap();
         assert!(matches!(
-            open_object(
-                &objects,
-                &without,
-                &session.id,
-                &stored.object_key,
-                &keys.kek_id,
-                &keys.wrapped_key
-            )
-            .await,
+            open_object(&objects, &without, &object(&keys.wrapped_key)).await,
             Err(RecordingError::Crypto(CryptoError::UnknownKek(_)))
         ));
         assert!(
-            open_object(
-                &objects,
-                &rotated,
-                &session.id,
-                &stored.object_key,
-                &keys.kek_id,
-                &keys.spool_wrapped_key
-            )
-            .await
-            .is_err()
+            open_object(&objects, &rotated, &object(&keys.spool_wrapped_key))
+                .await
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_crash_leaves_closed_and_open_spools_that_recovery_seals_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(&dir.path().join("recordings")).unwrap();
+        let ring = Keyring::load(&[kek(dir.path(), "k.hex")]).unwrap();
+        let (session, keys) = RecordingSession::start(&store, &ring, 1_000).unwrap();
+        let first = session.cut(&store, 5_000).unwrap().unwrap();
+        assert_eq!((first.seq, first.start_ms, first.end_ms), (0, 1_000, 5_000));
+        let sealed = session.seal(&store, first).unwrap();
+        assert_eq!(sealed.object_key, segment_key(&session.id, 0));
+        // Segment 1 closed but not sealed, segment 2 open with media past a chunk: then the process dies.
+        let second = session.cut(&store, 9_000).unwrap().unwrap();
+        assert_eq!(second.seq, 1);
+        {
+            let mut inner = session.inner.lock().unwrap();
+            for i in 0..300u16 {
+                let mut frame = if i % 100 == 0 {
+                    vec![0x10, 0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x40, 0x01, 0xF0, 0x00]
+                } else {
+                    vec![0x10, 0x11, 0x02, 0x00]
+                };
+                frame.extend([0xAB; 400]);
+                let out = inner.recorder.as_mut().unwrap().video(
+                    Source::Patient,
+                    i,
+                    i as u32 * 3000,
+                    true,
+                    &frame,
+                    9_000 + i as i64 * 33,
+                );
+                inner.spool.write_all(&out.sealed).unwrap();
+            }
+        }
+        let id = session.id.to_string();
+        drop(session);
+        let part = Leftover {
+            id: &id,
+            spool_kek_id: &keys.spool_kek_id,
+            spool_wrapped_key: &keys.spool_wrapped_key,
+            kek_id: &keys.kek_id,
+            wrapped_key: &keys.wrapped_key,
+            next_seq: 1,
+            known_end_ms: 5_000,
+        };
+        // The spools' last writes are on the real clock; the recovery comes later.
+        let later = crate::clock::now_ms() + 10_000;
+        let stored = recover(&store, &ring, &part, Timeline::start(1_000), later).unwrap();
+        let seqs: Vec<i64> = stored.segments.iter().map(|s| s.seq).collect();
+        assert_eq!(seqs, vec![1, 2], "the closed one, then the open one");
+        assert!(
+            stored.segments[1].plain_bytes >= 64 * 1024,
+            "the open spool's whole chunks"
+        );
+        assert!(
+            stored
+                .segments
+                .iter()
+                .all(|s| store.outbox_path(&s.object_key).exists())
+        );
+        assert!(store.closed_spools(part.id).is_empty() && !store.spool_path(part.id).exists());
+        assert_eq!(stored.timeline.ended_ms, Some(later));
+        assert_eq!(
+            stored.timeline.gaps.len(),
+            1,
+            "from the last write to the recovery"
         );
     }
 }

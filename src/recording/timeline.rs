@@ -19,6 +19,9 @@ pub struct Interval {
 pub struct Gap {
     pub start_ms: i64,
     pub end_ms: i64,
+    /// Why: `lost` (the node died), `handover` (moved by a drain), `failover` (moved after its host died).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Where a recording continues another: the visit moved to this node (a drain hands it over; a failover takes it
@@ -118,7 +121,11 @@ impl Timeline {
     /// An interval whose media was lost (the broker died); recording resumes after it.
     pub fn gap(&mut self, start_ms: i64, end_ms: i64) {
         if end_ms > start_ms {
-            self.gaps.push(Gap { start_ms, end_ms });
+            self.gaps.push(Gap {
+                start_ms,
+                end_ms,
+                reason: Some("lost".into()),
+            });
         }
     }
 

@@ -184,6 +184,11 @@ impl Muxer {
         out
     }
 
+    /// The next block opens a new cluster (a segment ends here).
+    pub fn cut(&mut self) {
+        self.cluster_ms = None;
+    }
+
     pub fn last_ms(&self) -> i64 {
         self.last_ms
     }

@@ -21,6 +21,30 @@ impl LocalStore {
     pub fn spool_path(&self, id: &str) -> PathBuf {
         self.dir.join("spool").join(format!("{id}.spool"))
     }
+    /// A closed segment's spool, waiting to be resealed as the segment's object.
+    pub fn closed_spool_path(&self, id: &str, seq: i64) -> PathBuf {
+        self.dir.join("spool").join(format!("{id}.{seq}.closed"))
+    }
+    /// The closed spools of recording `id` on this disk, by segment number.
+    pub fn closed_spools(&self, id: &str) -> Vec<(i64, PathBuf)> {
+        let prefix = format!("{id}.");
+        let mut out: Vec<(i64, PathBuf)> = std::fs::read_dir(self.dir.join("spool"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let seq = name
+                    .strip_prefix(&prefix)?
+                    .strip_suffix(".closed")?
+                    .parse()
+                    .ok()?;
+                Some((seq, e.path()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
     pub fn outbox_path(&self, key: &str) -> PathBuf {
         self.dir.join("outbox").join(key)
     }

@@ -6,6 +6,7 @@ mod cluster;
 mod conversations;
 mod logins;
 mod recordings;
+mod segments;
 mod sessions;
 mod visit_hosts;
 mod visits;
@@ -15,6 +16,7 @@ pub use cluster::{BusItem, BusListener, NodeRow, PresenceRow};
 pub use conversations::{AppendOutcome, ConversationRow, ConversationState, MessageRow};
 pub use logins::LoginRow;
 pub use recordings::{NewRecording, RecordingPhase, RecordingRow};
+pub use segments::SegmentRow;
 pub use sessions::SessionRow;
 pub use visit_hosts::{HostRow, VisitHostRow};
 pub use visits::ClassificationRow;
@@ -114,6 +116,11 @@ fn migrator() -> Migrator {
             11,
             "recording_writer",
             include_str!("../../migrations/0011_recording_writer.sql"),
+        ),
+        m(
+            12,
+            "recording_segments",
+            include_str!("../../migrations/0012_recording_segments.sql"),
         ),
     ])
 }

@@ -58,6 +58,8 @@ pub struct RecordingRow {
     pub object_bytes: Option<i64>,
     pub media_bytes: Option<i64>,
     pub manifest: Option<String>,
+    /// Where the media's timeline starts: the visit's first part's start (a part written after a move shares it).
+    pub origin_ms: i64,
 }
 
 pub struct NewRecording<'a> {
@@ -74,10 +76,12 @@ pub struct NewRecording<'a> {
     pub retain_until: i64,
     /// The node writing the spool (`cluster.node_id`).
     pub writer: &'a str,
+    pub origin_ms: i64,
 }
 
 const COLUMNS: &str = "id, visit_id, queue, policies, consent, state, kek_id, wrapped_key, spool_kek_id, \
-     spool_wrapped_key, started_at, ended_at, retain_until, legal_hold, object_key, object_bytes, media_bytes, manifest";
+     spool_wrapped_key, started_at, ended_at, retain_until, legal_hold, object_key, object_bytes, media_bytes, manifest, \
+     origin_ms";
 
 fn row(r: &AnyRow) -> Result<RecordingRow, sqlx::Error> {
     Ok(RecordingRow {
@@ -103,6 +107,10 @@ fn row(r: &AnyRow) -> Result<RecordingRow, sqlx::Error> {
         object_bytes: r.try_get("object_bytes")?,
         media_bytes: r.try_get("media_bytes")?,
         manifest: r.try_get("manifest")?,
+        origin_ms: {
+            let started: i64 = r.try_get("started_at")?;
+            r.try_get::<Option<i64>, _>("origin_ms")?.unwrap_or(started)
+        },
     })
 }
 
@@ -110,8 +118,8 @@ impl Db {
     pub async fn insert_recording(&self, n: &NewRecording<'_>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO recordings (id, visit_id, queue, policies, consent, state, kek_id, wrapped_key, \
-             spool_kek_id, spool_wrapped_key, started_at, retain_until, writer) \
-             VALUES ($1, $2, $3, $4, $5, 'recording', $6, $7, $8, $9, $10, $11, $12)",
+             spool_kek_id, spool_wrapped_key, started_at, retain_until, writer, origin_ms) \
+             VALUES ($1, $2, $3, $4, $5, 'recording', $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(n.id)
         .bind(n.visit_id)
@@ -125,18 +133,19 @@ impl Db {
         .bind(n.started_at)
         .bind(n.retain_until)
         .bind(n.writer)
+        .bind(n.origin_ms)
         .execute(self.pool())
         .await?;
         Ok(())
     }
 
-    /// Records a finished recording: its object, sizes and manifest. `uploading` until the object store has
+    /// Records a finished recording: its object (none when its segments are the objects), sizes and manifest. `uploading` until the object store has
     /// it, then [`Db::mark_recording_stored`].
     pub async fn finish_recording(
         &self,
         id: &str,
         ended_at: i64,
-        object_key: &str,
+        object_key: Option<&str>,
         object_bytes: i64,
         media_bytes: i64,
         manifest: &str,
@@ -190,6 +199,16 @@ impl Db {
         Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
     }
 
+    /// The parts of one visit's recording, first to last.
+    pub async fn recordings_of_visit(&self, visit_id: &str) -> Result<Vec<RecordingRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM recordings WHERE visit_id = $1 ORDER BY started_at, id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(visit_id)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
+    }
+
     /// The manifest so far (pauses), kept current while recording so a crash loses none of it.
     pub async fn update_recording_manifest(&self, id: &str, manifest: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE recordings SET manifest = $1 WHERE id = $2")
@@ -200,13 +219,15 @@ impl Db {
         Ok(())
     }
 
-    pub async fn set_legal_hold(&self, id: &str, hold: bool) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE recordings SET legal_hold = $1 WHERE id = $2 AND state <> 'deleted'")
-            .bind(hold as i64)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(r.rows_affected() == 1)
+    /// Sets or releases the hold on every part of `visit_id`'s recording.
+    pub async fn set_legal_hold(&self, visit_id: &str, hold: bool) -> Result<bool, StoreError> {
+        let r =
+            sqlx::query("UPDATE recordings SET legal_hold = $1 WHERE visit_id = $2 AND state <> 'deleted'")
+                .bind(hold as i64)
+                .bind(visit_id)
+                .execute(self.pool())
+                .await?;
+        Ok(r.rows_affected() >= 1)
     }
 
     /// Stored recordings whose retention ended before `now` and that are not on legal hold.

@@ -8,8 +8,11 @@ mod controls;
 mod handover;
 mod lifecycle;
 mod recording;
+mod review;
+mod segments;
 
 pub use recording::RecordingAccessError;
+pub use review::VisitRecording;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -113,6 +116,8 @@ pub struct RecordingSetup {
     pub objects: Arc<dyn ObjectStore>,
     pub db: Db,
     pub audit: Auditor,
+    /// `recording.segment_seconds`, in milliseconds.
+    pub segment_ms: i64,
 }
 
 struct Joined {

@@ -51,7 +51,7 @@ fn rtp_into_the_recorder() {
             };
             spool.extend(out.sealed);
         }
-        let (tail, _, _, _) = recorder.finish(packets.len() as i64 * 20);
+        let (tail, _, _) = recorder.finish(packets.len() as i64 * 20);
         spool.extend(tail);
         // Whatever came in, the spool is a well-formed sealed object.
         sealed::open_all(&key, &spool).expect("the recorder's spool opens");

@@ -29,6 +29,7 @@ async fn seed_recording(data: &std::path::Path) {
         started_at: 1_000,
         retain_until: i64::MAX / 2,
         writer: "node-test",
+        origin_ms: 1_000,
     })
     .await
     .unwrap();

@@ -3,7 +3,8 @@
 //! visit and a chat. The visit's host is killed (`kill -9`) and started again; another node adopts the visit and
 //! both browsers decode video again on a new peer connection. Then a rolling restart: the visit's host is drained
 //! (SIGTERM) and started again, twice. After every move a chat message reaches the nurse once. The recording's
-//! parts are stored (the killed node's sealed from its spool when it restarts) and linked. What each
+//! parts are stored (the killed node's sealed from its spool when it restarts) and reviewed as one recording,
+//! one timeline and one file. What each
 //! interruption cost is printed (`measured:`), for the README.
 
 use std::io::Read;
@@ -253,6 +254,17 @@ async fn a_browser_visit_survives_kill_9_of_its_host_and_a_drain_in_chromium() {
         .map(|p| serde_json::from_str::<serde_json::Value>(&p.1).unwrap()["continues"]["reason"].to_string())
         .collect();
     assert_eq!(reasons, ["\"failover\"", "\"drain\""], "{parts:?}");
+    // …which a compliance officer gets as one recording, one timeline and one file.
+    let visit: String = sqlx::query_scalar("SELECT visit_id FROM recordings LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (rec, _) = crate::video_relay::reviewed(&lb, &data, &visit).await;
+    let gaps = rec["manifest"]["gaps"].as_array().unwrap();
+    assert!(
+        gaps.iter().any(|g| g["reason"] == "failover"),
+        "the outage is marked: {rec}"
+    );
     for n in nodes.iter().flatten() {
         n.assert_no_panic();
     }

@@ -558,3 +558,11 @@ pub fn run_browser_script(
     );
     log
 }
+
+/// Milliseconds since the Unix epoch (the broker's clock for timelines).
+pub fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -181,7 +181,7 @@ async fn inner_phi_scan() {
         .collect();
     assert!(!urls.is_empty(), "access log lines carry their route");
     assert!(
-        names.iter().any(|n| n.ends_with(".erec")),
+        names.iter().any(|n| n.ends_with(".erseg")),
         "a recording object was stored: {names:?}"
     );
 

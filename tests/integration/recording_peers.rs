@@ -278,9 +278,13 @@ async fn inner_recording() {
         200
     );
 
-    // The object on disk is sealed: no WebM magic, no codec names.
-    let object = std::fs::read(data.join("recordings/objects").join(format!("{id}.erec"))).unwrap();
+    // The object on disk (the visit's one segment) is sealed: no WebM magic, no codec names.
+    let object = std::fs::read(data.join("recordings/objects").join(format!("{id}.00000.erseg"))).unwrap();
     assert!(!object.windows(4).any(|w| w == [0x1A, 0x45, 0xDF, 0xA3]));
+    assert!(
+        !object.windows(4).any(|w| w == [0x1F, 0x43, 0xB6, 0x75]),
+        "no cluster in the clear"
+    );
     assert!(!object.windows(5).any(|w| w == b"V_VP8"));
     let denials = crate::chat::audit_denials(&data).await;
     assert!(denials.iter().any(|(a, _)| a == "recording.list"), "{denials:?}");
@@ -337,7 +341,18 @@ async fn inner_recording_crash() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
     let rec = &list;
-    assert_eq!(rec["state"], "stored", "recovered at start: {list}");
+    assert_eq!(
+        rec["state"],
+        "stored",
+        "recovered at start: {list}\n{}",
+        broker
+            .stderr
+            .lines()
+            .into_iter()
+            .filter(|l| l.contains("recording"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert_eq!(
         rec["manifest"]["gaps"].as_array().map(Vec::len),
         Some(1),
@@ -357,6 +372,11 @@ async fn inner_recording_crash() {
         .unwrap();
     let blocks = examroom::recording::webm::scan(&webm).unwrap_or_default();
     let video = blocks.iter().filter(|b| b.0 == 1).count();
+    assert!(
+        webm.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]),
+        "a WebM file: {}",
+        String::from_utf8_lossy(&webm[..webm.len().min(300)])
+    );
     assert!(
         video >= 30,
         "the part recorded before the crash survives: {video} patient video frames"
@@ -480,7 +500,7 @@ async fn inner_recording_s3() {
         .await
         .head_object()
         .bucket("recordings")
-        .key(format!("{id}.erec"))
+        .key(format!("{id}.00000.erseg"))
         .send()
         .await
         .unwrap();

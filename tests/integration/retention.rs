@@ -9,7 +9,7 @@ use secrecy::SecretString;
 async fn seed(db: &Db, store: &LocalObjects, id: &str, retain_until: i64) {
     db.insert_recording(&NewRecording {
         id,
-        visit_id: "v000000000000000000000001",
+        visit_id: &id.replacen('r', "v", 1),
         queue: "triage",
         policies: "video-visits",
         consent: "recorded",
@@ -20,6 +20,7 @@ async fn seed(db: &Db, store: &LocalObjects, id: &str, retain_until: i64) {
         started_at: 1_000,
         retain_until,
         writer: "node-test",
+        origin_ms: 1_000,
     })
     .await
     .unwrap();
@@ -30,7 +31,9 @@ async fn seed(db: &Db, store: &LocalObjects, id: &str, retain_until: i64) {
         .put_file(&key, file.path(), retain_until, false)
         .await
         .unwrap();
-    db.finish_recording(id, 2_000, &key, 18, 10, "{}").await.unwrap();
+    db.finish_recording(id, 2_000, Some(&key), 18, 10, "{}")
+        .await
+        .unwrap();
     db.mark_recording_stored(id).await.unwrap();
 }
 
@@ -54,7 +57,7 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
     )
     .await;
     assert!(
-        db.set_legal_hold("r000000000000000000000002", true)
+        db.set_legal_hold("v000000000000000000000002", true)
             .await
             .unwrap()
     );

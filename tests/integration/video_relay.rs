@@ -43,6 +43,7 @@ fn node(i: usize, database: &str, data: &std::path::Path, public: Option<&str>) 
         ("EXAMROOM_CLUSTER__HEARTBEAT_SECONDS", "1"),
         ("EXAMROOM_CLUSTER__DEAD_AFTER_SECONDS", "3"),
         ("EXAMROOM_MEDIA__BIND_IPS", media.as_str()),
+        ("EXAMROOM_RECORDING__SEGMENT_SECONDS", "5"),
     ]);
     let mut args = vec!["--listen", listen.as_str()];
     if let Some(p) = public {
@@ -214,9 +215,33 @@ async fn inner_handover() {
     let (second, url2) = node(1, &database, &data, Some(&url1));
     let (third, url3) = node(2, &database, &data, Some(&url1));
 
+    // Segments close every 5 s and are uploaded as they close: what node-1 stored before it dies survives it.
+    let mut stored_before_kill = 0;
+    for _ in 0..150 {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM recording_segments s JOIN recordings r ON r.id = s.recording_id \
+             WHERE r.visit_id = $1 AND s.stored = 1",
+        )
+        .bind(visit.clone())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        stored_before_kill = n;
+        if n >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        stored_before_kill >= 1,
+        "a segment was uploaded while the visit was live"
+    );
+    media_flows(&mut patient, &mut nurse, &visit, 50).await;
+
     // node-1 dies: its sockets drop; the clients reconnect through the balancer (here: to node-2) and the
     // visit is adopted by a live node, which tells both to rejoin; media flows again, consent not asked again.
     let killed = std::time::Instant::now();
+    let killed_at = crate::common::epoch_ms();
     first.child.kill().unwrap();
     let _ = first.child.wait();
     let mut nurse = Ws::staff_at(&url2, &url1, &nurse_cookie).await;
@@ -239,6 +264,7 @@ async fn inner_handover() {
     };
     let pid = adopter_broker.child.id().to_string();
     let drained = std::time::Instant::now();
+    let drained_at = crate::common::epoch_ms();
     assert!(
         std::process::Command::new("kill")
             .args(["-TERM", &pid])
@@ -297,6 +323,25 @@ async fn inner_handover() {
     let drain = manifest(2);
     assert_eq!(drain["continues"]["reason"], "drain", "{drain}");
     assert_eq!(drain["continues"]["recording_id"], parts[1].0.as_str());
+    // One recording for the reviewer: one entry, one timeline with both moves, one file spanning every node.
+    let (rec, blocks) = reviewed(&last_url, &data, &visit).await;
+    assert_eq!(rec["id"], parts[0].0.as_str(), "named by its first part");
+    let gaps = rec["manifest"]["gaps"].as_array().unwrap();
+    assert!(
+        gaps.iter().any(|g| g["reason"] == "failover"
+            && g["start_ms"].as_i64().unwrap() <= killed_at
+            && g["end_ms"].as_i64().unwrap() > killed_at),
+        "the outage is a gap: {rec}"
+    );
+    let origin = rec["manifest"]["started_ms"].as_i64().unwrap();
+    assert!(
+        blocks.iter().any(|b| origin + b.1 < killed_at),
+        "media from the killed node's stored segments"
+    );
+    assert!(
+        blocks.iter().any(|b| origin + b.1 > drained_at),
+        "media from the last node"
+    );
     let handovers: Vec<(String,)> =
         sqlx::query_as("SELECT reason FROM audit_events WHERE action = 'visit.handover' ORDER BY seq")
             .fetch_all(&pool)
@@ -306,4 +351,63 @@ async fn inner_handover() {
     for b in [&second, &third] {
         b.assert_no_panic();
     }
+}
+
+/// The visit's recording as a compliance officer finds it at `url`: exactly one entry, stored, moved by a
+/// failover then a drain; and the blocks of its one downloaded WebM file.
+pub async fn reviewed(
+    url: &str,
+    data: &std::path::Path,
+    visit: &str,
+) -> (serde_json::Value, Vec<(u64, i64, bool, usize)>) {
+    let compliance = staff_cookie(url, data, "compliance").await;
+    let http = crate::common::client();
+    let list: serde_json::Value = http
+        .get(format!("{url}/api/v1/recordings?reason=failover%20review"))
+        .header("cookie", &compliance)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries: Vec<&serde_json::Value> = list["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["visit_id"] == visit)
+        .collect();
+    assert_eq!(entries.len(), 1, "one entry per visit: {list}");
+    let id = entries[0]["id"].as_str().unwrap().to_string();
+    let rec: serde_json::Value = http
+        .get(format!("{url}/api/v1/recordings/{id}?reason=failover%20review"))
+        .header("cookie", &compliance)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rec["state"], "stored", "{rec}");
+    let moves: Vec<&str> = rec["manifest"]["handovers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(moves, ["failover", "drain"], "{rec}");
+    let webm = http
+        .get(format!(
+            "{url}/api/v1/recordings/{}/download?reason=failover%20review",
+            rec["id"].as_str().unwrap()
+        ))
+        .header("cookie", &compliance)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(webm.status(), 200);
+    let webm = webm.bytes().await.unwrap();
+    let blocks = examroom::recording::webm::scan(&webm).expect("one WebM file");
+    assert!(!blocks.is_empty(), "media in the file");
+    (rec, blocks)
 }

@@ -66,10 +66,22 @@ function drawTimeline(manifest) {
     li.textContent = `Paused ${((p.start_ms - start) / 1000).toFixed(1)} s to ${(((p.end_ms || manifest.ended_ms) - start) / 1000).toFixed(1)} s: ${p.reason}`;
     list.push(li);
   }
+  const gapWhy = {
+    lost: 'media lost (server restart)',
+    failover: 'media lost while the visit moved off a failed server',
+    handover: 'the visit moving to another server',
+  };
   for (const g of manifest.gaps) {
-    add('gap', g.start_ms, g.end_ms, 'media lost (broker restart)');
+    const why = gapWhy[g.reason] || 'media lost';
+    add('gap', g.start_ms, g.end_ms, why);
     const li = document.createElement('li');
-    li.textContent = `Gap ${((g.start_ms - start) / 1000).toFixed(1)} s to ${((g.end_ms - start) / 1000).toFixed(1)} s: media lost`;
+    li.textContent = `Gap ${((g.start_ms - start) / 1000).toFixed(1)} s to ${((g.end_ms - start) / 1000).toFixed(1)} s: ${why}`;
+    list.push(li);
+  }
+  for (const h of manifest.handovers || []) {
+    const li = document.createElement('li');
+    const why = h.reason === 'drain' ? 'planned server restart' : 'server failure';
+    li.textContent = `Moved to another server at ${((h.at_ms - start) / 1000).toFixed(1)} s (${why}); the recording continues`;
     list.push(li);
   }
   $('timeline').replaceChildren(...parts);

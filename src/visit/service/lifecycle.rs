@@ -45,6 +45,7 @@ impl VideoService {
                 _ = stop.changed() => return,
             }
             self.sweep().await;
+            self.close_due_segments().await;
             self.retry_uploads().await;
         }
     }

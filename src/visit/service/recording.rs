@@ -9,7 +9,7 @@ use crate::policy::Authorized;
 use crate::policy::recording::RecordingDecision;
 use crate::protocol::{RecordingNotice, ServerFrame};
 use crate::recording::objects::ObjectStore;
-use crate::recording::session::{RecordingSession, Stored};
+use crate::recording::session::RecordingSession;
 use crate::recording::timeline::RecordingState;
 use crate::store::{NewRecording, RecordingPhase, RecordingRow};
 use crate::visit::{Visit, VisitError, VisitId};
@@ -57,6 +57,14 @@ impl VideoService {
             (false, _) => "not_required",
         };
         let now = now_ms();
+        // A visit that moved here continues its recording: the same timeline, retention and hold.
+        let earlier = match self.recording.db.recordings_of_visit(v.id.as_str()).await {
+            Ok(parts) => parts.into_iter().next(),
+            Err(e) => {
+                tracing::error!(error = %e, "earlier recording parts could not be read");
+                None
+            }
+        };
         let started = RecordingSession::start(&self.recording.store, &self.recording.keyring, now);
         let (session, keys) = match started {
             Ok(ok) => ok,
@@ -65,7 +73,11 @@ impl VideoService {
                 return;
             }
         };
-        let retain_until = now + decision.retention_days as i64 * 86_400_000;
+        let (retain_until, origin_ms) = match &earlier {
+            Some(first) => (first.retain_until, first.origin_ms),
+            None => (now + decision.retention_days as i64 * 86_400_000, now),
+        };
+        session.set_origin(origin_ms);
         let policies = decision.policies.join(",");
         let row = NewRecording {
             id: &session.id,
@@ -80,10 +92,16 @@ impl VideoService {
             started_at: now,
             retain_until,
             writer: self.placement.node_id(),
+            origin_ms,
         };
         if let Err(e) = self.recording.db.insert_recording(&row).await {
             tracing::error!(error = %e, "recording row could not be written");
             return;
+        }
+        if earlier.as_ref().is_some_and(|first| first.legal_hold)
+            && let Err(e) = self.recording.db.set_legal_hold(v.id.as_str(), true).await
+        {
+            tracing::error!(error = %e, "legal hold not carried to the new part");
         }
         self.recording
             .audit
@@ -258,16 +276,29 @@ impl VideoService {
                 .unwrap_or_else(|| crate::recording::timeline::Timeline::start(row.started_at));
             // Reading, opening and resealing a spool is blocking work: off the runtime's threads, so live visits
             // beside it are not stalled.
+            let done = self
+                .recording
+                .db
+                .segments_of(&[&row.id])
+                .await
+                .unwrap_or_default();
+            let next_seq = done.last().map_or(0, |s| s.seq + 1);
+            let known_end_ms = done.last().map_or(row.started_at, |s| s.end_ms);
             let (this, r) = (self.clone(), row.clone());
             let recovered = tokio::task::spawn_blocking(move || {
+                let part = crate::recording::session::Leftover {
+                    id: &r.id,
+                    spool_kek_id: &r.spool_kek_id,
+                    spool_wrapped_key: &r.spool_wrapped_key,
+                    kek_id: &r.kek_id,
+                    wrapped_key: &r.wrapped_key,
+                    next_seq,
+                    known_end_ms,
+                };
                 crate::recording::session::recover(
                     &this.recording.store,
                     &this.recording.keyring,
-                    &r.id,
-                    &r.spool_kek_id,
-                    &r.spool_wrapped_key,
-                    &r.kek_id,
-                    &r.wrapped_key,
+                    &part,
                     timeline,
                     now,
                 )
@@ -301,29 +332,8 @@ impl VideoService {
         }
     }
 
-    /// Records a finished recording (object, sizes, manifest) and sends its object on to the store.
-    async fn store_finished(&self, id: &str, stored: &Stored, ended_ms: i64) {
-        let manifest = serde_json::to_string(&stored.timeline).unwrap_or_default();
-        let r = self
-            .recording
-            .db
-            .finish_recording(
-                id,
-                ended_ms,
-                &stored.object_key,
-                stored.object_bytes as i64,
-                stored.media_bytes as i64,
-                &manifest,
-            )
-            .await;
-        match r {
-            Ok(()) => self.upload(id).await,
-            Err(e) => tracing::error!(error = %e, "recording row could not be updated"),
-        }
-    }
-
-    /// Moves a finished recording's sealed object from the outbox to the object store. On failure the object
-    /// stays in the outbox (sealed) and the next sweep tries again; nothing is lost while storage is down.
+    /// Moves a whole-file recording (made before recordings were segmented) from the outbox to the object store.
+    /// On failure the object stays in the outbox (sealed) and the next sweep tries again.
     pub(super) async fn upload(&self, id: &str) {
         let row = match self.recording.db.recording(id).await {
             Ok(Some(row)) if row.state == RecordingPhase::Uploading => row,
@@ -361,47 +371,12 @@ impl VideoService {
         }
     }
 
-    /// Retries uploads an object store outage left in the outbox.
-    pub async fn retry_uploads(&self) {
-        if let Ok(rows) = self.recording.db.uploading_recordings().await {
-            for row in rows {
-                self.upload(&row.id).await;
-            }
-        }
-    }
-
     pub fn recording_objects(&self) -> &dyn ObjectStore {
         self.recording.objects.as_ref()
     }
 
-    /// Bytes `start..end` of a stored recording, decrypted for someone the policy let view it (the object stays
-    /// sealed at rest; plaintext exists only in what is returned): the bytes, where they start, the total.
-    pub async fn recording_bytes(
-        &self,
-        proof: &Authorized<RecordingRow>,
-        start: u64,
-        end: Option<u64>,
-    ) -> Result<(Vec<u8>, u64, u64), RecordingAccessError> {
-        proof.require(&["recording.stream", "recording.download"])?;
-        let row = proof.resource();
-        let (Some(object_key), RecordingPhase::Stored) = (row.object_key.as_deref(), row.state) else {
-            return Err(RecordingAccessError::NotStored);
-        };
-        crate::recording::session::read_range(
-            self.recording.objects.as_ref(),
-            &self.recording.keyring,
-            &row.id,
-            object_key,
-            &row.kek_id,
-            &row.wrapped_key,
-            start,
-            end,
-        )
-        .await
-        .map_err(|e| RecordingAccessError::Unreadable(e.to_string()))
-    }
-
-    /// Sets or releases a legal hold, on the stored object (Object Lock) and in the database.
+    /// Sets or releases a legal hold on a visit's whole recording: every part's stored objects (Object Lock)
+    /// and rows.
     pub async fn set_legal_hold(
         &self,
         proof: &Authorized<RecordingRow>,
@@ -412,21 +387,33 @@ impl VideoService {
         if row.state == RecordingPhase::Deleted {
             return Err(RecordingAccessError::Deleted);
         }
-        if let Some(key) = &row.object_key
-            && row.state == RecordingPhase::Stored
-        {
+        let unreadable = |e: crate::store::StoreError| RecordingAccessError::Unreadable(e.to_string());
+        let parts = self
+            .recording
+            .db
+            .recordings_of_visit(&row.visit_id)
+            .await
+            .map_err(unreadable)?;
+        let ids: Vec<&str> = parts.iter().map(|p| p.id.as_str()).collect();
+        let segments = self.recording.db.segments_of(&ids).await.map_err(unreadable)?;
+        let keys = parts
+            .iter()
+            .filter(|p| p.state == RecordingPhase::Stored)
+            .filter_map(|p| p.object_key.clone())
+            .chain(segments.into_iter().filter(|s| s.stored).map(|s| s.object_key));
+        for key in keys {
             self.recording
                 .objects
-                .set_legal_hold(key, hold)
+                .set_legal_hold(&key, hold)
                 .await
                 .map_err(|e| RecordingAccessError::Unreadable(format!("legal hold on the object: {e}")))?;
         }
         self.recording
             .db
-            .set_legal_hold(&row.id, hold)
+            .set_legal_hold(&row.visit_id, hold)
             .await
             .map(|_| ())
-            .map_err(|e| RecordingAccessError::Unreadable(e.to_string()))
+            .map_err(unreadable)
     }
 }
 
