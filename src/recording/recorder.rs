@@ -224,8 +224,8 @@ pub fn webm_header(dims: [Option<(u32, u32)>; 2], duration_ms: f64) -> Vec<u8> {
 }
 
 /// A segment's object: `prefix` (empty for a segment; a WebM header for a whole file) followed by the spool's
-/// clusters, sealed under the recording's key as `object_id`. Reads the spool one chunk at a time; a spool cut
-/// short by a crash yields the media up to its last whole chunk.
+/// clusters, sealed under the recording's key as `object_id`. A spool cut short by a crash yields the media up
+/// to its last whole chunk, trimmed to its last whole block.
 pub fn finalize(
     spool_key: &DataKey,
     spool: &[u8],
@@ -234,27 +234,27 @@ pub fn finalize(
     object_id: &str,
 ) -> Result<(Vec<u8>, bool), SealError> {
     let header = Header::parse(spool)?.ok_or(SealError::Truncated)?;
-    let (mut sealer, mut out) = Sealer::new(key, object_id, sealed::DEFAULT_CHUNK);
-    out.extend(sealer.push(prefix));
     let full = header.chunk_size + sealed::TAG_LEN;
     let mut rest = &spool[header.len()..];
     let mut index = 0u32;
     let mut complete = false;
+    let mut plain = Vec::with_capacity(rest.len());
     while rest.len() >= sealed::TAG_LEN {
         let take = rest.len().min(full);
         let last = take == rest.len();
         match sealed::open_chunk(spool_key, &header, index, &rest[..take], last) {
-            Ok(plain) => {
-                out.extend(sealer.push(&plain));
+            Ok(chunk) => {
+                plain.extend(chunk);
                 complete = last;
             }
             // Not final: a crash cut the spool; keep what decrypts as a non-final chunk.
-            Err(_) if take == full => {
-                match sealed::open_chunk(spool_key, &header, index, &rest[..take], false) {
-                    Ok(plain) => out.extend(sealer.push(&plain)),
-                    Err(e) => return Err(e),
-                }
-            }
+            Err(_) if take == full => plain.extend(sealed::open_chunk(
+                spool_key,
+                &header,
+                index,
+                &rest[..take],
+                false,
+            )?),
             Err(_) => break,
         }
         if last {
@@ -263,6 +263,13 @@ pub fn finalize(
         rest = &rest[take..];
         index += 1;
     }
+    if !complete {
+        // The crash cut a block: the segment ends after the last whole one.
+        plain.truncate(webm::whole_prefix(&plain));
+    }
+    let (mut sealer, mut out) = Sealer::new(key, object_id, sealed::DEFAULT_CHUNK);
+    out.extend(sealer.push(prefix));
+    out.extend(sealer.push(&plain));
     out.extend(sealer.finish());
     Ok((out, complete))
 }

@@ -197,6 +197,17 @@ impl Muxer {
 /// Walks our own output and lists its blocks as (track, ms, keyframe, len). A truncated tail (a recording cut
 /// by a crash) ends the walk, as it ends playback; `None` only for bytes that are not our WebM at all.
 pub fn scan(data: &[u8]) -> Option<Vec<(u64, i64, bool, usize)>> {
+    walk(data).map(|(blocks, _)| blocks)
+}
+
+/// How many leading bytes of our output are whole elements: a spool cut by a crash ends inside a block, and
+/// a segment must end on an element boundary, or the next segment's clusters would be read as that block.
+pub fn whole_prefix(data: &[u8]) -> usize {
+    walk(data).map_or(0, |(_, end)| end)
+}
+
+/// The blocks, and where the last whole element ends.
+fn walk(data: &[u8]) -> Option<(Vec<(u64, i64, bool, usize)>, usize)> {
     fn read_id(d: &[u8]) -> Option<(u32, usize)> {
         let first = *d.first()?;
         let len = first.leading_zeros() as usize + 1;
@@ -250,11 +261,13 @@ pub fn scan(data: &[u8]) -> Option<Vec<(u64, i64, bool, usize)>> {
                 blocks.push((track, cluster_ms + rel, b[3] & 0x80 != 0, n - 4));
                 pos = body + n;
             }
-            (_, Some(n)) => pos = body + n as usize,
+            (_, Some(n)) if body + n as usize <= data.len() => pos = body + n as usize,
+            (_, Some(_)) => break,
             (_, None) => return None,
         }
     }
-    (!blocks.is_empty() || data.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) || data.is_empty()).then_some(blocks)
+    let ours = !blocks.is_empty() || data.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) || data.is_empty();
+    ours.then_some((blocks, pos.min(data.len())))
 }
 
 #[cfg(test)]
@@ -315,6 +328,24 @@ mod tests {
         assert_eq!(m.last_ms(), 9_010);
         let clusters = file.windows(4).filter(|w| *w == [0x1F, 0x43, 0xB6, 0x75]).count();
         assert_eq!(clusters, 2);
+    }
+
+    #[test]
+    fn the_whole_prefix_of_a_cut_stream_ends_on_a_block_boundary() {
+        let mut m = Muxer::new(vec![VIDEO_TRACK]);
+        let mut data = Vec::new();
+        for i in 0..10 {
+            data.extend(m.frame(VIDEO_TRACK, i * 33, i % 5 == 0, &[0xAB; 300]));
+        }
+        assert_eq!(whole_prefix(&data), data.len());
+        let cut = &data[..data.len() - 100];
+        let whole = whole_prefix(cut);
+        assert!(whole < cut.len());
+        assert_eq!(scan(&cut[..whole]).unwrap().len(), 9, "the cut block is left out");
+        // What follows the prefix is read as it should be.
+        let mut joined = cut[..whole].to_vec();
+        joined.extend(m.frame(VIDEO_TRACK, 400, true, &[0xCD; 300]));
+        assert_eq!(scan(&joined).unwrap().len(), 10);
     }
 
     #[test]

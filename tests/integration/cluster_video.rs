@@ -259,7 +259,8 @@ async fn a_browser_visit_survives_kill_9_of_its_host_and_a_drain_in_chromium() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    let (rec, _) = crate::video_relay::reviewed(&lb, &data, &visit).await;
+    let compliance = crate::demo::staff_cookie(&lb, &data, "compliance").await;
+    let (rec, _) = crate::video_relay::reviewed(&lb, &compliance, &visit).await;
     let gaps = rec["manifest"]["gaps"].as_array().unwrap();
     assert!(
         gaps.iter().any(|g| g["reason"] == "failover"),

@@ -203,6 +203,8 @@ async fn inner_handover() {
     // A recorded visit on node-1, both sockets there.
     let (mut first, url1) = node(0, &database, &data, None);
     let nurse_cookie = staff_cookie(&url1, &data, "nurse").await;
+    // Signed in now: node-1's development provider signs everyone in, and node-1 is about to die.
+    let compliance = staff_cookie(&url1, &data, "compliance").await;
     let token = patient_token(&url1, &data, "patient").await;
     let mut nurse = Ws::staff(&url1, &nurse_cookie).await;
     let mut patient = Ws::patient(&url1, &token).await;
@@ -236,7 +238,7 @@ async fn inner_handover() {
         stored_before_kill >= 1,
         "a segment was uploaded while the visit was live"
     );
-    media_flows(&mut patient, &mut nurse, &visit, 50).await;
+    media_flows(&mut patient, &mut nurse, &visit, 60).await;
 
     // node-1 dies: its sockets drop; the clients reconnect through the balancer (here: to node-2) and the
     // visit is adopted by a live node, which tells both to rejoin; media flows again, consent not asked again.
@@ -324,7 +326,7 @@ async fn inner_handover() {
     assert_eq!(drain["continues"]["reason"], "drain", "{drain}");
     assert_eq!(drain["continues"]["recording_id"], parts[1].0.as_str());
     // One recording for the reviewer: one entry, one timeline with both moves, one file spanning every node.
-    let (rec, blocks) = reviewed(&last_url, &data, &visit).await;
+    let (rec, blocks) = reviewed(&last_url, &compliance, &visit).await;
     assert_eq!(rec["id"], parts[0].0.as_str(), "named by its first part");
     let gaps = rec["manifest"]["gaps"].as_array().unwrap();
     assert!(
@@ -340,7 +342,10 @@ async fn inner_handover() {
     );
     assert!(
         blocks.iter().any(|b| origin + b.1 > drained_at),
-        "media from the last node"
+        "media from the last node: blocks at {:?} ms after the start, killed at {}, drained at {}: {rec}",
+        blocks.iter().map(|b| b.1).collect::<Vec<_>>(),
+        killed_at - origin,
+        drained_at - origin
     );
     let handovers: Vec<(String,)> =
         sqlx::query_as("SELECT reason FROM audit_events WHERE action = 'visit.handover' ORDER BY seq")
@@ -357,14 +362,13 @@ async fn inner_handover() {
 /// failover then a drain; and the blocks of its one downloaded WebM file.
 pub async fn reviewed(
     url: &str,
-    data: &std::path::Path,
+    compliance: &str,
     visit: &str,
 ) -> (serde_json::Value, Vec<(u64, i64, bool, usize)>) {
-    let compliance = staff_cookie(url, data, "compliance").await;
     let http = crate::common::client();
     let list: serde_json::Value = http
         .get(format!("{url}/api/v1/recordings?reason=failover%20review"))
-        .header("cookie", &compliance)
+        .header("cookie", compliance)
         .send()
         .await
         .unwrap()
@@ -381,7 +385,7 @@ pub async fn reviewed(
     let id = entries[0]["id"].as_str().unwrap().to_string();
     let rec: serde_json::Value = http
         .get(format!("{url}/api/v1/recordings/{id}?reason=failover%20review"))
-        .header("cookie", &compliance)
+        .header("cookie", compliance)
         .send()
         .await
         .unwrap()
@@ -401,7 +405,7 @@ pub async fn reviewed(
             "{url}/api/v1/recordings/{}/download?reason=failover%20review",
             rec["id"].as_str().unwrap()
         ))
-        .header("cookie", &compliance)
+        .header("cookie", compliance)
         .send()
         .await
         .unwrap();
