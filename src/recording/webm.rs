@@ -194,9 +194,12 @@ impl Muxer {
     }
 }
 
+/// A block as [`scan`] lists it: track, ms, keyframe, length.
+pub type ScannedBlock = (u64, i64, bool, usize);
+
 /// Walks our own output and lists its blocks as (track, ms, keyframe, len). A truncated tail (a recording cut
 /// by a crash) ends the walk, as it ends playback; `None` only for bytes that are not our WebM at all.
-pub fn scan(data: &[u8]) -> Option<Vec<(u64, i64, bool, usize)>> {
+pub fn scan(data: &[u8]) -> Option<Vec<ScannedBlock>> {
     walk(data).map(|(blocks, _)| blocks)
 }
 
@@ -207,7 +210,7 @@ pub fn whole_prefix(data: &[u8]) -> usize {
 }
 
 /// The blocks, and where the last whole element ends.
-fn walk(data: &[u8]) -> Option<(Vec<(u64, i64, bool, usize)>, usize)> {
+fn walk(data: &[u8]) -> Option<(Vec<ScannedBlock>, usize)> {
     fn read_id(d: &[u8]) -> Option<(u32, usize)> {
         let first = *d.first()?;
         let len = first.leading_zeros() as usize + 1;
