@@ -314,8 +314,8 @@ pub fn validate(c: &Config) -> Vec<Problem> {
 }
 
 fn check_recording(p: &mut Vec<Problem>, r: &crate::config::RecordingConfig) {
-    if !(5..=3600).contains(&r.segment_seconds) {
-        p.push(Problem::new("recording.segment_seconds", "between 5 and 3600"));
+    if !(5..=600).contains(&r.segment_seconds) {
+        p.push(Problem::new("recording.segment_seconds", "between 5 and 600"));
     }
     match (r.store.as_str(), &r.s3) {
         ("local", _) => {}

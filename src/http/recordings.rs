@@ -413,8 +413,24 @@ async fn stream(
     let resource = format!("recording:{}", proof.resource().id);
     let read = app.video.recording_bytes(&proof, start, end).await;
     match read {
+        // A range past the end (or backwards) is not satisfiable: 416 with the length, as RFC 9110 says.
+        Ok((_, from, total))
+            if range.is_some_and(|(_, end)| from >= total || end.is_some_and(|e| e <= from)) =>
+        {
+            let mut resp = super::error::error_body(
+                axum::http::StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                "the range is outside the recording",
+            );
+            resp.headers_mut().insert(
+                header::CONTENT_RANGE,
+                format!("bytes */{total}").parse().expect("header value"),
+            );
+            Ok(resp)
+        }
         Ok((bytes, from, total)) => {
-            let detail = format!("{why} (bytes {from}-{})", from + bytes.len() as u64);
+            let len = bytes.len() as u64;
+            let detail = format!("{why} (bytes {from}-{})", from + len);
             audit(
                 &app,
                 &caller,
@@ -430,12 +446,12 @@ async fn stream(
                     (header::ACCEPT_RANGES, "bytes".to_string()),
                     (header::CACHE_CONTROL, "no-store".to_string()),
                 ],
-                Body::from(bytes.clone()),
+                Body::from(bytes),
             )
                 .into_response();
             if range.is_some() {
                 *resp.status_mut() = axum::http::StatusCode::PARTIAL_CONTENT;
-                let last = (from + bytes.len() as u64).saturating_sub(1);
+                let last = (from + len).saturating_sub(1);
                 resp.headers_mut().insert(
                     header::CONTENT_RANGE,
                     format!("bytes {from}-{last}/{total}")

@@ -44,6 +44,9 @@ pub fn first_dims<'a>(all: impl Iterator<Item = &'a str>) -> [Option<(u32, u32)>
 /// from, to) with `from..to` within the piece.
 pub fn plan(lens: &[u64], start: u64, end: u64) -> Vec<(usize, u64, u64)> {
     let mut out = Vec::new();
+    if start >= end {
+        return out;
+    }
     let mut at = 0u64;
     for (i, &len) in lens.iter().enumerate() {
         let (a, b) = (at, at + len);
@@ -201,6 +204,7 @@ mod tests {
         assert_eq!(plan(&lens, 15, 16), vec![(3, 0, 1)]);
         assert_eq!(plan(&lens, 34, 35), vec![(3, 19, 20)]);
         assert!(plan(&lens, 35, 40).is_empty());
+        assert!(plan(&lens, 20, 5).is_empty(), "a reversed range is empty");
     }
 
     #[test]

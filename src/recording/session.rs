@@ -42,6 +42,9 @@ struct Inner {
 
 pub struct RecordingSession {
     pub id: RecordingId,
+    /// Held while a segment is closed (cut, sealed, recorded, uploaded) and while the part finishes, so a
+    /// periodic cut and the end of the part never interleave.
+    pub segment_lock: tokio::sync::Mutex<()>,
     spool_key: DataKey,
     key: DataKey,
     inner: Mutex<Inner>,
@@ -76,6 +79,17 @@ pub struct SealedSegment {
     pub video_dims: [Option<(u32, u32)>; 2],
     /// False when the spool was cut short (the segment ends at its last whole chunk).
     pub complete: bool,
+    /// The spool it was sealed from, removed by [`SealedSegment::discard_spool`] once the segment's row is
+    /// written: until then a crash leaves the spool for the recovery to seal again.
+    pub spool: std::path::PathBuf,
+}
+
+impl SealedSegment {
+    pub fn discard_spool(&self) {
+        if let Err(e) = std::fs::remove_file(&self.spool) {
+            tracing::warn!(error = %e, "a sealed segment's spool could not be removed");
+        }
+    }
 }
 
 /// A finished part, ready for its row: its last segments (one when it ended; every one left on disk when a
@@ -105,7 +119,7 @@ pub fn segment_key(id: &str, seq: i64) -> String {
     format!("{id}.{seq:05}.erseg")
 }
 
-/// Reseals a closed spool as its segment's object in the outbox and removes the spool.
+/// Reseals a closed spool as its segment's object in the outbox (the spool stays until the row is written).
 fn seal_spool(
     store: &LocalStore,
     spool_key: &DataKey,
@@ -122,7 +136,6 @@ fn seal_spool(
     let plain_bytes = header
         .plain_len(object.len() as u64)
         .ok_or(super::sealed::SealError::Truncated)?;
-    std::fs::remove_file(spool)?;
     Ok(SealedSegment {
         seq: c.seq,
         object_key,
@@ -132,6 +145,7 @@ fn seal_spool(
         end_ms: c.end_ms,
         video_dims: c.video_dims,
         complete,
+        spool: spool.to_path_buf(),
     })
 }
 
@@ -153,6 +167,7 @@ impl RecordingSession {
         Ok((
             RecordingSession {
                 id,
+                segment_lock: tokio::sync::Mutex::new(()),
                 spool_key,
                 key,
                 inner: Mutex::new(Inner {
@@ -241,20 +256,25 @@ impl RecordingSession {
     pub fn cut(&self, store: &LocalStore, now_ms: i64) -> Result<Option<ClosedSegment>, RecordingError> {
         let mut inner = self.inner.lock().expect("recording lock");
         let seq = inner.seq;
-        let Some(recorder) = inner.recorder.as_mut() else {
+        if inner.recorder.is_none() {
             return Ok(None);
-        };
+        }
+        // The next spool's file first: a failure here changes nothing.
+        let next_path = store.next_spool_path(&self.id);
+        let mut next = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&next_path)?;
+        let recorder = inner.recorder.as_mut().expect("checked above");
         let video_dims = recorder.dims();
         let (tail, head) = recorder.cut(&self.spool_key, &segment_object_id(&self.id, seq + 1));
+        next.write_all(&head)?;
         inner.spool.write_all(&tail)?;
         inner.spool.sync_all()?;
         std::fs::rename(store.spool_path(&self.id), store.closed_spool_path(&self.id, seq))?;
-        let mut spool = std::fs::OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(store.spool_path(&self.id))?;
-        spool.write_all(&head)?;
-        inner.spool = spool;
+        std::fs::rename(&next_path, store.spool_path(&self.id))?;
+        inner.spool = next;
         let closed = ClosedSegment {
             seq,
             start_ms: inner.segment_started_ms,
@@ -289,18 +309,38 @@ impl RecordingSession {
             end_ms: now_ms,
             video_dims,
         };
-        let last = seal_spool(
+        let mut segments = Vec::new();
+        // A closed segment whose sealing or row failed is still on disk: sealed now, before the last one.
+        for (seq, path) in store.closed_spools(&self.id) {
+            let end = modified_ms(&path, now_ms);
+            let leftover = ClosedSegment {
+                seq,
+                start_ms: end,
+                end_ms: end,
+                video_dims,
+            };
+            segments.push(seal_spool(
+                store,
+                &self.spool_key,
+                &self.key,
+                &self.id,
+                &path,
+                leftover,
+            )?);
+        }
+        let spool = store.spool_path(&self.id);
+        segments.push(seal_spool(
             store,
             &self.spool_key,
             &self.key,
             &self.id,
-            &store.spool_path(&self.id),
+            &spool,
             closed,
-        )?;
+        )?);
         Ok(Stored {
             media_bytes,
             timeline,
-            segments: vec![last],
+            segments,
         })
     }
 }
@@ -337,8 +377,8 @@ pub struct Leftover<'a> {
     pub spool_wrapped_key: &'a str,
     pub kek_id: &'a str,
     pub wrapped_key: &'a str,
-    /// The next segment number (one past the last with a row).
-    pub next_seq: i64,
+    /// The segments that have rows (sealed before the crash; their spools only need removing).
+    pub recorded: Vec<i64>,
     /// Where the first segment left on disk begins (the last stored segment's end, or the part's start).
     pub known_end_ms: i64,
 }
@@ -367,11 +407,21 @@ pub fn recover(
     let mut spools = store.closed_spools(id);
     let open = store.spool_path(id);
     if open.exists() {
-        let next = spools.last().map_or(part.next_seq, |(seq, _)| seq + 1);
-        spools.push((next.max(part.next_seq), open));
+        // Its number is in its (authenticated) header: `id/seq`.
+        let head = std::fs::read(&open)?;
+        let named = super::sealed::Header::parse(&head)?
+            .and_then(|h| h.recording_id.strip_prefix(&format!("{id}/"))?.parse().ok());
+        let next = spools.last().map_or(0, |(seq, _)| seq + 1);
+        spools.push((named.unwrap_or(next), open));
     }
+    // A cut interrupted between its two renames leaves the next spool's file: it holds no media.
+    let _ = std::fs::remove_file(store.next_spool_path(id));
     let (mut segments, mut start) = (Vec::new(), part.known_end_ms);
     for (seq, path) in spools {
+        if part.recorded.contains(&seq) {
+            std::fs::remove_file(&path)?;
+            continue;
+        }
         let end = modified_ms(&path, start).max(start);
         let closed = ClosedSegment {
             seq,
@@ -477,6 +527,7 @@ mod tests {
         session.add_participant(ParticipantId::random(), Source::Patient);
         session.set_state(RecordingState::Paused, "test", "x", 10);
         let stored = session.finish(&store, 100).unwrap();
+        stored.segments.iter().for_each(SealedSegment::discard_spool);
         assert!(!store.spool_path(&session.id).exists(), "the spool is gone");
         let objects = super::super::objects::LocalObjects::new(&store.objects_dir()).unwrap();
         let segment = &stored.segments[0];
@@ -533,6 +584,7 @@ mod tests {
         assert_eq!((first.seq, first.start_ms, first.end_ms), (0, 1_000, 5_000));
         let sealed = session.seal(&store, first).unwrap();
         assert_eq!(sealed.object_key, segment_key(&session.id, 0));
+        sealed.discard_spool();
         // Segment 1 closed but not sealed, segment 2 open with media past a chunk: then the process dies.
         let second = session.cut(&store, 9_000).unwrap().unwrap();
         assert_eq!(second.seq, 1);
@@ -564,7 +616,7 @@ mod tests {
             spool_wrapped_key: &keys.spool_wrapped_key,
             kek_id: &keys.kek_id,
             wrapped_key: &keys.wrapped_key,
-            next_seq: 1,
+            recorded: vec![0],
             known_end_ms: 5_000,
         };
         // The spools' last writes are on the real clock; the recovery comes later.
@@ -585,6 +637,7 @@ mod tests {
                 .iter()
                 .all(|s| store.outbox_path(&s.object_key).exists())
         );
+        stored.segments.iter().for_each(SealedSegment::discard_spool);
         assert!(store.closed_spools(part.id).is_empty() && !store.spool_path(part.id).exists());
         assert_eq!(stored.timeline.ended_ms, Some(later));
         assert_eq!(

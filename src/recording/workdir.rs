@@ -21,6 +21,10 @@ impl LocalStore {
     pub fn spool_path(&self, id: &str) -> PathBuf {
         self.dir.join("spool").join(format!("{id}.spool"))
     }
+    /// The next segment's spool while a cut puts it in place.
+    pub fn next_spool_path(&self, id: &str) -> PathBuf {
+        self.dir.join("spool").join(format!("{id}.next"))
+    }
     /// A closed segment's spool, waiting to be resealed as the segment's object.
     pub fn closed_spool_path(&self, id: &str, seq: i64) -> PathBuf {
         self.dir.join("spool").join(format!("{id}.{seq}.closed"))

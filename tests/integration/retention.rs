@@ -1,12 +1,12 @@
-//! Retention with an injected clock (`examroom retention sweep --now`): expired recordings are deleted (object
-//! removed, data key destroyed, receipt in the audit log), a legal hold keeps one, `--dry-run` deletes nothing,
-//! and the audit chain stays intact.
+//! Retention with an injected clock (`examroom retention sweep --now`): expired recordings are deleted (the
+//! whole-file object or every segment removed, data key destroyed, receipt in the audit log), a legal hold keeps
+//! one, `--dry-run` deletes nothing, and the audit chain stays intact.
 
 use examroom::recording::objects::{LocalObjects, ObjectStore};
 use examroom::store::{Db, NewRecording};
 use secrecy::SecretString;
 
-async fn seed(db: &Db, store: &LocalObjects, id: &str, retain_until: i64) {
+async fn seed_row(db: &Db, id: &str, retain_until: i64) {
     db.insert_recording(&NewRecording {
         id,
         visit_id: &id.replacen('r', "v", 1),
@@ -24,6 +24,11 @@ async fn seed(db: &Db, store: &LocalObjects, id: &str, retain_until: i64) {
     })
     .await
     .unwrap();
+}
+
+/// A whole-file recording (made before segments): one sealed object.
+async fn seed(db: &Db, store: &LocalObjects, id: &str, retain_until: i64) {
+    seed_row(db, id, retain_until).await;
     let key = format!("{id}.erec");
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), b"ERREC sealed bytes").unwrap();
@@ -34,6 +39,35 @@ async fn seed(db: &Db, store: &LocalObjects, id: &str, retain_until: i64) {
     db.finish_recording(id, 2_000, Some(&key), 18, 10, "{}")
         .await
         .unwrap();
+    db.mark_recording_stored(id).await.unwrap();
+}
+
+/// A recording made of segments (every recording since segments): two sealed objects and their rows.
+async fn seed_segmented(db: &Db, store: &LocalObjects, id: &str, retain_until: i64) {
+    seed_row(db, id, retain_until).await;
+    for seq in 0..2 {
+        let key = format!("{id}.{seq:05}.erseg");
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), b"ERREC sealed segment").unwrap();
+        store
+            .put_file(&key, file.path(), retain_until, false)
+            .await
+            .unwrap();
+        let row = examroom::store::SegmentRow {
+            recording_id: id.into(),
+            seq,
+            object_key: key,
+            plain_bytes: 4,
+            sealed_bytes: 20,
+            start_ms: 1_000 + seq * 500,
+            end_ms: 1_500 + seq * 500,
+            video_dims: ",".into(),
+            stored: false,
+        };
+        db.insert_segment(&row).await.unwrap();
+        db.mark_segment_stored(id, seq).await.unwrap();
+    }
+    db.finish_recording(id, 2_000, None, 40, 8, "{}").await.unwrap();
     db.mark_recording_stored(id).await.unwrap();
 }
 
@@ -49,6 +83,7 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
     let year_2030 = 1_893_456_000_000; // 2030-01-01
     seed(&db, &store, "r000000000000000000000001", year_2030).await;
     seed(&db, &store, "r000000000000000000000002", year_2030).await;
+    seed_segmented(&db, &store, "r000000000000000000000004", year_2030).await;
     seed(
         &db,
         &store,
@@ -76,7 +111,7 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("would delete r000000000000000000000001"), "{out}");
     assert!(
-        out.contains("1 recording(s) past retention (dry run: nothing deleted)"),
+        out.contains("2 recording(s) past retention (dry run: nothing deleted)"),
         "{out}"
     );
     assert!(
@@ -107,6 +142,10 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
         store.path("r000000000000000000000002.erec").exists(),
         "legal hold keeps it"
     );
+    for seq in 0..2 {
+        let key = format!("r000000000000000000000004.{seq:05}.erseg");
+        assert!(!store.path(&key).exists(), "every segment removed: {key}");
+    }
     assert!(
         store.path("r000000000000000000000003.erec").exists(),
         "not expired"
@@ -130,7 +169,18 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
             .await
             .unwrap();
     pool.close().await;
-    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    assert_eq!(receipts.len(), 2, "{receipts:?}");
+    let segmented = receipts
+        .iter()
+        .find(|r| r.0 == "recording:r000000000000000000000004")
+        .expect("the segmented recording's receipt");
+    let both =
+        r#""objects":["r000000000000000000000004.00000.erseg","r000000000000000000000004.00001.erseg"]"#;
+    assert!(segmented.1.contains(both), "{}", segmented.1);
+    let receipts: Vec<_> = receipts
+        .into_iter()
+        .filter(|r| r.0 != "recording:r000000000000000000000004")
+        .collect();
     assert_eq!(receipts[0].0, "recording:r000000000000000000000001");
     // The sweep is the broker's own work: it says so, and its event still carries a correlation id.
     assert_eq!(

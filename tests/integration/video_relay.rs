@@ -2,6 +2,9 @@
 //! loopback-only network namespace): a visit between a nurse on one node and a patient on the other is hosted by
 //! one node's SFU and the patient's signaling is relayed to it; media flows both ways; a socket that opens on the
 //! other node hears of the visit; the next visit goes to the less loaded node; the host's row goes with the visit.
+//! Then a recorded visit outlives `kill -9` of its host and a rolling restart of the next two (each drained, the
+//! first started again), with the patient chatting throughout: media flows after every move, no message is lost
+//! or stored twice, and the compliance officer gets one recording, one timeline and one file, by range.
 
 use std::time::Duration;
 
@@ -66,6 +69,51 @@ async fn propose(patient: &mut Ws, nurse: &mut Ws, key: &str) -> String {
     crate::media_peers::chat_then_video_request(patient, nurse, key)
         .await
         .1
+}
+
+/// The patient's chat while the visit moves: bursts sent without waiting, resent after each reconnect (with
+/// the same idempotency keys, as the widget does), and checked at the end: every message stored exactly once.
+struct ChatLoad {
+    conversation: String,
+    sent: Vec<String>,
+}
+
+impl ChatLoad {
+    async fn burst(&mut self, ws: &mut Ws, n: usize) {
+        for _ in 0..n {
+            let key = format!("load-{}", self.sent.len());
+            ws.send(
+                json!({"v": 1, "type": "send", "conversation_id": self.conversation,
+                           "idempotency_key": key, "body": format!("body of {key}")}),
+            )
+            .await;
+            self.sent.push(key);
+        }
+    }
+
+    /// After a reconnect: whatever may not have been acknowledged is sent again; each gets its ack.
+    async fn resend(&mut self, ws: &mut Ws) {
+        for key in self.sent.clone() {
+            ws.say(&self.conversation, &key, &format!("body of {key}")).await;
+        }
+    }
+
+    async fn verify(&self, ws: &mut Ws) {
+        let mut stored: Vec<serde_json::Value> = Vec::new();
+        loop {
+            let after = stored.last().map_or(0, |m| m["seq"].as_i64().unwrap());
+            let page = ws.sync(&self.conversation, after).await;
+            if page.is_empty() {
+                break;
+            }
+            stored.extend(page);
+        }
+        for key in &self.sent {
+            let body = format!("body of {key}");
+            let n = stored.iter().filter(|m| m["body"] == body.as_str()).count();
+            assert_eq!(n, 1, "{key} stored exactly once");
+        }
+    }
 }
 
 #[tokio::test]
@@ -159,7 +207,7 @@ async fn inner_relay() {
 }
 
 #[test]
-fn a_visit_survives_the_death_of_its_host_and_a_drain_of_the_next() {
+fn a_visit_survives_the_death_of_its_host_and_a_rolling_restart() {
     if std::env::var("TEST_POSTGRES_SOCKET_DIR").is_err() {
         assert!(
             std::env::var("TEST_REQUIRE_POSTGRES").is_err(),
@@ -192,7 +240,7 @@ async fn rejoined(ws: &mut Ws, visit: &str, epoch: u64, secs: u64) -> serde_json
 }
 
 #[tokio::test]
-#[ignore = "run inside a network namespace by a_visit_survives_the_death_of_its_host_and_a_drain_of_the_next"]
+#[ignore = "run inside a network namespace by a_visit_survives_the_death_of_its_host_and_a_rolling_restart"]
 async fn inner_handover() {
     let database = crate::storage::socket_database();
     let dir = tempfile::tempdir().unwrap();
@@ -208,7 +256,12 @@ async fn inner_handover() {
     let token = patient_token(&url1, &data, "patient").await;
     let mut nurse = Ws::staff(&url1, &nurse_cookie).await;
     let mut patient = Ws::patient(&url1, &token).await;
-    let visit = propose(&mut patient, &mut nurse, "move-1").await;
+    let (conversation, visit) =
+        crate::media_peers::chat_then_video_request(&mut patient, &mut nurse, "move-1").await;
+    let mut chat = ChatLoad {
+        conversation,
+        sent: Vec::new(),
+    };
     patient
         .send(json!({"v": 1, "type": "video_answer", "visit_id": visit, "accept": true, "recording_consent": true}))
         .await;
@@ -240,6 +293,7 @@ async fn inner_handover() {
     );
     media_flows(&mut patient, &mut nurse, &visit, 60).await;
 
+    chat.burst(&mut patient, 5).await;
     // node-1 dies: its sockets drop; the clients reconnect through the balancer (here: to node-2) and the
     // visit is adopted by a live node, which tells both to rejoin; media flows again, consent not asked again.
     let killed = std::time::Instant::now();
@@ -252,6 +306,7 @@ async fn inner_handover() {
     rejoined(&mut nurse, &visit, 1, 5).await;
     let adopter = host_of(&pool, &visit).await.expect("adopted");
     assert_ne!(adopter, "node-1");
+    chat.resend(&mut patient).await;
     media_flows(&mut patient, &mut nurse, &visit, 100).await;
     println!(
         "measured: failover: media again {:.1} s after the host was killed (dead after 3 s)",
@@ -265,6 +320,7 @@ async fn inner_handover() {
         (&third, url2.clone(), "node-2")
     };
     let pid = adopter_broker.child.id().to_string();
+    chat.burst(&mut patient, 5).await;
     let drained = std::time::Instant::now();
     let drained_at = crate::common::epoch_ms();
     assert!(
@@ -295,13 +351,79 @@ async fn inner_handover() {
         "measured: drain: media again {:.1} s after SIGTERM",
         drained.elapsed().as_secs_f64()
     );
+    chat.resend(&mut patient).await;
+
+    // The rolling restart goes on: the drained node starts again, then the last node drains, and the visit
+    // moves back to the restarted one (node-1 stays dead).
+    let (adopter_index, last_broker) = if adopter == "node-2" {
+        (1, &third)
+    } else {
+        (2, &second)
+    };
+    let (restarted, restarted_url) = node(adopter_index, &database, &data, Some(&url1));
+    let mut ready = false;
+    for _ in 0..100 {
+        let live: Vec<(String,)> =
+            sqlx::query_as("SELECT node_id FROM cluster_nodes WHERE node_id = $1 AND draining = 0")
+                .bind(adopter.clone())
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+        if !live.is_empty()
+            && crate::common::client()
+                .get(format!("{restarted_url}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "{adopter} started again");
+    chat.burst(&mut patient, 5).await;
+    let drained_again = std::time::Instant::now();
+    let pid = last_broker.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut moved = false;
+    for _ in 0..100 {
+        if host_of(&pool, &visit).await.as_deref() == Some(adopter.as_str()) {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        moved,
+        "the last node handed the visit back to the restarted {adopter}"
+    );
+    drop((nurse, patient));
+    let mut nurse = Ws::staff_at(&restarted_url, &url1, &nurse_cookie).await;
+    let mut patient = Ws::patient(&restarted_url, &token).await;
+    rejoined(&mut patient, &visit, 3, 5).await;
+    rejoined(&mut nurse, &visit, 3, 5).await;
+    media_flows(&mut patient, &mut nurse, &visit, 300).await;
+    println!(
+        "measured: second drain: media again {:.1} s after SIGTERM",
+        drained_again.elapsed().as_secs_f64()
+    );
+    chat.resend(&mut patient).await;
+    chat.verify(&mut patient).await;
     nurse
         .send(json!({"v": 1, "type": "video_end", "visit_id": visit}))
         .await;
     patient.expect("video_ended").await;
 
-    // Three parts of one recording: node-1's spool (lost with it until it restarts), the adopter's (stored when
-    // it drained), the last node's (stored at the end), each continuing the previous one.
+    // Four parts of one recording: node-1's (its last spool sealed by another node on the shared disk), the
+    // adopter's (stored when it drained), the last node's (stored when it drained), the restarted adopter's
+    // (stored at the end), each continuing the previous one.
     let mut parts: Vec<(String, String, String)> = Vec::new();
     for _ in 0..100 {
         parts = sqlx::query_as(
@@ -311,12 +433,12 @@ async fn inner_handover() {
         .fetch_all(&pool)
         .await
         .unwrap();
-        if parts.len() == 3 && parts[1..].iter().all(|p| p.1 == "stored") {
+        if parts.len() == 4 && parts[1..].iter().all(|p| p.1 == "stored") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(parts.len(), 3, "{parts:?}");
+    assert_eq!(parts.len(), 4, "{parts:?}");
     let manifest = |i: usize| serde_json::from_str::<serde_json::Value>(&parts[i].2).unwrap();
     let failover = manifest(1);
     assert_eq!(failover["continues"]["reason"], "failover", "{failover}");
@@ -325,8 +447,15 @@ async fn inner_handover() {
     let drain = manifest(2);
     assert_eq!(drain["continues"]["reason"], "drain", "{drain}");
     assert_eq!(drain["continues"]["recording_id"], parts[1].0.as_str());
+    assert_eq!(manifest(3)["continues"]["reason"], "drain");
     // One recording for the reviewer: one entry, one timeline with both moves, one file spanning every node.
-    let (rec, blocks) = reviewed(&last_url, &compliance, &visit).await;
+    let (rec, blocks) = reviewed(
+        &restarted_url,
+        &compliance,
+        &visit,
+        &["failover", "drain", "drain"],
+    )
+    .await;
     assert_eq!(rec["id"], parts[0].0.as_str(), "named by its first part");
     let gaps = rec["manifest"]["gaps"].as_array().unwrap();
     assert!(
@@ -352,18 +481,19 @@ async fn inner_handover() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(handovers.len(), 2, "{handovers:?}");
-    for b in [&second, &third] {
+    assert_eq!(handovers.len(), 3, "{handovers:?}");
+    for b in [&second, &third, &restarted] {
         b.assert_no_panic();
     }
 }
 
-/// The visit's recording as a compliance officer finds it at `url`: exactly one entry, stored, moved by a
-/// failover then a drain; and the blocks of its one downloaded WebM file.
+/// The visit's recording as a compliance officer finds it at `url`: exactly one entry, stored, moved for the
+/// `moves` reasons in turn; and the blocks of its one downloaded WebM file.
 pub async fn reviewed(
     url: &str,
     compliance: &str,
     visit: &str,
+    moves: &[&str],
 ) -> (serde_json::Value, Vec<(u64, i64, bool, usize)>) {
     let http = crate::common::client();
     let list: serde_json::Value = http
@@ -393,13 +523,13 @@ pub async fn reviewed(
         .await
         .unwrap();
     assert_eq!(rec["state"], "stored", "{rec}");
-    let moves: Vec<&str> = rec["manifest"]["handovers"]
+    let reasons: Vec<&str> = rec["manifest"]["handovers"]
         .as_array()
         .unwrap()
         .iter()
         .map(|h| h["reason"].as_str().unwrap())
         .collect();
-    assert_eq!(moves, ["failover", "drain"], "{rec}");
+    assert_eq!(reasons, moves, "{rec}");
     let webm = http
         .get(format!(
             "{url}/api/v1/recordings/{}/download?reason=failover%20review",
@@ -411,6 +541,37 @@ pub async fn reviewed(
         .unwrap();
     assert_eq!(webm.status(), 200);
     let webm = webm.bytes().await.unwrap();
+    // The stream serves any range of that one file, across the segments' and parts' seams, and refuses one
+    // past its end.
+    let stream = |range: String| {
+        http.get(format!(
+            "{url}/api/v1/recordings/{}/stream?reason=failover%20review",
+            rec["id"].as_str().unwrap()
+        ))
+        .header("cookie", compliance)
+        .header("range", range)
+        .send()
+    };
+    let total = webm.len();
+    for (a, b) in [(0, 99), (total / 3, total / 3 + 150_000), (total - 10, total - 1)] {
+        let b = b.min(total - 1);
+        let part = stream(format!("bytes={a}-{b}")).await.unwrap();
+        assert_eq!(part.status(), 206);
+        assert_eq!(
+            part.headers()["content-range"].to_str().unwrap(),
+            format!("bytes {a}-{b}/{total}")
+        );
+        assert!(
+            part.bytes().await.unwrap() == webm[a..=b],
+            "bytes {a}-{b} as in the download"
+        );
+    }
+    let past = stream(format!("bytes={total}-")).await.unwrap();
+    assert_eq!(past.status(), 416);
+    assert_eq!(
+        past.headers()["content-range"].to_str().unwrap(),
+        format!("bytes */{total}")
+    );
     let blocks = examroom::recording::webm::scan(&webm).expect("one WebM file");
     assert!(!blocks.is_empty(), "media in the file");
     (rec, blocks)

@@ -138,6 +138,8 @@ impl VideoService {
             return;
         };
         self.engine.set_tap(v.id.as_str(), None);
+        // A periodic cut in progress finishes first.
+        let _closing = session.segment_lock.lock().await;
         let now = now_ms();
         let store = self.recording.store.clone();
         let s = session.clone();
@@ -221,7 +223,10 @@ impl VideoService {
         {
             Ok(rows) => rows
                 .into_iter()
-                .filter(|r| self.recording.store.spool_path(&r.id).exists())
+                .filter(|r| {
+                    let store = &self.recording.store;
+                    store.spool_path(&r.id).exists() || !store.closed_spools(&r.id).is_empty()
+                })
                 .collect(),
             Err(e) => {
                 tracing::error!(error = %e, "unfinished recordings could not be listed");
@@ -282,7 +287,7 @@ impl VideoService {
                 .segments_of(&[&row.id])
                 .await
                 .unwrap_or_default();
-            let next_seq = done.last().map_or(0, |s| s.seq + 1);
+            let recorded: Vec<i64> = done.iter().map(|s| s.seq).collect();
             let known_end_ms = done.last().map_or(row.started_at, |s| s.end_ms);
             let (this, r) = (self.clone(), row.clone());
             let recovered = tokio::task::spawn_blocking(move || {
@@ -292,7 +297,7 @@ impl VideoService {
                     spool_wrapped_key: &r.spool_wrapped_key,
                     kek_id: &r.kek_id,
                     wrapped_key: &r.wrapped_key,
-                    next_seq,
+                    recorded,
                     known_end_ms,
                 };
                 crate::recording::session::recover(

@@ -11,28 +11,32 @@ use crate::clock::now_ms;
 use crate::recording::assembly::format_dims;
 use crate::recording::session::{RecordingSession, SealedSegment, Stored};
 use crate::store::{RecordingPhase, SegmentRow};
+use crate::visit::VisitId;
 
 impl VideoService {
     /// Closes every open segment that has run its length (the timers' tick).
     pub(super) async fn close_due_segments(&self) {
         let now = now_ms();
-        let due: Vec<Arc<RecordingSession>> = self
+        let due: Vec<(VisitId, Arc<RecordingSession>)> = self
             .live()
             .sessions
-            .values()
-            .filter(|s| {
+            .iter()
+            .filter(|(_, s)| {
                 s.segment_started_ms()
                     .is_some_and(|t| now - t >= self.recording.segment_ms)
             })
-            .cloned()
+            .map(|(v, s)| (v.clone(), s.clone()))
             .collect();
-        for session in due {
+        for (visit, session) in due {
             self.close_segment(&session).await;
+            // The next segment starts on a keyframe, so a player can seek to it.
+            self.engine.request_keyframes(visit.as_str()).await;
         }
     }
 
     /// Closes the open segment now and sends it to the object store.
     pub(super) async fn close_segment(&self, session: &Arc<RecordingSession>) {
+        let _closing = session.segment_lock.lock().await;
         let (store, s, now) = (self.recording.store.clone(), session.clone(), now_ms());
         // Cutting is quick; sealing reads and reseals the spool: both off the runtime's threads.
         let sealed = tokio::task::spawn_blocking(move || match s.cut(&store, now)? {
@@ -42,8 +46,9 @@ impl VideoService {
         .await;
         match sealed {
             Ok(Ok(Some(segment))) => {
-                let row = self.record_segment(&session.id, &segment).await;
-                if let Some(row) = row {
+                // Its spool goes only once the row is written (a failure leaves it for the part's end).
+                if let Some(row) = self.record_segment(&session.id, &segment).await {
+                    segment.discard_spool();
                     self.upload_segment(&row).await;
                 }
             }
@@ -82,6 +87,11 @@ impl VideoService {
             return false;
         }
         let part = match self.recording.db.recording(&seg.recording_id).await {
+            // A part past retention has no key left: what its node still held is of no use to anyone.
+            Ok(Some(part)) if part.state == RecordingPhase::Deleted => {
+                let _ = tokio::fs::remove_file(&outbox).await;
+                return false;
+            }
             Ok(Some(part)) => part,
             Ok(None) => return false,
             Err(e) => {
@@ -115,7 +125,10 @@ impl VideoService {
     pub(super) async fn store_finished(&self, id: &str, stored: &Stored, ended_ms: i64) {
         let mut rows = Vec::new();
         for s in &stored.segments {
-            rows.extend(self.record_segment(id, s).await);
+            if let Some(row) = self.record_segment(id, s).await {
+                s.discard_spool();
+                rows.push(row);
+            }
         }
         let sealed: i64 = match self.recording.db.segments_of(&[id]).await {
             Ok(all) => all.iter().map(|s| s.sealed_bytes).sum(),
@@ -148,7 +161,12 @@ impl VideoService {
         let Ok(segments) = self.recording.db.segments_of(&[id]).await else {
             return;
         };
-        if segments.iter().any(|s| !s.stored) {
+        // Every segment from the first, stored: a row still to come (a hole) keeps the part uploading.
+        let whole = segments
+            .iter()
+            .enumerate()
+            .all(|(i, s)| s.seq == i as i64 && s.stored);
+        if !whole {
             return;
         }
         if let Err(e) = self.recording.db.mark_recording_stored(id).await {
