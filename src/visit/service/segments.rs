@@ -178,9 +178,10 @@ impl VideoService {
             .record_or_log(
                 AuditEvent::system("recording.stored", format!("recording:{id}"), Outcome::Success).reason(
                     format!(
-                        "{} bytes sealed in {} segments",
+                        "{} bytes sealed in {} segment{}",
                         row.object_bytes.unwrap_or(0),
-                        segments.len()
+                        segments.len(),
+                        if segments.len() == 1 { "" } else { "s" }
                     ),
                 ),
             )
