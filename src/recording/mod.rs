@@ -6,7 +6,9 @@
 pub mod assembly;
 pub mod depacketize;
 pub mod objects;
+pub mod reader;
 pub mod recorder;
+pub mod recovery;
 pub mod retention;
 pub mod sealed;
 pub mod session;

@@ -11,7 +11,6 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::objects::ObjectStore;
 use super::recorder::{Recorder, Source, finalize};
 use super::timeline::{RecordingState, Timeline};
 use super::workdir::LocalStore;
@@ -100,11 +99,11 @@ pub struct Stored {
     pub segments: Vec<SealedSegment>,
 }
 
-fn key_context(id: &str) -> String {
+pub(super) fn key_context(id: &str) -> String {
     format!("examroom-recording-v1|{id}")
 }
 
-fn spool_context(id: &str) -> String {
+pub(super) fn spool_context(id: &str) -> String {
     format!("examroom-recording-spool-v1|{id}")
 }
 
@@ -120,7 +119,7 @@ pub fn segment_key(id: &str, seq: i64) -> String {
 }
 
 /// Reseals a closed spool as its segment's object in the outbox (the spool stays until the row is written).
-fn seal_spool(
+pub(super) fn seal_spool(
     store: &LocalStore,
     spool_key: &DataKey,
     key: &DataKey,
@@ -345,6 +344,27 @@ impl RecordingSession {
     }
 }
 
+#[cfg(test)]
+impl RecordingSession {
+    /// Feeds one video frame as the SFU's tap would (recovery's tests).
+    pub(super) fn record_video_for_tests(
+        &self,
+        source: Source,
+        seq: u16,
+        ts: u32,
+        frame: &[u8],
+        now_ms: i64,
+    ) {
+        let mut inner = self.inner.lock().expect("recording lock");
+        let out = inner
+            .recorder
+            .as_mut()
+            .expect("recording")
+            .video(source, seq, ts, true, frame, now_ms);
+        inner.spool.write_all(&out.sealed).expect("spool write");
+    }
+}
+
 impl MediaTap for RecordingSession {
     fn rtp(&self, participant: &ParticipantId, kind: MediaKind, p: &RtpView<'_>) -> bool {
         let now = crate::clock::now_ms();
@@ -370,20 +390,7 @@ impl MediaTap for RecordingSession {
     }
 }
 
-/// A part a crash left behind, as its row describes it.
-pub struct Leftover<'a> {
-    pub id: &'a str,
-    pub spool_kek_id: &'a str,
-    pub spool_wrapped_key: &'a str,
-    pub kek_id: &'a str,
-    pub wrapped_key: &'a str,
-    /// The segments that have rows (sealed before the crash; their spools only need removing).
-    pub recorded: Vec<i64>,
-    /// Where the first segment left on disk begins (the last stored segment's end, or the part's start).
-    pub known_end_ms: i64,
-}
-
-fn modified_ms(path: &Path, or: i64) -> i64 {
+pub(super) fn modified_ms(path: &Path, or: i64) -> i64 {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
@@ -391,122 +398,10 @@ fn modified_ms(path: &Path, or: i64) -> i64 {
         .map_or(or, |d| d.as_millis() as i64)
 }
 
-/// Finishes a part a crash left behind: every spool it left on this disk (closed segments not yet sealed, then
-/// the open one, up to its last whole chunk) becomes a segment; the time from the last write to `now` is
-/// marked as a gap.
-pub fn recover(
-    store: &LocalStore,
-    keyring: &Keyring,
-    part: &Leftover<'_>,
-    mut timeline: Timeline,
-    now_ms: i64,
-) -> Result<Stored, RecordingError> {
-    let id = part.id;
-    let spool_key = keyring.unwrap_data_key(part.spool_kek_id, part.spool_wrapped_key, &spool_context(id))?;
-    let key = keyring.unwrap_data_key(part.kek_id, part.wrapped_key, &key_context(id))?;
-    let mut spools = store.closed_spools(id);
-    let open = store.spool_path(id);
-    if open.exists() {
-        // Its number is in its (authenticated) header: `id/seq`.
-        let head = std::fs::read(&open)?;
-        let named = super::sealed::Header::parse(&head)?
-            .and_then(|h| h.recording_id.strip_prefix(&format!("{id}/"))?.parse().ok());
-        let next = spools.last().map_or(0, |(seq, _)| seq + 1);
-        spools.push((named.unwrap_or(next), open));
-    }
-    // A cut interrupted between its two renames leaves the next spool's file: it holds no media.
-    let _ = std::fs::remove_file(store.next_spool_path(id));
-    let (mut segments, mut start) = (Vec::new(), part.known_end_ms);
-    for (seq, path) in spools {
-        if part.recorded.contains(&seq) {
-            std::fs::remove_file(&path)?;
-            continue;
-        }
-        let end = modified_ms(&path, start).max(start);
-        let closed = ClosedSegment {
-            seq,
-            start_ms: start,
-            end_ms: end,
-            video_dims: [None, None],
-        };
-        segments.push(seal_spool(store, &spool_key, &key, id, &path, closed)?);
-        start = end;
-    }
-    timeline.gap(start, now_ms);
-    timeline.finish(now_ms);
-    Ok(Stored {
-        media_bytes: 0,
-        timeline,
-        segments,
-    })
-}
-
-/// One sealed object of a recording and what opens it: the recording's wrapped key, and the name the object
-/// was sealed as (the recording's id for a whole-file object, [`segment_object_id`] for a segment).
-pub struct ObjectRef<'a> {
-    pub recording_id: &'a str,
-    pub sealed_as: &'a str,
-    pub object_key: &'a str,
-    pub kek_id: &'a str,
-    pub wrapped_key: &'a str,
-}
-
-/// Opens a whole stored object (tests, verification).
-pub async fn open_object(
-    objects: &dyn ObjectStore,
-    keyring: &Keyring,
-    o: &ObjectRef<'_>,
-) -> Result<Vec<u8>, RecordingError> {
-    Ok(read_range(objects, keyring, o, 0, None).await?.0)
-}
-
-/// Reads plaintext bytes `start..end` (end exclusive) of a stored object, decrypting only the chunks that
-/// hold them (HTTP range requests). Returns the bytes, where they start, and the object's plaintext length. A
-/// missing or wrong key, an object sealed as something else (another segment's place), or any tampering fails
-/// closed.
-pub async fn read_range(
-    objects: &dyn ObjectStore,
-    keyring: &Keyring,
-    o: &ObjectRef<'_>,
-    start: u64,
-    end: Option<u64>,
-) -> Result<(Vec<u8>, u64, u64), RecordingError> {
-    use super::sealed::{Header, SealError, TAG_LEN, open_chunk};
-    let key = keyring.unwrap_data_key(o.kek_id, o.wrapped_key, &key_context(o.recording_id))?;
-    let object_key = o.object_key;
-    let sealed_len = objects.len(object_key).await?;
-    let head = objects.read(object_key, 0, sealed_len.min(18 + 255)).await?;
-    let header = Header::parse(&head)?.ok_or(SealError::Truncated)?;
-    if header.recording_id != o.sealed_as {
-        return Err(SealError::Tampered.into());
-    }
-    let total = header.plain_len(sealed_len).ok_or(SealError::Truncated)?;
-    let end = end.unwrap_or(total).min(total);
-    if start >= end {
-        return Ok((Vec::new(), start, total));
-    }
-    let chunk = header.chunk_size as u64;
-    let full = chunk + TAG_LEN as u64;
-    let last_index = header.final_index(total);
-    let first = (start / chunk) as u32;
-    let last = ((end - 1) / chunk) as u32;
-    let offset = header.len() as u64 + first as u64 * full;
-    let span = (header.len() as u64 + (last as u64 + 1) * full).min(sealed_len) - offset;
-    let sealed = objects.read(object_key, offset, span).await?;
-    let mut out = Vec::with_capacity((end - start) as usize);
-    for (i, piece) in sealed.chunks(full as usize).enumerate() {
-        let index = first + i as u32;
-        let plain = open_chunk(&key, &header, index, piece, index == last_index)?;
-        let chunk_start = index as u64 * chunk;
-        let from = start.saturating_sub(chunk_start) as usize;
-        let to = ((end - chunk_start) as usize).min(plain.len());
-        out.extend_from_slice(&plain[from.min(to)..to]);
-    }
-    Ok((out, start, total))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::objects::ObjectStore;
+    use super::super::reader::{ObjectRef, open_object};
     use super::*;
     use crate::recording::timeline::RecordingState;
     use std::path::{Path, PathBuf};
@@ -571,79 +466,6 @@ mod tests {
             open_object(&objects, &rotated, &object(&keys.spool_wrapped_key))
                 .await
                 .is_err()
-        );
-    }
-
-    #[test]
-    fn a_crash_leaves_closed_and_open_spools_that_recovery_seals_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(&dir.path().join("recordings")).unwrap();
-        let ring = Keyring::load(&[kek(dir.path(), "k.hex")]).unwrap();
-        let (session, keys) = RecordingSession::start(&store, &ring, 1_000).unwrap();
-        let first = session.cut(&store, 5_000).unwrap().unwrap();
-        assert_eq!((first.seq, first.start_ms, first.end_ms), (0, 1_000, 5_000));
-        let sealed = session.seal(&store, first).unwrap();
-        assert_eq!(sealed.object_key, segment_key(&session.id, 0));
-        sealed.discard_spool();
-        // Segment 1 closed but not sealed, segment 2 open with media past a chunk: then the process dies.
-        let second = session.cut(&store, 9_000).unwrap().unwrap();
-        assert_eq!(second.seq, 1);
-        {
-            let mut inner = session.inner.lock().unwrap();
-            for i in 0..300u16 {
-                let mut frame = if i % 100 == 0 {
-                    vec![0x10, 0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x40, 0x01, 0xF0, 0x00]
-                } else {
-                    vec![0x10, 0x11, 0x02, 0x00]
-                };
-                frame.extend([0xAB; 400]);
-                let out = inner.recorder.as_mut().unwrap().video(
-                    Source::Patient,
-                    i,
-                    i as u32 * 3000,
-                    true,
-                    &frame,
-                    9_000 + i as i64 * 33,
-                );
-                inner.spool.write_all(&out.sealed).unwrap();
-            }
-        }
-        let id = session.id.to_string();
-        drop(session);
-        let part = Leftover {
-            id: &id,
-            spool_kek_id: &keys.spool_kek_id,
-            spool_wrapped_key: &keys.spool_wrapped_key,
-            kek_id: &keys.kek_id,
-            wrapped_key: &keys.wrapped_key,
-            recorded: vec![0],
-            known_end_ms: 5_000,
-        };
-        // The spools' last writes are on the real clock; the recovery comes later.
-        let later = crate::clock::now_ms() + 10_000;
-        let stored = recover(&store, &ring, &part, Timeline::start(1_000), later).unwrap();
-        let seqs: Vec<i64> = stored.segments.iter().map(|s| s.seq).collect();
-        assert_eq!(seqs, vec![1, 2], "the closed one, then the open one");
-        // The open spool's whole chunk, trimmed to its last whole block.
-        let open = &stored.segments[1];
-        assert!(
-            open.plain_bytes > 60 * 1024 && open.plain_bytes < 64 * 1024,
-            "{}",
-            open.plain_bytes
-        );
-        assert!(
-            stored
-                .segments
-                .iter()
-                .all(|s| store.outbox_path(&s.object_key).exists())
-        );
-        stored.segments.iter().for_each(SealedSegment::discard_spool);
-        assert!(store.closed_spools(part.id).is_empty() && !store.spool_path(part.id).exists());
-        assert_eq!(stored.timeline.ended_ms, Some(later));
-        assert_eq!(
-            stored.timeline.gaps.len(),
-            1,
-            "from the last write to the recovery"
         );
     }
 }

@@ -153,6 +153,9 @@ struct Live {
     classes: HashMap<VisitId, (Classification, i64)>,
     /// Visits being handed to another node (given up here, not yet adopted there).
     moving: std::collections::HashSet<VisitId>,
+    /// Ended visits whose participants are not yet told (their recording is being stored): a draining node
+    /// keeps their sockets until they hear it.
+    ending: HashMap<VisitId, [SubjectId; 2]>,
 }
 
 pub struct VideoService {
@@ -505,6 +508,13 @@ impl VideoService {
     }
 
     async fn finish(&self, v: &Visit, reason: EndReason) {
+        let people = [v.patient.clone(), v.nurse.clone()];
+        self.live().ending.insert(v.id.clone(), people);
+        self.finish_and_tell(v, reason).await;
+        self.live().ending.remove(&v.id);
+    }
+
+    async fn finish_and_tell(&self, v: &Visit, reason: EndReason) {
         self.stop_recording(v).await;
         self.classified(&v.id).await;
         self.close_media(v).await;

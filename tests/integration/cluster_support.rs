@@ -1,5 +1,6 @@
 //! What the cluster tests share: HAProxy in front of the nodes, raw sockets that read frames concurrently (a nurse
-//! accepting offers while patients chat), patient sessions for new portal subjects, and the lease table.
+//! accepting offers while patients chat), patient sessions for new portal subjects, the lease table, and a
+//! moved visit's recording as a compliance officer reviews it.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -228,4 +229,94 @@ pub async fn lease_holder(pool: &sqlx::PgPool, name: &str) -> Option<String> {
         .fetch_optional(pool)
         .await
         .unwrap()
+}
+
+/// The visit's recording as a compliance officer finds it at `url`: exactly one entry, stored, moved for the
+/// `moves` reasons in turn; and the blocks of its one downloaded WebM file.
+pub async fn reviewed(
+    url: &str,
+    compliance: &str,
+    visit: &str,
+    moves: &[&str],
+) -> (serde_json::Value, Vec<(u64, i64, bool, usize)>) {
+    let http = crate::common::client();
+    let list: serde_json::Value = http
+        .get(format!("{url}/api/v1/recordings?reason=failover%20review"))
+        .header("cookie", compliance)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries: Vec<&serde_json::Value> = list["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["visit_id"] == visit)
+        .collect();
+    assert_eq!(entries.len(), 1, "one entry per visit: {list}");
+    let id = entries[0]["id"].as_str().unwrap().to_string();
+    let rec: serde_json::Value = http
+        .get(format!("{url}/api/v1/recordings/{id}?reason=failover%20review"))
+        .header("cookie", compliance)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rec["state"], "stored", "{rec}");
+    let reasons: Vec<&str> = rec["manifest"]["handovers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, moves, "{rec}");
+    let webm = http
+        .get(format!(
+            "{url}/api/v1/recordings/{}/download?reason=failover%20review",
+            rec["id"].as_str().unwrap()
+        ))
+        .header("cookie", compliance)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(webm.status(), 200);
+    let webm = webm.bytes().await.unwrap();
+    // The stream serves any range of that one file, across the segments' and parts' seams, and refuses one
+    // past its end.
+    let stream = |range: String| {
+        http.get(format!(
+            "{url}/api/v1/recordings/{}/stream?reason=failover%20review",
+            rec["id"].as_str().unwrap()
+        ))
+        .header("cookie", compliance)
+        .header("range", range)
+        .send()
+    };
+    let total = webm.len();
+    for (a, b) in [(0, 99), (total / 3, total / 3 + 150_000), (total - 10, total - 1)] {
+        let b = b.min(total - 1);
+        let part = stream(format!("bytes={a}-{b}")).await.unwrap();
+        assert_eq!(part.status(), 206);
+        assert_eq!(
+            part.headers()["content-range"].to_str().unwrap(),
+            format!("bytes {a}-{b}/{total}")
+        );
+        assert!(
+            part.bytes().await.unwrap() == webm[a..=b],
+            "bytes {a}-{b} as in the download"
+        );
+    }
+    let past = stream(format!("bytes={total}-")).await.unwrap();
+    assert_eq!(past.status(), 416);
+    assert_eq!(
+        past.headers()["content-range"].to_str().unwrap(),
+        format!("bytes */{total}")
+    );
+    let blocks = examroom::recording::webm::scan(&webm).expect("one WebM file");
+    assert!(!blocks.is_empty(), "media in the file");
+    (rec, blocks)
 }

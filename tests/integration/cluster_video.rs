@@ -260,7 +260,7 @@ async fn a_browser_visit_survives_kill_9_of_its_host_and_a_drain_in_chromium() {
         .await
         .unwrap();
     let compliance = crate::demo::staff_cookie(&lb, &data, "compliance").await;
-    let (rec, _) = crate::video_relay::reviewed(&lb, &compliance, &visit, &["failover", "drain"]).await;
+    let (rec, _) = crate::cluster_support::reviewed(&lb, &compliance, &visit, &["failover", "drain"]).await;
     let gaps = rec["manifest"]["gaps"].as_array().unwrap();
     assert!(
         gaps.iter().any(|g| g["reason"] == "failover"),

@@ -231,6 +231,58 @@ async fn media_flows(patient: &mut Ws, nurse: &mut Ws, visit: &str, from: u16) {
     }
 }
 
+/// Who takes part, to reconnect them: the first node's origin (its provider signed them in), the nurse's
+/// cookie, the patient's token.
+struct People {
+    public: String,
+    nurse_cookie: String,
+    token: String,
+}
+
+/// Drains the visit's host `broker` (SIGTERM) and waits until `to` hosts the visit; both sides reconnect there
+/// with new `sockets`, rejoin at `epoch`, and media flows again. Prints how long it took.
+#[allow(clippy::too_many_arguments)]
+async fn drain_host(
+    pool: &sqlx::AnyPool,
+    broker: &Broker,
+    sockets: (Ws, Ws),
+    visit: &str,
+    (to, to_url): (&str, &str),
+    people: &People,
+    epoch: u64,
+    from: u16,
+) -> (Ws, Ws) {
+    let drained = std::time::Instant::now();
+    let pid = broker.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut moved = false;
+    for _ in 0..100 {
+        if host_of(pool, visit).await.as_deref() == Some(to) {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(moved, "the draining node handed the visit to {to}");
+    // Its sockets are sent away (4012) once the visit left; they reconnect (here: to `to`) and are told to
+    // rejoin there, whether or not the frame reached them on the old socket.
+    drop(sockets);
+    let mut nurse = Ws::staff_at(to_url, &people.public, &people.nurse_cookie).await;
+    let mut patient = Ws::patient(to_url, &people.token).await;
+    rejoined(&mut patient, visit, epoch, 5).await;
+    rejoined(&mut nurse, visit, epoch, 5).await;
+    media_flows(&mut patient, &mut nurse, visit, from).await;
+    println!(
+        "measured: drain (move {epoch}): media again {:.1} s after SIGTERM",
+        drained.elapsed().as_secs_f64()
+    );
+    (nurse, patient)
+}
+
 /// Waits for the visit's `video_started` at `epoch` (the number of moves so far): the client rejoins.
 async fn rejoined(ws: &mut Ws, visit: &str, epoch: u64, secs: u64) -> serde_json::Value {
     ws.wait_within("video_started at the next epoch", secs, |f| {
@@ -254,6 +306,11 @@ async fn inner_handover() {
     // Signed in now: node-1's development provider signs everyone in, and node-1 is about to die.
     let compliance = staff_cookie(&url1, &data, "compliance").await;
     let token = patient_token(&url1, &data, "patient").await;
+    let people = People {
+        public: url1.clone(),
+        nurse_cookie: nurse_cookie.clone(),
+        token: token.clone(),
+    };
     let mut nurse = Ws::staff(&url1, &nurse_cookie).await;
     let mut patient = Ws::patient(&url1, &token).await;
     let (conversation, visit) =
@@ -319,38 +376,19 @@ async fn inner_handover() {
     } else {
         (&third, url2.clone(), "node-2")
     };
-    let pid = adopter_broker.child.id().to_string();
     chat.burst(&mut patient, 5).await;
-    let drained = std::time::Instant::now();
     let drained_at = crate::common::epoch_ms();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let mut moved = false;
-    for _ in 0..100 {
-        if host_of(&pool, &visit).await.as_deref() == Some(last_id) {
-            moved = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(moved, "the draining node handed the visit to {last_id}");
-    // Its sockets are sent away (4012) once the visit left; they reconnect (here: to the last node) and are told
-    // to rejoin there, whether or not the frame reached them on the old socket.
-    drop((nurse, patient));
-    let mut nurse = Ws::staff_at(&last_url, &url1, &nurse_cookie).await;
-    let mut patient = Ws::patient(&last_url, &token).await;
-    rejoined(&mut patient, &visit, 2, 5).await;
-    rejoined(&mut nurse, &visit, 2, 5).await;
-    media_flows(&mut patient, &mut nurse, &visit, 200).await;
-    println!(
-        "measured: drain: media again {:.1} s after SIGTERM",
-        drained.elapsed().as_secs_f64()
-    );
+    let (nurse, mut patient) = drain_host(
+        &pool,
+        adopter_broker,
+        (nurse, patient),
+        &visit,
+        (last_id, &last_url),
+        &people,
+        2,
+        200,
+    )
+    .await;
     chat.resend(&mut patient).await;
 
     // The rolling restart goes on: the drained node starts again, then the last node drains, and the visit
@@ -383,37 +421,17 @@ async fn inner_handover() {
     }
     assert!(ready, "{adopter} started again");
     chat.burst(&mut patient, 5).await;
-    let drained_again = std::time::Instant::now();
-    let pid = last_broker.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let mut moved = false;
-    for _ in 0..100 {
-        if host_of(&pool, &visit).await.as_deref() == Some(adopter.as_str()) {
-            moved = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        moved,
-        "the last node handed the visit back to the restarted {adopter}"
-    );
-    drop((nurse, patient));
-    let mut nurse = Ws::staff_at(&restarted_url, &url1, &nurse_cookie).await;
-    let mut patient = Ws::patient(&restarted_url, &token).await;
-    rejoined(&mut patient, &visit, 3, 5).await;
-    rejoined(&mut nurse, &visit, 3, 5).await;
-    media_flows(&mut patient, &mut nurse, &visit, 300).await;
-    println!(
-        "measured: second drain: media again {:.1} s after SIGTERM",
-        drained_again.elapsed().as_secs_f64()
-    );
+    let (mut nurse, mut patient) = drain_host(
+        &pool,
+        last_broker,
+        (nurse, patient),
+        &visit,
+        (&adopter, &restarted_url),
+        &people,
+        3,
+        300,
+    )
+    .await;
     chat.resend(&mut patient).await;
     chat.verify(&mut patient).await;
     nurse
@@ -449,7 +467,7 @@ async fn inner_handover() {
     assert_eq!(drain["continues"]["recording_id"], parts[1].0.as_str());
     assert_eq!(manifest(3)["continues"]["reason"], "drain");
     // One recording for the reviewer: one entry, one timeline with both moves, one file spanning every node.
-    let (rec, blocks) = reviewed(
+    let (rec, blocks) = crate::cluster_support::reviewed(
         &restarted_url,
         &compliance,
         &visit,
@@ -485,94 +503,4 @@ async fn inner_handover() {
     for b in [&second, &third, &restarted] {
         b.assert_no_panic();
     }
-}
-
-/// The visit's recording as a compliance officer finds it at `url`: exactly one entry, stored, moved for the
-/// `moves` reasons in turn; and the blocks of its one downloaded WebM file.
-pub async fn reviewed(
-    url: &str,
-    compliance: &str,
-    visit: &str,
-    moves: &[&str],
-) -> (serde_json::Value, Vec<(u64, i64, bool, usize)>) {
-    let http = crate::common::client();
-    let list: serde_json::Value = http
-        .get(format!("{url}/api/v1/recordings?reason=failover%20review"))
-        .header("cookie", compliance)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let entries: Vec<&serde_json::Value> = list["recordings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["visit_id"] == visit)
-        .collect();
-    assert_eq!(entries.len(), 1, "one entry per visit: {list}");
-    let id = entries[0]["id"].as_str().unwrap().to_string();
-    let rec: serde_json::Value = http
-        .get(format!("{url}/api/v1/recordings/{id}?reason=failover%20review"))
-        .header("cookie", compliance)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(rec["state"], "stored", "{rec}");
-    let reasons: Vec<&str> = rec["manifest"]["handovers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["reason"].as_str().unwrap())
-        .collect();
-    assert_eq!(reasons, moves, "{rec}");
-    let webm = http
-        .get(format!(
-            "{url}/api/v1/recordings/{}/download?reason=failover%20review",
-            rec["id"].as_str().unwrap()
-        ))
-        .header("cookie", compliance)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(webm.status(), 200);
-    let webm = webm.bytes().await.unwrap();
-    // The stream serves any range of that one file, across the segments' and parts' seams, and refuses one
-    // past its end.
-    let stream = |range: String| {
-        http.get(format!(
-            "{url}/api/v1/recordings/{}/stream?reason=failover%20review",
-            rec["id"].as_str().unwrap()
-        ))
-        .header("cookie", compliance)
-        .header("range", range)
-        .send()
-    };
-    let total = webm.len();
-    for (a, b) in [(0, 99), (total / 3, total / 3 + 150_000), (total - 10, total - 1)] {
-        let b = b.min(total - 1);
-        let part = stream(format!("bytes={a}-{b}")).await.unwrap();
-        assert_eq!(part.status(), 206);
-        assert_eq!(
-            part.headers()["content-range"].to_str().unwrap(),
-            format!("bytes {a}-{b}/{total}")
-        );
-        assert!(
-            part.bytes().await.unwrap() == webm[a..=b],
-            "bytes {a}-{b} as in the download"
-        );
-    }
-    let past = stream(format!("bytes={total}-")).await.unwrap();
-    assert_eq!(past.status(), 416);
-    assert_eq!(
-        past.headers()["content-range"].to_str().unwrap(),
-        format!("bytes */{total}")
-    );
-    let blocks = examroom::recording::webm::scan(&webm).expect("one WebM file");
-    assert!(!blocks.is_empty(), "media in the file");
-    (rec, blocks)
 }

@@ -57,7 +57,8 @@ impl VideoService {
 
     /// Whether `who` takes part in a visit here (a draining node keeps their socket until it ends).
     pub fn takes_part(&self, who: &SubjectId) -> bool {
-        !self.live().visits.of_subject(who).is_empty()
+        let live = self.live();
+        !live.visits.of_subject(who).is_empty() || live.ending.values().any(|people| people.contains(who))
     }
 
     /// Ends every visit (a draining node past its limit): recordings are stored, both sides told.

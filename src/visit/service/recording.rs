@@ -291,7 +291,7 @@ impl VideoService {
             let known_end_ms = done.last().map_or(row.started_at, |s| s.end_ms);
             let (this, r) = (self.clone(), row.clone());
             let recovered = tokio::task::spawn_blocking(move || {
-                let part = crate::recording::session::Leftover {
+                let part = crate::recording::recovery::Leftover {
                     id: &r.id,
                     spool_kek_id: &r.spool_kek_id,
                     spool_wrapped_key: &r.spool_wrapped_key,
@@ -300,7 +300,7 @@ impl VideoService {
                     recorded,
                     known_end_ms,
                 };
-                crate::recording::session::recover(
+                crate::recording::recovery::recover(
                     &this.recording.store,
                     &this.recording.keyring,
                     &part,

@@ -7,8 +7,9 @@ use super::VideoService;
 use super::recording::RecordingAccessError;
 use crate::policy::Authorized;
 use crate::recording::assembly::{self, OneTimeline, PartTimeline};
+use crate::recording::reader::{ObjectRef, read_range};
 use crate::recording::recorder::webm_header;
-use crate::recording::session::{ObjectRef, read_range, segment_object_id};
+use crate::recording::session::segment_object_id;
 use crate::recording::timeline::Timeline;
 use crate::store::{RecordingPhase, RecordingRow, SegmentRow};
 
