@@ -35,6 +35,7 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 # The cluster tests put three brokers behind HAProxy.
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -104,6 +105,10 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"
 cargo clippy --all-targets --all-features --locked -- -D warnings
+log "alert rules and dashboard (promtool check and test; the dashboard is JSON)"
+promtool check rules deploy/prometheus/alerts.yml
+(cd deploy/prometheus && promtool test rules alerts.test.yml)
+python3 -c 'import json, sys; json.load(open(sys.argv[1]))' deploy/grafana/examroom.json
 log "cargo test"
 cargo test --locked --all-targets --all-features -- --test-threads=2
 log "the integration suite again, every broker on PostgreSQL"

@@ -160,8 +160,9 @@ impl Cluster {
         Ok(self.db.leases().await?)
     }
 
-    /// Keeps this node's row fresh (address, media addresses, its `load()`) until `stop`, then removes it.
-    /// Nothing on SQLite.
+    /// Keeps this node's row fresh (address, media addresses, its `load()`) until `stop`, then removes it. On
+    /// SQLite the only node holds every lease's work: the gauge says so (an alert on a missing leader is not
+    /// set off by a single-node deployment).
     pub async fn run_membership(
         self: Arc<Self>,
         media_addresses: String,
@@ -170,6 +171,12 @@ impl Cluster {
         mut stop: watch::Receiver<bool>,
     ) {
         if !self.is_shared() {
+            for name in crate::cluster::status::REQUIRED_LEASES
+                .iter()
+                .chain([&crate::cluster::status::SIEM_LEASE])
+            {
+                gauges.1.with_label_values(&[name]).set(1);
+            }
             return;
         }
         loop {

@@ -110,6 +110,10 @@ pub async fn serve(
         let app = app.clone();
         |stop| session_revocations(app, stop)
     });
+    workers.spawn("observability", {
+        let app = app.clone();
+        |stop| observability(app, stop)
+    });
     workers.spawn("rate-limits", {
         let app = app.clone();
         |stop| forget_idle_limits(app, stop)
@@ -281,6 +285,60 @@ async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
         }
+    }
+}
+
+/// Every 15 seconds (and at start): the gauges an operator alerts on (`deploy/prometheus/alerts.yml`). Every node
+/// reports the cluster-wide ones too, so one node's loss never hides them; the rules take the maximum.
+async fn observability(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        observe(&app).await;
+    }
+}
+
+async fn observe(app: &AppState) {
+    let m = &app.metrics.ops;
+    if let Ok(queues) = app.messaging.queue_stats().await {
+        for q in queues {
+            let queue = [q.queue.as_str()];
+            m.queue_waiting.with_label_values(&queue).set(q.waiting as i64);
+            m.queue_longest_wait
+                .with_label_values(&queue)
+                .set(q.longest_wait_seconds as i64);
+            m.queue_ready_nurses
+                .with_label_values(&queue)
+                .set(q.ready_nurses as i64);
+        }
+    }
+    let now = clock::now_ms();
+    match app.db.oldest_unstored_segment().await {
+        Ok(oldest) => m
+            .outbox_oldest
+            .set(oldest.map_or(0, |at| (now - at).max(0) / 1000)),
+        Err(e) => tracing::warn!(error = %e, "outbox age unknown"),
+    }
+    let Ok(head) = app.db.audit_head().await else {
+        return;
+    };
+    let mut lag = 0;
+    for hook in &app.config.siem.webhooks {
+        if let Ok(delivered) = app.db.siem_cursor(&hook.name).await {
+            lag = lag.max(head.seq - delivered);
+        }
+    }
+    m.siem_lag.set(lag);
+    match app.db.last_checkpoint().await {
+        Ok(Some((seq, at))) => {
+            m.checkpoint_age.set((now - at).max(0) / 1000);
+            m.uncheckpointed.set((head.seq - seq).max(0));
+        }
+        Ok(None) => m.uncheckpointed.set(head.seq),
+        Err(e) => tracing::warn!(error = %e, "checkpoint age unknown"),
     }
 }
 

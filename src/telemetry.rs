@@ -39,6 +39,62 @@ pub struct Metrics {
     pub cluster_nodes: IntGauge,
     /// 1 for each lease (`routing`, each cluster-wide job) this node holds.
     pub cluster_leases: IntGaugeVec,
+    pub ops: OpsMetrics,
+}
+
+/// What an operator alerts on beside the traffic (`deploy/prometheus/alerts.yml`): the waiting room, the
+/// recording outbox, the SIEM's progress and the audit checkpoints, refreshed by the `observability` worker.
+#[derive(Clone)]
+pub struct OpsMetrics {
+    pub queue_waiting: IntGaugeVec,
+    pub queue_longest_wait: IntGaugeVec,
+    pub queue_ready_nurses: IntGaugeVec,
+    /// Age of the oldest sealed segment not yet in the object store (0 when none waits).
+    pub outbox_oldest: IntGauge,
+    /// Audit events the slowest SIEM webhook has still to receive.
+    pub siem_lag: IntGauge,
+    pub checkpoint_age: IntGauge,
+    pub uncheckpointed: IntGauge,
+}
+
+impl OpsMetrics {
+    fn new(registry: &Registry) -> Self {
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        let by_queue = |name: &str, help: &str| {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["queue"]).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        Self {
+            queue_waiting: by_queue("queue_waiting", "Patients waiting, by queue"),
+            queue_longest_wait: by_queue("queue_longest_wait_seconds", "The longest current wait, by queue"),
+            queue_ready_nurses: by_queue("queue_ready_nurses", "Nurses ready to take a patient, by queue"),
+            outbox_oldest: gauge(
+                "recording_outbox_oldest_seconds",
+                "Age of the oldest sealed recording segment not yet in the object store",
+            ),
+            siem_lag: gauge(
+                "siem_lag_events",
+                "Audit events the slowest SIEM webhook has still to receive",
+            ),
+            checkpoint_age: gauge(
+                "audit_checkpoint_age_seconds",
+                "Age of the newest signed audit checkpoint",
+            ),
+            uncheckpointed: gauge(
+                "audit_uncheckpointed_events",
+                "Audit events after the newest signed checkpoint",
+            ),
+        }
+    }
 }
 
 /// The SFU's counters, shared with the media engine.
@@ -145,6 +201,7 @@ impl Metrics {
             cluster_nodes,
             cluster_leases,
             media: MediaMetrics::new(&registry),
+            ops: OpsMetrics::new(&registry),
             registry,
             http_requests,
             http_duration,

@@ -202,6 +202,17 @@ impl Db {
     }
 
     /// The last event a SIEM webhook has acknowledged (0 before the first).
+    /// The newest signed checkpoint: (seq, at_ms).
+    pub async fn last_checkpoint(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        let r = sqlx::query("SELECT seq, at_ms FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match r {
+            Some(r) => Some((r.try_get("seq")?, r.try_get("at_ms")?)),
+            None => None,
+        })
+    }
+
     pub async fn siem_cursor(&self, name: &str) -> Result<i64, StoreError> {
         let r = sqlx::query("SELECT last_seq FROM siem_cursors WHERE name = $1")
             .bind(name)

@@ -93,4 +93,12 @@ impl Db {
             .await?;
         Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
     }
+
+    /// When the oldest segment still waiting for the object store was closed.
+    pub async fn oldest_unstored_segment(&self) -> Result<Option<i64>, StoreError> {
+        let r = sqlx::query("SELECT MIN(end_ms) AS oldest FROM recording_segments WHERE stored = 0")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(r.try_get::<Option<i64>, _>("oldest")?)
+    }
 }

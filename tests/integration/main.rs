@@ -27,6 +27,7 @@ mod limits;
 mod load_smoke;
 mod media_peers;
 mod nat;
+mod observability;
 mod peer;
 mod phi_scan;
 mod presence;
