@@ -109,6 +109,13 @@ log "alert rules and dashboard (promtool check and test; the dashboard is JSON)"
 promtool check rules deploy/prometheus/alerts.yml
 (cd deploy/prometheus && promtool test rules alerts.test.yml)
 python3 -c 'import json, sys; json.load(open(sys.argv[1]))' deploy/grafana/examroom.json
+log "Kubernetes manifests (kubernetes-validate --strict)"
+if [ ! -x "$TOOLS/kubernetes-validate/bin/kubernetes-validate" ]; then
+  python3 -m venv "$TOOLS/kubernetes-validate"
+  "$TOOLS/kubernetes-validate/bin/pip" install -q kubernetes-validate
+fi
+(cd deploy/kubernetes && "$TOOLS/kubernetes-validate/bin/kubernetes-validate" --strict \
+  $(ls *.yaml | grep -v '^kustomization.yaml$'))
 log "cargo test"
 cargo test --locked --all-targets --all-features -- --test-threads=2
 log "the integration suite again, every broker on PostgreSQL"
