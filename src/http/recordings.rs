@@ -299,7 +299,12 @@ async fn viewable(
     id: &str,
     action: &str,
 ) -> Result<Authorized<RecordingRow>, ApiError> {
-    let row = app.db.recording(id).await?;
+    // A visit that moved has one part per node and is one recording, named by its first part: any part's id
+    // opens it, and every access is audited under that one name.
+    let row = match app.db.recording(id).await? {
+        Some(r) => app.db.recordings_of_visit(&r.visit_id).await?.into_iter().next(),
+        None => None,
+    };
     let resource = match &row {
         Some(r) => {
             app.with_break_glass(&caller.principal, action, resource_of(app, r))

@@ -267,6 +267,22 @@ pub async fn reviewed(
         .await
         .unwrap();
     assert_eq!(rec["state"], "stored", "{rec}");
+    // A later part's id opens the same recording, under the first part's name (and audit resource).
+    let later = rec["parts"][1]["id"]
+        .as_str()
+        .expect("a moved visit has several parts");
+    let same: serde_json::Value = http
+        .get(format!(
+            "{url}/api/v1/recordings/{later}?reason=failover%20review"
+        ))
+        .header("cookie", compliance)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(same["id"], id.as_str(), "{same}");
     let reasons: Vec<&str> = rec["manifest"]["handovers"]
         .as_array()
         .unwrap()
