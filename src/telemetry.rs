@@ -59,19 +59,9 @@ pub struct OpsMetrics {
 
 impl OpsMetrics {
     fn new(registry: &Registry) -> Self {
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("metric registered once");
-            g
-        };
+        let gauge = |name: &str, help: &str| registered(registry, IntGauge::new(name, help));
         let by_queue = |name: &str, help: &str| {
-            let g = IntGaugeVec::new(Opts::new(name, help), &["queue"]).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("metric registered once");
-            g
+            registered(registry, IntGaugeVec::new(Opts::new(name, help), &["queue"]))
         };
         Self {
             queue_waiting: by_queue("queue_waiting", "Patients waiting, by queue"),
@@ -97,6 +87,18 @@ impl OpsMetrics {
     }
 }
 
+/// Registers a metric built from static names and help texts (which cannot fail).
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
 /// The SFU's counters, shared with the media engine.
 #[derive(Clone)]
 pub struct MediaMetrics {
@@ -110,20 +112,8 @@ pub struct MediaMetrics {
 
 impl MediaMetrics {
     fn new(registry: &Registry) -> Self {
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("metric registered once");
-            g
-        };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("metric registered once");
-            c
-        };
+        let gauge = |name: &str, help: &str| registered(registry, IntGauge::new(name, help));
+        let counter = |name: &str, help: &str| registered(registry, IntCounter::new(name, help));
         Self {
             live_visits: gauge("media_live_visits", "Video visits proposed or in progress"),
             peer_connections: gauge("media_peer_connections", "Open peer connections to the SFU"),
