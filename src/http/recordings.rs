@@ -165,25 +165,9 @@ async fn list(
         &why,
     )
     .await;
-    // Newest first, one entry per visit: its parts, first to last, make one recording.
-    let all = app.db.recordings().await?;
-    let mut visits: Vec<VisitRecording> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for r in all.into_iter().rev() {
-        match index.get(&r.visit_id) {
-            Some(&i) => visits[i].parts.push(r),
-            None => {
-                index.insert(r.visit_id.clone(), visits.len());
-                visits.push(VisitRecording {
-                    parts: vec![r],
-                    segments: Vec::new(),
-                });
-            }
-        }
-    }
+    let visits = VisitRecording::group(app.db.recordings().await?);
     let visible: Vec<serde_json::Value> = visits
         .iter()
-        .rev()
         .filter(|v| {
             app.policy.permits(
                 &caller.principal,

@@ -239,16 +239,15 @@ pub async fn reviewed(
     visit: &str,
     moves: &[&str],
 ) -> (serde_json::Value, Vec<(u64, i64, bool, usize)>) {
+    use crate::common::SendJson;
     let http = crate::common::client();
-    let list: serde_json::Value = http
-        .get(format!("{url}/api/v1/recordings?reason=failover%20review"))
-        .header("cookie", compliance)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // A compliance officer's read, with the reason every access needs.
+    let read = |path: String| {
+        http.get(format!("{url}/api/v1/recordings{path}?reason=failover%20review"))
+            .header("cookie", compliance)
+            .json_body()
+    };
+    let list = read(String::new()).await;
     let entries: Vec<&serde_json::Value> = list["recordings"]
         .as_array()
         .unwrap()
@@ -257,31 +256,13 @@ pub async fn reviewed(
         .collect();
     assert_eq!(entries.len(), 1, "one entry per visit: {list}");
     let id = entries[0]["id"].as_str().unwrap().to_string();
-    let rec: serde_json::Value = http
-        .get(format!("{url}/api/v1/recordings/{id}?reason=failover%20review"))
-        .header("cookie", compliance)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rec = read(format!("/{id}")).await;
     assert_eq!(rec["state"], "stored", "{rec}");
     // A later part's id opens the same recording, under the first part's name (and audit resource).
     let later = rec["parts"][1]["id"]
         .as_str()
         .expect("a moved visit has several parts");
-    let same: serde_json::Value = http
-        .get(format!(
-            "{url}/api/v1/recordings/{later}?reason=failover%20review"
-        ))
-        .header("cookie", compliance)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let same = read(format!("/{later}")).await;
     assert_eq!(same["id"], id.as_str(), "{same}");
     let reasons: Vec<&str> = rec["manifest"]["handovers"]
         .as_array()

@@ -393,19 +393,19 @@ impl VideoService {
             return Err(RecordingAccessError::Deleted);
         }
         let unreadable = |e: crate::store::StoreError| RecordingAccessError::Unreadable(e.to_string());
-        let parts = self
-            .recording
-            .db
-            .recordings_of_visit(&row.visit_id)
-            .await
-            .map_err(unreadable)?;
-        let ids: Vec<&str> = parts.iter().map(|p| p.id.as_str()).collect();
-        let segments = self.recording.db.segments_of(&ids).await.map_err(unreadable)?;
-        let keys = parts
+        let recording = self.visit_recording(row).await?;
+        let keys = recording
+            .parts
             .iter()
             .filter(|p| p.state == RecordingPhase::Stored)
             .filter_map(|p| p.object_key.clone())
-            .chain(segments.into_iter().filter(|s| s.stored).map(|s| s.object_key));
+            .chain(
+                recording
+                    .segments
+                    .into_iter()
+                    .filter(|s| s.stored)
+                    .map(|s| s.object_key),
+            );
         for key in keys {
             self.recording
                 .objects

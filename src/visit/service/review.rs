@@ -20,6 +20,27 @@ pub struct VisitRecording {
 }
 
 impl VisitRecording {
+    /// Recording rows (newest first, as `Db::recordings` lists them) as one recording per visit, newest first,
+    /// each with its parts first to last; segments are not read (the list does without them).
+    pub fn group(newest_first: Vec<RecordingRow>) -> Vec<VisitRecording> {
+        let mut visits: Vec<VisitRecording> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for r in newest_first.into_iter().rev() {
+            match index.get(&r.visit_id) {
+                Some(&i) => visits[i].parts.push(r),
+                None => {
+                    index.insert(r.visit_id.clone(), visits.len());
+                    visits.push(VisitRecording {
+                        parts: vec![r],
+                        segments: Vec::new(),
+                    });
+                }
+            }
+        }
+        visits.reverse();
+        visits
+    }
+
     /// Where the whole recording is: the last part's phase (earlier parts finish before the visit moves on; one
     /// whose node never came back contributes the segments it stored).
     pub fn state(&self) -> RecordingPhase {
