@@ -99,6 +99,30 @@ impl Keyring {
         Ok((DataKey(key), self.current.clone(), wrapped))
     }
 
+    /// The id of the KEK that wraps new data keys.
+    pub fn current_id(&self) -> &str {
+        &self.current
+    }
+
+    /// Every KEK id in the keyring, the current one first.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.keks.keys().filter(|k| **k != self.current).cloned().collect();
+        ids.sort();
+        ids.insert(0, self.current.clone());
+        ids
+    }
+
+    /// The same data key wrapped again by the current KEK (rotation): `(kek_id, wrapped)`. The data key
+    /// itself never changes, so nothing sealed under it is touched.
+    pub fn rewrap(&self, kek_id: &str, wrapped: &str, context: &str) -> Result<(String, String), CryptoError> {
+        let key = self.unwrap_data_key(kek_id, wrapped, context)?;
+        let kek = self
+            .keks
+            .get(&self.current)
+            .ok_or_else(|| CryptoError::UnknownKek(self.current.clone()))?;
+        Ok((self.current.clone(), seal(kek, key.0.as_slice(), context.as_bytes())?))
+    }
+
     pub fn unwrap_data_key(
         &self,
         kek_id: &str,
@@ -271,5 +295,26 @@ mod tests {
             without_old.unwrap_data_key(&kek_id, &wrapped, "x"),
             Err(CryptoError::UnknownKek(_))
         ));
+    }
+
+    #[test]
+    fn rewrapped_keys_open_the_same_data_without_the_old_kek() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = keyring(dir.path(), &["old.hex"]);
+        let (key, kek_id, wrapped) = old.new_data_key("conversation:c1").unwrap();
+        let sealed = key.seal(b"rash on left arm", b"c1|1").unwrap();
+        let rotated = keyring(dir.path(), &["new.hex", "old.hex"]);
+        assert_eq!(rotated.ids()[0], rotated.current_id());
+        assert!(
+            rotated.rewrap(&kek_id, &wrapped, "conversation:c2").is_err(),
+            "the context still binds"
+        );
+        let (new_id, rewrapped) = rotated.rewrap(&kek_id, &wrapped, "conversation:c1").unwrap();
+        assert_ne!(new_id, kek_id);
+        let only_new = keyring(dir.path(), &["new.hex"]);
+        let again = only_new
+            .unwrap_data_key(&new_id, &rewrapped, "conversation:c1")
+            .unwrap();
+        assert_eq!(again.open(&sealed, b"c1|1").unwrap(), b"rash on left arm");
     }
 }

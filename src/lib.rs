@@ -17,6 +17,7 @@ pub mod dev;
 pub mod dev_idp;
 pub mod http;
 pub mod ids;
+pub mod keys;
 pub mod limits;
 pub mod media;
 pub mod messaging;

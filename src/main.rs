@@ -2,23 +2,27 @@
 //! logging and maps failures to exit codes.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use examroom::app::App;
-use examroom::config::{self, Config};
+use examroom::config;
 
 #[path = "cli/args.rs"]
 mod args;
+#[path = "cli/audit.rs"]
+mod audit;
 #[path = "cli/cluster.rs"]
 mod cluster;
+#[path = "cli/keys.rs"]
+mod keys;
 #[path = "cli/support.rs"]
 mod support;
 
-use args::{AuditCommand, ClusterCommand, RetentionCommand, SessionsCommand};
+use args::{AuditCommand, ClusterCommand, KeysCommand, RetentionCommand, SessionsCommand};
 use support::{load, open_db, start_logging};
 
 #[derive(Parser)]
@@ -80,6 +84,22 @@ enum Command {
     Retention {
         #[command(subcommand)]
         command: RetentionCommand,
+    },
+    /// Key rotation and custody: key-encryption keys, the audit signing key, the TURN secret.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// A consistent copy of the SQLite database while the broker runs (PostgreSQL: use pg_dump). Keys are not
+    /// in it: `examroom keys status` lists the key files to keep, apart from the database copies.
+    Backup {
+        #[arg(long, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The file to write (it must not exist).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Audit trail maintenance.
     Audit {
@@ -311,49 +331,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit {
-            command:
-                AuditCommand::Verify {
-                    events: Some(events),
-                    checkpoints: Some(checkpoints),
-                    public_key: Some(public_key),
-                    ..
-                },
-        } => {
-            let read_lines = |p: &Path| -> anyhow::Result<Vec<String>> {
-                Ok(std::fs::read_to_string(p)
-                    .with_context(|| p.display().to_string())?
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(str::to_string)
-                    .collect())
-            };
-            let events: Vec<examroom::store::AuditRow> = read_lines(&events)?
-                .iter()
-                .map(|l| serde_json::from_str(l))
-                .collect::<Result<_, _>>()
-                .context("--events: one JSON event per line")?;
-            let checkpoints: Vec<examroom::audit::checkpoint::Checkpoint> = read_lines(&checkpoints)?
-                .iter()
-                .map(|l| serde_json::from_str(l))
-                .collect::<Result<_, _>>()
-                .context("--checkpoints: one JSON checkpoint per line")?;
-            let key =
-                hex::decode(std::fs::read_to_string(&public_key)?.trim()).context("--public-key: hex")?;
-            match examroom::audit::checkpoint::verify_offline(&events, &checkpoints, &key) {
-                Ok(s) => {
-                    println!(
-                        "audit export intact: {} events, {} checkpoints, signed through event {}",
-                        s.events, s.checkpoints, s.last_checkpoint
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(b) => {
-                    println!("audit export BROKEN: {b}");
-                    Ok(ExitCode::from(3))
-                }
-            }
-        }
+        Command::Audit { command } => audit::run(command).await,
+        Command::Keys { command } => keys::run(command).await,
+        Command::Backup {
+            config,
+            data_dir,
+            out,
+        } => keys::backup(config, data_dir, &out).await,
         Command::Report {
             report,
             from,
@@ -389,84 +373,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             }
             Ok(ExitCode::SUCCESS)
-        }
-        Command::Audit {
-            command: AuditCommand::Checkpoint { config, data_dir },
-        } => {
-            let (c, db) = open_db(config, data_dir).await?;
-            let signer = examroom::audit::checkpoint::load_or_create_signer(&c)?;
-            let made =
-                examroom::audit::checkpoint::checkpoint_now(&db, &signer, examroom::clock::now_ms()).await?;
-            db.close().await;
-            match made {
-                Some(cp) => println!("checkpoint signed at event {} ({})", cp.seq, cp.key_id),
-                None => println!("no new events since the last checkpoint"),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Audit {
-            command:
-                AuditCommand::Export {
-                    config,
-                    data_dir,
-                    out,
-                },
-        } => {
-            let (c, db) = open_db(config, data_dir).await?;
-            std::fs::create_dir_all(&out)?;
-            let mut events = String::new();
-            let mut after = 0;
-            loop {
-                let page = db.audit_events(after, 1000).await?;
-                let Some(last) = page.last() else { break };
-                after = last.seq;
-                for e in &page {
-                    events.push_str(&serde_json::to_string(e)?);
-                    events.push('\n');
-                }
-            }
-            let mut cps = String::new();
-            for cp in db.checkpoints().await? {
-                cps.push_str(&serde_json::to_string(&cp)?);
-                cps.push('\n');
-            }
-            db.close().await;
-            let signer = examroom::audit::checkpoint::load_or_create_signer(&c)?;
-            std::fs::write(out.join("events.jsonl"), events)?;
-            std::fs::write(out.join("checkpoints.jsonl"), cps)?;
-            std::fs::write(out.join("audit-public-key.hex"), hex::encode(signer.public_key()))?;
-            println!("exported to {}", out.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Audit {
-            command: AuditCommand::Verify { config, data_dir, .. },
-        } => {
-            let url = match (config, data_dir) {
-                (Some(path), _) => load(&path)?.database_url().map_err(|e| anyhow::anyhow!("{e}"))?,
-                (None, dir) => {
-                    let mut c = Config::default();
-                    c.server.data_dir = dir.unwrap_or_else(|| Path::new("./.examroom").to_path_buf());
-                    c.database_url().map_err(|e| anyhow::anyhow!("{e}"))?
-                }
-            };
-            let db = examroom::store::Db::connect(&url, Some(1))
-                .await
-                .context("database")?;
-            let result = examroom::audit::verify::verify_stored(&db).await?;
-            db.close().await;
-            match result {
-                Ok(summary) => {
-                    println!(
-                        "audit chain intact: {} events, head {}",
-                        summary.events, summary.head_hash
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(br) => {
-                    println!("audit chain BROKEN at event {}: {br}", br.seq());
-                    Ok(ExitCode::from(3))
-                }
-            }
         }
     }
 }

@@ -90,6 +90,36 @@ pub fn load_or_create_signer(config: &crate::config::Config) -> std::io::Result<
         .ok_or_else(|| std::io::Error::other(format!("{} is not an Ed25519 PKCS#8 key", path.display())))
 }
 
+/// The public keys checkpoints may be signed with: the signing key's own, then `audit.previous_public_keys`
+/// (keys it replaced; invalid entries are refused by configuration checks before this runs).
+pub fn trusted_public_keys(config: &crate::config::Config, signer: &Signer) -> Vec<Vec<u8>> {
+    std::iter::once(signer.public_key())
+        .chain(config.audit.previous_keys().into_iter().flatten())
+        .collect()
+}
+
+/// `audit verify` on a database: every stored checkpoint against the trusted keys and the stored events (the
+/// chain itself is checked by `verify::verify_stored`). `None` when nothing has been signed yet.
+pub async fn verify_stored_checkpoints(
+    db: &crate::store::Db,
+    public_keys: &[Vec<u8>],
+) -> Result<Option<Result<OfflineSummary, OfflineBreak>>, crate::store::StoreError> {
+    let checkpoints = db.checkpoints().await?;
+    if checkpoints.is_empty() {
+        return Ok(None);
+    }
+    let mut events = Vec::new();
+    loop {
+        let page = db.audit_events(events.last().map_or(0, |e: &AuditRow| e.seq), 1000).await?;
+        if page.is_empty() {
+            break;
+        }
+        events.extend(page);
+    }
+    let keys: Vec<&[u8]> = public_keys.iter().map(Vec::as_slice).collect();
+    Ok(Some(verify_offline(&events, &checkpoints, &keys)))
+}
+
 /// Signs the chain head if it moved since the last checkpoint; returns the new checkpoint.
 pub async fn checkpoint_now(
     db: &crate::store::Db,
@@ -135,7 +165,7 @@ impl fmt::Display for OfflineBreak {
             OfflineBreak::ForgedCheckpoint { seq } => {
                 write!(
                     f,
-                    "the checkpoint at event {seq} is forged: its signature does not verify"
+                    "the checkpoint at event {seq} is forged: its signature does not verify under a trusted public key"
                 )
             }
             OfflineBreak::ReplayedCheckpoint { seq } => write!(
@@ -159,24 +189,27 @@ pub struct OfflineSummary {
     pub last_checkpoint: i64,
 }
 
-/// Verifies exported events and checkpoints with the public key alone.
+/// Verifies exported events and checkpoints with the public keys alone: the current signing key's and those of
+/// keys it replaced; each checkpoint names the key that signed it.
 pub fn verify_offline(
     events: &[AuditRow],
     checkpoints: &[Checkpoint],
-    public_key: &[u8],
+    public_keys: &[&[u8]],
 ) -> Result<OfflineSummary, OfflineBreak> {
-    let key = UnparsedPublicKey::new(&ED25519, public_key);
-    let kid = key_id(public_key);
+    let keys: Vec<(String, UnparsedPublicKey<&[u8]>)> = public_keys
+        .iter()
+        .map(|k| (key_id(k), UnparsedPublicKey::new(&ED25519, *k)))
+        .collect();
     let mut previous: Option<&Checkpoint> = None;
     for c in checkpoints {
         let sig = STANDARD
             .decode(&c.signature)
             .map_err(|_| OfflineBreak::ForgedCheckpoint { seq: c.seq })?;
-        if c.key_id != kid
-            || key
-                .verify(&message(c.seq, &c.head_hash, c.at_ms, &c.key_id), &sig)
+        let key = keys.iter().find(|(id, _)| *id == c.key_id).map(|(_, k)| k);
+        if key.is_none_or(|k| {
+            k.verify(&message(c.seq, &c.head_hash, c.at_ms, &c.key_id), &sig)
                 .is_err()
-        {
+        }) {
             return Err(OfflineBreak::ForgedCheckpoint { seq: c.seq });
         }
         if previous.is_some_and(|p| c.seq <= p.seq || c.at_ms < p.at_ms) {
@@ -273,8 +306,24 @@ mod tests {
     #[test]
     fn an_intact_export_verifies_with_the_public_key_alone() {
         let (signer, events, cps) = setup();
-        let s = verify_offline(&events, &cps, &signer.public_key()).unwrap();
+        let s = verify_offline(&events, &cps, &[&signer.public_key()[..]]).unwrap();
         assert_eq!((s.events, s.checkpoints, s.last_checkpoint), (10, 2, 10));
+    }
+
+    #[test]
+    fn checkpoints_of_a_rotated_key_verify_while_its_public_key_is_kept() {
+        let (old, events, mut cps) = setup();
+        let new = Signer::from_pkcs8(&Signer::generate_pkcs8()).unwrap();
+        cps.truncate(1);
+        cps.push(new.sign(10, &events[9].hash, 9_000));
+        let (old_pk, new_pk) = (old.public_key(), new.public_key());
+        let s = verify_offline(&events, &cps, &[&new_pk[..], &old_pk[..]]).unwrap();
+        assert_eq!(s.checkpoints, 2);
+        assert_eq!(
+            verify_offline(&events, &cps, &[&new_pk[..]]),
+            Err(OfflineBreak::ForgedCheckpoint { seq: 4 }),
+            "the old key's checkpoints need its public key"
+        );
     }
 
     #[test]
@@ -285,27 +334,27 @@ mod tests {
         let mut edited = events.clone();
         edited[5].reason = "nothing to see".into();
         assert_eq!(
-            verify_offline(&edited, &cps, &pk),
+            verify_offline(&edited, &cps, &[&pk[..]]),
             Err(OfflineBreak::Chain(ChainBreak::Edited { seq: 6 }))
         );
 
         let mut deleted = events.clone();
         deleted.remove(2);
         assert!(matches!(
-            verify_offline(&deleted, &cps, &pk),
+            verify_offline(&deleted, &cps, &[&pk[..]]),
             Err(OfflineBreak::Chain(ChainBreak::Missing { .. }))
         ));
 
         let mut reordered = events.clone();
         reordered.swap(6, 7);
         assert!(matches!(
-            verify_offline(&reordered, &cps, &pk),
+            verify_offline(&reordered, &cps, &[&pk[..]]),
             Err(OfflineBreak::Chain(_))
         ));
 
         // Cut after event 7: every remaining event is fine, but the checkpoint at 10 proves the tail existed.
         assert_eq!(
-            verify_offline(&events[..7], &cps, &pk),
+            verify_offline(&events[..7], &cps, &[&pk[..]]),
             Err(OfflineBreak::Truncated {
                 last: 7,
                 checkpoint: 10
@@ -316,20 +365,20 @@ mod tests {
         let other = Signer::from_pkcs8(&Signer::generate_pkcs8()).unwrap();
         let forged = vec![cps[0].clone(), other.sign(10, &events[9].hash, 9_000)];
         assert_eq!(
-            verify_offline(&events, &forged, &pk),
+            verify_offline(&events, &forged, &[&pk[..]]),
             Err(OfflineBreak::ForgedCheckpoint { seq: 10 })
         );
         let mut bent = cps.clone();
         bent[1].head_hash = events[8].hash.clone();
         assert_eq!(
-            verify_offline(&events, &bent, &pk),
+            verify_offline(&events, &bent, &[&pk[..]]),
             Err(OfflineBreak::ForgedCheckpoint { seq: 10 })
         );
 
         // A genuine checkpoint replayed (repeated, or older after newer) is caught.
         let replayed = vec![cps[0].clone(), cps[1].clone(), cps[0].clone()];
         assert_eq!(
-            verify_offline(&events, &replayed, &pk),
+            verify_offline(&events, &replayed, &[&pk[..]]),
             Err(OfflineBreak::ReplayedCheckpoint { seq: 4 })
         );
 
@@ -343,9 +392,9 @@ mod tests {
             prev = r.hash.clone();
         }
         assert_eq!(
-            verify_offline(&rewritten, &cps, &pk),
+            verify_offline(&rewritten, &cps, &[&pk[..]]),
             Err(OfflineBreak::ReplayedCheckpoint { seq: 4 })
         );
-        assert_eq!(verify_offline(&events, &[], &pk), Err(OfflineBreak::NoCheckpoint));
+        assert_eq!(verify_offline(&events, &[], &[&pk[..]]), Err(OfflineBreak::NoCheckpoint));
     }
 }

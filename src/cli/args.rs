@@ -93,3 +93,47 @@ pub enum ClusterCommand {
         json: bool,
     },
 }
+
+/// What `keys generate` makes.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum KeyKind {
+    /// A key-encryption key (`messaging.kek_files`): 32 random bytes as hex.
+    Kek,
+    /// An audit checkpoint signing key (`audit.signing_key_file`): Ed25519, PKCS#8 DER.
+    AuditSigning,
+    /// coturn's shared secret (`media.turn_secret_file`, coturn's `static-auth-secret`).
+    TurnSecret,
+    /// The node-to-node signing key (`cluster.key_file`).
+    Cluster,
+    /// The key behind log pseudonyms (`logging.pseudonym_key_file`).
+    Pseudonym,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Writes a new random key (mode 0600; an existing file is never overwritten) and prints its id.
+    Generate {
+        #[arg(long, value_enum)]
+        kind: KeyKind,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Which key-encryption keys wrap how many data keys (and which can be removed), the audit signing key's
+    /// id and public key, checkpoints per signing key, the TURN secret's overlap, and every key file to back
+    /// up. Exits 2 when a stored data key names a key-encryption key missing from the keyring.
+    Status {
+        #[arg(long, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Re-wraps every stored data key under the current (first) key-encryption key, beside running brokers;
+    /// afterwards the old keys wrap nothing and can leave `messaging.kek_files`. Exits 2 if some could not be
+    /// opened.
+    Rewrap {
+        #[arg(long, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}

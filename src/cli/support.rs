@@ -13,15 +13,12 @@ pub async fn open_db(
 ) -> anyhow::Result<(Config, examroom::store::Db)> {
     let c = match config {
         Some(path) => load(&path)?,
+        // The demo's configuration, as `examroom dev` builds it from the same data directory and environment
+        // (its database, or the override it was started with; its key files).
         None => {
-            let mut c = Config::default();
-            c.server.data_dir = data_dir.unwrap_or_else(|| Path::new("./.examroom").to_path_buf());
-            // The demo's database, as `examroom dev` takes it: its data directory's SQLite file, or the
-            // override it was started with.
-            if let Ok(url) = std::env::var("EXAMROOM_DATABASE__URL") {
-                c.database.url = Some(secrecy::SecretString::from(url));
-            }
-            c
+            let dir = data_dir.unwrap_or_else(|| Path::new("./.examroom").to_path_buf());
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            examroom::dev::config(&dir, "127.0.0.1:0", "http://127.0.0.1", &env)?.0
         }
     };
     let url = c.database_url().map_err(|e| anyhow::anyhow!("{e}"))?;

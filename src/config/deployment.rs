@@ -116,7 +116,7 @@ pub fn warnings(c: &Config) -> Vec<Problem> {
 }
 
 /// Every key and secret file the configuration names, by key (and the generated ones in the data directory).
-fn key_files(c: &Config) -> Vec<(String, std::path::PathBuf)> {
+pub fn key_files(c: &Config) -> Vec<(String, std::path::PathBuf)> {
     let mut files = Vec::new();
     for (i, f) in c.messaging.kek_files.iter().enumerate() {
         files.push((format!("messaging.kek_files[{i}]"), f.clone()));

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-pub use deployment::warnings;
+pub use deployment::{key_files, warnings};
 pub use load::{ConfigError, Problem, load_dev_str, load_file, load_str};
 
 /// The whole configuration. Sections mirror the modules that consume them.

@@ -20,6 +20,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     let mut p = Vec::new();
     p.extend(c.limits.problems());
     p.extend(c.cluster.problems());
+    p.extend(c.audit.problems());
     if c.server.listen.parse::<SocketAddr>().is_err() {
         p.push(Problem::new(
             "server.listen",

@@ -114,6 +114,11 @@ fn reference() -> String {
     format!("ER-{}-{}", &code[..4], &code[4..])
 }
 
+/// The associated data binding a conversation's wrapped data key to its row.
+pub fn key_context(id: &str) -> String {
+    format!("conversation:{id}")
+}
+
 fn aad(conversation: &ConversationId, seq: i64) -> Vec<u8> {
     format!("examroom-message-v1|{conversation}|{seq}").into_bytes()
 }
@@ -226,7 +231,7 @@ impl Messaging {
             return Err(MessagingError::UnknownQueue);
         }
         let id = ConversationId::random();
-        let (_, kek_id, wrapped) = self.keyring.new_data_key(&format!("conversation:{id}"))?;
+        let (_, kek_id, wrapped) = self.keyring.new_data_key(&key_context(id.as_str()))?;
         let now = now_ms();
         let row = self
             .db
@@ -274,7 +279,7 @@ impl Messaging {
         }
         let data_key =
             self.keyring
-                .unwrap_data_key(&c.kek_id, &c.wrapped_key, &format!("conversation:{}", c.id))?;
+                .unwrap_data_key(&c.kek_id, &c.wrapped_key, &key_context(c.id.as_str()))?;
         let (plaintext, id) = (body.to_string(), c.id.clone());
         let outcome = self
             .db
@@ -347,7 +352,7 @@ impl Messaging {
     ) -> Result<Vec<Message>, MessagingError> {
         let data_key =
             self.keyring
-                .unwrap_data_key(&c.kek_id, &c.wrapped_key, &format!("conversation:{}", c.id))?;
+                .unwrap_data_key(&c.kek_id, &c.wrapped_key, &key_context(c.id.as_str()))?;
         let rows = self.db.messages_after(&c.id, after_seq, limit).await?;
         rows.into_iter()
             .map(|r| {

@@ -99,11 +99,13 @@ pub struct Stored {
     pub segments: Vec<SealedSegment>,
 }
 
-pub(super) fn key_context(id: &str) -> String {
+/// The associated data binding a recording's wrapped key to its row.
+pub fn key_context(id: &str) -> String {
     format!("examroom-recording-v1|{id}")
 }
 
-pub(super) fn spool_context(id: &str) -> String {
+/// The associated data binding a recording's wrapped spool key to its row.
+pub fn spool_context(id: &str) -> String {
     format!("examroom-recording-spool-v1|{id}")
 }
 

@@ -4,6 +4,7 @@
 mod audit;
 mod cluster;
 mod conversations;
+mod keys;
 mod logins;
 mod recordings;
 mod segments;
@@ -14,6 +15,7 @@ mod visits;
 pub use audit::{AuditHead, AuditRow, Checkpoint, Outcome};
 pub use cluster::{BusItem, BusListener, NodeRow, PresenceRow};
 pub use conversations::{AppendOutcome, ConversationRow, ConversationState, MessageRow};
+pub use keys::{WrappedKeyKind, WrappedKeyRow};
 pub use logins::LoginRow;
 pub use recordings::{NewRecording, RecordingPhase, RecordingRow};
 pub use segments::SegmentRow;
@@ -39,6 +41,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database unavailable: {0}")]
     Unavailable(&'static str),
+    #[error("not supported on this database: {0}")]
+    Unsupported(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

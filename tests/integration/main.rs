@@ -21,6 +21,7 @@ mod dev_mode;
 mod drain;
 mod example_config;
 mod external_oidc;
+mod keys;
 mod kubernetes;
 mod layers;
 mod limits;
