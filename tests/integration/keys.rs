@@ -180,3 +180,146 @@ async fn a_rotated_audit_signing_key_keeps_old_checkpoints_verifiable() {
     assert!(status.contains("UNKNOWN"), "{status}");
     broker.assert_no_panic();
 }
+
+/// coturn on loopback with the given shared secrets (several are accepted at once: the rotation's overlap),
+/// stopped by the PID the test started.
+struct Coturn(std::process::Child, u16);
+
+impl Coturn {
+    fn start(dir: &Path, secrets: &[&Path]) -> Coturn {
+        let port = crate::common::free_port();
+        let mut cmd = std::process::Command::new("turnserver");
+        cmd.args([
+            "-n",
+            "--listening-ip=127.0.0.1",
+            "--relay-ip=127.0.0.1",
+            "--min-port=49600",
+            "--max-port=49700",
+            "--use-auth-secret",
+            "--realm=examroom.test",
+            "--allow-loopback-peers",
+            "--no-tls",
+            "--no-dtls",
+            "--no-cli",
+            "--simple-log",
+        ])
+        .arg(format!("--listening-port={port}"))
+        .arg(format!("--pidfile={}", dir.join("turnserver.pid").display()))
+        .arg(format!("--userdb={}", dir.join(format!("turndb-{port}")).display()))
+        .arg(format!("--log-file={}", dir.join("turnserver.log").display()));
+        for s in secrets {
+            let secret = std::fs::read_to_string(s).unwrap();
+            cmd.arg(format!("--static-auth-secret={}", secret.trim()));
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("turnserver (Debian package coturn) is installed by scripts/test.sh");
+        let listening = format!(":{port:04X} ");
+        for _ in 0..100 {
+            let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+            if tcp.to_uppercase().contains(&listening) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Coturn(child, port)
+    }
+
+    /// Whether coturn grants a relay allocation to this username and password (`turnutils_uclient`, coturn's
+    /// own client, allocates and sends a few packets through the relay).
+    fn allocates(&self, username: &str, password: &str) -> bool {
+        std::process::Command::new("timeout")
+            .args(["20", "turnutils_uclient", "-y", "-n", "1", "-m", "1", "-l", "50"])
+            .args(["-u", username, "-w", password, "-p", &self.1.to_string(), "127.0.0.1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The TURN credential a started visit hands the patient.
+async fn visit_credential(broker: &Broker, data: &Path, key: &str) -> (String, String) {
+    let cookie = crate::demo::staff_cookie(&broker.url, data, "nurse").await;
+    let mut patient = Ws::patient(&broker.url, &patient_token(&broker.url, data, "patient").await).await;
+    let mut nurse = Ws::staff(&broker.url, &cookie).await;
+    let (_, visit) = crate::media_peers::chat_then_video_request(&mut patient, &mut nurse, key).await;
+    patient
+        .send(serde_json::json!({"v": 1, "type": "video_answer", "visit_id": visit, "accept": true}))
+        .await;
+    let started = patient.expect("video_started").await;
+    let turn = started["ice_servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["username"].is_string())
+        .unwrap_or_else(|| panic!("a TURN server with a credential: {started}"))
+        .clone();
+    (
+        turn["username"].as_str().unwrap().to_string(),
+        turn["credential"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_rotated_turn_secret_overlaps_in_coturn_then_the_old_credentials_stop_working() {
+    if !Path::new("/usr/bin/turnserver").exists() {
+        assert!(std::env::var("TEST_REQUIRE_BROWSER").is_err(), "coturn is required");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (old, new) = (dir.path().join("turn-old"), dir.path().join("turn-new"));
+    generate("turn-secret", &old);
+    generate("turn-secret", &new);
+
+    // During the overlap coturn knows both secrets.
+    let both = Coturn::start(dir.path(), &[&old, &new]);
+    // Each broker on its own data directory: only the secret matters to the credential.
+    let broker_with = |secret: &Path, data: &Path| {
+        dev(
+            data,
+            &[
+                ("EXAMROOM_MEDIA__TURN_URLS", format!("[\"turn:127.0.0.1:{}?transport=udp\"]", both.1)),
+                ("EXAMROOM_MEDIA__TURN_SECRET_FILE", secret.display().to_string()),
+            ],
+        )
+    };
+    let broker = broker_with(&old, &data.join("old"));
+    let (old_user, old_pass) = visit_credential(&broker, &data.join("old"), "turn-1").await;
+    assert!(both.allocates(&old_user, &old_pass), "the old secret's credential works");
+    drop(broker);
+    let broker = broker_with(&new, &data.join("new"));
+    let (new_user, new_pass) = visit_credential(&broker, &data.join("new"), "turn-2").await;
+    assert_ne!(new_pass, old_pass);
+    assert!(both.allocates(&new_user, &new_pass), "the new secret's credential works");
+    assert!(
+        both.allocates(&old_user, &old_pass),
+        "a call started before the switch keeps its relay during the overlap"
+    );
+    let (_, status) = examroom_env(
+        &["keys", "status", "--data-dir", data.join("new").to_str().unwrap()],
+        &[("EXAMROOM_MEDIA__TURN_SECRET_FILE", new.display().to_string())],
+    );
+    assert!(status.contains("credentials last 3600 s"), "{status}");
+    drop(both);
+
+    // After the overlap coturn keeps only the new secret.
+    let only_new = Coturn::start(dir.path(), &[&new]);
+    assert!(only_new.allocates(&new_user, &new_pass));
+    assert!(
+        !only_new.allocates(&old_user, &old_pass),
+        "the old secret's credentials are refused once it is removed"
+    );
+    broker.assert_no_panic();
+}
