@@ -217,9 +217,9 @@ log "pod 1: read-only, non-root, no capabilities, in $NS: probes"
 start_pod prestop
 
 # Seen from inside: the pod's user, no capabilities left, and the root file system mounted read-only.
-inside=$(podman exec "$CTR" sh -c 'echo "$(id -u):$(id -g) $(grep CapEff /proc/1/status | cut -f2) \
-  $(awk "\$5 == \"/\" { print \$6 }" /proc/1/mountinfo | cut -d, -f1)"')
-[ "$inside" = "10001:10001 0000000000000000 ro" ] || fail "uid:gid, CapEff, root mount inside: $inside"
+inside=$(podman exec "$CTR" sh -c 'id -u; id -g; grep CapEff /proc/1/status | cut -f2
+  awk "\$5 == \"/\" { print \$6 }" /proc/1/mountinfo | cut -d, -f1' | paste -sd' ')
+[ "$inside" = "10001 10001 0000000000000000 ro" ] || fail "uid, gid, CapEff, root mount inside: $inside"
 ok "inside: uid:gid 10001:10001, no capabilities, read-only root"
 
 log "pod 1: staff sign-in (authorization code flow through the dev provider) as the demo nurse"

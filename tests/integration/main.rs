@@ -35,6 +35,7 @@ mod phi_scan;
 mod presence;
 mod recording_peers;
 mod reports;
+mod restore_drill;
 mod retention;
 mod s3;
 mod sessions;
