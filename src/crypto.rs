@@ -106,7 +106,12 @@ impl Keyring {
 
     /// Every KEK id in the keyring, the current one first.
     pub fn ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.keks.keys().filter(|k| **k != self.current).cloned().collect();
+        let mut ids: Vec<String> = self
+            .keks
+            .keys()
+            .filter(|k| **k != self.current)
+            .cloned()
+            .collect();
         ids.sort();
         ids.insert(0, self.current.clone());
         ids
@@ -114,13 +119,21 @@ impl Keyring {
 
     /// The same data key wrapped again by the current KEK (rotation): `(kek_id, wrapped)`. The data key
     /// itself never changes, so nothing sealed under it is touched.
-    pub fn rewrap(&self, kek_id: &str, wrapped: &str, context: &str) -> Result<(String, String), CryptoError> {
+    pub fn rewrap(
+        &self,
+        kek_id: &str,
+        wrapped: &str,
+        context: &str,
+    ) -> Result<(String, String), CryptoError> {
         let key = self.unwrap_data_key(kek_id, wrapped, context)?;
         let kek = self
             .keks
             .get(&self.current)
             .ok_or_else(|| CryptoError::UnknownKek(self.current.clone()))?;
-        Ok((self.current.clone(), seal(kek, key.0.as_slice(), context.as_bytes())?))
+        Ok((
+            self.current.clone(),
+            seal(kek, key.0.as_slice(), context.as_bytes())?,
+        ))
     }
 
     pub fn unwrap_data_key(

@@ -57,7 +57,11 @@ pub async fn usage(db: &Db, keyring: &Keyring) -> Result<Vec<KekUse>, StoreError
     };
     let mut by_id: BTreeMap<String, KekUse> = ring.iter().map(|id| (id.clone(), new(id))).collect();
     for (kind, id, n) in db.wrapped_key_counts().await? {
-        by_id.entry(id.clone()).or_insert_with(|| new(&id)).wraps.insert(kind, n);
+        by_id
+            .entry(id.clone())
+            .or_insert_with(|| new(&id))
+            .wraps
+            .insert(kind, n);
     }
     let mut out: Vec<KekUse> = by_id.into_values().collect();
     out.sort_by_key(|k| !k.current);
@@ -87,7 +91,9 @@ pub async fn rewrap(db: &Db, keyring: &Keyring) -> Result<RewrapReport, StoreErr
     for kind in WrappedKeyKind::ALL {
         let mut after = String::new();
         loop {
-            let page = db.keys_not_under(kind, keyring.current_id(), &after, PAGE).await?;
+            let page = db
+                .keys_not_under(kind, keyring.current_id(), &after, PAGE)
+                .await?;
             let Some(last) = page.last() else { break };
             after = last.id.clone();
             for row in &page {

@@ -110,7 +110,9 @@ pub async fn verify_stored_checkpoints(
     }
     let mut events = Vec::new();
     loop {
-        let page = db.audit_events(events.last().map_or(0, |e: &AuditRow| e.seq), 1000).await?;
+        let page = db
+            .audit_events(events.last().map_or(0, |e: &AuditRow| e.seq), 1000)
+            .await?;
         if page.is_empty() {
             break;
         }
@@ -395,6 +397,9 @@ mod tests {
             verify_offline(&rewritten, &cps, &[&pk[..]]),
             Err(OfflineBreak::ReplayedCheckpoint { seq: 4 })
         );
-        assert_eq!(verify_offline(&events, &[], &[&pk[..]]), Err(OfflineBreak::NoCheckpoint));
+        assert_eq!(
+            verify_offline(&events, &[], &[&pk[..]]),
+            Err(OfflineBreak::NoCheckpoint)
+        );
     }
 }

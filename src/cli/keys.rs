@@ -71,8 +71,16 @@ async fn status(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::R
 
     println!("key-encryption keys (messaging.kek_files):");
     for k in &keks {
-        let wraps: Vec<String> = k.wraps.iter().map(|(kind, n)| format!("{n} {}", kind.name())).collect();
-        let wraps = if wraps.is_empty() { "no data keys".to_string() } else { wraps.join(", ") };
+        let wraps: Vec<String> = k
+            .wraps
+            .iter()
+            .map(|(kind, n)| format!("{n} {}", kind.name()))
+            .collect();
+        let wraps = if wraps.is_empty() {
+            "no data keys".to_string()
+        } else {
+            wraps.join(", ")
+        };
         println!("  {}  {}; {}", k.kek_id, k.verdict(), wraps);
     }
 
@@ -83,7 +91,10 @@ async fn status(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::R
         let id = checkpoint::key_id(public);
         let signed = checkpoints.iter().filter(|cp| cp.key_id == id).count();
         let role = if i == 0 { "current " } else { "previous" };
-        println!("  {role} {id}  public key {}; {signed} checkpoint(s)", hex::encode(public));
+        println!(
+            "  {role} {id}  public key {}; {signed} checkpoint(s)",
+            hex::encode(public)
+        );
     }
     let untrusted: std::collections::BTreeSet<&str> = checkpoints
         .iter()
@@ -91,7 +102,9 @@ async fn status(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::R
         .filter(|id| !trusted.iter().any(|k| checkpoint::key_id(k) == *id))
         .collect();
     for id in &untrusted {
-        println!("  UNKNOWN  {id}: checkpoints signed by a key whose public key is not in audit.previous_public_keys");
+        println!(
+            "  UNKNOWN  {id}: checkpoints signed by a key whose public key is not in audit.previous_public_keys"
+        );
     }
 
     match &c.media.turn_secret_file {
@@ -111,7 +124,11 @@ async fn status(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::R
         }
     }
     let missing = keks.iter().any(|k| !k.in_keyring) || !untrusted.is_empty();
-    Ok(if missing { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if missing {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn rewrap(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -128,7 +145,9 @@ async fn rewrap(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::R
         println!("{} changed while being re-wrapped: run again", report.raced);
     }
     for (kek, n) in &report.unreadable {
-        println!("{n} data key(s) wrapped by {kek} could not be opened (is that key in messaging.kek_files?)");
+        println!(
+            "{n} data key(s) wrapped by {kek} could not be opened (is that key in messaging.kek_files?)"
+        );
     }
     for k in left.iter().filter(|k| !k.current) {
         println!("{}: {}", k.kek_id, k.verdict());
@@ -140,8 +159,16 @@ async fn rewrap(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::R
     })
 }
 
-pub async fn backup(config: Option<PathBuf>, data_dir: Option<PathBuf>, out: &Path) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(!out.exists(), "--out: {} exists; a backup never overwrites", out.display());
+pub async fn backup(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !out.exists(),
+        "--out: {} exists; a backup never overwrites",
+        out.display()
+    );
     let (_, db) = open_db(config, data_dir).await?;
     let result = db.backup_sqlite(out).await;
     db.close().await;

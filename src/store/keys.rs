@@ -120,8 +120,13 @@ impl Db {
                 "online backup is for SQLite; back up PostgreSQL with pg_dump or its own tools",
             ));
         }
-        let target = path.to_str().ok_or(StoreError::Unsupported("a backup path that is not UTF-8"))?;
-        sqlx::query("VACUUM INTO $1").bind(target).execute(self.pool()).await?;
+        let target = path
+            .to_str()
+            .ok_or(StoreError::Unsupported("a backup path that is not UTF-8"))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 }

@@ -63,6 +63,9 @@ pub struct Db {
 }
 
 /// The migrations, embedded so a deployment is one binary; the same files run on SQLite and PostgreSQL.
+/// During a rolling upgrade a node of the previous release runs against this release's schema
+/// (docs/operations.md, "Upgrades"): migrations only add tables, columns with defaults and indexes, and a
+/// binary meets migrations newer than its own without refusing to start.
 fn migrator() -> Migrator {
     let m = |version, name, sql: &'static str| {
         Migration::new(
@@ -73,7 +76,7 @@ fn migrator() -> Migrator {
             false,
         )
     };
-    Migrator::with_migrations(vec![
+    let mut migrator = Migrator::with_migrations(vec![
         m(
             1,
             "foundation",
@@ -126,7 +129,9 @@ fn migrator() -> Migrator {
             "recording_segments",
             include_str!("../../migrations/0012_recording_segments.sql"),
         ),
-    ])
+    ]);
+    migrator.set_ignore_missing(true);
+    migrator
 }
 
 impl Db {
@@ -163,7 +168,19 @@ impl Db {
             })
             .connect(url)
             .await?;
-        migrator().run(&pool).await?;
+        let migrator = migrator();
+        migrator.run(&pool).await?;
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let newer: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE version > $1")
+            .bind(known)
+            .fetch_all(&pool)
+            .await?;
+        if !newer.is_empty() {
+            tracing::warn!(
+                ?newer,
+                "the database schema is newer than this binary (a rolling upgrade in progress): upgrade this node"
+            );
+        }
         Ok(Self {
             pool,
             backend,
@@ -209,6 +226,25 @@ mod tests {
         );
         assert_eq!(super::sqlite_path("sqlite:./a/b.db").as_deref(), Some("./a/b.db"));
         assert_eq!(super::sqlite_path("sqlite::memory:"), None);
+    }
+
+    /// A node of the previous release starts on a schema a newer release migrated (a rolling upgrade).
+    #[tokio::test]
+    async fn a_schema_with_newer_migrations_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let url =
+            secrecy::SecretString::from(format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display()));
+        let db = super::Db::connect(&url, Some(1)).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (9999, 'from a newer release', 1, x'00', 0)",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        db.close().await;
+        let again = super::Db::connect(&url, Some(1)).await;
+        assert!(again.is_ok(), "{:?}", again.err());
     }
 
     /// Every file in `migrations/` is applied (a file added without its line here would silently not be).

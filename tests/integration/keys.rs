@@ -31,12 +31,16 @@ fn examroom_env(args: &[&str], env: &[(&str, String)]) -> (i32, String) {
 }
 
 fn kek_env(files: &[&Path]) -> (&'static str, String) {
-    let list: Vec<String> = files.iter().map(|f| format!("{:?}", f.display().to_string())).collect();
+    let list: Vec<String> = files
+        .iter()
+        .map(|f| format!("{:?}", f.display().to_string()))
+        .collect();
     ("EXAMROOM_MESSAGING__KEK_FILES", format!("[{}]", list.join(", ")))
 }
 
 fn generate(kind: &str, out: &Path) -> String {
-    let (code, text) = crate::common::examroom(&["keys", "generate", "--kind", kind, "--out", out.to_str().unwrap()]);
+    let (code, text) =
+        crate::common::examroom(&["keys", "generate", "--kind", kind, "--out", out.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{text}");
     text
 }
@@ -55,9 +59,16 @@ async fn a_rotated_kek_rewraps_every_data_key_and_the_old_one_can_be_destroyed()
     let (old, new) = (dir.path().join("kek-old.hex"), dir.path().join("kek-new.hex"));
     generate("kek", &old);
     assert!(
-        crate::common::examroom(&["keys", "generate", "--kind", "kek", "--out", old.to_str().unwrap()])
-            .1
-            .contains("never overwritten"),
+        crate::common::examroom(&[
+            "keys",
+            "generate",
+            "--kind",
+            "kek",
+            "--out",
+            old.to_str().unwrap()
+        ])
+        .1
+        .contains("never overwritten"),
         "a key file is never overwritten"
     );
 
@@ -83,13 +94,19 @@ async fn a_rotated_kek_rewraps_every_data_key_and_the_old_one_can_be_destroyed()
     ws.say(&third, "m3", "after the new key").await;
     let (code, status) = examroom_env(&["keys", "status", "--data-dir", data_arg], &both);
     assert_eq!(code, 0, "{status}");
-    assert!(status.contains("still needed"), "the old key still wraps two conversations:\n{status}");
+    assert!(
+        status.contains("still needed"),
+        "the old key still wraps two conversations:\n{status}"
+    );
     assert!(status.contains(&format!("{new_id}  current")), "{status}");
 
     // Re-wrap beside the running broker; a second run finds nothing left.
     let (code, out) = examroom_env(&["keys", "rewrap", "--data-dir", data_arg], &both);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains(&format!("re-wrapped 2 conversation keys under {new_id}")), "{out}");
+    assert!(
+        out.contains(&format!("re-wrapped 2 conversation keys under {new_id}")),
+        "{out}"
+    );
     assert!(out.contains("can be removed"), "{out}");
     let (_, again) = examroom_env(&["keys", "rewrap", "--data-dir", data_arg], &both);
     assert!(again.contains("0 data key(s) re-wrapped"), "{again}");
@@ -123,7 +140,11 @@ async fn a_rotated_audit_signing_key_keeps_old_checkpoints_verifiable() {
     let data = dir.path().join("data");
     let data_arg = data.to_str().unwrap();
     let (old, new) = (dir.path().join("audit-old.pk8"), dir.path().join("audit-new.pk8"));
-    let old_public = generate("audit-signing", &old).split_whitespace().last().unwrap().to_string();
+    let old_public = generate("audit-signing", &old)
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
     generate("audit-signing", &new);
 
     let signing = |file: &Path| ("EXAMROOM_AUDIT__SIGNING_KEY_FILE", file.display().to_string());
@@ -137,7 +158,10 @@ async fn a_rotated_audit_signing_key_keeps_old_checkpoints_verifiable() {
     // Rotated: the new key signs, the old public key is kept for the checkpoints it signed.
     let after = [
         signing(&new),
-        ("EXAMROOM_AUDIT__PREVIOUS_PUBLIC_KEYS", format!("[\"{old_public}\"]")),
+        (
+            "EXAMROOM_AUDIT__PREVIOUS_PUBLIC_KEYS",
+            format!("[\"{old_public}\"]"),
+        ),
     ];
     let broker = dev(&data, &after);
     patient_token(&broker.url, &data, "patient").await;
@@ -147,12 +171,22 @@ async fn a_rotated_audit_signing_key_keeps_old_checkpoints_verifiable() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("2 checkpoints verified"), "{out}");
     let (_, status) = examroom_env(&["keys", "status", "--data-dir", data_arg], &after);
-    assert!(status.contains("previous") && status.contains("1 checkpoint(s)"), "{status}");
+    assert!(
+        status.contains("previous") && status.contains("1 checkpoint(s)"),
+        "{status}"
+    );
 
     // An export carries both public keys and verifies offline.
     let export = dir.path().join("export");
     let (code, out) = examroom_env(
-        &["audit", "export", "--out", export.to_str().unwrap(), "--data-dir", data_arg],
+        &[
+            "audit",
+            "export",
+            "--out",
+            export.to_str().unwrap(),
+            "--data-dir",
+            data_arg,
+        ],
         &after,
     );
     assert_eq!(code, 0, "{out}");
@@ -205,7 +239,10 @@ impl Coturn {
         ])
         .arg(format!("--listening-port={port}"))
         .arg(format!("--pidfile={}", dir.join("turnserver.pid").display()))
-        .arg(format!("--userdb={}", dir.join(format!("turndb-{port}")).display()))
+        .arg(format!(
+            "--userdb={}",
+            dir.join(format!("turndb-{port}")).display()
+        ))
         .arg(format!("--log-file={}", dir.join("turnserver.log").display()));
         for s in secrets {
             let secret = std::fs::read_to_string(s).unwrap();
@@ -232,7 +269,15 @@ impl Coturn {
     fn allocates(&self, username: &str, password: &str) -> bool {
         std::process::Command::new("timeout")
             .args(["20", "turnutils_uclient", "-y", "-n", "1", "-m", "1", "-l", "50"])
-            .args(["-u", username, "-w", password, "-p", &self.1.to_string(), "127.0.0.1"])
+            .args([
+                "-u",
+                username,
+                "-w",
+                password,
+                "-p",
+                &self.1.to_string(),
+                "127.0.0.1",
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
@@ -274,7 +319,10 @@ async fn visit_credential(broker: &Broker, data: &Path, key: &str) -> (String, S
 #[tokio::test]
 async fn a_rotated_turn_secret_overlaps_in_coturn_then_the_old_credentials_stop_working() {
     if !Path::new("/usr/bin/turnserver").exists() {
-        assert!(std::env::var("TEST_REQUIRE_BROWSER").is_err(), "coturn is required");
+        assert!(
+            std::env::var("TEST_REQUIRE_BROWSER").is_err(),
+            "coturn is required"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -290,19 +338,28 @@ async fn a_rotated_turn_secret_overlaps_in_coturn_then_the_old_credentials_stop_
         dev(
             data,
             &[
-                ("EXAMROOM_MEDIA__TURN_URLS", format!("[\"turn:127.0.0.1:{}?transport=udp\"]", both.1)),
+                (
+                    "EXAMROOM_MEDIA__TURN_URLS",
+                    format!("[\"turn:127.0.0.1:{}?transport=udp\"]", both.1),
+                ),
                 ("EXAMROOM_MEDIA__TURN_SECRET_FILE", secret.display().to_string()),
             ],
         )
     };
     let broker = broker_with(&old, &data.join("old"));
     let (old_user, old_pass) = visit_credential(&broker, &data.join("old"), "turn-1").await;
-    assert!(both.allocates(&old_user, &old_pass), "the old secret's credential works");
+    assert!(
+        both.allocates(&old_user, &old_pass),
+        "the old secret's credential works"
+    );
     drop(broker);
     let broker = broker_with(&new, &data.join("new"));
     let (new_user, new_pass) = visit_credential(&broker, &data.join("new"), "turn-2").await;
     assert_ne!(new_pass, old_pass);
-    assert!(both.allocates(&new_user, &new_pass), "the new secret's credential works");
+    assert!(
+        both.allocates(&new_user, &new_pass),
+        "the new secret's credential works"
+    );
     assert!(
         both.allocates(&old_user, &old_pass),
         "a call started before the switch keeps its relay during the overlap"

@@ -4,8 +4,8 @@
 //! and the kept keys, and the conversation and the recording decrypt and the audit chain and its checkpoints
 //! verify. Without the key-encryption key the same backup cannot be read.
 
-use std::path::Path;
 use serde_json::json;
+use std::path::Path;
 
 use crate::chat::{FAST_ROUTING, Ws};
 use crate::common::{Broker, examroom};
@@ -33,7 +33,10 @@ fn copy_dir(from: &Path, to: &Path) {
 #[ignore = "run inside a network namespace by a_destroyed_node_is_restored_from_its_backup_and_kept_keys"]
 async fn inner_restore_drill() {
     let Some(moto) = crate::s3::moto(crate::common::free_port()) else {
-        assert!(std::env::var("TEST_REQUIRE_S3").is_err(), "TEST_MOTO_SERVER is required");
+        assert!(
+            std::env::var("TEST_REQUIRE_S3").is_err(),
+            "TEST_MOTO_SERVER is required"
+        );
         return;
     };
     crate::s3::raw_client(&moto.endpoint)
@@ -57,20 +60,30 @@ async fn inner_restore_drill() {
     std::fs::write(kept.join("s3-secret"), "examroom-secret").unwrap();
     let mut env: Vec<(&str, String)> = FAST_ROUTING.iter().map(|(k, v)| (*k, v.to_string())).collect();
     env.extend([
-        ("EXAMROOM_MESSAGING__KEK_FILES", format!("[\"{}\"]", file("kek.hex"))),
+        (
+            "EXAMROOM_MESSAGING__KEK_FILES",
+            format!("[\"{}\"]", file("kek.hex")),
+        ),
         ("EXAMROOM_AUDIT__SIGNING_KEY_FILE", file("audit-signing.pk8")),
         ("EXAMROOM_LOGGING__PSEUDONYM_KEY_FILE", file("pseudonym.key")),
         ("EXAMROOM_RECORDING__STORE", "s3".into()),
         ("EXAMROOM_RECORDING__S3__ENDPOINT", moto.endpoint.clone()),
         ("EXAMROOM_RECORDING__S3__BUCKET", "recordings".into()),
         ("EXAMROOM_RECORDING__S3__ACCESS_KEY_ID", "AKEXAMROOM".into()),
-        ("EXAMROOM_RECORDING__S3__SECRET_ACCESS_KEY_FILE", file("s3-secret")),
+        (
+            "EXAMROOM_RECORDING__S3__SECRET_ACCESS_KEY_FILE",
+            file("s3-secret"),
+        ),
     ]);
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let data_arg = data.to_str().unwrap();
     // The maintenance commands get the node's environment, as `examroom dev` did.
     let command = |args: &[&str]| {
-        let out = Broker::command().args(args).envs(env_ref.iter().copied()).output().unwrap();
+        let out = Broker::command()
+            .args(args)
+            .envs(env_ref.iter().copied())
+            .output()
+            .unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -90,7 +103,9 @@ async fn inner_restore_drill() {
     join(&mut nurse_ws, &mut nurse, &visit).await;
     join(&mut patient_ws, &mut patient, &visit).await;
     pump_paced(&patient, &nurse, 0, 90).await;
-    nurse_ws.send(json!({"v": 1, "type": "video_end", "visit_id": visit})).await;
+    nurse_ws
+        .send(json!({"v": 1, "type": "video_end", "visit_id": visit}))
+        .await;
     nurse_ws.expect("video_ended").await;
     let compliance = staff_cookie(&url, &data, "compliance").await;
     let before = recordings_once_stored(&url, &compliance).await;
@@ -98,13 +113,20 @@ async fn inner_restore_drill() {
     // A message after the visit, read back after the restore.
     let token = patient_token(&url, &data, "patient").await;
     let (mut chat, conversation) = patient_socket(&url, &token).await;
-    chat.say(&conversation, "drill-1", "the rash is on both arms now").await;
+    chat.say(&conversation, "drill-1", "the rash is on both arms now")
+        .await;
     let (code, out) = command(&["audit", "checkpoint", "--data-dir", data_arg]);
     assert_eq!(code, Some(0), "{out}");
 
     // The backup, taken while the node runs.
     let backup = dir.path().join("backup.sqlite");
-    let (code, out) = command(&["backup", "--data-dir", data_arg, "--out", backup.to_str().unwrap()]);
+    let (code, out) = command(&[
+        "backup",
+        "--data-dir",
+        data_arg,
+        "--out",
+        backup.to_str().unwrap(),
+    ]);
     assert_eq!(code, Some(0), "{out}");
 
     // The node is lost: killed, its data directory destroyed. The identity provider is not the broker's (in
@@ -128,15 +150,21 @@ async fn inner_restore_drill() {
     assert_eq!(restored, conversation, "the patient's conversation survives");
     let messages = ws.sync(&conversation, 0).await;
     assert!(
-        messages.iter().any(|m| m["body"] == "the rash is on both arms now"),
+        messages
+            .iter()
+            .any(|m| m["body"] == "the rash is on both arms now"),
         "the conversation decrypts after the restore: {messages:?}"
     );
 
     let compliance = staff_cookie(&url, &data, "compliance").await;
     let after = recordings_once_stored(&url, &compliance).await;
-    let id = after["recordings"][0]["id"].as_str().unwrap_or_else(|| panic!("{after}"));
+    let id = after["recordings"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{after}"));
     let webm = crate::common::client()
-        .get(format!("{url}/api/v1/recordings/{id}/download?reason=restore%20drill"))
+        .get(format!(
+            "{url}/api/v1/recordings/{id}/download?reason=restore%20drill"
+        ))
         .header("cookie", &compliance)
         .send()
         .await
@@ -159,7 +187,14 @@ async fn inner_restore_drill() {
     // The same backup with the key-encryption key lost (a new one in its place): the data is unreadable, and
     // the status names the key that is missing.
     let other = dir.path().join("another-kek.hex");
-    let (code, out) = examroom(&["keys", "generate", "--kind", "kek", "--out", other.to_str().unwrap()]);
+    let (code, out) = examroom(&[
+        "keys",
+        "generate",
+        "--kind",
+        "kek",
+        "--out",
+        other.to_str().unwrap(),
+    ]);
     assert_eq!(code, Some(0), "{out}");
     let other_list = format!("[\"{}\"]", other.display());
     let (code, status) = {
@@ -169,7 +204,10 @@ async fn inner_restore_drill() {
             .env("EXAMROOM_MESSAGING__KEK_FILES", &other_list)
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
     };
     assert_eq!(code, Some(2), "{status}");
     assert!(status.contains("MISSING from the keyring"), "{status}");
