@@ -91,6 +91,10 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 # command line, the sources, or run on both databases already).
 PG_SUITE="chat:: video:: video_signaling:: recording_peers:: reports:: retention:: siem:: sessions:: limits:: \
 break_glass:: authorization:: cross_site:: media_peers:: crash:: phi_scan:: browser:: external_oidc:: nat:: s3::"
+# The upgrade test runs the previous release beside this tree: built once into the cache (minutes the first time).
+log "the previous release's broker (deploy/previous-release)"
+TEST_PREVIOUS_RELEASE_BIN="$(./scripts/previous-release.sh)"
+export TEST_PREVIOUS_RELEASE_BIN TEST_REQUIRE_PREVIOUS_RELEASE=1
 if [ "${TEST_DATABASE:-}" = postgres ] && [ $# -gt 0 ]; then
   log "cargo test on PostgreSQL (only: $*)"
   cargo test --locked --all-features --test integration -- --test-threads=2 "$@"
@@ -118,6 +122,8 @@ fi
   $(ls *.yaml | grep -v '^kustomization.yaml$'))
 log "cargo test"
 cargo test --locked --all-targets --all-features -- --test-threads=2
+log "the container image, run as the StatefulSet runs it (scripts/container.sh)"
+./scripts/container.sh "${CARGO_TARGET_DIR:-$ROOT/target}/debug/examroom"
 log "the integration suite again, every broker on PostgreSQL"
 TEST_DATABASE=postgres cargo test --locked --all-features --test integration -- --test-threads=2 $PG_SUITE
 # After the tests, so nothing waits on the build lock (it rebuilds the crate without the load-tools feature).

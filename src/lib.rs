@@ -187,11 +187,16 @@ pub async fn serve(
     // The peer address reaches handlers (per-address rate limits; see `http::extract::client_address`).
     let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let draining = app.clone();
+    let by_command = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asked = by_command.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         let mut requested = draining.draining.subscribe();
         tokio::select! {
             _ = shutdown => tracing::info!("stop requested: draining"),
-            _ = requested.wait_for(|d| *d) => tracing::info!("drain requested by `examroom drain`"),
+            _ = requested.wait_for(|d| *d) => {
+                tracing::info!("drain requested by `examroom drain`");
+                asked.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         draining.drain().await;
         tracing::info!("shutting down: finishing in-flight requests");
@@ -206,6 +211,11 @@ pub async fn serve(
     }
     workers.shutdown(WORKER_STOP_DEADLINE).await;
     app.db.close().await;
+    if by_command.load(std::sync::atomic::Ordering::Relaxed) {
+        // `examroom drain` waits to see this node leave the cluster; as a Kubernetes preStop hook it runs in
+        // this container and dies with it, so give it a moment to see the node gone and exit 0.
+        tokio::time::sleep(DRAIN_COMMAND_LINGER).await;
+    }
     Ok(())
 }
 
@@ -240,6 +250,10 @@ where
 
 /// How long background workers get to finish after the server stopped.
 const WORKER_STOP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long a node asked to drain by `examroom drain` stays up after leaving the cluster (the command checks
+/// every 250 ms).
+const DRAIN_COMMAND_LINGER: Duration = Duration::from_secs(1);
 
 /// Signs the audit chain's head every minute when it moved.
 async fn audit_checkpoints(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {

@@ -59,6 +59,14 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// What hospital IT has to allow (from where to where, ports, protocols, TLS names), from the configuration.
+    NetworkRequirements {
+        #[arg(long)]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Several brokers on one database: their state.
     Cluster {
         #[command(subcommand)]
@@ -329,6 +337,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "deleted"
                 }
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::NetworkRequirements { config, json } => {
+            let c = load(&config)?;
+            let database = c.database_url().ok();
+            let rules = config::network::requirements(
+                &c,
+                database.as_ref().map(secrecy::ExposeSecret::expose_secret),
+            );
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rules)?);
+            } else {
+                print!("{}", config::network::render(&rules));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit { command } => audit::run(command).await,

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cluster;
 mod deployment;
 pub mod limits;
+pub mod network;
 mod routing;
 pub use routing::RoutingConfig;
 pub mod load;

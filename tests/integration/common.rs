@@ -457,6 +457,11 @@ pub async fn op_id_token(op: &OidcProvider, client_id: &str, redirect_uri: &str,
 
 /// Runs the `examroom` command line; its exit code and everything it printed.
 pub fn examroom(args: &[&str]) -> (Option<i32>, String) {
+    examroom_with_env(args, &[])
+}
+
+/// [`examroom`] with environment overrides (the ones the broker the command works on was started with).
+pub fn examroom_with_env(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let mut cmd = Broker::command();
     // A command on a dev broker's data directory uses that broker's database, as `examroom dev` was told.
     if let Some(i) = args.iter().position(|a| *a == "--data-dir")
@@ -468,7 +473,7 @@ pub fn examroom(args: &[&str]) -> (Option<i32>, String) {
             crate::storage::database_url(Path::new(dir)),
         );
     }
-    let out = cmd.args(args).output().unwrap();
+    let out = cmd.args(args).envs(env.iter().copied()).output().unwrap();
     (
         out.status.code(),
         format!(

@@ -300,3 +300,45 @@ async fn the_broker_starts_from_the_example_and_staff_and_patients_sign_in() {
         "no warning for the example's media addresses"
     );
 }
+
+/// `examroom network-requirements` on the shipped example: hospital IT's allowlist, without a credential.
+#[test]
+fn the_example_prints_its_network_allowlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = example_config(
+        dir.path(),
+        "postgres://examroom:db-password@db.internal:5432/examroom",
+    );
+    let path = dir.path().join("examroom.toml");
+    std::fs::write(&path, text).unwrap();
+    let (code, out) = crate::common::examroom(&["network-requirements", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    for expected in [
+        "browsers  examroom.hospital.example",
+        "browsers  203.0.113.10",
+        "brokers   login.hospital.example",
+        "brokers   portal-login.hospital.example",
+        "brokers   s3.eu-central-1.amazonaws.com",
+        "brokers   siem.hospital.example",
+        "brokers   db.internal",
+        "brokers   10.0.0.10",
+    ] {
+        assert!(out.contains(expected), "{expected} in:\n{out}");
+    }
+    assert!(out.contains("TURN over TLS"), "{out}");
+    assert!(!out.contains("db-password"), "no credential is printed:\n{out}");
+    let (code, json) = crate::common::examroom(&[
+        "network-requirements",
+        "--config",
+        path.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, Some(0));
+    let rules: Vec<Value> = serde_json::from_str(&json).unwrap();
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["protocol"] == "udp" && r["port"] == "40000-40999"),
+        "{json}"
+    );
+}

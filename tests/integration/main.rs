@@ -42,6 +42,8 @@ mod sessions;
 mod siem;
 mod storage;
 mod test_app;
+mod tls_proxy;
+mod upgrade;
 mod video;
 mod video_relay;
 mod video_signaling;
