@@ -87,7 +87,9 @@ log "base image localhost/debian-base (cached in $CACHE)"
 if podman image exists localhost/debian-base; then ok "cached"; else
   # Debian bookworm, minimal, with CA certificates (so the image build needs no network), from Debian's mirror.
   ROOTFS=$(mktemp -d "$CACHE/rootfs.XXXXXX")
-  debootstrap --variant=minbase --include=ca-certificates bookworm "$ROOTFS" \
+  # The host's Debian release: the binary copied in needs its glibc (or a newer one).
+  release=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+  debootstrap --variant=minbase --include=ca-certificates "$release" "$ROOTFS" \
     "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$CACHE/debootstrap.log" 2>&1 ||
     fail "debootstrap failed (see $CACHE/debootstrap.log)"
   rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the previous release's broker once, into a cache outside the clone, for the upgrade test (a node of the
 # previous release beside one of this tree on one database); prints the binary's path. The release is named in
-# deploy/previous-release (tag and commit: the commit is what is built, so a clone without tags works too).
+# deploy/previous-release (tag, commit and its last migration: the commit is what is built, so a clone without
+# tags works too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-read -r tag commit < deploy/previous-release
+read -r tag commit _ < deploy/previous-release
 CACHE="${PREVIOUS_RELEASE_CACHE:-${CARGO_TARGET_DIR:-$PWD/target}/previous-release}"
 bin="$CACHE/examroom-$tag-${commit:0:12}"
 if [ ! -x "$bin" ]; then

@@ -90,7 +90,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 # What the PostgreSQL run covers: every test whose broker keeps state (the others test configuration, the
 # command line, the sources, or run on both databases already).
 PG_SUITE="chat:: video:: video_signaling:: recording_peers:: reports:: retention:: siem:: sessions:: limits:: \
-break_glass:: authorization:: cross_site:: media_peers:: crash:: phi_scan:: browser:: external_oidc:: nat:: s3::"
+break_glass:: authorization:: cross_site:: media_peers:: crash:: phi_scan:: browser:: external_oidc:: nat:: s3:: keys::"
 # The upgrade test runs the previous release beside this tree: built once into the cache (minutes the first time).
 log "the previous release's broker (deploy/previous-release)"
 TEST_PREVIOUS_RELEASE_BIN="$(./scripts/previous-release.sh)"

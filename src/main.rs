@@ -341,11 +341,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::NetworkRequirements { config, json } => {
             let c = load(&config)?;
-            let database = c.database_url().ok();
-            let rules = config::network::requirements(
-                &c,
-                database.as_ref().map(secrecy::ExposeSecret::expose_secret),
-            );
+            let database = c.database_url().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let rules =
+                config::network::requirements(&c, Some(secrecy::ExposeSecret::expose_secret(&database)));
             if json {
                 println!("{}", serde_json::to_string_pretty(&rules)?);
             } else {

@@ -63,21 +63,31 @@ impl Signer {
     }
 }
 
-/// The broker's signing key: `audit.signing_key_file` (every node of a cluster the same), or else
-/// `keys/audit-signing.pk8` in the data directory, created on first use (mode 0600).
+/// Where the broker's signing key is: `audit.signing_key_file` (every node of a cluster the same), or else
+/// `keys/audit-signing.pk8` in the data directory.
+fn signing_key_path(config: &crate::config::Config) -> std::path::PathBuf {
+    config
+        .audit
+        .signing_key_file
+        .clone()
+        .unwrap_or_else(|| config.server.data_dir.join("keys").join("audit-signing.pk8"))
+}
+
+fn read_signer(path: &std::path::Path) -> std::io::Result<Signer> {
+    Signer::from_pkcs8(&std::fs::read(path)?).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "audit.signing_key_file: {} is not an Ed25519 PKCS#8 key",
+            path.display()
+        ))
+    })
+}
+
+/// The broker's signing key; the data directory's is created on first use (mode 0600).
 pub fn load_or_create_signer(config: &crate::config::Config) -> std::io::Result<Signer> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    if let Some(path) = &config.audit.signing_key_file {
-        return Signer::from_pkcs8(&std::fs::read(path)?).ok_or_else(|| {
-            std::io::Error::other(format!(
-                "audit.signing_key_file: {} is not an Ed25519 PKCS#8 key",
-                path.display()
-            ))
-        });
-    }
-    let path = config.server.data_dir.join("keys").join("audit-signing.pk8");
-    if !path.exists() {
+    let path = signing_key_path(config);
+    if config.audit.signing_key_file.is_none() && !path.exists() {
         std::fs::create_dir_all(path.parent().expect("a parent"))?;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -86,14 +96,26 @@ pub fn load_or_create_signer(config: &crate::config::Config) -> std::io::Result<
             .open(&path)?;
         f.write_all(&Signer::generate_pkcs8())?;
     }
-    Signer::from_pkcs8(&std::fs::read(&path)?)
-        .ok_or_else(|| std::io::Error::other(format!("{} is not an Ed25519 PKCS#8 key", path.display())))
+    read_signer(&path)
 }
 
-/// The public keys checkpoints may be signed with: the signing key's own, then `audit.previous_public_keys`
-/// (keys it replaced; invalid entries are refused by configuration checks before this runs).
-pub fn trusted_public_keys(config: &crate::config::Config, signer: &Signer) -> Vec<Vec<u8>> {
-    std::iter::once(signer.public_key())
+/// The signing key if there is one, for commands that only read (they must not make a new key: checkpoints
+/// would then look forged).
+pub fn existing_signer(config: &crate::config::Config) -> std::io::Result<Option<Signer>> {
+    let path = signing_key_path(config);
+    if path.exists() {
+        read_signer(&path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The public keys checkpoints may be signed with: the signing key's own (when there is one), then
+/// `audit.previous_public_keys` (keys it replaced; invalid entries are refused by configuration checks).
+pub fn trusted_public_keys(config: &crate::config::Config, signer: Option<&Signer>) -> Vec<Vec<u8>> {
+    signer
+        .map(Signer::public_key)
+        .into_iter()
         .chain(config.audit.previous_keys().into_iter().flatten())
         .collect()
 }
@@ -158,6 +180,11 @@ pub enum OfflineBreak {
     },
     /// No checkpoint at all: nothing anchors the chain.
     NoCheckpoint,
+    /// A checkpoint signed by a replaced key after the current key had signed one: a retired (perhaps leaked)
+    /// key must not vouch for anything newer.
+    RetiredKey {
+        seq: i64,
+    },
 }
 
 impl fmt::Display for OfflineBreak {
@@ -180,6 +207,10 @@ impl fmt::Display for OfflineBreak {
                 last + 1
             ),
             OfflineBreak::NoCheckpoint => write!(f, "no checkpoint: the chain cannot be anchored"),
+            OfflineBreak::RetiredKey { seq } => write!(
+                f,
+                "the checkpoint at event {seq} is signed by a replaced key after the current key took over"
+            ),
         }
     }
 }
@@ -191,8 +222,9 @@ pub struct OfflineSummary {
     pub last_checkpoint: i64,
 }
 
-/// Verifies exported events and checkpoints with the public keys alone: the current signing key's and those of
-/// keys it replaced; each checkpoint names the key that signed it.
+/// Verifies exported events and checkpoints with the public keys alone: the current signing key's first, then
+/// those of keys it replaced; each checkpoint names the key that signed it, and once the current key has signed
+/// a checkpoint no replaced key may sign a later one.
 pub fn verify_offline(
     events: &[AuditRow],
     checkpoints: &[Checkpoint],
@@ -202,6 +234,8 @@ pub fn verify_offline(
         .iter()
         .map(|k| (key_id(k), UnparsedPublicKey::new(&ED25519, *k)))
         .collect();
+    let current = keys.first().map(|(id, _)| id.as_str());
+    let mut current_signed = false;
     let mut previous: Option<&Checkpoint> = None;
     for c in checkpoints {
         let sig = STANDARD
@@ -213,6 +247,11 @@ pub fn verify_offline(
                 .is_err()
         }) {
             return Err(OfflineBreak::ForgedCheckpoint { seq: c.seq });
+        }
+        if Some(c.key_id.as_str()) == current {
+            current_signed = true;
+        } else if current_signed {
+            return Err(OfflineBreak::RetiredKey { seq: c.seq });
         }
         if previous.is_some_and(|p| c.seq <= p.seq || c.at_ms < p.at_ms) {
             return Err(OfflineBreak::ReplayedCheckpoint { seq: c.seq });
@@ -325,6 +364,15 @@ mod tests {
             verify_offline(&events, &cps, &[&new_pk[..]]),
             Err(OfflineBreak::ForgedCheckpoint { seq: 4 }),
             "the old key's checkpoints need its public key"
+        );
+        // The old key, leaked, signs a newer checkpoint after the rotation: refused.
+        let mut late = cps.clone();
+        late.truncate(1);
+        late.push(new.sign(6, &events[5].hash, 7_000));
+        late.push(old.sign(10, &events[9].hash, 9_000));
+        assert_eq!(
+            verify_offline(&events, &late, &[&new_pk[..], &old_pk[..]]),
+            Err(OfflineBreak::RetiredKey { seq: 10 })
         );
     }
 

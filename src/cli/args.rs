@@ -129,7 +129,7 @@ pub enum KeysCommand {
     },
     /// Re-wraps every stored data key under the current (first) key-encryption key, beside running brokers;
     /// afterwards the old keys wrap nothing and can leave `messaging.kek_files`. Exits 2 if some could not be
-    /// opened.
+    /// opened, 3 if some changed while it ran (run it again).
     Rewrap {
         #[arg(long, conflicts_with = "data_dir")]
         config: Option<PathBuf>,

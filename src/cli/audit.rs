@@ -93,8 +93,8 @@ async fn verify_stored(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> an
             return Ok(ExitCode::from(3));
         }
     };
-    let signer = checkpoint::load_or_create_signer(&c)?;
-    let keys = checkpoint::trusted_public_keys(&c, &signer);
+    let signer = checkpoint::existing_signer(&c)?;
+    let keys = checkpoint::trusted_public_keys(&c, signer.as_ref());
     let signed = checkpoint::verify_stored_checkpoints(&db, &keys).await?;
     db.close().await;
     match signed {
@@ -140,8 +140,12 @@ async fn export(config: Option<PathBuf>, data_dir: Option<PathBuf>, out: &Path) 
         cps.push('\n');
     }
     db.close().await;
-    let signer = checkpoint::load_or_create_signer(&c)?;
-    let keys: String = checkpoint::trusted_public_keys(&c, &signer)
+    let signer = checkpoint::existing_signer(&c)?;
+    anyhow::ensure!(
+        signer.is_some(),
+        "no audit signing key: nothing was signed on this node"
+    );
+    let keys: String = checkpoint::trusted_public_keys(&c, signer.as_ref())
         .iter()
         .map(|k| format!("{}\n", hex::encode(k)))
         .collect();

@@ -1,6 +1,6 @@
 //! `examroom keys generate|status|rewrap` and `examroom backup`: making keys, seeing what each key protects,
 //! re-wrapping data keys after a key-encryption key rotation, and the database copy a restore starts from.
-//! The procedures are in docs/operations.md ("Keys").
+//! The procedures are in docs/operations.md ("Backups" and "Rotation").
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -42,7 +42,8 @@ fn generate(kind: KeyKind, out: &Path) -> anyhow::Result<ExitCode> {
         KeyKind::Kek => {
             let ring = Keyring::load(&[out.to_path_buf()])?;
             println!(
-                "key-encryption key {} written to {}: put it first in messaging.kek_files",
+                "key-encryption key {} written to {}: add it to messaging.kek_files on every node (docs/operations.md, \
+                 Rotation)",
                 ring.current_id(),
                 out.display()
             );
@@ -84,13 +85,20 @@ async fn status(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::R
         println!("  {}  {}; {}", k.kek_id, k.verdict(), wraps);
     }
 
-    let signer = checkpoint::load_or_create_signer(&c)?;
-    let trusted = checkpoint::trusted_public_keys(&c, &signer);
+    let signer = checkpoint::existing_signer(&c)?;
+    let trusted = checkpoint::trusted_public_keys(&c, signer.as_ref());
     println!("audit signing key (audit.signing_key_file):");
+    if signer.is_none() {
+        println!("  current  none yet (made at the broker's first start)");
+    }
     for (i, public) in trusted.iter().enumerate() {
         let id = checkpoint::key_id(public);
         let signed = checkpoints.iter().filter(|cp| cp.key_id == id).count();
-        let role = if i == 0 { "current " } else { "previous" };
+        let role = if i == 0 && signer.is_some() {
+            "current "
+        } else {
+            "previous"
+        };
         println!(
             "  {role} {id}  public key {}; {signed} checkpoint(s)",
             hex::encode(public)
@@ -152,10 +160,13 @@ async fn rewrap(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::R
     for k in left.iter().filter(|k| !k.current) {
         println!("{}: {}", k.kek_id, k.verdict());
     }
-    Ok(if report.unreadable.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    // Not done until nothing is left: a row a broker changed meanwhile is taken by the next run.
+    Ok(if !report.unreadable.is_empty() {
         ExitCode::from(2)
+    } else if report.raced > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
@@ -164,16 +175,21 @@ pub async fn backup(
     data_dir: Option<PathBuf>,
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        !out.exists(),
-        "--out: {} exists; a backup never overwrites",
-        out.display()
-    );
     let (_, db) = open_db(config, data_dir).await?;
+    // The copy is made into an empty file created here with mode 0600, so it is never readable by others,
+    // not even while it is written (SQLite's VACUUM INTO accepts an empty target).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("--out: {} (a backup never overwrites a file)", out.display()))?;
     let result = db.backup_sqlite(out).await;
     db.close().await;
-    result?;
-    std::fs::set_permissions(out, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(out);
+        return Err(e.into());
+    }
     println!(
         "database copied to {} (sealed messages and wrapped keys: useless without the key files `examroom keys \
          status` lists)",

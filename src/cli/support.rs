@@ -14,11 +14,24 @@ pub async fn open_db(
     let c = match config {
         Some(path) => load(&path)?,
         // The demo's configuration, as `examroom dev` builds it from the same data directory and environment
-        // (its database, or the override it was started with; its key files).
+        // (its database, or the override it was started with; its key files), when the directory has the
+        // demo's provider; otherwise the defaults around the directory. A directory with no database in it is
+        // refused rather than given an empty one (a mistyped path).
         None => {
             let dir = data_dir.unwrap_or_else(|| Path::new("./.examroom").to_path_buf());
-            let env: Vec<(String, String)> = std::env::vars().collect();
-            examroom::dev::config(&dir, "127.0.0.1:0", "http://127.0.0.1", &env)?.0
+            let database_override = std::env::var("EXAMROOM_DATABASE__URL").ok();
+            if database_override.is_none() && !dir.join("examroom.db").is_file() {
+                anyhow::bail!("--data-dir: no database in {} (examroom.db)", dir.display());
+            }
+            if dir.join("dev-idp").is_dir() {
+                let env: Vec<(String, String)> = std::env::vars().collect();
+                examroom::dev::config(&dir, "127.0.0.1:0", "http://127.0.0.1", &env)?.0
+            } else {
+                let mut c = Config::default();
+                c.server.data_dir = dir;
+                c.database.url = database_override.map(secrecy::SecretString::from);
+                c
+            }
         }
     };
     let url = c.database_url().map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -108,6 +108,16 @@ pub fn requirements(c: &Config, database: Option<&str>) -> Vec<Requirement> {
             "udp",
             "video and audio to the SFU",
         ));
+        // Relayed media reaches the SFU from coturn's relay addresses.
+        if c.media.turn_urls.iter().any(|u| u.starts_with("turn")) {
+            out.push(rule(
+                "coturn",
+                &host,
+                &range,
+                "udp",
+                "relayed video and audio to the SFU",
+            ));
+        }
     }
     out.extend(c.media.turn_urls.iter().filter_map(|u| turn(u)));
     let auth = &c.auth;
@@ -222,6 +232,10 @@ mod tests {
             "the announced address, not the local one"
         );
         assert!(has("browsers", "turn.example.org", "3478", "tcp"));
+        assert!(
+            has("coturn", "203.0.113.7", &range, "udp"),
+            "relayed media reaches the SFU"
+        );
         assert!(
             has("brokers", "db.internal", "6432", "tcp"),
             "the database's host and port"

@@ -247,6 +247,72 @@ mod tests {
         assert!(again.is_ok(), "{:?}", again.err());
     }
 
+    /// What makes a migration unsafe for a node of the previous release still running on the schema.
+    fn destructive(sql: &str) -> Option<String> {
+        let sql: String = sql
+            .lines()
+            .map(|l| l.split("--").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_uppercase();
+        for statement in sql
+            .split(';')
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        {
+            let alter = statement.starts_with("ALTER ");
+            let add_column = alter && statement.contains("ADD COLUMN");
+            let unsafe_because = if statement.starts_with("DROP ") || (alter && statement.contains(" DROP "))
+            {
+                Some("drops")
+            } else if alter && statement.contains(" RENAME ") {
+                Some("renames")
+            } else if alter && (statement.contains("ALTER COLUMN") || statement.contains(" TYPE ")) {
+                Some("changes a column")
+            } else if add_column && statement.contains("NOT NULL") && !statement.contains("DEFAULT") {
+                Some("adds a NOT NULL column without a default (the previous release inserts without it)")
+            } else {
+                None
+            };
+            if let Some(why) = unsafe_because {
+                return Some(format!("{why}: {statement}"));
+            }
+        }
+        None
+    }
+
+    /// Migrations newer than the previous release's last one (`deploy/previous-release`) only add, so its nodes
+    /// keep running during a rolling upgrade (docs/operations.md, "Upgrades").
+    #[test]
+    fn migrations_since_the_previous_release_only_add() {
+        let release = include_str!("../../deploy/previous-release");
+        let last: u32 = release.split_whitespace().nth(2).unwrap().parse().unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let version: u32 = name.split('_').next().unwrap().parse().unwrap();
+            if version > last {
+                let sql = std::fs::read_to_string(&path).unwrap();
+                assert_eq!(
+                    destructive(&sql),
+                    None,
+                    "{name} would break the previous release's nodes"
+                );
+            }
+        }
+        assert!(destructive("CREATE TABLE a (type TEXT NOT NULL); CREATE INDEX a_x ON a (type);").is_none());
+        assert!(destructive("ALTER TABLE a ADD COLUMN y BIGINT NOT NULL DEFAULT 0;").is_none());
+        for bad in [
+            "DROP TABLE a;",
+            "ALTER TABLE a DROP COLUMN y;",
+            "ALTER TABLE a RENAME COLUMN y TO z;",
+            "ALTER TABLE a ALTER COLUMN y TYPE TEXT;",
+            "ALTER TABLE a ADD COLUMN y BIGINT NOT NULL;",
+        ] {
+            assert!(destructive(bad).is_some(), "{bad}");
+        }
+    }
+
     /// Every file in `migrations/` is applied (a file added without its line here would silently not be).
     #[test]
     fn every_migration_file_is_applied() {

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("recording", 5),
     ("messaging", 5),
     ("visit", 6),
+    ("keys", 6),
     ("app", 7),
     ("dev", 7),
     ("http", 8),
