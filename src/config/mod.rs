@@ -115,6 +115,10 @@ pub struct MediaConfig {
     /// Inclusive UDP port range for peer connections; one port per peer connection and bind address.
     pub udp_port_min: u16,
     pub udp_port_max: u16,
+    /// Also offer a passive ICE-TCP candidate on the same port number (one TCP listener per peer connection),
+    /// so browsers on networks that drop UDP connect directly over TCP; the firewall then opens the range over
+    /// TCP too. Costs no extra port numbers, one more socket per peer connection.
+    pub ice_tcp: bool,
     /// Public addresses announced instead of the bound ones behind a 1:1 NAT (a cloud VM's elastic IP, a
     /// Kubernetes node address): `PUBLIC` for every bind address of its family, or `PUBLIC/LOCAL` for one bind
     /// address. The NAT must forward the UDP port range unchanged.
@@ -143,6 +147,7 @@ impl Default for MediaConfig {
             bind_ips: vec!["127.0.0.1".into()],
             udp_port_min: 40000,
             udp_port_max: 40999,
+            ice_tcp: true,
             announced_ips: Vec::new(),
             turn_urls: Vec::new(),
             turn_secret_file: None,

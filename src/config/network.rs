@@ -108,6 +108,15 @@ pub fn requirements(c: &Config, database: Option<&str>) -> Vec<Requirement> {
             "udp",
             "video and audio to the SFU",
         ));
+        if c.media.ice_tcp {
+            out.push(rule(
+                "browsers",
+                &host,
+                &range,
+                "tcp",
+                "video and audio to the SFU over ICE-TCP (networks that drop UDP)",
+            ));
+        }
         // Relayed media reaches the SFU from coturn's relay addresses.
         if c.media.turn_urls.iter().any(|u| u.starts_with("turn")) {
             out.push(rule(
@@ -230,6 +239,10 @@ mod tests {
         assert!(
             has("browsers", "203.0.113.7", &range, "udp"),
             "the announced address, not the local one"
+        );
+        assert!(
+            has("browsers", "203.0.113.7", &range, "tcp"),
+            "ICE-TCP on the same ports"
         );
         assert!(has("browsers", "turn.example.org", "3478", "tcp"));
         assert!(

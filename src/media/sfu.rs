@@ -100,8 +100,8 @@ impl WebRtcSfu {
         })
     }
 
-    /// A free port of the configured range on every bind address. Ports are probed round-robin so a
-    /// just-closed connection's port is the last to be reused.
+    /// A free port of the configured range on every bind address (for UDP, and for TCP too with ICE-TCP).
+    /// Ports are probed round-robin so a just-closed connection's port is the last to be reused.
     fn allocate_addrs(&self) -> Result<Vec<SocketAddr>, MediaError> {
         let (min, max) = (self.config.udp_port_min as u32, self.config.udp_port_max as u32);
         let span = max - min + 1;
@@ -112,7 +112,10 @@ impl WebRtcSfu {
                 .iter()
                 .map(|ip| SocketAddr::new(*ip, port))
                 .collect();
-            if addrs.iter().all(|a| UdpSocket::bind(a).is_ok()) {
+            let free = |a: &SocketAddr| {
+                UdpSocket::bind(a).is_ok() && (!self.config.ice_tcp || std::net::TcpListener::bind(a).is_ok())
+            };
+            if addrs.iter().all(free) {
                 return Ok(addrs);
             }
         }
@@ -130,6 +133,12 @@ impl WebRtcSfu {
                 .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
                 .with_include_loopback_candidate(self.bind_ips.iter().any(|ip| ip.is_loopback()));
             let addrs = self.allocate_addrs()?;
+            // Passive ICE-TCP on the same ports: a browser whose network drops UDP still reaches the SFU.
+            let tcp = if self.config.ice_tcp {
+                addrs.clone()
+            } else {
+                Vec::new()
+            };
             let built = PeerConnectionBuilder::new()
                 .with_configuration(RTCConfigurationBuilder::new().build())
                 .with_media_engine(table)
@@ -137,6 +146,7 @@ impl WebRtcSfu {
                 .with_setting_engine(settings.build())
                 .with_handler(handler.clone())
                 .with_udp_addrs(addrs)
+                .with_tcp_addrs(tcp)
                 .build()
                 .await;
             match built {
@@ -516,7 +526,9 @@ impl MediaEngine for WebRtcSfu {
 }
 
 impl WebRtcSfu {
-    /// First negotiation: the offer, then one outgoing track per kind the offer carries, then the answer.
+    /// First negotiation: the offer, then one outgoing track per kind the offer carries in a codec the SFU
+    /// forwards (Opus, VP8), then the answer. A kind offered only in other codecs (Safari with VP8 turned off:
+    /// H.264 alone) gets no track, and its section is refused: that browser joins with audio only.
     async fn negotiate_first(&self, peer: &Arc<Peer>, offer: &str) -> Result<String, MediaError> {
         let desc = RTCSessionDescription::offer(offer.to_string())
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
@@ -525,9 +537,16 @@ impl WebRtcSfu {
             .await
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         let mut senders = Vec::new();
+        let offered = |codec: &str| offer.to_ascii_lowercase().contains(codec);
         for (kind, has) in [
-            (RtpCodecKind::Audio, offer.contains("m=audio")),
-            (RtpCodecKind::Video, offer.contains("m=video")),
+            (
+                RtpCodecKind::Audio,
+                offer.contains("m=audio") && offered(" opus/48000"),
+            ),
+            (
+                RtpCodecKind::Video,
+                offer.contains("m=video") && offered(" vp8/90000"),
+            ),
         ] {
             if !has {
                 continue;

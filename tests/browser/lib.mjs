@@ -117,8 +117,9 @@ export async function inbound(target) {
     if (pair) {
       const local = stats.get(pair.localCandidateId);
       if (local && local.candidateType === 'relay') out.relay = true;
+      if (local) Object.assign(out, { localProtocol: local.protocol, relayProtocol: local.relayProtocol });
       const remote = stats.get(pair.remoteCandidateId);
-      if (remote) out.remoteAddress = remote.address;
+      if (remote) Object.assign(out, { remoteAddress: remote.address, remoteType: remote.candidateType });
     }
     return out;
   });

@@ -7,57 +7,10 @@
 use std::process::Command;
 
 use crate::common::{Broker, netns_available, run_browser_script};
+use crate::netns::{Netns, run};
 
 const PRIVATE: &str = "10.10.0.2";
 const PUBLIC: &str = "198.51.100.1";
-
-/// A named network namespace, deleted (with the interfaces in it) when dropped.
-struct Netns(String);
-
-impl Netns {
-    fn new(role: &str) -> Netns {
-        let name = format!("er-{role}-{}", crate::common::random());
-        run(Command::new("ip").args(["netns", "add", &name]));
-        Netns(name)
-    }
-
-    /// `program` inside this namespace (`nsenter` execs it, so a spawned child's PID is the program's).
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net=/run/netns/{}", self.0))
-            .arg("--")
-            .arg(program);
-        cmd
-    }
-
-    fn ip(&self, args: &str) {
-        run(Command::new("ip")
-            .args(["-n", &self.0])
-            .args(args.split_whitespace()));
-    }
-
-    fn nft(&self, rules: &str) {
-        let file = std::env::temp_dir().join(format!("{}.nft", self.0));
-        std::fs::write(&file, rules).unwrap();
-        run(self.command("nft").arg("-f").arg(&file));
-        let _ = std::fs::remove_file(file);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// broker (10.10.0.2) ── lan │ router │ wan ── client (198.51.100.2); the router's public address is .1.
 struct Topology {

@@ -1,0 +1,60 @@
+// Video from a network that drops every UDP packet (a hospital firewall): Chromium in a namespace whose nftables
+// drop UDP, the broker in another. `ice-tcp`: the SFU's passive TCP candidates carry the media directly;
+// `turn-tcp`: the SFU offers no TCP, and the media goes through coturn over TCP. Each side must decode the
+// other's frames over the expected path.
+// Usage: node firewall-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR ice-tcp|turn-tcp
+import fs from 'node:fs';
+import path from 'node:path';
+import { launch, passwords, patientInChat, nurseAccepting, inbound, widgetFrame } from './lib.mjs';
+
+const [url, credentialsFile, artifacts, mode] = process.argv.slice(2);
+const password = passwords(credentialsFile);
+fs.mkdirSync(artifacts, { recursive: true });
+const browser = await launch(url);
+const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `firewall-${mode}-${name}.png`), fullPage: true });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Frames decoded and still increasing, or null when none came within `ms`.
+async function media(target, ms) {
+  const deadline = Date.now() + ms;
+  let first = null;
+  while (Date.now() < deadline) {
+    const s = await inbound(target);
+    if (s && s.framesDecoded > 0 && s.audioPackets > 0) {
+      if (!first) first = s;
+      else if (s.framesDecoded > first.framesDecoded + 5) return s;
+    }
+    await sleep(250);
+  }
+  return null;
+}
+
+try {
+  const { page: patient, widget } = await patientInChat(browser, url, password);
+  const { page: nurse, chat } = await nurseAccepting(browser, url, password, widget);
+  console.log('step: chat accepted with UDP blocked');
+  await chat.getByRole('button', { name: 'Start video…' }).click();
+  await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
+  await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
+  await widget.getByRole('button', { name: 'Join video' }).click();
+  console.log('step: patient joined video');
+  const p = await media(widgetFrame(patient), 30000);
+  const n = await media(nurse, 30000);
+  if (!p || !n) throw new Error(`no media with UDP blocked: patient ${JSON.stringify(await inbound(widgetFrame(patient)))}, nurse ${JSON.stringify(await inbound(nurse))}`);
+  for (const [who, s] of [['patient', p], ['nurse', n]]) {
+    const ok = mode === 'ice-tcp'
+      ? s.localProtocol === 'tcp' && !s.relay && s.remoteType === 'host'
+      : s.relay && s.relayProtocol === 'tcp';
+    if (!ok) throw new Error(`${who}: expected ${mode}, selected ${JSON.stringify(s)}`);
+    console.log(`${who}: framesDecoded ${s.framesDecoded}, audio packets ${s.audioPackets}, local ${s.localProtocol}${s.relay ? ` relay/${s.relayProtocol}` : ''} to ${s.remoteType} ${s.remoteAddress}`);
+  }
+  await chat.getByText(/Video: you connected, patient connected/).waitFor();
+  await shot(patient, 'patient');
+  console.log(`browser firewall flow: media over ${mode}`);
+} catch (e) {
+  console.error(e);
+  for (const p of browser.contexts().flatMap((c) => c.pages())) await shot(p, `failure-${p.url().split('/')[3] || 'page'}`).catch(() => {});
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
