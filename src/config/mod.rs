@@ -135,6 +135,9 @@ pub struct MediaConfig {
     pub max_tracks_per_participant: usize,
     /// A visit whose participants have all left is closed after this grace (a reload rejoins within it).
     pub empty_visit_grace_seconds: u64,
+    /// A visit one participant dropped out of (a network cut) while the other stayed ends back to chat when they
+    /// are not back within this; a cut shorter than it ends in the same visit.
+    pub reconnect_limit_seconds: u64,
     /// How long the patient has to answer a video request (find the camera permission) before it ends unanswered.
     pub video_prompt_seconds: u64,
     /// Largest SDP accepted over signaling, in bytes.
@@ -155,6 +158,7 @@ impl Default for MediaConfig {
             force_relay: false,
             max_tracks_per_participant: 3,
             empty_visit_grace_seconds: 30,
+            reconnect_limit_seconds: 90,
             video_prompt_seconds: 120,
             max_sdp_bytes: 32 * 1024,
         }

@@ -28,6 +28,8 @@ pub enum EndReason {
     ChatEnded,
     /// The server hosting the visit was stopping and the visit did not end within `cluster.drain_seconds`.
     ServerRestart,
+    /// One participant's connection dropped and did not come back within `media.reconnect_limit_seconds`.
+    ConnectionLost,
 }
 
 /// The result of the nurse's device check: live camera and microphone tracks.

@@ -88,6 +88,8 @@ pub struct Visit {
     joined: Vec<Side>,
     /// When the last participant left (for the abandonment grace).
     empty_since_ms: Option<i64>,
+    /// When one participant dropped out while the other stayed (for the reconnect limit).
+    alone_since_ms: Option<i64>,
     /// Mute, camera off, audio only.
     pub controls: controls::Controls,
     /// How many times the visit moved to another node.
@@ -138,6 +140,7 @@ impl Visit {
             created_ms,
             joined: Vec::new(),
             empty_since_ms: Some(now_ms),
+            alone_since_ms: None,
             controls: Default::default(),
             epoch,
         }
@@ -196,6 +199,7 @@ impl Visits {
                     created_ms: now_ms,
                     joined: Vec::new(),
                     empty_since_ms: Some(now_ms),
+                    alone_since_ms: None,
                     controls: Default::default(),
                     epoch: 0,
                 };
@@ -251,14 +255,20 @@ impl Visits {
                 v.joined.push(side);
             }
             v.empty_since_ms = None;
+            if v.joined.len() == 2 {
+                v.alone_since_ms = None;
+            }
         }
     }
 
     pub fn left(&mut self, id: &VisitId, side: Side, now_ms: i64) {
         if let Some(v) = self.by_id.get_mut(id) {
+            let was_there = v.joined.contains(&side);
             v.joined.retain(|s| *s != side);
             if v.joined.is_empty() {
                 v.empty_since_ms = Some(now_ms);
+            } else if was_there {
+                v.alone_since_ms.get_or_insert(now_ms);
             }
         }
     }
@@ -280,10 +290,17 @@ impl Visits {
         self.remove(&id)
     }
 
-    /// Visits to close: a request the patient has not answered within `prompt_ms` (no answer), and an active
-    /// visit nobody has been in for `grace_ms` (abandoned). The two clocks differ: finding a camera permission
-    /// takes longer than a reload.
-    pub fn sweep(&mut self, now_ms: i64, grace_ms: i64, prompt_ms: i64) -> Vec<(Visit, EndReason)> {
+    /// Visits to close: a request the patient has not answered within `prompt_ms` (no answer), an active
+    /// visit nobody has been in for `grace_ms` (abandoned), and one a participant dropped out of and has not
+    /// come back to within `reconnect_ms` while the other waited (connection lost: both go back to the chat).
+    /// The clocks differ: finding a camera permission takes longer than a reload, and a network cut longer still.
+    pub fn sweep(
+        &mut self,
+        now_ms: i64,
+        grace_ms: i64,
+        prompt_ms: i64,
+        reconnect_ms: i64,
+    ) -> Vec<(Visit, EndReason)> {
         let stale: Vec<(VisitId, EndReason)> = self
             .by_id
             .values()
@@ -292,10 +309,13 @@ impl Visits {
                     VisitState::Proposed => {
                         (now_ms - v.created_ms >= prompt_ms).then_some(EndReason::NoAnswer)
                     }
+                    VisitState::Active if v.empty_since_ms.is_some_and(|t| now_ms - t >= grace_ms) => {
+                        Some(EndReason::Abandoned)
+                    }
                     VisitState::Active => v
-                        .empty_since_ms
-                        .is_some_and(|t| now_ms - t >= grace_ms)
-                        .then_some(EndReason::Abandoned),
+                        .alone_since_ms
+                        .is_some_and(|t| now_ms - t >= reconnect_ms)
+                        .then_some(EndReason::ConnectionLost),
                 }
                 .map(|reason| (v.id.clone(), reason))
             })
@@ -447,11 +467,36 @@ mod tests {
         let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
         // Past the empty-visit grace (30 s), still within the prompt (120 s): a patient looking for the
         // camera permission keeps the question.
-        assert!(v.sweep(60_000, 30_000, 120_000).is_empty());
-        let swept = v.sweep(120_000, 30_000, 120_000);
+        assert!(v.sweep(60_000, 30_000, 120_000, 90_000).is_empty());
+        let swept = v.sweep(120_000, 30_000, 120_000, 90_000);
         assert_eq!(swept.len(), 1);
         assert_eq!(swept[0].1, EndReason::NoAnswer);
         assert!(v.get(&id).is_none());
+    }
+
+    #[test]
+    fn a_participant_who_does_not_come_back_within_the_limit_ends_the_visit_back_to_chat() {
+        let (p, n, _) = ids();
+        let mut v = Visits::default();
+        let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
+        v.answer(&id, &p, true, 0).unwrap();
+        // Only the nurse in so far: the patient is still joining, not gone.
+        v.joined(&id, Side::Nurse);
+        assert!(v.sweep(200_000, 30_000, 120_000, 90_000).is_empty());
+        v.joined(&id, Side::Patient);
+        // A cut shorter than the limit: back in the same visit.
+        v.left(&id, Side::Patient, 300_000);
+        assert!(v.sweep(380_000, 30_000, 120_000, 90_000).is_empty());
+        v.joined(&id, Side::Patient);
+        assert!(
+            v.sweep(500_000, 30_000, 120_000, 90_000).is_empty(),
+            "the clock starts again"
+        );
+        // One that outlasts it ends the visit; the nurse is not left waiting in it.
+        v.left(&id, Side::Patient, 600_000);
+        let swept = v.sweep(690_000, 30_000, 120_000, 90_000);
+        assert_eq!(swept.len(), 1);
+        assert_eq!(swept[0].1, EndReason::ConnectionLost);
     }
 
     #[test]
@@ -463,20 +508,20 @@ mod tests {
         v.joined(&id, Side::Patient);
         v.joined(&id, Side::Nurse);
         assert!(
-            v.sweep(100_000, 30_000, 120_000).is_empty(),
+            v.sweep(100_000, 30_000, 120_000, 300_000).is_empty(),
             "occupied visits stay"
         );
         v.left(&id, Side::Patient, 100_000);
         assert!(
-            v.sweep(200_000, 30_000, 120_000).is_empty(),
+            v.sweep(200_000, 30_000, 120_000, 300_000).is_empty(),
             "the nurse is still there"
         );
         v.left(&id, Side::Nurse, 200_000);
         // A reload within the grace rejoins the same visit.
-        assert!(v.sweep(210_000, 30_000, 120_000).is_empty());
+        assert!(v.sweep(210_000, 30_000, 120_000, 300_000).is_empty());
         v.joined(&id, Side::Patient);
         v.left(&id, Side::Patient, 220_000);
-        let swept = v.sweep(250_000, 30_000, 120_000);
+        let swept = v.sweep(250_000, 30_000, 120_000, 300_000);
         assert_eq!(swept.len(), 1);
         assert_eq!(swept[0].1, EndReason::Abandoned);
         assert!(v.get(&id).is_none());

@@ -20,6 +20,7 @@ mod cross_site;
 mod demo;
 mod dev_mode;
 mod drain;
+mod drops;
 mod example_config;
 mod external_oidc;
 mod firewall;

@@ -172,6 +172,7 @@ export const videoHandlers = {
     closeVideo(f.reason === 'declined' || f.reason === 'devices_blocked' ? null
       : f.reason === 'no_answer' ? 'The video request timed out. Your nurse can ask again. You can keep chatting.'
       : f.reason === 'server_restart' ? 'The video ended because our server restarted. Your nurse can start it again. You can keep chatting.'
+      : f.reason === 'connection_lost' ? 'The video ended because the connection did not come back. Your nurse can start it again. You can keep chatting.'
       : 'The video has ended. You can keep chatting.');
   },
 };

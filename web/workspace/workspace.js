@@ -161,7 +161,7 @@ function closeVideo(chat, message) {
 const RECORDING = { recording: '● Recording', paused: 'Recording paused', declined: 'Not recorded (the patient declined)', will_record: '● Recording', consent_required: 'Recording if the patient consents', none: '' };
 
 const PATIENT_PRESENCE = { online: 'Patient online.', reconnecting: 'Patient reconnecting…', gone: 'The patient has left (no connection).' };
-const ENDED = { no_answer: 'The patient did not answer the video request in time. You can ask again.', devices_blocked: 'The patient\'s camera or microphone is blocked; they were shown how to allow it. You can ask again.', declined: 'The patient declined video.', patient_ended: 'The patient ended the video.', nurse_ended: 'Video ended.', abandoned: 'Video closed: nobody was connected.', chat_ended: 'Video ended with the chat.', server_restart: 'Video ended: the server restarted. You can start it again.' };
+const ENDED = { no_answer: 'The patient did not answer the video request in time. You can ask again.', devices_blocked: 'The patient\'s camera or microphone is blocked; they were shown how to allow it. You can ask again.', declined: 'The patient declined video.', patient_ended: 'The patient ended the video.', nurse_ended: 'Video ended.', abandoned: 'Video closed: nobody was connected.', chat_ended: 'Video ended with the chat.', server_restart: 'Video ended: the server restarted. You can start it again.', connection_lost: 'Video ended: the patient\'s connection did not come back. You can keep chatting or start it again.' };
 
 function addLine(chat, f) {
   if (chat.seen.has(f.seq)) return;

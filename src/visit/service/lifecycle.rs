@@ -11,11 +11,13 @@ use crate::visit::EndReason;
 
 impl VideoService {
     /// Periodic: closes requests unanswered past `media.video_prompt_seconds` (`no_answer`), started visits whose
-    /// participants are gone past the grace (`abandoned`), and visits whose chat ended.
+    /// participants are gone past the grace (`abandoned`) or one of whom dropped out past
+    /// `media.reconnect_limit_seconds` (`connection_lost`), and visits whose chat ended.
     pub async fn sweep(&self) {
         let grace = self.config.empty_visit_grace_seconds as i64 * 1000;
         let prompt = self.config.video_prompt_seconds as i64 * 1000;
-        let closed = self.live().visits.sweep(now_ms(), grace, prompt);
+        let reconnect = self.config.reconnect_limit_seconds as i64 * 1000;
+        let closed = self.live().visits.sweep(now_ms(), grace, prompt, reconnect);
         for (v, reason) in closed {
             self.finish(&v, reason).await;
         }

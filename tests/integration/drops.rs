@@ -1,0 +1,153 @@
+//! A 20 s network cut on the patient's side of a video visit, in Chromium: the patient's browser in a namespace
+//! joined to the broker's by a veth, the nurse's browser in the broker's namespace. nftables drop every packet
+//! of the patient's namespace for 20 s, then let them through: both sides see the patient reconnecting, the
+//! visit comes back by itself (no second consent), the chat replays what the nurse wrote meanwhile, and the
+//! time until video flows again is measured (`drop-flow.mjs`).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::{Broker, netns_available, support_dir};
+use crate::netns::Netns;
+
+const BROKER: &str = "10.30.0.2";
+const PATIENT: &str = "10.30.0.3";
+const CUT_SECONDS: u64 = 20;
+
+fn prerequisites() -> bool {
+    let nft = Command::new("nft").arg("--version").output().is_ok();
+    let chromium = std::path::Path::new("/usr/bin/chromium").exists();
+    if !(nft && chromium) {
+        assert!(
+            std::env::var("TEST_REQUIRE_BROWSER").is_err(),
+            "nft ({nft}) and chromium ({chromium}) are required"
+        );
+        return false;
+    }
+    netns_available()
+}
+
+/// A browser script, killed (with its Chromium) if the test ends first.
+struct Script(std::process::Child);
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `drop-flow.mjs` for one role, its output in a file.
+fn script(ns: &Netns, role: &str, broker: &Broker, data: &std::path::Path, sync: &std::path::Path) -> Script {
+    let log = std::fs::File::create(sync.join(format!("{role}.log"))).unwrap();
+    ns.command("node")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/drop-flow.mjs"))
+        .arg(&broker.url)
+        .arg(data.join("dev-idp/credentials.json"))
+        .arg(crate::video::artifacts())
+        .arg(role)
+        .arg(sync)
+        .env("TEST_OIDC_PROVIDER_DIR", support_dir())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .map(Script)
+        .unwrap()
+}
+
+fn wait_for(sync: &std::path::Path, name: &str, limit: Duration, logs: &dyn Fn() -> String) {
+    let start = Instant::now();
+    while !sync.join(name).exists() {
+        assert!(start.elapsed() < limit, "no {name} within {limit:?}:\n{}", logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_20_second_cut_on_the_patient_side_ends_in_the_same_visit_with_the_chat_replayed() {
+    if !prerequisites() {
+        return;
+    }
+    let (broker_ns, patient_ns) = (Netns::new("db"), Netns::new("dp"));
+    broker_ns.ip(&format!(
+        "link add eth0 type veth peer name eth0 netns {}",
+        patient_ns.0
+    ));
+    for (ns, addr) in [(&broker_ns, BROKER), (&patient_ns, PATIENT)] {
+        ns.ip(&format!("addr add {addr}/24 dev eth0"));
+        ns.ip("link set eth0 up");
+        ns.ip("link set lo up");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sync = dir.path().join("sync");
+    std::fs::create_dir_all(&sync).unwrap();
+    let bind = format!("[\"{BROKER}\"]");
+    let mut env = crate::chat::FAST_ROUTING.to_vec();
+    env.extend([
+        ("EXAMROOM_MEDIA__BIND_IPS", bind.as_str()),
+        ("EXAMROOM_MEDIA__UDP_PORT_MIN", "40000"),
+        ("EXAMROOM_MEDIA__UDP_PORT_MAX", "40049"),
+    ]);
+    let mut cmd = broker_ns.command(env!("CARGO_BIN_EXE_examroom"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("EXAMROOM_")) {
+        cmd.env_remove(k);
+    }
+    let public_url = format!("http://{BROKER}:8080");
+    let broker = Broker::dev_at(
+        cmd,
+        &data,
+        &env,
+        &["--listen", &format!("{BROKER}:8080"), "--public-url", &public_url],
+    );
+    let mut patient = script(&patient_ns, "patient", &broker, &data, &sync);
+    let mut nurse = script(&broker_ns, "nurse", &broker, &data, &sync);
+    let logs = || {
+        let read = |r: &str| std::fs::read_to_string(sync.join(format!("{r}.log"))).unwrap_or_default();
+        format!(
+            "patient:\n{}\nnurse:\n{}\nbroker:\n{}",
+            read("patient"),
+            read("nurse"),
+            broker.stderr.lines().join("\n")
+        )
+    };
+    wait_for(&sync, "patient-media", Duration::from_secs(120), &logs);
+    wait_for(&sync, "nurse-media", Duration::from_secs(60), &logs);
+
+    // The cut: nothing in or out of the patient's namespace.
+    patient_ns.nft(
+        r#"
+table inet cut {
+  chain input { type filter hook input priority filter; policy accept; iif "eth0" drop; }
+  chain output { type filter hook output priority filter; policy accept; oif "eth0" drop; }
+}
+"#,
+    );
+    std::fs::write(sync.join("cut"), crate::common::epoch_ms().to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(CUT_SECONDS));
+    crate::netns::run(patient_ns.command("nft").args(["delete", "table", "inet", "cut"]));
+    std::fs::write(sync.join("restored"), crate::common::epoch_ms().to_string()).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut p, mut n) = (None, None);
+    while p.is_none() || n.is_none() {
+        p = p.or_else(|| patient.0.try_wait().unwrap());
+        n = n.or_else(|| nurse.0.try_wait().unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "the scripts did not finish:\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = logs();
+    assert!(p.unwrap().success() && n.unwrap().success(), "{log}");
+    assert!(
+        log.contains("browser drop flow: patient passed") && log.contains("browser drop flow: nurse passed"),
+        "{log}"
+    );
+    for line in log.lines().filter(|l| l.starts_with("measured:")) {
+        println!("{line}");
+    }
+    broker.assert_no_panic();
+}
