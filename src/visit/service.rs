@@ -7,6 +7,7 @@ mod classify;
 mod controls;
 mod handover;
 mod lifecycle;
+mod participants;
 mod recording;
 mod review;
 mod segments;
@@ -124,17 +125,19 @@ struct Joined {
     participant: ParticipantId,
     /// The socket that joined (its request id).
     socket: RequestId,
-    /// The DTLS fingerprint of the browser's connection: an offer from the same socket with another one comes
-    /// from a new connection (the client rejoined), not a renegotiation of this one.
+    /// The browser connection's DTLS fingerprint and SDP session id: an offer from the same socket with others
+    /// comes from a new connection (the client rejoined), not a renegotiation of this one.
     fingerprint: Option<String>,
 }
 
-/// The first `a=fingerprint:` line of an SDP (one per browser connection).
+/// What names one browser connection in its SDP: the first `a=fingerprint:` line and the origin's session id.
 fn fingerprint(sdp: &str) -> Option<String> {
-    sdp.lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("a=fingerprint:"))
-        .map(str::to_string)
+    let line = |prefix: &str| sdp.lines().map(str::trim).find(|l| l.starts_with(prefix));
+    // The origin's session id is fixed for one browser connection's lifetime and new for the next (JSEP); the
+    // certificate alone may be shared by a page's connections, which made a new connection look like an ICE
+    // restart of the one before.
+    let session = line("o=").and_then(|o| o.split_whitespace().nth(1));
+    line("a=fingerprint:").map(|f| format!("{f} {}", session.unwrap_or_default()))
 }
 
 /// Everything live about the visits, with one owner behind one lock: the sans-IO core's visits and, per visit,
@@ -146,6 +149,11 @@ struct Live {
     visits: Visits,
     /// The connection of each (visit, side), claimed before the engine builds it.
     joined: HashMap<(VisitId, Side), Joined>,
+    /// Browser connections (fingerprints) a newer one replaced, per (visit, side): their late offers are stale.
+    retired: HashMap<(VisitId, Side), Vec<Option<String>>>,
+    /// The order in which this node first saw each socket offer (see `participants`).
+    socket_order: HashMap<RequestId, u64>,
+    sockets_seen: u64,
     /// Recordings in progress by visit, and each visit's recording notice.
     sessions: HashMap<VisitId, Arc<RecordingSession>>,
     notices: HashMap<VisitId, RecordingNotice>,
@@ -380,8 +388,11 @@ impl VideoService {
             let mut live = self.live();
             let (v, side) = live.visits.may_join(id, who)?;
             let (visit, key) = (v.clone(), (id.clone(), side));
-            let joined = &mut live.joined;
             let print = fingerprint(sdp);
+            if live.stale_offer(&key, socket, &print) {
+                return Err(VideoError::Replaced);
+            }
+            let joined = &mut live.joined;
             let (same, replaced) = match joined.get(&key) {
                 Some(j) if &j.socket == socket && j.fingerprint == print => {
                     (Some(j.participant.clone()), None)
@@ -395,6 +406,9 @@ impl VideoService {
                     (None, joined.insert(key.clone(), claim))
                 }
             };
+            if let Some(old) = &replaced {
+                live.retire(&key, old.fingerprint.clone());
+            }
             (visit, key, same, replaced)
         };
         let side = key.1;
@@ -459,52 +473,12 @@ impl VideoService {
         Ok(self.engine.add_candidate(&participant, candidate).await?)
     }
 
-    /// A participant hangs up its connection but the visit stays (it may rejoin).
-    /// Only the socket that holds the connection hangs it up: a tab another tab replaced leaves nothing.
-    pub async fn leave(&self, proof: &Authorized<VisitId>, socket: &RequestId) -> Result<(), VideoError> {
-        proof.require(&["visit.join"])?;
-        let (who, id) = (proof.subject(), proof.resource());
-        let side = {
-            let live = self.live();
-            let v = live.visits.get(id).ok_or(VisitError::UnknownVisit)?;
-            let side = v.side_of(who).ok_or(VisitError::NotParticipant)?;
-            match live.joined.get(&(id.clone(), side)) {
-                Some(j) if &j.socket == socket => side,
-                _ => return Ok(()),
-            }
-        };
-        self.drop_participant(id, side).await;
-        Ok(())
-    }
-
     /// Either participant ends the video (`visit.end`); both return to chat.
     pub async fn end(&self, proof: &Authorized<VisitId>) -> Result<(), VideoError> {
         proof.require(&["visit.end"])?;
         let (visit, reason) = self.live().visits.end(proof.resource(), proof.subject())?;
         self.finish(&visit, reason).await;
         Ok(())
-    }
-
-    /// Closes the connections a closed socket had joined.
-    pub async fn socket_closed(&self, socket: &RequestId) {
-        let gone: Vec<(VisitId, Side)> = self
-            .live()
-            .joined
-            .iter()
-            .filter(|(_, j)| &j.socket == socket)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (id, side) in gone {
-            self.drop_participant(&id, side).await;
-        }
-    }
-
-    async fn drop_participant(&self, id: &VisitId, side: Side) {
-        let j = self.live().joined.remove(&(id.clone(), side));
-        if let Some(j) = j {
-            self.engine.leave(&j.participant).await;
-        }
-        self.live().visits.left(id, side, now_ms());
     }
 
     async fn finish(&self, v: &Visit, reason: EndReason) {

@@ -1,8 +1,9 @@
 //! A 20 s network cut on the patient's side of a video visit, in Chromium: the patient's browser in a namespace
 //! joined to the broker's by a veth, the nurse's browser in the broker's namespace. nftables drop every packet
 //! of the patient's namespace for 20 s, then let them through: both sides see the patient reconnecting, the
-//! visit comes back by itself (no second consent), the chat replays what the nurse wrote meanwhile, and the
-//! time until video flows again is measured (`drop-flow.mjs`).
+//! patient's video comes back in the same visit by itself (no second consent), the chat replays what the nurse
+//! wrote meanwhile, and the time until video flows again is measured on both sides (`drop-flow.mjs`; the
+//! nurse's side is reported, not yet required: see the README's "Not yet").
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -31,6 +31,8 @@ export async function deviceCheck(preview, meter, { camera = true } = {}) {
 
 /** How long a new connection may take to connect before the call joins anew. */
 const WATCHDOG_MS = 15000;
+/** A connection this young, still coming up, is not replaced by a repeated request to rejoin. */
+const REJOIN_SETTLE_MS = 5000;
 
 export class VideoCall {
   /**
@@ -53,6 +55,7 @@ export class VideoCall {
   /** A peer connection for the visit `started` names, offered at once. */
   connect(started) {
     this.started = started;
+    this.connectedAt = Date.now();
     // The server keeps a connection per socket: an ICE restart must come from the socket that made it.
     this.generation = this.channel.generation;
     this.visitId = started.visit_id;
@@ -103,6 +106,12 @@ export class VideoCall {
    */
   rejoin(started) {
     const old = this.pc;
+    // Asked again for the same visit while a connection made on this very socket is still coming up (the
+    // socket's return and the old connection's failure both ask): give that one its time, the watchdog
+    // covers it if it never connects.
+    const young = Date.now() - this.connectedAt < REJOIN_SETTLE_MS;
+    if ((started.epoch || 0) === this.epoch && this.generation === this.channel.generation && young
+      && ['new', 'connecting'].includes(old.connectionState)) return;
     old.onconnectionstatechange = null;
     old.oniceconnectionstatechange = null;
     clearTimeout(this.restartTimer);

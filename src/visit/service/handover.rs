@@ -76,6 +76,7 @@ impl VideoService {
     /// Closes the visit's connections and media room here (it ends, or moves on).
     pub(super) async fn close_media(&self, v: &Visit) {
         for side in [Side::Patient, Side::Nurse] {
+            self.live().retired.remove(&(v.id.clone(), side));
             let j = self.live().joined.remove(&(v.id.clone(), side));
             if let Some(j) = j {
                 self.engine.leave(&j.participant).await;
