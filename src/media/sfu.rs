@@ -1,5 +1,5 @@
 //! [`MediaEngine`] on the `webrtc` crate. Each participant's peer connection gets, before its answer is made,
-//! one outgoing track per kind (audio, video) that carries the *other* participants' media; every incoming
+//! one outgoing track per kind it offers in Opus or VP8, carrying the *other* participants' media; every incoming
 //! RTP packet is rewritten (SSRC, payload type, no header extensions) onto those tracks. A PLI or FIR a viewer
 //! sends on an outgoing track is relayed at once to the sender of the media it carries: no periodic keyframes.
 
@@ -127,13 +127,12 @@ impl WebRtcSfu {
         let mut last = MediaError::NoPort;
         for _ in 0..5 {
             let (table, registry) = codecs::table()?;
-            // No mDNS: the SFU announces real addresses, and multicast fails on hosts without it (ENODEV).
-            // (Announced addresses are rewritten by `announce`, not `with_nat_1to1_ips`, which 0.21.1 ignores.)
+            // No mDNS (real addresses; multicast fails without it); `announce` rewrites announced addresses.
             let settings = SettingEngineBuilder::new()
                 .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
                 .with_include_loopback_candidate(self.bind_ips.iter().any(|ip| ip.is_loopback()));
             let addrs = self.allocate_addrs()?;
-            // Passive ICE-TCP on the same ports: a browser whose network drops UDP still reaches the SFU.
+            // Passive ICE-TCP on the same ports, for browsers whose network drops UDP.
             let tcp = if self.config.ice_tcp {
                 addrs.clone()
             } else {

@@ -267,6 +267,8 @@ impl Visits {
             v.joined.retain(|s| *s != side);
             if v.joined.is_empty() {
                 v.empty_since_ms = Some(now_ms);
+                // Both gone: the empty-visit grace applies; a side coming back starts a fresh reconnect clock.
+                v.alone_since_ms = None;
             } else if was_there {
                 v.alone_since_ms.get_or_insert(now_ms);
             }

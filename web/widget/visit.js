@@ -61,6 +61,7 @@ async function applyMode() {
 }
 
 function startCall(ch) {
+  video.joinWhenStarted = false;
   video.check.stop();
   showVideo('video-call');
   $('video-state').textContent = 'Connecting…';
@@ -138,7 +139,9 @@ export const videoHandlers = {
     video.started = f;
     video.audioOnly = !!f.audio_only;
     showRecording(f.recording);
-    if (video.joinWhenStarted && video.check) { startCall(ch); return; }
+    // Only the first `video_started` after "Join video" starts a call: the same frame again (a socket that came
+    // back while the call is connected) must not start a second one beside it.
+    if (video.joinWhenStarted && video.check && !video.call) { startCall(ch); return; }
     // A reload during the visit: check the devices again, then rejoin.
     if (!video.call) { showVideo(video.check ? 'video-check' : 'video-prompt'); video.joinWhenStarted = !!video.check; }
     else applyMode();

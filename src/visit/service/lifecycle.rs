@@ -1,5 +1,5 @@
 //! How visits end without anyone pressing a button: the periodic sweep (an unanswered request, an abandoned
-//! visit, a chat that ended), and a draining node that waits for its visits and ends those left at its limit.
+//! visit, a participant who did not come back after a network cut, a chat that ended), and a draining node that waits for its visits and ends those left at its limit.
 
 use std::sync::Arc;
 

@@ -90,13 +90,14 @@ impl VideoService {
                 .get(&key)
                 .is_some_and(|j| &j.participant == participant);
             if ours {
+                // Under the same lock: a rejoin between the two must not be counted as gone.
                 live.joined.remove(&key);
+                live.visits.left(id, side, now_ms());
             }
             ours
         };
         if ours {
             self.engine.leave(participant).await;
-            self.live().visits.left(id, side, now_ms());
         }
     }
 }
