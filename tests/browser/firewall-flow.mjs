@@ -5,29 +5,13 @@
 // Usage: node firewall-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR ice-tcp|turn-tcp
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, passwords, patientInChat, nurseAccepting, inbound, widgetFrame } from './lib.mjs';
+import { launch, passwords, patientInChat, nurseAccepting, inbound, mediaFlowing, widgetFrame } from './lib.mjs';
 
 const [url, credentialsFile, artifacts, mode] = process.argv.slice(2);
 const password = passwords(credentialsFile);
 fs.mkdirSync(artifacts, { recursive: true });
 const browser = await launch(url);
 const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `firewall-${mode}-${name}.png`), fullPage: true });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// Frames decoded and still increasing, or null when none came within `ms`.
-async function media(target, ms) {
-  const deadline = Date.now() + ms;
-  let first = null;
-  while (Date.now() < deadline) {
-    const s = await inbound(target);
-    if (s && s.framesDecoded > 0 && s.audioPackets > 0) {
-      if (!first) first = s;
-      else if (s.framesDecoded > first.framesDecoded + 5) return s;
-    }
-    await sleep(250);
-  }
-  return null;
-}
 
 try {
   const { page: patient, widget } = await patientInChat(browser, url, password);
@@ -38,8 +22,8 @@ try {
   await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
   await widget.getByRole('button', { name: 'Join video' }).click();
   console.log('step: patient joined video');
-  const p = await media(widgetFrame(patient), 30000);
-  const n = await media(nurse, 30000);
+  const p = await mediaFlowing(widgetFrame(patient), 30000);
+  const n = await mediaFlowing(nurse, 30000);
   if (!p || !n) throw new Error(`no media with UDP blocked: patient ${JSON.stringify(await inbound(widgetFrame(patient)))}, nurse ${JSON.stringify(await inbound(nurse))}`);
   for (const [who, s] of [['patient', p], ['nurse', n]]) {
     const ok = mode === 'ice-tcp'

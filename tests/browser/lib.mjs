@@ -125,6 +125,21 @@ export async function inbound(target) {
   });
 }
 
+/** Frames decoded (with audio) and still increasing in `target`, or null when none came within `ms`. */
+export async function mediaFlowing(target, ms) {
+  const deadline = Date.now() + ms;
+  let first = null;
+  while (Date.now() < deadline) {
+    const s = await inbound(target);
+    if (s && s.framesDecoded > 0 && s.audioPackets > 0) {
+      if (!first) first = s;
+      else if (s.framesDecoded > first.framesDecoded + 5) return s;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return null;
+}
+
 export function widgetFrame(page) {
   return page.frames().find((f) => f.url().includes('/widget/'));
 }

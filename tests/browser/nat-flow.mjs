@@ -6,14 +6,13 @@
 // Usage: node nat-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR media|none PUBLIC_IP PRIVATE_IP
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, passwords, patientInChat, nurseAccepting, inbound, widgetFrame } from './lib.mjs';
+import { launch, passwords, patientInChat, nurseAccepting, inbound, mediaFlowing, widgetFrame } from './lib.mjs';
 
 const [url, credentialsFile, artifacts, expect, publicIp, privateIp] = process.argv.slice(2);
 const password = passwords(credentialsFile);
 fs.mkdirSync(artifacts, { recursive: true });
 const browser = await launch(url);
 const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `nat-${expect}-${name}.png`), fullPage: true });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // The addresses of the SFU's candidates the browser was given (host candidates as the SFU announced them).
 async function remoteAddresses(target) {
@@ -28,21 +27,6 @@ async function remoteAddresses(target) {
   });
 }
 
-// Frames decoded and still increasing, or null when none came within `ms`.
-async function media(target, ms) {
-  const deadline = Date.now() + ms;
-  let first = null;
-  while (Date.now() < deadline) {
-    const s = await inbound(target);
-    if (s && s.framesDecoded > 0 && s.audioPackets > 0) {
-      if (!first) first = s;
-      else if (s.framesDecoded > first.framesDecoded + 5) return s;
-    }
-    await sleep(250);
-  }
-  return null;
-}
-
 try {
   const { page: patient, widget } = await patientInChat(browser, url, password);
   const { page: nurse, chat } = await nurseAccepting(browser, url, password, widget);
@@ -54,8 +38,8 @@ try {
   console.log('step: patient joined video');
 
   if (expect === 'media') {
-    const p = await media(widgetFrame(patient), 30000);
-    const n = await media(nurse, 30000);
+    const p = await mediaFlowing(widgetFrame(patient), 30000);
+    const n = await mediaFlowing(nurse, 30000);
     if (!p || !n) throw new Error(`no media through the NAT: patient ${JSON.stringify(await inbound(widgetFrame(patient)))}, nurse ${JSON.stringify(await inbound(nurse))}`);
     if (p.remoteAddress !== publicIp || n.remoteAddress !== publicIp) {
       throw new Error(`selected pairs should lead to ${publicIp}: patient ${p.remoteAddress}, nurse ${n.remoteAddress}`);
@@ -70,7 +54,7 @@ try {
     console.log('browser nat flow: media both ways');
   } else {
     // Long enough for the positive case many times over (it connects in a few seconds).
-    const p = await media(widgetFrame(patient), 15000);
+    const p = await mediaFlowing(widgetFrame(patient), 15000);
     const s = await inbound(widgetFrame(patient));
     if (p || (s && s.state === 'connected')) throw new Error(`media flowed without announced addresses: ${JSON.stringify(s)}`);
     // It failed for the reason under test: the browser was told only the private address it cannot reach.

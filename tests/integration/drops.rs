@@ -5,28 +5,14 @@
 //! wrote meanwhile, and the time until video flows again is measured on both sides (`drop-flow.mjs`; the
 //! nurse's side is reported, not yet required: see the README's "Not yet").
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{Broker, netns_available, support_dir};
+use crate::common::{Broker, support_dir};
 use crate::netns::Netns;
 
 const BROKER: &str = "10.30.0.2";
 const PATIENT: &str = "10.30.0.3";
 const CUT_SECONDS: u64 = 20;
-
-fn prerequisites() -> bool {
-    let nft = Command::new("nft").arg("--version").output().is_ok();
-    let chromium = std::path::Path::new("/usr/bin/chromium").exists();
-    if !(nft && chromium) {
-        assert!(
-            std::env::var("TEST_REQUIRE_BROWSER").is_err(),
-            "nft ({nft}) and chromium ({chromium}) are required"
-        );
-        return false;
-    }
-    netns_available()
-}
 
 /// A browser script, killed (with its Chromium) if the test ends first.
 struct Script(std::process::Child);
@@ -66,7 +52,7 @@ fn wait_for(sync: &std::path::Path, name: &str, limit: Duration, logs: &dyn Fn()
 
 #[test]
 fn a_20_second_cut_on_the_patient_side_ends_in_the_same_visit_with_the_chat_replayed() {
-    if !prerequisites() {
+    if !crate::netns::browser_prerequisites(&[]) {
         return;
     }
     let (broker_ns, patient_ns) = (Netns::new("db"), Netns::new("dp"));
@@ -90,17 +76,7 @@ fn a_20_second_cut_on_the_patient_side_ends_in_the_same_visit_with_the_chat_repl
         ("EXAMROOM_MEDIA__UDP_PORT_MIN", "40000"),
         ("EXAMROOM_MEDIA__UDP_PORT_MAX", "40049"),
     ]);
-    let mut cmd = broker_ns.command(env!("CARGO_BIN_EXE_examroom"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("EXAMROOM_")) {
-        cmd.env_remove(k);
-    }
-    let public_url = format!("http://{BROKER}:8080");
-    let broker = Broker::dev_at(
-        cmd,
-        &data,
-        &env,
-        &["--listen", &format!("{BROKER}:8080"), "--public-url", &public_url],
-    );
+    let broker = broker_ns.dev_broker(&data, &env, BROKER, BROKER);
     let mut patient = script(&patient_ns, "patient", &broker, &data, &sync);
     let mut nurse = script(&broker_ns, "nurse", &broker, &data, &sync);
     let logs = || {

@@ -3,9 +3,7 @@
 //! candidates when it offers them, and through coturn over TCP when it does not; and the rule is real: the
 //! same browser gets no UDP through at all.
 
-use std::process::Command;
-
-use crate::common::{Broker, netns_available, run_browser_script};
+use crate::common::run_browser_script;
 use crate::netns::Netns;
 
 const BROKER: &str = "10.20.0.2";
@@ -59,20 +57,6 @@ table inet firewall {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     }
-}
-
-fn prerequisites() -> bool {
-    let nft = Command::new("nft").arg("--version").output().is_ok();
-    let chromium = std::path::Path::new("/usr/bin/chromium").exists();
-    let coturn = std::path::Path::new("/usr/bin/turnserver").exists();
-    if !(nft && chromium && coturn) {
-        assert!(
-            std::env::var("TEST_REQUIRE_BROWSER").is_err(),
-            "nft ({nft}), chromium ({chromium}) and coturn ({coturn}) are required"
-        );
-        return false;
-    }
-    netns_available()
 }
 
 /// coturn in the broker's namespace, TCP and UDP on 3478, stopped by its PID.
@@ -151,17 +135,7 @@ fn video_with_udp_blocked(mode: &str) -> String {
             ("EXAMROOM_MEDIA__TURN_SECRET_FILE", secret.as_str()),
         ]);
     }
-    let mut cmd = net.broker.command(env!("CARGO_BIN_EXE_examroom"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("EXAMROOM_")) {
-        cmd.env_remove(k);
-    }
-    let public_url = format!("http://{BROKER}:8080");
-    let broker = Broker::dev_at(
-        cmd,
-        &data,
-        &env,
-        &["--listen", &format!("{BROKER}:8080"), "--public-url", &public_url],
-    );
+    let broker = net.broker.dev_broker(&data, &env, BROKER, BROKER);
     let passed = format!("browser firewall flow: media over {mode}");
     let log = run_browser_script(
         net.client.command("node"),
@@ -181,7 +155,7 @@ fn video_with_udp_blocked(mode: &str) -> String {
 
 #[test]
 fn video_works_with_udp_blocked_over_ice_tcp_and_over_turn_tcp() {
-    if !prerequisites() {
+    if !crate::netns::browser_prerequisites(&["/usr/bin/turnserver"]) {
         return;
     }
     for mode in ["ice-tcp", "turn-tcp"] {

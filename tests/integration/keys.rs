@@ -10,24 +10,9 @@ use crate::common::Broker;
 use crate::demo::patient_token;
 
 /// `examroom ARGS` with `env` (a dev data directory's commands see the environment `examroom dev` was given).
-fn examroom_env(args: &[&str], env: &[(&str, String)]) -> (i32, String) {
-    let mut cmd = Broker::command();
-    if let Some(url) = crate::storage::suite_database(Path::new(args[args.len() - 1])) {
-        cmd.env("EXAMROOM_DATABASE__URL", url);
-    }
-    let out = cmd
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+fn examroom_env(args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    crate::common::examroom_with_env(args, &env)
 }
 
 fn kek_env(files: &[&Path]) -> (&'static str, String) {
@@ -93,7 +78,7 @@ async fn a_rotated_kek_rewraps_every_data_key_and_the_old_one_can_be_destroyed()
     let third = ws.start("triage", "kek-3").await;
     ws.say(&third, "m3", "after the new key").await;
     let (code, status) = examroom_env(&["keys", "status", "--data-dir", data_arg], &both);
-    assert_eq!(code, 0, "{status}");
+    assert_eq!(code, Some(0), "{status}");
     assert!(
         status.contains("still needed"),
         "the old key still wraps two conversations:\n{status}"
@@ -102,7 +87,7 @@ async fn a_rotated_kek_rewraps_every_data_key_and_the_old_one_can_be_destroyed()
 
     // Re-wrap beside the running broker; a second run finds nothing left.
     let (code, out) = examroom_env(&["keys", "rewrap", "--data-dir", data_arg], &both);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, Some(0), "{out}");
     assert!(
         out.contains(&format!("re-wrapped 2 conversation keys under {new_id}")),
         "{out}"
@@ -130,7 +115,7 @@ async fn a_rotated_kek_rewraps_every_data_key_and_the_old_one_can_be_destroyed()
         );
     }
     let (code, status) = examroom_env(&["keys", "status", "--data-dir", data_arg], &only_new);
-    assert_eq!(code, 0, "nothing names a missing key:\n{status}");
+    assert_eq!(code, Some(0), "nothing names a missing key:\n{status}");
     broker.assert_no_panic();
 }
 
@@ -152,7 +137,7 @@ async fn a_rotated_audit_signing_key_keeps_old_checkpoints_verifiable() {
     let broker = dev(&data, &before);
     patient_token(&broker.url, &data, "patient").await;
     let (code, out) = examroom_env(&["audit", "checkpoint", "--data-dir", data_arg], &before);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, Some(0), "{out}");
     drop(broker);
 
     // Rotated: the new key signs, the old public key is kept for the checkpoints it signed.
@@ -166,9 +151,9 @@ async fn a_rotated_audit_signing_key_keeps_old_checkpoints_verifiable() {
     let broker = dev(&data, &after);
     patient_token(&broker.url, &data, "patient").await;
     let (code, out) = examroom_env(&["audit", "checkpoint", "--data-dir", data_arg], &after);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, Some(0), "{out}");
     let (code, out) = examroom_env(&["audit", "verify", "--data-dir", data_arg], &after);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("2 checkpoints verified"), "{out}");
     let (_, status) = examroom_env(&["keys", "status", "--data-dir", data_arg], &after);
     assert!(
@@ -189,7 +174,7 @@ async fn a_rotated_audit_signing_key_keeps_old_checkpoints_verifiable() {
         ],
         &after,
     );
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, Some(0), "{out}");
     let file = |n: &str| export.join(n).display().to_string();
     let offline = [
         "audit",
@@ -207,10 +192,10 @@ async fn a_rotated_audit_signing_key_keeps_old_checkpoints_verifiable() {
     // Without the old public key its checkpoint no longer verifies, and status says why.
     let forgotten = [signing(&new)];
     let (code, out) = examroom_env(&["audit", "verify", "--data-dir", data_arg], &forgotten);
-    assert_eq!(code, 3, "{out}");
+    assert_eq!(code, Some(3), "{out}");
     assert!(out.contains("forged"), "{out}");
     let (code, status) = examroom_env(&["keys", "status", "--data-dir", data_arg], &forgotten);
-    assert_eq!(code, 2, "{status}");
+    assert_eq!(code, Some(2), "{status}");
     assert!(status.contains("UNKNOWN"), "{status}");
     broker.assert_no_panic();
 }

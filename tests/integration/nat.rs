@@ -4,9 +4,7 @@
 //! the router's public address and, like any browser behind a home router, accepts only replies. With
 //! `media.announced_ips` video flows both ways through the public address; without it, nothing does.
 
-use std::process::Command;
-
-use crate::common::{Broker, netns_available, run_browser_script};
+use crate::common::run_browser_script;
 use crate::netns::{Netns, run};
 
 const PRIVATE: &str = "10.10.0.2";
@@ -90,20 +88,6 @@ table inet host {
     }
 }
 
-fn prerequisites() -> bool {
-    let nft = Command::new("nft").arg("--version").output().is_ok();
-    let chromium = std::path::Path::new("/usr/bin/chromium").exists();
-    if !(nft && chromium) {
-        assert!(
-            std::env::var("TEST_REQUIRE_BROWSER").is_err(),
-            "nft ({nft}) and chromium ({chromium}) are required"
-        );
-        eprintln!("nft or chromium unavailable: skipping");
-        return false;
-    }
-    netns_available()
-}
-
 fn video_through_nat(announce: bool) -> String {
     let (udp_min, udp_max) = (40000u16, 40049u16);
     let net = Topology::build(udp_min, udp_max);
@@ -123,22 +107,8 @@ fn video_through_nat(announce: bool) -> String {
         ("EXAMROOM_MEDIA__UDP_PORT_MIN", min.as_str()),
         ("EXAMROOM_MEDIA__UDP_PORT_MAX", max.as_str()),
     ]);
-    let mut cmd = net.broker.command(env!("CARGO_BIN_EXE_examroom"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("EXAMROOM_")) {
-        cmd.env_remove(k);
-    }
     let public_url = format!("http://{PUBLIC}:8080");
-    let broker = Broker::dev_at(
-        cmd,
-        &data,
-        &env,
-        &[
-            "--listen",
-            &format!("{PRIVATE}:8080"),
-            "--public-url",
-            &public_url,
-        ],
-    );
+    let broker = net.broker.dev_broker(&data, &env, PRIVATE, PUBLIC);
     assert_eq!(broker.url, public_url);
     let expect = if announce { "media" } else { "none" };
     let passed = if announce {
@@ -161,7 +131,7 @@ fn video_through_nat(announce: bool) -> String {
 
 #[test]
 fn video_flows_through_a_nat_with_announced_addresses_and_not_without() {
-    if !prerequisites() {
+    if !crate::netns::browser_prerequisites(&[]) {
         return;
     }
     let with = video_through_nat(true);

@@ -1,7 +1,31 @@
 //! Named network namespaces a test creates (and deletes when dropped), with commands run inside them, `ip`
-//! and nftables: the NAT and firewall tests build their small networks from these.
+//! and nftables, and an `examroom dev` broker inside one: the NAT, firewall and network-cut tests build their
+//! small networks from these.
 
 use std::process::Command;
+
+use crate::common::{Broker, netns_available};
+
+/// Whether a browser test across namespaces can run: nft, Chromium, network namespaces and the programs in
+/// `also` (paths). The full test script requires them; elsewhere the test says what is missing and skips.
+pub fn browser_prerequisites(also: &[&str]) -> bool {
+    let nft = Command::new("nft").arg("--version").output().is_ok();
+    let missing: Vec<&str> = ["/usr/bin/chromium"]
+        .iter()
+        .chain(also)
+        .copied()
+        .filter(|p| !std::path::Path::new(p).exists())
+        .collect();
+    if !nft || !missing.is_empty() {
+        assert!(
+            std::env::var("TEST_REQUIRE_BROWSER").is_err(),
+            "required: nft ({nft}), missing {missing:?}"
+        );
+        eprintln!("nft or {missing:?} unavailable: skipping");
+        return false;
+    }
+    netns_available()
+}
 
 /// A named network namespace, deleted (with the interfaces in it) when dropped.
 pub struct Netns(pub String);
@@ -26,6 +50,29 @@ impl Netns {
         run(Command::new("ip")
             .args(["-n", &self.0])
             .args(args.split_whitespace()));
+    }
+
+    /// `examroom dev` in this namespace, listening on `listen_ip:8080` and reached by browsers at
+    /// `http://public_ip:8080` (the same address unless a NAT stands between).
+    pub fn dev_broker(
+        &self,
+        data: &std::path::Path,
+        env: &[(&str, &str)],
+        listen_ip: &str,
+        public_ip: &str,
+    ) -> Broker {
+        let mut cmd = self.command(env!("CARGO_BIN_EXE_examroom"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("EXAMROOM_")) {
+            cmd.env_remove(k);
+        }
+        let public_url = format!("http://{public_ip}:8080");
+        let listen = format!("{listen_ip}:8080");
+        Broker::dev_at(
+            cmd,
+            data,
+            env,
+            &["--listen", &listen, "--public-url", &public_url],
+        )
     }
 
     pub fn nft(&self, rules: &str) {
