@@ -309,7 +309,9 @@ async fn main() {
             let (sink, mut stream) = ws.split();
             let reader = tokio::spawn(async move {
                 let mut got = 0;
-                while let Some(Ok(Message::Text(t))) = stream.next().await {
+                // Every message, pings too: reading is what answers them (the broker closes a silent socket).
+                while let Some(Ok(m)) = stream.next().await {
+                    let Message::Text(t) = m else { continue };
                     let f: Value = serde_json::from_str(t.as_str()).unwrap();
                     if f["type"] == "ack" {
                         let key = f["idempotency_key"].as_str().unwrap().to_string();

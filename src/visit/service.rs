@@ -390,6 +390,7 @@ impl VideoService {
             let (visit, key) = (v.clone(), (id.clone(), side));
             let print = fingerprint(sdp);
             if live.stale_offer(&key, socket, &print) {
+                tracing::info!(visit = %id, side = ?side, socket = %socket, "video offer refused: stale");
                 return Err(VideoError::Replaced);
             }
             let joined = &mut live.joined;
@@ -413,8 +414,10 @@ impl VideoService {
         };
         let side = key.1;
         if let Some(same) = same {
+            tracing::info!(visit = %id, side = ?side, socket = %socket, "video renegotiated");
             return Ok(self.engine.renegotiate(&same, sdp).await?);
         }
+        tracing::info!(visit = %id, side = ?side, socket = %socket, participant = participant.as_str(), replaces = ?replaced.as_ref().map(|r| r.participant.as_str().to_string()), "video connection joining");
         if let Some(old) = replaced {
             self.engine.leave(&old.participant).await;
         }

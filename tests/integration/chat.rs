@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -13,7 +12,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::common::Broker;
 use crate::demo::{patient_token, staff_cookie};
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::cluster_support::Socket;
 
 /// A test client speaking the chat protocol.
 pub struct Ws {
@@ -43,7 +42,7 @@ impl Ws {
             .unwrap();
         req.headers_mut().insert("cookie", cookie.parse().unwrap());
         req.headers_mut().insert("origin", origin.parse().unwrap());
-        let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let socket = Socket::open(req).await;
         let mut ws = Ws {
             socket,
             pending: Vec::new(),
@@ -61,11 +60,16 @@ impl Ws {
             req.headers_mut().insert("cookie", c.parse().unwrap());
             req.headers_mut().insert("origin", url.parse().unwrap());
         }
-        let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let socket = Socket::open(req).await;
         Ws {
             socket,
             pending: Vec::new(),
         }
+    }
+
+    /// See [`Socket::stop_reading`].
+    pub fn stop_reading(&mut self) {
+        self.socket.stop_reading();
     }
 
     pub async fn send(&mut self, v: Value) {
@@ -73,7 +77,7 @@ impl Ws {
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.socket.send(Message::Text(text.into())).await.unwrap();
+        self.socket.send_text(text).await;
     }
 
     /// The next frame matching `pred` within five seconds; earlier non-matching frames stay pending.
@@ -90,15 +94,15 @@ impl Ws {
         loop {
             let next = tokio::time::timeout_at(deadline, self.socket.next()).await;
             match next {
-                Ok(Some(Ok(Message::Text(t)))) => {
+                Ok(Some(Message::Text(t))) => {
                     let v: Value = serde_json::from_str(t.as_str()).unwrap();
                     if pred(&v) {
                         return v;
                     }
                     self.pending.push(v);
                 }
-                Ok(Some(Ok(Message::Close(frame)))) => panic!("closed while waiting for {what}: {frame:?}"),
-                Ok(Some(Ok(_))) => {}
+                Ok(Some(Message::Close(frame))) => panic!("closed while waiting for {what}: {frame:?}"),
+                Ok(Some(_)) => {}
                 other => panic!(
                     "no {what} within {secs} s (pending {:?}): {other:?}",
                     self.pending
@@ -120,7 +124,7 @@ impl Ws {
             "unexpected {ty}: {:?}",
             self.pending
         );
-        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, self.socket.next()).await {
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, self.socket.next()).await {
             if let Message::Text(t) = m {
                 let v: Value = serde_json::from_str(t.as_str()).unwrap();
                 assert_ne!(v["type"], ty, "unexpected {v}");
@@ -132,7 +136,7 @@ impl Ws {
     /// Every frame that arrives until the socket ends (after the server died).
     pub async fn drain(&mut self) -> Vec<Value> {
         let mut frames = std::mem::take(&mut self.pending);
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), self.socket.next()).await {
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(5), self.socket.next()).await {
             if let Message::Text(t) = m {
                 frames.push(serde_json::from_str(t.as_str()).unwrap());
             }
@@ -148,8 +152,7 @@ impl Ws {
     /// Frames already pending plus those arriving within `ms` of each other.
     pub async fn take_ready(&mut self, ms: u64) -> Vec<Value> {
         let mut frames = std::mem::take(&mut self.pending);
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(ms), self.socket.next()).await
-        {
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(ms), self.socket.next()).await {
             if let Message::Text(t) = m {
                 frames.push(serde_json::from_str(t.as_str()).unwrap());
             }
@@ -161,8 +164,8 @@ impl Ws {
     pub async fn close_code(&mut self) -> u16 {
         loop {
             match tokio::time::timeout(Duration::from_secs(10), self.socket.next()).await {
-                Ok(Some(Ok(Message::Close(Some(f))))) => return f.code.into(),
-                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Message::Close(Some(f)))) => return f.code.into(),
+                Ok(Some(_)) => continue,
                 other => panic!("expected a close frame: {other:?}"),
             }
         }

@@ -13,9 +13,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::SinkExt;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::cluster_support::{
     NurseLog, haproxy, lease_holder, next_where, nurse, patient_session, patient_socket, start, visit,
@@ -332,7 +330,7 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
     // Patients whose socket was on the dead node reconnect through the balancer and find their chat.
     for (i, ws) in waiting_sockets.iter_mut().enumerate() {
         let ping = json!({"v": 1, "type": "ping"}).to_string();
-        let alive = ws.send(Message::Text(ping.into())).await.is_ok()
+        let alive = ws.try_send_text(&ping).await.is_ok()
             && next_where(ws, 2, |v| v["type"] == "pong").await.is_some();
         if !alive {
             *ws = patient_socket(&lb, &tokens[CONVERSATIONS + i]).await;

@@ -12,8 +12,58 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-pub type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Raw = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A chat socket read all the time by a task of its own, as a browser's is: the broker's pings are answered
+/// even while a test looks elsewhere (the broker closes a socket it has not heard from for 12 s).
+pub struct Socket {
+    sink: futures_util::stream::SplitSink<Raw, Message>,
+    frames: tokio::sync::mpsc::UnboundedReceiver<Message>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Socket {
+    /// Dropping the socket closes it at once (a test's patient leaving), not at the next frame.
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl Socket {
+    pub async fn open(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Socket {
+        let (raw, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let (sink, mut stream) = raw.split();
+        let (tx, frames) = tokio::sync::mpsc::unbounded_channel();
+        // Reading is what answers a ping (tungstenite sends the pong on the next read).
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(m)) = stream.next().await {
+                if tx.send(m).is_err() {
+                    break;
+                }
+            }
+        });
+        Socket { sink, frames, reader }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.try_send_text(text).await.unwrap();
+    }
+
+    /// Sends, or says why not (the socket's node died).
+    pub async fn try_send_text(&mut self, text: &str) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.sink.send(Message::Text(text.into())).await
+    }
+
+    /// Stops reading, the socket left open: what a cut network looks like to the broker (no pong comes back).
+    pub fn stop_reading(&mut self) {
+        self.reader.abort();
+    }
+
+    /// The next message, or `None` once the socket has closed.
+    pub async fn next(&mut self) -> Option<Message> {
+        self.frames.recv().await
+    }
+}
 
 #[path = "../../tools/haproxy.rs"]
 mod balancer;
@@ -33,11 +83,11 @@ pub async fn socket(url: &str, origin: &str, cookie: Option<&str>) -> Socket {
         req.headers_mut().insert("cookie", c.parse().unwrap());
         req.headers_mut().insert("origin", origin.parse().unwrap());
     }
-    tokio_tungstenite::connect_async(req).await.unwrap().0
+    Socket::open(req).await
 }
 
 pub async fn send(ws: &mut Socket, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+    ws.send_text(&v.to_string()).await;
 }
 
 /// The next frame satisfying `pred` (others are dropped), or `None` after `secs` or when the socket closes.
@@ -45,13 +95,13 @@ pub async fn next_where(ws: &mut Socket, secs: u64, pred: impl Fn(&Value) -> boo
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => {
+            Ok(Some(Message::Text(t))) => {
                 let v: Value = serde_json::from_str(t.as_str()).unwrap();
                 if pred(&v) {
                     return Some(v);
                 }
             }
-            Ok(Some(Ok(_))) => {}
+            Ok(Some(_)) => {}
             _ => return None,
         }
     }
@@ -89,7 +139,7 @@ pub fn nurse(
                     None => return,
                 },
                 frame = ws.next() => {
-                    let Some(Ok(Message::Text(t))) = frame else {
+                    let Some(Message::Text(t)) = frame else {
                         if frame.is_none() { return; }
                         continue;
                     };

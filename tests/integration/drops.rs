@@ -2,8 +2,8 @@
 //! joined to the broker's by a veth, the nurse's browser in the broker's namespace. nftables drop every packet
 //! of the patient's namespace for 20 s, then let them through: both sides see the patient reconnecting, the
 //! patient's video comes back in the same visit by itself (no second consent), the chat replays what the nurse
-//! wrote meanwhile, and the time until video flows again is measured on both sides (`drop-flow.mjs`; the
-//! nurse's side is reported, not yet required: see the README's "Not yet").
+//! wrote meanwhile, the nurse sees the patient's video again, and the time until video flows again is measured
+//! on both sides (`drop-flow.mjs`).
 
 use std::time::{Duration, Instant};
 

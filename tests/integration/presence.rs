@@ -2,6 +2,8 @@
 //! offered to nobody, then leaves the queue as abandoned (audited, counted in the queue statistics); the nurse
 //! of an assigned chat sees her patient reconnecting and back; a nurse whose browser is gone past the grace
 //! loses the chat to the front of the queue, the patient is told, and the next nurse reads the conversation.
+//! A patient whose network goes silent (the socket open, nothing answered) is seen reconnecting too: the broker
+//! pings every socket and closes one it has not heard from for 12 s.
 
 use std::time::Duration;
 
@@ -110,4 +112,34 @@ async fn patients_who_leave_are_not_offered_and_nurses_who_leave_hand_their_chat
         1,
         "the next nurse reads the conversation so far"
     );
+}
+
+#[tokio::test]
+async fn a_patient_whose_network_goes_silent_is_seen_reconnecting() {
+    let app = TestApp::spawn(FAST_ROUTING).await;
+    let (url, data) = (app.url.clone(), app.data.clone());
+    let token = patient_token(&url, &data, "patient").await;
+    let mut patient = Ws::patient(&url, &token).await;
+    let chat = patient.start("triage", "silent").await;
+    let cookie = staff_cookie(&url, &data, "nurse").await;
+    let mut nurse = Ws::staff(&url, &cookie).await;
+    nurse.presence("ready").await;
+    nurse.offer_for(&chat).await;
+    nurse
+        .send(json!({"v": 1, "type": "accept", "conversation_id": chat}))
+        .await;
+    patient.expect("assigned").await;
+
+    // The patient's phone loses its network: its socket stays open, but no pong comes back.
+    patient.stop_reading();
+    let c = chat.clone();
+    let seen = nurse
+        .wait_within("the patient reconnecting", 20, move |v| {
+            v["type"] == "patient_presence" && v["conversation_id"] == c.as_str()
+        })
+        .await;
+    assert_eq!(seen["state"], "reconnecting");
+    // The nurse's socket, which answers the pings, was all the while open and still is.
+    nurse.send(json!({"v": 1, "type": "ping"})).await;
+    nurse.expect("pong").await;
 }

@@ -98,10 +98,13 @@ function chatOfVisit(visitId) {
   return [...chats.values()].find((c) => c.video?.visitId === visitId);
 }
 
+/** A connection state as the nurse reads it: a lost link is being re-established, not "disconnected". */
+const VIDEO_STATES = { new: 'starting', connecting: 'connecting', connected: 'connected', disconnected: 'reconnecting…', failed: 'reconnecting…', closed: 'left' };
+
 function showStates(chat) {
   const s = chat.video.states;
-  chat.el.querySelector('.video-status').textContent =
-    `Video: you ${s.nurse || 'not connected'}, patient ${s.patient || 'not connected'}.`;
+  const word = (state) => VIDEO_STATES[state] || state || 'not connected';
+  chat.el.querySelector('.video-status').textContent = `Video: you ${word(s.nurse)}, patient ${word(s.patient)}.`;
 }
 
 const AUDIO_ONLY = { camera_unavailable: 'Audio only: the patient\'s camera is blocked or missing.', requested: 'Audio only.' };

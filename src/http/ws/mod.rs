@@ -32,6 +32,13 @@ use crate::protocol::{ClientFrame, ServerFrame, close};
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A WebSocket ping goes to every socket this often (browsers answer by themselves, background tabs too)...
+const PING_EVERY: Duration = Duration::from_secs(4);
+/// ...and a socket heard from for this long is dead: a cut network shows no error on an open socket until TCP
+/// gives up, minutes later, and until then the nurse would not see the patient reconnecting, nor would a
+/// dropped video connection's reconnect limit start.
+const SILENT_LIMIT: Duration = Duration::from_secs(12);
+
 /// Read buffer of a socket (see `upgrade`).
 const IDLE_READ_BUFFER: usize = 4 * 1024;
 
@@ -127,8 +134,17 @@ async fn run(
     );
     let (mut sink, mut stream) = socket.split();
     let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            if sink.send(text(&frame)).await.is_err() {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let message = tokio::select! {
+                frame = rx.recv() => match frame {
+                    Some(frame) => text(&frame),
+                    None => break,
+                },
+                _ = ping.tick() => Message::Ping(Default::default()),
+            };
+            if sink.send(message).await.is_err() {
                 break;
             }
         }
@@ -162,6 +178,7 @@ async fn run(
         |s| format!("session:{s}"),
     );
     let mut warned: Option<tokio::time::Instant> = None;
+    let mut heard = tokio::time::Instant::now();
     let mut revoked = app.revoked_sessions.subscribe();
     let mut resets = app.messaging.hub.resets();
     // A draining node sends this socket elsewhere (unless its person is in a visit hosted here), after a random
@@ -204,7 +221,12 @@ async fn run(
             _ = resets.changed() => break Some((close::RECONNECT, "reconnect")),
             // It fell behind and the hub let go of it: frames are missing, the client syncs.
             _ = dropped.notified() => break Some((close::RECONNECT, "too_slow")),
+            _ = tokio::time::sleep_until(heard + SILENT_LIMIT) => {
+                tracing::info!("socket silent: closed");
+                break None;
+            }
             incoming = stream.next() => {
+                heard = tokio::time::Instant::now();
                 let verdict = match &incoming {
                     Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_))) => app.limits.frame(&budget_key),
                     _ => Frame::Allowed,

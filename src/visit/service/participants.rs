@@ -96,6 +96,7 @@ impl VideoService {
             }
             ours
         };
+        tracing::info!(visit = %id, side = ?side, participant = participant.as_str(), ours, "video connection dropped");
         if ours {
             self.engine.leave(participant).await;
         }
