@@ -153,6 +153,24 @@ pub enum ClientFrame {
         #[serde(default)]
         reason: AudioOnlyReason,
     },
+    /// Start a pre-call test of the media path (answered `precall_ready`).
+    PrecallStart {
+        v: u8,
+    },
+    /// The pre-call test connection's SDP offer (answered `precall_answer`).
+    PrecallOffer {
+        v: u8,
+        sdp: String,
+    },
+    /// A trickled ICE candidate of the pre-call test connection.
+    PrecallCandidate {
+        v: u8,
+        candidate: IceCandidate,
+    },
+    /// Close the pre-call test connection (it also closes by itself, see `precall_ready`).
+    PrecallEnd {
+        v: u8,
+    },
 }
 
 /// What a participant is told about the visit's recording.
@@ -241,6 +259,10 @@ impl ClientFrame {
             | ClientFrame::VideoEnd { v, .. }
             | ClientFrame::VideoMedia { v, .. }
             | ClientFrame::VideoMode { v, .. }
+            | ClientFrame::PrecallStart { v }
+            | ClientFrame::PrecallOffer { v, .. }
+            | ClientFrame::PrecallCandidate { v, .. }
+            | ClientFrame::PrecallEnd { v }
             | ClientFrame::Ping { v } => *v,
         }
     }
@@ -408,6 +430,21 @@ pub enum ServerFrame {
     RecordingState {
         visit_id: String,
         state: RecordingNotice,
+    },
+    /// What a pre-call test connects with: the ICE servers and transport policy a visit would use, and how many
+    /// seconds the test connection may stay open.
+    PrecallReady {
+        ice_servers: Vec<IceServer>,
+        ice_transport_policy: String,
+        seconds: u64,
+    },
+    /// The SFU's answer to a `precall_offer`.
+    PrecallAnswer {
+        sdp: String,
+    },
+    /// An ICE candidate of the SFU's side of the pre-call test connection.
+    PrecallCandidate {
+        candidate: IceCandidate,
     },
     /// The SFU's answer to a `video_offer`.
     VideoSdp {

@@ -44,6 +44,7 @@ pub const ACTIONS: &[&str] = &[
     "audit.report",
     "system.status.read",
     "break_glass.request",
+    "media.test",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, PartialOrd, Ord)]

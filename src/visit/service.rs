@@ -8,6 +8,7 @@ mod controls;
 mod handover;
 mod lifecycle;
 mod participants;
+mod precall;
 mod recording;
 mod review;
 mod segments;
@@ -164,6 +165,8 @@ struct Live {
     /// Ended visits whose participants are not yet told (their recording is being stored): a draining node
     /// keeps their sockets until they hear it.
     ending: HashMap<VisitId, [SubjectId; 2]>,
+    /// Each socket's pre-call test connection (see `precall`).
+    precalls: HashMap<RequestId, precall::Precall>,
 }
 
 pub struct VideoService {

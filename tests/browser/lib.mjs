@@ -140,6 +140,18 @@ export async function mediaFlowing(target, ms) {
   return null;
 }
 
+/** Runs the widget's pre-call test (opening its panel, or again); returns { kind, title, advice, route }. */
+export async function precallVerdict(widget) {
+  const again = widget.getByRole('button', { name: 'Test again' });
+  if (await again.isVisible()) await again.click();
+  else await widget.getByRole('button', { name: 'Test my camera and connection' }).click();
+  const result = widget.locator('#precall-result');
+  await result.waitFor({ state: 'visible', timeout: 30000 });
+  const text = async (id) => (await widget.locator(id).textContent()).trim();
+  return { kind: await result.getAttribute('data-kind'), title: await text('#precall-verdict'),
+    advice: await text('#precall-advice'), route: await text('#precall-route') };
+}
+
 export function widgetFrame(page) {
   return page.frames().find((f) => f.url().includes('/widget/'));
 }

@@ -27,6 +27,11 @@ const PROBES: &[Probe] = &[
         action: "session.read",
     },
     Probe {
+        name: "patient tests camera and connection (socket)",
+        rule: "own-media-test",
+        action: "media.test",
+    },
+    Probe {
         name: "patient starts a chat (socket)",
         rule: "patient-start-conversation",
         action: "conversation.create",
@@ -172,6 +177,16 @@ async fn run_probes(url: &str, data: &Path) -> BTreeMap<&'static str, Option<boo
 
     let mut patient = Ws::patient(url, &patient_token(url, data, "patient").await).await;
     let mut nurse = Ws::staff(url, &nurse_cookie).await;
+    let precall = ask(
+        &mut patient,
+        json!({"v": 1, "type": "precall_start"}),
+        "precall_ready",
+    )
+    .await;
+    out.insert(
+        "patient tests camera and connection (socket)",
+        Some(allowed_frame(&precall, "precall_ready")),
+    );
     let start = json!({"v": 1, "type": "start", "queue": "triage", "idempotency_key": "k1"});
     let started = ask(&mut patient, start, "conversation").await;
     let conversation = allowed_frame(&started, "conversation").then(|| {

@@ -1,7 +1,9 @@
 //! A hospital network that drops UDP: Chromium in a namespace whose nftables drop every UDP packet it sends,
 //! the broker (and coturn) in another, joined by a veth. Video still works, over the SFU's passive ICE-TCP
 //! candidates when it offers them, and through coturn over TCP when it does not; and the rule is real: the
-//! same browser gets no UDP through at all.
+//! same browser gets no UDP through at all. The widget's pre-call test says so first: "Video will work" over
+//! ICE-TCP and over TURN/TCP, "Audio only" with the camera blocked, and "Blocked" when the media ports are
+//! dropped over TCP too and no TURN server is configured.
 
 use crate::common::run_browser_script;
 use crate::netns::Netns;
@@ -16,7 +18,8 @@ struct Topology {
 }
 
 impl Topology {
-    fn build() -> Topology {
+    /// `media_tcp_blocked`: the firewall also drops TCP to the SFU's ports (nothing but the web server gets through).
+    fn build(media_tcp_blocked: bool) -> Topology {
         let (broker, client) = (Netns::new("fb"), Netns::new("fc"));
         broker.ip(&format!(
             "link add eth0 type veth peer name eth0 netns {}",
@@ -28,17 +31,23 @@ impl Topology {
             ns.ip("link set lo up");
         }
         // The firewall: nothing leaves the client over UDP (STUN, media, TURN over UDP), loopback aside.
-        client.nft(
+        let tcp = if media_tcp_blocked {
+            "tcp dport 40000-40049 drop"
+        } else {
+            ""
+        };
+        client.nft(&format!(
             r#"
-table inet firewall {
-  chain output {
+table inet firewall {{
+  chain output {{
     type filter hook output priority filter; policy accept;
     oif "lo" accept
     meta l4proto udp counter drop
-  }
-}
-"#,
-        );
+    {tcp}
+  }}
+}}
+"#
+        ));
         Topology { broker, client }
     }
 
@@ -113,7 +122,7 @@ fn coturn(net: &Topology, dir: &std::path::Path, secret: &str) -> Coturn {
 }
 
 fn video_with_udp_blocked(mode: &str) -> String {
-    let net = Topology::build();
+    let net = Topology::build(mode == "blocked");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let secret_file = dir.path().join("turn-secret");
@@ -136,7 +145,7 @@ fn video_with_udp_blocked(mode: &str) -> String {
         ]);
     }
     let broker = net.broker.dev_broker(&data, &env, BROKER, BROKER);
-    let passed = format!("browser firewall flow: media over {mode}");
+    let passed = format!("browser firewall flow: {mode} passed");
     let log = run_browser_script(
         net.client.command("node"),
         "firewall-flow.mjs",
@@ -154,13 +163,16 @@ fn video_with_udp_blocked(mode: &str) -> String {
 }
 
 #[test]
-fn video_works_with_udp_blocked_over_ice_tcp_and_over_turn_tcp() {
+fn video_works_with_udp_blocked_over_ice_tcp_and_over_turn_tcp_and_the_pre_call_test_says_so() {
     if !crate::netns::browser_prerequisites(&["/usr/bin/turnserver"]) {
         return;
     }
-    for mode in ["ice-tcp", "turn-tcp"] {
+    for mode in ["ice-tcp", "turn-tcp", "blocked"] {
         let log = video_with_udp_blocked(mode);
-        for line in log.lines().filter(|l| l.contains("framesDecoded")) {
+        for line in log
+            .lines()
+            .filter(|l| l.contains("framesDecoded") || l.starts_with("pre-call"))
+        {
             println!("{mode}: {line}");
         }
     }

@@ -3,6 +3,7 @@
 // acknowledgements, and resends with the same idempotency key after a reconnect so nothing is lost or doubled.
 import { Channel, SESSION_KEY } from '/widget/channel.js';
 import { videoHandlers, wireVideo } from '/widget/visit.js';
+import { precallHandlers, wirePrecall } from '/widget/precall.js';
 
 const $ = (id) => document.getElementById(id);
 const queue = new URLSearchParams(location.search).get('queue') || 'triage';
@@ -46,6 +47,7 @@ function stopMusic() {
 
 const handlers = {
   ...videoHandlers,
+  ...precallHandlers,
   welcome(f, ch) {
     const open = f.conversations.find((c) => c.queue === queue) || f.conversations[0];
     if (open) {
@@ -157,6 +159,7 @@ window.addEventListener('message', async (event) => {
       ch.send({ type: 'callback', conversation_id: state.conversation });
     });
     wireVideo(ch, setStatus);
+    wirePrecall(ch);
     $('leave').addEventListener('click', () => ch.send({ type: 'end', conversation_id: state.conversation }));
   } catch (e) {
     setStatus(e.message);

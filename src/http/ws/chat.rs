@@ -109,6 +109,10 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
         | ClientFrame::VideoEnd { .. }
         | ClientFrame::VideoMedia { .. }
         | ClientFrame::VideoMode { .. }) => super::video::handle(app, conn, video).await,
+        precall @ (ClientFrame::PrecallStart { .. }
+        | ClientFrame::PrecallOffer { .. }
+        | ClientFrame::PrecallCandidate { .. }
+        | ClientFrame::PrecallEnd { .. }) => super::video::precall(app, conn, precall).await,
         ClientFrame::Start {
             queue,
             idempotency_key,

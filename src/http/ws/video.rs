@@ -261,3 +261,46 @@ pub async fn handle_here(app: &App, conn: &Connection, frame: ClientFrame) -> Ve
         _ => error("invalid_frame", "not a video frame"),
     }
 }
+
+/// Pre-call test frames: always handled by this node (the test connects to this node's SFU, as the visit the
+/// socket's person would start here). `media.test` on the caller's own session.
+pub async fn precall(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<ServerFrame> {
+    let video = &app.video;
+    if let ClientFrame::PrecallEnd { .. } = frame {
+        video.precall_end(&conn.request_id).await;
+        return Vec::new();
+    }
+    let p = &conn.principal;
+    let resource = Resource::new(ResourceKind::Session, p.session.as_ref().map(|s| s.to_string()))
+        .owned_by(p.subject.clone());
+    let proof = match app
+        .authorize_for(
+            p,
+            "media.test",
+            &resource,
+            p.subject.clone(),
+            Some(&conn.request_id),
+        )
+        .await
+    {
+        Ok(proof) => proof,
+        Err(_) => return error("forbidden", "this account cannot run a pre-call test"),
+    };
+    let resource = resource.audit_name();
+    let outcome = match frame {
+        ClientFrame::PrecallStart { .. } => video.precall_start(&proof).map(|f| vec![f]),
+        ClientFrame::PrecallOffer { sdp, .. } => video
+            .precall_offer(&proof, &conn.request_id, &sdp)
+            .await
+            .map(|sdp| vec![ServerFrame::PrecallAnswer { sdp }]),
+        ClientFrame::PrecallCandidate { candidate, .. } => video
+            .precall_candidate(&proof, &conn.request_id, candidate)
+            .await
+            .map(|()| Vec::new()),
+        _ => Ok(Vec::new()),
+    };
+    match outcome {
+        Ok(frames) => frames,
+        Err(e) => refused(app, conn, "media.test", resource, e).await,
+    }
+}

@@ -37,6 +37,7 @@ impl VideoService {
             }
         }
         self.metrics.live_visits.set(self.live().visits.len() as i64);
+        self.expire_precalls().await;
     }
 
     pub async fn run_timers(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {

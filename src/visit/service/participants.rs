@@ -77,6 +77,7 @@ impl VideoService {
             self.drop_participant(&id, side, &participant).await;
         }
         self.live().socket_order.remove(socket);
+        self.precall_end(socket).await;
     }
 
     /// Closes `participant`'s connection, if it still holds its side's slot: a socket noticed dead late (a

@@ -1,0 +1,209 @@
+// The pre-call test (docs/protocol.md, "Pre-call test"): the camera, the microphone and a real connection to
+// the broker's media server, through the same ICE servers (TURN) a visit uses, in a room of its own (nothing is
+// sent to anyone or recorded). The result is one plain verdict — video will work, audio only, or blocked — with
+// what to do. `verdict` is a pure function of what was measured.
+
+const CAMERA = { width: 640, height: 480 };
+/** How long the connection may take before the network counts as blocked. */
+const CONNECT_MS = 10000;
+/** How long media flows before the round trip and loss are read. */
+const MEASURE_MS = 3000;
+/** Above these, video is unlikely to be watchable: the visit should expect audio only. */
+const SLOW_RTT_MS = 500;
+const SLOW_LOSS_PCT = 10;
+
+/**
+ * The verdict for what was measured: `{ microphone, camera, connected, rttMs, lossPct, route }`.
+ * Returns `{ kind: 'video' | 'audio' | 'blocked', title, advice }`.
+ */
+export function verdict(m) {
+  const chat = ' You can still chat with a nurse by text.';
+  if (!m.microphone) {
+    return { kind: 'blocked', title: 'Blocked: your microphone is not available',
+      advice: 'Allow the microphone for this site (the icon in the address bar, or your browser’s site settings), close other apps that use it, then test again.' + chat };
+  }
+  if (!m.connected) {
+    return { kind: 'blocked', title: 'Blocked: your network does not let video calls through',
+      advice: 'Try another network — mobile data, or your home Wi-Fi — then test again. On a work or hospital network, ask IT to allow the addresses your clinic lists for video visits.' + chat };
+  }
+  if (!m.camera) {
+    return { kind: 'audio', title: 'Audio only: your camera is not available',
+      advice: 'Your nurse will hear you but not see you. To use the camera, allow it for this site and close other apps that use it, then test again.' };
+  }
+  if ((m.rttMs ?? 0) > SLOW_RTT_MS || (m.lossPct ?? 0) > SLOW_LOSS_PCT) {
+    return { kind: 'audio', title: 'Audio only: your connection is slow',
+      advice: 'Your nurse will hear you; video may freeze. Move closer to your Wi-Fi router, or switch between Wi-Fi and mobile data, then test again.' };
+  }
+  return { kind: 'video', title: 'Video will work',
+    advice: 'Your camera, microphone and connection are ready for a video visit.' };
+}
+
+/** What the connection went through, in words. */
+export function describeRoute(m) {
+  if (!m.connected) return 'No connection to the video server.';
+  const via = m.relay ? `through the clinic’s relay server (${(m.relayProtocol || m.protocol || '').toUpperCase()})`
+    : `directly (${(m.protocol || '').toUpperCase()})`;
+  const rtt = m.rttMs != null ? `, round trip ${Math.round(m.rttMs)} ms` : '';
+  const loss = m.lossPct != null ? `, ${m.lossPct.toFixed(1)}% lost` : '';
+  return `Connected ${via}${rtt}${loss}.`;
+}
+
+/** Camera and microphone, or the microphone alone, or nothing. */
+async function devices() {
+  try {
+    return { stream: await navigator.mediaDevices.getUserMedia({ audio: true, video: CAMERA }), camera: true, microphone: true };
+  } catch (_) { /* the camera may be the problem: try the microphone alone */ }
+  try {
+    return { stream: await navigator.mediaDevices.getUserMedia({ audio: true }), camera: false, microphone: true };
+  } catch (_) {
+    return { stream: new MediaStream(), camera: false, microphone: false };
+  }
+}
+
+/** The selected candidate pair's route and round trip, and the loss the server reported on what we sent. */
+async function measure(pc) {
+  const stats = await pc.getStats();
+  const m = { connected: true };
+  let pair = null;
+  stats.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+  });
+  if (!pair) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+  if (pair) {
+    const local = stats.get(pair.localCandidateId);
+    m.relay = local?.candidateType === 'relay';
+    m.protocol = local?.protocol;
+    m.relayProtocol = local?.relayProtocol;
+    if (pair.currentRoundTripTime != null) m.rttMs = pair.currentRoundTripTime * 1000;
+  }
+  let lost = 0; let sent = 0;
+  stats.forEach((s) => {
+    if (s.type === 'remote-inbound-rtp') lost += Math.max(0, s.packetsLost || 0);
+    if (s.type === 'outbound-rtp') sent += s.packetsSent || 0;
+  });
+  if (sent > 0) m.lossPct = (100 * lost) / (sent + lost);
+  return m;
+}
+
+/**
+ * One run of the test over `channel`. `onFrame` must be handed the `precall_*` frames; `show(step, text)`
+ * reports progress; the promise resolves with `{ measured, verdict }`.
+ */
+export class PrecallTest {
+  constructor(channel, preview) {
+    this.channel = channel;
+    this.preview = preview;
+    this.waiters = {};
+  }
+
+  /** Hands a `precall_ready`, `precall_answer` or `precall_candidate` frame to the running test. */
+  frame(f) {
+    if (f.type === 'precall_candidate') { this.pc?.addIceCandidate(f.candidate).catch(() => {}); return; }
+    this.waiters[f.type]?.(f);
+  }
+
+  next(type, ms) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${type}`)), ms);
+      this.waiters[type] = (f) => { clearTimeout(timer); delete this.waiters[type]; resolve(f); };
+    });
+  }
+
+  async run(show) {
+    show('Checking your camera and microphone…');
+    const found = await devices();
+    this.stream = found.stream;
+    this.preview.srcObject = found.stream;
+    this.preview.hidden = !found.camera;
+    this.preview.muted = true;
+    this.preview.play().catch(() => {});
+    const measured = { camera: found.camera, microphone: found.microphone, connected: false };
+    show('Connecting to the video server…');
+    try {
+      const ready = this.next('precall_ready', 5000);
+      this.channel.send({ type: 'precall_start' });
+      const r = await ready;
+      const pc = new RTCPeerConnection({ iceServers: r.ice_servers, iceTransportPolicy: r.ice_transport_policy === 'relay' ? 'relay' : 'all' });
+      this.pc = pc;
+      for (const kind of ['audio', 'video']) {
+        const track = found.stream.getTracks().find((t) => t.kind === kind);
+        pc.addTransceiver(track || kind, { direction: 'sendrecv', streams: [found.stream] });
+      }
+      pc.onicecandidate = (e) => { if (e.candidate) this.channel.send({ type: 'precall_candidate', candidate: e.candidate.toJSON() }); };
+      const connected = new Promise((resolve) => {
+        pc.onconnectionstatechange = () => {
+          if (pc.connectionState === 'connected') resolve(true);
+          if (pc.connectionState === 'failed') resolve(false);
+        };
+        setTimeout(() => resolve(false), CONNECT_MS);
+      });
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      const answer = this.next('precall_answer', 5000);
+      this.channel.send({ type: 'precall_offer', sdp: offer.sdp });
+      await pc.setRemoteDescription({ type: 'answer', sdp: (await answer).sdp });
+      if (await connected) {
+        show('Connected. Measuring your connection…');
+        await new Promise((r) => setTimeout(r, MEASURE_MS));
+        Object.assign(measured, await measure(pc));
+      }
+    } catch (_) {
+      // No answer from the broker, or a connection that could not be made: counted as not connected.
+    } finally {
+      this.stop();
+    }
+    return { measured, verdict: verdict(measured) };
+  }
+
+  /** Closes the test connection and releases the camera and microphone. */
+  stop() {
+    if (this.pc) { this.pc.close(); this.pc = null; this.channel.send({ type: 'precall_end' }); }
+    for (const t of this.stream?.getTracks() ?? []) t.stop();
+    this.preview.srcObject = null;
+    this.preview.hidden = true;
+  }
+}
+
+const $ = (id) => document.getElementById(id);
+let running = null;
+
+/** The channel frames of the test, for the widget's handler table. */
+export const precallHandlers = {
+  precall_ready(f) { running?.frame(f); },
+  precall_answer(f) { running?.frame(f); },
+  precall_candidate(f) { running?.frame(f); },
+};
+
+/** Wires the "Test my camera and connection" button and its panel to the channel. */
+export function wirePrecall(ch) {
+  $('precall-open').hidden = false;
+  const start = async () => {
+    if (running) return;
+    // A video visit holds the camera: the test is for before one.
+    if (!$('video').hidden) { $('notice').hidden = false; $('notice').textContent = 'You are in a video visit already: the test is for before one.'; return; }
+    $('precall').hidden = false;
+    $('precall-result').hidden = true;
+    $('precall-again').hidden = true;
+    $('precall-open').hidden = true;
+    running = new PrecallTest(ch, $('precall-preview'));
+    const { measured, verdict: v } = await running.run((text) => { $('precall-progress').textContent = text; });
+    running = null;
+    $('precall-progress').textContent = '';
+    $('precall-result').hidden = false;
+    $('precall-result').dataset.kind = v.kind;
+    $('precall-verdict').textContent = v.title;
+    $('precall-advice').textContent = v.advice;
+    $('precall-route').textContent = describeRoute(measured);
+    $('precall-again').hidden = false;
+    $('precall-verdict').focus();
+  };
+  $('precall-open').addEventListener('click', start);
+  $('precall-again').addEventListener('click', start);
+  $('precall-close').addEventListener('click', () => {
+    running?.stop();
+    running = null;
+    $('precall').hidden = true;
+    $('precall-open').hidden = false;
+    $('precall-open').focus();
+  });
+}
