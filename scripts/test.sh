@@ -36,6 +36,8 @@ command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 # The cluster tests put three brokers behind HAProxy.
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+# TURN over TLS: Chromium trusts the test CA through an NSS database made with certutil.
+command -v certutil >/dev/null 2>&1 || need_apt+=(libnss3-tools)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq

@@ -4,7 +4,9 @@
 // other's frames over the expected path. First the patient runs the widget's pre-call test, whose verdict must
 // match: "Video will work" over TCP (directly, or through the relay), "Audio only" with the camera blocked, and
 // `blocked` (the firewall drops the SFU's ports over TCP too, no TURN): "Blocked", and no visit is tried.
-// Usage: node firewall-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR ice-tcp|turn-tcp|blocked
+// `turns`: TCP is dropped too except to 443, and the media goes through coturn over TLS on 443;
+// `turns-untrusted`: the same with a certificate Chromium does not trust: "Blocked".
+// Usage: node firewall-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR ice-tcp|turn-tcp|turns|turns-untrusted|blocked
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, passwords, patientInChat, nurseAccepting, inbound, mediaFlowing, widgetFrame, precallVerdict } from './lib.mjs';
@@ -20,13 +22,14 @@ try {
   const pre = await precallVerdict(widget);
   console.log(`pre-call (${mode}): ${pre.kind}: ${pre.title} ${pre.route}`);
   await shot(patient, 'precall');
-  const expected = mode === 'blocked' ? 'blocked' : 'video';
+  const refused = mode === 'blocked' || mode === 'turns-untrusted';
+  const expected = refused ? 'blocked' : 'video';
   if (pre.kind !== expected) throw new Error(`pre-call: expected ${expected}, got ${JSON.stringify(pre)}`);
-  if (mode === 'blocked') {
+  if (refused) {
     if (!/network/.test(pre.title)) throw new Error(`pre-call: the network should be named: ${pre.title}`);
     console.log(`browser firewall flow: ${mode} passed`);
   } else {
-  const route = mode === 'ice-tcp' ? /directly \(TCP\)/ : /relay server \(TCP\)/;
+  const route = { 'ice-tcp': /directly \(TCP\)/, 'turn-tcp': /relay server \(TCP\)/, turns: /relay server \(TLS\)/ }[mode];
   if (!route.test(pre.route)) throw new Error(`pre-call: expected ${route}, got ${pre.route}`);
   if (mode === 'ice-tcp') {
     // The camera blocked (as a patient's "Block" would): audio only, and why.
@@ -55,7 +58,7 @@ try {
   for (const [who, s] of [['patient', p], ['nurse', n]]) {
     const ok = mode === 'ice-tcp'
       ? s.localProtocol === 'tcp' && !s.relay && s.remoteType === 'host'
-      : s.relay && s.relayProtocol === 'tcp';
+      : s.relay && s.relayProtocol === (mode === 'turns' ? 'tls' : 'tcp');
     if (!ok) throw new Error(`${who}: expected ${mode}, selected ${JSON.stringify(s)}`);
     console.log(`${who}: framesDecoded ${s.framesDecoded}, audio packets ${s.audioPackets}, local ${s.localProtocol}${s.relay ? ` relay/${s.relayProtocol}` : ''} to ${s.remoteType} ${s.remoteAddress}`);
   }

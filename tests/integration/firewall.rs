@@ -1,9 +1,14 @@
 //! A hospital network that drops UDP: Chromium in a namespace whose nftables drop every UDP packet it sends,
 //! the broker (and coturn) in another, joined by a veth. Video still works, over the SFU's passive ICE-TCP
 //! candidates when it offers them, and through coturn over TCP when it does not; and the rule is real: the
-//! same browser gets no UDP through at all. The widget's pre-call test says so first: "Video will work" over
-//! ICE-TCP and over TURN/TCP, "Audio only" with the camera blocked, and "Blocked" when the media ports are
-//! dropped over TCP too and no TURN server is configured.
+//! same browser gets no UDP through at all. With TCP dropped too except to 443, through coturn over TLS on 443
+//! (coturn run from `deploy/coturn.example.conf`, its certificate from a test CA that Chromium trusts through
+//! its NSS database). The widget's pre-call test says so first: "Video will work" over each of those, "Audio
+//! only" with the camera blocked, and "Blocked" when the media ports are dropped over TCP too and no TURN server
+//! is configured, or when Chromium does not trust the TURN server's certificate.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use crate::common::run_browser_script;
 use crate::netns::Netns;
@@ -18,8 +23,8 @@ struct Topology {
 }
 
 impl Topology {
-    /// `media_tcp_blocked`: the firewall also drops TCP to the SFU's ports (nothing but the web server gets through).
-    fn build(media_tcp_blocked: bool) -> Topology {
+    /// `tcp`: an nftables rule for TCP the firewall drops as well.
+    fn build(tcp: &str) -> Topology {
         let (broker, client) = (Netns::new("fb"), Netns::new("fc"));
         broker.ip(&format!(
             "link add eth0 type veth peer name eth0 netns {}",
@@ -31,11 +36,6 @@ impl Topology {
             ns.ip("link set lo up");
         }
         // The firewall: nothing leaves the client over UDP (STUN, media, TURN over UDP), loopback aside.
-        let tcp = if media_tcp_blocked {
-            "tcp dport 40000-40049 drop"
-        } else {
-            ""
-        };
         client.nft(&format!(
             r#"
 table inet firewall {{
@@ -68,7 +68,7 @@ table inet firewall {{
     }
 }
 
-/// coturn in the broker's namespace, TCP and UDP on 3478, stopped by its PID.
+/// coturn in the broker's namespace, stopped by its PID.
 struct Coturn(std::process::Child);
 
 impl Drop for Coturn {
@@ -78,39 +78,143 @@ impl Drop for Coturn {
     }
 }
 
-fn coturn(net: &Topology, dir: &std::path::Path, secret: &str) -> Coturn {
+/// A test CA, and a certificate it signed for the broker's address (TURN over TLS); returns (CA, cert, key).
+fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca_key, ca, key, csr, cert) = (
+        dir.join("ca.key"),
+        dir.join("ca.pem"),
+        dir.join("turn.key"),
+        dir.join("turn.csr"),
+        dir.join("turn.pem"),
+    );
+    let openssl = |args: &[&str]| {
+        crate::netns::run(Command::new("openssl").args(args).stderr(Stdio::null()));
+    };
+    let p = |p: &PathBuf| p.display().to_string();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=examroom test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        &p(&ca_key),
+        "-out",
+        &p(&ca),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=turn.examroom.test",
+        "-keyout",
+        &p(&key),
+        "-out",
+        &p(&csr),
+    ]);
+    let ext = dir.join("ext.cnf");
+    std::fs::write(
+        &ext,
+        format!("subjectAltName=IP:{BROKER},DNS:turn.examroom.test\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-CA",
+        &p(&ca),
+        "-CAkey",
+        &p(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p(&ext),
+        "-out",
+        &p(&cert),
+    ]);
+    (ca, cert, key)
+}
+
+/// A home directory whose NSS database trusts `ca`: Chromium on Linux verifies TURN servers' certificates
+/// against it, as it would a CA a hospital's IT installed.
+fn home_trusting(dir: &Path, ca: &Path) -> PathBuf {
+    let home = dir.join("home");
+    let db = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db).unwrap();
+    let db = format!("sql:{}", db.display());
+    crate::netns::run(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
+    crate::netns::run(
+        Command::new("certutil")
+            .args(["-A", "-n", "examroom test CA", "-t", "C,,", "-d", &db, "-i"])
+            .arg(ca),
+    );
+    home
+}
+
+/// coturn as `deploy/coturn.example.conf` ships, in the broker's namespace: its addresses, secret, realm and
+/// certificate replaced; TURN over TCP on 3478 and over TLS on 443.
+fn coturn(net: &Topology, dir: &Path, secret: &str, cert: &Path, key: &Path) -> Coturn {
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/coturn.example.conf")).unwrap();
+    let config: String = example
+        .lines()
+        .map(|l| match l.split('=').next().unwrap_or_default() {
+            "listening-ip" => format!("listening-ip={BROKER}"),
+            "static-auth-secret" => format!("static-auth-secret={secret}"),
+            "cert" => format!("cert={}", cert.display()),
+            "pkey" => format!("pkey={}", key.display()),
+            "allowed-peer-ip" => format!("allowed-peer-ip={BROKER}"),
+            _ => l.to_string(),
+        })
+        .map(|l| l + "\n")
+        .collect();
+    for line in [
+        "listening-ip=",
+        "static-auth-secret=",
+        "cert=",
+        "pkey=",
+        "allowed-peer-ip=",
+        "tls-listening-port=443",
+    ] {
+        assert!(example.contains(line), "the example no longer has {line}");
+    }
+    let file = dir.join("turnserver.conf");
+    std::fs::write(&file, config).unwrap();
     let child = net
         .broker
         .command("turnserver")
-        .args([
-            "-n",
-            "--use-auth-secret",
-            "--realm=examroom.test",
-            "--allow-loopback-peers",
-        ])
-        .args([
-            "--no-tls",
-            "--no-dtls",
-            "--no-cli",
-            "--simple-log",
-            "--listening-port=3478",
-        ])
-        .args(["--min-port=49160", "--max-port=49300"])
-        .arg(format!("--listening-ip={BROKER}"))
+        .arg("-c")
+        .arg(&file)
         .arg(format!("--relay-ip={BROKER}"))
-        .arg(format!("--static-auth-secret={secret}"))
         .arg(format!("--pidfile={}", dir.join("turnserver.pid").display()))
         .arg(format!("--userdb={}", dir.join("turndb").display()))
         .arg(format!("--log-file={}", dir.join("turnserver.log").display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("turnserver");
+    // Up once both 3478 (0x0D96) and 443 (0x01BB) listen.
     for _ in 0..100 {
         let up = net
             .broker
             .command("sh")
-            .args(["-c", "grep -qi ':0D96 ' /proc/net/tcp"])
+            .args([
+                "-c",
+                "grep -qi ':0D96 ' /proc/net/tcp && grep -qi ':01BB ' /proc/net/tcp",
+            ])
             .status()
             .is_ok_and(|s| s.success());
         if up {
@@ -122,14 +226,33 @@ fn coturn(net: &Topology, dir: &std::path::Path, secret: &str) -> Coturn {
 }
 
 fn video_with_udp_blocked(mode: &str) -> String {
-    let net = Topology::build(mode == "blocked");
+    // `blocked`: the SFU's ports are dropped over TCP too; `turns`: everything but 443 (and the web server).
+    let tcp = match mode {
+        "blocked" => "tcp dport 40000-40049 drop",
+        "turns" | "turns-untrusted" => "tcp dport { 3478, 40000-40049 } drop",
+        _ => "",
+    };
+    let net = Topology::build(tcp);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let secret_file = dir.path().join("turn-secret");
     std::fs::write(&secret_file, "firewall-test-secret").unwrap();
-    let _turn = coturn(&net, dir.path(), "firewall-test-secret");
+    let (ca, cert, key) = test_ca(dir.path());
+    // `turns-untrusted`: the same, but Chromium does not trust the test CA, so TURN over TLS must fail.
+    let home = if mode == "turns-untrusted" {
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        home
+    } else {
+        home_trusting(dir.path(), &ca)
+    };
+    let _turn = coturn(&net, dir.path(), "firewall-test-secret", &cert, &key);
     let bind = format!("[\"{BROKER}\"]");
-    let turn_urls = format!("[\"turn:{BROKER}:3478?transport=tcp\"]");
+    let turn_urls = if mode.starts_with("turns") {
+        format!("[\"turns:{BROKER}:443?transport=tcp\"]")
+    } else {
+        format!("[\"turn:{BROKER}:3478?transport=tcp\"]")
+    };
     let secret = secret_file.display().to_string();
     let mut env = crate::chat::FAST_ROUTING.to_vec();
     env.extend([
@@ -137,7 +260,7 @@ fn video_with_udp_blocked(mode: &str) -> String {
         ("EXAMROOM_MEDIA__UDP_PORT_MIN", "40000"),
         ("EXAMROOM_MEDIA__UDP_PORT_MAX", "40049"),
     ]);
-    if mode == "turn-tcp" {
+    if mode.starts_with("turn") {
         env.extend([
             ("EXAMROOM_MEDIA__ICE_TCP", "false"),
             ("EXAMROOM_MEDIA__TURN_URLS", turn_urls.as_str()),
@@ -146,14 +269,9 @@ fn video_with_udp_blocked(mode: &str) -> String {
     }
     let broker = net.broker.dev_broker(&data, &env, BROKER, BROKER);
     let passed = format!("browser firewall flow: {mode} passed");
-    let log = run_browser_script(
-        net.client.command("node"),
-        "firewall-flow.mjs",
-        &broker,
-        &data,
-        &[mode],
-        &passed,
-    );
+    let mut node = net.client.command("node");
+    node.env("HOME", &home);
+    let log = run_browser_script(node, "firewall-flow.mjs", &broker, &data, &[mode], &passed);
     assert!(
         net.dropped_udp() > 0,
         "the browser tried UDP and the firewall dropped it"
@@ -163,11 +281,11 @@ fn video_with_udp_blocked(mode: &str) -> String {
 }
 
 #[test]
-fn video_works_with_udp_blocked_over_ice_tcp_and_over_turn_tcp_and_the_pre_call_test_says_so() {
+fn video_works_with_udp_blocked_over_ice_tcp_turn_tcp_and_turns_443_and_the_pre_call_test_says_so() {
     if !crate::netns::browser_prerequisites(&["/usr/bin/turnserver"]) {
         return;
     }
-    for mode in ["ice-tcp", "turn-tcp", "blocked"] {
+    for mode in ["ice-tcp", "turn-tcp", "turns", "turns-untrusted", "blocked"] {
         let log = video_with_udp_blocked(mode);
         for line in log
             .lines()
