@@ -456,6 +456,13 @@ pub enum ServerFrame {
         visit_id: String,
         candidate: IceCandidate,
     },
+    /// One side's link is too slow for video: it gets audio only from the others until it recovers (`false`).
+    /// Sent to both.
+    VideoLink {
+        visit_id: String,
+        side: Side,
+        audio_only: bool,
+    },
     /// Connection state of one side, sent to both (the workspace shows it).
     VideoPeer {
         visit_id: String,

@@ -92,7 +92,7 @@ impl ClientPeer {
     /// A peer on `bind` (one host candidate, no mDNS: tests and benchmarks run where nothing else is reachable);
     /// with `send`, it adds an audio and a video track labelled `name`.
     pub async fn new(bind: IpAddr, name: &str, send: bool, on_rtp: OnRtp) -> Result<ClientPeer, MediaError> {
-        let (media, registry) = codecs::table()?;
+        let (media, registry) = codecs::table(None)?;
         let (ctx, candidates) = mpsc::unbounded_channel();
         let (vtx, remote_video) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);

@@ -60,6 +60,10 @@ pub enum ConnectionState {
 pub enum MediaEvent {
     LocalCandidate(IceCandidate),
     State(ConnectionState),
+    /// This participant's link is too slow for video (it gets audio only), or fast enough again.
+    Downlink {
+        audio_only: bool,
+    },
 }
 
 /// Receives a participant's events (to be sent to its socket).

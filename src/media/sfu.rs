@@ -20,11 +20,13 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
+mod bandwidth;
 pub mod codecs;
 mod keyframes;
+mod negotiate;
 
+use keyframes::request_keyframe;
 pub use keyframes::{KEYFRAME_REQUEST_SLOT, KeyframeRequests, wants_keyframe};
-use keyframes::{relay_feedback, request_keyframe};
 
 use super::announce::{self, AnnouncedAddrs};
 use super::rewrite::Rewriter;
@@ -37,6 +39,8 @@ use crate::telemetry::MediaMetrics;
 
 const MIME_OPUS: &str = "audio/opus";
 const MIME_VP8: &str = "video/VP8";
+
+type Downlink = Arc<std::sync::atomic::AtomicU64>;
 
 pub(super) fn engine_error(e: impl std::fmt::Display) -> MediaError {
     MediaError::Engine(e.to_string())
@@ -65,6 +69,9 @@ struct Peer {
     outgoing: Mutex<HashMap<RtpCodecKind, Arc<Outgoing>>>,
     incoming: Mutex<HashMap<RtpCodecKind, Incoming>>,
     events: EventSink,
+    /// This viewer's downlink estimate (bits per second, `f64` bits), and whether it gets audio only.
+    downlink: Arc<std::sync::atomic::AtomicU64>,
+    link: Mutex<bandwidth::ViewerLink>,
 }
 
 #[derive(Default)]
@@ -82,6 +89,8 @@ pub struct WebRtcSfu {
     next_port: AtomicU32,
     state: Arc<Mutex<Rooms>>,
     metrics: MediaMetrics,
+    /// Whether the once-a-second bandwidth task runs (started with the first join, inside the runtime).
+    bandwidth: std::sync::Once,
 }
 
 impl WebRtcSfu {
@@ -97,6 +106,7 @@ impl WebRtcSfu {
             config: config.clone(),
             state: Arc::new(Mutex::new(Rooms::default())),
             metrics,
+            bandwidth: std::sync::Once::new(),
         })
     }
 
@@ -122,11 +132,16 @@ impl WebRtcSfu {
         Err(MediaError::NoPort)
     }
 
-    async fn build_pc(&self, handler: Arc<Handler>) -> Result<Arc<dyn PeerConnection>, MediaError> {
+    /// A peer connection, and the handle its downlink estimate is read through.
+    async fn build_pc(
+        &self,
+        handler: Arc<Handler>,
+    ) -> Result<(Arc<dyn PeerConnection>, Downlink), MediaError> {
         // A few attempts: another process may take a probed port before the engine binds it.
         let mut last = MediaError::NoPort;
         for _ in 0..5 {
-            let (table, registry) = codecs::table()?;
+            let (estimate, downlink) = bandwidth::Estimate::new();
+            let (table, registry) = codecs::table(Some(estimate))?;
             // No mDNS (real addresses; multicast fails without it); `announce` rewrites announced addresses.
             let settings = SettingEngineBuilder::new()
                 .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
@@ -149,7 +164,7 @@ impl WebRtcSfu {
                 .build()
                 .await;
             match built {
-                Ok(pc) => return Ok(Arc::new(pc)),
+                Ok(pc) => return Ok((Arc::new(pc), downlink)),
                 Err(e) => last = engine_error(e),
             }
         }
@@ -333,6 +348,10 @@ async fn forward(
                     peers
                         .iter()
                         .filter(|p| p.id != from.id)
+                        // A viewer on audio only (its link too slow) is sent no video.
+                        .filter(|p| {
+                            kind != RtpCodecKind::Video || !p.link.lock().expect("link lock").audio_only
+                        })
                         .filter_map(|p| p.outgoing.lock().expect("peer lock").get(&kind).cloned())
                         .collect()
                 })
@@ -377,9 +396,11 @@ async fn forward(
             p.header.timestamp = ts;
             p.header.ssrc = out.ssrc;
             p.header.payload_type = *pt;
-            // Extension ids were negotiated on the sender's leg, not the viewer's.
+            // Extension ids were negotiated on the sender's leg, not the viewer's (the padding goes too: the
+            // TWCC sender adds its extension after this, and a stale padding length corrupts the header).
             p.header.extension = false;
             p.header.extensions.clear();
+            p.header.extensions_padding = 0;
             let bytes = p.payload.len() as u64;
             if out.track.write_rtp(p).await.is_ok() {
                 metrics.forwarded_packets.inc();
@@ -410,7 +431,10 @@ impl MediaEngine for WebRtcSfu {
             events: events.clone(),
             metrics: self.metrics.clone(),
         });
-        let pc = self.build_pc(handler).await?;
+        self.bandwidth.call_once(|| {
+            tokio::spawn(bandwidth::run(Arc::downgrade(&self.state), self.metrics.clone()));
+        });
+        let (pc, downlink) = self.build_pc(handler).await?;
         let peer = Arc::new(Peer {
             id: participant.clone(),
             room: room.to_string(),
@@ -418,6 +442,8 @@ impl MediaEngine for WebRtcSfu {
             outgoing: Mutex::new(HashMap::new()),
             incoming: Mutex::new(HashMap::new()),
             events,
+            downlink,
+            link: Mutex::default(),
         });
         {
             let mut s = self.state.lock().expect("rooms lock");
@@ -521,80 +547,5 @@ impl MediaEngine for WebRtcSfu {
 
     fn peer_connections(&self) -> usize {
         self.state.lock().expect("rooms lock").peers.len()
-    }
-}
-
-impl WebRtcSfu {
-    /// First negotiation: the offer, then one outgoing track per kind the offer carries in a codec the SFU
-    /// forwards (Opus, VP8), then the answer. A kind offered only in other codecs (Safari with VP8 turned off:
-    /// H.264 alone) gets no track, and its section is refused: that browser joins with audio only.
-    async fn negotiate_first(&self, peer: &Arc<Peer>, offer: &str) -> Result<String, MediaError> {
-        let desc = RTCSessionDescription::offer(offer.to_string())
-            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
-        peer.pc
-            .set_remote_description(desc)
-            .await
-            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
-        let mut senders = Vec::new();
-        let offered = |codec: &str| offer.to_ascii_lowercase().contains(codec);
-        for (kind, has) in [
-            (
-                RtpCodecKind::Audio,
-                offer.contains("m=audio") && offered(" opus/48000"),
-            ),
-            (
-                RtpCodecKind::Video,
-                offer.contains("m=video") && offered(" vp8/90000"),
-            ),
-        ] {
-            if !has {
-                continue;
-            }
-            let (track, ssrc) = codecs::local_track(
-                format!("sfu-{}", peer.room),
-                format!("{kind}-{}", crate::ids::random_hex(4)),
-                kind,
-            );
-            let sender = peer.pc.add_track(track.clone()).await.map_err(engine_error)?;
-            senders.push((kind, track, ssrc, sender));
-        }
-        let answer = peer
-            .pc
-            .create_answer(None)
-            .await
-            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
-        peer.pc
-            .set_local_description(answer)
-            .await
-            .map_err(engine_error)?;
-        for (kind, track, ssrc, sender) in senders {
-            let params = sender.get_parameters().await.map_err(engine_error)?;
-            let payload_types = params
-                .rtp_parameters
-                .codecs
-                .iter()
-                .map(|c| (c.rtp_codec.mime_type.to_ascii_lowercase(), c.payload_type))
-                .collect();
-            let clock_rate = if kind == RtpCodecKind::Audio {
-                48_000
-            } else {
-                90_000
-            };
-            let out = Arc::new(Outgoing {
-                track,
-                ssrc,
-                payload_types,
-                rewriter: Mutex::new(Rewriter::new(clock_rate)),
-            });
-            peer.outgoing.lock().expect("peer lock").insert(kind, out.clone());
-            tokio::spawn(relay_feedback(
-                out,
-                peer.id.clone(),
-                peer.room.clone(),
-                Arc::downgrade(&self.state),
-                self.metrics.clone(),
-            ));
-        }
-        self.local_description(&peer.pc).await
     }
 }

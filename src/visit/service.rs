@@ -537,6 +537,15 @@ impl VideoService {
                 hub.send_to(&patient, frame.clone());
                 hub.send_to(&nurse, frame);
             }
+            MediaEvent::Downlink { audio_only } => {
+                let frame = ServerFrame::VideoLink {
+                    visit_id: visit_id.clone(),
+                    side,
+                    audio_only,
+                };
+                hub.send_to(&patient, frame.clone());
+                hub.send_to(&nurse, frame);
+            }
         })
     }
 

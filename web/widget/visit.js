@@ -164,6 +164,14 @@ export const videoHandlers = {
   recording_state(f) { if (f.visit_id === video.visitId) showRecording(f.state); },
   video_sdp(f) { if (video.call && f.visit_id === video.visitId) video.call.answer(f.sdp); },
   video_candidate(f) { if (video.call && f.visit_id === video.visitId) video.call.candidate(f.candidate); },
+  video_link(f) {
+    if (!video.call || f.visit_id !== video.visitId) return;
+    $('video-state').textContent = f.side === 'patient'
+      ? (f.audio_only ? 'Your connection is too slow for video right now: you still hear each other. Video comes back when it improves.'
+        : 'Your connection improved: video is back.')
+      : (f.audio_only ? 'Your nurse’s connection is slow: she hears you but cannot see you for now.'
+        : 'Your nurse can see you again.');
+  },
   video_peer(f) {
     if (f.side === 'nurse' && video.call) $('video-state').textContent = `Your nurse is ${STATES[f.state] || f.state}.`;
   },

@@ -298,6 +298,15 @@ const handlers = {
   },
   video_sdp(f) { chatOfVisit(f.visit_id)?.video.call?.answer(f.sdp); },
   video_candidate(f) { chatOfVisit(f.visit_id)?.video.call?.candidate(f.candidate); },
+  video_link(f) {
+    const chat = chatOfVisit(f.visit_id);
+    if (!chat) return;
+    chat.el.querySelector('.video-status').textContent = f.side === 'patient'
+      ? (f.audio_only ? 'The patient’s connection is too slow for video: they hear you (audio only) until it improves.'
+        : 'The patient’s connection improved: they see you again.')
+      : (f.audio_only ? 'Your connection is too slow for video: you hear the patient; video returns when it improves.'
+        : 'Your connection improved: video is back.');
+  },
   video_peer(f) {
     const chat = chatOfVisit(f.visit_id);
     if (!chat) return;

@@ -1,6 +1,9 @@
 //! The codecs the SFU offers and the interceptors each peer connection runs: Opus and VP8 only (what the
 //! recorder can depacketize), with NACK, PLI and FIR feedback on video so viewers can repair and resync. The
-//! test peers and the media load tool use the same table, so what they negotiate is what a browser gets.
+//! test peers and the media load tool use the same table, so what they negotiate is what a browser gets. The
+//! SFU's own connections also number what they send transport-wide and estimate the far end's downlink from
+//! its TWCC reports (`bandwidth`), by hand: the engine's `configure_congestion_control` would add a pacer,
+//! which forwarded media does not need (its sender paced it).
 
 use rtc::interceptor::Slot;
 use std::sync::Arc;
@@ -13,12 +16,16 @@ use rtc::rtp_transceiver::rtp_sender::{
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{MediaEngine as CodecTable, Registry, register_default_interceptors};
 
+use rtc::interceptor::{CongestionControlBuilder, TwccSenderBuilder};
+
+use super::bandwidth::Estimate;
 use super::keyframes::{KEYFRAME_REQUEST_SLOT, KeyframeRequests};
 use super::{MIME_OPUS, MIME_VP8, engine_error};
 use crate::media::MediaError;
 
-/// A fresh codec table and interceptor registry (the engine consumes both per peer connection).
-pub fn table() -> Result<(CodecTable, Registry), MediaError> {
+/// A fresh codec table and interceptor registry (the engine consumes both per peer connection); with an
+/// `estimate`, the chain also numbers outgoing packets (TWCC) and feeds the far end's reports to it.
+pub fn table(estimate: Option<Estimate>) -> Result<(CodecTable, Registry), MediaError> {
     let mut table = CodecTable::default();
     let fb = |typ: &str, parameter: &str| RTCPFeedback {
         typ: typ.into(),
@@ -37,7 +44,13 @@ pub fn table() -> Result<(CodecTable, Registry), MediaError> {
         .register_codec(
             RTCRtpCodecParameters {
                 rtp_codec: RTCRtpCodec {
-                    rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+                    // goog-remb: the SFU caps a sender by its slowest viewer (`bandwidth`).
+                    rtcp_feedback: vec![
+                        fb("nack", ""),
+                        fb("nack", "pli"),
+                        fb("ccm", "fir"),
+                        fb("goog-remb", ""),
+                    ],
                     ..vp8()
                 },
                 payload_type: payload_type(RtpCodecKind::Video),
@@ -45,9 +58,18 @@ pub fn table() -> Result<(CodecTable, Registry), MediaError> {
             RtpCodecKind::Video,
         )
         .map_err(engine_error)?;
-    let registry = register_default_interceptors(Registry::new(), &mut table)
+    // The defaults register the transport-cc feedback and header extension (their TWCC receiver needs them).
+    let mut registry = register_default_interceptors(Registry::new(), &mut table)
         .map_err(engine_error)?
         .with(Slot::Custom(KEYFRAME_REQUEST_SLOT), KeyframeRequests::default());
+    if let Some(estimate) = estimate {
+        registry = registry
+            .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+            .with(
+                Slot::CongestionControl,
+                CongestionControlBuilder::new(estimate).build(),
+            );
+    }
     Ok((table, registry))
 }
 
