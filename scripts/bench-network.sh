@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 report=${1:-target/bench-network.md}
 seconds=${SECONDS_PER_RUN:-30}
+[ "$(id -u)" = 0 ] || { echo "bench-network.sh needs root (network namespaces, tc, nftables)" >&2; exit 2; }
 bin=${BENCH_BROKER_BIN:-}
 if [ -z "$bin" ]; then
   cargo build --release --bin examroom
@@ -32,6 +33,7 @@ teardown() {
   ip netns del "$nsp" 2>/dev/null || true
 }
 trap 'teardown; rm -rf "$work"' EXIT
+touch "$work/rows"
 
 run() { # label rate(kbit or "") loss(% or "") delay(ms each way)
   local label=$1 rate=$2 loss=$3 delay=$4 dir="$work/$1"
@@ -71,7 +73,12 @@ NFT
     > "$dir/broker.out" 2>&1 &
   pids+=($!)
   for _ in $(seq 300); do grep -q "running at" "$dir/broker.out" && break; sleep 0.1; done
-  grep -q "running at" "$dir/broker.out" || { echo "the broker did not start ($label):"; cat "$dir/broker.out"; return 1; }
+  if ! grep -q "running at" "$dir/broker.out"; then
+    echo "the broker did not start ($label):"; cat "$dir/broker.out"
+    echo "| $label | broker did not start | | | | | | | | |" >> "$work/rows"
+    teardown
+    return 0
+  fi
   local url=http://10.50.0.2:8080 creds="$dir/data/dev-idp/credentials.json"
   sleep 1 # a browser started while the new link settles sees ERR_NETWORK_CHANGED
   ip netns exec "$nsp" node benches/network/visit.mjs "$url" "$creds" "$dir/sync" patient "$seconds" > "$dir/patient.log" 2>&1 &

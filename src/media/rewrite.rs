@@ -36,6 +36,12 @@ impl Rewriter {
         }
     }
 
+    /// The next packet continues one after the last sent, whatever its source's numbers say (the viewer was
+    /// sent nothing for a while: its audio-only spell).
+    pub fn restart(&mut self) {
+        self.current = None;
+    }
+
     /// The (sequence number, timestamp) to send for a packet of source `ssrc`.
     pub fn rewrite(&mut self, ssrc: u32, seq: u16, ts: u32, now: Instant) -> (u16, u32) {
         if self.current.as_ref().is_none_or(|s| s.ssrc != ssrc) {

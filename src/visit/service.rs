@@ -420,7 +420,9 @@ impl VideoService {
             tracing::info!(visit = %id, side = ?side, socket = %socket, "video renegotiated");
             return Ok(self.engine.renegotiate(&same, sdp).await?);
         }
-        tracing::info!(visit = %id, side = ?side, socket = %socket, participant = participant.as_str(), replaces = ?replaced.as_ref().map(|r| r.participant.as_str().to_string()), "video connection joining");
+        let replaces = replaced.as_ref().map(|r| r.participant.as_str().to_string());
+        tracing::info!(visit = %id, side = ?side, socket = %socket, participant = participant.as_str(),
+            replaces = ?replaces, "video connection joining");
         if let Some(old) = replaced {
             self.engine.leave(&old.participant).await;
         }

@@ -29,42 +29,42 @@ try {
     if (!/network/.test(pre.title)) throw new Error(`pre-call: the network should be named: ${pre.title}`);
     console.log(`browser firewall flow: ${mode} passed`);
   } else {
-  const route = { 'ice-tcp': /directly \(TCP\)/, 'turn-tcp': /relay server \(TCP\)/, turns: /relay server \(TLS\)/ }[mode];
-  if (!route.test(pre.route)) throw new Error(`pre-call: expected ${route}, got ${pre.route}`);
-  if (mode === 'ice-tcp') {
-    // The camera blocked (as a patient's "Block" would): audio only, and why.
-    await widgetFrame(patient).evaluate(() => {
-      const md = navigator.mediaDevices;
-      window.__gum = md.getUserMedia.bind(md);
-      md.getUserMedia = (c) => (c.video ? Promise.reject(new DOMException('blocked', 'NotAllowedError')) : window.__gum(c));
-    });
-    const cameraless = await precallVerdict(widget);
-    console.log(`pre-call (camera blocked): ${cameraless.kind}: ${cameraless.title}`);
-    await shot(patient, 'precall-no-camera');
-    if (cameraless.kind !== 'audio' || !/camera/.test(cameraless.title)) throw new Error(`pre-call without a camera: ${JSON.stringify(cameraless)}`);
-    await widgetFrame(patient).evaluate(() => { navigator.mediaDevices.getUserMedia = window.__gum; });
-  }
-  await widget.getByRole('button', { name: 'Close' }).click();
-  const { page: nurse, chat } = await nurseAccepting(browser, url, password, widget);
-  console.log('step: chat accepted with UDP blocked');
-  await chat.getByRole('button', { name: 'Start video…' }).click();
-  await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
-  await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
-  await widget.getByRole('button', { name: 'Join video' }).click();
-  console.log('step: patient joined video');
-  const p = await mediaFlowing(widgetFrame(patient), 30000);
-  const n = await mediaFlowing(nurse, 30000);
-  if (!p || !n) throw new Error(`no media with UDP blocked: patient ${JSON.stringify(await inbound(widgetFrame(patient)))}, nurse ${JSON.stringify(await inbound(nurse))}`);
-  for (const [who, s] of [['patient', p], ['nurse', n]]) {
-    const ok = mode === 'ice-tcp'
-      ? s.localProtocol === 'tcp' && !s.relay && s.remoteType === 'host'
-      : s.relay && s.relayProtocol === (mode === 'turns' ? 'tls' : 'tcp');
-    if (!ok) throw new Error(`${who}: expected ${mode}, selected ${JSON.stringify(s)}`);
-    console.log(`${who}: framesDecoded ${s.framesDecoded}, audio packets ${s.audioPackets}, local ${s.localProtocol}${s.relay ? ` relay/${s.relayProtocol}` : ''} to ${s.remoteType} ${s.remoteAddress}`);
-  }
-  await chat.getByText(/Video: you connected, patient connected/).waitFor();
-  await shot(patient, 'patient');
-  console.log(`browser firewall flow: ${mode} passed`);
+    const route = { 'ice-tcp': /directly \(TCP\)/, 'turn-tcp': /relay server \(TCP\)/, turns: /relay server \(TLS\)/ }[mode];
+    if (!route.test(pre.route)) throw new Error(`pre-call: expected ${route}, got ${pre.route}`);
+    if (mode === 'ice-tcp') {
+      // The camera blocked (as a patient's "Block" would): audio only, and why.
+      await widgetFrame(patient).evaluate(() => {
+        const md = navigator.mediaDevices;
+        window.__gum = md.getUserMedia.bind(md);
+        md.getUserMedia = (c) => (c.video ? Promise.reject(new DOMException('blocked', 'NotAllowedError')) : window.__gum(c));
+      });
+      const cameraless = await precallVerdict(widget);
+      console.log(`pre-call (camera blocked): ${cameraless.kind}: ${cameraless.title}`);
+      await shot(patient, 'precall-no-camera');
+      if (cameraless.kind !== 'audio' || !/camera/.test(cameraless.title)) throw new Error(`pre-call without a camera: ${JSON.stringify(cameraless)}`);
+      await widgetFrame(patient).evaluate(() => { navigator.mediaDevices.getUserMedia = window.__gum; });
+    }
+    await widget.getByRole('button', { name: 'Close' }).click();
+    const { page: nurse, chat } = await nurseAccepting(browser, url, password, widget);
+    console.log('step: chat accepted with UDP blocked');
+    await chat.getByRole('button', { name: 'Start video…' }).click();
+    await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
+    await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
+    await widget.getByRole('button', { name: 'Join video' }).click();
+    console.log('step: patient joined video');
+    const p = await mediaFlowing(widgetFrame(patient), 30000);
+    const n = await mediaFlowing(nurse, 30000);
+    if (!p || !n) throw new Error(`no media with UDP blocked: patient ${JSON.stringify(await inbound(widgetFrame(patient)))}, nurse ${JSON.stringify(await inbound(nurse))}`);
+    for (const [who, s] of [['patient', p], ['nurse', n]]) {
+      const ok = mode === 'ice-tcp'
+        ? s.localProtocol === 'tcp' && !s.relay && s.remoteType === 'host'
+        : s.relay && s.relayProtocol === (mode === 'turns' ? 'tls' : 'tcp');
+      if (!ok) throw new Error(`${who}: expected ${mode}, selected ${JSON.stringify(s)}`);
+      console.log(`${who}: framesDecoded ${s.framesDecoded}, audio packets ${s.audioPackets}, local ${s.localProtocol}${s.relay ? ` relay/${s.relayProtocol}` : ''} to ${s.remoteType} ${s.remoteAddress}`);
+    }
+    await chat.getByText(/Video: you connected, patient connected/).waitFor();
+    await shot(patient, 'patient');
+    console.log(`browser firewall flow: ${mode} passed`);
   }
 } catch (e) {
   console.error(e);

@@ -113,6 +113,8 @@ export class PrecallTest {
     show('Checking your camera and microphone…');
     const found = await devices();
     this.stream = found.stream;
+    // Closed while the browser was asking for the devices: release them, connect nothing.
+    if (this.cancelled) { this.stop(); return null; }
     this.preview.srcObject = found.stream;
     this.preview.hidden = !found.camera;
     this.preview.muted = true;
@@ -123,6 +125,7 @@ export class PrecallTest {
       const ready = this.next('precall_ready', 5000);
       this.channel.send({ type: 'precall_start' });
       const r = await ready;
+      if (this.cancelled) return null;
       const pc = new RTCPeerConnection({ iceServers: r.ice_servers, iceTransportPolicy: r.ice_transport_policy === 'relay' ? 'relay' : 'all' });
       this.pc = pc;
       for (const kind of ['audio', 'video']) {
@@ -155,6 +158,12 @@ export class PrecallTest {
     return { measured, verdict: verdict(measured) };
   }
 
+  /** Stops a run in progress: it releases everything and resolves with null. */
+  cancel() {
+    this.cancelled = true;
+    this.stop();
+  }
+
   /** Closes the test connection and releases the camera and microphone. */
   stop() {
     if (this.pc) { this.pc.close(); this.pc = null; this.channel.send({ type: 'precall_end' }); }
@@ -185,9 +194,13 @@ export function wirePrecall(ch) {
     $('precall-result').hidden = true;
     $('precall-again').hidden = true;
     $('precall-open').hidden = true;
-    running = new PrecallTest(ch, $('precall-preview'));
-    const { measured, verdict: v } = await running.run((text) => { $('precall-progress').textContent = text; });
+    const test = new PrecallTest(ch, $('precall-preview'));
+    running = test;
+    const result = await test.run((text) => { if (running === test) $('precall-progress').textContent = text; });
+    // Closed (or started again) meanwhile: this run's result is nobody's.
+    if (running !== test || !result) return;
     running = null;
+    const { measured, verdict: v } = result;
     $('precall-progress').textContent = '';
     $('precall-result').hidden = false;
     $('precall-result').dataset.kind = v.kind;
@@ -200,7 +213,7 @@ export function wirePrecall(ch) {
   $('precall-open').addEventListener('click', start);
   $('precall-again').addEventListener('click', start);
   $('precall-close').addEventListener('click', () => {
-    running?.stop();
+    running?.cancel();
     running = null;
     $('precall').hidden = true;
     $('precall-open').hidden = false;

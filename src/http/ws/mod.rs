@@ -258,6 +258,8 @@ async fn run(
                                 break;
                             }
                         }
+                        // A slow handler (a relay, the database) is not the socket's silence.
+                        heard = tokio::time::Instant::now();
                     }
                     (_, Some(Ok(Message::Binary(_)))) => {
                         let _ = outbound.send(ServerFrame::error("binary_not_supported", "send JSON text frames")).await;

@@ -3,7 +3,8 @@
 //! own sockets and for relayed ones alike. Each asks the policy about the visit (or, to elevate, the
 //! conversation) and hands its proof to the video service. Every refusal that is an access attempt (someone
 //! else's visit, a forged id, joining before admission) is audited; malformed SDP and candidates get a precise
-//! error code and the socket stays usable.
+//! error code and the socket stays usable. The pre-call test's frames (`precall`) ask about the caller's own
+//! session instead, and are always handled here.
 
 use super::reply::{Connection, audit, error};
 use crate::app::App;

@@ -1,8 +1,9 @@
 //! How much each viewer's link can take, and what the SFU does about it. Every peer connection stamps what it
 //! sends with transport-wide sequence numbers; the viewer's browser reports their arrival (TWCC), the engine's
 //! congestion-control interceptor matches reports to what was sent, and [`Estimate`] turns them into the
-//! viewer's downlink estimate (no pacer: forwarded media is already paced by its sender). Once a second, per room ([`run`]): each publisher is told the lowest
-//! estimate among the viewers of its video by REMB, so its browser encodes for the slowest link instead of
+//! viewer's downlink estimate (no pacer: forwarded media is already paced by its sender). Once a second, per
+//! room ([`run`]): each publisher is told the lowest estimate among the viewers of its video by REMB, so its
+//! browser encodes for the slowest link instead of
 //! losing packets on it; a viewer whose estimate stays below [`VIDEO_FLOOR_BPS`] gets audio only (video is not
 //! forwarded to it, and both sides are told) until it recovers, when its senders are asked for a keyframe.
 //! The decisions are [`ViewerLink::step`] and [`publisher_cap`], sans-IO.
@@ -56,7 +57,11 @@ pub struct Estimate {
     /// One-way delays are measured from the first departure (the receiver's clock has another origin: only
     /// their growth over the least one counts).
     epoch: Option<Instant>,
+    /// The least one-way delay this period and the last (periods of [`LEAST_PERIOD`]): a path that changed (an
+    /// ICE restart onto a relay) or clocks that drift must not read as a queue forever.
     least_owd: f64,
+    least_before: f64,
+    period_start: Option<Instant>,
     published: Arc<AtomicU64>,
 }
 
@@ -75,6 +80,7 @@ const HOLD_AFTER_CUT: Duration = Duration::from_millis(2500);
 /// Queueing delay (ms) over which the link is full: a step down; under the second, growth may go on.
 const QUEUE_CUT_MS: f64 = 150.0;
 const QUEUE_GROW_MS: f64 = 40.0;
+const LEAST_PERIOD: Duration = Duration::from_secs(10);
 
 impl Estimate {
     /// The estimator for one peer connection's interceptor chain, and the handle its target is read through.
@@ -87,6 +93,8 @@ impl Estimate {
                 cut_at: None,
                 epoch: None,
                 least_owd: f64::MAX,
+                least_before: f64::MAX,
+                period_start: None,
                 published: published.clone(),
             },
             published,
@@ -118,7 +126,12 @@ impl Estimate {
             self.target = (self.target * 0.85).max(MIN_BPS);
             self.cut_at = Some(now);
         } else if loss < 0.02 && queued < QUEUE_GROW_MS {
-            self.target = (self.target * 1.06).min(MAX_BPS);
+            // Growth needs evidence: at most to twice what the link carried (plus room for video to come back
+            // on an audio-only link), never toward the ceiling on a link that is barely used.
+            let evidence = 2.0 * delivered + 100_000.0;
+            if self.target < evidence {
+                self.target = (self.target * 1.06).min(evidence).min(MAX_BPS);
+            }
         }
     }
 }
@@ -126,6 +139,12 @@ impl Estimate {
 impl BandwidthEstimator for Estimate {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         let start = *self.window.start.get_or_insert(now);
+        let period = *self.period_start.get_or_insert(now);
+        if now.saturating_duration_since(period) >= LEAST_PERIOD {
+            self.least_before = self.least_owd;
+            self.least_owd = f64::MAX;
+            self.period_start = Some(now);
+        }
         for r in reports {
             self.window.packets += 1;
             if r.arrived {
@@ -135,7 +154,8 @@ impl BandwidthEstimator for Estimate {
                     let owd =
                         arrival.as_secs_f64() - r.departure.saturating_duration_since(epoch).as_secs_f64();
                     self.least_owd = self.least_owd.min(owd);
-                    self.window.queued_ms = self.window.queued_ms.max((owd - self.least_owd) * 1000.0);
+                    let least = self.least_owd.min(self.least_before);
+                    self.window.queued_ms = self.window.queued_ms.max((owd - least) * 1000.0);
                 }
             } else {
                 self.window.lost += 1;
@@ -165,13 +185,17 @@ pub fn read(handle: &AtomicU64) -> f64 {
 pub struct ViewerLink {
     pub audio_only: bool,
     crossed_at: Option<Instant>,
+    /// How often video was taken away: each time, it waits twice as long to come back (up to 8×), so a link
+    /// that cannot hold video does not flap.
+    pauses: u32,
 }
 
 impl ViewerLink {
     /// Folds in an estimate; `Some(audio_only)` when the viewer's mode changes.
     pub fn step(&mut self, estimate_bps: f64, now: Instant) -> Option<bool> {
         let (crossing, wait) = if self.audio_only {
-            (estimate_bps >= VIDEO_RESUME_BPS, RESUME_AFTER)
+            let backoff = 1 << self.pauses.saturating_sub(1).min(3);
+            (estimate_bps >= VIDEO_RESUME_BPS, RESUME_AFTER * backoff)
         } else {
             (estimate_bps < VIDEO_FLOOR_BPS, PAUSE_AFTER)
         };
@@ -185,6 +209,9 @@ impl ViewerLink {
         }
         self.audio_only = !self.audio_only;
         self.crossed_at = None;
+        if self.audio_only {
+            self.pauses += 1;
+        }
         Some(self.audio_only)
     }
 }
@@ -252,6 +279,15 @@ pub(super) async fn run(state: Weak<Mutex<Rooms>>, metrics: MediaMetrics) {
             );
             (viewer.events)(MediaEvent::Downlink { audio_only });
             if !audio_only {
+                // The video it missed moved the sender's numbers on: continue from the last packet it got.
+                if let Some(out) = viewer
+                    .outgoing
+                    .lock()
+                    .expect("peer lock")
+                    .get(&RtpCodecKind::Video)
+                {
+                    out.rewriter.lock().expect("rewriter lock").restart();
+                }
                 request_keyframe(&state, &viewer.room, &viewer.id, RtpCodecKind::Video, &metrics).await;
             }
         }
@@ -302,6 +338,12 @@ mod tests {
         );
         assert_eq!(link.step(300_000.0, at(25.0)), Some(false));
         assert!(!link.audio_only);
+        // Taken away again: now it waits eight seconds, not four, to come back.
+        assert_eq!(link.step(50_000.0, at(30.0)), None);
+        assert_eq!(link.step(50_000.0, at(32.0)), Some(true));
+        assert_eq!(link.step(300_000.0, at(33.0)), None);
+        assert_eq!(link.step(300_000.0, at(38.0)), None);
+        assert_eq!(link.step(300_000.0, at(41.0)), Some(false));
     }
 
     fn report(arrived: bool) -> PacketReport {
@@ -373,9 +415,10 @@ mod tests {
         };
         e.on_reports(t0, &batch(0, 0));
         e.on_reports(t0 + WINDOW, &batch(20, 0));
-        assert!(
-            (read(&published) - INITIAL_BPS * 1.06).abs() < 1.0,
-            "no queue: it grows"
+        assert_eq!(
+            read(&published),
+            INITIAL_BPS,
+            "no queue, but a link carrying 770 kbit/s is no evidence for more than 2.5 Mbit/s"
         );
         let grown = read(&published);
         e.on_reports(t0 + 2 * WINDOW, &batch(40, 100));

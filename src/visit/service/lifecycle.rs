@@ -1,5 +1,6 @@
 //! How visits end without anyone pressing a button: the periodic sweep (an unanswered request, an abandoned
-//! visit, a participant who did not come back after a network cut, a chat that ended), and a draining node that waits for its visits and ends those left at its limit.
+//! visit, a participant who did not come back after a network cut, a chat that ended; and pre-call tests past
+//! their time), and a draining node that waits for its visits and ends those left at its limit.
 
 use std::sync::Arc;
 
@@ -12,7 +13,8 @@ use crate::visit::EndReason;
 impl VideoService {
     /// Periodic: closes requests unanswered past `media.video_prompt_seconds` (`no_answer`), started visits whose
     /// participants are gone past the grace (`abandoned`) or one of whom dropped out past
-    /// `media.reconnect_limit_seconds` (`connection_lost`), and visits whose chat ended.
+    /// `media.reconnect_limit_seconds` (`connection_lost`), and visits whose chat ended; then closes pre-call
+    /// tests open too long.
     pub async fn sweep(&self) {
         let grace = self.config.empty_visit_grace_seconds as i64 * 1000;
         let prompt = self.config.video_prompt_seconds as i64 * 1000;

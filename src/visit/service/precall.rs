@@ -1,8 +1,8 @@
 //! The pre-call test: before a visit, a patient (or a nurse) checks that media reaches this server. The browser
 //! makes a real peer connection to the SFU — with the ICE servers (TURN) and transport policy a visit would use —
-//! in a room of its own: nothing is forwarded to anyone or recorded. One test per socket; it closes when the
-//! client ends it, starts another, or its socket closes, and the periodic sweep closes any open past
-//! [`PRECALL_SECONDS`]. The browser judges what it measured (`web/widget/precall.js`).
+//! in a room of its own: nothing is forwarded to anyone or recorded. One test per person (at most `MAX_OPEN` on
+//! a node: each holds a media port); it closes when the client ends it, starts another, or its socket closes,
+//! and the periodic sweep closes any open past [`PRECALL_SECONDS`]. The browser judges what it measured (`web/widget/precall.js`).
 
 use std::sync::Arc;
 
@@ -15,10 +15,13 @@ use crate::protocol::ServerFrame;
 
 /// How long a pre-call test connection may stay open.
 pub const PRECALL_SECONDS: u64 = 20;
+/// Test connections open at once on this node: each holds a media port, which visits need more.
+const MAX_OPEN: usize = 50;
 
 /// One socket's test connection.
 pub(super) struct Precall {
     participant: ParticipantId,
+    subject: SubjectId,
     opened_ms: i64,
 }
 
@@ -41,15 +44,32 @@ impl VideoService {
         sdp: &str,
     ) -> Result<String, VideoError> {
         proof.require(&["media.test"])?;
-        self.precall_end(socket).await;
+        // One test per person, whichever socket or tab started the last one.
+        let mine: Vec<RequestId> = self
+            .live()
+            .precalls
+            .iter()
+            .filter(|(s, p)| *s == socket || &p.subject == proof.subject())
+            .map(|(s, _)| s.clone())
+            .collect();
+        for s in mine {
+            self.precall_end(&s).await;
+        }
         let participant = ParticipantId::random();
-        self.live().precalls.insert(
-            socket.clone(),
-            Precall {
-                participant: participant.clone(),
-                opened_ms: now_ms(),
-            },
-        );
+        {
+            let mut live = self.live();
+            if live.precalls.len() >= MAX_OPEN {
+                return Err(MediaError::NoPort.into());
+            }
+            live.precalls.insert(
+                socket.clone(),
+                Precall {
+                    participant: participant.clone(),
+                    subject: proof.subject().clone(),
+                    opened_ms: now_ms(),
+                },
+            );
+        }
         let hub = self.messaging.clone();
         let me = proof.subject().clone();
         let sink: crate::media::EventSink = Arc::new(move |event| {
