@@ -52,7 +52,15 @@ let failed = false;
 try {
   let target;
   if (role === 'patient') {
-    const { page, widget } = await patientInChat(browser, url, password);
+    // Chromium may report ERR_NETWORK_CHANGED while the namespace's new rules settle: try again.
+    let signedIn = null;
+    for (let attempt = 1; !signedIn; attempt++) {
+      signedIn = await patientInChat(browser, url, password).catch((e) => {
+        if (attempt >= 5) throw e;
+        return sleep(2000).then(() => null);
+      });
+    }
+    const { page, widget } = signedIn;
     mark('waiting');
     await widget.getByText('A nurse has joined').waitFor({ timeout: 120000 });
     await widget.getByRole('button', { name: 'Allow camera and microphone' }).click({ timeout: 120000 });
