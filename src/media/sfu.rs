@@ -72,7 +72,7 @@ struct Peer {
     incoming: Mutex<HashMap<RtpCodecKind, Incoming>>,
     events: EventSink,
     /// This viewer's downlink estimate (bits per second, `f64` bits), and whether it gets audio only.
-    downlink: Arc<std::sync::atomic::AtomicU64>,
+    downlink: Downlink,
     link: Mutex<bandwidth::ViewerLink>,
 }
 

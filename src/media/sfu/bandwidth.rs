@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
+use rtc::interceptor::{BandwidthEstimator, PacketReport};
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -169,9 +169,6 @@ impl BandwidthEstimator for Estimate {
     }
     fn target_bitrate(&self) -> f64 {
         self.target
-    }
-    fn stats(&self) -> EstimatorStats {
-        EstimatorStats::default()
     }
 }
 
