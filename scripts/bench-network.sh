@@ -81,9 +81,9 @@ NFT
   fi
   local url=http://10.50.0.2:8080 creds="$dir/data/dev-idp/credentials.json"
   sleep 1 # a browser started while the new link settles sees ERR_NETWORK_CHANGED
-  ip netns exec "$nsp" node benches/network/visit.mjs "$url" "$creds" "$dir/sync" patient "$seconds" > "$dir/patient.log" 2>&1 &
+  ip netns exec "$nsp" node tests/browser/link-flow.mjs "$url" "$creds" "$dir/sync" patient "$seconds" > "$dir/patient.log" 2>&1 &
   local patient=$!
-  ip netns exec "$nsb" node benches/network/visit.mjs "$url" "$creds" "$dir/sync" nurse "$seconds" > "$dir/nurse.log" 2>&1 &
+  ip netns exec "$nsb" node tests/browser/link-flow.mjs "$url" "$creds" "$dir/sync" nurse "$seconds" > "$dir/nurse.log" 2>&1 &
   local nurse=$!
   pids+=("$patient" "$nurse")
   wait "$patient" || { echo "patient side failed ($label):"; cat "$dir/patient.log"; }

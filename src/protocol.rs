@@ -456,6 +456,11 @@ pub enum ServerFrame {
         visit_id: String,
         candidate: IceCandidate,
     },
+    /// The SFU asks this side to send a new offer on its connection (someone who can receive video only as
+    /// H.264 joined; the answer asks for H.264).
+    VideoRenegotiate {
+        visit_id: String,
+    },
     /// One side's link is too slow for video: it gets audio only from the others until it recovers (`false`).
     /// Sent to both.
     VideoLink {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -22,7 +22,8 @@ use webrtc::peer_connection::{
 };
 
 use super::MediaError;
-use super::sfu::{codecs, engine_error, wants_keyframe};
+use super::sfu::codecs::{self, VideoCodec};
+use super::sfu::{engine_error, wants_keyframe};
 
 /// Called for every RTP packet received, with the kind of the track it came on.
 pub type OnRtp = Arc<dyn Fn(RtpCodecKind, &rtp::Packet) + Send + Sync>;
@@ -92,7 +93,19 @@ impl ClientPeer {
     /// A peer on `bind` (one host candidate, no mDNS: tests and benchmarks run where nothing else is reachable);
     /// with `send`, it adds an audio and a video track labelled `name`.
     pub async fn new(bind: IpAddr, name: &str, send: bool, on_rtp: OnRtp) -> Result<ClientPeer, MediaError> {
-        let (media, registry) = codecs::table(None)?;
+        Self::with_video_codecs(bind, name, send, on_rtp, &VideoCodec::ALL).await
+    }
+
+    /// [`Self::new`] offering only the `video` codecs (the first is the one its track is made for), like a
+    /// browser without VP8.
+    pub async fn with_video_codecs(
+        bind: IpAddr,
+        name: &str,
+        send: bool,
+        on_rtp: OnRtp,
+        video: &[VideoCodec],
+    ) -> Result<ClientPeer, MediaError> {
+        let (media, registry) = codecs::table_with(None, video)?;
         let (ctx, candidates) = mpsc::unbounded_channel();
         let (vtx, remote_video) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
@@ -124,15 +137,39 @@ impl ClientPeer {
             .into_iter()
             .filter(|_| send)
         {
-            let (track, ssrc) = codecs::local_track(format!("{name}-stream"), format!("{name}-{kind}"), kind);
+            let first = video.first().copied().unwrap_or(VideoCodec::Vp8);
+            let (track, ssrc) =
+                codecs::local_track(format!("{name}-stream"), format!("{name}-{kind}"), kind, first);
             pc.add_track(track.clone()).await.map_err(engine_error)?;
-            let payload_type = codecs::payload_type(kind);
+            let payload_type = match kind {
+                RtpCodecKind::Video => first.payload_type(),
+                _ => codecs::payload_type(kind),
+            };
             senders.push(LocalTrack {
                 track,
                 ssrc,
                 kind,
                 payload_type,
             });
+        }
+        // Like a browser, offer every video codec it has, not just the one its track was made for.
+        for transceiver in pc.get_transceivers().await {
+            let Ok(Some(sender)) = transceiver.sender().await else {
+                continue;
+            };
+            if sender.track().track().await.kind() == RtpCodecKind::Video {
+                let codecs = video
+                    .iter()
+                    .map(|c| RTCRtpCodecParameters {
+                        rtp_codec: c.rtp_codec(),
+                        payload_type: c.payload_type(),
+                    })
+                    .collect();
+                transceiver
+                    .set_codec_preferences(codecs)
+                    .await
+                    .map_err(engine_error)?;
+            }
         }
         Ok(ClientPeer {
             pc,
@@ -175,29 +212,43 @@ impl ClientPeer {
         self.offer().await
     }
 
-    /// Applies an answer and learns the payload types it negotiated for our tracks.
+    /// Applies an answer and learns the payload types it negotiated for our tracks: each sends the first codec
+    /// the answer's section of its kind names, as a browser does (the answer keeps our numbers).
     pub async fn answered(&mut self, sdp: &str) -> Result<(), MediaError> {
         let answer = RTCSessionDescription::answer(sdp.to_string()).map_err(engine_error)?;
         self.pc
             .set_remote_description(answer)
             .await
             .map_err(engine_error)?;
-        let negotiated = self.pc.get_senders().await;
         for local in self.senders.iter_mut() {
-            let mime = codecs::codec(local.kind).mime_type.to_ascii_lowercase();
-            for s in &negotiated {
-                if let Ok(params) = s.get_parameters().await
-                    && let Some(c) = params
-                        .rtp_parameters
-                        .codecs
-                        .iter()
-                        .find(|c| c.rtp_codec.mime_type.to_ascii_lowercase() == mime)
-                {
-                    local.payload_type = c.payload_type;
-                }
+            let section = format!("m={} ", local.kind).to_ascii_lowercase();
+            let first = sdp
+                .lines()
+                .find(|l| l.starts_with(&section))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|pt| pt.parse().ok());
+            if let Some(pt) = first {
+                local.payload_type = pt;
             }
         }
         Ok(())
+    }
+
+    /// The MIME type of the codec a sender of `kind` sends (after [`Self::answered`]).
+    pub async fn sending(&self, kind: RtpCodecKind) -> Option<String> {
+        let local = self.senders.iter().find(|l| l.kind == kind)?;
+        for s in self.pc.get_senders().await {
+            if let Ok(params) = s.get_parameters().await
+                && let Some(c) = params
+                    .rtp_parameters
+                    .codecs
+                    .iter()
+                    .find(|c| c.payload_type == local.payload_type)
+            {
+                return Some(c.rtp_codec.mime_type.clone());
+            }
+        }
+        None
     }
 
     /// Answers a remote offer; the answer carries all our candidates.

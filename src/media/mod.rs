@@ -64,6 +64,9 @@ pub enum MediaEvent {
     Downlink {
         audio_only: bool,
     },
+    /// The participant should offer again on the same connection (someone who can receive only H.264 joined:
+    /// the answer will ask it to send H.264).
+    Renegotiate,
 }
 
 /// Receives a participant's events (to be sent to its socket).

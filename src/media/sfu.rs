@@ -1,5 +1,6 @@
 //! [`MediaEngine`] on the `webrtc` crate. Each participant's peer connection gets, before its answer is made,
-//! one outgoing track per kind it offers in Opus or VP8, carrying the *other* participants' media; every incoming
+//! one outgoing track per kind it offers in Opus, VP8 or H.264 (`negotiate`), carrying the *other*
+//! participants' media; every incoming
 //! RTP packet is rewritten (SSRC, payload type, the sender's header extensions dropped) onto those tracks,
 //! video skipped for a viewer on audio only (`bandwidth`), and stamped for TWCC on its way out. A PLI or FIR a
 //! viewer sends on an outgoing track is relayed at once to the sender of the media it carries: no periodic
@@ -18,8 +19,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
-    SettingEngineBuilder,
+    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, SettingEngineBuilder,
 };
 
 mod bandwidth;
@@ -31,7 +31,7 @@ use keyframes::request_keyframe;
 pub use keyframes::{KEYFRAME_REQUEST_SLOT, KeyframeRequests, wants_keyframe};
 
 use super::announce::{self, AnnouncedAddrs};
-use super::rewrite::Rewriter;
+use super::rewrite::{Rewriter, Seen};
 use super::{
     ConnectionState, EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, MediaKind, MediaTap,
     ParticipantId, RtpView, sdp,
@@ -41,6 +41,7 @@ use crate::telemetry::MediaMetrics;
 
 const MIME_OPUS: &str = "audio/opus";
 const MIME_VP8: &str = "video/VP8";
+const MIME_H264: &str = "video/H264";
 
 type Downlink = Arc<std::sync::atomic::AtomicU64>;
 
@@ -52,8 +53,8 @@ pub(super) fn engine_error(e: impl std::fmt::Display) -> MediaError {
 struct Outgoing {
     track: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
-    /// Negotiated payload type by lower-case MIME type.
-    payload_types: HashMap<String, u8>,
+    /// Negotiated payload type by lower-case MIME type (renewed by each negotiation).
+    payload_types: Mutex<HashMap<String, u8>>,
     /// Keeps numbering continuous when the source behind this track changes.
     rewriter: Mutex<Rewriter>,
 }
@@ -71,6 +72,8 @@ struct Peer {
     outgoing: Mutex<HashMap<RtpCodecKind, Arc<Outgoing>>>,
     incoming: Mutex<HashMap<RtpCodecKind, Incoming>>,
     events: EventSink,
+    /// The video codecs its first offer listed that the SFU forwards.
+    video_offered: Vec<codecs::VideoCodec>,
     /// This viewer's downlink estimate (bits per second, `f64` bits), and whether it gets audio only.
     downlink: Downlink,
     link: Mutex<bandwidth::ViewerLink>,
@@ -183,20 +186,6 @@ impl WebRtcSfu {
             .ok_or(MediaError::NoPeerConnection)
     }
 
-    async fn answer(&self, pc: &Arc<dyn PeerConnection>, offer: &str) -> Result<String, MediaError> {
-        let offer = RTCSessionDescription::offer(offer.to_string())
-            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
-        pc.set_remote_description(offer)
-            .await
-            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
-        let answer = pc
-            .create_answer(None)
-            .await
-            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
-        pc.set_local_description(answer).await.map_err(engine_error)?;
-        self.local_description(pc).await
-    }
-
     /// The answer as browsers may see it: announced addresses in place of bound ones.
     async fn local_description(&self, pc: &Arc<dyn PeerConnection>) -> Result<String, MediaError> {
         pc.local_description()
@@ -291,6 +280,13 @@ impl PeerConnectionEventHandler for Handler {
             .await
             .map(|c| c.mime_type.to_ascii_lowercase())
             .unwrap_or_default();
+        tracing::info!(
+            participant = self.participant.as_str(),
+            ?kind,
+            ssrc,
+            mime,
+            "incoming track"
+        );
         me.incoming.lock().expect("peer lock").insert(
             kind,
             Incoming {
@@ -324,9 +320,16 @@ async fn forward(
     state: Weak<Mutex<Rooms>>,
     metrics: MediaMetrics,
 ) {
+    let mut seen = Seen::default();
     while let Some(event) = track.poll().await {
         let packet = match event {
-            TrackRemoteEvent::OnRtpPacket(packet) => packet,
+            // A publisher may send a packet twice (a repair that crossed the original, or asked for twice):
+            // viewers and the recorder get it once.
+            TrackRemoteEvent::OnRtpPacket(packet)
+                if seen.first(packet.header.ssrc, packet.header.sequence_number) =>
+            {
+                packet
+            }
             // The core routes a compound RTCP packet by the SSRC its *first* report names, so a viewer's
             // PLI/FIR can arrive on any of its tracks, sending or receiving: wherever it lands, it asks
             // for the others' video keyframe.
@@ -341,6 +344,21 @@ async fn forward(
         let Some(state) = state.upgrade() else {
             break;
         };
+        // The codec by payload type: a publisher may change codec on the same stream (asked to send H.264).
+        let mime = from
+            .outgoing
+            .lock()
+            .expect("peer lock")
+            .get(&kind)
+            .and_then(|o| {
+                o.payload_types
+                    .lock()
+                    .expect("payload types lock")
+                    .iter()
+                    .find(|(_, pt)| **pt == packet.header.payload_type)
+                    .map(|(m, _)| m.clone())
+            })
+            .unwrap_or_else(|| mime.clone());
         let (targets, tap): (Vec<Arc<Outgoing>>, Option<Arc<dyn MediaTap>>) = {
             let rooms = state.lock().expect("rooms lock");
             let targets = rooms
@@ -360,7 +378,9 @@ async fn forward(
                 .unwrap_or_default();
             (targets, rooms.taps.get(&from.room).cloned())
         };
-        if let Some(tap) = tap {
+        // The recorder writes Opus and VP8: an H.264 publisher's video is forwarded, not recorded.
+        let recordable = kind == RtpCodecKind::Audio || mime.eq_ignore_ascii_case(MIME_VP8);
+        if let Some(tap) = tap.filter(|_| recordable) {
             let view = RtpView {
                 sequence_number: packet.header.sequence_number,
                 timestamp: packet.header.timestamp,
@@ -384,7 +404,13 @@ async fn forward(
             }
         }
         for out in targets {
-            let Some(pt) = out.payload_types.get(&mime) else {
+            let Some(pt) = out
+                .payload_types
+                .lock()
+                .expect("payload types lock")
+                .get(&mime)
+                .copied()
+            else {
                 continue;
             };
             let mut p = packet.clone();
@@ -397,7 +423,7 @@ async fn forward(
             p.header.sequence_number = seq;
             p.header.timestamp = ts;
             p.header.ssrc = out.ssrc;
-            p.header.payload_type = *pt;
+            p.header.payload_type = pt;
             // Extension ids were negotiated on the sender's leg, not the viewer's (the padding goes too: the
             // TWCC sender adds its extension after this, and a stale padding length corrupts the header).
             p.header.extension = false;
@@ -444,6 +470,7 @@ impl MediaEngine for WebRtcSfu {
             outgoing: Mutex::new(HashMap::new()),
             incoming: Mutex::new(HashMap::new()),
             events,
+            video_offered: negotiate::offered(offer),
             downlink,
             link: Mutex::default(),
         });
@@ -469,7 +496,7 @@ impl MediaEngine for WebRtcSfu {
             self.config.max_tracks_per_participant,
         )?;
         let peer = self.peer(participant)?;
-        self.answer(&peer.pc, offer).await
+        self.negotiate_again(&peer, offer).await
     }
 
     async fn add_candidate(

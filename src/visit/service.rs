@@ -548,6 +548,12 @@ impl VideoService {
                 hub.send_to(&patient, frame.clone());
                 hub.send_to(&nurse, frame);
             }
+            MediaEvent::Renegotiate => hub.send_to(
+                &me,
+                ServerFrame::VideoRenegotiate {
+                    visit_id: visit_id.clone(),
+                },
+            ),
         })
     }
 

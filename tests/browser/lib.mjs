@@ -36,10 +36,27 @@ const recordPeerConnections = () => {
   window.RTCPeerConnection.prototype = Native.prototype;
 };
 
-/** The patient signed in on the demo portal, a chat started; returns { page, widget }. */
-export async function patientInChat(browser, url, password, { user = 'patient', contextOptions = {} } = {}) {
+// Makes every video transceiver of the page offer only `mime` (Safari with VP8 turned off, say).
+const onlyVideoCodec = (mime) => {
+  const add = RTCPeerConnection.prototype.addTransceiver;
+  RTCPeerConnection.prototype.addTransceiver = function (trackOrKind, init) {
+    const t = add.call(this, trackOrKind, init);
+    const kind = typeof trackOrKind === 'string' ? trackOrKind : trackOrKind.kind;
+    if (kind === 'video') {
+      t.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => c.mimeType === mime));
+    }
+    return t;
+  };
+};
+
+/**
+ * The patient signed in on the demo portal, a chat started; returns { page, widget }. `videoCodec` (a MIME type):
+ * the patient's browser offers only that video codec.
+ */
+export async function patientInChat(browser, url, password, { user = 'patient', contextOptions = {}, videoCodec } = {}) {
   const ctx = await browser.newContext(contextOptions);
   await ctx.addInitScript(recordPeerConnections);
+  if (videoCodec) await ctx.addInitScript(onlyVideoCodec, videoCodec);
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.log(`patient page error: ${e.message}`));
   await page.goto(`${url}/portal/`);
@@ -97,12 +114,15 @@ export async function inbound(target) {
     if (!pc) return null;
     const out = { framesDecoded: 0, audioPackets: 0, videoPackets: 0, pli: 0, relay: false, state: pc.connectionState };
     const stats = await pc.getStats();
+    const codec = (id) => stats.get(id)?.mimeType;
     stats.forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
         out.framesDecoded += s.framesDecoded || 0;
         out.videoPackets += s.packetsReceived || 0;
         out.pli += s.pliCount || 0;
+        out.videoCodecIn = codec(s.codecId);
       }
+      if (s.type === 'outbound-rtp' && s.kind === 'video') out.videoCodecOut = codec(s.codecId);
       if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audioPackets += s.packetsReceived || 0;
     });
     // The pair the transport selected; a nominated, succeeded pair where the transport does not say (the

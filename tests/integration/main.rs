@@ -30,6 +30,7 @@ mod layers;
 mod limits;
 #[cfg(feature = "load-tools")]
 mod load_smoke;
+mod loss;
 mod media_peers;
 mod nat;
 mod netns;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use examroom::media::client;
+use examroom::media::sfu::codecs::VideoCodec;
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
@@ -21,6 +22,8 @@ pub struct Counters {
     /// Received packets whose payload did not start with the expected sender tag.
     pub foreign: AtomicU64,
     pub keyframe_requests: AtomicU64,
+    /// The payload type of the last video packet received.
+    pub video_payload_type: AtomicU64,
 }
 
 pub struct ClientPeer {
@@ -36,11 +39,20 @@ pub struct ClientPeer {
 impl ClientPeer {
     /// A peer on loopback tagging its packets with `tag` and expecting the other side's `expect_from`.
     pub async fn new(tag: &str, expect_from: &str) -> ClientPeer {
+        Self::with_video(tag, expect_from, &VideoCodec::ALL).await
+    }
+
+    /// [`Self::new`] offering only the `video` codecs (a browser without VP8).
+    pub async fn with_video(tag: &str, expect_from: &str, video: &[VideoCodec]) -> ClientPeer {
         let counters = Arc::new(Counters::default());
         let (c, expected) = (counters.clone(), expect_from.as_bytes().to_vec());
         let on_rtp: client::OnRtp = Arc::new(move |kind, p: &rtp::Packet| {
             if !p.payload[2..].starts_with(&expected) {
                 c.foreign.fetch_add(1, Ordering::Relaxed);
+            }
+            if kind == RtpCodecKind::Video {
+                c.video_payload_type
+                    .store(p.header.payload_type as u64, Ordering::Relaxed);
             }
             let n = if kind == RtpCodecKind::Video {
                 &c.video_received
@@ -49,9 +61,15 @@ impl ClientPeer {
             };
             n.fetch_add(1, Ordering::Relaxed);
         });
-        let mut peer = client::ClientPeer::new(std::net::Ipv4Addr::LOCALHOST.into(), tag, true, on_rtp)
-            .await
-            .unwrap();
+        let mut peer = client::ClientPeer::with_video_codecs(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            tag,
+            true,
+            on_rtp,
+            video,
+        )
+        .await
+        .unwrap();
         let c = counters.clone();
         // The tasks end with the connection.
         drop(peer.on_keyframe_request(Arc::new(move |_| {
@@ -88,6 +106,11 @@ impl ClientPeer {
 
     pub async fn reanswered(&mut self, sdp: &str) {
         self.peer.answered(sdp).await.unwrap();
+    }
+
+    /// The MIME type of the video this peer sends (the first codec of the last answer).
+    pub async fn sending_video(&self) -> String {
+        self.peer.sending(RtpCodecKind::Video).await.unwrap_or_default()
     }
 
     pub async fn add_candidate(&self, c: RTCIceCandidateInit) {

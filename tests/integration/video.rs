@@ -203,3 +203,12 @@ fn a_blocked_camera_joins_audio_only_and_mute_and_camera_off_reach_the_other_sid
         assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
     }
 }
+
+#[test]
+fn a_browser_without_vp8_and_one_with_it_see_each_other_in_h264_in_chromium() {
+    if !prerequisites() {
+        return;
+    }
+    run_flow("h264-flow.mjs", "browser h264 flow passed", FAST_ROUTING, None);
+    assert!(artifacts().join("40-patient-h264-video.png").exists());
+}

@@ -134,11 +134,21 @@ export class VideoCall {
     this.offer({ iceRestart: true }).catch(() => {});
   }
 
+  /**
+   * The server asks for a new offer on this connection (someone joined who receives video only as H.264: the
+   * answer asks us to send it); one offer at a time, so it waits for the answer to an offer still out.
+   */
+  renegotiate() {
+    if (this.pc.signalingState === 'stable') this.offer().catch(() => {});
+    else this.offerAgain = true;
+  }
+
   async answer(sdp) {
     // An answer to an offer this connection no longer waits for (made before a rejoin or a restart) is stale.
     if (this.pc.signalingState !== 'have-local-offer') return;
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
     for (const c of this.pending.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
+    if (this.offerAgain) { this.offerAgain = false; this.offer().catch(() => {}); }
   }
 
   async candidate(c) {

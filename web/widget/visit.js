@@ -164,6 +164,7 @@ export const videoHandlers = {
   recording_state(f) { if (f.visit_id === video.visitId) showRecording(f.state); },
   video_sdp(f) { if (video.call && f.visit_id === video.visitId) video.call.answer(f.sdp); },
   video_candidate(f) { if (video.call && f.visit_id === video.visitId) video.call.candidate(f.candidate); },
+  video_renegotiate(f) { if (video.call && f.visit_id === video.visitId) video.call.renegotiate(); },
   video_link(f) {
     if (!video.call || f.visit_id !== video.visitId) return;
     $('video-state').textContent = f.side === 'patient'

@@ -298,6 +298,7 @@ const handlers = {
   },
   video_sdp(f) { chatOfVisit(f.visit_id)?.video.call?.answer(f.sdp); },
   video_candidate(f) { chatOfVisit(f.visit_id)?.video.call?.candidate(f.candidate); },
+  video_renegotiate(f) { chatOfVisit(f.visit_id)?.video.call?.renegotiate(); },
   video_link(f) {
     const chat = chatOfVisit(f.visit_id);
     if (!chat) return;

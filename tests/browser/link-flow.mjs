@@ -1,11 +1,12 @@
-// One side of a video visit for the bad-link benchmark (scripts/bench-network.sh): the patient's browser runs in
-// a namespace whose link is impaired, the nurse's beside the broker. They go in step through files in SYNC_DIR;
-// once its media flows each side waits WARMUP seconds, then reads getStats() over SECONDS seconds and writes
-// what it received (frame rate, freezes, audio concealment, round trip) and sent to SYNC_DIR/ROLE.json.
-// Usage: node visit.mjs BROKER_URL CREDENTIALS_JSON SYNC_DIR patient|nurse SECONDS
+// One side of a video visit on an impaired link, for the bad-link benchmark (scripts/bench-network.sh) and the
+// lossy-link test (tests/integration/loss.rs): the patient's browser runs in a namespace whose link is impaired,
+// the nurse's beside the broker. They go in step through files in SYNC_DIR; once its media flows each side waits
+// WARMUP seconds, then reads getStats() over SECONDS seconds and writes what it received (frame rate, freezes,
+// audio concealment, round trip, losses asked for) and sent (bitrate, retransmissions) to SYNC_DIR/ROLE.json.
+// Usage: node link-flow.mjs BROKER_URL CREDENTIALS_JSON SYNC_DIR patient|nurse SECONDS
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, passwords, patientInChat, nurseReady, mediaFlowing, widgetFrame } from '../../tests/browser/lib.mjs';
+import { launch, passwords, patientInChat, nurseReady, mediaFlowing, widgetFrame } from './lib.mjs';
 
 const [url, credentialsFile, sync, role, seconds] = process.argv.slice(2);
 const WARMUP_MS = 8000;
@@ -25,7 +26,10 @@ async function until(name, ms = 180000) {
 function snapshot(target) {
   return target.evaluate(async () => {
     const pc = window.__pcs.filter((p) => p.connectionState !== 'closed').at(-1);
-    const s = { at: performance.now(), frames: 0, freezes: 0, freezeSeconds: 0, concealed: 0, samples: 0, sentBytes: 0, rttMs: null };
+    const s = {
+      at: performance.now(), frames: 0, freezes: 0, freezeSeconds: 0, concealed: 0, samples: 0, sentBytes: 0, rttMs: null,
+      nacksSent: 0, repairsSent: 0,
+    };
     if (!pc) return s;
     const stats = await pc.getStats();
     stats.forEach((r) => {
@@ -33,12 +37,16 @@ function snapshot(target) {
         s.frames += r.framesDecoded || 0;
         s.freezes += r.freezeCount || 0;
         s.freezeSeconds += r.totalFreezesDuration || 0;
+        s.nacksSent += r.nackCount || 0;
       }
       if (r.type === 'inbound-rtp' && r.kind === 'audio') {
         s.concealed += r.concealedSamples || 0;
         s.samples += r.totalSamplesReceived || 0;
       }
-      if (r.type === 'outbound-rtp' && r.kind === 'video') s.sentBytes += r.bytesSent || 0;
+      if (r.type === 'outbound-rtp' && r.kind === 'video') {
+        s.sentBytes += r.bytesSent || 0;
+        s.repairsSent += r.retransmittedPacketsSent || 0;
+      }
       if (r.type === 'transport' && r.selectedCandidatePairId) {
         const pair = stats.get(r.selectedCandidatePairId);
         if (pair && pair.currentRoundTripTime != null) s.rttMs = pair.currentRoundTripTime * 1000;
@@ -89,6 +97,8 @@ try {
     concealedPct: b.samples > a.samples ? (100 * (b.concealed - a.concealed)) / (b.samples - a.samples) : 100,
     rttMs: b.rttMs,
     sendKbps: ((b.sentBytes - a.sentBytes) * 8) / dt / 1000,
+    nacksSent: b.nacksSent - a.nacksSent,
+    repairsSent: b.repairsSent - a.repairsSent,
   };
   mark(`${role}.json`, JSON.stringify(result));
   await until(role === 'patient' ? 'nurse.json' : 'patient.json');
