@@ -1,6 +1,6 @@
 //! A headless WebRTC participant (the `webrtc` crate, no browser): the one peer the integration tests and the
-//! media load tool drive against our SFU (and Janus). It sends on one Opus and one VP8 track negotiated from the
-//! SFU's own codec table, hands out what it gathers and receives through channels, and reports each received
+//! media load tool drive against our SFU (and Janus). It sends on one Opus and one video track (VP8, or H.264
+//! when told to stand in for a browser without VP8) negotiated from the SFU's own codec table, hands out what it gathers and receives through channels, and reports each received
 //! RTP packet and each keyframe request to its caller; what to send and what to count stays with the caller.
 //! The broker itself never uses it.
 

@@ -307,7 +307,7 @@ impl PeerConnectionEventHandler for Handler {
                 self.metrics.keyframe_requests.inc();
             }
         }
-        tokio::spawn(forward(track, me, kind, mime, weak, metrics));
+        tokio::spawn(forward(track, me, kind, weak, metrics));
     }
 }
 
@@ -316,7 +316,6 @@ async fn forward(
     track: Arc<dyn TrackRemote>,
     from: Arc<Peer>,
     kind: RtpCodecKind,
-    mime: String,
     state: Weak<Mutex<Rooms>>,
     metrics: MediaMetrics,
 ) {
@@ -345,20 +344,9 @@ async fn forward(
             break;
         };
         // The codec by payload type: a publisher may change codec on the same stream (asked to send H.264).
-        let mime = from
-            .outgoing
-            .lock()
-            .expect("peer lock")
-            .get(&kind)
-            .and_then(|o| {
-                o.payload_types
-                    .lock()
-                    .expect("payload types lock")
-                    .iter()
-                    .find(|(_, pt)| **pt == packet.header.payload_type)
-                    .map(|(m, _)| m.clone())
-            })
-            .unwrap_or_else(|| mime.clone());
+        let Some(mime) = from.codec_of(kind, packet.header.payload_type) else {
+            continue;
+        };
         let (targets, tap): (Vec<Arc<Outgoing>>, Option<Arc<dyn MediaTap>>) = {
             let rooms = state.lock().expect("rooms lock");
             let targets = rooms
@@ -536,6 +524,7 @@ impl MediaEngine for WebRtcSfu {
             self.metrics.peer_connections.dec();
             let _ = peer.pc.close().await;
             (peer.events)(MediaEvent::State(ConnectionState::Closed));
+            self.codec_may_change(&peer);
         }
     }
 

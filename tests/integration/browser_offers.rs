@@ -180,7 +180,8 @@ fn sink(tx: tokio::sync::mpsc::UnboundedSender<Heard>) -> examroom::media::Event
 
 /// A browser that offers VP8 and H.264 joins first and sends VP8; a browser without VP8 joins: the first is
 /// asked to negotiate again, is answered H.264 first and sends H.264, and each receives the other's video
-/// (and audio) under the payload type it negotiated for H.264.
+/// (and audio) under the payload type it negotiated for H.264. When the browser without VP8 leaves, the first
+/// is asked again and goes back to VP8.
 #[tokio::test]
 async fn an_h264_only_peer_and_a_vp8_peer_see_each_other() {
     use crate::peer::ClientPeer;
@@ -272,6 +273,29 @@ async fn an_h264_only_peer_and_a_vp8_peer_see_each_other() {
     assert_eq!(both.count(|c| &c.foreign), 0, "only the other's media");
     assert_eq!(h264.count(|c| &c.foreign), 0, "only the other's media");
     assert!(both.count(|c| &c.audio_received) > 0 && h264.count(|c| &c.audio_received) > 0);
+
+    // The browser without VP8 leaves: the other is asked once more and answered VP8 first again (what the
+    // recorder writes).
+    sfu.leave(&h264_id).await;
+    let asked = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(Heard::Renegotiate) = both_rx.recv().await {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(
+        asked.is_ok(),
+        "asked to negotiate again after the H.264 browser left"
+    );
+    let answer = sfu.renegotiate(&both_id, &both.offer().await).await.unwrap();
+    both.reanswered(&answer).await;
+    assert_eq!(
+        both.sending_video().await.to_ascii_lowercase(),
+        "video/vp8",
+        "answered VP8 first again\n{answer}"
+    );
     sfu.close_room("room").await;
 }
 

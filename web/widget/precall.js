@@ -94,11 +94,17 @@ export class PrecallTest {
     this.channel = channel;
     this.preview = preview;
     this.waiters = {};
+    this.pending = [];
   }
 
   /** Hands a `precall_ready`, `precall_answer` or `precall_candidate` frame to the running test. */
   frame(f) {
-    if (f.type === 'precall_candidate') { this.pc?.addIceCandidate(f.candidate).catch(() => {}); return; }
+    if (f.type === 'precall_candidate') {
+      // The server trickles candidates as it gathers them, possibly before its answer is applied here.
+      if (this.pc?.remoteDescription) this.pc.addIceCandidate(f.candidate).catch(() => {});
+      else this.pending.push(f.candidate);
+      return;
+    }
     this.waiters[f.type]?.(f);
   }
 
@@ -145,6 +151,7 @@ export class PrecallTest {
       const answer = this.next('precall_answer', 5000);
       this.channel.send({ type: 'precall_offer', sdp: offer.sdp });
       await pc.setRemoteDescription({ type: 'answer', sdp: (await answer).sdp });
+      for (const c of this.pending.splice(0)) await pc.addIceCandidate(c).catch(() => {});
       if (await connected) {
         show('Connected. Measuring your connection…');
         await new Promise((r) => setTimeout(r, MEASURE_MS));

@@ -62,6 +62,7 @@ export class VideoCall {
     /** How many times the visit had moved when this connection was made (see `rejoin`). */
     this.epoch = started.epoch || 0;
     this.pending = [];
+    this.offerAgain = false;
     const pc = new RTCPeerConnection({
       iceServers: started.ice_servers,
       iceTransportPolicy: started.ice_transport_policy === 'relay' ? 'relay' : 'all',
@@ -139,6 +140,8 @@ export class VideoCall {
    * answer asks us to send it); one offer at a time, so it waits for the answer to an offer still out.
    */
   renegotiate() {
+    // The socket changed since this connection was made: the server would take an offer as a new join.
+    if (this.channel.generation !== this.generation) { this.rejoin(this.started); return; }
     if (this.pc.signalingState === 'stable') this.offer().catch(() => {});
     else this.offerAgain = true;
   }

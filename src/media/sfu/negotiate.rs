@@ -1,9 +1,11 @@
 //! Negotiations of a participant's connection: the first one (which kinds the SFU sends back, one outgoing
 //! track per kind the offer carries in a codec it forwards, and the feedback relay of each), and every later
 //! one (ICE restarts, a codec change). Each answer names the video codecs in the SFU's order (`preferences`):
-//! VP8 alone for a browser that has it, so what is recorded is VP8; H.264 for a browser without VP8, and H.264
-//! first for everyone in a room that has such a browser, so it sees the others. When that browser joins, the
-//! others are asked to negotiate again (`MediaEvent::Renegotiate`) and then send H.264.
+//! VP8 first for a browser that has it, so what is recorded is VP8 (H.264 after it, so a later answer can
+//! switch); H.264 for a browser without VP8, and H.264 first for everyone in a room that has such a browser, so
+//! it sees the others. When that browser joins or leaves, the others are asked to negotiate again
+//! (`MediaEvent::Renegotiate`) and then send H.264, or VP8 again. A browser that has VP8 but not H.264 and one
+//! that has H.264 but not VP8 cannot see each other (the SFU does not transcode).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,27 @@ pub fn preferences(offered: &[VideoCodec], room_needs_h264: bool) -> Vec<VideoCo
     order
 }
 
+impl WebRtcSfu {
+    /// `left` has left its room: when it was the one that could receive only H.264, the others are asked to
+    /// negotiate again and are answered VP8 first (what the recorder writes).
+    pub(super) fn codec_may_change(&self, left: &Peer) {
+        if !left.h264_only() || self.room_needs_h264(&left.room) {
+            return;
+        }
+        let others: Vec<Arc<Peer>> = {
+            let rooms = self.state.lock().expect("rooms lock");
+            let peers = rooms.rooms.get(&left.room).cloned().unwrap_or_default();
+            peers
+                .into_iter()
+                .filter(|p| p.video_offered.contains(&VideoCodec::Vp8))
+                .collect()
+        };
+        for other in others {
+            (other.events)(MediaEvent::Renegotiate);
+        }
+    }
+}
+
 /// One format of an SDP's first video section: payload type, encoding name (lower case), fmtp line.
 struct Format {
     pt: u8,
@@ -41,10 +64,10 @@ struct Format {
 
 /// The formats of an SDP's first video section, in its order.
 fn video_formats(sdp: &str) -> Vec<Format> {
-    let Some(start) = sdp.find("m=video ") else {
+    let Some(start) = sdp.find("\nm=video ") else {
         return Vec::new();
     };
-    let section = &sdp[start..];
+    let section = &sdp[start + 1..];
     let section = &section[..section[1..].find("\nm=").map_or(section.len(), |i| i + 1)];
     let mut formats: Vec<Format> = Vec::new();
     for line in section.lines() {
@@ -75,7 +98,9 @@ fn format_of(formats: &[Format], codec: VideoCodec) -> Option<&Format> {
     match codec {
         VideoCodec::Vp8 => formats.iter().find(|f| f.name == "vp8"),
         VideoCodec::H264 => {
-            let mode1 = |f: &&Format| f.name == "h264" && f.fmtp.contains("packetization-mode=1");
+            let mode1 = |f: &&Format| {
+                f.name == "h264" && f.fmtp.to_ascii_lowercase().contains("packetization-mode=1")
+            };
             let profile = |f: &Format, p: &str| {
                 f.fmtp
                     .to_ascii_lowercase()
@@ -130,6 +155,21 @@ impl Peer {
     /// Can receive video only as H.264.
     fn h264_only(&self) -> bool {
         self.video_offered == [VideoCodec::H264]
+    }
+
+    /// The codec (lower-case MIME type) of payload type `pt` on this participant's section of `kind`, by its
+    /// last negotiation; `None` for one it did not negotiate (its packets are not forwarded).
+    pub(super) fn codec_of(&self, kind: RtpCodecKind, pt: u8) -> Option<String> {
+        let outgoing = self.outgoing.lock().expect("peer lock");
+        let types = outgoing
+            .get(&kind)?
+            .payload_types
+            .lock()
+            .expect("payload types lock");
+        types
+            .iter()
+            .find(|(_, p)| **p == pt)
+            .map(|(mime, _)| mime.clone())
     }
 }
 
@@ -223,7 +263,7 @@ impl WebRtcSfu {
             ));
         }
         if peer.h264_only() {
-            // The others answered VP8 alone so far: they negotiate again, now with H.264 first.
+            // The others were answered VP8 first so far: they negotiate again, now with H.264 first.
             let others: Vec<Arc<Peer>> = {
                 let rooms = self.state.lock().expect("rooms lock");
                 let peers = rooms.rooms.get(&peer.room).cloned().unwrap_or_default();
