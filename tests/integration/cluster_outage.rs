@@ -198,9 +198,10 @@ async fn a_database_restart_makes_nodes_not_ready_and_loses_nothing_acknowledged
             "body": "sent while the database is down"}),
         )
         .await;
-    // (After the pool's wait for a connection: seconds, not a hang.)
+    // (After the pool's wait for a connection, 10 s for each database call the send makes, the conversation's
+    // row then the append: seconds, not a hang.)
     let refused = patient
-        .wait_within("refusal", 20, |v| v["type"] == "error" || v["type"] == "ack")
+        .wait_within("refusal", 35, |v| v["type"] == "error" || v["type"] == "ack")
         .await;
     assert_eq!(refused["type"], "error", "{refused}");
 
