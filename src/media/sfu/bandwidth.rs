@@ -47,18 +47,13 @@ const TICK: Duration = Duration::from_secs(1);
 /// it); over 15%, it steps down 15%; under 2%, it grows 6% per window; in between it holds — random loss on a
 /// link that is not full (5% is common on Wi-Fi) must not ratchet it down to what was being sent. A queue
 /// building up (a packet's one-way delay 150 ms over the least seen) also steps it down, and over 40 ms stops
-/// its growth. After a cut, loss and delay do not count for 2.5 s: the senders are still following it; and
-/// growth near where the link last gave way (within 80% of it, for 20 s) is 1% a window instead of 6% (each
-/// overshoot is a burst of loss or queue that freezes the picture).
+/// its growth. After a cut, loss and delay do not count for 2.5 s: the senders are still following it.
 pub struct Estimate {
     target: f64,
     window: Window,
     /// The last cut: the senders need time to follow it (REMB once a second, then their encoders) before
     /// the loss they still cause may count again.
     cut_at: Option<Instant>,
-    /// Where the link gave way at the last cut (what it carried when saturated, else the target cut from), and
-    /// when: growth near it is slow, so the senders are not pushed straight back into the same loss.
-    ceiling: Option<(f64, Instant)>,
     /// One-way delays are measured from the first departure (the receiver's clock has another origin: only
     /// their growth over the least one counts).
     epoch: Option<Instant>,
@@ -86,10 +81,6 @@ const HOLD_AFTER_CUT: Duration = Duration::from_millis(2500);
 const QUEUE_CUT_MS: f64 = 150.0;
 const QUEUE_GROW_MS: f64 = 40.0;
 const LEAST_PERIOD: Duration = Duration::from_secs(10);
-/// Growth slows from this share of the last ceiling on, for [`CEILING_MEMORY`] after the cut (a link that got
-/// better is found again at the usual pace after that).
-const NEAR_CEILING: f64 = 0.8;
-const CEILING_MEMORY: Duration = Duration::from_secs(20);
 
 impl Estimate {
     /// The estimator for one peer connection's interceptor chain, and the handle its target is read through.
@@ -100,7 +91,6 @@ impl Estimate {
                 target: INITIAL_BPS,
                 window: Window::default(),
                 cut_at: None,
-                ceiling: None,
                 epoch: None,
                 least_owd: f64::MAX,
                 least_before: f64::MAX,
@@ -109,15 +99,6 @@ impl Estimate {
             },
             published,
         )
-    }
-
-    /// The highest point the link gave way at lately: a second cut below it does not lower it.
-    fn remember_ceiling(&mut self, bps: f64, now: Instant) {
-        let recent = self
-            .ceiling
-            .filter(|(_, at)| now.saturating_duration_since(*at) < CEILING_MEMORY)
-            .map_or(0.0, |(c, _)| c);
-        self.ceiling = Some((bps.max(recent), now));
     }
 
     /// Judges a finished window.
@@ -137,26 +118,19 @@ impl Estimate {
         }
         if loss > 0.30 {
             // Saturated: the link took what it delivered.
-            self.remember_ceiling(delivered, now);
             self.target = self.target.min(delivered * 0.95).max(MIN_BPS);
             self.cut_at = Some(now);
         } else if loss > 0.15 || queued > QUEUE_CUT_MS {
             // Congested (loss, or a queue building up before the link drops anything), or a link that loses a
             // lot anyway: a step down, not to what a half-full link carried.
-            self.remember_ceiling(self.target, now);
             self.target = (self.target * 0.85).max(MIN_BPS);
             self.cut_at = Some(now);
         } else if loss < 0.02 && queued < QUEUE_GROW_MS {
             // Growth needs evidence: at most to twice what the link carried (plus room for video to come back
-            // on an audio-only link), never toward the ceiling on a link that is barely used. Near where the
-            // link last gave way (and for a while after), 1% a window instead of 6%: a probe, not a push.
+            // on an audio-only link), never toward the ceiling on a link that is barely used.
             let evidence = 2.0 * delivered + 100_000.0;
-            let near = self.ceiling.is_some_and(|(at_bps, at)| {
-                self.target >= NEAR_CEILING * at_bps && now.saturating_duration_since(at) < CEILING_MEMORY
-            });
-            let step = if near { 1.01 } else { 1.06 };
             if self.target < evidence {
-                self.target = (self.target * step).min(evidence).min(MAX_BPS);
+                self.target = (self.target * 1.06).min(evidence).min(MAX_BPS);
             }
         }
     }
@@ -414,37 +388,9 @@ mod tests {
         window(&mut e, t0 + 8 * WINDOW, 40, 8);
         assert!((read(&published) - held * 0.85).abs() < 1.0);
         let held = read(&published);
-        // A clean window, just under where the link gave way: up by 1% (6% far below it: the next test).
+        // A clean window: up by 6%.
         window(&mut e, t0 + 10 * WINDOW, 40, 0);
-        assert!((read(&published) - held * 1.01).abs() < 1.0);
-    }
-
-    #[test]
-    fn growth_is_slow_near_where_the_link_gave_way_and_usual_far_below_it() {
-        let (mut e, published) = Estimate::new();
-        let t0 = Instant::now();
-        // 2.5 Mbit/s into a 300 kbit/s link: cut to what it delivered (576 kbit/s in the window, say).
-        window(&mut e, t0, 250, 220);
-        let cut = read(&published);
-        // Clean windows right after, near the link's ceiling: 1% each.
-        window(&mut e, t0 + 6 * WINDOW, 40, 0);
-        assert!(
-            (read(&published) - cut * 1.01).abs() < 1.0,
-            "{}",
-            read(&published)
-        );
-        // Three steps down (20% lost, each after the hold): far below where the link gave way, the usual 6%.
-        window(&mut e, t0 + 8 * WINDOW, 40, 8);
-        window(&mut e, t0 + 14 * WINDOW, 40, 8);
-        window(&mut e, t0 + 20 * WINDOW, 40, 8);
-        let low = read(&published);
-        assert!(low < 0.8 * cut, "{low}");
-        window(&mut e, t0 + 26 * WINDOW, 40, 0);
-        assert!(
-            (read(&published) - low * 1.06).abs() < 1.0,
-            "{}",
-            read(&published)
-        );
+        assert!((read(&published) - held * 1.06).abs() < 1.0);
     }
 
     #[test]
