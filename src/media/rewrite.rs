@@ -2,7 +2,7 @@
 //! the viewer's track SSRC; when the source behind it changes (the sender reloaded and rejoined with a new
 //! stream), its numbers jump to arbitrary new values, and a receiver judges a large backwards sequence jump
 //! on the same SSRC to be old packets and drops them. The rewriter shifts each new source so it continues
-//! where the previous one stopped; [`Seen`] drops a packet that comes twice. Sans-IO: time is passed in.
+//! where the previous one stopped. Sans-IO: time is passed in.
 
 use std::time::Instant;
 
@@ -79,42 +79,6 @@ impl Rewriter {
     }
 }
 
-/// Which of the last [`Seen::SLOTS`] sequence numbers of a stream were forwarded (a packet that comes twice, a
-/// repair that crossed the original, is forwarded once).
-pub struct Seen {
-    ssrc: u32,
-    slots: Vec<Option<u16>>,
-}
-
-impl Default for Seen {
-    fn default() -> Self {
-        Seen {
-            ssrc: 0,
-            slots: vec![None; Self::SLOTS],
-        }
-    }
-}
-
-impl Seen {
-    const SLOTS: usize = 1024;
-
-    /// Whether this is the first time `seq` of `ssrc` comes by (a new source starts afresh).
-    pub fn first(&mut self, ssrc: u32, seq: u16) -> bool {
-        if ssrc != self.ssrc {
-            *self = Seen {
-                ssrc,
-                ..Seen::default()
-            };
-        }
-        let slot = &mut self.slots[seq as usize % Self::SLOTS];
-        if *slot == Some(seq) {
-            return false;
-        }
-        *slot = Some(seq);
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,15 +109,5 @@ mod tests {
         assert_eq!(r.rewrite(2, 40_000, 7, later), (0, 1_093_000));
         assert_eq!(r.rewrite(2, 40_001, 3007, later), (1, 1_096_000));
         assert!(seq_after(1, 65_535), "wraps like RFC 3550 numbers");
-    }
-
-    #[test]
-    fn a_packet_that_comes_twice_is_forwarded_once() {
-        let mut seen = Seen::default();
-        assert!(seen.first(7, 100));
-        assert!(seen.first(7, 101));
-        assert!(!seen.first(7, 100), "a repair after the original");
-        assert!(seen.first(7, 100 + 1024), "a newer packet in the same slot");
-        assert!(seen.first(8, 101), "a new source starts afresh");
     }
 }

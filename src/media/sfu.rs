@@ -31,7 +31,7 @@ use keyframes::request_keyframe;
 pub use keyframes::{KEYFRAME_REQUEST_SLOT, KeyframeRequests, wants_keyframe};
 
 use super::announce::{self, AnnouncedAddrs};
-use super::rewrite::{Rewriter, Seen};
+use super::rewrite::Rewriter;
 use super::{
     ConnectionState, EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, MediaKind, MediaTap,
     ParticipantId, RtpView, sdp,
@@ -319,16 +319,9 @@ async fn forward(
     state: Weak<Mutex<Rooms>>,
     metrics: MediaMetrics,
 ) {
-    let mut seen = Seen::default();
     while let Some(event) = track.poll().await {
         let packet = match event {
-            // A publisher may send a packet twice (a repair that crossed the original, or asked for twice):
-            // viewers and the recorder get it once.
-            TrackRemoteEvent::OnRtpPacket(packet)
-                if seen.first(packet.header.ssrc, packet.header.sequence_number) =>
-            {
-                packet
-            }
+            TrackRemoteEvent::OnRtpPacket(packet) => packet,
             // The core routes a compound RTCP packet by the SSRC its *first* report names, so a viewer's
             // PLI/FIR can arrive on any of its tracks, sending or receiving: wherever it lands, it asks
             // for the others' video keyframe.
