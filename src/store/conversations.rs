@@ -79,17 +79,14 @@ async fn group_commit(pool: AnyPool, mut queue: mpsc::Receiver<PendingAppend>) {
 }
 
 fn unreachable(e: &sqlx::Error) -> bool {
+    use sqlx::Error::{Database, Io, PoolClosed, PoolTimedOut, WorkerCrashed};
     match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::WorkerCrashed => true,
-        // PostgreSQL going down tells its clients so (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03
-        // cannot_connect_now) or drops them (class 08, connection exception): the next append would only wait
-        // for the pool.
-        sqlx::Error::Database(db) => db
+        PoolTimedOut | PoolClosed | Io(_) | WorkerCrashed => true,
+        // PostgreSQL going down ends its sessions with 57P0x (admin_shutdown, crash_shutdown, cannot_connect_now…)
+        // or drops them (class 08, connection exception): the next append would only wait for the pool.
+        Database(db) => db
             .code()
-            .is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")),
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
         _ => false,
     }
 }
