@@ -1,7 +1,8 @@
 //! A headless WebRTC participant (the `webrtc` crate, no browser): the one peer the integration tests and the
 //! media load tool drive against our SFU (and Janus). It sends on one Opus and one video track (VP8, or H.264
-//! when told to stand in for a browser without VP8) negotiated from the SFU's own codec table, hands out what it gathers and receives through channels, and reports each received
-//! RTP packet and each keyframe request to its caller; what to send and what to count stays with the caller.
+//! when told to stand in for a browser without VP8) negotiated from the SFU's own codec table, hands out what
+//! it gathers and receives through channels, and reports each received RTP packet and each keyframe request to
+//! its caller; what to send and what to count stays with the caller.
 //! The broker itself never uses it.
 
 use std::net::IpAddr;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -158,13 +159,7 @@ impl ClientPeer {
                 continue;
             };
             if sender.track().track().await.kind() == RtpCodecKind::Video {
-                let codecs = video
-                    .iter()
-                    .map(|c| RTCRtpCodecParameters {
-                        rtp_codec: c.rtp_codec(),
-                        payload_type: c.payload_type(),
-                    })
-                    .collect();
+                let codecs = video.iter().map(|c| c.parameters()).collect();
                 transceiver
                     .set_codec_preferences(codecs)
                     .await

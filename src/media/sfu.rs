@@ -1,10 +1,9 @@
 //! [`MediaEngine`] on the `webrtc` crate. Each participant's peer connection gets, before its answer is made,
 //! one outgoing track per kind it offers in Opus, VP8 or H.264 (`negotiate`), carrying the *other*
-//! participants' media; every incoming
-//! RTP packet is rewritten (SSRC, payload type, the sender's header extensions dropped) onto those tracks,
-//! video skipped for a viewer on audio only (`bandwidth`), and stamped for TWCC on its way out. A PLI or FIR a
-//! viewer sends on an outgoing track is relayed at once to the sender of the media it carries: no periodic
-//! keyframes.
+//! participants' media; every incoming RTP packet is rewritten (SSRC, payload type, the sender's header
+//! extensions dropped) onto those tracks, video skipped for a viewer on audio only (`bandwidth`), and stamped
+//! for TWCC on its way out. A PLI or FIR a viewer sends on an outgoing track is relayed at once to the sender
+//! of the media it carries: no periodic keyframes.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};

@@ -1,9 +1,9 @@
 //! The SFU's answers to offers shaped like Firefox's and Safari's (tests/fixtures/sdp, written after the offers
 //! those browsers make: their payload type numbers, codec lists, header extensions and feedback): audio as
 //! Opus and video as VP8 under the offerer's own payload types, with the feedback the SFU uses (NACK, PLI, FIR)
-//! and nothing it cannot forward or record (H.264 after VP8, so that a later answer can switch to it; no RTX); an offer without VP8 (Safari with VP8 turned off) is answered
-//! with H.264, and when such a browser joins, the others are asked to negotiate again and send H.264
-//! (in-process peers standing in for both browsers).
+//! and nothing it cannot forward or record (H.264 after VP8, so that a later answer can switch to it; no RTX);
+//! an offer without VP8 (Safari with VP8 turned off) is answered with H.264, and when such a browser joins,
+//! the others are asked to negotiate again and send H.264 (in-process peers standing in for both browsers).
 
 use std::sync::Arc;
 

@@ -8,21 +8,11 @@
 use std::time::{Duration, Instant};
 
 use crate::common::{Broker, support_dir};
-use crate::netns::Netns;
+use crate::netns::{Netns, Script};
 
 const BROKER: &str = "10.30.0.2";
 const PATIENT: &str = "10.30.0.3";
 const CUT_SECONDS: u64 = 20;
-
-/// A browser script, killed (with its Chromium) if the test ends first.
-struct Script(std::process::Child);
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `drop-flow.mjs` for one role, its output in a file.
 fn script(ns: &Netns, role: &str, broker: &Broker, data: &std::path::Path, sync: &std::path::Path) -> Script {
@@ -55,16 +45,7 @@ fn a_20_second_cut_on_the_patient_side_ends_in_the_same_visit_with_the_chat_repl
     if !crate::netns::browser_prerequisites(&[]) {
         return;
     }
-    let (broker_ns, patient_ns) = (Netns::new("db"), Netns::new("dp"));
-    broker_ns.ip(&format!(
-        "link add eth0 type veth peer name eth0 netns {}",
-        patient_ns.0
-    ));
-    for (ns, addr) in [(&broker_ns, BROKER), (&patient_ns, PATIENT)] {
-        ns.ip(&format!("addr add {addr}/24 dev eth0"));
-        ns.ip("link set eth0 up");
-        ns.ip("link set lo up");
-    }
+    let (broker_ns, patient_ns) = Netns::pair(["db", "dp"], [BROKER, PATIENT]);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let sync = dir.path().join("sync");

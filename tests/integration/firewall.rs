@@ -25,16 +25,7 @@ struct Topology {
 impl Topology {
     /// `tcp`: an nftables rule for TCP the firewall drops as well.
     fn build(tcp: &str) -> Topology {
-        let (broker, client) = (Netns::new("fb"), Netns::new("fc"));
-        broker.ip(&format!(
-            "link add eth0 type veth peer name eth0 netns {}",
-            client.0
-        ));
-        for (ns, addr) in [(&broker, BROKER), (&client, CLIENT)] {
-            ns.ip(&format!("addr add {addr}/24 dev eth0"));
-            ns.ip("link set eth0 up");
-            ns.ip("link set lo up");
-        }
+        let (broker, client) = Netns::pair(["fb", "fc"], [BROKER, CLIENT]);
         // The firewall: nothing leaves the client over UDP (STUN, media, TURN over UDP), loopback aside.
         client.nft(&format!(
             r#"

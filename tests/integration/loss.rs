@@ -1,5 +1,5 @@
-//! A video visit over a lossy link, in Chromium: the patient's browser in a namespace joined to the broker's by a
-//! veth that drops 5% of packets each way (nftables `numgen` on both ends' ingress), the nurse's browser beside
+//! A video visit over a lossy link, in Chromium: the patient's browser in a namespace joined to the broker's by
+//! a veth that drops 5% of packets each way (nftables `numgen` on both ends' ingress), the nurse's browser beside
 //! the broker. Losses are repaired through the SFU in both directions: the patient's browser asks for what it
 //! missed of the nurse's video (NACK) and the SFU resends it from its own buffer (it does not ask the nurse);
 //! the SFU asks for what it missed of the patient's video and the patient's browser resends it; both pictures
@@ -11,21 +11,11 @@
 use std::time::{Duration, Instant};
 
 use crate::common::support_dir;
-use crate::netns::Netns;
+use crate::netns::{Netns, Script};
 
 const BROKER: &str = "10.40.0.2";
 const PATIENT: &str = "10.40.0.3";
 const SECONDS: &str = "12";
-
-/// A browser script, killed (with its Chromium) if the test ends first.
-struct Script(std::process::Child);
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn measured(sync: &std::path::Path, role: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(sync.join(format!("{role}.json"))).unwrap();
@@ -37,15 +27,8 @@ fn losses_on_the_patients_link_are_repaired_through_the_sfu() {
     if !crate::netns::browser_prerequisites(&[]) {
         return;
     }
-    let (broker_ns, patient_ns) = (Netns::new("lb"), Netns::new("lp"));
-    broker_ns.ip(&format!(
-        "link add eth0 type veth peer name eth0 netns {}",
-        patient_ns.0
-    ));
-    for (ns, addr) in [(&broker_ns, BROKER), (&patient_ns, PATIENT)] {
-        ns.ip(&format!("addr add {addr}/24 dev eth0"));
-        ns.ip("link set eth0 up");
-        ns.ip("link set lo up");
+    let (broker_ns, patient_ns) = Netns::pair(["lb", "lp"], [BROKER, PATIENT]);
+    for ns in [&broker_ns, &patient_ns] {
         // Only the veth is lossy: the nurse's browser reaches the broker over loopback.
         ns.nft(
             r#"

@@ -27,6 +27,16 @@ pub fn browser_prerequisites(also: &[&str]) -> bool {
     netns_available()
 }
 
+/// A browser script (or any child), killed with what it started if the test ends first.
+pub struct Script(pub std::process::Child);
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A named network namespace, deleted (with the interfaces in it) when dropped.
 pub struct Netns(pub String);
 
@@ -44,6 +54,18 @@ impl Netns {
             .arg("--")
             .arg(program);
         cmd
+    }
+
+    /// Two fresh namespaces joined by a veth (`eth0` on both sides, up, with `lo`), at `addrs` on a /24.
+    pub fn pair(roles: [&str; 2], addrs: [&str; 2]) -> (Netns, Netns) {
+        let (a, b) = (Netns::new(roles[0]), Netns::new(roles[1]));
+        a.ip(&format!("link add eth0 type veth peer name eth0 netns {}", b.0));
+        for (ns, addr) in [(&a, addrs[0]), (&b, addrs[1])] {
+            ns.ip(&format!("addr add {addr}/24 dev eth0"));
+            ns.ip("link set eth0 up");
+            ns.ip("link set lo up");
+        }
+        (a, b)
     }
 
     pub fn ip(&self, args: &str) {

@@ -1,10 +1,10 @@
 //! The codecs the SFU offers and the interceptors each peer connection runs: Opus, and VP8 (what the recorder
 //! can depacketize) or H.264 for a browser without VP8, with NACK, PLI and FIR feedback on video so viewers can
-//! repair and resync (no RTX: see [`table_with`]). The
-//! test peers and the media load tool use the same table, so what they negotiate is what a browser gets. The
-//! SFU's own connections also number what they send transport-wide and estimate the far end's downlink from
-//! its TWCC reports (`bandwidth`), by hand: the engine's `configure_congestion_control` would add a pacer,
-//! which forwarded media does not need (its sender paced it).
+//! repair and resync (no RTX: see [`table_with`]). The test peers and the media load tool use the same table,
+//! so what they negotiate is what a browser gets. The SFU's own connections also number what they send
+//! transport-wide and estimate the far end's downlink from its TWCC reports (`bandwidth`), by hand: the
+//! engine's `configure_congestion_control` would add a pacer, which forwarded media does not need (its sender
+//! paced it).
 
 use rtc::interceptor::Slot;
 use std::sync::Arc;
@@ -54,7 +54,7 @@ pub fn table_with(
                         rtcp_feedback: video_feedback(),
                         ..video.rtp_codec()
                     },
-                    payload_type: video.payload_type(),
+                    ..video.parameters()
                 },
                 RtpCodecKind::Video,
             )
@@ -129,6 +129,14 @@ impl VideoCodec {
         Self::ALL
             .into_iter()
             .find(|c| c.mime().eq_ignore_ascii_case(mime))
+    }
+
+    /// The codec under our table's payload type.
+    pub fn parameters(self) -> RTCRtpCodecParameters {
+        RTCRtpCodecParameters {
+            rtp_codec: self.rtp_codec(),
+            payload_type: self.payload_type(),
+        }
     }
 
     pub fn rtp_codec(self) -> RTCRtpCodec {
