@@ -28,6 +28,7 @@ pub mod recording;
 pub mod role;
 pub mod store;
 pub mod telemetry;
+pub mod triage;
 pub mod visit;
 pub mod waiting_room;
 pub mod workers;

@@ -51,6 +51,14 @@ pub enum ClientFrame {
         v: u8,
         queue: String,
         idempotency_key: String,
+        /// PHI: why the patient came, in their words (optional; shown to the nurse before she accepts).
+        #[serde(default)]
+        reason: Option<Pii<String>>,
+    },
+    /// Nurse: who the patient of a chat offered to her (or hers) is, and why they came. Audited.
+    Preview {
+        v: u8,
+        conversation_id: ConversationId,
     },
     /// Send a chat message; acknowledged once durable.
     Send {
@@ -246,6 +254,7 @@ impl ClientFrame {
             | ClientFrame::Start { v, .. }
             | ClientFrame::Send { v, .. }
             | ClientFrame::Sync { v, .. }
+            | ClientFrame::Preview { v, .. }
             | ClientFrame::Presence { v, .. }
             | ClientFrame::Accept { v, .. }
             | ClientFrame::Decline { v, .. }
@@ -321,6 +330,8 @@ pub struct ConversationView {
     pub last_seq: i64,
     pub chat_while_waiting: bool,
     pub hold_music: Option<String>,
+    /// The patient wrote of an emergency or a crisis (staff see it; the chat was moved to the front).
+    pub emergency: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -349,6 +360,17 @@ pub enum ServerFrame {
         body: Pii<String>,
         at: String,
     },
+    /// The answer to `preview`: PHI, to the nurse's own socket only (never on the bus).
+    Preview {
+        conversation_id: ConversationId,
+        /// The patient's name and birth date as the portal's ID token gave them (verified by its signature).
+        name: Option<Pii<String>>,
+        birthdate: Option<Pii<String>>,
+        reason: Option<Pii<String>>,
+        /// The patient's first message, cut to a preview.
+        first_message: Option<Pii<String>>,
+        emergency: bool,
+    },
     /// End of a `sync` page; `more` asks the client to sync again from `last_seq`.
     Synced {
         conversation_id: ConversationId,
@@ -368,8 +390,12 @@ pub enum ServerFrame {
         conversation_id: ConversationId,
         text: String,
     },
+    /// The patient wrote of emergency symptoms or of suicide or self-harm: the notice in the language they
+    /// wrote in (the widget asks where they are, so staff can send help).
     Emergency {
         conversation_id: ConversationId,
+        kind: crate::triage::AlarmKind,
+        language: String,
         text: String,
     },
     IdleWarning {
@@ -382,6 +408,7 @@ pub enum ServerFrame {
         queue: String,
         expires_in_seconds: u64,
         waited_seconds: u64,
+        emergency: bool,
     },
     OfferEnded {
         conversation_id: ConversationId,

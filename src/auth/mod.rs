@@ -26,6 +26,8 @@ pub struct Principal {
     /// The server-side session behind a cookie or patient bearer token; `None` for service tokens.
     pub session: Option<SessionId>,
     pub display_name: Option<Pii<String>>,
+    /// A patient's birth date as the portal's ID token gave it; `None` for staff.
+    pub birthdate: Option<Pii<String>>,
 }
 
 impl Principal {

@@ -50,6 +50,8 @@ pub struct NewSession {
     /// Routing skills of a nurse (from the provider's claims); empty for patients.
     pub skills: Vec<String>,
     pub display_name: Option<Pii<String>>,
+    /// A patient's birth date from the portal's ID token (`birthdate`), for the nurse to confirm who she treats.
+    pub birthdate: Option<Pii<String>>,
     pub expires_at_ms: i64,
     pub idle_timeout_ms: Option<i64>,
 }
@@ -84,6 +86,7 @@ impl Sessions {
                 roles: roles.join(" "),
                 skills: new.skills.join(" "),
                 display_name: new.display_name.as_ref().map(|n| n.expose().clone()),
+                birthdate: new.birthdate.as_ref().map(|n| n.expose().clone()),
                 created_at: now,
                 last_seen_at: now,
                 idle_timeout_ms: new.idle_timeout_ms,
@@ -101,6 +104,7 @@ impl Sessions {
                 scopes: Vec::new(),
                 session: Some(id),
                 display_name: new.display_name,
+                birthdate: new.birthdate,
             },
             expires_at_ms: new.expires_at_ms,
             idle_timeout_ms: new.idle_timeout_ms,
@@ -155,6 +159,7 @@ impl Sessions {
                 scopes: Vec::new(),
                 session: Some(id),
                 display_name: row.display_name.map(Pii::new),
+                birthdate: row.birthdate.map(Pii::new),
             },
             expires_at_ms: row.expires_at,
             idle_timeout_ms: row.idle_timeout_ms,

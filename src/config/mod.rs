@@ -6,6 +6,7 @@ pub mod announce;
 pub mod audit;
 pub mod cluster;
 mod deployment;
+pub mod emergency;
 pub mod limits;
 pub mod network;
 mod routing;
@@ -405,9 +406,8 @@ pub struct MessagingConfig {
     pub idle_expiry_seconds: u64,
     /// How long before idle expiry the warning comes.
     pub idle_warning_seconds: u64,
-    /// Phrases that show the emergency notice at once and raise the conversation's priority.
-    pub emergency_keywords: Vec<String>,
-    pub emergency_notice: String,
+    /// Changes to the built-in emergency and crisis rules and notices, per language (`emergency.rs`).
+    pub emergency: emergency::EmergencyConfig,
     /// How often an open socket re-checks its session (expiry, revocation).
     pub session_recheck_seconds: u64,
 }
@@ -420,23 +420,7 @@ impl Default for MessagingConfig {
             max_frame_bytes: 64 * 1024,
             idle_expiry_seconds: 15 * 60,
             idle_warning_seconds: 2 * 60,
-            emergency_keywords: [
-                "chest pain",
-                "difficulty breathing",
-                "can't breathe",
-                "cannot breathe",
-                "severe bleeding",
-                "unconscious",
-                "stroke",
-                "suicide",
-                "overdose",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
-            emergency_notice: "If this is an emergency, call 911 or your local emergency number now. \
-                               A nurse will see your message as soon as possible."
-                .into(),
+            emergency: emergency::EmergencyConfig::default(),
             session_recheck_seconds: 15,
         }
     }

@@ -21,6 +21,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     p.extend(c.limits.problems());
     p.extend(c.cluster.problems());
     p.extend(c.audit.problems());
+    p.extend(c.messaging.emergency.problems());
     if c.server.listen.parse::<SocketAddr>().is_err() {
         p.push(Problem::new(
             "server.listen",

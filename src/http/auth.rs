@@ -146,6 +146,7 @@ async fn callback(
             roles: identity.roles,
             skills: identity.skills,
             display_name: identity.display_name,
+            birthdate: None,
             expires_at_ms: now + staff.absolute_lifetime_seconds as i64 * 1000,
             idle_timeout_ms: Some(staff.idle_timeout_seconds as i64 * 1000),
         })
@@ -287,6 +288,23 @@ async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Re
         .get("name")
         .and_then(|n| n.as_str())
         .map(|n| Pii::new(n.to_string()));
+    // OpenID's `birthdate` is `YYYY-MM-DD` (or `YYYY`, or `0000-MM-DD` when the year is withheld); anything else
+    // is not shown to the nurse as a verified birth date.
+    let birthdate = claims
+        .other
+        .get("birthdate")
+        .and_then(|b| b.as_str())
+        .filter(|b| {
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+            match b.split('-').collect::<Vec<_>>()[..] {
+                [y] => y.len() == 4 && digits(y),
+                [y, m, d] => {
+                    y.len() == 4 && m.len() == 2 && d.len() == 2 && digits(y) && digits(m) && digits(d)
+                }
+                _ => false,
+            }
+        })
+        .map(|b| Pii::new(b.to_string()));
     let (session, token) = app
         .sessions
         .create(NewSession {
@@ -295,6 +313,7 @@ async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Re
             roles: vec![Role::Patient],
             skills: Vec::new(),
             display_name: name,
+            birthdate,
             expires_at_ms,
             idle_timeout_ms: Some(idle * 1000),
         })

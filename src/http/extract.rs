@@ -176,6 +176,7 @@ async fn authenticate(parts: &Parts, app: &AppState) -> (&'static str, Result<Pr
                         scopes,
                         session: None,
                         display_name: None,
+                        birthdate: None,
                     }
                 });
             return ("service", result);

@@ -41,12 +41,10 @@ impl Messaging {
             } => {
                 let row = self.db.conversation(&conversation).await?;
                 if let Some(c) = row.filter(|c| c.state == ConversationState::Waiting) {
-                    // Kept for a new leader to end (nobody takes over on SQLite: no row to write there).
-                    if self.cluster.is_shared() {
-                        self.db
-                            .record_offer(c.id.as_str(), nurse.as_str(), expires_at)
-                            .await?;
-                    }
+                    // Kept for a new leader to end, and for the policy: the nurse offered it may see who it is.
+                    self.db
+                        .record_offer(c.id.as_str(), nurse.as_str(), expires_at)
+                        .await?;
                     self.send_to(
                         &nurse,
                         ServerFrame::Offer {
@@ -55,6 +53,7 @@ impl Messaging {
                             queue: c.queue.clone(),
                             expires_in_seconds: ((expires_at - now).max(0) / 1000) as u64,
                             waited_seconds: ((now - c.enqueued_at).max(0) / 1000) as u64,
+                            emergency: c.priority_boost >= crate::waiting_room::EMERGENCY_BOOST,
                         },
                     );
                 } else {
@@ -66,9 +65,7 @@ impl Messaging {
                 conversation,
                 reason,
             } => {
-                if self.cluster.is_shared() {
-                    self.db.end_offer(conversation.as_str()).await?;
-                }
+                self.db.end_offer(conversation.as_str()).await?;
                 self.send_to(
                     &nurse,
                     ServerFrame::OfferEnded {
@@ -79,9 +76,7 @@ impl Messaging {
             }
             Effect::Assigned { nurse, conversation } => {
                 self.patients.lock().expect("patients lock").remove(&conversation);
-                if self.cluster.is_shared() {
-                    self.db.end_offer(conversation.as_str()).await?;
-                }
+                self.db.end_offer(conversation.as_str()).await?;
                 if self
                     .db
                     .assign_conversation(&conversation, nurse.as_str(), now)

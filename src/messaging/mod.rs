@@ -6,6 +6,7 @@
 //! transcript.
 
 pub mod bus;
+pub mod context;
 mod effects;
 pub mod hub;
 pub mod routing;
@@ -25,6 +26,7 @@ use crate::pii::Pii;
 use crate::policy::Authorized;
 use crate::protocol::{ConversationView, ServerFrame};
 use crate::store::{AppendOutcome, ConversationRow, ConversationState, Db, StoreError};
+use crate::triage::Triage;
 use crate::waiting_room::{EMERGENCY_BOOST, QueueSpec, Reassurance, RoutingError, RoutingSpec, WaitingRoom};
 use hub::Hub;
 use routing::{RoutingCommand, RoutingReply};
@@ -98,6 +100,8 @@ pub struct Messaging {
     bus_up: AtomicBool,
     queues: HashMap<String, QueueConfig>,
     settings: MessagingConfig,
+    /// Emergency and crisis rules for what patients write.
+    triage: Triage,
     /// Conversations whose people have had the idle warning, with the activity time it was given for (a later
     /// message, on any node, moves that time and earns a new warning).
     warned: Mutex<HashMap<ConversationId, i64>>,
@@ -180,6 +184,14 @@ impl Messaging {
             bus_up: AtomicBool::new(false),
             queues: queues.into_iter().map(|q| (q.name.clone(), q)).collect(),
             settings: config.messaging.clone(),
+            // Loading the configuration checked the rules; a table that fails here is a bug, not a setting.
+            triage: Triage::new(
+                config
+                    .messaging
+                    .emergency
+                    .languages()
+                    .expect("emergency rules checked at load"),
+            ),
             warned: Mutex::new(HashMap::new()),
         })
     }
@@ -202,6 +214,7 @@ impl Messaging {
             last_seq: c.last_seq,
             chat_while_waiting: q.is_some_and(|q| q.chat_while_waiting),
             hold_music: q.filter(|q| q.hold_music).map(|_| HOLD_MUSIC_URL.to_string()),
+            emergency: c.priority_boost >= EMERGENCY_BOOST,
         }
     }
 
@@ -226,6 +239,7 @@ impl Messaging {
         patient: &SubjectId,
         queue: &str,
         key: &str,
+        context: &context::PatientContext,
     ) -> Result<(ConversationRow, bool), MessagingError> {
         if !self.queues.contains_key(queue) {
             return Err(MessagingError::UnknownQueue);
@@ -255,6 +269,8 @@ impl Messaging {
             .await?;
         let created = row.id == id;
         if created {
+            // Before routing: a nurse offered the chat finds who the patient is.
+            self.save_context(&row, context).await?;
             // The row is the truth: a leader that cannot be reached now finds it when it reconciles.
             if let Err(e) = self.route(RoutingCommand::Enqueue { conversation: id }).await {
                 tracing::warn!(error = %e, "new conversation not routed yet");
@@ -298,14 +314,18 @@ impl Messaging {
                 at: timestamp(outcome.message.at_ms),
             };
             self.send_message(&self.recipients(c), &c.id, outcome.message.seq, frame);
-            if sender == &c.patient && self.mentions_emergency(body) {
+            if sender == &c.patient
+                && let Some(alarm) = self.triage.assess(body)
+            {
                 // To the socket that said it (this node's): what a patient wrote about their health does not go
                 // on the bus, not even as this notice.
                 self.hub.send(
                     sender,
                     ServerFrame::Emergency {
                         conversation_id: c.id.clone(),
-                        text: self.settings.emergency_notice.clone(),
+                        kind: alarm.kind,
+                        language: alarm.language,
+                        text: alarm.notice,
                     },
                 );
                 if c.state == ConversationState::Waiting {
@@ -321,14 +341,6 @@ impl Messaging {
             }
         }
         Ok(outcome)
-    }
-
-    fn mentions_emergency(&self, body: &str) -> bool {
-        let lower = body.to_lowercase();
-        self.settings
-            .emergency_keywords
-            .iter()
-            .any(|k| lower.contains(&k.to_lowercase()))
     }
 
     /// Decrypted messages after `after_seq`.

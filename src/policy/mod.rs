@@ -27,6 +27,7 @@ pub const ACTIONS: &[&str] = &[
     "conversation.create",
     "conversation.read",
     "conversation.write",
+    "conversation.preview",
     "queue.work",
     "visit.create",
     "visit.answer",
@@ -88,6 +89,8 @@ pub struct Resource {
     pub id: Option<String>,
     pub owner: Option<SubjectId>,
     pub assignees: Vec<SubjectId>,
+    /// For a waiting conversation: the nurse it is offered to now (until she accepts, declines or it expires).
+    pub offered_to: Option<SubjectId>,
     /// For a recording: the roles its recording policy lets view it (`None` when no policy covers it any more:
     /// nobody views it).
     pub viewer_roles: Option<Vec<Role>>,
@@ -102,6 +105,7 @@ impl Resource {
             id,
             owner: None,
             assignees: Vec::new(),
+            offered_to: None,
             viewer_roles: None,
             break_glass: Vec::new(),
         }
@@ -112,6 +116,10 @@ impl Resource {
     }
     pub fn assigned_to(mut self, assignees: Vec<SubjectId>) -> Self {
         self.assignees = assignees;
+        self
+    }
+    pub fn offered_to(mut self, nurse: Option<SubjectId>) -> Self {
+        self.offered_to = nurse;
         self
     }
     /// A recording (or the collection of them) viewable by `roles` under the recording policy.
@@ -135,6 +143,8 @@ impl Resource {
 pub enum Condition {
     Owner,
     Assigned,
+    /// The conversation is being offered to the caller right now (who the patient is, before accepting).
+    Offered,
     /// The caller holds a live break-glass grant for this resource (`POST /api/v1/break-glass`).
     BreakGlass,
 }
@@ -376,6 +386,7 @@ impl AccessPolicy {
                 None => true,
                 Some(Condition::Owner) => resource.owner.as_ref() == Some(&subject.subject),
                 Some(Condition::Assigned) => resource.assignees.contains(&subject.subject),
+                Some(Condition::Offered) => resource.offered_to.as_ref() == Some(&subject.subject),
                 Some(Condition::BreakGlass) => resource.break_glass.contains(&subject.subject),
             };
             if condition_ok {
@@ -411,188 +422,4 @@ fn roles_of(subject: &Principal) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn person(sub: &str, role: Role) -> Principal {
-        Principal {
-            subject: SubjectId::new(sub),
-            roles: vec![role],
-            skills: vec![],
-            scopes: vec![],
-            session: None,
-            display_name: None,
-        }
-    }
-
-    fn policy() -> AccessPolicy {
-        AccessPolicy::parse(DEFAULT_ACCESS_POLICY, "default").unwrap()
-    }
-
-    #[test]
-    fn shipped_policy_is_valid() {
-        policy();
-    }
-
-    #[test]
-    fn deny_by_default_with_a_reason() {
-        let d = policy()
-            .decide(
-                &person("n1", Role::Nurse),
-                "audit.read",
-                &Resource::new(ResourceKind::AuditLog, None),
-            )
-            .unwrap_err();
-        assert!(d.reason.contains("nurse"), "{}", d.reason);
-    }
-
-    #[test]
-    fn it_helpdesk_gets_no_patient_data_for_any_action() {
-        let p = policy();
-        let helpdesk = person("h1", Role::ItHelpdesk);
-        for kind in [
-            ResourceKind::Conversation,
-            ResourceKind::Visit,
-            ResourceKind::Recording,
-        ] {
-            let r = Resource::new(kind, Some("x".into()))
-                .owned_by(SubjectId::new("h1"))
-                .assigned_to(vec![SubjectId::new("h1")]);
-            for action in ACTIONS {
-                assert!(p.decide(&helpdesk, action, &r).is_err(), "{action} on {kind:?}");
-            }
-        }
-        assert!(
-            p.decide(
-                &helpdesk,
-                "system.status.read",
-                &Resource::new(ResourceKind::System, None)
-            )
-            .is_ok()
-        );
-    }
-
-    #[test]
-    fn a_policy_granting_helpdesk_patient_data_is_refused() {
-        let text = r#"[[rules]]
-            id = "bad"
-            roles = ["it_helpdesk"]
-            actions = ["recording.view"]
-            resources = ["recording"]"#;
-        let problems = AccessPolicy::parse(text, "test").err().unwrap();
-        assert!(problems[0].message.contains("it_helpdesk"));
-    }
-
-    #[test]
-    fn unknown_actions_are_refused() {
-        let text = r#"[[rules]]
-            id = "typo"
-            roles = ["nurse"]
-            actions = ["conversation.raed"]
-            resources = ["conversation"]"#;
-        assert!(AccessPolicy::parse(text, "test").is_err());
-    }
-
-    #[test]
-    fn conditions_owner_and_assigned() {
-        let p = policy();
-        let conv = Resource::new(ResourceKind::Conversation, Some("c1".into()))
-            .owned_by(SubjectId::new("pat"))
-            .assigned_to(vec![SubjectId::new("n1")]);
-        assert!(
-            p.decide(&person("pat", Role::Patient), "conversation.read", &conv)
-                .is_ok()
-        );
-        assert!(
-            p.decide(&person("other", Role::Patient), "conversation.read", &conv)
-                .is_err()
-        );
-        assert!(
-            p.decide(&person("n1", Role::Nurse), "conversation.read", &conv)
-                .is_ok()
-        );
-        assert!(
-            p.decide(&person("n2", Role::Nurse), "conversation.read", &conv)
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn recordings_need_the_grant_and_a_viewer_role_of_their_policy() {
-        let p = policy();
-        let compliance = person("c1", Role::ComplianceOfficer);
-        let supervisor = person("s1", Role::Supervisor);
-        let recording =
-            |roles: Vec<Role>| Resource::new(ResourceKind::Recording, Some("r1".into())).viewable_by(roles);
-        let proof = p
-            .authorize(
-                &compliance,
-                "recording.view",
-                &recording(vec![Role::ComplianceOfficer]),
-                7,
-            )
-            .unwrap();
-        assert_eq!((proof.rule(), *proof.resource()), ("compliance-recordings", 7));
-        assert_eq!(proof.subject().as_str(), "c1");
-        // The grant alone is not enough when the recording's policy names other viewers.
-        let d = p
-            .decide(&compliance, "recording.view", &recording(vec![Role::Supervisor]))
-            .unwrap_err();
-        assert!(d.reason.contains("recording policy"), "{}", d.reason);
-        // A viewer role of the recording's policy is not enough without a rule's grant.
-        assert!(
-            p.decide(&supervisor, "recording.view", &recording(vec![Role::Supervisor]))
-                .is_err()
-        );
-        // No policy covers it any more: nobody.
-        assert!(
-            p.decide(&compliance, "recording.view", &recording(vec![]))
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn visits_belong_to_their_patient_and_assigned_nurse() {
-        let p = policy();
-        let visit = Resource::new(ResourceKind::Visit, Some("v1".into()))
-            .owned_by(SubjectId::new("pat"))
-            .assigned_to(vec![SubjectId::new("n1")]);
-        for action in ["visit.answer", "visit.join", "visit.end"] {
-            assert!(
-                p.permits(&person("pat", Role::Patient), action, &visit),
-                "{action}"
-            );
-            assert!(
-                !p.permits(&person("pat2", Role::Patient), action, &visit),
-                "{action}"
-            );
-        }
-        for action in ["visit.join", "visit.end", "visit.recording_state.set"] {
-            assert!(p.permits(&person("n1", Role::Nurse), action, &visit), "{action}");
-            assert!(!p.permits(&person("n2", Role::Nurse), action, &visit), "{action}");
-        }
-        // The nurse never answers the camera prompt in the patient's place.
-        assert!(!p.permits(&person("n1", Role::Nurse), "visit.answer", &visit));
-        let conversation = Resource::new(ResourceKind::Conversation, Some("c1".into()))
-            .owned_by(SubjectId::new("pat"))
-            .assigned_to(vec![SubjectId::new("n1")]);
-        assert!(p.permits(&person("n1", Role::Nurse), "visit.create", &conversation));
-        assert!(!p.permits(&person("n2", Role::Nurse), "visit.create", &conversation));
-        assert!(!p.permits(&person("pat", Role::Patient), "visit.create", &conversation));
-    }
-
-    #[test]
-    fn service_rules_need_their_scopes() {
-        let p = policy();
-        let visit = Resource::new(ResourceKind::Visit, Some("v1".into()));
-        let mut emr = person("emr", Role::Service);
-        assert!(p.decide(&emr, "visit.recording_state.set", &visit).is_err());
-        emr.scopes = vec!["recording:pause-others".into()];
-        assert_eq!(
-            p.decide(&emr, "visit.recording_state.set", &visit)
-                .unwrap()
-                .rule(),
-            "emr-pause-others"
-        );
-    }
-}
+mod tests;

@@ -3,6 +3,7 @@
 
 mod audit;
 mod cluster;
+mod context;
 mod conversations;
 mod keys;
 mod logins;
@@ -128,6 +129,11 @@ fn migrator() -> Migrator {
             12,
             "recording_segments",
             include_str!("../../migrations/0012_recording_segments.sql"),
+        ),
+        m(
+            13,
+            "patient_context",
+            include_str!("../../migrations/0013_patient_context.sql"),
         ),
     ]);
     migrator.set_ignore_missing(true);

@@ -13,6 +13,7 @@ pub struct SessionRow {
     pub roles: String,
     pub skills: String,
     pub display_name: Option<String>,
+    pub birthdate: Option<String>,
     pub created_at: i64,
     pub last_seen_at: i64,
     pub idle_timeout_ms: Option<i64>,
@@ -24,8 +25,8 @@ impl Db {
     pub async fn insert_session(&self, s: &SessionRow) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sessions (id, token_hash, kind, subject, roles, display_name, created_at, \
-             last_seen_at, idle_timeout_ms, expires_at, revoked_at, skills) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             last_seen_at, idle_timeout_ms, expires_at, revoked_at, skills, birthdate) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&s.id)
         .bind(&s.token_hash)
@@ -39,6 +40,7 @@ impl Db {
         .bind(s.expires_at)
         .bind(s.revoked_at)
         .bind(&s.skills)
+        .bind(&s.birthdate)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -47,7 +49,7 @@ impl Db {
     pub async fn session_by_token_hash(&self, token_hash: &str) -> Result<Option<SessionRow>, StoreError> {
         let row = sqlx::query(
             "SELECT id, token_hash, kind, subject, roles, display_name, created_at, last_seen_at, \
-             idle_timeout_ms, expires_at, revoked_at, skills FROM sessions WHERE token_hash = $1",
+             idle_timeout_ms, expires_at, revoked_at, skills, birthdate FROM sessions WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(self.pool())
@@ -66,6 +68,7 @@ impl Db {
                 expires_at: r.try_get(9)?,
                 revoked_at: r.try_get(10)?,
                 skills: r.try_get(11)?,
+                birthdate: r.try_get(12)?,
             })
         })
         .transpose()

@@ -156,6 +156,8 @@ struct Waiting {
     conversation: ConversationId,
     queue: String,
     priority: i64,
+    /// The patient wrote of an emergency (or was returned with one): staff see the flag.
+    emergency: bool,
     enqueued_at: Millis,
     reassured: usize,
     next_reassurance_at: Option<Millis>,
@@ -249,6 +251,7 @@ impl WaitingRoom {
                 conversation,
                 queue: queue.to_string(),
                 priority: spec.priority + boost,
+                emergency: boost >= EMERGENCY_BOOST,
                 enqueued_at,
                 reassured: 0,
                 next_reassurance_at: first,
@@ -265,9 +268,10 @@ impl WaitingRoom {
     /// Raises a waiting conversation's priority (emergency symptoms mentioned).
     pub fn boost(&mut self, conversation: &ConversationId, now: Millis) -> Vec<Effect> {
         if let Some(w) = self.waiting.iter_mut().find(|w| &w.conversation == conversation)
-            && w.priority < EMERGENCY_BOOST
+            && !w.emergency
         {
             w.priority += EMERGENCY_BOOST;
+            w.emergency = true;
         }
         self.settle(now)
     }

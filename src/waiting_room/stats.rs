@@ -6,6 +6,9 @@ use super::{Abandonment, Millis, Presence, Waiting, WaitingRoom};
 pub struct QueueStats {
     pub queue: String,
     pub waiting: usize,
+    /// Of those, how many wrote of an emergency or a crisis.
+    #[serde(default)]
+    pub emergencies: usize,
     pub longest_wait_seconds: u64,
     pub staffed_nurses: usize,
     pub ready_nurses: usize,
@@ -39,6 +42,7 @@ impl WaitingRoom {
                 QueueStats {
                     queue: q.clone(),
                     waiting: waiting.len(),
+                    emergencies: waiting.iter().filter(|w| w.emergency).count(),
                     longest_wait_seconds: waiting
                         .iter()
                         .map(|w| (now - w.enqueued_at).max(0) / 1000)

@@ -52,6 +52,11 @@ const PROBES: &[Probe] = &[
         action: "conversation.write",
     },
     Probe {
+        name: "nurse previews the chat offered to her (socket)",
+        rule: "nurse-offered-preview",
+        action: "conversation.preview",
+    },
+    Probe {
         name: "nurse elevates assigned chat (socket)",
         rule: "nurse-elevate-assigned",
         action: "visit.create",
@@ -207,6 +212,12 @@ async fn run_probes(url: &str, data: &Path) -> BTreeMap<&'static str, Option<boo
     let mut assigned = false;
     if let (Some(c), true) = (&conversation, ready) {
         nurse.offer_for(c).await;
+        let preview = json!({"v": 1, "type": "preview", "conversation_id": c});
+        let p = ask(&mut nurse, preview, "preview").await;
+        out.insert(
+            "nurse previews the chat offered to her (socket)",
+            Some(allowed_frame(&p, "preview")),
+        );
         nurse
             .send(json!({"v": 1, "type": "accept", "conversation_id": c}))
             .await;

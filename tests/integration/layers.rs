@@ -11,6 +11,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("crypto", 0),
     ("role", 0),
     ("workers", 0),
+    ("triage", 0),
     ("ids", 1),
     ("config", 1),
     ("store", 2),

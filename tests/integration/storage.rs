@@ -175,6 +175,7 @@ async fn sessions_live_expire_and_revoke() {
             roles: vec![Role::Nurse],
             skills: vec![],
             display_name: None,
+            birthdate: None,
             expires_at_ms,
             idle_timeout_ms: idle,
         };

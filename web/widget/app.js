@@ -28,12 +28,25 @@ function addMessage({ seq, sender_role, body, pending, key }) {
   $('transcript').scrollTop = $('transcript').scrollHeight;
 }
 
+/** Sends a chat message (acknowledged, resent after a reconnect with the same key). */
+function send(ch, body) {
+  const key = crypto.randomUUID();
+  state.outbox.set(key, body);
+  addMessage({ sender_role: 'patient', body, pending: true, key });
+  ch.send({ type: 'send', conversation_id: state.conversation, idempotency_key: key, body });
+}
+
 function showConversation(c) {
   state.conversation = c.conversation_id;
   $('start').hidden = true;
   $('reference').hidden = false;
   $('reference').textContent = `Your reference number: ${c.reference}`;
   $('compose').hidden = !(c.chat_while_waiting || c.state === 'assigned');
+  // After "Start a chat" the button is gone: focus goes where the patient writes, or to the status.
+  if (state.starting) {
+    state.starting = false;
+    if ($('compose').hidden) $('status').focus(); else $('message').focus();
+  }
   if (c.state === 'waiting' && c.hold_music) {
     $('hold-music').src = c.hold_music;
     $('music').hidden = false;
@@ -71,7 +84,14 @@ const handlers = {
   reassurance(f) { $('notice').hidden = false; $('notice').textContent = f.text; },
   requeued(f) { $('notice').hidden = false; $('notice').textContent = f.text; setStatus('Waiting for the next nurse.'); },
   max_wait(f) { $('notice').hidden = false; $('notice').textContent = f.text; $('callback').hidden = false; },
-  emergency(f) { $('emergency').hidden = false; $('emergency').textContent = f.text; },
+  emergency(f) {
+    // The notice comes in the language the patient wrote in; the question of where they are goes with it.
+    const first = $('emergency').hidden;
+    $('emergency').hidden = false;
+    $('emergency-text').textContent = f.text;
+    $('emergency').lang = f.language;
+    if (first && $('location-sent').hidden) $('location-text').focus();
+  },
   idle_warning(f) { $('notice').hidden = false; $('notice').textContent = `This chat closes in ${f.closes_in_seconds} seconds without a new message.`; },
   assigned() { stopMusic(); $('compose').hidden = false; setStatus('A nurse has joined. You are chatting with a nurse.'); },
   message(f) {
@@ -135,9 +155,12 @@ window.addEventListener('message', async (event) => {
   try {
     const session = await openSession(event.data.idToken);
     const ch = new Channel(session.session_token, (frame) => handlers[frame.type]?.(frame, ch), setStatus);
-    $('start').addEventListener('click', () => {
+    $('start').addEventListener('submit', (e) => {
+      e.preventDefault();
       $('hold-music').play().catch(() => {});
-      ch.send({ type: 'start', queue, idempotency_key: crypto.randomUUID() });
+      state.starting = true;
+      const reason = $('reason').value.trim();
+      ch.send({ type: 'start', queue, idempotency_key: crypto.randomUUID(), ...(reason ? { reason } : {}) });
     });
     $('music').addEventListener('click', () => {
       const audio = $('hold-music');
@@ -148,11 +171,20 @@ window.addEventListener('message', async (event) => {
       e.preventDefault();
       const body = $('message').value.trim();
       if (!body || !state.conversation) return;
-      const key = crypto.randomUUID();
-      state.outbox.set(key, body);
-      addMessage({ sender_role: 'patient', body, pending: true, key });
-      ch.send({ type: 'send', conversation_id: state.conversation, idempotency_key: key, body });
+      send(ch, body);
       $('message').value = '';
+    });
+    // Enter sends, Shift+Enter starts a new line (and Enter while composing with an input method is its own).
+    $('message').addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); $('compose').requestSubmit(); }
+    });
+    $('location').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const where = $('location-text').value.trim();
+      if (!where || !state.conversation) return;
+      send(ch, `Where I am: ${where}`);
+      $('location').hidden = true;
+      $('location-sent').hidden = false;
     });
     $('callback').addEventListener('click', () => {
       $('callback').hidden = true;

@@ -12,7 +12,7 @@ function chatPanel(c) {
   const el = document.createElement('article');
   el.className = 'chat';
   el.dataset.conversation = c.conversation_id;
-  el.innerHTML = `<h3></h3><ol aria-live="polite"></ol>
+  el.innerHTML = `<h3></h3><div class="preview"></div><ol aria-live="polite"></ol>
     <form><label>Reply <textarea rows="2" maxlength="4000" required></textarea></label>
     <p><button type="submit">Send</button> <button type="button" class="end">End chat</button>
     <button type="button" class="video-start">Start video…</button></p></form>
@@ -37,6 +37,7 @@ function chatPanel(c) {
       </section>
     </section>`;
   el.querySelector('h3').textContent = `${c.reference} · ${c.queue}`;
+  flagChat(el, c.emergency);
   const chat = { el, list: el.querySelector('ol'), lastSeq: 0, seen: new Set(), outbox: new Map() };
   el.querySelector('form').addEventListener('submit', (e) => {
     e.preventDefault();
@@ -47,6 +48,9 @@ function chatPanel(c) {
     chat.outbox.set(key, body);
     channel.send({ type: 'send', conversation_id: c.conversation_id, idempotency_key: key, body });
     box.value = '';
+  });
+  el.querySelector('textarea').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); el.querySelector('form').requestSubmit(); }
   });
   el.querySelector('.end').addEventListener('click', () => channel.send({ type: 'end', conversation_id: c.conversation_id }));
   chat.video = { visitId: null, started: null, check: null, call: null, states: {} };
@@ -91,7 +95,20 @@ function chatPanel(c) {
   $('chats').appendChild(el);
   chats.set(c.conversation_id, chat);
   channel.send({ type: 'sync', conversation_id: c.conversation_id, after_seq: 0 });
+  channel.send({ type: 'preview', conversation_id: c.conversation_id });
   return chat;
+}
+
+/** The emergency flag on a chat: the patient wrote of emergency symptoms or of suicide or self-harm. */
+function flagChat(el, on) {
+  let flag = el.querySelector('.flag');
+  if (!on) { flag?.remove(); return; }
+  if (flag) return;
+  flag = document.createElement('p');
+  flag.className = 'flag';
+  flag.setAttribute('role', 'alert');
+  flag.textContent = '⚠ Emergency flagged: the patient wrote of emergency symptoms or of harming themselves. They were shown the emergency notice and asked where they are.';
+  el.querySelector('h3').after(flag);
 }
 
 function chatOfVisit(visitId) {
@@ -178,7 +195,47 @@ function addLine(chat, f) {
 }
 
 function removeOffer(id) {
-  document.querySelector(`#offers li[data-conversation="${CSS.escape(id)}"]`)?.remove();
+  const li = document.querySelector(`#offers li[data-conversation="${CSS.escape(id)}"]`);
+  clearInterval(li?.countdown);
+  li?.remove();
+}
+
+/** Who the patient is and why they came: the name and birth date verified by the portal, the reason, the
+ * first message. Shown on the offer and at the top of the chat; never stored by this page. */
+function showPreview(f) {
+  const born = f.birthdate ? ` · born ${new Date(`${f.birthdate}T00:00:00`).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' })}` : '';
+  const lines = [
+    ['who', `${f.name ?? 'Name not given by the portal'}${born}`],
+    ['reason', f.reason ? `Reason: ${f.reason}` : 'No reason given.'],
+    ['first', f.first_message ? `First message: “${f.first_message}”` : ''],
+  ];
+  const targets = [document.querySelector(`#offers li[data-conversation="${CSS.escape(f.conversation_id)}"] .preview`),
+    chats.get(f.conversation_id)?.el.querySelector('.preview')];
+  for (const box of targets.filter(Boolean)) {
+    box.replaceChildren(...lines.filter(([, t]) => t).map(([cls, t]) => {
+      const p = document.createElement('p');
+      p.className = cls;
+      p.textContent = t;
+      return p;
+    }));
+  }
+}
+
+/** A short two-note chime for a new offer (Web Audio: no file to load). */
+function chime() {
+  try {
+    const ctx = new AudioContext();
+    [660, 880].forEach((hz, i) => {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.frequency.value = hz;
+      gain.gain.setValueAtTime(0.15, ctx.currentTime + i * 0.18);
+      gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + i * 0.18 + 0.16);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(ctx.currentTime + i * 0.18);
+      osc.stop(ctx.currentTime + i * 0.18 + 0.17);
+    });
+  } catch { /* no audio output: the offer is still on screen */ }
 }
 
 const handlers = {
@@ -201,6 +258,20 @@ const handlers = {
     const li = document.createElement('li');
     li.dataset.conversation = f.conversation_id;
     li.textContent = `${f.reference} (${f.queue}), waited ${f.waited_seconds} s `;
+    const left = document.createElement('span');
+    left.className = 'countdown';
+    let seconds = f.expires_in_seconds;
+    const tick = () => { left.textContent = seconds > 0 ? `· ${seconds} s to answer ` : '· expiring '; seconds -= 1; };
+    tick();
+    li.countdown = setInterval(tick, 1000);
+    li.appendChild(left);
+    if (f.emergency) {
+      li.classList.add('urgent');
+      const flag = document.createElement('strong');
+      flag.className = 'flag';
+      flag.textContent = '⚠ Emergency flagged ';
+      li.prepend(flag);
+    }
     for (const [label, type] of [['Accept', 'accept'], ['Decline', 'decline']]) {
       const b = document.createElement('button');
       b.type = 'button';
@@ -208,10 +279,20 @@ const handlers = {
       b.addEventListener('click', () => { channel.send({ type, conversation_id: f.conversation_id }); removeOffer(f.conversation_id); });
       li.appendChild(b);
     }
+    const preview = document.createElement('div');
+    preview.className = 'preview';
+    li.appendChild(preview);
     $('offers').appendChild(li);
+    channel.send({ type: 'preview', conversation_id: f.conversation_id });
+    chime();
+    // The system notification names no patient: it may show on a shared screen or a lock screen.
+    if (document.hidden && window.Notification?.permission === 'granted') {
+      new Notification(f.emergency ? 'Emergency chat waiting' : 'New chat offered', { body: `${f.reference} · ${f.queue}`, tag: f.conversation_id });
+    }
   },
   offer_ended(f) { removeOffer(f.conversation_id); },
-  conversation(f) { chatPanel(f.conversation); },
+  preview(f) { showPreview(f); },
+  conversation(f) { flagChat(chatPanel(f.conversation).el, f.conversation.emergency); },
   message(f) { const chat = chats.get(f.conversation_id); if (chat) addLine(chat, f); },
   synced(f) { const chat = chats.get(f.conversation_id); if (chat && f.more) channel.send({ type: 'sync', conversation_id: f.conversation_id, after_seq: f.last_seq }); },
   ack(f) { const chat = chats.get(f.conversation_id); chat?.outbox.delete(f.idempotency_key); },
@@ -334,7 +415,7 @@ async function loadStats() {
   $('stats-section').hidden = false;
   const rows = (await resp.json()).queues.map((q) => {
     const tr = document.createElement('tr');
-    for (const v of [q.queue, q.waiting, q.longest_wait_seconds, q.staffed_nurses, q.ready_nurses]) {
+    for (const v of [q.queue, q.waiting, q.emergencies, q.longest_wait_seconds, q.staffed_nurses, q.ready_nurses]) {
       const td = document.createElement('td');
       td.textContent = v;
       tr.appendChild(td);
@@ -353,7 +434,11 @@ async function main() {
   const who = await me.json();
   $('who').textContent = `Signed in as ${who.display_name ?? 'staff'} (${who.roles.join(', ')})`;
   channel = new Channel(null, (f) => handlers[f.type]?.(f), (s) => { $('connection').textContent = s; });
-  $('ready').addEventListener('click', () => channel.send({ type: 'presence', state: 'ready' }));
+  $('ready').addEventListener('click', () => {
+    // Asked on a click (browsers require one): new offers then notify while the workspace is in the background.
+    if (window.Notification?.permission === 'default') Notification.requestPermission().catch(() => {});
+    channel.send({ type: 'presence', state: 'ready' });
+  });
   $('away').addEventListener('click', () => channel.send({ type: 'presence', state: 'away' }));
   if (who.roles.includes('supervisor')) { loadStats(); setInterval(loadStats, 5000); }
 }

@@ -12,6 +12,7 @@ use crate::store::AuditRow;
 /// bookkeeping: a recording started, stored, deleted).
 pub const ACCESS_ACTIONS: &[&str] = &[
     "conversation.read",
+    "conversation.preview",
     "conversation.accept",
     "recording.list",
     "recording.view",

@@ -8,6 +8,8 @@ use crate::audit::Outcome;
 use crate::clock::timestamp;
 use crate::ids::ConversationId;
 use crate::messaging::MessagingError;
+use crate::messaging::context::{MAX_REASON_CHARS, PatientContext};
+use crate::pii::Pii;
 use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::protocol::{ClientFrame, PresenceRequest, ServerFrame};
 use crate::store::{ConversationRow, ConversationState};
@@ -116,8 +118,21 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
         ClientFrame::Start {
             queue,
             idempotency_key,
+            reason,
             ..
         } => {
+            let reason = reason
+                .map(|r| r.expose().trim().to_string())
+                .filter(|r| !r.is_empty());
+            if reason
+                .as_ref()
+                .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+            {
+                return error(
+                    "reason_too_long",
+                    format!("the reason is at most {MAX_REASON_CHARS} characters"),
+                );
+            }
             let resource = Resource::new(ResourceKind::Conversation, None).owned_by(subject.clone());
             if app
                 .authorize(
@@ -131,7 +146,17 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             {
                 return error("forbidden", "only patients start conversations");
             }
-            match app.messaging.start(&subject, &queue, &idempotency_key).await {
+            // Name and birth date come from the portal's signed ID token (the session), never from the client.
+            let context = PatientContext {
+                name: conn.principal.display_name.clone(),
+                birthdate: conn.principal.birthdate.clone(),
+                reason: reason.map(Pii::new),
+            };
+            match app
+                .messaging
+                .start(&subject, &queue, &idempotency_key, &context)
+                .await
+            {
                 Ok((c, created)) => {
                     if created {
                         audit(app, conn, "conversation.create", &c.id, Outcome::Success).await;
@@ -178,6 +203,32 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                     seq: out.message.seq,
                     at: timestamp(out.message.at_ms),
                     duplicate: out.duplicate,
+                }],
+                Err(e) => from_messaging(e),
+            }
+        }
+        ClientFrame::Preview { conversation_id, .. } => {
+            let proof = match authorized(app, conn, &conversation_id, "conversation.preview").await {
+                Ok(proof) => proof,
+                Err(frames) => return frames,
+            };
+            // Who the patient is is PHI: each look is audited, before the answer leaves.
+            audit(
+                app,
+                conn,
+                "conversation.preview",
+                &proof.resource().id,
+                Outcome::Success,
+            )
+            .await;
+            match app.messaging.preview(&proof).await {
+                Ok(p) => vec![ServerFrame::Preview {
+                    conversation_id,
+                    name: p.context.name,
+                    birthdate: p.context.birthdate,
+                    reason: p.context.reason,
+                    first_message: p.first_message,
+                    emergency: p.emergency,
                 }],
                 Err(e) => from_messaging(e),
             }
@@ -347,8 +398,15 @@ pub async fn authorized(
     };
     let resource = match &row {
         Some(c) => {
+            // Only a preview asks who the chat is offered to (one more read, on the one action that needs it).
+            let offered = if action == "conversation.preview" && c.state == ConversationState::Waiting {
+                app.messaging.offered_to(&c.id).await.ok().flatten()
+            } else {
+                None
+            };
             let resource = Resource::new(ResourceKind::Conversation, Some(c.id.to_string()))
                 .owned_by(c.patient.clone())
+                .offered_to(offered)
                 .assigned_to(
                     c.nurse
                         .iter()

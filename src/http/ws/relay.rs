@@ -75,6 +75,7 @@ pub async fn forward(app: &App, conn: &Connection, to: &Remote, frame: ClientFra
     // The host needs who the caller is, not their name (PII stays on the node that authenticated them).
     let mut principal = conn.principal.clone();
     principal.display_name = None;
+    principal.birthdate = None;
     let body = Forwarded {
         principal,
         request_id: conn.request_id.clone(),

@@ -1,0 +1,48 @@
+//! Rows a nurse reads before accepting a chat: the sealed patient context (name, birth date, reason) and who
+//! a waiting conversation is offered to right now. The context is stored as the messaging layer sealed it.
+
+use sqlx::Row;
+
+use super::{Db, StoreError};
+use crate::ids::ConversationId;
+
+impl Db {
+    pub async fn put_conversation_context(
+        &self,
+        id: &ConversationId,
+        sealed: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO conversation_context (conversation_id, sealed) VALUES ($1, $2) \
+             ON CONFLICT (conversation_id) DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(sealed)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn conversation_context(&self, id: &ConversationId) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT sealed FROM conversation_context WHERE conversation_id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// The nurse `conversation` is offered to at `now`, if an offer is open and not yet expired.
+    pub async fn offered_to(
+        &self,
+        conversation: &ConversationId,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT nurse FROM routing_offers WHERE conversation_id = $1 AND expires_at > $2")
+                .bind(conversation.as_str())
+                .bind(now)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+}
