@@ -1,6 +1,9 @@
 // Browser end-to-end test of the chat, in Debian's headless Chromium driven by playwright-core:
 // the patient signs in on the demo portal, starts a chat from the embedded widget, sees position, estimate and
 // a reassurance prompt; the nurse signs in to the workspace, goes ready, accepts; messages go both ways.
+// Keyboard: the reason and the messages are sent with Enter (Shift+Enter is a new line), focus follows.
+// Emergency: chest pain in the patient's words shows the notice and asks where they are; the nurse's offer
+// carries the flag and the preview (verified name and birth date, reason, first message).
 // Usage: node chat-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,15 +39,30 @@ try {
   await patient.getByRole('button', { name: 'Sign in' }).click();
   await patient.waitForURL(`${url}/portal/`);
   const widget = patient.frameLocator('#examroom-widget iframe');
-  await widget.getByRole('button', { name: 'Start a chat with a nurse' }).click();
-  step('patient started a chat');
+  await widget.getByLabel('What would you like help with today?').fill('Sore throat');
+  await widget.getByLabel('What would you like help with today?').press('Enter');
+  step('patient started a chat with a reason, by keyboard');
   await widget.getByText(/You are number 1 in line/).waitFor();
   await widget.getByText(/Your reference number: ER-/).waitFor();
-  await widget.getByLabel('Your message').fill('I have had a sore throat for three days');
-  await widget.getByRole('button', { name: 'Send' }).click();
+  const focused = () => widget.locator(':focus').getAttribute('id');
+  if (await focused() !== 'message') throw new Error(`after starting, focus is on ${await focused()}, not the message box`);
+  // Shift+Enter is a new line; Enter sends.
+  await widget.getByLabel('Your message', { exact: true }).pressSequentially('I have had a sore throat');
+  await widget.getByLabel('Your message', { exact: true }).press('Shift+Enter');
+  await widget.getByLabel('Your message', { exact: true }).pressSequentially('for three days');
+  if (!(await widget.getByLabel('Your message', { exact: true }).inputValue()).includes('\n')) throw new Error('Shift+Enter did not add a line');
+  await widget.getByLabel('Your message', { exact: true }).press('Enter');
   await widget.locator('li.mine:not(.pending)', { hasText: 'sore throat' }).waitFor();
   await widget.getByText('Thanks for waiting').waitFor();
   step('patient sees position, reference and reassurance');
+  await widget.getByLabel('Your message', { exact: true }).fill('Now my chest hurts and I feel short of breath');
+  await widget.getByLabel('Your message', { exact: true }).press('Enter');
+  await widget.getByText(/If this is an emergency, call 911/).waitFor();
+  if (await focused() !== 'location-text') throw new Error(`after the emergency notice, focus is on ${await focused()}`);
+  await widget.getByLabel(/Where are you right now/).fill('12 Main Street, apartment 3');
+  await widget.getByLabel(/Where are you right now/).press('Enter');
+  await widget.getByText('Thank you. Your nurse will see where you are.').waitFor();
+  step('emergency notice shown, location sent');
   await shot(patient, '01-patient-waiting');
 
   // Nurse: workspace → staff sign-in → ready → accept.
@@ -59,15 +77,26 @@ try {
   await nurse.getByRole('button', { name: 'Ready' }).click();
   await widget.getByText(/Estimated wait|A nurse should be with you/).waitFor();
   step('estimate shown once a nurse is ready');
+  const offer = nurse.locator('#offers li');
+  await offer.getByText('⚠ Emergency flagged').waitFor();
+  await offer.getByText(/^Pat Demo · born .* \(\d+ years\)/).waitFor();
+  await offer.getByText('Reason: Sore throat').waitFor();
+  await offer.getByText(/First message: “I have had a sore throat\s+for three days”/).waitFor();
+  await offer.getByText(/\d+ s to answer/).waitFor();
+  step('nurse sees the flag, who and why on the offer');
+  await shot(nurse, '02b-nurse-offer');
   await nurse.getByRole('button', { name: 'Accept' }).click();
   const chat = nurse.locator('article.chat');
-  await chat.getByText('Patient: I have had a sore throat for three days').waitFor();
+  await chat.getByText(/Patient: I have had a sore throat\s+for three days/).waitFor();
+  await chat.getByText(/Emergency flagged/).waitFor();
+  await chat.getByText('Patient: Where I am: 12 Main Street, apartment 3').waitFor();
+  await chat.locator('.preview').getByText(/^Pat Demo · born .* \(\d+ years\)/).waitFor();
   step('nurse accepted and sees the transcript');
   await widget.getByText('A nurse has joined').waitFor();
   await chat.getByLabel('Reply').fill('Hello, I am Nora. Do you have a fever?');
-  await chat.getByRole('button', { name: 'Send' }).click();
+  await chat.getByLabel('Reply').press('Enter');
   await widget.getByText('Nurse: Hello, I am Nora. Do you have a fever?').waitFor();
-  await widget.getByLabel('Your message').fill('No fever, just pain when swallowing');
+  await widget.getByLabel('Your message', { exact: true }).fill('No fever, just pain when swallowing');
   await widget.getByRole('button', { name: 'Send' }).click();
   await chat.getByText('Patient: No fever, just pain when swallowing').waitFor();
   step('messages exchanged both ways');

@@ -203,7 +203,7 @@ function removeOffer(id) {
 /** Who the patient is and why they came: the name and birth date verified by the portal, the reason, the
  * first message. Shown on the offer and at the top of the chat; never stored by this page. */
 function showPreview(f) {
-  const born = f.birthdate ? ` · born ${new Date(`${f.birthdate}T00:00:00`).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' })}` : '';
+  const born = f.birthdate ? ` · born ${birthDate(f.birthdate)}` : '';
   const lines = [
     ['who', `${f.name ?? 'Name not given by the portal'}${born}`],
     ['reason', f.reason ? `Reason: ${f.reason}` : 'No reason given.'],
@@ -219,6 +219,15 @@ function showPreview(f) {
       return p;
     }));
   }
+}
+
+/** `1980-04-02` as "Apr 2, 1980 (46 years)"; a year alone (`1980`) as is. */
+function birthDate(text) {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text) || text.startsWith('0000')) return text;
+  const d = new Date(`${text}T00:00:00`);
+  const now = new Date();
+  const age = now.getFullYear() - d.getFullYear() - (now < new Date(now.getFullYear(), d.getMonth(), d.getDate()) ? 1 : 0);
+  return `${d.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' })} (${age} years)`;
 }
 
 /** A short two-note chime for a new offer (Web Audio: no file to load). */
@@ -257,31 +266,35 @@ const handlers = {
     removeOffer(f.conversation_id);
     const li = document.createElement('li');
     li.dataset.conversation = f.conversation_id;
-    li.textContent = `${f.reference} (${f.queue}), waited ${f.waited_seconds} s `;
+    // Heading line (flag, reference, queue, wait, time left), who and why (filled by `preview`), then the buttons.
+    const head = document.createElement('p');
+    head.className = 'offer-head';
+    head.textContent = `${f.reference} (${f.queue}), waited ${f.waited_seconds} s `;
     const left = document.createElement('span');
     left.className = 'countdown';
     let seconds = f.expires_in_seconds;
-    const tick = () => { left.textContent = seconds > 0 ? `· ${seconds} s to answer ` : '· expiring '; seconds -= 1; };
+    const tick = () => { left.textContent = seconds > 0 ? `· ${seconds} s to answer` : '· expiring'; seconds -= 1; };
     tick();
     li.countdown = setInterval(tick, 1000);
-    li.appendChild(left);
+    head.appendChild(left);
     if (f.emergency) {
       li.classList.add('urgent');
       const flag = document.createElement('strong');
       flag.className = 'flag';
       flag.textContent = '⚠ Emergency flagged ';
-      li.prepend(flag);
+      head.prepend(flag);
     }
+    const preview = document.createElement('div');
+    preview.className = 'preview';
+    const buttons = document.createElement('p');
     for (const [label, type] of [['Accept', 'accept'], ['Decline', 'decline']]) {
       const b = document.createElement('button');
       b.type = 'button';
       b.textContent = label;
       b.addEventListener('click', () => { channel.send({ type, conversation_id: f.conversation_id }); removeOffer(f.conversation_id); });
-      li.appendChild(b);
+      buttons.append(b, ' ');
     }
-    const preview = document.createElement('div');
-    preview.className = 'preview';
-    li.appendChild(preview);
+    li.append(head, preview, buttons);
     $('offers').appendChild(li);
     channel.send({ type: 'preview', conversation_id: f.conversation_id });
     chime();
