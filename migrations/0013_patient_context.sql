@@ -7,3 +7,11 @@ CREATE TABLE conversation_context (
 );
 -- The birth date the portal's ID token carried (`birthdate`), kept with the session like its `name`.
 ALTER TABLE sessions ADD COLUMN birthdate TEXT;
+-- The nurse's wrap-up of a chat: a disposition from `routing.dispositions` and optional notes, as one JSON
+-- document sealed with the conversation's data key. One per conversation; a later save replaces it.
+CREATE TABLE conversation_wrapups (
+    conversation_id TEXT PRIMARY KEY,
+    nurse TEXT NOT NULL,
+    sealed TEXT NOT NULL,
+    at_ms BIGINT NOT NULL
+);

@@ -69,7 +69,7 @@ export TEST_MOTO_SERVER="$TOOLS/moto/bin/moto_server"
 export TEST_S3S_FS="$TOOLS/s3s/bin/s3s-fs"
 export TEST_REQUIRE_S3=1
 
-log "installing npm packages (oidc-provider, playwright-core; no browser download)"
+log "installing npm packages (oidc-provider, playwright-core, axe-core; no browser download)"
 (cd tests/support && npm ci --no-audit --no-fund --loglevel=error)
 
 # Throw-away PostgreSQL cluster on loopback (scripts/postgres.sh), stopped by its data directory on exit.

@@ -319,7 +319,7 @@ async fn observability(app: AppState, mut stop: tokio::sync::watch::Receiver<boo
 
 async fn observe(app: &AppState) {
     let m = &app.metrics.ops;
-    if let Ok(queues) = app.messaging.queue_stats().await {
+    if let Ok((queues, _)) = app.messaging.queue_stats().await {
         for q in queues {
             let queue = [q.queue.as_str()];
             m.queue_waiting.with_label_values(&queue).set(q.waiting as i64);

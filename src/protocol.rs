@@ -60,6 +60,14 @@ pub enum ClientFrame {
         v: u8,
         conversation_id: ConversationId,
     },
+    /// Nurse: the wrap-up of a chat she ended — a configured disposition and optional notes (PHI).
+    WrapUp {
+        v: u8,
+        conversation_id: ConversationId,
+        disposition: String,
+        #[serde(default)]
+        notes: Option<Pii<String>>,
+    },
     /// Send a chat message; acknowledged once durable.
     Send {
         v: u8,
@@ -255,6 +263,7 @@ impl ClientFrame {
             | ClientFrame::Send { v, .. }
             | ClientFrame::Sync { v, .. }
             | ClientFrame::Preview { v, .. }
+            | ClientFrame::WrapUp { v, .. }
             | ClientFrame::Presence { v, .. }
             | ClientFrame::Accept { v, .. }
             | ClientFrame::Decline { v, .. }
@@ -334,6 +343,13 @@ pub struct ConversationView {
     pub emergency: bool,
 }
 
+/// Wrap-up as the workspace shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WrapUpSpec {
+    pub seconds: u64,
+    pub dispositions: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
@@ -342,6 +358,13 @@ pub enum ServerFrame {
         role: String,
         conversations: Vec<ConversationView>,
         presence: Option<Presence>,
+        /// For those who work the queues: how long wrap-up lasts and the dispositions to pick from.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wrap_up: Option<WrapUpSpec>,
+    },
+    /// A wrap-up was stored.
+    WrapUpSaved {
+        conversation_id: ConversationId,
     },
     Conversation {
         conversation: ConversationView,

@@ -1,25 +1,50 @@
-// Landing page: shows who is signed in (from /api/v1/me) and offers sign-in and sign-out.
-const me = document.getElementById('me');
-const signIn = document.getElementById('sign-in');
-const signOut = document.getElementById('sign-out');
+// Start page: who is signed in, and for each of their roles the place they work (nurses the workspace,
+// supervisors the board, compliance officers the recordings console, IT support the system status).
+const $ = (id) => document.getElementById(id);
+
+const PLACES = {
+  nurse: ['/workspace/', 'Nurse workspace', 'Go ready, take chats from the waiting room, start video.'],
+  supervisor: ['/supervisor/', 'Supervisor board', 'Queues, waits, emergency flags and nurses, live.'],
+  compliance_officer: ['/compliance/', 'Recordings and audit', 'Review recordings with a stated reason; legal holds; reports.'],
+  it_helpdesk: ['/status/', 'System status', 'How the broker is running: version, database, workers, nodes.'],
+};
+
+function place([href, title, text]) {
+  const li = document.createElement('li');
+  const a = document.createElement('a');
+  a.href = href;
+  a.textContent = title;
+  const p = document.createElement('p');
+  p.textContent = text;
+  li.append(a, p);
+  return li;
+}
 
 async function refresh() {
   const resp = await fetch('/api/v1/me', { credentials: 'same-origin' });
   if (resp.ok) {
     const body = await resp.json();
-    me.textContent = `Signed in as ${body.display_name ?? 'staff member'} (${body.roles.join(', ')}).`;
-    signIn.hidden = true;
-    signOut.hidden = false;
+    $('me').textContent = `Signed in as ${body.display_name ?? 'staff member'}.`;
+    const places = [...new Set(body.roles.map((r) => PLACES[r]).filter(Boolean))];
+    $('places').replaceChildren(...places.map(place));
+    $('places').hidden = places.length === 0;
+    if (!places.length) $('me').textContent += ' Your account has no examroom role: ask your administrator.';
+    $('sign-in').hidden = true;
+    $('sign-out').hidden = false;
   } else {
-    me.textContent = 'Not signed in.';
-    signIn.hidden = false;
-    signOut.hidden = true;
+    $('me').textContent = 'Not signed in.';
+    $('places').hidden = true;
+    $('sign-in').hidden = false;
+    $('sign-out').hidden = true;
   }
 }
 
-signOut.addEventListener('click', async () => {
+$('sign-out').addEventListener('click', async () => {
   await fetch('/auth/logout', { method: 'POST', credentials: 'same-origin' });
   await refresh();
+  $('me').focus();
 });
 
+// The demo portal exists only under `examroom dev`.
+fetch('/portal/', { method: 'HEAD' }).then((r) => { $('demo-portal').hidden = !r.ok; }).catch(() => {});
 refresh();

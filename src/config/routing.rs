@@ -21,6 +21,8 @@ pub struct RoutingConfig {
     pub patient_grace_seconds: u64,
     /// How long a nurse may be away or disconnected with chats before they go back to the front of their queue.
     pub stranded_grace_seconds: u64,
+    /// What a nurse picks when wrapping a chat up (with optional notes), in the order shown.
+    pub dispositions: Vec<String>,
 }
 
 impl Default for RoutingConfig {
@@ -32,6 +34,17 @@ impl Default for RoutingConfig {
             default_handle_seconds: 300,
             patient_grace_seconds: 60,
             stranded_grace_seconds: 120,
+            dispositions: [
+                "Advice given",
+                "Appointment booked",
+                "Prescription request sent",
+                "Referred to urgent or emergency care",
+                "Patient left before help",
+                "Other (see notes)",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
         }
     }
 }
@@ -59,6 +72,20 @@ impl RoutingConfig {
                 "routing.stranded_grace_seconds",
                 "must be between 1 and 3600",
             ));
+        }
+        if self.dispositions.is_empty() {
+            p.push(Problem::new(
+                "routing.dispositions",
+                "must list at least one disposition",
+            ));
+        }
+        for (i, d) in self.dispositions.iter().enumerate() {
+            if d.trim().is_empty() || d.chars().count() > 80 {
+                p.push(Problem::new(
+                    format!("routing.dispositions[{i}]"),
+                    "must be 1 to 80 characters",
+                ));
+            }
         }
         p
     }

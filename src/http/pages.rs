@@ -49,6 +49,11 @@ pub fn router() -> Router<AppState> {
         CSS,
         "../../web/workspace/workspace.css"
     );
+    let r = file!(r, "/supervisor/", HTML, "../../web/supervisor/index.html");
+    let r = file!(r, "/supervisor/board.js", JS, "../../web/supervisor/board.js");
+    let r = file!(r, "/supervisor/board.css", CSS, "../../web/supervisor/board.css");
+    let r = file!(r, "/status/", HTML, "../../web/status/index.html");
+    let r = file!(r, "/status/status.js", JS, "../../web/status/status.js");
     let r = file!(r, "/compliance/", HTML, "../../web/compliance/index.html");
     let r = file!(
         r,

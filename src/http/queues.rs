@@ -1,4 +1,5 @@
-//! Queue statistics for supervisors: waiting counts, longest wait, staffed and ready nurses. No patient data.
+//! The supervisor's board: per queue the waiting count (and emergency flags), longest wait, staffed and ready
+//! nurses and abandonment; per nurse her name, presence, chats held and skills. No patient data.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -23,10 +24,18 @@ async fn stats(State(app): State<AppState>, caller: Caller) -> Result<Json<serde
         Some(&caller.request_id),
     )
     .await?;
-    let queues = app
+    let (queues, nurses) = app
         .messaging
         .queue_stats()
         .await
         .map_err(|_| ApiError::Unavailable("routing_unavailable"))?;
-    Ok(Json(json!({ "queues": queues })))
+    let mut board = Vec::new();
+    for n in nurses {
+        let name = app.db.staff_display_name(n.nurse.as_str()).await?;
+        board.push(json!({
+            "nurse": n.nurse, "name": name, "presence": n.presence, "chats": n.chats,
+            "offered": n.offered, "connected": n.connected, "skills": n.skills,
+        }));
+    }
+    Ok(Json(json!({ "queues": queues, "nurses": board })))
 }

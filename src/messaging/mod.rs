@@ -10,6 +10,7 @@ pub mod context;
 mod effects;
 pub mod hub;
 pub mod routing;
+pub mod wrapup;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::protocol::{ConversationView, ServerFrame};
 use crate::store::{AppendOutcome, ConversationRow, ConversationState, Db, StoreError};
 use crate::triage::Triage;
 use crate::waiting_room::{EMERGENCY_BOOST, QueueSpec, Reassurance, RoutingError, RoutingSpec, WaitingRoom};
+use crate::waiting_room::{NurseStats, QueueStats};
 use hub::Hub;
 use routing::{RoutingCommand, RoutingReply};
 
@@ -51,6 +53,12 @@ pub enum MessagingError {
     RoutingUnavailable,
     #[error("cluster: {0}")]
     Cluster(String),
+    #[error("the chat is still open: wrap it up after it ends")]
+    StillOpen,
+    #[error("not one of the configured dispositions")]
+    UnknownDisposition,
+    #[error("too long")]
+    TooLong,
 }
 
 impl From<crate::policy::Denial> for MessagingError {
@@ -69,6 +77,9 @@ impl MessagingError {
             Self::Routing(_) => "no_such_offer",
             Self::RoutingUnavailable | Self::Cluster(_) => "unavailable",
             Self::Crypto(_) | Self::Store(_) => "internal",
+            Self::StillOpen => "conversation_open",
+            Self::UnknownDisposition => "unknown_disposition",
+            Self::TooLong => "too_long",
         }
     }
 }
@@ -102,6 +113,8 @@ pub struct Messaging {
     settings: MessagingConfig,
     /// Emergency and crisis rules for what patients write.
     triage: Triage,
+    /// What a nurse picks from when wrapping a chat up (`routing.dispositions`).
+    dispositions: Vec<String>,
     /// Conversations whose people have had the idle warning, with the activity time it was given for (a later
     /// message, on any node, moves that time and earns a new warning).
     warned: Mutex<HashMap<ConversationId, i64>>,
@@ -192,6 +205,7 @@ impl Messaging {
                     .languages()
                     .expect("emergency rules checked at load"),
             ),
+            dispositions: config.routing.dispositions.clone(),
             warned: Mutex::new(HashMap::new()),
         })
     }
@@ -437,9 +451,10 @@ impl Messaging {
         }
     }
 
-    pub async fn queue_stats(&self) -> Result<Vec<crate::waiting_room::QueueStats>, MessagingError> {
+    /// The supervisor's board: queues, and the nurses with presence and load.
+    pub async fn queue_stats(&self) -> Result<(Vec<QueueStats>, Vec<NurseStats>), MessagingError> {
         match self.route(RoutingCommand::Stats).await? {
-            RoutingReply::Stats { queues } => Ok(queues),
+            RoutingReply::Stats { queues, nurses } => Ok((queues, nurses)),
             _ => Err(MessagingError::RoutingUnavailable),
         }
     }

@@ -15,7 +15,7 @@ use crate::clock::now_ms;
 use crate::ids::{ConversationId, SubjectId};
 use crate::protocol::ServerFrame;
 use crate::store::{ConversationState, PresenceRow};
-use crate::waiting_room::{OfferEnd, Presence, QueueStats, RoutingError};
+use crate::waiting_room::{NurseStats, OfferEnd, Presence, QueueStats, RoutingError};
 
 /// The internal route a follower posts commands to.
 pub const ROUTING_PATH: &str = "/internal/v1/routing";
@@ -83,6 +83,9 @@ pub enum RoutingReply {
     },
     Stats {
         queues: Vec<QueueStats>,
+        /// Empty from a leader of the previous release (a rolling upgrade).
+        #[serde(default)]
+        nurses: Vec<NurseStats>,
     },
     /// The core refused (no such offer, not assigned).
     Refused {
@@ -246,6 +249,7 @@ impl Messaging {
                 RoutingCommand::Stats => {
                     return RoutingReply::Stats {
                         queues: room.stats(now),
+                        nurses: room.nurse_stats(now),
                     };
                 }
             }

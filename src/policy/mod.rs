@@ -28,6 +28,7 @@ pub const ACTIONS: &[&str] = &[
     "conversation.read",
     "conversation.write",
     "conversation.preview",
+    "conversation.wrap_up",
     "queue.work",
     "visit.create",
     "visit.answer",

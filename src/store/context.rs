@@ -46,3 +46,44 @@ impl Db {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 }
+
+/// A stored wrap-up: who wrote it, when, and the sealed document.
+#[derive(Debug, Clone)]
+pub struct WrapUpRow {
+    pub nurse: String,
+    pub sealed: String,
+    pub at_ms: i64,
+}
+
+impl Db {
+    pub async fn put_wrap_up(&self, id: &ConversationId, row: &WrapUpRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO conversation_wrapups (conversation_id, nurse, sealed, at_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (conversation_id) DO UPDATE SET nurse = excluded.nurse, sealed = excluded.sealed, \
+             at_ms = excluded.at_ms",
+        )
+        .bind(id.as_str())
+        .bind(&row.nurse)
+        .bind(&row.sealed)
+        .bind(row.at_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn wrap_up(&self, id: &ConversationId) -> Result<Option<WrapUpRow>, StoreError> {
+        let row =
+            sqlx::query("SELECT nurse, sealed, at_ms FROM conversation_wrapups WHERE conversation_id = $1")
+                .bind(id.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(|r| {
+            Ok(WrapUpRow {
+                nurse: r.try_get(0)?,
+                sealed: r.try_get(1)?,
+                at_ms: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+}

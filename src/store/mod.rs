@@ -15,6 +15,7 @@ mod visits;
 
 pub use audit::{AuditHead, AuditRow, Checkpoint, Outcome};
 pub use cluster::{BusItem, BusListener, NodeRow, PresenceRow};
+pub use context::WrapUpRow;
 pub use conversations::{AppendOutcome, ConversationRow, ConversationState, MessageRow};
 pub use keys::{WrappedKeyKind, WrappedKeyRow};
 pub use logins::LoginRow;

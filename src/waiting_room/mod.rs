@@ -15,7 +15,7 @@ use crate::ids::{ConversationId, SubjectId};
 
 pub use eta::estimate_wait;
 pub use patients::Abandonment;
-pub use stats::QueueStats;
+pub use stats::{NurseStats, QueueStats};
 
 /// Milliseconds since the Unix epoch; the only clock this module knows.
 pub type Millis = i64;
@@ -307,6 +307,10 @@ impl WaitingRoom {
     ) -> Vec<Effect> {
         let n = self.nurses.entry(nurse.clone()).or_default();
         n.available = available;
+        // "Ready" during wrap-up is the nurse saying she is done with it.
+        if available {
+            n.wrap_up_until = None;
+        }
         n.skills = skills.iter().cloned().collect();
         let mut effects = Vec::new();
         if !available && let Some((conversation, _)) = n.offer.take() {

@@ -1,6 +1,18 @@
 //! Queue statistics for supervisors (and for every node: the leader computes them).
 
-use super::{Abandonment, Millis, Presence, Waiting, WaitingRoom};
+use super::{Abandonment, Millis, Presence, SubjectId, Waiting, WaitingRoom};
+
+/// One nurse as the supervisor's board shows her: presence, chats held, an open offer, skills.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NurseStats {
+    pub nurse: SubjectId,
+    pub presence: Presence,
+    pub chats: usize,
+    pub offered: bool,
+    /// Whether any connection of hers is open (a nurse whose browser dropped shows as ready but unreachable).
+    pub connected: bool,
+    pub skills: Vec<String>,
+}
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct QueueStats {
@@ -19,6 +31,28 @@ pub struct QueueStats {
 }
 
 impl WaitingRoom {
+    /// Every nurse the core knows, by subject: presence, load and skills (no patient data).
+    pub fn nurse_stats(&self, now: Millis) -> Vec<NurseStats> {
+        let mut nurses: Vec<NurseStats> = self
+            .nurses
+            .iter()
+            .map(|(id, n)| {
+                let mut skills: Vec<String> = n.skills.iter().cloned().collect();
+                skills.sort();
+                NurseStats {
+                    nurse: id.clone(),
+                    presence: self.state_of(n, now),
+                    chats: n.active.len(),
+                    offered: n.offer.is_some(),
+                    connected: n.disconnected_since.is_none(),
+                    skills,
+                }
+            })
+            .collect();
+        nurses.sort_by(|a, b| a.nurse.as_str().cmp(b.nurse.as_str()));
+        nurses
+    }
+
     /// Queue statistics for supervisors: waiting count, longest wait, staffed and ready nurses.
     pub fn stats(&self, now: Millis) -> Vec<QueueStats> {
         let mut names: Vec<&String> = self.queues.keys().collect();

@@ -381,3 +381,23 @@ fn far_back_in_a_moving_queue_positions_come_every_few_seconds() {
     assert!(positions(&r.tick(10_000)).is_empty());
     assert!(positions(&r.tick(11_000)).contains(&(conv(6), 4, None)));
 }
+
+#[test]
+fn ready_during_wrap_up_ends_it_early() {
+    let mut r = room();
+    r.restore_assignment(&nurse("n1"), conv(8));
+    r.set_available(&nurse("n1"), &[], true, 0);
+    r.finish(&nurse("n1"), &conv(8), "triage", 60_000, 10).unwrap();
+    let e = r.enqueue(conv(1), "triage", 0, 20, 20).unwrap();
+    assert!(offers(&e).is_empty(), "nothing is offered during wrap-up");
+    let e = r.set_available(&nurse("n1"), &[], true, 30);
+    assert!(e.contains(&Effect::NurseState {
+        nurse: nurse("n1"),
+        state: Presence::Ready
+    }));
+    assert_eq!(
+        offers(&e),
+        vec![(nurse("n1"), conv(1))],
+        "ready now: the next patient is offered at once"
+    );
+}

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { axeCheck, widgetFrame } from './axe.mjs';
 
 const require = createRequire(path.join(process.env.TEST_OIDC_PROVIDER_DIR || path.resolve('tests/support'), 'package.json'));
 const { chromium } = require('playwright-core');
@@ -64,6 +65,8 @@ try {
   await widget.getByText('Thank you. Your nurse will see where you are.').waitFor();
   step('emergency notice shown, location sent');
   await shot(patient, '01-patient-waiting');
+  await axeCheck(patient, 'portal with the widget');
+  await axeCheck(widgetFrame(patient), 'widget: waiting, emergency notice');
 
   // Nurse: workspace → staff sign-in → ready → accept.
   const nurseCtx = await browser.newContext();
@@ -85,6 +88,7 @@ try {
   await offer.getByText(/\d+ s to answer/).waitFor();
   step('nurse sees the flag, who and why on the offer');
   await shot(nurse, '02b-nurse-offer');
+  await axeCheck(nurse, 'workspace: an offer');
   await nurse.getByRole('button', { name: 'Accept' }).click();
   const chat = nurse.locator('article.chat');
   await chat.getByText(/Patient: I have had a sore throat\s+for three days/).waitFor();
@@ -102,6 +106,38 @@ try {
   step('messages exchanged both ways');
   await shot(patient, '02-patient-chatting');
   await shot(nurse, '03-nurse-workspace');
+  await axeCheck(nurse, 'workspace: a chat');
+  await axeCheck(widgetFrame(patient), 'widget: chatting');
+
+  // The nurse ends the chat: the patient gets one clear end with what to do next; the nurse wraps up.
+  await chat.getByRole('button', { name: 'End chat' }).click();
+  await widget.getByText('This chat has ended. Thank you.').waitFor();
+  if (await widget.getByText(/keep chatting/).filter({ visible: true }).count()) throw new Error('"keep chatting" next to an ended chat');
+  const download = patient.waitForEvent('download');
+  await widget.getByRole('button', { name: 'Save a copy of this chat' }).click();
+  const saved = await download;
+  if (!/^chat-ER-.*\.txt$/.test(saved.suggestedFilename())) throw new Error(`copy named ${saved.suggestedFilename()}`);
+  const copy = fs.readFileSync(await saved.path(), 'utf8');
+  if (!copy.includes('Nurse: Hello, I am Nora. Do you have a fever?')) throw new Error(`the copy lacks the chat: ${copy}`);
+  await shot(patient, '04-patient-ended');
+  await axeCheck(widgetFrame(patient), 'widget: ended');
+  step('patient sees the end, saves a copy');
+  await chat.getByRole('heading', { name: 'Wrap-up' }).waitFor();
+  if (await chat.getByRole('button', { name: 'End video' }).isVisible()) throw new Error('a stale End video button after the chat');
+  await chat.getByLabel('Disposition').selectOption('Advice given');
+  await chat.getByLabel('Notes (optional)').fill('Sore throat, no fever: fluids, rest, call back if worse.');
+  await chat.getByRole('button', { name: 'Save wrap-up' }).click();
+  await chat.getByText('Wrap-up saved.').waitFor();
+  await nurse.getByText(/s of wrap-up left/).waitFor();
+  await shot(nurse, '05-nurse-wrap-up');
+  await axeCheck(nurse, 'workspace: wrap-up');
+  await chat.getByRole('button', { name: 'Ready now' }).click();
+  await nurse.locator('#presence', { hasText: 'ready' }).waitFor();
+  step('nurse wrapped up and is ready again');
+  await widget.getByRole('button', { name: 'Start a new chat' }).click();
+  await widget.getByLabel('What would you like help with today?').waitFor();
+  if (await focused() !== 'reason') throw new Error(`after "Start a new chat", focus is on ${await focused()}`);
+  step('patient can start again');
   console.log('browser chat flow passed');
 } catch (e) {
   console.error(e);

@@ -57,6 +57,11 @@ const PROBES: &[Probe] = &[
         action: "conversation.preview",
     },
     Probe {
+        name: "nurse wraps up the chat she ended (socket)",
+        rule: "nurse-wrap-up",
+        action: "conversation.wrap_up",
+    },
+    Probe {
         name: "nurse elevates assigned chat (socket)",
         rule: "nurse-elevate-assigned",
         action: "visit.create",
@@ -303,6 +308,23 @@ async fn run_probes(url: &str, data: &Path) -> BTreeMap<&'static str, Option<boo
                 Some(allowed_frame(&synced, "synced")),
             );
         }
+    }
+    // Ending takes the same rule as writing: without it, no end (and no second refusal to count).
+    let may_end = out.get("nurse writes in assigned chat (socket)") == Some(&Some(true));
+    let ended = match (&conversation, may_end) {
+        (Some(c), true) => {
+            let end = json!({"v": 1, "type": "end", "conversation_id": c});
+            ask(&mut nurse, end, "ended").await["type"] == "ended"
+        }
+        _ => false,
+    };
+    if let (Some(c), true) = (&conversation, ended) {
+        let wrap = json!({"v": 1, "type": "wrap_up", "conversation_id": c, "disposition": "Advice given"});
+        let w = ask(&mut nurse, wrap, "wrap_up_saved").await;
+        out.insert(
+            "nurse wraps up the chat she ended (socket)",
+            Some(allowed_frame(&w, "wrap_up_saved")),
+        );
     }
     for p in PROBES {
         out.entry(p.name).or_insert(None);

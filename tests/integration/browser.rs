@@ -69,3 +69,34 @@ fn a_closed_tab_is_never_offered_and_a_closed_workspace_returns_its_chat_in_chro
     }
     broker.assert_no_panic();
 }
+
+#[test]
+fn each_role_has_its_page_and_the_supervisor_board_is_live_in_chromium() {
+    if !chromium_available() {
+        return;
+    }
+    // An offer that stays open while the board refreshes (every 5 s).
+    let env: Vec<(&str, &str)> = FAST_ROUTING
+        .iter()
+        .copied()
+        .chain([("EXAMROOM_ROUTING__OFFER_TIMEOUT_SECONDS", "60")])
+        .collect();
+    let (_dir, data, broker) = start_dev(&env);
+    crate::common::run_browser_script(
+        Command::new("node"),
+        "roles-flow.mjs",
+        &broker,
+        &data,
+        &[],
+        "browser roles flow passed",
+    );
+    let artifacts = crate::video::artifacts();
+    for shot in [
+        "31-supervisor-board",
+        "32-helpdesk-status",
+        "33-helpdesk-workspace",
+    ] {
+        assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot} kept");
+    }
+    broker.assert_no_panic();
+}

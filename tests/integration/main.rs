@@ -55,3 +55,4 @@ mod video;
 mod video_relay;
 mod video_signaling;
 mod visit_controls;
+mod wrap_up;

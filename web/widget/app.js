@@ -36,6 +36,33 @@ function send(ch, body) {
   ch.send({ type: 'send', conversation_id: state.conversation, idempotency_key: key, body });
 }
 
+/** Back to the start: a new chat can begin (the ended one stays on the server, not on this screen). */
+function resetChat() {
+  Object.assign(state, { conversation: null, lastSeq: 0, starting: false });
+  state.outbox.clear();
+  state.seen.clear();
+  $('transcript').replaceChildren();
+  for (const id of ['ended-actions', 'reference', 'emergency', 'notice', 'music']) $(id).hidden = true;
+  $('location').hidden = false;
+  $('location-sent').hidden = true;
+  $('reason').value = '';
+  $('start').hidden = false;
+  $('precall-open').hidden = false;
+  setStatus('You are signed in. A nurse can chat with you here.');
+  $('reason').focus();
+}
+
+/** The transcript as a text file the patient keeps (made here, from what is on screen; nothing is sent). */
+function saveCopy() {
+  const lines = [...$('transcript').children].map((li) => li.textContent);
+  const text = [$('reference').textContent, `Saved ${new Date().toLocaleString()}`, '', ...lines, ''].join('\n');
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+  a.download = `chat-${$('reference').textContent.split(': ').pop() || 'copy'}.txt`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
 function showConversation(c) {
   state.conversation = c.conversation_id;
   $('start').hidden = true;
@@ -114,9 +141,16 @@ const handlers = {
   ended(f) {
     stopMusic();
     $('compose').hidden = true;
+    $('callback').hidden = true;
+    $('notice').hidden = true;
+    $('precall-open').hidden = true;
     setStatus(f.reason === 'callback_requested' ? 'We will call you back. Please keep your reference number.'
       : f.reason === 'abandoned' ? 'You left the waiting room, so your place was given up. Start a new chat if you still need help.'
       : 'This chat has ended. Thank you.');
+    // One clear end: what to do next, and a copy of what was said.
+    $('ended-actions').hidden = false;
+    $('save-copy').hidden = $('transcript').children.length === 0;
+    $('new-chat').focus();
   },
   error(f) {
     // The video is moving to another server: it reconnects by itself (`video_started` at a higher `epoch`).
@@ -186,6 +220,8 @@ window.addEventListener('message', async (event) => {
       $('location').hidden = true;
       $('location-sent').hidden = false;
     });
+    $('new-chat').addEventListener('click', resetChat);
+    $('save-copy').addEventListener('click', saveCopy);
     $('callback').addEventListener('click', () => {
       $('callback').hidden = true;
       ch.send({ type: 'callback', conversation_id: state.conversation });

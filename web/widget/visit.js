@@ -181,7 +181,8 @@ export const videoHandlers = {
     if (video.visitId && f.visit_id !== video.visitId) return;
     if (video.call && (f.epoch || 0) < video.call.epoch) return;
     video.blocked = false;
-    closeVideo(f.reason === 'declined' || f.reason === 'devices_blocked' ? null
+    // With the chat's end the widget says it once (app.js `ended`).
+    closeVideo(f.reason === 'declined' || f.reason === 'devices_blocked' || f.reason === 'chat_ended' ? null
       : f.reason === 'no_answer' ? 'The video request timed out. Your nurse can ask again. You can keep chatting.'
       : f.reason === 'server_restart' ? 'The video ended because our server restarted. Your nurse can start it again. You can keep chatting.'
       : f.reason === 'connection_lost' ? 'The video ended because the connection did not come back. Your nurse can start it again. You can keep chatting.'

@@ -6,6 +6,54 @@ import { deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
 const $ = (id) => document.getElementById(id);
 const chats = new Map(); // conversation_id -> { el, list, lastSeq, seen, outbox }
 let channel;
+let wrapUpSpec = null; // { seconds, dispositions } from the welcome frame
+
+/** After a chat ends: the transcript folds away, and the nurse records a disposition and notes while the
+ * wrap-up time runs; "Ready now" ends wrap-up early. */
+function wrapUp(el, conversationId) {
+  el.classList.add('ended');
+  const transcript = el.querySelector('ol');
+  const toggle = document.createElement('button');
+  toggle.type = 'button';
+  toggle.className = 'secondary';
+  toggle.textContent = 'Show transcript';
+  toggle.setAttribute('aria-expanded', 'false');
+  toggle.addEventListener('click', () => {
+    transcript.hidden = !transcript.hidden;
+    toggle.textContent = transcript.hidden ? 'Show transcript' : 'Hide transcript';
+    toggle.setAttribute('aria-expanded', String(!transcript.hidden));
+  });
+  transcript.hidden = true;
+  transcript.before(toggle);
+  if (!wrapUpSpec) return;
+  const form = document.createElement('form');
+  form.className = 'wrap-up';
+  form.innerHTML = `<h4 tabindex="-1">Wrap-up</h4>
+    <p class="wrap-up-time" role="timer" aria-live="off"></p>
+    <p><label>Disposition <select required></select></label></p>
+    <p><label>Notes (optional) <textarea rows="3" maxlength="4000"></textarea></label></p>
+    <p><button type="submit">Save wrap-up</button> <button type="button" class="ready-now">Ready now</button>
+      <button type="button" class="dismiss secondary">Close</button></p>
+    <p class="wrap-up-status" role="status"></p>`;
+  const select = form.querySelector('select');
+  for (const d of wrapUpSpec.dispositions) select.append(new Option(d, d));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    channel.send({ type: 'wrap_up', conversation_id: conversationId, disposition: select.value, notes: form.querySelector('textarea').value });
+  });
+  form.querySelector('.ready-now').addEventListener('click', () => channel.send({ type: 'presence', state: 'ready' }));
+  form.querySelector('.dismiss').addEventListener('click', () => { clearInterval(el.wrapUpTimer); el.remove(); $('chats-title').focus(); });
+  let left = wrapUpSpec.seconds;
+  const time = form.querySelector('.wrap-up-time');
+  const tick = () => {
+    time.textContent = left > 0 ? `${left} s of wrap-up left; then you are offered the next patient.` : 'Wrap-up time is over.';
+    if (left-- <= 0) clearInterval(el.wrapUpTimer);
+  };
+  tick();
+  el.wrapUpTimer = setInterval(tick, 1000);
+  el.appendChild(form);
+  form.querySelector('h4').focus();
+}
 
 function chatPanel(c) {
   if (chats.has(c.conversation_id)) return chats.get(c.conversation_id);
@@ -132,6 +180,8 @@ function renderControls(chat) {
   const q = (sel) => chat.el.querySelector(sel);
   const mine = v.call?.devices;
   for (const b of ['.video-mic', '.video-camera', '.video-mode']) q(b).hidden = !v.call;
+  // Nothing to end once the video is over.
+  q('.video-end').hidden = !v.call && !v.visitId && !v.check;
   q('.remote').hidden = !v.call || !!v.audioOnly;
   q('.audio-only').hidden = !v.call || !v.audioOnly;
   q('.audio-only').textContent = `${AUDIO_ONLY[v.audioOnly] || 'Audio only.'} You hear each other; no video is sent.`;
@@ -250,6 +300,7 @@ function chime() {
 const handlers = {
   welcome(f) {
     $('presence').textContent = f.presence || 'away';
+    wrapUpSpec = f.wrap_up || null;
     for (const c of f.conversations) {
       // A chat already on screen after a reconnect: fetch what was written while the socket was away.
       const known = chats.get(c.conversation_id);
@@ -261,7 +312,17 @@ const handlers = {
     $('ready').disabled = false;
     $('away').disabled = false;
   },
-  presence(f) { $('presence').textContent = f.state.replace('_', '-'); },
+  presence(f) {
+    $('presence').textContent = f.state.replace('_', '-');
+    if (f.state === 'wrap_up') return;
+    // Wrap-up is over (time, or "Ready now"): notes can still be saved, the timer goes.
+    for (const el of document.querySelectorAll('article.chat.ended')) {
+      clearInterval(el.wrapUpTimer);
+      el.querySelector('.ready-now')?.remove();
+      const time = el.querySelector('.wrap-up-time');
+      if (time) time.textContent = '';
+    }
+  },
   offer(f) {
     removeOffer(f.conversation_id);
     const li = document.createElement('li');
@@ -304,6 +365,10 @@ const handlers = {
     }
   },
   offer_ended(f) { removeOffer(f.conversation_id); },
+  wrap_up_saved(f) {
+    const el = document.querySelector(`article.chat[data-conversation="${CSS.escape(f.conversation_id)}"]`);
+    if (el) el.querySelector('.wrap-up-status').textContent = 'Wrap-up saved.';
+  },
   preview(f) { showPreview(f); },
   conversation(f) { flagChat(chatPanel(f.conversation).el, f.conversation.emergency); },
   message(f) { const chat = chats.get(f.conversation_id); if (chat) addLine(chat, f); },
@@ -313,7 +378,9 @@ const handlers = {
     const chat = chats.get(f.conversation_id);
     if (!chat) return;
     chat.el.querySelector('form').hidden = true;
+    closeVideo(chat);
     chat.el.querySelector('h3').textContent += f.reason === 'returned_to_queue' ? ' (returned to the queue while you were away)' : ' (ended)';
+    if (f.reason !== 'returned_to_queue') wrapUp(chat.el, f.conversation_id);
     // The panel stays to be read; if the chat comes to this nurse again it gets a fresh one.
     chats.delete(f.conversation_id);
   },
@@ -422,22 +489,6 @@ const handlers = {
   },
 };
 
-async function loadStats() {
-  const resp = await fetch('/api/v1/queues/stats');
-  if (!resp.ok) return;
-  $('stats-section').hidden = false;
-  const rows = (await resp.json()).queues.map((q) => {
-    const tr = document.createElement('tr');
-    for (const v of [q.queue, q.waiting, q.emergencies, q.longest_wait_seconds, q.staffed_nurses, q.ready_nurses]) {
-      const td = document.createElement('td');
-      td.textContent = v;
-      tr.appendChild(td);
-    }
-    return tr;
-  });
-  $('stats').replaceChildren(...rows);
-}
-
 async function main() {
   const me = await fetch('/api/v1/me');
   if (!me.ok) {
@@ -446,6 +497,12 @@ async function main() {
   }
   const who = await me.json();
   $('who').textContent = `Signed in as ${who.display_name ?? 'staff'} (${who.roles.join(', ')})`;
+  // Only nurses work the queues: anyone else is pointed to their own pages, not to buttons that would fail.
+  if (!who.roles.includes('nurse')) {
+    $('work').hidden = true;
+    $('not-nurse').hidden = false;
+    return;
+  }
   channel = new Channel(null, (f) => handlers[f.type]?.(f), (s) => { $('connection').textContent = s; });
   $('ready').addEventListener('click', () => {
     // Asked on a click (browsers require one): new offers then notify while the workspace is in the background.
@@ -453,7 +510,6 @@ async function main() {
     channel.send({ type: 'presence', state: 'ready' });
   });
   $('away').addEventListener('click', () => channel.send({ type: 'presence', state: 'away' }));
-  if (who.roles.includes('supervisor')) { loadStats(); setInterval(loadStats, 5000); }
 }
 
 main();

@@ -9,9 +9,10 @@ use crate::clock::timestamp;
 use crate::ids::ConversationId;
 use crate::messaging::MessagingError;
 use crate::messaging::context::{MAX_REASON_CHARS, PatientContext};
+use crate::messaging::wrapup::WrapUp;
 use crate::pii::Pii;
 use crate::policy::{Authorized, Resource, ResourceKind};
-use crate::protocol::{ClientFrame, PresenceRequest, ServerFrame};
+use crate::protocol::{ClientFrame, PresenceRequest, ServerFrame, WrapUpSpec};
 use crate::store::{ConversationRow, ConversationState};
 
 /// Largest replay per `sync`; the client asks again from the last `seq` it got.
@@ -22,6 +23,10 @@ fn from_messaging(e: MessagingError) -> Vec<ServerFrame> {
         MessagingError::UnknownQueue => "no such queue".to_string(),
         MessagingError::WrongProof(_) => "you have no access to this conversation".to_string(),
         MessagingError::Closed => "the conversation has ended".to_string(),
+        MessagingError::StillOpen | MessagingError::UnknownDisposition => e.to_string(),
+        MessagingError::TooLong => {
+            format!("at most {} characters", crate::messaging::wrapup::MAX_NOTES_CHARS)
+        }
         MessagingError::Routing(r) => r.to_string(),
         MessagingError::RoutingUnavailable | MessagingError::Cluster(_) => {
             tracing::warn!(error = %e, "routing unavailable");
@@ -57,11 +62,16 @@ pub async fn welcome(app: &App, conn: &Connection) -> ServerFrame {
     } else {
         None
     };
+    let wrap_up = presence.is_some().then(|| WrapUpSpec {
+        seconds: app.config.routing.wrap_up_seconds,
+        dispositions: app.messaging.dispositions().to_vec(),
+    });
     ServerFrame::Welcome {
         v: crate::protocol::PROTOCOL_VERSION,
         role: conn.role().to_string(),
         conversations,
         presence,
+        wrap_up,
     }
 }
 
@@ -230,6 +240,36 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                     first_message: p.first_message,
                     emergency: p.emergency,
                 }],
+                Err(e) => from_messaging(e),
+            }
+        }
+        ClientFrame::WrapUp {
+            conversation_id,
+            disposition,
+            notes,
+            ..
+        } => {
+            let proof = match authorized(app, conn, &conversation_id, "conversation.wrap_up").await {
+                Ok(proof) => proof,
+                Err(frames) => return frames,
+            };
+            let notes = notes.filter(|n| !n.expose().trim().is_empty());
+            match app
+                .messaging
+                .save_wrap_up(&proof, WrapUp { disposition, notes })
+                .await
+            {
+                Ok(()) => {
+                    audit(
+                        app,
+                        conn,
+                        "conversation.wrap_up",
+                        &conversation_id,
+                        Outcome::Success,
+                    )
+                    .await;
+                    vec![ServerFrame::WrapUpSaved { conversation_id }]
+                }
                 Err(e) => from_messaging(e),
             }
         }
@@ -404,16 +444,13 @@ pub async fn authorized(
             } else {
                 None
             };
+            // Assigned means working it now; for its wrap-up, the nurse who had it (messaging refuses a wrap-up
+            // of a chat still open, precisely).
+            let assigned = action == "conversation.wrap_up" || c.state == ConversationState::Assigned;
             let resource = Resource::new(ResourceKind::Conversation, Some(c.id.to_string()))
                 .owned_by(c.patient.clone())
                 .offered_to(offered)
-                .assigned_to(
-                    c.nurse
-                        .iter()
-                        .filter(|_| c.state == ConversationState::Assigned)
-                        .cloned()
-                        .collect(),
-                );
+                .assigned_to(c.nurse.iter().filter(|_| assigned).cloned().collect());
             app.with_break_glass(&conn.principal, action, resource).await
         }
         None => Resource::new(ResourceKind::Conversation, Some(safe_id(id.as_str()))),

@@ -1,0 +1,91 @@
+//! The nurse's wrap-up of a chat: a disposition from the configured list and optional notes, sealed with the
+//! conversation's data key (PHI: the notes are clinical), readable by whoever the policy lets review the chat.
+//! The waiting room's wrap-up timer is separate: saving here does not end it, "Ready" does.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Messaging, MessagingError, key_context};
+use crate::ids::{ConversationId, SubjectId};
+use crate::pii::Pii;
+use crate::policy::Authorized;
+use crate::store::{ConversationRow, StoreError, WrapUpRow};
+
+/// Longest wrap-up notes.
+pub const MAX_NOTES_CHARS: usize = 4000;
+
+/// What the nurse recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WrapUp {
+    pub disposition: String,
+    pub notes: Option<Pii<String>>,
+}
+
+/// A stored wrap-up with who wrote it and when.
+#[derive(Debug, Clone)]
+pub struct SavedWrapUp {
+    pub wrap_up: WrapUp,
+    pub nurse: SubjectId,
+    pub at_ms: i64,
+}
+
+fn aad(id: &ConversationId) -> Vec<u8> {
+    format!("examroom-wrapup-v1|{id}").into_bytes()
+}
+
+impl Messaging {
+    /// The dispositions a nurse picks from, in order.
+    pub fn dispositions(&self) -> &[String] {
+        &self.dispositions
+    }
+
+    /// Stores the wrap-up of an ended chat (a later save replaces it).
+    pub async fn save_wrap_up(
+        &self,
+        proof: &Authorized<ConversationRow>,
+        wrap_up: WrapUp,
+    ) -> Result<(), MessagingError> {
+        proof.require(&["conversation.wrap_up"])?;
+        let c = proof.resource();
+        if c.state.is_open() {
+            return Err(MessagingError::StillOpen);
+        }
+        if !self.dispositions.contains(&wrap_up.disposition) {
+            return Err(MessagingError::UnknownDisposition);
+        }
+        if wrap_up
+            .notes
+            .as_ref()
+            .is_some_and(|n| n.expose().chars().count() > MAX_NOTES_CHARS)
+        {
+            return Err(MessagingError::TooLong);
+        }
+        let key = self
+            .keyring
+            .unwrap_data_key(&c.kek_id, &c.wrapped_key, &key_context(c.id.as_str()))?;
+        let json = serde_json::to_vec(&wrap_up).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row = WrapUpRow {
+            nurse: proof.subject().as_str().to_string(),
+            sealed: key.seal(&json, &aad(&c.id))?,
+            at_ms: crate::clock::now_ms(),
+        };
+        self.db.put_wrap_up(&c.id, &row).await?;
+        Ok(())
+    }
+
+    /// The wrap-up of a chat, opened, if one was saved (no proof: callers hold one for reading the chat).
+    pub async fn wrap_up_of(&self, c: &ConversationRow) -> Result<Option<SavedWrapUp>, MessagingError> {
+        let Some(row) = self.db.wrap_up(&c.id).await? else {
+            return Ok(None);
+        };
+        let key = self
+            .keyring
+            .unwrap_data_key(&c.kek_id, &c.wrapped_key, &key_context(c.id.as_str()))?;
+        let plain = key.open(&row.sealed, &aad(&c.id))?;
+        let wrap_up = serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(SavedWrapUp {
+            wrap_up,
+            nurse: SubjectId::new(row.nurse),
+            at_ms: row.at_ms,
+        }))
+    }
+}

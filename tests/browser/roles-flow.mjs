@@ -1,0 +1,76 @@
+// Pages per role in Chromium: the start page offers each role its place; the supervisor's board shows queues
+// (with an emergency flag) and nurses live; the IT helpdesk gets the system status, and the nurse workspace
+// tells it plainly that it is for nurses. Every screen passes axe (WCAG 2.1 A and AA).
+// Usage: node roles-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
+import fs from 'node:fs';
+import path from 'node:path';
+import { axeCheck } from './axe.mjs';
+import { launch, passwords, patientInChat, nurseReady, staffSignIn } from './lib.mjs';
+
+const [url, credentialsFile, artifacts] = process.argv.slice(2);
+const password = passwords(credentialsFile);
+fs.mkdirSync(artifacts, { recursive: true });
+const browser = await launch();
+const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+const step = (msg) => console.log(`step: ${msg}`);
+
+try {
+  // Signed out: the start page says where staff and patients go.
+  const anon = await (await browser.newContext()).newPage();
+  await anon.goto(`${url}/`);
+  await anon.getByText('Not signed in.').waitFor();
+  await anon.getByRole('link', { name: 'Sign in with your clinic account' }).waitFor();
+  await anon.getByRole('link', { name: '/portal/' }).waitFor();
+  await axeCheck(anon, 'start page, signed out');
+
+  // A patient writes of an emergency while waiting.
+  const { widget } = await patientInChat(browser, url, password);
+  await widget.getByLabel('Your message', { exact: true }).fill("I can't breathe properly");
+  await widget.getByLabel('Your message', { exact: true }).press('Enter');
+  await widget.getByText(/If this is an emergency/).waitFor();
+
+  // The supervisor: start page → board; the queue shows the wait and the flag.
+  const sup = await staffSignIn(browser, url, password, 'supervisor', '/');
+  await sup.getByText('Signed in as Sam Demo.').waitFor();
+  await shot(sup, '30-start-page-supervisor');
+  await axeCheck(sup, 'start page, supervisor');
+  await sup.getByRole('link', { name: 'Supervisor board' }).click();
+  await sup.waitForURL(`${url}/supervisor/`);
+  const triage = sup.locator('#queues tr', { hasText: 'triage' });
+  await triage.locator('td').nth(1).getByText('1', { exact: true }).waitFor();
+  await triage.locator('td').nth(2).getByText('1', { exact: true }).waitFor();
+  if (!(await triage.getAttribute('class'))?.includes('urgent')) throw new Error('the flagged queue is not highlighted');
+  step('board shows the waiting patient and the emergency flag');
+
+  // A nurse goes ready: the board shows her by name, ready, with the offer open.
+  await nurseReady(browser, url, password);
+  const nora = sup.locator('#nurses tr', { hasText: 'Nora Demo' });
+  await nora.getByText('Ready').waitFor({ timeout: 15000 });
+  await nora.getByText('Yes').waitFor({ timeout: 15000 });
+  step('board shows the nurse, ready, with an offer');
+  await shot(sup, '31-supervisor-board');
+  await axeCheck(sup, 'supervisor board');
+
+  // The helpdesk: start page → system status; the workspace is not theirs.
+  const help = await staffSignIn(browser, url, password, 'helpdesk', '/');
+  await help.getByRole('link', { name: 'System status' }).click();
+  await help.waitForURL(`${url}/status/`);
+  await help.locator('#workers tr', { hasText: 'routing' }).getByText('Running').waitFor();
+  await help.getByText('Database').waitFor();
+  if (await help.getByRole('link', { name: 'Nurse workspace' }).count()) throw new Error('helpdesk offered the workspace');
+  await shot(help, '32-helpdesk-status');
+  await axeCheck(help, 'system status');
+  await help.goto(`${url}/workspace/`);
+  await help.getByText('This workspace is for nurses').waitFor();
+  if (await help.getByRole('button', { name: 'Ready' }).isVisible()) throw new Error('the helpdesk sees a Ready button');
+  await shot(help, '33-helpdesk-workspace');
+  await axeCheck(help, 'workspace, not a nurse');
+  step('helpdesk sees status, and the workspace says it is for nurses');
+  console.log('browser roles flow passed');
+} catch (e) {
+  console.error(e);
+  for (const p of browser.contexts().flatMap((c) => c.pages())) await shot(p, `failure-roles-${p.url().split('/')[3] || 'page'}`).catch(() => {});
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
