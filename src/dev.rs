@@ -61,8 +61,9 @@ pub fn config(
         "[[queues]]\nname = \"triage\"\nmax_wait_seconds = 1800\n\
          reassurance = [{{ after_seconds = 30, text = \"Thank you for waiting. A nurse will be with you shortly.\" }}, \
          {{ after_seconds = 120, every_seconds = 180, text = \"You are still in line and have not lost your place.\" }}]\n\
-         [[queues]]\nname = \"spanish\"\nskills = [\"spanish\"]\n\
-         reassurance = [{{ after_seconds = 30, every_seconds = 120, text = \"Gracias por esperar.\" }}]"
+         [[queues]]\nname = \"spanish\"\nskills = [\"spanish\"]\nlanguage = \"es\"\n\
+         reassurance = [{{ after_seconds = 30, text = \"Gracias por esperar. Una enfermera le atenderá pronto.\" }}, \
+         {{ after_seconds = 120, every_seconds = 180, text = \"Sigue en la fila y no ha perdido su lugar.\" }}]"
     )?;
     let config =
         load_dev_str(&text, env, DevConfig { idp_dir }).map_err(|e: ConfigError| anyhow::anyhow!("{e}"))?;

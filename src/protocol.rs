@@ -49,7 +49,12 @@ pub enum ClientFrame {
     /// Patient: enter a queue's waiting room (idempotent per key).
     Start {
         v: u8,
-        queue: String,
+        /// The portal's queue; without one, the queue of `language` (else the first queue).
+        #[serde(default)]
+        queue: Option<String>,
+        /// The widget's language (`en`, `es`).
+        #[serde(default)]
+        language: Option<String>,
         idempotency_key: String,
         /// PHI: why the patient came, in their words (optional; shown to the nurse before she accepts).
         #[serde(default)]

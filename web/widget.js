@@ -1,14 +1,19 @@
 // examroom patient widget loader. A clinic portal includes this script and calls
-//   Examroom.open({ container, idToken, queue })
+//   Examroom.open({ container, idToken, queue, lang })
+// `lang` ('en', 'es'): the widget's language (else the browser's); without `queue` the broker starts the chat
+// in the queue configured for that language (else the first queue).
 // The chat itself runs in an iframe served by the broker (its own origin and CSP); the broker allows framing
 // only by the configured portal origins. The portal's ID token reaches the frame by postMessage, never in a URL.
 (function () {
   const script = document.currentScript;
   const base = new URL(script ? script.src : location.href).origin;
 
-  function open({ container, idToken, queue = 'triage' }) {
+  function open({ container, idToken, queue, lang }) {
     const frame = document.createElement('iframe');
-    frame.src = `${base}/widget/?queue=${encodeURIComponent(queue)}`;
+    const params = new URLSearchParams();
+    if (queue) params.set('queue', queue);
+    if (lang) params.set('lang', lang);
+    frame.src = `${base}/widget/?${params}`;
     frame.title = 'Secure chat with your care team';
     frame.allow = 'camera; microphone; autoplay';
     frame.style.cssText = 'width:100%;min-height:32rem;border:1px solid #ccc;border-radius:8px';

@@ -443,6 +443,10 @@ pub struct QueueConfig {
     pub max_wait_seconds: Option<u64>,
     #[serde(default)]
     pub reassurance: Vec<ReassuranceConfig>,
+    /// A widget in this language (`es`) whose portal names no queue starts here (reassurance texts should be in
+    /// it too).
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -467,6 +471,7 @@ impl QueueConfig {
             chat_while_waiting: true,
             hold_music: true,
             max_wait_seconds: Some(30 * 60),
+            language: None,
             reassurance: vec![
                 ReassuranceConfig {
                     after_seconds: 30,

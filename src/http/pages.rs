@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
     let r = file!(r, "/widget/video.js", JS, "../../web/widget/video.js");
     let r = file!(r, "/widget/visit.js", JS, "../../web/widget/visit.js");
     let r = file!(r, "/widget/precall.js", JS, "../../web/widget/precall.js");
+    let r = file!(r, "/widget/i18n.js", JS, "../../web/widget/i18n.js");
     let r = file!(r, "/widget/widget.css", CSS, "../../web/widget/widget.css");
     let r = file!(r, "/workspace/", HTML, "../../web/workspace/index.html");
     let r = file!(

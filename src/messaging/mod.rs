@@ -8,6 +8,7 @@
 pub mod bus;
 pub mod context;
 mod effects;
+mod error;
 pub mod hub;
 pub mod routing;
 pub mod wrapup;
@@ -30,59 +31,11 @@ use crate::store::{AppendOutcome, ConversationRow, ConversationState, Db, StoreE
 use crate::triage::Triage;
 use crate::waiting_room::{EMERGENCY_BOOST, QueueSpec, Reassurance, RoutingError, RoutingSpec, WaitingRoom};
 use crate::waiting_room::{NurseStats, QueueStats};
+pub use error::MessagingError;
 use hub::Hub;
 use routing::{RoutingCommand, RoutingReply};
 
 pub const HOLD_MUSIC_URL: &str = "/assets/hold-music.wav";
-
-#[derive(Debug, thiserror::Error)]
-pub enum MessagingError {
-    #[error("unknown queue")]
-    UnknownQueue,
-    #[error("{0}")]
-    WrongProof(String),
-    #[error("conversation is closed")]
-    Closed,
-    #[error("routing: {0}")]
-    Routing(#[from] RoutingError),
-    #[error("encryption: {0}")]
-    Crypto(#[from] CryptoError),
-    #[error("storage: {0}")]
-    Store(#[from] StoreError),
-    #[error("the routing leader could not be reached")]
-    RoutingUnavailable,
-    #[error("cluster: {0}")]
-    Cluster(String),
-    #[error("the chat is still open: wrap it up after it ends")]
-    StillOpen,
-    #[error("not one of the configured dispositions")]
-    UnknownDisposition,
-    #[error("too long")]
-    TooLong,
-}
-
-impl From<crate::policy::Denial> for MessagingError {
-    fn from(d: crate::policy::Denial) -> Self {
-        Self::WrongProof(d.reason)
-    }
-}
-
-impl MessagingError {
-    /// The code a client gets (the socket's error frame).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::UnknownQueue => "unknown_queue",
-            Self::WrongProof(_) => "forbidden",
-            Self::Closed => "conversation_closed",
-            Self::Routing(_) => "no_such_offer",
-            Self::RoutingUnavailable | Self::Cluster(_) => "unavailable",
-            Self::Crypto(_) | Self::Store(_) => "internal",
-            Self::StillOpen => "conversation_open",
-            Self::UnknownDisposition => "unknown_disposition",
-            Self::TooLong => "too_long",
-        }
-    }
-}
 
 /// A decrypted message.
 pub struct Message {
@@ -230,6 +183,21 @@ impl Messaging {
             hold_music: q.filter(|q| q.hold_music).map(|_| HOLD_MUSIC_URL.to_string()),
             emergency: c.priority_boost >= EMERGENCY_BOOST,
         }
+    }
+
+    /// Where a patient starts when the portal names no queue: the first queue configured for `language`, else
+    /// the first queue.
+    pub fn queue_for_language(&self, language: Option<&str>) -> String {
+        let names = self.room_spec.0.iter().map(|q| &q.name);
+        let of_language = |n: &&String| {
+            language.is_some_and(|l| self.queues.get(*n).and_then(|q| q.language.as_deref()) == Some(l))
+        };
+        names
+            .clone()
+            .find(of_language)
+            .or_else(|| names.clone().next())
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn chat_while_waiting(&self, queue: &str) -> bool {

@@ -94,7 +94,7 @@ try {
   await chat.getByText(/Patient: I have had a sore throat\s+for three days/).waitFor();
   await chat.getByText(/Emergency flagged/).waitFor();
   await chat.getByText('Patient: Where I am: 12 Main Street, apartment 3').waitFor();
-  await chat.locator('.preview').getByText(/^Pat Demo · born .* \(\d+ years\)/).waitFor();
+  await chat.locator('.patient-context').getByText(/^Pat Demo · born .* \(\d+ years\)/).waitFor();
   step('nurse accepted and sees the transcript');
   await widget.getByText('A nurse has joined').waitFor();
   await chat.getByLabel('Reply').fill('Hello, I am Nora. Do you have a fever?');

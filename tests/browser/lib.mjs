@@ -77,6 +77,7 @@ export async function nurseReady(browser, url, password, user = 'nurse') {
   await ctx.addInitScript(recordPeerConnections);
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.log(`${user} page error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'warning' || m.type() === 'error') console.log(`${user} console: ${m.text()}`); });
   await page.goto(`${url}/workspace/`);
   await page.getByLabel('User name').fill(user);
   await page.getByLabel('Password').fill(password(user));

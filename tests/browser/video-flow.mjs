@@ -34,6 +34,27 @@ async function flowing(name, target) {
   throw new Error(`${name}: no media from the other side: ${JSON.stringify(await inbound(target))}`);
 }
 
+/** `what` is entirely inside the widget's frame (what the patient can see of the widget without scrolling it). */
+async function inside(page, what, name) {
+  const frame = await page.locator('#examroom-widget iframe').boundingBox();
+  const box = await what.boundingBox();
+  if (!box || box.y < frame.y - 1 || box.y + box.height > frame.y + frame.height + 1 || box.x < frame.x - 1
+    || box.x + box.width > frame.x + frame.width + 1) {
+    throw new Error(`${name} is outside the widget's view: ${JSON.stringify(box)} in ${JSON.stringify(frame)}`);
+  }
+}
+
+/** In a call: the nurse large, yourself small, the connection quality, and every control in view. */
+async function callScreen(page, widget, label) {
+  await widget.locator('#video-self').waitFor({ state: 'visible' });
+  await widget.getByText(/Connection: (good|fair|poor)/).waitFor({ timeout: 10000 });
+  for (const name of ['Mute', 'Turn camera off', 'Switch to audio only', 'End video, keep chatting']) {
+    await inside(page, widget.getByRole('button', { name }), `${label}: ${name}`);
+  }
+  await inside(page, widget.locator('#video-remote'), `${label}: the nurse's video`);
+  await shot(page, `05a-patient-call-${label}`);
+}
+
 try {
   const { page: patient, widget } = await patientInChat(browser, url, password);
   const { page: nurse, chat } = await nurseAccepting(browser, url, password, widget);
@@ -54,6 +75,24 @@ try {
   step('frames decoded both ways');
   await shot(patient, '05-patient-video');
   await shot(nurse, '06-nurse-video');
+  await callScreen(patient, widget, 'wide');
+  // The same call on a phone-sized screen: the chat becomes a drawer, the control bar stays.
+  await patient.setViewportSize({ width: 375, height: 740 });
+  await callScreen(patient, widget, 'phone');
+  await widget.getByRole('button', { name: 'Chat', exact: true }).click();
+  await widget.getByRole('textbox', { name: 'Your message' }).waitFor();
+  await inside(patient, widget.getByRole('textbox', { name: 'Your message' }), 'the message box in the drawer');
+  await patient.waitForTimeout(400); // the drawer's slide
+  // The open drawer leaves the control bar uncovered.
+  const onTop = await widgetFrame(patient).evaluate(() => ['video-mic', 'video-end'].map((id) => {
+    const b = document.getElementById(id).getBoundingClientRect();
+    return document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2)?.id;
+  }));
+  if (onTop.join() !== 'video-mic,video-end') throw new Error(`the chat drawer covers the controls: ${onTop}`);
+  await shot(patient, '05b-patient-video-phone-chat');
+  await widget.getByRole('button', { name: 'Back to video' }).click();
+  await patient.setViewportSize({ width: 1280, height: 800 });
+  step('call screen: self-view, quality, controls in view at 1280 and 375 px, chat drawer');
 
   // The patient reloads the portal: the widget resumes the same session, comes back to the same visit and
   // rejoins it.

@@ -100,3 +100,21 @@ fn each_role_has_its_page_and_the_supervisor_board_is_live_in_chromium() {
     }
     broker.assert_no_panic();
 }
+
+#[test]
+fn a_spanish_patient_gets_the_spanish_widget_queue_and_nurse_in_chromium() {
+    if !chromium_available() {
+        return;
+    }
+    let (_dir, data, broker) = start_dev(&[]);
+    crate::common::run_browser_script(
+        Command::new("node"),
+        "spanish-flow.mjs",
+        &broker,
+        &data,
+        &[],
+        "browser spanish flow passed",
+    );
+    assert!(crate::video::artifacts().join("06-patient-spanish.png").exists());
+    broker.assert_no_panic();
+}

@@ -58,13 +58,25 @@ async function finishSignIn(params) {
 }
 
 // The portal hands its ID token to the examroom widget, which exchanges it for an examroom session.
+// The portal's language goes to the widget (`lang`): the widget speaks it and starts in that language's queue.
 function openExamroomSession(idToken) {
   statusEl.textContent = 'You are signed in to MyClinic.';
   visit.hidden = false;
   if (!document.querySelector('#examroom-widget iframe')) {
-    window.Examroom.open({ container: document.getElementById('examroom-widget'), idToken, queue: 'triage' });
+    const lang = sessionStorage.getItem('portal.lang') || 'en';
+    window.Examroom.open({ container: document.getElementById('examroom-widget'), idToken, lang });
   }
 }
+
+const langSelect = document.getElementById('portal-lang');
+langSelect.value = sessionStorage.getItem('portal.lang') || 'en';
+langSelect.addEventListener('change', () => {
+  sessionStorage.setItem('portal.lang', langSelect.value);
+  document.documentElement.lang = langSelect.value;
+  const idToken = sessionStorage.getItem('portal.id_token');
+  document.querySelector('#examroom-widget iframe')?.remove();
+  if (idToken) openExamroomSession(idToken);
+});
 
 async function main() {
   const params = new URLSearchParams(location.search);

@@ -4,23 +4,27 @@
 import { Channel, SESSION_KEY } from '/widget/channel.js';
 import { videoHandlers, wireVideo } from '/widget/visit.js';
 import { precallHandlers, wirePrecall } from '/widget/precall.js';
+import { LANG, t, translatePage, when } from '/widget/i18n.js';
+
+translatePage();
 
 const $ = (id) => document.getElementById(id);
-const queue = new URLSearchParams(location.search).get('queue') || 'triage';
+// The portal's queue, or none: the broker then picks the queue of the widget's language.
+const queue = new URLSearchParams(location.search).get('queue');
 const state = { conversation: null, lastSeq: 0, outbox: new Map(), seen: new Set() };
 function setStatus(text) { $('status').textContent = text; }
 
 function minutes(seconds) {
-  if (seconds === null || seconds === undefined) return 'We are finding a nurse for you.';
-  if (seconds <= 60) return 'A nurse should be with you in about a minute.';
-  return `Estimated wait: about ${Math.round(seconds / 60)} minutes.`;
+  if (seconds === null || seconds === undefined) return t('findingNurse');
+  if (seconds <= 60) return t('aboutAMinute');
+  return t('aboutMinutes', { n: Math.round(seconds / 60) });
 }
 
 function addMessage({ seq, sender_role, body, pending, key }) {
   if (!key && seq && state.seen.has(seq)) return;
   if (seq) state.seen.add(seq);
   const li = key ? document.querySelector(`li[data-key="${CSS.escape(key)}"]`) || document.createElement('li') : document.createElement('li');
-  li.textContent = `${sender_role === 'patient' ? 'You' : 'Nurse'}: ${body}`;
+  li.textContent = `${sender_role === 'patient' ? t('you') : t('nurse')}: ${body}`;
   li.className = (sender_role === 'patient' ? 'mine' : '') + (pending ? ' pending' : '');
   if (key) li.dataset.key = key;
   if (seq) li.dataset.seq = seq;
@@ -48,17 +52,17 @@ function resetChat() {
   $('reason').value = '';
   $('start').hidden = false;
   $('precall-open').hidden = false;
-  setStatus('You are signed in. A nurse can chat with you here.');
+  setStatus(t('signedIn'));
   $('reason').focus();
 }
 
 /** The transcript as a text file the patient keeps (made here, from what is on screen; nothing is sent). */
 function saveCopy() {
   const lines = [...$('transcript').children].map((li) => li.textContent);
-  const text = [$('reference').textContent, `Saved ${new Date().toLocaleString()}`, '', ...lines, ''].join('\n');
+  const text = [$('reference').textContent, t('saved', { when: when(new Date()) }), '', ...lines, ''].join('\n');
   const a = document.createElement('a');
   a.href = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
-  a.download = `chat-${$('reference').textContent.split(': ').pop() || 'copy'}.txt`;
+  a.download = `chat-${state.reference || 'copy'}.txt`;
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }
@@ -67,7 +71,8 @@ function showConversation(c) {
   state.conversation = c.conversation_id;
   $('start').hidden = true;
   $('reference').hidden = false;
-  $('reference').textContent = `Your reference number: ${c.reference}`;
+  $('reference').textContent = t('reference', { ref: c.reference });
+  state.reference = c.reference;
   $('compose').hidden = !(c.chat_while_waiting || c.state === 'assigned');
   // After "Start a chat" the button is gone: focus goes where the patient writes, or to the status.
   if (state.starting) {
@@ -92,24 +97,24 @@ const handlers = {
     const open = f.conversations.find((c) => c.queue === queue) || f.conversations[0];
     if (open) {
       showConversation(open);
-      setStatus(open.state === 'assigned' ? 'You are chatting with a nurse.' : 'You are in line for a nurse.');
+      setStatus(open.state === 'assigned' ? t('chatting') : t('inLine'));
       ch.send({ type: 'sync', conversation_id: open.conversation_id, after_seq: state.lastSeq });
     } else if (state.conversation) {
       // Our chat is no longer open: it ended while this page was away (the waiting room gave the place up).
       state.conversation = null;
       stopMusic();
       $('compose').hidden = true;
-      setStatus('Your chat ended while you were away (no connection for a while). Start a new chat if you still need help.');
+      setStatus(t('endedAway'));
       $('start').hidden = false;
     } else {
-      setStatus('You are signed in. A nurse can chat with you here.');
+      setStatus(t('signedIn'));
       $('start').hidden = false;
     }
   },
   conversation(f) { showConversation(f.conversation); },
-  waiting(f) { setStatus(`You are number ${f.position} in line. ${minutes(f.eta_seconds)}`); },
+  waiting(f) { setStatus(t('position', { n: f.position, eta: minutes(f.eta_seconds) })); },
   reassurance(f) { $('notice').hidden = false; $('notice').textContent = f.text; },
-  requeued(f) { $('notice').hidden = false; $('notice').textContent = f.text; setStatus('Waiting for the next nurse.'); },
+  requeued(f) { $('notice').hidden = false; $('notice').textContent = f.text; setStatus(t('waitingNext')); },
   max_wait(f) { $('notice').hidden = false; $('notice').textContent = f.text; $('callback').hidden = false; },
   emergency(f) {
     // The notice comes in the language the patient wrote in; the question of where they are goes with it.
@@ -119,8 +124,8 @@ const handlers = {
     $('emergency').lang = f.language;
     if (first && $('location-sent').hidden) $('location-text').focus();
   },
-  idle_warning(f) { $('notice').hidden = false; $('notice').textContent = `This chat closes in ${f.closes_in_seconds} seconds without a new message.`; },
-  assigned() { stopMusic(); $('compose').hidden = false; setStatus('A nurse has joined. You are chatting with a nurse.'); },
+  idle_warning(f) { $('notice').hidden = false; $('notice').textContent = t('closesIn', { n: f.closes_in_seconds }); },
+  assigned() { stopMusic(); $('compose').hidden = false; setStatus(t('nurseJoined')); },
   message(f) {
     state.lastSeq = Math.max(state.lastSeq, f.seq);
     // Our own message echoed before its ack: the ack will turn the pending line into the final one.
@@ -144,9 +149,7 @@ const handlers = {
     $('callback').hidden = true;
     $('notice').hidden = true;
     $('precall-open').hidden = true;
-    setStatus(f.reason === 'callback_requested' ? 'We will call you back. Please keep your reference number.'
-      : f.reason === 'abandoned' ? 'You left the waiting room, so your place was given up. Start a new chat if you still need help.'
-      : 'This chat has ended. Thank you.');
+    setStatus(f.reason === 'callback_requested' ? t('callingBack') : f.reason === 'abandoned' ? t('abandoned') : t('ended'));
     // One clear end: what to do next, and a copy of what was said.
     $('ended-actions').hidden = false;
     $('save-copy').hidden = $('transcript').children.length === 0;
@@ -155,7 +158,7 @@ const handlers = {
   error(f) {
     // The video is moving to another server: it reconnects by itself (`video_started` at a higher `epoch`).
     if (f.code === 'video_moving') return;
-    $('notice').hidden = false; $('notice').textContent = `Something went wrong (${f.code}). Please try again.`;
+    $('notice').hidden = false; $('notice').textContent = t('error', { code: f.code });
   },
 };
 
@@ -177,8 +180,8 @@ async function openSession(idToken) {
   }
   sessionStorage.removeItem(SESSION_KEY);
   const resp = await fetch('/api/v1/patient/sessions', { method: 'POST', headers: { authorization: `Bearer ${idToken}` } });
-  if (resp.status === 429) throw new Error('Too many attempts to open the chat. Please wait a minute and try again.');
-  if (!resp.ok) throw new Error('Your sign-in could not be verified. Please sign in to the portal again.');
+  if (resp.status === 429) throw new Error(t('tooManyAttempts'));
+  if (!resp.ok) throw new Error(t('signInAgain'));
   const session = await resp.json();
   if (tag) sessionStorage.setItem(SESSION_KEY, JSON.stringify({ ...session, tag }));
   return session;
@@ -188,18 +191,19 @@ window.addEventListener('message', async (event) => {
   if (event.source !== window.parent || !event.data || event.data.type !== 'examroom:id_token') return;
   try {
     const session = await openSession(event.data.idToken);
-    const ch = new Channel(session.session_token, (frame) => handlers[frame.type]?.(frame, ch), setStatus);
+    const ch = new Channel(session.session_token, (frame) => handlers[frame.type]?.(frame, ch), setStatus,
+      { reconnecting: t('reconnecting'), sessionEnded: t('sessionEnded') });
     $('start').addEventListener('submit', (e) => {
       e.preventDefault();
       $('hold-music').play().catch(() => {});
       state.starting = true;
       const reason = $('reason').value.trim();
-      ch.send({ type: 'start', queue, idempotency_key: crypto.randomUUID(), ...(reason ? { reason } : {}) });
+      ch.send({ type: 'start', ...(queue ? { queue } : {}), language: LANG, idempotency_key: crypto.randomUUID(), ...(reason ? { reason } : {}) });
     });
     $('music').addEventListener('click', () => {
       const audio = $('hold-music');
-      if (audio.paused) { audio.play(); $('music').textContent = 'Pause hold music'; $('music').setAttribute('aria-pressed', 'true'); }
-      else { audio.pause(); $('music').textContent = 'Play hold music'; $('music').setAttribute('aria-pressed', 'false'); }
+      if (audio.paused) { audio.play(); $('music').textContent = t('pauseMusic'); $('music').setAttribute('aria-pressed', 'true'); }
+      else { audio.pause(); $('music').textContent = t('playMusic'); $('music').setAttribute('aria-pressed', 'false'); }
     });
     $('compose').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -216,7 +220,7 @@ window.addEventListener('message', async (event) => {
       e.preventDefault();
       const where = $('location-text').value.trim();
       if (!where || !state.conversation) return;
-      send(ch, `Where I am: ${where}`);
+      send(ch, t('whereMessage', { where }));
       $('location').hidden = true;
       $('location-sent').hidden = false;
     });

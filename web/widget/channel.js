@@ -11,10 +11,12 @@ const DEAD_AFTER_MS = 15000;
 const OPEN_MS = 8000;
 
 export class Channel {
-  constructor(token, onFrame, onStatus) {
+  /** `words`: the two statuses it reports, in the page's language (English by default). */
+  constructor(token, onFrame, onStatus, words = {}) {
     this.token = token;
     this.onFrame = onFrame;
     this.onStatus = onStatus;
+    this.words = { reconnecting: 'Connection lost. Reconnecting…', sessionEnded: 'Your session has ended. Please sign in again.', ...words };
     this.queue = [];
     this.delay = 500;
     /** Counts the sockets this channel has had: a video call made on an earlier one cannot restart ICE on it. */
@@ -52,10 +54,10 @@ export class Channel {
       if ([4001, 4003].includes(event.code)) {
         // The widget's saved session is over: a reload must open a new one.
         sessionStorage.removeItem(SESSION_KEY);
-        this.onStatus('Your session has ended. Please sign in again.');
+        this.onStatus(this.words.sessionEnded);
         return;
       }
-      this.onStatus('Connection lost. Reconnecting…');
+      this.onStatus(this.words.reconnecting);
       // 4012: the server asks us to reconnect (it is restarting, or missed frames): soon, but at a random moment
       // so that its sockets do not all arrive at once.
       const wait = event.code === 4012 ? 250 + Math.random() * 2000 : this.delay;
@@ -71,7 +73,7 @@ export class Channel {
     const opening = ws.readyState === WebSocket.CONNECTING;
     if ((opening && quiet > OPEN_MS) || (!opening && ws.readyState === WebSocket.OPEN && quiet > DEAD_AFTER_MS)) {
       this.ready = false;
-      this.onStatus('Connection lost. Reconnecting…');
+      this.onStatus(this.words.reconnecting);
       this.connect(); // replaces this.ws first, so the old socket's late close is ignored
       try { ws.close(); } catch (_) { /* closing a dead socket */ }
       return;

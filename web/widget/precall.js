@@ -2,6 +2,7 @@
 // the broker's media server, through the same ICE servers (TURN) a visit uses, in a room of its own (nothing is
 // sent to anyone or recorded). The result is one plain verdict — video will work, audio only, or blocked — with
 // what to do. `verdict` is a pure function of what was measured.
+import { t } from '/widget/i18n.js';
 
 const CAMERA = { width: 640, height: 480 };
 /** How long the connection may take before the network counts as blocked. */
@@ -17,35 +18,30 @@ const SLOW_LOSS_PCT = 10;
  * Returns `{ kind: 'video' | 'audio' | 'blocked', title, advice }`.
  */
 export function verdict(m) {
-  const chat = ' You can still chat with a nurse by text.';
+  const chat = t('stillChat');
   if (!m.microphone) {
-    return { kind: 'blocked', title: 'Blocked: your microphone is not available',
-      advice: 'Allow the microphone for this site (the icon in the address bar, or your browser’s site settings), close other apps that use it, then test again.' + chat };
+    return { kind: 'blocked', title: t('vMicTitle'), advice: t('vMicAdvice') + chat };
   }
   if (!m.connected) {
-    return { kind: 'blocked', title: 'Blocked: your network does not let video calls through',
-      advice: 'Try another network — mobile data, or your home Wi-Fi — then test again. On a work or hospital network, ask IT to allow the addresses your clinic lists for video visits.' + chat };
+    return { kind: 'blocked', title: t('vNetTitle'), advice: t('vNetAdvice') + chat };
   }
   if (!m.camera) {
-    return { kind: 'audio', title: 'Audio only: your camera is not available',
-      advice: 'Your nurse will hear you but not see you. To use the camera, allow it for this site and close other apps that use it, then test again.' };
+    return { kind: 'audio', title: t('vCamTitle'), advice: t('vCamAdvice') };
   }
   if ((m.rttMs ?? 0) > SLOW_RTT_MS || (m.lossPct ?? 0) > SLOW_LOSS_PCT) {
-    return { kind: 'audio', title: 'Audio only: your connection is slow',
-      advice: 'Your nurse will hear you; video may freeze. Move closer to your Wi-Fi router, or switch between Wi-Fi and mobile data, then test again.' };
+    return { kind: 'audio', title: t('vSlowTitle'), advice: t('vSlowAdvice') };
   }
-  return { kind: 'video', title: 'Video will work',
-    advice: 'Your camera, microphone and connection are ready for a video visit.' };
+  return { kind: 'video', title: t('vOkTitle'), advice: t('vOkAdvice') };
 }
 
 /** What the connection went through, in words. */
 export function describeRoute(m) {
-  if (!m.connected) return 'No connection to the video server.';
-  const via = m.relay ? `through the clinic’s relay server (${(m.relayProtocol || m.protocol || '').toUpperCase()})`
-    : `directly (${(m.protocol || '').toUpperCase()})`;
-  const rtt = m.rttMs != null ? `, round trip ${Math.round(m.rttMs)} ms` : '';
-  const loss = m.lossPct != null ? `, ${m.lossPct.toFixed(1)}% lost` : '';
-  return `Connected ${via}${rtt}${loss}.`;
+  if (!m.connected) return t('noServer');
+  const via = m.relay ? t('viaRelay', { protocol: (m.relayProtocol || m.protocol || '').toUpperCase() })
+    : t('viaDirect', { protocol: (m.protocol || '').toUpperCase() });
+  const rtt = m.rttMs != null ? t('roundTrip', { ms: Math.round(m.rttMs) }) : '';
+  const loss = m.lossPct != null ? t('lost', { pct: Number(m.lossPct.toFixed(1)) }) : '';
+  return t('connectedVia', { via, rtt, loss });
 }
 
 /** Camera and microphone, or the microphone alone, or nothing. */
@@ -116,7 +112,7 @@ export class PrecallTest {
   }
 
   async run(show) {
-    show('Checking your camera and microphone…');
+    show(t('checkingDevices'));
     const found = await devices();
     this.stream = found.stream;
     // Closed while the browser was asking for the devices: release them, connect nothing.
@@ -126,7 +122,7 @@ export class PrecallTest {
     this.preview.muted = true;
     this.preview.play().catch(() => {});
     const measured = { camera: found.camera, microphone: found.microphone, connected: false };
-    show('Connecting to the video server…');
+    show(t('connectingServer'));
     try {
       const ready = this.next('precall_ready', 5000);
       this.channel.send({ type: 'precall_start' });
@@ -153,7 +149,7 @@ export class PrecallTest {
       await pc.setRemoteDescription({ type: 'answer', sdp: (await answer).sdp });
       for (const c of this.pending.splice(0)) await pc.addIceCandidate(c).catch(() => {});
       if (await connected) {
-        show('Connected. Measuring your connection…');
+        show(t('measuring'));
         await new Promise((r) => setTimeout(r, MEASURE_MS));
         Object.assign(measured, await measure(pc));
       }
@@ -196,7 +192,7 @@ export function wirePrecall(ch) {
   const start = async () => {
     if (running) return;
     // A video visit holds the camera: the test is for before one.
-    if (!$('video').hidden) { $('notice').hidden = false; $('notice').textContent = 'You are in a video visit already: the test is for before one.'; return; }
+    if (!$('video').hidden) { $('notice').hidden = false; $('notice').textContent = t('inVisitAlready'); return; }
     $('precall').hidden = false;
     $('precall-result').hidden = true;
     $('precall-again').hidden = true;

@@ -29,6 +29,28 @@ export async function deviceCheck(preview, meter, { camera = true } = {}) {
   return { stream, stop() { if (stopped) return; stopped = true; clearInterval(timer); ctx.close(); } };
 }
 
+/**
+ * The connection's quality as a person would put it: `good`, `fair` or `poor`, from the round trip of the
+ * selected candidate pair and the share of incoming packets lost since the last reading (`last`: the previous
+ * result's `totals`). Resolves `{ level, rttMs, lossPct, totals }`, or null before the connection has stats.
+ */
+export async function connectionQuality(pc, last) {
+  const stats = await pc.getStats();
+  let rtt = null;
+  let lost = 0;
+  let received = 0;
+  stats.forEach((s) => {
+    if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded' && s.currentRoundTripTime != null) rtt = s.currentRoundTripTime * 1000;
+    if (s.type === 'inbound-rtp') { lost += Math.max(0, s.packetsLost || 0); received += s.packetsReceived || 0; }
+  });
+  if (rtt === null) return null;
+  const dl = lost - (last?.lost || 0);
+  const dr = received - (last?.received || 0);
+  const lossPct = dl + dr > 0 ? (100 * dl) / (dl + dr) : 0;
+  const level = rtt < 300 && lossPct < 2 ? 'good' : rtt < 600 && lossPct < 8 ? 'fair' : 'poor';
+  return { level, rttMs: rtt, lossPct, totals: { lost, received } };
+}
+
 /** How long a new connection may take to connect before the call joins anew. */
 const WATCHDOG_MS = 15000;
 /** A connection this young, still coming up, is not replaced by a repeated request to rejoin. */

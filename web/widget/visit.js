@@ -1,29 +1,69 @@
 // The patient's side of a video visit in the widget: the prompt, the device check (audio only when the camera
 // is blocked or missing), the call with its controls (mute, camera off, audio only) and what the nurse is
 // sending. Frames and fields: docs/protocol.md, "Video".
-import { deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
+import { connectionQuality, deviceCheck, VideoCall } from '/widget/video.js';
+import { t } from '/widget/i18n.js';
 
 const $ = (id) => document.getElementById(id);
 
 // The visit: the proposal or start frame, the device check, the call, the nurse's microphone and camera.
 const video = { visitId: null, started: null, check: null, call: null, joinWhenStarted: false, audioOnly: false, nurse: null };
 
-const RECORDING = {
-  recording: '● This visit is being recorded.',
-  paused: 'Recording paused.',
-  declined: 'This visit is not being recorded.',
-  will_record: '● This visit is being recorded.',
-  none: '',
-};
+const RECORDING = { recording: 'recording', paused: 'recordingPaused', declined: 'notRecorded', will_record: 'recording' };
 
-const STATES = { new: 'starting', connecting: 'connecting', connected: 'connected', disconnected: 'reconnecting', failed: 'reconnecting', closed: 'left' };
+const STATES = { new: 'stateStarting', connecting: 'stateConnecting', connected: 'stateConnected', disconnected: 'stateReconnecting', failed: 'stateReconnecting', closed: 'stateLeft' };
+const state = (s) => (STATES[s] ? t(STATES[s]) : s);
+
+/** What the nurse is not sending, in the patient's words. */
+function nurseMedia(devices, audioOnly) {
+  const parts = [];
+  if (devices && !devices.microphone) parts.push(t('nurseMuted'));
+  if (!audioOnly && devices && !devices.camera) parts.push(t('nurseCameraOff'));
+  return parts.join(' ');
+}
 
 function showVideo(part) {
   $('video').hidden = false;
   for (const id of ['video-prompt', 'video-check', 'video-call']) $(id).hidden = id !== part;
+  // The call screen's layout (widget.css, docs/ui.md) keys on this class.
+  document.body.classList.toggle('in-call', part === 'video-call');
+  fitBar();
 }
 
-function showRecording(state) { $('video-recording').textContent = RECORDING[state] ?? ''; }
+/** The drawer sits on the control bar, whose height depends on how its buttons wrap. */
+function fitBar() {
+  const bar = document.querySelector('.controls');
+  const fixed = getComputedStyle(bar).position === 'fixed';
+  document.body.style.setProperty('--bar', `${fixed ? Math.ceil(window.innerHeight - bar.getBoundingClientRect().top) : 56}px`);
+}
+new ResizeObserver(() => requestAnimationFrame(fitBar)).observe(document.querySelector('.controls'));
+window.addEventListener('resize', () => requestAnimationFrame(fitBar));
+
+function toggleChat(open = !document.body.classList.contains('chat-open')) {
+  document.body.classList.toggle('chat-open', open);
+  requestAnimationFrame(fitBar);
+  $('chat-toggle').setAttribute('aria-expanded', String(open));
+  $('chat-toggle').textContent = open ? t('hideChat') : t('showChat');
+  if (open && !$('compose').hidden) $('message').focus();
+}
+
+/** Every 2 s while in a call: the connection's quality, from getStats() (round trip and loss). */
+let qualityTimer = null;
+function watchQuality() {
+  clearInterval(qualityTimer);
+  let last = null;
+  qualityTimer = setInterval(async () => {
+    if (!video.call) { clearInterval(qualityTimer); $('video-quality').textContent = ''; return; }
+    const q = await connectionQuality(video.call.pc, last).catch(() => null);
+    if (!q) return;
+    last = q.totals;
+    const key = { good: 'qualityGood', fair: 'qualityFair', poor: 'qualityPoor' }[q.level];
+    $('video-quality').dataset.level = q.level;
+    $('video-quality').textContent = `${q.level === 'good' ? '▮▮▮' : q.level === 'fair' ? '▮▮▯' : '▮▯▯'} ${t(key)}`;
+  }, 2000);
+}
+
+function showRecording(s) { $('video-recording').textContent = RECORDING[s] ? t(RECORDING[s]) : ''; }
 
 function closeVideo(message) {
   video.call?.pc.close();
@@ -31,6 +71,10 @@ function closeVideo(message) {
   video.check?.stream.getTracks().forEach((t) => t.stop());
   Object.assign(video, { visitId: null, started: null, check: null, call: null, joinWhenStarted: false, audioOnly: false, nurse: null, cameraless: false });
   $('video').hidden = true;
+  document.body.classList.remove('in-call');
+  toggleChat(false);
+  clearInterval(qualityTimer);
+  $('video-quality').textContent = '';
   showRecording('none');
   if (message) { $('notice').hidden = false; $('notice').textContent = message; }
 }
@@ -40,13 +84,15 @@ function render() {
   const mine = video.call?.devices ?? { microphone: true, camera: true };
   $('video-remote').hidden = video.audioOnly;
   $('video-audio-only').hidden = !video.audioOnly;
-  $('video-mic').textContent = mine.microphone ? 'Mute' : 'Unmute';
+  $('video-mic').textContent = mine.microphone ? t('mute') : t('unmute');
   $('video-mic').setAttribute('aria-pressed', String(!mine.microphone));
   $('video-camera').hidden = video.audioOnly;
-  $('video-camera').textContent = mine.camera ? 'Turn camera off' : 'Turn camera on';
+  $('video-camera').textContent = mine.camera ? t('cameraOff') : t('cameraOn');
   $('video-camera').setAttribute('aria-pressed', String(!mine.camera));
-  $('video-mode').textContent = video.audioOnly ? 'Turn video back on' : 'Switch to audio only';
-  $('video-remote-media').textContent = describeMedia('Your nurse', video.nurse, video.audioOnly);
+  $('video-mode').textContent = video.audioOnly ? t('videoBack') : t('toAudioOnly');
+  // Yourself, small: only while your camera sends.
+  $('video-self').hidden = video.audioOnly || !mine.camera || !video.call;
+  $('video-remote-media').textContent = nurseMedia(video.nurse, video.audioOnly);
 }
 
 async function applyMode() {
@@ -55,7 +101,7 @@ async function applyMode() {
   if (!ok) {
     // Video is back but this camera cannot open: the nurse sees "camera off" rather than a frozen picture.
     video.call.setDevices({ camera: false });
-    $('video-state').textContent += ' Your camera could not be opened (blocked or missing), so your nurse hears you but cannot see you.';
+    $('video-state').textContent += t('cameraFailed');
   }
   render();
 }
@@ -64,13 +110,15 @@ function startCall(ch) {
   video.joinWhenStarted = false;
   video.check.stop();
   showVideo('video-call');
-  $('video-state').textContent = 'Connecting…';
+  $('video-self').srcObject = video.check.stream;
+  $('video-state').textContent = t('connectingCall');
   video.call = new VideoCall(ch, video.started, video.check.stream, $('video-remote'), (s) => {
-    $('video-state').textContent = s === 'connected' ? 'Connected.' : `Connection: ${STATES[s] || s}.`;
+    $('video-state').textContent = s === 'connected' ? t('connectedCall') : t('connectionState', { state: state(s) });
   });
   // What this side really sends (a rejoin starts unmuted, whatever the last tab had set).
   video.call.setDevices({});
   applyMode();
+  watchQuality();
 }
 
 function showCheck(cameraless) {
@@ -78,9 +126,8 @@ function showCheck(cameraless) {
   $('video-preview').hidden = cameraless;
   $('video-no-camera').hidden = !cameraless || !!video.started?.audio_only;
   $('video-retry-camera').hidden = !cameraless || !!video.started?.audio_only;
-  $('video-check-text').textContent = cameraless ? 'Check that the bar moves when you speak.'
-    : 'Check that you can see yourself and that the bar moves when you speak.';
-  $('video-join').textContent = cameraless ? 'Join with audio only' : 'Join video';
+  $('video-check-text').textContent = cameraless ? t('checkMic') : t('checkBoth');
+  $('video-join').textContent = cameraless ? t('joinAudio') : t('joinVideo');
   showVideo('video-check');
   $('video-join').focus();
 }
@@ -104,9 +151,7 @@ async function checkDevices(setStatus) {
   } catch (e) {
     // The question stays open: the patient can allow the devices and try again, or say not now.
     video.blocked = true;
-    setStatus('Your browser blocked the microphone. Allow the camera and microphone for this site (the camera icon in the '
-      + 'address bar, or your browser\'s site settings), then press “Allow camera and microphone” again. '
-      + 'Or choose “Not now” to keep chatting.');
+    setStatus(t('micBlocked'));
   }
 }
 
@@ -129,7 +174,7 @@ export const videoHandlers = {
       // join with a new connection; nothing to answer again.
       if (epoch > video.call.epoch || video.call.pc.connectionState !== 'connected') {
         video.started = { ...f, audio_only: video.audioOnly };
-        $('video-state').textContent = 'Reconnecting the video…';
+        $('video-state').textContent = t('reconnectingVideo');
         video.call.rejoin(f);
         if (video.audioOnly) ch.send({ type: 'video_mode', visit_id: video.visitId, audio_only: true, reason: video.audioOnlyReason || 'requested' });
         return;
@@ -157,8 +202,8 @@ export const videoHandlers = {
     video.audioOnlyReason = f.reason;
     if (video.started) video.started.audio_only = f.audio_only;
     $('video-state').textContent = f.by === 'nurse'
-      ? (f.audio_only ? 'Your nurse switched the visit to audio only.' : 'Your nurse turned video back on.')
-      : (f.audio_only ? 'You switched to audio only.' : 'Video is back on.');
+      ? (f.audio_only ? t('nurseAudioOnly') : t('nurseVideoBack'))
+      : (f.audio_only ? t('youAudioOnly') : t('youVideoBack'));
     applyMode();
   },
   recording_state(f) { if (f.visit_id === video.visitId) showRecording(f.state); },
@@ -168,13 +213,11 @@ export const videoHandlers = {
   video_link(f) {
     if (!video.call || f.visit_id !== video.visitId) return;
     $('video-state').textContent = f.side === 'patient'
-      ? (f.audio_only ? 'Your connection is too slow for video right now: you still hear each other. Video comes back when it improves.'
-        : 'Your connection improved: video is back.')
-      : (f.audio_only ? 'Your nurse’s connection is slow: she hears you but cannot see you for now.'
-        : 'Your nurse can see you again.');
+      ? (f.audio_only ? t('slowYou') : t('betterYou'))
+      : (f.audio_only ? t('slowNurse') : t('betterNurse'));
   },
   video_peer(f) {
-    if (f.side === 'nurse' && video.call) $('video-state').textContent = `Your nurse is ${STATES[f.state] || f.state}.`;
+    if (f.side === 'nurse' && video.call) $('video-state').textContent = t('nurseIs', { state: state(f.state) });
   },
   video_ended(f) {
     // Another visit's end, or the end of this visit on a server it has since left: not ours.
@@ -183,10 +226,10 @@ export const videoHandlers = {
     video.blocked = false;
     // With the chat's end the widget says it once (app.js `ended`).
     closeVideo(f.reason === 'declined' || f.reason === 'devices_blocked' || f.reason === 'chat_ended' ? null
-      : f.reason === 'no_answer' ? 'The video request timed out. Your nurse can ask again. You can keep chatting.'
-      : f.reason === 'server_restart' ? 'The video ended because our server restarted. Your nurse can start it again. You can keep chatting.'
-      : f.reason === 'connection_lost' ? 'The video ended because the connection did not come back. Your nurse can start it again. You can keep chatting.'
-      : 'The video has ended. You can keep chatting.');
+      : f.reason === 'no_answer' ? t('endedNoAnswer')
+      : f.reason === 'server_restart' ? t('endedRestart')
+      : f.reason === 'connection_lost' ? t('endedLost')
+      : t('endedVideo'));
   },
 };
 
@@ -215,4 +258,5 @@ export function wireVideo(ch, setStatus) {
   $('video-camera').addEventListener('click', () => { video.call?.setDevices({ camera: !video.call.devices.camera }); render(); });
   $('video-mode').addEventListener('click', () => ch.send({ type: 'video_mode', visit_id: video.visitId, audio_only: !video.audioOnly }));
   $('video-end').addEventListener('click', () => { video.call?.close(true); });
+  $('chat-toggle').addEventListener('click', () => toggleChat());
 }

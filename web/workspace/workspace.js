@@ -60,7 +60,7 @@ function chatPanel(c) {
   const el = document.createElement('article');
   el.className = 'chat';
   el.dataset.conversation = c.conversation_id;
-  el.innerHTML = `<h3></h3><div class="preview"></div><ol aria-live="polite"></ol>
+  el.innerHTML = `<h3></h3><div class="patient-context"></div><ol aria-live="polite"></ol>
     <form><label>Reply <textarea rows="2" maxlength="4000" required></textarea></label>
     <p><button type="submit">Send</button> <button type="button" class="end">End chat</button>
     <button type="button" class="video-start">Start video…</button></p></form>
@@ -111,7 +111,8 @@ function chatPanel(c) {
       q('.video-go').textContent = chat.video.started ? 'Join video' : 'Ask the patient to join video';
       q('.video-go').focus();
     } catch (e) {
-      q('.video-status').textContent = 'Camera or microphone unavailable.';
+      console.warn(`device check failed: ${e.name}: ${e.message}`);
+      q('.video-status').textContent = `Camera or microphone unavailable (${e.name}).`;
     }
   });
   q('.video-go').addEventListener('click', () => {
@@ -259,8 +260,8 @@ function showPreview(f) {
     ['reason', f.reason ? `Reason: ${f.reason}` : 'No reason given.'],
     ['first', f.first_message ? `First message: “${f.first_message}”` : ''],
   ];
-  const targets = [document.querySelector(`#offers li[data-conversation="${CSS.escape(f.conversation_id)}"] .preview`),
-    chats.get(f.conversation_id)?.el.querySelector('.preview')];
+  const targets = [document.querySelector(`#offers li[data-conversation="${CSS.escape(f.conversation_id)}"] .patient-context`),
+    chats.get(f.conversation_id)?.el.querySelector('.patient-context')];
   for (const box of targets.filter(Boolean)) {
     box.replaceChildren(...lines.filter(([, t]) => t).map(([cls, t]) => {
       const p = document.createElement('p');
@@ -346,7 +347,7 @@ const handlers = {
       head.prepend(flag);
     }
     const preview = document.createElement('div');
-    preview.className = 'preview';
+    preview.className = 'patient-context';
     const buttons = document.createElement('p');
     for (const [label, type] of [['Accept', 'accept'], ['Decline', 'decline']]) {
       const b = document.createElement('button');

@@ -127,10 +127,12 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
         | ClientFrame::PrecallEnd { .. }) => super::video::precall(app, conn, precall).await,
         ClientFrame::Start {
             queue,
+            language,
             idempotency_key,
             reason,
             ..
         } => {
+            let queue = queue.unwrap_or_else(|| app.messaging.queue_for_language(language.as_deref()));
             let reason = reason
                 .map(|r| r.expose().trim().to_string())
                 .filter(|r| !r.is_empty());

@@ -1,0 +1,70 @@
+// The Spanish widget end to end in Chromium: the portal chooses Spanish, the widget speaks it (both message
+// catalogues complete), starts in the Spanish queue (routing by skill: the Spanish-speaking nurse is offered
+// the chat), shows the emergency notice in Spanish, and passes axe.
+// Usage: node spanish-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
+import fs from 'node:fs';
+import path from 'node:path';
+import { axeCheck, widgetFrame } from './axe.mjs';
+import { launch, passwords, nurseReady } from './lib.mjs';
+
+const [url, credentialsFile, artifacts] = process.argv.slice(2);
+const password = passwords(credentialsFile);
+fs.mkdirSync(artifacts, { recursive: true });
+const browser = await launch();
+const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+const step = (msg) => console.log(`step: ${msg}`);
+
+try {
+  const page = await (await browser.newContext()).newPage();
+  page.on('pageerror', (e) => console.log(`patient page error: ${e.message}`));
+  await page.goto(`${url}/portal/`);
+  await page.getByLabel('Language / Idioma').selectOption('es');
+  await page.getByRole('button', { name: 'Sign in to MyClinic' }).click();
+  await page.getByLabel('User name').fill('patient2');
+  await page.getByLabel('Password').fill(password('patient2'));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${url}/portal/`);
+  const widget = page.frameLocator('#examroom-widget iframe');
+  await widget.getByRole('button', { name: 'Iniciar un chat con una enfermera' }).waitFor();
+  const frame = widgetFrame(page);
+  const lang = await frame.evaluate(() => document.documentElement.lang);
+  if (lang !== 'es') throw new Error(`widget lang=${lang}`);
+  const keys = await frame.evaluate(async () => (await import('/widget/i18n.js')).KEYS);
+  const missing = keys.en.filter((k) => !keys.es.includes(k)).concat(keys.es.filter((k) => !keys.en.includes(k)));
+  if (missing.length) throw new Error(`catalogues differ: ${missing.join(', ')}`);
+  const english = await frame.evaluate(() => [...document.querySelectorAll('body *:not(script):not(style)')]
+    .filter((el) => el.children.length === 0 && el.offsetParent !== null && /\b(the|your|you|and)\b/i.test(el.textContent))
+    .map((el) => el.textContent));
+  if (english.length) throw new Error(`English on the Spanish widget: ${english.join(' | ')}`);
+  step('the widget speaks Spanish; both catalogues have the same keys');
+
+  await widget.getByLabel('¿En qué podemos ayudarle hoy?').fill('Tengo fiebre');
+  await widget.getByLabel('¿En qué podemos ayudarle hoy?').press('Enter');
+  await widget.getByText(/Usted es el número 1 en la fila/).waitFor();
+  await widget.getByText(/Su número de referencia: ER-/).waitFor();
+  await widget.getByLabel('Su mensaje', { exact: true }).fill('Me duele mucho el pecho');
+  await widget.getByLabel('Su mensaje', { exact: true }).press('Enter');
+  await widget.getByText(/Si es una emergencia, llame ahora al 911/).waitFor();
+  await widget.getByLabel(/¿Dónde se encuentra ahora?/).waitFor();
+  step('waiting and the emergency notice in Spanish');
+
+  // The Spanish-speaking nurse is offered the chat from the Spanish queue.
+  const nurse = await nurseReady(browser, url, password, 'nurse2');
+  await nurse.locator('#offers li', { hasText: '(spanish)' }).waitFor();
+  await nurse.getByRole('button', { name: 'Accept' }).click();
+  await widget.getByText('Una enfermera se ha unido. Está chateando con una enfermera.').waitFor();
+  const chat = nurse.locator('article.chat');
+  await chat.getByLabel('Reply').fill('Hola, soy Nico. ¿Desde cuándo tiene el dolor?');
+  await chat.getByLabel('Reply').press('Enter');
+  await widget.getByText('Enfermera: Hola, soy Nico. ¿Desde cuándo tiene el dolor?').waitFor();
+  step('the Spanish nurse took the chat');
+  await shot(page, '06-patient-spanish');
+  await axeCheck(frame, 'widget in Spanish');
+  console.log('browser spanish flow passed');
+} catch (e) {
+  console.error(e);
+  for (const p of browser.contexts().flatMap((c) => c.pages())) await shot(p, `failure-spanish-${p.url().split('/')[3] || 'page'}`).catch(() => {});
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
