@@ -25,3 +25,19 @@ export function widgetFrame(page) {
   if (!frame) throw new Error('no widget frame on the page');
   return frame;
 }
+
+/**
+ * The accessibility tree of `locator` (Playwright's ARIA snapshot, YAML) holds every expected line, in order:
+ * `expected` are regular expressions matched against successive lines. Throws with the snapshot otherwise.
+ */
+export async function ariaHas(locator, screen, expected) {
+  const snapshot = await locator.ariaSnapshot();
+  const lines = snapshot.split('\n');
+  let at = 0;
+  for (const pattern of expected) {
+    const found = lines.findIndex((l, i) => i >= at && pattern.test(l));
+    if (found < 0) throw new Error(`ARIA snapshot of "${screen}" lacks ${pattern} after line ${at}:\n${snapshot}`);
+    at = found + 1;
+  }
+  console.log(`aria: ${screen}: ${expected.length} expected nodes in order`);
+}

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { axeCheck, widgetFrame } from './axe.mjs';
+import { ariaHas, axeCheck, widgetFrame } from './axe.mjs';
 
 const require = createRequire(path.join(process.env.TEST_OIDC_PROVIDER_DIR || path.resolve('tests/support'), 'package.json'));
 const { chromium } = require('playwright-core');
@@ -67,6 +67,12 @@ try {
   await shot(patient, '01-patient-waiting');
   await axeCheck(patient, 'portal with the widget');
   await axeCheck(widgetFrame(patient), 'widget: waiting, emergency notice');
+  await ariaHas(widget.locator('main'), 'widget: waiting, emergency notice', [
+    /- status: You are number 1 in line/, /- region "If this is an emergency/, /- alert: If this is an emergency/,
+    /- paragraph: Thank you\. Your nurse will see where you are\./, /- paragraph: "Your reference number: ER-/,
+    /- button "Pause hold music" \[pressed\]/, /- button "Test my camera and connection"/, /- list "Conversation"/,
+    /- listitem: "You: I have had a sore throat/, /- textbox "Your message"/, /- button "Send"/, /- button "Leave"/,
+  ]);
 
   // Nurse: workspace → staff sign-in → ready → accept.
   const nurseCtx = await browser.newContext();
@@ -89,6 +95,11 @@ try {
   step('nurse sees the flag, who and why on the offer');
   await shot(nurse, '02b-nurse-offer');
   await axeCheck(nurse, 'workspace: an offer');
+  await ariaHas(nurse.locator('main'), 'workspace: an offer', [
+    /- heading "Presence" \[level=2\]/, /- button "Ready"/, /- button "Away"/, /- heading "Offers" \[level=2\]/,
+    /- listitem:/, /- strong: ⚠ Emergency flagged/, /s to answer/, /Pat Demo · born/, /Reason: Sore throat/,
+    /First message:/, /- button "Accept"/, /- button "Decline"/, /- heading "Chats" \[level=2\]/,
+  ]);
   await nurse.getByRole('button', { name: 'Accept' }).click();
   const chat = nurse.locator('article.chat');
   await chat.getByText(/Patient: I have had a sore throat\s+for three days/).waitFor();
@@ -131,6 +142,11 @@ try {
   await nurse.getByText(/s of wrap-up left/).waitFor();
   await shot(nurse, '05-nurse-wrap-up');
   await axeCheck(nurse, 'workspace: wrap-up');
+  await ariaHas(chat, 'workspace: wrap-up', [
+    /- heading "ER-.* · triage \(ended\)" \[level=3\]/, /- alert: "?⚠ Emergency flagged/, /- button "Show transcript"/,
+    /- heading "Wrap-up" \[level=4\]/, /- timer/, /- combobox "Disposition"/, /- textbox "Notes \(optional\)"/,
+    /- button "Save wrap-up"/, /- button "Ready now"/, /- button "Close"/, /- status: Wrap-up saved\./,
+  ]);
   await chat.getByRole('button', { name: 'Ready now' }).click();
   await nurse.locator('#presence', { hasText: 'ready' }).waitFor();
   step('nurse wrapped up and is ready again');

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, passwords, patientInChat, nurseAccepting, inbound, widgetFrame } from './lib.mjs';
+import { ariaHas, axeCheck } from './axe.mjs';
 
 const [url, credentialsFile, artifacts, mode] = process.argv.slice(2);
 const tag = mode === 'relay' ? `relay-${process.env.TURN_TRANSPORT || 'udp'}-` : '';
@@ -53,6 +54,11 @@ async function callScreen(page, widget, label) {
   }
   await inside(page, widget.locator('#video-remote'), `${label}: the nurse's video`);
   await shot(page, `05a-patient-call-${label}`);
+  await axeCheck(widgetFrame(page), `widget: call screen (${label})`);
+  await ariaHas(widget.locator('#video-call'), `widget: call screen (${label})`, [
+    /- status: This visit is/, /- toolbar "Call controls"/, /- button "Mute"/, /- button "Turn camera off"/,
+    /- button "Switch to audio only"/, /- button "End video, keep chatting"/, /- status: "?▮.* Connection: (good|fair|poor)/,
+  ]);
 }
 
 try {

@@ -1,7 +1,7 @@
 // The nurse workspace: presence, offers, several chats with transcripts. Authenticated by the staff session
 // cookie; speaks the same WebSocket protocol as the widget (docs/protocol.md).
 import { Channel } from '/widget/channel.js';
-import { deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
+import { connectionQuality, deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
 
 const $ = (id) => document.getElementById(id);
 const chats = new Map(); // conversation_id -> { el, list, lastSeq, seen, outbox }
@@ -68,15 +68,17 @@ function chatPanel(c) {
       <div class="check" hidden><video class="preview" playsinline autoplay muted aria-label="Your camera"></video>
         <p><label>Microphone level <meter min="0" max="1" value="0"></meter></label></p>
         <p><button type="button" class="video-go">Ask the patient to join video</button></p></div>
-      <video class="remote" playsinline autoplay aria-label="Patient video" hidden></video>
-      <p class="audio-only" hidden></p>
+      <div class="stage"><video class="remote" playsinline autoplay aria-label="Patient video" hidden></video>
+        <p class="audio-only" hidden></p>
+        <video class="self" playsinline autoplay muted aria-label="You" hidden></video></div>
       <p class="patient-media" role="status" aria-live="polite"></p>
       <p class="video-status" role="status" aria-live="polite"></p>
       <p class="recording" role="status" aria-live="polite"></p>
       <p class="controls"><button type="button" class="video-mic" aria-pressed="false" hidden>Mute</button>
         <button type="button" class="video-camera" aria-pressed="false" hidden>Turn camera off</button>
         <button type="button" class="video-mode" hidden>Switch to audio only</button>
-        <button type="button" class="video-end">End video</button></p>
+        <button type="button" class="video-end">End video</button>
+        <span class="quality" role="status"></span></p>
       <section class="emr" aria-label="Demo EMR">
         <h4>Demo EMR</h4>
         <details class="emr-section"><summary>Allergies</summary><p>Penicillin (rash).</p></details>
@@ -194,6 +196,7 @@ function renderControls(chat) {
     q('.video-camera').hidden = !!v.audioOnly;
   }
   q('.video-mode').textContent = v.audioOnly ? 'Turn video back on' : 'Switch to audio only';
+  q('.self').hidden = !v.call || !!v.audioOnly || !mine?.camera;
   q('.patient-media').textContent = describeMedia('The patient', v.patient, !!v.audioOnly);
 }
 
@@ -211,7 +214,20 @@ function joinVideo(chat) {
   v.check.stop();
   chat.el.querySelector('.check').hidden = true;
   v.call = new VideoCall(channel, v.started, v.check.stream, chat.el.querySelector('.remote'), () => {});
+  chat.el.querySelector('.self').srcObject = v.check.stream;
   v.call.setDevices({});
+  // The connection's quality every 2 s while the call lasts.
+  clearInterval(v.qualityTimer);
+  let last = null;
+  v.qualityTimer = setInterval(async () => {
+    const box = chat.el.querySelector('.quality');
+    if (!v.call) { clearInterval(v.qualityTimer); box.textContent = ''; return; }
+    const qn = await connectionQuality(v.call.pc, last).catch(() => null);
+    if (!qn) return;
+    last = qn.totals;
+    box.dataset.level = qn.level;
+    box.textContent = `Connection: ${qn.level} (${Math.round(qn.rttMs)} ms, ${qn.lossPct.toFixed(1)}% lost)`;
+  }, 2000);
   showStates(chat);
   applyMode(chat);
 }
@@ -219,6 +235,7 @@ function joinVideo(chat) {
 function closeVideo(chat, message) {
   const v = chat.video;
   v.call?.pc.close();
+  clearInterval(v.qualityTimer);
   v.check?.stop();
   v.check?.stream.getTracks().forEach((t) => t.stop());
   Object.assign(v, { visitId: null, started: null, check: null, call: null, states: {}, audioOnly: null, patient: null });
