@@ -82,7 +82,7 @@ impl EmergencyConfig {
                 code: code.clone(),
                 emergency: parse("emergency", &emergency),
                 crisis: parse("crisis", &crisis),
-                negations: negations.iter().map(|n| n.to_lowercase()).collect(),
+                negations: negations.iter().map(|n| triage::fold(n)).collect(),
                 emergency_notice,
                 crisis_notice,
             });

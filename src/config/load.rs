@@ -166,7 +166,14 @@ fn deserialize(table: toml::Table, problems: &mut Vec<Problem>) -> Option<Config
     let de = serde_ignored::Deserializer::new(toml::Value::Table(table), &mut on_unknown);
     let result: Result<Config, _> = serde_path_to_error::deserialize(de);
     for key in unknown {
-        problems.push(Problem::new(key, "unknown key"));
+        // Keys of earlier releases say what replaced them.
+        let message = match key.as_str() {
+            "messaging.emergency_keywords" | "messaging.emergency_notice" => {
+                "replaced by [messaging.emergency.<lang>] (emergency, crisis, negations, emergency_notice, crisis_notice)"
+            }
+            _ => "unknown key",
+        };
+        problems.push(Problem::new(key, message));
     }
     match result {
         Ok(c) => Some(c),
@@ -221,6 +228,16 @@ mod tests {
         let k = keys(load_str(&text, &[]).unwrap_err());
         assert!(k.contains(&"server.listen_addr".to_string()), "{k:?}");
         assert!(k.contains(&"database.urll".to_string()), "{k:?}");
+    }
+
+    #[test]
+    fn an_emergency_key_of_an_earlier_release_names_its_replacement() {
+        let text = format!("{MINIMAL}\n[messaging]\nemergency_keywords = [\"chest pain\"]\n");
+        let e = load_str(&text, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("messaging.emergency_keywords") && e.contains("[messaging.emergency.<lang>]"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum MessagingError {
     UnknownDisposition,
     #[error("too long")]
     TooLong,
+    #[error("this chat is wrapped up already")]
+    AlreadyWrappedUp,
 }
 
 impl From<crate::policy::Denial> for MessagingError {
@@ -49,6 +51,7 @@ impl MessagingError {
             Self::StillOpen => "conversation_open",
             Self::UnknownDisposition => "unknown_disposition",
             Self::TooLong => "too_long",
+            Self::AlreadyWrappedUp => "already_wrapped_up",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! frames are `http::ws`, which asks the policy and passes its proof to the calls here that read or write a
 //! transcript.
 
+mod alarm;
 pub mod bus;
 pub mod context;
 mod effects;
@@ -251,8 +252,15 @@ impl Messaging {
             .await?;
         let created = row.id == id;
         if created {
-            // Before routing: a nurse offered the chat finds who the patient is.
-            self.save_context(&row, context).await?;
+            // Before routing: a nurse offered the chat finds who the patient is. Without it the chat still
+            // works (the nurse sees "not given"); a half-opened chat would be worse.
+            if let Err(e) = self.save_context(&row, context).await {
+                tracing::warn!(error = %e, "patient context not stored");
+            }
+            // What the patient wrote as the reason is read for emergencies like any message.
+            if let Some(reason) = &context.reason {
+                self.screen(&row, reason.expose()).await?;
+            }
             // The row is the truth: a leader that cannot be reached now finds it when it reconciles.
             if let Err(e) = self.route(RoutingCommand::Enqueue { conversation: id }).await {
                 tracing::warn!(error = %e, "new conversation not routed yet");
@@ -296,30 +304,8 @@ impl Messaging {
                 at: timestamp(outcome.message.at_ms),
             };
             self.send_message(&self.recipients(c), &c.id, outcome.message.seq, frame);
-            if sender == &c.patient
-                && let Some(alarm) = self.triage.assess(body)
-            {
-                // To the socket that said it (this node's): what a patient wrote about their health does not go
-                // on the bus, not even as this notice.
-                self.hub.send(
-                    sender,
-                    ServerFrame::Emergency {
-                        conversation_id: c.id.clone(),
-                        kind: alarm.kind,
-                        language: alarm.language,
-                        text: alarm.notice,
-                    },
-                );
-                if c.state == ConversationState::Waiting {
-                    self.db.boost_conversation(&c.id, EMERGENCY_BOOST).await?;
-                    // The message is stored and delivered either way; the boost is in the row for a new leader.
-                    let boost = RoutingCommand::Boost {
-                        conversation: c.id.clone(),
-                    };
-                    if let Err(e) = self.route(boost).await {
-                        tracing::warn!(error = %e, "emergency boost not routed yet");
-                    }
-                }
+            if sender == &c.patient {
+                self.screen(c, body).await?;
             }
         }
         Ok(outcome)

@@ -1,11 +1,12 @@
 //! The nurse's wrap-up of a chat: a disposition from the configured list and optional notes, sealed with the
-//! conversation's data key (PHI: the notes are clinical), readable by whoever the policy lets review the chat.
-//! The waiting room's wrap-up timer is separate: saving here does not end it, "Ready" does.
+//! conversation's data key (PHI: the notes are clinical). Written once: a clinical note is never overwritten.
+//! Nothing reads it back yet (the compliance view of issue "Reviewing a visit" will, under its own proof). The
+//! waiting room's wrap-up timer is separate: saving here does not end it, "Ready" does.
 
 use serde::{Deserialize, Serialize};
 
 use super::{Messaging, MessagingError, key_context};
-use crate::ids::{ConversationId, SubjectId};
+use crate::ids::ConversationId;
 use crate::pii::Pii;
 use crate::policy::Authorized;
 use crate::store::{ConversationRow, StoreError, WrapUpRow};
@@ -20,14 +21,6 @@ pub struct WrapUp {
     pub notes: Option<Pii<String>>,
 }
 
-/// A stored wrap-up with who wrote it and when.
-#[derive(Debug, Clone)]
-pub struct SavedWrapUp {
-    pub wrap_up: WrapUp,
-    pub nurse: SubjectId,
-    pub at_ms: i64,
-}
-
 fn aad(id: &ConversationId) -> Vec<u8> {
     format!("examroom-wrapup-v1|{id}").into_bytes()
 }
@@ -38,7 +31,7 @@ impl Messaging {
         &self.dispositions
     }
 
-    /// Stores the wrap-up of an ended chat (a later save replaces it).
+    /// Stores the wrap-up of an ended chat, once.
     pub async fn save_wrap_up(
         &self,
         proof: &Authorized<ConversationRow>,
@@ -68,24 +61,9 @@ impl Messaging {
             sealed: key.seal(&json, &aad(&c.id))?,
             at_ms: crate::clock::now_ms(),
         };
-        self.db.put_wrap_up(&c.id, &row).await?;
+        if !self.db.put_wrap_up(&c.id, &row).await? {
+            return Err(MessagingError::AlreadyWrappedUp);
+        }
         Ok(())
-    }
-
-    /// The wrap-up of a chat, opened, if one was saved (no proof: callers hold one for reading the chat).
-    pub async fn wrap_up_of(&self, c: &ConversationRow) -> Result<Option<SavedWrapUp>, MessagingError> {
-        let Some(row) = self.db.wrap_up(&c.id).await? else {
-            return Ok(None);
-        };
-        let key = self
-            .keyring
-            .unwrap_data_key(&c.kek_id, &c.wrapped_key, &key_context(c.id.as_str()))?;
-        let plain = key.open(&row.sealed, &aad(&c.id))?;
-        let wrap_up = serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(Some(SavedWrapUp {
-            wrap_up,
-            nurse: SubjectId::new(row.nurse),
-            at_ms: row.at_ms,
-        }))
     }
 }

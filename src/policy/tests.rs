@@ -105,6 +105,52 @@ fn conditions_owner_and_assigned() {
 }
 
 #[test]
+fn a_preview_is_for_the_nurse_offered_the_chat_or_assigned_to_it_only() {
+    let p = policy();
+    let waiting = |offered: Option<&str>| {
+        Resource::new(ResourceKind::Conversation, Some("c1".into()))
+            .owned_by(SubjectId::new("pat"))
+            .offered_to(offered.map(SubjectId::new))
+    };
+    let nurse = |n: &str| person(n, Role::Nurse);
+    assert!(
+        p.decide(&nurse("n1"), "conversation.preview", &waiting(Some("n1")))
+            .is_ok()
+    );
+    assert!(
+        p.decide(&nurse("n2"), "conversation.preview", &waiting(Some("n1")))
+            .is_err()
+    );
+    assert!(
+        p.decide(&nurse("n1"), "conversation.preview", &waiting(None))
+            .is_err()
+    );
+    // Being offered a chat is not reading it.
+    assert!(
+        p.decide(&nurse("n1"), "conversation.read", &waiting(Some("n1")))
+            .is_err()
+    );
+    assert!(
+        p.decide(
+            &person("pat", Role::Patient),
+            "conversation.preview",
+            &waiting(Some("n1"))
+        )
+        .is_err()
+    );
+    let assigned = waiting(None).assigned_to(vec![SubjectId::new("n1")]);
+    assert!(p.decide(&nurse("n1"), "conversation.preview", &assigned).is_ok());
+    assert!(
+        p.decide(
+            &person("sup", Role::Supervisor),
+            "conversation.preview",
+            &assigned
+        )
+        .is_err()
+    );
+}
+
+#[test]
 fn recordings_need_the_grant_and_a_viewer_role_of_their_policy() {
     let p = policy();
     let compliance = person("c1", Role::ComplianceOfficer);

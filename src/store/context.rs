@@ -56,11 +56,11 @@ pub struct WrapUpRow {
 }
 
 impl Db {
-    pub async fn put_wrap_up(&self, id: &ConversationId, row: &WrapUpRow) -> Result<(), StoreError> {
-        sqlx::query(
+    /// Stores a chat's wrap-up once; `false` if it already has one (a clinical note is not overwritten).
+    pub async fn put_wrap_up(&self, id: &ConversationId, row: &WrapUpRow) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "INSERT INTO conversation_wrapups (conversation_id, nurse, sealed, at_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (conversation_id) DO UPDATE SET nurse = excluded.nurse, sealed = excluded.sealed, \
-             at_ms = excluded.at_ms",
+             ON CONFLICT (conversation_id) DO NOTHING",
         )
         .bind(id.as_str())
         .bind(&row.nurse)
@@ -68,22 +68,6 @@ impl Db {
         .bind(row.at_ms)
         .execute(self.pool())
         .await?;
-        Ok(())
-    }
-
-    pub async fn wrap_up(&self, id: &ConversationId) -> Result<Option<WrapUpRow>, StoreError> {
-        let row =
-            sqlx::query("SELECT nurse, sealed, at_ms FROM conversation_wrapups WHERE conversation_id = $1")
-                .bind(id.as_str())
-                .fetch_optional(self.pool())
-                .await?;
-        row.map(|r| {
-            Ok(WrapUpRow {
-                nurse: r.try_get(0)?,
-                sealed: r.try_get(1)?,
-                at_ms: r.try_get(2)?,
-            })
-        })
-        .transpose()
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -4,7 +4,8 @@ use sqlx::Row;
 
 use super::{Db, StoreError};
 
-#[derive(Debug, Clone)]
+/// `Debug` leaves out the name and birth date (PII and PHI; the row type is the store's, without `Pii<T>`).
+#[derive(Clone)]
 pub struct SessionRow {
     pub id: String,
     pub token_hash: String,
@@ -19,6 +20,18 @@ pub struct SessionRow {
     pub idle_timeout_ms: Option<i64>,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+}
+
+impl std::fmt::Debug for SessionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRow")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("roles", &self.roles)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Db {

@@ -3,7 +3,8 @@
 //! thoughts of suicide or self-harm) and moves the chat to the front of the queue; that is all it may do.
 //!
 //! Rules are written per language as `concept + concept`, each concept a `|` list of words or phrases, a
-//! trailing `*` matching any word that starts so (`chest + pain*|hurt*`). A rule matches when every concept
+//! trailing `*` matching any word that starts so (`chest + pain*|hurt*`); `|` lists alternatives within one concept,
+//! so alternatives of different shapes are separate rules. A rule matches when every concept
 //! occurs within a few words of the others, in any order and in one sentence, and no negation ("no",
 //! "don't", "sin", …) comes just before any of them. Text is compared lower-cased, without accents and with
 //! straight apostrophes, so "Me duele el pecho" and "me duele el pécho" read alike. The built-in tables cover
@@ -15,6 +16,28 @@ use std::collections::BTreeMap;
 const WINDOW: usize = 6;
 /// How many words before a concept are read for a negation.
 const NEGATION_REACH: usize = 3;
+/// Words that start a new clause: a negation before one does not reach past it ("no fever but chest pain").
+const CLAUSE_BREAKS: &[&str] = &[
+    "but", "just", "only", "except", "though", "although", "however", "pero", "solo", "sino", "aunque",
+    "excepto",
+];
+/// Common words of the built-in languages: a message is read first in the language it has most of (so
+/// "Estoy pensando en el suicidio" gets the Spanish crisis line although "suicid*" is an English rule too).
+const COMMON_WORDS: &[(&str, &[&str])] = &[
+    (
+        "en",
+        &[
+            "the", "i", "i'm", "my", "and", "to", "is", "have", "of", "a", "in", "it", "am", "with", "can't",
+        ],
+    ),
+    (
+        "es",
+        &[
+            "el", "la", "de", "que", "y", "en", "me", "mi", "estoy", "es", "un", "una", "los", "por", "con",
+            "tengo",
+        ],
+    ),
+];
 
 /// What a message calls for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -131,11 +154,24 @@ impl Rule {
     }
 }
 
-/// Whether a negation word comes within [`NEGATION_REACH`] words before `start`, outside the match itself.
+/// Whether a negation word comes within [`NEGATION_REACH`] words before `start` in the same clause (a comma or
+/// a word like "but" ends the search), outside the match itself.
 fn negated(sentence: &[String], start: usize, chosen: &[(usize, usize)], negations: &[String]) -> bool {
-    (start.saturating_sub(NEGATION_REACH)..start)
-        .filter(|i| !chosen.iter().any(|c| (c.0..c.1).contains(i)))
-        .any(|i| negations.iter().any(|n| n == &sentence[i]))
+    let mut read = 0;
+    for i in (0..start).rev() {
+        if chosen.iter().any(|c| (c.0..c.1).contains(&i)) {
+            continue;
+        }
+        let word = sentence[i].as_str();
+        if word == "," || CLAUSE_BREAKS.contains(&word) || read == NEGATION_REACH {
+            return false;
+        }
+        if negations.iter().any(|n| n == word) {
+            return true;
+        }
+        read += 1;
+    }
+    false
 }
 
 /// One language's rules and notices.
@@ -164,7 +200,21 @@ impl Triage {
 
     pub fn assess(&self, text: &str) -> Option<Alarm> {
         let sentences = sentences(text);
-        for lang in &self.languages {
+        let common = |code: &str| {
+            let words = COMMON_WORDS
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map_or(&[][..], |(_, w)| *w);
+            sentences
+                .iter()
+                .flatten()
+                .filter(|t| words.contains(&t.as_str()))
+                .count()
+        };
+        // Most common words first; a stable sort keeps the configured order between equals.
+        let mut languages: Vec<&Language> = self.languages.iter().collect();
+        languages.sort_by_key(|l| std::cmp::Reverse(common(&l.code)));
+        for lang in languages {
             for (kind, rules, notice) in [
                 (AlarmKind::Crisis, &lang.crisis, &lang.crisis_notice),
                 (AlarmKind::Emergency, &lang.emergency, &lang.emergency_notice),
@@ -185,8 +235,8 @@ impl Triage {
     }
 }
 
-/// Lower case, no accents, straight apostrophes.
-fn fold(text: &str) -> String {
+/// Lower case, no accents, straight apostrophes: how rules, negations and messages are compared.
+pub fn fold(text: &str) -> String {
     text.to_lowercase()
         .chars()
         .map(|c| match c {
@@ -212,11 +262,21 @@ fn tokens(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// A message split at sentence ends, each sentence as words.
+/// A message split at sentence ends, each sentence as words, with `,` kept where a comma or colon separated
+/// clauses (negations stop there).
 fn sentences(text: &str) -> Vec<Vec<String>> {
     text.split(['.', '!', '?', ';', '\n', '¿', '¡'])
-        .map(|s| tokens(&s.replace('*', " ")))
-        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let mut words = Vec::new();
+            for (i, clause) in s.replace('*', " ").split([',', ':']).enumerate() {
+                if i > 0 {
+                    words.push(",".to_string());
+                }
+                words.extend(tokens(clause));
+            }
+            words
+        })
+        .filter(|s| s.iter().any(|w| w != ","))
         .collect()
 }
 
@@ -238,23 +298,28 @@ fn strings(items: &[&str]) -> Vec<String> {
 pub fn builtin() -> BTreeMap<String, Builtin> {
     let en = Builtin {
         emergency: strings(&[
-            "chest + pain*|hurt*|ache*|aching|pressure|tight*|crushing|squeez*",
+            "chest + pain*|hurt*|ache*|aching|tight*|crushing|squeez*",
+            "chest pressure|pressure in my chest|pressure on my chest|heart attack",
             "short of breath|shortness of breath|out of breath",
             "can't|cant|cannot|can not|unable to|trouble|difficulty|difficult to|hard to|struggling to + breath*",
-            "bleed* + a lot|lots|heavily|heavy|badly|so much|won't stop|wont stop|will not stop|everywhere",
+            "bleed* + a lot|lots|heavily|heavy|badly|so much|won't stop|wont stop|will not stop|everywhere|can't stop|cannot stop",
             "severe|heavy|uncontrolled + bleed*",
             "unconscious|unresponsive|passed out|won't wake|not waking",
-            "having a stroke|face + droop*|slurred speech|slurring",
+            "having a stroke|is it a stroke|is this a stroke|slurred speech|slurring",
+            "think + stroke",
+            "face + droop*",
             "overdos*|too many pills|took too many",
             "seizure|seizing",
         ]),
         crisis: strings(&[
             "suicid*",
-            "kill|killing + myself",
-            "want|wanna|going|thinking|thoughts|thought|urge + hurt|hurting|harm|harming|cut|cutting + myself",
+            "kill|killing|killed + myself",
+            "want|wanna|thinking|thoughts|thought|urge + hurt|hurting|harm|harming|cut|cutting + myself",
             "self harm|selfharm",
             "end + my life",
             "want|wanna + to die",
+            "don't|dont|do not + want to live|want to be alive",
+            "end it all|no point in living|not worth living",
             "better off dead|no reason to live",
         ]),
         negations: strings(&[
@@ -277,14 +342,16 @@ pub fn builtin() -> BTreeMap<String, Builtin> {
             "sangr* + mucho|mucha|abundante|no para|sin parar|fuerte",
             "hemorragia",
             "inconsciente|desmay*|no responde|no despierta",
-            "derrame cerebral|cara + caida|torcida",
+            "derrame cerebral",
+            "cara + caida|torcida",
             "sobredosis|demasiadas pastillas",
             "convulsion*",
         ]),
         crisis: strings(&[
             "suicid*",
             "matarme|quitarme la vida|acabar con mi vida",
-            "quiero morir*|quiero morir",
+            "quiero + matar|morir*",
+            "no quiero vivir|no quiero seguir viviendo",
             "hacerme dano|lastimarme|cortarme|autolesion*",
         ]),
         negations: strings(&["no", "sin", "nunca", "tampoco", "ni", "nada"]),

@@ -57,6 +57,19 @@ const TABLE: &[(&str, Option<(AlarmKind, &str)>)] = &[
     ),
     ("She took too many pills", Some((AlarmKind::Emergency, "en"))),
     ("CHEST PAIN!!!", Some((AlarmKind::Emergency, "en"))),
+    // Negations stop at a comma or a "but": these are still emergencies.
+    ("No, I can't breathe", Some((AlarmKind::Emergency, "en"))),
+    ("No fever but chest pain", Some((AlarmKind::Emergency, "en"))),
+    ("No cough, just chest pain", Some((AlarmKind::Emergency, "en"))),
+    ("I can't stop the bleeding", Some((AlarmKind::Emergency, "en"))),
+    (
+        "I think I'm having a heart attack",
+        Some((AlarmKind::Emergency, "en")),
+    ),
+    (
+        "is it a stroke? my face feels numb",
+        Some((AlarmKind::Emergency, "en")),
+    ),
     // English: thoughts of suicide or self-harm get the crisis line.
     ("I want to kill myself", Some((AlarmKind::Crisis, "en"))),
     (
@@ -70,6 +83,8 @@ const TABLE: &[(&str, Option<(AlarmKind, &str)>)] = &[
     ),
     ("I want to end my life", Some((AlarmKind::Crisis, "en"))),
     ("chest pain and I want to die", Some((AlarmKind::Crisis, "en"))),
+    ("I don't want to live anymore", Some((AlarmKind::Crisis, "en"))),
+    ("I just want to end it all", Some((AlarmKind::Crisis, "en"))),
     // English: not an emergency.
     ("I need a refill of my inhaler", None),
     ("No chest pain, just a cough", None),
@@ -82,6 +97,8 @@ const TABLE: &[(&str, Option<(AlarmKind, &str)>)] = &[
     ("My dad had a stroke last year", None),
     ("I hurt myself falling off my bike last week", None),
     ("I don't want to die, I want to get better", None),
+    ("I need my blood pressure pills and a chest x-ray", None),
+    ("I was going to the store and cut myself", None),
     (
         "I bruised my chest playing football and the swelling went down, pain is gone",
         None,
@@ -95,6 +112,10 @@ const TABLE: &[(&str, Option<(AlarmKind, &str)>)] = &[
     ("No puedo respirar", Some((AlarmKind::Emergency, "es"))),
     ("Estoy sangrando mucho", Some((AlarmKind::Emergency, "es"))),
     (
+        "Creo que tengo un derrame cerebral",
+        Some((AlarmKind::Emergency, "es")),
+    ),
+    (
         "me siento con presión en el pecho",
         Some((AlarmKind::Emergency, "es")),
     ),
@@ -102,11 +123,16 @@ const TABLE: &[(&str, Option<(AlarmKind, &str)>)] = &[
     ("he pensado en quitarme la vida", Some((AlarmKind::Crisis, "es"))),
     ("pienso en hacerme daño", Some((AlarmKind::Crisis, "es"))),
     ("pienso en hacerme dano", Some((AlarmKind::Crisis, "es"))),
+    ("Estoy pensando en el suicidio", Some((AlarmKind::Crisis, "es"))),
+    ("me quiero matar", Some((AlarmKind::Crisis, "es"))),
+    ("ya no quiero vivir", Some((AlarmKind::Crisis, "es"))),
+    ("No sé, me duele el pecho", Some((AlarmKind::Emergency, "es"))),
     // Spanish: not an emergency.
     ("Necesito una receta nueva", None),
     ("Ya no me duele el pecho", None),
     ("No tengo dolor de pecho, solo tos", None),
     ("Respiro bien, gracias", None),
+    ("No quiero morir, quiero mejorar", None),
 ];
 
 #[test]

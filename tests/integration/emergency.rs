@@ -21,7 +21,7 @@ async fn emergencies_jump_the_queue_and_idle_chats_expire() {
     assert_eq!(other.expect("waiting").await["position"], 2);
 
     // Emergency symptoms in the patient's own words: the notice at once, and the conversation moves to the
-    // front (the sentence table is `triage_tests.rs`).
+    // front (the sentence table is `src/triage/tests.rs`).
     other
         .say(&urgent, "e1", "My chest hurts and I feel short of breath")
         .await;

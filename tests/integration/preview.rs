@@ -84,3 +84,21 @@ async fn the_offered_nurse_sees_who_and_why_before_accepting_and_nobody_else_doe
     }
     broker.assert_no_panic();
 }
+
+#[tokio::test]
+async fn a_declined_offer_takes_the_preview_away() {
+    let (_dir, data, broker) = start_dev(FAST_ROUTING);
+    let url = broker.url.clone();
+    let mut patient = Ws::patient(&url, &patient_token(&url, &data, "patient").await).await;
+    let chat = patient.start("triage", "k1").await;
+    let mut nurse = Ws::staff(&url, &staff_cookie(&url, &data, "nurse").await).await;
+    nurse.presence("ready").await;
+    nurse.offer_for(&chat).await;
+    assert_eq!(preview(&mut nurse, &chat).await["type"], "preview");
+    nurse
+        .send(json!({"v": 1, "type": "decline", "conversation_id": chat}))
+        .await;
+    nurse.wait("offer ended", |v| v["type"] == "offer_ended").await;
+    assert_eq!(preview(&mut nurse, &chat).await["code"], "forbidden");
+    broker.assert_no_panic();
+}

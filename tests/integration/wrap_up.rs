@@ -1,5 +1,5 @@
 //! Wrap-up as the nurse lives it: after she ends a chat she is in wrap-up (no offers), records a disposition
-//! from the configured list and optional notes (sealed with the conversation, audited), and "Ready" ends the
+//! from the configured list and optional notes (sealed with the conversation, audited, written once), and "Ready" ends the
 //! wrap-up early so the next patient is offered at once.
 
 use serde_json::json;
@@ -55,6 +55,9 @@ async fn the_nurse_wraps_up_with_a_disposition_and_notes_and_ready_ends_wrap_up(
         nurse.expect("wrap_up_saved").await["conversation_id"],
         chat.as_str()
     );
+    // Written once: a clinical note is not overwritten.
+    nurse.send(wrap("Appointment booked")).await;
+    assert_eq!(nurse.expect("error").await["code"], "already_wrapped_up");
     let rows: Vec<(String, String)> = query_db(&data, "SELECT nurse, sealed FROM conversation_wrapups").await;
     assert_eq!(rows.len(), 1);
     assert!(

@@ -48,6 +48,7 @@ function resetChat() {
   $('transcript').replaceChildren();
   for (const id of ['ended-actions', 'reference', 'emergency', 'notice', 'music']) $(id).hidden = true;
   $('location').hidden = false;
+  $('location-text').value = '';
   $('location-sent').hidden = true;
   $('reason').value = '';
   $('start').hidden = false;
@@ -114,8 +115,9 @@ const handlers = {
   conversation(f) { showConversation(f.conversation); },
   waiting(f) { setStatus(t('position', { n: f.position, eta: minutes(f.eta_seconds) })); },
   reassurance(f) { $('notice').hidden = false; $('notice').textContent = f.text; },
-  requeued(f) { $('notice').hidden = false; $('notice').textContent = f.text; setStatus(t('waitingNext')); },
-  max_wait(f) { $('notice').hidden = false; $('notice').textContent = f.text; $('callback').hidden = false; },
+  // The broker's wording is English; the widget says the same in its own language.
+  requeued() { $('notice').hidden = false; $('notice').textContent = t('requeued'); setStatus(t('waitingNext')); },
+  max_wait() { $('notice').hidden = false; $('notice').textContent = t('maxWait'); $('callback').hidden = false; },
   emergency(f) {
     // The notice comes in the language the patient wrote in; the question of where they are goes with it.
     const first = $('emergency').hidden;

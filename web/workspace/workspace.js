@@ -277,8 +277,17 @@ function showPreview(f) {
     ['reason', f.reason ? `Reason: ${f.reason}` : 'No reason given.'],
     ['first', f.first_message ? `First message: “${f.first_message}”` : ''],
   ];
-  const targets = [document.querySelector(`#offers li[data-conversation="${CSS.escape(f.conversation_id)}"] .patient-context`),
-    chats.get(f.conversation_id)?.el.querySelector('.patient-context')];
+  const offer = document.querySelector(`#offers li[data-conversation="${CSS.escape(f.conversation_id)}"]`);
+  // The flag may have come after the offer was sent: the preview is newer.
+  if (f.emergency && offer && !offer.classList.contains('urgent')) {
+    offer.classList.add('urgent');
+    const flag = document.createElement('strong');
+    flag.className = 'flag';
+    flag.textContent = '⚠ Emergency flagged ';
+    offer.querySelector('.offer-head').prepend(flag);
+  }
+  if (f.emergency && chats.has(f.conversation_id)) flagChat(chats.get(f.conversation_id).el, true);
+  const targets = [offer?.querySelector('.patient-context'), chats.get(f.conversation_id)?.el.querySelector('.patient-context')];
   for (const box of targets.filter(Boolean)) {
     box.replaceChildren(...lines.filter(([, t]) => t).map(([cls, t]) => {
       const p = document.createElement('p');
@@ -298,10 +307,12 @@ function birthDate(text) {
   return `${d.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' })} (${age} years)`;
 }
 
-/** A short two-note chime for a new offer (Web Audio: no file to load). */
+/** A short two-note chime for a new offer (Web Audio: no file to load; one context for the page). */
+let chimeContext = null;
 function chime() {
   try {
-    const ctx = new AudioContext();
+    chimeContext = chimeContext || new AudioContext();
+    const ctx = chimeContext;
     [660, 880].forEach((hz, i) => {
       const osc = ctx.createOscillator();
       const gain = ctx.createGain();
@@ -351,6 +362,9 @@ const handlers = {
     head.textContent = `${f.reference} (${f.queue}), waited ${f.waited_seconds} s `;
     const left = document.createElement('span');
     left.className = 'countdown';
+    // A timer is not announced each second inside the offers' live region.
+    left.setAttribute('role', 'timer');
+    left.setAttribute('aria-live', 'off');
     let seconds = f.expires_in_seconds;
     const tick = () => { left.textContent = seconds > 0 ? `· ${seconds} s to answer` : '· expiring'; seconds -= 1; };
     tick();
@@ -384,8 +398,12 @@ const handlers = {
   },
   offer_ended(f) { removeOffer(f.conversation_id); },
   wrap_up_saved(f) {
-    const el = document.querySelector(`article.chat[data-conversation="${CSS.escape(f.conversation_id)}"]`);
-    if (el) el.querySelector('.wrap-up-status').textContent = 'Wrap-up saved.';
+    // The newest ended panel of that chat (an older one, from before it came back to this nurse, has no form).
+    const form = [...document.querySelectorAll(`article.chat.ended[data-conversation="${CSS.escape(f.conversation_id)}"] form.wrap-up`)].at(-1);
+    if (!form) return;
+    form.querySelector('.wrap-up-status').textContent = 'Wrap-up saved.';
+    // Written once: the fields stay to be read, not to be saved again.
+    for (const el of form.querySelectorAll('select, textarea, button[type="submit"]')) el.disabled = true;
   },
   preview(f) { showPreview(f); },
   conversation(f) { flagChat(chatPanel(f.conversation).el, f.conversation.emergency); },

@@ -9,10 +9,11 @@ use crate::audit::Outcome;
 use crate::store::AuditRow;
 
 /// Actions that read or take hold of patient data (the others on patient resources are the system's own
-/// bookkeeping: a recording started, stored, deleted).
+/// bookkeeping: a recording started, stored, deleted). `conversation.preview` is not here: the workspace shows
+/// it with every offer, inside the offer the routing made, so counting it would flag every nurse who is offered
+/// chats as reading outside her assignments; the audit chain still has each one.
 pub const ACCESS_ACTIONS: &[&str] = &[
     "conversation.read",
-    "conversation.preview",
     "conversation.accept",
     "recording.list",
     "recording.view",

@@ -23,7 +23,9 @@ fn from_messaging(e: MessagingError) -> Vec<ServerFrame> {
         MessagingError::UnknownQueue => "no such queue".to_string(),
         MessagingError::WrongProof(_) => "you have no access to this conversation".to_string(),
         MessagingError::Closed => "the conversation has ended".to_string(),
-        MessagingError::StillOpen | MessagingError::UnknownDisposition => e.to_string(),
+        MessagingError::StillOpen | MessagingError::UnknownDisposition | MessagingError::AlreadyWrappedUp => {
+            e.to_string()
+        }
         MessagingError::TooLong => {
             format!("at most {} characters", crate::messaging::wrapup::MAX_NOTES_CHARS)
         }

@@ -1,0 +1,85 @@
+// The patient's visit by keyboard alone on a phone-sized screen (375 × 740) in Chromium: from the portal the
+// Tab key reaches the widget's first field; the reason and the messages go with Enter; focus follows each
+// change (to the message box after starting, to "Start a new chat" at the end); the copy is saved with the
+// keyboard. The nurse's side is driven as usual. Every screen passes axe.
+// Usage: node keyboard-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
+import fs from 'node:fs';
+import path from 'node:path';
+import { axeCheck, widgetFrame } from './axe.mjs';
+import { launch, passwords, nurseReady } from './lib.mjs';
+
+const [url, credentialsFile, artifacts] = process.argv.slice(2);
+const password = passwords(credentialsFile);
+fs.mkdirSync(artifacts, { recursive: true });
+const browser = await launch();
+const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+const step = (msg) => console.log(`step: ${msg}`);
+
+try {
+  const ctx = await browser.newContext({ viewport: { width: 375, height: 740 }, hasTouch: true, acceptDownloads: true });
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.log(`patient page error: ${e.message}`));
+  await page.goto(`${url}/portal/`);
+  await page.getByRole('button', { name: 'Sign in to MyClinic' }).click();
+  await page.getByLabel('User name').fill('patient');
+  await page.getByLabel('Password').fill(password('patient'));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${url}/portal/`);
+  const widget = page.frameLocator('#examroom-widget iframe');
+  await widget.getByRole('button', { name: 'Start a chat with a nurse' }).waitFor();
+  const frame = widgetFrame(page);
+  const focused = () => frame.evaluate(() => document.activeElement?.id || document.activeElement?.tagName);
+
+  // Tab from the top of the portal until the widget's first field has focus.
+  await page.locator('body').focus();
+  let tabs = 0;
+  while ((await focused()) !== 'reason') {
+    if (++tabs > 15) throw new Error(`Tab never reached the widget's first field (at ${await focused()})`);
+    await page.keyboard.press('Tab');
+  }
+  await page.keyboard.type('Earache');
+  await page.keyboard.press('Enter');
+  await widget.getByText(/You are number 1 in line/).waitFor();
+  if ((await focused()) !== 'message') throw new Error(`after starting, focus is on ${await focused()}`);
+  await page.keyboard.type('My left ear hurts since yesterday');
+  await page.keyboard.press('Enter');
+  await widget.locator('li.mine:not(.pending)', { hasText: 'My left ear hurts' }).waitFor();
+  step(`patient started and wrote by keyboard (${tabs} Tab presses to reach the widget)`);
+  await shot(page, '07-phone-waiting');
+  await axeCheck(frame, 'widget on a phone: waiting');
+
+  const nurse = await nurseReady(browser, url, password);
+  await nurse.getByRole('button', { name: 'Accept' }).click();
+  await widget.getByText('A nurse has joined').waitFor();
+  const chat = nurse.locator('article.chat');
+  await chat.getByLabel('Reply').fill('Hello, any fever?');
+  await chat.getByLabel('Reply').press('Enter');
+  await widget.getByText('Nurse: Hello, any fever?').waitFor();
+  await frame.focus('#message');
+  await page.keyboard.type('No fever');
+  await page.keyboard.press('Enter');
+  await chat.getByText('Patient: No fever').waitFor();
+  await chat.getByRole('button', { name: 'End chat' }).click();
+  await widget.getByText('This chat has ended. Thank you.').waitFor();
+  if ((await focused()) !== 'new-chat') throw new Error(`at the end, focus is on ${await focused()}`);
+  await shot(page, '08-phone-ended');
+  await axeCheck(frame, 'widget on a phone: ended');
+  // Shift+Tab is not needed: the copy is the next stop after "Start a new chat".
+  const download = page.waitForEvent('download');
+  await page.keyboard.press('Tab');
+  if ((await focused()) !== 'save-copy') throw new Error(`Tab after "Start a new chat" went to ${await focused()}`);
+  await page.keyboard.press('Enter');
+  const copy = fs.readFileSync(await (await download).path(), 'utf8');
+  if (!copy.includes('You: My left ear hurts since yesterday')) throw new Error(`the copy lacks the chat: ${copy}`);
+  await page.keyboard.press('Shift+Tab');
+  await page.keyboard.press('Enter');
+  if ((await focused()) !== 'reason') throw new Error(`"Start a new chat" left focus on ${await focused()}`);
+  step('ended, copy saved, a new chat can start: all by keyboard');
+  console.log('browser keyboard flow passed');
+} catch (e) {
+  console.error(e);
+  for (const p of browser.contexts().flatMap((c) => c.pages())) await shot(p, `failure-keyboard-${p.url().split('/')[3] || 'page'}`).catch(() => {});
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
