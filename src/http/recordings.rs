@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/recordings/{id}", get(metadata))
         .route("/api/v1/recordings/{id}/stream", get(stream))
         .route("/api/v1/recordings/{id}/access", get(access_history))
+        .route("/api/v1/recordings/{id}/wrap-up", get(wrap_up))
         .route("/api/v1/recordings/{id}/download", get(download))
         .route(
             "/api/v1/recordings/{id}/legal-hold",
@@ -330,6 +331,44 @@ async fn metadata(
     .await;
     let recording = app.video.visit_recording(row).await?;
     Ok(Json(view(&recording, true).ok_or(ApiError::NotFound)?))
+}
+
+/// The nurse's wrap-up (disposition and notes) of the chat the recorded visit came from, for whoever may view
+/// the recording; each read is audited with its reason as `conversation.wrap_up.view`.
+async fn wrap_up(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<Reason>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let proof = viewable(&app, &caller, &id, "recording.view").await?;
+    let why = reason(&q)?;
+    let resource = format!("recording:{}", proof.resource().id);
+    audit(
+        &app,
+        &caller,
+        "conversation.wrap_up.view",
+        resource,
+        Outcome::Success,
+        &why,
+    )
+    .await;
+    let saved = app
+        .messaging
+        .wrap_up_of_recording(&proof)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let Some(saved) = saved else {
+        return Ok(Json(json!({ "wrap_up": null })));
+    };
+    let name = app.db.staff_display_name(saved.nurse.as_str()).await?;
+    Ok(Json(json!({ "wrap_up": {
+        "disposition": saved.wrap_up.disposition,
+        "notes": saved.wrap_up.notes,
+        "nurse": saved.nurse,
+        "nurse_name": name,
+        "at": crate::clock::timestamp(saved.at_ms),
+    }})))
 }
 
 /// Who did what with one recording: its audit events (`recording.view`).

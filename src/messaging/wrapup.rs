@@ -1,15 +1,15 @@
 //! The nurse's wrap-up of a chat: a disposition from the configured list and optional notes, sealed with the
 //! conversation's data key (PHI: the notes are clinical). Written once: a clinical note is never overwritten.
-//! Nothing reads it back yet (the compliance view of issue "Reviewing a visit" will, under its own proof). The
+//! The compliance console reads it beside a recording of the chat's visit, under that recording's proof. The
 //! waiting room's wrap-up timer is separate: saving here does not end it, "Ready" does.
 
 use serde::{Deserialize, Serialize};
 
 use super::{Messaging, MessagingError, key_context};
-use crate::ids::ConversationId;
+use crate::ids::{ConversationId, SubjectId};
 use crate::pii::Pii;
 use crate::policy::Authorized;
-use crate::store::{ConversationRow, StoreError, WrapUpRow};
+use crate::store::{ConversationRow, RecordingRow, StoreError, WrapUpRow};
 
 /// Longest wrap-up notes.
 pub const MAX_NOTES_CHARS: usize = 4000;
@@ -19,6 +19,14 @@ pub const MAX_NOTES_CHARS: usize = 4000;
 pub struct WrapUp {
     pub disposition: String,
     pub notes: Option<Pii<String>>,
+}
+
+/// A stored wrap-up with who wrote it and when.
+#[derive(Debug, Clone)]
+pub struct SavedWrapUp {
+    pub wrap_up: WrapUp,
+    pub nurse: SubjectId,
+    pub at_ms: i64,
 }
 
 fn aad(id: &ConversationId) -> Vec<u8> {
@@ -65,5 +73,32 @@ impl Messaging {
             return Err(MessagingError::AlreadyWrappedUp);
         }
         Ok(())
+    }
+
+    /// The wrap-up of the chat a recorded visit came from, for a reviewer allowed to view that recording.
+    pub async fn wrap_up_of_recording(
+        &self,
+        proof: &Authorized<RecordingRow>,
+    ) -> Result<Option<SavedWrapUp>, MessagingError> {
+        proof.require(&["recording.view"])?;
+        let Some(conversation) = self.db.conversation_of_visit(&proof.resource().visit_id).await? else {
+            return Ok(None);
+        };
+        let Some(c) = self.db.conversation(&ConversationId::new(conversation)).await? else {
+            return Ok(None);
+        };
+        let Some(row) = self.db.wrap_up(&c.id).await? else {
+            return Ok(None);
+        };
+        let key = self
+            .keyring
+            .unwrap_data_key(&c.kek_id, &c.wrapped_key, &key_context(c.id.as_str()))?;
+        let plain = key.open(&row.sealed, &aad(&c.id))?;
+        let wrap_up = serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(SavedWrapUp {
+            wrap_up,
+            nurse: SubjectId::new(row.nurse),
+            at_ms: row.at_ms,
+        }))
     }
 }

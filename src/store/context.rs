@@ -70,4 +70,20 @@ impl Db {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    pub async fn wrap_up(&self, id: &ConversationId) -> Result<Option<WrapUpRow>, StoreError> {
+        let row =
+            sqlx::query("SELECT nurse, sealed, at_ms FROM conversation_wrapups WHERE conversation_id = $1")
+                .bind(id.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(|r| {
+            Ok(WrapUpRow {
+                nurse: r.try_get(0)?,
+                sealed: r.try_get(1)?,
+                at_ms: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
 }

@@ -34,6 +34,16 @@ impl Db {
         .await?;
         Ok(())
     }
+
+    /// The conversation a visit was elevated from.
+    pub async fn conversation_of_visit(&self, visit_id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT conversation_id FROM visit_classifications WHERE visit_id = $1")
+                .bind(visit_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|r| r.0))
+    }
 }
 
 /// One visit's classification flags as stored (words, never identifiers of people).

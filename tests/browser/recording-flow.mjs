@@ -88,6 +88,7 @@ try {
   await officer.getByRole('button', { name: 'Release legal hold' }).waitFor();
   await officer.getByRole('cell', { name: 'recording.legal_hold.set' }).waitFor();
   await officer.getByRole('cell', { name: 'recording.stream' }).first().waitFor();
+  await officer.locator('#wrap-up').getByText('No wrap-up was recorded for this chat.').waitFor();
   await shot(officer, '09-compliance-console');
   step(`console: streamed and seeked to ${streamed.currentTime.toFixed(1)} of ${streamed.duration.toFixed(1)} s, legal hold set, history shown`);
 
@@ -122,6 +123,18 @@ try {
   const after = await officer.evaluate(async () => (await fetch('/api/v1/recordings?reason=recheck')).json());
   if (after.recordings.length !== 1) throw new Error(`the declined visit was recorded: ${after.recordings.length}`);
   step('declined consent: no recording');
+  // The nurse ends the chat and wraps it up: the compliance officer reads the wrap-up beside the recording.
+  await chat.getByRole('button', { name: 'End chat' }).click();
+  await chat.getByLabel('Disposition').selectOption('Advice given');
+  await chat.getByLabel('Notes (optional)').fill('Rash reviewed on video; antihistamine advised.');
+  await chat.getByRole('button', { name: 'Save wrap-up' }).click();
+  await chat.getByText('Wrap-up saved.').waitFor();
+  await officer.getByRole('button', { name: /Open recording of/ }).click();
+  await officer.locator('#wrap-up').getByText('Advice given').waitFor();
+  await officer.locator('#wrap-up').getByText('Rash reviewed on video; antihistamine advised.').waitFor();
+  await officer.getByRole('cell', { name: 'conversation.wrap_up.view' }).first().waitFor();
+  await shot(officer, '09b-compliance-wrap-up');
+  step('the wrap-up is read beside the recording, audited');
 
   // The console's consent report: both visits, one recorded with consent, none recorded without.
   await officer.getByLabel('Report', { exact: true }).selectOption('consent');

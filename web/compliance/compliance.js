@@ -97,6 +97,20 @@ async function history(id) {
   }));
 }
 
+/** The nurse's disposition and notes for the chat this visit came from (a read of its own, audited). */
+async function wrapUp(id) {
+  const { wrap_up: w } = await api(`/api/v1/recordings/${id}/wrap-up?${q()}`);
+  const rows = w ? [['Disposition', w.disposition], ['Notes', w.notes || '(none)'], ['By', `${w.nurse_name ?? w.nurse}, ${when(w.at)}`]]
+    : [['Disposition', 'No wrap-up was recorded for this chat.']];
+  $('wrap-up').replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v;
+    return [dt, dd];
+  }));
+}
+
 async function open(id) {
   current = await api(`/api/v1/recordings/${id}?${q()}`);
   $('detail').hidden = false;
@@ -104,6 +118,7 @@ async function open(id) {
   $('player').src = `/api/v1/recordings/${id}/stream?${q()}`;
   drawTimeline(current.manifest);
   $('hold').textContent = current.legal_hold ? 'Release legal hold' : 'Set legal hold';
+  await wrapUp(id);
   await history(id);
 }
 

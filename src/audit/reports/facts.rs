@@ -14,6 +14,7 @@ use crate::store::AuditRow;
 /// chats as reading outside her assignments; the audit chain still has each one.
 pub const ACCESS_ACTIONS: &[&str] = &[
     "conversation.read",
+    "conversation.wrap_up.view",
     "conversation.accept",
     "recording.list",
     "recording.view",
