@@ -4,18 +4,10 @@
 // keyboard. The nurse's side is driven as usual. Every screen passes axe.
 // Usage: node keyboard-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
 import fs from 'node:fs';
-import path from 'node:path';
 import { axeCheck, widgetFrame } from './axe.mjs';
-import { launch, passwords, nurseReady } from './lib.mjs';
+import { flow, nurseReady } from './lib.mjs';
 
-const [url, credentialsFile, artifacts] = process.argv.slice(2);
-const password = passwords(credentialsFile);
-fs.mkdirSync(artifacts, { recursive: true });
-const browser = await launch();
-const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
-const step = (msg) => console.log(`step: ${msg}`);
-
-try {
+await flow('keyboard', 'browser keyboard flow passed', async ({ url, password, browser, shot, step }) => {
   const ctx = await browser.newContext({ viewport: { width: 375, height: 740 }, hasTouch: true, acceptDownloads: true });
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.log(`patient page error: ${e.message}`));
@@ -75,11 +67,4 @@ try {
   await page.keyboard.press('Enter');
   if ((await focused()) !== 'reason') throw new Error(`"Start a new chat" left focus on ${await focused()}`);
   step('ended, copy saved, a new chat can start: all by keyboard');
-  console.log('browser keyboard flow passed');
-} catch (e) {
-  console.error(e);
-  for (const p of browser.contexts().flatMap((c) => c.pages())) await shot(p, `failure-keyboard-${p.url().split('/')[3] || 'page'}`).catch(() => {});
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

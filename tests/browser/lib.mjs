@@ -176,3 +176,25 @@ export async function precallVerdict(widget) {
 export function widgetFrame(page) {
   return page.frames().find((f) => f.url().includes('/widget/'));
 }
+
+/**
+ * The frame every newer flow shares: its arguments (BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR), a browser,
+ * screenshots and steps; `passed` is printed when `body` returns, and a failure keeps a screenshot of every page.
+ */
+export async function flow(label, passed, body) {
+  const [url, credentialsFile, artifacts] = process.argv.slice(2);
+  fs.mkdirSync(artifacts, { recursive: true });
+  const browser = await launch();
+  const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+  const step = (msg) => console.log(`step: ${msg}`);
+  try {
+    await body({ url, password: passwords(credentialsFile), browser, shot, step });
+    console.log(passed);
+  } catch (e) {
+    console.error(e);
+    for (const p of browser.contexts().flatMap((c) => c.pages())) await shot(p, `failure-${label}-${p.url().split('/')[3] || 'page'}`).catch(() => {});
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+  }
+}

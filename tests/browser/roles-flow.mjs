@@ -2,19 +2,10 @@
 // (with an emergency flag) and nurses live; the IT helpdesk gets the system status, and the nurse workspace
 // tells it plainly that it is for nurses. Every screen passes axe (WCAG 2.1 A and AA).
 // Usage: node roles-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
-import fs from 'node:fs';
-import path from 'node:path';
 import { axeCheck } from './axe.mjs';
-import { launch, passwords, patientInChat, nurseReady, staffSignIn } from './lib.mjs';
+import { flow, patientInChat, nurseReady, staffSignIn } from './lib.mjs';
 
-const [url, credentialsFile, artifacts] = process.argv.slice(2);
-const password = passwords(credentialsFile);
-fs.mkdirSync(artifacts, { recursive: true });
-const browser = await launch();
-const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
-const step = (msg) => console.log(`step: ${msg}`);
-
-try {
+await flow('roles', 'browser roles flow passed', async ({ url, password, browser, shot, step }) => {
   // Signed out: the start page says where staff and patients go.
   const anon = await (await browser.newContext()).newPage();
   await anon.goto(`${url}/`);
@@ -66,11 +57,4 @@ try {
   await shot(help, '33-helpdesk-workspace');
   await axeCheck(help, 'workspace, not a nurse');
   step('helpdesk sees status, and the workspace says it is for nurses');
-  console.log('browser roles flow passed');
-} catch (e) {
-  console.error(e);
-  for (const p of browser.contexts().flatMap((c) => c.pages())) await shot(p, `failure-roles-${p.url().split('/')[3] || 'page'}`).catch(() => {});
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

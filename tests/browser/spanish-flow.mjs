@@ -2,19 +2,10 @@
 // catalogues complete), starts in the Spanish queue (routing by skill: the Spanish-speaking nurse is offered
 // the chat), shows the emergency notice in Spanish, and passes axe.
 // Usage: node spanish-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
-import fs from 'node:fs';
-import path from 'node:path';
 import { axeCheck, widgetFrame } from './axe.mjs';
-import { launch, passwords, nurseReady } from './lib.mjs';
+import { flow, nurseReady } from './lib.mjs';
 
-const [url, credentialsFile, artifacts] = process.argv.slice(2);
-const password = passwords(credentialsFile);
-fs.mkdirSync(artifacts, { recursive: true });
-const browser = await launch();
-const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
-const step = (msg) => console.log(`step: ${msg}`);
-
-try {
+await flow('spanish', 'browser spanish flow passed', async ({ url, password, browser, shot, step }) => {
   const page = await (await browser.newContext()).newPage();
   page.on('pageerror', (e) => console.log(`patient page error: ${e.message}`));
   await page.goto(`${url}/portal/`);
@@ -60,11 +51,4 @@ try {
   step('the Spanish nurse took the chat');
   await shot(page, '06-patient-spanish');
   await axeCheck(frame, 'widget in Spanish');
-  console.log('browser spanish flow passed');
-} catch (e) {
-  console.error(e);
-  for (const p of browser.contexts().flatMap((c) => c.pages())) await shot(p, `failure-spanish-${p.url().split('/')[3] || 'page'}`).catch(() => {});
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});
