@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, passwords, patientInChat, nurseAccepting, inbound, widgetFrame, staffSignIn } from './lib.mjs';
+import { axeCheck } from './axe.mjs';
 
 const [url, credentialsFile, artifacts] = process.argv.slice(2);
 const password = passwords(credentialsFile);
@@ -90,6 +91,7 @@ try {
   await officer.getByRole('cell', { name: 'recording.stream' }).first().waitFor();
   await officer.locator('#wrap-up').getByText('No wrap-up was recorded for this chat.').waitFor();
   await shot(officer, '09-compliance-console');
+  await axeCheck(officer, 'compliance console: a recording');
   step(`console: streamed and seeked to ${streamed.currentTime.toFixed(1)} of ${streamed.duration.toFixed(1)} s, legal hold set, history shown`);
 
   // ...and a download that plays in a plain <video>, with the visit's duration.
@@ -134,6 +136,7 @@ try {
   await officer.locator('#wrap-up').getByText('Rash reviewed on video; antihistamine advised.').waitFor();
   await officer.getByRole('cell', { name: 'conversation.wrap_up.view' }).first().waitFor();
   await shot(officer, '09b-compliance-wrap-up');
+  await axeCheck(officer, 'compliance console: wrap-up');
   step('the wrap-up is read beside the recording, audited');
 
   // The console's consent report: both visits, one recorded with consent, none recorded without.

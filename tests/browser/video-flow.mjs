@@ -68,9 +68,12 @@ try {
 
   await chat.getByRole('button', { name: 'Start video…' }).click();
   await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
+  await widget.getByRole('button', { name: 'Allow camera and microphone' }).waitFor();
+  await axeCheck(widgetFrame(patient), 'widget: the video prompt');
   await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
   await widget.getByText(/Check that you can see yourself/).waitFor();
   await shot(patient, '04-patient-device-check');
+  await axeCheck(widgetFrame(patient), 'widget: the device check');
   await widget.getByRole('button', { name: 'Join video' }).click();
   step('patient allowed camera and microphone and joined');
 

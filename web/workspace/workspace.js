@@ -214,6 +214,7 @@ function joinVideo(chat) {
   v.check.stop();
   chat.el.querySelector('.check').hidden = true;
   v.call = new VideoCall(channel, v.started, v.check.stream, chat.el.querySelector('.remote'), () => {});
+  chat.el.classList.add('in-call');
   chat.el.querySelector('.self').srcObject = v.check.stream;
   v.call.setDevices({});
   // The connection's quality every 2 s while the call lasts.
@@ -235,6 +236,7 @@ function joinVideo(chat) {
 function closeVideo(chat, message) {
   const v = chat.video;
   v.call?.pc.close();
+  chat.el.classList.remove('in-call');
   clearInterval(v.qualityTimer);
   v.check?.stop();
   v.check?.stream.getTracks().forEach((t) => t.stop());
