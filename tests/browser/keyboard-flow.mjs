@@ -1,7 +1,8 @@
 // The patient's visit by keyboard alone on a phone-sized screen (375 × 740) in Chromium: from the portal the
-// Tab key reaches the widget's first field; the reason and the messages go with Enter; focus follows each
-// change (to the message box after starting, to "Start a new chat" at the end); the copy is saved with the
-// keyboard. The nurse's side is driven as usual. Every screen passes axe.
+// Tab key reaches the widget's first field; the reason and the messages go with Enter; the nurse's video
+// request is allowed and joined with Enter (focus is put on each button), the call is ended from the control
+// bar with Tab and Enter, and focus comes back to the message box; at the end focus is on "Start a new chat"
+// and the copy is saved with the keyboard. The nurse's side is driven as usual. Every screen passes axe.
 // Usage: node keyboard-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
 import fs from 'node:fs';
 import { axeCheck, widgetFrame } from './axe.mjs';
@@ -47,10 +48,35 @@ await flow('keyboard', 'browser keyboard flow passed', async ({ url, password, b
   await chat.getByLabel('Reply').fill('Hello, any fever?');
   await chat.getByLabel('Reply').press('Enter');
   await widget.getByText('Nurse: Hello, any fever?').waitFor();
-  await frame.focus('#message');
+  // Focus stayed in the message box after sending.
   await page.keyboard.type('No fever');
   await page.keyboard.press('Enter');
   await chat.getByText('Patient: No fever').waitFor();
+
+  // Video, by keyboard: each step puts focus on the button to press.
+  await chat.getByRole('button', { name: 'Start video…' }).click();
+  await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
+  await widget.getByRole('button', { name: 'Allow camera and microphone' }).waitFor();
+  if ((await focused()) !== 'video-allow') throw new Error(`the video prompt left focus on ${await focused()}`);
+  await page.keyboard.press('Enter');
+  await widget.getByRole('button', { name: 'Join video' }).waitFor();
+  if ((await focused()) !== 'video-join') throw new Error(`the device check left focus on ${await focused()}`);
+  await page.keyboard.press('Enter');
+  await widget.getByText(/Connection: (good|fair|poor)/).waitFor({ timeout: 20000 });
+  await shot(page, '07b-phone-call');
+  await axeCheck(frame, 'widget on a phone: in a call');
+  let presses = 0;
+  while ((await focused()) !== 'video-end') {
+    if (++presses > 20) throw new Error(`Tab never reached "End video" (at ${await focused()})`);
+    await page.keyboard.press('Tab');
+  }
+  await page.keyboard.press('Enter');
+  await widget.getByText('The video has ended. You can keep chatting.').waitFor();
+  if ((await focused()) !== 'message') throw new Error(`after the video, focus is on ${await focused()}`);
+  await page.keyboard.type('Thank you');
+  await page.keyboard.press('Enter');
+  await chat.getByText('Patient: Thank you').waitFor();
+  step(`video allowed, joined and ended by keyboard (${presses} Tab presses to "End video")`);
   await chat.getByRole('button', { name: 'End chat' }).click();
   await widget.getByText('This chat has ended. Thank you.').waitFor();
   if ((await focused()) !== 'new-chat') throw new Error(`at the end, focus is on ${await focused()}`);

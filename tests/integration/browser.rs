@@ -118,26 +118,3 @@ fn a_spanish_patient_gets_the_spanish_widget_queue_and_nurse_in_chromium() {
     assert!(crate::video::artifacts().join("06-patient-spanish.png").exists());
     broker.assert_no_panic();
 }
-
-#[test]
-fn a_patient_on_a_phone_completes_a_chat_by_keyboard_alone_in_chromium() {
-    if !chromium_available() {
-        return;
-    }
-    let (_dir, data, broker) = start_dev(FAST_ROUTING);
-    crate::common::run_browser_script(
-        Command::new("node"),
-        "keyboard-flow.mjs",
-        &broker,
-        &data,
-        &[],
-        "browser keyboard flow passed",
-    );
-    for shot in ["07-phone-waiting", "08-phone-ended"] {
-        assert!(
-            crate::video::artifacts().join(format!("{shot}.png")).exists(),
-            "{shot} kept"
-        );
-    }
-    broker.assert_no_panic();
-}

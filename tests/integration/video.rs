@@ -212,3 +212,16 @@ fn a_browser_without_vp8_and_one_with_it_see_each_other_in_h264_in_chromium() {
     run_flow("h264-flow.mjs", "browser h264 flow passed", FAST_ROUTING, None);
     assert!(artifacts().join("40-patient-h264-video.png").exists());
 }
+
+#[test]
+fn a_patient_on_a_phone_completes_a_visit_with_video_by_keyboard_alone_in_chromium() {
+    if !prerequisites() {
+        return;
+    }
+    let mut env = FAST_ROUTING.to_vec();
+    env.push(("EXAMROOM_MEDIA__BIND_IPS", "[\"127.0.0.1\"]"));
+    run_flow("keyboard-flow.mjs", "browser keyboard flow passed", &env, None);
+    for shot in ["07-phone-waiting", "07b-phone-call", "08-phone-ended"] {
+        assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
+    }
+}

@@ -66,6 +66,8 @@ function watchQuality() {
 function showRecording(s) { $('video-recording').textContent = RECORDING[s] ? t(RECORDING[s]) : ''; }
 
 function closeVideo(message) {
+  // Focus inside the video section would fall to the page when it hides: it goes back to the chat.
+  const hadFocus = $('video').contains(document.activeElement);
   video.call?.pc.close();
   video.check?.stop();
   video.check?.stream.getTracks().forEach((t) => t.stop());
@@ -77,6 +79,7 @@ function closeVideo(message) {
   $('video-quality').textContent = '';
   showRecording('none');
   if (message) { $('notice').hidden = false; $('notice').textContent = message; }
+  if (hadFocus) ($('compose').hidden ? $('status') : $('message')).focus();
 }
 
 /** The controls and the nurse's state as they stand. */
