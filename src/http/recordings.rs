@@ -333,31 +333,37 @@ async fn metadata(
     Ok(Json(view(&recording, true).ok_or(ApiError::NotFound)?))
 }
 
-/// The nurse's wrap-up (disposition and notes) of the chat the recorded visit came from, for whoever may view
-/// the recording; each read is audited with its reason as `conversation.wrap_up.view`.
+/// The nurse's wrap-up (disposition and notes) of the chat the recorded visit came from, for whoever the
+/// policy grants `conversation.wrap_up.view` on the recording (compliance officers; not break-glass); each read
+/// is audited with its reason and outcome.
 async fn wrap_up(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<Reason>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let proof = viewable(&app, &caller, &id, "recording.view").await?;
+    let proof = viewable(&app, &caller, &id, "conversation.wrap_up.view").await?;
     let why = reason(&q)?;
     let resource = format!("recording:{}", proof.resource().id);
+    let read = app.messaging.wrap_up_of_recording(&proof).await;
+    let outcome = if read.is_ok() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
     audit(
         &app,
         &caller,
         "conversation.wrap_up.view",
         resource,
-        Outcome::Success,
+        outcome,
         &why,
     )
     .await;
-    let saved = app
-        .messaging
-        .wrap_up_of_recording(&proof)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let saved = read.map_err(|e| match e {
+        crate::messaging::MessagingError::Store(_) => ApiError::Unavailable("storage_unavailable"),
+        other => ApiError::Internal(other.to_string()),
+    })?;
     let Some(saved) = saved else {
         return Ok(Json(json!({ "wrap_up": null })));
     };

@@ -25,11 +25,14 @@ impl Messaging {
                 text: alarm.notice,
             },
         );
-        if c.priority_boost >= EMERGENCY_BOOST {
+        // The flag is in the row (a new leader, the nurse's view and the board read it there), set once, and only
+        // on an open chat; what follows reads the row as it is now (a nurse may have accepted meanwhile).
+        if !self.db.flag_emergency(&c.id, EMERGENCY_BOOST).await? {
             return Ok(());
         }
-        // The flag is in the row whatever the state: a new leader, the nurse's view and the board read it there.
-        self.db.boost_conversation(&c.id, EMERGENCY_BOOST).await?;
+        let Some(c) = self.db.conversation(&c.id).await? else {
+            return Ok(());
+        };
         match (c.state, &c.nurse) {
             (ConversationState::Waiting, _) => {
                 let boost = RoutingCommand::Boost {
@@ -39,16 +42,15 @@ impl Messaging {
                     tracing::warn!(error = %e, "emergency boost not routed yet");
                 }
             }
-            // The nurse with the chat sees the flag at once (the view carries it, never the words).
+            // The nurse with the chat sees the flag at once. This frame may cross the bus to her node: it carries the
+            // flag and the reference, never the patient's words (those stay on this node, above).
             (ConversationState::Assigned, Some(nurse)) => {
-                if let Some(row) = self.db.conversation(&c.id).await? {
-                    self.send_to(
-                        nurse,
-                        ServerFrame::Conversation {
-                            conversation: self.view(&row),
-                        },
-                    );
-                }
+                self.send_to(
+                    nurse,
+                    ServerFrame::Conversation {
+                        conversation: self.view(&c),
+                    },
+                );
             }
             _ => {}
         }

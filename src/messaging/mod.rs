@@ -258,8 +258,10 @@ impl Messaging {
                 tracing::warn!(error = %e, "patient context not stored");
             }
             // What the patient wrote as the reason is read for emergencies like any message.
-            if let Some(reason) = &context.reason {
-                self.screen(&row, reason.expose()).await?;
+            if let Some(reason) = &context.reason
+                && let Err(e) = self.screen(&row, reason.expose()).await
+            {
+                tracing::warn!(error = %e, "emergency check of the reason not completed");
             }
             // The row is the truth: a leader that cannot be reached now finds it when it reconciles.
             if let Err(e) = self.route(RoutingCommand::Enqueue { conversation: id }).await {
@@ -304,8 +306,11 @@ impl Messaging {
                 at: timestamp(outcome.message.at_ms),
             };
             self.send_message(&self.recipients(c), &c.id, outcome.message.seq, frame);
-            if sender == &c.patient {
-                self.screen(c, body).await?;
+            // The message is stored and delivered: a failure to flag it must not turn into a refusal.
+            if sender == &c.patient
+                && let Err(e) = self.screen(c, body).await
+            {
+                tracing::warn!(error = %e, "emergency check not completed");
             }
         }
         Ok(outcome)

@@ -1,6 +1,6 @@
 //! The nurse's wrap-up of a chat: a disposition from the configured list and optional notes, sealed with the
 //! conversation's data key (PHI: the notes are clinical). Written once: a clinical note is never overwritten.
-//! The compliance console reads it beside a recording of the chat's visit, under that recording's proof. The
+//! The compliance console reads it beside a recording of the chat's visit (`conversation.wrap_up.view` on it). The
 //! waiting room's wrap-up timer is separate: saving here does not end it, "Ready" does.
 
 use serde::{Deserialize, Serialize};
@@ -80,7 +80,7 @@ impl Messaging {
         &self,
         proof: &Authorized<RecordingRow>,
     ) -> Result<Option<SavedWrapUp>, MessagingError> {
-        proof.require(&["recording.view"])?;
+        proof.require(&["conversation.wrap_up.view"])?;
         let Some(conversation) = self.db.conversation_of_visit(&proof.resource().visit_id).await? else {
             return Ok(None);
         };

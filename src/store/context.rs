@@ -31,6 +31,20 @@ impl Db {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
+    /// Raises an open conversation's priority to `boost` for an emergency, once; `false` if it was already
+    /// flagged or is closed.
+    pub async fn flag_emergency(&self, id: &ConversationId, boost: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE conversations SET priority_boost = $1 WHERE id = $2 AND priority_boost < $1 \
+             AND state IN ('waiting', 'assigned')",
+        )
+        .bind(boost)
+        .bind(id.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The nurse `conversation` is offered to at `now`, if an offer is open and not yet expired.
     pub async fn offered_to(
         &self,

@@ -214,21 +214,23 @@ impl Triage {
         // Most common words first; a stable sort keeps the configured order between equals.
         let mut languages: Vec<&Language> = self.languages.iter().collect();
         languages.sort_by_key(|l| std::cmp::Reverse(common(&l.code)));
-        for lang in languages {
-            for (kind, rules, notice) in [
-                (AlarmKind::Crisis, &lang.crisis, &lang.crisis_notice),
-                (AlarmKind::Emergency, &lang.emergency, &lang.emergency_notice),
-            ] {
-                let hit = sentences
-                    .iter()
-                    .any(|s| rules.iter().any(|r| r.matches(s, &lang.negations)));
-                if hit {
-                    return Some(Alarm {
-                        kind,
-                        language: lang.code.clone(),
-                        notice: notice.clone(),
-                    });
-                }
+        // Crisis rules of every language before any emergency rule: a crisis notice also names the emergency
+        // number, the other way round it would not name the crisis line.
+        let kinds = [AlarmKind::Crisis, AlarmKind::Emergency];
+        for (kind, lang) in kinds.iter().flat_map(|k| languages.iter().map(move |l| (*k, *l))) {
+            let (rules, notice) = match kind {
+                AlarmKind::Crisis => (&lang.crisis, &lang.crisis_notice),
+                AlarmKind::Emergency => (&lang.emergency, &lang.emergency_notice),
+            };
+            let hit = sentences
+                .iter()
+                .any(|s| rules.iter().any(|r| r.matches(s, &lang.negations)));
+            if hit {
+                return Some(Alarm {
+                    kind,
+                    language: lang.code.clone(),
+                    notice: notice.clone(),
+                });
             }
         }
         None
@@ -299,14 +301,15 @@ pub fn builtin() -> BTreeMap<String, Builtin> {
     let en = Builtin {
         emergency: strings(&[
             "chest + pain*|hurt*|ache*|aching|tight*|crushing|squeez*",
-            "chest pressure|pressure in my chest|pressure on my chest|heart attack",
+            "chest pressure|pressure in my chest|pressure on my chest|pressure in the chest|pressure on the chest",
+            "chest feels + pressure|tight*|heavy",
+            "having a heart attack|is it a heart attack|is this a heart attack",
             "short of breath|shortness of breath|out of breath",
             "can't|cant|cannot|can not|unable to|trouble|difficulty|difficult to|hard to|struggling to + breath*",
             "bleed* + a lot|lots|heavily|heavy|badly|so much|won't stop|wont stop|will not stop|everywhere|can't stop|cannot stop",
             "severe|heavy|uncontrolled + bleed*",
             "unconscious|unresponsive|passed out|won't wake|not waking",
             "having a stroke|is it a stroke|is this a stroke|slurred speech|slurring",
-            "think + stroke",
             "face + droop*",
             "overdos*|too many pills|took too many",
             "seizure|seizing",
@@ -315,6 +318,7 @@ pub fn builtin() -> BTreeMap<String, Builtin> {
             "suicid*",
             "kill|killing|killed + myself",
             "want|wanna|thinking|thoughts|thought|urge + hurt|hurting|harm|harming|cut|cutting + myself",
+            "going to hurt myself|going to harm myself|going to cut myself|going to kill myself|gonna hurt myself|gonna kill myself",
             "self harm|selfharm",
             "end + my life",
             "want|wanna + to die",

@@ -85,6 +85,12 @@ const TABLE: &[(&str, Option<(AlarmKind, &str)>)] = &[
     ("chest pain and I want to die", Some((AlarmKind::Crisis, "en"))),
     ("I don't want to live anymore", Some((AlarmKind::Crisis, "en"))),
     ("I just want to end it all", Some((AlarmKind::Crisis, "en"))),
+    ("I'm going to hurt myself", Some((AlarmKind::Crisis, "en"))),
+    (
+        "there is pressure in the chest",
+        Some((AlarmKind::Emergency, "en")),
+    ),
+    ("my chest feels tight", Some((AlarmKind::Emergency, "en"))),
     // English: not an emergency.
     ("I need a refill of my inhaler", None),
     ("No chest pain, just a cough", None),
@@ -99,6 +105,8 @@ const TABLE: &[(&str, Option<(AlarmKind, &str)>)] = &[
     ("I don't want to die, I want to get better", None),
     ("I need my blood pressure pills and a chest x-ray", None),
     ("I was going to the store and cut myself", None),
+    ("My dad died of a heart attack", None),
+    ("I think my mom had a stroke in 2019", None),
     (
         "I bruised my chest playing football and the swelling went down, pain is gone",
         None,

@@ -161,6 +161,28 @@ impl Ws {
     }
 
     /// The close code the server ends the socket with.
+    /// Like [`Ws::wait_within`], but a socket that closes (or ends) first gives `None` instead of a panic.
+    pub async fn wait_or_closed(&mut self, secs: u64, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        if let Some(i) = self.pending.iter().position(&pred) {
+            return Some(self.pending.remove(i));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Ok(Some(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    if pred(&v) {
+                        return Some(v);
+                    }
+                    self.pending.push(v);
+                }
+                Ok(Some(Message::Close(_)) | None) => return None,
+                Ok(Some(_)) => {}
+                Err(_) => panic!("neither an answer nor a close within {secs} s"),
+            }
+        }
+    }
+
     pub async fn close_code(&mut self) -> u16 {
         loop {
             match tokio::time::timeout(Duration::from_secs(10), self.socket.next()).await {

@@ -198,19 +198,25 @@ async fn a_database_restart_makes_nodes_not_ready_and_loses_nothing_acknowledged
             "body": "sent while the database is down"}),
         )
         .await;
-    // (After the pool's wait for a connection, 10 s for each database call the send makes, the conversation's
+    // (After the pool's wait for a connection, 10 s for each database call the send makes: the conversation's
     // row then the append: seconds, not a hang.)
+    // Either the refusal comes, or the node's bus link (a database connection too) broke first and the socket
+    // was told to reconnect before the answer: both leave the message unacknowledged, for the client to resend.
     let refused = patient
-        .wait_within("refusal", 35, |v| v["type"] == "error" || v["type"] == "ack")
+        .wait_or_closed(60, |v| v["type"] == "error" || v["type"] == "ack")
         .await;
-    assert_eq!(refused["type"], "error", "{refused}");
+    if let Some(refused) = &refused {
+        assert_eq!(refused["type"], "error", "{refused}");
+    }
 
     // It comes back: ready again, and the chat goes on across the nodes.
     pg.up();
     wait_ready(&one, 200).await;
     wait_ready(&two, 200).await;
     // The sockets were told to reconnect (their node's bus link broke and came back): they do, and sync.
-    assert_eq!(patient.close_code().await, 4012);
+    if refused.is_some() {
+        assert_eq!(patient.close_code().await, 4012);
+    }
     let mut patient = Ws::patient(&one, &token).await;
     let mut nurse = Ws::staff(&two, &cookie).await;
     for i in 10..20 {

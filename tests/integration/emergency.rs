@@ -92,3 +92,60 @@ async fn emergencies_jump_the_queue_and_idle_chats_expire() {
     }
     broker.assert_no_panic();
 }
+
+#[tokio::test]
+async fn an_emergency_in_the_reason_flags_the_offer_and_one_after_acceptance_reaches_the_nurse() {
+    let (_dir, data, broker) = start_dev(FAST_ROUTING);
+    let url = broker.url.clone();
+    // The reason typed at start is read like a message.
+    let mut first = Ws::patient(&url, &patient_token(&url, &data, "patient").await).await;
+    first
+        .send(json!({"v": 1, "type": "start", "queue": "triage", "idempotency_key": "r1", "reason": "I can't breathe"}))
+        .await;
+    let notice = first.expect("emergency").await;
+    assert_eq!(notice["kind"], "emergency", "{notice}");
+    let chat = first.expect("conversation").await["conversation"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut nurse = Ws::staff(&url, &staff_cookie(&url, &data, "nurse").await).await;
+    nurse.presence("ready").await;
+    assert_eq!(nurse.offer_for(&chat).await["emergency"], true);
+    nurse
+        .send(json!({"v": 1, "type": "accept", "conversation_id": chat}))
+        .await;
+    first.expect("assigned").await;
+    nurse.expect("conversation").await;
+    nurse
+        .send(json!({"v": 1, "type": "end", "conversation_id": chat}))
+        .await;
+    first.expect("ended").await;
+
+    // A chat that was calm when accepted: the patient's alarm reaches the nurse who has it.
+    let mut second = Ws::patient(&url, &patient_token(&url, &data, "patient2").await).await;
+    let calm = second.start("triage", "c1").await;
+    nurse.presence("ready").await;
+    assert_eq!(nurse.offer_for(&calm).await["emergency"], false);
+    nurse
+        .send(json!({"v": 1, "type": "accept", "conversation_id": calm}))
+        .await;
+    second.expect("assigned").await;
+    let c = calm.clone();
+    nurse
+        .wait("the calm chat", move |v| {
+            v["type"] == "conversation" && v["conversation"]["conversation_id"] == c.as_str()
+        })
+        .await;
+    second.say(&calm, "m1", "Suddenly my chest hurts a lot").await;
+    second.expect("emergency").await;
+    let c = calm.clone();
+    let flagged = nurse
+        .wait("the flag", move |v| {
+            v["type"] == "conversation"
+                && v["conversation"]["conversation_id"] == c.as_str()
+                && v["conversation"]["emergency"] == true
+        })
+        .await;
+    assert_eq!(flagged["conversation"]["state"], "assigned");
+    broker.assert_no_panic();
+}

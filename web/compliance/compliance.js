@@ -118,8 +118,11 @@ async function open(id) {
   $('player').src = `/api/v1/recordings/${id}/stream?${q()}`;
   drawTimeline(current.manifest);
   $('hold').textContent = current.legal_hold ? 'Release legal hold' : 'Set legal hold';
-  await wrapUp(id);
-  await history(id);
+  // Another recording's wrap-up and history must never stay under this title.
+  $('wrap-up').replaceChildren();
+  $('history').replaceChildren();
+  await wrapUp(id).catch((e) => { $('wrap-up').textContent = `The wrap-up could not be read: ${e.message}`; });
+  await history(id).catch(() => {});
 }
 
 $('hold').addEventListener('click', async () => {

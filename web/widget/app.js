@@ -78,7 +78,9 @@ function showConversation(c) {
   // After "Start a chat" the button is gone: focus goes where the patient writes, or to the status.
   if (state.starting) {
     state.starting = false;
-    if ($('compose').hidden) $('status').focus(); else $('message').focus();
+    // An emergency notice (from the reason) keeps focus on its question of where the patient is.
+    const asking = !$('emergency').hidden && $('location-sent').hidden;
+    if (!asking) { if ($('compose').hidden) $('status').focus(); else $('message').focus(); }
   }
   if (c.state === 'waiting' && c.hold_music) {
     $('hold-music').src = c.hold_music;

@@ -9,11 +9,11 @@ use crate::audit::Outcome;
 use crate::store::AuditRow;
 
 /// Actions that read or take hold of patient data (the others on patient resources are the system's own
-/// bookkeeping: a recording started, stored, deleted). `conversation.preview` is not here: the workspace shows
-/// it with every offer, inside the offer the routing made, so counting it would flag every nurse who is offered
-/// chats as reading outside her assignments; the audit chain still has each one.
+/// bookkeeping: a recording started, stored, deleted). A `conversation.preview` (who the patient is, shown with
+/// every offer) is access too; the exposure table counts it inside the nurse's work (`tables.rs`).
 pub const ACCESS_ACTIONS: &[&str] = &[
     "conversation.read",
+    "conversation.preview",
     "conversation.wrap_up.view",
     "conversation.accept",
     "recording.list",

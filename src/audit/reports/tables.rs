@@ -223,10 +223,11 @@ pub(super) fn exposure(q: &ReportQuery, events: &[AuditRow], f: &Facts) -> Table
             continue;
         }
         m.records.insert(e.resource.clone());
-        let assigned = f
-            .conversation_of(&e.resource)
-            .and_then(|c| f.assignments.get(&(e.actor.clone(), c)))
-            .is_some_and(|accepted| *accepted <= e.at_ms);
+        // A preview is of a chat the routing offered her (the policy allows nothing else): inside her work.
+        let assigned = e.action == "conversation.preview"
+            || f.conversation_of(&e.resource)
+                .and_then(|c| f.assignments.get(&(e.actor.clone(), c)))
+                .is_some_and(|accepted| *accepted <= e.at_ms);
         if !assigned {
             m.outside.insert(e.resource.clone());
             m.outside_at.push((e.at_ms, e.resource.clone()));
