@@ -97,7 +97,7 @@ try {
   await axeCheck(nurse, 'workspace: an offer');
   await ariaHas(nurse.locator('main'), 'workspace: an offer', [
     /- heading "Presence" \[level=2\]/, /- button "Ready"/, /- button "Away"/, /- heading "Offers" \[level=2\]/,
-    /- listitem:/, /- strong: ⚠ Emergency flagged/, /s to answer/, /Pat Demo · born/, /Reason: Sore throat/,
+    /- listitem:/, /- strong: ⚠ Emergency flagged/, /- timer: · (\d+ s to answer|expiring)/, /Pat Demo · born/, /Reason: Sore throat/,
     /First message:/, /- button "Accept"/, /- button "Decline"/, /- heading "Chats" \[level=2\]/,
   ]);
   await nurse.getByRole('button', { name: 'Accept' }).click();
