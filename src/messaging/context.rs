@@ -5,11 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Messaging, MessagingError, key_context};
+use super::{Messaging, MessagingError};
 use crate::ids::{ConversationId, SubjectId};
 use crate::pii::Pii;
 use crate::policy::Authorized;
-use crate::store::{ConversationRow, StoreError};
+use crate::store::ConversationRow;
 use crate::waiting_room::EMERGENCY_BOOST;
 
 /// Longest reason for the visit a patient may type.
@@ -44,11 +44,7 @@ impl Messaging {
         c: &ConversationRow,
         context: &PatientContext,
     ) -> Result<(), MessagingError> {
-        let key = self
-            .keyring
-            .unwrap_data_key(&c.kek_id, &c.wrapped_key, &key_context(c.id.as_str()))?;
-        let json = serde_json::to_vec(context).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let sealed = key.seal(&json, &aad(&c.id))?;
+        let sealed = self.seal_json(c, &aad(&c.id), context)?;
         self.db.put_conversation_context(&c.id, &sealed).await?;
         Ok(())
     }
@@ -63,14 +59,8 @@ impl Messaging {
     pub async fn preview(&self, proof: &Authorized<ConversationRow>) -> Result<Preview, MessagingError> {
         proof.require(&["conversation.preview"])?;
         let c = proof.resource();
-        let key = self
-            .keyring
-            .unwrap_data_key(&c.kek_id, &c.wrapped_key, &key_context(c.id.as_str()))?;
         let context = match self.db.conversation_context(&c.id).await? {
-            Some(sealed) => {
-                let plain = key.open(&sealed, &aad(&c.id))?;
-                serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))?
-            }
+            Some(sealed) => self.open_json(c, &aad(&c.id), &sealed)?,
             // A chat opened before this existed.
             None => PatientContext::default(),
         };

@@ -85,6 +85,36 @@ fn reference() -> String {
     format!("ER-{}-{}", &code[..4], &code[4..])
 }
 
+impl Messaging {
+    /// The conversation's data key: its messages, context and wrap-up are all sealed with it.
+    fn data_key(&self, c: &ConversationRow) -> Result<crate::crypto::DataKey, CryptoError> {
+        self.keyring
+            .unwrap_data_key(&c.kek_id, &c.wrapped_key, &key_context(c.id.as_str()))
+    }
+
+    /// A document sealed as JSON with the conversation's key, bound to `aad`.
+    fn seal_json<T: serde::Serialize>(
+        &self,
+        c: &ConversationRow,
+        aad: &[u8],
+        value: &T,
+    ) -> Result<String, MessagingError> {
+        let json = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(self.data_key(c)?.seal(&json, aad)?)
+    }
+
+    /// The document [`Messaging::seal_json`] sealed.
+    fn open_json<T: serde::de::DeserializeOwned>(
+        &self,
+        c: &ConversationRow,
+        aad: &[u8],
+        sealed: &str,
+    ) -> Result<T, MessagingError> {
+        let plain = self.data_key(c)?.open(sealed, aad)?;
+        Ok(serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+    }
+}
+
 /// The associated data binding a conversation's wrapped data key to its row.
 pub fn key_context(id: &str) -> String {
     format!("conversation:{id}")
@@ -285,9 +315,7 @@ impl Messaging {
         if !c.state.is_open() {
             return Err(MessagingError::Closed);
         }
-        let data_key =
-            self.keyring
-                .unwrap_data_key(&c.kek_id, &c.wrapped_key, &key_context(c.id.as_str()))?;
+        let data_key = self.data_key(c)?;
         let (plaintext, id) = (body.to_string(), c.id.clone());
         let outcome = self
             .db
@@ -335,9 +363,7 @@ impl Messaging {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<Message>, MessagingError> {
-        let data_key =
-            self.keyring
-                .unwrap_data_key(&c.kek_id, &c.wrapped_key, &key_context(c.id.as_str()))?;
+        let data_key = self.data_key(c)?;
         let rows = self.db.messages_after(&c.id, after_seq, limit).await?;
         rows.into_iter()
             .map(|r| {

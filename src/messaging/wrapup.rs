@@ -5,11 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Messaging, MessagingError, key_context};
+use super::{Messaging, MessagingError};
 use crate::ids::{ConversationId, SubjectId};
 use crate::pii::Pii;
 use crate::policy::Authorized;
-use crate::store::{ConversationRow, RecordingRow, StoreError, WrapUpRow};
+use crate::store::{ConversationRow, RecordingRow, WrapUpRow};
 
 /// Longest wrap-up notes.
 pub const MAX_NOTES_CHARS: usize = 4000;
@@ -60,13 +60,9 @@ impl Messaging {
         {
             return Err(MessagingError::TooLong);
         }
-        let key = self
-            .keyring
-            .unwrap_data_key(&c.kek_id, &c.wrapped_key, &key_context(c.id.as_str()))?;
-        let json = serde_json::to_vec(&wrap_up).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let row = WrapUpRow {
             nurse: proof.subject().as_str().to_string(),
-            sealed: key.seal(&json, &aad(&c.id))?,
+            sealed: self.seal_json(c, &aad(&c.id), &wrap_up)?,
             at_ms: crate::clock::now_ms(),
         };
         if !self.db.put_wrap_up(&c.id, &row).await? {
@@ -90,13 +86,8 @@ impl Messaging {
         let Some(row) = self.db.wrap_up(&c.id).await? else {
             return Ok(None);
         };
-        let key = self
-            .keyring
-            .unwrap_data_key(&c.kek_id, &c.wrapped_key, &key_context(c.id.as_str()))?;
-        let plain = key.open(&row.sealed, &aad(&c.id))?;
-        let wrap_up = serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(Some(SavedWrapUp {
-            wrap_up,
+            wrap_up: self.open_json(&c, &aad(&c.id), &row.sealed)?,
             nurse: SubjectId::new(row.nurse),
             at_ms: row.at_ms,
         }))

@@ -1,5 +1,6 @@
-//! Rows a nurse reads before accepting a chat: the sealed patient context (name, birth date, reason) and who
-//! a waiting conversation is offered to right now. The context is stored as the messaging layer sealed it.
+//! The rows around a conversation that its nurse works with: the sealed patient context (name, birth date,
+//! reason), who a waiting conversation is offered to right now, the emergency flag on its row, and the sealed
+//! wrap-up. Sealed documents are stored as the messaging layer sealed them.
 
 use sqlx::Row;
 

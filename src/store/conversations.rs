@@ -532,15 +532,6 @@ impl Db {
         Ok(r.rows_affected() == 1)
     }
 
-    pub async fn boost_conversation(&self, id: &ConversationId, boost: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE conversations SET priority_boost = $1 WHERE id = $2")
-            .bind(boost)
-            .bind(id.as_str())
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
     /// Appends a message. `seal(seq)` encrypts the body for its final sequence number (bound as associated
     /// data). A resend with the same `(sender, idempotency_key)` returns the stored message instead. Returns
     /// once the message is durable: appends that arrive together share one transaction and one commit (group

@@ -281,13 +281,7 @@ function showPreview(f) {
   ];
   const offer = document.querySelector(`#offers li[data-conversation="${CSS.escape(f.conversation_id)}"]`);
   // The flag may have come after the offer was sent: the preview is newer.
-  if (f.emergency && offer && !offer.classList.contains('urgent')) {
-    offer.classList.add('urgent');
-    const flag = document.createElement('strong');
-    flag.className = 'flag';
-    flag.textContent = '⚠ Emergency flagged ';
-    offer.querySelector('.offer-head').prepend(flag);
-  }
+  if (f.emergency && offer) flagOffer(offer);
   if (f.emergency && chats.has(f.conversation_id)) flagChat(chats.get(f.conversation_id).el, true);
   const targets = [offer?.querySelector('.patient-context'), chats.get(f.conversation_id)?.el.querySelector('.patient-context')];
   for (const box of targets.filter(Boolean)) {
@@ -307,6 +301,16 @@ function birthDate(text) {
   const now = new Date();
   const age = now.getFullYear() - d.getFullYear() - (now < new Date(now.getFullYear(), d.getMonth(), d.getDate()) ? 1 : 0);
   return `${d.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' })} (${age} years)`;
+}
+
+/** The emergency flag at the head of an offer (once). */
+function flagOffer(li) {
+  if (li.classList.contains('urgent')) return;
+  li.classList.add('urgent');
+  const flag = document.createElement('strong');
+  flag.className = 'flag';
+  flag.textContent = '⚠ Emergency flagged ';
+  li.querySelector('.offer-head').prepend(flag);
 }
 
 /** A short two-note chime for a new offer (Web Audio: no file to load; one context for the page). */
@@ -372,13 +376,8 @@ const handlers = {
     tick();
     li.countdown = setInterval(tick, 1000);
     head.appendChild(left);
-    if (f.emergency) {
-      li.classList.add('urgent');
-      const flag = document.createElement('strong');
-      flag.className = 'flag';
-      flag.textContent = '⚠ Emergency flagged ';
-      head.prepend(flag);
-    }
+    li.append(head);
+    if (f.emergency) flagOffer(li);
     const preview = document.createElement('div');
     preview.className = 'patient-context';
     const buttons = document.createElement('p');
@@ -389,7 +388,7 @@ const handlers = {
       b.addEventListener('click', () => { channel.send({ type, conversation_id: f.conversation_id }); removeOffer(f.conversation_id); });
       buttons.append(b, ' ');
     }
-    li.append(head, preview, buttons);
+    li.append(preview, buttons);
     $('offers').appendChild(li);
     channel.send({ type: 'preview', conversation_id: f.conversation_id });
     chime();
