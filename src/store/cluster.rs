@@ -341,6 +341,10 @@ impl Db {
             return Err(StoreError::Unavailable("the bus needs PostgreSQL"));
         }
         let mut listener = PgListener::connect(secrecy::ExposeSecret::expose_secret(&*self.url)).await?;
+        // A lost link must be reported at once: by default the driver first reconnects (retrying for up to its
+        // pool's 30 s while the database is down), and until then the node would still say it hears the others
+        // (`/readyz`) and would come back ready before it listens again. The caller opens a new listener.
+        listener.eager_reconnect(false);
         listener.listen(BUS_CHANNEL).await?;
         Ok(BusListener { listener })
     }
@@ -354,7 +358,7 @@ pub struct BusListener {
 /// What the bus gave.
 pub enum BusItem {
     Event(String),
-    /// The connection was lost and has been re-established: notifications in between are gone, so whatever
+    /// The connection was lost: notifications from now until a new listener listens are gone, so whatever
     /// was delivered from them must be re-read from the rows.
     Gap,
 }

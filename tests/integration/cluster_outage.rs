@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::chat::Ws;
 use crate::common::{Broker, client, free_port};
@@ -140,6 +140,22 @@ async fn wait_ready(url: &str, status: u16) {
     panic!("{url}/readyz never answered {status}");
 }
 
+/// Waits until `/readyz` says this node's bus link is down: a node must notice at once that it no longer hears
+/// the others (not after the database driver's own reconnect attempts give up), or it would say it is ready
+/// again as soon as the database answers, before it listens.
+async fn wait_bus_down(url: &str) {
+    for _ in 0..100 {
+        if let Ok(r) = client().get(format!("{url}/readyz")).send().await {
+            let body: Value = r.json().await.unwrap_or_default();
+            if body["bus"] == "not listening" {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url}/readyz never said its bus link was down");
+}
+
 #[tokio::test]
 async fn a_database_restart_makes_nodes_not_ready_and_loses_nothing_acknowledged() {
     if std::env::var("TEST_POSTGRES_URL").is_err() {
@@ -192,6 +208,8 @@ async fn a_database_restart_makes_nodes_not_ready_and_loses_nothing_acknowledged
     pg.down();
     wait_ready(&one, 503).await;
     wait_ready(&two, 503).await;
+    wait_bus_down(&one).await;
+    wait_bus_down(&two).await;
     patient
         .send(
             json!({"v": 1, "type": "send", "conversation_id": conversation, "idempotency_key": "during",
