@@ -2,6 +2,8 @@
 //! unknown fields, duplicate keys, unknown types and a wrong version are errors with a precise code, never
 //! guesses. Server frames are plain serialisable values.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ids::ConversationId;
@@ -467,6 +469,9 @@ pub enum ServerFrame {
         /// recording, how long it is kept).
         #[serde(skip_serializing_if = "Option::is_none")]
         consent_text: Option<String>,
+        /// With `consent_required`: the same question in the widget's other languages, by language tag (`es`).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        consent_translations: BTreeMap<String, String>,
     },
     /// The patient agreed: join with an offer, using these ICE servers.
     VideoStarted {

@@ -3,7 +3,7 @@
 //! reading (longest retention, consent if any asks, only roles all allow, screen share only if all allow), so
 //! adding a policy can never weaken another. Validated at startup and by `check-config`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -57,38 +57,82 @@ pub struct RecordingDecision {
 
 impl RecordingDecision {
     /// What the patient agrees to, said from the policy itself (who may view the recording, how long it is
-    /// kept), so the consent question can never promise less than the policy allows.
+    /// kept), so the consent question can never promise less than the policy allows. English.
     pub fn consent_text(&self) -> String {
+        self.consent_text_in(ConsentLanguage::English)
+    }
+
+    /// The same question in every other language the widget speaks, by language tag: the widget shows the one
+    /// of its language (the broker does not know which language a patient reads; the wording stays ours).
+    pub fn consent_translations(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([("es".to_string(), self.consent_text_in(ConsentLanguage::Spanish))])
+    }
+
+    fn consent_text_in(&self, lang: ConsentLanguage) -> String {
+        let es = lang == ConsentLanguage::Spanish;
         let who: Vec<&str> = self
             .viewer_roles
             .iter()
-            .map(|r| match r {
-                Role::ComplianceOfficer => "the clinic's compliance officers",
-                Role::Supervisor => "nursing supervisors",
-                Role::Nurse => "nurses",
-                Role::ItHelpdesk => "IT support staff",
-                _ => "other clinic staff",
+            .map(|r| match (r, es) {
+                (Role::ComplianceOfficer, false) => "the clinic's compliance officers",
+                (Role::ComplianceOfficer, true) => "los responsables de cumplimiento normativo de la clínica",
+                (Role::Supervisor, false) => "nursing supervisors",
+                (Role::Supervisor, true) => "los supervisores de enfermería",
+                (Role::Nurse, false) => "nurses",
+                (Role::Nurse, true) => "los enfermeros",
+                (Role::ItHelpdesk, false) => "IT support staff",
+                (Role::ItHelpdesk, true) => "los técnicos de soporte informático",
+                (_, false) => "other clinic staff",
+                (_, true) => "otros miembros del personal de la clínica",
             })
             .collect();
+        let and = if es { "y" } else { "and" };
         let who = match who.as_slice() {
-            [] => "no one at the clinic".to_string(),
-            [one] => (*one).to_string(),
-            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+            [] => None,
+            [one] => Some((*one).to_string()),
+            [init @ .., last] => Some(format!("{} {and} {last}", init.join(", "))),
         };
         let days = self.retention_days;
         // Whole years (give or take the leap days a policy adds) read better than 2192 days.
         let years = (f64::from(days) / 365.25).round();
-        let kept = if days >= 365 && (years * 365.25 - f64::from(days)).abs() <= 3.0 {
-            format!("{years} year{}", if years == 1.0 { "" } else { "s" })
+        let (year, years_word, day, days_word) = if es {
+            ("año", "años", "día", "días")
         } else {
-            format!("{days} day{}", if days == 1 { "" } else { "s" })
+            ("year", "years", "day", "days")
         };
-        format!(
-            "I agree that this video visit is recorded for my medical record. Only {who} can view the recording \
-             (other clinical staff only in a declared emergency, which is recorded and reviewed); it is deleted \
-             after {kept} unless the law requires keeping it longer."
-        )
+        let kept = if days >= 365 && (years * 365.25 - f64::from(days)).abs() <= 3.0 {
+            format!("{years} {}", if years == 1.0 { year } else { years_word })
+        } else {
+            format!("{days} {}", if days == 1 { day } else { days_word })
+        };
+        if es {
+            // Every viewer phrase is plural, so "pueden" agrees with one role or several.
+            let who = who.map_or("Nadie en la clínica puede ver la grabación".to_string(), |w| {
+                format!("Solo pueden ver la grabación {w}")
+            });
+            format!(
+                "Acepto que esta consulta por video se grabe para mi historial médico. {who} (otro personal \
+                 clínico solo en una emergencia declarada, que queda registrada y se revisa); se elimina después \
+                 de {kept}, salvo que la ley exija conservarla más tiempo."
+            )
+        } else {
+            let who = who.map_or("No one at the clinic can view the recording".to_string(), |w| {
+                format!("Only {w} can view the recording")
+            });
+            format!(
+                "I agree that this video visit is recorded for my medical record. {who} (other clinical staff \
+                 only in a declared emergency, which is recorded and reviewed); it is deleted after {kept} \
+                 unless the law requires keeping it longer."
+            )
+        }
     }
+}
+
+/// The languages the consent question is worded in (those of the widget's message catalogue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConsentLanguage {
+    English,
+    Spanish,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +278,45 @@ mod tests {
             "{two}"
         );
         assert!(two.contains("after 30 days"), "{two}");
+        assert!(
+            d(vec![], 1)
+                .consent_text()
+                .contains("No one at the clinic can view the recording"),
+            "{}",
+            d(vec![], 1).consent_text()
+        );
+    }
+
+    #[test]
+    fn the_consent_question_is_worded_in_spanish_too() {
+        let d = |viewers: Vec<Role>, days| RecordingDecision {
+            policies: vec!["p".into()],
+            consent_required: true,
+            retention_days: days,
+            viewer_roles: viewers,
+            record_screen_share: false,
+        };
+        let es = |d: RecordingDecision| d.consent_translations().remove("es").unwrap();
+        let only = es(d(vec![Role::ComplianceOfficer], 2555));
+        assert!(
+            only.starts_with("Acepto que esta consulta por video se grabe"),
+            "{only}"
+        );
+        assert!(
+            only.contains(
+                "Solo pueden ver la grabación los responsables de cumplimiento normativo de la clínica"
+            ),
+            "{only}"
+        );
+        assert!(only.contains("se elimina después de 7 años"), "{only}");
+        let two = es(d(vec![Role::Supervisor, Role::ComplianceOfficer], 1));
+        assert!(
+            two.contains("los supervisores de enfermería y los responsables"),
+            "{two}"
+        );
+        assert!(two.contains("después de 1 día,"), "{two}");
+        assert!(es(d(vec![], 366)).contains("Nadie en la clínica puede ver la grabación"));
+        assert!(es(d(vec![], 366)).contains("después de 1 año,"));
     }
 
     use super::*;

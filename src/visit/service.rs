@@ -240,6 +240,11 @@ impl VideoService {
                         Some(d) if d.consent_required => RecordingNotice::ConsentRequired,
                         Some(_) => RecordingNotice::WillRecord,
                     },
+                    consent_translations: decision
+                        .as_ref()
+                        .filter(|d| d.consent_required)
+                        .map(|d| d.consent_translations())
+                        .unwrap_or_default(),
                     consent_text: decision.filter(|d| d.consent_required).map(|d| d.consent_text()),
                 }
             }

@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, passwords, patientInChat, nurseAccepting, inbound, mediaFlowing, widgetFrame, precallVerdict } from './lib.mjs';
+import { axeCheck } from './axe.mjs';
 
 const [url, credentialsFile, artifacts, mode] = process.argv.slice(2);
 const password = passwords(credentialsFile);
@@ -22,6 +23,7 @@ try {
   const pre = await precallVerdict(widget);
   console.log(`pre-call (${mode}): ${pre.kind}: ${pre.title} ${pre.route}`);
   await shot(patient, 'precall');
+  await axeCheck(widgetFrame(patient), `widget: pre-call verdict "${pre.kind}"`);
   const refused = mode === 'blocked' || mode === 'turns-untrusted';
   const expected = refused ? 'blocked' : 'video';
   if (pre.kind !== expected) throw new Error(`pre-call: expected ${expected}, got ${JSON.stringify(pre)}`);
@@ -41,6 +43,7 @@ try {
       const cameraless = await precallVerdict(widget);
       console.log(`pre-call (camera blocked): ${cameraless.kind}: ${cameraless.title}`);
       await shot(patient, 'precall-no-camera');
+      await axeCheck(widgetFrame(patient), `widget: pre-call verdict "${cameraless.kind}"`);
       if (cameraless.kind !== 'audio' || !/camera/.test(cameraless.title)) throw new Error(`pre-call without a camera: ${JSON.stringify(cameraless)}`);
       await widgetFrame(patient).evaluate(() => { navigator.mediaDevices.getUserMedia = window.__gum; });
     }

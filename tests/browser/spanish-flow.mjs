@@ -1,6 +1,7 @@
 // The Spanish widget end to end in Chromium: the portal chooses Spanish, the widget speaks it (both message
 // catalogues complete), starts in the Spanish queue (routing by skill: the Spanish-speaking nurse is offered
-// the chat), shows the emergency notice in Spanish, and passes axe.
+// the chat), shows the emergency notice in Spanish, asks the recording consent in Spanish (worded by the broker
+// from the recording policy), holds the video visit and ends it in Spanish, and passes axe on every screen.
 // Usage: node spanish-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
 import { axeCheck, widgetFrame } from './axe.mjs';
 import { flow, nurseReady } from './lib.mjs';
@@ -51,4 +52,46 @@ await flow('spanish', 'browser spanish flow passed', async ({ url, password, bro
   step('the Spanish nurse took the chat');
   await shot(page, '06-patient-spanish');
   await axeCheck(frame, 'widget in Spanish');
+  const noEnglish = async (screen) => {
+    const seen = await frame.evaluate(() => [...document.querySelectorAll('body *:not(script):not(style)')]
+      .filter((el) => el.children.length === 0 && el.offsetParent !== null && /\b(the|your|you|and)\b/i.test(el.textContent))
+      .map((el) => el.textContent));
+    if (seen.length) throw new Error(`English on the Spanish widget (${screen}): ${seen.join(' | ')}`);
+  };
+
+  // Video: the camera prompt and the recording consent question in Spanish.
+  await chat.getByRole('button', { name: 'Start video…' }).click();
+  await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
+  const consent = widget.getByRole('checkbox', { name: /^Acepto que esta consulta por video se grabe/ });
+  await consent.waitFor();
+  const question = await consent.evaluate((el) => el.labels[0].textContent);
+  if (!question.includes('Solo pueden ver la grabación los responsables de cumplimiento normativo de la clínica')) {
+    throw new Error(`the consent question does not say who may view the recording: ${question}`);
+  }
+  if (!/se elimina después de 6 años/.test(question)) throw new Error(`nor how long it is kept: ${question}`);
+  await noEnglish('camera prompt');
+  await shot(page, '06b-patient-spanish-consent');
+  await axeCheck(frame, 'widget in Spanish: camera prompt and consent');
+  await consent.check();
+  await widget.getByRole('button', { name: 'Permitir cámara y micrófono' }).click();
+  await widget.getByRole('button', { name: 'Unirse al video' }).click();
+  await widget.getByText(/Conexión: (buena|regular|mala)/).waitFor({ timeout: 20000 });
+  await widget.getByText('● Esta visita se está grabando.').waitFor();
+  await widget.getByRole('button', { name: 'Terminar el video y seguir en el chat' }).waitFor();
+  await noEnglish('call');
+  await shot(page, '06c-patient-spanish-call');
+  await axeCheck(frame, 'widget in Spanish: in a recorded call');
+  step('consent asked, given and recorded; the call screen in Spanish');
+
+  await chat.getByRole('button', { name: 'End video' }).click();
+  await widget.getByText('El video ha terminado. Puede seguir en el chat.').waitFor();
+  await chat.getByRole('button', { name: 'End chat' }).click();
+  await widget.getByText('Este chat ha terminado. Gracias.').waitFor();
+  await widget.getByRole('button', { name: 'Iniciar un chat nuevo' }).waitFor();
+  await widget.getByRole('button', { name: 'Guardar una copia de este chat' }).waitFor();
+  if (await widget.getByLabel(/¿Dónde se encuentra ahora?/).isVisible()) throw new Error('an ended chat still asks where the patient is');
+  await noEnglish('ended');
+  await shot(page, '06d-patient-spanish-ended');
+  await axeCheck(frame, 'widget in Spanish: ended');
+  step('video and chat ended in Spanish');
 });

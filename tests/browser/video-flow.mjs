@@ -53,7 +53,26 @@ async function callScreen(page, widget, label) {
     await inside(page, widget.getByRole('button', { name }), `${label}: ${name}`);
   }
   await inside(page, widget.locator('#video-remote'), `${label}: the nurse's video`);
+  // Captions-ready: two lines of words go on the picture, beside the self-view, above the control bar.
+  const boxes = await widgetFrame(page).evaluate(() => {
+    const c = document.getElementById('video-captions');
+    c.textContent = 'Nurse: please hold the camera a little closer so I can see the rash on your arm.';
+    c.hidden = false;
+    const box = (el) => { const b = el.getBoundingClientRect(); return { l: b.left, t: b.top, r: b.right, b: b.bottom }; };
+    return { captions: box(c), video: box(document.getElementById('video-remote')), self: box(document.getElementById('video-self')),
+      badge: box(document.getElementById('video-recording')), bar: box(document.querySelector('#video-call .controls')) };
+  });
+  const overlaps = (a, b) => a.l < b.r && b.l < a.r && a.t < b.b && b.t < a.b;
+  const { captions, video } = boxes;
+  if (captions.l < video.l || captions.r > video.r || captions.t < video.t || captions.b > video.b + 1) {
+    throw new Error(`${label}: the captions leave the picture: ${JSON.stringify(boxes)}`);
+  }
+  for (const other of ['self', 'badge', 'bar']) {
+    if (overlaps(captions, boxes[other])) throw new Error(`${label}: the captions cover the ${other}: ${JSON.stringify(boxes)}`);
+  }
+  await inside(page, widget.locator('#video-captions'), `${label}: the captions`);
   await shot(page, `05a-patient-call-${label}`);
+  await widgetFrame(page).evaluate(() => { document.getElementById('video-captions').hidden = true; });
   await axeCheck(widgetFrame(page), `widget: call screen (${label})`);
   await ariaHas(widget.locator('#video-call'), `widget: call screen (${label})`, [
     /- status: This visit is/, /- toolbar "Call controls"/, /- button "Mute"/, /- button "Turn camera off"/,
@@ -82,6 +101,7 @@ try {
   if (mode === 'relay' && !(p.relay && n.relay)) throw new Error('expected relayed candidate pairs on both sides');
   await chat.getByText(/Video: you connected, patient connected/).waitFor();
   step('frames decoded both ways');
+  await axeCheck(nurse, 'workspace: in a call');
   await shot(patient, '05-patient-video');
   await shot(nurse, '06-nurse-video');
   await callScreen(patient, widget, 'wide');

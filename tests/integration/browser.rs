@@ -102,11 +102,12 @@ fn each_role_has_its_page_and_the_supervisor_board_is_live_in_chromium() {
 }
 
 #[test]
-fn a_spanish_patient_gets_the_spanish_widget_queue_and_nurse_in_chromium() {
+fn a_spanish_patient_gets_the_spanish_widget_queue_nurse_consent_and_video_in_chromium() {
     if !chromium_available() {
         return;
     }
-    let (_dir, data, broker) = start_dev(&[]);
+    // Media on loopback: the flow holds a video visit.
+    let (_dir, data, broker) = start_dev(&[("EXAMROOM_MEDIA__BIND_IPS", "[\"127.0.0.1\"]")]);
     crate::common::run_browser_script(
         Command::new("node"),
         "spanish-flow.mjs",
@@ -115,6 +116,14 @@ fn a_spanish_patient_gets_the_spanish_widget_queue_and_nurse_in_chromium() {
         &[],
         "browser spanish flow passed",
     );
-    assert!(crate::video::artifacts().join("06-patient-spanish.png").exists());
+    for shot in [
+        "06-patient-spanish",
+        "06b-patient-spanish-consent",
+        "06c-patient-spanish-call",
+        "06d-patient-spanish-ended",
+    ] {
+        let kept = crate::video::artifacts().join(format!("{shot}.png"));
+        assert!(kept.exists(), "{shot} kept");
+    }
     broker.assert_no_panic();
 }

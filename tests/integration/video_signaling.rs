@@ -64,6 +64,14 @@ async fn elevation_rules_and_bad_signaling_get_precise_errors() {
     let proposed = patient.expect("video_proposed").await;
     let visit = proposed["visit_id"].as_str().unwrap().to_string();
     assert!(visit.starts_with('v') && visit.len() == 25, "opaque id {visit}");
+    // The consent question, worded from the policy, in English and in Spanish for a Spanish widget.
+    assert_eq!(proposed["recording"], "consent_required");
+    assert!(proposed["consent_text"].as_str().unwrap().starts_with("I agree"));
+    let es = proposed["consent_translations"]["es"].as_str().unwrap();
+    assert!(
+        es.starts_with("Acepto que esta consulta por video se grabe"),
+        "{es}"
+    );
     assert_eq!(nurse.expect("video_proposed").await["visit_id"], visit.as_str());
 
     // Joining before the patient agreed, or answering in the patient's place, is refused.

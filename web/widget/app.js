@@ -153,6 +153,8 @@ const handlers = {
     $('callback').hidden = true;
     $('notice').hidden = true;
     $('precall-open').hidden = true;
+    // The notice to call for help stays; the question of where they are goes (no one reads an ended chat).
+    $('location').hidden = true;
     setStatus(f.reason === 'callback_requested' ? t('callingBack') : f.reason === 'abandoned' ? t('abandoned') : t('ended'));
     // One clear end: what to do next, and a copy of what was said.
     $('ended-actions').hidden = false;

@@ -2,7 +2,7 @@
 // is blocked or missing), the call with its controls (mute, camera off, audio only) and what the nurse is
 // sending. Frames and fields: docs/protocol.md, "Video".
 import { connectionQuality, deviceCheck, VideoCall } from '/widget/video.js';
-import { t } from '/widget/i18n.js';
+import { LANG, t } from '/widget/i18n.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -162,8 +162,9 @@ export const videoHandlers = {
   video_proposed(f) {
     video.visitId = f.visit_id;
     $('video-consent').hidden = f.recording !== 'consent_required';
-    // The broker words the question from the recording policy (who may view it, how long it is kept).
-    $('video-consent-text').textContent = f.consent_text || '';
+    // The broker words the question from the recording policy (who may view it, how long it is kept), in
+    // English and in the widget's other languages.
+    $('video-consent-text').textContent = (f.consent_translations || {})[LANG] || f.consent_text || '';
     $('video-consent-box').checked = false;
     showVideo('video-prompt');
     $('video-allow').focus();
