@@ -1,12 +1,12 @@
-// Start page: who is signed in, and for each of their roles the place they work (nurses the workspace,
-// supervisors the board, compliance officers the recordings console, IT support the system status).
+// Start page: who is signed in, and the places they may work in as the access policy decides (`places` of
+// /api/v1/me: the workspace, the supervisor board, the recordings console, the system status).
 const $ = (id) => document.getElementById(id);
 
 const PLACES = {
-  nurse: ['/workspace/', 'Nurse workspace', 'Go ready, take chats from the waiting room, start video.'],
+  workspace: ['/workspace/', 'Nurse workspace', 'Go ready, take chats from the waiting room, start video.'],
   supervisor: ['/supervisor/', 'Supervisor board', 'Queues, waits, emergency flags and nurses, live.'],
-  compliance_officer: ['/compliance/', 'Recordings and audit', 'Review recordings with a stated reason; legal holds; reports.'],
-  it_helpdesk: ['/status/', 'System status', 'How the broker is running: version, database, workers, nodes.'],
+  compliance: ['/compliance/', 'Recordings and audit', 'Review recordings with a stated reason; legal holds; reports.'],
+  status: ['/status/', 'System status', 'How the broker is running: version, database, workers, nodes.'],
 };
 
 function place([href, title, text]) {
@@ -25,7 +25,7 @@ async function refresh() {
   if (resp.ok) {
     const body = await resp.json();
     $('me').textContent = `Signed in as ${body.display_name ?? 'staff member'}.`;
-    const places = [...new Set(body.roles.map((r) => PLACES[r]).filter(Boolean))];
+    const places = body.places.map((p) => PLACES[p]).filter(Boolean);
     $('places').replaceChildren(...places.map(place));
     $('places').hidden = places.length === 0;
     if (!places.length) $('me').textContent += ' Your account has no examroom role: ask your administrator.';

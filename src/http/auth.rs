@@ -364,6 +364,27 @@ struct Me {
     roles: Vec<Role>,
     display_name: Option<String>,
     scopes: Vec<String>,
+    /// The staff pages this caller may work in (`workspace`, `supervisor`, `compliance`, `status`), as the
+    /// access policy decides: the pages link to these rather than guess from role names.
+    places: Vec<&'static str>,
+}
+
+/// Each staff page and what it is for, as an action on a resource: the page is offered to whoever the policy
+/// permits that action (a page still asks for every act it shows; this only decides the links).
+fn places(app: &AppState, p: &crate::auth::Principal) -> Vec<&'static str> {
+    let queue = Resource::new(ResourceKind::Queue, None);
+    let system = Resource::new(ResourceKind::System, None);
+    let recordings = super::recordings::collection(app);
+    [
+        ("workspace", "queue.work", &queue),
+        ("supervisor", "queue.stats.read", &queue),
+        ("compliance", "recording.list", &recordings),
+        ("status", "system.status.read", &system),
+    ]
+    .into_iter()
+    .filter(|(_, action, resource)| app.policy.permits(p, action, resource))
+    .map(|(place, ..)| place)
+    .collect()
 }
 
 async fn me(State(app): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
@@ -378,6 +399,7 @@ async fn me(State(app): State<AppState>, caller: Caller) -> Result<Json<Me>, Api
         roles: p.roles.clone(),
         display_name: p.display_name.as_ref().map(|n| n.expose().clone()),
         scopes: p.scopes.clone(),
+        places: places(&app, p),
     }))
 }
 

@@ -5,6 +5,7 @@
 mod audit;
 pub mod auth;
 mod break_glass;
+mod conversations;
 pub mod error;
 pub mod extract;
 pub mod internal;
@@ -41,6 +42,7 @@ pub fn router(app: AppState) -> Router {
         .merge(pages::router())
         .merge(ws::router())
         .merge(queues::router())
+        .merge(conversations::router())
         .merge(visits::router())
         .merge(recordings::router())
         .merge(reports::router())

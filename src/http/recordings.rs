@@ -63,6 +63,16 @@ fn viewers(app: &AppState, queue: &str) -> Vec<Role> {
         .unwrap_or_default()
 }
 
+/// All recordings, as the access policy sees the list: it may be listed by a role some queue's recording policy
+/// lets view recordings.
+pub(super) fn collection(app: &AppState) -> Resource {
+    let mut roles: Vec<Role> = Vec::new();
+    for queue in app.config.queues() {
+        roles.extend(viewers(app, &queue.name));
+    }
+    Resource::new(ResourceKind::Recording, None).viewable_by(roles)
+}
+
 /// A recording as the access policy sees it.
 fn resource_of(app: &AppState, row: &RecordingRow) -> Resource {
     Resource::new(ResourceKind::Recording, Some(row.id.to_string())).viewable_by(viewers(app, &row.queue))
@@ -139,12 +149,7 @@ async fn list(
         Class::RecordingAccessPerUser,
         &pseudonym(caller.principal.subject.as_str()),
     )?;
-    // The collection may be listed by a role some queue's recording policy lets view recordings.
-    let mut roles: Vec<Role> = Vec::new();
-    for queue in app.config.queues() {
-        roles.extend(viewers(&app, &queue.name));
-    }
-    let collection = Resource::new(ResourceKind::Recording, None).viewable_by(roles);
+    let collection = collection(&app);
     if let Err(d) = app
         .authorize(
             &caller.principal,

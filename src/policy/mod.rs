@@ -98,6 +98,8 @@ pub struct Resource {
     pub viewer_roles: Option<Vec<Role>>,
     /// Who holds a live break-glass grant for this very resource (declared, audited emergency access).
     pub break_glass: Vec<SubjectId>,
+    /// For a conversation: it has not ended (waiting, or with a nurse).
+    pub live: bool,
 }
 
 impl Resource {
@@ -110,6 +112,7 @@ impl Resource {
             offered_to: None,
             viewer_roles: None,
             break_glass: Vec::new(),
+            live: false,
         }
     }
     pub fn owned_by(mut self, owner: SubjectId) -> Self {
@@ -127,6 +130,11 @@ impl Resource {
     /// A recording (or the collection of them) viewable by `roles` under the recording policy.
     pub fn viewable_by(mut self, roles: Vec<Role>) -> Self {
         self.viewer_roles = Some(roles);
+        self
+    }
+    /// A conversation that has not ended.
+    pub fn live(mut self, live: bool) -> Self {
+        self.live = live;
         self
     }
     /// The people holding a live break-glass grant for it.
@@ -149,6 +157,8 @@ pub enum Condition {
     Offered,
     /// The caller holds a live break-glass grant for this resource (`POST /api/v1/break-glass`).
     BreakGlass,
+    /// The conversation has not ended (a supervisor following a chat in progress; an ended one is a record).
+    Live,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -390,6 +400,7 @@ impl AccessPolicy {
                 Some(Condition::Assigned) => resource.assignees.contains(&subject.subject),
                 Some(Condition::Offered) => resource.offered_to.as_ref() == Some(&subject.subject),
                 Some(Condition::BreakGlass) => resource.break_glass.contains(&subject.subject),
+                Some(Condition::Live) => resource.live,
             };
             if condition_ok {
                 return Ok((rule.id.clone(), rule.condition));

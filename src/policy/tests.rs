@@ -228,3 +228,32 @@ fn service_rules_need_their_scopes() {
         "emr-pause-others"
     );
 }
+
+#[test]
+fn a_supervisor_reads_a_live_chat_but_not_an_ended_one_and_never_writes() {
+    let p = policy();
+    let sup = person("s1", Role::Supervisor);
+    let chat = |live| {
+        Resource::new(ResourceKind::Conversation, Some("c1".into()))
+            .owned_by(SubjectId::new("pat"))
+            .live(live)
+    };
+    assert!(p.decide(&sup, "conversation.read", &chat(true)).is_ok());
+    assert!(p.decide(&sup, "conversation.read", &chat(false)).is_err());
+    for action in [
+        "conversation.write",
+        "conversation.preview",
+        "conversation.wrap_up",
+    ] {
+        assert!(p.decide(&sup, action, &chat(true)).is_err(), "{action}");
+    }
+    // Live is the supervisor's condition alone: a nurse not on the chat, or the helpdesk, reads nothing.
+    assert!(
+        p.decide(&person("n9", Role::Nurse), "conversation.read", &chat(true))
+            .is_err()
+    );
+    assert!(
+        p.decide(&person("h1", Role::ItHelpdesk), "conversation.read", &chat(true))
+            .is_err()
+    );
+}

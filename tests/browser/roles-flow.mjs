@@ -1,6 +1,7 @@
-// Pages per role in Chromium: the start page offers each role its place; the supervisor's board shows queues
-// (with an emergency flag) and nurses live; the IT helpdesk gets the system status, and the nurse workspace
-// tells it plainly that it is for nurses. Every screen passes axe (WCAG 2.1 A and AA).
+// Pages per role in Chromium: the start page offers each role the places the policy lets it work in; the
+// supervisor's board shows queues (with an emergency flag), nurses and chats in progress live, and a live chat
+// read-only (updating, then closed when the chat ends); the IT helpdesk gets the system status, and the nurse
+// workspace and the board tell it plainly they are not its pages. Every screen passes axe (WCAG 2.1 A and AA).
 // Usage: node roles-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
 import { axeCheck } from './axe.mjs';
 import { flow, patientInChat, nurseReady, staffSignIn } from './lib.mjs';
@@ -23,6 +24,9 @@ await flow('roles', 'browser roles flow passed', async ({ url, password, browser
   // The supervisor: start page → board; the queue shows the wait and the flag.
   const sup = await staffSignIn(browser, url, password, 'supervisor', '/');
   await sup.getByText('Signed in as Sam Demo.').waitFor();
+  // The policy gives supervisors the board and the system status (and nothing else).
+  await sup.getByRole('link', { name: 'System status' }).waitFor();
+  if (await sup.getByRole('link', { name: 'Nurse workspace' }).count()) throw new Error('supervisor offered the workspace');
   await shot(sup, '30-start-page-supervisor');
   await axeCheck(sup, 'start page, supervisor');
   await sup.getByRole('link', { name: 'Supervisor board' }).click();
@@ -34,13 +38,36 @@ await flow('roles', 'browser roles flow passed', async ({ url, password, browser
   step('board shows the waiting patient and the emergency flag');
 
   // A nurse goes ready: the board shows her by name, ready, with the offer open.
-  await nurseReady(browser, url, password);
+  const nurse = await nurseReady(browser, url, password);
   const nora = sup.locator('#nurses tr', { hasText: 'Nora Demo' });
   await nora.getByText('Ready').waitFor({ timeout: 15000 });
   await nora.getByText('Yes').waitFor({ timeout: 15000 });
   step('board shows the nurse, ready, with an offer');
   await shot(sup, '31-supervisor-board');
   await axeCheck(sup, 'supervisor board');
+
+  // She takes the chat: the board lists it with her name, and the supervisor reads it, read-only, live.
+  await nurse.getByRole('button', { name: 'Accept' }).click();
+  const chat = nurse.locator('article.chat');
+  await chat.getByLabel('Reply').fill('Are you somewhere safe? Help is on the way if you need it.');
+  await chat.getByLabel('Reply').press('Enter');
+  const live = sup.locator('#chats tr', { hasText: 'With a nurse' });
+  await live.getByText('Nora Demo').waitFor({ timeout: 15000 });
+  await live.getByText('⚠ Flagged').waitFor();
+  await live.getByRole('button', { name: /^Read chat ER-/ }).click();
+  const transcript = sup.getByRole('list', { name: 'Transcript' });
+  await transcript.getByText("Patient: I can't breathe properly").waitFor();
+  await transcript.getByText('Nurse: Are you somewhere safe?', { exact: false }).waitFor();
+  if (await sup.getByRole('textbox').count()) throw new Error('the supervisor can write in a chat she only reads');
+  await chat.getByLabel('Reply').fill('Stay on the line with me.');
+  await chat.getByLabel('Reply').press('Enter');
+  await transcript.getByText('Nurse: Stay on the line with me.').waitFor({ timeout: 15000 });
+  await shot(sup, '31b-supervisor-reads-a-chat');
+  await axeCheck(sup, 'supervisor board: a chat read-only');
+  await chat.getByRole('button', { name: 'End chat' }).click();
+  await sup.getByText(/This chat has ended or is no longer yours to read/).waitFor({ timeout: 15000 });
+  await sup.getByText('No chat is in progress.').waitFor({ timeout: 15000 });
+  step('supervisor read the live chat as it went on, until it ended');
 
   // The helpdesk: start page → system status; the workspace is not theirs.
   const help = await staffSignIn(browser, url, password, 'helpdesk', '/');
@@ -56,5 +83,8 @@ await flow('roles', 'browser roles flow passed', async ({ url, password, browser
   if (await help.getByRole('button', { name: 'Ready' }).isVisible()) throw new Error('the helpdesk sees a Ready button');
   await shot(help, '33-helpdesk-workspace');
   await axeCheck(help, 'workspace, not a nurse');
+  await help.goto(`${url}/supervisor/`);
+  await help.getByText('This board is for supervisors').waitFor();
+  if (await help.locator('#board').isVisible()) throw new Error('the helpdesk sees the board');
   step('helpdesk sees status, and the workspace says it is for nurses');
 });

@@ -107,7 +107,12 @@ const PROBES: &[Probe] = &[
         action: "break_glass.request",
     },
     Probe {
-        name: "supervisor reads a chat under break-glass (socket)",
+        name: "supervisor reads a live chat (HTTP)",
+        rule: "supervisor-read-live-chat",
+        action: "conversation.read",
+    },
+    Probe {
+        name: "supervisor reads an ended chat under break-glass (socket)",
         rule: "break-glass",
         action: "conversation.read",
     },
@@ -286,28 +291,15 @@ async fn run_probes(url: &str, data: &Path) -> BTreeMap<&'static str, Option<boo
             Some(allowed_status(code, "EMR pause")),
         );
     }
+    // A supervisor follows the chat while it is live (from the board).
     if let Some(c) = &conversation {
         let supervisor = staff_cookie(url, data, "supervisor").await;
-        let why = "patient collapsed; the ED needs what was said in this chat";
-        let request = http
-            .post(format!("{url}/api/v1/break-glass"))
-            .header("cookie", &supervisor)
-            .header("origin", url)
-            .json(&json!({"resource": format!("conversation:{c}"), "justification": why}));
-        let granted = allowed_status(status(request.send().await.unwrap()), "break-glass");
+        let path = format!("/api/v1/conversations/{c}/messages");
+        let code = status(get(&path, &supervisor).await.unwrap());
         out.insert(
-            "supervisor declares a break-glass emergency (HTTP)",
-            Some(granted),
+            "supervisor reads a live chat (HTTP)",
+            Some(allowed_status(code, "a live chat's messages")),
         );
-        if granted {
-            let mut socket = Ws::staff(url, &supervisor).await;
-            let sync = json!({"v": 1, "type": "sync", "conversation_id": c, "after_seq": 0});
-            let synced = ask(&mut socket, sync, "synced").await;
-            out.insert(
-                "supervisor reads a chat under break-glass (socket)",
-                Some(allowed_frame(&synced, "synced")),
-            );
-        }
     }
     // Ending takes the same rule as writing: without it, no end (and no second refusal to count).
     let may_end = out.get("nurse writes in assigned chat (socket)") == Some(&Some(true));
@@ -325,6 +317,30 @@ async fn run_probes(url: &str, data: &Path) -> BTreeMap<&'static str, Option<boo
             "nurse wraps up the chat she ended (socket)",
             Some(allowed_frame(&w, "wrap_up_saved")),
         );
+    }
+    // Break-glass on the ended chat: a record now, a supervisor's only through a declared emergency.
+    if let (Some(c), true) = (&conversation, ended) {
+        let supervisor = staff_cookie(url, data, "supervisor").await;
+        let why = "patient collapsed; the ED needs what was said in this chat";
+        let request = http
+            .post(format!("{url}/api/v1/break-glass"))
+            .header("cookie", &supervisor)
+            .header("origin", url)
+            .json(&json!({"resource": format!("conversation:{c}"), "justification": why}));
+        let granted = allowed_status(status(request.send().await.unwrap()), "break-glass");
+        out.insert(
+            "supervisor declares a break-glass emergency (HTTP)",
+            Some(granted),
+        );
+        if granted {
+            let mut socket = Ws::staff(url, &supervisor).await;
+            let sync = json!({"v": 1, "type": "sync", "conversation_id": c, "after_seq": 0});
+            let synced = ask(&mut socket, sync, "synced").await;
+            out.insert(
+                "supervisor reads an ended chat under break-glass (socket)",
+                Some(allowed_frame(&synced, "synced")),
+            );
+        }
     }
     for p in PROBES {
         out.entry(p.name).or_insert(None);

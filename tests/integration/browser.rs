@@ -93,6 +93,7 @@ fn each_role_has_its_page_and_the_supervisor_board_is_live_in_chromium() {
     let artifacts = crate::video::artifacts();
     for shot in [
         "31-supervisor-board",
+        "31b-supervisor-reads-a-chat",
         "32-helpdesk-status",
         "33-helpdesk-workspace",
     ] {

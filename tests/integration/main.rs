@@ -48,6 +48,7 @@ mod s3;
 mod sessions;
 mod siem;
 mod storage;
+mod supervision;
 mod test_app;
 mod tls_proxy;
 mod upgrade;

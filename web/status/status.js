@@ -47,6 +47,11 @@ async function main() {
   if (!me.ok) { location.assign('/auth/login?return_to=/status/'); return; }
   const who = await me.json();
   $('who').textContent = `Signed in as ${who.display_name ?? 'staff'} (${who.roles.join(', ')})`;
+  if (!who.places.includes('status')) {
+    $('status-page').hidden = true;
+    $('not-yours').hidden = false;
+    return;
+  }
   await refresh();
   setInterval(refresh, 10000);
 }

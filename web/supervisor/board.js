@@ -1,5 +1,7 @@
-// The supervisor's live board: queues (waiting, emergency flags, longest wait, staffing, abandonment) and
-// nurses (presence, load, skills), refreshed every 5 seconds from /api/v1/queues/stats. No patient data.
+// The supervisor's live board: queues (waiting, emergency flags, longest wait, staffing, abandonment), nurses
+// (presence, load, skills) and the chats in progress, refreshed every 5 seconds (/api/v1/queues/stats,
+// /api/v1/conversations: no patient data). A chat the policy lets her read opens read-only below, refreshed
+// while open; each read is audited by the broker.
 const $ = (id) => document.getElementById(id);
 
 function duration(seconds) {
@@ -38,14 +40,108 @@ async function refresh() {
     [n.offered ? 'Yes' : 'No'], [n.connected ? 'Connected' : 'Disconnected'], [n.skills.join(', ') || '—'],
   ])));
   $('no-nurses').hidden = board.nurses.length > 0;
+  const live = await fetch('/api/v1/conversations');
+  if (live.ok) {
+    const { chats } = await live.json();
+    $('chats').replaceChildren(...chats.map(chatRow));
+    $('no-chats').hidden = chats.length > 0;
+  }
   $('updated').textContent = `Updated ${new Date().toLocaleTimeString()}.`;
 }
+
+const STATE = { waiting: 'Waiting', assigned: 'With a nurse' };
+
+function chatRow(c) {
+  const tr = row([
+    [c.reference], [c.queue], [STATE[c.state] ?? c.state], [c.nurse ?? '—'], [duration(c.seconds), 'number'],
+    [c.emergency ? '⚠ Flagged' : 'No'],
+  ], c.emergency ? 'urgent' : '');
+  const td = document.createElement('td');
+  if (c.readable) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = 'Read';
+    b.setAttribute('aria-label', `Read chat ${c.reference}`);
+    b.addEventListener('click', () => openChat(c));
+    td.appendChild(b);
+  } else {
+    td.textContent = 'Not yours to read';
+  }
+  tr.appendChild(td);
+  return tr;
+}
+
+// The chat open below the tables: its id, the last message shown, and the refresh timer.
+const reading = { id: null, last: 0, timer: null, busy: false };
+const WHO = { patient: 'Patient', nurse: 'Nurse', system: 'Notice' };
+
+async function readMore() {
+  const id = reading.id;
+  if (!id || reading.busy) return;
+  reading.busy = true;
+  try {
+    await readPage(id);
+  } finally {
+    reading.busy = false;
+  }
+}
+
+async function readPage(id) {
+  const resp = await fetch(`/api/v1/conversations/${encodeURIComponent(id)}/messages?after_seq=${reading.last}`);
+  if (id !== reading.id) return;
+  if (resp.status === 403) {
+    clearInterval(reading.timer);
+    $('reading-state').textContent = 'This chat has ended or is no longer yours to read. What was shown stays until you close it.';
+    return;
+  }
+  if (!resp.ok) {
+    $('reading-state').textContent = 'The transcript could not be read; retrying.';
+    return;
+  }
+  const page = await resp.json();
+  for (const m of page.messages) {
+    const li = document.createElement('li');
+    li.className = m.sender_role;
+    const who = document.createElement('span');
+    who.className = 'who';
+    who.textContent = `${WHO[m.sender_role] ?? m.sender_role}: `;
+    li.append(who, document.createTextNode(m.body));
+    $('reading-transcript').appendChild(li);
+  }
+  reading.last = page.last_seq;
+  $('reading-state').textContent = `${page.state === 'assigned' ? 'With a nurse' : 'Waiting'}. Updated ${new Date().toLocaleTimeString()}.`;
+  if (page.more) await readPage(id);
+}
+
+function openChat(c) {
+  clearInterval(reading.timer);
+  Object.assign(reading, { id: c.conversation_id, last: 0 });
+  $('reading-transcript').replaceChildren();
+  $('reading-state').textContent = '';
+  $('reading-title').textContent = `Chat ${c.reference} (${c.queue}), read-only`;
+  $('reading').hidden = false;
+  $('reading-title').focus();
+  readMore();
+  reading.timer = setInterval(readMore, 5000);
+}
+
+$('reading-close').addEventListener('click', () => {
+  clearInterval(reading.timer);
+  reading.id = null;
+  $('reading').hidden = true;
+  $('chats-title').focus();
+});
 
 async function main() {
   const me = await fetch('/api/v1/me');
   if (!me.ok) { location.assign('/auth/login?return_to=/supervisor/'); return; }
   const who = await me.json();
   $('who').textContent = `Signed in as ${who.display_name ?? 'staff'} (${who.roles.join(', ')})`;
+  if (!who.places.includes('supervisor')) {
+    $('board').hidden = true;
+    $('not-yours').hidden = false;
+    return;
+  }
   await refresh();
   setInterval(refresh, 5000);
 }

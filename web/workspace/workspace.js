@@ -534,8 +534,9 @@ async function main() {
   }
   const who = await me.json();
   $('who').textContent = `Signed in as ${who.display_name ?? 'staff'} (${who.roles.join(', ')})`;
-  // Only nurses work the queues: anyone else is pointed to their own pages, not to buttons that would fail.
-  if (!who.roles.includes('nurse')) {
+  // Only those the policy lets work the queues get the workspace: anyone else is pointed to their own pages,
+  // not to buttons that would fail.
+  if (!who.places.includes('workspace')) {
     $('work').hidden = true;
     $('not-nurse').hidden = false;
     return;

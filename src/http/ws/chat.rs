@@ -6,6 +6,7 @@ use super::reply::{Connection, audit as audit_event, error};
 use crate::app::App;
 use crate::audit::Outcome;
 use crate::clock::timestamp;
+use crate::http::conversations::{AccessError, access};
 use crate::ids::ConversationId;
 use crate::messaging::MessagingError;
 use crate::messaging::context::{MAX_REASON_CHARS, PatientContext};
@@ -428,49 +429,17 @@ async fn audit(app: &App, conn: &Connection, action: &str, conversation: &Conver
     .await;
 }
 
-/// Loads the conversation and asks the policy; an unknown id is refused like a foreign one (and audited), so
-/// probing ids reveals nothing. The proof carries the row.
+/// The policy's decision on `action` for this socket's caller (`http::conversations::access`), as frames when
+/// refused.
 pub async fn authorized(
     app: &App,
     conn: &Connection,
     id: &ConversationId,
     action: &str,
 ) -> Result<Authorized<ConversationRow>, Vec<ServerFrame>> {
-    let row = match app.messaging.conversation(id).await {
-        Ok(row) => row,
-        Err(e) => return Err(from_messaging(e)),
-    };
-    let resource = match &row {
-        Some(c) => {
-            // Only a preview asks who the chat is offered to (one more read, on the one action that needs it).
-            let offered = if action == "conversation.preview" && c.state == ConversationState::Waiting {
-                app.messaging.offered_to(&c.id).await.ok().flatten()
-            } else {
-                None
-            };
-            // Assigned means working it now; for its wrap-up, the nurse who had it (messaging refuses a wrap-up
-            // of a chat still open, precisely).
-            let assigned = action == "conversation.wrap_up" || c.state == ConversationState::Assigned;
-            let resource = Resource::new(ResourceKind::Conversation, Some(c.id.to_string()))
-                .owned_by(c.patient.clone())
-                .offered_to(offered)
-                .assigned_to(c.nurse.iter().filter(|_| assigned).cloned().collect());
-            app.with_break_glass(&conn.principal, action, resource).await
-        }
-        None => Resource::new(ResourceKind::Conversation, Some(safe_id(id.as_str()))),
-    };
-    app.authorize_for(&conn.principal, action, &resource, row, Some(&conn.request_id))
-        .await
-        .ok()
-        .and_then(Authorized::transpose)
-        .ok_or_else(|| error("forbidden", "you have no access to this conversation"))
-}
-
-/// Ids from clients go into audit events only if they look like our ids.
-pub fn safe_id(id: &str) -> String {
-    if id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        id.to_string()
-    } else {
-        "invalid".into()
+    match access(app, &conn.principal, &conn.request_id, id, action).await {
+        Ok(proof) => Ok(proof),
+        Err(AccessError::Forbidden) => Err(error("forbidden", "you have no access to this conversation")),
+        Err(AccessError::Messaging(e)) => Err(from_messaging(e)),
     }
 }

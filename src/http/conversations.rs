@@ -1,0 +1,196 @@
+//! Conversations over HTTP, for the supervisor's board: the chats in progress (no patient data: reference,
+//! queue, state, nurse, times, the emergency flag, and whether the policy lets this caller read it) and one
+//! chat's transcript, read-only. Reading a transcript is PHI access: the policy decides (`conversation.read`;
+//! the built-in policy lets a supervisor read a chat only while it is live) and every read by anyone but the
+//! patient is audited. The same decision serves the socket (`ws::chat`), so both paths ask the same question.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::extract::Caller;
+use crate::app::{App, AppState};
+use crate::audit::{AuditEvent, Outcome};
+use crate::auth::Principal;
+use crate::clock::now_ms;
+use crate::ids::{ConversationId, RequestId};
+use crate::messaging::MessagingError;
+use crate::policy::{Authorized, Resource, ResourceKind};
+use crate::store::{ConversationRow, ConversationState};
+use crate::waiting_room::EMERGENCY_BOOST;
+
+/// At most this many messages per read; the caller pages on with `after_seq`.
+const PAGE: i64 = 200;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/conversations", get(live))
+        .route("/api/v1/conversations/{id}/messages", get(messages))
+}
+
+/// Why a conversation could not be opened for an action.
+pub enum AccessError {
+    /// Unknown, or not this caller's to act on (the two look the same, so probing ids reveals nothing).
+    Forbidden,
+    Messaging(MessagingError),
+}
+
+/// Loads the conversation and asks the policy whether `principal` may do `action` on it; an unknown id is
+/// refused like a foreign one (and audited). The proof carries the row.
+pub async fn access(
+    app: &App,
+    principal: &Principal,
+    request_id: &RequestId,
+    id: &ConversationId,
+    action: &str,
+) -> Result<Authorized<ConversationRow>, AccessError> {
+    let row = app
+        .messaging
+        .conversation(id)
+        .await
+        .map_err(AccessError::Messaging)?;
+    let resource = match &row {
+        Some(c) => {
+            // Only a preview asks who the chat is offered to (one more read, on the one action that needs it).
+            let offered = if action == "conversation.preview" && c.state == ConversationState::Waiting {
+                app.messaging.offered_to(&c.id).await.ok().flatten()
+            } else {
+                None
+            };
+            // Assigned means working it now; for its wrap-up, the nurse who had it (messaging refuses a wrap-up
+            // of a chat still open, precisely).
+            let assigned = action == "conversation.wrap_up" || c.state == ConversationState::Assigned;
+            let resource = Resource::new(ResourceKind::Conversation, Some(c.id.to_string()))
+                .owned_by(c.patient.clone())
+                .offered_to(offered)
+                .assigned_to(c.nurse.iter().filter(|_| assigned).cloned().collect())
+                .live(c.state.is_open());
+            app.with_break_glass(principal, action, resource).await
+        }
+        None => Resource::new(ResourceKind::Conversation, Some(safe_id(id.as_str()))),
+    };
+    app.authorize_for(principal, action, &resource, row, Some(request_id))
+        .await
+        .ok()
+        .and_then(Authorized::transpose)
+        .ok_or(AccessError::Forbidden)
+}
+
+/// Ids from clients go into audit events only if they look like our ids.
+pub fn safe_id(id: &str) -> String {
+    if id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        id.to_string()
+    } else {
+        "invalid".to_string()
+    }
+}
+
+/// The chats not yet ended, for whoever may see the queues' board (`queue.stats.read`), each saying whether
+/// this caller may read it. Names of patients are not here; the reference is what staff quote.
+async fn live(State(app): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let p = &caller.principal;
+    app.authorize(
+        p,
+        "queue.stats.read",
+        &Resource::new(ResourceKind::Queue, None),
+        Some(&caller.request_id),
+    )
+    .await?;
+    let now = now_ms();
+    let mut chats = Vec::new();
+    for c in app.db.open_conversations().await? {
+        let nurse = match &c.nurse {
+            Some(n) => app.db.staff_display_name(n.as_str()).await?,
+            None => None,
+        };
+        let resource = Resource::new(ResourceKind::Conversation, Some(c.id.to_string()))
+            .owned_by(c.patient.clone())
+            .live(true);
+        let since = c.assigned_at.unwrap_or(c.enqueued_at);
+        chats.push(json!({
+            "conversation_id": c.id, "reference": c.reference, "queue": c.queue, "state": c.state.as_str(),
+            "nurse": nurse, "seconds": (now - since).max(0) / 1000,
+            "emergency": c.priority_boost >= EMERGENCY_BOOST,
+            "readable": app.policy.permits(p, "conversation.read", &resource),
+        }));
+    }
+    Ok(Json(json!({ "chats": chats })))
+}
+
+/// The query of a transcript read. Taken as text so a bad value gets the API's own error, not the framework's.
+#[derive(Deserialize)]
+struct After {
+    #[serde(default)]
+    after_seq: Option<String>,
+}
+
+impl After {
+    fn seq(&self) -> Result<i64, ApiError> {
+        match self.after_seq.as_deref() {
+            None | Some("") => Ok(0),
+            Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ApiError::BadRequest(
+                    "bad_after_seq",
+                    "after_seq must be a whole number, 0 or more".into(),
+                )
+            }),
+        }
+    }
+}
+
+/// One chat's messages after `after_seq`, read-only, decrypted for a caller the policy lets read it.
+async fn messages(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(after): Query<After>,
+) -> Result<Json<Value>, ApiError> {
+    let after_seq = after.seq()?;
+    let id = ConversationId::new(id);
+    let proof = match access(
+        &app,
+        &caller.principal,
+        &caller.request_id,
+        &id,
+        "conversation.read",
+    )
+    .await
+    {
+        Ok(proof) => proof,
+        Err(AccessError::Forbidden) => {
+            return Err(ApiError::Forbidden(
+                "you have no access to this conversation".into(),
+            ));
+        }
+        Err(AccessError::Messaging(e)) => return Err(ApiError::Internal(e.to_string())),
+    };
+    let c = proof.resource();
+    // Audited before anything is read (fails closed: no audit event, no transcript).
+    if proof.subject() != &c.patient {
+        let event = AuditEvent::new(
+            "conversation.read",
+            format!("conversation:{}", c.id),
+            Outcome::Success,
+        )
+        .by(&caller.principal)
+        .request(Some(&caller.request_id));
+        app.audit.record(event).await?;
+    }
+    let messages = app
+        .messaging
+        .history(&proof, after_seq, PAGE)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let last = messages.last().map_or(after_seq, |m| m.seq);
+    let list: Vec<Value> = messages
+        .into_iter()
+        .map(|m| json!({ "seq": m.seq, "sender_role": m.sender_role, "body": m.body.expose(), "at_ms": m.at_ms }))
+        .collect();
+    Ok(Json(json!({
+        "conversation_id": c.id, "reference": c.reference, "queue": c.queue, "state": c.state.as_str(),
+        "messages": list, "last_seq": last, "more": list.len() as i64 == PAGE,
+    })))
+}
