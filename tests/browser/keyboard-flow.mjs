@@ -22,6 +22,8 @@ await flow('keyboard', 'browser keyboard flow passed', async ({ url, password, b
   await widget.getByRole('button', { name: 'Start a chat with a nurse' }).waitFor();
   const frame = widgetFrame(page);
   const focused = () => frame.evaluate(() => document.activeElement?.id || document.activeElement?.tagName);
+  await shot(page, '07a-phone-start');
+  await axeCheck(frame, 'widget on a phone: start');
 
   // Tab from the top of the portal until the widget's first field has focus.
   await page.locator('body').focus();

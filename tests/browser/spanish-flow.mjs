@@ -3,11 +3,12 @@
 // the chat), shows the emergency notice in Spanish, asks the recording consent in Spanish (worded by the broker
 // from the recording policy), holds the video visit and ends it in Spanish, and passes axe on every screen.
 // Usage: node spanish-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
+import fs from 'node:fs';
 import { axeCheck, widgetFrame } from './axe.mjs';
 import { flow, nurseReady } from './lib.mjs';
 
 await flow('spanish', 'browser spanish flow passed', async ({ url, password, browser, shot, step }) => {
-  const page = await (await browser.newContext()).newPage();
+  const page = await (await browser.newContext({ acceptDownloads: true })).newPage();
   page.on('pageerror', (e) => console.log(`patient page error: ${e.message}`));
   await page.goto(`${url}/portal/`);
   await page.getByLabel('Language / Idioma').selectOption('es');
@@ -90,6 +91,13 @@ await flow('spanish', 'browser spanish flow passed', async ({ url, password, bro
   await widget.getByRole('button', { name: 'Iniciar un chat nuevo' }).waitFor();
   await widget.getByRole('button', { name: 'Guardar una copia de este chat' }).waitFor();
   if (await widget.getByLabel(/¿Dónde se encuentra ahora?/).isVisible()) throw new Error('an ended chat still asks where the patient is');
+  // The saved copy speaks Spanish too, its date as Spanish writes it ("2 dic 2026, 22:56").
+  const download = page.waitForEvent('download');
+  await widget.getByRole('button', { name: 'Guardar una copia de este chat' }).click();
+  const copy = fs.readFileSync(await (await download).path(), 'utf8');
+  for (const want of [/^Su número de referencia: ER-/m, /^Guardado el \d{1,2} [a-z]{3,4}\.? \d{4}, \d{1,2}:\d{2}/m, /^Usted: Me duele mucho el pecho$/m]) {
+    if (!want.test(copy)) throw new Error(`the saved copy lacks ${want}:\n${copy}`);
+  }
   await noEnglish('ended');
   await shot(page, '06d-patient-spanish-ended');
   await axeCheck(frame, 'widget in Spanish: ended');

@@ -108,6 +108,12 @@ try {
   // The same call on a phone-sized screen: the chat becomes a drawer, the control bar stays.
   await patient.setViewportSize({ width: 375, height: 740 });
   await callScreen(patient, widget, 'phone');
+  // The drawer slides, unless the patient's system asks for reduced motion.
+  const slide = () => widgetFrame(patient).evaluate(() => getComputedStyle(document.getElementById('chat-pane')).transitionDuration);
+  await patient.emulateMedia({ reducedMotion: 'reduce' });
+  if (!/^0s(, 0s)*$/.test(await slide())) throw new Error(`reduced motion still slides the drawer: ${await slide()}`);
+  await patient.emulateMedia({ reducedMotion: 'no-preference' });
+  if (/^0s(, 0s)*$/.test(await slide())) throw new Error('the drawer does not slide at all');
   await widget.getByRole('button', { name: 'Chat', exact: true }).click();
   await widget.getByRole('textbox', { name: 'Your message' }).waitFor();
   await inside(patient, widget.getByRole('textbox', { name: 'Your message' }), 'the message box in the drawer');

@@ -221,7 +221,12 @@ fn a_patient_on_a_phone_completes_a_visit_with_video_by_keyboard_alone_in_chromi
     let mut env = FAST_ROUTING.to_vec();
     env.push(("EXAMROOM_MEDIA__BIND_IPS", "[\"127.0.0.1\"]"));
     run_flow("keyboard-flow.mjs", "browser keyboard flow passed", &env, None);
-    for shot in ["07-phone-waiting", "07b-phone-call", "08-phone-ended"] {
+    for shot in [
+        "07a-phone-start",
+        "07-phone-waiting",
+        "07b-phone-call",
+        "08-phone-ended",
+    ] {
         assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
     }
 }
