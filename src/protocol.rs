@@ -17,26 +17,21 @@ pub const PROTOCOL_VERSION: u8 = 1;
 
 mod video;
 
+/// Why a chat went back to a queue.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RequeueReason {
+    NurseAway,
+    Transferred,
+}
+
 pub use video::{AudioOnlyReason, DeclineReason, DeviceCheck, EndReason, MediaDevices, Side};
 
 /// Idempotency keys are client-chosen; bounded so they cannot be used to store data.
 pub const MAX_KEY_CHARS: usize = 64;
 
 /// Close codes (RFC 6455 private range 4000-4999), documented in `docs/protocol.md`.
-pub mod close {
-    /// The session expired or was revoked; sign in again.
-    pub const SESSION_ENDED: u16 = 4001;
-    /// The first frame was not a valid `auth` frame or the token was refused.
-    pub const AUTH_FAILED: u16 = 4003;
-    /// No `auth` frame arrived in time.
-    pub const AUTH_TIMEOUT: u16 = 4008;
-    /// A frame exceeded `messaging.max_frame_bytes` (standard "message too big").
-    pub const TOO_BIG: u16 = 1009;
-    /// The socket kept sending past `limits.socket_frames` after a `rate_limited` error frame.
-    pub const FLOODING: u16 = 4029;
-    /// Reconnect (after a short random delay) and sync: this node may have missed frames from the others.
-    pub const RECONNECT: u16 = 4012;
-}
+pub mod close;
 
 /// Serialisable too: a video frame whose visit another node hosts is forwarded to it as it was parsed here.
 #[derive(Debug, Deserialize, Serialize, PartialEq)]
@@ -66,6 +61,13 @@ pub enum ClientFrame {
     Preview {
         v: u8,
         conversation_id: ConversationId,
+    },
+    /// Nurse: hand an assigned chat to another queue (cold: the patient waits first in line there, the next
+    /// nurse sees the conversation so far).
+    Transfer {
+        v: u8,
+        conversation_id: ConversationId,
+        queue: String,
     },
     /// Nurse: the wrap-up of a chat she ended — a configured disposition and optional notes (PHI).
     WrapUp {
@@ -271,6 +273,7 @@ impl ClientFrame {
             | ClientFrame::Sync { v, .. }
             | ClientFrame::Preview { v, .. }
             | ClientFrame::WrapUp { v, .. }
+            | ClientFrame::Transfer { v, .. }
             | ClientFrame::Presence { v, .. }
             | ClientFrame::Accept { v, .. }
             | ClientFrame::Decline { v, .. }
@@ -368,6 +371,9 @@ pub enum ServerFrame {
         /// For those who work the queues: how long wrap-up lasts and the dispositions to pick from.
         #[serde(skip_serializing_if = "Option::is_none")]
         wrap_up: Option<WrapUpSpec>,
+        /// For those who work the queues: the queues a chat may be transferred to.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        queues: Vec<String>,
     },
     /// A wrap-up was stored.
     WrapUpSaved {
@@ -565,6 +571,8 @@ pub enum ServerFrame {
     Requeued {
         conversation_id: ConversationId,
         text: String,
+        /// Why: the nurse stayed away (`nurse_away`), or transferred the chat (`transferred`).
+        reason: RequeueReason,
     },
     /// A frame another node built, relayed over the cluster's bus as it was serialised there (never a chat
     /// message: those travel as a pointer to their row and are decrypted by the node that delivers them).

@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         JS,
         "../../web/workspace/workspace.js"
     );
+    let r = file!(r, "/workspace/transfer.js", JS, "../../web/workspace/transfer.js");
     let r = file!(
         r,
         "/workspace/workspace.css",

@@ -12,7 +12,7 @@ use crate::store::ConversationState;
 use crate::waiting_room::Effect;
 
 /// Priority a chat handed back by an absent nurse gets: ahead of everyone waiting, behind emergencies.
-const RETURNED_BOOST: i64 = crate::waiting_room::EMERGENCY_BOOST / 2;
+pub(super) const RETURNED_BOOST: i64 = crate::waiting_room::EMERGENCY_BOOST / 2;
 
 impl Messaging {
     /// Applies the routing core's effects: database changes and frames to the people concerned.
@@ -201,6 +201,7 @@ impl Messaging {
                             text: "Your nurse had to step away. You are first in line for the next nurse, who will \
                                    see your conversation so far."
                                 .into(),
+                            reason: crate::protocol::RequeueReason::NurseAway,
                         },
                     )
                     .await?;

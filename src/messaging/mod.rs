@@ -12,6 +12,7 @@ mod effects;
 mod error;
 pub mod hub;
 pub mod routing;
+mod transfer;
 pub mod wrapup;
 
 use std::collections::HashMap;

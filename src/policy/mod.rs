@@ -29,6 +29,7 @@ pub const ACTIONS: &[&str] = &[
     "conversation.write",
     "conversation.preview",
     "conversation.wrap_up",
+    "conversation.transfer",
     "conversation.wrap_up.view",
     "queue.work",
     "visit.create",

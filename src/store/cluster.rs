@@ -313,6 +313,29 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// A nurse's cold transfer: her assigned chat goes back to waiting, in `queue`, with at least `boost` (first
+    /// in line there); it keeps its first enqueue time. False when it is no longer hers and assigned.
+    pub async fn transfer_conversation(
+        &self,
+        id: &crate::ids::ConversationId,
+        nurse: &str,
+        queue: &str,
+        boost: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE conversations SET state = 'waiting', nurse = NULL, assigned_at = NULL, queue = $3, \
+             priority_boost = CASE WHEN priority_boost < $4 THEN $4 ELSE priority_boost END \
+             WHERE id = $1 AND state = 'assigned' AND nurse = $2",
+        )
+        .bind(id.as_str())
+        .bind(nurse)
+        .bind(queue)
+        .bind(boost)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Publishes events to every node's [`BusListener`] in this order (PostgreSQL; nothing on SQLite, where
     /// there is one node). Each payload must fit a notification (under 8000 bytes).
     pub async fn publish(&self, payloads: &[String]) -> Result<(), StoreError> {

@@ -121,6 +121,11 @@ impl Placement {
         Ok(self.host(self.least_loaded(true).await?))
     }
 
+    /// Whether any node holds a visit of this conversation (a store failure says yes: callers refuse then).
+    pub async fn has_visit(&self, conversation: &str) -> bool {
+        self.db.conversation_has_visit(conversation).await.unwrap_or(true)
+    }
+
     /// The least loaded live node that is not draining (this one too when `include_me`): id and internal URL.
     async fn least_loaded(&self, include_me: bool) -> Result<Option<(String, String)>, PlacementError> {
         let nodes = self.cluster.live_nodes().await?;

@@ -128,3 +128,29 @@ fn a_spanish_patient_gets_the_spanish_widget_queue_nurse_consent_and_video_in_ch
     }
     broker.assert_no_panic();
 }
+
+#[test]
+fn a_nurse_transfers_a_chat_to_another_queue_and_a_colleague_takes_it_in_chromium() {
+    if !chromium_available() {
+        return;
+    }
+    let (_dir, data, broker) = start_dev(&[]);
+    crate::common::run_browser_script(
+        Command::new("node"),
+        "transfer-flow.mjs",
+        &broker,
+        &data,
+        &[],
+        "browser transfer flow passed",
+    );
+    for shot in [
+        "50-nurse-transfer-choice",
+        "51-nurse-transferred",
+        "52-patient-transferred",
+        "53-colleague-has-the-chat",
+    ] {
+        let kept = crate::video::artifacts().join(format!("{shot}.png"));
+        assert!(kept.exists(), "{shot} kept");
+    }
+    broker.assert_no_panic();
+}

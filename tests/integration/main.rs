@@ -51,6 +51,7 @@ mod storage;
 mod supervision;
 mod test_app;
 mod tls_proxy;
+mod transfer;
 mod upgrade;
 mod video;
 mod video_relay;

@@ -118,7 +118,11 @@ const handlers = {
   waiting(f) { setStatus(t('position', { n: f.position, eta: minutes(f.eta_seconds) })); },
   reassurance(f) { $('notice').hidden = false; $('notice').textContent = f.text; },
   // The broker's wording is English; the widget says the same in its own language.
-  requeued() { $('notice').hidden = false; $('notice').textContent = t('requeued'); setStatus(t('waitingNext')); },
+  requeued(f) {
+    $('notice').hidden = false;
+    $('notice').textContent = t(f.reason === 'transferred' ? 'transferred' : 'requeued');
+    setStatus(t('waitingNext'));
+  },
   max_wait() { $('notice').hidden = false; $('notice').textContent = t('maxWait'); $('callback').hidden = false; },
   emergency(f) {
     // The notice comes in the language the patient wrote in; the question of where they are goes with it.

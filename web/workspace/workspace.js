@@ -2,15 +2,16 @@
 // cookie; speaks the same WebSocket protocol as the widget (docs/protocol.md).
 import { Channel } from '/widget/channel.js';
 import { connectionQuality, deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
+import { transferControl, transferRefused, transferred } from '/workspace/transfer.js';
 
 const $ = (id) => document.getElementById(id);
 const chats = new Map(); // conversation_id -> { el, list, lastSeq, seen, outbox }
 let channel;
 let wrapUpSpec = null; // { seconds, dispositions } from the welcome frame
+let queues = []; // where a chat may be transferred, from the welcome frame
 
-/** After a chat ends: the transcript folds away, and the nurse records a disposition and notes while the
- * wrap-up time runs; "Ready now" ends wrap-up early. */
-function wrapUp(el, conversationId) {
+/** An ended chat's transcript folds away behind "Show transcript". */
+function foldTranscript(el) {
   el.classList.add('ended');
   const transcript = el.querySelector('ol');
   const toggle = document.createElement('button');
@@ -25,6 +26,12 @@ function wrapUp(el, conversationId) {
   });
   transcript.hidden = true;
   transcript.before(toggle);
+}
+
+/** After a chat ends: the transcript folds away, and the nurse records a disposition and notes while the
+ * wrap-up time runs; "Ready now" ends wrap-up early. */
+function wrapUp(el, conversationId) {
+  foldTranscript(el);
   if (!wrapUpSpec) return;
   const form = document.createElement('form');
   form.className = 'wrap-up';
@@ -88,7 +95,7 @@ function chatPanel(c) {
     </section>`;
   el.querySelector('h3').textContent = `${c.reference} · ${c.queue}`;
   flagChat(el, c.emergency);
-  const chat = { el, list: el.querySelector('ol'), lastSeq: 0, seen: new Set(), outbox: new Map() };
+  const chat = { el, list: el.querySelector('ol'), lastSeq: 0, seen: new Set(), outbox: new Map(), mine: new Set() };
   el.querySelector('form').addEventListener('submit', (e) => {
     e.preventDefault();
     const box = el.querySelector('textarea');
@@ -103,6 +110,7 @@ function chatPanel(c) {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); el.querySelector('form').requestSubmit(); }
   });
   el.querySelector('.end').addEventListener('click', () => channel.send({ type: 'end', conversation_id: c.conversation_id }));
+  transferControl(el, c.conversation_id, queues, (f) => channel.send(f));
   chat.video = { visitId: null, started: null, check: null, call: null, states: {} };
   const q = (sel) => el.querySelector(sel);
   q('.video-start').addEventListener('click', async () => {
@@ -253,13 +261,21 @@ const RECORDING = { recording: '● Recording', paused: 'Recording paused', decl
 const PATIENT_PRESENCE = { online: 'Patient online.', reconnecting: 'Patient reconnecting…', gone: 'The patient has left (no connection).' };
 const ENDED = { no_answer: 'The patient did not answer the video request in time. You can ask again.', devices_blocked: 'The patient\'s camera or microphone is blocked; they were shown how to allow it. You can ask again.', declined: 'The patient declined video.', patient_ended: 'The patient ended the video.', nurse_ended: 'Video ended.', abandoned: 'Video closed: nobody was connected.', chat_ended: 'Video ended with the chat.', server_restart: 'Video ended: the server restarted. You can start it again.', connection_lost: 'Video ended: the patient\'s connection did not come back. You can keep chatting or start it again.' };
 
+function label(li, who) {
+  li.className = who === 'You' ? 'mine' : '';
+  li.textContent = `${who}: ${li.dataset.body}`;
+}
+
 function addLine(chat, f) {
   if (chat.seen.has(f.seq)) return;
   chat.seen.add(f.seq);
   chat.lastSeq = Math.max(chat.lastSeq, f.seq);
   const li = document.createElement('li');
-  li.className = f.sender_role === 'nurse' ? 'mine' : '';
-  li.textContent = `${f.sender_role === 'nurse' ? 'You' : 'Patient'}: ${f.body}`;
+  li.dataset.seq = f.seq;
+  li.dataset.body = f.body;
+  // "You" only for what this nurse sent (acknowledged to her): a chat transferred to her, or read after a
+  // reload, shows another nurse's words as the nurse's, not as hers.
+  label(li, f.sender_role === 'patient' ? 'Patient' : chat.mine.has(f.seq) ? 'You' : 'Nurse');
   chat.list.appendChild(li);
   chat.list.scrollTop = chat.list.scrollHeight;
 }
@@ -336,6 +352,7 @@ const handlers = {
   welcome(f) {
     $('presence').textContent = f.presence || 'away';
     wrapUpSpec = f.wrap_up || null;
+    queues = f.queues || [];
     for (const c of f.conversations) {
       // A chat already on screen after a reconnect: fetch what was written while the socket was away.
       const known = chats.get(c.conversation_id);
@@ -410,14 +427,25 @@ const handlers = {
   conversation(f) { flagChat(chatPanel(f.conversation).el, f.conversation.emergency); },
   message(f) { const chat = chats.get(f.conversation_id); if (chat) addLine(chat, f); },
   synced(f) { const chat = chats.get(f.conversation_id); if (chat && f.more) channel.send({ type: 'sync', conversation_id: f.conversation_id, after_seq: f.last_seq }); },
-  ack(f) { const chat = chats.get(f.conversation_id); chat?.outbox.delete(f.idempotency_key); },
+  ack(f) {
+    const chat = chats.get(f.conversation_id);
+    if (!chat) return;
+    chat.outbox.delete(f.idempotency_key);
+    chat.mine.add(f.seq);
+    const li = chat.list.querySelector(`li[data-seq="${f.seq}"]`);
+    if (li) label(li, 'You');
+  },
   ended(f) {
     const chat = chats.get(f.conversation_id);
     if (!chat) return;
     chat.el.querySelector('form').hidden = true;
     closeVideo(chat);
-    chat.el.querySelector('h3').textContent += f.reason === 'returned_to_queue' ? ' (returned to the queue while you were away)' : ' (ended)';
-    if (f.reason !== 'returned_to_queue') wrapUp(chat.el, f.conversation_id);
+    const ending = { returned_to_queue: ' (returned to the queue while you were away)', transferred: ' (transferred)' };
+    chat.el.querySelector('h3').textContent += ending[f.reason] ?? ' (ended)';
+    if (f.reason === 'transferred') transferred(chat.el, (m) => channel.send(m), () => $('chats-title').focus());
+    // Her part of a transferred chat is done, but the chat is not: no wrap-up of it here.
+    if (!(f.reason in ending)) wrapUp(chat.el, f.conversation_id);
+    else foldTranscript(chat.el);
     // The panel stays to be read; if the chat comes to this nurse again it gets a fresh one.
     chats.delete(f.conversation_id);
   },
@@ -522,6 +550,7 @@ const handlers = {
   },
   error(f) {
     if (f.code === 'video_moving') return; // the visit reconnects by itself on its new server
+    if (transferRefused(f.code)) return;
     $('connection').textContent = f.code === 'node_draining' ? 'The server is restarting: reconnecting, then try again.' : `Error: ${f.code}`;
   },
 };

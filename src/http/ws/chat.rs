@@ -69,12 +69,18 @@ pub async fn welcome(app: &App, conn: &Connection) -> ServerFrame {
         seconds: app.config.routing.wrap_up_seconds,
         dispositions: app.messaging.dispositions().to_vec(),
     });
+    let queues = if presence.is_some() {
+        app.messaging.queue_names()
+    } else {
+        Vec::new()
+    };
     ServerFrame::Welcome {
         v: crate::protocol::PROTOCOL_VERSION,
         role: conn.role().to_string(),
         conversations,
         presence,
         wrap_up,
+        queues,
     }
 }
 
@@ -373,6 +379,39 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                         "conversation.callback_requested",
                         &c.id,
                         Outcome::Success,
+                    )
+                    .await;
+                    Vec::new()
+                }
+                Err(e) => from_messaging(e),
+            }
+        }
+        ClientFrame::Transfer {
+            conversation_id,
+            queue,
+            ..
+        } => {
+            let proof = match authorized(app, conn, &conversation_id, "conversation.transfer").await {
+                Ok(proof) => proof,
+                Err(frames) => return frames,
+            };
+            // A chat in a video visit keeps its nurse until the video ends (a visit is not handed over yet).
+            if app.video.has_live_visit(&conversation_id).await {
+                return error(
+                    "video_live",
+                    "end the video first: a chat in a video visit cannot be transferred",
+                );
+            }
+            match app.messaging.transfer(&proof, &queue).await {
+                Ok(()) => {
+                    let c = proof.resource();
+                    audit_event(
+                        app,
+                        conn,
+                        "conversation.transfer",
+                        format!("conversation:{}", c.id),
+                        Outcome::Success,
+                        Some(&format!("from:{} to:{queue}", c.queue)),
                     )
                     .await;
                     Vec::new()

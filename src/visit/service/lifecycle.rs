@@ -56,6 +56,15 @@ impl VideoService {
     }
 
     /// Visits this node hosts (asked, or started).
+    /// Whether a visit of this conversation is live, here or (in a cluster) on another node; when the cluster
+    /// cannot be asked, yes (the caller then keeps the chat as it is).
+    pub async fn has_live_visit(&self, conversation: &crate::ids::ConversationId) -> bool {
+        if self.live().visits.of_conversation(conversation).is_some() {
+            return true;
+        }
+        self.placement.shared() && self.placement.has_visit(conversation.as_str()).await
+    }
+
     pub fn live_visits(&self) -> usize {
         self.live().visits.len()
     }

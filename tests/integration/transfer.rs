@@ -1,0 +1,103 @@
+//! A nurse transfers her chat to another queue (cold): refused with a precise error while a video visit is on,
+//! for a queue that does not exist, or by anyone but her; then the chat waits first in line in the new queue,
+//! the patient is told, the first nurse's part ends (she reads and writes it no more), the next nurse of that
+//! queue is offered it and reads the whole conversation, and the transfer is audited.
+
+use serde_json::json;
+
+use crate::chat::{FAST_ROUTING, Ws, query_db, start_dev};
+use crate::demo::{patient_token, staff_cookie};
+
+#[tokio::test]
+async fn a_chat_transferred_to_another_queue_waits_first_there_and_keeps_its_transcript() {
+    let (_dir, data, broker) = start_dev(FAST_ROUTING);
+    let url = broker.url.clone();
+    let mut patient = Ws::patient(&url, &patient_token(&url, &data, "patient").await).await;
+    let chat = patient.start("triage", "k1").await;
+    patient
+        .say(&chat, "m1", "I need someone who speaks Spanish")
+        .await;
+    let mut nora = Ws::connect(&url, Some(&staff_cookie(&url, &data, "nurse").await)).await;
+    let welcome_queues = nora.expect("welcome").await["queues"].clone();
+    assert_eq!(
+        welcome_queues,
+        json!(["triage", "spanish"]),
+        "the queues a chat may go to"
+    );
+    nora.presence("ready").await;
+    nora.offer_for(&chat).await;
+    nora.send(json!({"v": 1, "type": "accept", "conversation_id": chat}))
+        .await;
+    patient.expect("assigned").await;
+    nora.say(&chat, "n1", "One moment, I will find a colleague").await;
+
+    // Someone else waits in Spanish already: the transferred chat goes ahead of them.
+    let mut other = Ws::patient(&url, &patient_token(&url, &data, "patient2").await).await;
+    other
+        .send(json!({"v": 1, "type": "start", "queue": "spanish", "idempotency_key": "s1"}))
+        .await;
+    other.expect("conversation").await;
+
+    let transfer = |queue: &str| json!({"v": 1, "type": "transfer", "conversation_id": chat, "queue": queue});
+    // Not while a video visit is on; not to a queue that does not exist; not by another nurse or the patient.
+    nora.send(json!({"v": 1, "type": "video_request", "conversation_id": chat,
+        "device_check": {"camera": true, "microphone": true}}))
+        .await;
+    patient.expect("video_proposed").await;
+    nora.send(transfer("spanish")).await;
+    assert_eq!(nora.expect("error").await["code"], "video_live");
+    let visit = nora.expect("video_proposed").await["visit_id"].clone();
+    nora.send(json!({"v": 1, "type": "video_end", "visit_id": visit}))
+        .await;
+    patient.expect("video_ended").await;
+    nora.send(transfer("cardiology")).await;
+    assert_eq!(nora.expect("error").await["code"], "unknown_queue");
+    let mut nico = Ws::staff(&url, &staff_cookie(&url, &data, "nurse2").await).await;
+    nico.send(transfer("spanish")).await;
+    assert_eq!(nico.expect("error").await["code"], "forbidden");
+    patient.send(transfer("spanish")).await;
+    assert_eq!(patient.expect("error").await["code"], "forbidden");
+
+    // The transfer: Nora's part ends, the patient is told, the chat waits in Spanish ahead of the other.
+    nora.send(transfer("spanish")).await;
+    let ended = nora.expect("ended").await;
+    assert_eq!(ended["reason"], "transferred", "{ended}");
+    let told = patient.expect("requeued").await;
+    assert_eq!(told["reason"], "transferred", "{told}");
+    other
+        .wait("second in line", |v| v["type"] == "waiting" && v["position"] == 2)
+        .await;
+    nora.send(json!({"v": 1, "type": "send", "conversation_id": chat, "idempotency_key": "n2", "body": "still here?"}))
+        .await;
+    assert_eq!(nora.expect("error").await["code"], "forbidden");
+
+    // The Spanish-speaking nurse is offered it first, sees who and why, and reads everything said so far.
+    nico.presence("ready").await;
+    let offer = nico.offer_for(&chat).await;
+    assert_eq!(offer["queue"], "spanish", "{offer}");
+    nico.send(json!({"v": 1, "type": "accept", "conversation_id": chat}))
+        .await;
+    patient.expect("assigned").await;
+    let transcript = nico.sync(&chat, 0).await;
+    let bodies: Vec<&str> = transcript.iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(
+        bodies,
+        [
+            "I need someone who speaks Spanish",
+            "One moment, I will find a colleague"
+        ]
+    );
+    nico.say(&chat, "x1", "Hola, le atiendo yo").await;
+
+    let rows: Vec<(String, String, String)> = query_db(
+        &data,
+        "SELECT role, outcome, reason FROM audit_events WHERE action = 'conversation.transfer' ORDER BY seq",
+    )
+    .await;
+    let done: Vec<_> = rows.iter().filter(|r| r.1 == "success").collect();
+    assert_eq!(done.len(), 1, "{rows:?}");
+    assert_eq!(done[0].0, "nurse");
+    assert_eq!(done[0].2, "from:triage to:spanish");
+    assert_eq!(rows.iter().filter(|r| r.1 == "denied").count(), 2, "{rows:?}");
+    broker.assert_no_panic();
+}
