@@ -15,16 +15,10 @@ use crate::waiting_room::{OfferEnd, Presence};
 
 pub const PROTOCOL_VERSION: u8 = 1;
 
+mod chat;
 mod video;
 
-/// Why a chat went back to a queue.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum RequeueReason {
-    NurseAway,
-    Transferred,
-}
-
+pub use chat::{Colleague, ConversationView, RequeueReason, WrapUpSpec};
 pub use video::{AudioOnlyReason, DeclineReason, DeviceCheck, EndReason, MediaDevices, Side};
 
 /// Idempotency keys are client-chosen; bounded so they cannot be used to store data.
@@ -62,12 +56,21 @@ pub enum ClientFrame {
         v: u8,
         conversation_id: ConversationId,
     },
-    /// Nurse: hand an assigned chat to another queue (cold: the patient waits first in line there, the next
-    /// nurse sees the conversation so far).
+    /// Nurse: hand an assigned chat to another `queue` (cold: the patient waits first in line there) or to a
+    /// `nurse` (warm: she is asked, the chat stays until she accepts); one of the two. The next nurse sees the
+    /// conversation so far.
     Transfer {
         v: u8,
         conversation_id: ConversationId,
-        queue: String,
+        #[serde(default)]
+        queue: Option<String>,
+        #[serde(default)]
+        nurse: Option<crate::ids::SubjectId>,
+    },
+    /// Nurse: who could take this chat of hers now (`colleagues` answers).
+    Colleagues {
+        v: u8,
+        conversation_id: ConversationId,
     },
     /// Nurse: the wrap-up of a chat she ended — a configured disposition and optional notes (PHI).
     WrapUp {
@@ -274,6 +277,7 @@ impl ClientFrame {
             | ClientFrame::Preview { v, .. }
             | ClientFrame::WrapUp { v, .. }
             | ClientFrame::Transfer { v, .. }
+            | ClientFrame::Colleagues { v, .. }
             | ClientFrame::Presence { v, .. }
             | ClientFrame::Accept { v, .. }
             | ClientFrame::Decline { v, .. }
@@ -337,27 +341,6 @@ fn sanitize(code: &str, msg: &str) -> String {
         }
     }
     out
-}
-
-/// A conversation as its participants see it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ConversationView {
-    pub conversation_id: ConversationId,
-    pub reference: String,
-    pub queue: String,
-    pub state: String,
-    pub last_seq: i64,
-    pub chat_while_waiting: bool,
-    pub hold_music: Option<String>,
-    /// The patient wrote of an emergency or a crisis (staff see it; the chat was moved to the front).
-    pub emergency: bool,
-}
-
-/// Wrap-up as the workspace shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct WrapUpSpec {
-    pub seconds: u64,
-    pub dispositions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -445,6 +428,9 @@ pub enum ServerFrame {
         expires_in_seconds: u64,
         waited_seconds: u64,
         emergency: bool,
+        /// A warm transfer: the name of the nurse who asks her to take her chat.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from_nurse: Option<String>,
     },
     OfferEnded {
         conversation_id: ConversationId,
@@ -573,6 +559,18 @@ pub enum ServerFrame {
         text: String,
         /// Why: the nurse stayed away (`nurse_away`), or transferred the chat (`transferred`).
         reason: RequeueReason,
+    },
+    /// The nurses who could take a chat now (ready, with its queue's skills), by name.
+    Colleagues {
+        conversation_id: ConversationId,
+        nurses: Vec<Colleague>,
+    },
+    /// A warm transfer the colleague did not take (declined, let expire, went away, or the chat ended): the chat
+    /// stays with the nurse who asked.
+    TransferEnded {
+        conversation_id: ConversationId,
+        colleague: Option<String>,
+        reason: OfferEnd,
     },
     /// A frame another node built, relayed over the cluster's bus as it was serialised there (never a chat
     /// message: those travel as a pointer to their row and are decrypted by the node that delivers them).

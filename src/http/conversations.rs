@@ -55,7 +55,8 @@ pub async fn access(
     let resource = match &row {
         Some(c) => {
             // Only a preview asks who the chat is offered to (one more read, on the one action that needs it).
-            let offered = if action == "conversation.preview" && c.state == ConversationState::Waiting {
+            // (A chat with a nurse is offered too during a warm transfer, to the colleague asked to take it.)
+            let offered = if action == "conversation.preview" && c.state.is_open() {
                 app.messaging.offered_to(&c.id).await.ok().flatten()
             } else {
                 None

@@ -54,6 +54,7 @@ impl Messaging {
                             expires_in_seconds: ((expires_at - now).max(0) / 1000) as u64,
                             waited_seconds: ((now - c.enqueued_at).max(0) / 1000) as u64,
                             emergency: c.priority_boost >= crate::waiting_room::EMERGENCY_BOOST,
+                            from_nurse: None,
                         },
                     );
                 } else {
@@ -181,6 +182,7 @@ impl Messaging {
                     }
                 }
             }
+            Effect::Handoff(h) => return self.apply_handoff(h).await,
             Effect::Stranded { nurse, conversation } => {
                 if self
                     .db

@@ -30,6 +30,8 @@ pub enum MessagingError {
     TooLong,
     #[error("this chat is wrapped up already")]
     AlreadyWrappedUp,
+    #[error("that colleague cannot take a chat now")]
+    ColleagueUnavailable,
 }
 
 impl From<crate::policy::Denial> for MessagingError {
@@ -52,6 +54,7 @@ impl MessagingError {
             Self::UnknownDisposition => "unknown_disposition",
             Self::TooLong => "too_long",
             Self::AlreadyWrappedUp => "already_wrapped_up",
+            Self::ColleagueUnavailable => "colleague_unavailable",
         }
     }
 }

@@ -56,6 +56,13 @@ pub enum RoutingCommand {
     Cancel {
         conversation: ConversationId,
     },
+    /// A warm transfer: `from` asks `to` to take `conversation` (of `queue`).
+    HandOff {
+        from: SubjectId,
+        to: SubjectId,
+        conversation: ConversationId,
+        queue: String,
+    },
     /// A connection (`node:socket`) of this conversation's patient opened or closed.
     PatientConnection {
         conversation: ConversationId,
@@ -228,6 +235,15 @@ impl Messaging {
                     self.patients.lock().expect("patients lock").remove(&conversation);
                     room.cancel(&conversation, now)
                 }
+                RoutingCommand::HandOff {
+                    from,
+                    to,
+                    conversation,
+                    queue,
+                } => match room.hand_off(&from, &to, &conversation, &queue, now) {
+                    Ok(effects) => effects,
+                    Err(e) => return refused(e),
+                },
                 RoutingCommand::PatientConnection {
                     conversation,
                     connection,

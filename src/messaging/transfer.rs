@@ -1,16 +1,19 @@
-//! A nurse hands an assigned chat to another queue (a cold transfer): the chat goes back to waiting there, first
-//! in line (the boost a chat handed back by an absent nurse gets), keeping its transcript, its reference and
-//! its first enqueue time; the nurse's part ends (her wrap-up starts, without a wrap-up of her own: the chat
-//! is not over); the patient is told. The next nurse of that queue is offered it as any other chat and sees
-//! the conversation so far.
+//! A nurse hands an assigned chat on. Cold, to a queue: the chat goes back to waiting there, first in line (the
+//! boost a chat handed back by an absent nurse gets), keeping its transcript, its reference and its first
+//! enqueue time; the nurse's part ends (her wrap-up starts, without a wrap-up of her own: the chat is not
+//! over); the patient is told; the next nurse of that queue is offered it as any other chat. Warm, to a named
+//! colleague (`waiting_room::handoff`): the colleague is offered it while the first nurse keeps it, and it
+//! moves only when she accepts. Either way the next nurse sees the conversation so far.
 
 use super::effects::RETURNED_BOOST;
-use super::routing::RoutingCommand;
+use super::routing::{RoutingCommand, RoutingReply};
 use super::{Messaging, MessagingError};
 use crate::clock::now_ms;
+use crate::ids::SubjectId;
 use crate::policy::Authorized;
-use crate::protocol::{RequeueReason, ServerFrame};
+use crate::protocol::{Colleague, RequeueReason, ServerFrame};
 use crate::store::{ConversationRow, ConversationState};
+use crate::waiting_room::{HandoffEffect, Presence};
 
 impl Messaging {
     /// The configured queues in their configured order: where a chat may be transferred.
@@ -78,5 +81,151 @@ impl Messaging {
             }
         }
         Ok(())
+    }
+
+    /// Asks the colleague `to` to take the proof's chat (a warm transfer; `conversation.transfer`).
+    pub async fn hand_off(
+        &self,
+        proof: &Authorized<ConversationRow>,
+        to: &SubjectId,
+    ) -> Result<(), MessagingError> {
+        proof.require(&["conversation.transfer"])?;
+        let c = proof.resource();
+        if c.state != ConversationState::Assigned {
+            return Err(MessagingError::Closed);
+        }
+        let command = RoutingCommand::HandOff {
+            from: proof.subject().clone(),
+            to: to.clone(),
+            conversation: c.id.clone(),
+            queue: c.queue.clone(),
+        };
+        match self.route(command).await? {
+            RoutingReply::Refused { .. } => Err(MessagingError::ColleagueUnavailable),
+            _ => Ok(()),
+        }
+    }
+
+    /// Who could take the proof's chat now: ready, connected nurses without an open offer who have its queue's
+    /// skills, the asking nurse excepted, by name.
+    pub async fn colleagues(
+        &self,
+        proof: &Authorized<ConversationRow>,
+    ) -> Result<Vec<Colleague>, MessagingError> {
+        proof.require(&["conversation.transfer"])?;
+        let c = proof.resource();
+        let RoutingReply::Stats { nurses, .. } = self.route(RoutingCommand::Stats).await? else {
+            return Err(MessagingError::RoutingUnavailable);
+        };
+        let needs = self
+            .room_spec
+            .0
+            .iter()
+            .find(|q| q.name == c.queue)
+            .map(|q| q.skills.clone())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for n in nurses {
+            let able = n.presence == Presence::Ready && n.connected && !n.offered;
+            if &n.nurse == proof.subject() || !able || !needs.iter().all(|s| n.skills.contains(s)) {
+                continue;
+            }
+            let name = self.db.staff_display_name(n.nurse.as_str()).await?;
+            out.push(Colleague { nurse: n.nurse, name });
+        }
+        Ok(out)
+    }
+
+    /// A warm transfer's step, applied on the leader: the colleague's offer, the chat moving to her, or the
+    /// first nurse told it was not taken. A chat that ended meanwhile goes back to the core as cancelled.
+    pub(super) async fn apply_handoff(
+        &self,
+        h: HandoffEffect,
+    ) -> Result<Option<RoutingCommand>, MessagingError> {
+        let now = now_ms();
+        match h {
+            HandoffEffect::Offered {
+                from,
+                to,
+                conversation,
+                expires_at,
+            } => {
+                let Some(c) = self.db.conversation(&conversation).await? else {
+                    return Ok(Some(RoutingCommand::Cancel { conversation }));
+                };
+                // Kept for the policy: the colleague offered it may see who it is (`offered`).
+                self.db
+                    .record_offer(c.id.as_str(), to.as_str(), expires_at)
+                    .await?;
+                let from_nurse = self.db.staff_display_name(from.as_str()).await?;
+                self.send_to(
+                    &to,
+                    ServerFrame::Offer {
+                        conversation_id: c.id.clone(),
+                        reference: c.reference.clone(),
+                        queue: c.queue.clone(),
+                        expires_in_seconds: ((expires_at - now).max(0) / 1000) as u64,
+                        waited_seconds: ((now - c.enqueued_at).max(0) / 1000) as u64,
+                        emergency: c.priority_boost >= crate::waiting_room::EMERGENCY_BOOST,
+                        from_nurse: Some(from_nurse.unwrap_or_else(|| "a colleague".into())),
+                    },
+                );
+            }
+            HandoffEffect::Done {
+                from,
+                to,
+                conversation,
+            } => {
+                self.db.end_offer(conversation.as_str()).await?;
+                if !self
+                    .db
+                    .hand_over_conversation(&conversation, from.as_str(), to.as_str(), now)
+                    .await?
+                {
+                    // It ended before the move was stored: the colleague gets her place back.
+                    return Ok(Some(RoutingCommand::Cancel { conversation }));
+                }
+                let Some(c) = self.db.conversation(&conversation).await? else {
+                    return Ok(None);
+                };
+                self.send_to(
+                    &from,
+                    ServerFrame::Ended {
+                        conversation_id: c.id.clone(),
+                        reason: "transferred".into(),
+                    },
+                );
+                self.send_to(
+                    &to,
+                    ServerFrame::Conversation {
+                        conversation: self.view(&c),
+                    },
+                );
+                self.deliver(
+                    &c,
+                    ServerFrame::Assigned {
+                        conversation_id: c.id.clone(),
+                    },
+                );
+            }
+            HandoffEffect::Ended {
+                from,
+                to,
+                conversation,
+                reason,
+            } => {
+                self.db.end_offer(conversation.as_str()).await?;
+                let colleague = self.db.staff_display_name(to.as_str()).await?;
+                self.send_to(
+                    &from,
+                    ServerFrame::TransferEnded {
+                        conversation_id: conversation,
+                        colleague,
+                        reason,
+                    },
+                );
+            }
+        }
+        Ok(None)
     }
 }

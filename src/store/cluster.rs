@@ -336,6 +336,27 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// A nurse's warm transfer taken: her assigned chat becomes `to`'s, from `now`. False when it is no longer
+    /// hers and assigned (it ended meanwhile).
+    pub async fn hand_over_conversation(
+        &self,
+        id: &crate::ids::ConversationId,
+        from: &str,
+        to: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE conversations SET nurse = $3, assigned_at = $4 WHERE id = $1 AND state = 'assigned' AND nurse = $2",
+        )
+        .bind(id.as_str())
+        .bind(from)
+        .bind(to)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Publishes events to every node's [`BusListener`] in this order (PostgreSQL; nothing on SQLite, where
     /// there is one node). Each payload must fit a notification (under 8000 bytes).
     pub async fn publish(&self, payloads: &[String]) -> Result<(), StoreError> {

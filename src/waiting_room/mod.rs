@@ -5,6 +5,8 @@
 //! sleeping.
 
 mod eta;
+mod handoff;
+mod nurses;
 mod patients;
 mod positions;
 mod stats;
@@ -14,6 +16,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use crate::ids::{ConversationId, SubjectId};
 
 pub use eta::estimate_wait;
+pub use handoff::HandoffEffect;
 pub use patients::Abandonment;
 pub use stats::{NurseStats, QueueStats};
 
@@ -130,6 +133,8 @@ pub enum Effect {
         nurse: SubjectId,
         conversation: ConversationId,
     },
+    /// A warm transfer offered, done, or not taken (`handoff`).
+    Handoff(HandoffEffect),
 }
 
 /// Where an assigned chat's patient is, as the nurse sees it.
@@ -149,6 +154,8 @@ pub enum RoutingError {
     NoSuchOffer,
     #[error("the conversation is not assigned to this nurse")]
     NotAssigned,
+    #[error("that colleague cannot take a chat now")]
+    ColleagueUnavailable,
 }
 
 #[derive(Debug)]
@@ -197,6 +204,8 @@ pub struct WaitingRoom {
     nurse_connections: HashMap<SubjectId, HashSet<String>>,
     /// Abandoned conversations by queue, by how long they had waited.
     abandoned: HashMap<String, patients::Abandonment>,
+    /// Chats a nurse asked a named colleague to take (warm transfers), until taken or not.
+    handoffs: HashMap<ConversationId, handoff::Handoff>,
 }
 
 impl WaitingRoom {
@@ -211,6 +220,7 @@ impl WaitingRoom {
             connections: HashMap::new(),
             nurse_connections: HashMap::new(),
             abandoned: HashMap::new(),
+            handoffs: HashMap::new(),
         }
     }
 
@@ -278,7 +288,7 @@ impl WaitingRoom {
 
     /// The conversation leaves the waiting room without a nurse (patient left, expired, call back chosen).
     pub fn cancel(&mut self, conversation: &ConversationId, now: Millis) -> Vec<Effect> {
-        let mut effects = Vec::new();
+        let mut effects = self.end_handoff(conversation, OfferEnd::Cancelled);
         self.waiting.retain(|w| &w.conversation != conversation);
         self.forget_patient(conversation);
         for (id, nurse) in &mut self.nurses {
@@ -316,9 +326,10 @@ impl WaitingRoom {
         if !available && let Some((conversation, _)) = n.offer.take() {
             effects.push(Effect::OfferEnded {
                 nurse: nurse.clone(),
-                conversation,
+                conversation: conversation.clone(),
                 reason: OfferEnd::NurseUnavailable,
             });
+            effects.extend(self.end_handoff(&conversation, OfferEnd::NurseUnavailable));
         }
         effects.extend(self.settle(now));
         effects
@@ -340,11 +351,18 @@ impl WaitingRoom {
         conversation: &ConversationId,
         now: Millis,
     ) -> Result<Vec<Effect>, RoutingError> {
-        let n = self.nurses.get_mut(nurse).ok_or(RoutingError::NoSuchOffer)?;
-        match &n.offer {
-            Some((c, expires)) if c == conversation && *expires > now => {}
-            _ => return Err(RoutingError::NoSuchOffer),
+        let open = self
+            .nurses
+            .get(nurse)
+            .and_then(|n| n.offer.as_ref())
+            .is_some_and(|(c, expires)| c == conversation && *expires > now);
+        if !open {
+            return Err(RoutingError::NoSuchOffer);
         }
+        if self.handoffs.contains_key(conversation) {
+            return Ok(self.take_handoff(conversation, now));
+        }
+        let n = self.nurses.get_mut(nurse).expect("has the offer");
         n.offer = None;
         n.active.insert(conversation.clone());
         self.waiting.retain(|w| &w.conversation != conversation);
@@ -373,6 +391,7 @@ impl WaitingRoom {
             conversation: conversation.clone(),
             reason: OfferEnd::Declined,
         }];
+        effects.extend(self.end_handoff(conversation, OfferEnd::Declined));
         effects.extend(self.settle(now));
         Ok(effects)
     }
@@ -391,16 +410,18 @@ impl WaitingRoom {
         if !n.active.remove(conversation) {
             return Err(RoutingError::NotAssigned);
         }
-        self.patients_away.remove(conversation);
         if wrap_up > 0 {
             n.wrap_up_until = Some(now + wrap_up);
         }
+        self.patients_away.remove(conversation);
+        let mut effects = self.end_handoff(conversation, OfferEnd::Cancelled);
         let history = self.handle_times.entry(queue.to_string()).or_default();
         history.push_back(handled_ms.max(0));
         if history.len() > HANDLE_HISTORY {
             history.pop_front();
         }
-        Ok(self.settle(now))
+        effects.extend(self.settle(now));
+        Ok(effects)
     }
 
     /// Seeds handle-time history at start-up from recently closed conversations.
@@ -432,9 +453,10 @@ impl WaitingRoom {
             self.skip_for_a_while(&nurse, &conversation, now);
             effects.push(Effect::OfferEnded {
                 nurse,
-                conversation,
+                conversation: conversation.clone(),
                 reason: OfferEnd::Expired,
             });
+            effects.extend(self.end_handoff(&conversation, OfferEnd::Expired));
         }
         for w in &mut self.waiting {
             let spec = &self.queues[&w.queue];
@@ -466,37 +488,6 @@ impl WaitingRoom {
         effects.extend(self.absences(now));
         effects.extend(self.settle(now));
         effects
-    }
-
-    pub fn presence(&self, nurse: &SubjectId, now: Millis) -> Presence {
-        self.nurses
-            .get(nurse)
-            .map(|n| self.state_of(n, now))
-            .unwrap_or(Presence::Away)
-    }
-
-    fn skip_for_a_while(&mut self, nurse: &SubjectId, conversation: &ConversationId, now: Millis) {
-        if let Some(w) = self.waiting.iter_mut().find(|w| &w.conversation == conversation) {
-            w.declined.insert(nurse.clone(), now + self.spec.offer_timeout_ms);
-        }
-    }
-
-    fn state_of(&self, n: &Nurse, now: Millis) -> Presence {
-        if !n.available {
-            Presence::Away
-        } else if n.wrap_up_until.is_some_and(|t| t > now) {
-            Presence::WrapUp
-        } else if n.active.len() >= self.spec.max_chats_per_nurse {
-            Presence::Busy
-        } else {
-            Presence::Ready
-        }
-    }
-
-    fn has_skills(&self, n: &Nurse, queue: &str) -> bool {
-        self.queues
-            .get(queue)
-            .is_some_and(|q| q.skills.iter().all(|s| n.skills.contains(s)))
     }
 
     fn average_handle_ms(&self, queue: &str) -> Millis {
@@ -582,5 +573,7 @@ impl WaitingRoom {
     }
 }
 
+#[cfg(test)]
+mod handoff_tests;
 #[cfg(test)]
 mod tests;

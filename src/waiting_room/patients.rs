@@ -216,6 +216,7 @@ impl WaitingRoom {
         // The patient's connections stay known: a patient who is away is re-queued away.
         for (nurse, conversation) in stranded {
             self.patients_away.remove(&conversation);
+            effects.extend(self.end_handoff(&conversation, OfferEnd::NurseUnavailable));
             effects.push(Effect::Stranded { nurse, conversation });
         }
         effects

@@ -1,13 +1,13 @@
 use super::*;
 
-fn conv(n: u32) -> ConversationId {
+pub(super) fn conv(n: u32) -> ConversationId {
     ConversationId::new(format!("c{n}"))
 }
-fn nurse(n: &str) -> SubjectId {
+pub(super) fn nurse(n: &str) -> SubjectId {
     SubjectId::new(n)
 }
 
-fn room() -> WaitingRoom {
+pub(super) fn room() -> WaitingRoom {
     WaitingRoom::new(
         vec![
             QueueSpec {

@@ -24,9 +24,10 @@ fn from_messaging(e: MessagingError) -> Vec<ServerFrame> {
         MessagingError::UnknownQueue => "no such queue".to_string(),
         MessagingError::WrongProof(_) => "you have no access to this conversation".to_string(),
         MessagingError::Closed => "the conversation has ended".to_string(),
-        MessagingError::StillOpen | MessagingError::UnknownDisposition | MessagingError::AlreadyWrappedUp => {
-            e.to_string()
-        }
+        MessagingError::StillOpen
+        | MessagingError::UnknownDisposition
+        | MessagingError::AlreadyWrappedUp
+        | MessagingError::ColleagueUnavailable => e.to_string(),
         MessagingError::TooLong => {
             format!("at most {} characters", crate::messaging::wrapup::MAX_NOTES_CHARS)
         }
@@ -389,6 +390,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
         ClientFrame::Transfer {
             conversation_id,
             queue,
+            nurse,
             ..
         } => {
             let proof = match authorized(app, conn, &conversation_id, "conversation.transfer").await {
@@ -402,20 +404,44 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                     "end the video first: a chat in a video visit cannot be transferred",
                 );
             }
-            match app.messaging.transfer(&proof, &queue).await {
+            let c = proof.resource();
+            let (done, detail) = match (queue, nurse) {
+                (Some(queue), None) => (
+                    app.messaging.transfer(&proof, &queue).await,
+                    format!("cold from:{} to:{queue}", c.queue),
+                ),
+                (None, Some(to)) => (
+                    app.messaging.hand_off(&proof, &to).await,
+                    format!("warm to:{}", to.as_str()),
+                ),
+                _ => return error("transfer_target", "name either a queue or a nurse to transfer to"),
+            };
+            match done {
                 Ok(()) => {
-                    let c = proof.resource();
                     audit_event(
                         app,
                         conn,
                         "conversation.transfer",
                         format!("conversation:{}", c.id),
                         Outcome::Success,
-                        Some(&format!("from:{} to:{queue}", c.queue)),
+                        Some(&detail),
                     )
                     .await;
                     Vec::new()
                 }
+                Err(e) => from_messaging(e),
+            }
+        }
+        ClientFrame::Colleagues { conversation_id, .. } => {
+            let proof = match authorized(app, conn, &conversation_id, "conversation.transfer").await {
+                Ok(proof) => proof,
+                Err(frames) => return frames,
+            };
+            match app.messaging.colleagues(&proof).await {
+                Ok(nurses) => vec![ServerFrame::Colleagues {
+                    conversation_id,
+                    nurses,
+                }],
                 Err(e) => from_messaging(e),
             }
         }
