@@ -130,7 +130,7 @@ fn a_spanish_patient_gets_the_spanish_widget_queue_nurse_consent_and_video_in_ch
 }
 
 #[test]
-fn a_nurse_transfers_a_chat_to_another_queue_and_a_colleague_takes_it_in_chromium() {
+fn a_chat_is_handed_to_a_colleague_then_to_a_queue_in_chromium() {
     if !chromium_available() {
         return;
     }
@@ -145,6 +145,7 @@ fn a_nurse_transfers_a_chat_to_another_queue_and_a_colleague_takes_it_in_chromiu
     );
     for shot in [
         "50-nurse-transfer-choice",
+        "50b-colleague-asked",
         "51-nurse-transferred",
         "52-patient-transferred",
         "53-colleague-has-the-chat",

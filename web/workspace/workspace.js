@@ -2,7 +2,7 @@
 // cookie; speaks the same WebSocket protocol as the widget (docs/protocol.md).
 import { Channel } from '/widget/channel.js';
 import { connectionQuality, deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
-import { transferControl, transferRefused, transferred } from '/workspace/transfer.js';
+import { showColleagues, transferControl, transferNotTaken, transferRefused, transferred } from '/workspace/transfer.js';
 
 const $ = (id) => document.getElementById(id);
 const chats = new Map(); // conversation_id -> { el, list, lastSeq, seen, outbox }
@@ -382,7 +382,8 @@ const handlers = {
     // Heading line (flag, reference, queue, wait, time left), who and why (filled by `preview`), then the buttons.
     const head = document.createElement('p');
     head.className = 'offer-head';
-    head.textContent = `${f.reference} (${f.queue}), waited ${f.waited_seconds} s `;
+    // A colleague handing her chat on says so first.
+    head.textContent = `${f.from_nurse ? `Transfer from ${f.from_nurse}: ` : ''}${f.reference} (${f.queue}), waited ${f.waited_seconds} s `;
     const left = document.createElement('span');
     left.className = 'countdown';
     // A timer is not announced each second inside the offers' live region.
@@ -425,6 +426,8 @@ const handlers = {
   },
   preview(f) { showPreview(f); },
   conversation(f) { flagChat(chatPanel(f.conversation).el, f.conversation.emergency); },
+  colleagues(f) { showColleagues(chats.get(f.conversation_id)?.el, f); },
+  transfer_ended(f) { transferNotTaken(chats.get(f.conversation_id)?.el, f); },
   message(f) { const chat = chats.get(f.conversation_id); if (chat) addLine(chat, f); },
   synced(f) { const chat = chats.get(f.conversation_id); if (chat && f.more) channel.send({ type: 'sync', conversation_id: f.conversation_id, after_seq: f.last_seq }); },
   ack(f) {
