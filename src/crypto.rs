@@ -162,6 +162,17 @@ impl DataKey {
         Aes256Gcm::new_from_slice(self.0.as_slice()).expect("32-byte key")
     }
 
+    /// A key derived from a high-entropy `secret` the broker does not keep (a session's bearer token), for
+    /// `purpose`: what it seals can be opened only by whoever presents the secret again.
+    pub fn derive(secret: &[u8], purpose: &str) -> DataKey {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&mac.finalize().into_bytes());
+        DataKey(key)
+    }
+
     /// A fresh random key that is never stored (its ciphertexts are throwaway).
     pub fn ephemeral() -> DataKey {
         let mut key = Zeroizing::new([0u8; 32]);

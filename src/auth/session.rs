@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{AuthError, Principal, Role};
 use crate::clock::now_ms;
+use crate::crypto::DataKey;
 use crate::ids::{SessionId, SubjectId};
 use crate::pii::Pii;
 use crate::store::{Db, SessionRow};
@@ -64,6 +65,45 @@ fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Marks a patient's name or birth date sealed under their session token (`identity_key`).
+const SEALED: &str = "sealed:";
+
+/// A patient's verified name and birth date are PHI: their session row keeps them sealed under a key derived
+/// from the session's bearer token, which the broker stores only hashed. The database alone cannot read them;
+/// each request that presents the token can. (Staff names are not PHI and stay readable for the pages that
+/// name nurses.)
+fn identity_key(token: &str) -> DataKey {
+    DataKey::derive(token.as_bytes(), "examroom-session-identity-v1")
+}
+
+fn seal_identity(
+    key: &DataKey,
+    session: &str,
+    value: Option<&Pii<String>>,
+) -> Result<Option<String>, AuthError> {
+    value
+        .map(|v| {
+            key.seal(v.expose().as_bytes(), session.as_bytes())
+                .map(|sealed| format!("{SEALED}{sealed}"))
+                .map_err(|_| AuthError::SessionInvalid)
+        })
+        .transpose()
+}
+
+/// A stored name or birth date as the principal carries it: opened when sealed (a value that does not open
+/// under this token is dropped, never shown), as stored otherwise (staff; rows from before sealing).
+fn open_identity(key: &DataKey, session: &str, stored: Option<String>) -> Option<Pii<String>> {
+    let stored = stored?;
+    match stored.strip_prefix(SEALED) {
+        None => Some(Pii::new(stored)),
+        Some(sealed) => key
+            .open(sealed, session.as_bytes())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(Pii::new),
+    }
+}
+
 impl Sessions {
     pub fn new(db: Db) -> Self {
         Self { db }
@@ -77,6 +117,19 @@ impl Sessions {
         let now = now_ms();
         let id = SessionId::random();
         let roles: Vec<&str> = new.roles.iter().map(|r| r.as_str()).collect();
+        let (display_name, birthdate) = match new.kind {
+            SessionKind::Patient => {
+                let key = identity_key(&token);
+                (
+                    seal_identity(&key, id.as_str(), new.display_name.as_ref())?,
+                    seal_identity(&key, id.as_str(), new.birthdate.as_ref())?,
+                )
+            }
+            SessionKind::Staff => (
+                new.display_name.as_ref().map(|n| n.expose().clone()),
+                new.birthdate.as_ref().map(|n| n.expose().clone()),
+            ),
+        };
         self.db
             .insert_session(&SessionRow {
                 id: id.as_str().to_string(),
@@ -85,8 +138,8 @@ impl Sessions {
                 subject: new.subject.as_str().to_string(),
                 roles: roles.join(" "),
                 skills: new.skills.join(" "),
-                display_name: new.display_name.as_ref().map(|n| n.expose().clone()),
-                birthdate: new.birthdate.as_ref().map(|n| n.expose().clone()),
+                display_name,
+                birthdate,
                 created_at: now,
                 last_seen_at: now,
                 idle_timeout_ms: new.idle_timeout_ms,
@@ -148,6 +201,9 @@ impl Sessions {
             .split_whitespace()
             .filter_map(|r| r.parse::<Role>().ok())
             .collect();
+        let key = identity_key(token.expose_secret());
+        let display_name = open_identity(&key, &row.id, row.display_name);
+        let birthdate = open_identity(&key, &row.id, row.birthdate);
         let id = SessionId::new(row.id);
         Ok(Session {
             id: id.clone(),
@@ -158,8 +214,8 @@ impl Sessions {
                 skills: row.skills.split_whitespace().map(str::to_string).collect(),
                 scopes: Vec::new(),
                 session: Some(id),
-                display_name: row.display_name.map(Pii::new),
-                birthdate: row.birthdate.map(Pii::new),
+                display_name,
+                birthdate,
             },
             expires_at_ms: row.expires_at,
             idle_timeout_ms: row.idle_timeout_ms,
@@ -197,5 +253,27 @@ impl Sessions {
         self.db.expire_break_glass_of(subject.as_str(), now).await?;
         let ids = self.db.revoke_sessions_of(subject.as_str(), now).await?;
         Ok(ids.into_iter().map(SessionId::new).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patient_s_identity_is_sealed_under_the_token_and_bound_to_the_session() {
+        let key = identity_key("token-one");
+        let name = Pii::new("Ana Example".to_string());
+        let stored = seal_identity(&key, "s1", Some(&name)).unwrap().unwrap();
+        assert!(stored.starts_with(SEALED) && !stored.contains("Ana"), "{stored}");
+        let opened = open_identity(&key, "s1", Some(stored.clone())).unwrap();
+        assert_eq!(opened.expose(), "Ana Example");
+        // Another token, or the value moved to another session's row: nothing, rather than a wrong name.
+        assert!(open_identity(&identity_key("token-two"), "s1", Some(stored.clone())).is_none());
+        assert!(open_identity(&key, "s2", Some(stored)).is_none());
+        // Staff names (and rows from before sealing) are read as stored.
+        let plain = open_identity(&key, "s1", Some("Nora Demo".into())).unwrap();
+        assert_eq!(plain.expose(), "Nora Demo");
+        assert_eq!(seal_identity(&key, "s1", None).unwrap(), None);
     }
 }

@@ -82,6 +82,31 @@ async fn the_offered_nurse_sees_who_and_why_before_accepting_and_nobody_else_doe
     for phi in ["Pat Demo", "1980-04-02", "Itchy rash", "new soap"] {
         assert!(!logs.contains(phi), "{phi} in the logs");
     }
+    // At rest, the patient's name and birth date are sealed in their session row (the preview above opened
+    // them with the session's token); staff names stay readable.
+    let stored: Vec<(String, Option<String>, Option<String>)> = query_db(
+        &data,
+        "SELECT kind, display_name, birthdate FROM sessions ORDER BY created_at",
+    )
+    .await;
+    for (kind, name, born) in &stored {
+        let cells = format!("{name:?} {born:?}");
+        assert!(
+            !cells.contains("Pat Demo") && !cells.contains("1980-04-02"),
+            "{kind}: {cells}"
+        );
+        if kind == "patient" {
+            assert!(
+                name.as_deref().is_some_and(|n| n.starts_with("sealed:")),
+                "{cells}"
+            );
+        }
+    }
+    assert!(
+        stored
+            .iter()
+            .any(|(k, n, _)| k == "staff" && n.as_deref() == Some("Nora Demo"))
+    );
     broker.assert_no_panic();
 }
 
