@@ -565,6 +565,11 @@ pub enum ServerFrame {
         conversation_id: ConversationId,
         nurses: Vec<Colleague>,
     },
+    /// A warm transfer asked: the colleague is offered the chat, which stays with the asking nurse meanwhile.
+    TransferAsked {
+        conversation_id: ConversationId,
+        colleague: Option<String>,
+    },
     /// A warm transfer the colleague did not take (declined, let expire, went away, or the chat ended): the chat
     /// stays with the nurse who asked.
     TransferEnded {

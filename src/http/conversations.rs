@@ -169,8 +169,14 @@ async fn messages(
         Err(AccessError::Messaging(e)) => return Err(ApiError::Internal(e.to_string())),
     };
     let c = proof.resource();
-    // Audited before anything is read (fails closed: no audit event, no transcript).
-    if proof.subject() != &c.patient {
+    let messages = app
+        .messaging
+        .history(&proof, after_seq, PAGE)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Audited before anything is shown (fails closed: no audit event, no transcript): the opening read, and
+    // each later one that brings messages (a board polling a quiet chat writes nothing).
+    if proof.subject() != &c.patient && (after_seq == 0 || !messages.is_empty()) {
         let event = AuditEvent::new(
             "conversation.read",
             format!("conversation:{}", c.id),
@@ -180,11 +186,6 @@ async fn messages(
         .request(Some(&caller.request_id));
         app.audit.record(event).await?;
     }
-    let messages = app
-        .messaging
-        .history(&proof, after_seq, PAGE)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let last = messages.last().map_or(after_seq, |m| m.seq);
     let list: Vec<Value> = messages
         .into_iter()
@@ -192,6 +193,6 @@ async fn messages(
         .collect();
     Ok(Json(json!({
         "conversation_id": c.id, "reference": c.reference, "queue": c.queue, "state": c.state.as_str(),
-        "messages": list, "last_seq": last, "more": list.len() as i64 == PAGE,
+        "messages": list, "last_seq": last, "more": last < c.last_seq,
     })))
 }

@@ -83,12 +83,13 @@ impl Messaging {
         Ok(())
     }
 
-    /// Asks the colleague `to` to take the proof's chat (a warm transfer; `conversation.transfer`).
+    /// Asks the colleague `to` to take the proof's chat (a warm transfer; `conversation.transfer`); returns
+    /// Some(her name, if known).
     pub async fn hand_off(
         &self,
         proof: &Authorized<ConversationRow>,
         to: &SubjectId,
-    ) -> Result<(), MessagingError> {
+    ) -> Result<Option<Option<String>>, MessagingError> {
         proof.require(&["conversation.transfer"])?;
         let c = proof.resource();
         if c.state != ConversationState::Assigned {
@@ -102,7 +103,7 @@ impl Messaging {
         };
         match self.route(command).await? {
             RoutingReply::Refused { .. } => Err(MessagingError::ColleagueUnavailable),
-            _ => Ok(()),
+            _ => Ok(Some(self.db.staff_display_name(to.as_str()).await?)),
         }
     }
 

@@ -71,6 +71,10 @@ async fn a_supervisor_reads_a_live_chat_audited_and_nothing_once_it_ends() {
     let last = read["last_seq"].as_i64().unwrap();
     let (_, later) = get(&url, &format!("{path}?after_seq={last}"), &sup).await;
     assert_eq!(later["messages"].as_array().unwrap().len(), 0, "{later}");
+    assert_eq!(later["more"], false);
+    nurse.say(&chat, "n2", "Drink warm water").await;
+    let (_, newer) = get(&url, &format!("{path}?after_seq={last}"), &sup).await;
+    assert_eq!(newer["messages"][0]["body"], "Drink warm water", "{newer}");
     let (code, _) = get(&url, &format!("{path}?after_seq=x"), &sup).await;
     assert_eq!(code, 400, "a bad after_seq is a precise 400");
 
@@ -101,7 +105,8 @@ async fn a_supervisor_reads_a_live_chat_audited_and_nothing_once_it_ends() {
         "{list}"
     );
 
-    // Each read audited as the supervisor's (allowed twice: the page and the next), each refusal too.
+    // Each read audited as the supervisor's: the opening one and the one that brought a message (the empty poll
+    // between them is not), each refusal too.
     let rows: Vec<(String, String, String)> = query_db(
         &data,
         "SELECT role, outcome, resource FROM audit_events WHERE action = 'conversation.read' ORDER BY seq",

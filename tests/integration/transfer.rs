@@ -70,6 +70,9 @@ async fn a_chat_transferred_to_another_queue_waits_first_there_and_keeps_its_tra
     nora.send(json!({"v": 1, "type": "send", "conversation_id": chat, "idempotency_key": "n2", "body": "still here?"}))
         .await;
     assert_eq!(nora.expect("error").await["code"], "forbidden");
+    nora.send(json!({"v": 1, "type": "sync", "conversation_id": chat, "after_seq": 0}))
+        .await;
+    assert_eq!(nora.expect("error").await["code"], "forbidden");
 
     // The Spanish-speaking nurse is offered it first, sees who and why, and reads everything said so far.
     nico.presence("ready").await;
@@ -134,8 +137,14 @@ async fn a_warm_transfer_moves_the_chat_only_when_the_colleague_accepts() {
 
     // Asked, Nico declines: the chat stays Nora's, and she is told.
     nora.send(ask.clone()).await;
+    assert_eq!(nora.expect("transfer_asked").await["colleague"], "Nico Demo");
     let offer = nico.offer_for(&chat).await;
     assert_eq!(offer["from_nurse"], "Nora Demo", "{offer}");
+    // While the colleague is asked, no video starts in this chat (a chat in a visit is never handed over).
+    nora.send(json!({"v": 1, "type": "video_request", "conversation_id": chat,
+        "device_check": {"camera": true, "microphone": true}}))
+        .await;
+    assert_eq!(nora.expect("error").await["code"], "transfer_pending");
     // The colleague asked may see who and why before she takes it (audited as any preview).
     nico.send(json!({"v": 1, "type": "preview", "conversation_id": chat}))
         .await;

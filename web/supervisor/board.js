@@ -41,12 +41,31 @@ async function refresh() {
   ])));
   $('no-nurses').hidden = board.nurses.length > 0;
   const live = await fetch('/api/v1/conversations');
-  if (live.ok) {
-    const { chats } = await live.json();
-    $('chats').replaceChildren(...chats.map(chatRow));
-    $('no-chats').hidden = chats.length > 0;
+  if (!live.ok) {
+    $('updated').textContent = 'The chats in progress could not be updated; retrying.';
+    return;
   }
+  showChats((await live.json()).chats);
   $('updated').textContent = `Updated ${new Date().toLocaleTimeString()}.`;
+}
+
+/** The chats in progress, row by row in place: a "Read" button with focus stays where it is. */
+function showChats(chats) {
+  const rows = new Map([...$('chats').children].map((tr) => [tr.dataset.conversation, tr]));
+  const keep = new Set();
+  for (const c of chats) {
+    const fresh = chatRow(c);
+    const old = rows.get(c.conversation_id);
+    keep.add(c.conversation_id);
+    if (!old) { $('chats').appendChild(fresh); continue; }
+    // Only the cells that changed are replaced; the button's cell is kept.
+    old.className = fresh.className;
+    [...fresh.children].slice(0, -1).forEach((td, i) => {
+      if (old.children[i].textContent !== td.textContent) old.children[i].replaceWith(td);
+    });
+  }
+  for (const [id, tr] of rows) if (!keep.has(id)) tr.remove();
+  $('no-chats').hidden = chats.length > 0;
 }
 
 const STATE = { waiting: 'Waiting', assigned: 'With a nurse' };
@@ -68,6 +87,7 @@ function chatRow(c) {
     td.textContent = 'Not yours to read';
   }
   tr.appendChild(td);
+  tr.dataset.conversation = c.conversation_id;
   return tr;
 }
 
@@ -77,28 +97,34 @@ const WHO = { patient: 'Patient', nurse: 'Nurse', system: 'Notice' };
 
 async function readMore() {
   const id = reading.id;
-  if (!id || reading.busy) return;
-  reading.busy = true;
+  if (!id || reading.busy === id) return;
+  reading.busy = id;
   try {
     await readPage(id);
   } finally {
-    reading.busy = false;
+    if (reading.busy === id) reading.busy = false;
   }
+}
+
+/** Says `text` in the status line only when it changes (a screen reader hears each change, not each poll). */
+function readingState(text) {
+  if ($('reading-state').textContent !== text) $('reading-state').textContent = text;
 }
 
 async function readPage(id) {
   const resp = await fetch(`/api/v1/conversations/${encodeURIComponent(id)}/messages?after_seq=${reading.last}`);
+  const page = resp.ok ? await resp.json() : null;
+  // Another chat was opened (or this one closed) while this answer was on its way: it is not shown.
   if (id !== reading.id) return;
   if (resp.status === 403) {
     clearInterval(reading.timer);
-    $('reading-state').textContent = 'This chat has ended or is no longer yours to read. What was shown stays until you close it.';
+    readingState('This chat has ended or is no longer yours to read. What was shown stays until you close it.');
     return;
   }
-  if (!resp.ok) {
-    $('reading-state').textContent = 'The transcript could not be read; retrying.';
+  if (!page) {
+    readingState('The transcript could not be read; retrying.');
     return;
   }
-  const page = await resp.json();
   for (const m of page.messages) {
     const li = document.createElement('li');
     li.className = m.sender_role;
@@ -109,14 +135,17 @@ async function readPage(id) {
     $('reading-transcript').appendChild(li);
   }
   reading.last = page.last_seq;
-  $('reading-state').textContent = `${page.state === 'assigned' ? 'With a nurse' : 'Waiting'}. Updated ${new Date().toLocaleTimeString()}.`;
+  // New messages are announced from here on, not the whole transcript when it opens.
+  $('reading-transcript').setAttribute('aria-live', 'polite');
+  readingState(page.state === 'assigned' ? 'With a nurse; new messages appear as they are written.' : 'Waiting for a nurse.');
   if (page.more) await readPage(id);
 }
 
 function openChat(c) {
   clearInterval(reading.timer);
-  Object.assign(reading, { id: c.conversation_id, last: 0 });
+  Object.assign(reading, { id: c.conversation_id, last: 0, busy: false });
   $('reading-transcript').replaceChildren();
+  $('reading-transcript').setAttribute('aria-live', 'off');
   $('reading-state').textContent = '';
   $('reading-title').textContent = `Chat ${c.reference} (${c.queue}), read-only`;
   $('reading').hidden = false;

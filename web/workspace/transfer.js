@@ -3,7 +3,10 @@
 // she accepts). After it, the panel folds like an ended chat, saying where the chat went (no wrap-up of her
 // own: the chat is not over). The next nurse sees the conversation so far.
 
-let pending = null; // { note, to } of the transfer asked last, until it is done or refused
+// The transfer request on its way (until the server answers it: `transfer_asked`, `ended` or an error; error
+// frames name no chat, so only one request is sent at a time), and the colleagues asked, by chat.
+let inFlight = null; // { conversationId, note, to }
+const asked = new Map(); // conversation id -> { note, to }
 
 const REFUSED = {
   video_live: 'End the video first: a chat in a video visit cannot be transferred.',
@@ -50,19 +53,21 @@ export function transferControl(el, conversationId, queues, send) {
   };
   open.addEventListener('click', () => toggle(panel.hidden));
   q('.transfer-cancel').addEventListener('click', () => toggle(false));
+  const request = (frame, to, saying) => {
+    if (inFlight) { q('.transfer-note').textContent = 'Another transfer is being sent; try again in a moment.'; return; }
+    q('.transfer-note').textContent = saying;
+    inFlight = { conversationId, note: q('.transfer-note'), to };
+    send({ type: 'transfer', conversation_id: conversationId, ...frame });
+  };
   q('.transfer-go').addEventListener('click', () => {
     const queue = q('.transfer-queue').value;
-    q('.transfer-note').textContent = `Transferring to the ${queue} queue…`;
-    pending = { note: q('.transfer-note'), to: `the ${queue} queue` };
-    send({ type: 'transfer', conversation_id: conversationId, queue });
+    request({ queue }, `the ${queue} queue`, `Transferring to the ${queue} queue…`);
   });
   q('.transfer-ask').addEventListener('click', () => {
     const select = q('.transfer-nurse');
     const name = select.selectedOptions[0]?.textContent;
     if (!select.value) return;
-    q('.transfer-note').textContent = `Asking ${name} to take over… The chat stays with you until they accept.`;
-    pending = { note: q('.transfer-note'), to: name };
-    send({ type: 'transfer', conversation_id: conversationId, nurse: select.value });
+    request({ nurse: select.value }, name, `Asking ${name} to take over… The chat stays with you until they accept.`);
   });
 }
 
@@ -75,26 +80,37 @@ export function showColleagues(el, f) {
   el.querySelector('.transfer-none').hidden = f.nurses.length > 0;
 }
 
-/** An error frame: shown under the transfer that caused it; true if it was one. */
+/** An error frame: shown under the transfer request it answers; true if it was one. */
 export function transferRefused(code) {
-  if (!pending || !(code in REFUSED)) return false;
-  pending.note.textContent = REFUSED[code];
-  pending = null;
+  if (!inFlight || !(code in REFUSED)) return false;
+  inFlight.note.textContent = REFUSED[code];
+  inFlight = null;
   return true;
 }
 
-/** A colleague asked did not take the chat: it is still hers; say so under the transfer. */
+/** `transfer_asked`: the colleague is being asked; the chat stays hers until the answer. */
+export function transferAsked(f) {
+  if (inFlight?.conversationId === f.conversation_id) {
+    asked.set(f.conversation_id, { note: inFlight.note, to: f.colleague ?? inFlight.to });
+    inFlight = null;
+  }
+}
+
+/** A colleague asked did not take the chat: it is still hers; say so under the transfer (opened if closed). */
 export function transferNotTaken(el, f) {
-  const note = el?.querySelector('.transfer-note');
-  if (!note) return;
-  note.textContent = `${f.colleague ?? 'Your colleague'} ${NOT_TAKEN[f.reason] ?? 'did not take it'}. The chat is still yours.`;
-  pending = null;
+  asked.delete(f.conversation_id);
+  const panel = el?.querySelector('.transfer');
+  if (!panel) return;
+  panel.hidden = false;
+  el.querySelector('.transfer-open')?.setAttribute('aria-expanded', 'true');
+  panel.querySelector('.transfer-note').textContent = `${f.colleague ?? 'Your colleague'} ${NOT_TAKEN[f.reason] ?? 'did not take it'}. The chat is still yours.`;
 }
 
 /** The chat left this nurse by her transfer: say where it went; "Ready now" ends her wrap-up, "Close" the panel. */
-export function transferred(el, send, closed) {
-  const to = pending?.to;
-  pending = null;
+export function transferred(el, conversationId, send, closed) {
+  const to = asked.get(conversationId)?.to ?? (inFlight?.conversationId === conversationId ? inFlight.to : undefined);
+  asked.delete(conversationId);
+  if (inFlight?.conversationId === conversationId) inFlight = null;
   el.querySelector('.transfer')?.remove();
   el.querySelector('.transfer-open')?.remove();
   const note = document.createElement('p');

@@ -2,7 +2,7 @@
 // cookie; speaks the same WebSocket protocol as the widget (docs/protocol.md).
 import { Channel } from '/widget/channel.js';
 import { connectionQuality, deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
-import { showColleagues, transferControl, transferNotTaken, transferRefused, transferred } from '/workspace/transfer.js';
+import { showColleagues, transferAsked, transferControl, transferNotTaken, transferRefused, transferred } from '/workspace/transfer.js';
 
 const $ = (id) => document.getElementById(id);
 const chats = new Map(); // conversation_id -> { el, list, lastSeq, seen, outbox }
@@ -428,6 +428,7 @@ const handlers = {
   conversation(f) { flagChat(chatPanel(f.conversation).el, f.conversation.emergency); },
   colleagues(f) { showColleagues(chats.get(f.conversation_id)?.el, f); },
   transfer_ended(f) { transferNotTaken(chats.get(f.conversation_id)?.el, f); },
+  transfer_asked(f) { transferAsked(f); },
   message(f) { const chat = chats.get(f.conversation_id); if (chat) addLine(chat, f); },
   synced(f) { const chat = chats.get(f.conversation_id); if (chat && f.more) channel.send({ type: 'sync', conversation_id: f.conversation_id, after_seq: f.last_seq }); },
   ack(f) {
@@ -445,7 +446,7 @@ const handlers = {
     closeVideo(chat);
     const ending = { returned_to_queue: ' (returned to the queue while you were away)', transferred: ' (transferred)' };
     chat.el.querySelector('h3').textContent += ending[f.reason] ?? ' (ended)';
-    if (f.reason === 'transferred') transferred(chat.el, (m) => channel.send(m), () => $('chats-title').focus());
+    if (f.reason === 'transferred') transferred(chat.el, f.conversation_id, (m) => channel.send(m), () => $('chats-title').focus());
     // Her part of a transferred chat is done, but the chat is not: no wrap-up of it here.
     if (!(f.reason in ending)) wrapUp(chat.el, f.conversation_id);
     else foldTranscript(chat.el);

@@ -4,7 +4,7 @@
 
 use super::reply::{Connection, audit as audit_event, error};
 use crate::app::App;
-use crate::audit::Outcome;
+use crate::audit::{AuditEvent, Outcome};
 use crate::clock::timestamp;
 use crate::http::conversations::{AccessError, access};
 use crate::ids::ConversationId;
@@ -295,9 +295,20 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                 Err(frames) => return frames,
             };
             let c = proof.resource();
-            // Every read of a transcript by someone other than its patient is audited.
+            // Every read of a transcript by someone other than its patient is audited, before it is sent (fails
+            // closed: no audit event, no transcript).
             if proof.subject() != &c.patient {
-                audit(app, conn, "conversation.read", &c.id, Outcome::Success).await;
+                let event = AuditEvent::new(
+                    "conversation.read",
+                    format!("conversation:{}", c.id),
+                    Outcome::Success,
+                )
+                .by(&conn.principal)
+                .request(Some(&conn.request_id));
+                if let Err(e) = app.audit.record(event).await {
+                    tracing::error!(error = %e, "a transcript read could not be audited: refused");
+                    return error("unavailable", "the read could not be recorded; retry in a moment");
+                }
             }
             match app.messaging.history(&proof, after_seq.max(0), SYNC_PAGE).await {
                 Ok(messages) => {
@@ -407,7 +418,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             let c = proof.resource();
             let (done, detail) = match (queue, nurse) {
                 (Some(queue), None) => (
-                    app.messaging.transfer(&proof, &queue).await,
+                    app.messaging.transfer(&proof, &queue).await.map(|()| None),
                     format!("cold from:{} to:{queue}", c.queue),
                 ),
                 (None, Some(to)) => (
@@ -417,7 +428,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                 _ => return error("transfer_target", "name either a queue or a nurse to transfer to"),
             };
             match done {
-                Ok(()) => {
+                Ok(asked) => {
                     audit_event(
                         app,
                         conn,
@@ -427,7 +438,14 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                         Some(&detail),
                     )
                     .await;
-                    Vec::new()
+                    // A colleague asked: said to the asking socket (a cold transfer answers with `ended`).
+                    asked
+                        .map(|colleague| ServerFrame::TransferAsked {
+                            conversation_id: c.id.clone(),
+                            colleague,
+                        })
+                        .into_iter()
+                        .collect()
                 }
                 Err(e) => from_messaging(e),
             }

@@ -124,6 +124,17 @@ pub async fn handle_here(app: &App, conn: &Connection, frame: ClientFrame) -> Ve
                 Ok(proof) => proof,
                 Err(frames) => return frames,
             };
+            // A chat being handed to a colleague (an open offer of an assigned chat) gets no video until that is
+            // settled: a chat in a video visit is never handed over.
+            if matches!(
+                app.messaging.offered_to(&proof.resource().id).await,
+                Ok(Some(_)) | Err(_)
+            ) {
+                return vec![ServerFrame::error(
+                    "transfer_pending",
+                    "a colleague is being asked to take this chat: wait for the answer before starting video",
+                )];
+            }
             let resource = format!("conversation:{}", proof.resource().id);
             match video.elevate(&proof).await {
                 Ok(v) => {

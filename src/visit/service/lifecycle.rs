@@ -55,7 +55,6 @@ impl VideoService {
         }
     }
 
-    /// Visits this node hosts (asked, or started).
     /// Whether a visit of this conversation is live, here or (in a cluster) on another node; when the cluster
     /// cannot be asked, yes (the caller then keeps the chat as it is).
     pub async fn has_live_visit(&self, conversation: &crate::ids::ConversationId) -> bool {
@@ -65,6 +64,7 @@ impl VideoService {
         self.placement.shared() && self.placement.has_visit(conversation.as_str()).await
     }
 
+    /// Visits this node hosts (asked, or started).
     pub fn live_visits(&self) -> usize {
         self.live().visits.len()
     }
