@@ -137,6 +137,9 @@ pub enum ClientFrame {
         /// The answer to the recording-consent question, when the visit's policy asks it.
         #[serde(default)]
         recording_consent: Option<bool>,
+        /// The language of the consent question the patient was shown (`en`, `es`), kept with the answer.
+        #[serde(default)]
+        consent_language: Option<String>,
         /// Why not, when `accept` is false: `declined` (the default) or `devices_blocked`.
         #[serde(default)]
         decline_reason: Option<DeclineReason>,

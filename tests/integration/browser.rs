@@ -126,6 +126,18 @@ fn a_spanish_patient_gets_the_spanish_widget_queue_nurse_consent_and_video_in_ch
         let kept = crate::video::artifacts().join(format!("{shot}.png"));
         assert!(kept.exists(), "{shot} kept");
     }
+    // The consent given is kept with the language of the question it answered.
+    let accepted: Vec<(String,)> = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(crate::chat::query_db(
+            &data,
+            "SELECT reason FROM audit_events WHERE action = 'video.accept' ORDER BY seq",
+        ));
+    assert_eq!(
+        accepted,
+        [("consent:given wording:es".to_string(),)],
+        "{accepted:?}"
+    );
     broker.assert_no_panic();
 }
 

@@ -80,6 +80,11 @@ async fn elevation_rules_and_bad_signaling_get_precise_errors() {
     let answer = json!({"v": 1, "type": "video_answer", "visit_id": visit, "accept": true});
     assert_eq!(error_code(&mut nurse, answer.clone()).await, "forbidden");
     assert_eq!(error_code(&mut intruder, answer.clone()).await, "forbidden");
+    // The consent question exists in English and Spanish only: another language is named as wrong.
+    let mut french = answer.clone();
+    french["recording_consent"] = json!(true);
+    french["consent_language"] = json!("fr");
+    assert_eq!(error_code(&mut patient, french).await, "unknown_language");
 
     patient.send(answer.clone()).await;
     let started = patient.expect("video_started").await;

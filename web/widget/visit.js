@@ -256,7 +256,9 @@ export function wireVideo(ch, setStatus) {
     video.joinWhenStarted = true;
     if (video.cameraless) video.audioOnlyReason = 'camera_unavailable';
     const consent = $('video-consent').hidden ? null : $('video-consent-box').checked;
-    ch.send({ type: 'video_answer', visit_id: video.visitId, accept: true, recording_consent: consent, audio_only: !!video.cameraless });
+    // The answer names the language of the question it answers (kept with the consent).
+    ch.send({ type: 'video_answer', visit_id: video.visitId, accept: true, recording_consent: consent,
+      ...(consent === null ? {} : { consent_language: LANG }), audio_only: !!video.cameraless });
   });
   $('video-mic').addEventListener('click', () => { video.call?.setDevices({ microphone: !video.call.devices.microphone }); render(); });
   $('video-camera').addEventListener('click', () => { video.call?.setDevices({ camera: !video.call.devices.camera }); render(); });

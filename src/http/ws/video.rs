@@ -156,10 +156,17 @@ pub async fn handle_here(app: &App, conn: &Connection, frame: ClientFrame) -> Ve
             visit_id: raw,
             accept,
             recording_consent,
+            consent_language,
             decline_reason,
             audio_only,
             ..
         } => {
+            // The wording agreed to is part of the consent: only a language the question exists in.
+            let wording = match consent_language.as_deref() {
+                None => None,
+                Some(l @ ("en" | "es")) => Some(l),
+                Some(_) => return error("unknown_language", "consent_language is one of: en, es"),
+            };
             let (proof, resource) = match visit_proof(app, conn, &raw, "visit.answer").await {
                 Ok(p) => p,
                 Err(frames) => return frames,
@@ -170,7 +177,20 @@ pub async fn handle_here(app: &App, conn: &Connection, frame: ClientFrame) -> Ve
             {
                 Ok(_) => {
                     let action = if accept { "video.accept" } else { "video.decline" };
-                    let note = (accept && audio_only).then_some("audio only: camera unavailable");
+                    // The consent answer and the language of the question it answered, with who and when.
+                    let mut notes = Vec::new();
+                    if let Some(given) = recording_consent {
+                        notes.push(format!(
+                            "consent:{} wording:{}",
+                            if given { "given" } else { "declined" },
+                            wording.unwrap_or("en")
+                        ));
+                    }
+                    if accept && audio_only {
+                        notes.push("audio only: camera unavailable".into());
+                    }
+                    let note = notes.join("; ");
+                    let note = (!note.is_empty()).then_some(note.as_str());
                     audit(app, conn, action, resource, Outcome::Success, note).await;
                     Vec::new()
                 }
