@@ -1,6 +1,8 @@
 //! The application state shared by every request handler and background task, built once from the
 //! validated configuration.
 
+pub mod access;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

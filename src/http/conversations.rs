@@ -2,7 +2,8 @@
 //! queue, state, nurse, times, the emergency flag, and whether the policy lets this caller read it) and one
 //! chat's transcript, read-only. Reading a transcript is PHI access: the policy decides (`conversation.read`;
 //! the built-in policy lets a supervisor read a chat only while it is live) and every read by anyone but the
-//! patient is audited. The same decision serves the socket (`ws::chat`), so both paths ask the same question.
+//! patient is audited. The decision is `App::conversation_access`, the socket's too, so both paths ask the same
+//! question.
 
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
@@ -12,14 +13,12 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::extract::Caller;
-use crate::app::{App, AppState};
+use crate::app::AppState;
+use crate::app::access::AccessError;
 use crate::audit::{AuditEvent, Outcome};
-use crate::auth::Principal;
 use crate::clock::now_ms;
-use crate::ids::{ConversationId, RequestId};
-use crate::messaging::MessagingError;
-use crate::policy::{Authorized, Resource, ResourceKind};
-use crate::store::{ConversationRow, ConversationState};
+use crate::ids::ConversationId;
+use crate::policy::{Resource, ResourceKind};
 use crate::waiting_room::EMERGENCY_BOOST;
 
 /// At most this many messages per read; the caller pages on with `after_seq`.
@@ -29,64 +28,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/conversations", get(live))
         .route("/api/v1/conversations/{id}/messages", get(messages))
-}
-
-/// Why a conversation could not be opened for an action.
-pub enum AccessError {
-    /// Unknown, or not this caller's to act on (the two look the same, so probing ids reveals nothing).
-    Forbidden,
-    Messaging(MessagingError),
-}
-
-/// Loads the conversation and asks the policy whether `principal` may do `action` on it; an unknown id is
-/// refused like a foreign one (and audited). The proof carries the row.
-pub async fn access(
-    app: &App,
-    principal: &Principal,
-    request_id: &RequestId,
-    id: &ConversationId,
-    action: &str,
-) -> Result<Authorized<ConversationRow>, AccessError> {
-    let row = app
-        .messaging
-        .conversation(id)
-        .await
-        .map_err(AccessError::Messaging)?;
-    let resource = match &row {
-        Some(c) => {
-            // Only a preview asks who the chat is offered to (one more read, on the one action that needs it).
-            // (A chat with a nurse is offered too during a warm transfer, to the colleague asked to take it.)
-            let offered = if action == "conversation.preview" && c.state.is_open() {
-                app.messaging.offered_to(&c.id).await.ok().flatten()
-            } else {
-                None
-            };
-            // Assigned means working it now; for its wrap-up, the nurse who had it (messaging refuses a wrap-up
-            // of a chat still open, precisely).
-            let assigned = action == "conversation.wrap_up" || c.state == ConversationState::Assigned;
-            let resource = Resource::new(ResourceKind::Conversation, Some(c.id.to_string()))
-                .owned_by(c.patient.clone())
-                .offered_to(offered)
-                .assigned_to(c.nurse.iter().filter(|_| assigned).cloned().collect())
-                .live(c.state.is_open());
-            app.with_break_glass(principal, action, resource).await
-        }
-        None => Resource::new(ResourceKind::Conversation, Some(safe_id(id.as_str()))),
-    };
-    app.authorize_for(principal, action, &resource, row, Some(request_id))
-        .await
-        .ok()
-        .and_then(Authorized::transpose)
-        .ok_or(AccessError::Forbidden)
-}
-
-/// Ids from clients go into audit events only if they look like our ids.
-pub fn safe_id(id: &str) -> String {
-    if id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        id.to_string()
-    } else {
-        "invalid".to_string()
-    }
 }
 
 /// The chats not yet ended, for whoever may see the queues' board (`queue.stats.read`), each saying whether
@@ -102,11 +43,12 @@ async fn live(State(app): State<AppState>, caller: Caller) -> Result<Json<Value>
     .await?;
     let now = now_ms();
     let mut chats = Vec::new();
-    for c in app.db.open_conversations().await? {
-        let nurse = match &c.nurse {
-            Some(n) => app.db.staff_display_name(n.as_str()).await?,
-            None => None,
-        };
+    let live = app
+        .messaging
+        .live_chats()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    for (c, nurse) in live {
         let resource = Resource::new(ResourceKind::Conversation, Some(c.id.to_string()))
             .owned_by(c.patient.clone())
             .live(true);
@@ -151,14 +93,9 @@ async fn messages(
 ) -> Result<Json<Value>, ApiError> {
     let after_seq = after.seq()?;
     let id = ConversationId::new(id);
-    let proof = match access(
-        &app,
-        &caller.principal,
-        &caller.request_id,
-        &id,
-        "conversation.read",
-    )
-    .await
+    let proof = match app
+        .conversation_access(&caller.principal, &caller.request_id, &id, "conversation.read")
+        .await
     {
         Ok(proof) => proof,
         Err(AccessError::Forbidden) => {

@@ -6,6 +6,7 @@
 //! transcript.
 
 mod alarm;
+mod board;
 pub mod bus;
 pub mod context;
 mod effects;

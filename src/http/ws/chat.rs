@@ -4,9 +4,9 @@
 
 use super::reply::{Connection, audit as audit_event, error};
 use crate::app::App;
+use crate::app::access::AccessError;
 use crate::audit::{AuditEvent, Outcome};
 use crate::clock::timestamp;
-use crate::http::conversations::{AccessError, access};
 use crate::ids::ConversationId;
 use crate::messaging::MessagingError;
 use crate::messaging::context::{MAX_REASON_CHARS, PatientContext};
@@ -512,7 +512,7 @@ async fn audit(app: &App, conn: &Connection, action: &str, conversation: &Conver
     .await;
 }
 
-/// The policy's decision on `action` for this socket's caller (`http::conversations::access`), as frames when
+/// The policy's decision on `action` for this socket's caller (`App::conversation_access`), as frames when
 /// refused.
 pub async fn authorized(
     app: &App,
@@ -520,7 +520,10 @@ pub async fn authorized(
     id: &ConversationId,
     action: &str,
 ) -> Result<Authorized<ConversationRow>, Vec<ServerFrame>> {
-    match access(app, &conn.principal, &conn.request_id, id, action).await {
+    match app
+        .conversation_access(&conn.principal, &conn.request_id, id, action)
+        .await
+    {
         Ok(proof) => Ok(proof),
         Err(AccessError::Forbidden) => Err(error("forbidden", "you have no access to this conversation")),
         Err(AccessError::Messaging(e)) => Err(from_messaging(e)),
