@@ -12,6 +12,7 @@ mod chat;
 mod cluster;
 mod cluster_outage;
 mod cluster_support;
+mod cluster_transfer;
 mod cluster_video;
 mod common;
 mod config_cli;
