@@ -84,18 +84,7 @@ impl Messaging {
                     .await?
                     && let Some(c) = self.db.conversation(&conversation).await?
                 {
-                    self.send_to(
-                        &nurse,
-                        ServerFrame::Conversation {
-                            conversation: self.view(&c),
-                        },
-                    );
-                    self.deliver(
-                        &c,
-                        ServerFrame::Assigned {
-                            conversation_id: c.id.clone(),
-                        },
-                    );
+                    self.announce_assignment(&nurse, &c);
                 } else {
                     // It ended before the assignment was stored: the nurse gets her place back.
                     return Ok(Some(RoutingCommand::Cancel { conversation }));
@@ -212,6 +201,26 @@ impl Messaging {
             }
         }
         Ok(None)
+    }
+
+    /// A chat is now `nurse`'s (accepted, or handed to her): she gets its panel, and she and the patient are told.
+    pub(super) fn announce_assignment(
+        &self,
+        nurse: &crate::ids::SubjectId,
+        c: &crate::store::ConversationRow,
+    ) {
+        self.send_to(
+            nurse,
+            ServerFrame::Conversation {
+                conversation: self.view(c),
+            },
+        );
+        self.deliver(
+            c,
+            ServerFrame::Assigned {
+                conversation_id: c.id.clone(),
+            },
+        );
     }
 
     /// A frame for a waiting conversation's patient (known from when it was queued; else read).

@@ -196,18 +196,7 @@ impl Messaging {
                         reason: "transferred".into(),
                     },
                 );
-                self.send_to(
-                    &to,
-                    ServerFrame::Conversation {
-                        conversation: self.view(&c),
-                    },
-                );
-                self.deliver(
-                    &c,
-                    ServerFrame::Assigned {
-                        conversation_id: c.id.clone(),
-                    },
-                );
+                self.announce_assignment(&to, &c);
             }
             HandoffEffect::Ended {
                 from,

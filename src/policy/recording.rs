@@ -256,15 +256,19 @@ impl RecordingPolicies {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn consent_text_says_who_may_view_and_for_how_long() {
-        let d = |viewers: Vec<Role>, days| RecordingDecision {
+    /// A decision that asks consent, with these viewers and this retention.
+    fn d(viewers: Vec<Role>, days: u32) -> RecordingDecision {
+        RecordingDecision {
             policies: vec!["p".into()],
             consent_required: true,
             retention_days: days,
             viewer_roles: viewers,
             record_screen_share: false,
-        };
+        }
+    }
+
+    #[test]
+    fn consent_text_says_who_may_view_and_for_how_long() {
         let only = d(vec![Role::ComplianceOfficer], 2555).consent_text();
         assert!(
             only.contains("Only the clinic's compliance officers can view"),
@@ -289,13 +293,6 @@ mod tests {
 
     #[test]
     fn the_consent_question_is_worded_in_spanish_too() {
-        let d = |viewers: Vec<Role>, days| RecordingDecision {
-            policies: vec!["p".into()],
-            consent_required: true,
-            retention_days: days,
-            viewer_roles: viewers,
-            record_screen_share: false,
-        };
         let es = |d: RecordingDecision| d.consent_translations().remove("es").unwrap();
         let only = es(d(vec![Role::ComplianceOfficer], 2555));
         assert!(

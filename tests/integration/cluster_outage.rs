@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::chat::Ws;
-use crate::common::{Broker, client, free_port};
+use crate::common::{client, free_port};
 use crate::demo::{patient_token, staff_cookie};
 
 /// A PostgreSQL cluster in a temporary directory, stopped (by its data directory) when dropped.
@@ -169,19 +169,7 @@ async fn a_database_restart_makes_nodes_not_ready_and_loses_nothing_acknowledged
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let database = pg.url();
-    let nodes: Vec<Broker> = (1..=2)
-        .map(|i| {
-            let id = format!("node-{i}");
-            let env = [
-                ("EXAMROOM_DATABASE__URL", database.as_str()),
-                ("EXAMROOM_CLUSTER__NODE_ID", id.as_str()),
-                ("EXAMROOM_CLUSTER__HEARTBEAT_SECONDS", "1"),
-                ("EXAMROOM_CLUSTER__DEAD_AFTER_SECONDS", "3"),
-                ("EXAMROOM_ROUTING__OFFER_TIMEOUT_SECONDS", "60"),
-            ];
-            Broker::dev(&data, &env)
-        })
-        .collect();
+    let nodes = crate::cluster_support::two_nodes(&database, &data, &[]);
     let (one, two) = (nodes[0].url.clone(), nodes[1].url.clone());
 
     // The patient on one node, the nurse on the other.

@@ -367,3 +367,21 @@ pub async fn reviewed(
     assert!(!blocks.is_empty(), "media in the file");
     (rec, blocks)
 }
+
+/// Two `examroom dev` nodes on `database` sharing `data` (fast heartbeats, 60 s offers), with `extra` settings.
+pub fn two_nodes(database: &str, data: &Path, extra: &[(&str, &str)]) -> Vec<crate::common::Broker> {
+    (1..=2)
+        .map(|i| {
+            let id = format!("node-{i}");
+            let mut env = vec![
+                ("EXAMROOM_DATABASE__URL", database),
+                ("EXAMROOM_CLUSTER__NODE_ID", id.as_str()),
+                ("EXAMROOM_CLUSTER__HEARTBEAT_SECONDS", "1"),
+                ("EXAMROOM_CLUSTER__DEAD_AFTER_SECONDS", "3"),
+                ("EXAMROOM_ROUTING__OFFER_TIMEOUT_SECONDS", "60"),
+            ];
+            env.extend_from_slice(extra);
+            crate::common::Broker::dev(data, &env)
+        })
+        .collect()
+}

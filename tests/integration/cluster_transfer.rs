@@ -7,7 +7,6 @@
 use serde_json::json;
 
 use crate::chat::Ws;
-use crate::common::Broker;
 use crate::demo::{patient_token, staff_cookie};
 
 /// Ready, as the routing leader (maybe on the other node) has it: the first `presence` frame may be older.
@@ -27,20 +26,8 @@ async fn a_chat_is_handed_to_a_colleague_on_another_node_and_back_to_a_queue() {
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let nodes: Vec<Broker> = (1..=2)
-        .map(|i| {
-            let id = format!("node-{i}");
-            let env = [
-                ("EXAMROOM_DATABASE__URL", database.as_str()),
-                ("EXAMROOM_CLUSTER__NODE_ID", id.as_str()),
-                ("EXAMROOM_CLUSTER__HEARTBEAT_SECONDS", "1"),
-                ("EXAMROOM_CLUSTER__DEAD_AFTER_SECONDS", "3"),
-                ("EXAMROOM_ROUTING__OFFER_TIMEOUT_SECONDS", "60"),
-                ("EXAMROOM_ROUTING__WRAP_UP_SECONDS", "0"),
-            ];
-            Broker::dev(&data, &env)
-        })
-        .collect();
+    let nodes =
+        crate::cluster_support::two_nodes(&database, &data, &[("EXAMROOM_ROUTING__WRAP_UP_SECONDS", "0")]);
     let (one, two) = (nodes[0].url.clone(), nodes[1].url.clone());
 
     let mut patient = Ws::patient(&one, &patient_token(&one, &data, "patient").await).await;
