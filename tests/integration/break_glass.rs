@@ -44,6 +44,12 @@ async fn a_declared_emergency_opens_one_resource_and_is_reported() {
     let token = patient_token(&url, &app.data, "patient").await;
     let mut patient = Ws::patient(&url, &token).await;
     let conversation = patient.start("triage", "bg-1").await;
+    // Ended, the chat is a record: a supervisor may follow a live chat, but read an ended one only under
+    // break-glass.
+    patient
+        .send(json!({"v": 1, "type": "end", "conversation_id": conversation}))
+        .await;
+    patient.expect("ended").await;
 
     let supervisor = staff_cookie(&url, &app.data, "supervisor").await;
     let mut socket = Ws::staff(&url, &supervisor).await;
