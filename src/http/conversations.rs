@@ -130,6 +130,6 @@ async fn messages(
         .collect();
     Ok(Json(json!({
         "conversation_id": c.id, "reference": c.reference, "queue": c.queue, "state": c.state.as_str(),
-        "messages": list, "last_seq": last, "more": last < c.last_seq,
+        "messages": list, "last_seq": last, "more": list.len() as i64 == PAGE || last < c.last_seq,
     })))
 }

@@ -103,7 +103,8 @@ impl Messaging {
         };
         match self.route(command).await? {
             RoutingReply::Refused { .. } => Err(MessagingError::ColleagueUnavailable),
-            _ => Ok(Some(self.db.staff_display_name(to.as_str()).await?)),
+            // The colleague is asked already: a name that cannot be read now is not an error.
+            _ => Ok(Some(self.db.staff_display_name(to.as_str()).await.ok().flatten())),
         }
     }
 
@@ -177,12 +178,13 @@ impl Messaging {
                 to,
                 conversation,
             } => {
-                self.db.end_offer(conversation.as_str()).await?;
-                if !self
+                // Moved first, then the offer row goes: while it stands, no video starts in this chat.
+                let moved = self
                     .db
                     .hand_over_conversation(&conversation, from.as_str(), to.as_str(), now)
-                    .await?
-                {
+                    .await?;
+                self.db.end_offer(conversation.as_str()).await?;
+                if !moved {
                     // It ended before the move was stored: the colleague gets her place back.
                     return Ok(Some(RoutingCommand::Cancel { conversation }));
                 }

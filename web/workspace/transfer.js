@@ -82,8 +82,9 @@ export function showColleagues(el, f) {
 
 /** An error frame: shown under the transfer request it answers; true if it was one. */
 export function transferRefused(code) {
-  if (!inFlight || !(code in REFUSED)) return false;
-  inFlight.note.textContent = REFUSED[code];
+  if (!inFlight) return false;
+  // Any error while a request is on its way answers it (only one is sent at a time).
+  inFlight.note.textContent = REFUSED[code] ?? `The transfer could not be made (${code}). Try again.`;
   inFlight = null;
   return true;
 }

@@ -183,7 +183,7 @@ pub async fn handle_here(app: &App, conn: &Connection, frame: ClientFrame) -> Ve
                         notes.push(format!(
                             "consent:{} wording:{}",
                             if given { "given" } else { "declined" },
-                            wording.unwrap_or("en")
+                            wording.unwrap_or("unspecified")
                         ));
                     }
                     if accept && audio_only {
