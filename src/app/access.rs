@@ -68,3 +68,27 @@ pub fn safe_id(id: &str) -> String {
         "invalid".to_string()
     }
 }
+
+impl App {
+    /// Records a read of the proof's transcript by anyone but its patient, before it is shown: an error means
+    /// no audit event, and then the caller shows nothing (both the socket and HTTP read through here).
+    pub async fn audit_transcript_read(
+        &self,
+        principal: &Principal,
+        request_id: &RequestId,
+        proof: &Authorized<ConversationRow>,
+    ) -> Result<(), crate::store::StoreError> {
+        let c = proof.resource();
+        if proof.subject() == &c.patient {
+            return Ok(());
+        }
+        let event = crate::audit::AuditEvent::new(
+            "conversation.read",
+            format!("conversation:{}", c.id),
+            crate::audit::Outcome::Success,
+        )
+        .by(principal)
+        .request(Some(request_id));
+        self.audit.record(event).await.map(|_| ())
+    }
+}

@@ -15,7 +15,6 @@ use super::error::ApiError;
 use super::extract::Caller;
 use crate::app::AppState;
 use crate::app::access::AccessError;
-use crate::audit::{AuditEvent, Outcome};
 use crate::clock::now_ms;
 use crate::ids::ConversationId;
 use crate::policy::{Resource, ResourceKind};
@@ -113,15 +112,9 @@ async fn messages(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     // Audited before anything is shown (fails closed: no audit event, no transcript): the opening read, and
     // each later one that brings messages (a board polling a quiet chat writes nothing).
-    if proof.subject() != &c.patient && (after_seq == 0 || !messages.is_empty()) {
-        let event = AuditEvent::new(
-            "conversation.read",
-            format!("conversation:{}", c.id),
-            Outcome::Success,
-        )
-        .by(&caller.principal)
-        .request(Some(&caller.request_id));
-        app.audit.record(event).await?;
+    if after_seq == 0 || !messages.is_empty() {
+        app.audit_transcript_read(&caller.principal, &caller.request_id, &proof)
+            .await?;
     }
     let last = messages.last().map_or(after_seq, |m| m.seq);
     let list: Vec<Value> = messages

@@ -14,6 +14,24 @@ use crate::waiting_room::Effect;
 /// Priority a chat handed back by an absent nurse gets: ahead of everyone waiting, behind emergencies.
 pub(super) const RETURNED_BOOST: i64 = crate::waiting_room::EMERGENCY_BOOST / 2;
 
+/// The offer of `c` to a nurse, open until `expires_at`; `from_nurse` names who hands it on (a warm transfer).
+pub(super) fn offer_frame(
+    c: &crate::store::ConversationRow,
+    expires_at: i64,
+    now: i64,
+    from_nurse: Option<String>,
+) -> ServerFrame {
+    ServerFrame::Offer {
+        conversation_id: c.id.clone(),
+        reference: c.reference.clone(),
+        queue: c.queue.clone(),
+        expires_in_seconds: ((expires_at - now).max(0) / 1000) as u64,
+        waited_seconds: ((now - c.enqueued_at).max(0) / 1000) as u64,
+        emergency: c.priority_boost >= crate::waiting_room::EMERGENCY_BOOST,
+        from_nurse,
+    }
+}
+
 impl Messaging {
     /// Applies the routing core's effects: database changes and frames to the people concerned.
     pub(super) async fn apply(&self, effects: Vec<Effect>) {
@@ -45,18 +63,7 @@ impl Messaging {
                     self.db
                         .record_offer(c.id.as_str(), nurse.as_str(), expires_at)
                         .await?;
-                    self.send_to(
-                        &nurse,
-                        ServerFrame::Offer {
-                            conversation_id: c.id.clone(),
-                            reference: c.reference.clone(),
-                            queue: c.queue.clone(),
-                            expires_in_seconds: ((expires_at - now).max(0) / 1000) as u64,
-                            waited_seconds: ((now - c.enqueued_at).max(0) / 1000) as u64,
-                            emergency: c.priority_boost >= crate::waiting_room::EMERGENCY_BOOST,
-                            from_nurse: None,
-                        },
-                    );
+                    self.send_to(&nurse, offer_frame(&c, expires_at, now, None));
                 } else {
                     return Ok(Some(RoutingCommand::Cancel { conversation }));
                 }

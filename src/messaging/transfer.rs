@@ -5,7 +5,7 @@
 //! colleague (`waiting_room::handoff`): the colleague is offered it while the first nurse keeps it, and it
 //! moves only when she accepts. Either way the next nurse sees the conversation so far.
 
-use super::effects::RETURNED_BOOST;
+use super::effects::{RETURNED_BOOST, offer_frame};
 use super::routing::{RoutingCommand, RoutingReply};
 use super::{Messaging, MessagingError};
 use crate::clock::now_ms;
@@ -160,18 +160,8 @@ impl Messaging {
                     .record_offer(c.id.as_str(), to.as_str(), expires_at)
                     .await?;
                 let from_nurse = self.db.staff_display_name(from.as_str()).await?;
-                self.send_to(
-                    &to,
-                    ServerFrame::Offer {
-                        conversation_id: c.id.clone(),
-                        reference: c.reference.clone(),
-                        queue: c.queue.clone(),
-                        expires_in_seconds: ((expires_at - now).max(0) / 1000) as u64,
-                        waited_seconds: ((now - c.enqueued_at).max(0) / 1000) as u64,
-                        emergency: c.priority_boost >= crate::waiting_room::EMERGENCY_BOOST,
-                        from_nurse: Some(from_nurse.unwrap_or_else(|| "a colleague".into())),
-                    },
-                );
+                let from_nurse = from_nurse.unwrap_or_else(|| "a colleague".into());
+                self.send_to(&to, offer_frame(&c, expires_at, now, Some(from_nurse)));
             }
             HandoffEffect::Done {
                 from,

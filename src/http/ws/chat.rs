@@ -5,7 +5,7 @@
 use super::reply::{Connection, audit as audit_event, error};
 use crate::app::App;
 use crate::app::access::AccessError;
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::Outcome;
 use crate::clock::timestamp;
 use crate::ids::ConversationId;
 use crate::messaging::MessagingError;
@@ -297,18 +297,12 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             let c = proof.resource();
             // Every read of a transcript by someone other than its patient is audited, before it is sent (fails
             // closed: no audit event, no transcript).
-            if proof.subject() != &c.patient {
-                let event = AuditEvent::new(
-                    "conversation.read",
-                    format!("conversation:{}", c.id),
-                    Outcome::Success,
-                )
-                .by(&conn.principal)
-                .request(Some(&conn.request_id));
-                if let Err(e) = app.audit.record(event).await {
-                    tracing::error!(error = %e, "a transcript read could not be audited: refused");
-                    return error("unavailable", "the read could not be recorded; retry in a moment");
-                }
+            if let Err(e) = app
+                .audit_transcript_read(&conn.principal, &conn.request_id, &proof)
+                .await
+            {
+                tracing::error!(error = %e, "a transcript read could not be audited: refused");
+                return error("unavailable", "the read could not be recorded; retry in a moment");
             }
             match app.messaging.history(&proof, after_seq.max(0), SYNC_PAGE).await {
                 Ok(messages) => {
