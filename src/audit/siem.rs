@@ -1,6 +1,6 @@
 //! SIEM export: every audit event is POSTed to each configured webhook, in chain order, as JSON (or a FHIR R4
 //! AuditEvent). Each request carries `X-Examroom-Event-Id` (the event's chain hash: a retry after a lost
-//! response carries the same id, so a receiver keeps each event once) and `X-Examroom-Signature:
+//! response or a crash mid-post carries the same id, so a receiver keeps each event once) and `X-Examroom-Signature:
 //! t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (receivers reject a signature outside their
 //! replay window). The chain itself is the durable outbox: a per-webhook cursor advances only after a 2xx, so
 //! nothing is lost while a SIEM is down; delivery retries with exponential backoff.
@@ -99,7 +99,7 @@ async fn deliver_forever(
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
         }
-        wait = match deliver(&db, &http, &hook, &secret).await {
+        wait = match deliver(&db, &http, &hook, &secret, &stop).await {
             Ok(()) => IDLE,
             Err(e) => {
                 tracing::warn!(webhook = %hook.name, error = %e, "SIEM delivery failed; retrying later");
@@ -110,7 +110,16 @@ async fn deliver_forever(
     }
 }
 
-async fn deliver(db: &Db, http: &reqwest::Client, hook: &WebhookConfig, secret: &[u8]) -> Result<(), String> {
+/// Posts the events after the webhook's cursor in order, advancing it after each 2xx. A stop (the lease going to
+/// another node, a drain) is heeded between events, never between a post and its cursor: a handover then
+/// repeats nothing, and only a crash mid-post can repeat the one event in flight (same id and body).
+async fn deliver(
+    db: &Db,
+    http: &reqwest::Client,
+    hook: &WebhookConfig,
+    secret: &[u8],
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
     let mut cursor = db.siem_cursor(&hook.name).await.map_err(|e| e.to_string())?;
     loop {
         let events = db.audit_events(cursor, 100).await.map_err(|e| e.to_string())?;
@@ -118,6 +127,9 @@ async fn deliver(db: &Db, http: &reqwest::Client, hook: &WebhookConfig, secret: 
             return Ok(());
         }
         for e in &events {
+            if *stop.borrow() {
+                return Ok(());
+            }
             let body = serde_json::to_vec(&if hook.format == "fhir" {
                 as_fhir(e)
             } else {

@@ -371,9 +371,16 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(delivered, "every audit event reached the SIEM");
+    // A handover between live nodes repeats nothing; killing the delivering node mid-post can repeat the one
+    // event in flight, with the same id and body (a receiver keeping ids sees it once).
+    let killed_the_deliverer = siem_holder.as_deref() == Some(leader.as_str());
     let repeated = siem.lock().unwrap().seen.values().filter(|(_, n)| *n > 1).count();
-    assert_eq!(repeated, 0, "no event posted twice");
-    if siem_holder.as_deref() == Some(leader.as_str()) {
+    assert!(
+        repeated <= usize::from(killed_the_deliverer),
+        "{repeated} events posted twice (the delivering node was killed: {killed_the_deliverer})"
+    );
+    assert!(siem.lock().unwrap().changed.is_empty(), "a repeat carries the same body");
+    if killed_the_deliverer {
         let now = lease_holder(&pool, "siem-delivery").await;
         assert!(
             now.is_some_and(|h| h != leader),
