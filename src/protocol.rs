@@ -154,6 +154,10 @@ pub enum ClientFrame {
         v: u8,
         visit_id: String,
         sdp: String,
+        /// The nurse's screen capture among the offer's tracks (its `MediaStreamTrack.id`), when the visit's
+        /// `video_started` said `record_screen`: recorded, never sent to the patient.
+        #[serde(default)]
+        screen_track: Option<String>,
     },
     /// A trickled ICE candidate for the participant's connection.
     VideoCandidate {
@@ -360,6 +364,8 @@ pub enum ServerFrame {
         recording: RecordingNotice,
         /// The visit is audio only: join without sending video (see `video_mode`).
         audio_only: bool,
+        /// The recording policy records the nurse's screen too: her workspace asks her to share it.
+        record_screen: bool,
         /// How many times the visit moved to another server (a drain or a failover). A client whose connection
         /// was made at a lower epoch closes it and joins again with a new one; consent and the recording carry over.
         epoch: u32,

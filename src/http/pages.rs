@@ -45,6 +45,7 @@ pub fn router() -> Router<AppState> {
         "../../web/workspace/workspace.js"
     );
     let r = file!(r, "/workspace/transfer.js", JS, "../../web/workspace/transfer.js");
+    let r = file!(r, "/workspace/screen.js", JS, "../../web/workspace/screen.js");
     let r = file!(
         r,
         "/workspace/workspace.css",

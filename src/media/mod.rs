@@ -97,6 +97,42 @@ pub enum MediaKind {
     Video,
 }
 
+/// What an incoming track carries: a participant's microphone, camera, or a capture of their screen (named by
+/// the client with the offer that adds it; see [`Offer::screen_track`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackSource {
+    Microphone,
+    Camera,
+    Screen,
+}
+
+impl TrackSource {
+    pub fn kind(self) -> MediaKind {
+        match self {
+            TrackSource::Microphone => MediaKind::Audio,
+            TrackSource::Camera | TrackSource::Screen => MediaKind::Video,
+        }
+    }
+}
+
+/// A participant's SDP offer, and which of the tracks it sends is a screen capture: its track id, as the
+/// offer's `a=msid` names it (`MediaStreamTrack.id`). A screen capture is recorded, never forwarded.
+#[derive(Debug, Clone, Copy)]
+pub struct Offer<'a> {
+    pub sdp: &'a str,
+    pub screen_track: Option<&'a str>,
+}
+
+impl<'a> Offer<'a> {
+    /// An offer of camera and microphone only.
+    pub fn sdp(sdp: &'a str) -> Self {
+        Offer {
+            sdp,
+            screen_track: None,
+        }
+    }
+}
+
 /// One RTP packet as a tap sees it (engine types stay inside the engine).
 pub struct RtpView<'a> {
     pub sequence_number: u16,
@@ -109,7 +145,7 @@ pub struct RtpView<'a> {
 /// path, so it must be quick.
 pub trait MediaTap: Send + Sync {
     /// Returns true to ask this track's sender for a keyframe.
-    fn rtp(&self, participant: &ParticipantId, kind: MediaKind, packet: &RtpView<'_>) -> bool;
+    fn rtp(&self, participant: &ParticipantId, source: TrackSource, packet: &RtpView<'_>) -> bool;
 }
 
 /// What the broker needs from a media engine.
@@ -121,11 +157,11 @@ pub trait MediaEngine: Send + Sync {
         &self,
         room: &str,
         participant: &ParticipantId,
-        offer: &str,
+        offer: Offer<'_>,
         events: EventSink,
     ) -> Result<String, MediaError>;
-    /// A new offer on an existing connection (ICE restart, a track added); returns the answer.
-    async fn renegotiate(&self, participant: &ParticipantId, offer: &str) -> Result<String, MediaError>;
+    /// A new offer on an existing connection (ICE restart, a screen capture added or stopped); returns the answer.
+    async fn renegotiate(&self, participant: &ParticipantId, offer: Offer<'_>) -> Result<String, MediaError>;
     async fn add_candidate(
         &self,
         participant: &ParticipantId,

@@ -3,7 +3,8 @@
 //! participants' media; every incoming RTP packet is rewritten (SSRC, payload type, the sender's header
 //! extensions dropped) onto those tracks, video skipped for a viewer on audio only (`bandwidth`), and stamped
 //! for TWCC on its way out. A PLI or FIR a viewer sends on an outgoing track is relayed at once to the sender
-//! of the media it carries: no periodic keyframes.
+//! of the media it carries: no periodic keyframes. Incoming tracks are keyed by what they carry (microphone,
+//! camera, or a screen capture the offer named): a screen capture goes to the recorder only.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -32,8 +33,8 @@ pub use keyframes::{KEYFRAME_REQUEST_SLOT, KeyframeRequests, wants_keyframe};
 use super::announce::{self, AnnouncedAddrs};
 use super::rewrite::Rewriter;
 use super::{
-    ConnectionState, EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, MediaKind, MediaTap,
-    ParticipantId, RtpView, sdp,
+    ConnectionState, EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, MediaTap, Offer,
+    ParticipantId, RtpView, TrackSource, sdp,
 };
 use crate::config::MediaConfig;
 use crate::telemetry::MediaMetrics;
@@ -69,7 +70,9 @@ struct Peer {
     room: String,
     pc: Arc<dyn PeerConnection>,
     outgoing: Mutex<HashMap<RtpCodecKind, Arc<Outgoing>>>,
-    incoming: Mutex<HashMap<RtpCodecKind, Incoming>>,
+    incoming: Mutex<HashMap<TrackSource, Incoming>>,
+    /// The track id of the screen capture its last offer named (recorded, never forwarded).
+    screen_track: Mutex<Option<String>>,
     events: EventSink,
     /// The video codecs its first offer listed that the SFU forwards.
     video_offered: Vec<codecs::VideoCodec>,
@@ -249,7 +252,7 @@ impl PeerConnectionEventHandler for Handler {
                 tokio::spawn(async move {
                     for delay in [0u64, 1000] {
                         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-                        request_keyframe(&weak, &room, &me, RtpCodecKind::Video, &metrics).await;
+                        request_keyframe(&weak, &room, &me, &[TrackSource::Camera], &metrics).await;
                     }
                 });
             }
@@ -279,15 +282,23 @@ impl PeerConnectionEventHandler for Handler {
             .await
             .map(|c| c.mime_type.to_ascii_lowercase())
             .unwrap_or_default();
+        let track_id = track.track_id().await;
+        let source = if kind == RtpCodecKind::Audio {
+            TrackSource::Microphone
+        } else if me.screen_track.lock().expect("peer lock").as_deref() == Some(track_id.as_str()) {
+            TrackSource::Screen
+        } else {
+            TrackSource::Camera
+        };
         tracing::info!(
             participant = self.participant.as_str(),
-            ?kind,
+            ?source,
             ssrc,
             mime,
             "incoming track"
         );
         me.incoming.lock().expect("peer lock").insert(
-            kind,
+            source,
             Incoming {
                 track: track.clone(),
                 ssrc,
@@ -306,18 +317,23 @@ impl PeerConnectionEventHandler for Handler {
                 self.metrics.keyframe_requests.inc();
             }
         }
-        tokio::spawn(forward(track, me, kind, weak, metrics));
+        tokio::spawn(forward(track, me, source, weak, metrics));
     }
 }
 
-/// Copies one incoming track's packets to the matching outgoing track of every other peer in the room.
+/// Copies one incoming track's packets to the matching outgoing track of every other peer in the room, and to
+/// the room's recorder; a screen capture goes to the recorder only.
 async fn forward(
     track: Arc<dyn TrackRemote>,
     from: Arc<Peer>,
-    kind: RtpCodecKind,
+    source: TrackSource,
     state: Weak<Mutex<Rooms>>,
     metrics: MediaMetrics,
 ) {
+    let kind = match source {
+        TrackSource::Microphone => RtpCodecKind::Audio,
+        TrackSource::Camera | TrackSource::Screen => RtpCodecKind::Video,
+    };
     while let Some(event) = track.poll().await {
         let packet = match event {
             TrackRemoteEvent::OnRtpPacket(packet) => packet,
@@ -326,7 +342,7 @@ async fn forward(
             // for the others' video keyframe.
             TrackRemoteEvent::OnRtcpPacket(packets) => {
                 if wants_keyframe(&packets) {
-                    request_keyframe(&state, &from.room, &from.id, RtpCodecKind::Video, &metrics).await;
+                    request_keyframe(&state, &from.room, &from.id, &[TrackSource::Camera], &metrics).await;
                 }
                 continue;
             }
@@ -344,6 +360,7 @@ async fn forward(
             let targets = rooms
                 .rooms
                 .get(&from.room)
+                .filter(|_| source != TrackSource::Screen)
                 .map(|peers| {
                     peers
                         .iter()
@@ -367,12 +384,7 @@ async fn forward(
                 marker: packet.header.marker,
                 payload: &packet.payload,
             };
-            let media_kind = if kind == RtpCodecKind::Video {
-                MediaKind::Video
-            } else {
-                MediaKind::Audio
-            };
-            if tap.rtp(&from.id, media_kind, &view) {
+            if tap.rtp(&from.id, source, &view) {
                 let ssrc = packet.header.ssrc;
                 let pli: Vec<Box<dyn rtcp::Packet>> = vec![Box::new(PictureLossIndication {
                     sender_ssrc: 0,
@@ -424,9 +436,10 @@ impl MediaEngine for WebRtcSfu {
         &self,
         room: &str,
         participant: &ParticipantId,
-        offer: &str,
+        offer: Offer<'_>,
         events: EventSink,
     ) -> Result<String, MediaError> {
+        let (offer, screen_track) = (offer.sdp, offer.screen_track.map(str::to_string));
         sdp::check_offer(
             offer,
             self.config.max_sdp_bytes,
@@ -449,6 +462,7 @@ impl MediaEngine for WebRtcSfu {
             pc: pc.clone(),
             outgoing: Mutex::new(HashMap::new()),
             incoming: Mutex::new(HashMap::new()),
+            screen_track: Mutex::new(screen_track),
             events,
             video_offered: negotiate::offered(offer),
             downlink,
@@ -469,14 +483,16 @@ impl MediaEngine for WebRtcSfu {
         }
     }
 
-    async fn renegotiate(&self, participant: &ParticipantId, offer: &str) -> Result<String, MediaError> {
+    async fn renegotiate(&self, participant: &ParticipantId, offer: Offer<'_>) -> Result<String, MediaError> {
         sdp::check_offer(
-            offer,
+            offer.sdp,
             self.config.max_sdp_bytes,
             self.config.max_tracks_per_participant,
         )?;
         let peer = self.peer(participant)?;
-        self.negotiate_again(&peer, offer).await
+        // Before the offer is applied: the track it adds is named as it arrives.
+        *peer.screen_track.lock().expect("peer lock") = offer.screen_track.map(str::to_string);
+        self.negotiate_again(&peer, offer.sdp).await
     }
 
     async fn add_candidate(
@@ -549,7 +565,7 @@ impl MediaEngine for WebRtcSfu {
             &Arc::downgrade(&self.state),
             room,
             &recorder,
-            RtpCodecKind::Video,
+            &[TrackSource::Camera, TrackSource::Screen],
             &self.metrics,
         )
         .await;

@@ -7,18 +7,20 @@
 
 use serde::Serialize;
 
+use super::recorder::Dims;
 use super::timeline::{Gap, Interval, Timeline};
 
-/// The video sizes of a segment, patient and nurse, as stored (`WxH` or empty, comma-separated).
-pub fn format_dims(dims: [Option<(u32, u32)>; 2]) -> String {
+/// The video sizes of a segment (patient, nurse, the nurse's screen) as stored: `WxH` or empty, comma-separated;
+/// rows written before screens have two.
+pub fn format_dims(dims: Dims) -> String {
     dims.iter()
         .map(|d| d.map(|(w, h)| format!("{w}x{h}")).unwrap_or_default())
         .collect::<Vec<_>>()
         .join(",")
 }
 
-pub fn parse_dims(text: &str) -> [Option<(u32, u32)>; 2] {
-    let mut out = [None, None];
+pub fn parse_dims(text: &str) -> Dims {
+    let mut out = Dims::default();
     for (slot, part) in out.iter_mut().zip(text.split(',')) {
         *slot = part
             .split_once('x')
@@ -27,9 +29,9 @@ pub fn parse_dims(text: &str) -> [Option<(u32, u32)>; 2] {
     out
 }
 
-/// The first size seen for each source across the segments.
-pub fn first_dims<'a>(all: impl Iterator<Item = &'a str>) -> [Option<(u32, u32)>; 2] {
-    let mut out = [None, None];
+/// The first size seen for each video track across the segments.
+pub fn first_dims<'a>(all: impl Iterator<Item = &'a str>) -> Dims {
+    let mut out = Dims::default();
     for dims in all.map(parse_dims) {
         for (slot, d) in out.iter_mut().zip(dims) {
             if slot.is_none() {
@@ -84,6 +86,8 @@ pub struct OneTimeline {
     pub ended_ms: Option<i64>,
     pub pauses: Vec<Interval>,
     pub audio_only: Vec<Interval>,
+    /// When the nurse's screen is in the recording (track 5).
+    pub screen: Vec<Interval>,
     pub gaps: Vec<Gap>,
     pub handovers: Vec<Handover>,
 }
@@ -115,6 +119,7 @@ pub fn one_timeline(parts: &[PartTimeline]) -> Option<OneTimeline> {
         ended_ms: parts.last().and_then(|p| p.timeline.ended_ms),
         pauses: Vec::new(),
         audio_only: Vec::new(),
+        screen: Vec::new(),
         gaps: Vec::new(),
         handovers: Vec::new(),
     };
@@ -130,6 +135,7 @@ pub fn one_timeline(parts: &[PartTimeline]) -> Option<OneTimeline> {
         };
         out.pauses.extend(clip(&p.timeline.pauses, media_end));
         out.audio_only.extend(clip(&p.timeline.audio_only, media_end));
+        out.screen.extend(clip(&p.timeline.screen, media_end));
         for g in &p.timeline.gaps {
             let end = next.map_or(g.end_ms, |n| g.end_ms.min(n));
             if end > g.start_ms {
@@ -209,11 +215,19 @@ mod tests {
 
     #[test]
     fn video_sizes_round_trip_and_the_first_seen_wins() {
-        assert_eq!(format_dims([Some((640, 480)), None]), "640x480,");
-        assert_eq!(parse_dims("640x480,"), [Some((640, 480)), None]);
-        assert_eq!(parse_dims(""), [None, None]);
+        assert_eq!(format_dims([Some((640, 480)), None, None]), "640x480,,");
+        assert_eq!(
+            parse_dims("640x480,"),
+            [Some((640, 480)), None, None],
+            "a row from before screens"
+        );
+        assert_eq!(parse_dims(",,1280x720"), [None, None, Some((1280, 720))]);
+        assert_eq!(parse_dims(""), [None, None, None]);
         let all = [",", "320x240,", "640x480,1280x720"];
-        assert_eq!(first_dims(all.into_iter()), [Some((320, 240)), Some((1280, 720))]);
+        assert_eq!(
+            first_dims(all.into_iter()),
+            [Some((320, 240)), Some((1280, 720)), None]
+        );
     }
 
     fn part(id: &str, start: i64, end: Option<i64>, continues: Option<(&str, Option<i64>)>) -> PartTimeline {

@@ -22,8 +22,9 @@ pub struct Output {
     pub request_keyframe: bool,
 }
 
-/// Whose media: the patient's tracks are 1 (video) and 2 (audio), the nurse's 3 and 4. A player shows the
-/// first video and audio track (the patient); the nurse's tracks are in the file for review tools.
+/// Whose media: the patient's tracks are 1 (video) and 2 (audio), the nurse's 3 and 4, and the nurse's screen,
+/// when the policy records it, 5 ([`SCREEN_TRACK`]). A player shows the first video and audio track (the
+/// patient); the others are in the file for review tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Patient,
@@ -42,6 +43,14 @@ impl Source {
     }
 }
 
+/// The nurse's screen capture's track in the file.
+pub const SCREEN_TRACK: u64 = 5;
+/// Where the screen's depacketizer and sizes are kept, after the patient's (0) and the nurse's (1) camera.
+const SCREEN: usize = 2;
+
+/// The video sizes seen: the patient's camera, the nurse's camera, the nurse's screen.
+pub type Dims = [Option<(u32, u32)>; 3];
+
 #[derive(Default)]
 struct SourceState {
     vp8: Vp8Depacketizer,
@@ -57,7 +66,7 @@ pub struct Recorder {
     origin_ms: i64,
     muxer: Muxer,
     sealer: Sealer,
-    sources: [SourceState; 2],
+    sources: [SourceState; 3],
     media_bytes: u64,
 }
 
@@ -70,7 +79,7 @@ impl Recorder {
     /// A recorder and the spool's first bytes (its sealed-stream header).
     pub fn start(spool_key: &DataKey, spool_id: &str, now_ms: i64) -> (Recorder, Vec<u8>) {
         let (sealer, head) = Sealer::new(spool_key, spool_id, sealed::DEFAULT_CHUNK);
-        let mut sources: [SourceState; 2] = Default::default();
+        let mut sources: [SourceState; 3] = Default::default();
         for s in &mut sources {
             s.vp8.reset();
         }
@@ -78,7 +87,11 @@ impl Recorder {
             Recorder {
                 timeline: Timeline::start(now_ms),
                 origin_ms: now_ms,
-                muxer: Muxer::new(vec![Source::Patient.video_track(), Source::Nurse.video_track()]),
+                muxer: Muxer::new(vec![
+                    Source::Patient.video_track(),
+                    Source::Nurse.video_track(),
+                    SCREEN_TRACK,
+                ]),
                 sealer,
                 sources,
                 media_bytes: 0,
@@ -100,16 +113,46 @@ impl Recorder {
         payload: &[u8],
         now_ms: i64,
     ) -> Output {
+        let packet = (seq, ts, marker, payload);
+        self.video_frame(source.index(), source.video_track(), packet, now_ms)
+            .0
+    }
+
+    /// A packet of the nurse's screen capture (track 5); its first frame after a start or a pause opens a screen
+    /// interval in the timeline.
+    pub fn screen(&mut self, seq: u16, ts: u32, marker: bool, payload: &[u8], now_ms: i64) -> Output {
+        let (out, framed) = self.video_frame(SCREEN, SCREEN_TRACK, (seq, ts, marker, payload), now_ms);
+        if framed {
+            self.timeline.screen_recorded(now_ms);
+        }
+        out
+    }
+
+    /// The nurse stopped her screen capture: its interval closes, and a new capture starts from a keyframe.
+    pub fn screen_stopped(&mut self, now_ms: i64) {
+        self.timeline.screen_stopped(now_ms);
+        self.sources[SCREEN].vp8.reset();
+    }
+
+    /// Depacketizes onto `track`; also says whether a frame went into the file.
+    fn video_frame(
+        &mut self,
+        slot: usize,
+        track: u64,
+        (seq, ts, marker, payload): (u16, u32, bool, &[u8]),
+        now_ms: i64,
+    ) -> (Output, bool) {
         if self.paused() {
-            return Output::default();
+            return (Output::default(), false);
         }
         let rel = now_ms - self.origin_ms;
-        let st = &mut self.sources[source.index()];
+        let st = &mut self.sources[slot];
         let (frame, ask) = st.vp8.push(seq, ts, marker, payload);
         let mut out = Output {
             request_keyframe: ask,
             ..Output::default()
         };
+        let framed = frame.is_some();
         if let Some(f) = frame {
             let base = *st.video_base.get_or_insert((f.timestamp, rel));
             if f.keyframe && f.data.len() >= 10 && f.data[3..6] == [0x9D, 0x01, 0x2A] {
@@ -120,10 +163,10 @@ impl Recorder {
             }
             let ms = to_ms(base, f.timestamp, 90);
             self.media_bytes += f.data.len() as u64;
-            let block = self.muxer.frame(source.video_track(), ms, f.keyframe, &f.data);
+            let block = self.muxer.frame(track, ms, f.keyframe, &f.data);
             out.sealed = self.sealer.push(&block);
         }
-        out
+        (out, framed)
     }
 
     pub fn audio(&mut self, source: Source, ts: u32, payload: &[u8], now_ms: i64) -> Output {
@@ -184,9 +227,13 @@ impl Recorder {
         self.origin_ms = origin_ms;
     }
 
-    /// The video sizes seen so far, patient and nurse.
-    pub fn dims(&self) -> [Option<(u32, u32)>; 2] {
-        [self.sources[0].dims, self.sources[1].dims]
+    /// The video sizes seen so far: patient, nurse, the nurse's screen.
+    pub fn dims(&self) -> Dims {
+        [
+            self.sources[0].dims,
+            self.sources[1].dims,
+            self.sources[SCREEN].dims,
+        ]
     }
 
     /// Closes the open segment and starts the next, whose spool is sealed as `next_spool_id`: returns the old
@@ -206,9 +253,10 @@ impl Recorder {
     }
 }
 
-/// The WebM header in front of a recording's segments: patient tracks 1–2 and nurse tracks 3–4, video
-/// dimensions when a keyframe told them (players read them from the keyframes anyway).
-pub fn webm_header(dims: [Option<(u32, u32)>; 2], duration_ms: f64) -> Vec<u8> {
+/// The WebM header in front of a recording's segments: patient tracks 1–2, nurse tracks 3–4 and, when any
+/// segment holds a frame of it, the nurse's screen as track 5; video dimensions when a keyframe told them
+/// (players read them from the keyframes anyway).
+pub fn webm_header(dims: Dims, duration_ms: f64) -> Vec<u8> {
     let mut tracks = Vec::new();
     for source in [Source::Patient, Source::Nurse] {
         tracks.push(TrackSpec {
@@ -218,6 +266,12 @@ pub fn webm_header(dims: [Option<(u32, u32)>; 2], duration_ms: f64) -> Vec<u8> {
         tracks.push(TrackSpec {
             number: source.audio_track(),
             video: None,
+        });
+    }
+    if let Some(screen) = dims[SCREEN] {
+        tracks.push(TrackSpec {
+            number: SCREEN_TRACK,
+            video: Some(screen),
         });
     }
     webm::header(&tracks, Some(duration_ms))
@@ -370,6 +424,53 @@ mod tests {
     }
 
     #[test]
+    fn the_nurses_screen_is_track_5_paused_like_the_camera_and_in_the_timeline() {
+        let spool_key = DataKey::random_for_tests();
+        let key = DataKey::random_for_tests();
+        let (mut r, mut spool) = Recorder::start(&spool_key, "spool-s", 0);
+        // 10 s of screen at 10 fps (a keyframe every second and after the pause), paused from 3 s to 6 s,
+        // the capture stopped at 8 s.
+        for i in 0..100u16 {
+            let now = i as i64 * 100;
+            if now == 3_000 {
+                r.set_state(RecordingState::Paused, "emr open", "emr", now);
+            }
+            if now == 6_000 {
+                r.set_state(RecordingState::Active, "emr closed", "emr", now);
+            }
+            if now == 8_000 {
+                r.screen_stopped(now);
+            }
+            if now >= 8_000 {
+                continue;
+            }
+            let keyframe = i % 10 == 0 || i == 60;
+            let out = r.screen(i, i as u32 * 9_000, true, &vp8_packet(keyframe), now);
+            spool.extend(out.sealed);
+        }
+        let dims = r.dims();
+        assert_eq!(dims, [None, None, Some((320, 240))]);
+        let (tail, timeline, _) = r.finish(10_000);
+        spool.extend(tail);
+        let spans: Vec<_> = timeline.screen.iter().map(|i| (i.start_ms, i.end_ms)).collect();
+        assert_eq!(spans, vec![(0, Some(3_000)), (6_000, Some(8_000))]);
+        let (object, _) = finalize(&spool_key, &spool, &webm_header(dims, 10_000.0), &key, "rec-s").unwrap();
+        let webm = sealed::open_all(&key, &object).unwrap();
+        let blocks = webm::scan(&webm).unwrap();
+        assert!(blocks.iter().all(|b| b.0 == SCREEN_TRACK));
+        assert!(blocks.iter().any(|b| b.1 < 3_000) && blocks.iter().any(|b| b.1 >= 6_000));
+        assert!(
+            blocks
+                .iter()
+                .all(|b| b.1 < 3_000 || (6_000..8_000).contains(&b.1)),
+            "nothing of the screen from the pause or after the capture stopped"
+        );
+        // A recording without a screen has no track 5 in its header.
+        let without = webm_header([None, None, None], 1.0);
+        assert!(webm_header(dims, 1.0).len() > without.len());
+    }
+
+    #[test]
     fn a_spool_cut_by_a_crash_still_yields_its_whole_chunks() {
         let spool_key = DataKey::random_for_tests();
         let key = DataKey::random_for_tests();
@@ -389,7 +490,7 @@ mod tests {
         }
         // The process died: no final chunk, and a partial chunk at the end.
         let cut = &spool[..spool.len() - 100];
-        let header = webm_header([None, None], 66_000.0);
+        let header = webm_header([None, None, None], 66_000.0);
         let (object, complete) = finalize(&spool_key, cut, &header, &key, "rec-2").unwrap();
         assert!(!complete);
         let webm = sealed::open_all(&key, &object).unwrap();
@@ -430,7 +531,7 @@ mod tests {
         spool.extend(tail);
         objects.push(finalize(&spool_key, &spool, &[], &key, "rec-3/2").unwrap());
         assert!(objects.iter().all(|(_, complete)| *complete));
-        let mut file = webm_header([Some((320, 240)), None], 50_000.0);
+        let mut file = webm_header([Some((320, 240)), None, None], 50_000.0);
         for (i, (object, _)) in objects.iter().enumerate() {
             let plain = sealed::open_all(&key, object).unwrap();
             assert!(

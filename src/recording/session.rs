@@ -11,12 +11,12 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::recorder::{Recorder, Source, finalize};
+use super::recorder::{Dims, Recorder, Source, finalize};
 use super::timeline::{RecordingState, Timeline};
 use super::workdir::LocalStore;
 use crate::crypto::{CryptoError, DataKey, Keyring};
 use crate::ids::RecordingId;
-use crate::media::{MediaKind, MediaTap, ParticipantId, RtpView};
+use crate::media::{MediaTap, ParticipantId, RtpView, TrackSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
@@ -63,7 +63,7 @@ pub struct ClosedSegment {
     pub seq: i64,
     pub start_ms: i64,
     pub end_ms: i64,
-    pub video_dims: [Option<(u32, u32)>; 2],
+    pub video_dims: Dims,
 }
 
 /// A segment sealed in the outbox, ready for its row and its upload.
@@ -75,7 +75,7 @@ pub struct SealedSegment {
     pub sealed_bytes: u64,
     pub start_ms: i64,
     pub end_ms: i64,
-    pub video_dims: [Option<(u32, u32)>; 2],
+    pub video_dims: Dims,
     /// False when the spool was cut short (the segment ends at its last whole chunk).
     pub complete: bool,
     /// The spool it was sealed from, removed by [`SealedSegment::discard_spool`] once the segment's row is
@@ -224,6 +224,13 @@ impl RecordingSession {
             .is_some_and(|r| r.set_audio_only(on, reason, by, now_ms))
     }
 
+    /// The nurse stopped capturing her screen: its interval in the timeline closes.
+    pub fn screen_stopped(&self, now_ms: i64) {
+        if let Some(r) = self.inner.lock().expect("recording lock").recorder.as_mut() {
+            r.screen_stopped(now_ms);
+        }
+    }
+
     /// Marks this recording as continuing one another node was writing.
     pub fn set_continuation(&self, c: super::timeline::Continuation) {
         if let Some(r) = self.inner.lock().expect("recording lock").recorder.as_mut() {
@@ -368,7 +375,7 @@ impl RecordingSession {
 }
 
 impl MediaTap for RecordingSession {
-    fn rtp(&self, participant: &ParticipantId, kind: MediaKind, p: &RtpView<'_>) -> bool {
+    fn rtp(&self, participant: &ParticipantId, track: TrackSource, p: &RtpView<'_>) -> bool {
         let now = crate::clock::now_ms();
         let mut inner = self.inner.lock().expect("recording lock");
         let Some(source) = inner.sources.get(participant).copied() else {
@@ -377,11 +384,16 @@ impl MediaTap for RecordingSession {
         let Some(recorder) = inner.recorder.as_mut() else {
             return false;
         };
-        let out = match kind {
-            MediaKind::Video => {
+        let out = match track {
+            TrackSource::Camera => {
                 recorder.video(source, p.sequence_number, p.timestamp, p.marker, p.payload, now)
             }
-            MediaKind::Audio => recorder.audio(source, p.timestamp, p.payload, now),
+            // Only the nurse's screen is recorded (a patient's screen is nobody's record).
+            TrackSource::Screen if source == Source::Nurse => {
+                recorder.screen(p.sequence_number, p.timestamp, p.marker, p.payload, now)
+            }
+            TrackSource::Screen => return false,
+            TrackSource::Microphone => recorder.audio(source, p.timestamp, p.payload, now),
         };
         if !out.sealed.is_empty()
             && let Err(e) = inner.spool.write_all(&out.sealed)

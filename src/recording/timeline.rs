@@ -1,5 +1,6 @@
 //! One recording's timeline: when it started and ended, its secure pauses (start, end, reason, who), its
-//! audio-only intervals (no video from either side, by choice or for want of a camera) and gaps (intervals lost
+//! audio-only intervals (no video from either side, by choice or for want of a camera), the intervals the nurse's
+//! screen is in the recording (from its first frame to a pause or the capture's end) and gaps (intervals lost
 //! to a crash), from which the manifest is written. Pausing is idempotent: a second pause
 //! while paused changes nothing, as does resuming while active. Sans-IO: times are milliseconds passed in.
 
@@ -47,6 +48,9 @@ pub struct Timeline {
     /// When the visit was audio only (manifests written before this field have none).
     #[serde(default)]
     pub audio_only: Vec<Interval>,
+    /// When the nurse's screen was recorded (never during a pause).
+    #[serde(default)]
+    pub screen: Vec<Interval>,
     pub gaps: Vec<Gap>,
 }
 
@@ -65,6 +69,7 @@ impl Timeline {
             ended_ms: None,
             pauses: Vec::new(),
             audio_only: Vec::new(),
+            screen: Vec::new(),
             gaps: Vec::new(),
         }
     }
@@ -83,12 +88,16 @@ impl Timeline {
             return false;
         }
         match state {
-            RecordingState::Paused => self.pauses.push(Interval {
-                start_ms: now_ms,
-                end_ms: None,
-                reason: reason.to_string(),
-                by: by.to_string(),
-            }),
+            RecordingState::Paused => {
+                // The screen is out of the recording while paused; its next frame after the pause reopens it.
+                self.screen_stopped(now_ms);
+                self.pauses.push(Interval {
+                    start_ms: now_ms,
+                    end_ms: None,
+                    reason: reason.to_string(),
+                    by: by.to_string(),
+                })
+            }
             RecordingState::Active => {
                 if let Some(p) = self.pauses.last_mut() {
                     p.end_ms = Some(now_ms);
@@ -118,6 +127,26 @@ impl Timeline {
         true
     }
 
+    /// A frame of the nurse's screen went into the recording: opens a screen interval unless one is open.
+    pub fn screen_recorded(&mut self, now_ms: i64) {
+        let open = self.screen.last().is_some_and(|i| i.end_ms.is_none());
+        if !open && self.ended_ms.is_none() {
+            self.screen.push(Interval {
+                start_ms: now_ms,
+                end_ms: None,
+                reason: "nurse_screen".into(),
+                by: "nurse".into(),
+            });
+        }
+    }
+
+    /// The nurse's screen left the recording (a pause, or she stopped the capture): the open interval closes.
+    pub fn screen_stopped(&mut self, now_ms: i64) {
+        if let Some(i) = self.screen.last_mut().filter(|i| i.end_ms.is_none()) {
+            i.end_ms = Some(now_ms);
+        }
+    }
+
     /// An interval whose media was lost (the broker died); recording resumes after it.
     pub fn gap(&mut self, start_ms: i64, end_ms: i64) {
         if end_ms > start_ms {
@@ -132,7 +161,11 @@ impl Timeline {
     /// Ends the recording; an open pause ends with it.
     pub fn finish(&mut self, now_ms: i64) {
         if self.ended_ms.is_none() {
-            for open in [self.pauses.last_mut(), self.audio_only.last_mut()] {
+            for open in [
+                self.pauses.last_mut(),
+                self.audio_only.last_mut(),
+                self.screen.last_mut(),
+            ] {
                 if let Some(p) = open.filter(|p| p.end_ms.is_none()) {
                     p.end_ms = Some(now_ms);
                 }
@@ -218,5 +251,26 @@ mod tests {
         let old: Timeline =
             serde_json::from_str(r#"{"started_ms":0,"ended_ms":5,"pauses":[],"gaps":[]}"#).unwrap();
         assert!(old.audio_only.is_empty(), "manifests from before read as none");
+        assert!(old.screen.is_empty());
+    }
+
+    #[test]
+    fn the_screen_is_in_the_recording_from_its_frames_to_a_pause_a_stop_or_the_end() {
+        let mut t = Timeline::start(0);
+        t.screen_recorded(1_000);
+        t.screen_recorded(1_040);
+        t.set(RecordingState::Paused, "emr", "svc", 3_000);
+        t.set(RecordingState::Active, "emr", "svc", 5_000);
+        t.screen_recorded(5_200);
+        t.screen_stopped(7_000);
+        t.screen_stopped(7_500);
+        t.screen_recorded(8_000);
+        t.finish(9_000);
+        t.screen_recorded(9_500);
+        let spans: Vec<_> = t.screen.iter().map(|i| (i.start_ms, i.end_ms)).collect();
+        assert_eq!(
+            spans,
+            vec![(1_000, Some(3_000)), (5_200, Some(7_000)), (8_000, Some(9_000))]
+        );
     }
 }

@@ -27,7 +27,7 @@ use crate::config::MediaConfig;
 use crate::crypto::Keyring;
 use crate::ids::{RequestId, SubjectId};
 use crate::media::turn::{self, IceServer};
-use crate::media::{EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, ParticipantId};
+use crate::media::{EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, Offer, ParticipantId};
 use crate::messaging::Messaging;
 use crate::policy::recording::RecordingPolicies;
 use crate::policy::{Authorized, Resource, ResourceKind};
@@ -62,6 +62,8 @@ pub enum VideoError {
     ReasonRequired,
     #[error("recording failed")]
     Recording,
+    #[error("only the nurse's screen, and only when the visit's recording policy records it")]
+    ScreenNotRecorded,
 }
 
 impl From<crate::policy::Denial> for VideoError {
@@ -84,6 +86,7 @@ impl VideoError {
             Self::NotRecorded => "not_recorded",
             Self::ReasonRequired => "reason_required",
             Self::Recording => "recording_failed",
+            Self::ScreenNotRecorded => "screen_not_recorded",
             Self::Replaced => "replaced",
             Self::WrongProof => "forbidden",
             Self::Media(MediaError::InvalidSdp(_)) => "invalid_sdp",
@@ -255,6 +258,7 @@ impl VideoService {
                 ice_transport_policy: if self.config.force_relay { "relay" } else { "all" }.into(),
                 recording: self.notice(&v.id),
                 audio_only: v.controls.audio_only().is_some(),
+                record_screen: self.records_screen(v),
                 epoch: v.epoch,
             },
         }
@@ -385,10 +389,11 @@ impl VideoService {
         &self,
         proof: &Authorized<VisitId>,
         socket: &RequestId,
-        sdp: &str,
+        offer: Offer<'_>,
     ) -> Result<String, VideoError> {
         proof.require(&["visit.join"])?;
         let (who, id) = (proof.subject(), proof.resource());
+        let sdp = offer.sdp;
         let participant = ParticipantId::random();
         // Under one lock: the visit may be joined, and either the same socket's connection (renegotiate) or the
         // claim this offer displaced.
@@ -421,9 +426,10 @@ impl VideoService {
             (visit, key, same, replaced)
         };
         let side = key.1;
+        self.screen_offered(&visit, side, offer.screen_track.is_some())?;
         if let Some(same) = same {
             tracing::info!(visit = %id, side = ?side, socket = %socket, "video renegotiated");
-            return Ok(self.engine.renegotiate(&same, sdp).await?);
+            return Ok(self.engine.renegotiate(&same, offer).await?);
         }
         let replaces = replaced.as_ref().map(|r| r.participant.as_str().to_string());
         tracing::info!(visit = %id, side = ?side, socket = %socket, participant = participant.as_str(),
@@ -433,7 +439,7 @@ impl VideoService {
         }
         let joined = self
             .engine
-            .join(id.as_str(), &participant, sdp, self.sink(&visit, side))
+            .join(id.as_str(), &participant, offer, self.sink(&visit, side))
             .await;
         let still_ours = {
             let mut live = self.live();

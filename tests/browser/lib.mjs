@@ -19,7 +19,7 @@ export function launch(insecureOrigin, { askPermissions = true } = {}) {
     args: [...secure, ...prompts, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--use-fake-device-for-media-stream', '--autoplay-policy=no-user-gesture-required',
-      '--allow-loopback-in-peer-connection'],
+      '--allow-loopback-in-peer-connection', '--auto-select-desktop-capture-source=Entire screen'],
   });
 }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use examroom::media::sfu::WebRtcSfu;
-use examroom::media::{MediaEngine, ParticipantId};
+use examroom::media::{MediaEngine, Offer, ParticipantId};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
@@ -46,7 +46,12 @@ fn sections(sdp: &str) -> Vec<(String, Vec<String>)> {
 async fn answer(offer: &str) -> String {
     let sfu = sfu();
     let answer = sfu
-        .join("room", &ParticipantId::random(), offer, Arc::new(|_| {}))
+        .join(
+            "room",
+            &ParticipantId::random(),
+            Offer::sdp(offer),
+            Arc::new(|_| {}),
+        )
         .await
         .unwrap_or_else(|e| panic!("refused: {e}"));
     sfu.close_room("room").await;
@@ -196,7 +201,7 @@ async fn an_h264_only_peer_and_a_vp8_peer_see_each_other() {
     let mut h264 = ClientPeer::with_video("h264", "both", &[VideoCodec::H264]).await;
 
     let answer = sfu
-        .join("room", &both_id, &both.offer().await, sink(both_tx))
+        .join("room", &both_id, Offer::sdp(&both.offer().await), sink(both_tx))
         .await
         .unwrap();
     both.answered(&answer).await;
@@ -206,7 +211,7 @@ async fn an_h264_only_peer_and_a_vp8_peer_see_each_other() {
         "{answer}"
     );
     let answer = sfu
-        .join("room", &h264_id, &h264.offer().await, sink(h264_tx))
+        .join("room", &h264_id, Offer::sdp(&h264.offer().await), sink(h264_tx))
         .await
         .unwrap();
     h264.answered(&answer).await;
@@ -234,7 +239,10 @@ async fn an_h264_only_peer_and_a_vp8_peer_see_each_other() {
             match heard {
                 Heard::Candidate(c) => both.add_candidate(init(c)).await,
                 Heard::Renegotiate => {
-                    let answer = sfu.renegotiate(&both_id, &both.offer().await).await.unwrap();
+                    let answer = sfu
+                        .renegotiate(&both_id, Offer::sdp(&both.offer().await))
+                        .await
+                        .unwrap();
                     both.reanswered(&answer).await;
                     assert_eq!(
                         both.sending_video().await.to_ascii_lowercase(),
@@ -289,7 +297,10 @@ async fn an_h264_only_peer_and_a_vp8_peer_see_each_other() {
         asked.is_ok(),
         "asked to negotiate again after the H.264 browser left"
     );
-    let answer = sfu.renegotiate(&both_id, &both.offer().await).await.unwrap();
+    let answer = sfu
+        .renegotiate(&both_id, Offer::sdp(&both.offer().await))
+        .await
+        .unwrap();
     both.reanswered(&answer).await;
     assert_eq!(
         both.sending_video().await.to_ascii_lowercase(),

@@ -379,7 +379,10 @@ async fn three_nodes_behind_haproxy_route_once_deliver_across_nodes_and_survive_
         repeated <= usize::from(killed_the_deliverer),
         "{repeated} events posted twice (the delivering node was killed: {killed_the_deliverer})"
     );
-    assert!(siem.lock().unwrap().changed.is_empty(), "a repeat carries the same body");
+    assert!(
+        siem.lock().unwrap().changed.is_empty(),
+        "a repeat carries the same body"
+    );
     if killed_the_deliverer {
         let now = lease_holder(&pool, "siem-delivery").await;
         assert!(

@@ -181,6 +181,75 @@ fn recorded_visit_with_secure_pause_plays_for_compliance_in_chromium() {
     }
 }
 
+/// The nurse's screen under a policy that records it: track 5 of the file holds it before and after the secure
+/// pause and nothing from the pause or after she stopped sharing; the manifest lists those intervals.
+#[test]
+fn the_nurses_screen_is_recorded_paused_and_never_forwarded_in_chromium() {
+    if !prerequisites() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("recording.toml");
+    let text = examroom::policy::recording::DEFAULT_RECORDING_POLICY
+        .replace("record_screen_share = false", "record_screen_share = true");
+    std::fs::write(&policy, text).unwrap();
+    let policy = policy.display().to_string();
+    let mut env = FAST_ROUTING.to_vec();
+    env.push(("EXAMROOM_POLICY__RECORDING_FILE", &policy));
+    let _ = std::fs::remove_file(artifacts().join("screen-recording.webm"));
+    run_flow(
+        "screen-flow.mjs",
+        "browser screen recording flow passed",
+        &env,
+        None,
+    );
+    for shot in ["60-nurse-asked-to-record-screen", "61-nurse-screen-recorded"] {
+        assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(artifacts().join("screen-manifest.json")).unwrap())
+            .unwrap();
+    let file = std::fs::read(artifacts().join("screen-recording.webm")).unwrap();
+    let blocks = examroom::recording::webm::scan(&file).expect("a WebM file");
+    let origin = manifest["started_ms"].as_i64().unwrap();
+    let span = |v: &serde_json::Value| (v["start_ms"].as_i64().unwrap(), v["end_ms"].as_i64().unwrap());
+    let pauses: Vec<(i64, i64)> = manifest["pauses"].as_array().unwrap().iter().map(span).collect();
+    let screen: Vec<(i64, i64)> = manifest["screen"].as_array().unwrap().iter().map(span).collect();
+    assert_eq!(pauses.len(), 1, "{manifest}");
+    assert_eq!(
+        screen.len(),
+        2,
+        "the screen before and after the pause: {manifest}"
+    );
+    let (pause_start, pause_end) = pauses[0];
+    assert!(
+        screen[0].1 == pause_start && screen[1].0 >= pause_end,
+        "{manifest}"
+    );
+    let at: Vec<i64> = blocks
+        .iter()
+        .filter(|b| b.0 == examroom::recording::recorder::SCREEN_TRACK)
+        .map(|b| origin + b.1)
+        .collect();
+    // Block times come from the RTP clock, which may stray from the wall clock by a frame or two.
+    let slack = 300;
+    assert!(at.iter().any(|t| *t < pause_start), "screen before the pause");
+    assert!(at.iter().any(|t| *t > pause_end), "screen after the pause");
+    assert!(
+        at.iter()
+            .all(|t| *t < pause_start + slack || *t > pause_end - slack),
+        "no screen from the pause"
+    );
+    assert!(
+        at.iter().all(|t| *t < screen[1].1 + slack),
+        "nothing after she stopped sharing"
+    );
+    assert!(
+        blocks.iter().any(|b| b.0 == 3),
+        "the nurse's camera is recorded too"
+    );
+}
+
 #[test]
 fn a_blocked_camera_joins_audio_only_and_mute_and_camera_off_reach_the_other_side_in_chromium() {
     if !prerequisites() {

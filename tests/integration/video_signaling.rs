@@ -90,8 +90,17 @@ async fn elevation_rules_and_bad_signaling_get_precise_errors() {
     let started = patient.expect("video_started").await;
     assert_eq!(started["visit_id"], visit.as_str());
     assert_eq!(started["ice_transport_policy"], "all");
+    assert_eq!(started["record_screen"], false, "not recorded: no screen either");
     nurse.expect("video_started").await;
     assert_eq!(error_code(&mut patient, answer).await, "already_answered");
+    // A screen capture is only ever the nurse's, and only into a recording whose policy asks for it.
+    let mut screen = join(offer(2));
+    screen["screen_track"] = json!("a-track-id");
+    assert_eq!(
+        error_code(&mut patient, screen.clone()).await,
+        "screen_not_recorded"
+    );
+    assert_eq!(error_code(&mut nurse, screen).await, "screen_not_recorded");
 
     // Bad SDP and candidates: precise codes, and the socket keeps working.
     assert_eq!(

@@ -96,6 +96,8 @@ export class VideoCall {
       const track = stream.getTracks().find((t) => t.kind === kind);
       this[kind] = pc.addTransceiver(track || kind, { direction: 'sendrecv', streams: [stream] }).sender;
     }
+    // The nurse's screen capture for the recording, after camera and microphone (a rejoin carries it over).
+    this.screenTransceiver = this.screen?.readyState === 'live' ? pc.addTransceiver(this.screen, { direction: 'sendonly' }) : null;
     const inbound = new MediaStream();
     this.remote.srcObject = inbound;
     pc.ontrack = (e) => { inbound.addTrack(e.track); this.remote.play().catch(() => {}); };
@@ -146,7 +148,30 @@ export class VideoCall {
   async offer(options) {
     const offer = await this.pc.createOffer(options);
     await this.pc.setLocalDescription(offer);
-    this.channel.send({ type: 'video_offer', visit_id: this.visitId, sdp: offer.sdp });
+    // The server records the track it names as the screen (by the id the offer's msid gives it), and forwards
+    // it to nobody.
+    const t = this.screenTransceiver;
+    const id = t?.sender.track && t.direction === 'sendonly' ? msidTrack(offer.sdp, t.mid) : null;
+    this.channel.send({ type: 'video_offer', visit_id: this.visitId, sdp: offer.sdp, ...(id ? { screen_track: id } : {}) });
+  }
+
+  /**
+   * Sends `track` (a screen capture) for the recording only, or stops sending it (`null`): both renegotiate.
+   * A capture the browser ends (its own "Stop sharing") stops the same way and calls `onEnded`.
+   */
+  async setScreen(track, onEnded) {
+    if (this.screen && this.screen !== track) this.screen.stop();
+    this.screen = track;
+    // One section for the screen however often it starts and stops: the server caps the sections per side.
+    const t = this.screenTransceiver;
+    if (track) {
+      track.addEventListener('ended', () => { if (this.screen === track) { this.setScreen(null); onEnded?.(); } });
+      if (t) { await t.sender.replaceTrack(track); t.direction = 'sendonly'; } else this.screenTransceiver = this.pc.addTransceiver(track, { direction: 'sendonly' });
+    } else if (t) {
+      await t.sender.replaceTrack(null);
+      t.direction = 'inactive';
+    }
+    this.renegotiate();
   }
 
   restart() {
@@ -217,8 +242,16 @@ export class VideoCall {
     this.channel.send({ type: end ? 'video_end' : 'video_leave', visit_id: this.visitId });
     this.pc.close();
     for (const t of this.stream.getTracks()) t.stop();
+    this.screen?.stop();
     this.onState('closed');
   }
+}
+
+/** The track id the `a=msid` line of the section `mid` of `sdp` names (a sender keeps it across replaceTrack). */
+function msidTrack(sdp, mid) {
+  const section = sdp.split(/\r?\nm=/).find((s) => s.split(/\r?\n/).includes(`a=mid:${mid}`));
+  const line = section?.split(/\r?\n/).find((l) => l.startsWith('a=msid:'));
+  return line?.split(' ')[1] ?? null;
 }
 
 /**

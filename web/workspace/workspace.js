@@ -2,6 +2,7 @@
 // cookie; speaks the same WebSocket protocol as the widget (docs/protocol.md).
 import { Channel } from '/widget/channel.js';
 import { connectionQuality, deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
+import { screenRecording } from '/workspace/screen.js';
 import { showColleagues, transferAsked, transferControl, transferNotTaken, transferRefused, transferred } from '/workspace/transfer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -81,6 +82,7 @@ function chatPanel(c) {
       <p class="patient-media" role="status" aria-live="polite"></p>
       <p class="video-status" role="status" aria-live="polite"></p>
       <p class="recording" role="status" aria-live="polite"></p>
+      <p class="screen-recording" hidden><span class="screen-state" role="status"></span> <button type="button" aria-pressed="false">Record my screen</button></p>
       <p class="controls"><button type="button" class="video-mic" aria-pressed="false" hidden>Mute</button>
         <button type="button" class="video-camera" aria-pressed="false" hidden>Turn camera off</button>
         <button type="button" class="video-mode" hidden>Switch to audio only</button>
@@ -244,6 +246,7 @@ function joinVideo(chat) {
 function closeVideo(chat, message) {
   const v = chat.video;
   v.call?.pc.close();
+  v.call?.screen?.stop();
   chat.el.classList.remove('in-call');
   clearInterval(v.qualityTimer);
   v.check?.stop();
@@ -252,6 +255,7 @@ function closeVideo(chat, message) {
   renderControls(chat);
   chat.el.querySelector('.check').hidden = true;
   chat.el.querySelector('.recording').textContent = '';
+  screenRecording(chat, false);
   chat.el.querySelector('.video').hidden = !message;
   chat.el.querySelector('.video-status').textContent = message || '';
 }
@@ -503,6 +507,7 @@ const handlers = {
     renderControls(chat);
     if (chat.video.call) applyMode(chat);
     chat.el.querySelector('.recording').textContent = RECORDING[f.recording] ?? '';
+    screenRecording(chat, !!f.record_screen && !!chat.video.check);
     chat.el.querySelector('.video').hidden = false;
     if (chat.video.check && !chat.video.call) joinVideo(chat);
     else if (!chat.video.call) chat.el.querySelector('.video-status').textContent = 'Video in progress: use “Start video…” to rejoin.';

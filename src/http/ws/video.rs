@@ -9,7 +9,7 @@
 use super::reply::{Connection, audit, error};
 use crate::app::App;
 use crate::audit::Outcome;
-use crate::media::MediaError;
+use crate::media::{MediaError, Offer};
 use crate::policy::{Authorized, Resource, ResourceKind};
 use crate::protocol::{ClientFrame, ServerFrame};
 use crate::visit::placement::{Host, PlacementError};
@@ -198,13 +198,20 @@ pub async fn handle_here(app: &App, conn: &Connection, frame: ClientFrame) -> Ve
             }
         }
         ClientFrame::VideoOffer {
-            visit_id: raw, sdp, ..
+            visit_id: raw,
+            sdp,
+            screen_track,
+            ..
         } => {
             let (proof, resource) = match visit_proof(app, conn, &raw, "visit.join").await {
                 Ok(p) => p,
                 Err(frames) => return frames,
             };
-            match video.offer(&proof, &conn.request_id, &sdp).await {
+            let offer = Offer {
+                sdp: &sdp,
+                screen_track: screen_track.as_deref(),
+            };
+            match video.offer(&proof, &conn.request_id, offer).await {
                 Ok(answer) => vec![ServerFrame::VideoSdp {
                     visit_id: raw,
                     sdp: answer,

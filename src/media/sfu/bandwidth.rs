@@ -18,7 +18,7 @@ use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEs
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 use super::{Rooms, request_keyframe};
-use crate::media::MediaEvent;
+use crate::media::{MediaEvent, TrackSource};
 use crate::telemetry::MediaMetrics;
 
 /// Where a viewer's estimate starts: high enough that a new call is not held back while the estimator learns
@@ -249,7 +249,7 @@ pub(super) async fn run(state: Weak<Mutex<Rooms>>, metrics: MediaMetrics) {
                         .incoming
                         .lock()
                         .expect("peer lock")
-                        .get(&RtpCodecKind::Video)
+                        .get(&TrackSource::Camera)
                         .map(|i| (i.track.clone(), i.ssrc))
                     else {
                         continue;
@@ -285,7 +285,7 @@ pub(super) async fn run(state: Weak<Mutex<Rooms>>, metrics: MediaMetrics) {
                 {
                     out.rewriter.lock().expect("rewriter lock").restart();
                 }
-                request_keyframe(&state, &viewer.room, &viewer.id, RtpCodecKind::Video, &metrics).await;
+                request_keyframe(&state, &viewer.room, &viewer.id, &[TrackSource::Camera], &metrics).await;
             }
         }
         for ((track, ssrc), cap) in caps {

@@ -8,13 +8,12 @@ use rtc::interceptor::{Attribute, Interceptor, Packet as InterceptorPacket, Stre
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::TrackRemote;
 
 use super::{Outgoing, Rooms};
-use crate::media::ParticipantId;
+use crate::media::{ParticipantId, TrackSource};
 use crate::telemetry::MediaMetrics;
 
 /// After every built-in interceptor, so it sees inbound RTCP just before the chain's terminus.
@@ -80,7 +79,7 @@ pub(super) async fn relay_feedback(
             continue;
         };
         if wants_keyframe(&packets) {
-            request_keyframe(&state, &room, &viewer, RtpCodecKind::Video, &metrics).await;
+            request_keyframe(&state, &room, &viewer, &[TrackSource::Camera], &metrics).await;
         }
     }
 }
@@ -92,12 +91,13 @@ pub fn wants_keyframe(packets: &[Box<dyn rtcp::Packet>]) -> bool {
     })
 }
 
-/// Sends a PLI to every other participant's incoming track of `kind`: the viewer needs a keyframe.
+/// Sends a PLI to every other participant's incoming tracks of these sources: the viewer (or the recorder)
+/// needs a keyframe.
 pub(super) async fn request_keyframe(
     state: &Weak<Mutex<Rooms>>,
     room: &str,
     viewer: &ParticipantId,
-    kind: RtpCodecKind,
+    wanted: &[TrackSource],
     metrics: &MediaMetrics,
 ) {
     let Some(state) = state.upgrade() else {
@@ -112,12 +112,12 @@ pub(super) async fn request_keyframe(
                 peers
                     .iter()
                     .filter(|p| &p.id != viewer)
-                    .filter_map(|p| {
-                        p.incoming
-                            .lock()
-                            .expect("peer lock")
-                            .get(&kind)
-                            .map(|i| (i.track.clone(), i.ssrc))
+                    .flat_map(|p| {
+                        let incoming = p.incoming.lock().expect("peer lock");
+                        wanted
+                            .iter()
+                            .filter_map(|s| incoming.get(s).map(|i| (i.track.clone(), i.ssrc)))
+                            .collect::<Vec<_>>()
                     })
                     .collect()
             })

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::{VideoError, VideoService};
 use crate::clock::now_ms;
 use crate::ids::{RequestId, SubjectId};
-use crate::media::{IceCandidate, MediaError, MediaEvent, ParticipantId};
+use crate::media::{IceCandidate, MediaError, MediaEvent, Offer, ParticipantId};
 use crate::policy::Authorized;
 use crate::protocol::ServerFrame;
 
@@ -78,7 +78,7 @@ impl VideoService {
             }
         });
         let room = format!("precall-{}", participant.as_str());
-        let answer = self.engine.join(&room, &participant, sdp, sink).await;
+        let answer = self.engine.join(&room, &participant, Offer::sdp(sdp), sink).await;
         if answer.is_err() {
             self.live().precalls.remove(socket);
         }

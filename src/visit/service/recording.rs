@@ -7,7 +7,7 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::clock::now_ms;
 use crate::policy::Authorized;
 use crate::policy::recording::RecordingDecision;
-use crate::protocol::{RecordingNotice, ServerFrame};
+use crate::protocol::{RecordingNotice, ServerFrame, Side};
 use crate::recording::objects::ObjectStore;
 use crate::recording::session::RecordingSession;
 use crate::recording::timeline::RecordingState;
@@ -18,6 +18,26 @@ use std::sync::Arc;
 impl VideoService {
     pub(super) fn decision(&self, v: &Visit) -> Option<RecordingDecision> {
         self.recording.policies.decide(&v.queue, "video")
+    }
+
+    /// Whether the nurse's screen goes into this visit's recording: it is being recorded and its policy says so.
+    pub(super) fn records_screen(&self, v: &Visit) -> bool {
+        self.live().sessions.contains_key(&v.id) && self.decision(v).is_some_and(|d| d.record_screen_share)
+    }
+
+    /// Checks the screen capture an offer names (the nurse's, and only when it is recorded); an offer of the
+    /// nurse's without one ends the screen's interval in the recording (she stopped sharing).
+    pub(super) fn screen_offered(&self, v: &Visit, side: Side, screen: bool) -> Result<(), VideoError> {
+        if screen && (side != Side::Nurse || !self.records_screen(v)) {
+            return Err(VideoError::ScreenNotRecorded);
+        }
+        if side == Side::Nurse && !screen {
+            let session = self.live().sessions.get(&v.id).cloned();
+            if let Some(session) = session {
+                session.screen_stopped(now_ms());
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn notice(&self, id: &VisitId) -> RecordingNotice {

@@ -1,0 +1,92 @@
+// Screen recording in Chromium, under a recording policy that records the nurse's screen: the nurse's workspace
+// asks her to share it once the visit is recorded; she shares the (fake) screen; the patient still receives one
+// video, the nurse's camera; opening a sensitive EMR section pauses the recording, screen included; she stops
+// sharing, then ends the video. The compliance officer's manifest lists the screen's intervals, and the
+// recording file is written to the artifacts for the Rust test to read track by track.
+// Usage: node screen-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
+import fs from 'node:fs';
+import path from 'node:path';
+import { axeCheck } from './axe.mjs';
+import { flow, inbound, nurseAccepting, patientInChat, staffSignIn, widgetFrame } from './lib.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function videoTracksDecoding(target) {
+  for (let i = 0; i < 120; i++) {
+    const s = await inbound(target);
+    if (s && s.framesDecoded > 5) return;
+    await sleep(250);
+  }
+  throw new Error('no media');
+}
+
+await flow('screen', 'browser screen recording flow passed', async ({ url, password, browser, shot, step }) => {
+  const { page: patient, widget } = await patientInChat(browser, url, password);
+  const { page: nurse, chat } = await nurseAccepting(browser, url, password, widget);
+  await chat.getByRole('button', { name: 'Start video…' }).click();
+  await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
+  await widget.getByLabel(/I agree that this video visit is recorded/).check();
+  await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
+  await widget.getByRole('button', { name: 'Join video' }).click();
+  await chat.getByText('● Recording').waitFor();
+  await videoTracksDecoding(nurse);
+  await videoTracksDecoding(widgetFrame(patient));
+  await chat.getByText('This visit’s recording policy records your screen: share it when you are ready.').waitFor();
+  await shot(nurse, '60-nurse-asked-to-record-screen');
+  await axeCheck(nurse, 'workspace: screen recording asked');
+
+  await chat.getByRole('button', { name: 'Record my screen' }).click();
+  await chat.getByText(/Your screen is recorded for the visit record/).waitFor();
+  const sending = await nurse.evaluate(() => window.__pcs.filter((p) => p.connectionState !== 'closed').at(-1)
+    .getSenders().filter((s) => s.track?.kind === 'video').map((s) => s.track.label));
+  if (!sending.some((l) => l.startsWith('screen'))) throw new Error(`the nurse sends no screen: ${sending}`);
+  await shot(nurse, '61-nurse-screen-recorded');
+  await axeCheck(nurse, 'workspace: screen recorded');
+  step('the nurse shares her screen for the recording');
+  await sleep(3000);
+
+  await chat.getByText('Identity (SSN) — sensitive, pauses recording').click();
+  await chat.getByText('Recording paused').waitFor();
+  await sleep(3000);
+  await chat.getByText('Identity (SSN) — sensitive, pauses recording').click();
+  await chat.getByText('● Recording').waitFor();
+  await sleep(3000);
+  step('paused and resumed while the screen was shared');
+
+  // The patient receives one video (the nurse's camera), never the screen.
+  const videos = await widgetFrame(patient).evaluate(async () => {
+    const pc = window.__pcs.filter((p) => p.connectionState !== 'closed').at(-1);
+    const stats = await pc.getStats();
+    let n = 0;
+    stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video' && s.packetsReceived > 0) n++; });
+    return n;
+  });
+  if (videos !== 1) throw new Error(`the patient receives ${videos} videos`);
+
+  await chat.getByRole('button', { name: 'Stop recording my screen' }).click();
+  await chat.getByRole('button', { name: 'Record my screen' }).waitFor();
+  await sleep(2000);
+  await chat.getByRole('button', { name: 'End video' }).click();
+  await widget.getByText('The video has ended. You can keep chatting.').waitFor();
+  step('screen sharing stopped, the video ended');
+
+  const officer = await staffSignIn(browser, url, password, 'compliance', '/compliance/');
+  let rec;
+  for (let i = 0; i < 40 && !rec; i++) {
+    const list = await officer.evaluate(async () => (await fetch('/api/v1/recordings?reason=' + encodeURIComponent('test: screen recording'))).json());
+    rec = list.recordings.find((r) => r.manifest?.ended_ms);
+    if (!rec) await sleep(250);
+  }
+  if (!rec) throw new Error('no finished recording');
+  const file = await officer.evaluate(async (id) => {
+    const resp = await fetch(`/api/v1/recordings/${id}/download?reason=${encodeURIComponent('test: screen track check')}`);
+    const bytes = new Uint8Array(await resp.arrayBuffer());
+    let s = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(s);
+  }, rec.id);
+  const [, , artifacts] = process.argv.slice(2);
+  fs.writeFileSync(path.join(artifacts, 'screen-recording.webm'), Buffer.from(file, 'base64'));
+  fs.writeFileSync(path.join(artifacts, 'screen-manifest.json'), JSON.stringify(rec.manifest));
+  step(`manifest: ${JSON.stringify({ pauses: rec.manifest.pauses.length, screen: rec.manifest.screen })}`);
+});
