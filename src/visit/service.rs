@@ -401,6 +401,11 @@ impl VideoService {
             let mut live = self.live();
             let (v, side) = live.visits.may_join(id, who)?;
             let (visit, key) = (v.clone(), (id.clone(), side));
+            // Before any claim: a refused offer leaves the slot as it was.
+            let recorded = live.sessions.contains_key(id);
+            if offer.screen_track.is_some() && !self.screen_allowed(&visit, side, recorded) {
+                return Err(VideoError::ScreenNotRecorded);
+            }
             let print = fingerprint(sdp);
             if live.stale_offer(&key, socket, &print) {
                 tracing::info!(visit = %id, side = ?side, socket = %socket, "video offer refused: stale");
@@ -426,7 +431,9 @@ impl VideoService {
             (visit, key, same, replaced)
         };
         let side = key.1;
-        self.screen_offered(&visit, side, offer.screen_track.is_some())?;
+        if side == Side::Nurse && offer.screen_track.is_none() {
+            self.screen_stopped(&visit);
+        }
         if let Some(same) = same {
             tracing::info!(visit = %id, side = ?side, socket = %socket, "video renegotiated");
             return Ok(self.engine.renegotiate(&same, offer).await?);

@@ -22,22 +22,23 @@ impl VideoService {
 
     /// Whether the nurse's screen goes into this visit's recording: it is being recorded and its policy says so.
     pub(super) fn records_screen(&self, v: &Visit) -> bool {
-        self.live().sessions.contains_key(&v.id) && self.decision(v).is_some_and(|d| d.record_screen_share)
+        let recorded = self.live().sessions.contains_key(&v.id);
+        self.screen_allowed(v, Side::Nurse, recorded)
     }
 
-    /// Checks the screen capture an offer names (the nurse's, and only when it is recorded); an offer of the
-    /// nurse's without one ends the screen's interval in the recording (she stopped sharing).
-    pub(super) fn screen_offered(&self, v: &Visit, side: Side, screen: bool) -> Result<(), VideoError> {
-        if screen && (side != Side::Nurse || !self.records_screen(v)) {
-            return Err(VideoError::ScreenNotRecorded);
+    /// Whether `side` may offer a screen capture: only the nurse, only into a recording (`recorded`) whose
+    /// policy records the screen.
+    pub(super) fn screen_allowed(&self, v: &Visit, side: Side, recorded: bool) -> bool {
+        side == Side::Nurse && recorded && self.decision(v).is_some_and(|d| d.record_screen_share)
+    }
+
+    /// The nurse offered without a screen capture: the screen's interval in the recording ends (she stopped
+    /// sharing; nothing changes when none was open).
+    pub(super) fn screen_stopped(&self, v: &Visit) {
+        let session = self.live().sessions.get(&v.id).cloned();
+        if let Some(session) = session {
+            session.screen_stopped(now_ms());
         }
-        if side == Side::Nurse && !screen {
-            let session = self.live().sessions.get(&v.id).cloned();
-            if let Some(session) = session {
-                session.screen_stopped(now_ms());
-            }
-        }
-        Ok(())
     }
 
     pub(super) fn notice(&self, id: &VisitId) -> RecordingNotice {
