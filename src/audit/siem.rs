@@ -111,8 +111,9 @@ async fn deliver_forever(
 }
 
 /// Posts the events after the webhook's cursor in order, advancing it after each 2xx. A stop (the lease going to
-/// another node, a drain) is heeded between events, never between a post and its cursor: a handover then
-/// repeats nothing, and only a crash mid-post can repeat the one event in flight (same id and body).
+/// another node, a drain) is heeded between events, never between a post and its cursor: a handover repeats
+/// nothing unless a receiver is still answering when the lease's grace (one heartbeat) runs out, and a crash
+/// mid-post can repeat the one event in flight; a repeat has the same id and body.
 async fn deliver(
     db: &Db,
     http: &reqwest::Client,

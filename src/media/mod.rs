@@ -1,5 +1,6 @@
 //! The SFU: one peer connection per participant to the broker, media forwarded between the participants of a
-//! room, keyframe requests relayed from viewer to sender when they happen. [`MediaEngine`] is the small
+//! room (a screen capture only to the room's recorder), keyframe requests relayed from viewer to sender when
+//! they happen. [`MediaEngine`] is the small
 //! interface the rest of the broker sees, so the engine ([`sfu::WebRtcSfu`], built on the `webrtc` crate)
 //! could be replaced. Rooms and participants are opaque random ids; the engine never learns who is behind them.
 

@@ -2,8 +2,8 @@
 //! between nodes has one part per node; each part is a run of segments holding WebM clusters on the visit's
 //! one timeline. The file a reviewer gets is a WebM header followed by every stored segment in order, and a
 //! byte range of it maps onto ranges of the segments ([`plan`]), so it streams and seeks without being built.
-//! The timeline merges the parts' manifests: pauses, audio-only intervals, the media lost in between (a gap
-//! per hand-over or failover) and the hand-overs themselves.
+//! The timeline merges the parts' manifests: pauses, audio-only intervals, the nurse's screen intervals, the
+//! media lost in between (a gap per hand-over or failover) and the hand-overs themselves.
 
 use serde::Serialize;
 

@@ -39,7 +39,7 @@ await flow('screen', 'browser screen recording flow passed', async ({ url, passw
   await chat.getByText(/Your screen is recorded for the visit record/).waitFor();
   const sending = await nurse.evaluate(() => window.__pcs.filter((p) => p.connectionState !== 'closed').at(-1)
     .getSenders().filter((s) => s.track?.kind === 'video').map((s) => s.track.label));
-  if (!sending.some((l) => l.startsWith('screen'))) throw new Error(`the nurse sends no screen: ${sending}`);
+  if (!sending.some((l) => /^(screen|window|web-contents)/.test(l))) throw new Error(`the nurse sends no screen: ${sending}`);
   await shot(nurse, '61-nurse-screen-recorded');
   await axeCheck(nurse, 'workspace: screen recorded');
   step('the nurse shares her screen for the recording');
@@ -57,11 +57,12 @@ await flow('screen', 'browser screen recording flow passed', async ({ url, passw
   const videos = await widgetFrame(patient).evaluate(async () => {
     const pc = window.__pcs.filter((p) => p.connectionState !== 'closed').at(-1);
     const stats = await pc.getStats();
-    let n = 0;
-    stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video' && s.packetsReceived > 0) n++; });
-    return n;
+    const seen = [];
+    stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video' && s.packetsReceived > 0) seen.push([s.frameWidth, s.frameHeight]); });
+    return seen;
   });
-  if (videos !== 1) throw new Error(`the patient receives ${videos} videos`);
+  // One video, and it is the camera (4:3), not the 16:9 screen on the same track.
+  if (videos.length !== 1 || !(videos[0][0] / videos[0][1] < 1.5)) throw new Error(`the patient receives ${JSON.stringify(videos)}`);
 
   await chat.getByRole('button', { name: 'Stop recording my screen' }).click();
   await chat.getByRole('button', { name: 'Record my screen' }).waitFor();

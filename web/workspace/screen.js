@@ -25,13 +25,30 @@ async function toggle(chat) {
     return;
   }
   try {
-    const capture = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 5 }, audio: false });
+    // A window or a tab is suggested rather than the whole screen: other patients' chats must stay out of this
+    // patient's recording.
+    const capture = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 5, displaySurface: 'window' }, audio: false });
     await call.setScreen(capture.getVideoTracks()[0], () => render(chat));
   } catch (e) {
     // Cancelled in the picker, or not allowed: the visit goes on, recorded without the screen.
     chat.el.querySelector('.screen-state').textContent = 'Your screen is not being recorded (sharing was cancelled).';
   }
   render(chat, true);
+}
+
+/**
+ * The server refused an offer naming the screen (the visit moved to a server where it is not recorded, say):
+ * stop the capture and offer again without it, and say so.
+ */
+export async function screenRefused(chats) {
+  for (const chat of chats) {
+    const call = chat.video.call;
+    if (!call?.screen) continue;
+    if (call.pc.signalingState === 'have-local-offer') await call.pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+    await call.setScreen(null);
+    render(chat);
+    chat.el.querySelector('.screen-state').textContent = 'Your screen is not being recorded: the server refused it.';
+  }
 }
 
 function render(chat, keepMessage) {

@@ -2,7 +2,7 @@
 // cookie; speaks the same WebSocket protocol as the widget (docs/protocol.md).
 import { Channel } from '/widget/channel.js';
 import { connectionQuality, deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
-import { screenRecording } from '/workspace/screen.js';
+import { screenRecording, screenRefused } from '/workspace/screen.js';
 import { showColleagues, transferAsked, transferControl, transferNotTaken, transferRefused, transferred } from '/workspace/transfer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -241,6 +241,7 @@ function joinVideo(chat) {
   }, 2000);
   showStates(chat);
   applyMode(chat);
+  screenRecording(chat, !!v.started?.record_screen);
 }
 
 function closeVideo(chat, message) {
@@ -560,6 +561,7 @@ const handlers = {
   error(f) {
     if (f.code === 'video_moving') return; // the visit reconnects by itself on its new server
     if (transferRefused(f.code)) return;
+    if (f.code === 'screen_not_recorded') { screenRefused([...chats.values()]); return; }
     $('connection').textContent = f.code === 'node_draining' ? 'The server is restarting: reconnecting, then try again.' : `Error: ${f.code}`;
   },
 };

@@ -100,6 +100,13 @@ impl VideoService {
         tracing::info!(visit = %id, side = ?side, participant = participant.as_str(), ours, "video connection dropped");
         if ours {
             self.engine.leave(participant).await;
+            // Her capture went with her connection: the screen's interval in the recording ends here.
+            if side == Side::Nurse {
+                let session = self.live().sessions.get(id).cloned();
+                if let Some(session) = session {
+                    session.screen_stopped(now_ms());
+                }
+            }
         }
     }
 }
