@@ -158,6 +158,15 @@ pub enum ClientFrame {
         /// `video_started` said `record_screen`: recorded, never sent to the patient.
         #[serde(default)]
         screen_track: Option<String>,
+        /// Show that screen to the other participants too (the nurse's screen share), not only to the recording.
+        #[serde(default)]
+        screen_shared: bool,
+    },
+    /// A participant's answer to the SFU's own offer (`video_server_offer`).
+    VideoServerAnswer {
+        v: u8,
+        visit_id: String,
+        sdp: String,
     },
     /// A trickled ICE candidate for the participant's connection.
     VideoCandidate {
@@ -392,6 +401,12 @@ pub enum ServerFrame {
     },
     /// The SFU's answer to a `video_offer`.
     VideoSdp {
+        visit_id: String,
+        sdp: String,
+    },
+    /// The SFU offers a change of this participant's connection (the other side's screen shared, or no longer):
+    /// answer with `video_server_answer`; a client with an offer of its own out rolls it back first.
+    VideoServerOffer {
         visit_id: String,
         sdp: String,
     },

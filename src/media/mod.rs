@@ -1,5 +1,5 @@
 //! The SFU: one peer connection per participant to the broker, media forwarded between the participants of a
-//! room (a screen capture only to the room's recorder), keyframe requests relayed from viewer to sender when
+//! room (a screen capture to the room's recorder, and to the others only while shared), keyframe requests relayed from viewer to sender when
 //! they happen. [`MediaEngine`] is the small
 //! interface the rest of the broker sees, so the engine ([`sfu::WebRtcSfu`], built on the `webrtc` crate)
 //! could be replaced. Rooms and participants are opaque random ids; the engine never learns who is behind them.
@@ -68,6 +68,9 @@ pub enum MediaEvent {
     /// The participant should offer again on the same connection (someone who can receive only H.264 joined:
     /// the answer will ask it to send H.264).
     Renegotiate,
+    /// The SFU offers a change of this participant's connection (another participant's screen shared with it,
+    /// or no longer): answered through [`MediaEngine::server_answer`].
+    ServerOffer(String),
 }
 
 /// Receives a participant's events (to be sent to its socket).
@@ -89,6 +92,12 @@ pub enum MediaError {
     NoPort,
     #[error("media engine failure")]
     Engine(String),
+    /// Both sides offered at once: the SFU keeps its own offer (it is the impolite side) and ignores this one; the
+    /// client answers the SFU's, then offers again.
+    #[error("the server is waiting for the answer to its own offer: answer it, then offer again")]
+    Glare,
+    #[error("no server offer is waiting for an answer")]
+    NoServerOffer,
 }
 
 /// Audio or video.
@@ -117,11 +126,13 @@ impl TrackSource {
 }
 
 /// A participant's SDP offer, and which of the tracks it sends is a screen capture: its track id, as the
-/// offer's `a=msid` names it (`MediaStreamTrack.id`). A screen capture is recorded, never forwarded.
+/// offer's `a=msid` names it (`MediaStreamTrack.id`). A screen capture goes to the recorder, and to the other
+/// participants only when `screen_shared`.
 #[derive(Debug, Clone, Copy)]
 pub struct Offer<'a> {
     pub sdp: &'a str,
     pub screen_track: Option<&'a str>,
+    pub screen_shared: bool,
 }
 
 impl<'a> Offer<'a> {
@@ -130,6 +141,7 @@ impl<'a> Offer<'a> {
         Offer {
             sdp,
             screen_track: None,
+            screen_shared: false,
         }
     }
 }
@@ -163,6 +175,8 @@ pub trait MediaEngine: Send + Sync {
     ) -> Result<String, MediaError>;
     /// A new offer on an existing connection (ICE restart, a screen capture added or stopped); returns the answer.
     async fn renegotiate(&self, participant: &ParticipantId, offer: Offer<'_>) -> Result<String, MediaError>;
+    /// The participant's answer to the SFU's own offer (`MediaEvent::ServerOffer`).
+    async fn server_answer(&self, participant: &ParticipantId, answer: &str) -> Result<(), MediaError>;
     async fn add_candidate(
         &self,
         participant: &ParticipantId,

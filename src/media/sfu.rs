@@ -4,7 +4,8 @@
 //! extensions dropped) onto those tracks, video skipped for a viewer on audio only (`bandwidth`), and stamped
 //! for TWCC on its way out. A PLI or FIR a viewer sends on an outgoing track is relayed at once to the sender
 //! of the media it carries: no periodic keyframes. Incoming tracks are keyed by what they carry (microphone,
-//! camera, or a screen capture the offer named): a screen capture goes to the recorder only.
+//! camera, or a screen capture the offer named): a screen capture goes to the recorder, and to the others only
+//! while shared, on a track the SFU adds to their connections with an offer of its own (`screen`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -14,9 +15,8 @@ use std::sync::{Arc, Mutex, Weak};
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, SettingEngineBuilder,
@@ -24,8 +24,12 @@ use webrtc::peer_connection::{
 
 mod bandwidth;
 pub mod codecs;
+mod forward;
 mod keyframes;
 mod negotiate;
+mod screen;
+
+use forward::forward;
 
 use keyframes::request_keyframe;
 pub use keyframes::{KEYFRAME_REQUEST_SLOT, KeyframeRequests, wants_keyframe};
@@ -34,7 +38,7 @@ use super::announce::{self, AnnouncedAddrs};
 use super::rewrite::Rewriter;
 use super::{
     ConnectionState, EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, MediaTap, Offer,
-    ParticipantId, RtpView, TrackSource, sdp,
+    ParticipantId, TrackSource, sdp,
 };
 use crate::config::MediaConfig;
 use crate::telemetry::MediaMetrics;
@@ -59,6 +63,9 @@ struct Outgoing {
     rewriter: Mutex<Rewriter>,
 }
 
+/// The outgoing track of a shared screen on a viewer's connection, and its sender (to remove it after).
+type ScreenOut = (Arc<Outgoing>, Arc<dyn webrtc::rtp_transceiver::RtpSender>);
+
 /// An incoming track: what a relayed keyframe request is addressed to.
 struct Incoming {
     track: Arc<dyn TrackRemote>,
@@ -71,8 +78,16 @@ struct Peer {
     pc: Arc<dyn PeerConnection>,
     outgoing: Mutex<HashMap<RtpCodecKind, Arc<Outgoing>>>,
     incoming: Mutex<HashMap<TrackSource, Incoming>>,
-    /// The track id of the screen capture its last offer named (recorded, never forwarded).
+    /// The track id of the screen capture its last offer named (recorded; forwarded only while shared).
     screen_track: Mutex<Option<String>>,
+    /// Its screen capture is shared with the others in the room.
+    screen_shared: std::sync::atomic::AtomicBool,
+    /// The outgoing track carrying someone else's shared screen to it, and its sender (removed after).
+    screen_out: Mutex<Option<ScreenOut>>,
+    /// The SFU's own offers to it, one at a time (`screen`).
+    negotiation: tokio::sync::Mutex<screen::ServerNegotiation>,
+    /// Connected at least once: only then does the SFU offer it anything.
+    connected: std::sync::atomic::AtomicBool,
     events: EventSink,
     /// The video codecs its first offer listed that the SFU forwards.
     video_offered: Vec<codecs::VideoCodec>,
@@ -188,6 +203,14 @@ impl WebRtcSfu {
             .ok_or(MediaError::NoPeerConnection)
     }
 
+    fn screens(&self) -> screen::Screens {
+        screen::Screens {
+            state: Arc::downgrade(&self.state),
+            announced: self.announced.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
     /// The answer as browsers may see it: announced addresses in place of bound ones.
     async fn local_description(&self, pc: &Arc<dyn PeerConnection>) -> Result<String, MediaError> {
         pc.local_description()
@@ -247,6 +270,17 @@ impl PeerConnectionEventHandler for Handler {
                 .get(&self.participant)
                 .map(|p| p.room.clone());
             if let Some(room) = room {
+                let screens = screen::Screens {
+                    state: self.state.clone(),
+                    announced: self.announced.clone(),
+                    metrics: self.metrics.clone(),
+                };
+                if let Some(me) = rooms.lock().expect("rooms lock").peers.get(&self.participant) {
+                    me.connected.store(true, Ordering::Relaxed);
+                }
+                // Someone may be sharing a screen already: now that it is connected, it is offered the screen.
+                let shared_room = room.clone();
+                tokio::spawn(async move { screens.changed(&shared_room).await });
                 let (weak, me, metrics) =
                     (self.state.clone(), self.participant.clone(), self.metrics.clone());
                 tokio::spawn(async move {
@@ -321,115 +355,6 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// Copies one incoming track's packets to the matching outgoing track of every other peer in the room, and to
-/// the room's recorder; a screen capture goes to the recorder only.
-async fn forward(
-    track: Arc<dyn TrackRemote>,
-    from: Arc<Peer>,
-    source: TrackSource,
-    state: Weak<Mutex<Rooms>>,
-    metrics: MediaMetrics,
-) {
-    let kind = match source {
-        TrackSource::Microphone => RtpCodecKind::Audio,
-        TrackSource::Camera | TrackSource::Screen => RtpCodecKind::Video,
-    };
-    while let Some(event) = track.poll().await {
-        let packet = match event {
-            TrackRemoteEvent::OnRtpPacket(packet) => packet,
-            // The core routes a compound RTCP packet by the SSRC its *first* report names, so a viewer's
-            // PLI/FIR can arrive on any of its tracks, sending or receiving: wherever it lands, it asks
-            // for the others' video keyframe.
-            TrackRemoteEvent::OnRtcpPacket(packets) => {
-                if wants_keyframe(&packets) {
-                    request_keyframe(&state, &from.room, &from.id, &[TrackSource::Camera], &metrics).await;
-                }
-                continue;
-            }
-            _ => continue,
-        };
-        let Some(state) = state.upgrade() else {
-            break;
-        };
-        // The codec by payload type: a publisher may change codec on the same stream (asked to send H.264).
-        let Some(mime) = from.codec_of(kind, packet.header.payload_type) else {
-            continue;
-        };
-        let (targets, tap): (Vec<Arc<Outgoing>>, Option<Arc<dyn MediaTap>>) = {
-            let rooms = state.lock().expect("rooms lock");
-            let targets = rooms
-                .rooms
-                .get(&from.room)
-                .filter(|_| source != TrackSource::Screen)
-                .map(|peers| {
-                    peers
-                        .iter()
-                        .filter(|p| p.id != from.id)
-                        // A viewer on audio only (its link too slow) is sent no video.
-                        .filter(|p| {
-                            kind != RtpCodecKind::Video || !p.link.lock().expect("link lock").audio_only
-                        })
-                        .filter_map(|p| p.outgoing.lock().expect("peer lock").get(&kind).cloned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            (targets, rooms.taps.get(&from.room).cloned())
-        };
-        // The recorder writes Opus and VP8: an H.264 publisher's video is forwarded, not recorded.
-        let recordable = kind == RtpCodecKind::Audio || mime.eq_ignore_ascii_case(MIME_VP8);
-        if let Some(tap) = tap.filter(|_| recordable) {
-            let view = RtpView {
-                sequence_number: packet.header.sequence_number,
-                timestamp: packet.header.timestamp,
-                marker: packet.header.marker,
-                payload: &packet.payload,
-            };
-            if tap.rtp(&from.id, source, &view) {
-                let ssrc = packet.header.ssrc;
-                let pli: Vec<Box<dyn rtcp::Packet>> = vec![Box::new(PictureLossIndication {
-                    sender_ssrc: 0,
-                    media_ssrc: ssrc,
-                })];
-                if track.write_rtcp(pli).await.is_ok() {
-                    metrics.keyframe_requests.inc();
-                }
-            }
-        }
-        for out in targets {
-            let Some(pt) = out
-                .payload_types
-                .lock()
-                .expect("payload types lock")
-                .get(&mime)
-                .copied()
-            else {
-                continue;
-            };
-            let mut p = packet.clone();
-            let (seq, ts) = out.rewriter.lock().expect("rewriter lock").rewrite(
-                packet.header.ssrc,
-                packet.header.sequence_number,
-                packet.header.timestamp,
-                std::time::Instant::now(),
-            );
-            p.header.sequence_number = seq;
-            p.header.timestamp = ts;
-            p.header.ssrc = out.ssrc;
-            p.header.payload_type = pt;
-            // Extension ids were negotiated on the sender's leg, not the viewer's (the padding goes too: the
-            // TWCC sender adds its extension after this, and a stale padding length corrupts the header).
-            p.header.extension = false;
-            p.header.extensions.clear();
-            p.header.extensions_padding = 0;
-            let bytes = p.payload.len() as u64;
-            if out.track.write_rtp(p).await.is_ok() {
-                metrics.forwarded_packets.inc();
-                metrics.forwarded_bytes.inc_by(bytes);
-            }
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl MediaEngine for WebRtcSfu {
     async fn join(
@@ -439,7 +364,11 @@ impl MediaEngine for WebRtcSfu {
         offer: Offer<'_>,
         events: EventSink,
     ) -> Result<String, MediaError> {
-        let (offer, screen_track) = (offer.sdp, offer.screen_track.map(str::to_string));
+        let (offer, screen_track, shared) = (
+            offer.sdp,
+            offer.screen_track.map(str::to_string),
+            offer.screen_shared,
+        );
         sdp::check_offer(
             offer,
             self.config.max_sdp_bytes,
@@ -462,7 +391,11 @@ impl MediaEngine for WebRtcSfu {
             pc: pc.clone(),
             outgoing: Mutex::new(HashMap::new()),
             incoming: Mutex::new(HashMap::new()),
+            screen_shared: std::sync::atomic::AtomicBool::new(shared && screen_track.is_some()),
             screen_track: Mutex::new(screen_track),
+            screen_out: Mutex::new(None),
+            negotiation: tokio::sync::Mutex::default(),
+            connected: std::sync::atomic::AtomicBool::new(false),
             events,
             video_offered: negotiate::offered(offer),
             downlink,
@@ -490,9 +423,26 @@ impl MediaEngine for WebRtcSfu {
             self.config.max_tracks_per_participant,
         )?;
         let peer = self.peer(participant)?;
-        // Before the offer is applied: the track it adds is named as it arrives.
-        *peer.screen_track.lock().expect("peer lock") = offer.screen_track.map(str::to_string);
-        self.negotiate_again(&peer, offer.sdp).await
+        let answer = {
+            // One negotiation at a time: the SFU's own offer waiting for its answer wins (glare).
+            let negotiation = peer.negotiation.lock().await;
+            if negotiation.offered {
+                return Err(MediaError::Glare);
+            }
+            // Before the offer is applied: the track it adds is named as it arrives.
+            *peer.screen_track.lock().expect("peer lock") = offer.screen_track.map(str::to_string);
+            self.negotiate_again(&peer, offer.sdp).await?
+        };
+        let shared = offer.screen_shared && offer.screen_track.is_some();
+        if peer.screen_shared.swap(shared, Ordering::Relaxed) != shared {
+            self.screens().changed(&peer.room).await;
+        }
+        Ok(answer)
+    }
+
+    async fn server_answer(&self, participant: &ParticipantId, answer: &str) -> Result<(), MediaError> {
+        let peer = self.peer(participant)?;
+        self.screens().answered(&peer, answer).await
     }
 
     async fn add_candidate(
@@ -533,6 +483,9 @@ impl MediaEngine for WebRtcSfu {
             let _ = peer.pc.close().await;
             (peer.events)(MediaEvent::State(ConnectionState::Closed));
             self.codec_may_change(&peer);
+            if peer.screen_shared.load(Ordering::Relaxed) {
+                self.screens().changed(&peer.room).await;
+            }
         }
     }
 

@@ -65,6 +65,7 @@ impl ClientFrame {
             | ClientFrame::VideoRequest { v, .. }
             | ClientFrame::VideoAnswer { v, .. }
             | ClientFrame::VideoOffer { v, .. }
+            | ClientFrame::VideoServerAnswer { v, .. }
             | ClientFrame::VideoCandidate { v, .. }
             | ClientFrame::VideoLeave { v, .. }
             | ClientFrame::VideoEnd { v, .. }

@@ -34,6 +34,8 @@ struct Inner {
     recorder: Option<Recorder>,
     spool: std::fs::File,
     sources: HashMap<ParticipantId, Source>,
+    /// The recording policy records the nurse's screen (a screen she shares is not recorded otherwise).
+    screen: bool,
     /// The open segment's number and when it began.
     seq: i64,
     segment_started_ms: i64,
@@ -175,6 +177,7 @@ impl RecordingSession {
                     recorder: Some(recorder),
                     spool,
                     sources: HashMap::new(),
+                    screen: false,
                     seq: 0,
                     segment_started_ms: now_ms,
                 }),
@@ -222,6 +225,11 @@ impl RecordingSession {
             .recorder
             .as_mut()
             .is_some_and(|r| r.set_audio_only(on, reason, by, now_ms))
+    }
+
+    /// Records the nurse's screen from now on (its policy says so).
+    pub fn record_screen(&self) {
+        self.inner.lock().expect("recording lock").screen = true;
     }
 
     /// The nurse stopped capturing her screen: its interval in the timeline closes.
@@ -381,6 +389,7 @@ impl MediaTap for RecordingSession {
         let Some(source) = inner.sources.get(participant).copied() else {
             return false;
         };
+        let screen = inner.screen;
         let Some(recorder) = inner.recorder.as_mut() else {
             return false;
         };
@@ -389,7 +398,7 @@ impl MediaTap for RecordingSession {
                 recorder.video(source, p.sequence_number, p.timestamp, p.marker, p.payload, now)
             }
             // Only the nurse's screen is recorded (a patient's screen is nobody's record).
-            TrackSource::Screen if source == Source::Nurse => {
+            TrackSource::Screen if source == Source::Nurse && screen => {
                 recorder.screen(p.sequence_number, p.timestamp, p.marker, p.payload, now)
             }
             TrackSource::Screen => return false,
@@ -424,6 +433,40 @@ mod tests {
         let p = dir.join(name);
         Keyring::create_key_file(&p).unwrap();
         p
+    }
+
+    #[test]
+    fn a_shared_screen_is_recorded_only_where_the_policy_records_screens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(&dir.path().join("recordings")).unwrap();
+        let keyring = Keyring::load(&[kek(dir.path(), "k.hex")]).unwrap();
+        // A VP8 keyframe (320x240) in one packet.
+        let mut frame = vec![0x10, 0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x40, 0x01, 0xF0, 0x00];
+        frame.extend([0xAB; 100]);
+        let packet = RtpView {
+            sequence_number: 1,
+            timestamp: 0,
+            marker: true,
+            payload: &frame,
+        };
+        for records in [false, true] {
+            let (session, _) = RecordingSession::start(&store, &keyring, 0).unwrap();
+            if records {
+                session.record_screen();
+            }
+            let (nurse, patient) = (ParticipantId::random(), ParticipantId::random());
+            session.add_participant(nurse.clone(), Source::Nurse);
+            session.add_participant(patient.clone(), Source::Patient);
+            session.rtp(&nurse, TrackSource::Screen, &packet);
+            session.rtp(&patient, TrackSource::Screen, &packet);
+            let stored = session.finish(&store, 1_000).unwrap();
+            assert_eq!(
+                stored.timeline.screen.len(),
+                usize::from(records),
+                "records: {records}"
+            );
+            assert_eq!(stored.segments[0].video_dims[2].is_some(), records);
+        }
     }
 
     #[tokio::test]

@@ -96,6 +96,8 @@ impl VideoError {
             Self::Media(MediaError::NoPeerConnection) => "no_peer_connection",
             Self::Media(MediaError::NoPort) => "media_unavailable",
             Self::Media(MediaError::Engine(_)) => "media_unavailable",
+            Self::Media(MediaError::Glare) => "server_offer_pending",
+            Self::Media(MediaError::NoServerOffer) => "no_server_offer",
         }
     }
 
@@ -401,9 +403,11 @@ impl VideoService {
             let mut live = self.live();
             let (v, side) = live.visits.may_join(id, who)?;
             let (visit, key) = (v.clone(), (id.clone(), side));
-            // Before any claim: a refused offer leaves the slot as it was.
+            // Before any claim: a refused offer leaves the slot as it was. The nurse may share her screen with the
+            // patient at any time; a capture for the recording alone only where the policy records it.
             let recorded = live.sessions.contains_key(id);
-            if offer.screen_track.is_some() && !self.screen_allowed(&visit, side, recorded) {
+            let shown = side == Side::Nurse && offer.screen_shared;
+            if offer.screen_track.is_some() && !shown && !self.screen_allowed(&visit, side, recorded) {
                 return Err(VideoError::ScreenNotRecorded);
             }
             let print = fingerprint(sdp);
@@ -570,6 +574,13 @@ impl VideoService {
                 &me,
                 ServerFrame::VideoRenegotiate {
                     visit_id: visit_id.clone(),
+                },
+            ),
+            MediaEvent::ServerOffer(sdp) => hub.send_to(
+                &me,
+                ServerFrame::VideoServerOffer {
+                    visit_id: visit_id.clone(),
+                    sdp,
                 },
             ),
         })

@@ -1,7 +1,8 @@
-// Screen recording in Chromium, under a recording policy that records the nurse's screen: the nurse's workspace
-// asks her to share it once the visit is recorded; she shares the (fake) screen; the patient still receives one
-// video, the nurse's camera; opening a sensitive EMR section pauses the recording, screen included; she stops
-// sharing, then ends the video. The compliance officer's manifest lists the screen's intervals, and the
+// The nurse's screen in Chromium, under a recording policy that records it: the nurse's workspace asks her to
+// share it once the visit is recorded; she shares the (fake) screen for the recording; the patient still receives
+// one video, the nurse's camera; opening a sensitive EMR section pauses the recording, screen included; then she
+// shows her screen to the patient (the SFU's own offer adds it to the patient's connection), who sees it under
+// her camera, and stops showing it; she stops recording it, then ends the video. The compliance officer's manifest lists the screen's intervals, and the
 // recording file is written to the artifacts for the Rust test to read track by track.
 // Usage: node screen-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
 import fs from 'node:fs';
@@ -63,6 +64,27 @@ await flow('screen', 'browser screen recording flow passed', async ({ url, passw
   });
   // One video, and it is the camera (4:3), not the 16:9 screen on the same track.
   if (videos.length !== 1 || !(videos[0][0] / videos[0][1] < 1.5)) throw new Error(`the patient receives ${JSON.stringify(videos)}`);
+
+  // She shows her screen to the patient: the SFU offers it to the patient's connection, which answers.
+  await chat.getByRole('button', { name: 'Share my screen' }).click();
+  await chat.getByText('The patient sees your screen, and it is recorded', { exact: false }).waitFor();
+  await widget.getByText('Your nurse is showing you their screen').waitFor();
+  const shown = await widgetFrame(patient).evaluate(async () => {
+    const v = document.getElementById('video-screen');
+    for (let i = 0; i < 80 && !(v.videoWidth > 0); i++) await new Promise((r) => setTimeout(r, 250));
+    const camera = document.getElementById('video-remote');
+    return { screen: [v.videoWidth, v.videoHeight], camera: [camera.videoWidth, camera.videoHeight] };
+  });
+  if (!(shown.screen[0] / shown.screen[1] > 1.5)) throw new Error(`the patient does not see the screen: ${JSON.stringify(shown)}`);
+  if (!(shown.camera[0] / shown.camera[1] < 1.5)) throw new Error(`the patient's main picture is not the camera: ${JSON.stringify(shown)}`);
+  await shot(patient, '62-patient-sees-nurse-screen');
+  await shot(nurse, '63-nurse-sharing-screen');
+  await axeCheck(widgetFrame(patient), 'widget: the nurse shares her screen');
+  await axeCheck(nurse, 'workspace: sharing her screen');
+  step(`the patient sees the nurse's screen (${shown.screen.join('x')}) beside her camera (${shown.camera.join('x')})`);
+  await chat.getByRole('button', { name: 'Stop sharing my screen' }).click();
+  await widget.getByText('Your nurse is showing you their screen').waitFor({ state: 'hidden' });
+  step('she stopped sharing: the patient no longer sees it, the recording still has it');
 
   await chat.getByRole('button', { name: 'Stop recording my screen' }).click();
   await chat.getByRole('button', { name: 'Record my screen' }).waitFor();

@@ -168,6 +168,8 @@ const handlers = {
   error(f) {
     // The video is moving to another server: it reconnects by itself (`video_started` at a higher `epoch`).
     if (f.code === 'video_moving') return;
+    // Our offer crossed the server's: answered first, ours is sent again (`VideoCall.serverOffer`).
+    if (f.code === 'server_offer_pending') return;
     $('notice').hidden = false; $('notice').textContent = t('error', { code: f.code });
   },
 };

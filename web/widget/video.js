@@ -3,6 +3,8 @@
 // ICE restarts by itself when the network changes; a reload rejoins the same visit.
 
 const CAMERA = { width: 640, height: 480 };
+/** The stream id the server gives a shared screen on this side's connection (`media::sfu::screen`). */
+const SCREEN_STREAM = 'examroom-screen';
 
 /**
  * Camera and microphone (or, with `camera: false`, the microphone alone), shown in `preview`, with a live level
@@ -100,7 +102,17 @@ export class VideoCall {
     this.screenTransceiver = this.screen?.readyState === 'live' ? pc.addTransceiver(this.screen, { direction: 'sendonly' }) : null;
     const inbound = new MediaStream();
     this.remote.srcObject = inbound;
-    pc.ontrack = (e) => { inbound.addTrack(e.track); this.remote.play().catch(() => {}); };
+    pc.ontrack = (e) => {
+      // The other side's shared screen comes on a stream of its own (the server's offer adds it).
+      const stream = e.streams[0];
+      if (stream?.id === SCREEN_STREAM) {
+        stream.onremovetrack = () => { if (!stream.getTracks().length) this.onScreen?.(null); };
+        this.onScreen?.(stream);
+        return;
+      }
+      inbound.addTrack(e.track);
+      this.remote.play().catch(() => {});
+    };
     pc.onicecandidate = (e) => {
       if (e.candidate) this.channel.send({ type: 'video_candidate', visit_id: this.visitId, candidate: e.candidate.toJSON() });
     };
@@ -152,7 +164,31 @@ export class VideoCall {
     // it to nobody.
     const t = this.screenTransceiver;
     const id = t?.sender.track && t.direction === 'sendonly' ? msidTrack(offer.sdp, t.mid) : null;
-    this.channel.send({ type: 'video_offer', visit_id: this.visitId, sdp: offer.sdp, ...(id ? { screen_track: id } : {}) });
+    const screen = id ? { screen_track: id, screen_shared: !!this.screenShared } : {};
+    this.channel.send({ type: 'video_offer', visit_id: this.visitId, sdp: offer.sdp, ...screen });
+  }
+
+  /**
+   * The server's own offer (the other side's screen shared, or no longer). Polite: an offer of ours that
+   * crossed it is rolled back (the server ignores it) and made again once this is answered.
+   */
+  async serverOffer(sdp) {
+    if (this.pc.signalingState === 'have-local-offer') {
+      await this.pc.setLocalDescription({ type: 'rollback' });
+      this.offerAgain = true;
+    }
+    await this.pc.setRemoteDescription({ type: 'offer', sdp });
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    this.channel.send({ type: 'video_server_answer', visit_id: this.visitId, sdp: answer.sdp });
+    for (const c of this.pending.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
+    if (this.offerAgain) { this.offerAgain = false; this.offer().catch(() => {}); }
+  }
+
+  /** Shows this side's screen capture to the other side too (`true`), or to the recording only. */
+  shareScreen(shared) {
+    this.screenShared = shared;
+    this.renegotiate();
   }
 
   /**
@@ -162,6 +198,7 @@ export class VideoCall {
   async setScreen(track, onEnded) {
     if (this.screen && this.screen !== track) this.screen.stop();
     this.screen = track;
+    if (!track) this.screenShared = false;
     // One section for the screen however often it starts and stops: the server caps the sections per side.
     const t = this.screenTransceiver;
     if (track) {

@@ -118,6 +118,13 @@ function startCall(ch) {
   video.call = new VideoCall(ch, video.started, video.check.stream, $('video-remote'), (s) => {
     $('video-state').textContent = s === 'connected' ? t('connectedCall') : t('connectionState', { state: state(s) });
   });
+  // The nurse's shared screen, shown under her camera while she shares it.
+  video.call.onScreen = (stream) => {
+    $('video-screen-box').hidden = !stream;
+    $('video-call').classList.toggle('sharing', !!stream);
+    $('video-screen').srcObject = stream;
+    if (stream) $('video-screen').play().catch(() => {});
+  };
   // What this side really sends (a rejoin starts unmuted, whatever the last tab had set).
   video.call.setDevices({});
   applyMode();
@@ -214,6 +221,9 @@ export const videoHandlers = {
   video_sdp(f) { if (video.call && f.visit_id === video.visitId) video.call.answer(f.sdp); },
   video_candidate(f) { if (video.call && f.visit_id === video.visitId) video.call.candidate(f.candidate); },
   video_renegotiate(f) { if (video.call && f.visit_id === video.visitId) video.call.renegotiate(); },
+  video_server_offer(f) {
+    if (video.call && f.visit_id === video.visitId) video.call.serverOffer(f.sdp).catch((e) => console.warn(`server offer: ${e.message}`));
+  },
   video_link(f) {
     if (!video.call || f.visit_id !== video.visitId) return;
     $('video-state').textContent = f.side === 'patient'

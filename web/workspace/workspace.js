@@ -85,9 +85,9 @@ function chatPanel(c) {
       <p class="screen-recording" hidden><span class="screen-state" role="status"></span> <button type="button" aria-pressed="false">Record my screen</button></p>
       <p class="controls"><button type="button" class="video-mic" aria-pressed="false" hidden>Mute</button>
         <button type="button" class="video-camera" aria-pressed="false" hidden>Turn camera off</button>
-        <button type="button" class="video-mode" hidden>Switch to audio only</button>
+        <button type="button" class="video-mode" hidden>Switch to audio only</button> <button type="button" class="screen-share" aria-pressed="false" hidden>Share my screen</button>
         <button type="button" class="video-end">End video</button>
-        <span class="quality" role="status"></span></p>
+        <span class="quality" role="status"></span> <span class="screen-note" role="status"></span></p>
       <section class="emr" aria-label="Demo EMR">
         <h4>Demo EMR</h4>
         <details class="emr-section"><summary>Allergies</summary><p>Penicillin (rash).</p></details>
@@ -535,6 +535,7 @@ const handlers = {
   video_sdp(f) { chatOfVisit(f.visit_id)?.video.call?.answer(f.sdp); },
   video_candidate(f) { chatOfVisit(f.visit_id)?.video.call?.candidate(f.candidate); },
   video_renegotiate(f) { chatOfVisit(f.visit_id)?.video.call?.renegotiate(); },
+  video_server_offer(f) { chatOfVisit(f.visit_id)?.video.call?.serverOffer(f.sdp).catch(() => {}); },
   video_link(f) {
     const chat = chatOfVisit(f.visit_id);
     if (!chat) return;
@@ -562,6 +563,7 @@ const handlers = {
     if (f.code === 'video_moving') return; // the visit reconnects by itself on its new server
     if (transferRefused(f.code)) return;
     if (f.code === 'screen_not_recorded') { screenRefused([...chats.values()]); return; }
+    if (f.code === 'server_offer_pending') return; // answered first, then offered again (VideoCall.serverOffer)
     $('connection').textContent = f.code === 'node_draining' ? 'The server is restarting: reconnecting, then try again.' : `Error: ${f.code}`;
   },
 };

@@ -126,6 +126,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
         video @ (ClientFrame::VideoRequest { .. }
         | ClientFrame::VideoAnswer { .. }
         | ClientFrame::VideoOffer { .. }
+        | ClientFrame::VideoServerAnswer { .. }
         | ClientFrame::VideoCandidate { .. }
         | ClientFrame::VideoLeave { .. }
         | ClientFrame::VideoEnd { .. }

@@ -41,6 +41,7 @@ fn visit_of(frame: &ClientFrame) -> Option<&str> {
     match frame {
         ClientFrame::VideoAnswer { visit_id, .. }
         | ClientFrame::VideoOffer { visit_id, .. }
+        | ClientFrame::VideoServerAnswer { visit_id, .. }
         | ClientFrame::VideoCandidate { visit_id, .. }
         | ClientFrame::VideoLeave { visit_id, .. }
         | ClientFrame::VideoEnd { visit_id, .. }

@@ -201,6 +201,7 @@ pub async fn handle_here(app: &App, conn: &Connection, frame: ClientFrame) -> Ve
             visit_id: raw,
             sdp,
             screen_track,
+            screen_shared,
             ..
         } => {
             let (proof, resource) = match visit_proof(app, conn, &raw, "visit.join").await {
@@ -210,12 +211,25 @@ pub async fn handle_here(app: &App, conn: &Connection, frame: ClientFrame) -> Ve
             let offer = Offer {
                 sdp: &sdp,
                 screen_track: screen_track.as_deref(),
+                screen_shared,
             };
             match video.offer(&proof, &conn.request_id, offer).await {
                 Ok(answer) => vec![ServerFrame::VideoSdp {
                     visit_id: raw,
                     sdp: answer,
                 }],
+                Err(e) => refused(app, conn, "video.join", resource, e).await,
+            }
+        }
+        ClientFrame::VideoServerAnswer {
+            visit_id: raw, sdp, ..
+        } => {
+            let (proof, resource) = match visit_proof(app, conn, &raw, "visit.join").await {
+                Ok(p) => p,
+                Err(frames) => return frames,
+            };
+            match video.server_answer(&proof, &conn.request_id, &sdp).await {
+                Ok(()) => Vec::new(),
                 Err(e) => refused(app, conn, "video.join", resource, e).await,
             }
         }

@@ -66,20 +66,22 @@ impl Interceptor for KeyframeRequests {
     fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
-/// Reads RTCP a viewer sends on one outgoing track and relays keyframe requests to the video's sender.
+/// Reads RTCP a viewer sends on one outgoing track and relays keyframe requests to the senders of what it
+/// carries (`carries`: cameras, or a shared screen).
 pub(super) async fn relay_feedback(
     out: Arc<Outgoing>,
     viewer: ParticipantId,
     room: String,
     state: Weak<Mutex<Rooms>>,
     metrics: MediaMetrics,
+    carries: TrackSource,
 ) {
     while let Some(event) = out.track.poll().await {
         let TrackLocalEvent::OnRtcpPacket(packets) = event else {
             continue;
         };
         if wants_keyframe(&packets) {
-            request_keyframe(&state, &room, &viewer, &[TrackSource::Camera], &metrics).await;
+            request_keyframe(&state, &room, &viewer, &[carries], &metrics).await;
         }
     }
 }

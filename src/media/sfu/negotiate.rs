@@ -260,6 +260,7 @@ impl WebRtcSfu {
                 peer.room.clone(),
                 Arc::downgrade(&self.state),
                 self.metrics.clone(),
+                crate::media::TrackSource::Camera,
             ));
         }
         if peer.h264_only() {

@@ -7,7 +7,7 @@
 use super::{Live, VideoError, VideoService};
 use crate::clock::now_ms;
 use crate::ids::RequestId;
-use crate::media::ParticipantId;
+use crate::media::{MediaError, ParticipantId};
 use crate::policy::Authorized;
 use crate::visit::{Side, VisitError, VisitId};
 
@@ -62,6 +62,27 @@ impl VideoService {
         };
         self.drop_participant(id, side, &participant).await;
         Ok(())
+    }
+
+    /// The participant's answer to the SFU's own offer (`visit.join`), from the socket holding the connection.
+    pub async fn server_answer(
+        &self,
+        proof: &Authorized<VisitId>,
+        socket: &RequestId,
+        sdp: &str,
+    ) -> Result<(), VideoError> {
+        proof.require(&["visit.join"])?;
+        let (who, id) = (proof.subject(), proof.resource());
+        let participant = {
+            let live = self.live();
+            let v = live.visits.get(id).ok_or(VisitError::UnknownVisit)?;
+            let side = v.side_of(who).ok_or(VisitError::NotParticipant)?;
+            match live.joined.get(&(id.clone(), side)) {
+                Some(j) if &j.socket == socket => j.participant.clone(),
+                _ => return Err(MediaError::NoPeerConnection.into()),
+            }
+        };
+        Ok(self.engine.server_answer(&participant, sdp).await?)
     }
 
     /// Closes the connections a closed socket had joined.

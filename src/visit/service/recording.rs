@@ -99,6 +99,9 @@ impl VideoService {
             None => (now + decision.retention_days as i64 * 86_400_000, now),
         };
         session.set_origin(origin_ms);
+        if decision.record_screen_share {
+            session.record_screen();
+        }
         let policies = decision.policies.join(",");
         let row = NewRecording {
             id: &session.id,
