@@ -70,6 +70,8 @@ type ScreenOut = (Arc<Outgoing>, Arc<dyn webrtc::rtp_transceiver::RtpSender>);
 struct Incoming {
     track: Arc<dyn TrackRemote>,
     ssrc: u32,
+    /// Its `a=msid` track id: a second camera under another id is not taken.
+    id: String,
 }
 
 struct Peer {
@@ -331,13 +333,31 @@ impl PeerConnectionEventHandler for Handler {
             mime,
             "incoming track"
         );
-        me.incoming.lock().expect("peer lock").insert(
-            source,
-            Incoming {
-                track: track.clone(),
-                ssrc,
-            },
-        );
+        {
+            let mut incoming = me.incoming.lock().expect("peer lock");
+            // One camera per connection: another video its offer did not name as a screen (a client sending
+            // two) is neither forwarded nor recorded, rather than taken for the camera.
+            if let Some(camera) = incoming
+                .get(&source)
+                .filter(|i| source == TrackSource::Camera && i.id != track_id)
+            {
+                tracing::warn!(
+                    participant = self.participant.as_str(),
+                    ssrc,
+                    camera = camera.ssrc,
+                    "a second video not named as a screen: ignored"
+                );
+                return;
+            }
+            incoming.insert(
+                source,
+                Incoming {
+                    track: track.clone(),
+                    ssrc,
+                    id: track_id,
+                },
+            );
+        }
         let metrics = self.metrics.clone();
         let weak = Arc::downgrade(&state);
         if kind == RtpCodecKind::Video {

@@ -45,6 +45,8 @@ impl Source {
 
 /// The nurse's screen capture's track in the file.
 pub const SCREEN_TRACK: u64 = 5;
+/// The size a screen track is declared at when no keyframe told it.
+pub const SCREEN_DEFAULT_DIMS: (u32, u32) = (1280, 720);
 /// Where the screen's depacketizer and sizes are kept, after the patient's (0) and the nurse's (1) camera.
 const SCREEN: usize = 2;
 
@@ -287,6 +289,20 @@ pub fn finalize(
     key: &DataKey,
     object_id: &str,
 ) -> Result<(Vec<u8>, bool), SealError> {
+    finalize_segment(spool_key, spool, prefix, key, object_id, false)
+        .map(|(object, complete, _)| (object, complete))
+}
+
+/// [`finalize`], and with `find_screen` whether the media holds frames of the nurse's screen (a spool a crash
+/// left says nothing about its tracks: the file's header must still declare track 5 if it is there).
+pub fn finalize_segment(
+    spool_key: &DataKey,
+    spool: &[u8],
+    prefix: &[u8],
+    key: &DataKey,
+    object_id: &str,
+    find_screen: bool,
+) -> Result<(Vec<u8>, bool, bool), SealError> {
     let header = Header::parse(spool)?.ok_or(SealError::Truncated)?;
     let full = header.chunk_size + sealed::TAG_LEN;
     let mut rest = &spool[header.len()..];
@@ -321,11 +337,13 @@ pub fn finalize(
         // The crash cut a block: the segment ends after the last whole one.
         plain.truncate(webm::whole_prefix(&plain));
     }
+    let screen =
+        find_screen && webm::scan(&plain).is_some_and(|blocks| blocks.iter().any(|b| b.0 == SCREEN_TRACK));
     let (mut sealer, mut out) = Sealer::new(key, object_id, sealed::DEFAULT_CHUNK);
     out.extend(sealer.push(prefix));
     out.extend(sealer.push(&plain));
     out.extend(sealer.finish());
-    Ok((out, complete))
+    Ok((out, complete, screen))
 }
 
 #[cfg(test)]

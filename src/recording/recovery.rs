@@ -98,7 +98,23 @@ mod tests {
         // Segment 1 closed but not sealed, segment 2 open with media past a chunk: then the process dies.
         let second = session.cut(&store, 9_000).unwrap().unwrap();
         assert_eq!(second.seq, 1);
+        // The nurse's screen too, in the open segment only.
+        session.record_screen();
+        let nurse = crate::media::ParticipantId::random();
+        session.add_participant(nurse.clone(), Source::Nurse);
         for i in 0..300u16 {
+            if i < 20 {
+                let mut screen = vec![0x10, 0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x40, 0x01, 0xF0, 0x00];
+                screen[1] = if i == 0 { 0x10 } else { 0x11 };
+                screen.extend([0xCD; 300]);
+                let packet = crate::media::RtpView {
+                    sequence_number: i,
+                    timestamp: i as u32 * 9000,
+                    marker: true,
+                    payload: &screen,
+                };
+                crate::media::MediaTap::rtp(&session, &nurse, crate::media::TrackSource::Screen, &packet);
+            }
             let mut frame = if i % 100 == 0 {
                 vec![0x10, 0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x40, 0x01, 0xF0, 0x00]
             } else {
@@ -129,6 +145,12 @@ mod tests {
         let stored = recover(&store, &ring, &part, Timeline::start(1_000), later).unwrap();
         let seqs: Vec<i64> = stored.segments.iter().map(|s| s.seq).collect();
         assert_eq!(seqs, vec![1, 2], "the closed one, then the open one");
+        // A recovered spool says nothing of its sizes: the screen's track is declared because its frames are there.
+        let screens: Vec<_> = stored.segments.iter().map(|s| s.video_dims[2]).collect();
+        assert_eq!(
+            screens,
+            vec![None, Some(crate::recording::recorder::SCREEN_DEFAULT_DIMS)]
+        );
         // The open spool's whole chunk, trimmed to its last whole block.
         let open = &stored.segments[1];
         assert!(

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::recorder::{Dims, Recorder, Source, finalize};
+use super::recorder::{Dims, Recorder, SCREEN_DEFAULT_DIMS, Source, finalize_segment};
 use super::timeline::{RecordingState, Timeline};
 use super::workdir::LocalStore;
 use crate::crypto::{CryptoError, DataKey, Keyring};
@@ -132,7 +132,16 @@ pub(super) fn seal_spool(
     c: ClosedSegment,
 ) -> Result<SealedSegment, RecordingError> {
     let bytes = std::fs::read(spool)?;
-    let (object, complete) = finalize(spool_key, &bytes, &[], key, &segment_object_id(id, c.seq))?;
+    let object_id = segment_object_id(id, c.seq);
+    let unsized_screen = c.video_dims[2].is_none();
+    let (object, complete, screen) =
+        finalize_segment(spool_key, &bytes, &[], key, &object_id, unsized_screen)?;
+    let mut video_dims = c.video_dims;
+    if screen {
+        // Frames of the screen without a size seen (a spool recovered after a crash): declared at a usual size,
+        // players take the real one from its keyframes.
+        video_dims[2] = Some(SCREEN_DEFAULT_DIMS);
+    }
     let object_key = segment_key(id, c.seq);
     store.put_outbox(&object_key, &object)?;
     let header = super::sealed::Header::parse(&object)?.ok_or(super::sealed::SealError::Truncated)?;
@@ -146,7 +155,7 @@ pub(super) fn seal_spool(
         sealed_bytes: object.len() as u64,
         start_ms: c.start_ms,
         end_ms: c.end_ms,
-        video_dims: c.video_dims,
+        video_dims,
         complete,
         spool: spool.to_path_buf(),
     })
