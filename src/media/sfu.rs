@@ -27,7 +27,7 @@ pub mod codecs;
 mod forward;
 mod keyframes;
 mod negotiate;
-mod screen;
+mod offers;
 
 use forward::forward;
 
@@ -87,9 +87,18 @@ struct Peer {
     /// The outgoing track carrying someone else's shared screen to it, and its sender (removed after).
     screen_out: Mutex<Option<ScreenOut>>,
     /// The SFU's own offers to it, one at a time (`screen`).
-    negotiation: tokio::sync::Mutex<screen::ServerNegotiation>,
+    negotiation: tokio::sync::Mutex<offers::ServerNegotiation>,
     /// Connected at least once: only then does the SFU offer it anything.
     connected: std::sync::atomic::AtomicBool,
+    /// Which outgoing track carries which other participant's microphone or camera: bound at their first
+    /// packet to a free track of the kind, freed when they leave (`target_for`).
+    bound: Mutex<HashMap<(ParticipantId, TrackSource), Arc<Outgoing>>>,
+    /// Outgoing tracks beyond the first of each kind, added by the SFU's own offers for a third participant on.
+    extra: Mutex<Vec<(RtpCodecKind, Arc<Outgoing>)>>,
+    /// More tracks are being added (one request at a time).
+    adding: std::sync::atomic::AtomicBool,
+    /// How its addresses are announced (the SFU's own offers carry them too).
+    announced: Arc<AnnouncedAddrs>,
     events: EventSink,
     /// The video codecs its first offer listed that the SFU forwards.
     video_offered: Vec<codecs::VideoCodec>,
@@ -205,10 +214,9 @@ impl WebRtcSfu {
             .ok_or(MediaError::NoPeerConnection)
     }
 
-    fn screens(&self) -> screen::Screens {
-        screen::Screens {
+    fn offers(&self) -> offers::Offers {
+        offers::Offers {
             state: Arc::downgrade(&self.state),
-            announced: self.announced.clone(),
             metrics: self.metrics.clone(),
         }
     }
@@ -272,9 +280,8 @@ impl PeerConnectionEventHandler for Handler {
                 .get(&self.participant)
                 .map(|p| p.room.clone());
             if let Some(room) = room {
-                let screens = screen::Screens {
+                let offers = offers::Offers {
                     state: self.state.clone(),
-                    announced: self.announced.clone(),
                     metrics: self.metrics.clone(),
                 };
                 if let Some(me) = rooms.lock().expect("rooms lock").peers.get(&self.participant) {
@@ -282,7 +289,7 @@ impl PeerConnectionEventHandler for Handler {
                 }
                 // Someone may be sharing a screen already: now that it is connected, it is offered the screen.
                 let shared_room = room.clone();
-                tokio::spawn(async move { screens.changed(&shared_room).await });
+                tokio::spawn(async move { offers.screen_changed(&shared_room).await });
                 let (weak, me, metrics) =
                     (self.state.clone(), self.participant.clone(), self.metrics.clone());
                 tokio::spawn(async move {
@@ -416,6 +423,10 @@ impl MediaEngine for WebRtcSfu {
             screen_out: Mutex::new(None),
             negotiation: tokio::sync::Mutex::default(),
             connected: std::sync::atomic::AtomicBool::new(false),
+            bound: Mutex::default(),
+            extra: Mutex::default(),
+            adding: std::sync::atomic::AtomicBool::new(false),
+            announced: self.announced.clone(),
             events,
             video_offered: negotiate::offered(offer),
             downlink,
@@ -455,14 +466,14 @@ impl MediaEngine for WebRtcSfu {
         };
         let shared = offer.screen_shared && offer.screen_track.is_some();
         if peer.screen_shared.swap(shared, Ordering::Relaxed) != shared {
-            self.screens().changed(&peer.room).await;
+            self.offers().screen_changed(&peer.room).await;
         }
         Ok(answer)
     }
 
     async fn server_answer(&self, participant: &ParticipantId, answer: &str) -> Result<(), MediaError> {
         let peer = self.peer(participant)?;
-        self.screens().answered(&peer, answer).await
+        self.offers().answered(&peer, answer).await
     }
 
     async fn add_candidate(
@@ -502,9 +513,25 @@ impl MediaEngine for WebRtcSfu {
             self.metrics.peer_connections.dec();
             let _ = peer.pc.close().await;
             (peer.events)(MediaEvent::State(ConnectionState::Closed));
+            // Its tracks on the others' connections are free for whoever comes next.
+            let others: Vec<Arc<Peer>> = self
+                .state
+                .lock()
+                .expect("rooms lock")
+                .rooms
+                .get(&peer.room)
+                .cloned()
+                .unwrap_or_default();
+            for other in others {
+                other
+                    .bound
+                    .lock()
+                    .expect("peer lock")
+                    .retain(|(from, _), _| from != participant);
+            }
             self.codec_may_change(&peer);
             if peer.screen_shared.load(Ordering::Relaxed) {
-                self.screens().changed(&peer.room).await;
+                self.offers().screen_changed(&peer.room).await;
             }
         }
     }

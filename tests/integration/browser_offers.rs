@@ -18,7 +18,7 @@ fn fixture(name: &str) -> String {
     .unwrap()
 }
 
-fn sfu() -> WebRtcSfu {
+pub fn sfu() -> WebRtcSfu {
     // A few ports above a free one: the SFU probes for one per participant.
     let port = crate::common::free_port().min(65_000);
     let config = examroom::config::MediaConfig {
@@ -310,7 +310,7 @@ async fn an_h264_only_peer_and_a_vp8_peer_see_each_other() {
     sfu.close_room("room").await;
 }
 
-fn init(c: examroom::media::IceCandidate) -> webrtc::peer_connection::RTCIceCandidateInit {
+pub fn init(c: examroom::media::IceCandidate) -> webrtc::peer_connection::RTCIceCandidateInit {
     webrtc::peer_connection::RTCIceCandidateInit {
         candidate: c.candidate,
         sdp_mid: c.sdp_mid,
@@ -320,7 +320,7 @@ fn init(c: examroom::media::IceCandidate) -> webrtc::peer_connection::RTCIceCand
     }
 }
 
-fn candidate(c: webrtc::peer_connection::RTCIceCandidateInit) -> examroom::media::IceCandidate {
+pub fn candidate(c: webrtc::peer_connection::RTCIceCandidateInit) -> examroom::media::IceCandidate {
     examroom::media::IceCandidate {
         candidate: c.candidate,
         sdp_mid: c.sdp_mid,

@@ -45,6 +45,7 @@ mod recording_peers;
 mod reports;
 mod restore_drill;
 mod retention;
+mod rooms;
 mod s3;
 mod sessions;
 mod siem;

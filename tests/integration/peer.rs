@@ -24,6 +24,8 @@ pub struct Counters {
     pub keyframe_requests: AtomicU64,
     /// The payload type of the last video packet received.
     pub video_payload_type: AtomicU64,
+    /// Video packets received by the sender's tag (its first two bytes).
+    pub video_from: std::sync::Mutex<std::collections::HashMap<[u8; 2], u64>>,
 }
 
 pub struct ClientPeer {
@@ -53,6 +55,10 @@ impl ClientPeer {
             if kind == RtpCodecKind::Video {
                 c.video_payload_type
                     .store(p.header.payload_type as u64, Ordering::Relaxed);
+                if p.payload.len() >= 4 {
+                    let tag = [p.payload[2], p.payload[3]];
+                    *c.video_from.lock().unwrap().entry(tag).or_default() += 1;
+                }
             }
             let n = if kind == RtpCodecKind::Video {
                 &c.video_received
@@ -92,6 +98,11 @@ impl ClientPeer {
 
     pub async fn offer(&self) -> String {
         self.peer.offer().await.unwrap()
+    }
+
+    /// Answers the SFU's own offer (more tracks, a screen).
+    pub async fn answer_server(&self, offer: &str) -> String {
+        self.peer.answer_gathered(offer).await.unwrap()
     }
 
     /// Applies the SFU's answer (and learns the negotiated payload types).

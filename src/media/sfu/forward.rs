@@ -12,6 +12,7 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::keyframes::{request_keyframe, wants_keyframe};
+use super::offers::{Offers, Target};
 use super::{MIME_VP8, Outgoing, Peer, Rooms};
 use crate::media::{MediaTap, RtpView, TrackSource};
 use crate::telemetry::MediaMetrics;
@@ -50,6 +51,8 @@ pub(super) async fn forward(
         let Some(mime) = from.codec_of(kind, packet.header.payload_type) else {
             continue;
         };
+        // Viewers with no track free for this sender: they are offered more (one request at a time each).
+        let mut more: Vec<Arc<Peer>> = Vec::new();
         let (targets, tap): (Vec<Arc<Outgoing>>, Option<Arc<dyn MediaTap>>) = {
             let rooms = state.lock().expect("rooms lock");
             let screen_shared = from.screen_shared.load(Ordering::Relaxed);
@@ -72,13 +75,27 @@ pub(super) async fn forward(
                                 .expect("peer lock")
                                 .as_ref()
                                 .map(|(o, _)| o.clone()),
-                            _ => p.outgoing.lock().expect("peer lock").get(&kind).cloned(),
+                            _ => match p.target_for(&from.id, source, kind) {
+                                Target::Track(out) => Some(out),
+                                Target::Wanted => {
+                                    more.push(p.clone());
+                                    None
+                                }
+                                Target::Busy => None,
+                            },
                         })
                         .collect()
                 })
                 .unwrap_or_default();
             (targets, rooms.taps.get(&from.room).cloned())
         };
+        for viewer in more {
+            let offers = Offers {
+                state: Arc::downgrade(&state),
+                metrics: metrics.clone(),
+            };
+            tokio::spawn(async move { offers.add_tracks(&viewer).await });
+        }
         // The recorder writes Opus and VP8: an H.264 publisher's video is forwarded, not recorded.
         let recordable = kind == RtpCodecKind::Audio || mime.eq_ignore_ascii_case(MIME_VP8);
         if let Some(tap) = tap.filter(|_| recordable) {

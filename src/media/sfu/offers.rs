@@ -1,9 +1,11 @@
-//! Sharing a participant's screen with the others in its room, the one change the SFU offers itself: while
-//! someone shares, every other connected participant gets an outgoing screen track on its connection (a section
-//! of its own, stream id [`SCREEN_STREAM`] so the client shows it apart from the camera), and loses it after
-//! (`remove_track`, so a later share reuses the section). One negotiation at a time per connection: while the
-//! SFU's offer waits for its answer, a client's offer is refused as glare (the SFU is the impolite side; the
-//! client rolls back, answers, then offers again), and a further change is offered once the answer is in.
+//! The SFU's own offers to a connection, for what the participant's offer could not carry: another
+//! participant's shared screen (a track of its own, stream id [`SCREEN_STREAM`], so the client shows it apart
+//! from the camera; removed after with `remove_track`, so a later share reuses the section), and, from a third
+//! participant on, one more audio and video track per other participant (each bound to whoever's media arrives
+//! first without a track, and freed when they leave: `Peer::target_for`). One negotiation at a time per
+//! connection: while the SFU's offer waits for its answer, a client's offer is refused as glare (the SFU is the
+//! impolite side; the client rolls back, answers, then offers again), and a further change is offered once the
+//! answer is in.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -15,9 +17,9 @@ use webrtc::peer_connection::RTCSessionDescription;
 use super::codecs::{self, VideoCodec};
 use super::keyframes::{relay_feedback, request_keyframe};
 use super::{Outgoing, Peer, Rooms, engine_error};
-use crate::media::announce::{self, AnnouncedAddrs};
+use crate::media::announce;
 use crate::media::rewrite::Rewriter;
-use crate::media::{MediaError, MediaEvent, TrackSource};
+use crate::media::{MediaError, MediaEvent, ParticipantId, TrackSource};
 use crate::telemetry::MediaMetrics;
 
 /// The stream id of a shared screen on a viewer's connection.
@@ -32,17 +34,100 @@ pub(super) struct ServerNegotiation {
     again: bool,
 }
 
-/// What the screen's negotiations need of the engine (held weakly, like the peers' handlers).
-pub(super) struct Screens {
+/// What the SFU's offers need of the engine (held weakly, like the peers' handlers).
+pub(super) struct Offers {
     pub state: Weak<Mutex<Rooms>>,
-    pub announced: Arc<AnnouncedAddrs>,
     pub metrics: MediaMetrics,
 }
 
-impl Screens {
+/// Where a sender's media goes on one viewer's connection.
+pub(super) enum Target {
+    /// The track bound to it.
+    Track(Arc<Outgoing>),
+    /// No track is free: more must be offered.
+    Wanted,
+    /// None free, more already asked for.
+    Busy,
+}
+
+impl Peer {
+    /// The outgoing track carrying `source` of `from` to this viewer: the one bound to it, else the first free
+    /// track of `kind` (bound from now on).
+    pub(super) fn target_for(&self, from: &ParticipantId, source: TrackSource, kind: RtpCodecKind) -> Target {
+        let mut bound = self.bound.lock().expect("peer lock");
+        if let Some(out) = bound.get(&(from.clone(), source)) {
+            return Target::Track(out.clone());
+        }
+        let Some(first) = self.outgoing.lock().expect("peer lock").get(&kind).cloned() else {
+            // It did not offer this kind (or not in a codec the SFU forwards): it gets none of it.
+            return Target::Busy;
+        };
+        let extra = self.extra.lock().expect("peer lock");
+        let free = std::iter::once(first)
+            .chain(extra.iter().filter(|(k, _)| *k == kind).map(|(_, o)| o.clone()))
+            .find(|o| !bound.values().any(|b| Arc::ptr_eq(b, o)));
+        match free {
+            Some(out) => {
+                bound.insert((from.clone(), source), out.clone());
+                Target::Track(out)
+            }
+            None if self.adding.swap(true, Ordering::Relaxed) => Target::Busy,
+            None => Target::Wanted,
+        }
+    }
+}
+
+impl Offers {
+    /// One more audio and video track on `viewer`'s connection (a participant has none free for it), offered.
+    pub async fn add_tracks(&self, viewer: &Arc<Peer>) {
+        let mut added = Vec::new();
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            // A stream per pair, so a client can group them (one tile each).
+            let stream = format!("sfu-{}-{}", viewer.room, crate::ids::random_hex(4));
+            let (track, ssrc) = codecs::local_track(
+                stream,
+                format!("{kind}-{}", crate::ids::random_hex(4)),
+                kind,
+                VideoCodec::Vp8,
+            );
+            if let Err(e) = viewer.pc.add_track(track.clone()).await {
+                tracing::warn!(participant = viewer.id.as_str(), error = %e, "no track added");
+                viewer.adding.store(false, Ordering::Relaxed);
+                return;
+            }
+            let clock = if kind == RtpCodecKind::Audio {
+                48_000
+            } else {
+                90_000
+            };
+            let out = Arc::new(Outgoing {
+                track,
+                ssrc,
+                payload_types: Mutex::new(HashMap::new()),
+                rewriter: Mutex::new(Rewriter::new(clock)),
+            });
+            if kind == RtpCodecKind::Video {
+                tokio::spawn(relay_feedback(
+                    out.clone(),
+                    viewer.id.clone(),
+                    viewer.room.clone(),
+                    self.state.clone(),
+                    self.metrics.clone(),
+                    TrackSource::Camera,
+                ));
+            }
+            added.push((kind, out));
+        }
+        viewer.extra.lock().expect("peer lock").extend(added);
+        if let Err(e) = self.offer(viewer).await {
+            tracing::warn!(participant = viewer.id.as_str(), error = %e, "more tracks not offered");
+        }
+        viewer.adding.store(false, Ordering::Relaxed);
+    }
+
     /// Brings every connected participant of `room` in line with who shares a screen: a screen track while
     /// someone else shares, none after.
-    pub async fn changed(&self, room: &str) {
+    pub async fn screen_changed(&self, room: &str) {
         let Some(state) = self.state.upgrade() else {
             return;
         };
@@ -114,10 +199,15 @@ impl Screens {
             .pc
             .local_description()
             .await
-            .map(|d| announce::sdp(&self.announced, &d.sdp))
+            .map(|d| announce::sdp(&peer.announced, &d.sdp))
             .ok_or_else(|| MediaError::Engine("no local description".into()))?;
+        // The sections the SFU offered carry its own payload types (its codec table), the same in each.
         if let Some((out, _)) = peer.screen_out.lock().expect("peer lock").as_ref() {
-            *out.payload_types.lock().expect("payload types lock") = last_video_payload_types(&sdp);
+            *out.payload_types.lock().expect("payload types lock") =
+                last_payload_types(&sdp, RtpCodecKind::Video);
+        }
+        for (kind, out) in peer.extra.lock().expect("peer lock").iter() {
+            *out.payload_types.lock().expect("payload types lock") = last_payload_types(&sdp, *kind);
         }
         negotiation.offered = true;
         (peer.events)(MediaEvent::ServerOffer(sdp));
@@ -156,10 +246,10 @@ impl Screens {
     }
 }
 
-/// The payload type of each codec (lower-case MIME type) in the SDP's last video section: the shared screen's,
-/// the last section the SFU added. The answer keeps the offer's numbers.
-fn last_video_payload_types(sdp: &str) -> HashMap<String, u8> {
-    let Some(start) = sdp.rfind("\nm=video ") else {
+/// The payload type of each codec (lower-case MIME type) in the SDP's last section of `kind`: one the SFU
+/// added. The answer keeps the offer's numbers.
+fn last_payload_types(sdp: &str, kind: RtpCodecKind) -> HashMap<String, u8> {
+    let Some(start) = sdp.rfind(&format!("\nm={kind} ")) else {
         return HashMap::new();
     };
     let mut out = HashMap::new();
@@ -168,7 +258,7 @@ fn last_video_payload_types(sdp: &str) -> HashMap<String, u8> {
             && let Ok(pt) = pt.parse()
         {
             let name = rest.split('/').next().unwrap_or_default();
-            out.entry(format!("video/{name}").to_ascii_lowercase())
+            out.entry(format!("{kind}/{name}").to_ascii_lowercase())
                 .or_insert(pt);
         }
     }
@@ -184,9 +274,11 @@ mod tests {
         let sdp = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
                    m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n\
                    m=video 9 UDP/TLS/RTP/SAVPF 97 98\r\na=rtpmap:97 VP8/90000\r\na=rtpmap:98 H264/90000\r\n";
-        let types = last_video_payload_types(sdp);
+        let types = last_payload_types(sdp, RtpCodecKind::Video);
         assert_eq!(types.get("video/vp8"), Some(&97));
         assert_eq!(types.get("video/h264"), Some(&98));
-        assert!(last_video_payload_types("m=audio 9 X 0\r\n").is_empty());
+        let audio = last_payload_types(sdp, RtpCodecKind::Audio);
+        assert_eq!(audio.get("audio/opus"), Some(&111));
+        assert!(last_payload_types("m=audio 9 X 0\r\n", RtpCodecKind::Video).is_empty());
     }
 }
