@@ -1,11 +1,13 @@
 //! [`MediaEngine`] on the `webrtc` crate. Each participant's peer connection gets, before its answer is made,
-//! one outgoing track per kind it offers in Opus, VP8 or H.264 (`negotiate`), carrying the *other*
-//! participants' media; every incoming RTP packet is rewritten (SSRC, payload type, the sender's header
-//! extensions dropped) onto those tracks, video skipped for a viewer on audio only (`bandwidth`), and stamped
+//! one outgoing track per kind it offers in Opus, VP8 or H.264 (`negotiate`), carrying another participant's
+//! media; from a third participant on, the SFU adds a pair per other participant with offers of its own
+//! (`offers`), each track bound to one sender at its first packet and freed when it leaves. Every incoming RTP
+//! packet is rewritten (SSRC, payload type, the sender's header extensions dropped) onto those tracks
+//! (`forward`), video skipped for a viewer on audio only (`bandwidth`), and stamped
 //! for TWCC on its way out. A PLI or FIR a viewer sends on an outgoing track is relayed at once to the sender
 //! of the media it carries: no periodic keyframes. Incoming tracks are keyed by what they carry (microphone,
 //! camera, or a screen capture the offer named): a screen capture goes to the recorder, and to the others only
-//! while shared, on a track the SFU adds to their connections with an offer of its own (`screen`).
+//! while shared, on a track the SFU adds to their connections with an offer of its own (`offers`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
