@@ -1,6 +1,7 @@
 //! Short runs of the load tools so they cannot rot: the chat load tool (tools/chat_load.rs) with a few sockets
 //! and messages, nothing lost or duplicated; the media load tool (tools/media_load.rs) with two visits for
-//! three seconds in a loopback-only network namespace, media forwarded both ways. The real numbers come from
+//! three seconds in a loopback-only network namespace, media forwarded both ways; the room benchmark
+//! (tools/room_bench.rs) with three participants for two seconds. The real numbers come from
 //! `scripts/bench-chat.sh` and `scripts/bench-media.sh`.
 
 use std::process::Command;
@@ -67,6 +68,28 @@ fn seal_benchmark_smoke_run() {
     assert!(out.status.success(), "{text}");
     let row = text.lines().last().unwrap();
     assert!(row.starts_with("| 4 MiB |") && row.contains("MB/s"), "{row}");
+}
+
+#[test]
+fn room_benchmark_smoke_run() {
+    if !crate::common::netns_available() {
+        return;
+    }
+    let text = stdout_of_success(in_fresh_netns(env!("CARGO_BIN_EXE_examroom-room-bench")).args([
+        "--participants",
+        "3",
+        "--seconds",
+        "2",
+    ]));
+    let row = text.lines().last().unwrap();
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(
+        (cells[1], cells[2]),
+        ("3", "12"),
+        "three participants, twelve streams: {row}"
+    );
+    let delivered: f64 = cells[4].trim_end_matches(" %").parse().unwrap();
+    assert!(delivered > 90.0, "what was sent was forwarded: {row}");
 }
 
 #[test]

@@ -249,12 +249,17 @@ impl Offers {
 /// The payload type of each codec (lower-case MIME type) in the SDP's last section of `kind`: one the SFU
 /// added. The answer keeps the offer's numbers.
 fn last_payload_types(sdp: &str, kind: RtpCodecKind) -> HashMap<String, u8> {
-    let Some(start) = sdp.rfind(&format!("\nm={kind} ")) else {
-        return HashMap::new();
-    };
     let mut out = HashMap::new();
-    for line in sdp[start + 1..].lines() {
-        if let Some((pt, rest)) = line.strip_prefix("a=rtpmap:").and_then(|l| l.split_once(' '))
+    let mut inside = false;
+    for line in sdp.lines() {
+        if let Some(media) = line.strip_prefix("m=") {
+            inside = media.starts_with(&format!("{kind} "));
+            if inside {
+                // A later section of the kind replaces what an earlier one said.
+                out.clear();
+            }
+        } else if inside
+            && let Some((pt, rest)) = line.strip_prefix("a=rtpmap:").and_then(|l| l.split_once(' '))
             && let Ok(pt) = pt.parse()
         {
             let name = rest.split('/').next().unwrap_or_default();
@@ -279,6 +284,7 @@ mod tests {
         assert_eq!(types.get("video/h264"), Some(&98));
         let audio = last_payload_types(sdp, RtpCodecKind::Audio);
         assert_eq!(audio.get("audio/opus"), Some(&111));
+        assert_eq!(audio.len(), 1, "only the audio section's: {audio:?}");
         assert!(last_payload_types("m=audio 9 X 0\r\n", RtpCodecKind::Video).is_empty());
     }
 }
