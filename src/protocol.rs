@@ -155,7 +155,7 @@ pub enum ClientFrame {
         visit_id: String,
         sdp: String,
         /// The nurse's screen capture among the offer's tracks (its `MediaStreamTrack.id`), when the visit's
-        /// `video_started` said `record_screen`: recorded, never sent to the patient.
+        /// `video_started` said `record_screen`: recorded; shown to the patient only with `screen_shared`.
         #[serde(default)]
         screen_track: Option<String>,
         /// Show that screen to the other participants too (the nurse's screen share), not only to the recording.

@@ -68,8 +68,8 @@ pub enum MediaEvent {
     /// The participant should offer again on the same connection (someone who can receive only H.264 joined:
     /// the answer will ask it to send H.264).
     Renegotiate,
-    /// The SFU offers a change of this participant's connection (another participant's screen shared with it,
-    /// or no longer): answered through [`MediaEngine::server_answer`].
+    /// The SFU offers a change of this participant's connection (another participant's screen shared with it or
+    /// no longer, or tracks for a third participant on): answered through [`MediaEngine::server_answer`].
     ServerOffer(String),
 }
 

@@ -99,6 +99,8 @@ struct Peer {
     extra: Mutex<Vec<(RtpCodecKind, Arc<Outgoing>)>>,
     /// More tracks are being added (one request at a time).
     adding: std::sync::atomic::AtomicBool,
+    /// Held while its screen track is added or removed.
+    screen_change: tokio::sync::Mutex<()>,
     /// How its addresses are announced (the SFU's own offers carry them too).
     announced: Arc<AnnouncedAddrs>,
     events: EventSink,
@@ -428,6 +430,7 @@ impl MediaEngine for WebRtcSfu {
             bound: Mutex::default(),
             extra: Mutex::default(),
             adding: std::sync::atomic::AtomicBool::new(false),
+            screen_change: tokio::sync::Mutex::default(),
             announced: self.announced.clone(),
             events,
             video_offered: negotiate::offered(offer),

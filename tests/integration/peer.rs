@@ -24,8 +24,9 @@ pub struct Counters {
     pub keyframe_requests: AtomicU64,
     /// The payload type of the last video packet received.
     pub video_payload_type: AtomicU64,
-    /// Video packets received by the sender's tag (its first two bytes).
+    /// Video packets received by the sender's tag (its first two bytes), and the SSRCs they came on.
     pub video_from: std::sync::Mutex<std::collections::HashMap<[u8; 2], u64>>,
+    pub video_ssrcs: std::sync::Mutex<std::collections::HashMap<[u8; 2], std::collections::HashSet<u32>>>,
 }
 
 pub struct ClientPeer {
@@ -58,6 +59,12 @@ impl ClientPeer {
                 if p.payload.len() >= 4 {
                     let tag = [p.payload[2], p.payload[3]];
                     *c.video_from.lock().unwrap().entry(tag).or_default() += 1;
+                    c.video_ssrcs
+                        .lock()
+                        .unwrap()
+                        .entry(tag)
+                        .or_default()
+                        .insert(p.header.ssrc);
                 }
             }
             let n = if kind == RtpCodecKind::Video {

@@ -39,28 +39,29 @@ async fn join(sfu: &Arc<examroom::media::sfu::WebRtcSfu>, tag: &str) -> Member {
     Member { id, peer, heard }
 }
 
-/// Runs the room until every member receives video from `senders` others (at least `packets` each), answering
-/// the SFU's offers and trickling candidates; returns how many offers the SFU made.
+/// Runs the room until every member receives video from `senders` others (20 packets each since the call),
+/// answering the SFU's offers and trickling candidates; returns how many offers of the SFU's each member answered.
 async fn until_everyone_sees(
     sfu: &Arc<examroom::media::sfu::WebRtcSfu>,
     room: &mut [Member],
     senders: usize,
-) -> usize {
+) -> Vec<usize> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let (mut seq, mut offers) = (0u16, 0);
+    let mut seq = 0u16;
+    let mut offers = vec![0; room.len()];
     let start: Vec<HashMap<[u8; 2], u64>> = room
         .iter()
         .map(|m| m.peer.counters.video_from.lock().unwrap().clone())
         .collect();
     loop {
-        for m in room.iter_mut() {
+        for (i, m) in room.iter_mut().enumerate() {
             while let Ok(event) = m.heard.try_recv() {
                 match event {
                     MediaEvent::LocalCandidate(c) => m.peer.add_candidate(init(c)).await,
                     MediaEvent::ServerOffer(sdp) => {
                         let answer = m.peer.answer_server(&sdp).await;
                         sfu.server_answer(&m.id, &answer).await.unwrap();
-                        offers += 1;
+                        offers[i] += 1;
                     }
                     _ => {}
                 }
@@ -93,7 +94,7 @@ async fn until_everyone_sees(
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "senders seen by each: {seen:?} (want {senders}), SFU offers answered: {offers}"
+            "senders seen by each: {seen:?} (want {senders}), SFU offers answered: {offers:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -107,27 +108,38 @@ async fn six_participants_each_receive_every_other_through_the_sfus_own_offers()
         room.push(join(&sfu, tag).await);
     }
     // Two: the sections of their own offers are enough; the SFU offers nothing.
-    assert_eq!(
-        until_everyone_sees(&sfu, &mut room, 1).await,
-        0,
-        "no offer of the SFU's for two"
-    );
+    let offers = until_everyone_sees(&sfu, &mut room, 1).await;
+    assert_eq!(offers, [0, 0], "no offer of the SFU's for two");
     for tag in ["P3", "P4", "P5", "P6"] {
         room.push(join(&sfu, tag).await);
     }
     let offers = until_everyone_sees(&sfu, &mut room, 5).await;
-    assert!(offers >= 4, "the SFU offered more tracks ({offers})");
+    assert!(
+        offers.iter().all(|n| *n >= 1),
+        "each was offered more tracks: {offers:?}"
+    );
     for m in &room {
         assert!(
             m.peer.count(|c| &c.audio_received) > 0,
             "audio reached every member"
         );
+        // Each sender on a track of its own: one SSRC per sender, none shared.
+        let ssrcs = m.peer.counters.video_ssrcs.lock().unwrap().clone();
+        assert!(ssrcs.values().all(|s| s.len() == 1), "{ssrcs:?}");
+        let all: std::collections::HashSet<u32> = ssrcs.values().flatten().copied().collect();
+        assert_eq!(all.len(), ssrcs.len(), "{ssrcs:?}");
     }
 
     // One leaves and another comes: the newcomer takes the tracks the leaver had on everyone's connection.
     let gone = room.remove(2);
     sfu.leave(&gone.id).await;
     room.push(join(&sfu, "P7").await);
-    until_everyone_sees(&sfu, &mut room, 5).await;
+    let offers = until_everyone_sees(&sfu, &mut room, 5).await;
+    assert_eq!(
+        &offers[..5],
+        [0, 0, 0, 0, 0],
+        "the others had a track free: no offer"
+    );
+    assert!(offers[5] >= 1, "the newcomer was offered more: {offers:?}");
     sfu.close_room("room").await;
 }

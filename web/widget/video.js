@@ -87,6 +87,8 @@ export class VideoCall {
     this.epoch = started.epoch || 0;
     this.pending = [];
     this.offerAgain = false;
+    // A screen shown on the connection this one replaces is gone with it (the server offers it again).
+    this.onScreen?.(null);
     const pc = new RTCPeerConnection({
       iceServers: started.ice_servers,
       iceTransportPolicy: started.ice_transport_policy === 'relay' ? 'relay' : 'all',
@@ -157,7 +159,33 @@ export class VideoCall {
     this.channel.send({ type: 'video_media', visit_id: this.visitId, ...this.devices });
   }
 
-  async offer(options) {
+  /**
+   * Runs one signalling step after the ones before it: frames are handled as they arrive, and an answer, the
+   * server's offer and a new offer of ours must not interleave (a rollback in the wrong state throws).
+   */
+  step(fn) {
+    // A step queued for a connection since replaced (a rejoin) does nothing to the new one.
+    const pc = this.pc;
+    this.signaling = (this.signaling || Promise.resolve())
+      .then(() => (pc === this.pc ? fn() : undefined))
+      .catch((e) => console.warn(`signalling: ${e.message}`));
+    return this.signaling;
+  }
+
+  /** The offer that had to wait for an answer, now (its options kept: an ICE restart stays one). */
+  offerPending() {
+    const options = this.offerAgain;
+    this.offerAgain = false;
+    if (options) this.offer(options === true ? undefined : options);
+  }
+
+  offer(options) {
+    return this.step(() => this.makeOffer(options));
+  }
+
+  async makeOffer(options) {
+    // One negotiation at a time: an offer while another waits for its answer goes after it.
+    if (this.pc.signalingState !== 'stable') { this.offerAgain = options || true; return; }
     const offer = await this.pc.createOffer(options);
     await this.pc.setLocalDescription(offer);
     // The server records the track it names as the screen (by the id the offer's msid gives it), and forwards
@@ -172,17 +200,21 @@ export class VideoCall {
    * The server's own offer (the other side's screen shared, or no longer). Polite: an offer of ours that
    * crossed it is rolled back (the server ignores it) and made again once this is answered.
    */
-  async serverOffer(sdp) {
+  serverOffer(sdp) {
+    return this.step(() => this.takeServerOffer(sdp));
+  }
+
+  async takeServerOffer(sdp) {
     if (this.pc.signalingState === 'have-local-offer') {
       await this.pc.setLocalDescription({ type: 'rollback' });
-      this.offerAgain = true;
+      this.offerAgain = this.offerAgain || true;
     }
     await this.pc.setRemoteDescription({ type: 'offer', sdp });
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
     this.channel.send({ type: 'video_server_answer', visit_id: this.visitId, sdp: answer.sdp });
     for (const c of this.pending.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
-    if (this.offerAgain) { this.offerAgain = false; this.offer().catch(() => {}); }
+    this.offerPending();
   }
 
   /** Shows this side's screen capture to the other side too (`true`), or to the recording only. */
@@ -226,19 +258,26 @@ export class VideoCall {
   renegotiate() {
     // The socket changed since this connection was made: the server would take an offer as a new join.
     if (this.channel.generation !== this.generation) { this.rejoin(this.started); return; }
-    if (this.pc.signalingState === 'stable') this.offer().catch(() => {});
-    else this.offerAgain = true;
+    this.offer();
   }
 
-  async answer(sdp) {
+  answer(sdp) {
+    return this.step(() => this.takeAnswer(sdp));
+  }
+
+  async takeAnswer(sdp) {
     // An answer to an offer this connection no longer waits for (made before a rejoin or a restart) is stale.
     if (this.pc.signalingState !== 'have-local-offer') return;
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
     for (const c of this.pending.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
-    if (this.offerAgain) { this.offerAgain = false; this.offer().catch(() => {}); }
+    this.offerPending();
   }
 
-  async candidate(c) {
+  candidate(c) {
+    return this.step(() => this.takeCandidate(c));
+  }
+
+  async takeCandidate(c) {
     if (!this.pc.remoteDescription) { this.pending.push(c); return; }
     await this.pc.addIceCandidate(c).catch(() => {});
   }

@@ -24,7 +24,7 @@ export function screenRecording(chat, recordScreen) {
 async function capture(chat, shared) {
   const call = chat.video.call;
   try {
-    const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 5, displaySurface: 'window' }, audio: false });
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 5, displaySurface: 'window' }, audio: false, selfBrowserSurface: 'exclude' });
     call.screenShared = shared;
     await call.setScreen(stream.getVideoTracks()[0], () => render(chat));
     return true;
@@ -61,7 +61,9 @@ export async function screenRefused(chats) {
   for (const chat of chats) {
     const call = chat.video.call;
     if (!call?.screen) continue;
-    if (call.pc.signalingState === 'have-local-offer') await call.pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+    await call.step(async () => {
+      if (call.pc.signalingState === 'have-local-offer') await call.pc.setLocalDescription({ type: 'rollback' });
+    });
     await call.setScreen(null);
     render(chat);
     chat.el.querySelector('.screen-state').textContent = 'Your screen is not being recorded: the server refused it.';

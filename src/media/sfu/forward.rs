@@ -55,6 +55,10 @@ pub(super) async fn forward(
         let mut more: Vec<Arc<Peer>> = Vec::new();
         let (targets, tap): (Vec<Arc<Outgoing>>, Option<Arc<dyn MediaTap>>) = {
             let rooms = state.lock().expect("rooms lock");
+            // It left (a packet already read when it did): nothing more of it, or it would be bound again.
+            if !rooms.peers.get(&from.id).is_some_and(|p| Arc::ptr_eq(p, &from)) {
+                break;
+            }
             let screen_shared = from.screen_shared.load(Ordering::Relaxed);
             let targets = rooms
                 .rooms

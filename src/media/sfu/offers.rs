@@ -71,6 +71,8 @@ impl Peer {
                 bound.insert((from.clone(), source), out.clone());
                 Target::Track(out)
             }
+            // Offers go only to a connection that has its first answer (the client would roll its offer back).
+            None if !self.connected.load(Ordering::Relaxed) => Target::Busy,
             None if self.adding.swap(true, Ordering::Relaxed) => Target::Busy,
             None => Target::Wanted,
         }
@@ -154,6 +156,11 @@ impl Offers {
     }
 
     async fn set_screen_out(&self, peer: &Arc<Peer>, on: bool) -> Result<(), MediaError> {
+        // Two changes at once (a connect and a renegotiation) must not both add a track: decided again here.
+        let _one = peer.screen_change.lock().await;
+        if peer.screen_out.lock().expect("peer lock").is_some() == on {
+            return Ok(());
+        }
         if on {
             let (track, ssrc) = codecs::local_track(
                 SCREEN_STREAM.into(),
@@ -221,21 +228,29 @@ impl Offers {
             if !negotiation.offered {
                 return Err(MediaError::NoServerOffer);
             }
-            let desc = RTCSessionDescription::answer(answer.to_string())
-                .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
-            peer.pc
-                .set_remote_description(desc)
-                .await
-                .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+            let applied = match RTCSessionDescription::answer(answer.to_string()) {
+                Ok(desc) => peer.pc.set_remote_description(desc).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = applied {
+                // A bad answer must not leave the offer standing (every client offer would be refused as glare
+                // from then on): it is withdrawn, and offered again.
+                if let Ok(rollback) = RTCSessionDescription::rollback(None) {
+                    let _ = peer.pc.set_local_description(rollback).await;
+                }
+                negotiation.offered = false;
+                negotiation.again = true;
+                return Err(MediaError::InvalidSdp(e.to_string()));
+            }
             negotiation.offered = false;
             std::mem::take(&mut negotiation.again)
         };
-        // It can show the screen from the next keyframe on.
+        // It can show what was added from the next keyframe on.
         request_keyframe(
             &self.state,
             &peer.room,
             &peer.id,
-            &[TrackSource::Screen],
+            &[TrackSource::Camera, TrackSource::Screen],
             &self.metrics,
         )
         .await;
