@@ -231,10 +231,22 @@ fn the_nurses_screen_is_recorded_paused_and_never_forwarded_in_chromium() {
         .filter(|b| b.0 == examroom::recording::recorder::SCREEN_TRACK)
         .map(|b| origin + b.1)
         .collect();
-    // Block times come from the RTP clock, which may stray from the wall clock by a frame or two.
-    let slack = 300;
+    // Block times come from the capture clock (RTP), which strays from the wall clock the pause is decided on:
+    // on a loaded machine a frame is encoded and sent late (once by more than 300 ms). The recorder drops by
+    // arrival; see the closing note on re-basing at a resume.
+    let slack = 1000;
     assert!(at.iter().any(|t| *t < pause_start), "screen before the pause");
     assert!(at.iter().any(|t| *t > pause_end), "screen after the pause");
+    let inside: Vec<i64> = at
+        .iter()
+        .filter(|t| **t >= pause_start + slack && **t <= pause_end - slack)
+        .map(|t| t - pause_start)
+        .collect();
+    assert!(
+        inside.is_empty(),
+        "no screen from the pause: blocks at {inside:?} ms into a pause of {} ms",
+        pause_end - pause_start
+    );
     assert!(
         at.iter()
             .all(|t| *t < pause_start + slack || *t > pause_end - slack),

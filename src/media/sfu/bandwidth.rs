@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use rtc::interceptor::{BandwidthEstimator, PacketReport};
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 use super::{Rooms, request_keyframe};
 use crate::media::{MediaEvent, TrackSource};
@@ -276,16 +275,13 @@ pub(super) async fn run(state: Weak<Mutex<Rooms>>, metrics: MediaMetrics) {
             );
             (viewer.events)(MediaEvent::Downlink { audio_only });
             if !audio_only {
-                // The video it missed moved the sender's numbers on: continue from the last packet it got.
-                if let Some(out) = viewer
-                    .outgoing
-                    .lock()
-                    .expect("peer lock")
-                    .get(&RtpCodecKind::Video)
-                {
+                // The video it missed moved the senders' numbers on: every video track it gets (cameras, a
+                // shared screen) continues from the last packet it got, from a keyframe.
+                for out in viewer.video_tracks() {
                     out.rewriter.lock().expect("rewriter lock").restart();
                 }
-                request_keyframe(&state, &viewer.room, &viewer.id, &[TrackSource::Camera], &metrics).await;
+                let wanted = [TrackSource::Camera, TrackSource::Screen];
+                request_keyframe(&state, &viewer.room, &viewer.id, &wanted, &metrics).await;
             }
         }
         for ((track, ssrc), cap) in caps {

@@ -212,7 +212,8 @@ impl WebRtcSfu {
         self.apply_offer(peer, offer).await?;
         let answer = self.make_answer(&peer.pc).await?;
         for (kind, out) in peer.outgoing.lock().expect("peer lock").iter() {
-            *out.payload_types.lock().expect("payload types lock") = payload_types(&answer, *kind);
+            *out.payload_types.lock().expect("payload types lock") =
+                payload_types(&answer, *kind, Section::First);
         }
         Ok(answer)
     }
@@ -241,7 +242,7 @@ impl WebRtcSfu {
         }
         let answer = self.make_answer(&peer.pc).await?;
         for (kind, track, ssrc) in senders {
-            let payload_types = Mutex::new(payload_types(&answer, kind));
+            let payload_types = Mutex::new(payload_types(&answer, kind, Section::First));
             let clock_rate = if kind == RtpCodecKind::Audio {
                 48_000
             } else {
@@ -283,28 +284,40 @@ impl WebRtcSfu {
     }
 }
 
-/// The payload type of each codec (lower-case MIME type) in an answer's first section of `kind`: what the
-/// browser expects on that track.
-fn payload_types(answer: &str, kind: RtpCodecKind) -> HashMap<String, u8> {
-    let prefix = format!("m={kind} ").to_ascii_lowercase();
-    let mut out = HashMap::new();
+/// Which section of a kind [`payload_types`] reads.
+#[derive(Clone, Copy)]
+pub(super) enum Section {
+    /// The participant's own (in the answer to its offer): what the browser expects on the first track.
+    First,
+    /// The last one the SFU added with an offer of its own: its own codec table's numbers, which the answer keeps.
+    Last,
+}
+
+/// The payload type of each codec (lower-case MIME type) in one section of `kind` of an SDP.
+pub(super) fn payload_types(sdp: &str, kind: RtpCodecKind, which: Section) -> HashMap<String, u8> {
+    let mut sections: Vec<HashMap<String, u8>> = Vec::new();
     let mut inside = false;
-    for line in answer.lines() {
-        if line.starts_with("m=") {
+    for line in sdp.lines() {
+        if let Some(media) = line.strip_prefix("m=") {
+            inside = media.starts_with(&format!("{kind} "));
             if inside {
-                break;
+                sections.push(HashMap::new());
             }
-            inside = line.starts_with(&prefix);
         } else if inside
             && let Some((pt, rest)) = line.strip_prefix("a=rtpmap:").and_then(|l| l.split_once(' '))
             && let Ok(pt) = pt.parse()
+            && let Some(out) = sections.last_mut()
         {
             let name = rest.split('/').next().unwrap_or_default();
             out.entry(format!("{kind}/{name}").to_ascii_lowercase())
                 .or_insert(pt);
         }
     }
-    out
+    let pick = match which {
+        Section::First => sections.into_iter().next(),
+        Section::Last => sections.pop(),
+    };
+    pick.unwrap_or_default()
 }
 
 /// The `a=mid` of every video section of an SDP.

@@ -16,6 +16,7 @@ use webrtc::peer_connection::RTCSessionDescription;
 
 use super::codecs::{self, VideoCodec};
 use super::keyframes::{relay_feedback, request_keyframe};
+use super::negotiate::{Section, payload_types};
 use super::{Outgoing, Peer, Rooms, engine_error};
 use crate::media::announce;
 use crate::media::rewrite::Rewriter;
@@ -76,6 +77,33 @@ impl Peer {
             None if self.adding.swap(true, Ordering::Relaxed) => Target::Busy,
             None => Target::Wanted,
         }
+    }
+}
+
+impl Peer {
+    /// Every outgoing video track on its connection: the first, those added for more participants, a screen.
+    pub(super) fn video_tracks(&self) -> Vec<Arc<Outgoing>> {
+        let first = self
+            .outgoing
+            .lock()
+            .expect("peer lock")
+            .get(&RtpCodecKind::Video)
+            .cloned();
+        let extra: Vec<Arc<Outgoing>> = self
+            .extra
+            .lock()
+            .expect("peer lock")
+            .iter()
+            .filter(|(k, _)| *k == RtpCodecKind::Video)
+            .map(|(_, o)| o.clone())
+            .collect();
+        let screen = self
+            .screen_out
+            .lock()
+            .expect("peer lock")
+            .as_ref()
+            .map(|(o, _)| o.clone());
+        first.into_iter().chain(extra).chain(screen).collect()
     }
 }
 
@@ -211,10 +239,11 @@ impl Offers {
         // The sections the SFU offered carry its own payload types (its codec table), the same in each.
         if let Some((out, _)) = peer.screen_out.lock().expect("peer lock").as_ref() {
             *out.payload_types.lock().expect("payload types lock") =
-                last_payload_types(&sdp, RtpCodecKind::Video);
+                payload_types(&sdp, RtpCodecKind::Video, Section::Last);
         }
         for (kind, out) in peer.extra.lock().expect("peer lock").iter() {
-            *out.payload_types.lock().expect("payload types lock") = last_payload_types(&sdp, *kind);
+            *out.payload_types.lock().expect("payload types lock") =
+                payload_types(&sdp, *kind, Section::Last);
         }
         negotiation.offered = true;
         (peer.events)(MediaEvent::ServerOffer(sdp));
@@ -261,30 +290,6 @@ impl Offers {
     }
 }
 
-/// The payload type of each codec (lower-case MIME type) in the SDP's last section of `kind`: one the SFU
-/// added. The answer keeps the offer's numbers.
-fn last_payload_types(sdp: &str, kind: RtpCodecKind) -> HashMap<String, u8> {
-    let mut out = HashMap::new();
-    let mut inside = false;
-    for line in sdp.lines() {
-        if let Some(media) = line.strip_prefix("m=") {
-            inside = media.starts_with(&format!("{kind} "));
-            if inside {
-                // A later section of the kind replaces what an earlier one said.
-                out.clear();
-            }
-        } else if inside
-            && let Some((pt, rest)) = line.strip_prefix("a=rtpmap:").and_then(|l| l.split_once(' '))
-            && let Ok(pt) = pt.parse()
-        {
-            let name = rest.split('/').next().unwrap_or_default();
-            out.entry(format!("{kind}/{name}").to_ascii_lowercase())
-                .or_insert(pt);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,12 +299,18 @@ mod tests {
         let sdp = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
                    m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n\
                    m=video 9 UDP/TLS/RTP/SAVPF 97 98\r\na=rtpmap:97 VP8/90000\r\na=rtpmap:98 H264/90000\r\n";
-        let types = last_payload_types(sdp, RtpCodecKind::Video);
+        let types = payload_types(sdp, RtpCodecKind::Video, Section::Last);
         assert_eq!(types.get("video/vp8"), Some(&97));
         assert_eq!(types.get("video/h264"), Some(&98));
-        let audio = last_payload_types(sdp, RtpCodecKind::Audio);
+        let audio = payload_types(sdp, RtpCodecKind::Audio, Section::Last);
         assert_eq!(audio.get("audio/opus"), Some(&111));
         assert_eq!(audio.len(), 1, "only the audio section's: {audio:?}");
-        assert!(last_payload_types("m=audio 9 X 0\r\n", RtpCodecKind::Video).is_empty());
+        assert!(payload_types("m=audio 9 X 0\r\n", RtpCodecKind::Video, Section::Last).is_empty());
+        let first = payload_types(sdp, RtpCodecKind::Video, Section::First);
+        assert_eq!(
+            (first.get("video/vp8"), first.len()),
+            (Some(&96), 1),
+            "the participant's own section"
+        );
     }
 }
