@@ -21,7 +21,7 @@ mod video;
 
 pub use chat::{Colleague, ConversationView, RequeueReason, WrapUpSpec};
 pub use parse::FrameError;
-pub use video::{AudioOnlyReason, DeclineReason, DeviceCheck, EndReason, MediaDevices, Side};
+pub use video::{AudioOnlyReason, DeclineReason, DeviceCheck, EndReason, GuestView, MediaDevices, Side};
 
 /// Idempotency keys are client-chosen; bounded so they cannot be used to store data.
 pub const MAX_KEY_CHARS: usize = 64;
@@ -179,10 +179,28 @@ pub enum ClientFrame {
         v: u8,
         visit_id: String,
     },
-    /// End the video for both; the chat goes on.
+    /// End the video for both; the chat goes on. From a guest: leave the visit (it goes on for the others).
     VideoEnd {
         v: u8,
         visit_id: String,
+    },
+    /// Patient: a one-time link for a family member or caregiver to join this visit (answered `guest_link`).
+    GuestInvite {
+        v: u8,
+        visit_id: String,
+    },
+    /// Nurse: let a guest waiting in the lobby in (`admit`), or turn them away.
+    GuestAdmit {
+        v: u8,
+        visit_id: String,
+        guest_id: String,
+        admit: bool,
+    },
+    /// Nurse: remove a guest from the visit (waiting or admitted); they cannot come back with the same link.
+    GuestRemove {
+        v: u8,
+        visit_id: String,
+        guest_id: String,
     },
     /// This participant's microphone and camera (mute, camera off), shown to the other side.
     VideoMedia {
@@ -446,6 +464,22 @@ pub enum ServerFrame {
         audio_only: bool,
         by: Side,
         reason: AudioOnlyReason,
+    },
+    /// To the patient: the one-time link to give a family member or caregiver. `link` is a path on this
+    /// server whose fragment carries the token (a fragment never reaches a server, so no access log holds it).
+    GuestLink {
+        visit_id: String,
+        link: String,
+        expires_at_ms: i64,
+    },
+    /// To everyone in a visit: its guests, waiting in the lobby or admitted (an empty list when none is left).
+    VideoParty {
+        visit_id: String,
+        guests: Vec<GuestView>,
+    },
+    /// To a guest: they wait in the visit's lobby until the nurse lets them in.
+    GuestLobby {
+        visit_id: String,
     },
     VideoEnded {
         conversation_id: ConversationId,

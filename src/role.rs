@@ -13,6 +13,9 @@ pub enum Role {
     Supervisor,
     ComplianceOfficer,
     ItHelpdesk,
+    /// A family member or caregiver the patient invited to one visit with a one-time link: no account, a
+    /// session bound to that visit.
+    Guest,
     /// A machine client (EMR integration) authenticated by client credentials.
     Service,
     /// No credentials; appears only in audit events of refused requests.
@@ -23,12 +26,13 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 9] = [
         Role::Patient,
         Role::Nurse,
         Role::Supervisor,
         Role::ComplianceOfficer,
         Role::ItHelpdesk,
+        Role::Guest,
         Role::Service,
         Role::Anonymous,
         Role::System,
@@ -41,6 +45,7 @@ impl Role {
             Role::Supervisor => "supervisor",
             Role::ComplianceOfficer => "compliance_officer",
             Role::ItHelpdesk => "it_helpdesk",
+            Role::Guest => "guest",
             Role::Service => "service",
             Role::Anonymous => "anonymous",
             Role::System => "system",

@@ -22,6 +22,8 @@ const TOUCH_INTERVAL_MS: i64 = 30_000;
 pub enum SessionKind {
     Staff,
     Patient,
+    /// A patient's guest in one visit (no account: opened by the visit's one-time link).
+    Guest,
 }
 
 impl SessionKind {
@@ -29,6 +31,7 @@ impl SessionKind {
         match self {
             SessionKind::Staff => "staff",
             SessionKind::Patient => "patient",
+            SessionKind::Guest => "guest",
         }
     }
 }
@@ -118,7 +121,8 @@ impl Sessions {
         let id = SessionId::random();
         let roles: Vec<&str> = new.roles.iter().map(|r| r.as_str()).collect();
         let (display_name, birthdate) = match new.kind {
-            SessionKind::Patient => {
+            // A guest's name is personal data as much as a patient's.
+            SessionKind::Patient | SessionKind::Guest => {
                 let key = identity_key(&token);
                 (
                     seal_identity(&key, id.as_str(), new.display_name.as_ref())?,
@@ -191,10 +195,10 @@ impl Sessions {
         if now - row.last_seen_at > touch_every {
             self.db.touch_session(&row.id, now).await?;
         }
-        let kind = if row.kind == "patient" {
-            SessionKind::Patient
-        } else {
-            SessionKind::Staff
+        let kind = match row.kind.as_str() {
+            "patient" => SessionKind::Patient,
+            "guest" => SessionKind::Guest,
+            _ => SessionKind::Staff,
         };
         let roles = row
             .roles

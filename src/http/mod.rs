@@ -8,6 +8,7 @@ mod break_glass;
 mod conversations;
 pub mod error;
 pub mod extract;
+mod guests;
 pub mod internal;
 mod openapi;
 mod origin;
@@ -44,6 +45,7 @@ pub fn router(app: AppState) -> Router {
         .merge(queues::router())
         .merge(conversations::router())
         .merge(visits::router())
+        .merge(guests::router())
         .merge(recordings::router())
         .merge(reports::router())
         .merge(break_glass::router());

@@ -36,6 +36,10 @@ pub fn router() -> Router<AppState> {
     let r = file!(r, "/widget/visit.js", JS, "../../web/widget/visit.js");
     let r = file!(r, "/widget/precall.js", JS, "../../web/widget/precall.js");
     let r = file!(r, "/widget/i18n.js", JS, "../../web/widget/i18n.js");
+    let r = file!(r, "/widget/tiles.js", JS, "../../web/widget/tiles.js");
+    let r = file!(r, "/widget/guests.js", JS, "../../web/widget/guests.js");
+    let r = file!(r, "/guest/", HTML, "../../web/guest/index.html");
+    let r = file!(r, "/guest/guest.js", JS, "../../web/guest/guest.js");
     let r = file!(r, "/widget/widget.css", CSS, "../../web/widget/widget.css");
     let r = file!(r, "/workspace/", HTML, "../../web/workspace/index.html");
     let r = file!(
@@ -46,6 +50,7 @@ pub fn router() -> Router<AppState> {
     );
     let r = file!(r, "/workspace/transfer.js", JS, "../../web/workspace/transfer.js");
     let r = file!(r, "/workspace/screen.js", JS, "../../web/workspace/screen.js");
+    let r = file!(r, "/workspace/guests.js", JS, "../../web/workspace/guests.js");
     let r = file!(
         r,
         "/workspace/workspace.css",

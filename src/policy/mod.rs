@@ -35,6 +35,8 @@ pub const ACTIONS: &[&str] = &[
     "visit.create",
     "visit.answer",
     "visit.join",
+    "visit.invite",
+    "visit.admit",
     "visit.end",
     "visit.recording_state.set",
     "queue.stats.read",

@@ -71,6 +71,9 @@ impl ClientFrame {
             | ClientFrame::VideoEnd { v, .. }
             | ClientFrame::VideoMedia { v, .. }
             | ClientFrame::VideoMode { v, .. }
+            | ClientFrame::GuestInvite { v, .. }
+            | ClientFrame::GuestAdmit { v, .. }
+            | ClientFrame::GuestRemove { v, .. }
             | ClientFrame::PrecallStart { v }
             | ClientFrame::PrecallOffer { v, .. }
             | ClientFrame::PrecallCandidate { v, .. }

@@ -30,6 +30,26 @@ pub enum EndReason {
     ServerRestart,
     /// One participant's connection dropped and did not come back within `media.reconnect_limit_seconds`.
     ConnectionLost,
+    /// To a guest only: the nurse turned them away from the lobby or removed them (the visit goes on).
+    Removed,
+    /// To a guest only: they left the visit (the visit goes on).
+    Left,
+}
+
+/// A guest of a visit as the others see them (`video_party`).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GuestView {
+    /// Opaque (`guest-…`): what the nurse names to admit or remove them.
+    pub guest_id: String,
+    /// The name the guest typed.
+    pub name: crate::pii::Pii<String>,
+    /// `lobby` or `admitted`.
+    pub state: crate::visit::guests::GuestState,
+    /// Their answer to the recording question, once given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_consent: Option<bool>,
+    /// Connected to the media room now.
+    pub in_call: bool,
 }
 
 /// The result of the nurse's device check: live camera and microphone tracks.

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::recorder::Dims;
-use super::timeline::{Gap, Interval, Timeline};
+use super::timeline::{Gap, Interval, Participant, Timeline};
 
 /// The video sizes of a segment (patient, nurse, the nurse's screen) as stored: `WxH` or empty, comma-separated;
 /// rows written before screens have two.
@@ -90,6 +90,8 @@ pub struct OneTimeline {
     pub screen: Vec<Interval>,
     pub gaps: Vec<Gap>,
     pub handovers: Vec<Handover>,
+    /// Who took part, by role, over every part (a rejoin on the next node is the same person).
+    pub participants: Vec<Participant>,
 }
 
 fn clip(list: &[Interval], until: Option<i64>) -> impl Iterator<Item = Interval> + '_ {
@@ -122,6 +124,7 @@ pub fn one_timeline(parts: &[PartTimeline]) -> Option<OneTimeline> {
         screen: Vec::new(),
         gaps: Vec::new(),
         handovers: Vec::new(),
+        participants: Vec::new(),
     };
     let mut gaps = Vec::new();
     for (i, p) in parts.iter().enumerate() {
@@ -136,6 +139,18 @@ pub fn one_timeline(parts: &[PartTimeline]) -> Option<OneTimeline> {
         out.pauses.extend(clip(&p.timeline.pauses, media_end));
         out.audio_only.extend(clip(&p.timeline.audio_only, media_end));
         out.screen.extend(clip(&p.timeline.screen, media_end));
+        for person in &p.timeline.participants {
+            let same = |q: &&mut Participant| q.role == person.role && q.guest_id == person.guest_id;
+            match out.participants.iter_mut().find(same) {
+                // Joined in the first part they are in; left as the last part they are in says.
+                Some(q) => {
+                    q.left_ms = person.left_ms;
+                    q.recorded = q.recorded && person.recorded;
+                    q.not_recorded = q.not_recorded.take().or(person.not_recorded.clone());
+                }
+                None => out.participants.push(person.clone()),
+            }
+        }
         for g in &p.timeline.gaps {
             let end = next.map_or(g.end_ms, |n| g.end_ms.min(n));
             if end > g.start_ms {

@@ -214,6 +214,11 @@ impl Recorder {
         self.timeline.continues = Some(c);
     }
 
+    /// Who is in the media room (the timeline keeps the manifest's list).
+    pub fn timeline_mut(&mut self) -> &mut Timeline {
+        &mut self.timeline
+    }
+
     /// The visit became audio only or went back to video (marked in the timeline; the media decides itself).
     pub fn set_audio_only(&mut self, on: bool, reason: &str, by: &str, now_ms: i64) -> bool {
         self.timeline.set_audio_only(on, reason, by, now_ms)

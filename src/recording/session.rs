@@ -248,6 +248,30 @@ impl RecordingSession {
         }
     }
 
+    /// A participant joined or left the media room (`None`: left at `now_ms`), for the manifest.
+    pub fn participant(
+        &self,
+        role: &str,
+        guest_id: Option<&str>,
+        joined: Option<(bool, Option<&str>)>,
+        now_ms: i64,
+    ) {
+        if let Some(r) = self.inner.lock().expect("recording lock").recorder.as_mut() {
+            let timeline = r.timeline_mut();
+            match joined {
+                Some((recorded, why)) => timeline.joined(super::timeline::Participant {
+                    role: role.to_string(),
+                    guest_id: guest_id.map(str::to_string),
+                    joined_ms: now_ms,
+                    left_ms: None,
+                    recorded,
+                    not_recorded: why.map(str::to_string),
+                }),
+                None => timeline.left(role, guest_id, now_ms),
+            }
+        }
+    }
+
     /// Marks this recording as continuing one another node was writing.
     pub fn set_continuation(&self, c: super::timeline::Continuation) {
         if let Some(r) = self.inner.lock().expect("recording lock").recorder.as_mut() {

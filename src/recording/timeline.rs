@@ -1,7 +1,8 @@
 //! One recording's timeline: when it started and ended, its secure pauses (start, end, reason, who), its
 //! audio-only intervals (no video from either side, by choice or for want of a camera), the intervals the nurse's
 //! screen is in the recording (from its first frame to a pause or the capture's end) and gaps (intervals lost
-//! to a crash), from which the manifest is written. Pausing is idempotent: a second pause
+//! to a crash), and who took part (by role, each with whether their tracks are in the file and why not), from
+//! which the manifest is written. Pausing is idempotent: a second pause
 //! while paused changes nothing, as does resuming while active. Sans-IO: times are milliseconds passed in.
 
 use serde::Serialize;
@@ -52,6 +53,28 @@ pub struct Timeline {
     #[serde(default)]
     pub screen: Vec<Interval>,
     pub gaps: Vec<Gap>,
+    /// Everyone who was in the media room while it recorded (manifests written before this field have none).
+    #[serde(default)]
+    pub participants: Vec<Participant>,
+}
+
+/// One person in a recorded visit, by role: no name (the manifest is not sealed), a guest by opaque id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Participant {
+    /// `patient`, `nurse` or `guest`.
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_id: Option<String>,
+    /// First joined while recording, and last left (`None` while still there, or at the end).
+    pub joined_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_ms: Option<i64>,
+    /// Whether their camera and microphone are in the file.
+    pub recorded: bool,
+    /// Why not: `declined` (they said no to recording), `guest_tracks_not_recorded` (the file holds the
+    /// patient's and nurse's tracks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_recorded: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -71,6 +94,34 @@ impl Timeline {
             audio_only: Vec::new(),
             screen: Vec::new(),
             gaps: Vec::new(),
+            participants: Vec::new(),
+        }
+    }
+
+    /// `p` joined (again): their first join time is kept, a rejoin clears their leaving.
+    pub fn joined(&mut self, p: Participant) {
+        match self
+            .participants
+            .iter_mut()
+            .find(|q| q.role == p.role && q.guest_id == p.guest_id)
+        {
+            Some(q) => {
+                q.left_ms = None;
+                q.recorded = p.recorded;
+                q.not_recorded = p.not_recorded;
+            }
+            None => self.participants.push(p),
+        }
+    }
+
+    /// The participant of `role` (and `guest_id`) left the media room.
+    pub fn left(&mut self, role: &str, guest_id: Option<&str>, now_ms: i64) {
+        if let Some(q) = self
+            .participants
+            .iter_mut()
+            .find(|q| q.role == role && q.guest_id.as_deref() == guest_id)
+        {
+            q.left_ms = Some(now_ms);
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod classification;
 pub mod controls;
+pub mod guests;
 pub mod placement;
 pub mod service;
 
@@ -15,6 +16,45 @@ use std::collections::HashMap;
 pub use crate::protocol::{EndReason, Side};
 
 use crate::ids::{ConversationId, SubjectId, random_hex};
+
+/// Who holds a place in a visit's media room: its patient, its nurse, or a guest the nurse admitted.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Seat {
+    Patient,
+    Nurse,
+    Guest(SubjectId),
+}
+
+impl Seat {
+    /// The patient's or nurse's side; `None` for a guest.
+    pub fn side(&self) -> Option<Side> {
+        match self {
+            Seat::Patient => Some(Side::Patient),
+            Seat::Nurse => Some(Side::Nurse),
+            Seat::Guest(_) => None,
+        }
+    }
+}
+
+impl From<Side> for Seat {
+    fn from(side: Side) -> Self {
+        match side {
+            Side::Patient => Seat::Patient,
+            Side::Nurse => Seat::Nurse,
+        }
+    }
+}
+
+impl std::fmt::Debug for Seat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Seat::Patient => f.write_str("Patient"),
+            Seat::Nurse => f.write_str("Nurse"),
+            // A guest's subject is random (it names nobody), but one word keeps log lines alike.
+            Seat::Guest(_) => f.write_str("Guest"),
+        }
+    }
+}
 
 /// Opaque id of a visit and of its media room: random, carries no PHI.
 #[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize)]
@@ -94,6 +134,8 @@ pub struct Visit {
     pub controls: controls::Controls,
     /// How many times the visit moved to another node.
     pub epoch: u32,
+    /// Family members and caregivers the patient invited (see `guests`).
+    pub party: guests::Party,
 }
 
 impl Visit {
@@ -114,6 +156,29 @@ impl Visit {
     }
     pub fn joined(&self) -> &[Side] {
         &self.joined
+    }
+
+    /// Everyone who takes part: the patient, the nurse, and guests not removed (waiting in the lobby too).
+    pub fn people(&self) -> Vec<SubjectId> {
+        let guests = self.party.present().map(|g| g.subject.clone());
+        [self.patient.clone(), self.nurse.clone()]
+            .into_iter()
+            .chain(guests)
+            .collect()
+    }
+
+    /// Every seat the visit has had: patient, nurse and each guest (removed ones too).
+    pub fn seats(&self) -> Vec<Seat> {
+        let guests = self.party.guests.iter().map(|g| Seat::Guest(g.subject.clone()));
+        [Seat::Patient, Seat::Nurse].into_iter().chain(guests).collect()
+    }
+
+    /// The place `subject` may take in the media room, if any.
+    pub fn seat_of(&self, subject: &SubjectId) -> Option<Seat> {
+        match self.side_of(subject) {
+            Some(side) => Some(side.into()),
+            None => self.party.get(subject).map(|g| Seat::Guest(g.subject.clone())),
+        }
     }
 
     /// A visit another node hosted, taken over here (its host drained or died): nobody is connected yet, and
@@ -143,6 +208,7 @@ impl Visit {
             alone_since_ms: None,
             controls: Default::default(),
             epoch,
+            party: Default::default(),
         }
     }
 }
@@ -163,6 +229,8 @@ pub enum VisitError {
     NotActive,
     #[error("the video request was already answered")]
     AlreadyAnswered,
+    #[error(transparent)]
+    Guest(#[from] guests::GuestError),
 }
 
 /// Every live visit on this node, by id and by conversation.
@@ -202,6 +270,7 @@ impl Visits {
                     alone_since_ms: None,
                     controls: Default::default(),
                     epoch: 0,
+                    party: Default::default(),
                 };
                 let id = visit.id.clone();
                 self.by_conversation
@@ -239,14 +308,118 @@ impl Visits {
         }
     }
 
-    /// May this subject join the visit's media room? Returns its side.
-    pub fn may_join(&self, id: &VisitId, who: &SubjectId) -> Result<(&Visit, Side), VisitError> {
+    /// May this subject join the visit's media room? Returns its seat: a guest's once admitted and past the
+    /// recording question.
+    pub fn may_join(&self, id: &VisitId, who: &SubjectId) -> Result<(&Visit, Seat), VisitError> {
         let visit = self.by_id.get(id).ok_or(VisitError::UnknownVisit)?;
-        let side = visit.side_of(who).ok_or(VisitError::NotParticipant)?;
+        let seat = visit.seat_of(who).ok_or(VisitError::NotParticipant)?;
         if visit.state != VisitState::Active {
             return Err(VisitError::NotActive);
         }
-        Ok((visit, side))
+        if let Seat::Guest(g) = &seat
+            && visit.party.may_join(g)?.consent.is_none()
+        {
+            return Err(VisitError::NotActive);
+        }
+        Ok((visit, seat))
+    }
+
+    /// The patient of an active visit invites a guest: the link's token and when it expires.
+    pub fn invite(
+        &mut self,
+        id: &VisitId,
+        who: &SubjectId,
+        now_ms: i64,
+    ) -> Result<(String, i64), VisitError> {
+        let visit = self.by_id.get_mut(id).ok_or(VisitError::UnknownVisit)?;
+        if visit.side_of(who) != Some(Side::Patient) {
+            return Err(VisitError::NotPatient);
+        }
+        if visit.state != VisitState::Active {
+            return Err(VisitError::NotActive);
+        }
+        Ok(visit.party.invite(now_ms))
+    }
+
+    /// Someone opens an invitation link (its token's hash): they wait in that visit's lobby as `subject`.
+    pub fn redeem(
+        &mut self,
+        hash: &str,
+        name: &str,
+        subject: SubjectId,
+        now_ms: i64,
+    ) -> Result<Visit, VisitError> {
+        let visit = self
+            .by_id
+            .values_mut()
+            .find(|v| v.party.holds(hash, now_ms))
+            .ok_or(guests::GuestError::LinkInvalid)?;
+        visit.party.redeem(hash, name, subject, now_ms)?;
+        Ok(visit.clone())
+    }
+
+    /// The nurse of the visit acts on a guest: admits or turns away one waiting (`Some(admit)`), or removes one
+    /// (`None`).
+    pub fn admit(
+        &mut self,
+        id: &VisitId,
+        nurse: &SubjectId,
+        guest: &SubjectId,
+        admit: Option<bool>,
+        now_ms: i64,
+    ) -> Result<Visit, VisitError> {
+        let visit = self.by_id.get_mut(id).ok_or(VisitError::UnknownVisit)?;
+        if visit.side_of(nurse) != Some(Side::Nurse) {
+            return Err(VisitError::NotAssignedNurse);
+        }
+        match admit {
+            Some(admit) => visit.party.admit(guest, admit, now_ms)?,
+            None => visit.party.remove(guest, now_ms)?,
+        };
+        Ok(visit.clone())
+    }
+
+    /// An admitted guest answers the camera and recording question; declining is leaving.
+    pub fn guest_answer(
+        &mut self,
+        id: &VisitId,
+        guest: &SubjectId,
+        accept: bool,
+        consent: bool,
+        now_ms: i64,
+    ) -> Result<Visit, VisitError> {
+        let visit = self.by_id.get_mut(id).ok_or(VisitError::UnknownVisit)?;
+        if accept {
+            visit.party.consent(guest, consent)?;
+        } else {
+            visit.party.may_join(guest)?;
+            visit.party.remove(guest, now_ms)?;
+        }
+        Ok(visit.clone())
+    }
+
+    /// A guest leaves the visit for good (ended their part): like a removal, and they keep no place.
+    pub fn guest_leaves(
+        &mut self,
+        id: &VisitId,
+        guest: &SubjectId,
+        now_ms: i64,
+    ) -> Result<Visit, VisitError> {
+        let visit = self.by_id.get_mut(id).ok_or(VisitError::UnknownVisit)?;
+        visit.party.remove(guest, now_ms)?;
+        Ok(visit.clone())
+    }
+
+    pub fn guest_joined(&mut self, id: &VisitId, guest: &SubjectId, now_ms: i64) {
+        if let Some(v) = self.by_id.get_mut(id) {
+            v.party.joined(guest, now_ms);
+        }
+    }
+
+    pub fn guest_left(&mut self, id: &VisitId, guest: &SubjectId, now_ms: i64) {
+        if let Some(v) = self.by_id.get_mut(id) {
+            v.party.left(guest, now_ms);
+        }
     }
 
     pub fn joined(&mut self, id: &VisitId, side: Side) {
@@ -281,6 +454,7 @@ impl Visits {
         let reason = match visit.side_of(who) {
             Some(Side::Patient) => EndReason::PatientEnded,
             Some(Side::Nurse) => EndReason::NurseEnded,
+            // A guest leaves (`guest_leaves`); the visit goes on without them.
             None => return Err(VisitError::NotParticipant),
         };
         Ok((self.remove(id).expect("present"), reason))
@@ -358,7 +532,15 @@ impl Visits {
     pub fn of_subject(&self, who: &SubjectId) -> Vec<Visit> {
         self.by_id
             .values()
-            .filter(|v| v.side_of(who).is_some())
+            .filter(|v| {
+                v.seat_of(who).is_some_and(|s| match &s {
+                    Seat::Guest(g) => v
+                        .party
+                        .get(g)
+                        .is_some_and(|g| g.state != guests::GuestState::Removed),
+                    _ => true,
+                })
+            })
             .cloned()
             .collect()
     }
@@ -383,162 +565,4 @@ impl Visits {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ids() -> (SubjectId, SubjectId, SubjectId) {
-        (
-            SubjectId::new("pat"),
-            SubjectId::new("nurse"),
-            SubjectId::new("other-nurse"),
-        )
-    }
-
-    static C1: std::sync::LazyLock<ConversationId> = std::sync::LazyLock::new(|| ConversationId::new("c1"));
-
-    fn facts<'a>(patient: &'a SubjectId, nurse: Option<&'a SubjectId>, wrap: bool) -> ConversationFacts<'a> {
-        ConversationFacts {
-            id: &C1,
-            queue: "triage",
-            patient,
-            assigned_nurse: nurse,
-            nurse_in_wrap_up: wrap,
-        }
-    }
-
-    #[test]
-    fn only_the_assigned_nurse_outside_wrap_up_elevates() {
-        let (p, n, o) = ids();
-        let mut v = Visits::default();
-        assert_eq!(
-            v.elevate(&facts(&p, Some(&n), false), &o, 0).unwrap_err(),
-            VisitError::NotAssignedNurse
-        );
-        assert_eq!(
-            v.elevate(&facts(&p, None, false), &n, 0).unwrap_err(),
-            VisitError::NotAssignedNurse
-        );
-        assert_eq!(
-            v.elevate(&facts(&p, Some(&n), true), &n, 0).unwrap_err(),
-            VisitError::WrapUp
-        );
-        let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
-        // Idempotent.
-        assert_eq!(v.elevate(&facts(&p, Some(&n), false), &n, 5).unwrap().id, id);
-        assert_eq!(v.len(), 1);
-    }
-
-    #[test]
-    fn nobody_joins_before_the_patient_accepts() {
-        let (p, n, o) = ids();
-        let mut v = Visits::default();
-        let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
-        assert_eq!(v.may_join(&id, &n).unwrap_err(), VisitError::NotActive);
-        assert_eq!(v.answer(&id, &n, true, 1).unwrap_err(), VisitError::NotPatient);
-        assert_eq!(
-            v.answer(&id, &o, true, 1).unwrap_err(),
-            VisitError::NotParticipant
-        );
-        v.answer(&id, &p, true, 1).unwrap();
-        assert_eq!(
-            v.answer(&id, &p, true, 1).unwrap_err(),
-            VisitError::AlreadyAnswered
-        );
-        assert_eq!(v.may_join(&id, &n).unwrap().1, Side::Nurse);
-        assert_eq!(v.may_join(&id, &p).unwrap().1, Side::Patient);
-        assert_eq!(v.may_join(&id, &o).unwrap_err(), VisitError::NotParticipant);
-        let forged = VisitId::random();
-        assert_eq!(v.may_join(&forged, &p).unwrap_err(), VisitError::UnknownVisit);
-    }
-
-    #[test]
-    fn declining_ends_the_visit_and_a_new_request_is_possible() {
-        let (p, n, _) = ids();
-        let mut v = Visits::default();
-        let first = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
-        v.answer(&first, &p, false, 1).unwrap();
-        assert!(v.is_empty());
-        let second = v.elevate(&facts(&p, Some(&n), false), &n, 2).unwrap().id.clone();
-        assert_ne!(first, second);
-    }
-
-    #[test]
-    fn an_unanswered_request_waits_for_the_prompt_not_the_empty_grace() {
-        let (p, n, _) = ids();
-        let mut v = Visits::default();
-        let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
-        // Past the empty-visit grace (30 s), still within the prompt (120 s): a patient looking for the
-        // camera permission keeps the question.
-        assert!(v.sweep(60_000, 30_000, 120_000, 90_000).is_empty());
-        let swept = v.sweep(120_000, 30_000, 120_000, 90_000);
-        assert_eq!(swept.len(), 1);
-        assert_eq!(swept[0].1, EndReason::NoAnswer);
-        assert!(v.get(&id).is_none());
-    }
-
-    #[test]
-    fn a_participant_who_does_not_come_back_within_the_limit_ends_the_visit_back_to_chat() {
-        let (p, n, _) = ids();
-        let mut v = Visits::default();
-        let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
-        v.answer(&id, &p, true, 0).unwrap();
-        // Only the nurse in so far: the patient is still joining, not gone.
-        v.joined(&id, Side::Nurse);
-        assert!(v.sweep(200_000, 30_000, 120_000, 90_000).is_empty());
-        v.joined(&id, Side::Patient);
-        // A cut shorter than the limit: back in the same visit.
-        v.left(&id, Side::Patient, 300_000);
-        assert!(v.sweep(380_000, 30_000, 120_000, 90_000).is_empty());
-        v.joined(&id, Side::Patient);
-        assert!(
-            v.sweep(500_000, 30_000, 120_000, 90_000).is_empty(),
-            "the clock starts again"
-        );
-        // One that outlasts it ends the visit; the nurse is not left waiting in it.
-        v.left(&id, Side::Patient, 600_000);
-        let swept = v.sweep(690_000, 30_000, 120_000, 90_000);
-        assert_eq!(swept.len(), 1);
-        assert_eq!(swept[0].1, EndReason::ConnectionLost);
-    }
-
-    #[test]
-    fn either_side_ends_and_empty_visits_are_swept_after_the_grace() {
-        let (p, n, o) = ids();
-        let mut v = Visits::default();
-        let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
-        v.answer(&id, &p, true, 0).unwrap();
-        v.joined(&id, Side::Patient);
-        v.joined(&id, Side::Nurse);
-        assert!(
-            v.sweep(100_000, 30_000, 120_000, 300_000).is_empty(),
-            "occupied visits stay"
-        );
-        v.left(&id, Side::Patient, 100_000);
-        assert!(
-            v.sweep(200_000, 30_000, 120_000, 300_000).is_empty(),
-            "the nurse is still there"
-        );
-        v.left(&id, Side::Nurse, 200_000);
-        // A reload within the grace rejoins the same visit.
-        assert!(v.sweep(210_000, 30_000, 120_000, 300_000).is_empty());
-        v.joined(&id, Side::Patient);
-        v.left(&id, Side::Patient, 220_000);
-        let swept = v.sweep(250_000, 30_000, 120_000, 300_000);
-        assert_eq!(swept.len(), 1);
-        assert_eq!(swept[0].1, EndReason::Abandoned);
-        assert!(v.get(&id).is_none());
-
-        let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
-        assert_eq!(v.end(&id, &o).unwrap_err(), VisitError::NotParticipant);
-        assert_eq!(v.end(&id, &p).unwrap().1, EndReason::PatientEnded);
-        assert!(v.of_conversation(&C1).is_none());
-    }
-
-    #[test]
-    fn visit_ids_are_opaque_and_parsed_strictly() {
-        let id = VisitId::random();
-        assert_eq!(VisitId::parse(id.as_str()), Some(id.clone()));
-        assert_eq!(VisitId::parse("v../../etc"), None);
-        assert_eq!(VisitId::parse(&format!("{}0", id.as_str())), None);
-    }
-}
+mod tests;

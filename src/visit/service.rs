@@ -5,6 +5,7 @@
 
 mod classify;
 mod controls;
+mod guests;
 mod handover;
 mod lifecycle;
 mod participants;
@@ -13,6 +14,7 @@ mod recording;
 mod review;
 mod segments;
 
+pub use guests::Arrival;
 pub use recording::RecordingAccessError;
 pub use review::VisitRecording;
 
@@ -20,7 +22,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::classification::Classification;
-use super::{ConversationFacts, EndReason, Side, Visit, VisitError, VisitId, VisitState, Visits};
+use super::guests::GuestError;
+use super::{ConversationFacts, EndReason, Seat, Side, Visit, VisitError, VisitId, VisitState, Visits};
 use crate::audit::Auditor;
 use crate::clock::now_ms;
 use crate::config::MediaConfig;
@@ -82,6 +85,7 @@ impl VideoError {
             Self::Visit(VisitError::NotActive) => "video_not_accepted",
             Self::Visit(VisitError::WrapUp) => "in_wrap_up",
             Self::Visit(VisitError::AlreadyAnswered) => "already_answered",
+            Self::Visit(VisitError::Guest(e)) => e.code(),
             Self::NoConversation => "forbidden",
             Self::NotRecorded => "not_recorded",
             Self::ReasonRequired => "reason_required",
@@ -109,6 +113,9 @@ impl VideoError {
                 | Self::Visit(VisitError::NotParticipant | VisitError::UnknownVisit)
                 | Self::Visit(VisitError::NotPatient)
                 | Self::Visit(VisitError::NotActive)
+                | Self::Visit(VisitError::Guest(
+                    GuestError::NotAdmitted | GuestError::LinkInvalid
+                ))
                 | Self::NoConversation
                 | Self::WrongProof
         )
@@ -153,10 +160,10 @@ fn fingerprint(sdp: &str) -> Option<String> {
 #[derive(Default)]
 struct Live {
     visits: Visits,
-    /// The connection of each (visit, side), claimed before the engine builds it.
-    joined: HashMap<(VisitId, Side), Joined>,
-    /// Browser connections (fingerprints) a newer one replaced, per (visit, side): their late offers are stale.
-    retired: HashMap<(VisitId, Side), Vec<Option<String>>>,
+    /// The connection of each (visit, seat), claimed before the engine builds it.
+    joined: HashMap<(VisitId, Seat), Joined>,
+    /// Browser connections (fingerprints) a newer one replaced, per (visit, seat): their late offers are stale.
+    retired: HashMap<(VisitId, Seat), Vec<Option<String>>>,
     /// The order in which this node first saw each socket offer (see `participants`).
     socket_order: HashMap<RequestId, u64>,
     sockets_seen: u64,
@@ -169,7 +176,7 @@ struct Live {
     moving: std::collections::HashSet<VisitId>,
     /// Ended visits whose participants are not yet told (their recording is being stored): a draining node
     /// keeps their sockets until they hear it.
-    ending: HashMap<VisitId, [SubjectId; 2]>,
+    ending: HashMap<VisitId, Vec<SubjectId>>,
     /// Each socket's pre-call test connection (see `precall`).
     precalls: HashMap<RequestId, precall::Precall>,
 }
@@ -215,10 +222,21 @@ impl VideoService {
         self.live.lock().expect("live visits lock")
     }
 
-    /// To both participants' sockets, on this node and (over the bus) on the others.
+    /// To the patient, the nurse and the guests in the call (admitted, past the recording question), on this
+    /// node and (over the bus) on the others.
     fn to_both(&self, v: &Visit, frame: ServerFrame) {
-        self.messaging.send_to(&v.patient, frame.clone());
-        self.messaging.send_to(&v.nurse, frame);
+        let in_call = v.party.admitted().filter(|g| g.consent.is_some());
+        let guests = in_call.map(|g| g.subject.clone());
+        for who in [v.patient.clone(), v.nurse.clone()].into_iter().chain(guests) {
+            self.messaging.send_to(&who, frame.clone());
+        }
+    }
+
+    /// To everyone in the visit, guests in the lobby too.
+    fn to_everyone(&self, v: &Visit, frame: ServerFrame) {
+        for who in v.people() {
+            self.messaging.send_to(&who, frame.clone());
+        }
     }
 
     fn ice_servers(&self) -> Vec<IceServer> {
@@ -235,24 +253,7 @@ impl VideoService {
     /// The frame telling one participant about a live visit (also re-sent to a reconnecting socket).
     pub fn describe(&self, v: &Visit) -> ServerFrame {
         match v.state {
-            VisitState::Proposed => {
-                let decision = self.decision(v);
-                ServerFrame::VideoProposed {
-                    conversation_id: v.conversation.clone(),
-                    visit_id: v.id.to_string(),
-                    recording: match &decision {
-                        None => RecordingNotice::None,
-                        Some(d) if d.consent_required => RecordingNotice::ConsentRequired,
-                        Some(_) => RecordingNotice::WillRecord,
-                    },
-                    consent_translations: decision
-                        .as_ref()
-                        .filter(|d| d.consent_required)
-                        .map(|d| d.consent_translations())
-                        .unwrap_or_default(),
-                    consent_text: decision.filter(|d| d.consent_required).map(|d| d.consent_text()),
-                }
-            }
+            VisitState::Proposed => self.proposal(v),
             VisitState::Active => ServerFrame::VideoStarted {
                 conversation_id: v.conversation.clone(),
                 visit_id: v.id.to_string(),
@@ -266,12 +267,40 @@ impl VideoService {
         }
     }
 
+    /// The camera and recording question (the patient's, or an admitted guest's).
+    fn proposal(&self, v: &Visit) -> ServerFrame {
+        let decision = self.decision(v);
+        ServerFrame::VideoProposed {
+            conversation_id: v.conversation.clone(),
+            visit_id: v.id.to_string(),
+            recording: match &decision {
+                None => RecordingNotice::None,
+                Some(d) if d.consent_required => RecordingNotice::ConsentRequired,
+                Some(_) => RecordingNotice::WillRecord,
+            },
+            consent_translations: decision
+                .as_ref()
+                .filter(|d| d.consent_required)
+                .map(|d| d.consent_translations())
+                .unwrap_or_default(),
+            consent_text: decision.filter(|d| d.consent_required).map(|d| d.consent_text()),
+        }
+    }
+
     pub fn live_of(&self, who: &SubjectId) -> Vec<ServerFrame> {
         let visits = self.live().visits.of_subject(who);
         let mut frames = Vec::new();
         for v in &visits {
-            frames.push(self.describe(v));
-            frames.extend(controls::control_frames(v));
+            match v.seat_of(who) {
+                Some(Seat::Guest(g)) => frames.extend(self.describe_for_guest(v, &g)),
+                _ => {
+                    frames.push(self.describe(v));
+                    frames.extend(controls::control_frames(v));
+                }
+            }
+            if !v.party.guests.is_empty() {
+                frames.push(self.party_frame(v));
+            }
         }
         frames
     }
@@ -281,7 +310,12 @@ impl VideoService {
     pub fn resource(&self, id: &VisitId) -> Resource {
         let r = Resource::new(ResourceKind::Visit, Some(id.to_string()));
         match self.live().visits.get(id) {
-            Some(v) => r.owned_by(v.patient.clone()).assigned_to(vec![v.nurse.clone()]),
+            // Admitted guests are assigned to it too: the policy's guest rule lets them join, nothing more.
+            Some(v) => {
+                let admitted = v.party.admitted().map(|g| g.subject.clone());
+                let assigned = std::iter::once(v.nurse.clone()).chain(admitted).collect();
+                r.owned_by(v.patient.clone()).assigned_to(assigned)
+            }
             None => r,
         }
     }
@@ -342,6 +376,10 @@ impl VideoService {
     ) -> Result<Visit, VideoError> {
         proof.require(&["visit.answer"])?;
         let (who, id) = (proof.subject(), proof.resource());
+        let guest = self.live().visits.get(id).and_then(|v| v.seat_of(who));
+        if let Some(Seat::Guest(g)) = guest {
+            return self.guest_answer(id, &g, accept, recording_consent).await;
+        }
         let visit = {
             let mut live = self.live();
             let visit = live.visits.answer(id, who, accept, now_ms())?;
@@ -401,18 +439,18 @@ impl VideoService {
         // claim this offer displaced.
         let (visit, key, same, replaced) = {
             let mut live = self.live();
-            let (v, side) = live.visits.may_join(id, who)?;
-            let (visit, key) = (v.clone(), (id.clone(), side));
+            let (v, seat) = live.visits.may_join(id, who)?;
+            let (visit, key) = (v.clone(), (id.clone(), seat.clone()));
             // Before any claim: a refused offer leaves the slot as it was. The nurse may share her screen with the
             // patient at any time; a capture for the recording alone only where the policy records it.
             let recorded = live.sessions.contains_key(id);
-            let shown = side == Side::Nurse && offer.screen_shared;
-            if offer.screen_track.is_some() && !shown && !self.screen_allowed(&visit, side, recorded) {
+            let shown = seat == Seat::Nurse && offer.screen_shared;
+            if offer.screen_track.is_some() && !shown && !self.screen_allowed(&visit, &seat, recorded) {
                 return Err(VideoError::ScreenNotRecorded);
             }
             let print = fingerprint(sdp);
             if live.stale_offer(&key, socket, &print) {
-                tracing::info!(visit = %id, side = ?side, socket = %socket, "video offer refused: stale");
+                tracing::info!(visit = %id, seat = ?seat, socket = %socket, "video offer refused: stale");
                 return Err(VideoError::Replaced);
             }
             let joined = &mut live.joined;
@@ -434,23 +472,23 @@ impl VideoService {
             }
             (visit, key, same, replaced)
         };
-        let side = key.1;
-        if side == Side::Nurse && offer.screen_track.is_none() {
+        let seat = key.1.clone();
+        if seat == Seat::Nurse && offer.screen_track.is_none() {
             self.screen_stopped(&visit);
         }
         if let Some(same) = same {
-            tracing::info!(visit = %id, side = ?side, socket = %socket, "video renegotiated");
+            tracing::info!(visit = %id, seat = ?seat, socket = %socket, "video renegotiated");
             return Ok(self.engine.renegotiate(&same, offer).await?);
         }
         let replaces = replaced.as_ref().map(|r| r.participant.as_str().to_string());
-        tracing::info!(visit = %id, side = ?side, socket = %socket, participant = participant.as_str(),
+        tracing::info!(visit = %id, seat = ?seat, socket = %socket, participant = participant.as_str(),
             replaces = ?replaces, "video connection joining");
         if let Some(old) = replaced {
             self.engine.leave(&old.participant).await;
         }
         let joined = self
             .engine
-            .join(id.as_str(), &participant, offer, self.sink(&visit, side))
+            .join(id.as_str(), &participant, offer, self.sink(&visit, &seat))
             .await;
         let still_ours = {
             let mut live = self.live();
@@ -469,14 +507,30 @@ impl VideoService {
         }
         let answer = joined?;
         let session = self.live().sessions.get(id).cloned();
-        if let Some(session) = session {
-            let source = match side {
-                Side::Patient => Source::Patient,
-                Side::Nurse => Source::Nurse,
-            };
+        // A guest's tracks are not in the file (its layout holds the patient, the nurse and her screen); the
+        // manifest names the guest and says so.
+        let source = match seat {
+            Seat::Patient => Some(Source::Patient),
+            Seat::Nurse => Some(Source::Nurse),
+            Seat::Guest(_) => None,
+        };
+        if let (Some(session), Some(source)) = (session, source) {
             session.add_participant(participant, source);
         }
-        self.live().visits.joined(id, side);
+        match &seat {
+            Seat::Guest(g) => self.live().visits.guest_joined(id, g, now_ms()),
+            _ => self
+                .live()
+                .visits
+                .joined(id, seat.side().expect("patient or nurse")),
+        }
+        self.note_in_manifest(&visit, &seat, true).await;
+        if let Seat::Guest(_) = seat {
+            let v = self.live().visits.get(id).cloned();
+            if let Some(v) = v {
+                self.tell_party(&v);
+            }
+        }
         Ok(answer)
     }
 
@@ -488,7 +542,7 @@ impl VideoService {
     ) -> Result<(), VideoError> {
         proof.require(&["visit.join"])?;
         let (who, id) = (proof.subject(), proof.resource());
-        let side = {
+        let seat = {
             let live = self.live();
             let visits = &live.visits;
             visits.may_join(id, who)?.1
@@ -497,7 +551,7 @@ impl VideoService {
         let participant = self
             .live()
             .joined
-            .get(&(id.clone(), side))
+            .get(&(id.clone(), seat))
             .map(|j| j.participant.clone())
             .ok_or(MediaError::NoPeerConnection)?;
         Ok(self.engine.add_candidate(&participant, candidate).await?)
@@ -506,14 +560,18 @@ impl VideoService {
     /// Either participant ends the video (`visit.end`); both return to chat.
     pub async fn end(&self, proof: &Authorized<VisitId>) -> Result<(), VideoError> {
         proof.require(&["visit.end"])?;
-        let (visit, reason) = self.live().visits.end(proof.resource(), proof.subject())?;
+        let (id, who) = (proof.resource(), proof.subject());
+        let guest = self.live().visits.get(id).and_then(|v| v.seat_of(who));
+        if let Some(Seat::Guest(g)) = guest {
+            return self.guest_leaves(id, &g).await;
+        }
+        let (visit, reason) = self.live().visits.end(id, who)?;
         self.finish(&visit, reason).await;
         Ok(())
     }
 
     async fn finish(&self, v: &Visit, reason: EndReason) {
-        let people = [v.patient.clone(), v.nurse.clone()];
-        self.live().ending.insert(v.id.clone(), people);
+        self.live().ending.insert(v.id.clone(), v.people());
         self.finish_and_tell(v, reason).await;
         self.live().ending.remove(&v.id);
     }
@@ -528,7 +586,7 @@ impl VideoService {
             return;
         }
         self.placement.forget(v).await;
-        self.to_both(
+        self.to_everyone(
             v,
             ServerFrame::VideoEnded {
                 conversation_id: v.conversation.clone(),
@@ -539,10 +597,16 @@ impl VideoService {
         );
     }
 
-    /// Engine events of one participant, as frames: candidates to that participant, connection state to both.
-    fn sink(&self, v: &Visit, side: Side) -> EventSink {
+    /// Engine events of one participant, as frames: candidates to that participant; the patient's and nurse's
+    /// connection state to both of them (a guest's is theirs alone).
+    fn sink(&self, v: &Visit, seat: &Seat) -> EventSink {
         let hub = self.messaging.clone();
-        let (me, patient, nurse) = (v.subject(side).clone(), v.patient.clone(), v.nurse.clone());
+        let me = match seat {
+            Seat::Guest(g) => g.clone(),
+            _ => v.subject(seat.side().expect("patient or nurse")).clone(),
+        };
+        let (patient, nurse) = (v.patient.clone(), v.nurse.clone());
+        let side = seat.side();
         let visit_id = v.id.to_string();
         Arc::new(move |event| match event {
             MediaEvent::LocalCandidate(candidate) => hub.send_to(
@@ -553,22 +617,30 @@ impl VideoService {
                 },
             ),
             MediaEvent::State(state) => {
-                let frame = ServerFrame::VideoPeer {
-                    visit_id: visit_id.clone(),
-                    side,
-                    state,
-                };
-                hub.send_to(&patient, frame.clone());
-                hub.send_to(&nurse, frame);
+                if let Some(side) = side {
+                    let frame = ServerFrame::VideoPeer {
+                        visit_id: visit_id.clone(),
+                        side,
+                        state,
+                    };
+                    hub.send_to(&patient, frame.clone());
+                    hub.send_to(&nurse, frame);
+                }
             }
             MediaEvent::Downlink { audio_only } => {
-                let frame = ServerFrame::VideoLink {
+                let frame = |side| ServerFrame::VideoLink {
                     visit_id: visit_id.clone(),
                     side,
                     audio_only,
                 };
-                hub.send_to(&patient, frame.clone());
-                hub.send_to(&nurse, frame);
+                match side {
+                    Some(side) => {
+                        hub.send_to(&patient, frame(side));
+                        hub.send_to(&nurse, frame(side));
+                    }
+                    // A guest on a slow link is told it, as the patient would be.
+                    None => hub.send_to(&me, frame(Side::Patient)),
+                }
             }
             MediaEvent::Renegotiate => hub.send_to(
                 &me,

@@ -35,7 +35,8 @@ pub fn run_video_flow(env: &[(&str, &str)], relay: Option<&str>) {
     run_flow("video-flow.mjs", "browser video flow passed", env, relay);
 }
 
-fn run_flow(script: &str, passed: &str, env: &[(&str, &str)], relay: Option<&str>) {
+/// Runs `script`; returns the broker's log lines (stdout and stderr).
+fn run_flow(script: &str, passed: &str, env: &[(&str, &str)], relay: Option<&str>) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let secret_file = dir.path().join("turn-secret");
@@ -68,6 +69,9 @@ fn run_flow(script: &str, passed: &str, env: &[(&str, &str)], relay: Option<&str
         println!("{line}");
     }
     broker.assert_no_panic();
+    let mut lines = broker.stdout.lines();
+    lines.extend(broker.stderr.lines());
+    lines
 }
 
 /// coturn in the broker's network namespace (port 3478 is free there), REST shared-secret auth, stopped by
@@ -310,4 +314,87 @@ fn a_patient_on_a_phone_completes_a_visit_with_video_by_keyboard_alone_in_chromi
     ] {
         assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
     }
+}
+
+/// A family member in a recorded visit: the patient's one-time link, the lobby, the nurse's admission, the
+/// guest's own consent, everyone decoding everyone (tiles), the link refused once used, the nurse's removal.
+/// The manifest names every participant by role, and says the guest's tracks are not in the file; every step is
+/// audited; the link's token is in no log line nor audit field, and neither is the name the guest typed.
+#[test]
+fn a_family_member_joins_from_the_lobby_with_a_one_time_link_in_chromium() {
+    if !prerequisites() {
+        return;
+    }
+    let logs = run_flow("guest-flow.mjs", "browser guest flow passed", FAST_ROUTING, None);
+    for shot in [
+        "70-patient-invites-a-guest",
+        "72-guest-in-lobby",
+        "73-nurse-sees-guest-in-lobby",
+        "74-guest-in-call",
+        "75-patient-with-guest",
+        "76-nurse-with-guest",
+        "77-guest-link-used",
+        "78-guest-removed",
+    ] {
+        assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
+    }
+    let link = std::fs::read_to_string(artifacts().join("guest-link.txt")).unwrap();
+    let token = link.rsplit('#').next().unwrap().to_string();
+    assert_eq!(token.len(), 48, "{link}");
+    let audit = std::fs::read_to_string(artifacts().join("guest-audit.json")).unwrap();
+    for secret in [token.as_str(), "Ana Guest", "Someone Else"] {
+        assert!(!audit.contains(secret), "the audit holds {secret}");
+        assert!(
+            !logs.iter().any(|l| l.contains(secret)),
+            "a log line holds {secret}"
+        );
+    }
+    let events: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let actions: Vec<(String, String)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (action, outcome) in [
+        ("visit.guest_invited", "success"),
+        ("visit.guest_arrived", "success"),
+        ("visit.guest_arrived", "denied"),
+        ("visit.guest_admitted", "success"),
+        ("video.accept", "success"),
+        ("visit.guest_removed", "success"),
+    ] {
+        assert!(
+            actions.iter().any(|(a, o)| a == action && o == outcome),
+            "{action} {outcome} audited: {actions:?}"
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(artifacts().join("guest-manifest.json")).unwrap())
+            .unwrap();
+    let people = manifest["participants"].as_array().expect("participants");
+    let role = |r: &str| {
+        people
+            .iter()
+            .find(|p| p["role"] == r)
+            .unwrap_or_else(|| panic!("{r} in {manifest}"))
+    };
+    assert_eq!(role("patient")["recorded"], true, "{manifest}");
+    assert_eq!(role("nurse")["recorded"], true, "{manifest}");
+    let guest = role("guest");
+    assert_eq!(guest["recorded"], false, "{manifest}");
+    assert_eq!(guest["not_recorded"], "guest_tracks_not_recorded", "{manifest}");
+    assert!(
+        guest["guest_id"].as_str().unwrap().starts_with("guest-"),
+        "{manifest}"
+    );
+    assert!(
+        guest["left_ms"].as_i64().unwrap() > guest["joined_ms"].as_i64().unwrap(),
+        "{manifest}"
+    );
 }

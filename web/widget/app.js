@@ -2,7 +2,8 @@
 // examroom session, then speaks the WebSocket protocol (docs/protocol.md): waiting room updates, chat with
 // acknowledgements, and resends with the same idempotency key after a reconnect so nothing is lost or doubled.
 import { Channel, SESSION_KEY } from '/widget/channel.js';
-import { videoHandlers, wireVideo } from '/widget/visit.js';
+import { currentVisit, videoHandlers, wireVideo } from '/widget/visit.js';
+import { guestHandlers, wireInvite } from '/widget/guests.js';
 import { precallHandlers, wirePrecall } from '/widget/precall.js';
 import { LANG, t, translatePage, when } from '/widget/i18n.js';
 
@@ -95,6 +96,7 @@ function stopMusic() {
 
 const handlers = {
   ...videoHandlers,
+  ...guestHandlers,
   ...precallHandlers,
   welcome(f, ch) {
     const open = f.conversations.find((c) => c.queue === queue) || f.conversations[0];
@@ -243,6 +245,7 @@ window.addEventListener('message', async (event) => {
       ch.send({ type: 'callback', conversation_id: state.conversation });
     });
     wireVideo(ch, setStatus);
+    wireInvite(ch, currentVisit);
     wirePrecall(ch);
     $('leave').addEventListener('click', () => ch.send({ type: 'end', conversation_id: state.conversation }));
   } catch (e) {

@@ -49,7 +49,7 @@ export class Channel {
       this.onFrame(frame);
     };
     ws.onclose = (event) => {
-      if (ws !== this.ws) return; // a socket already given up
+      if (ws !== this.ws || this.closed) return; // a socket already given up, or a channel closed for good
       this.ready = false;
       if ([4001, 4003].includes(event.code)) {
         // The widget's saved session is over: a reload must open a new one.
@@ -68,6 +68,7 @@ export class Channel {
 
   /** Pings a quiet socket, and gives up one that stays silent (or never opens) as if it had closed. */
   checkAlive() {
+    if (this.closed) return;
     const ws = this.ws;
     const quiet = Date.now() - this.heard;
     const opening = ws.readyState === WebSocket.CONNECTING;
@@ -82,6 +83,12 @@ export class Channel {
       this.pinged = true;
       ws.send(JSON.stringify({ v: 1, type: 'ping' }));
     }
+  }
+
+  /** Closes for good (no reconnect): the page is done with the server. */
+  close() {
+    this.closed = true;
+    try { this.ws.close(); } catch (_) { /* already closed */ }
   }
 
   send(frame) {

@@ -112,6 +112,8 @@ export class VideoCall {
         this.onScreen?.(stream);
         return;
       }
+      // A third participant on: each one more comes on a stream of their own (the server's offer adds a pair).
+      if (/^sfu-[^-]+-/.test(stream?.id || '') && this.onTile) { this.onTile(stream); return; }
       inbound.addTrack(e.track);
       this.remote.play().catch(() => {});
     };

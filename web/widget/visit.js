@@ -3,11 +3,15 @@
 // sending. Frames and fields: docs/protocol.md, "Video".
 import { connectionQuality, deviceCheck, VideoCall } from '/widget/video.js';
 import { LANG, t } from '/widget/i18n.js';
+import { clearTiles, showTile } from '/widget/tiles.js';
+import { clearParty } from '/widget/guests.js';
 
 const $ = (id) => document.getElementById(id);
 
 // The visit: the proposal or start frame, the device check, the call, the nurse's microphone and camera.
 const video = { visitId: null, started: null, check: null, call: null, joinWhenStarted: false, audioOnly: false, nurse: null };
+/** The visit in progress (its id), for the guest invitation. */
+export const currentVisit = () => video.visitId;
 
 const RECORDING = { recording: 'recording', paused: 'recordingPaused', declined: 'notRecorded', will_record: 'recording' };
 
@@ -77,6 +81,8 @@ function closeVideo(message) {
   toggleChat(false);
   clearInterval(qualityTimer);
   $('video-quality').textContent = '';
+  clearTiles($('video-tiles'));
+  clearParty();
   showRecording('none');
   if (message) { $('notice').hidden = false; $('notice').textContent = message; }
   if (hadFocus) ($('compose').hidden ? $('status') : $('message')).focus();
@@ -118,6 +124,8 @@ function startCall(ch) {
   video.call = new VideoCall(ch, video.started, video.check.stream, $('video-remote'), (s) => {
     $('video-state').textContent = s === 'connected' ? t('connectedCall') : t('connectionState', { state: state(s) });
   });
+  // A third participant on (a family member, an interpreter): a tile each.
+  video.call.onTile = (stream) => showTile($('video-tiles'), stream, t('otherParticipant'));
   // The nurse's shared screen, shown under her camera while she shares it.
   video.call.onScreen = (stream) => {
     $('video-screen-box').hidden = !stream;
@@ -243,6 +251,8 @@ export const videoHandlers = {
       : f.reason === 'no_answer' ? t('endedNoAnswer')
       : f.reason === 'server_restart' ? t('endedRestart')
       : f.reason === 'connection_lost' ? t('endedLost')
+      : f.reason === 'removed' ? t('endedRemoved')
+      : f.reason === 'left' ? t('endedLeft')
       : t('endedVideo'));
   },
 };

@@ -3,6 +3,7 @@
 import { Channel } from '/widget/channel.js';
 import { connectionQuality, deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
 import { screenRecording, screenRefused } from '/workspace/screen.js';
+import { clearGuests, guestTiles, showParty } from '/workspace/guests.js';
 import { showColleagues, transferAsked, transferControl, transferNotTaken, transferRefused, transferred } from '/workspace/transfer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -224,6 +225,7 @@ function joinVideo(chat) {
   v.check.stop();
   chat.el.querySelector('.check').hidden = true;
   v.call = new VideoCall(channel, v.started, v.check.stream, chat.el.querySelector('.remote'), () => {});
+  guestTiles(chat);
   chat.el.classList.add('in-call');
   chat.el.querySelector('.self').srcObject = v.check.stream;
   v.call.setDevices({});
@@ -257,6 +259,7 @@ function closeVideo(chat, message) {
   chat.el.querySelector('.check').hidden = true;
   chat.el.querySelector('.recording').textContent = '';
   screenRecording(chat, false);
+  clearGuests(chat);
   chat.el.querySelector('.video').hidden = !message;
   chat.el.querySelector('.video-status').textContent = message || '';
 }
@@ -545,6 +548,7 @@ const handlers = {
       : (f.audio_only ? 'Your connection is too slow for video: you hear the patient; video returns when it improves.'
         : 'Your connection improved: video is back.');
   },
+  video_party(f) { const chat = chatOfVisit(f.visit_id); if (chat) showParty(chat, f, channel); },
   video_peer(f) {
     const chat = chatOfVisit(f.visit_id);
     if (!chat) return;

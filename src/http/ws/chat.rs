@@ -131,7 +131,10 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
         | ClientFrame::VideoLeave { .. }
         | ClientFrame::VideoEnd { .. }
         | ClientFrame::VideoMedia { .. }
-        | ClientFrame::VideoMode { .. }) => super::video::handle(app, conn, video).await,
+        | ClientFrame::VideoMode { .. }
+        | ClientFrame::GuestInvite { .. }
+        | ClientFrame::GuestAdmit { .. }
+        | ClientFrame::GuestRemove { .. }) => super::video::handle(app, conn, video).await,
         precall @ (ClientFrame::PrecallStart { .. }
         | ClientFrame::PrecallOffer { .. }
         | ClientFrame::PrecallCandidate { .. }

@@ -46,7 +46,10 @@ fn visit_of(frame: &ClientFrame) -> Option<&str> {
         | ClientFrame::VideoLeave { visit_id, .. }
         | ClientFrame::VideoEnd { visit_id, .. }
         | ClientFrame::VideoMedia { visit_id, .. }
-        | ClientFrame::VideoMode { visit_id, .. } => Some(visit_id),
+        | ClientFrame::VideoMode { visit_id, .. }
+        | ClientFrame::GuestInvite { visit_id, .. }
+        | ClientFrame::GuestAdmit { visit_id, .. }
+        | ClientFrame::GuestRemove { visit_id, .. } => Some(visit_id),
         _ => None,
     }
 }

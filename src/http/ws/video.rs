@@ -311,7 +311,59 @@ pub async fn handle_here(app: &App, conn: &Connection, frame: ClientFrame) -> Ve
                 Err(e) => refused(app, conn, "video.mode", resource, e).await,
             }
         }
+        ClientFrame::GuestInvite { visit_id: raw, .. } => {
+            let (proof, resource) = match visit_proof(app, conn, &raw, "visit.invite").await {
+                Ok(p) => p,
+                Err(frames) => return frames,
+            };
+            match video.invite(&proof).await {
+                Ok(link) => {
+                    audit(app, conn, "visit.guest_invited", resource, Outcome::Success, None).await;
+                    vec![link]
+                }
+                Err(e) => refused(app, conn, "visit.guest_invite", resource, e).await,
+            }
+        }
+        ClientFrame::GuestAdmit {
+            visit_id: raw,
+            guest_id,
+            admit,
+            ..
+        } => guest_decision(app, conn, &raw, &guest_id, Some(admit)).await,
+        ClientFrame::GuestRemove {
+            visit_id: raw,
+            guest_id,
+            ..
+        } => guest_decision(app, conn, &raw, &guest_id, None).await,
         _ => error("invalid_frame", "not a video frame"),
+    }
+}
+
+/// The nurse admits, turns away (`Some`) or removes (`None`) a guest; each is audited with the guest's id.
+async fn guest_decision(
+    app: &App,
+    conn: &Connection,
+    raw: &str,
+    guest: &str,
+    admit: Option<bool>,
+) -> Vec<ServerFrame> {
+    let (proof, resource) = match visit_proof(app, conn, raw, "visit.admit").await {
+        Ok(p) => p,
+        Err(frames) => return frames,
+    };
+    let action = match admit {
+        Some(true) => "visit.guest_admitted",
+        Some(false) => "visit.guest_turned_away",
+        None => "visit.guest_removed",
+    };
+    // The guest's id is opaque (random), never their name.
+    let note = format!("guest:{}", guest.chars().take(40).collect::<String>());
+    match app.video.admit(&proof, guest, admit).await {
+        Ok(()) => {
+            audit(app, conn, action, resource, Outcome::Success, Some(&note)).await;
+            Vec::new()
+        }
+        Err(e) => refused(app, conn, action, resource, e).await,
     }
 }
 

@@ -111,11 +111,11 @@ impl Offers {
     /// One more audio and video track on `viewer`'s connection (a participant has none free for it), offered.
     pub async fn add_tracks(&self, viewer: &Arc<Peer>) {
         let mut added = Vec::new();
+        // One stream for the pair, so a client can group them (one tile each, its sound with its picture).
+        let stream = format!("sfu-{}-{}", viewer.room, crate::ids::random_hex(4));
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
-            // A stream per pair, so a client can group them (one tile each).
-            let stream = format!("sfu-{}-{}", viewer.room, crate::ids::random_hex(4));
             let (track, ssrc) = codecs::local_track(
-                stream,
+                stream.clone(),
                 format!("{kind}-{}", crate::ids::random_hex(4)),
                 kind,
                 VideoCodec::Vp8,

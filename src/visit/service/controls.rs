@@ -24,10 +24,13 @@ impl VideoService {
         devices: MediaDevices,
     ) -> Result<(), VideoError> {
         proof.require(&["visit.join"])?;
-        let changed = self
-            .live()
-            .visits
-            .set_devices(proof.resource(), proof.subject(), devices)?;
+        let (id, who) = (proof.resource(), proof.subject());
+        let guest = self.live().visits.get(id).and_then(|v| v.seat_of(who));
+        if let Some(crate::visit::Seat::Guest(_)) = guest {
+            // A guest's mute shows in their picture and sound alone: the protocol names the patient's and nurse's.
+            return Ok(());
+        }
+        let changed = self.live().visits.set_devices(id, who, devices)?;
         if let Some(c) = changed {
             self.to_both(&c.visit, media_frame(&c.visit, c.side));
         }

@@ -17,7 +17,7 @@ use crate::protocol::{EndReason, RecordingNotice, ServerFrame};
 use crate::recording::timeline::{Continuation, RecordingState};
 use crate::store::VisitHostRow;
 use crate::visit::placement::{ADOPT_PATH, Adoption, Host};
-use crate::visit::{Side, Visit, VisitId, VisitState};
+use crate::visit::{Visit, VisitId, VisitState};
 
 fn notice_str(n: RecordingNotice) -> &'static str {
     match n {
@@ -75,9 +75,9 @@ impl VideoService {
 
     /// Closes the visit's connections and media room here (it ends, or moves on).
     pub(super) async fn close_media(&self, v: &Visit) {
-        for side in [Side::Patient, Side::Nurse] {
-            self.live().retired.remove(&(v.id.clone(), side));
-            let j = self.live().joined.remove(&(v.id.clone(), side));
+        for seat in v.seats() {
+            self.live().retired.remove(&(v.id.clone(), seat.clone()));
+            let j = self.live().joined.remove(&(v.id.clone(), seat));
             if let Some(j) = j {
                 self.engine.leave(&j.participant).await;
             }

@@ -9,7 +9,7 @@ use crate::clock::now_ms;
 use crate::ids::RequestId;
 use crate::media::{MediaError, ParticipantId};
 use crate::policy::Authorized;
-use crate::visit::{Side, VisitError, VisitId};
+use crate::visit::{Seat, VisitError, VisitId};
 
 impl Live {
     /// A number for `socket`, larger for sockets this node saw offer later.
@@ -25,7 +25,7 @@ impl Live {
     /// Whether an offer of the connection `print` from `socket` for `key` comes too late to count.
     pub(super) fn stale_offer(
         &mut self,
-        key: &(VisitId, Side),
+        key: &(VisitId, Seat),
         socket: &RequestId,
         print: &Option<String>,
     ) -> bool {
@@ -38,7 +38,7 @@ impl Live {
     }
 
     /// `print` was replaced by a newer connection: its late offers are refused (the last few are kept).
-    pub(super) fn retire(&mut self, key: &(VisitId, Side), print: Option<String>) {
+    pub(super) fn retire(&mut self, key: &(VisitId, Seat), print: Option<String>) {
         let retired = self.retired.entry(key.clone()).or_default();
         retired.push(print);
         retired.drain(..retired.len().saturating_sub(8));
@@ -51,16 +51,16 @@ impl VideoService {
     pub async fn leave(&self, proof: &Authorized<VisitId>, socket: &RequestId) -> Result<(), VideoError> {
         proof.require(&["visit.join"])?;
         let (who, id) = (proof.subject(), proof.resource());
-        let (side, participant) = {
+        let (seat, participant) = {
             let live = self.live();
             let v = live.visits.get(id).ok_or(VisitError::UnknownVisit)?;
-            let side = v.side_of(who).ok_or(VisitError::NotParticipant)?;
-            match live.joined.get(&(id.clone(), side)) {
-                Some(j) if &j.socket == socket => (side, j.participant.clone()),
+            let seat = v.seat_of(who).ok_or(VisitError::NotParticipant)?;
+            match live.joined.get(&(id.clone(), seat.clone())) {
+                Some(j) if &j.socket == socket => (seat, j.participant.clone()),
                 _ => return Ok(()),
             }
         };
-        self.drop_participant(id, side, &participant).await;
+        self.drop_participant(id, seat, &participant).await;
         Ok(())
     }
 
@@ -76,8 +76,8 @@ impl VideoService {
         let participant = {
             let live = self.live();
             let v = live.visits.get(id).ok_or(VisitError::UnknownVisit)?;
-            let side = v.side_of(who).ok_or(VisitError::NotParticipant)?;
-            match live.joined.get(&(id.clone(), side)) {
+            let seat = v.seat_of(who).ok_or(VisitError::NotParticipant)?;
+            match live.joined.get(&(id.clone(), seat)) {
                 Some(j) if &j.socket == socket => j.participant.clone(),
                 _ => return Err(MediaError::NoPeerConnection.into()),
             }
@@ -87,15 +87,15 @@ impl VideoService {
 
     /// Closes the connections a closed socket had joined.
     pub async fn socket_closed(&self, socket: &RequestId) {
-        let gone: Vec<((VisitId, Side), ParticipantId)> = self
+        let gone: Vec<((VisitId, Seat), ParticipantId)> = self
             .live()
             .joined
             .iter()
             .filter(|(_, j)| &j.socket == socket)
             .map(|(k, j)| (k.clone(), j.participant.clone()))
             .collect();
-        for ((id, side), participant) in gone {
-            self.drop_participant(&id, side, &participant).await;
+        for ((id, seat), participant) in gone {
+            self.drop_participant(&id, seat, &participant).await;
         }
         self.live().socket_order.remove(socket);
         self.precall_end(socket).await;
@@ -103,8 +103,8 @@ impl VideoService {
 
     /// Closes `participant`'s connection, if it still holds its side's slot: a socket noticed dead late (a
     /// network cut) must not close the connection its owner has since made from a new socket.
-    async fn drop_participant(&self, id: &VisitId, side: Side, participant: &ParticipantId) {
-        let key = (id.clone(), side);
+    pub(super) async fn drop_participant(&self, id: &VisitId, seat: Seat, participant: &ParticipantId) {
+        let key = (id.clone(), seat.clone());
         let ours = {
             let mut live = self.live();
             let ours = live
@@ -114,15 +114,27 @@ impl VideoService {
             if ours {
                 // Under the same lock: a rejoin between the two must not be counted as gone.
                 live.joined.remove(&key);
-                live.visits.left(id, side, now_ms());
+                match &seat {
+                    Seat::Guest(g) => live.visits.guest_left(id, g, now_ms()),
+                    _ => live
+                        .visits
+                        .left(id, seat.side().expect("patient or nurse"), now_ms()),
+                }
             }
             ours
         };
-        tracing::info!(visit = %id, side = ?side, participant = participant.as_str(), ours, "video connection dropped");
+        tracing::info!(visit = %id, seat = ?seat, participant = participant.as_str(), ours, "video connection dropped");
         if ours {
             self.engine.leave(participant).await;
+            let v = self.live().visits.get(id).cloned();
+            if let Some(v) = v {
+                self.note_in_manifest(&v, &seat, false).await;
+                if let Seat::Guest(_) = seat {
+                    self.tell_party(&v);
+                }
+            }
             // Her capture went with her connection: the screen's interval in the recording ends here.
-            if side == Side::Nurse {
+            if seat == Seat::Nurse {
                 let session = self.live().sessions.get(id).cloned();
                 if let Some(session) = session {
                     session.screen_stopped(now_ms());

@@ -7,12 +7,12 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::clock::now_ms;
 use crate::policy::Authorized;
 use crate::policy::recording::RecordingDecision;
-use crate::protocol::{RecordingNotice, ServerFrame, Side};
+use crate::protocol::{RecordingNotice, ServerFrame};
 use crate::recording::objects::ObjectStore;
 use crate::recording::session::RecordingSession;
 use crate::recording::timeline::RecordingState;
 use crate::store::{NewRecording, RecordingPhase, RecordingRow};
-use crate::visit::{Visit, VisitError, VisitId};
+use crate::visit::{Seat, Visit, VisitError, VisitId};
 use std::sync::Arc;
 
 impl VideoService {
@@ -23,13 +23,13 @@ impl VideoService {
     /// Whether the nurse's screen goes into this visit's recording: it is being recorded and its policy says so.
     pub(super) fn records_screen(&self, v: &Visit) -> bool {
         let recorded = self.live().sessions.contains_key(&v.id);
-        self.screen_allowed(v, Side::Nurse, recorded)
+        self.screen_allowed(v, &Seat::Nurse, recorded)
     }
 
     /// Whether `side` may offer a screen capture: only the nurse, only into a recording (`recorded`) whose
     /// policy records the screen.
-    pub(super) fn screen_allowed(&self, v: &Visit, side: Side, recorded: bool) -> bool {
-        side == Side::Nurse && recorded && self.decision(v).is_some_and(|d| d.record_screen_share)
+    pub(super) fn screen_allowed(&self, v: &Visit, seat: &Seat, recorded: bool) -> bool {
+        *seat == Seat::Nurse && recorded && self.decision(v).is_some_and(|d| d.record_screen_share)
     }
 
     /// The nurse offered without a screen capture: the screen's interval in the recording ends (she stopped

@@ -1,0 +1,368 @@
+//! Family members and caregivers in a visit, without sockets or storage. The patient invites one with a link:
+//! a random token only its holder knows (the broker keeps its SHA-256), bound to one visit, usable once and
+//! only until it expires or the visit ends. Opening it puts the guest, under the name they typed, in the
+//! visit's lobby; the nurse admits them (then they may join the media room, after answering the recording
+//! question like anyone else) or turns them away, and may remove them later. A visit holds at most
+//! [`MAX_PARTICIPANTS`] people. Time is injected.
+
+use sha2::{Digest, Sha256};
+
+use crate::ids::{SubjectId, random_hex};
+use crate::pii::Pii;
+
+/// Patient, nurse and up to four guests: what two cores' worth of decoders in each browser can show.
+pub const MAX_PARTICIPANTS: usize = 6;
+/// How long an invitation link stays usable when nobody opens it.
+pub const LINK_LIFETIME_MS: i64 = 15 * 60 * 1000;
+/// The longest display name a guest may give (characters).
+pub const MAX_NAME_CHARS: usize = 60;
+
+/// A guest's subject: `guest-` and 16 random hex characters. Opaque, printable (it names no person).
+pub fn new_guest_subject() -> SubjectId {
+    SubjectId::new(format!("guest-{}", random_hex(8)))
+}
+
+/// The stored form of a link's token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestState {
+    /// Opened the link; waits for the nurse.
+    Lobby,
+    /// Let in by the nurse: may join the media room.
+    Admitted,
+    /// Turned away from the lobby, or removed from the visit by the nurse.
+    Removed,
+}
+
+#[derive(Clone, Debug)]
+pub struct Guest {
+    pub subject: SubjectId,
+    /// What they typed: shown to the others in the visit and named in the recording's manifest.
+    pub name: Pii<String>,
+    pub state: GuestState,
+    /// Their answer to the recording question (`None` until asked and answered).
+    pub consent: Option<bool>,
+    /// When they arrived in the lobby, were admitted, joined the media room and left it last.
+    pub arrived_ms: i64,
+    pub admitted_ms: Option<i64>,
+    pub joined_ms: Option<i64>,
+    pub left_ms: Option<i64>,
+}
+
+/// An invitation not yet used.
+#[derive(Clone, Debug)]
+pub struct Invitation {
+    pub token_hash: String,
+    pub expires_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GuestError {
+    /// Unknown, already used, expired, or its visit ended: the guest is told one thing, and so is the log.
+    #[error("this invitation link is not valid any more; ask for a new one")]
+    LinkInvalid,
+    #[error("type the name the others will see (1 to {MAX_NAME_CHARS} characters)")]
+    BadName,
+    #[error("the visit is full")]
+    Full,
+    #[error("no such guest in this visit")]
+    UnknownGuest,
+    #[error("the guest is not waiting in the lobby")]
+    NotInLobby,
+    #[error("the guest has not been admitted")]
+    NotAdmitted,
+}
+
+impl GuestError {
+    /// The code a client gets for this refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::LinkInvalid => "link_invalid",
+            Self::BadName => "invalid_name",
+            Self::Full => "visit_full",
+            Self::UnknownGuest => "unknown_guest",
+            Self::NotInLobby => "not_in_lobby",
+            Self::NotAdmitted => "not_admitted",
+        }
+    }
+}
+
+/// A display name as shown: trimmed, control characters refused, within [`MAX_NAME_CHARS`].
+pub fn clean_name(raw: &str) -> Result<Pii<String>, GuestError> {
+    let name = raw.trim();
+    let n = name.chars().count();
+    if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(GuestError::BadName);
+    }
+    Ok(Pii::new(name.to_string()))
+}
+
+/// The guests of one visit and its open invitations.
+#[derive(Clone, Debug, Default)]
+pub struct Party {
+    pub guests: Vec<Guest>,
+    invitations: Vec<Invitation>,
+}
+
+impl Party {
+    /// A new invitation: returns the token to put in the link (shown once, to the patient).
+    pub fn invite(&mut self, now_ms: i64) -> (String, i64) {
+        self.invitations.retain(|i| i.expires_ms > now_ms);
+        let token = random_hex(24);
+        let expires_ms = now_ms + LINK_LIFETIME_MS;
+        self.invitations.push(Invitation {
+            token_hash: token_hash(&token),
+            expires_ms,
+        });
+        (token, expires_ms)
+    }
+
+    /// Whether this party holds an open invitation with this token hash.
+    pub fn holds(&self, hash: &str, now_ms: i64) -> bool {
+        self.invitations
+            .iter()
+            .any(|i| i.token_hash == hash && i.expires_ms > now_ms)
+    }
+
+    /// Present in the room now or waiting to be: the patient and nurse plus guests not removed.
+    fn people(&self) -> usize {
+        2 + self
+            .guests
+            .iter()
+            .filter(|g| g.state != GuestState::Removed)
+            .count()
+    }
+
+    /// Opens a link with a usable name while there is room: the invitation is used up and the guest waits in
+    /// the lobby. A refused name or a full visit leaves the link as it was.
+    pub fn redeem(
+        &mut self,
+        hash: &str,
+        name: &str,
+        subject: SubjectId,
+        now_ms: i64,
+    ) -> Result<&Guest, GuestError> {
+        let at = self
+            .invitations
+            .iter()
+            .position(|i| i.token_hash == hash && i.expires_ms > now_ms)
+            .ok_or(GuestError::LinkInvalid)?;
+        let name = clean_name(name)?;
+        if self.people() >= MAX_PARTICIPANTS {
+            return Err(GuestError::Full);
+        }
+        self.invitations.remove(at);
+        self.guests.push(Guest {
+            subject,
+            name,
+            state: GuestState::Lobby,
+            consent: None,
+            arrived_ms: now_ms,
+            admitted_ms: None,
+            joined_ms: None,
+            left_ms: None,
+        });
+        Ok(self.guests.last().expect("just pushed"))
+    }
+
+    pub fn get(&self, subject: &SubjectId) -> Option<&Guest> {
+        self.guests.iter().find(|g| &g.subject == subject)
+    }
+
+    fn get_mut(&mut self, subject: &SubjectId) -> Result<&mut Guest, GuestError> {
+        self.guests
+            .iter_mut()
+            .find(|g| &g.subject == subject)
+            .ok_or(GuestError::UnknownGuest)
+    }
+
+    /// The nurse lets a waiting guest in (`true`) or turns them away.
+    pub fn admit(&mut self, subject: &SubjectId, admit: bool, now_ms: i64) -> Result<&Guest, GuestError> {
+        let guest = self.get_mut(subject)?;
+        if guest.state != GuestState::Lobby {
+            return Err(GuestError::NotInLobby);
+        }
+        if admit {
+            guest.state = GuestState::Admitted;
+            guest.admitted_ms = Some(now_ms);
+        } else {
+            guest.state = GuestState::Removed;
+        }
+        Ok(guest)
+    }
+
+    /// The nurse removes a guest, waiting or admitted; they cannot come back with the same link.
+    pub fn remove(&mut self, subject: &SubjectId, now_ms: i64) -> Result<&Guest, GuestError> {
+        let guest = self.get_mut(subject)?;
+        if guest.state == GuestState::Removed {
+            return Err(GuestError::UnknownGuest);
+        }
+        guest.state = GuestState::Removed;
+        if guest.joined_ms.is_some() {
+            guest.left_ms = Some(now_ms);
+        }
+        Ok(guest)
+    }
+
+    /// An admitted guest answers the recording question.
+    pub fn consent(&mut self, subject: &SubjectId, consent: bool) -> Result<&Guest, GuestError> {
+        let guest = self.get_mut(subject)?;
+        if guest.state != GuestState::Admitted {
+            return Err(GuestError::NotAdmitted);
+        }
+        guest.consent = Some(consent);
+        Ok(guest)
+    }
+
+    /// May this guest join the media room now?
+    pub fn may_join(&self, subject: &SubjectId) -> Result<&Guest, GuestError> {
+        let guest = self.get(subject).ok_or(GuestError::UnknownGuest)?;
+        match guest.state {
+            GuestState::Admitted => Ok(guest),
+            _ => Err(GuestError::NotAdmitted),
+        }
+    }
+
+    pub fn joined(&mut self, subject: &SubjectId, now_ms: i64) {
+        if let Ok(g) = self.get_mut(subject) {
+            g.joined_ms.get_or_insert(now_ms);
+            g.left_ms = None;
+        }
+    }
+
+    pub fn left(&mut self, subject: &SubjectId, now_ms: i64) {
+        if let Ok(g) = self.get_mut(subject)
+            && g.joined_ms.is_some()
+        {
+            g.left_ms = Some(now_ms);
+        }
+    }
+
+    /// Admitted guests (who may be in the media room).
+    pub fn admitted(&self) -> impl Iterator<Item = &Guest> {
+        self.guests.iter().filter(|g| g.state == GuestState::Admitted)
+    }
+
+    /// Guests not removed: to tell about the visit's changes.
+    pub fn present(&self) -> impl Iterator<Item = &Guest> {
+        self.guests.iter().filter(|g| g.state != GuestState::Removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_works_once_before_it_expires_and_only_its_own_token_counts() {
+        let mut party = Party::default();
+        let (token, expires) = party.invite(1_000);
+        assert_eq!(expires, 1_000 + LINK_LIFETIME_MS);
+        assert!(party.holds(&token_hash(&token), 2_000));
+        assert!(!party.holds(&token_hash("forged"), 2_000));
+        let g = party
+            .redeem(&token_hash(&token), "  Ana  ", new_guest_subject(), 2_000)
+            .unwrap();
+        assert_eq!(g.name.expose(), "Ana");
+        assert_eq!(g.state, GuestState::Lobby);
+        // Used: a second opening (the link forwarded on) is refused.
+        assert_eq!(
+            party
+                .redeem(&token_hash(&token), "Ana", new_guest_subject(), 3_000)
+                .unwrap_err(),
+            GuestError::LinkInvalid
+        );
+        let (late, _) = party.invite(10_000);
+        assert_eq!(
+            party
+                .redeem(
+                    &token_hash(&late),
+                    "Bo",
+                    new_guest_subject(),
+                    10_000 + LINK_LIFETIME_MS
+                )
+                .unwrap_err(),
+            GuestError::LinkInvalid,
+            "expired"
+        );
+    }
+
+    #[test]
+    fn a_bad_name_leaves_the_link_usable() {
+        let mut party = Party::default();
+        let (token, _) = party.invite(0);
+        let hash = token_hash(&token);
+        for bad in ["", "   ", "a\u{7}b", &"x".repeat(MAX_NAME_CHARS + 1)] {
+            assert_eq!(
+                party.redeem(&hash, bad, new_guest_subject(), 1).unwrap_err(),
+                GuestError::BadName
+            );
+        }
+        assert!(party.redeem(&hash, "María José", new_guest_subject(), 1).is_ok());
+    }
+
+    #[test]
+    fn the_nurse_admits_or_turns_away_from_the_lobby_and_only_admitted_guests_join() {
+        let mut party = Party::default();
+        let (a, b) = (new_guest_subject(), new_guest_subject());
+        for s in [&a, &b] {
+            let (t, _) = party.invite(0);
+            party.redeem(&token_hash(&t), "Guest", s.clone(), 1).unwrap();
+        }
+        assert_eq!(party.may_join(&a).unwrap_err(), GuestError::NotAdmitted);
+        assert_eq!(party.consent(&a, true).unwrap_err(), GuestError::NotAdmitted);
+        party.admit(&a, true, 5).unwrap();
+        party.admit(&b, false, 5).unwrap();
+        assert_eq!(party.admit(&a, true, 6).unwrap_err(), GuestError::NotInLobby);
+        assert!(party.may_join(&a).is_ok());
+        assert_eq!(party.may_join(&b).unwrap_err(), GuestError::NotAdmitted);
+        assert_eq!(party.consent(&a, false).unwrap().consent, Some(false));
+        party.joined(&a, 10);
+        party.remove(&a, 20).unwrap();
+        let g = party.get(&a).unwrap();
+        assert_eq!(
+            (g.state, g.joined_ms, g.left_ms),
+            (GuestState::Removed, Some(10), Some(20))
+        );
+        assert_eq!(party.may_join(&a).unwrap_err(), GuestError::NotAdmitted);
+        assert_eq!(party.remove(&a, 21).unwrap_err(), GuestError::UnknownGuest);
+        assert_eq!(
+            party.admit(&new_guest_subject(), true, 1).unwrap_err(),
+            GuestError::UnknownGuest
+        );
+    }
+
+    #[test]
+    fn a_visit_holds_six_people_and_a_removed_guest_frees_a_place() {
+        let mut party = Party::default();
+        let mut guests = Vec::new();
+        for _ in 0..4 {
+            let (t, _) = party.invite(0);
+            let s = new_guest_subject();
+            party.redeem(&token_hash(&t), "G", s.clone(), 1).unwrap();
+            guests.push(s);
+        }
+        let (t, _) = party.invite(0);
+        let hash = token_hash(&t);
+        assert_eq!(
+            party.redeem(&hash, "G", new_guest_subject(), 1).unwrap_err(),
+            GuestError::Full
+        );
+        party.remove(&guests[0], 2).unwrap();
+        assert!(
+            party.redeem(&hash, "G", new_guest_subject(), 3).is_ok(),
+            "the link was not used up"
+        );
+    }
+
+    #[test]
+    fn guest_subjects_are_opaque_and_fresh() {
+        let (a, b) = (new_guest_subject(), new_guest_subject());
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), "guest-".len() + 16);
+    }
+}

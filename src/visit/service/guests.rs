@@ -1,0 +1,201 @@
+//! Guests in a live visit (see [`crate::visit::guests`]): the patient's invitation, a link opened into the
+//! lobby, the nurse's admission or removal, a guest's answer to the recording question and their leaving. Each
+//! change is told to everyone in the visit as its guest list (`video_party`); a guest hears about their own
+//! place (`guest_lobby`, the camera and recording question, `video_started`, `video_ended`).
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{VideoError, VideoService};
+use crate::clock::now_ms;
+use crate::ids::SubjectId;
+use crate::policy::Authorized;
+use crate::protocol::{GuestView, ServerFrame};
+use crate::visit::guests::{self, GuestState};
+use crate::visit::{EndReason, Seat, Visit, VisitId, VisitState};
+
+/// The guest page; the token follows in the fragment.
+const GUEST_PAGE: &str = "/guest/#";
+
+/// A guest who opened a link: who they are now, in which visit, and their name (for their session).
+pub struct Arrival {
+    pub visit: VisitId,
+    pub guest: SubjectId,
+    pub name: crate::pii::Pii<String>,
+}
+
+impl VideoService {
+    /// The patient asks for a guest link (`visit.invite`): the page path with its token, and when it expires.
+    pub async fn invite(&self, proof: &Authorized<VisitId>) -> Result<ServerFrame, VideoError> {
+        proof.require(&["visit.invite"])?;
+        let (id, who) = (proof.resource(), proof.subject());
+        let (token, expires_at_ms) = self.live().visits.invite(id, who, now_ms())?;
+        Ok(ServerFrame::GuestLink {
+            visit_id: id.to_string(),
+            link: format!("{GUEST_PAGE}{token}"),
+            expires_at_ms,
+        })
+    }
+
+    /// Someone opens a guest link under `name`: the token is the credential (no account). They wait in the
+    /// lobby; the nurse and patient see them there.
+    pub async fn redeem(&self, token: &SecretString, name: &str) -> Result<Arrival, VideoError> {
+        let hash = guests::token_hash(token.expose_secret());
+        let guest = guests::new_guest_subject();
+        let v = self.live().visits.redeem(&hash, name, guest.clone(), now_ms())?;
+        let name = v.party.get(&guest).expect("just arrived").name.clone();
+        self.tell_party(&v);
+        Ok(Arrival {
+            visit: v.id,
+            guest,
+            name,
+        })
+    }
+
+    /// The nurse acts on a guest (`visit.admit`): admits or turns away one waiting (`Some`), or removes one
+    /// (`None`). An admitted guest is asked the camera and recording question; one turned away or removed is
+    /// told and loses their connection.
+    pub async fn admit(
+        &self,
+        proof: &Authorized<VisitId>,
+        guest: &str,
+        admit: Option<bool>,
+    ) -> Result<(), VideoError> {
+        proof.require(&["visit.admit"])?;
+        let (id, nurse) = (proof.resource(), proof.subject());
+        let guest = SubjectId::new(guest);
+        let v = self.live().visits.admit(id, nurse, &guest, admit, now_ms())?;
+        self.tell_party(&v);
+        if admit == Some(true) {
+            if let Some(frame) = self.describe_for_guest(&v, &guest) {
+                self.messaging.send_to(&guest, frame);
+            }
+        } else {
+            self.guest_gone(&v, &guest, EndReason::Removed).await;
+        }
+        Ok(())
+    }
+
+    /// An admitted guest's answer to the camera and recording question; declining is leaving.
+    pub(super) async fn guest_answer(
+        &self,
+        id: &VisitId,
+        guest: &SubjectId,
+        accept: bool,
+        consent: Option<bool>,
+    ) -> Result<Visit, VideoError> {
+        let consent = consent.unwrap_or(false);
+        let v = self
+            .live()
+            .visits
+            .guest_answer(id, guest, accept, consent, now_ms())?;
+        self.tell_party(&v);
+        if accept {
+            self.messaging.send_to(guest, self.describe(&v));
+        } else {
+            self.guest_gone(&v, guest, EndReason::Left).await;
+        }
+        Ok(v)
+    }
+
+    /// A guest leaves the visit (`video_end` from a guest); it goes on for the others.
+    pub(super) async fn guest_leaves(&self, id: &VisitId, guest: &SubjectId) -> Result<(), VideoError> {
+        let v = self.live().visits.guest_leaves(id, guest, now_ms())?;
+        self.tell_party(&v);
+        self.guest_gone(&v, guest, EndReason::Left).await;
+        Ok(())
+    }
+
+    /// A guest no longer in the visit: their connection closes and they are told why.
+    async fn guest_gone(&self, v: &Visit, guest: &SubjectId, reason: EndReason) {
+        let seat = Seat::Guest(guest.clone());
+        let held = self
+            .live()
+            .joined
+            .get(&(v.id.clone(), seat.clone()))
+            .map(|j| j.participant.clone());
+        if let Some(participant) = held {
+            self.drop_participant(&v.id, seat, &participant).await;
+        }
+        self.messaging.send_to(
+            guest,
+            ServerFrame::VideoEnded {
+                conversation_id: v.conversation.clone(),
+                visit_id: v.id.to_string(),
+                reason,
+                epoch: v.epoch,
+            },
+        );
+    }
+
+    /// The visit's guest list as everyone in it sees it.
+    pub(super) fn party_frame(&self, v: &Visit) -> ServerFrame {
+        let live = self.live();
+        let guests = v
+            .party
+            .present()
+            .map(|g| GuestView {
+                guest_id: g.subject.as_str().to_string(),
+                name: g.name.clone(),
+                state: g.state,
+                recording_consent: g.consent,
+                in_call: live
+                    .joined
+                    .contains_key(&(v.id.clone(), Seat::Guest(g.subject.clone()))),
+            })
+            .collect();
+        ServerFrame::VideoParty {
+            visit_id: v.id.to_string(),
+            guests,
+        }
+    }
+
+    /// Tells everyone in the visit (and a guest just turned away or removed) its guest list.
+    pub(super) fn tell_party(&self, v: &Visit) {
+        let frame = self.party_frame(v);
+        for who in v.people() {
+            self.messaging.send_to(&who, frame.clone());
+        }
+        for g in v.party.guests.iter().filter(|g| g.state == GuestState::Removed) {
+            self.messaging.send_to(&g.subject, frame.clone());
+        }
+    }
+
+    /// What a guest's socket hears about the visit: the lobby, the camera and recording question (their own
+    /// consent), or the call.
+    pub(super) fn describe_for_guest(&self, v: &Visit, guest: &SubjectId) -> Option<ServerFrame> {
+        let g = v.party.get(guest)?;
+        match (g.state, v.state, g.consent) {
+            (GuestState::Lobby, _, _) => Some(ServerFrame::GuestLobby {
+                visit_id: v.id.to_string(),
+            }),
+            (GuestState::Admitted, VisitState::Active, None) => Some(self.proposal(v)),
+            (GuestState::Admitted, VisitState::Active, Some(_)) => Some(self.describe(v)),
+            _ => None,
+        }
+    }
+
+    /// The manifest notes who joined or left the media room while it records: by role, with whether their
+    /// tracks are in the file.
+    pub(super) async fn note_in_manifest(&self, v: &Visit, seat: &Seat, joined: bool) {
+        let session = self.live().sessions.get(&v.id).cloned();
+        let Some(session) = session else {
+            return;
+        };
+        let (role, guest_id, why) = match seat {
+            Seat::Patient => ("patient", None, None),
+            Seat::Nurse => ("nurse", None, None),
+            Seat::Guest(g) => {
+                let declined = v.party.get(g).and_then(|g| g.consent) == Some(false);
+                let why = if declined {
+                    "declined"
+                } else {
+                    "guest_tracks_not_recorded"
+                };
+                ("guest", Some(g.as_str()), Some(why))
+            }
+        };
+        let joined = joined.then_some((why.is_none(), why));
+        session.participant(role, guest_id, joined, now_ms());
+        self.save_manifest(&session).await;
+    }
+}

@@ -1,0 +1,155 @@
+// A family member joins a recorded visit in Chromium: the patient asks for a one-time link in the widget; the
+// guest (a phone-sized page, no account) opens it, types a name and waits in the lobby; the nurse sees them and
+// lets them in; the guest agrees to the recording, allows the camera and joins. Everyone then decodes everyone:
+// the nurse and the patient see the guest in a tile beside the main picture, the guest sees both. The link,
+// opened again, is refused; the nurse removes the guest, who is told; the nurse ends the video. The compliance
+// officer's manifest and the audit events, and the link, are written to the artifacts for the Rust test.
+// Usage: node guest-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
+import fs from 'node:fs';
+import path from 'node:path';
+import { axeCheck } from './axe.mjs';
+import { flow, nurseAccepting, patientInChat, staffSignIn, widgetFrame } from './lib.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const recordPeerConnections = () => {
+  const Native = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = function (...args) { const pc = new Native(...args); window.__pcs.push(pc); return pc; };
+  window.RTCPeerConnection.prototype = Native.prototype;
+};
+
+/** How many distinct senders' videos `target` decodes now (inbound video streams past a few frames). */
+async function decoding(target) {
+  return target.evaluate(async () => {
+    const pc = window.__pcs.filter((p) => p.connectionState !== 'closed').at(-1);
+    if (!pc) return { videos: 0, audios: 0 };
+    const stats = await pc.getStats();
+    let videos = 0;
+    let audios = 0;
+    stats.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video' && s.framesDecoded > 5) videos += 1;
+      if (s.type === 'inbound-rtp' && s.kind === 'audio' && s.packetsReceived > 20) audios += 1;
+    });
+    return { videos, audios };
+  });
+}
+
+async function seesOthers(target, who, n) {
+  let last;
+  for (let i = 0; i < 160; i++) {
+    last = await decoding(target);
+    if (last.videos >= n && last.audios >= n) return last;
+    await sleep(250);
+  }
+  throw new Error(`${who} decodes ${JSON.stringify(last)}, not ${n} others`);
+}
+
+await flow('guest', 'browser guest flow passed', async ({ url, password, browser, shot, step }) => {
+  const [, , artifacts] = process.argv.slice(2);
+  const { page: patient, widget } = await patientInChat(browser, url, password);
+  const { page: nurse, chat } = await nurseAccepting(browser, url, password, widget);
+  await chat.getByRole('button', { name: 'Start video…' }).click();
+  await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
+  await widget.getByLabel(/I agree that this video visit is recorded/).check();
+  await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
+  await widget.getByRole('button', { name: 'Join video' }).click();
+  await chat.getByText('● Recording').waitFor();
+  await seesOthers(nurse, 'the nurse', 1);
+  await seesOthers(widgetFrame(patient), 'the patient', 1);
+  step('patient and nurse in a recorded visit');
+
+  await widget.getByRole('button', { name: 'Invite a family member or caregiver' }).click();
+  await widget.getByLabel('Invitation link').waitFor();
+  const link = await widget.getByLabel('Invitation link').inputValue();
+  if (!/\/guest\/#[0-9a-f]{48}$/.test(link)) throw new Error(`unexpected link ${link}`);
+  fs.writeFileSync(path.join(artifacts, 'guest-link.txt'), link);
+  await shot(patient, '70-patient-invites-a-guest');
+  await axeCheck(widgetFrame(patient), 'widget: guest link');
+  step('the patient has a one-time link');
+
+  const ctx = await browser.newContext({ viewport: { width: 375, height: 740 } });
+  await ctx.addInitScript(recordPeerConnections);
+  const guest = await ctx.newPage();
+  guest.on('pageerror', (e) => console.log(`guest page error: ${e.message}`));
+  await guest.goto(link);
+  await guest.getByLabel('Your name').fill('Ana Guest');
+  if (guest.url().includes('#')) throw new Error(`the token stayed in the address bar: ${guest.url()}`);
+  await shot(guest, '71-guest-opens-link');
+  await axeCheck(guest, 'guest: name');
+  await guest.getByRole('button', { name: 'Join the visit' }).click();
+  await guest.getByText('You are in the waiting area. The nurse will let you in shortly.').waitFor();
+  await shot(guest, '72-guest-in-lobby');
+  await axeCheck(guest, 'guest: lobby');
+  await widget.getByText('Ana Guest: waiting for the nurse to let them in').waitFor();
+  await chat.getByText('Ana Guest (guest): waiting in the lobby').waitFor();
+  await shot(nurse, '73-nurse-sees-guest-in-lobby');
+  await axeCheck(nurse, 'workspace: guest in the lobby');
+  step('the guest waits in the lobby; nurse and patient see them');
+
+  await chat.getByRole('button', { name: 'Let Ana Guest in' }).click();
+  await guest.getByText('The nurse let you in.', { exact: false }).waitFor();
+  await guest.getByLabel(/I agree that this video visit is recorded/).check();
+  await guest.getByRole('button', { name: 'Allow camera and microphone' }).click();
+  await guest.getByRole('button', { name: 'Join video' }).click();
+  const g = await seesOthers(guest, 'the guest', 2);
+  const n = await seesOthers(nurse, 'the nurse', 2);
+  const p = await seesOthers(widgetFrame(patient), 'the patient', 2);
+  step(`everyone decodes everyone: guest ${JSON.stringify(g)}, nurse ${JSON.stringify(n)}, patient ${JSON.stringify(p)}`);
+  for (const [who, target] of [['patient', widgetFrame(patient)], ['nurse', nurse], ['guest', guest]]) {
+    const size = await target.evaluate(async () => {
+      const tile = document.querySelector('.tiles video');
+      for (let i = 0; i < 80 && !(tile?.videoWidth > 0); i++) await new Promise((r) => setTimeout(r, 250));
+      return tile ? [tile.videoWidth, tile.videoHeight] : null;
+    });
+    if (!size || !(size[0] > 0)) throw new Error(`the ${who} shows no picture in a tile: ${size}`);
+  }
+  await widget.getByText('Ana Guest: in the call').waitFor();
+  await chat.getByText('Ana Guest (guest): in the call').waitFor();
+  await shot(guest, '74-guest-in-call');
+  await shot(patient, '75-patient-with-guest');
+  await shot(nurse, '76-nurse-with-guest');
+  await axeCheck(guest, 'guest: in the call');
+  await axeCheck(widgetFrame(patient), 'widget: with a guest');
+  await axeCheck(nurse, 'workspace: with a guest');
+
+  // The same link again (forwarded on, say): refused, and nobody new waits in the lobby.
+  const again = await (await browser.newContext({ viewport: { width: 375, height: 740 } })).newPage();
+  await again.goto(link);
+  await again.getByLabel('Your name').fill('Someone Else');
+  await again.getByRole('button', { name: 'Join the visit' }).click();
+  await again.getByText('This link cannot be used any more', { exact: false }).waitFor();
+  await shot(again, '77-guest-link-used');
+  step('the link is refused once used');
+
+  await chat.getByRole('button', { name: 'Remove Ana Guest' }).click();
+  await guest.getByText('The nurse has ended your part in this visit.', { exact: false }).waitFor();
+  await widget.getByText('Ana Guest: in the call').waitFor({ state: 'hidden' });
+  await shot(guest, '78-guest-removed');
+  await axeCheck(guest, 'guest: removed');
+  step('the nurse removed the guest');
+  await sleep(1000);
+  await chat.getByRole('button', { name: 'End video' }).click();
+  await widget.getByText('The video has ended. You can keep chatting.').waitFor();
+
+  const officer = await staffSignIn(browser, url, password, 'compliance', '/compliance/');
+  let rec;
+  for (let i = 0; i < 40 && !rec; i++) {
+    const list = await officer.evaluate(async () => (await fetch('/api/v1/recordings?reason=' + encodeURIComponent('test: guest manifest'))).json());
+    rec = list.recordings.find((r) => r.manifest?.ended_ms);
+    if (!rec) await sleep(250);
+  }
+  if (!rec) throw new Error('no finished recording');
+  fs.writeFileSync(path.join(artifacts, 'guest-manifest.json'), JSON.stringify(rec.manifest));
+  const events = await officer.evaluate(async () => {
+    const all = [];
+    for (;;) {
+      const page = (await (await fetch(`/api/v1/audit/events?limit=500&after=${all.at(-1)?.seq ?? 0}`)).json()).events;
+      all.push(...page);
+      // Each read is itself audited: a short page is the last one.
+      if (page.length < 500) return all;
+    }
+  });
+  fs.writeFileSync(path.join(artifacts, 'guest-audit.json'), JSON.stringify({ events }));
+  step(`manifest participants: ${JSON.stringify(rec.manifest.participants)}`);
+});

@@ -1,0 +1,89 @@
+// A family member or caregiver joining a patient's visit with the one-time link the patient sent. The token
+// is in the link's fragment (never sent to a server by the browser): it is taken from the address bar at once,
+// then exchanged, with the name typed here, for a guest session (`POST /api/v1/guest-sessions`). The guest then
+// waits in the lobby until the nurse lets them in, answers the camera and recording question, and is in the
+// call: the widget's own video screens (visit.js), without chat. Frames: docs/protocol.md, "Guests".
+import { Channel } from '/widget/channel.js';
+import { videoHandlers, wireVideo } from '/widget/visit.js';
+import { guestHandlers } from '/widget/guests.js';
+import { t, translatePage } from '/widget/i18n.js';
+
+translatePage();
+document.title = t('guestTitle');
+
+const $ = (id) => document.getElementById(id);
+const LINK_KEY = 'examroom.guest-link';
+const SESSION_KEY = 'examroom.guest-session';
+function setStatus(text) { $('status').textContent = text; }
+
+// Out of the address bar (and so out of history and of anything that reads the URL) before anything else.
+if (location.hash.length > 1) {
+  sessionStorage.setItem(LINK_KEY, location.hash.slice(1));
+  history.replaceState(null, '', location.pathname);
+}
+
+let channel = null;
+let finished = false;
+
+/** The visit is over for this guest: one message, the socket closed, the session forgotten. */
+function finish(message) {
+  finished = true;
+  sessionStorage.removeItem(SESSION_KEY);
+  setStatus(message);
+  $('status').focus();
+  channel?.close();
+}
+
+const handlers = {
+  ...videoHandlers,
+  video_party: guestHandlers.video_party,
+  welcome() { if (!finished) setStatus(t('guestLobby')); },
+  guest_lobby() { setStatus(t('guestLobby')); $('status').focus(); },
+  video_ended(f) {
+    videoHandlers.video_ended(f);
+    // Said once, in the status (the widget's own notice would repeat it).
+    $('notice').hidden = true;
+    $('notice').textContent = '';
+    finish(f.reason === 'removed' ? t('endedRemoved') : f.reason === 'left' ? t('endedLeft') : t('endedGuest'));
+  },
+  error(f) { console.warn(`refused: ${f.code}`); },
+};
+
+function connect(session) {
+  $('arrive').hidden = true;
+  setStatus(t('connecting'));
+  channel = new Channel(session, (f) => { if (!finished) handlers[f.type]?.(f, channel); }, (s) => { if (!finished) setStatus(s); },
+    { reconnecting: t('reconnecting'), sessionEnded: t('endedGuest') });
+  wireVideo(channel, setStatus);
+}
+
+async function arrive(event) {
+  event.preventDefault();
+  const token = sessionStorage.getItem(LINK_KEY);
+  const name = $('guest-name').value.trim();
+  const resp = await fetch('/api/v1/guest-sessions', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token, name }),
+  }).catch(() => null);
+  if (!resp) { setStatus(t('reconnecting')); return; }
+  const body = await resp.json().catch(() => ({}));
+  if (resp.status === 201) {
+    sessionStorage.removeItem(LINK_KEY);
+    sessionStorage.setItem(SESSION_KEY, body.session_token);
+    connect(body.session_token);
+    return;
+  }
+  const code = body.error?.code || body.code;
+  const key = code === 'invalid_name' ? 'guestNameInvalid' : code === 'visit_full' ? 'guestFull' : 'guestLinkInvalid';
+  setStatus(t(key));
+  if (key === 'guestLinkInvalid') { sessionStorage.removeItem(LINK_KEY); $('arrive').hidden = true; $('status').focus(); } else $('guest-name').focus();
+}
+
+const saved = sessionStorage.getItem(SESSION_KEY);
+if (saved) connect(saved);
+else if (sessionStorage.getItem(LINK_KEY)) {
+  $('arrive').hidden = false;
+  $('arrive').addEventListener('submit', arrive);
+  $('guest-name').focus();
+} else setStatus(t('guestNoLink'));
