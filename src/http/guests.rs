@@ -41,6 +41,8 @@ struct Arrive {
 struct Arrived {
     session_token: String,
     visit_id: String,
+    /// Their opaque id in the visit's guest list (`video_party`), so their page can tell them from the others.
+    guest_id: String,
     expires_at: String,
 }
 
@@ -95,6 +97,7 @@ async fn arrive(
     let body = Arrived {
         session_token: token.expose_secret().to_string(),
         visit_id: arrival.visit.to_string(),
+        guest_id: session.principal.subject.as_str().to_string(),
         expires_at: crate::clock::timestamp_secs(expires_at_ms),
     };
     Ok((

@@ -72,6 +72,21 @@ const PROBES: &[Probe] = &[
         action: "visit.answer",
     },
     Probe {
+        name: "patient invites a guest (socket)",
+        rule: "patient-invite-guest",
+        action: "visit.invite",
+    },
+    Probe {
+        name: "nurse lets a guest in (socket)",
+        rule: "nurse-admit-guest",
+        action: "visit.admit",
+    },
+    Probe {
+        name: "guest answers the recording question (socket)",
+        rule: "guest-admitted-visit",
+        action: "visit.answer",
+    },
+    Probe {
         name: "nurse pauses recording (HTTP)",
         rule: "nurse-assigned-visit",
         action: "visit.recording_state.set",
@@ -117,6 +132,62 @@ const PROBES: &[Probe] = &[
         action: "conversation.read",
     },
 ];
+
+/// The patient invites a guest, the guest arrives in the lobby, the nurse lets them in, and the guest answers the
+/// recording question: each step a rule of its own allows.
+async fn guest_probes(
+    url: &str,
+    visit: &str,
+    patient: &mut Ws,
+    nurse: &mut Ws,
+    out: &mut BTreeMap<&'static str, Option<bool>>,
+) {
+    let invite = json!({"v": 1, "type": "guest_invite", "visit_id": visit});
+    let link = ask(patient, invite, "guest_link").await;
+    let invited = allowed_frame(&link, "guest_link");
+    out.insert("patient invites a guest (socket)", Some(invited));
+    if !invited {
+        return;
+    }
+    let token = link["link"].as_str().unwrap().rsplit('#').next().unwrap();
+    let arrived: Value = client()
+        .post(format!("{url}/api/v1/guest-sessions"))
+        .header("origin", url)
+        .json(&json!({"token": token, "name": "Probe Guest"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let guest_id = arrived["guest_id"].as_str().expect("a guest session").to_string();
+    let mut guest = Ws::patient(url, arrived["session_token"].as_str().unwrap()).await;
+    guest.expect("guest_lobby").await;
+    let in_state = |v: &Value, state: &str| v["type"] == "video_party" && v["guests"][0]["state"] == state;
+    nurse
+        .wait("the guest in the lobby", |v| in_state(v, "lobby"))
+        .await;
+    let admit =
+        json!({"v": 1, "type": "guest_admit", "visit_id": visit, "guest_id": guest_id, "admit": true});
+    nurse.send(admit).await;
+    let admitted = nurse
+        .wait("the guest admitted", |v| {
+            v["type"] == "error" || in_state(v, "admitted")
+        })
+        .await;
+    let admitted = allowed_frame(&admitted, "video_party");
+    out.insert("nurse lets a guest in (socket)", Some(admitted));
+    if !admitted {
+        return;
+    }
+    guest.expect("video_proposed").await;
+    let answer = json!({"v": 1, "type": "video_answer", "visit_id": visit, "accept": true, "recording_consent": false});
+    let a = ask(&mut guest, answer, "video_started").await;
+    out.insert(
+        "guest answers the recording question (socket)",
+        Some(allowed_frame(&a, "video_started")),
+    );
+}
 
 /// The shipped policy without the rule `id`.
 fn policy_without(id: &str) -> String {
@@ -262,6 +333,9 @@ async fn run_probes(url: &str, data: &Path) -> BTreeMap<&'static str, Option<boo
             "patient answers the camera prompt (socket)",
             Some(allowed_frame(&a, "video_started")),
         );
+        if allowed_frame(&a, "video_started") {
+            guest_probes(url, v, &mut patient, &mut nurse, &mut out).await;
+        }
         // Not recorded (no consent): an allowed pause is 400 `not_recorded`, a refused one 403.
         let pause = |auth: reqwest::RequestBuilder| {
             auth.json(&json!({"state": "paused", "reason": "EMR: sensitive section"}))

@@ -29,6 +29,7 @@ let finished = false;
 function finish(message) {
   finished = true;
   sessionStorage.removeItem(SESSION_KEY);
+  sessionStorage.removeItem('examroom.guest-id');
   setStatus(message);
   $('status').focus();
   channel?.close();
@@ -71,6 +72,7 @@ async function arrive(event) {
   if (resp.status === 201) {
     sessionStorage.removeItem(LINK_KEY);
     sessionStorage.setItem(SESSION_KEY, body.session_token);
+    sessionStorage.setItem('examroom.guest-id', body.guest_id);
     connect(body.session_token);
     return;
   }

@@ -5,12 +5,12 @@ import { t } from '/widget/i18n.js';
 
 const $ = (id) => document.getElementById(id);
 
-/** The list of guests in `list`, each with where they are. */
-export function renderParty(list, guests) {
+/** The list of guests in `list`, each with where they are; `me`: the guest viewing it, if one is. */
+export function renderParty(list, guests, me) {
   list.replaceChildren(...guests.map((g) => {
     const li = document.createElement('li');
     const key = g.state === 'lobby' ? 'guestWaiting' : g.in_call ? 'guestInCall' : 'guestJoining';
-    li.textContent = t(key, { name: g.name });
+    li.textContent = t(key, { name: g.guest_id === me ? t('guestYou', { name: g.name }) : g.name });
     return li;
   }));
   list.closest('[data-party]').hidden = !guests.length;
@@ -23,10 +23,12 @@ export const guestHandlers = {
     $('guest-link-text').textContent = t('guestLinkReady', { time });
     $('guest-link').value = url;
     $('guest-link-box').hidden = false;
-    $('guest-link').focus();
+    $('guest-link').focus({ preventScroll: true });
     $('guest-link').select();
+    // Above the call's control bar, which stays at the bottom of the frame.
+    $('guest-link-box').scrollIntoView({ block: 'nearest' });
   },
-  video_party(f) { renderParty($('party-list'), f.guests); },
+  video_party(f) { renderParty($('party-list'), f.guests, sessionStorage.getItem('examroom.guest-id')); },
 };
 
 /** The patient's invite button; `visitId()` is the visit in progress. */

@@ -160,6 +160,7 @@ const CATALOG = {
     guestWaiting: '{name}: waiting for the nurse to let them in',
     guestJoining: '{name}: joining…',
     guestInCall: '{name}: in the call',
+    guestYou: '{name} (you)',
   },
   es: {
     title: 'Chat seguro',
@@ -318,6 +319,7 @@ const CATALOG = {
     guestWaiting: '{name}: esperando a que la enfermera le deje pasar',
     guestJoining: '{name}: uniéndose…',
     guestInCall: '{name}: en la llamada',
+    guestYou: '{name} (usted)',
   },
 };
 
