@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::recorder::Dims;
 use super::timeline::{Gap, Interval, Participant, Timeline};
 
-/// The video sizes of a segment (patient, nurse, the nurse's screen) as stored: `WxH` or empty, comma-separated;
-/// rows written before screens have two.
+/// The video sizes of a segment (patient, nurse, the nurse's screen, each guest) as stored: `WxH` or empty,
+/// comma-separated; rows written before screens have two entries, before guests three.
 pub fn format_dims(dims: Dims) -> String {
     dims.iter()
         .map(|d| d.map(|(w, h)| format!("{w}x{h}")).unwrap_or_default())
@@ -230,18 +230,30 @@ mod tests {
 
     #[test]
     fn video_sizes_round_trip_and_the_first_seen_wins() {
-        assert_eq!(format_dims([Some((640, 480)), None, None]), "640x480,,");
+        let dims = |given: &[(usize, (u32, u32))]| {
+            let mut d = Dims::default();
+            for (i, size) in given {
+                d[*i] = Some(*size);
+            }
+            d
+        };
+        assert_eq!(format_dims(dims(&[(0, (640, 480))])), "640x480,,,,,,");
         assert_eq!(
             parse_dims("640x480,"),
-            [Some((640, 480)), None, None],
+            dims(&[(0, (640, 480))]),
             "a row from before screens"
         );
-        assert_eq!(parse_dims(",,1280x720"), [None, None, Some((1280, 720))]);
-        assert_eq!(parse_dims(""), [None, None, None]);
+        assert_eq!(
+            parse_dims(",,1280x720"),
+            dims(&[(2, (1280, 720))]),
+            "a row from before guests"
+        );
+        assert_eq!(parse_dims(",,,640x480"), dims(&[(3, (640, 480))]));
+        assert_eq!(parse_dims(""), Dims::default());
         let all = [",", "320x240,", "640x480,1280x720"];
         assert_eq!(
             first_dims(all.into_iter()),
-            [Some((320, 240)), Some((1280, 720)), None]
+            dims(&[(0, (320, 240)), (1, (1280, 720))])
         );
     }
 

@@ -22,24 +22,49 @@ pub struct Output {
     pub request_keyframe: bool,
 }
 
-/// Whose media: the patient's tracks are 1 (video) and 2 (audio), the nurse's 3 and 4, and the nurse's screen,
-/// when the policy records it, 5 ([`SCREEN_TRACK`]). A player shows the first video and audio track (the
-/// patient); the others are in the file for review tools.
+/// Whose media: the patient's tracks are 1 (video) and 2 (audio), the nurse's 3 and 4, the nurse's screen,
+/// when the policy records it, 5 ([`SCREEN_TRACK`]), and the visit's guests in the order they arrived 6 and 7,
+/// 8 and 9, and so on (up to [`MAX_GUESTS`]). A player shows the first video and audio track (the patient); the
+/// others are in the file for review tools, and the manifest names whose they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Patient,
     Nurse,
+    /// The guest who arrived `n`-th (from 0).
+    Guest(u8),
 }
 
+/// Guests whose tracks the file has room for (with the patient and the nurse, a visit's six people).
+pub const MAX_GUESTS: usize = 4;
+/// Sizes and depacketizers kept: the patient's camera, the nurse's, her screen, then each guest's camera.
+const SLOTS: usize = 3 + MAX_GUESTS;
+
 impl Source {
+    /// The guest who arrived `n`-th, when the file has tracks for them.
+    pub fn guest(n: usize) -> Option<Source> {
+        (n < MAX_GUESTS).then_some(Source::Guest(n as u8))
+    }
     fn index(self) -> usize {
-        self as usize
+        match self {
+            Source::Patient => 0,
+            Source::Nurse => 1,
+            Source::Guest(n) => 3 + n as usize,
+        }
     }
-    fn video_track(self) -> u64 {
-        1 + 2 * self as u64
+    pub fn video_track(self) -> u64 {
+        match self {
+            Source::Patient => 1,
+            Source::Nurse => 3,
+            Source::Guest(n) => 6 + 2 * n as u64,
+        }
     }
-    fn audio_track(self) -> u64 {
-        2 + 2 * self as u64
+    pub fn audio_track(self) -> u64 {
+        self.video_track() + 1
+    }
+    fn all() -> impl Iterator<Item = Source> {
+        [Source::Patient, Source::Nurse]
+            .into_iter()
+            .chain((0..MAX_GUESTS).map(|n| Source::Guest(n as u8)))
     }
 }
 
@@ -47,11 +72,15 @@ impl Source {
 pub const SCREEN_TRACK: u64 = 5;
 /// The size a screen track is declared at when no keyframe told it.
 pub const SCREEN_DEFAULT_DIMS: (u32, u32) = (1280, 720);
+/// The size a guest's camera is declared at when no keyframe told it (their sound alone, so far).
+pub const CAMERA_DEFAULT_DIMS: (u32, u32) = (640, 480);
 /// Where the screen's depacketizer and sizes are kept, after the patient's (0) and the nurse's (1) camera.
 const SCREEN: usize = 2;
 
-/// The video sizes seen: the patient's camera, the nurse's camera, the nurse's screen.
-pub type Dims = [Option<(u32, u32)>; 3];
+/// The video sizes seen: the patient's camera, the nurse's camera, the nurse's screen, then each guest's camera.
+/// A guest's slot holds a size as soon as any of their media is in the file (the header declares their tracks
+/// then), a keyframe's when one came.
+pub type Dims = [Option<(u32, u32)>; SLOTS];
 
 #[derive(Default)]
 struct SourceState {
@@ -68,7 +97,7 @@ pub struct Recorder {
     origin_ms: i64,
     muxer: Muxer,
     sealer: Sealer,
-    sources: [SourceState; 3],
+    sources: [SourceState; SLOTS],
     media_bytes: u64,
 }
 
@@ -81,7 +110,7 @@ impl Recorder {
     /// A recorder and the spool's first bytes (its sealed-stream header).
     pub fn start(spool_key: &DataKey, spool_id: &str, now_ms: i64) -> (Recorder, Vec<u8>) {
         let (sealer, head) = Sealer::new(spool_key, spool_id, sealed::DEFAULT_CHUNK);
-        let mut sources: [SourceState; 3] = Default::default();
+        let mut sources: [SourceState; SLOTS] = Default::default();
         for s in &mut sources {
             s.vp8.reset();
         }
@@ -89,11 +118,12 @@ impl Recorder {
             Recorder {
                 timeline: Timeline::start(now_ms),
                 origin_ms: now_ms,
-                muxer: Muxer::new(vec![
-                    Source::Patient.video_track(),
-                    Source::Nurse.video_track(),
-                    SCREEN_TRACK,
-                ]),
+                muxer: Muxer::new(
+                    Source::all()
+                        .map(Source::video_track)
+                        .chain([SCREEN_TRACK])
+                        .collect(),
+                ),
                 sealer,
                 sources,
                 media_bytes: 0,
@@ -116,8 +146,11 @@ impl Recorder {
         now_ms: i64,
     ) -> Output {
         let packet = (seq, ts, marker, payload);
-        self.video_frame(source.index(), source.video_track(), packet, now_ms)
-            .0
+        let (out, framed) = self.video_frame(source.index(), source.video_track(), packet, now_ms);
+        if framed {
+            self.present(source);
+        }
+        out
     }
 
     /// A packet of the nurse's screen capture (track 5); its first frame after a start or a pause opens a screen
@@ -175,6 +208,7 @@ impl Recorder {
         if self.paused() || payload.is_empty() {
             return Output::default();
         }
+        self.present(source);
         let rel = now_ms - self.origin_ms;
         let base = *self.sources[source.index()].audio_base.get_or_insert((ts, rel));
         let ms = to_ms(base, ts, 48);
@@ -183,6 +217,15 @@ impl Recorder {
         Output {
             sealed: self.sealer.push(&block),
             request_keyframe: false,
+        }
+    }
+
+    /// A guest's media is in the file: the header declares their tracks.
+    fn present(&mut self, source: Source) {
+        if let Source::Guest(_) = source {
+            self.sources[source.index()]
+                .dims
+                .get_or_insert(CAMERA_DEFAULT_DIMS);
         }
     }
 
@@ -234,13 +277,9 @@ impl Recorder {
         self.origin_ms = origin_ms;
     }
 
-    /// The video sizes seen so far: patient, nurse, the nurse's screen.
+    /// The video sizes seen so far: patient, nurse, the nurse's screen, each guest present.
     pub fn dims(&self) -> Dims {
-        [
-            self.sources[0].dims,
-            self.sources[1].dims,
-            self.sources[SCREEN].dims,
-        ]
+        std::array::from_fn(|i| self.sources[i].dims)
     }
 
     /// Closes the open segment and starts the next, whose spool is sealed as `next_spool_id`: returns the old
@@ -260,12 +299,15 @@ impl Recorder {
     }
 }
 
-/// The WebM header in front of a recording's segments: patient tracks 1–2, nurse tracks 3–4 and, when any
-/// segment holds a frame of it, the nurse's screen as track 5; video dimensions when a keyframe told them
-/// (players read them from the keyframes anyway).
+/// The WebM header in front of a recording's segments: patient tracks 1–2, nurse tracks 3–4, when any segment
+/// holds a frame of it the nurse's screen as track 5, and each guest whose media is in it (6–7, 8–9, …); video
+/// dimensions when a keyframe told them (players read them from the keyframes anyway).
 pub fn webm_header(dims: Dims, duration_ms: f64) -> Vec<u8> {
     let mut tracks = Vec::new();
-    for source in [Source::Patient, Source::Nurse] {
+    for source in Source::all() {
+        if matches!(source, Source::Guest(_)) && dims[source.index()].is_none() {
+            continue;
+        }
         tracks.push(TrackSpec {
             number: source.video_track(),
             video: Some(dims[source.index()].unwrap_or((640, 480))),
@@ -281,6 +323,7 @@ pub fn webm_header(dims: Dims, duration_ms: f64) -> Vec<u8> {
             video: Some(screen),
         });
     }
+    tracks.sort_by_key(|t| t.number);
     webm::header(&tracks, Some(duration_ms))
 }
 
@@ -298,16 +341,28 @@ pub fn finalize(
         .map(|(object, complete, _)| (object, complete))
 }
 
-/// [`finalize`], and with `find_screen` whether the media holds frames of the nurse's screen (a spool a crash
-/// left says nothing about its tracks: the file's header must still declare track 5 if it is there).
+/// Fills the sizes of `dims` a segment's blocks prove present but no keyframe told (a spool a crash left says
+/// nothing about its tracks: the file's header must still declare the screen's and each guest's).
+pub fn declare_found(dims: &mut Dims, tracks: &[u64]) {
+    if tracks.contains(&SCREEN_TRACK) {
+        dims[SCREEN].get_or_insert(SCREEN_DEFAULT_DIMS);
+    }
+    for source in Source::all().filter(|s| matches!(s, Source::Guest(_))) {
+        if tracks.contains(&source.video_track()) || tracks.contains(&source.audio_track()) {
+            dims[source.index()].get_or_insert(CAMERA_DEFAULT_DIMS);
+        }
+    }
+}
+
+/// [`finalize`], and with `find_tracks` the track numbers the media holds blocks of (see [`declare_found`]).
 pub fn finalize_segment(
     spool_key: &DataKey,
     spool: &[u8],
     prefix: &[u8],
     key: &DataKey,
     object_id: &str,
-    find_screen: bool,
-) -> Result<(Vec<u8>, bool, bool), SealError> {
+    find_tracks: bool,
+) -> Result<(Vec<u8>, bool, Vec<u64>), SealError> {
     let header = Header::parse(spool)?.ok_or(SealError::Truncated)?;
     let full = header.chunk_size + sealed::TAG_LEN;
     let mut rest = &spool[header.len()..];
@@ -342,233 +397,19 @@ pub fn finalize_segment(
         // The crash cut a block: the segment ends after the last whole one.
         plain.truncate(webm::whole_prefix(&plain));
     }
-    let screen =
-        find_screen && webm::scan(&plain).is_some_and(|blocks| blocks.iter().any(|b| b.0 == SCREEN_TRACK));
+    let mut tracks: Vec<u64> = if find_tracks {
+        webm::scan(&plain).map_or_else(Vec::new, |blocks| blocks.iter().map(|b| b.0).collect())
+    } else {
+        Vec::new()
+    };
+    tracks.sort_unstable();
+    tracks.dedup();
     let (mut sealer, mut out) = Sealer::new(key, object_id, sealed::DEFAULT_CHUNK);
     out.extend(sealer.push(prefix));
     out.extend(sealer.push(&plain));
     out.extend(sealer.finish());
-    Ok((out, complete, screen))
+    Ok((out, complete, tracks))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::recording::webm::{AUDIO_TRACK, VIDEO_TRACK};
-
-    fn vp8_packet(keyframe: bool) -> Vec<u8> {
-        let mut p = vec![0x10]; // S=1, PID=0, no extensions
-        if keyframe {
-            // Frame tag (key), start code, 320x240.
-            p.extend([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x40, 0x01, 0xF0, 0x00]);
-        } else {
-            p.extend([0x11, 0x02, 0x00]);
-        }
-        p.extend([0xAB; 200]);
-        p
-    }
-
-    #[test]
-    fn a_recording_with_a_pause_has_no_media_from_the_pause() {
-        let spool_key = DataKey::random_for_tests();
-        let key = DataKey::random_for_tests();
-        let (mut r, mut spool) = Recorder::start(&spool_key, "spool-1", 1_000);
-        let mut seq = 0u16;
-        let mut requests = 0;
-        // 10 s of 10 fps video and 50 packets/s of audio, paused from 3 s to 6 s.
-        for tick in 0..500i64 {
-            let now = 1_000 + tick * 20;
-            if tick == 150 {
-                assert!(
-                    r.set_state(RecordingState::Paused, "ssn on screen", "nurse-x", now)
-                        .0
-                );
-            }
-            if tick == 300 {
-                let (changed, out) = r.set_state(RecordingState::Active, "closed", "nurse-x", now);
-                assert!(changed && out.request_keyframe);
-            }
-            if tick % 5 == 0 {
-                let key_now = tick % 50 == 0 || (300..305).contains(&tick);
-                seq = seq.wrapping_add(1);
-                let out = r.video(
-                    Source::Patient,
-                    seq,
-                    (tick * 20 * 90) as u32,
-                    true,
-                    &vp8_packet(key_now),
-                    now,
-                );
-                requests += out.request_keyframe as u32;
-                spool.extend(out.sealed);
-            }
-            spool.extend(
-                r.audio(Source::Patient, (tick * 960) as u32, &[0xFC; 40], now)
-                    .sealed,
-            );
-            spool.extend(
-                r.audio(Source::Nurse, (tick * 960) as u32, &[0xFD; 40], now)
-                    .sealed,
-            );
-        }
-        let r_dims = r.dims();
-        let (tail, timeline, _) = r.finish(11_000);
-        let header = webm_header(r_dims, 10_000.0);
-        spool.extend(tail);
-        assert_eq!(timeline.pauses.len(), 1);
-        assert_eq!(requests, 0, "no loss on this path");
-
-        let (object, complete) = finalize(&spool_key, &spool, &header, &key, "rec-1").unwrap();
-        assert!(complete);
-        assert!(
-            !object.windows(4).any(|w| w == [0x1A, 0x45, 0xDF, 0xA3]),
-            "sealed"
-        );
-        let webm = sealed::open_all(&key, &object).unwrap();
-        assert!(webm.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]));
-        let blocks = webm::scan(&webm).unwrap();
-        let in_pause = blocks.iter().filter(|b| b.1 >= 3_000 && b.1 < 6_000).count();
-        assert_eq!(in_pause, 0, "no media from the paused interval");
-        assert!(
-            blocks.iter().any(|b| b.0 == VIDEO_TRACK && b.1 >= 6_000 && b.2),
-            "keyframe after the pause"
-        );
-        assert!(blocks.iter().any(|b| b.0 == AUDIO_TRACK && b.1 < 3_000));
-        assert!(
-            blocks.iter().any(|b| b.0 == 4 && b.1 < 3_000),
-            "the nurse's audio is track 4"
-        );
-        assert!(
-            blocks
-                .iter()
-                .filter(|b| b.0 == AUDIO_TRACK)
-                .all(|b| b.1 < 3_000 || b.1 >= 6_000)
-        );
-    }
-
-    #[test]
-    fn the_nurses_screen_is_track_5_paused_like_the_camera_and_in_the_timeline() {
-        let spool_key = DataKey::random_for_tests();
-        let key = DataKey::random_for_tests();
-        let (mut r, mut spool) = Recorder::start(&spool_key, "spool-s", 0);
-        // 10 s of screen at 10 fps (a keyframe every second and after the pause), paused from 3 s to 6 s,
-        // the capture stopped at 8 s.
-        for i in 0..100u16 {
-            let now = i as i64 * 100;
-            if now == 3_000 {
-                r.set_state(RecordingState::Paused, "emr open", "emr", now);
-            }
-            if now == 6_000 {
-                r.set_state(RecordingState::Active, "emr closed", "emr", now);
-            }
-            if now == 8_000 {
-                r.screen_stopped(now);
-            }
-            if now >= 8_000 {
-                continue;
-            }
-            let keyframe = i % 10 == 0 || i == 60;
-            let out = r.screen(i, i as u32 * 9_000, true, &vp8_packet(keyframe), now);
-            spool.extend(out.sealed);
-        }
-        let dims = r.dims();
-        assert_eq!(dims, [None, None, Some((320, 240))]);
-        let (tail, timeline, _) = r.finish(10_000);
-        spool.extend(tail);
-        let spans: Vec<_> = timeline.screen.iter().map(|i| (i.start_ms, i.end_ms)).collect();
-        assert_eq!(spans, vec![(0, Some(3_000)), (6_000, Some(8_000))]);
-        let (object, _) = finalize(&spool_key, &spool, &webm_header(dims, 10_000.0), &key, "rec-s").unwrap();
-        let webm = sealed::open_all(&key, &object).unwrap();
-        let blocks = webm::scan(&webm).unwrap();
-        assert!(blocks.iter().all(|b| b.0 == SCREEN_TRACK));
-        assert!(blocks.iter().any(|b| b.1 < 3_000) && blocks.iter().any(|b| b.1 >= 6_000));
-        assert!(
-            blocks
-                .iter()
-                .all(|b| b.1 < 3_000 || (6_000..8_000).contains(&b.1)),
-            "nothing of the screen from the pause or after the capture stopped"
-        );
-        // A recording without a screen has no track 5 in its header.
-        let without = webm_header([None, None, None], 1.0);
-        assert!(webm_header(dims, 1.0).len() > without.len());
-    }
-
-    #[test]
-    fn a_spool_cut_by_a_crash_still_yields_its_whole_chunks() {
-        let spool_key = DataKey::random_for_tests();
-        let key = DataKey::random_for_tests();
-        let (mut r, mut spool) = Recorder::start(&spool_key, "spool-2", 0);
-        for i in 0..2000u16 {
-            spool.extend(
-                r.video(
-                    Source::Patient,
-                    i,
-                    i as u32 * 3000,
-                    true,
-                    &vp8_packet(i % 30 == 0),
-                    i as i64 * 33,
-                )
-                .sealed,
-            );
-        }
-        // The process died: no final chunk, and a partial chunk at the end.
-        let cut = &spool[..spool.len() - 100];
-        let header = webm_header([None, None, None], 66_000.0);
-        let (object, complete) = finalize(&spool_key, cut, &header, &key, "rec-2").unwrap();
-        assert!(!complete);
-        let webm = sealed::open_all(&key, &object).unwrap();
-        // Whole blocks up to the crash survive (a block cut by the chunk boundary is dropped by players).
-        assert!(webm.len() > 64 * 1024);
-    }
-
-    #[test]
-    fn segments_cut_while_recording_play_as_one_file_behind_one_header() {
-        let spool_key = DataKey::random_for_tests();
-        let key = DataKey::random_for_tests();
-        let (mut r, mut spool) = Recorder::start(&spool_key, "rec-3/0", 50_000);
-        // A part that continues a visit begun 40 s earlier counts from the visit's start.
-        r.set_origin(10_000);
-        let mut objects = Vec::new();
-        for i in 0..300u16 {
-            let now = 50_000 + i as i64 * 33;
-            if i > 0 && i % 100 == 0 {
-                let (tail, head) = r.cut(&spool_key, &format!("rec-3/{}", i / 100));
-                spool.extend(tail);
-                let id = format!("rec-3/{}", i / 100 - 1);
-                objects.push(finalize(&spool_key, &spool, &[], &key, &id).unwrap());
-                spool = head;
-            }
-            spool.extend(
-                r.video(
-                    Source::Patient,
-                    i,
-                    i as u32 * 3000,
-                    true,
-                    &vp8_packet(i % 90 == 0),
-                    now,
-                )
-                .sealed,
-            );
-        }
-        let (tail, _, _) = r.finish(60_000);
-        spool.extend(tail);
-        objects.push(finalize(&spool_key, &spool, &[], &key, "rec-3/2").unwrap());
-        assert!(objects.iter().all(|(_, complete)| *complete));
-        let mut file = webm_header([Some((320, 240)), None, None], 50_000.0);
-        for (i, (object, _)) in objects.iter().enumerate() {
-            let plain = sealed::open_all(&key, object).unwrap();
-            assert!(
-                plain.starts_with(&[0x1F, 0x43, 0xB6, 0x75]),
-                "segment {i} starts with a cluster"
-            );
-            file.extend(plain);
-        }
-        let blocks = webm::scan(&file).unwrap();
-        assert_eq!(blocks.len(), 300, "every frame, once");
-        assert_eq!(blocks[0].1, 40_000, "times count from the visit's first part");
-        assert!(
-            blocks.windows(2).all(|w| w[1].1 > w[0].1),
-            "strictly increasing across segments"
-        );
-    }
-}
+mod tests;

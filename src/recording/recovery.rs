@@ -58,7 +58,7 @@ pub fn recover(
             seq,
             start_ms: start,
             end_ms: end,
-            video_dims: [None, None, None],
+            video_dims: Default::default(),
         };
         segments.push(seal_spool(store, &spool_key, &key, id, &path, closed)?);
         start = end;

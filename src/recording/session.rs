@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::recorder::{Dims, Recorder, SCREEN_DEFAULT_DIMS, Source, finalize_segment};
+use super::recorder::{Dims, Recorder, Source, declare_found, finalize_segment};
 use super::timeline::{RecordingState, Timeline};
 use super::workdir::LocalStore;
 use crate::crypto::{CryptoError, DataKey, Keyring};
@@ -133,15 +133,12 @@ pub(super) fn seal_spool(
 ) -> Result<SealedSegment, RecordingError> {
     let bytes = std::fs::read(spool)?;
     let object_id = segment_object_id(id, c.seq);
-    let unsized_screen = c.video_dims[2].is_none();
-    let (object, complete, screen) =
-        finalize_segment(spool_key, &bytes, &[], key, &object_id, unsized_screen)?;
+    // A spool recovered after a crash comes with no sizes: the tracks its blocks hold are declared at a usual
+    // size (players take the real one from the keyframes).
+    let unknown = c.video_dims.iter().skip(2).any(Option::is_none);
+    let (object, complete, tracks) = finalize_segment(spool_key, &bytes, &[], key, &object_id, unknown)?;
     let mut video_dims = c.video_dims;
-    if screen {
-        // Frames of the screen without a size seen (a spool recovered after a crash): declared at a usual size,
-        // players take the real one from its keyframes.
-        video_dims[2] = Some(SCREEN_DEFAULT_DIMS);
-    }
+    declare_found(&mut video_dims, &tracks);
     let object_key = segment_key(id, c.seq);
     store.put_outbox(&object_key, &object)?;
     let header = super::sealed::Header::parse(&object)?.ok_or(super::sealed::SealError::Truncated)?;
@@ -248,24 +245,26 @@ impl RecordingSession {
         }
     }
 
-    /// A participant joined or left the media room (`None`: left at `now_ms`), for the manifest.
+    /// A participant joined the media room, recorded from `Source` or not for the reason given, or (`None`) left,
+    /// at `now_ms`: for the manifest.
     pub fn participant(
         &self,
         role: &str,
         guest_id: Option<&str>,
-        joined: Option<(bool, Option<&str>)>,
+        joined: Option<Result<Source, &str>>,
         now_ms: i64,
     ) {
         if let Some(r) = self.inner.lock().expect("recording lock").recorder.as_mut() {
             let timeline = r.timeline_mut();
             match joined {
-                Some((recorded, why)) => timeline.joined(super::timeline::Participant {
+                Some(recorded) => timeline.joined(super::timeline::Participant {
                     role: role.to_string(),
                     guest_id: guest_id.map(str::to_string),
                     joined_ms: now_ms,
                     left_ms: None,
-                    recorded,
-                    not_recorded: why.map(str::to_string),
+                    recorded: recorded.is_ok(),
+                    tracks: recorded.ok().map(|s| [s.video_track(), s.audio_track()]),
+                    not_recorded: recorded.err().map(str::to_string),
                 }),
                 None => timeline.left(role, guest_id, now_ms),
             }

@@ -69,10 +69,12 @@ pub struct Participant {
     pub joined_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub left_ms: Option<i64>,
-    /// Whether their camera and microphone are in the file.
+    /// Whether their camera and microphone are in the file, and on which tracks (video, audio).
     pub recorded: bool,
-    /// Why not: `declined` (they said no to recording), `guest_tracks_not_recorded` (the file holds the
-    /// patient's and nurse's tracks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracks: Option<[u64; 2]>,
+    /// Why not: `declined` (a guest who said no to recording), `no_tracks_left` (a guest who came after four
+    /// others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_recorded: Option<String>,
 }
@@ -108,6 +110,7 @@ impl Timeline {
             Some(q) => {
                 q.left_ms = None;
                 q.recorded = p.recorded;
+                q.tracks = p.tracks;
                 q.not_recorded = p.not_recorded;
             }
             None => self.participants.push(p),

@@ -44,7 +44,9 @@ pub struct Guest {
     /// What they typed: shown to the others in the visit and named in the recording's manifest.
     pub name: Pii<String>,
     pub state: GuestState,
-    /// Their answer to the recording question (`None` until asked and answered).
+    /// Whether they answered the camera and recording question (they may join then).
+    pub answered: bool,
+    /// Their answer to the recording consent question, when the visit's policy asks it.
     pub consent: Option<bool>,
     /// When they arrived in the lobby, were admitted, joined the media room and left it last.
     pub arrived_ms: i64,
@@ -160,6 +162,7 @@ impl Party {
             subject,
             name,
             state: GuestState::Lobby,
+            answered: false,
             consent: None,
             arrived_ms: now_ms,
             admitted_ms: None,
@@ -208,14 +211,20 @@ impl Party {
         Ok(guest)
     }
 
-    /// An admitted guest answers the recording question.
-    pub fn consent(&mut self, subject: &SubjectId, consent: bool) -> Result<&Guest, GuestError> {
+    /// An admitted guest answers the camera question, and the recording question when there is one.
+    pub fn consent(&mut self, subject: &SubjectId, consent: Option<bool>) -> Result<&Guest, GuestError> {
         let guest = self.get_mut(subject)?;
         if guest.state != GuestState::Admitted {
             return Err(GuestError::NotAdmitted);
         }
-        guest.consent = Some(consent);
+        guest.answered = true;
+        guest.consent = consent;
         Ok(guest)
+    }
+
+    /// Where `subject` stands among the guests in order of arrival (their tracks in a recording follow it).
+    pub fn arrival(&self, subject: &SubjectId) -> Option<usize> {
+        self.guests.iter().position(|g| &g.subject == subject)
     }
 
     /// May this guest join the media room now?
@@ -314,13 +323,17 @@ mod tests {
             party.redeem(&token_hash(&t), "Guest", s.clone(), 1).unwrap();
         }
         assert_eq!(party.may_join(&a).unwrap_err(), GuestError::NotAdmitted);
-        assert_eq!(party.consent(&a, true).unwrap_err(), GuestError::NotAdmitted);
+        assert_eq!(
+            party.consent(&a, Some(true)).unwrap_err(),
+            GuestError::NotAdmitted
+        );
         party.admit(&a, true, 5).unwrap();
         party.admit(&b, false, 5).unwrap();
         assert_eq!(party.admit(&a, true, 6).unwrap_err(), GuestError::NotInLobby);
         assert!(party.may_join(&a).is_ok());
         assert_eq!(party.may_join(&b).unwrap_err(), GuestError::NotAdmitted);
-        assert_eq!(party.consent(&a, false).unwrap().consent, Some(false));
+        assert_eq!(party.consent(&a, Some(false)).unwrap().consent, Some(false));
+        assert_eq!(party.arrival(&b), Some(1));
         party.joined(&a, 10);
         party.remove(&a, 20).unwrap();
         let g = party.get(&a).unwrap();

@@ -317,7 +317,7 @@ impl Visits {
             return Err(VisitError::NotActive);
         }
         if let Seat::Guest(g) = &seat
-            && visit.party.may_join(g)?.consent.is_none()
+            && !visit.party.may_join(g)?.answered
         {
             return Err(VisitError::NotActive);
         }
@@ -385,7 +385,7 @@ impl Visits {
         id: &VisitId,
         guest: &SubjectId,
         accept: bool,
-        consent: bool,
+        consent: Option<bool>,
         now_ms: i64,
     ) -> Result<Visit, VisitError> {
         let visit = self.by_id.get_mut(id).ok_or(VisitError::UnknownVisit)?;

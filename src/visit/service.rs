@@ -225,7 +225,7 @@ impl VideoService {
     /// To the patient, the nurse and the guests in the call (admitted, past the recording question), on this
     /// node and (over the bus) on the others.
     fn to_both(&self, v: &Visit, frame: ServerFrame) {
-        let in_call = v.party.admitted().filter(|g| g.consent.is_some());
+        let in_call = v.party.admitted().filter(|g| g.answered);
         let guests = in_call.map(|g| g.subject.clone());
         for who in [v.patient.clone(), v.nurse.clone()].into_iter().chain(guests) {
             self.messaging.send_to(&who, frame.clone());
@@ -507,12 +507,12 @@ impl VideoService {
         }
         let answer = joined?;
         let session = self.live().sessions.get(id).cloned();
-        // A guest's tracks are not in the file (its layout holds the patient, the nurse and her screen); the
-        // manifest names the guest and says so.
-        let source = match seat {
+        // A guest's tracks follow the patient's, the nurse's and her screen's, unless they declined (the
+        // manifest says which).
+        let source = match &seat {
             Seat::Patient => Some(Source::Patient),
             Seat::Nurse => Some(Source::Nurse),
-            Seat::Guest(_) => None,
+            Seat::Guest(g) => guests::guest_source(&visit, g).ok(),
         };
         if let (Some(session), Some(source)) = (session, source) {
             session.add_participant(participant, source);

@@ -198,7 +198,7 @@ fn the_patient_invites_the_nurse_admits_and_the_guest_joins_after_the_recording_
         VisitError::NotActive,
         "the question comes first"
     );
-    v.guest_answer(&id, &g, true, false, 5).unwrap();
+    v.guest_answer(&id, &g, true, Some(false), 5).unwrap();
     assert_eq!(v.may_join(&id, &g).unwrap().1, Seat::Guest(g.clone()));
     // A guest does not end the visit for the others; leaving takes their place away.
     assert_eq!(v.end(&id, &g).unwrap_err(), VisitError::NotParticipant);

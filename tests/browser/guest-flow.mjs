@@ -1,9 +1,11 @@
-// A family member joins a recorded visit in Chromium: the patient asks for a one-time link in the widget; the
+// Family members join a recorded visit in Chromium: the patient asks for a one-time link in the widget; the
 // guest (a phone-sized page, no account) opens it, types a name and waits in the lobby; the nurse sees them and
 // lets them in; the guest agrees to the recording, allows the camera and joins. Everyone then decodes everyone:
-// the nurse and the patient see the guest in a tile beside the main picture, the guest sees both. The link,
-// opened again, is refused; the nurse removes the guest, who is told; the nurse ends the video. The compliance
-// officer's manifest and the audit events, and the link, are written to the artifacts for the Rust test.
+// the nurse and the patient see the guest in a tile beside the main picture, the guest sees both. A second guest
+// joins the same way but declines the recording: four people, each decoding the three others. The first link,
+// opened again, is refused; the nurse removes the first guest, who is told; the nurse ends the video. The
+// compliance officer's recording file and manifest, the audit events and the link are written to the artifacts
+// for the Rust test.
 // Usage: node guest-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
 import fs from 'node:fs';
 import path from 'node:path';
@@ -113,6 +115,31 @@ await flow('guest', 'browser guest flow passed', async ({ url, password, browser
   await axeCheck(widgetFrame(patient), 'widget: with a guest');
   await axeCheck(nurse, 'workspace: with a guest');
 
+  // A second guest, who says no to the recording: four in the visit.
+  await widget.getByRole('button', { name: 'Invite a family member or caregiver' }).click();
+  await widgetFrame(patient).waitForFunction((old) => document.getElementById('guest-link').value !== old, link);
+  const link2 = await widget.getByLabel('Invitation link').inputValue();
+  const ctx2 = await browser.newContext({ viewport: { width: 375, height: 740 } });
+  await ctx2.addInitScript(recordPeerConnections);
+  const second = await ctx2.newPage();
+  await second.goto(link2);
+  await second.getByLabel('Your name').fill('Bo Guest');
+  await second.getByRole('button', { name: 'Join the visit' }).click();
+  await chat.getByRole('button', { name: 'Let Bo Guest in' }).click();
+  await second.getByText('The nurse let you in.', { exact: false }).waitFor();
+  await second.getByRole('button', { name: 'Allow camera and microphone' }).click();
+  await second.getByRole('button', { name: 'Join video' }).click();
+  const four = [];
+  for (const [who, target] of [['second guest', second], ['guest', guest], ['nurse', nurse], ['patient', widgetFrame(patient)]]) {
+    four.push(`${who} ${JSON.stringify(await seesOthers(target, who, 3))}`);
+  }
+  await chat.getByText('Bo Guest (guest): in the call · declined recording (not recorded)').waitFor();
+  await shot(nurse, '79-nurse-with-two-guests');
+  await shot(second, '79b-second-guest-in-call');
+  await axeCheck(nurse, 'workspace: two guests');
+  step(`four in the visit, each decoding the three others: ${four.join(', ')}`);
+  await sleep(2000);
+
   // The same link again (forwarded on, say): refused, and nobody new waits in the lobby.
   const again = await (await browser.newContext({ viewport: { width: 375, height: 740 } })).newPage();
   await again.goto(link);
@@ -141,6 +168,14 @@ await flow('guest', 'browser guest flow passed', async ({ url, password, browser
   }
   if (!rec) throw new Error('no finished recording');
   fs.writeFileSync(path.join(artifacts, 'guest-manifest.json'), JSON.stringify(rec.manifest));
+  const file = await officer.evaluate(async (id) => {
+    const resp = await fetch(`/api/v1/recordings/${id}/download?reason=${encodeURIComponent('test: guest tracks')}`);
+    const bytes = new Uint8Array(await resp.arrayBuffer());
+    let s = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(s);
+  }, rec.id);
+  fs.writeFileSync(path.join(artifacts, 'guest-recording.webm'), Buffer.from(file, 'base64'));
   const events = await officer.evaluate(async () => {
     const all = [];
     for (;;) {

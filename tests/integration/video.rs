@@ -316,10 +316,11 @@ fn a_patient_on_a_phone_completes_a_visit_with_video_by_keyboard_alone_in_chromi
     }
 }
 
-/// A family member in a recorded visit: the patient's one-time link, the lobby, the nurse's admission, the
-/// guest's own consent, everyone decoding everyone (tiles), the link refused once used, the nurse's removal.
-/// The manifest names every participant by role, and says the guest's tracks are not in the file; every step is
-/// audited; the link's token is in no log line nor audit field, and neither is the name the guest typed.
+/// Family members in a recorded visit: the patient's one-time link, the lobby, the nurse's admission, each
+/// guest's own consent, three and then four people each decoding all the others (tiles), the link refused once
+/// used, the nurse's removal. The manifest names every participant by role with their tracks; the guest who
+/// agreed is in the file on tracks 6 and 7, the one who declined is not (and the manifest says so); every step is
+/// audited; the link's token is in no log line nor audit field, and neither is a name a guest typed.
 #[test]
 fn a_family_member_joins_from_the_lobby_with_a_one_time_link_in_chromium() {
     if !prerequisites() {
@@ -335,6 +336,7 @@ fn a_family_member_joins_from_the_lobby_with_a_one_time_link_in_chromium() {
         "76-nurse-with-guest",
         "77-guest-link-used",
         "78-guest-removed",
+        "79-nurse-with-two-guests",
     ] {
         assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
     }
@@ -342,7 +344,7 @@ fn a_family_member_joins_from_the_lobby_with_a_one_time_link_in_chromium() {
     let token = link.rsplit('#').next().unwrap().to_string();
     assert_eq!(token.len(), 48, "{link}");
     let audit = std::fs::read_to_string(artifacts().join("guest-audit.json")).unwrap();
-    for secret in [token.as_str(), "Ana Guest", "Someone Else"] {
+    for secret in [token.as_str(), "Ana Guest", "Bo Guest", "Someone Else"] {
         assert!(!audit.contains(secret), "the audit holds {secret}");
         assert!(
             !logs.iter().any(|l| l.contains(secret)),
@@ -386,15 +388,26 @@ fn a_family_member_joins_from_the_lobby_with_a_one_time_link_in_chromium() {
     };
     assert_eq!(role("patient")["recorded"], true, "{manifest}");
     assert_eq!(role("nurse")["recorded"], true, "{manifest}");
-    let guest = role("guest");
-    assert_eq!(guest["recorded"], false, "{manifest}");
-    assert_eq!(guest["not_recorded"], "guest_tracks_not_recorded", "{manifest}");
+    assert_eq!(role("patient")["tracks"], serde_json::json!([1, 2]), "{manifest}");
+    let guests: Vec<&serde_json::Value> = people.iter().filter(|p| p["role"] == "guest").collect();
+    assert_eq!(guests.len(), 2, "{manifest}");
+    let (agreed, declined) = (guests[0], guests[1]);
+    assert_eq!(agreed["recorded"], true, "{manifest}");
+    assert_eq!(agreed["tracks"], serde_json::json!([6, 7]), "{manifest}");
     assert!(
-        guest["guest_id"].as_str().unwrap().starts_with("guest-"),
+        agreed["guest_id"].as_str().unwrap().starts_with("guest-"),
         "{manifest}"
     );
     assert!(
-        guest["left_ms"].as_i64().unwrap() > guest["joined_ms"].as_i64().unwrap(),
-        "{manifest}"
+        agreed["left_ms"].as_i64().unwrap() > agreed["joined_ms"].as_i64().unwrap(),
+        "removed: {manifest}"
     );
+    assert_eq!(declined["recorded"], false, "{manifest}");
+    assert_eq!(declined["not_recorded"], "declined", "{manifest}");
+    let file = std::fs::read(artifacts().join("guest-recording.webm")).unwrap();
+    let blocks = examroom::recording::webm::scan(&file).expect("a WebM file");
+    let count = |track: u64| blocks.iter().filter(|b| b.0 == track).count();
+    assert!(count(6) > 10 && count(7) > 10, "the guest who agreed is recorded");
+    assert_eq!(count(8) + count(9), 0, "nothing of the guest who declined");
+    assert!(count(1) > 10 && count(3) > 10, "patient and nurse recorded");
 }

@@ -10,6 +10,7 @@ use crate::clock::now_ms;
 use crate::ids::SubjectId;
 use crate::policy::Authorized;
 use crate::protocol::{GuestView, ServerFrame};
+use crate::recording::recorder::Source;
 use crate::visit::guests::{self, GuestState};
 use crate::visit::{EndReason, Seat, Visit, VisitId, VisitState};
 
@@ -83,7 +84,6 @@ impl VideoService {
         accept: bool,
         consent: Option<bool>,
     ) -> Result<Visit, VideoError> {
-        let consent = consent.unwrap_or(false);
         let v = self
             .live()
             .visits
@@ -164,12 +164,12 @@ impl VideoService {
     /// consent), or the call.
     pub(super) fn describe_for_guest(&self, v: &Visit, guest: &SubjectId) -> Option<ServerFrame> {
         let g = v.party.get(guest)?;
-        match (g.state, v.state, g.consent) {
+        match (g.state, v.state, g.answered) {
             (GuestState::Lobby, _, _) => Some(ServerFrame::GuestLobby {
                 visit_id: v.id.to_string(),
             }),
-            (GuestState::Admitted, VisitState::Active, None) => Some(self.proposal(v)),
-            (GuestState::Admitted, VisitState::Active, Some(_)) => Some(self.describe(v)),
+            (GuestState::Admitted, VisitState::Active, false) => Some(self.proposal(v)),
+            (GuestState::Admitted, VisitState::Active, true) => Some(self.describe(v)),
             _ => None,
         }
     }
@@ -181,21 +181,26 @@ impl VideoService {
         let Some(session) = session else {
             return;
         };
-        let (role, guest_id, why) = match seat {
-            Seat::Patient => ("patient", None, None),
-            Seat::Nurse => ("nurse", None, None),
-            Seat::Guest(g) => {
-                let declined = v.party.get(g).and_then(|g| g.consent) == Some(false);
-                let why = if declined {
-                    "declined"
-                } else {
-                    "guest_tracks_not_recorded"
-                };
-                ("guest", Some(g.as_str()), Some(why))
-            }
+        let (role, guest_id, recorded) = match seat {
+            Seat::Patient => ("patient", None, Ok(Source::Patient)),
+            Seat::Nurse => ("nurse", None, Ok(Source::Nurse)),
+            Seat::Guest(g) => ("guest", Some(g.as_str()), guest_source(v, g)),
         };
-        let joined = joined.then_some((why.is_none(), why));
+        let joined = joined.then_some(recorded);
         session.participant(role, guest_id, joined, now_ms());
         self.save_manifest(&session).await;
     }
+}
+
+/// Where a guest's media goes in the visit's recording: their tracks (by order of arrival), or why none — they
+/// declined, or the file has no tracks left for a guest who came after four others.
+pub(super) fn guest_source(v: &Visit, guest: &SubjectId) -> Result<Source, &'static str> {
+    let g = v.party.get(guest).ok_or("declined")?;
+    if g.consent == Some(false) {
+        return Err("declined");
+    }
+    v.party
+        .arrival(guest)
+        .and_then(Source::guest)
+        .ok_or("no_tracks_left")
 }
