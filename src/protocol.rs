@@ -21,7 +21,9 @@ mod video;
 
 pub use chat::{Colleague, ConversationView, RequeueReason, WrapUpSpec};
 pub use parse::FrameError;
-pub use video::{AudioOnlyReason, DeclineReason, DeviceCheck, EndReason, GuestView, MediaDevices, Side};
+pub use video::{
+    AudioOnlyReason, DeclineReason, DeviceCheck, EndReason, GuestView, MediaDevices, Side, TileWho,
+};
 
 /// Idempotency keys are client-chosen; bounded so they cannot be used to store data.
 pub const MAX_KEY_CHARS: usize = 64;
@@ -476,6 +478,15 @@ pub enum ServerFrame {
     VideoParty {
         visit_id: String,
         guests: Vec<GuestView>,
+    },
+    /// To one participant: whose camera and microphone the tracks of `stream_id` on its connection carry now
+    /// (`who` absent: nobody's, they left). The first audio and video pair is `sfu-<visit>`, each added one
+    /// `sfu-<visit>-<4 hex>`.
+    VideoTile {
+        visit_id: String,
+        stream_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        who: Option<TileWho>,
     },
     /// To a guest: they wait in the visit's lobby until the nurse lets them in.
     GuestLobby {

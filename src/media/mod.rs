@@ -71,6 +71,12 @@ pub enum MediaEvent {
     /// The SFU offers a change of this participant's connection (another participant's screen shared with it or
     /// no longer, or tracks for a third participant on): answered through [`MediaEngine::server_answer`].
     ServerOffer(String),
+    /// The audio and video tracks of `stream` on this participant's connection now carry `from`'s camera and
+    /// microphone (`None`: nobody's, they left), so its client can say whose picture it is.
+    Tile {
+        stream: String,
+        from: Option<ParticipantId>,
+    },
 }
 
 /// Receives a participant's events (to be sent to its socket).

@@ -59,6 +59,8 @@ pub(super) fn engine_error(e: impl std::fmt::Display) -> MediaError {
 struct Outgoing {
     track: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
+    /// Its `a=msid` stream: an audio and a video track share one (a client shows them as one tile).
+    stream: String,
     /// Negotiated payload type by lower-case MIME type (renewed by each negotiation).
     payload_types: Mutex<HashMap<String, u8>>,
     /// Keeps numbering continuous when the source behind this track changes.
@@ -528,11 +530,18 @@ impl MediaEngine for WebRtcSfu {
                 .cloned()
                 .unwrap_or_default();
             for other in others {
-                other
-                    .bound
-                    .lock()
-                    .expect("peer lock")
-                    .retain(|(from, _), _| from != participant);
+                let mut freed = Vec::new();
+                other.bound.lock().expect("peer lock").retain(|(from, _), out| {
+                    let keep = from != participant;
+                    if !keep && !freed.contains(&out.stream) {
+                        freed.push(out.stream.clone());
+                    }
+                    keep
+                });
+                // The viewer's tile for it shows nobody now.
+                for stream in freed {
+                    (other.events)(MediaEvent::Tile { stream, from: None });
+                }
             }
             self.codec_may_change(&peer);
             if peer.screen_shared.load(Ordering::Relaxed) {

@@ -36,6 +36,18 @@ pub enum EndReason {
     Left,
 }
 
+/// Whose camera and microphone a tile shows (`video_tile`).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TileWho {
+    /// `patient`, `nurse` or `guest`.
+    pub role: &'static str,
+    /// A guest's name as they typed it (the patient's and nurse's are not sent: the role names them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<crate::pii::Pii<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_id: Option<String>,
+}
+
 /// A guest of a visit as the others see them (`video_party`).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct GuestView {

@@ -5,6 +5,8 @@
 
 mod classify;
 mod controls;
+mod error;
+mod events;
 mod guests;
 mod handover;
 mod lifecycle;
@@ -14,6 +16,7 @@ mod recording;
 mod review;
 mod segments;
 
+pub use error::VideoError;
 pub use guests::Arrival;
 pub use recording::RecordingAccessError;
 pub use review::VisitRecording;
@@ -22,15 +25,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::classification::Classification;
-use super::guests::GuestError;
-use super::{ConversationFacts, EndReason, Seat, Side, Visit, VisitError, VisitId, VisitState, Visits};
+use super::{ConversationFacts, EndReason, Seat, Side, Visit, VisitId, VisitState, Visits};
 use crate::audit::Auditor;
 use crate::clock::now_ms;
 use crate::config::MediaConfig;
 use crate::crypto::Keyring;
 use crate::ids::{RequestId, SubjectId};
 use crate::media::turn::{self, IceServer};
-use crate::media::{EventSink, IceCandidate, MediaEngine, MediaError, MediaEvent, Offer, ParticipantId};
+use crate::media::{IceCandidate, MediaEngine, MediaError, Offer, ParticipantId};
 use crate::messaging::Messaging;
 use crate::policy::recording::RecordingPolicies;
 use crate::policy::{Authorized, Resource, ResourceKind};
@@ -46,81 +48,6 @@ use crate::waiting_room::Presence;
 
 const CAMERA_UNAVAILABLE: crate::protocol::AudioOnlyReason =
     crate::protocol::AudioOnlyReason::CameraUnavailable;
-
-#[derive(Debug, thiserror::Error)]
-pub enum VideoError {
-    #[error(transparent)]
-    Visit(#[from] VisitError),
-    #[error(transparent)]
-    Media(#[from] MediaError),
-    #[error("the conversation is not open")]
-    NoConversation,
-    #[error("this call was allowed for another action")]
-    WrongProof,
-    #[error("another join of the same participant replaced this one")]
-    Replaced,
-    #[error("this visit is not being recorded")]
-    NotRecorded,
-    #[error("a reason is required")]
-    ReasonRequired,
-    #[error("recording failed")]
-    Recording,
-    #[error("only the nurse's screen, and only when the visit's recording policy records it")]
-    ScreenNotRecorded,
-}
-
-impl From<crate::policy::Denial> for VideoError {
-    fn from(_: crate::policy::Denial) -> Self {
-        Self::WrongProof
-    }
-}
-
-impl VideoError {
-    /// The code a client gets for this refusal (the socket's error frame; HTTP maps it in `http::error`).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Visit(VisitError::NotAssignedNurse) => "forbidden",
-            Self::Visit(VisitError::NotParticipant | VisitError::UnknownVisit) => "forbidden",
-            Self::Visit(VisitError::NotPatient) => "forbidden",
-            Self::Visit(VisitError::NotActive) => "video_not_accepted",
-            Self::Visit(VisitError::WrapUp) => "in_wrap_up",
-            Self::Visit(VisitError::AlreadyAnswered) => "already_answered",
-            Self::Visit(VisitError::Guest(e)) => e.code(),
-            Self::NoConversation => "forbidden",
-            Self::NotRecorded => "not_recorded",
-            Self::ReasonRequired => "reason_required",
-            Self::Recording => "recording_failed",
-            Self::ScreenNotRecorded => "screen_not_recorded",
-            Self::Replaced => "replaced",
-            Self::WrongProof => "forbidden",
-            Self::Media(MediaError::InvalidSdp(_)) => "invalid_sdp",
-            Self::Media(MediaError::SdpTooLarge(_)) => "sdp_too_large",
-            Self::Media(MediaError::TooManyTracks(_)) => "too_many_tracks",
-            Self::Media(MediaError::InvalidCandidate) => "invalid_candidate",
-            Self::Media(MediaError::NoPeerConnection) => "no_peer_connection",
-            Self::Media(MediaError::NoPort) => "media_unavailable",
-            Self::Media(MediaError::Engine(_)) => "media_unavailable",
-            Self::Media(MediaError::Glare) => "server_offer_pending",
-            Self::Media(MediaError::NoServerOffer) => "no_server_offer",
-        }
-    }
-
-    /// Whether the refusal is someone reaching for a visit or conversation that is not theirs (audited).
-    pub fn is_access_attempt(&self) -> bool {
-        matches!(
-            self,
-            Self::Visit(VisitError::NotAssignedNurse)
-                | Self::Visit(VisitError::NotParticipant | VisitError::UnknownVisit)
-                | Self::Visit(VisitError::NotPatient)
-                | Self::Visit(VisitError::NotActive)
-                | Self::Visit(VisitError::Guest(
-                    GuestError::NotAdmitted | GuestError::LinkInvalid
-                ))
-                | Self::NoConversation
-                | Self::WrongProof
-        )
-    }
-}
 
 /// The recording side of the video service: policies, keys, storage, and the sessions in progress.
 pub struct RecordingSetup {
@@ -191,6 +118,8 @@ pub struct VideoService {
     config: MediaConfig,
     turn_secret: Option<Vec<u8>>,
     metrics: MediaMetrics,
+    /// Whose media each participant connection carries (a role, a guest's name), for the others' tiles.
+    labels: Arc<Mutex<HashMap<ParticipantId, crate::protocol::TileWho>>>,
     /// Recordings a crash left in progress, found at start and not yet recovered.
     unfinished: std::sync::Mutex<Vec<crate::store::RecordingRow>>,
 }
@@ -214,6 +143,7 @@ impl VideoService {
             config: config.clone(),
             turn_secret,
             metrics,
+            labels: Default::default(),
             unfinished: Default::default(),
         }
     }
@@ -485,6 +415,7 @@ impl VideoService {
             replaces = ?replaces, "video connection joining");
         if let Some(old) = replaced {
             self.engine.leave(&old.participant).await;
+            self.unlabel(&old.participant);
         }
         let joined = self
             .engine
@@ -506,6 +437,7 @@ impl VideoService {
             return Err(VideoError::Replaced);
         }
         let answer = joined?;
+        self.label(&visit, &seat, &participant);
         let session = self.live().sessions.get(id).cloned();
         // A guest's tracks follow the patient's, the nurse's and her screen's, unless they declined (the
         // manifest says which).
@@ -595,67 +527,6 @@ impl VideoService {
                 epoch: v.epoch,
             },
         );
-    }
-
-    /// Engine events of one participant, as frames: candidates to that participant; the patient's and nurse's
-    /// connection state to both of them (a guest's is theirs alone).
-    fn sink(&self, v: &Visit, seat: &Seat) -> EventSink {
-        let hub = self.messaging.clone();
-        let me = match seat {
-            Seat::Guest(g) => g.clone(),
-            _ => v.subject(seat.side().expect("patient or nurse")).clone(),
-        };
-        let (patient, nurse) = (v.patient.clone(), v.nurse.clone());
-        let side = seat.side();
-        let visit_id = v.id.to_string();
-        Arc::new(move |event| match event {
-            MediaEvent::LocalCandidate(candidate) => hub.send_to(
-                &me,
-                ServerFrame::VideoCandidate {
-                    visit_id: visit_id.clone(),
-                    candidate,
-                },
-            ),
-            MediaEvent::State(state) => {
-                if let Some(side) = side {
-                    let frame = ServerFrame::VideoPeer {
-                        visit_id: visit_id.clone(),
-                        side,
-                        state,
-                    };
-                    hub.send_to(&patient, frame.clone());
-                    hub.send_to(&nurse, frame);
-                }
-            }
-            MediaEvent::Downlink { audio_only } => {
-                let frame = |side| ServerFrame::VideoLink {
-                    visit_id: visit_id.clone(),
-                    side,
-                    audio_only,
-                };
-                match side {
-                    Some(side) => {
-                        hub.send_to(&patient, frame(side));
-                        hub.send_to(&nurse, frame(side));
-                    }
-                    // A guest on a slow link is told it, as the patient would be.
-                    None => hub.send_to(&me, frame(Side::Patient)),
-                }
-            }
-            MediaEvent::Renegotiate => hub.send_to(
-                &me,
-                ServerFrame::VideoRenegotiate {
-                    visit_id: visit_id.clone(),
-                },
-            ),
-            MediaEvent::ServerOffer(sdp) => hub.send_to(
-                &me,
-                ServerFrame::VideoServerOffer {
-                    visit_id: visit_id.clone(),
-                    sdp,
-                },
-            ),
-        })
     }
 
     pub fn peer_connections(&self) -> usize {

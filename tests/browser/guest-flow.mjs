@@ -108,6 +108,19 @@ await flow('guest', 'browser guest flow passed', async ({ url, password, browser
   }
   await widget.getByText('Ana Guest: in the call').waitFor();
   await chat.getByText('Ana Guest (guest): in the call').waitFor();
+  // Each picture says whose it is: the server tells each viewer which stream carries whom.
+  const captions = async (target) => target.evaluate(async () => {
+    const read = () => [document.querySelector('.stage .who')?.textContent || '',
+      ...[...document.querySelectorAll('.tiles figure:not([hidden]) figcaption')].map((c) => c.textContent)].sort();
+    for (let i = 0; i < 40 && read().some((c) => !c); i++) await new Promise((r) => setTimeout(r, 250));
+    return read();
+  });
+  const expected = { nurse: ['Ana Guest (guest)', 'Patient'], patient: ['Ana Guest', 'Nurse'], guest: ['Nurse', 'Patient'] };
+  for (const [who, target] of [['nurse', nurse], ['patient', widgetFrame(patient)], ['guest', guest]]) {
+    const got = await captions(target);
+    if (JSON.stringify(got) !== JSON.stringify(expected[who])) throw new Error(`the ${who}'s pictures are captioned ${JSON.stringify(got)}`);
+  }
+  step('every picture is captioned with whose it is');
   await shot(guest, '74-guest-in-call');
   await shot(patient, '75-patient-with-guest');
   await shot(nurse, '76-nurse-with-guest');
@@ -152,6 +165,8 @@ await flow('guest', 'browser guest flow passed', async ({ url, password, browser
   await chat.getByRole('button', { name: 'Remove Ana Guest' }).click();
   await guest.getByText('The nurse has ended your part in this visit.', { exact: false }).waitFor();
   await widget.getByText('Ana Guest: in the call').waitFor({ state: 'hidden' });
+  // Her picture goes from the others' screens (nobody's media is on that tile any more).
+  await chat.locator('.tiles figure', { hasText: 'Ana Guest' }).waitFor({ state: 'hidden' });
   await shot(guest, '78-guest-removed');
   await axeCheck(guest, 'guest: removed');
   step('the nurse removed the guest');

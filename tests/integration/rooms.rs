@@ -1,8 +1,9 @@
 //! More than two in a room, on the SFU alone with in-process peers: each participant's own offer carries one
 //! audio and one video section for the others, so from the third participant on the SFU offers each connection
 //! one more pair per other participant itself (`video_server_offer`), and every participant receives every
-//! other's audio and video, each sender on a track of its own. When one leaves, its tracks go to whoever comes
-//! next.
+//! other's audio and video, each sender on a track of its own, its microphone and camera on the two halves of
+//! one stream (one tile), which the SFU names to each viewer (`MediaEvent::Tile`). When one leaves, its tracks
+//! go to whoever comes next.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +19,19 @@ struct Member {
     id: ParticipantId,
     peer: ClientPeer,
     heard: mpsc::UnboundedReceiver<MediaEvent>,
+    /// Whose media each stream on its connection carries, as the SFU said (`None`: nobody's now).
+    tiles: HashMap<String, Option<ParticipantId>>,
+}
+
+impl Member {
+    /// The streams the SFU named for `sender`.
+    fn streams_of(&self, sender: &ParticipantId) -> Vec<&String> {
+        self.tiles
+            .iter()
+            .filter(|(_, from)| from.as_ref() == Some(sender))
+            .map(|(stream, _)| stream)
+            .collect()
+    }
 }
 
 async fn join(sfu: &Arc<examroom::media::sfu::WebRtcSfu>, tag: &str) -> Member {
@@ -36,7 +50,12 @@ async fn join(sfu: &Arc<examroom::media::sfu::WebRtcSfu>, tag: &str) -> Member {
         .await
         .unwrap();
     peer.answered(&answer).await;
-    Member { id, peer, heard }
+    Member {
+        id,
+        peer,
+        heard,
+        tiles: HashMap::new(),
+    }
 }
 
 /// Runs the room until every member receives video from `senders` others (20 packets each since the call),
@@ -62,6 +81,9 @@ async fn until_everyone_sees(
                         let answer = m.peer.answer_server(&sdp).await;
                         sfu.server_answer(&m.id, &answer).await.unwrap();
                         offers[i] += 1;
+                    }
+                    MediaEvent::Tile { stream, from } => {
+                        m.tiles.insert(stream, from);
                     }
                     _ => {}
                 }
@@ -129,9 +151,16 @@ async fn six_participants_each_receive_every_other_through_the_sfus_own_offers()
         let all: std::collections::HashSet<u32> = ssrcs.values().flatten().copied().collect();
         assert_eq!(all.len(), ssrcs.len(), "{ssrcs:?}");
     }
+    // Each viewer was told one stream per other sender, its microphone and camera together.
+    for m in &room {
+        for other in room.iter().filter(|o| o.id != m.id) {
+            assert_eq!(m.streams_of(&other.id).len(), 1, "{:?}", m.tiles);
+        }
+    }
 
     // One leaves and another comes: the newcomer takes the tracks the leaver had on everyone's connection.
     let gone = room.remove(2);
+    let freed: Vec<String> = room.iter().map(|m| m.streams_of(&gone.id)[0].clone()).collect();
     sfu.leave(&gone.id).await;
     room.push(join(&sfu, "P7").await);
     let offers = until_everyone_sees(&sfu, &mut room, 5).await;
@@ -141,5 +170,14 @@ async fn six_participants_each_receive_every_other_through_the_sfus_own_offers()
         "the others had a track free: no offer"
     );
     assert!(offers[5] >= 1, "the newcomer was offered more: {offers:?}");
+    let newcomer = room[5].id.clone();
+    for (m, stream) in room.iter().zip(&freed) {
+        assert_eq!(
+            m.tiles[stream].as_ref(),
+            Some(&newcomer),
+            "the leaver's stream names the newcomer now"
+        );
+        assert!(m.streams_of(&gone.id).is_empty());
+    }
     sfu.close_room("room").await;
 }

@@ -161,6 +161,8 @@ const CATALOG = {
     guestJoining: '{name}: joining…',
     guestInCall: '{name}: in the call',
     guestYou: '{name} (you)',
+    whoNurse: 'Nurse',
+    whoPatient: 'Patient',
   },
   es: {
     title: 'Chat seguro',
@@ -320,6 +322,8 @@ const CATALOG = {
     guestJoining: '{name}: uniéndose…',
     guestInCall: '{name}: en la llamada',
     guestYou: '{name} (usted)',
+    whoNurse: 'Enfermera',
+    whoPatient: 'Paciente',
   },
 };
 

@@ -1,27 +1,60 @@
 // Pictures of the third participant on (an interpreter, a family member): each comes on a stream of its own
-// (`VideoCall.onTile`), shown as a small tile beside the main picture. Shared by the widget, the guest page and
-// the nurse's workspace. A tile goes when its stream has no track left.
+// (`VideoCall.onTile`), shown as a small tile beside the main picture. The server says whose picture each stream
+// carries (`video_tile`), and the tile and the main picture are captioned with it; a tile nobody's media is on
+// any more (they left) is hidden. Shared by the widget, the guest page and the nurse's workspace. A tile goes
+// when its stream has no track left.
 
-/** Shows `stream` in a tile of `container` (one per stream), labelled `label` for screen readers. */
+/** The main picture's stream: the first audio and video pair on the connection (`sfu-<visit>`). */
+const MAIN = /^sfu-[^-]+$/;
+/** Whose each stream carries, as the page words it ('' for nobody), by stream id. */
+const names = new Map();
+
+function caption(tile, text, fallback) {
+  tile.querySelector('figcaption').textContent = text;
+  tile.querySelector('video').setAttribute('aria-label', text || fallback);
+  tile.hidden = names.has(tile.dataset.stream) && !text;
+}
+
+/** Shows `stream` in a tile of `container` (one per stream); `label` until the server says whose it is. */
 export function showTile(container, stream, label) {
   let tile = [...container.children].find((el) => el.dataset.stream === stream.id);
   if (!tile) {
-    tile = document.createElement('video');
+    tile = document.createElement('figure');
     tile.className = 'tile';
     tile.dataset.stream = stream.id;
-    tile.playsInline = true;
-    tile.autoplay = true;
-    tile.setAttribute('aria-label', label);
+    const video = document.createElement('video');
+    video.playsInline = true;
+    video.autoplay = true;
+    tile.append(video, document.createElement('figcaption'));
     container.appendChild(tile);
     stream.onremovetrack = () => { if (!stream.getTracks().length) tile.remove(); container.hidden = !container.children.length; };
   }
-  tile.srcObject = stream;
-  tile.play().catch(() => {});
+  caption(tile, names.get(stream.id) || '', label);
+  const video = tile.querySelector('video');
+  video.srcObject = stream;
+  video.play().catch(() => {});
   container.hidden = false;
 }
 
-/** Removes every tile (the call ended). */
+/**
+ * Whose picture a stream shows now (`video_tile`), worded `text` ('' when nobody's): the tile's caption, or the
+ * main picture's (`main`: its video, with a `.who` caption in the same stage).
+ */
+export function nameTile(container, main, streamId, text, fallback) {
+  names.set(streamId, text);
+  if (MAIN.test(streamId)) {
+    main.setAttribute('aria-label', text || fallback);
+    const who = main.parentElement.querySelector('.who');
+    if (who) who.textContent = text;
+    return;
+  }
+  const tile = [...container.children].find((el) => el.dataset.stream === streamId);
+  if (tile) caption(tile, text, fallback);
+}
+
+/** Removes every tile and caption (the call ended). */
 export function clearTiles(container) {
-  for (const tile of [...container.children]) { tile.srcObject = null; tile.remove(); }
+  for (const tile of [...container.children]) { tile.querySelector('video').srcObject = null; tile.remove(); }
   container.hidden = true;
+  names.clear();
 }

@@ -3,7 +3,7 @@
 // sending. Frames and fields: docs/protocol.md, "Video".
 import { connectionQuality, deviceCheck, VideoCall } from '/widget/video.js';
 import { LANG, t } from '/widget/i18n.js';
-import { clearTiles, showTile } from '/widget/tiles.js';
+import { clearTiles, nameTile, showTile } from '/widget/tiles.js';
 import { clearParty } from '/widget/guests.js';
 
 const $ = (id) => document.getElementById(id);
@@ -226,6 +226,11 @@ export const videoHandlers = {
     applyMode();
   },
   recording_state(f) { if (f.visit_id === video.visitId) showRecording(f.state); },
+  video_tile(f) {
+    if (f.visit_id !== video.visitId) return;
+    const who = !f.who ? '' : f.who.role === 'guest' ? f.who.name : t(f.who.role === 'nurse' ? 'whoNurse' : 'whoPatient');
+    nameTile($('video-tiles'), $('video-remote'), f.stream_id, who, t('otherParticipant'));
+  },
   video_sdp(f) { if (video.call && f.visit_id === video.visitId) video.call.answer(f.sdp); },
   video_candidate(f) { if (video.call && f.visit_id === video.visitId) video.call.candidate(f.candidate); },
   video_renegotiate(f) { if (video.call && f.visit_id === video.visitId) video.call.renegotiate(); },

@@ -2,7 +2,7 @@
 // "Let in" and "Turn away", who is admitted, with "Remove", and each one's answer to the recording question
 // (`video_party`); their pictures come as tiles beside the patient's (`VideoCall.onTile`). Frames:
 // docs/protocol.md, "Guests".
-import { clearTiles, showTile } from '/widget/tiles.js';
+import { clearTiles, nameTile, showTile } from '/widget/tiles.js';
 
 /** The chat's guest list section, made the first time a visit of it has guests. */
 function section(chat) {
@@ -64,6 +64,12 @@ export function showParty(chat, f, channel) {
 /** A new call shows each further participant in a tile. */
 export function guestTiles(chat) {
   chat.video.call.onTile = (stream) => showTile(tiles(chat), stream, 'Another participant');
+}
+
+/** Whose picture a stream of her call shows now (`video_tile`): the main one or a tile, captioned. */
+export function whoseTile(chat, f) {
+  const who = !f.who ? '' : f.who.role === 'guest' ? `${f.who.name} (guest)` : f.who.role === 'patient' ? 'Patient' : 'Nurse';
+  nameTile(tiles(chat), chat.el.querySelector('.remote'), f.stream_id, who, 'Another participant');
 }
 
 /** The call ended: no tiles, no guest list. */

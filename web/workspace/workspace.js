@@ -3,7 +3,7 @@
 import { Channel } from '/widget/channel.js';
 import { connectionQuality, deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
 import { screenRecording, screenRefused } from '/workspace/screen.js';
-import { clearGuests, guestTiles, showParty } from '/workspace/guests.js';
+import { clearGuests, guestTiles, showParty, whoseTile } from '/workspace/guests.js';
 import { showColleagues, transferAsked, transferControl, transferNotTaken, transferRefused, transferred } from '/workspace/transfer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -77,7 +77,7 @@ function chatPanel(c) {
       <div class="check" hidden><video class="preview" playsinline autoplay muted aria-label="Your camera"></video>
         <p><label>Microphone level <meter min="0" max="1" value="0"></meter></label></p>
         <p><button type="button" class="video-go">Ask the patient to join video</button></p></div>
-      <div class="stage"><video class="remote" playsinline autoplay aria-label="Patient video" hidden></video>
+      <div class="stage"><video class="remote" playsinline autoplay aria-label="Patient video" hidden></video><p class="who"></p>
         <p class="audio-only" hidden></p>
         <video class="self" playsinline autoplay muted aria-label="You" hidden></video></div>
       <p class="patient-media" role="status" aria-live="polite"></p>
@@ -549,6 +549,7 @@ const handlers = {
         : 'Your connection improved: video is back.');
   },
   video_party(f) { const chat = chatOfVisit(f.visit_id); if (chat) showParty(chat, f, channel); },
+  video_tile(f) { const chat = chatOfVisit(f.visit_id); if (chat) whoseTile(chat, f); },
   video_peer(f) {
     const chat = chatOfVisit(f.visit_id);
     if (!chat) return;

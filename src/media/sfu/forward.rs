@@ -14,7 +14,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use super::keyframes::{request_keyframe, wants_keyframe};
 use super::offers::{Offers, Target};
 use super::{MIME_VP8, Outgoing, Peer, Rooms};
-use crate::media::{MediaTap, RtpView, TrackSource};
+use crate::media::{MediaEvent, MediaTap, RtpView, TrackSource};
 use crate::telemetry::MediaMetrics;
 
 /// Copies one incoming track's packets to the matching outgoing track of every other peer in the room, and to
@@ -53,6 +53,8 @@ pub(super) async fn forward(
         };
         // Viewers with no track free for this sender: they are offered more (one request at a time each).
         let mut more: Vec<Arc<Peer>> = Vec::new();
+        // Viewers whose track was bound to this sender now (told after the rooms lock is let go).
+        let mut told: Vec<(Arc<Peer>, String)> = Vec::new();
         let (targets, tap): (Vec<Arc<Outgoing>>, Option<Arc<dyn MediaTap>>) = {
             let rooms = state.lock().expect("rooms lock");
             // It left (a packet already read when it did): nothing more of it, or it would be bound again.
@@ -81,6 +83,10 @@ pub(super) async fn forward(
                                 .map(|(o, _)| o.clone()),
                             _ => match p.target_for(&from.id, source, kind) {
                                 Target::Track(out) => Some(out),
+                                Target::Bound(out) => {
+                                    told.push((p.clone(), out.stream.clone()));
+                                    Some(out)
+                                }
                                 Target::Wanted => {
                                     more.push(p.clone());
                                     None
@@ -93,6 +99,12 @@ pub(super) async fn forward(
                 .unwrap_or_default();
             (targets, rooms.taps.get(&from.room).cloned())
         };
+        for (viewer, stream) in told {
+            (viewer.events)(MediaEvent::Tile {
+                stream,
+                from: Some(from.id.clone()),
+            });
+        }
         for viewer in more {
             let offers = Offers {
                 state: Arc::downgrade(&state),

@@ -232,7 +232,7 @@ impl WebRtcSfu {
             // For audio the video codec is unused.
             let Some(video) = video else { continue };
             let (track, ssrc) = codecs::local_track(
-                format!("sfu-{}", peer.room),
+                base_stream(&peer.room),
                 format!("{kind}-{}", crate::ids::random_hex(4)),
                 kind,
                 video,
@@ -251,6 +251,7 @@ impl WebRtcSfu {
             let out = Arc::new(Outgoing {
                 track,
                 ssrc,
+                stream: base_stream(&peer.room),
                 payload_types,
                 rewriter: Mutex::new(Rewriter::new(clock_rate)),
             });
@@ -359,6 +360,11 @@ async fn prefer_video(
         }
     }
     Ok(())
+}
+
+/// The stream of the first audio and video tracks on a connection (from the answer to its first offer).
+pub(super) fn base_stream(room: &str) -> String {
+    format!("sfu-{room}")
 }
 
 #[cfg(test)]

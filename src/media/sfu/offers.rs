@@ -45,6 +45,8 @@ pub(super) struct Offers {
 pub(super) enum Target {
     /// The track bound to it.
     Track(Arc<Outgoing>),
+    /// A track bound to it by this packet: the viewer is told whose its stream is now.
+    Bound(Arc<Outgoing>),
     /// No track is free: more must be offered.
     Wanted,
     /// None free, more already asked for.
@@ -64,13 +66,27 @@ impl Peer {
             return Target::Busy;
         };
         let extra = self.extra.lock().expect("peer lock");
+        // A sender's microphone and camera go to the two halves of one stream: its other half's, when one is
+        // bound; else a stream nobody's media is on.
+        let partner = match source {
+            TrackSource::Microphone => Some(TrackSource::Camera),
+            TrackSource::Camera => Some(TrackSource::Microphone),
+            TrackSource::Screen => None,
+        };
+        let partner = partner
+            .and_then(|p| bound.get(&(from.clone(), p)))
+            .map(|o| o.stream.clone());
         let free = std::iter::once(first)
             .chain(extra.iter().filter(|(k, _)| *k == kind).map(|(_, o)| o.clone()))
-            .find(|o| !bound.values().any(|b| Arc::ptr_eq(b, o)));
+            .filter(|o| !bound.values().any(|b| Arc::ptr_eq(b, o)))
+            .find(|o| match &partner {
+                Some(stream) => &o.stream == stream,
+                None => !bound.values().any(|b| b.stream == o.stream),
+            });
         match free {
             Some(out) => {
                 bound.insert((from.clone(), source), out.clone());
-                Target::Track(out)
+                Target::Bound(out)
             }
             // Offers go only to a connection that has its first answer (the client would roll its offer back).
             None if !self.connected.load(Ordering::Relaxed) => Target::Busy,
@@ -133,6 +149,7 @@ impl Offers {
             let out = Arc::new(Outgoing {
                 track,
                 ssrc,
+                stream: stream.clone(),
                 payload_types: Mutex::new(HashMap::new()),
                 rewriter: Mutex::new(Rewriter::new(clock)),
             });
@@ -200,6 +217,7 @@ impl Offers {
             let out = Arc::new(Outgoing {
                 track,
                 ssrc,
+                stream: SCREEN_STREAM.into(),
                 payload_types: Mutex::new(HashMap::new()),
                 rewriter: Mutex::new(Rewriter::new(90_000)),
             });

@@ -80,6 +80,7 @@ impl VideoService {
             let j = self.live().joined.remove(&(v.id.clone(), seat));
             if let Some(j) = j {
                 self.engine.leave(&j.participant).await;
+                self.unlabel(&j.participant);
             }
         }
         self.engine.close_room(v.id.as_str()).await;

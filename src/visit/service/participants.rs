@@ -126,6 +126,7 @@ impl VideoService {
         tracing::info!(visit = %id, seat = ?seat, participant = participant.as_str(), ours, "video connection dropped");
         if ours {
             self.engine.leave(participant).await;
+            self.unlabel(participant);
             let v = self.live().visits.get(id).cloned();
             if let Some(v) = v {
                 self.note_in_manifest(&v, &seat, false).await;
