@@ -147,6 +147,7 @@ await flow('guest', 'browser guest flow passed', async ({ url, password, browser
     four.push(`${who} ${JSON.stringify(await seesOthers(target, who, 3))}`);
   }
   await chat.getByText('Bo Guest (guest): in the call · declined recording (not recorded)').waitFor();
+  await second.getByText('The visit is recorded, but not you: you said no.').waitFor();
   await shot(nurse, '79-nurse-with-two-guests');
   await shot(second, '79b-second-guest-in-call');
   await axeCheck(nurse, 'workspace: two guests');

@@ -35,8 +35,16 @@ function finish(message) {
   channel?.close();
 }
 
+/** A guest who said no to the recording is told they are not in it (the visit's badge speaks of the others). */
+function markOwnRecording() {
+  const declined = !$('video-consent').hidden && !$('video-consent-box').checked;
+  if (declined && $('video-recording').textContent) $('video-recording').textContent = t('guestNotRecorded');
+}
+
 const handlers = {
   ...videoHandlers,
+  video_started(f, ch) { videoHandlers.video_started(f, ch); markOwnRecording(); },
+  recording_state(f) { videoHandlers.recording_state(f); markOwnRecording(); },
   video_party: guestHandlers.video_party,
   welcome() { if (!finished) setStatus(t('guestLobby')); },
   guest_lobby() { setStatus(t('guestLobby')); $('status').focus(); },

@@ -162,6 +162,7 @@ const CATALOG = {
     guestInCall: '{name}: in the call',
     guestYou: '{name} (you)',
     whoNurse: 'Nurse',
+    guestNotRecorded: 'The visit is recorded, but not you: you said no.',
     whoPatient: 'Patient',
   },
   es: {
@@ -323,6 +324,7 @@ const CATALOG = {
     guestInCall: '{name}: en la llamada',
     guestYou: '{name} (usted)',
     whoNurse: 'Enfermera',
+    guestNotRecorded: 'La visita se graba, pero usted no: dijo que no.',
     whoPatient: 'Paciente',
   },
 };
