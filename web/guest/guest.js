@@ -53,7 +53,8 @@ const handlers = {
     // Said once, in the status (the widget's own notice would repeat it).
     $('notice').hidden = true;
     $('notice').textContent = '';
-    finish(f.reason === 'removed' ? t('endedRemoved') : f.reason === 'left' ? t('endedLeft') : t('endedGuest'));
+    const key = { removed: 'endedRemoved', left: 'endedLeft', server_restart: 'endedMoved' }[f.reason] || 'endedGuest';
+    finish(t(key));
   },
   error(f) { console.warn(`refused: ${f.code}`); },
 };

@@ -127,6 +127,22 @@ impl VideoService {
         );
     }
 
+    /// The visit moved to another node, which knows nothing of its guests (the guest list lives with the host):
+    /// they are told it ended for them rather than left waiting; the patient can invite them again.
+    pub(super) fn guests_left_behind(&self, v: &Visit) {
+        for g in v.party.present() {
+            self.messaging.send_to(
+                &g.subject,
+                ServerFrame::VideoEnded {
+                    conversation_id: v.conversation.clone(),
+                    visit_id: v.id.to_string(),
+                    reason: EndReason::ServerRestart,
+                    epoch: v.epoch,
+                },
+            );
+        }
+    }
+
     /// The visit's guest list as everyone in it sees it.
     pub(super) fn party_frame(&self, v: &Visit) -> ServerFrame {
         let live = self.live();

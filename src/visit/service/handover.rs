@@ -69,6 +69,7 @@ impl VideoService {
         tracing::warn!("a visit this node hosted is held by another node now: letting it go");
         self.stop_recording(&v).await;
         self.close_media(&v).await;
+        self.guests_left_behind(&v);
         self.live().classes.remove(&v.id);
         self.metrics.live_visits.set(self.live_visits() as i64);
     }
@@ -193,6 +194,7 @@ impl VideoService {
             // This host's part of the recording is stored whole before the next host starts its part.
             self.stop_recording(&v).await;
             self.close_media(&v).await;
+            self.guests_left_behind(&v);
             let body = Adoption {
                 row,
                 reason: "drain".into(),
