@@ -22,7 +22,8 @@ mod video;
 pub use chat::{Colleague, ConversationView, RequeueReason, WrapUpSpec};
 pub use parse::FrameError;
 pub use video::{
-    AudioOnlyReason, DeclineReason, DeviceCheck, EndReason, GuestView, MediaDevices, Side, TileWho,
+    AudioOnlyReason, DeclineReason, DeviceCheck, EndReason, GuestState, GuestView, MediaDevices, Side,
+    TileWho,
 };
 
 /// Idempotency keys are client-chosen; bounded so they cannot be used to store data.

@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::request_id;
+use super::extract::{client_address, rate_limit, request_id};
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Role;
@@ -51,6 +51,13 @@ async fn arrive(
     parts: Parts,
     body: Result<Json<Arrive>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
+    // Per address before the token is looked at, on the patient sessions' budget: a flood of guesses costs
+    // neither the audit chain nor the visits' lock.
+    rate_limit(
+        &app,
+        crate::limits::Class::PatientSessionPerAddress,
+        &client_address(&app, &parts),
+    )?;
     let Json(req) = body?;
     let rid = request_id(&parts);
     let arrival = match app.video.redeem(&req.token, &req.name).await {
@@ -69,11 +76,11 @@ async fn arrive(
         }
     };
     let expires_at_ms = now_ms() + GUEST_SESSION_MS;
-    let (session, token) = app
+    let created = app
         .sessions
         .create(NewSession {
             kind: SessionKind::Guest,
-            subject: arrival.guest,
+            subject: arrival.guest.clone(),
             roles: vec![Role::Guest],
             skills: Vec::new(),
             display_name: Some(arrival.name),
@@ -81,7 +88,15 @@ async fn arrive(
             expires_at_ms,
             idle_timeout_ms: Some(GUEST_IDLE_MS),
         })
-        .await?;
+        .await;
+    let (session, token) = match created {
+        Ok(created) => created,
+        Err(e) => {
+            // No session, no guest: the place in the lobby is given back (the link stays used).
+            app.video.arrival_failed(&arrival.visit, &arrival.guest).await;
+            return Err(e.into());
+        }
+    };
     app.audit
         .record_or_log(
             AuditEvent::new(

@@ -36,6 +36,18 @@ pub enum EndReason {
     Left,
 }
 
+/// Where a visit's guest stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestState {
+    /// Opened the link; waits for the nurse.
+    Lobby,
+    /// Let in by the nurse: may join the media room.
+    Admitted,
+    /// Turned away from the lobby, or removed from the visit by the nurse.
+    Removed,
+}
+
 /// Whose camera and microphone a tile shows (`video_tile`).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct TileWho {
@@ -56,7 +68,7 @@ pub struct GuestView {
     /// The name the guest typed.
     pub name: crate::pii::Pii<String>,
     /// `lobby` or `admitted`.
-    pub state: crate::visit::guests::GuestState,
+    pub state: GuestState,
     /// Their answer to the recording question, once given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording_consent: Option<bool>,

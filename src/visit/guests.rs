@@ -27,16 +27,8 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GuestState {
-    /// Opened the link; waits for the nurse.
-    Lobby,
-    /// Let in by the nurse: may join the media room.
-    Admitted,
-    /// Turned away from the lobby, or removed from the visit by the nurse.
-    Removed,
-}
+/// Where a guest stands (lobby, admitted, removed): a wire value, defined with the protocol.
+pub use crate::protocol::GuestState;
 
 #[derive(Clone, Debug)]
 pub struct Guest {
@@ -48,6 +40,9 @@ pub struct Guest {
     pub answered: bool,
     /// Their answer to the recording consent question, when the visit's policy asks it.
     pub consent: Option<bool>,
+    /// Their tracks in the visit's recording (`recorder::Source::guest`), given at their first join while
+    /// recorded, in the order guests first joined.
+    pub slot: Option<usize>,
     /// When they arrived in the lobby, were admitted, joined the media room and left it last.
     pub arrived_ms: i64,
     pub admitted_ms: Option<i64>,
@@ -77,6 +72,8 @@ pub enum GuestError {
     NotInLobby,
     #[error("the guest has not been admitted")]
     NotAdmitted,
+    #[error("the question was already answered")]
+    AlreadyAnswered,
 }
 
 impl GuestError {
@@ -89,15 +86,24 @@ impl GuestError {
             Self::UnknownGuest => "unknown_guest",
             Self::NotInLobby => "not_in_lobby",
             Self::NotAdmitted => "not_admitted",
+            Self::AlreadyAnswered => "already_answered",
         }
     }
 }
 
-/// A display name as shown: trimmed, control characters refused, within [`MAX_NAME_CHARS`].
+/// Invisible characters that reorder or hide text (bidi controls, zero-width characters): a name holding them
+/// could pass for another on screen.
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+}
+
+/// A display name as shown: trimmed, control and invisible formatting characters refused, within
+/// [`MAX_NAME_CHARS`].
 pub fn clean_name(raw: &str) -> Result<Pii<String>, GuestError> {
     let name = raw.trim();
     let n = name.chars().count();
-    if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    if n == 0 || n > MAX_NAME_CHARS || name.chars().any(|c| c.is_control() || is_format(c)) {
         return Err(GuestError::BadName);
     }
     Ok(Pii::new(name.to_string()))
@@ -164,6 +170,7 @@ impl Party {
             state: GuestState::Lobby,
             answered: false,
             consent: None,
+            slot: None,
             arrived_ms: now_ms,
             admitted_ms: None,
             joined_ms: None,
@@ -217,14 +224,28 @@ impl Party {
         if guest.state != GuestState::Admitted {
             return Err(GuestError::NotAdmitted);
         }
+        // Once: the recording started from the first answer (a second could not take them out of it).
+        if guest.answered {
+            return Err(GuestError::AlreadyAnswered);
+        }
         guest.answered = true;
         guest.consent = consent;
         Ok(guest)
     }
 
-    /// Where `subject` stands among the guests in order of arrival (their tracks in a recording follow it).
-    pub fn arrival(&self, subject: &SubjectId) -> Option<usize> {
-        self.guests.iter().position(|g| &g.subject == subject)
+    /// The recording slot of `subject`: theirs, or the next free one (`None` past `max`).
+    pub fn take_slot(&mut self, subject: &SubjectId, max: usize) -> Option<usize> {
+        let next = self
+            .guests
+            .iter()
+            .filter_map(|g| g.slot)
+            .max()
+            .map_or(0, |s| s + 1);
+        let guest = self.get_mut(subject).ok()?;
+        if guest.slot.is_none() && next < max {
+            guest.slot = Some(next);
+        }
+        guest.slot
     }
 
     /// May this guest join the media room now?
@@ -305,7 +326,14 @@ mod tests {
         let mut party = Party::default();
         let (token, _) = party.invite(0);
         let hash = token_hash(&token);
-        for bad in ["", "   ", "a\u{7}b", &"x".repeat(MAX_NAME_CHARS + 1)] {
+        for bad in [
+            "",
+            "   ",
+            "a\u{7}b",
+            "Nur\u{202E}esrun",
+            "Nu\u{200B}rse",
+            &"x".repeat(MAX_NAME_CHARS + 1),
+        ] {
             assert_eq!(
                 party.redeem(&hash, bad, new_guest_subject(), 1).unwrap_err(),
                 GuestError::BadName
@@ -333,7 +361,11 @@ mod tests {
         assert!(party.may_join(&a).is_ok());
         assert_eq!(party.may_join(&b).unwrap_err(), GuestError::NotAdmitted);
         assert_eq!(party.consent(&a, Some(false)).unwrap().consent, Some(false));
-        assert_eq!(party.arrival(&b), Some(1));
+        assert_eq!(
+            party.consent(&a, Some(true)).unwrap_err(),
+            GuestError::AlreadyAnswered,
+            "once"
+        );
         party.joined(&a, 10);
         party.remove(&a, 20).unwrap();
         let g = party.get(&a).unwrap();
@@ -370,6 +402,25 @@ mod tests {
             party.redeem(&hash, "G", new_guest_subject(), 3).is_ok(),
             "the link was not used up"
         );
+    }
+
+    #[test]
+    fn recording_slots_go_in_order_of_first_join_and_are_kept() {
+        let mut party = Party::default();
+        let guests: Vec<SubjectId> = (0..3).map(|_| new_guest_subject()).collect();
+        for g in &guests {
+            let (t, _) = party.invite(0);
+            party.redeem(&token_hash(&t), "G", g.clone(), 1).unwrap();
+        }
+        // The third joins first; the first never joins (turned away): no slot is spent on them.
+        assert_eq!(party.take_slot(&guests[2], 4), Some(0));
+        assert_eq!(party.take_slot(&guests[1], 4), Some(1));
+        assert_eq!(
+            party.take_slot(&guests[2], 4),
+            Some(0),
+            "a rejoin keeps its tracks"
+        );
+        assert_eq!(party.take_slot(&guests[0], 2), None, "past the file's tracks");
     }
 
     #[test]

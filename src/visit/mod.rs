@@ -410,6 +410,15 @@ impl Visits {
         Ok(visit.clone())
     }
 
+    /// The tracks a guest about to join is recorded on (their slot of `max`), unless they declined.
+    pub fn take_slot(&mut self, id: &VisitId, guest: &SubjectId, max: usize) -> Option<usize> {
+        let v = self.by_id.get_mut(id)?;
+        if v.party.get(guest)?.consent == Some(false) {
+            return None;
+        }
+        v.party.take_slot(guest, max)
+    }
+
     pub fn guest_joined(&mut self, id: &VisitId, guest: &SubjectId, now_ms: i64) {
         if let Some(v) = self.by_id.get_mut(id) {
             v.party.joined(guest, now_ms);

@@ -229,7 +229,7 @@ impl VideoService {
                 }
             }
             if !v.party.guests.is_empty() {
-                frames.push(self.party_frame(v));
+                frames.extend(self.party_frame(v, who));
             }
         }
         frames
@@ -369,6 +369,12 @@ impl VideoService {
         // claim this offer displaced.
         let (visit, key, same, replaced) = {
             let mut live = self.live();
+            // A guest's tracks in the recording are theirs from their first join on.
+            let guest = live.visits.get(id).and_then(|v| v.seat_of(who));
+            if let (Some(Seat::Guest(g)), true) = (guest, live.sessions.contains_key(id)) {
+                live.visits
+                    .take_slot(id, &g, crate::recording::recorder::MAX_GUESTS);
+            }
             let (v, seat) = live.visits.may_join(id, who)?;
             let (visit, key) = (v.clone(), (id.clone(), seat.clone()));
             // Before any claim: a refused offer leaves the slot as it was. The nurse may share her screen with the

@@ -115,7 +115,7 @@ await flow('guest', 'browser guest flow passed', async ({ url, password, browser
     for (let i = 0; i < 40 && read().some((c) => !c); i++) await new Promise((r) => setTimeout(r, 250));
     return read();
   });
-  const expected = { nurse: ['Ana Guest (guest)', 'Patient'], patient: ['Ana Guest', 'Nurse'], guest: ['Nurse', 'Patient'] };
+  const expected = { nurse: ['Ana Guest (guest)', 'Patient'], patient: ['Ana Guest (guest)', 'Nurse'], guest: ['Nurse', 'Patient'] };
   for (const [who, target] of [['nurse', nurse], ['patient', widgetFrame(patient)], ['guest', guest]]) {
     const got = await captions(target);
     if (JSON.stringify(got) !== JSON.stringify(expected[who])) throw new Error(`the ${who}'s pictures are captioned ${JSON.stringify(got)}`);

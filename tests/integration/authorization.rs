@@ -150,16 +150,11 @@ async fn guest_probes(
         return;
     }
     let token = link["link"].as_str().unwrap().rsplit('#').next().unwrap();
-    let arrived: Value = client()
+    let arrive = client()
         .post(format!("{url}/api/v1/guest-sessions"))
-        .header("origin", url)
-        .json(&json!({"token": token, "name": "Probe Guest"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .header("origin", url);
+    let body = json!({"token": token, "name": "Probe Guest"});
+    let arrived: Value = arrive.json(&body).send().await.unwrap().json().await.unwrap();
     let guest_id = arrived["guest_id"].as_str().expect("a guest session").to_string();
     let mut guest = Ws::patient(url, arrived["session_token"].as_str().unwrap()).await;
     guest.expect("guest_lobby").await;

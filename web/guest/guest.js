@@ -35,18 +35,24 @@ function finish(message) {
   channel?.close();
 }
 
-/** A guest who said no to the recording is told they are not in it (the visit's badge speaks of the others). */
+/** The visit's recording state, and this guest's own answer to the recording question (from `video_party`). */
+const recording = { state: null, mine: null };
+
+/** While the visit records, a guest who said no is told they are not in it (the badge speaks of the others). */
 function markOwnRecording() {
-  const declined = !$('video-consent').hidden && !$('video-consent-box').checked;
-  if (declined && $('video-recording').textContent) $('video-recording').textContent = t('guestNotRecorded');
+  if (recording.state === 'recording' && recording.mine === false) $('video-recording').textContent = t('guestNotRecorded');
 }
 
 const handlers = {
   ...videoHandlers,
-  video_started(f, ch) { videoHandlers.video_started(f, ch); markOwnRecording(); },
-  recording_state(f) { videoHandlers.recording_state(f); markOwnRecording(); },
-  video_party: guestHandlers.video_party,
-  welcome() { if (!finished) setStatus(t('guestLobby')); },
+  video_started(f, ch) { recording.state = f.recording; videoHandlers.video_started(f, ch); markOwnRecording(); },
+  recording_state(f) { recording.state = f.state; videoHandlers.recording_state(f); markOwnRecording(); },
+  video_party(f) {
+    guestHandlers.video_party(f);
+    const me = f.guests.find((g) => g.guest_id === sessionStorage.getItem('examroom.guest-id'));
+    recording.mine = me?.recording_consent ?? null;
+    markOwnRecording();
+  },
   guest_lobby() { setStatus(t('guestLobby')); $('status').focus(); },
   video_ended(f) {
     videoHandlers.video_ended(f);
@@ -63,7 +69,7 @@ function connect(session) {
   $('arrive').hidden = true;
   setStatus(t('connecting'));
   channel = new Channel(session, (f) => { if (!finished) handlers[f.type]?.(f, channel); }, (s) => { if (!finished) setStatus(s); },
-    { reconnecting: t('reconnecting'), sessionEnded: t('endedGuest') });
+    { reconnecting: t('reconnecting'), sessionEnded: t('endedGuest'), sessionKey: SESSION_KEY });
   wireVideo(channel, setStatus);
 }
 
@@ -85,10 +91,11 @@ async function arrive(event) {
     connect(body.session_token);
     return;
   }
-  const code = body.error?.code || body.code;
-  const key = code === 'invalid_name' ? 'guestNameInvalid' : code === 'visit_full' ? 'guestFull' : 'guestLinkInvalid';
-  setStatus(t(key));
-  if (key === 'guestLinkInvalid') { sessionStorage.removeItem(LINK_KEY); $('arrive').hidden = true; $('status').focus(); } else $('guest-name').focus();
+  const code = body.error?.code;
+  const key = { invalid_name: 'guestNameInvalid', visit_full: 'guestFull', link_invalid: 'guestLinkInvalid' }[code];
+  // Only a link the server refused is given up; anything else (busy, a moment's outage) may be tried again.
+  setStatus(t(key || 'guestTryAgain'));
+  if (code === 'link_invalid') { sessionStorage.removeItem(LINK_KEY); $('arrive').hidden = true; $('status').focus(); } else $('guest-name').focus();
 }
 
 const saved = sessionStorage.getItem(SESSION_KEY);

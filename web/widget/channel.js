@@ -17,6 +17,8 @@ export class Channel {
     this.onFrame = onFrame;
     this.onStatus = onStatus;
     this.words = { reconnecting: 'Connection lost. Reconnecting…', sessionEnded: 'Your session has ended. Please sign in again.', ...words };
+    /** Where the page keeps the session this channel uses (forgotten when the server says it ended). */
+    this.sessionKey = words.sessionKey || SESSION_KEY;
     this.queue = [];
     this.delay = 500;
     /** Counts the sockets this channel has had: a video call made on an earlier one cannot restart ICE on it. */
@@ -53,7 +55,7 @@ export class Channel {
       this.ready = false;
       if ([4001, 4003].includes(event.code)) {
         // The widget's saved session is over: a reload must open a new one.
-        sessionStorage.removeItem(SESSION_KEY);
+        sessionStorage.removeItem(this.sessionKey);
         this.onStatus(this.words.sessionEnded);
         return;
       }

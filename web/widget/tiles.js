@@ -6,10 +6,14 @@
 
 /** The main picture's stream: the first audio and video pair on the connection (`sfu-<visit>`). */
 const MAIN = /^sfu-[^-]+$/;
-/** Whose each stream carries, as the page words it ('' for nobody), by stream id. */
-const names = new Map();
+/** Per call (its tiles' container): whose each stream carries, as the page words it ('' for nobody). */
+const calls = new WeakMap();
+const namesOf = (container) => {
+  if (!calls.has(container)) calls.set(container, new Map());
+  return calls.get(container);
+};
 
-function caption(tile, text, fallback) {
+function caption(tile, names, text, fallback) {
   tile.querySelector('figcaption').textContent = text;
   tile.querySelector('video').setAttribute('aria-label', text || fallback);
   tile.hidden = names.has(tile.dataset.stream) && !text;
@@ -29,7 +33,8 @@ export function showTile(container, stream, label) {
     container.appendChild(tile);
     stream.onremovetrack = () => { if (!stream.getTracks().length) tile.remove(); container.hidden = !container.children.length; };
   }
-  caption(tile, names.get(stream.id) || '', label);
+  const names = namesOf(container);
+  caption(tile, names, names.get(stream.id) || '', label);
   const video = tile.querySelector('video');
   video.srcObject = stream;
   video.play().catch(() => {});
@@ -41,6 +46,7 @@ export function showTile(container, stream, label) {
  * main picture's (`main`: its video, with a `.who` caption in the same stage).
  */
 export function nameTile(container, main, streamId, text, fallback) {
+  const names = namesOf(container);
   names.set(streamId, text);
   if (MAIN.test(streamId)) {
     main.setAttribute('aria-label', text || fallback);
@@ -49,12 +55,12 @@ export function nameTile(container, main, streamId, text, fallback) {
     return;
   }
   const tile = [...container.children].find((el) => el.dataset.stream === streamId);
-  if (tile) caption(tile, text, fallback);
+  if (tile) caption(tile, names, text, fallback);
 }
 
-/** Removes every tile and caption (the call ended). */
+/** Removes every tile and what they were named (the call ended, or joins again on a new connection). */
 export function clearTiles(container) {
   for (const tile of [...container.children]) { tile.querySelector('video').srcObject = null; tile.remove(); }
   container.hidden = true;
-  names.clear();
+  namesOf(container).clear();
 }

@@ -87,8 +87,10 @@ export class VideoCall {
     this.epoch = started.epoch || 0;
     this.pending = [];
     this.offerAgain = false;
-    // A screen shown on the connection this one replaces is gone with it (the server offers it again).
+    // A screen shown on the connection this one replaces is gone with it (the server offers it again), and so are
+    // the tiles of a third participant on (the server names the new connection's streams again).
     this.onScreen?.(null);
+    this.onTilesReset?.();
     const pc = new RTCPeerConnection({
       iceServers: started.ice_servers,
       iceTransportPolicy: started.ice_transport_policy === 'relay' ? 'relay' : 'all',

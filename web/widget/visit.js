@@ -126,6 +126,7 @@ function startCall(ch) {
   });
   // A third participant on (a family member, an interpreter): a tile each.
   video.call.onTile = (stream) => showTile($('video-tiles'), stream, t('otherParticipant'));
+  video.call.onTilesReset = () => clearTiles($('video-tiles'));
   // The nurse's shared screen, shown under her camera while she shares it.
   video.call.onScreen = (stream) => {
     $('video-screen-box').hidden = !stream;
@@ -228,7 +229,8 @@ export const videoHandlers = {
   recording_state(f) { if (f.visit_id === video.visitId) showRecording(f.state); },
   video_tile(f) {
     if (f.visit_id !== video.visitId) return;
-    const who = !f.who ? '' : f.who.role === 'guest' ? f.who.name : t(f.who.role === 'nurse' ? 'whoNurse' : 'whoPatient');
+    // A guest is named as one: a name they typed cannot pass for the nurse's picture.
+    const who = !f.who ? '' : f.who.role === 'guest' ? t('whoGuest', { name: f.who.name }) : t(f.who.role === 'nurse' ? 'whoNurse' : 'whoPatient');
     nameTile($('video-tiles'), $('video-remote'), f.stream_id, who, t('otherParticipant'));
   },
   video_sdp(f) { if (video.call && f.visit_id === video.visitId) video.call.answer(f.sdp); },

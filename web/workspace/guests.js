@@ -64,6 +64,7 @@ export function showParty(chat, f, channel) {
 /** A new call shows each further participant in a tile. */
 export function guestTiles(chat) {
   chat.video.call.onTile = (stream) => showTile(tiles(chat), stream, 'Another participant');
+  chat.video.call.onTilesReset = () => clearTiles(tiles(chat));
 }
 
 /** Whose picture a stream of her call shows now (`video_tile`): the main one or a tile, captioned. */

@@ -100,6 +100,16 @@ pub(super) async fn forward(
             (targets, rooms.taps.get(&from.room).cloned())
         };
         for (viewer, stream) in told {
+            // Still theirs (a leave in between named nobody for it; a late name must not undo that).
+            let still = viewer
+                .bound
+                .lock()
+                .expect("peer lock")
+                .get(&(from.id.clone(), source))
+                .is_some_and(|o| o.stream == stream);
+            if !still {
+                continue;
+            }
             (viewer.events)(MediaEvent::Tile {
                 stream,
                 from: Some(from.id.clone()),

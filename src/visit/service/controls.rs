@@ -46,6 +46,15 @@ impl VideoService {
     ) -> Result<bool, VideoError> {
         proof.require(&["visit.join"])?;
         let id = proof.resource();
+        let guest = self
+            .live()
+            .visits
+            .get(id)
+            .and_then(|v| v.seat_of(proof.subject()));
+        if let Some(crate::visit::Seat::Guest(_)) = guest {
+            // The patient and the nurse decide the visit's mode; a guest's page follows it (not an access attempt).
+            return Ok(false);
+        }
         let changed = self
             .live()
             .visits

@@ -11,7 +11,7 @@ use crate::visit::{Seat, Side, Visit};
 
 impl VideoService {
     /// Engine events of one participant, as frames: candidates to that participant; the patient's and nurse's
-    /// connection state to both of them (a guest's is theirs alone); whose picture each of its tiles shows.
+    /// connection state to both of them (a guest's goes to nobody); whose picture each of its tiles shows.
     pub(super) fn sink(&self, v: &Visit, seat: &Seat) -> EventSink {
         let labels = self.labels.clone();
         let hub = self.messaging.clone();

@@ -84,6 +84,13 @@ impl VideoService {
         accept: bool,
         consent: Option<bool>,
     ) -> Result<Visit, VideoError> {
+        // Under a policy that asks, only a yes is consent (no answer is a no); otherwise the visit's recording
+        // takes them as it takes everyone.
+        let visit = self.live().visits.get(id).cloned();
+        let asked = visit
+            .and_then(|v| self.decision(&v))
+            .is_some_and(|d| d.consent_required);
+        let consent = asked.then_some(consent == Some(true));
         let v = self
             .live()
             .visits
@@ -143,8 +150,17 @@ impl VideoService {
         }
     }
 
-    /// The visit's guest list as everyone in it sees it.
-    pub(super) fn party_frame(&self, v: &Visit) -> ServerFrame {
+    /// The visit's guest list as `viewer` sees it: the nurse all of it; the patient and admitted guests each
+    /// guest's name and place, and only their own answer to the recording question; a guest still in the lobby
+    /// (nobody has vetted them yet) nothing.
+    pub(super) fn party_frame(&self, v: &Visit, viewer: &SubjectId) -> Option<ServerFrame> {
+        let waiting = v
+            .party
+            .get(viewer)
+            .is_some_and(|g| g.state != GuestState::Admitted);
+        if waiting {
+            return None;
+        }
         let live = self.live();
         let guests = v
             .party
@@ -153,26 +169,32 @@ impl VideoService {
                 guest_id: g.subject.as_str().to_string(),
                 name: g.name.clone(),
                 state: g.state,
-                recording_consent: g.consent,
+                recording_consent: g.consent.filter(|_| viewer == &v.nurse || viewer == &g.subject),
                 in_call: live
                     .joined
                     .contains_key(&(v.id.clone(), Seat::Guest(g.subject.clone()))),
             })
             .collect();
-        ServerFrame::VideoParty {
+        Some(ServerFrame::VideoParty {
             visit_id: v.id.to_string(),
             guests,
+        })
+    }
+
+    /// Tells everyone in the visit its guest list (a guest turned away or removed hears nothing more of it).
+    pub(super) fn tell_party(&self, v: &Visit) {
+        for who in v.people() {
+            if let Some(frame) = self.party_frame(v, &who) {
+                self.messaging.send_to(&who, frame);
+            }
         }
     }
 
-    /// Tells everyone in the visit (and a guest just turned away or removed) its guest list.
-    pub(super) fn tell_party(&self, v: &Visit) {
-        let frame = self.party_frame(v);
-        for who in v.people() {
-            self.messaging.send_to(&who, frame.clone());
-        }
-        for g in v.party.guests.iter().filter(|g| g.state == GuestState::Removed) {
-            self.messaging.send_to(&g.subject, frame.clone());
+    /// A guest's session could not be made after their link was used: their place in the lobby is given back.
+    pub async fn arrival_failed(&self, id: &VisitId, guest: &SubjectId) {
+        let left = self.live().visits.guest_leaves(id, guest, now_ms());
+        if let Ok(v) = left {
+            self.tell_party(&v);
         }
     }
 
@@ -208,15 +230,12 @@ impl VideoService {
     }
 }
 
-/// Where a guest's media goes in the visit's recording: their tracks (by order of arrival), or why none — they
-/// declined, or the file has no tracks left for a guest who came after four others.
+/// Where a guest's media goes in the visit's recording: the tracks of their slot (given at their first join), or
+/// why none — they declined, or the file has no tracks left (four other guests joined before).
 pub(super) fn guest_source(v: &Visit, guest: &SubjectId) -> Result<Source, &'static str> {
     let g = v.party.get(guest).ok_or("declined")?;
     if g.consent == Some(false) {
         return Err("declined");
     }
-    v.party
-        .arrival(guest)
-        .and_then(Source::guest)
-        .ok_or("no_tracks_left")
+    g.slot.and_then(Source::guest).ok_or("no_tracks_left")
 }
