@@ -26,6 +26,7 @@ mod emergency;
 mod example_config;
 mod external_oidc;
 mod firewall;
+mod guests;
 mod keys;
 mod kubernetes;
 mod layers;
