@@ -203,6 +203,18 @@ impl App {
             ),
         ));
 
+        // A guest out of their visit keeps no session: it ends once they have heard why (the socket closes).
+        let guest_sessions = Sessions::new(db.clone());
+        let guest_sessions = Arc::new(guest_sessions);
+        video.on_guest_gone(Arc::new(move |guest| {
+            let sessions = guest_sessions.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                if let Err(e) = sessions.revoke_subject(&guest).await {
+                    tracing::warn!(error = %e, "a guest's session could not be ended");
+                }
+            });
+        }));
         video.find_unfinished_recordings().await;
         cluster
             .release_old_visits()

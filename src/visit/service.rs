@@ -118,6 +118,9 @@ pub struct VideoService {
     config: MediaConfig,
     turn_secret: Option<Vec<u8>>,
     metrics: MediaMetrics,
+    /// Called with each guest who has no place in a visit any more (removed, left, the visit ended or moved):
+    /// the app ends their session.
+    guest_gone: std::sync::OnceLock<guests::GuestGone>,
     /// Whose media each participant connection carries (a role, a guest's name), for the others' tiles.
     labels: Arc<Mutex<HashMap<ParticipantId, crate::protocol::TileWho>>>,
     /// Recordings a crash left in progress, found at start and not yet recovered.
@@ -144,6 +147,7 @@ impl VideoService {
             turn_secret,
             metrics,
             labels: Default::default(),
+            guest_gone: Default::default(),
             unfinished: Default::default(),
         }
     }
@@ -524,6 +528,9 @@ impl VideoService {
             return;
         }
         self.placement.forget(v).await;
+        for g in &v.party.guests {
+            self.gone(&g.subject);
+        }
         self.to_everyone(
             v,
             ServerFrame::VideoEnded {

@@ -17,6 +17,9 @@ use crate::visit::{EndReason, Seat, Visit, VisitId, VisitState};
 /// The guest page; the token follows in the fragment.
 const GUEST_PAGE: &str = "/guest/#";
 
+/// What the app does with a guest who has no place in a visit any more (ends their session).
+pub type GuestGone = std::sync::Arc<dyn Fn(SubjectId) + Send + Sync>;
+
 /// A guest who opened a link: who they are now, in which visit, and their name (for their session).
 pub struct Arrival {
     pub visit: VisitId,
@@ -25,6 +28,17 @@ pub struct Arrival {
 }
 
 impl VideoService {
+    /// Sets what happens to a guest who has no place in a visit any more (once, when the app is built).
+    pub fn on_guest_gone(&self, gone: GuestGone) {
+        let _ = self.guest_gone.set(gone);
+    }
+
+    pub(super) fn gone(&self, guest: &SubjectId) {
+        if let Some(gone) = self.guest_gone.get() {
+            gone(guest.clone());
+        }
+    }
+
     /// The patient asks for a guest link (`visit.invite`): the page path with its token, and when it expires.
     pub async fn invite(&self, proof: &Authorized<VisitId>) -> Result<ServerFrame, VideoError> {
         proof.require(&["visit.invite"])?;
@@ -112,7 +126,7 @@ impl VideoService {
         Ok(())
     }
 
-    /// A guest no longer in the visit: their connection closes and they are told why.
+    /// A guest no longer in the visit: their connection closes, they are told why, and their session ends.
     async fn guest_gone(&self, v: &Visit, guest: &SubjectId, reason: EndReason) {
         let seat = Seat::Guest(guest.clone());
         let held = self
@@ -132,6 +146,7 @@ impl VideoService {
                 epoch: v.epoch,
             },
         );
+        self.gone(guest);
     }
 
     /// The visit moved to another node, which knows nothing of its guests (the guest list lives with the host):
@@ -147,6 +162,7 @@ impl VideoService {
                     epoch: v.epoch,
                 },
             );
+            self.gone(&g.subject);
         }
     }
 
