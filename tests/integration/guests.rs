@@ -149,6 +149,7 @@ async fn guest_links_lobby_consent_and_removal_at_the_socket() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Removed: told once, then nothing more of the visit, whatever happens in it.
+    guest.take_ready(300).await;
     nurse
         .send(json!({"v": 1, "type": "guest_remove", "visit_id": visit, "guest_id": ana}))
         .await;
