@@ -43,9 +43,7 @@ pub struct Guest {
     /// Their tracks in the visit's recording (`recorder::Source::guest`), given at their first join while
     /// recorded, in the order guests first joined.
     pub slot: Option<usize>,
-    /// When they arrived in the lobby, were admitted, joined the media room and left it last.
-    pub arrived_ms: i64,
-    pub admitted_ms: Option<i64>,
+    /// When they first joined the media room and last left it.
     pub joined_ms: Option<i64>,
     pub left_ms: Option<i64>,
 }
@@ -138,11 +136,7 @@ impl Party {
 
     /// Present in the room now or waiting to be: the patient and nurse plus guests not removed.
     fn people(&self) -> usize {
-        2 + self
-            .guests
-            .iter()
-            .filter(|g| g.state != GuestState::Removed)
-            .count()
+        2 + self.present().count()
     }
 
     /// Opens a link with a usable name while there is room: the invitation is used up and the guest waits in
@@ -171,8 +165,6 @@ impl Party {
             answered: false,
             consent: None,
             slot: None,
-            arrived_ms: now_ms,
-            admitted_ms: None,
             joined_ms: None,
             left_ms: None,
         });
@@ -191,14 +183,13 @@ impl Party {
     }
 
     /// The nurse lets a waiting guest in (`true`) or turns them away.
-    pub fn admit(&mut self, subject: &SubjectId, admit: bool, now_ms: i64) -> Result<&Guest, GuestError> {
+    pub fn admit(&mut self, subject: &SubjectId, admit: bool) -> Result<&Guest, GuestError> {
         let guest = self.get_mut(subject)?;
         if guest.state != GuestState::Lobby {
             return Err(GuestError::NotInLobby);
         }
         if admit {
             guest.state = GuestState::Admitted;
-            guest.admitted_ms = Some(now_ms);
         } else {
             guest.state = GuestState::Removed;
         }
@@ -355,9 +346,9 @@ mod tests {
             party.consent(&a, Some(true)).unwrap_err(),
             GuestError::NotAdmitted
         );
-        party.admit(&a, true, 5).unwrap();
-        party.admit(&b, false, 5).unwrap();
-        assert_eq!(party.admit(&a, true, 6).unwrap_err(), GuestError::NotInLobby);
+        party.admit(&a, true).unwrap();
+        party.admit(&b, false).unwrap();
+        assert_eq!(party.admit(&a, true).unwrap_err(), GuestError::NotInLobby);
         assert!(party.may_join(&a).is_ok());
         assert_eq!(party.may_join(&b).unwrap_err(), GuestError::NotAdmitted);
         assert_eq!(party.consent(&a, Some(false)).unwrap().consent, Some(false));
@@ -376,7 +367,7 @@ mod tests {
         assert_eq!(party.may_join(&a).unwrap_err(), GuestError::NotAdmitted);
         assert_eq!(party.remove(&a, 21).unwrap_err(), GuestError::UnknownGuest);
         assert_eq!(
-            party.admit(&new_guest_subject(), true, 1).unwrap_err(),
+            party.admit(&new_guest_subject(), true).unwrap_err(),
             GuestError::UnknownGuest
         );
     }

@@ -148,14 +148,17 @@ impl Visit {
             None
         }
     }
-    pub fn subject(&self, side: Side) -> &SubjectId {
-        match side {
-            Side::Patient => &self.patient,
-            Side::Nurse => &self.nurse,
-        }
-    }
     pub fn joined(&self) -> &[Side] {
         &self.joined
+    }
+
+    /// Who holds `seat`.
+    pub fn subject_of<'a>(&'a self, seat: &'a Seat) -> &'a SubjectId {
+        match seat {
+            Seat::Patient => &self.patient,
+            Seat::Nurse => &self.nurse,
+            Seat::Guest(g) => g,
+        }
     }
 
     /// Everyone who takes part: the patient, the nurse, and guests not removed (waiting in the lobby too).
@@ -373,7 +376,7 @@ impl Visits {
             return Err(VisitError::NotAssignedNurse);
         }
         match admit {
-            Some(admit) => visit.party.admit(guest, admit, now_ms)?,
+            Some(admit) => visit.party.admit(guest, admit)?,
             None => visit.party.remove(guest, now_ms)?,
         };
         Ok(visit.clone())
@@ -419,15 +422,30 @@ impl Visits {
         v.party.take_slot(guest, max)
     }
 
-    pub fn guest_joined(&mut self, id: &VisitId, guest: &SubjectId, now_ms: i64) {
-        if let Some(v) = self.by_id.get_mut(id) {
-            v.party.joined(guest, now_ms);
+    /// Whoever holds `seat` joined the media room (a guest's times are the party's; the patient's and nurse's
+    /// drive the abandonment and reconnect clocks).
+    pub fn seat_joined(&mut self, id: &VisitId, seat: &Seat, now_ms: i64) {
+        match seat {
+            Seat::Guest(g) => {
+                if let Some(v) = self.by_id.get_mut(id) {
+                    v.party.joined(g, now_ms);
+                }
+            }
+            Seat::Patient => self.joined(id, Side::Patient),
+            Seat::Nurse => self.joined(id, Side::Nurse),
         }
     }
 
-    pub fn guest_left(&mut self, id: &VisitId, guest: &SubjectId, now_ms: i64) {
-        if let Some(v) = self.by_id.get_mut(id) {
-            v.party.left(guest, now_ms);
+    /// Whoever holds `seat` left the media room (see [`Self::seat_joined`]).
+    pub fn seat_left(&mut self, id: &VisitId, seat: &Seat, now_ms: i64) {
+        match seat {
+            Seat::Guest(g) => {
+                if let Some(v) = self.by_id.get_mut(id) {
+                    v.party.left(g, now_ms);
+                }
+            }
+            Seat::Patient => self.left(id, Side::Patient, now_ms),
+            Seat::Nurse => self.left(id, Side::Nurse, now_ms),
         }
     }
 

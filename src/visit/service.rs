@@ -459,13 +459,7 @@ impl VideoService {
         if let (Some(session), Some(source)) = (session, source) {
             session.add_participant(participant, source);
         }
-        match &seat {
-            Seat::Guest(g) => self.live().visits.guest_joined(id, g, now_ms()),
-            _ => self
-                .live()
-                .visits
-                .joined(id, seat.side().expect("patient or nurse")),
-        }
+        self.live().visits.seat_joined(id, &seat, now_ms());
         self.note_in_manifest(&visit, &seat, true).await;
         if let Seat::Guest(_) = seat {
             let v = self.live().visits.get(id).cloned();

@@ -8,7 +8,7 @@
 //! that has H.264 but not VP8 cannot see each other (the SFU does not transcode).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
@@ -16,7 +16,6 @@ use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 use super::codecs::VideoCodec;
 use super::keyframes::relay_feedback;
 use super::{Outgoing, Peer, WebRtcSfu, codecs, engine_error};
-use crate::media::rewrite::Rewriter;
 use crate::media::{MediaError, MediaEvent};
 
 /// The video codecs to answer with, in order (a browser sends the first): an offer's codecs among those the
@@ -242,19 +241,8 @@ impl WebRtcSfu {
         }
         let answer = self.make_answer(&peer.pc).await?;
         for (kind, track, ssrc) in senders {
-            let payload_types = Mutex::new(payload_types(&answer, kind, Section::First));
-            let clock_rate = if kind == RtpCodecKind::Audio {
-                48_000
-            } else {
-                90_000
-            };
-            let out = Arc::new(Outgoing {
-                track,
-                ssrc,
-                stream: base_stream(&peer.room),
-                payload_types,
-                rewriter: Mutex::new(Rewriter::new(clock_rate)),
-            });
+            let types = payload_types(&answer, kind, Section::First);
+            let out = Outgoing::new(track, ssrc, base_stream(&peer.room), kind, types);
             peer.outgoing.lock().expect("peer lock").insert(kind, out.clone());
             tokio::spawn(relay_feedback(
                 out,

@@ -41,6 +41,30 @@ pub(super) struct Offers {
     pub metrics: MediaMetrics,
 }
 
+impl Outgoing {
+    /// A track of `kind` on `stream`, numbered as `payload_types` says (empty until an answer tells them).
+    pub(super) fn new(
+        track: Arc<webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP>,
+        ssrc: u32,
+        stream: String,
+        kind: RtpCodecKind,
+        payload_types: HashMap<String, u8>,
+    ) -> Arc<Outgoing> {
+        let clock_rate = if kind == RtpCodecKind::Audio {
+            48_000
+        } else {
+            90_000
+        };
+        Arc::new(Outgoing {
+            track,
+            ssrc,
+            stream,
+            payload_types: Mutex::new(payload_types),
+            rewriter: Mutex::new(Rewriter::new(clock_rate)),
+        })
+    }
+}
+
 /// Where a sender's media goes on one viewer's connection.
 pub(super) enum Target {
     /// The track bound to it.
@@ -141,18 +165,7 @@ impl Offers {
                 viewer.adding.store(false, Ordering::Relaxed);
                 return;
             }
-            let clock = if kind == RtpCodecKind::Audio {
-                48_000
-            } else {
-                90_000
-            };
-            let out = Arc::new(Outgoing {
-                track,
-                ssrc,
-                stream: stream.clone(),
-                payload_types: Mutex::new(HashMap::new()),
-                rewriter: Mutex::new(Rewriter::new(clock)),
-            });
+            let out = Outgoing::new(track, ssrc, stream.clone(), kind, HashMap::new());
             if kind == RtpCodecKind::Video {
                 tokio::spawn(relay_feedback(
                     out.clone(),
@@ -214,13 +227,13 @@ impl Offers {
                 VideoCodec::Vp8,
             );
             let sender = peer.pc.add_track(track.clone()).await.map_err(engine_error)?;
-            let out = Arc::new(Outgoing {
+            let out = Outgoing::new(
                 track,
                 ssrc,
-                stream: SCREEN_STREAM.into(),
-                payload_types: Mutex::new(HashMap::new()),
-                rewriter: Mutex::new(Rewriter::new(90_000)),
-            });
+                SCREEN_STREAM.into(),
+                RtpCodecKind::Video,
+                HashMap::new(),
+            );
             *peer.screen_out.lock().expect("peer lock") = Some((out.clone(), sender));
             tokio::spawn(relay_feedback(
                 out,

@@ -79,7 +79,7 @@ impl VideoService {
     /// Marks the start or end of an audio-only interval in the visit's recording, if it is recorded.
     pub(super) async fn mark_audio_only(&self, v: &Visit, side: Side, on: bool, reason: AudioOnlyReason) {
         let session = self.live().sessions.get(&v.id).cloned();
-        let by = crate::pii::pseudonym(v.subject(side).as_str());
+        let by = crate::pii::pseudonym(v.subject_of(&side.into()).as_str());
         if let Some(s) = session
             && s.set_audio_only(on, reason_text(reason), &by, now_ms())
         {

@@ -15,10 +15,7 @@ impl VideoService {
     pub(super) fn sink(&self, v: &Visit, seat: &Seat) -> EventSink {
         let labels = self.labels.clone();
         let hub = self.messaging.clone();
-        let me = match seat {
-            Seat::Guest(g) => g.clone(),
-            _ => v.subject(seat.side().expect("patient or nurse")).clone(),
-        };
+        let me = v.subject_of(seat).clone();
         let (patient, nurse) = (v.patient.clone(), v.nurse.clone());
         let side = seat.side();
         let visit_id = v.id.to_string();

@@ -114,12 +114,7 @@ impl VideoService {
             if ours {
                 // Under the same lock: a rejoin between the two must not be counted as gone.
                 live.joined.remove(&key);
-                match &seat {
-                    Seat::Guest(g) => live.visits.guest_left(id, g, now_ms()),
-                    _ => live
-                        .visits
-                        .left(id, seat.side().expect("patient or nurse"), now_ms()),
-                }
+                live.visits.seat_left(id, &seat, now_ms());
             }
             ours
         };
