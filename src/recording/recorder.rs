@@ -99,6 +99,9 @@ pub struct Recorder {
     sealer: Sealer,
     sources: [SourceState; SLOTS],
     media_bytes: u64,
+    /// The nurse stopped her capture and has not offered a new one: packets still in flight from the old one
+    /// are dropped rather than reopening the screen's interval.
+    screen_ended: bool,
 }
 
 /// RTP timestamp to milliseconds after the recording start.
@@ -127,6 +130,7 @@ impl Recorder {
                 sealer,
                 sources,
                 media_bytes: 0,
+                screen_ended: false,
             },
             head,
         )
@@ -156,6 +160,9 @@ impl Recorder {
     /// A packet of the nurse's screen capture (track 5); its first frame after a start or a pause opens a screen
     /// interval in the timeline.
     pub fn screen(&mut self, seq: u16, ts: u32, marker: bool, payload: &[u8], now_ms: i64) -> Output {
+        if self.screen_ended {
+            return Output::default();
+        }
         let (out, framed) = self.video_frame(SCREEN, SCREEN_TRACK, (seq, ts, marker, payload), now_ms);
         if framed {
             self.timeline.screen_recorded(now_ms);
@@ -163,10 +170,17 @@ impl Recorder {
         out
     }
 
-    /// The nurse stopped her screen capture: its interval closes, and a new capture starts from a keyframe.
+    /// The nurse stopped her screen capture: its interval closes, and nothing of the screen is recorded until she
+    /// offers a new capture (`screen_started`), which starts from a keyframe.
     pub fn screen_stopped(&mut self, now_ms: i64) {
         self.timeline.screen_stopped(now_ms);
         self.sources[SCREEN].vp8.reset();
+        self.screen_ended = true;
+    }
+
+    /// The nurse offered a screen capture: its packets are recorded again.
+    pub fn screen_started(&mut self) {
+        self.screen_ended = false;
     }
 
     /// Depacketizes onto `track`; also says whether a frame went into the file.

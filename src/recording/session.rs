@@ -245,6 +245,13 @@ impl RecordingSession {
         }
     }
 
+    /// The nurse offered a screen capture: it is recorded again after a stop.
+    pub fn screen_started(&self) {
+        if let Some(r) = self.inner.lock().expect("recording lock").recorder.as_mut() {
+            r.screen_started();
+        }
+    }
+
     /// A participant joined the media room, recorded from `Source` or not for the reason given, or (`None`) left,
     /// at `now_ms`: for the manifest.
     pub fn participant(

@@ -413,8 +413,11 @@ impl VideoService {
             (visit, key, same, replaced)
         };
         let seat = key.1.clone();
-        if seat == Seat::Nurse && offer.screen_track.is_none() {
-            self.screen_stopped(&visit);
+        if seat == Seat::Nurse {
+            match offer.screen_track {
+                None => self.screen_stopped(&visit),
+                Some(_) => self.screen_started(&visit),
+            }
         }
         if let Some(same) = same {
             tracing::info!(visit = %id, seat = ?seat, socket = %socket, "video renegotiated");

@@ -52,8 +52,8 @@ try {
 
   await chat.getByText('Identity (SSN) — sensitive, pauses recording').click();
   const pausedAt = Date.now();
-  await widget.getByText('Recording paused.').waitFor({ timeout: 1000 });
-  await chat.getByText('Recording paused').waitFor({ timeout: 1000 });
+  await widget.getByText('Recording paused.').waitFor();
+  await chat.getByText('Recording paused').waitFor();
   step(`secure pause shown to both within ${Date.now() - pausedAt} ms`);
   await shot(nurse, '07-nurse-emr-paused');
   await shot(patient, '08-patient-recording-paused');

@@ -99,7 +99,7 @@ fn the_nurses_screen_is_track_5_paused_like_the_camera_and_in_the_timeline() {
     let key = DataKey::random_for_tests();
     let (mut r, mut spool) = Recorder::start(&spool_key, "spool-s", 0);
     // 10 s of screen at 10 fps (a keyframe every second and after the pause), paused from 3 s to 6 s,
-    // the capture stopped at 8 s.
+    // the capture stopped at 8 s and a new one offered at 9 s.
     for i in 0..100u16 {
         let now = i as i64 * 100;
         if now == 3_000 {
@@ -111,10 +111,14 @@ fn the_nurses_screen_is_track_5_paused_like_the_camera_and_in_the_timeline() {
         if now == 8_000 {
             r.screen_stopped(now);
         }
-        if now >= 8_000 {
+        if now == 9_000 {
+            r.screen_started();
+        }
+        // Packets of the stopped capture still in flight for 300 ms (a keyframe among them) reopen nothing.
+        if (8_300..9_000).contains(&now) {
             continue;
         }
-        let keyframe = i % 10 == 0 || i == 60;
+        let keyframe = i % 10 == 0 || i == 60 || i == 81;
         let out = r.screen(i, i as u32 * 9_000, true, &vp8_packet(keyframe), now);
         spool.extend(out.sealed);
     }
@@ -125,7 +129,10 @@ fn the_nurses_screen_is_track_5_paused_like_the_camera_and_in_the_timeline() {
     let (tail, timeline, _) = r.finish(10_000);
     spool.extend(tail);
     let spans: Vec<_> = timeline.screen.iter().map(|i| (i.start_ms, i.end_ms)).collect();
-    assert_eq!(spans, vec![(0, Some(3_000)), (6_000, Some(8_000))]);
+    assert_eq!(
+        spans,
+        vec![(0, Some(3_000)), (6_000, Some(8_000)), (9_000, Some(10_000))]
+    );
     let (object, _) = finalize(&spool_key, &spool, &webm_header(dims, 10_000.0), &key, "rec-s").unwrap();
     let webm = sealed::open_all(&key, &object).unwrap();
     let blocks = webm::scan(&webm).unwrap();
@@ -134,8 +141,8 @@ fn the_nurses_screen_is_track_5_paused_like_the_camera_and_in_the_timeline() {
     assert!(
         blocks
             .iter()
-            .all(|b| b.1 < 3_000 || (6_000..8_000).contains(&b.1)),
-        "nothing of the screen from the pause or after the capture stopped"
+            .all(|b| b.1 < 3_000 || (6_000..8_000).contains(&b.1) || b.1 >= 9_000),
+        "nothing of the screen from the pause or after the capture stopped until a new one"
     );
     // A recording without a screen has no track 5 in its header.
     let without = webm_header(Dims::default(), 1.0);

@@ -41,6 +41,14 @@ impl VideoService {
         }
     }
 
+    /// The nurse offered a screen capture: after a stop, its packets are recorded again.
+    pub(super) fn screen_started(&self, v: &Visit) {
+        let session = self.live().sessions.get(&v.id).cloned();
+        if let Some(session) = session {
+            session.screen_started();
+        }
+    }
+
     pub(super) fn notice(&self, id: &VisitId) -> RecordingNotice {
         let session = self.live().sessions.get(id).cloned();
         match session {
