@@ -22,8 +22,8 @@ mod video;
 pub use chat::{Colleague, ConversationView, RequeueReason, WrapUpSpec};
 pub use parse::FrameError;
 pub use video::{
-    AudioOnlyReason, DeclineReason, DeviceCheck, EndReason, GuestState, GuestView, MediaDevices, Side,
-    TileWho,
+    AudioOnlyReason, Consultant, DeclineReason, DeviceCheck, EndReason, GuestState, GuestView, MediaDevices,
+    Side, TileWho,
 };
 
 /// Idempotency keys are client-chosen; bounded so they cannot be used to store data.
@@ -204,6 +204,23 @@ pub enum ClientFrame {
         v: u8,
         visit_id: String,
         guest_id: String,
+    },
+    /// Nurse: the interpreters and physicians signed in now, whom she may ask in (answered `consult_staff`).
+    ConsultStaff {
+        v: u8,
+        visit_id: String,
+    },
+    /// Nurse: ask a staff interpreter or physician into the visit; they join once they accept.
+    ConsultInvite {
+        v: u8,
+        visit_id: String,
+        staff_id: String,
+    },
+    /// Interpreter or physician: accept (join) or decline the nurse's request (`consult_asked`).
+    ConsultAnswer {
+        v: u8,
+        visit_id: String,
+        accept: bool,
     },
     /// This participant's microphone and camera (mute, camera off), shown to the other side.
     VideoMedia {
@@ -492,6 +509,22 @@ pub enum ServerFrame {
     /// To a guest: they wait in the visit's lobby until the nurse lets them in.
     GuestLobby {
         visit_id: String,
+    },
+    /// To the nurse: who she may ask into the visit.
+    ConsultStaff {
+        visit_id: String,
+        staff: Vec<Consultant>,
+    },
+    /// To an interpreter or physician: the visit's nurse (`from`, her display name) asks them in as `role`.
+    ConsultAsked {
+        visit_id: String,
+        from: Option<String>,
+        role: crate::role::Role,
+    },
+    /// To the nurse: the staff member she asked declined.
+    ConsultDeclined {
+        visit_id: String,
+        name: crate::pii::Pii<String>,
     },
     VideoEnded {
         conversation_id: ConversationId,

@@ -13,6 +13,10 @@ pub enum Role {
     Supervisor,
     ComplianceOfficer,
     ItHelpdesk,
+    /// A staff interpreter, asked into a patient's video visit by its nurse.
+    Interpreter,
+    /// A consulting physician, asked into a patient's video visit by its nurse.
+    Physician,
     /// A family member or caregiver the patient invited to one visit with a one-time link: no account, a
     /// session bound to that visit.
     Guest,
@@ -26,12 +30,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 11] = [
         Role::Patient,
         Role::Nurse,
         Role::Supervisor,
         Role::ComplianceOfficer,
         Role::ItHelpdesk,
+        Role::Interpreter,
+        Role::Physician,
         Role::Guest,
         Role::Service,
         Role::Anonymous,
@@ -45,6 +51,8 @@ impl Role {
             Role::Supervisor => "supervisor",
             Role::ComplianceOfficer => "compliance_officer",
             Role::ItHelpdesk => "it_helpdesk",
+            Role::Interpreter => "interpreter",
+            Role::Physician => "physician",
             Role::Guest => "guest",
             Role::Service => "service",
             Role::Anonymous => "anonymous",
@@ -56,7 +64,12 @@ impl Role {
     pub fn is_staff(self) -> bool {
         matches!(
             self,
-            Role::Nurse | Role::Supervisor | Role::ComplianceOfficer | Role::ItHelpdesk
+            Role::Nurse
+                | Role::Supervisor
+                | Role::ComplianceOfficer
+                | Role::ItHelpdesk
+                | Role::Interpreter
+                | Role::Physician
         )
     }
 }

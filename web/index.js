@@ -4,6 +4,7 @@ const $ = (id) => document.getElementById(id);
 
 const PLACES = {
   workspace: ['/workspace/', 'Nurse workspace', 'Go ready, take chats from the waiting room, start video.'],
+  consult: ['/consult/', 'Visits you are asked to join', 'As an interpreter or physician: join the video visits nurses ask you into.'],
   supervisor: ['/supervisor/', 'Supervisor board', 'Queues, waits, emergency flags and nurses, live.'],
   compliance: ['/compliance/', 'Recordings and audit', 'Review recordings with a stated reason; legal holds; reports.'],
   status: ['/status/', 'System status', 'How the broker is running: version, database, workers, nodes.'],

@@ -71,6 +71,8 @@ pub const GROUP_ROLES: &[(&str, &str)] = &[
     ("examroom-supervisors", "supervisor"),
     ("examroom-compliance", "compliance_officer"),
     ("examroom-helpdesk", "it_helpdesk"),
+    ("examroom-interpreters", "interpreter"),
+    ("examroom-physicians", "physician"),
 ];
 
 /// Groups that carry a routing skill (written into the dev config's skill mapping).
@@ -131,6 +133,20 @@ impl Credentials {
                     "Hal Demo",
                     "IT helpdesk",
                     &["examroom-helpdesk"],
+                    None,
+                ),
+                user(
+                    "interpreter",
+                    "Ines Demo",
+                    "Spanish interpreter",
+                    &["examroom-interpreters", "examroom-spanish"],
+                    None,
+                ),
+                user(
+                    "physician",
+                    "Paul Demo",
+                    "consulting physician",
+                    &["examroom-physicians"],
                     None,
                 ),
             ],
@@ -197,8 +213,21 @@ impl DevIdp {
             let json = serde_json::to_vec_pretty(&Credentials::generate()).expect("serialisable");
             write_private(&cred_path, &json)?;
         }
-        let credentials: Credentials = serde_json::from_slice(&std::fs::read(&cred_path)?)
+        let mut credentials: Credentials = serde_json::from_slice(&std::fs::read(&cred_path)?)
             .map_err(|e| DevIdpError::Key(format!("{}: {e}", cred_path.display())))?;
+        // A data directory from an older version lacks the demo users added since: they are added, and the
+        // users it has keep their passwords.
+        let fresh = Credentials::generate();
+        let before = credentials.users.len();
+        for u in fresh.users {
+            if !credentials.users.iter().any(|have| have.username == u.username) {
+                credentials.users.push(u);
+            }
+        }
+        if credentials.users.len() != before {
+            let json = serde_json::to_vec_pretty(&credentials).expect("serialisable");
+            std::fs::write(&cred_path, json)?;
+        }
 
         let base_url = base_url.trim_end_matches('/').to_string();
         Ok(Self {

@@ -361,10 +361,12 @@ async fn create_patient_session(State(app): State<AppState>, parts: Parts) -> Re
 
 #[derive(Serialize)]
 struct Me {
+    /// The caller's subject (a staff page finds itself in a visit's participant list by it).
+    subject: String,
     roles: Vec<Role>,
     display_name: Option<String>,
     scopes: Vec<String>,
-    /// The staff pages this caller may work in (`workspace`, `supervisor`, `compliance`, `status`), as the
+    /// The staff pages this caller may work in (`workspace`, `consult`, `supervisor`, `compliance`, `status`), as the
     /// access policy decides: the pages link to these rather than guess from role names.
     places: Vec<&'static str>,
 }
@@ -375,8 +377,10 @@ fn places(app: &AppState, p: &crate::auth::Principal) -> Vec<&'static str> {
     let queue = Resource::new(ResourceKind::Queue, None);
     let system = Resource::new(ResourceKind::System, None);
     let recordings = super::recordings::collection(app);
+    let visit = Resource::new(ResourceKind::Visit, None);
     [
         ("workspace", "queue.work", &queue),
+        ("consult", "visit.consult_answer", &visit),
         ("supervisor", "queue.stats.read", &queue),
         ("compliance", "recording.list", &recordings),
         ("status", "system.status.read", &system),
@@ -396,6 +400,7 @@ async fn me(State(app): State<AppState>, caller: Caller) -> Result<Json<Me>, Api
             .await?;
     }
     Ok(Json(Me {
+        subject: p.subject.as_str().to_string(),
         roles: p.roles.clone(),
         display_name: p.display_name.as_ref().map(|n| n.expose().clone()),
         scopes: p.scopes.clone(),

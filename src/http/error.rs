@@ -133,6 +133,7 @@ impl From<VideoError> for ApiError {
         match e.code() {
             "forbidden" => ApiError::Forbidden(e.to_string()),
             "media_unavailable" => ApiError::Unavailable("media_unavailable"),
+            "store_unavailable" => ApiError::Unavailable("store_unavailable"),
             "recording_failed" => ApiError::Internal(e.to_string()),
             code => ApiError::BadRequest(code, e.to_string()),
         }

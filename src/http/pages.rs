@@ -39,6 +39,8 @@ pub fn router() -> Router<AppState> {
     let r = file!(r, "/widget/tiles.js", JS, "../../web/widget/tiles.js");
     let r = file!(r, "/widget/guests.js", JS, "../../web/widget/guests.js");
     let r = file!(r, "/guest/", HTML, "../../web/guest/index.html");
+    // Interpreters and physicians asked into visits: the guest's call page, signed in as staff.
+    let r = file!(r, "/consult/", HTML, "../../web/guest/index.html");
     let r = file!(r, "/guest/guest.js", JS, "../../web/guest/guest.js");
     let r = file!(r, "/widget/widget.css", CSS, "../../web/widget/widget.css");
     let r = file!(r, "/workspace/", HTML, "../../web/workspace/index.html");

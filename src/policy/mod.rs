@@ -37,6 +37,8 @@ pub const ACTIONS: &[&str] = &[
     "visit.join",
     "visit.invite",
     "visit.admit",
+    "visit.consult",
+    "visit.consult_answer",
     "visit.end",
     "visit.recording_state.set",
     "queue.stats.read",

@@ -74,6 +74,9 @@ impl ClientFrame {
             | ClientFrame::GuestInvite { v, .. }
             | ClientFrame::GuestAdmit { v, .. }
             | ClientFrame::GuestRemove { v, .. }
+            | ClientFrame::ConsultStaff { v, .. }
+            | ClientFrame::ConsultInvite { v, .. }
+            | ClientFrame::ConsultAnswer { v, .. }
             | ClientFrame::PrecallStart { v }
             | ClientFrame::PrecallOffer { v, .. }
             | ClientFrame::PrecallCandidate { v, .. }

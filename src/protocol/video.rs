@@ -40,6 +40,8 @@ pub enum EndReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GuestState {
+    /// A staff interpreter or physician the nurse asked in, who has not answered yet.
+    Asked,
     /// Opened the link; waits for the nurse.
     Lobby,
     /// Let in by the nurse: may join the media room.
@@ -51,9 +53,10 @@ pub enum GuestState {
 /// Whose camera and microphone a tile shows (`video_tile`).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct TileWho {
-    /// `patient`, `nurse` or `guest`.
+    /// `patient`, `nurse`, `guest`, `interpreter` or `physician`.
     pub role: &'static str,
-    /// A guest's name as they typed it (the patient's and nurse's are not sent: the role names them).
+    /// A guest's name as they typed it, or a staff member's (the patient's and nurse's are not sent: the role
+    /// names them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<crate::pii::Pii<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,15 +68,27 @@ pub struct TileWho {
 pub struct GuestView {
     /// Opaque (`guest-…`): what the nurse names to admit or remove them.
     pub guest_id: String,
-    /// The name the guest typed.
+    /// The name the guest typed, or a staff member's display name.
     pub name: crate::pii::Pii<String>,
-    /// `lobby` or `admitted`.
+    /// `guest` (a family member or caregiver with a link), `interpreter` or `physician` (staff the nurse asked).
+    pub role: crate::role::Role,
+    /// `asked`, `lobby` or `admitted`.
     pub state: GuestState,
     /// Their answer to the recording question, once given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording_consent: Option<bool>,
     /// Connected to the media room now.
     pub in_call: bool,
+}
+
+/// A staff member the nurse may ask into a visit (`consult_staff`): signed in as an interpreter or physician.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Consultant {
+    pub staff_id: crate::ids::SubjectId,
+    pub name: Option<String>,
+    pub role: crate::role::Role,
+    /// Their routing skills (an interpreter's languages).
+    pub skills: Vec<String>,
 }
 
 /// The result of the nurse's device check: live camera and microphone tracks.

@@ -21,7 +21,7 @@ pub use keys::{WrappedKeyKind, WrappedKeyRow};
 pub use logins::LoginRow;
 pub use recordings::{NewRecording, RecordingPhase, RecordingRow};
 pub use segments::SegmentRow;
-pub use sessions::SessionRow;
+pub use sessions::{SessionRow, StaffSignedIn};
 pub use visit_hosts::{HostRow, VisitHostRow};
 pub use visits::ClassificationRow;
 

@@ -34,6 +34,15 @@ impl std::fmt::Debug for SessionRow {
     }
 }
 
+/// A staff member signed in now (see [`Db::signed_in_staff`]).
+#[derive(Clone, Debug)]
+pub struct StaffSignedIn {
+    pub subject: String,
+    pub display_name: Option<String>,
+    pub roles: String,
+    pub skills: String,
+}
+
 impl Db {
     pub async fn insert_session(&self, s: &SessionRow) -> Result<(), StoreError> {
         sqlx::query(
@@ -188,6 +197,34 @@ impl Db {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Staff signed in now (a session neither revoked, expired nor idle past its limit), each subject once with
+    /// their newest session's name, roles and skills, as stored (space-separated).
+    pub async fn signed_in_staff(&self, now: i64) -> Result<Vec<StaffSignedIn>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subject, display_name, roles, skills FROM sessions WHERE kind = 'staff' \
+             AND revoked_at IS NULL AND expires_at > $1 \
+             AND (idle_timeout_ms IS NULL OR last_seen_at + idle_timeout_ms > $1) \
+             ORDER BY created_at DESC, id DESC",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: Vec<StaffSignedIn> = Vec::new();
+        for r in rows {
+            let subject: String = r.try_get(0)?;
+            if out.iter().any(|s| s.subject == subject) {
+                continue;
+            }
+            out.push(StaffSignedIn {
+                subject,
+                display_name: r.try_get(1)?,
+                roles: r.try_get(2)?,
+                skills: r.try_get(3)?,
+            });
+        }
+        Ok(out)
     }
 
     pub async fn touch_session(&self, id: &str, now: i64) -> Result<(), StoreError> {

@@ -2,15 +2,17 @@
 //! a random token only its holder knows (the broker keeps its SHA-256), bound to one visit, usable once and
 //! only until it expires or the visit ends. Opening it puts the guest, under the name they typed, in the
 //! visit's lobby; the nurse admits them (then they may join the media room, after answering the recording
-//! question like anyone else) or turns them away, and may remove them later. A visit holds at most
-//! [`MAX_PARTICIPANTS`] people. Time is injected.
+//! question like anyone else) or turns them away, and may remove them later. Staff interpreters and
+//! physicians take the same places without a link or a lobby: the nurse asks one in by name, and they are in
+//! once they accept. A visit holds at most [`MAX_PARTICIPANTS`] people. Time is injected.
 
 use sha2::{Digest, Sha256};
 
 use crate::ids::{SubjectId, random_hex};
 use crate::pii::Pii;
+use crate::role::Role;
 
-/// Patient, nurse and up to four guests: what two cores' worth of decoders in each browser can show.
+/// Patient, nurse and up to four guests or staff: what two cores' worth of decoders in each browser can show.
 pub const MAX_PARTICIPANTS: usize = 6;
 /// How long an invitation link stays usable when nobody opens it.
 pub const LINK_LIFETIME_MS: i64 = 15 * 60 * 1000;
@@ -33,8 +35,15 @@ pub use crate::protocol::GuestState;
 #[derive(Clone, Debug)]
 pub struct Guest {
     pub subject: SubjectId,
-    /// What they typed: shown to the others in the visit and named in the recording's manifest.
+    /// What they typed (a staff member: their display name): shown to the others in the visit and named in
+    /// the recording's manifest.
     pub name: Pii<String>,
+    /// `Guest` (a family member or caregiver with a link), `Interpreter` or `Physician` (asked in by the nurse).
+    pub role: Role,
+    /// The nurse's display name, for a staff member she asked in.
+    pub asked_by: Option<String>,
+    /// Came with a link (their session is for this visit alone) rather than asked in as signed-in staff.
+    pub by_link: bool,
     pub state: GuestState,
     /// Whether they answered the camera and recording question (they may join then).
     pub answered: bool,
@@ -72,6 +81,10 @@ pub enum GuestError {
     NotAdmitted,
     #[error("the question was already answered")]
     AlreadyAnswered,
+    #[error("they are already in this visit or asked to join it")]
+    AlreadyInVisit,
+    #[error("nobody asked you into this visit, or the request was withdrawn")]
+    NotAsked,
 }
 
 impl GuestError {
@@ -85,6 +98,8 @@ impl GuestError {
             Self::NotInLobby => "not_in_lobby",
             Self::NotAdmitted => "not_admitted",
             Self::AlreadyAnswered => "already_answered",
+            Self::AlreadyInVisit => "already_in_visit",
+            Self::NotAsked => "not_asked",
         }
     }
 }
@@ -161,6 +176,9 @@ impl Party {
         self.guests.push(Guest {
             subject,
             name,
+            role: Role::Guest,
+            asked_by: None,
+            by_link: true,
             state: GuestState::Lobby,
             answered: false,
             consent: None,
@@ -169,6 +187,63 @@ impl Party {
             left_ms: None,
         });
         Ok(self.guests.last().expect("just pushed"))
+    }
+
+    /// The nurse (`asked_by`, her display name) asks a staff interpreter or physician in; they wait as `Asked`
+    /// until they answer. One removed earlier (or who declined) may be asked again, keeping their recording
+    /// tracks and their answer to the recording question.
+    pub fn ask(
+        &mut self,
+        subject: SubjectId,
+        name: Pii<String>,
+        role: Role,
+        asked_by: Option<String>,
+    ) -> Result<&Guest, GuestError> {
+        if self.get(&subject).is_some_and(|g| g.state != GuestState::Removed) {
+            return Err(GuestError::AlreadyInVisit);
+        }
+        if self.people() >= MAX_PARTICIPANTS {
+            return Err(GuestError::Full);
+        }
+        let at = match self.guests.iter().position(|g| g.subject == subject) {
+            Some(at) => {
+                let g = &mut self.guests[at];
+                (g.name, g.role, g.asked_by, g.state) = (name, role, asked_by, GuestState::Asked);
+                at
+            }
+            None => {
+                self.guests.push(Guest {
+                    subject,
+                    name,
+                    role,
+                    asked_by,
+                    by_link: false,
+                    state: GuestState::Asked,
+                    answered: false,
+                    consent: None,
+                    slot: None,
+                    joined_ms: None,
+                    left_ms: None,
+                });
+                self.guests.len() - 1
+            }
+        };
+        Ok(&self.guests[at])
+    }
+
+    /// A staff member asked in accepts (they are admitted: they may answer the recording question and join)
+    /// or declines (their place goes).
+    pub fn answer_ask(&mut self, subject: &SubjectId, accept: bool) -> Result<&Guest, GuestError> {
+        let guest = self.get_mut(subject).map_err(|_| GuestError::NotAsked)?;
+        if guest.state != GuestState::Asked {
+            return Err(GuestError::NotAsked);
+        }
+        guest.state = if accept {
+            GuestState::Admitted
+        } else {
+            GuestState::Removed
+        };
+        Ok(guest)
     }
 
     pub fn get(&self, subject: &SubjectId) -> Option<&Guest> {
@@ -412,6 +487,58 @@ mod tests {
             "a rejoin keeps its tracks"
         );
         assert_eq!(party.take_slot(&guests[0], 2), None, "past the file's tracks");
+    }
+
+    #[test]
+    fn staff_asked_in_join_once_they_accept_and_may_be_asked_again_keeping_their_tracks() {
+        let mut party = Party::default();
+        let ines = SubjectId::new("staff-ines");
+        let name = || Pii::new("Ines Demo".to_string());
+        let g = party
+            .ask(ines.clone(), name(), Role::Interpreter, Some("Nora Demo".into()))
+            .unwrap();
+        assert_eq!((g.state, g.role), (GuestState::Asked, Role::Interpreter));
+        assert_eq!(
+            party
+                .ask(ines.clone(), name(), Role::Interpreter, None)
+                .unwrap_err(),
+            GuestError::AlreadyInVisit
+        );
+        // Asked is not in: they may not join, nor be let in from a lobby they never were in.
+        assert_eq!(party.may_join(&ines).unwrap_err(), GuestError::NotAdmitted);
+        assert_eq!(party.admit(&ines, true).unwrap_err(), GuestError::NotInLobby);
+        assert_eq!(
+            party
+                .answer_ask(&SubjectId::new("staff-other"), true)
+                .unwrap_err(),
+            GuestError::NotAsked
+        );
+        assert_eq!(party.answer_ask(&ines, true).unwrap().state, GuestState::Admitted);
+        assert_eq!(
+            party.answer_ask(&ines, true).unwrap_err(),
+            GuestError::NotAsked,
+            "once"
+        );
+        party.consent(&ines, Some(true)).unwrap();
+        assert_eq!(party.take_slot(&ines, 4), Some(0));
+        party.remove(&ines, 5).unwrap();
+        // Asked again after a removal: the same tracks and the answer already given.
+        party.ask(ines.clone(), name(), Role::Interpreter, None).unwrap();
+        party.answer_ask(&ines, true).unwrap();
+        let g = party.get(&ines).unwrap();
+        assert_eq!((g.slot, g.answered, g.consent), (Some(0), true, Some(true)));
+        // A decline frees the place; staff count toward the six.
+        let paul = SubjectId::new("staff-paul");
+        party.ask(paul.clone(), name(), Role::Physician, None).unwrap();
+        assert_eq!(party.answer_ask(&paul, false).unwrap().state, GuestState::Removed);
+        for n in 0..3 {
+            let s = SubjectId::new(format!("staff-{n}"));
+            party.ask(s, name(), Role::Physician, None).unwrap();
+        }
+        assert_eq!(
+            party.ask(paul, name(), Role::Physician, None).unwrap_err(),
+            GuestError::Full
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! unless the offer comes from a new browser connection (a rejoin after the visit moved), which replaces it too.
 
 mod classify;
+mod consult;
 mod controls;
 mod error;
 mod events;
@@ -526,7 +527,7 @@ impl VideoService {
         }
         self.placement.forget(v).await;
         for g in &v.party.guests {
-            self.gone(&g.subject);
+            self.gone(v, &g.subject);
         }
         self.to_everyone(
             v,

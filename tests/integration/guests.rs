@@ -15,7 +15,7 @@ use crate::demo::{patient_token, staff_cookie};
 use crate::test_app::TestApp;
 
 /// A started visit: the patient (consenting to the recording) and the nurse's sockets, and its id.
-async fn started_visit(app: &TestApp) -> (Ws, Ws, String) {
+pub async fn started_visit(app: &TestApp) -> (Ws, Ws, String) {
     let (url, data) = (&app.url, &app.data);
     let mut patient = Ws::patient(url, &patient_token(url, data, "patient").await).await;
     let mut nurse = Ws::staff(url, &staff_cookie(url, data, "nurse").await).await;

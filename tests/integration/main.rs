@@ -16,6 +16,7 @@ mod cluster_transfer;
 mod cluster_video;
 mod common;
 mod config_cli;
+mod consult;
 mod crash;
 mod cross_site;
 mod demo;

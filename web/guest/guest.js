@@ -3,21 +3,26 @@
 // then exchanged, with the name typed here, for a guest session (`POST /api/v1/guest-sessions`). The guest then
 // waits in the lobby until the nurse lets them in, answers the camera and recording question, and is in the
 // call: the widget's own video screens (visit.js), without chat. Frames: docs/protocol.md, "Guests".
+// At /consult/ the same page serves a staff interpreter or physician, signed in (cookie): it waits until a
+// nurse asks them into a visit (`consult_asked`), they join or decline, and after the visit it waits again.
 import { Channel } from '/widget/channel.js';
 import { videoHandlers, wireVideo } from '/widget/visit.js';
 import { guestHandlers } from '/widget/guests.js';
 import { t, translatePage } from '/widget/i18n.js';
 
 translatePage();
-document.title = t('guestTitle');
+const STAFF = location.pathname.startsWith('/consult/');
+document.title = t(STAFF ? 'consultTitle' : 'guestTitle');
 
 const $ = (id) => document.getElementById(id);
+/** The participant id this page is in a visit's list under: a guest's from their session, staff's from /me. */
+let me = sessionStorage.getItem('examroom.guest-id');
 const LINK_KEY = 'examroom.guest-link';
 const SESSION_KEY = 'examroom.guest-session';
 function setStatus(text) { $('status').textContent = text; }
 
 // Out of the address bar (and so out of history and of anything that reads the URL) before anything else.
-if (location.hash.length > 1) {
+if (!STAFF && location.hash.length > 1) {
   sessionStorage.setItem(LINK_KEY, location.hash.slice(1));
   history.replaceState(null, '', location.pathname);
 }
@@ -48,22 +53,56 @@ const handlers = {
   video_started(f, ch) { recording.state = f.recording; videoHandlers.video_started(f, ch); markOwnRecording(); },
   recording_state(f) { recording.state = f.state; videoHandlers.recording_state(f); markOwnRecording(); },
   video_party(f) {
-    guestHandlers.video_party(f);
-    const me = f.guests.find((g) => g.guest_id === sessionStorage.getItem('examroom.guest-id'));
-    recording.mine = me?.recording_consent ?? null;
+    guestHandlers.video_party(f, me);
+    recording.mine = f.guests.find((g) => g.guest_id === me)?.recording_consent ?? null;
     markOwnRecording();
   },
   guest_lobby() { setStatus(t('guestLobby')); $('status').focus(); },
+  consult_asked(f) {
+    const from = f.from || t('consultANurse');
+    $('consult-text').textContent = t(f.role === 'physician' ? 'consultAskedPhysician' : 'consultAskedInterpreter', { from });
+    $('consult').dataset.visit = f.visit_id;
+    $('consult').hidden = false;
+    setStatus('');
+    $('consult-join').focus();
+  },
+  video_proposed(f) {
+    $('consult').hidden = true;
+    if (STAFF) $('video-ask').textContent = t('consultAsk');
+    videoHandlers.video_proposed(f);
+  },
   video_ended(f) {
     videoHandlers.video_ended(f);
     // Said once, in the status (the widget's own notice would repeat it).
     $('notice').hidden = true;
     $('notice').textContent = '';
+    // Staff stay on the page, signed in, for the next visit they are asked into.
+    if (STAFF) { setStatus(t('consultEnded')); $('consult').hidden = true; $('status').focus(); return; }
     const key = { removed: 'endedRemoved', left: 'endedLeft', server_restart: 'endedMoved' }[f.reason] || 'endedGuest';
     finish(t(key));
   },
   error(f) { console.warn(`refused: ${f.code}`); },
 };
+
+/** Staff answer a nurse's request from the box `consult_asked` shows. */
+function answerConsult(accept) {
+  $('consult').hidden = true;
+  channel.send({ type: 'consult_answer', visit_id: $('consult').dataset.visit, accept });
+  if (!accept) { setStatus(t('consultDeclined')); $('status').focus(); }
+}
+
+async function staffPage() {
+  const resp = await fetch('/api/v1/me', { credentials: 'same-origin' }).catch(() => null);
+  const body = resp?.ok ? await resp.json() : null;
+  $('guest-title').textContent = t('consultTitle');
+  if (!body?.places.includes('consult')) { setStatus(t('consultSignIn')); return; }
+  me = body.subject;
+  $('consult-join').addEventListener('click', () => answerConsult(true));
+  $('consult-decline').addEventListener('click', () => answerConsult(false));
+  // The staff cookie, not a guest token; a reload keeps it.
+  connect(null);
+  setStatus(t('consultWaiting'));
+}
 
 function connect(session) {
   $('arrive').hidden = true;
@@ -99,7 +138,8 @@ async function arrive(event) {
 }
 
 const saved = sessionStorage.getItem(SESSION_KEY);
-if (saved) connect(saved);
+if (STAFF) staffPage();
+else if (saved) connect(saved);
 else if (sessionStorage.getItem(LINK_KEY)) {
   $('arrive').hidden = false;
   $('arrive').addEventListener('submit', arrive);

@@ -1,7 +1,7 @@
 // A family member or caregiver in the patient's visit, as the patient and the guests see it: the patient asks
 // for a one-time link (`guest_invite`, answered `guest_link`) and sends it; everyone sees who else is in the
 // visit, waiting for the nurse or in the call (`video_party`). Frames: docs/protocol.md, "Guests".
-import { t } from '/widget/i18n.js';
+import { t, whoLabel } from '/widget/i18n.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -9,8 +9,9 @@ const $ = (id) => document.getElementById(id);
 export function renderParty(list, guests, me) {
   list.replaceChildren(...guests.map((g) => {
     const li = document.createElement('li');
-    const key = g.state === 'lobby' ? 'guestWaiting' : g.in_call ? 'guestInCall' : 'guestJoining';
-    li.textContent = t(key, { name: g.guest_id === me ? t('guestYou', { name: g.name }) : g.name });
+    const key = { lobby: 'guestWaiting', asked: 'guestAsked' }[g.state] || (g.in_call ? 'guestInCall' : 'guestJoining');
+    const name = g.role && g.role !== 'guest' ? whoLabel(g.role, g.name) : g.name;
+    li.textContent = t(key, { name: g.guest_id === me ? t('guestYou', { name }) : name });
     return li;
   }));
   list.closest('[data-party]').hidden = !guests.length;
@@ -28,7 +29,8 @@ export const guestHandlers = {
     // Above the call's control bar, which stays at the bottom of the frame.
     $('guest-link-box').scrollIntoView({ block: 'nearest' });
   },
-  video_party(f) { renderParty($('party-list'), f.guests, sessionStorage.getItem('examroom.guest-id')); },
+  /** `me`: the participant viewing it, if they are in the list (a guest, or staff asked in). */
+  video_party(f, me) { renderParty($('party-list'), f.guests, me); },
 };
 
 /** The patient's invite button; `visitId()` is the visit in progress. */

@@ -167,6 +167,20 @@ const CATALOG = {
     whoGuest: '{name} (guest)',
     guestNotRecorded: 'The visit is recorded, but not you: you said no.',
     whoPatient: 'Patient',
+    whoInterpreter: '{name} (interpreter)',
+    whoPhysician: '{name} (physician)',
+    guestAsked: '{name}: asked to join',
+    consultTitle: 'Visits you are asked to join',
+    consultWaiting: 'When a nurse asks you to join a video visit, it appears here. Keep this page open.',
+    consultSignIn: 'This page is for interpreters and physicians. Sign in on the start page first.',
+    consultAskedInterpreter: '{from} asks you to join a video visit as the interpreter.',
+    consultAskedPhysician: '{from} asks you to join a video visit as a consulting physician.',
+    consultANurse: 'A nurse',
+    consultJoin: 'Join the visit',
+    consultDecline: 'Decline',
+    consultDeclined: 'You declined. The nurse has been told.',
+    consultEnded: 'Your part in the visit has ended. When a nurse asks you to join another, it appears here.',
+    consultAsk: 'You accepted. Your browser will ask to use your camera and microphone.',
   },
   es: {
     title: 'Chat seguro',
@@ -332,6 +346,20 @@ const CATALOG = {
     whoGuest: '{name} (invitado)',
     guestNotRecorded: 'La visita se graba, pero usted no: dijo que no.',
     whoPatient: 'Paciente',
+    whoInterpreter: '{name} (intérprete)',
+    whoPhysician: '{name} (médico)',
+    guestAsked: '{name}: invitado a unirse',
+    consultTitle: 'Visitas a las que le invitan',
+    consultWaiting: 'Cuando una enfermera le pida unirse a una visita por video, aparecerá aquí. Mantenga esta página abierta.',
+    consultSignIn: 'Esta página es para intérpretes y médicos. Inicie sesión primero en la página de inicio.',
+    consultAskedInterpreter: '{from} le pide unirse a una visita por video como intérprete.',
+    consultAskedPhysician: '{from} le pide unirse a una visita por video como médico consultor.',
+    consultANurse: 'Una enfermera',
+    consultJoin: 'Unirse a la visita',
+    consultDecline: 'Rechazar',
+    consultDeclined: 'Ha rechazado la invitación. Se ha avisado a la enfermera.',
+    consultEnded: 'Su participación en la visita ha terminado. Cuando una enfermera le pida unirse a otra, aparecerá aquí.',
+    consultAsk: 'Ha aceptado. Su navegador le pedirá usar la cámara y el micrófono.',
   },
 };
 
@@ -363,6 +391,12 @@ export function translatePage() {
   document.title = t('title');
   for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
   for (const el of document.querySelectorAll('[data-i18n-label]')) el.setAttribute('aria-label', t(el.dataset.i18nLabel));
+}
+
+/** How a participant other than the patient and nurse is named on screen: with their role, so a name typed by
+ * a guest cannot pass for staff. */
+export function whoLabel(role, name) {
+  return t({ interpreter: 'whoInterpreter', physician: 'whoPhysician' }[role] || 'whoGuest', { name });
 }
 
 /** Both catalogues' keys, for the completeness check. */

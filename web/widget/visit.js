@@ -2,7 +2,7 @@
 // is blocked or missing), the call with its controls (mute, camera off, audio only) and what the nurse is
 // sending. Frames and fields: docs/protocol.md, "Video".
 import { connectionQuality, deviceCheck, VideoCall } from '/widget/video.js';
-import { LANG, t } from '/widget/i18n.js';
+import { LANG, t, whoLabel } from '/widget/i18n.js';
 import { clearTiles, nameTile, showTile } from '/widget/tiles.js';
 import { clearParty } from '/widget/guests.js';
 
@@ -230,7 +230,7 @@ export const videoHandlers = {
   video_tile(f) {
     if (f.visit_id !== video.visitId) return;
     // A guest is named as one: a name they typed cannot pass for the nurse's picture.
-    const who = !f.who ? '' : f.who.role === 'guest' ? t('whoGuest', { name: f.who.name }) : t(f.who.role === 'nurse' ? 'whoNurse' : 'whoPatient');
+    const who = !f.who ? '' : f.who.name ? whoLabel(f.who.role, f.who.name) : t(f.who.role === 'nurse' ? 'whoNurse' : 'whoPatient');
     nameTile($('video-tiles'), $('video-remote'), f.stream_id, who, t('otherParticipant'));
   },
   video_sdp(f) { if (video.call && f.visit_id === video.visitId) video.call.answer(f.sdp); },

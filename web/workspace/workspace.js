@@ -3,7 +3,7 @@
 import { Channel } from '/widget/channel.js';
 import { connectionQuality, deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
 import { screenRecording, screenRefused } from '/workspace/screen.js';
-import { clearGuests, guestTiles, showParty, whoseTile } from '/workspace/guests.js';
+import { clearGuests, guestTiles, partyHandlers } from '/workspace/guests.js';
 import { showColleagues, transferAsked, transferControl, transferNotTaken, transferRefused, transferred } from '/workspace/transfer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -225,7 +225,7 @@ function joinVideo(chat) {
   v.check.stop();
   chat.el.querySelector('.check').hidden = true;
   v.call = new VideoCall(channel, v.started, v.check.stream, chat.el.querySelector('.remote'), () => {});
-  guestTiles(chat);
+  guestTiles(chat, channel);
   chat.el.classList.add('in-call');
   chat.el.querySelector('.self').srcObject = v.check.stream;
   v.call.setDevices({});
@@ -548,8 +548,7 @@ const handlers = {
       : (f.audio_only ? 'Your connection is too slow for video: you hear the patient; video returns when it improves.'
         : 'Your connection improved: video is back.');
   },
-  video_party(f) { const chat = chatOfVisit(f.visit_id); if (chat) showParty(chat, f, channel); },
-  video_tile(f) { const chat = chatOfVisit(f.visit_id); if (chat) whoseTile(chat, f); },
+  ...partyHandlers(chatOfVisit, () => channel),
   video_peer(f) {
     const chat = chatOfVisit(f.visit_id);
     if (!chat) return;

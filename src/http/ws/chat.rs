@@ -134,7 +134,10 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
         | ClientFrame::VideoMode { .. }
         | ClientFrame::GuestInvite { .. }
         | ClientFrame::GuestAdmit { .. }
-        | ClientFrame::GuestRemove { .. }) => super::video::handle(app, conn, video).await,
+        | ClientFrame::GuestRemove { .. }
+        | ClientFrame::ConsultStaff { .. }
+        | ClientFrame::ConsultInvite { .. }
+        | ClientFrame::ConsultAnswer { .. }) => super::video::handle(app, conn, video).await,
         precall @ (ClientFrame::PrecallStart { .. }
         | ClientFrame::PrecallOffer { .. }
         | ClientFrame::PrecallCandidate { .. }

@@ -49,7 +49,10 @@ fn visit_of(frame: &ClientFrame) -> Option<&str> {
         | ClientFrame::VideoMode { visit_id, .. }
         | ClientFrame::GuestInvite { visit_id, .. }
         | ClientFrame::GuestAdmit { visit_id, .. }
-        | ClientFrame::GuestRemove { visit_id, .. } => Some(visit_id),
+        | ClientFrame::GuestRemove { visit_id, .. }
+        | ClientFrame::ConsultStaff { visit_id, .. }
+        | ClientFrame::ConsultInvite { visit_id, .. }
+        | ClientFrame::ConsultAnswer { visit_id, .. } => Some(visit_id),
         _ => None,
     }
 }

@@ -335,6 +335,65 @@ pub async fn handle_here(app: &App, conn: &Connection, frame: ClientFrame) -> Ve
             guest_id,
             ..
         } => guest_decision(app, conn, &raw, &guest_id, None).await,
+        ClientFrame::ConsultStaff { visit_id: raw, .. } => {
+            let (proof, resource) = match visit_proof(app, conn, &raw, "visit.consult").await {
+                Ok(p) => p,
+                Err(frames) => return frames,
+            };
+            match video.consultants(&proof).await {
+                Ok(list) => vec![list],
+                Err(e) => refused(app, conn, "visit.consult", resource, e).await,
+            }
+        }
+        ClientFrame::ConsultInvite {
+            visit_id: raw,
+            staff_id,
+            ..
+        } => {
+            let (proof, resource) = match visit_proof(app, conn, &raw, "visit.consult").await {
+                Ok(p) => p,
+                Err(frames) => return frames,
+            };
+            // A staff id names a workforce account, not a patient.
+            let note = format!("staff:{}", staff_id.chars().take(64).collect::<String>());
+            match video.ask_staff(&proof, &staff_id).await {
+                Ok(()) => {
+                    audit(
+                        app,
+                        conn,
+                        "visit.staff_asked",
+                        resource,
+                        Outcome::Success,
+                        Some(&note),
+                    )
+                    .await;
+                    Vec::new()
+                }
+                Err(e) => refused(app, conn, "visit.staff_asked", resource, e).await,
+            }
+        }
+        ClientFrame::ConsultAnswer {
+            visit_id: raw,
+            accept,
+            ..
+        } => {
+            let (proof, resource) = match visit_proof(app, conn, &raw, "visit.consult_answer").await {
+                Ok(p) => p,
+                Err(frames) => return frames,
+            };
+            let action = if accept {
+                "visit.staff_joined"
+            } else {
+                "visit.staff_declined"
+            };
+            match video.staff_answer(&proof, accept).await {
+                Ok(()) => {
+                    audit(app, conn, action, resource, Outcome::Success, None).await;
+                    Vec::new()
+                }
+                Err(e) => refused(app, conn, action, resource, e).await,
+            }
+        }
         _ => error("invalid_frame", "not a video frame"),
     }
 }

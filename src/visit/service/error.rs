@@ -25,6 +25,10 @@ pub enum VideoError {
     Recording,
     #[error("only the nurse's screen, and only when the visit's recording policy records it")]
     ScreenNotRecorded,
+    #[error("that person is not signed in as an interpreter or physician")]
+    NotConsultant,
+    #[error("storage is unavailable")]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl From<crate::policy::Denial> for VideoError {
@@ -49,6 +53,8 @@ impl VideoError {
             Self::ReasonRequired => "reason_required",
             Self::Recording => "recording_failed",
             Self::ScreenNotRecorded => "screen_not_recorded",
+            Self::NotConsultant => "not_consultant",
+            Self::Store(_) => "store_unavailable",
             Self::Replaced => "replaced",
             Self::WrongProof => "forbidden",
             Self::Media(MediaError::InvalidSdp(_)) => "invalid_sdp",
@@ -72,7 +78,7 @@ impl VideoError {
                 | Self::Visit(VisitError::NotPatient)
                 | Self::Visit(VisitError::NotActive)
                 | Self::Visit(VisitError::Guest(
-                    GuestError::NotAdmitted | GuestError::LinkInvalid
+                    GuestError::NotAdmitted | GuestError::LinkInvalid | GuestError::NotAsked
                 ))
                 | Self::NoConversation
                 | Self::WrongProof

@@ -94,7 +94,7 @@ impl VideoService {
                 guest_id: None,
             },
             Seat::Guest(g) => TileWho {
-                role: "guest",
+                role: v.party.get(g).map_or("guest", |g| g.role.as_str()),
                 name: v.party.get(g).map(|g| g.name.clone()),
                 guest_id: Some(g.as_str().to_string()),
             },

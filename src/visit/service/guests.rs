@@ -33,8 +33,11 @@ impl VideoService {
         let _ = self.guest_gone.set(gone);
     }
 
-    pub(super) fn gone(&self, guest: &SubjectId) {
-        if let Some(gone) = self.guest_gone.get() {
+    /// `guest` has no place in `v` any more: a guest with a link loses their session (it was for this visit
+    /// alone); a staff member keeps theirs.
+    pub(super) fn gone(&self, v: &Visit, guest: &SubjectId) {
+        let with_link = v.party.get(guest).is_none_or(|g| g.by_link);
+        if let (true, Some(gone)) = (with_link, self.guest_gone.get()) {
             gone(guest.clone());
         }
     }
@@ -146,7 +149,7 @@ impl VideoService {
                 epoch: v.epoch,
             },
         );
-        self.gone(guest);
+        self.gone(v, guest);
     }
 
     /// The visit moved to another node, which knows nothing of its guests (the guest list lives with the host):
@@ -162,7 +165,7 @@ impl VideoService {
                     epoch: v.epoch,
                 },
             );
-            self.gone(&g.subject);
+            self.gone(v, &g.subject);
         }
     }
 
@@ -184,6 +187,7 @@ impl VideoService {
             .map(|g| GuestView {
                 guest_id: g.subject.as_str().to_string(),
                 name: g.name.clone(),
+                role: g.role,
                 state: g.state,
                 recording_consent: g.consent.filter(|_| viewer == &v.nurse || viewer == &g.subject),
                 in_call: live
@@ -219,6 +223,11 @@ impl VideoService {
     pub(super) fn describe_for_guest(&self, v: &Visit, guest: &SubjectId) -> Option<ServerFrame> {
         let g = v.party.get(guest)?;
         match (g.state, v.state, g.answered) {
+            (GuestState::Asked, VisitState::Active, _) => Some(ServerFrame::ConsultAsked {
+                visit_id: v.id.to_string(),
+                from: g.asked_by.clone(),
+                role: g.role,
+            }),
             (GuestState::Lobby, _, _) => Some(ServerFrame::GuestLobby {
                 visit_id: v.id.to_string(),
             }),
@@ -238,7 +247,11 @@ impl VideoService {
         let (role, guest_id, recorded) = match seat {
             Seat::Patient => ("patient", None, Ok(Source::Patient)),
             Seat::Nurse => ("nurse", None, Ok(Source::Nurse)),
-            Seat::Guest(g) => ("guest", Some(g.as_str()), guest_source(v, g)),
+            Seat::Guest(g) => (
+                v.party.get(g).map_or("guest", |g| g.role.as_str()),
+                Some(g.as_str()),
+                guest_source(v, g),
+            ),
         };
         let joined = joined.then_some(recorded);
         session.participant(role, guest_id, joined, now_ms());
