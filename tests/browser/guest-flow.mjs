@@ -10,55 +10,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { axeCheck } from './axe.mjs';
-import { flow, nurseAccepting, patientInChat, staffSignIn, widgetFrame } from './lib.mjs';
+import { captions, flow, recordPeerConnections, recordedVisit, seesOthers, staffSignIn, widgetFrame } from './lib.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const recordPeerConnections = () => {
-  const Native = window.RTCPeerConnection;
-  window.__pcs = [];
-  window.RTCPeerConnection = function (...args) { const pc = new Native(...args); window.__pcs.push(pc); return pc; };
-  window.RTCPeerConnection.prototype = Native.prototype;
-};
-
-/** How many distinct senders' videos `target` decodes now (inbound video streams past a few frames). */
-async function decoding(target) {
-  return target.evaluate(async () => {
-    const pc = window.__pcs.filter((p) => p.connectionState !== 'closed').at(-1);
-    if (!pc) return { videos: 0, audios: 0 };
-    const stats = await pc.getStats();
-    let videos = 0;
-    let audios = 0;
-    stats.forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'video' && s.framesDecoded > 5) videos += 1;
-      if (s.type === 'inbound-rtp' && s.kind === 'audio' && s.packetsReceived > 20) audios += 1;
-    });
-    return { videos, audios };
-  });
-}
-
-async function seesOthers(target, who, n) {
-  let last;
-  for (let i = 0; i < 160; i++) {
-    last = await decoding(target);
-    if (last.videos >= n && last.audios >= n) return last;
-    await sleep(250);
-  }
-  throw new Error(`${who} decodes ${JSON.stringify(last)}, not ${n} others`);
-}
-
 await flow('guest', 'browser guest flow passed', async ({ url, password, browser, shot, step }) => {
   const [, , artifacts] = process.argv.slice(2);
-  const { page: patient, widget } = await patientInChat(browser, url, password);
-  const { page: nurse, chat } = await nurseAccepting(browser, url, password, widget);
-  await chat.getByRole('button', { name: 'Start video…' }).click();
-  await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
-  await widget.getByLabel(/I agree that this video visit is recorded/).check();
-  await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
-  await widget.getByRole('button', { name: 'Join video' }).click();
-  await chat.getByText('● Recording').waitFor();
-  await seesOthers(nurse, 'the nurse', 1);
-  await seesOthers(widgetFrame(patient), 'the patient', 1);
+  const { patient, widget, nurse, chat } = await recordedVisit(browser, url, password);
   step('patient and nurse in a recorded visit');
 
   await widget.getByRole('button', { name: 'Invite a family member or caregiver' }).click();
@@ -109,12 +67,6 @@ await flow('guest', 'browser guest flow passed', async ({ url, password, browser
   await widget.getByText('Ana Guest: in the call').waitFor();
   await chat.getByText('Ana Guest (guest): in the call').waitFor();
   // Each picture says whose it is: the server tells each viewer which stream carries whom.
-  const captions = async (target) => target.evaluate(async () => {
-    const read = () => [document.querySelector('.stage .who')?.textContent || '',
-      ...[...document.querySelectorAll('.tiles figure:not([hidden]) figcaption')].map((c) => c.textContent)].sort();
-    for (let i = 0; i < 40 && read().some((c) => !c); i++) await new Promise((r) => setTimeout(r, 250));
-    return read();
-  });
   const expected = { nurse: ['Ana Guest (guest)', 'Patient'], patient: ['Ana Guest (guest)', 'Nurse'], guest: ['Nurse', 'Patient'] };
   for (const [who, target] of [['nurse', nurse], ['patient', widgetFrame(patient)], ['guest', guest]]) {
     const got = await captions(target);

@@ -29,7 +29,7 @@ export function passwords(credentialsFile) {
 }
 
 // Records every RTCPeerConnection a page (or its frames) creates, so getStats() can be read.
-const recordPeerConnections = () => {
+export const recordPeerConnections = () => {
   const Native = window.RTCPeerConnection;
   window.__pcs = [];
   window.RTCPeerConnection = function (...args) { const pc = new Native(...args); window.__pcs.push(pc); return pc; };
@@ -96,8 +96,9 @@ export async function nurseAccepting(browser, url, password, widget) {
 }
 
 /** A staff member signed in through the dev provider, landing on `path`; returns the page. */
-export async function staffSignIn(browser, url, password, user, path) {
-  const ctx = await browser.newContext();
+export async function staffSignIn(browser, url, password, user, path, contextOptions = {}) {
+  const ctx = await browser.newContext(contextOptions);
+  await ctx.addInitScript(recordPeerConnections);
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.log(`${user} page error: ${e.message}`));
   await page.goto(`${url}/auth/login?return_to=${encodeURIComponent(path)}`);
@@ -106,6 +107,59 @@ export async function staffSignIn(browser, url, password, user, path) {
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(`${url}${path}`);
   return page;
+}
+
+/** A recorded video visit: the patient in the widget agreed and joined, the nurse joined, each decoding the
+ * other; returns { patient, widget, nurse, chat }. */
+export async function recordedVisit(browser, url, password) {
+  const { page: patient, widget } = await patientInChat(browser, url, password);
+  const { page: nurse, chat } = await nurseAccepting(browser, url, password, widget);
+  await chat.getByRole('button', { name: 'Start video…' }).click();
+  await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
+  await widget.getByLabel(/I agree that this video visit is recorded/).check();
+  await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
+  await widget.getByRole('button', { name: 'Join video' }).click();
+  await chat.getByText('● Recording').waitFor();
+  await seesOthers(nurse, 'the nurse', 1);
+  await seesOthers(widgetFrame(patient), 'the patient', 1);
+  return { patient, widget, nurse, chat };
+}
+
+/** How many distinct senders' videos and audios `target` decodes now (inbound streams past a few frames). */
+async function decoding(target) {
+  return target.evaluate(async () => {
+    const pc = window.__pcs.filter((p) => p.connectionState !== 'closed').at(-1);
+    if (!pc) return { videos: 0, audios: 0 };
+    const stats = await pc.getStats();
+    let videos = 0;
+    let audios = 0;
+    stats.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video' && s.framesDecoded > 5) videos += 1;
+      if (s.type === 'inbound-rtp' && s.kind === 'audio' && s.packetsReceived > 20) audios += 1;
+    });
+    return { videos, audios };
+  });
+}
+
+/** Waits until `target` decodes `n` others' video and audio; returns the counts. */
+export async function seesOthers(target, who, n) {
+  let last;
+  for (let i = 0; i < 160; i++) {
+    last = await decoding(target);
+    if (last.videos >= n && last.audios >= n) return last;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${who} decodes ${JSON.stringify(last)}, not ${n} others`);
+}
+
+/** The captions of the main picture and every tile in `target`, sorted, once all are named. */
+export async function captions(target) {
+  return target.evaluate(async () => {
+    const read = () => [document.querySelector('.stage .who')?.textContent || '',
+      ...[...document.querySelectorAll('.tiles figure:not([hidden]) figcaption')].map((c) => c.textContent)].sort();
+    for (let i = 0; i < 40 && read().some((c) => !c); i++) await new Promise((r) => setTimeout(r, 250));
+    return read();
+  });
 }
 
 /** Inbound totals of the newest open peer connection in `target` (a page or frame). */

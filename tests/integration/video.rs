@@ -322,6 +322,48 @@ fn a_patient_on_a_phone_completes_a_visit_with_video_by_keyboard_alone_in_chromi
 /// agreed is in the file on tracks 6 and 7, the one who declined is not (and the manifest says so); every step is
 /// audited; the link's token is in no log line nor audit field, and neither is a name a guest typed.
 #[test]
+fn an_interpreter_joins_a_recorded_visit_and_a_physician_declines_in_chromium() {
+    if !prerequisites() {
+        return;
+    }
+    run_flow(
+        "consult-flow.mjs",
+        "browser consult flow passed",
+        FAST_ROUTING,
+        None,
+    );
+    for shot in [
+        "80-interpreter-waiting",
+        "81-nurse-picks-interpreter",
+        "82-interpreter-asked",
+        "83-interpreter-in-call",
+        "84-patient-with-interpreter",
+        "85-nurse-with-interpreter",
+        "86-interpreter-left",
+        "87-nurse-told-physician-declined",
+    ] {
+        assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(artifacts().join("consult-manifest.json")).unwrap())
+            .unwrap();
+    let people = manifest["participants"].as_array().expect("participants");
+    let interpreters: Vec<_> = people.iter().filter(|p| p["role"] == "interpreter").collect();
+    assert_eq!(interpreters.len(), 1, "{manifest}");
+    let ines = interpreters[0];
+    assert_eq!(ines["recorded"], true, "{manifest}");
+    assert_eq!(ines["tracks"], serde_json::json!([6, 7]), "{manifest}");
+    assert!(
+        ines["left_ms"].as_i64().unwrap() > ines["joined_ms"].as_i64().unwrap(),
+        "she left before the end: {manifest}"
+    );
+    assert!(
+        !people.iter().any(|p| p["role"] == "physician"),
+        "the physician who declined never joined: {manifest}"
+    );
+}
+
+#[test]
 fn a_family_member_joins_from_the_lobby_with_a_one_time_link_in_chromium() {
     if !prerequisites() {
         return;

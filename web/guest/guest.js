@@ -127,6 +127,7 @@ async function arrive(event) {
     sessionStorage.removeItem(LINK_KEY);
     sessionStorage.setItem(SESSION_KEY, body.session_token);
     sessionStorage.setItem('examroom.guest-id', body.guest_id);
+    me = body.guest_id;
     connect(body.session_token);
     return;
   }

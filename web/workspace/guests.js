@@ -63,6 +63,9 @@ export function showParty(chat, f, channel) {
     return li;
   }));
   box.hidden = !f.guests.length;
+  // Nobody left to answer: "Asked …" is over (a decline is told after this).
+  const status = chat.el.querySelector('.consult-status');
+  if (status && !f.guests.some((g) => g.state === 'asked')) status.textContent = '';
 }
 
 /** The "Ask an interpreter or physician…" control of her call: lists who is signed in, asks one in. */
@@ -72,7 +75,7 @@ function consultBox(chat, channel) {
   box = document.createElement('div');
   box.className = 'consult';
   box.innerHTML = `<p><button type="button" class="consult-open">Ask an interpreter or physician…</button></p>
-    <p class="consult-pick" hidden><label>Interpreter or physician <select></select></label>
+    <p class="consult-pick" hidden><label>Interpreter or physician&nbsp; <select></select></label>
       <button type="button" class="consult-ask">Ask to join</button></p>
     <p class="consult-status" role="status" aria-live="polite"></p>`;
   chat.el.querySelector('.video .controls').after(box);
