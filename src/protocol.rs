@@ -521,6 +521,13 @@ pub enum ServerFrame {
         from: Option<String>,
         role: crate::role::Role,
     },
+    /// To the patient and guests: the visit's nurse handed it on with the chat; `nurse` (a display name) takes
+    /// over and joins shortly, or (absent) the next nurse to accept the chat from the queue will.
+    VideoHandover {
+        visit_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nurse: Option<String>,
+    },
     /// To the nurse: the staff member she asked declined.
     ConsultDeclined {
         visit_id: String,

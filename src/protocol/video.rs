@@ -32,6 +32,8 @@ pub enum EndReason {
     ConnectionLost,
     /// To a guest only: the nurse turned them away from the lobby or removed them (the visit goes on).
     Removed,
+    /// To a nurse only: she handed the visit on with its chat (to a colleague or a queue; it goes on).
+    Transferred,
     /// To a guest only: they left the visit (the visit goes on).
     Left,
 }

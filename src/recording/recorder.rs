@@ -178,6 +178,15 @@ impl Recorder {
         self.screen_ended = true;
     }
 
+    /// A new connection carries `source` from now on (a rejoin, or the next nurse after a transfer): its RTP
+    /// clocks start anew, so its times are taken afresh from the wall clock, and its video from a keyframe.
+    pub fn rebase(&mut self, source: Source) {
+        let st = &mut self.sources[source.index()];
+        st.video_base = None;
+        st.audio_base = None;
+        st.vp8.reset();
+    }
+
     /// The nurse offered a screen capture: its packets are recorded again.
     pub fn screen_started(&mut self) {
         self.screen_ended = false;

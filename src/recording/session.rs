@@ -252,28 +252,34 @@ impl RecordingSession {
         }
     }
 
-    /// A participant joined the media room, recorded from `Source` or not for the reason given, or (`None`) left,
-    /// at `now_ms`: for the manifest.
+    /// A participant (`role`, and `id`: a nurse's staff id, a guest's or staff member's id in the party) joined
+    /// the media room, recorded from `Source` or not for the reason given, or (`None`) left, at `now_ms`: for
+    /// the manifest.
     pub fn participant(
         &self,
         role: &str,
-        guest_id: Option<&str>,
+        id: Option<&str>,
         joined: Option<Result<Source, &str>>,
         now_ms: i64,
     ) {
+        let (guest_id, staff_id) = if role == "nurse" { (None, id) } else { (id, None) };
         if let Some(r) = self.inner.lock().expect("recording lock").recorder.as_mut() {
+            if let Some(Ok(source)) = joined {
+                r.rebase(source);
+            }
             let timeline = r.timeline_mut();
             match joined {
                 Some(recorded) => timeline.joined(super::timeline::Participant {
                     role: role.to_string(),
                     guest_id: guest_id.map(str::to_string),
+                    staff_id: staff_id.map(str::to_string),
                     joined_ms: now_ms,
                     left_ms: None,
                     recorded: recorded.is_ok(),
                     tracks: recorded.ok().map(|s| [s.video_track(), s.audio_track()]),
                     not_recorded: recorded.err().map(str::to_string),
                 }),
-                None => timeline.left(role, guest_id, now_ms),
+                None => timeline.left(role, (guest_id, staff_id), now_ms),
             }
         }
     }

@@ -61,10 +61,14 @@ pub struct Timeline {
 /// One person in a recorded visit, by role: no name (the manifest is not sealed), a guest by opaque id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Participant {
-    /// `patient`, `nurse` or `guest`.
+    /// `patient`, `nurse`, `guest`, `interpreter` or `physician`.
     pub role: String,
+    /// A guest's opaque id, or an interpreter's or physician's staff id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest_id: Option<String>,
+    /// A nurse's staff id (a visit transferred to a colleague has two nurses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff_id: Option<String>,
     /// First joined while recording, and last left (`None` while still there, or at the end).
     pub joined_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,7 +109,7 @@ impl Timeline {
         match self
             .participants
             .iter_mut()
-            .find(|q| q.role == p.role && q.guest_id == p.guest_id)
+            .find(|q| q.role == p.role && q.guest_id == p.guest_id && q.staff_id == p.staff_id)
         {
             Some(q) => {
                 q.left_ms = None;
@@ -117,13 +121,11 @@ impl Timeline {
         }
     }
 
-    /// The participant of `role` (and `guest_id`) left the media room.
-    pub fn left(&mut self, role: &str, guest_id: Option<&str>, now_ms: i64) {
-        if let Some(q) = self
-            .participants
-            .iter_mut()
-            .find(|q| q.role == role && q.guest_id.as_deref() == guest_id)
-        {
+    /// The participant of `role` (and `guest_id`, `staff_id`) left the media room.
+    pub fn left(&mut self, role: &str, (guest_id, staff_id): (Option<&str>, Option<&str>), now_ms: i64) {
+        if let Some(q) = self.participants.iter_mut().find(|q| {
+            q.role == role && q.guest_id.as_deref() == guest_id && q.staff_id.as_deref() == staff_id
+        }) {
             q.left_ms = Some(now_ms);
         }
     }

@@ -135,6 +135,16 @@ impl Db {
             .collect()
     }
 
+    /// The visit's chat went to another nurse: the row names her, so her frames find the host.
+    pub async fn set_visit_nurse(&self, visit_id: &str, nurse: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE visit_hosts SET nurse = $1 WHERE visit_id = $2")
+            .bind(nurse)
+            .bind(visit_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Removes a visit's row if `host` still holds it; false when another node took the visit over.
     pub async fn forget_visit_host(&self, visit_id: &str, host: &str) -> Result<bool, StoreError> {
         let r = sqlx::query("DELETE FROM visit_hosts WHERE visit_id = $1 AND host_node = $2")

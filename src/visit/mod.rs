@@ -9,53 +9,18 @@ pub mod controls;
 pub mod guests;
 mod party;
 pub mod placement;
+mod seat;
 pub mod service;
+mod transfer;
 
 use std::collections::HashMap;
 
 /// Which side of a visit, and why one ended: wire values, defined with the protocol.
 pub use crate::protocol::{EndReason, Side};
 
+pub use seat::Seat;
+
 use crate::ids::{ConversationId, SubjectId, random_hex};
-
-/// Who holds a place in a visit's media room: its patient, its nurse, or a guest the nurse admitted.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub enum Seat {
-    Patient,
-    Nurse,
-    Guest(SubjectId),
-}
-
-impl Seat {
-    /// The patient's or nurse's side; `None` for a guest.
-    pub fn side(&self) -> Option<Side> {
-        match self {
-            Seat::Patient => Some(Side::Patient),
-            Seat::Nurse => Some(Side::Nurse),
-            Seat::Guest(_) => None,
-        }
-    }
-}
-
-impl From<Side> for Seat {
-    fn from(side: Side) -> Self {
-        match side {
-            Side::Patient => Seat::Patient,
-            Side::Nurse => Seat::Nurse,
-        }
-    }
-}
-
-impl std::fmt::Debug for Seat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Seat::Patient => f.write_str("Patient"),
-            Seat::Nurse => f.write_str("Nurse"),
-            // A guest's subject is random (it names nobody), but one word keeps log lines alike.
-            Seat::Guest(_) => f.write_str("Guest"),
-        }
-    }
-}
 
 /// Opaque id of a visit and of its media room: random, carries no PHI.
 #[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize)]
@@ -137,11 +102,13 @@ pub struct Visit {
     pub epoch: u32,
     /// Family members and caregivers the patient invited (see `guests`).
     pub party: guests::Party,
+    /// Handed on with its chat and not yet joined by the next nurse (see `transfer`).
+    handover: Option<transfer::Handover>,
 }
 
 impl Visit {
     pub fn side_of(&self, subject: &SubjectId) -> Option<Side> {
-        if subject == &self.nurse {
+        if subject == &self.nurse && self.handover != Some(transfer::Handover::Queued) {
             Some(Side::Nurse)
         } else if subject == &self.patient {
             Some(Side::Patient)
@@ -165,8 +132,9 @@ impl Visit {
     /// Everyone who takes part: the patient, the nurse, and guests not removed (waiting in the lobby too).
     pub fn people(&self) -> Vec<SubjectId> {
         let guests = self.party.present().map(|g| g.subject.clone());
-        [self.patient.clone(), self.nurse.clone()]
-            .into_iter()
+        let nurse = Some(self.nurse.clone()).filter(|_| !self.awaits_nurse());
+        std::iter::once(self.patient.clone())
+            .chain(nurse)
             .chain(guests)
             .collect()
     }
@@ -213,6 +181,7 @@ impl Visit {
             controls: Default::default(),
             epoch,
             party: Default::default(),
+            handover: None,
         }
     }
 }
@@ -275,6 +244,7 @@ impl Visits {
                     controls: Default::default(),
                     epoch: 0,
                     party: Default::default(),
+                    handover: None,
                 };
                 let id = visit.id.clone();
                 self.by_conversation
@@ -360,6 +330,9 @@ impl Visits {
             if !v.joined.contains(&side) {
                 v.joined.push(side);
             }
+            if side == Side::Nurse {
+                v.handover = None;
+            }
             v.empty_since_ms = None;
             if v.joined.len() == 2 {
                 v.alone_since_ms = None;
@@ -421,9 +394,10 @@ impl Visits {
                     VisitState::Active if v.empty_since_ms.is_some_and(|t| now_ms - t >= grace_ms) => {
                         Some(EndReason::Abandoned)
                     }
+                    // Handed on: the patient waits for the next nurse as long as they stay.
                     VisitState::Active => v
                         .alone_since_ms
-                        .is_some_and(|t| now_ms - t >= reconnect_ms)
+                        .is_some_and(|t| v.handover.is_none() && now_ms - t >= reconnect_ms)
                         .then_some(EndReason::ConnectionLost),
                 }
                 .map(|reason| (v.id.clone(), reason))

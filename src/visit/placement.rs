@@ -224,6 +224,15 @@ impl Placement {
     }
 
     /// The visit ended here: its row goes, unless another node holds it now.
+    /// The visit's nurse changed (its chat was handed on): its row names the new one.
+    pub async fn nurse_changed(&self, v: &Visit) {
+        if self.shared()
+            && let Err(e) = self.db.set_visit_nurse(v.id.as_str(), v.nurse.as_str()).await
+        {
+            tracing::warn!(error = %e, "visit host row keeps the nurse before the transfer");
+        }
+    }
+
     pub async fn forget(&self, v: &Visit) {
         if self.shared()
             && let Err(e) = self

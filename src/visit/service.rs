@@ -16,6 +16,7 @@ mod precall;
 mod recording;
 mod review;
 mod segments;
+mod transfer;
 
 pub use error::VideoError;
 pub use guests::Arrival;
@@ -162,7 +163,8 @@ impl VideoService {
     fn to_both(&self, v: &Visit, frame: ServerFrame) {
         let in_call = v.party.admitted().filter(|g| g.answered);
         let guests = in_call.map(|g| g.subject.clone());
-        for who in [v.patient.clone(), v.nurse.clone()].into_iter().chain(guests) {
+        let nurse = Some(v.nurse.clone()).filter(|_| !v.awaits_nurse());
+        for who in std::iter::once(v.patient.clone()).chain(nurse).chain(guests) {
             self.messaging.send_to(&who, frame.clone());
         }
     }
@@ -248,7 +250,9 @@ impl VideoService {
             // Admitted guests are assigned to it too: the policy's guest rule lets them join, nothing more.
             Some(v) => {
                 let admitted = v.party.admitted().map(|g| g.subject.clone());
-                let assigned = std::iter::once(v.nurse.clone()).chain(admitted).collect();
+                // A visit back in a queue is nobody's until a nurse accepts its chat.
+                let nurse = Some(v.nurse.clone()).filter(|_| !v.awaits_nurse());
+                let assigned = nurse.into_iter().chain(admitted).collect();
                 r.owned_by(v.patient.clone()).assigned_to(assigned)
             }
             None => r,

@@ -225,3 +225,39 @@ fn a_link_is_useless_once_its_visit_ended() {
         VisitError::Guest(GuestError::LinkInvalid)
     );
 }
+
+#[test]
+fn a_visit_handed_on_waits_for_the_next_nurse_and_the_first_may_not_join_it() {
+    let (p, n, o) = ids();
+    let mut v = Visits::default();
+    let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
+    v.answer(&id, &p, true, 0).unwrap();
+    v.joined(&id, Side::Patient);
+    v.joined(&id, Side::Nurse);
+    // Warm: the colleague holds the place at once; the first nurse is out of it.
+    v.left(&id, Side::Nurse, 1_000);
+    assert_eq!(v.hand_to(&id, &o).unwrap().nurse, o);
+    assert!(v.hand_to(&id, &o).is_none(), "once");
+    assert_eq!(v.may_join(&id, &n).unwrap_err(), VisitError::NotParticipant);
+    assert_eq!(v.may_join(&id, &o).unwrap().1, Seat::Nurse);
+    // However long she takes to join, the patient alone is no lost connection.
+    assert!(v.sweep(500_000, 30_000, 120_000, 90_000).is_empty());
+    v.joined(&id, Side::Nurse);
+    // Cold: back to a queue, nobody's place; the visit still waits.
+    v.left(&id, Side::Nurse, 600_000);
+    let queued = v.to_queue(&id).unwrap();
+    assert!(queued.awaits_nurse());
+    assert!(v.to_queue(&id).is_none(), "once");
+    assert_eq!(v.may_join(&id, &o).unwrap_err(), VisitError::NotParticipant);
+    assert!(v.sweep(900_000, 30_000, 120_000, 90_000).is_empty());
+    // The nurse who takes it from the queue, the same one as before or not, holds it again.
+    assert!(!v.hand_to(&id, &o).unwrap().awaits_nurse());
+    assert_eq!(v.may_join(&id, &o).unwrap().1, Seat::Nurse);
+    // Joined, the usual limit applies again.
+    v.joined(&id, Side::Nurse);
+    v.left(&id, Side::Nurse, 1_000_000);
+    assert_eq!(
+        v.sweep(1_100_000, 30_000, 120_000, 90_000)[0].1,
+        EndReason::ConnectionLost
+    );
+}

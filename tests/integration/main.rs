@@ -61,4 +61,5 @@ mod video;
 mod video_relay;
 mod video_signaling;
 mod visit_controls;
+mod visit_transfer;
 mod wrap_up;

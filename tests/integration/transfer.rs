@@ -1,5 +1,5 @@
-//! A nurse transfers her chat to another queue (cold): refused with a precise error while a video visit is on,
-//! for a queue that does not exist, or by anyone but her; then the chat waits first in line in the new queue,
+//! A nurse transfers her chat to another queue (cold): refused with a precise error for a queue that does not
+//! exist, or by anyone but her; then the chat waits first in line in the new queue,
 //! the patient is told, the first nurse's part ends (she reads and writes it no more), the next nurse of that
 //! queue is offered it and reads the whole conversation, and the transfer is audited.
 
@@ -39,17 +39,7 @@ async fn a_chat_transferred_to_another_queue_waits_first_there_and_keeps_its_tra
     other.expect("conversation").await;
 
     let transfer = |queue: &str| json!({"v": 1, "type": "transfer", "conversation_id": chat, "queue": queue});
-    // Not while a video visit is on; not to a queue that does not exist; not by another nurse or the patient.
-    nora.send(json!({"v": 1, "type": "video_request", "conversation_id": chat,
-        "device_check": {"camera": true, "microphone": true}}))
-        .await;
-    patient.expect("video_proposed").await;
-    nora.send(transfer("spanish")).await;
-    assert_eq!(nora.expect("error").await["code"], "video_live");
-    let visit = nora.expect("video_proposed").await["visit_id"].clone();
-    nora.send(json!({"v": 1, "type": "video_end", "visit_id": visit}))
-        .await;
-    patient.expect("video_ended").await;
+    // Not to a queue that does not exist; not by another nurse or the patient.
     nora.send(transfer("cardiology")).await;
     assert_eq!(nora.expect("error").await["code"], "unknown_queue");
     let mut nico = Ws::staff(&url, &staff_cookie(&url, &data, "nurse2").await).await;

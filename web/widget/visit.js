@@ -227,6 +227,10 @@ export const videoHandlers = {
     applyMode();
   },
   recording_state(f) { if (f.visit_id === video.visitId) showRecording(f.state); },
+  // The nurse handed the visit on with the chat: who takes over, or the next nurse from the queue.
+  video_handover(f) {
+    if (f.visit_id === video.visitId) $('video-state').textContent = f.nurse ? t('handoverTo', { name: f.nurse }) : t('handoverQueue');
+  },
   video_tile(f) {
     if (f.visit_id !== video.visitId) return;
     // A guest is named as one: a name they typed cannot pass for the nurse's picture.

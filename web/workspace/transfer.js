@@ -9,7 +9,6 @@ let inFlight = null; // { conversationId, note, to }
 const asked = new Map(); // conversation id -> { note, to }
 
 const REFUSED = {
-  video_live: 'End the video first: a chat in a video visit cannot be transferred.',
   unknown_queue: 'That queue does not exist any more.',
   colleague_unavailable: 'That colleague cannot take a chat right now. Choose another, or a queue.',
   conversation_closed: 'This chat has ended or is no longer yours.',

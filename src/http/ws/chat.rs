@@ -409,13 +409,7 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
                 Ok(proof) => proof,
                 Err(frames) => return frames,
             };
-            // A chat in a video visit keeps its nurse until the video ends (a visit is not handed over yet).
-            if app.video.has_live_visit(&conversation_id).await {
-                return error(
-                    "video_live",
-                    "end the video first: a chat in a video visit cannot be transferred",
-                );
-            }
+            // A chat in a video visit takes its visit along: the host's sweep hands the visit on (`visit::transfer`).
             let c = proof.resource();
             let (done, detail) = match (queue, nurse) {
                 (Some(queue), None) => (

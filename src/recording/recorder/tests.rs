@@ -295,3 +295,43 @@ fn first_camera() -> Dims {
     d[0] = Some((320, 240));
     d
 }
+
+#[test]
+fn a_new_connection_on_a_source_is_timed_by_the_wall_clock_not_the_old_rtp_clock() {
+    let spool_key = DataKey::random_for_tests();
+    let key = DataKey::random_for_tests();
+    let (mut r, mut spool) = Recorder::start(&spool_key, "spool-t", 0);
+    // The first nurse for 2 s, RTP clock from 1_000_000; the next from 3 s, her clock from 4_000_000_000.
+    for i in 0..20u16 {
+        let out = r.video(
+            Source::Nurse,
+            i,
+            1_000_000 + i as u32 * 9_000,
+            true,
+            &vp8_packet(i == 0),
+            i as i64 * 100,
+        );
+        spool.extend(out.sealed);
+    }
+    r.rebase(Source::Nurse);
+    for i in 0..20u16 {
+        let (ts, now) = (
+            4_000_000_000u32.wrapping_add(i as u32 * 9_000),
+            3_000 + i as i64 * 100,
+        );
+        let out = r.video(Source::Nurse, 500 + i, ts, true, &vp8_packet(i == 0), now);
+        spool.extend(out.sealed);
+    }
+    let dims = r.dims();
+    let (tail, _, _) = r.finish(5_000);
+    spool.extend(tail);
+    let (object, _) = finalize(&spool_key, &spool, &webm_header(dims, 5_000.0), &key, "rec-t").unwrap();
+    let blocks = webm::scan(&sealed::open_all(&key, &object).unwrap()).unwrap();
+    let times: Vec<i64> = blocks.iter().map(|b| b.1).collect();
+    assert_eq!(times.len(), 40, "{times:?}");
+    assert!(times[..20].iter().all(|t| (0..2_000).contains(t)), "{times:?}");
+    assert!(
+        times[20..].iter().all(|t| (3_000..5_000).contains(t)),
+        "{times:?}"
+    );
+}

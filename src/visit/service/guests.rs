@@ -246,7 +246,8 @@ impl VideoService {
         };
         let (role, guest_id, recorded) = match seat {
             Seat::Patient => ("patient", None, Ok(Source::Patient)),
-            Seat::Nurse => ("nurse", None, Ok(Source::Nurse)),
+            // Each nurse by id: after a transfer the manifest names both.
+            Seat::Nurse => ("nurse", Some(v.nurse.as_str()), Ok(Source::Nurse)),
             Seat::Guest(g) => (
                 v.party.get(g).map_or("guest", |g| g.role.as_str()),
                 Some(g.as_str()),

@@ -1,6 +1,7 @@
 //! How visits end without anyone pressing a button: the periodic sweep (an unanswered request, an abandoned
 //! visit, a participant who did not come back after a network cut, a chat that ended; and pre-call tests past
-//! their time), and a draining node that waits for its visits and ends those left at its limit.
+//! their time), and a draining node that waits for its visits and ends those left at its limit. The same sweep
+//! hands a visit on when its chat was transferred (`transfer`).
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use super::VideoService;
 use crate::clock::now_ms;
 use crate::ids::SubjectId;
 use crate::store::ConversationState;
-use crate::visit::EndReason;
+use crate::visit::{EndReason, VisitState};
 
 impl VideoService {
     /// Periodic: closes requests unanswered past `media.video_prompt_seconds` (`no_answer`), started visits whose
@@ -25,10 +26,26 @@ impl VideoService {
         }
         let live = self.live().visits.all();
         for v in live {
-            let open = matches!(
-                self.messaging.conversation(&v.conversation).await,
-                Ok(Some(row)) if row.state == ConversationState::Assigned
-            );
+            // The visit follows its chat: handed to another nurse, or back to a queue (a transfer).
+            let row = self.messaging.conversation(&v.conversation).await;
+            let open = match row {
+                Ok(Some(row)) if row.state == ConversationState::Assigned => {
+                    match row.nurse.filter(|n| n != &v.nurse || v.awaits_nurse()) {
+                        Some(nurse) if v.state == VisitState::Active => {
+                            self.nurse_changed(&v, nurse).await;
+                            true
+                        }
+                        // A request the patient has not answered is the first nurse's: it ends.
+                        Some(_) => false,
+                        None => true,
+                    }
+                }
+                Ok(Some(row)) if row.state == ConversationState::Waiting && v.state == VisitState::Active => {
+                    self.back_to_queue(&v).await;
+                    true
+                }
+                _ => false,
+            };
             let ended = if open {
                 None
             } else {
