@@ -140,7 +140,9 @@ pub fn one_timeline(parts: &[PartTimeline]) -> Option<OneTimeline> {
         out.audio_only.extend(clip(&p.timeline.audio_only, media_end));
         out.screen.extend(clip(&p.timeline.screen, media_end));
         for person in &p.timeline.participants {
-            let same = |q: &&mut Participant| q.role == person.role && q.guest_id == person.guest_id;
+            let same = |q: &&mut Participant| {
+                q.role == person.role && q.guest_id == person.guest_id && q.staff_id == person.staff_id
+            };
             match out.participants.iter_mut().find(same) {
                 // Joined in the first part they are in; left as the last part they are in says.
                 Some(q) => {

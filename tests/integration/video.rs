@@ -364,6 +364,47 @@ fn an_interpreter_joins_a_recorded_visit_and_a_physician_declines_in_chromium() 
 }
 
 #[test]
+fn a_recorded_visit_is_handed_to_a_colleague_then_back_to_a_queue_in_chromium() {
+    if !prerequisites() {
+        return;
+    }
+    run_flow(
+        "visit-transfer-flow.mjs",
+        "browser visit transfer flow passed",
+        FAST_ROUTING,
+        None,
+    );
+    for shot in [
+        "90-patient-told-nico-takes-over",
+        "91-colleague-sees-visit-in-progress",
+        "92-colleague-in-the-visit",
+        "93-patient-with-the-colleague",
+        "94-patient-waits-for-the-next-nurse",
+    ] {
+        assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
+    }
+    let recordings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(artifacts().join("transfer-recordings.json")).unwrap())
+            .unwrap();
+    let all = recordings.as_array().unwrap();
+    assert_eq!(all.len(), 1, "one recording throughout: {recordings}");
+    let manifest = &all[0]["manifest"];
+    let nurses: Vec<&serde_json::Value> = manifest["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["role"] == "nurse")
+        .collect();
+    assert_eq!(nurses.len(), 2, "Nora and Nico by staff id: {manifest}");
+    assert_ne!(nurses[0]["staff_id"], nurses[1]["staff_id"], "{manifest}");
+    assert!(nurses.iter().all(|n| n["recorded"] == true), "{manifest}");
+    assert!(
+        manifest["gaps"].as_array().is_none_or(|g| g.is_empty()),
+        "no gap: {manifest}"
+    );
+}
+
+#[test]
 fn a_family_member_joins_from_the_lobby_with_a_one_time_link_in_chromium() {
     if !prerequisites() {
         return;
