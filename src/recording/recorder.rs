@@ -181,14 +181,26 @@ impl Recorder {
     /// A new connection carries `source` from now on (a rejoin, or the next nurse after a transfer): its RTP
     /// clocks start anew, so its times are taken afresh from the wall clock, and its video from a keyframe.
     pub fn rebase(&mut self, source: Source) {
-        let st = &mut self.sources[source.index()];
-        st.video_base = None;
-        st.audio_base = None;
-        st.vp8.reset();
+        // The nurse's screen comes on her connection too.
+        let slots = if source == Source::Nurse {
+            vec![source.index(), SCREEN]
+        } else {
+            vec![source.index()]
+        };
+        for slot in slots {
+            let st = &mut self.sources[slot];
+            st.video_base = None;
+            st.audio_base = None;
+            st.vp8.reset();
+        }
     }
 
     /// The nurse offered a screen capture: its packets are recorded again.
     pub fn screen_started(&mut self) {
+        // A new capture has its own RTP clock.
+        if self.screen_ended {
+            self.sources[SCREEN].video_base = None;
+        }
         self.screen_ended = false;
     }
 

@@ -1,8 +1,10 @@
 //! Video visits: the rules for elevating a chat to video, without sockets or media. A visit belongs to one
 //! assigned conversation; only its nurse may propose it (and not during wrap-up), only its patient may accept
-//! or decline, and only those two may join its media room. Declining keeps the chat; either side can end the
-//! video and return to chat. A visit whose participants have both gone is closed after a grace period so a
-//! reload rejoins the same visit. Time is injected; the media engine and the socket layer act on the results.
+//! or decline, and only those two, the guests the nurse admitted and the staff she asked in (`guests`) may join
+//! its media room. Declining keeps the chat; the patient or nurse can end the video and return to chat. A visit
+//! whose participants have all gone is closed after a grace period so a reload rejoins the same visit; one
+//! whose chat is transferred goes with it to the next nurse (`transfer`). Time is injected; the media engine
+//! and the socket layer act on the results.
 
 pub mod classification;
 pub mod controls;
@@ -100,10 +102,12 @@ pub struct Visit {
     pub controls: controls::Controls,
     /// How many times the visit moved to another node.
     pub epoch: u32,
-    /// Family members and caregivers the patient invited (see `guests`).
+    /// Family members and caregivers the patient invited, and staff the nurse asked in (see `guests`).
     pub party: guests::Party,
     /// Handed on with its chat and not yet joined by the next nurse (see `transfer`).
     handover: Option<transfer::Handover>,
+    /// When its chat was last assigned, as last seen (a change is a transfer, even back to the same nurse).
+    assigned_at: Option<i64>,
 }
 
 impl Visit {
@@ -182,6 +186,7 @@ impl Visit {
             epoch,
             party: Default::default(),
             handover: None,
+            assigned_at: None,
         }
     }
 }
@@ -245,6 +250,7 @@ impl Visits {
                     epoch: 0,
                     party: Default::default(),
                     handover: None,
+                    assigned_at: None,
                 };
                 let id = visit.id.clone();
                 self.by_conversation

@@ -121,11 +121,6 @@ impl Placement {
         Ok(self.host(self.least_loaded(true).await?))
     }
 
-    /// Whether any node holds a visit of this conversation (a store failure says yes: callers refuse then).
-    pub async fn has_visit(&self, conversation: &str) -> bool {
-        self.db.conversation_has_visit(conversation).await.unwrap_or(true)
-    }
-
     /// The least loaded live node that is not draining (this one too when `include_me`): id and internal URL.
     async fn least_loaded(&self, include_me: bool) -> Result<Option<(String, String)>, PlacementError> {
         let nodes = self.cluster.live_nodes().await?;
@@ -223,7 +218,6 @@ impl Placement {
             .await?)
     }
 
-    /// The visit ended here: its row goes, unless another node holds it now.
     /// The visit's nurse changed (its chat was handed on): its row names the new one.
     pub async fn nurse_changed(&self, v: &Visit) {
         if self.shared()
@@ -233,6 +227,7 @@ impl Placement {
         }
     }
 
+    /// The visit ended here: its row goes, unless another node holds it now.
     pub async fn forget(&self, v: &Visit) {
         if self.shared()
             && let Err(e) = self

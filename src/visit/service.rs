@@ -125,6 +125,9 @@ pub struct VideoService {
     guest_gone: std::sync::OnceLock<guests::GuestGone>,
     /// Whose media each participant connection carries (a role, a guest's name), for the others' tiles.
     labels: Arc<Mutex<HashMap<ParticipantId, crate::protocol::TileWho>>>,
+    /// Each visit's nurse now, for the engine's events about the patient's connection (a transfer changes her
+    /// under connections already made; absent while the visit waits in a queue).
+    nurses: Arc<Mutex<HashMap<VisitId, SubjectId>>>,
     /// Recordings a crash left in progress, found at start and not yet recovered.
     unfinished: std::sync::Mutex<Vec<crate::store::RecordingRow>>,
 }
@@ -149,6 +152,7 @@ impl VideoService {
             turn_secret,
             metrics,
             labels: Default::default(),
+            nurses: Default::default(),
             guest_gone: Default::default(),
             unfinished: Default::default(),
         }
@@ -247,7 +251,8 @@ impl VideoService {
     pub fn resource(&self, id: &VisitId) -> Resource {
         let r = Resource::new(ResourceKind::Visit, Some(id.to_string()));
         match self.live().visits.get(id) {
-            // Admitted guests are assigned to it too: the policy's guest rule lets them join, nothing more.
+            // Admitted guests and staff asked in are assigned to it too: the policy's guest and staff rules let
+            // them take part; what only its nurse may do, the visit checks by seat.
             Some(v) => {
                 let admitted = v.party.admitted().map(|g| g.subject.clone());
                 // A visit back in a queue is nobody's until a nurse accepts its chat.
@@ -521,6 +526,7 @@ impl VideoService {
     }
 
     async fn finish_and_tell(&self, v: &Visit, reason: EndReason) {
+        self.nurses.lock().expect("nurses lock").remove(&v.id);
         self.stop_recording(v).await;
         self.classified(&v.id).await;
         self.close_media(v).await;

@@ -236,8 +236,8 @@ fn a_visit_handed_on_waits_for_the_next_nurse_and_the_first_may_not_join_it() {
     v.joined(&id, Side::Nurse);
     // Warm: the colleague holds the place at once; the first nurse is out of it.
     v.left(&id, Side::Nurse, 1_000);
-    assert_eq!(v.hand_to(&id, &o).unwrap().nurse, o);
-    assert!(v.hand_to(&id, &o).is_none(), "once");
+    assert_eq!(v.hand_to(&id, &o, false).unwrap().nurse, o);
+    assert!(v.hand_to(&id, &o, false).is_none(), "once");
     assert_eq!(v.may_join(&id, &n).unwrap_err(), VisitError::NotParticipant);
     assert_eq!(v.may_join(&id, &o).unwrap().1, Seat::Nurse);
     // However long she takes to join, the patient alone is no lost connection.
@@ -251,8 +251,14 @@ fn a_visit_handed_on_waits_for_the_next_nurse_and_the_first_may_not_join_it() {
     assert_eq!(v.may_join(&id, &o).unwrap_err(), VisitError::NotParticipant);
     assert!(v.sweep(900_000, 30_000, 120_000, 90_000).is_empty());
     // The nurse who takes it from the queue, the same one as before or not, holds it again.
-    assert!(!v.hand_to(&id, &o).unwrap().awaits_nurse());
+    assert!(!v.hand_to(&id, &o, false).unwrap().awaits_nurse());
     assert_eq!(v.may_join(&id, &o).unwrap().1, Seat::Nurse);
+    // Back to the same nurse between two looks: the assignment's time says it moved.
+    assert!(!v.reassigned(&id, Some(10)), "a first look only remembers");
+    assert!(!v.reassigned(&id, Some(10)));
+    assert!(v.reassigned(&id, Some(20)));
+    assert!(v.hand_to(&id, &o, false).is_none());
+    assert!(v.hand_to(&id, &o, true).is_some());
     // Joined, the usual limit applies again.
     v.joined(&id, Side::Nurse);
     v.left(&id, Side::Nurse, 1_000_000);

@@ -22,11 +22,22 @@ impl Visit {
 }
 
 impl Visits {
-    /// The visit's chat is `nurse`'s now (a colleague accepted it, or a nurse took it from the queue): she holds
-    /// the nurse's place. Returns the visit, or `None` when she already held it.
-    pub fn hand_to(&mut self, id: &VisitId, nurse: &SubjectId) -> Option<Visit> {
+    /// Whether the chat's assignment (`assigned_at`, from the store) changed since last seen: a transfer, even
+    /// one that came back to the same nurse between two looks. The first look only remembers it.
+    pub fn reassigned(&mut self, id: &VisitId, assigned_at: Option<i64>) -> bool {
+        let Some(v) = self.by_id.get_mut(id) else {
+            return false;
+        };
+        let before = std::mem::replace(&mut v.assigned_at, assigned_at);
+        before.is_some() && before != assigned_at
+    }
+
+    /// The visit's chat is `nurse`'s now (a colleague accepted it, or a nurse took it from the queue, `again`
+    /// when it is the same nurse as before): she holds the nurse's place. Returns the visit, or `None` when
+    /// nothing changed.
+    pub fn hand_to(&mut self, id: &VisitId, nurse: &SubjectId, again: bool) -> Option<Visit> {
         let v = self.by_id.get_mut(id)?;
-        if &v.nurse == nurse && v.handover != Some(Handover::Queued) {
+        if &v.nurse == nurse && v.handover != Some(Handover::Queued) && !again {
             return None;
         }
         v.nurse = nurse.clone();

@@ -62,6 +62,8 @@ async fn a_live_visit_goes_with_its_chat_warm_to_a_colleague_and_cold_to_a_queue
         (&json!("nurse"), &json!(false)),
         "{seen}"
     );
+    // What goes to the visit's nurse goes to Nico now, not to Nora.
+    nora.quiet("video_media", 500).await;
 
     // Cold: back to triage; Nico is out, nobody holds the nurse's place until a nurse accepts the chat.
     nico.send(json!({"v": 1, "type": "transfer", "conversation_id": chat, "queue": "triage"}))

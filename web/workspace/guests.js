@@ -129,6 +129,22 @@ function whoseTile(chat, f) {
   nameTile(tiles(chat), chat.el.querySelector('.remote'), f.stream_id, who, 'Another participant');
 }
 
+const CONSULT_REFUSED = {
+  not_consultant: 'They are no longer signed in as an interpreter or physician.',
+  already_in_visit: 'They are already in this visit, or asked to join it.',
+  visit_full: 'The visit is full (six people at most).',
+};
+
+/** A refused request to ask someone in, said where it was asked (error frames name no visit); whether it was one. */
+export function consultRefused(code, chats) {
+  if (!CONSULT_REFUSED[code]) return false;
+  for (const chat of chats) {
+    const status = chat.el.querySelector('.consult-status');
+    if (status?.textContent.startsWith('Asked ')) status.textContent = CONSULT_REFUSED[code];
+  }
+  return true;
+}
+
 /** The workspace's handlers of these frames; `chatOf` finds the chat of a visit. */
 export function partyHandlers(chatOf, channel) {
   const on = (fn) => (f) => { const chat = chatOf(f.visit_id); if (chat) fn(chat, f); };

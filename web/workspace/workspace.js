@@ -3,7 +3,7 @@
 import { Channel } from '/widget/channel.js';
 import { connectionQuality, deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
 import { screenRecording, screenRefused } from '/workspace/screen.js';
-import { clearGuests, guestTiles, partyHandlers } from '/workspace/guests.js';
+import { clearGuests, consultRefused, guestTiles, partyHandlers } from '/workspace/guests.js';
 import { showColleagues, transferAsked, transferControl, transferNotTaken, transferRefused, transferred } from '/workspace/transfer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -267,7 +267,7 @@ function closeVideo(chat, message) {
 const RECORDING = { recording: '● Recording', paused: 'Recording paused', declined: 'Not recorded (the patient declined)', will_record: '● Recording', consent_required: 'Recording if the patient consents', none: '' };
 
 const PATIENT_PRESENCE = { online: 'Patient online.', reconnecting: 'Patient reconnecting…', gone: 'The patient has left (no connection).' };
-const ENDED = { no_answer: 'The patient did not answer the video request in time. You can ask again.', devices_blocked: 'The patient\'s camera or microphone is blocked; they were shown how to allow it. You can ask again.', declined: 'The patient declined video.', patient_ended: 'The patient ended the video.', nurse_ended: 'Video ended.', abandoned: 'Video closed: nobody was connected.', chat_ended: 'Video ended with the chat.', server_restart: 'Video ended: the server restarted. You can start it again.', connection_lost: 'Video ended: the patient\'s connection did not come back. You can keep chatting or start it again.', transferred: 'You handed the visit on: it goes on without you.' };
+const ENDED = { no_answer: 'The patient did not answer the video request in time. You can ask again.', devices_blocked: 'The patient\'s camera or microphone is blocked; they were shown how to allow it. You can ask again.', declined: 'The patient declined video.', patient_ended: 'The patient ended the video.', nurse_ended: 'Video ended.', abandoned: 'Video closed: nobody was connected.', chat_ended: 'Video ended with the chat.', server_restart: 'Video ended: the server restarted. You can start it again.', connection_lost: 'Video ended: the patient\'s connection did not come back. You can keep chatting or start it again.', transferred: 'The visit went on with the chat to another nurse; you are no longer in it.' };
 
 function label(li, who) {
   li.className = who === 'You' ? 'mine' : '';
@@ -565,7 +565,7 @@ const handlers = {
   },
   error(f) {
     if (f.code === 'video_moving') return; // the visit reconnects by itself on its new server
-    if (transferRefused(f.code)) return;
+    if (transferRefused(f.code) || consultRefused(f.code, [...chats.values()])) return;
     if (f.code === 'screen_not_recorded') { screenRefused([...chats.values()]); return; }
     if (f.code === 'server_offer_pending') return; // answered first, then offered again (VideoCall.serverOffer)
     $('connection').textContent = f.code === 'node_draining' ? 'The server is restarting: reconnecting, then try again.' : `Error: ${f.code}`;

@@ -104,7 +104,7 @@ impl VideoService {
             if let Some(frame) = self.describe_for_guest(&v, who) {
                 self.messaging.send_to(who, frame);
             }
-        } else if let Some(g) = v.party.get(who) {
+        } else if let Some(g) = v.party.get(who).filter(|_| !v.awaits_nurse()) {
             self.messaging.send_to(
                 &v.nurse,
                 ServerFrame::ConsultDeclined {

@@ -16,7 +16,25 @@ impl VideoService {
         let labels = self.labels.clone();
         let hub = self.messaging.clone();
         let me = v.subject_of(seat).clone();
-        let (patient, nurse) = (v.patient.clone(), v.nurse.clone());
+        let patient = v.patient.clone();
+        let nurses = self.nurses.clone();
+        if !v.awaits_nurse() {
+            nurses
+                .lock()
+                .expect("nurses lock")
+                .entry(v.id.clone())
+                .or_insert(v.nurse.clone());
+        }
+        let id = v.id.clone();
+        // Whoever is the visit's nurse when the event comes (a transfer changes her).
+        let to_patient_and_nurse = move |frame: ServerFrame| {
+            hub.send_to(&patient, frame.clone());
+            let nurse = nurses.lock().expect("nurses lock").get(&id).cloned();
+            if let Some(nurse) = nurse {
+                hub.send_to(&nurse, frame);
+            }
+        };
+        let hub = self.messaging.clone();
         let side = seat.side();
         let visit_id = v.id.to_string();
         Arc::new(move |event| match event {
@@ -34,8 +52,7 @@ impl VideoService {
                         side,
                         state,
                     };
-                    hub.send_to(&patient, frame.clone());
-                    hub.send_to(&nurse, frame);
+                    to_patient_and_nurse(frame);
                 }
             }
             MediaEvent::Downlink { audio_only } => {
@@ -45,10 +62,7 @@ impl VideoService {
                     audio_only,
                 };
                 match side {
-                    Some(side) => {
-                        hub.send_to(&patient, frame(side));
-                        hub.send_to(&nurse, frame(side));
-                    }
+                    Some(side) => to_patient_and_nurse(frame(side)),
                     // A guest on a slow link is told it, as the patient would be.
                     None => hub.send_to(&me, frame(Side::Patient)),
                 }

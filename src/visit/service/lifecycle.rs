@@ -30,9 +30,10 @@ impl VideoService {
             let row = self.messaging.conversation(&v.conversation).await;
             let open = match row {
                 Ok(Some(row)) if row.state == ConversationState::Assigned => {
-                    match row.nurse.filter(|n| n != &v.nurse || v.awaits_nurse()) {
+                    let again = self.live().visits.reassigned(&v.id, row.assigned_at);
+                    match row.nurse.filter(|n| again || n != &v.nurse || v.awaits_nurse()) {
                         Some(nurse) if v.state == VisitState::Active => {
-                            self.nurse_changed(&v, nurse).await;
+                            self.nurse_changed(&v, nurse, again).await;
                             true
                         }
                         // A request the patient has not answered is the first nurse's: it ends.
@@ -70,15 +71,6 @@ impl VideoService {
             self.close_due_segments().await;
             self.retry_uploads().await;
         }
-    }
-
-    /// Whether a visit of this conversation is live, here or (in a cluster) on another node; when the cluster
-    /// cannot be asked, yes (the caller then keeps the chat as it is).
-    pub async fn has_live_visit(&self, conversation: &crate::ids::ConversationId) -> bool {
-        if self.live().visits.of_conversation(conversation).is_some() {
-            return true;
-        }
-        self.placement.shared() && self.placement.has_visit(conversation.as_str()).await
     }
 
     /// Visits this node hosts (asked, or started).

@@ -204,6 +204,11 @@ impl VideoService {
             .get(id)
             .cloned()
             .ok_or(VisitError::UnknownVisit)?;
+        // Guests and staff asked in are assigned to the visit to take part in it (whatever other roles they
+        // hold); pausing its recording is its nurse's, or a service's.
+        if visit.party.get(who).is_some() {
+            return Err(VisitError::NotAssignedNurse.into());
+        }
         let session = self
             .live()
             .sessions

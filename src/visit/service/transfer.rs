@@ -11,14 +11,19 @@ use crate::protocol::ServerFrame;
 use crate::visit::{EndReason, Seat, Visit};
 
 impl VideoService {
-    /// The visit's chat is `nurse`'s now: she holds the nurse's place.
-    pub(super) async fn nurse_changed(&self, v: &Visit, nurse: SubjectId) {
+    /// The visit's chat is `nurse`'s now (`again`: it was reassigned, perhaps to her once more): she holds the
+    /// nurse's place.
+    pub(super) async fn nurse_changed(&self, v: &Visit, nurse: SubjectId, again: bool) {
         if !v.awaits_nurse() {
             self.release_nurse(v).await;
         }
-        let Some(v) = self.live().visits.hand_to(&v.id, &nurse) else {
+        let Some(v) = self.live().visits.hand_to(&v.id, &nurse, again) else {
             return;
         };
+        self.nurses
+            .lock()
+            .expect("nurses lock")
+            .insert(v.id.clone(), nurse.clone());
         tracing::info!(visit = %v.id, "visit handed to another nurse with its chat");
         self.placement.nurse_changed(&v).await;
         let name = self.recording.db.staff_display_name(nurse.as_str()).await;
@@ -42,6 +47,7 @@ impl VideoService {
             return;
         }
         self.release_nurse(v).await;
+        self.nurses.lock().expect("nurses lock").remove(&v.id);
         if let Some(v) = self.live().visits.to_queue(&v.id) {
             tracing::info!(visit = %v.id, "visit back in a queue with its chat");
             self.tell_handover(&v, None);
