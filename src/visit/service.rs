@@ -111,7 +111,8 @@ struct Live {
 }
 
 pub struct VideoService {
-    live: Mutex<Live>,
+    /// Shared with the engine's event sinks, which read a visit's nurse when an event comes.
+    live: Arc<Mutex<Live>>,
     /// Where visits live when several nodes share the database.
     pub placement: super::placement::Placement,
     recording: RecordingSetup,
@@ -125,9 +126,6 @@ pub struct VideoService {
     guest_gone: std::sync::OnceLock<guests::GuestGone>,
     /// Whose media each participant connection carries (a role, a guest's name), for the others' tiles.
     labels: Arc<Mutex<HashMap<ParticipantId, crate::protocol::TileWho>>>,
-    /// Each visit's nurse now, for the engine's events about the patient's connection (a transfer changes her
-    /// under connections already made; absent while the visit waits in a queue).
-    nurses: Arc<Mutex<HashMap<VisitId, SubjectId>>>,
     /// Recordings a crash left in progress, found at start and not yet recovered.
     unfinished: std::sync::Mutex<Vec<crate::store::RecordingRow>>,
 }
@@ -143,7 +141,7 @@ impl VideoService {
         placement: super::placement::Placement,
     ) -> Self {
         Self {
-            live: Mutex::new(Live::default()),
+            live: Default::default(),
             placement,
             recording,
             engine,
@@ -152,7 +150,6 @@ impl VideoService {
             turn_secret,
             metrics,
             labels: Default::default(),
-            nurses: Default::default(),
             guest_gone: Default::default(),
             unfinished: Default::default(),
         }
@@ -526,7 +523,6 @@ impl VideoService {
     }
 
     async fn finish_and_tell(&self, v: &Visit, reason: EndReason) {
-        self.nurses.lock().expect("nurses lock").remove(&v.id);
         self.stop_recording(v).await;
         self.classified(&v.id).await;
         self.close_media(v).await;

@@ -23,6 +23,15 @@ fn facts<'a>(patient: &'a SubjectId, nurse: Option<&'a SubjectId>, wrap: bool) -
     }
 }
 
+/// A started visit of `n` with `p`, both in its media room.
+fn in_call(v: &mut Visits, p: &SubjectId, n: &SubjectId) -> VisitId {
+    let id = v.elevate(&facts(p, Some(n), false), n, 0).unwrap().id.clone();
+    v.answer(&id, p, true, 0).unwrap();
+    v.joined(&id, Side::Patient);
+    v.joined(&id, Side::Nurse);
+    id
+}
+
 #[test]
 fn only_the_assigned_nurse_outside_wrap_up_elevates() {
     let (p, n, o) = ids();
@@ -122,10 +131,7 @@ fn a_participant_who_does_not_come_back_within_the_limit_ends_the_visit_back_to_
 fn either_side_ends_and_empty_visits_are_swept_after_the_grace() {
     let (p, n, o) = ids();
     let mut v = Visits::default();
-    let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
-    v.answer(&id, &p, true, 0).unwrap();
-    v.joined(&id, Side::Patient);
-    v.joined(&id, Side::Nurse);
+    let id = in_call(&mut v, &p, &n);
     assert!(
         v.sweep(100_000, 30_000, 120_000, 300_000).is_empty(),
         "occupied visits stay"
@@ -230,10 +236,7 @@ fn a_link_is_useless_once_its_visit_ended() {
 fn a_visit_handed_on_waits_for_the_next_nurse_and_the_first_may_not_join_it() {
     let (p, n, o) = ids();
     let mut v = Visits::default();
-    let id = v.elevate(&facts(&p, Some(&n), false), &n, 0).unwrap().id.clone();
-    v.answer(&id, &p, true, 0).unwrap();
-    v.joined(&id, Side::Patient);
-    v.joined(&id, Side::Nurse);
+    let id = in_call(&mut v, &p, &n);
     // Warm: the colleague holds the place at once; the first nurse is out of it.
     v.left(&id, Side::Nurse, 1_000);
     assert_eq!(v.hand_to(&id, &o, false).unwrap().nurse, o);

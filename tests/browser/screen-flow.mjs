@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { axeCheck } from './axe.mjs';
-import { flow, inbound, nurseAccepting, patientInChat, staffSignIn, widgetFrame } from './lib.mjs';
+import { flow, inbound, recordedVisit, staffSignIn, widgetFrame } from './lib.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -22,14 +22,7 @@ async function videoTracksDecoding(target) {
 }
 
 await flow('screen', 'browser screen recording flow passed', async ({ url, password, browser, shot, step }) => {
-  const { page: patient, widget } = await patientInChat(browser, url, password);
-  const { page: nurse, chat } = await nurseAccepting(browser, url, password, widget);
-  await chat.getByRole('button', { name: 'Start video…' }).click();
-  await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
-  await widget.getByLabel(/I agree that this video visit is recorded/).check();
-  await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
-  await widget.getByRole('button', { name: 'Join video' }).click();
-  await chat.getByText('● Recording').waitFor();
+  const { patient, widget, nurse, chat } = await recordedVisit(browser, url, password);
   await videoTracksDecoding(nurse);
   await videoTracksDecoding(widgetFrame(patient));
   await chat.getByText('This visit’s recording policy records your screen: share it when you are ready.').waitFor();

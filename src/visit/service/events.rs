@@ -17,19 +17,19 @@ impl VideoService {
         let hub = self.messaging.clone();
         let me = v.subject_of(seat).clone();
         let patient = v.patient.clone();
-        let nurses = self.nurses.clone();
-        if !v.awaits_nurse() {
-            nurses
-                .lock()
-                .expect("nurses lock")
-                .entry(v.id.clone())
-                .or_insert(v.nurse.clone());
-        }
+        let live = self.live.clone();
         let id = v.id.clone();
-        // Whoever is the visit's nurse when the event comes (a transfer changes her).
+        // Whoever is the visit's nurse when the event comes (a transfer changes her; nobody while it waits in a
+        // queue). The engine raises events outside the live lock.
         let to_patient_and_nurse = move |frame: ServerFrame| {
             hub.send_to(&patient, frame.clone());
-            let nurse = nurses.lock().expect("nurses lock").get(&id).cloned();
+            let nurse = live
+                .lock()
+                .expect("live visits lock")
+                .visits
+                .get(&id)
+                .filter(|v| !v.awaits_nurse())
+                .map(|v| v.nurse.clone());
             if let Some(nurse) = nurse {
                 hub.send_to(&nurse, frame);
             }

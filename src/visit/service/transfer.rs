@@ -20,10 +20,6 @@ impl VideoService {
         let Some(v) = self.live().visits.hand_to(&v.id, &nurse, again) else {
             return;
         };
-        self.nurses
-            .lock()
-            .expect("nurses lock")
-            .insert(v.id.clone(), nurse.clone());
         tracing::info!(visit = %v.id, "visit handed to another nurse with its chat");
         self.placement.nurse_changed(&v).await;
         let name = self.recording.db.staff_display_name(nurse.as_str()).await;
@@ -47,7 +43,6 @@ impl VideoService {
             return;
         }
         self.release_nurse(v).await;
-        self.nurses.lock().expect("nurses lock").remove(&v.id);
         if let Some(v) = self.live().visits.to_queue(&v.id) {
             tracing::info!(visit = %v.id, "visit back in a queue with its chat");
             self.tell_handover(&v, None);
