@@ -22,6 +22,14 @@
       if (event.data && event.data.type === 'examroom:ready') {
         frame.contentWindow.postMessage({ type: 'examroom:id_token', idToken }, base);
       }
+      // In a call the whole widget (picture and control bar) must be on screen, not below the page's fold.
+      if (event.data && event.data.type === 'examroom:show') {
+        const box = frame.getBoundingClientRect();
+        if (box.top < 0 || box.bottom > window.innerHeight) {
+          const still = window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+          frame.scrollIntoView({ block: box.height > window.innerHeight ? 'start' : 'end', behavior: still ? 'auto' : 'smooth' });
+        }
+      }
     });
     container.appendChild(frame);
     return frame;

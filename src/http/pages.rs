@@ -50,6 +50,7 @@ pub fn router() -> Router<AppState> {
         JS,
         "../../web/workspace/workspace.js"
     );
+    let r = file!(r, "/workspace/panel.js", JS, "../../web/workspace/panel.js");
     let r = file!(r, "/workspace/transfer.js", JS, "../../web/workspace/transfer.js");
     let r = file!(r, "/workspace/screen.js", JS, "../../web/workspace/screen.js");
     let r = file!(r, "/workspace/guests.js", JS, "../../web/workspace/guests.js");

@@ -75,7 +75,22 @@ try {
   ]);
 
   // Nurse: workspace → staff sign-in → ready → accept.
-  const nurseCtx = await browser.newContext();
+  // The workspace may notify (permission granted) and is counted: each tone of the offer's chime, and each
+  // system notification with what it says. The page is told it is in the background when the offer comes.
+  const nurseCtx = await browser.newContext({ permissions: ['notifications'] });
+  await nurseCtx.addInitScript(() => {
+    const create = AudioContext.prototype.createOscillator;
+    AudioContext.prototype.createOscillator = function () { window.__tones = (window.__tones || 0) + 1; return create.call(this); };
+    const Real = window.Notification;
+    function Counted(title, options) {
+      (window.__notes = window.__notes || []).push({ title, body: options?.body ?? '' });
+      try { return new Real(title, options); } catch { return {}; }
+    }
+    Object.defineProperty(Counted, 'permission', { get: () => Real.permission });
+    Counted.requestPermission = (...a) => Real.requestPermission(...a);
+    window.Notification = Counted;
+    Object.defineProperty(Document.prototype, 'hidden', { get: () => !!window.__background, configurable: true });
+  });
   const nurse = await nurseCtx.newPage();
   nurse.on('pageerror', (e) => console.log(`nurse page error: ${e.message}`));
   await nurse.goto(`${url}/workspace/`);
@@ -83,6 +98,7 @@ try {
   await nurse.getByLabel('Password').fill(password('nurse'));
   await nurse.getByRole('button', { name: 'Sign in' }).click();
   await nurse.waitForURL(`${url}/workspace/`);
+  await nurse.evaluate(() => { window.__background = true; });
   await nurse.getByRole('button', { name: 'Ready' }).click();
   await widget.getByText(/Estimated wait|A nurse should be with you/).waitFor();
   step('estimate shown once a nurse is ready');
@@ -92,7 +108,16 @@ try {
   await offer.getByText('Reason: Sore throat').waitFor();
   await offer.getByText(/First message: “I have had a sore throat\s+for three days”/).waitFor();
   await offer.getByText(/\d+ s to answer/).waitFor();
-  step('nurse sees the flag, who and why on the offer');
+  // The offer is heard (a two-note chime) and, the page being in the background, notified by the system:
+  // flagged as an emergency, with the reference and queue but no patient's name (it may show on a lock screen).
+  const told = await nurse.evaluate(() => ({ tones: window.__tones || 0, notes: window.__notes || [] }));
+  if (told.tones < 2) throw new Error(`no chime for the offer: ${JSON.stringify(told)}`);
+  if (told.notes.length !== 1 || told.notes[0].title !== 'Emergency chat waiting' || !/^ER-\S+ · triage$/.test(told.notes[0].body)) {
+    throw new Error(`the offer's notification: ${JSON.stringify(told.notes)}`);
+  }
+  if (/Pat|Demo|Sore|throat/.test(JSON.stringify(told.notes))) throw new Error(`the notification names the patient or her words: ${JSON.stringify(told.notes)}`);
+  await nurse.evaluate(() => { window.__background = false; });
+  step(`nurse sees the flag, who and why on the offer; heard it (${told.tones} tones) and was notified`);
   await shot(nurse, '02b-nurse-offer');
   await axeCheck(nurse, 'workspace: an offer');
   await ariaHas(nurse.locator('main'), 'workspace: an offer', [
@@ -114,7 +139,15 @@ try {
   await widget.getByLabel('Your message', { exact: true }).fill('No fever, just pain when swallowing');
   await widget.getByRole('button', { name: 'Send' }).click();
   await chat.getByText('Patient: No fever, just pain when swallowing').waitFor();
-  step('messages exchanged both ways');
+  // New messages are announced: each side's message lands inside a polite live region.
+  const live = async (loc, name) => {
+    const where = await loc.evaluate((el) => el.closest('[aria-live="polite"], [aria-live="assertive"], [role="log"]')?.tagName ?? null);
+    if (!where) throw new Error(`${name} is not inside a live region`);
+  };
+  await live(widget.getByText('Nurse: Hello, I am Nora. Do you have a fever?'), "the nurse's message in the widget");
+  await live(chat.getByText('Patient: No fever, just pain when swallowing'), "the patient's message in the workspace");
+  await live(widget.getByText(/You are number 1 in line|A nurse has joined/).first(), 'the widget\'s status line');
+  step('messages exchanged both ways, each in a live region');
   await shot(patient, '02-patient-chatting');
   await shot(nurse, '03-nurse-workspace');
   await axeCheck(nurse, 'workspace: a chat');

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, passwords, patientInChat, nurseReady, inbound, widgetFrame } from './lib.mjs';
+import { axeCheck } from './axe.mjs';
 
 const [url, credentialsFile, artifacts, role, sync] = process.argv.slice(2);
 const password = passwords(credentialsFile);
@@ -55,6 +56,7 @@ try {
     await widget.getByText(/reconnecting|connection lost/i).first().waitFor({ timeout: 25000 });
     console.log('step: patient saw reconnecting');
     await shot(page, 'during-cut');
+    await axeCheck(widgetFrame(page), 'widget: reconnecting');
     const restored = await until('restored', 60000);
     const back = await media(() => widgetFrame(page), 60000);
     if (!back) throw new Error(`patient: no video after the cut: ${JSON.stringify(await inbound(widgetFrame(page)))}`);
@@ -85,6 +87,7 @@ try {
     await page.getByText(/Patient reconnecting|reconnecting/).first().waitFor({ timeout: 30000 });
     console.log('step: nurse saw the patient reconnecting');
     await shot(page, 'during-cut');
+    await axeCheck(page, 'workspace: the patient reconnecting');
     const restored = await until('restored', 60000);
     const back = await media(() => page, 30000);
     if (!back) throw new Error(`nurse: no video of the patient after the cut: ${JSON.stringify(await inbound(page))}`);

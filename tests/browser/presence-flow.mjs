@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, passwords, patientInChat, nurseReady } from './lib.mjs';
+import { axeCheck, widgetFrame } from './axe.mjs';
 
 const [url, credentialsFile, artifacts] = process.argv.slice(2);
 const password = passwords(credentialsFile);
@@ -44,6 +45,7 @@ try {
   await nurse.context().close();
   await widget.getByText(/You are first in line for the next nurse/).waitFor({ timeout: 30000 });
   await shot(patient, '26-patient-requeued');
+  await axeCheck(widgetFrame(patient), 'widget: back in line');
   step('the patient was told the chat is back in line');
 
   // Another nurse gets it, with the transcript.

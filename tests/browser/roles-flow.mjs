@@ -39,6 +39,12 @@ await flow('roles', 'browser roles flow passed', async ({ url, password, browser
 
   // A nurse goes ready: the board shows her by name, ready, with the offer open.
   const nurse = await nurseReady(browser, url, password);
+  // The nurse's start page offers her workspace, and passes axe too.
+  const nurseStart = await nurse.context().newPage();
+  await nurseStart.goto(`${url}/`);
+  await nurseStart.getByRole('link', { name: 'Nurse workspace' }).waitFor();
+  await axeCheck(nurseStart, 'start page, nurse');
+  await nurseStart.close();
   const nora = sup.locator('#nurses tr', { hasText: 'Nora Demo' });
   await nora.getByText('Ready').waitFor({ timeout: 15000 });
   await nora.getByText('Yes').waitFor({ timeout: 15000 });
@@ -71,6 +77,8 @@ await flow('roles', 'browser roles flow passed', async ({ url, password, browser
 
   // The helpdesk: start page → system status; the workspace is not theirs.
   const help = await staffSignIn(browser, url, password, 'helpdesk', '/');
+  await help.getByRole('link', { name: 'System status' }).waitFor();
+  await axeCheck(help, 'start page, helpdesk');
   await help.getByRole('link', { name: 'System status' }).click();
   await help.waitForURL(`${url}/status/`);
   await help.locator('#workers tr', { hasText: 'routing' }).getByText('Running').waitFor();

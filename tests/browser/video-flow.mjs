@@ -35,13 +35,31 @@ async function flowing(name, target) {
   throw new Error(`${name}: no media from the other side: ${JSON.stringify(await inbound(target))}`);
 }
 
-/** `what` is entirely inside the widget's frame (what the patient can see of the widget without scrolling it). */
+/** `what` is entirely inside the widget's frame and the phone's or laptop's screen: what the patient sees
+ *  without scrolling anything. The portal's loader scrolls the widget into view when a call starts (smoothly),
+ *  so this waits a little for it. */
 async function inside(page, what, name) {
-  const frame = await page.locator('#examroom-widget iframe').boundingBox();
+  const deadline = Date.now() + 3000;
+  for (;;) {
+    const frame = await page.locator('#examroom-widget iframe').boundingBox();
+    const box = await what.boundingBox();
+    const screen = page.viewportSize();
+    const within = (outer) => box && box.y >= outer.y - 1 && box.y + box.height <= outer.y + outer.height + 1
+      && box.x >= outer.x - 1 && box.x + box.width <= outer.x + outer.width + 1;
+    if (within(frame) && within({ x: 0, y: 0, width: screen.width, height: screen.height })) return;
+    if (Date.now() > deadline) {
+      throw new Error(`${name} is outside what the patient sees: ${JSON.stringify(box)} in ${JSON.stringify(frame)} on a ${screen.width}×${screen.height} screen`);
+    }
+    await page.waitForTimeout(100);
+  }
+}
+
+/** `what` is entirely on the nurse's screen (the workspace page's viewport). */
+async function onScreen(page, what, name) {
   const box = await what.boundingBox();
-  if (!box || box.y < frame.y - 1 || box.y + box.height > frame.y + frame.height + 1 || box.x < frame.x - 1
-    || box.x + box.width > frame.x + frame.width + 1) {
-    throw new Error(`${name} is outside the widget's view: ${JSON.stringify(box)} in ${JSON.stringify(frame)}`);
+  const { width, height } = page.viewportSize();
+  if (!box || box.y < -1 || box.y + box.height > height + 1 || box.x < -1 || box.x + box.width > width + 1) {
+    throw new Error(`${name} is off the nurse's screen: ${JSON.stringify(box)} on ${width}×${height}`);
   }
 }
 
@@ -103,9 +121,29 @@ try {
   await chat.getByText(/Video: you connected, patient connected/).waitFor();
   step('frames decoded both ways');
   await axeCheck(nurse, 'workspace: in a call');
+  // The nurse's call: the patient large, herself small, the connection's quality, every control on screen.
+  await chat.locator('video.self').waitFor({ state: 'visible' });
+  await chat.getByText(/Connection: (good|fair|poor) \(\d+ ms/).waitFor({ timeout: 10000 });
+  await nurse.waitForTimeout(600); // the call scrolls into view smoothly
+  for (const name of ['Mute', 'Turn camera off', 'Switch to audio only', 'End video']) {
+    await onScreen(nurse, chat.getByRole('button', { name, exact: true }), `the nurse's ${name}`);
+  }
+  await onScreen(nurse, chat.locator('video.remote'), "the patient's picture");
+  // Scrolled down to the EMR, the control bar stays in view.
+  await chat.locator('.emr').scrollIntoViewIfNeeded();
+  await onScreen(nurse, chat.getByRole('button', { name: 'End video', exact: true }), "the nurse's End video with the EMR open");
+  await ariaHas(chat.getByRole('region', { name: 'Video' }), 'workspace: call screen', [
+    /- status: "?Video: you connected, patient connected/, /- toolbar "Call controls"/, /- button "Mute"/, /- button "Turn camera off"/, /- button "Switch to audio only"/, /- button "End video"/,
+    /- status: "?Connection: (good|fair|poor)/,
+  ]);
   await shot(patient, '05-patient-video');
   await shot(nurse, '06-nurse-video');
   await callScreen(patient, widget, 'wide');
+  // On a wide screen the chat is beside the video, both in view.
+  const message = widget.getByRole('textbox', { name: 'Your message' });
+  await inside(patient, message, 'wide: the message box');
+  const [msgBox, videoBox] = [await message.boundingBox(), await widget.locator('#video-remote').boundingBox()];
+  if (msgBox.x < videoBox.x + videoBox.width) throw new Error(`wide: the chat is not beside the video: ${JSON.stringify({ msgBox, videoBox })}`);
   // The same call on a phone-sized screen: the chat becomes a drawer, the control bar stays.
   await patient.setViewportSize({ width: 375, height: 740 });
   await callScreen(patient, widget, 'phone');
@@ -152,6 +190,17 @@ try {
   await chat.getByRole('button', { name: 'End video' }).click();
   await widgetAgain.getByText('The video has ended. You can keep chatting.').waitFor();
   await widgetAgain.getByLabel('Your message').waitFor();
+  // Nothing stale: no call controls on either side once the video is over, and the nurse may start again.
+  await chat.getByRole('button', { name: 'Start video…' }).waitFor();
+  for (const name of ['End video', 'Mute', 'Turn camera off', 'Switch to audio only']) {
+    if (await chat.getByRole('button', { name, exact: true }).isVisible()) throw new Error(`the nurse still sees "${name}" after the video`);
+  }
+  for (const name of ['End video, keep chatting', 'Mute']) {
+    if (await widgetAgain.getByRole('button', { name }).isVisible()) throw new Error(`the patient still sees "${name}" after the video`);
+  }
+  await shot(patient, '05c-patient-video-ended');
+  await axeCheck(widgetFrame(patient), 'widget: video ended, chat goes on');
+  await axeCheck(nurse, 'workspace: video ended, chat goes on');
   step('video ended, chat goes on');
   console.log('browser video flow passed');
 } catch (e) {

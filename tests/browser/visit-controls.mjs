@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, passwords, patientInChat, nurseAccepting, inbound, widgetFrame } from './lib.mjs';
+import { axeCheck } from './axe.mjs';
 
 const [url, credentialsFile, artifacts] = process.argv.slice(2);
 const password = passwords(credentialsFile);
@@ -47,6 +48,7 @@ try {
   await widget.getByRole('button', { name: 'Allow camera and microphone' }).click();
   await widget.getByText(/Your camera is not available/).waitFor();
   await shot(patient, '21-patient-camera-blocked');
+  await axeCheck(widgetFrame(patient), 'widget: camera blocked');
   await widget.getByRole('button', { name: 'Join with audio only' }).click();
   step('camera refused by the browser; patient joins with audio only');
 
@@ -58,6 +60,8 @@ try {
   await chat.getByText(/Video: you connected, patient connected/).waitFor();
   await shot(patient, '22-patient-audio-only');
   await shot(nurse, '23-nurse-audio-only');
+  await axeCheck(widgetFrame(patient), 'widget: audio only');
+  await axeCheck(nurse, 'workspace: audio only');
   step('audio both ways, no video');
 
   await widget.getByRole('button', { name: 'Mute', exact: true }).click();
@@ -81,6 +85,8 @@ try {
   await widget.getByText('Your nurse muted their microphone.').waitFor();
   await shot(patient, '24-patient-sees-nurse-muted-camera-off');
   await shot(nurse, '25-nurse-muted-camera-off');
+  await axeCheck(widgetFrame(patient), 'widget: the nurse muted, camera off');
+  await axeCheck(nurse, 'workspace: muted, camera off');
   step('the patient sees the nurse mute and turn her camera off');
 
   await chat.getByRole('button', { name: 'End video' }).click();

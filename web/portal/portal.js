@@ -63,16 +63,17 @@ function openExamroomSession(idToken) {
   statusEl.textContent = 'You are signed in to MyClinic.';
   visit.hidden = false;
   if (!document.querySelector('#examroom-widget iframe')) {
-    const lang = sessionStorage.getItem('portal.lang') || 'en';
+    // No choice made: the widget follows the browser's language.
+    const lang = sessionStorage.getItem('portal.lang') || undefined;
     window.Examroom.open({ container: document.getElementById('examroom-widget'), idToken, lang });
   }
 }
 
 const langSelect = document.getElementById('portal-lang');
-langSelect.value = sessionStorage.getItem('portal.lang') || 'en';
+langSelect.value = sessionStorage.getItem('portal.lang') || '';
 langSelect.addEventListener('change', () => {
   sessionStorage.setItem('portal.lang', langSelect.value);
-  document.documentElement.lang = langSelect.value;
+  document.documentElement.lang = langSelect.value || 'en';
   const idToken = sessionStorage.getItem('portal.id_token');
   document.querySelector('#examroom-widget iframe')?.remove();
   if (idToken) openExamroomSession(idToken);

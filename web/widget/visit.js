@@ -32,6 +32,15 @@ function showVideo(part) {
   // The call screen's layout (widget.css, docs/ui.md) keys on this class.
   document.body.classList.toggle('in-call', part === 'video-call');
   fitBar();
+  showMe();
+}
+
+/** A call needs the whole widget in view (the picture and its control bar): the portal's loader scrolls the
+ *  frame into the page's view when asked, as a phone's page is longer than its screen. */
+function showMe() {
+  if (document.body.classList.contains('in-call') && window.parent !== window) {
+    window.parent.postMessage({ type: 'examroom:show' }, '*');
+  }
 }
 
 /** The drawer sits on the control bar, whose height depends on how its buttons wrap. */
@@ -41,7 +50,7 @@ function fitBar() {
   document.body.style.setProperty('--bar', `${fixed ? Math.ceil(window.innerHeight - bar.getBoundingClientRect().top) : 56}px`);
 }
 new ResizeObserver(() => requestAnimationFrame(fitBar)).observe(document.querySelector('.controls'));
-window.addEventListener('resize', () => requestAnimationFrame(fitBar));
+window.addEventListener('resize', () => requestAnimationFrame(() => { fitBar(); showMe(); }));
 
 function toggleChat(open = !document.body.classList.contains('chat-open')) {
   document.body.classList.toggle('chat-open', open);
@@ -183,7 +192,8 @@ export const videoHandlers = {
     $('video-consent-text').textContent = (f.consent_translations || {})[LANG] || f.consent_text || '';
     $('video-consent-box').checked = false;
     showVideo('video-prompt');
-    $('video-allow').focus();
+    // The recording question comes first when there is one: it is read, and answered, before the devices.
+    (f.recording === 'consent_required' ? $('video-consent-box') : $('video-allow')).focus();
   },
   video_started(f, ch) {
     if (video.call && f.visit_id === video.visitId) {

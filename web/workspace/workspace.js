@@ -4,6 +4,7 @@ import { Channel } from '/widget/channel.js';
 import { connectionQuality, deviceCheck, describeMedia, VideoCall } from '/widget/video.js';
 import { screenRecording, screenRefused } from '/workspace/screen.js';
 import { clearGuests, consultRefused, guestTiles, partyHandlers } from '/workspace/guests.js';
+import { CHAT_PANEL } from '/workspace/panel.js';
 import { showColleagues, transferAsked, transferControl, transferNotTaken, transferRefused, transferred } from '/workspace/transfer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -69,33 +70,7 @@ function chatPanel(c) {
   const el = document.createElement('article');
   el.className = 'chat';
   el.dataset.conversation = c.conversation_id;
-  el.innerHTML = `<h3></h3><div class="patient-context"></div><ol aria-live="polite"></ol>
-    <form><label>Reply <textarea rows="2" maxlength="4000" required></textarea></label>
-    <p><button type="submit">Send</button> <button type="button" class="end">End chat</button>
-    <button type="button" class="video-start">Start video…</button></p></form>
-    <section class="video" hidden aria-label="Video">
-      <div class="check" hidden><video class="preview" playsinline autoplay muted aria-label="Your camera"></video>
-        <p><label>Microphone level <meter min="0" max="1" value="0"></meter></label></p>
-        <p><button type="button" class="video-go">Ask the patient to join video</button></p></div>
-      <div class="stage"><video class="remote" playsinline autoplay aria-label="Patient video" hidden></video><p class="who"></p>
-        <p class="audio-only" hidden></p>
-        <video class="self" playsinline autoplay muted aria-label="You" hidden></video></div>
-      <p class="patient-media" role="status" aria-live="polite"></p>
-      <p class="video-status" role="status" aria-live="polite"></p>
-      <p class="recording" role="status" aria-live="polite"></p>
-      <p class="screen-recording" hidden><span class="screen-state" role="status"></span> <button type="button" aria-pressed="false">Record my screen</button></p>
-      <p class="controls"><button type="button" class="video-mic" aria-pressed="false" hidden>Mute</button>
-        <button type="button" class="video-camera" aria-pressed="false" hidden>Turn camera off</button>
-        <button type="button" class="video-mode" hidden>Switch to audio only</button> <button type="button" class="screen-share" aria-pressed="false" hidden>Share my screen</button>
-        <button type="button" class="video-end">End video</button>
-        <span class="quality" role="status"></span> <span class="screen-note" role="status"></span></p>
-      <section class="emr" aria-label="Demo EMR">
-        <h4>Demo EMR</h4>
-        <details class="emr-section"><summary>Allergies</summary><p>Penicillin (rash).</p></details>
-        <details class="emr-section sensitive" data-section="identity"><summary>Identity (SSN) — sensitive, pauses recording</summary>
-          <p>SSN: 000-00-0000 (demo)</p></details>
-      </section>
-    </section>`;
+  el.innerHTML = CHAT_PANEL;
   el.querySelector('h3').textContent = `${c.reference} · ${c.queue}`;
   flagChat(el, c.emergency);
   const chat = { el, list: el.querySelector('ol'), lastSeq: 0, seen: new Set(), outbox: new Map(), mine: new Set() };
@@ -227,6 +202,8 @@ function joinVideo(chat) {
   v.call = new VideoCall(channel, v.started, v.check.stream, chat.el.querySelector('.remote'), () => {});
   guestTiles(chat, channel);
   chat.el.classList.add('in-call');
+  // The call comes into view at its top: the patient's picture, then the controls (which stay on screen).
+  chat.el.scrollIntoView({ block: 'start', behavior: matchMedia('(prefers-reduced-motion: reduce)').matches ? 'auto' : 'smooth' });
   chat.el.querySelector('.self').srcObject = v.check.stream;
   v.call.setDevices({});
   // The connection's quality every 2 s while the call lasts.
