@@ -3,7 +3,7 @@
 // read-only (updating, then closed when the chat ends); the IT helpdesk gets the system status, and the nurse
 // workspace and the board tell it plainly they are not its pages. Every screen passes axe (WCAG 2.1 A and AA).
 // Usage: node roles-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
-import { axeCheck } from './axe.mjs';
+import { ariaHas, axeCheck } from './axe.mjs';
 import { flow, patientInChat, nurseReady, staffSignIn } from './lib.mjs';
 
 await flow('roles', 'browser roles flow passed', async ({ url, password, browser, shot, step }) => {
@@ -51,6 +51,10 @@ await flow('roles', 'browser roles flow passed', async ({ url, password, browser
   step('board shows the nurse, ready, with an offer');
   await shot(sup, '31-supervisor-board');
   await axeCheck(sup, 'supervisor board');
+  await ariaHas(sup.locator('body'), 'supervisor board', [
+    /- heading "Supervisor board" \[level=1\]/, /- navigation "Pages"/, /- region "Queues"/, /- table/,
+    /- row ".*triage/, /- region "Nurses"/, /- table/, /- row ".*Nora Demo.*Ready/, /- region "Chats in progress"/,
+  ]);
 
   // She takes the chat: the board lists it with her name, and the supervisor reads it, read-only, live.
   await nurse.getByRole('button', { name: 'Accept' }).click();
@@ -86,6 +90,10 @@ await flow('roles', 'browser roles flow passed', async ({ url, password, browser
   if (await help.getByRole('link', { name: 'Nurse workspace' }).count()) throw new Error('helpdesk offered the workspace');
   await shot(help, '32-helpdesk-status');
   await axeCheck(help, 'system status');
+  await ariaHas(help.locator('body'), 'system status', [
+    /- heading "System status" \[level=1\]/, /- navigation "Pages"/, /- region "Summary"/, /Database/,
+    /- region "Background workers"/, /- row ".*routing.*Running/,
+  ]);
   await help.goto(`${url}/workspace/`);
   await help.getByText('This workspace is for nurses').waitFor();
   if (await help.getByRole('button', { name: 'Ready' }).isVisible()) throw new Error('the helpdesk sees a Ready button');

@@ -40,6 +40,24 @@ await flow('spanish', 'browser spanish flow passed', async ({ url, password, bro
   await widget.getByText(/Si es una emergencia, llame ahora al 911/).waitFor();
   await widget.getByLabel(/¿Dónde se encuentra ahora?/).waitFor();
   step('waiting and the emergency notice in Spanish');
+  // The pre-call verdict for every kind of result the test can measure, as the widget words it (the network
+  // verdicts are also reached for real in firewall.rs; a slow link and a missing microphone only here).
+  const verdicts = await widgetFrame(page).evaluate(async () => {
+    const { verdict } = await import('/widget/precall.js');
+    const ok = { microphone: true, camera: true, connected: true, rttMs: 40, lossPct: 0.5 };
+    return [ok, { ...ok, rttMs: 650 }, { ...ok, lossPct: 12 }, { ...ok, camera: false }, { ...ok, microphone: false },
+      { ...ok, connected: false }].map(verdict);
+  });
+  const expected = [
+    ['video', /\S/, /\S/], ['audio', /\S/, /\S/], ['audio', /\S/, /\S/], ['audio', /\S/, /\S/],
+    ['blocked', /\S/, /Todavía puede chatear por texto con una enfermera\./], ['blocked', /\S/, /Todavía puede chatear/],
+  ];
+  verdicts.forEach((v, i) => {
+    const [kind, title, advice] = expected[i];
+    if (v.kind !== kind || !title.test(v.title) || !advice.test(v.advice)) throw new Error(`Spanish pre-call verdict ${i}: ${JSON.stringify(v)}`);
+  });
+  if (verdicts.some((v) => /\b(the|your|you)\b/i.test(v.title + v.advice))) throw new Error(`English in a Spanish verdict: ${JSON.stringify(verdicts)}`);
+
 
   // The Spanish-speaking nurse is offered the chat from the Spanish queue.
   const nurse = await nurseReady(browser, url, password, 'nurse2');

@@ -60,9 +60,9 @@ async fn answer(offer: &str) -> String {
 
 #[tokio::test]
 async fn firefox_and_safari_offers_are_answered_with_opus_and_vp8_under_their_payload_types() {
-    for (file, opus, vp8, h264) in [
-        ("firefox-128-offer.sdp", 109, 120, 126),
-        ("safari-17-offer.sdp", 111, 100, 98),
+    for (file, opus, vp8, h264, twcc) in [
+        ("firefox-128-offer.sdp", 109, 120, 126, 7),
+        ("safari-17-offer.sdp", 111, 100, 98, 3),
     ] {
         let answer = answer(&fixture(file)).await;
         assert!(
@@ -110,12 +110,21 @@ async fn firefox_and_safari_offers_are_answered_with_opus_and_vp8_under_their_pa
                         && a.contains("42e01f")),
             "{file}: Constrained Baseline H.264\n{answer}"
         );
-        for fb in ["nack", "nack pli", "ccm fir"] {
+        // Loss repair and keyframes (nack, pli, fir); the downlink estimate (transport-cc with the offer's
+        // transport-wide sequence number extension, under the browser's own id) and the cap the SFU asks of a
+        // publisher (goog-remb): without them Firefox and Safari would neither be estimated nor slowed.
+        for fb in ["nack", "nack pli", "ccm fir", "transport-cc", "goog-remb"] {
             assert!(
                 video_attrs.contains(&format!("a=rtcp-fb:{vp8} {fb}")),
                 "{file}: {fb}\n{answer}"
             );
         }
+        assert!(
+            video_attrs.contains(&format!(
+                "a=extmap:{twcc} http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+            )),
+            "{file}: transport-wide sequence numbers under id {twcc}\n{answer}"
+        );
         for line in audio_attrs.iter().chain(video_attrs) {
             assert!(
                 !line.contains("VP9")

@@ -47,6 +47,61 @@ fn five_hundred_peer_connections_leak_nothing() {
     in_namespace("media_peers::inner_leak_check");
 }
 
+#[test]
+fn a_cut_past_the_reconnect_limit_ends_the_visit_back_to_chat() {
+    in_namespace("media_peers::inner_reconnect_limit");
+}
+
+/// The patient's connection and socket go at once (a phone losing its network) and do not come back within
+/// `media.reconnect_limit_seconds`: the nurse hears the visit end as `connection_lost`, and the chat goes on —
+/// the patient, back on a new socket, finds no visit to rejoin and writes to the nurse, who reads it.
+#[tokio::test]
+#[ignore = "run inside a network namespace by a_cut_past_the_reconnect_limit_ends_the_visit_back_to_chat"]
+async fn inner_reconnect_limit() {
+    let mut env = FAST_ROUTING.to_vec();
+    env.push(("EXAMROOM_MEDIA__RECONNECT_LIMIT_SECONDS", "3"));
+    let (_dir, data, broker) = start_dev(&env);
+    let url = broker.url.clone();
+    let token = patient_token(&url, &data, "patient").await;
+    let mut patient_ws = Ws::patient(&url, &token).await;
+    let mut nurse_ws = Ws::staff(&url, &staff_cookie(&url, &data, "nurse").await).await;
+    let (conversation, visit) = chat_then_video_request(&mut patient_ws, &mut nurse_ws, "k1").await;
+    patient_ws
+        .send(json!({"v": 1, "type": "video_answer", "visit_id": visit, "accept": true, "recording_consent": false}))
+        .await;
+    patient_ws.expect("video_started").await;
+    nurse_ws.expect("video_started").await;
+    let mut patient = ClientPeer::new("PATIENT", "NURSE").await;
+    let mut nurse = ClientPeer::new("NURSE", "PATIENT").await;
+    join(&mut nurse_ws, &mut nurse, &visit).await;
+    join(&mut patient_ws, &mut patient, &visit).await;
+    pump(&patient, &nurse, 0, 50).await;
+    assert!(nurse.count(|c: &Counters| &c.video_received) >= 40, "media before the cut");
+
+    // The cut: no video_leave, no goodbye on the socket.
+    let cut = tokio::time::Instant::now();
+    patient.pc.close().await.unwrap();
+    drop(patient_ws);
+    let ended = nurse_ws
+        .wait_within("the visit's end", 20, |f| f["type"] == "video_ended")
+        .await;
+    assert_eq!(ended["reason"], "connection_lost", "{ended}");
+    assert_eq!(ended["visit_id"], visit.as_str());
+    let after = cut.elapsed();
+    assert!(after >= Duration::from_secs(3), "ended before the limit: {after:?}");
+    println!("measured: the visit ended {after:?} after the cut (limit 3 s, swept every 2 s)");
+
+    // Back on the network: the chat is still there, the visit is not.
+    let mut back = Ws::patient(&url, &token).await;
+    back.say(&conversation, "after-cut", "Sorry, my phone lost its signal").await;
+    let heard = nurse_ws
+        .wait("the patient's message", |f| f["type"] == "message" && f["sender_role"] == "patient")
+        .await;
+    assert_eq!(heard["body"], "Sorry, my phone lost its signal");
+    back.quiet("video_started", 1000).await;
+    broker.assert_no_panic();
+}
+
 /// `patient` starts a chat in triage, `nurse` (made ready) accepts it and asks for video; the patient has the
 /// question: (conversation id, visit id).
 pub async fn chat_then_video_request(patient: &mut Ws, nurse: &mut Ws, key: &str) -> (String, String) {
