@@ -51,6 +51,7 @@ mod rooms;
 mod s3;
 mod sessions;
 mod siem;
+mod slow_link;
 mod storage;
 mod supervision;
 mod test_app;

@@ -9,7 +9,8 @@ import { clearParty } from '/widget/guests.js';
 const $ = (id) => document.getElementById(id);
 
 // The visit: the proposal or start frame, the device check, the call, the nurse's microphone and camera.
-const video = { visitId: null, started: null, check: null, call: null, joinWhenStarted: false, audioOnly: false, nurse: null };
+// `slowLink`: the server sends this side audio only while its connection is too slow for video (`video_link`).
+const video = { visitId: null, started: null, check: null, call: null, joinWhenStarted: false, audioOnly: false, nurse: null, slowLink: false };
 /** The visit in progress (its id), for the guest invitation. */
 export const currentVisit = () => video.visitId;
 
@@ -84,7 +85,7 @@ function closeVideo(message) {
   video.call?.pc.close();
   video.check?.stop();
   video.check?.stream.getTracks().forEach((t) => t.stop());
-  Object.assign(video, { visitId: null, started: null, check: null, call: null, joinWhenStarted: false, audioOnly: false, nurse: null, cameraless: false });
+  Object.assign(video, { visitId: null, started: null, check: null, call: null, joinWhenStarted: false, audioOnly: false, nurse: null, cameraless: false, slowLink: false });
   $('video').hidden = true;
   document.body.classList.remove('in-call');
   toggleChat(false);
@@ -100,8 +101,10 @@ function closeVideo(message) {
 /** The controls and the nurse's state as they stand. */
 function render() {
   const mine = video.call?.devices ?? { microphone: true, camera: true };
-  $('video-remote').hidden = video.audioOnly;
-  $('video-audio-only').hidden = !video.audioOnly;
+  // No picture to show: a card says why, instead of the nurse's last frame frozen on screen.
+  $('video-remote').hidden = video.audioOnly || video.slowLink;
+  $('video-audio-only').hidden = !(video.audioOnly || video.slowLink);
+  $('video-audio-only').textContent = video.audioOnly ? t('audioOnlyCard') : t('slowCard');
   $('video-mic').textContent = mine.microphone ? t('mute') : t('unmute');
   $('video-mic').setAttribute('aria-pressed', String(!mine.microphone));
   $('video-camera').hidden = video.audioOnly;
@@ -258,6 +261,7 @@ export const videoHandlers = {
     $('video-state').textContent = f.side === 'patient'
       ? (f.audio_only ? t('slowYou') : t('betterYou'))
       : (f.audio_only ? t('slowNurse') : t('betterNurse'));
+    if (f.side === 'patient') { video.slowLink = !!f.audio_only; render(); }
   },
   video_peer(f) {
     if (f.side === 'nurse' && video.call) $('video-state').textContent = t('nurseIs', { state: state(f.state) });

@@ -29,6 +29,10 @@ const MAX_BPS: f64 = 10_000_000.0;
 pub const VIDEO_FLOOR_BPS: f64 = 100_000.0;
 /// Above this for [`RESUME_AFTER`], video comes back (a margin over the floor, so it does not flap).
 pub const VIDEO_RESUME_BPS: f64 = 200_000.0;
+/// What growth may reach beyond twice what a link carried: over the resume line, so that a viewer on audio only
+/// (voice alone) can show the link has room for video again — the retry that brings video back, spaced by the
+/// back-off in [`ViewerLink`] when the link still cannot hold it.
+const RETURN_ROOM_BPS: f64 = VIDEO_RESUME_BPS + 50_000.0;
 const PAUSE_AFTER: Duration = Duration::from_secs(2);
 const RESUME_AFTER: Duration = Duration::from_secs(4);
 /// What a publisher is told on top of its slowest viewer's estimate is for video: audio and RTCP need room too.
@@ -125,9 +129,10 @@ impl Estimate {
             self.target = (self.target * 0.85).max(MIN_BPS);
             self.cut_at = Some(now);
         } else if loss < 0.02 && queued < QUEUE_GROW_MS {
-            // Growth needs evidence: at most to twice what the link carried (plus room for video to come back
-            // on an audio-only link), never toward the ceiling on a link that is barely used.
-            let evidence = 2.0 * delivered + 100_000.0;
+            // Growth needs evidence: at most to twice what the link carried, never toward the ceiling on a link
+            // that is barely used — plus room for video to come back on an audio-only link, whose voice alone
+            // (about 50 kbit/s) is no evidence for the resume line: without it video never came back.
+            let evidence = 2.0 * delivered + RETURN_ROOM_BPS;
             if self.target < evidence {
                 self.target = (self.target * 1.06).min(evidence).min(MAX_BPS);
             }
@@ -387,6 +392,35 @@ mod tests {
         // A clean window: up by 6%.
         window(&mut e, t0 + 10 * WINDOW, 40, 0);
         assert!((read(&published) - held * 1.06).abs() < 1.0);
+    }
+
+    #[test]
+    fn on_audio_only_a_clean_link_grows_back_over_the_resume_line() {
+        let (mut e, published) = Estimate::new();
+        let t0 = Instant::now();
+        // Saturated: 5 of 100 packets arrive; the estimate falls to what got through.
+        window(&mut e, t0, 100, 95);
+        assert!(read(&published) < VIDEO_FLOOR_BPS, "{}", read(&published));
+        // Audio only: voice packets of 120 bytes, 26 per half-second window (reported in two batches), about
+        // 50 kbit/s; none lost, no queue.
+        let voice: Vec<PacketReport> = (0..13)
+            .map(|_| PacketReport {
+                size: 120,
+                ..report(true)
+            })
+            .collect();
+        let mut at = t0 + 8 * WINDOW;
+        for _ in 0..60 {
+            e.on_reports(at, &voice);
+            at += WINDOW;
+        }
+        e.on_reports(at, &voice);
+        let grown = read(&published);
+        assert!(
+            grown >= VIDEO_RESUME_BPS,
+            "30 s of clean voice leaves the estimate at {grown}: video would never come back"
+        );
+        assert!(grown <= 2.0 * 50_000.0 + RETURN_ROOM_BPS, "{grown}");
     }
 
     #[test]
