@@ -17,7 +17,9 @@
     frame.title = 'Secure chat with your care team';
     frame.allow = 'camera; microphone; autoplay';
     frame.style.cssText = 'width:100%;min-height:32rem;border:1px solid #ccc;border-radius:8px';
-    window.addEventListener('message', (event) => {
+    window.addEventListener('message', function onMessage(event) {
+      // A widget the portal took away (re-opened in another language, say) stops listening.
+      if (!frame.isConnected) { window.removeEventListener('message', onMessage); return; }
       if (event.origin !== base || event.source !== frame.contentWindow) return;
       if (event.data && event.data.type === 'examroom:ready') {
         frame.contentWindow.postMessage({ type: 'examroom:id_token', idToken }, base);
@@ -27,7 +29,8 @@
         const box = frame.getBoundingClientRect();
         if (box.top < 0 || box.bottom > window.innerHeight) {
           const still = window.matchMedia('(prefers-reduced-motion: reduce)').matches;
-          frame.scrollIntoView({ block: box.height > window.innerHeight ? 'start' : 'end', behavior: still ? 'auto' : 'smooth' });
+          // Its bottom, where the control bar is, on screen (all of it when the screen is tall enough).
+          frame.scrollIntoView({ block: 'end', behavior: still ? 'auto' : 'smooth' });
         }
       }
     });

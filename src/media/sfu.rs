@@ -49,7 +49,7 @@ const MIME_OPUS: &str = "audio/opus";
 const MIME_VP8: &str = "video/VP8";
 const MIME_H264: &str = "video/H264";
 
-type Downlink = Arc<std::sync::atomic::AtomicU64>;
+type Downlink = Arc<bandwidth::Downlink>;
 
 pub(super) fn engine_error(e: impl std::fmt::Display) -> MediaError {
     MediaError::Engine(e.to_string())

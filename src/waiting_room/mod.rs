@@ -360,16 +360,21 @@ impl WaitingRoom {
             return Err(RoutingError::NoSuchOffer);
         }
         if self.handoffs.contains_key(conversation) {
-            return Ok(self.take_handoff(conversation, now));
+            let mut effects = self.take_handoff(conversation, now);
+            effects.push(self.patient_presence_for(nurse, conversation));
+            return Ok(effects);
         }
         let n = self.nurses.get_mut(nurse).expect("has the offer");
         n.offer = None;
         n.active.insert(conversation.clone());
         self.waiting.retain(|w| &w.conversation != conversation);
-        let mut effects = vec![Effect::Assigned {
-            nurse: nurse.clone(),
-            conversation: conversation.clone(),
-        }];
+        let mut effects = vec![
+            Effect::Assigned {
+                nurse: nurse.clone(),
+                conversation: conversation.clone(),
+            },
+            self.patient_presence_for(nurse, conversation),
+        ];
         effects.extend(self.settle(now));
         Ok(effects)
     }

@@ -151,6 +151,19 @@ impl WaitingRoom {
         effects
     }
 
+    /// Where the patient of `conversation` is, for a nurse who just took it: every chat shows it from the start.
+    pub(super) fn patient_presence_for(&self, nurse: &SubjectId, conversation: &ConversationId) -> Effect {
+        Effect::PatientPresence {
+            nurse: nurse.clone(),
+            conversation: conversation.clone(),
+            state: if self.patients_away.contains_key(conversation) {
+                PatientState::Reconnecting
+            } else {
+                PatientState::Online
+            },
+        }
+    }
+
     /// The nurse holding `conversation`, if one does.
     fn nurse_of(&self, conversation: &ConversationId) -> Option<SubjectId> {
         self.nurses

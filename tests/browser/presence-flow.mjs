@@ -55,6 +55,12 @@ try {
   await widget.getByText('A nurse has joined').waitFor();
   await shot(next, '27-next-nurse-has-transcript');
   step('the next nurse has the chat and its transcript');
+  // The patient's presence in the chat: online, then gone when her tab closes.
+  const presence = next.locator('article.chat .patient-presence');
+  await presence.getByText('Patient online.').waitFor({ timeout: 15000 });
+  await patient.context().close();
+  await presence.getByText(/^(Patient reconnecting…|The patient has left \(no connection\)\.)$/).waitFor({ timeout: 30000 });
+  step(`the nurse saw the patient online, then "${await presence.textContent()}"`);
   console.log('browser presence flow passed');
 } catch (e) {
   console.error(e);

@@ -48,6 +48,7 @@ await flow('roles', 'browser roles flow passed', async ({ url, password, browser
   const nora = sup.locator('#nurses tr', { hasText: 'Nora Demo' });
   await nora.getByText('Ready').waitFor({ timeout: 15000 });
   await nora.getByText('Yes').waitFor({ timeout: 15000 });
+  await nora.locator('td.number').getByText('0', { exact: true }).waitFor();
   step('board shows the nurse, ready, with an offer');
   await shot(sup, '31-supervisor-board');
   await axeCheck(sup, 'supervisor board');
@@ -64,6 +65,8 @@ await flow('roles', 'browser roles flow passed', async ({ url, password, browser
   const live = sup.locator('#chats tr', { hasText: 'With a nurse' });
   await live.getByText('Nora Demo').waitFor({ timeout: 15000 });
   await live.getByText('⚠ Flagged').waitFor();
+  // Her load: one chat now.
+  await nora.locator('td.number').getByText('1', { exact: true }).waitFor({ timeout: 15000 });
   await live.getByRole('button', { name: /^Read chat ER-/ }).click();
   const transcript = sup.getByRole('list', { name: 'Transcript' });
   await transcript.getByText("Patient: I can't breathe properly").waitFor();

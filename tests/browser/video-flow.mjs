@@ -54,12 +54,16 @@ async function inside(page, what, name) {
   }
 }
 
-/** `what` is entirely on the nurse's screen (the workspace page's viewport). */
+/** `what` is entirely on the nurse's screen (the workspace page's viewport); the call scrolls into view
+ *  smoothly, so this waits a little for it. */
 async function onScreen(page, what, name) {
-  const box = await what.boundingBox();
-  const { width, height } = page.viewportSize();
-  if (!box || box.y < -1 || box.y + box.height > height + 1 || box.x < -1 || box.x + box.width > width + 1) {
-    throw new Error(`${name} is off the nurse's screen: ${JSON.stringify(box)} on ${width}×${height}`);
+  const deadline = Date.now() + 3000;
+  for (;;) {
+    const box = await what.boundingBox();
+    const { width, height } = page.viewportSize();
+    if (box && box.y >= -1 && box.y + box.height <= height + 1 && box.x >= -1 && box.x + box.width <= width + 1) return;
+    if (Date.now() > deadline) throw new Error(`${name} is off the nurse's screen: ${JSON.stringify(box)} on ${width}×${height}`);
+    await page.waitForTimeout(100);
   }
 }
 
@@ -124,14 +128,17 @@ try {
   // The nurse's call: the patient large, herself small, the connection's quality, every control on screen.
   await chat.locator('video.self').waitFor({ state: 'visible' });
   await chat.getByText(/Connection: (good|fair|poor) \(\d+ ms/).waitFor({ timeout: 10000 });
-  await nurse.waitForTimeout(600); // the call scrolls into view smoothly
   for (const name of ['Mute', 'Turn camera off', 'Switch to audio only', 'End video']) {
     await onScreen(nurse, chat.getByRole('button', { name, exact: true }), `the nurse's ${name}`);
   }
   await onScreen(nurse, chat.locator('video.remote'), "the patient's picture");
-  // Scrolled down to the EMR, the control bar stays in view.
-  await chat.locator('.emr').scrollIntoViewIfNeeded();
-  await onScreen(nurse, chat.getByRole('button', { name: 'End video', exact: true }), "the nurse's End video with the EMR open");
+  // Scrolled to the end of the page (the EMR under the call), and to the top, the control bar stays in view.
+  await chat.locator('.emr details').first().click();
+  await nurse.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+  await onScreen(nurse, chat.getByRole('button', { name: 'End video', exact: true }), "the nurse's End video at the page's end");
+  await nurse.evaluate(() => window.scrollTo(0, 0));
+  await onScreen(nurse, chat.getByRole('button', { name: 'End video', exact: true }), "the nurse's End video at the page's top");
+  await chat.locator('.emr details').first().click();
   await ariaHas(chat.getByRole('region', { name: 'Video' }), 'workspace: call screen', [
     /- status: "?Video: you connected, patient connected/, /- toolbar "Call controls"/, /- button "Mute"/, /- button "Turn camera off"/, /- button "Switch to audio only"/, /- button "End video"/,
     /- status: "?Connection: (good|fair|poor)/,

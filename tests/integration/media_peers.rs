@@ -52,7 +52,8 @@ fn a_cut_past_the_reconnect_limit_ends_the_visit_back_to_chat() {
     in_namespace("media_peers::inner_reconnect_limit");
 }
 
-/// The patient's connection and socket go at once (a phone losing its network) and do not come back within
+/// The patient's connection and socket close at once (the browser killed, the phone switched off; a silent cut is
+/// `drops.rs`) and do not come back within
 /// `media.reconnect_limit_seconds`: the nurse hears the visit end as `connection_lost`, and the chat goes on —
 /// the patient, back on a new socket, finds no visit to rejoin and writes to the nurse, who reads it.
 #[tokio::test]
@@ -78,7 +79,7 @@ async fn inner_reconnect_limit() {
     pump(&patient, &nurse, 0, 50).await;
     assert!(nurse.count(|c: &Counters| &c.video_received) >= 40, "media before the cut");
 
-    // The cut: no video_leave, no goodbye on the socket.
+    // Gone: no video_leave, nothing more on the socket.
     let cut = tokio::time::Instant::now();
     patient.pc.close().await.unwrap();
     drop(patient_ws);

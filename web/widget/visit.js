@@ -208,6 +208,9 @@ export const videoHandlers = {
       if (epoch > video.call.epoch || video.call.pc.connectionState !== 'connected') {
         video.started = { ...f, audio_only: video.audioOnly };
         $('video-state').textContent = t('reconnectingVideo');
+        // A new connection starts with video: the server says again if this link is too slow for it.
+        video.slowLink = false;
+        render();
         video.call.rejoin(f);
         if (video.audioOnly) ch.send({ type: 'video_mode', visit_id: video.visitId, audio_only: true, reason: video.audioOnlyReason || 'requested' });
         return;

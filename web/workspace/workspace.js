@@ -202,8 +202,10 @@ function joinVideo(chat) {
   v.call = new VideoCall(channel, v.started, v.check.stream, chat.el.querySelector('.remote'), () => {});
   guestTiles(chat, channel);
   chat.el.classList.add('in-call');
-  // The call comes into view at its top: the patient's picture, then the controls (which stay on screen).
-  chat.el.scrollIntoView({ block: 'start', behavior: matchMedia('(prefers-reduced-motion: reduce)').matches ? 'auto' : 'smooth' });
+  // The call comes into view at its top (the patient's picture, then the controls, which stay on screen),
+  // unless she is busy in another chat.
+  const busyElsewhere = document.activeElement && document.activeElement !== document.body && !chat.el.contains(document.activeElement);
+  if (!busyElsewhere) chat.el.scrollIntoView({ block: 'start', behavior: matchMedia('(prefers-reduced-motion: reduce)').matches ? 'auto' : 'smooth' });
   chat.el.querySelector('.self').srcObject = v.check.stream;
   v.call.setDevices({});
   // The connection's quality every 2 s while the call lasts.

@@ -8,7 +8,7 @@
 //! forwarded to it, and both sides are told) until it recovers, when its senders are asked for a keyframe.
 //! The decisions are [`ViewerLink::step`] and [`publisher_cap`], sans-IO.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -29,9 +29,11 @@ const MAX_BPS: f64 = 10_000_000.0;
 pub const VIDEO_FLOOR_BPS: f64 = 100_000.0;
 /// Above this for [`RESUME_AFTER`], video comes back (a margin over the floor, so it does not flap).
 pub const VIDEO_RESUME_BPS: f64 = 200_000.0;
-/// What growth may reach beyond twice what a link carried: over the resume line, so that a viewer on audio only
-/// (voice alone) can show the link has room for video again — the retry that brings video back, spaced by the
-/// back-off in [`ViewerLink`] when the link still cannot hold it.
+/// What growth may reach beyond twice what a link carried, while the viewer gets video: a little room to climb.
+const GROWTH_ROOM_BPS: f64 = 100_000.0;
+/// The same while the viewer is on audio only: over the resume line, so that its voice alone (about 50 kbit/s)
+/// can show the link has room for video again — the retry that brings video back, spaced by the back-off in
+/// [`ViewerLink`] when the link still cannot hold it. (With the first room only, video never came back.)
 const RETURN_ROOM_BPS: f64 = VIDEO_RESUME_BPS + 50_000.0;
 const PAUSE_AFTER: Duration = Duration::from_secs(2);
 const RESUME_AFTER: Duration = Duration::from_secs(4);
@@ -65,7 +67,25 @@ pub struct Estimate {
     least_owd: f64,
     least_before: f64,
     period_start: Option<Instant>,
-    published: Arc<AtomicU64>,
+    shared: Arc<Downlink>,
+}
+
+/// What a viewer's estimator and the SFU share: the estimate it publishes (bits per second, `f64` bits), and
+/// whether the SFU has put the viewer on audio only (which gives its growth the room to bring video back).
+#[derive(Debug)]
+pub struct Downlink {
+    target: AtomicU64,
+    audio_only: AtomicBool,
+}
+
+impl Downlink {
+    pub fn estimate(&self) -> f64 {
+        f64::from_bits(self.target.load(Ordering::Relaxed))
+    }
+
+    pub fn set_audio_only(&self, on: bool) {
+        self.audio_only.store(on, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -86,9 +106,12 @@ const QUEUE_GROW_MS: f64 = 40.0;
 const LEAST_PERIOD: Duration = Duration::from_secs(10);
 
 impl Estimate {
-    /// The estimator for one peer connection's interceptor chain, and the handle its target is read through.
-    pub fn new() -> (Self, Arc<AtomicU64>) {
-        let published = Arc::new(AtomicU64::new(INITIAL_BPS.to_bits()));
+    /// The estimator for one peer connection's interceptor chain, and the handle the SFU shares with it.
+    pub fn new() -> (Self, Arc<Downlink>) {
+        let published = Arc::new(Downlink {
+            target: AtomicU64::new(INITIAL_BPS.to_bits()),
+            audio_only: AtomicBool::new(false),
+        });
         (
             Self {
                 target: INITIAL_BPS,
@@ -98,7 +121,7 @@ impl Estimate {
                 least_owd: f64::MAX,
                 least_before: f64::MAX,
                 period_start: None,
-                published: published.clone(),
+                shared: published.clone(),
             },
             published,
         )
@@ -129,10 +152,14 @@ impl Estimate {
             self.target = (self.target * 0.85).max(MIN_BPS);
             self.cut_at = Some(now);
         } else if loss < 0.02 && queued < QUEUE_GROW_MS {
-            // Growth needs evidence: at most to twice what the link carried, never toward the ceiling on a link
-            // that is barely used — plus room for video to come back on an audio-only link, whose voice alone
-            // (about 50 kbit/s) is no evidence for the resume line: without it video never came back.
-            let evidence = 2.0 * delivered + RETURN_ROOM_BPS;
+            // Growth needs evidence: at most to twice what the link carried (and a little room), never toward the
+            // ceiling on a link that is barely used; on audio only, room up past the resume line.
+            let room = if self.shared.audio_only.load(Ordering::Relaxed) {
+                RETURN_ROOM_BPS
+            } else {
+                GROWTH_ROOM_BPS
+            };
+            let evidence = 2.0 * delivered + room;
             if self.target < evidence {
                 self.target = (self.target * 1.06).min(evidence).min(MAX_BPS);
             }
@@ -168,17 +195,12 @@ impl BandwidthEstimator for Estimate {
         let elapsed = now.saturating_duration_since(start);
         if elapsed >= WINDOW {
             self.settle(now, elapsed.as_secs_f64());
-            self.published.store(self.target.to_bits(), Ordering::Relaxed);
+            self.shared.target.store(self.target.to_bits(), Ordering::Relaxed);
         }
     }
     fn target_bitrate(&self) -> f64 {
         self.target
     }
-}
-
-/// Reads an estimate handle.
-pub fn read(handle: &AtomicU64) -> f64 {
-    f64::from_bits(handle.load(Ordering::Relaxed))
 }
 
 /// Whether one viewer receives video, with the time its estimate has been on the other side of the line.
@@ -241,7 +263,7 @@ pub(super) async fn run(state: Weak<Mutex<Rooms>>, metrics: MediaMetrics) {
             let rooms = rooms.lock().expect("rooms lock");
             for peers in rooms.rooms.values() {
                 for viewer in peers {
-                    let estimate = read(&viewer.downlink);
+                    let estimate = viewer.downlink.estimate();
                     tracing::debug!(participant = viewer.id.as_str(), estimate, "downlink estimate");
                     let mut link = viewer.link.lock().expect("link lock");
                     if let Some(audio_only) = link.step(estimate, now) {
@@ -262,7 +284,7 @@ pub(super) async fn run(state: Weak<Mutex<Rooms>>, metrics: MediaMetrics) {
                     let watching = others
                         .iter()
                         .filter(|v| !v.link.lock().expect("link lock").audio_only)
-                        .map(|v| read(&v.downlink));
+                        .map(|v| v.downlink.estimate());
                     // Everyone on audio only: its video reaches nobody, so it may as well be thin.
                     let cap =
                         publisher_cap(watching).or_else(|| (!others.is_empty()).then_some(PUBLISHER_MIN_BPS));
@@ -278,6 +300,7 @@ pub(super) async fn run(state: Weak<Mutex<Rooms>>, metrics: MediaMetrics) {
                 audio_only,
                 "a viewer's link changed mode"
             );
+            viewer.downlink.set_audio_only(audio_only);
             (viewer.events)(MediaEvent::Downlink { audio_only });
             if !audio_only {
                 // The video it missed moved the senders' numbers on: every video track it gets (cameras, a
@@ -374,33 +397,35 @@ mod tests {
         window(&mut e, t0, 250, 220);
         let delivered = 30.0 * 1200.0 * 8.0 / 0.5;
         assert!(
-            (read(&published) - delivered * 0.95).abs() < 1.0,
+            (published.estimate() - delivered * 0.95).abs() < 1.0,
             "{}",
-            read(&published)
+            published.estimate()
         );
         // 5% random loss: neither up nor down.
-        let held = read(&published);
+        let held = published.estimate();
         window(&mut e, t0 + 2 * WINDOW, 40, 2);
-        assert_eq!(read(&published), held);
+        assert_eq!(published.estimate(), held);
         // 20% lost right after the cut: the senders are still following it.
         window(&mut e, t0 + 3 * WINDOW, 40, 8);
-        assert_eq!(read(&published), held);
+        assert_eq!(published.estimate(), held);
         // 20% lost later: a 15% step down.
         window(&mut e, t0 + 8 * WINDOW, 40, 8);
-        assert!((read(&published) - held * 0.85).abs() < 1.0);
-        let held = read(&published);
+        assert!((published.estimate() - held * 0.85).abs() < 1.0);
+        let held = published.estimate();
         // A clean window: up by 6%.
         window(&mut e, t0 + 10 * WINDOW, 40, 0);
-        assert!((read(&published) - held * 1.06).abs() < 1.0);
+        assert!((published.estimate() - held * 1.06).abs() < 1.0);
     }
 
     #[test]
     fn on_audio_only_a_clean_link_grows_back_over_the_resume_line() {
         let (mut e, published) = Estimate::new();
         let t0 = Instant::now();
-        // Saturated: 5 of 100 packets arrive; the estimate falls to what got through.
+        // Saturated: 5 of 100 packets arrive; the estimate falls to what got through, and the SFU puts the
+        // viewer on audio only.
         window(&mut e, t0, 100, 95);
-        assert!(read(&published) < VIDEO_FLOOR_BPS, "{}", read(&published));
+        assert!(published.estimate() < VIDEO_FLOOR_BPS, "{}", published.estimate());
+        published.set_audio_only(true);
         // Audio only: voice packets of 120 bytes, 26 per half-second window (reported in two batches), about
         // 50 kbit/s; none lost, no queue.
         let voice: Vec<PacketReport> = (0..13)
@@ -415,12 +440,22 @@ mod tests {
             at += WINDOW;
         }
         e.on_reports(at, &voice);
-        let grown = read(&published);
+        let grown = published.estimate();
         assert!(
             grown >= VIDEO_RESUME_BPS,
             "30 s of clean voice leaves the estimate at {grown}: video would never come back"
         );
         assert!(grown <= 2.0 * 50_000.0 + RETURN_ROOM_BPS, "{grown}");
+
+        // While it gets video, the same voice-only evidence allows only the small room: under the resume line.
+        let (mut e, published) = Estimate::new();
+        window(&mut e, t0, 100, 95);
+        let mut at = t0 + 8 * WINDOW;
+        for _ in 0..61 {
+            e.on_reports(at, &voice);
+            at += WINDOW;
+        }
+        assert!(published.estimate() < VIDEO_RESUME_BPS, "{}", published.estimate());
     }
 
     #[test]
@@ -443,15 +478,15 @@ mod tests {
         e.on_reports(t0, &batch(0, 0));
         e.on_reports(t0 + WINDOW, &batch(20, 0));
         assert_eq!(
-            read(&published),
+            published.estimate(),
             INITIAL_BPS,
             "no queue, but a link carrying 770 kbit/s is no evidence for more than 2.5 Mbit/s"
         );
-        let grown = read(&published);
+        let grown = published.estimate();
         e.on_reports(t0 + 2 * WINDOW, &batch(40, 100));
         e.on_reports(t0 + 3 * WINDOW, &batch(60, 200));
         assert!(
-            (read(&published) - grown * 0.85).abs() < 1.0,
+            (published.estimate() - grown * 0.85).abs() < 1.0,
             "200 ms of queue: a step down"
         );
     }
