@@ -38,6 +38,8 @@ command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 # TURN over TLS: Chromium trusts the test CA through an NSS database made with certutil.
 command -v certutil >/dev/null 2>&1 || need_apt+=(libnss3-tools)
+# The recording's seek test decodes every video track from several points with ffmpeg.
+command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq

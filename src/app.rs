@@ -188,6 +188,7 @@ impl App {
             db: db.clone(),
             audit: audit.clone(),
             segment_ms: config.recording.segment_seconds as i64 * 1000,
+            keyframe_ms: config.recording.keyframe_interval_seconds as i64 * 1000,
         };
         let video = Arc::new(VideoService::new(
             &config.media,

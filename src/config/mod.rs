@@ -57,6 +57,9 @@ pub struct RecordingConfig {
     pub s3: Option<S3Config>,
     /// A recording is uploaded in segments of this length (and at every move): a lost node loses at most one.
     pub segment_seconds: u64,
+    /// While recording, each camera and screen is asked for a keyframe at least this often, so a reviewer can
+    /// seek anywhere in the file and start decoding within this much of the point.
+    pub keyframe_interval_seconds: u64,
 }
 
 impl Default for RecordingConfig {
@@ -65,6 +68,7 @@ impl Default for RecordingConfig {
             store: "local".into(),
             s3: None,
             segment_seconds: 120,
+            keyframe_interval_seconds: 3,
         }
     }
 }

@@ -319,6 +319,12 @@ fn check_recording(p: &mut Vec<Problem>, r: &crate::config::RecordingConfig) {
     if !(5..=600).contains(&r.segment_seconds) {
         p.push(Problem::new("recording.segment_seconds", "between 5 and 600"));
     }
+    if !(1..=60).contains(&r.keyframe_interval_seconds) {
+        p.push(Problem::new(
+            "recording.keyframe_interval_seconds",
+            "between 1 and 60",
+        ));
+    }
     match (r.store.as_str(), &r.s3) {
         ("local", _) => {}
         ("s3", None) => p.push(Problem::new(

@@ -4,6 +4,7 @@
 //! comes from `policy::recording`. Recording is never written anywhere in plaintext.
 
 pub mod assembly;
+pub mod cues;
 pub mod depacketize;
 pub mod objects;
 pub mod reader;

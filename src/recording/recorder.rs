@@ -89,7 +89,13 @@ struct SourceState {
     video_base: Option<(u32, i64)>,
     audio_base: Option<(u32, i64)>,
     dims: Option<(u32, u32)>,
+    /// When (ms after the start) the last keyframe went into the file, and when one was last asked for.
+    last_keyframe_ms: Option<i64>,
+    asked_ms: Option<i64>,
 }
+
+/// How often each video source is asked for a keyframe unless told otherwise (`recording.keyframe_interval_seconds`).
+const KEYFRAME_EVERY_MS: i64 = 3_000;
 
 pub struct Recorder {
     timeline: Timeline,
@@ -102,6 +108,9 @@ pub struct Recorder {
     /// The nurse stopped her capture and has not offered a new one: packets still in flight from the old one
     /// are dropped rather than reopening the screen's interval.
     screen_ended: bool,
+    /// Each video source is asked for a keyframe this often: browsers send one only when asked (or after a loss),
+    /// and a file with keyframes minutes apart cannot be sought into without decoding all that went before.
+    keyframe_every_ms: i64,
 }
 
 /// RTP timestamp to milliseconds after the recording start.
@@ -131,9 +140,15 @@ impl Recorder {
                 sources,
                 media_bytes: 0,
                 screen_ended: false,
+                keyframe_every_ms: KEYFRAME_EVERY_MS,
             },
             head,
         )
+    }
+
+    /// Asks each video source for a keyframe at least every `ms` while its video is recorded.
+    pub fn keyframe_every(&mut self, ms: i64) {
+        self.keyframe_every_ms = ms.max(500);
     }
 
     fn paused(&self) -> bool {
@@ -235,6 +250,17 @@ impl Recorder {
             self.media_bytes += f.data.len() as u64;
             let block = self.muxer.frame(track, ms, f.keyframe, &f.data);
             out.sealed = self.sealer.push(&block);
+            if f.keyframe {
+                st.last_keyframe_ms = Some(rel);
+            }
+            // Due for a keyframe (and not asked within the interval): ask, so the file stays seekable.
+            let every = self.keyframe_every_ms;
+            let due = st.last_keyframe_ms.is_some_and(|k| rel - k >= every)
+                && st.asked_ms.is_none_or(|a| rel - a >= every);
+            if due {
+                st.asked_ms = Some(rel);
+                out.request_keyframe = true;
+            }
         }
         (out, framed)
     }
@@ -338,6 +364,16 @@ impl Recorder {
 /// holds a frame of it the nurse's screen as track 5, and each guest whose media is in it (6–7, 8–9, …); video
 /// dimensions when a keyframe told them (players read them from the keyframes anyway).
 pub fn webm_header(dims: Dims, duration_ms: f64) -> Vec<u8> {
+    webm_header_seeking(dims, duration_ms, &[])
+}
+
+/// Whether `track` is a video track of our layout (a camera or the screen): the ones the Cues index.
+pub fn is_video_track(track: u64) -> bool {
+    track == SCREEN_TRACK || Source::all().any(|s| s.video_track() == track)
+}
+
+/// [`webm_header`] with a SeekHead (`seek`, see `cues::seek_head`) first in the Segment.
+pub fn webm_header_seeking(dims: Dims, duration_ms: f64, seek: &[u8]) -> Vec<u8> {
     let mut tracks = Vec::new();
     for source in Source::all() {
         if matches!(source, Source::Guest(_)) && dims[source.index()].is_none() {
@@ -359,7 +395,7 @@ pub fn webm_header(dims: Dims, duration_ms: f64) -> Vec<u8> {
         });
     }
     tracks.sort_by_key(|t| t.number);
-    webm::header(&tracks, Some(duration_ms))
+    webm::header_with(&tracks, Some(duration_ms), seek)
 }
 
 /// A segment's object: `prefix` (empty for a segment; a WebM header for a whole file) followed by the spool's
@@ -373,7 +409,7 @@ pub fn finalize(
     object_id: &str,
 ) -> Result<(Vec<u8>, bool), SealError> {
     finalize_segment(spool_key, spool, prefix, key, object_id, false)
-        .map(|(object, complete, _)| (object, complete))
+        .map(|sealed| (sealed.object, sealed.complete))
 }
 
 /// Fills the sizes of `dims` a segment's blocks prove present but no keyframe told (a spool a crash left says
@@ -389,7 +425,18 @@ pub fn declare_found(dims: &mut Dims, tracks: &[u64]) {
     }
 }
 
-/// [`finalize`], and with `find_tracks` the track numbers the media holds blocks of (see [`declare_found`]).
+/// A spool resealed as its object by [`finalize_segment`].
+pub struct Finalized {
+    pub object: Vec<u8>,
+    /// False when the spool was cut short.
+    pub complete: bool,
+    /// With `find_tracks`, the track numbers the media holds blocks of (see [`declare_found`]).
+    pub tracks: Vec<u64>,
+    /// Where the media's video keyframes are (offsets in the media, after `prefix`).
+    pub cues: Vec<super::cues::Cue>,
+}
+
+/// [`finalize`], with what the media holds: its tracks (with `find_tracks`) and its video keyframes' cues.
 pub fn finalize_segment(
     spool_key: &DataKey,
     spool: &[u8],
@@ -397,7 +444,7 @@ pub fn finalize_segment(
     key: &DataKey,
     object_id: &str,
     find_tracks: bool,
-) -> Result<(Vec<u8>, bool, Vec<u64>), SealError> {
+) -> Result<Finalized, SealError> {
     let header = Header::parse(spool)?.ok_or(SealError::Truncated)?;
     let full = header.chunk_size + sealed::TAG_LEN;
     let mut rest = &spool[header.len()..];
@@ -439,11 +486,17 @@ pub fn finalize_segment(
     };
     tracks.sort_unstable();
     tracks.dedup();
+    let cues = super::cues::find(&plain, is_video_track);
     let (mut sealer, mut out) = Sealer::new(key, object_id, sealed::DEFAULT_CHUNK);
     out.extend(sealer.push(prefix));
     out.extend(sealer.push(&plain));
     out.extend(sealer.finish());
-    Ok((out, complete, tracks))
+    Ok(Finalized {
+        object: out,
+        complete,
+        tracks,
+        cues,
+    })
 }
 
 #[cfg(test)]

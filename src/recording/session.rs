@@ -78,6 +78,8 @@ pub struct SealedSegment {
     pub start_ms: i64,
     pub end_ms: i64,
     pub video_dims: Dims,
+    /// Its video keyframes (`cues::format`): the index a player seeks with.
+    pub cues: String,
     /// False when the spool was cut short (the segment ends at its last whole chunk).
     pub complete: bool,
     /// The spool it was sealed from, removed by [`SealedSegment::discard_spool`] once the segment's row is
@@ -136,9 +138,10 @@ pub(super) fn seal_spool(
     // A spool recovered after a crash comes with no sizes: the tracks its blocks hold are declared at a usual
     // size (players take the real one from the keyframes).
     let unknown = c.video_dims.iter().skip(2).any(Option::is_none);
-    let (object, complete, tracks) = finalize_segment(spool_key, &bytes, &[], key, &object_id, unknown)?;
+    let sealed = finalize_segment(spool_key, &bytes, &[], key, &object_id, unknown)?;
+    let (object, complete) = (sealed.object, sealed.complete);
     let mut video_dims = c.video_dims;
-    declare_found(&mut video_dims, &tracks);
+    declare_found(&mut video_dims, &sealed.tracks);
     let object_key = segment_key(id, c.seq);
     store.put_outbox(&object_key, &object)?;
     let header = super::sealed::Header::parse(&object)?.ok_or(super::sealed::SealError::Truncated)?;
@@ -153,6 +156,7 @@ pub(super) fn seal_spool(
         start_ms: c.start_ms,
         end_ms: c.end_ms,
         video_dims,
+        cues: super::cues::format(&sealed.cues),
         complete,
         spool: spool.to_path_buf(),
     })
@@ -234,6 +238,13 @@ impl RecordingSession {
     }
 
     /// Records the nurse's screen from now on (its policy says so).
+    /// Asks each recorded video source for a keyframe at least every `ms` (see [`Recorder::keyframe_every`]).
+    pub fn keyframe_every(&self, ms: i64) {
+        if let Some(r) = self.inner.lock().expect("recording lock").recorder.as_mut() {
+            r.keyframe_every(ms);
+        }
+    }
+
     pub fn record_screen(&self) {
         self.inner.lock().expect("recording lock").screen = true;
     }

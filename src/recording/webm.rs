@@ -28,7 +28,7 @@ fn vint_size(value: u64) -> Vec<u8> {
     panic!("EBML size too large");
 }
 
-fn element(id: u32, body: &[u8]) -> Vec<u8> {
+pub(super) fn element(id: u32, body: &[u8]) -> Vec<u8> {
     let mut out = id_bytes(id);
     out.extend(vint_size(body.len() as u64));
     out.extend_from_slice(body);
@@ -41,10 +41,15 @@ fn id_bytes(id: u32) -> Vec<u8> {
     bytes[skip..].to_vec()
 }
 
-fn uint(id: u32, v: u64) -> Vec<u8> {
+pub(super) fn uint(id: u32, v: u64) -> Vec<u8> {
     let bytes = v.to_be_bytes();
     let skip = bytes.iter().take_while(|b| **b == 0).count().min(7);
     element(id, &bytes[skip..])
+}
+
+/// An unsigned integer always written on 8 bytes (a position filled in after the element's size is fixed).
+pub(super) fn fixed_uint(id: u32, v: u64) -> Vec<u8> {
+    element(id, &v.to_be_bytes())
 }
 
 fn float(id: u32, v: f64) -> Vec<u8> {
@@ -76,6 +81,26 @@ fn opus_head() -> Vec<u8> {
 
 /// The file's start: EBML header, Segment, Info (duration in ms when known), Tracks.
 pub fn header(tracks: &[TrackSpec], duration_ms: Option<f64>) -> Vec<u8> {
+    header_with(tracks, duration_ms, &[])
+}
+
+/// Where the Segment's data starts in a [`header`]: positions inside the file (SeekHead, Cues) count from here.
+pub fn segment_data_start(header: &[u8]) -> usize {
+    // The EBML element: a 4-byte id, its size, its body; then the Segment's 4-byte id and 8-byte unknown size.
+    let len = header.get(4).map_or(1, |b| b.leading_zeros() as usize + 1);
+    let body = header[4..4 + len].iter().enumerate().fold(0usize, |a, (i, b)| {
+        (a << 8)
+            | if i == 0 {
+                (*b as usize) & (0xFF >> len)
+            } else {
+                *b as usize
+            }
+    });
+    4 + len + body + 12
+}
+
+/// [`header`] with `seek` (a SeekHead) first in the Segment.
+pub fn header_with(tracks: &[TrackSpec], duration_ms: Option<f64>, seek: &[u8]) -> Vec<u8> {
     let ebml = [
         uint(0x4286, 1),        // EBMLVersion
         uint(0x42F7, 1),        // EBMLReadVersion
@@ -129,6 +154,7 @@ pub fn header(tracks: &[TrackSpec], duration_ms: Option<f64>) -> Vec<u8> {
     [
         element(0x1A45DFA3, &ebml),
         open_unknown(0x18538067), // Segment
+        seek.to_vec(),
         element(0x1549A966, &info),
         element(0x1654AE6B, &entries),
     ]
@@ -140,6 +166,9 @@ pub struct Muxer {
     video_tracks: Vec<u64>,
     cluster_ms: Option<i64>,
     last_ms: i64,
+    /// Each track's last block time: a track's blocks strictly increase (two frames in one millisecond, or a
+    /// sender's clock stepping back, would give a player two blocks at once or a step back to seek into).
+    last_of: Vec<(u64, i64)>,
 }
 
 impl Muxer {
@@ -149,12 +178,27 @@ impl Muxer {
             video_tracks,
             cluster_ms: None,
             last_ms: 0,
+            last_of: Vec::new(),
         }
     }
 
-    /// The bytes for one frame at `ms` (monotonic per track; the muxer clamps small backwards steps).
+    /// `ms` for the next block of `track`: at least one past its last.
+    fn after_last(&mut self, track: u64, ms: i64) -> i64 {
+        match self.last_of.iter_mut().find(|(t, _)| *t == track) {
+            Some((_, last)) => {
+                *last = ms.max(*last + 1);
+                *last
+            }
+            None => {
+                self.last_of.push((track, ms));
+                ms
+            }
+        }
+    }
+
+    /// The bytes for one frame at `ms`; a time not after the track's last block moves to just after it.
     pub fn frame(&mut self, track: u64, ms: i64, keyframe: bool, data: &[u8]) -> Vec<u8> {
-        let ms = ms.max(0);
+        let ms = self.after_last(track, ms.max(0));
         let mut out = Vec::new();
         let new_cluster = match self.cluster_ms {
             None => true,
@@ -209,8 +253,17 @@ pub fn whole_prefix(data: &[u8]) -> usize {
     walk(data).map_or(0, |(_, end)| end)
 }
 
+/// [`scan`], each block with where its cluster starts (its offset in `data`).
+pub fn scan_with_clusters(data: &[u8]) -> Vec<(ScannedBlock, usize)> {
+    walk_clusters(data).map_or_else(Vec::new, |(blocks, _)| blocks)
+}
+
 /// The blocks, and where the last whole element ends.
 fn walk(data: &[u8]) -> Option<(Vec<ScannedBlock>, usize)> {
+    walk_clusters(data).map(|(blocks, end)| (blocks.into_iter().map(|(b, _)| b).collect(), end))
+}
+
+fn walk_clusters(data: &[u8]) -> Option<(Vec<(ScannedBlock, usize)>, usize)> {
     fn read_id(d: &[u8]) -> Option<(u32, usize)> {
         let first = *d.first()?;
         let len = first.leading_zeros() as usize + 1;
@@ -235,6 +288,7 @@ fn walk(data: &[u8]) -> Option<(Vec<ScannedBlock>, usize)> {
     let mut blocks = Vec::new();
     let mut pos = 0;
     let mut cluster_ms = 0i64;
+    let mut cluster_at = 0usize;
     while pos < data.len() {
         let Some((id, il)) = read_id(&data[pos..]) else {
             break;
@@ -245,7 +299,12 @@ fn walk(data: &[u8]) -> Option<(Vec<ScannedBlock>, usize)> {
         let body = pos + il + sl;
         match (id, size) {
             // Containers we descend into: Segment and Cluster (unknown size).
-            (0x18538067 | 0x1F43B675, _) => pos = body,
+            (0x18538067 | 0x1F43B675, _) => {
+                if id == 0x1F43B675 {
+                    cluster_at = pos;
+                }
+                pos = body
+            }
             (0xE7, Some(n)) => {
                 let n = n as usize;
                 let Some(bytes) = data.get(body..body + n) else {
@@ -261,7 +320,7 @@ fn walk(data: &[u8]) -> Option<(Vec<ScannedBlock>, usize)> {
                 };
                 let track = (b[0] & 0x7F) as u64;
                 let rel = i16::from_be_bytes([b[1], b[2]]) as i64;
-                blocks.push((track, cluster_ms + rel, b[3] & 0x80 != 0, n - 4));
+                blocks.push(((track, cluster_ms + rel, b[3] & 0x80 != 0, n - 4), cluster_at));
                 pos = body + n;
             }
             (_, Some(n)) if body + n as usize <= data.len() => pos = body + n as usize,
@@ -331,6 +390,33 @@ mod tests {
         assert_eq!(m.last_ms(), 9_010);
         let clusters = file.windows(4).filter(|w| *w == [0x1F, 0x43, 0xB6, 0x75]).count();
         assert_eq!(clusters, 2);
+    }
+
+    #[test]
+    fn each_tracks_block_times_strictly_increase() {
+        let mut m = Muxer::new(vec![VIDEO_TRACK]);
+        let mut file = Vec::new();
+        // Two frames in one millisecond, then a step back; the other track keeps its own times.
+        for (track, ms) in [
+            (VIDEO_TRACK, 100),
+            (VIDEO_TRACK, 100),
+            (AUDIO_TRACK, 100),
+            (VIDEO_TRACK, 90),
+            (VIDEO_TRACK, 140),
+        ] {
+            file.extend(m.frame(track, ms, false, &[0; 10]));
+        }
+        let times: Vec<(u64, i64)> = scan(&file).unwrap().iter().map(|b| (b.0, b.1)).collect();
+        assert_eq!(
+            times,
+            [
+                (VIDEO_TRACK, 100),
+                (VIDEO_TRACK, 101),
+                (AUDIO_TRACK, 100),
+                (VIDEO_TRACK, 102),
+                (VIDEO_TRACK, 140)
+            ]
+        );
     }
 
     #[test]

@@ -136,6 +136,11 @@ fn migrator() -> Migrator {
             "patient_context",
             include_str!("../../migrations/0013_patient_context.sql"),
         ),
+        m(
+            14,
+            "segment_cues",
+            include_str!("../../migrations/0014_segment_cues.sql"),
+        ),
     ]);
     migrator.set_ignore_missing(true);
     migrator

@@ -17,11 +17,13 @@ pub struct SegmentRow {
     pub start_ms: i64,
     pub end_ms: i64,
     pub video_dims: String,
+    /// Where its video keyframes are (`recording::cues::format`); empty for rows written before cues.
+    pub cues: String,
     pub stored: bool,
 }
 
 const COLUMNS: &str =
-    "recording_id, seq, object_key, plain_bytes, sealed_bytes, start_ms, end_ms, video_dims, stored";
+    "recording_id, seq, object_key, plain_bytes, sealed_bytes, start_ms, end_ms, video_dims, cues, stored";
 
 fn row(r: &AnyRow) -> Result<SegmentRow, sqlx::Error> {
     Ok(SegmentRow {
@@ -33,6 +35,7 @@ fn row(r: &AnyRow) -> Result<SegmentRow, sqlx::Error> {
         start_ms: r.try_get("start_ms")?,
         end_ms: r.try_get("end_ms")?,
         video_dims: r.try_get("video_dims")?,
+        cues: r.try_get("cues")?,
         stored: r.try_get::<i64, _>("stored")? != 0,
     })
 }
@@ -42,7 +45,7 @@ impl Db {
     pub async fn insert_segment(&self, s: &SegmentRow) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO recording_segments (recording_id, seq, object_key, plain_bytes, sealed_bytes, start_ms, \
-             end_ms, video_dims, stored) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0) \
+             end_ms, video_dims, cues, stored) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0) \
              ON CONFLICT (recording_id, seq) DO NOTHING",
         )
         .bind(&s.recording_id)
@@ -53,6 +56,7 @@ impl Db {
         .bind(s.start_ms)
         .bind(s.end_ms)
         .bind(&s.video_dims)
+        .bind(&s.cues)
         .execute(self.pool())
         .await?;
         Ok(())

@@ -61,6 +61,8 @@ pub struct RecordingSetup {
     pub audit: Auditor,
     /// `recording.segment_seconds`, in milliseconds.
     pub segment_ms: i64,
+    /// `recording.keyframe_interval_seconds`, in milliseconds.
+    pub keyframe_ms: i64,
 }
 
 struct Joined {

@@ -49,6 +49,7 @@ mod restore_drill;
 mod retention;
 mod rooms;
 mod s3;
+mod seek;
 mod sessions;
 mod siem;
 mod slow_link;

@@ -77,7 +77,10 @@ async fn inner_reconnect_limit() {
     join(&mut nurse_ws, &mut nurse, &visit).await;
     join(&mut patient_ws, &mut patient, &visit).await;
     pump(&patient, &nurse, 0, 50).await;
-    assert!(nurse.count(|c: &Counters| &c.video_received) >= 40, "media before the cut");
+    assert!(
+        nurse.count(|c: &Counters| &c.video_received) >= 40,
+        "media before the cut"
+    );
 
     // Gone: no video_leave, nothing more on the socket.
     let cut = tokio::time::Instant::now();
@@ -89,14 +92,20 @@ async fn inner_reconnect_limit() {
     assert_eq!(ended["reason"], "connection_lost", "{ended}");
     assert_eq!(ended["visit_id"], visit.as_str());
     let after = cut.elapsed();
-    assert!(after >= Duration::from_secs(3), "ended before the limit: {after:?}");
+    assert!(
+        after >= Duration::from_secs(3),
+        "ended before the limit: {after:?}"
+    );
     println!("measured: the visit ended {after:?} after the cut (limit 3 s, swept every 2 s)");
 
     // Back on the network: the chat is still there, the visit is not.
     let mut back = Ws::patient(&url, &token).await;
-    back.say(&conversation, "after-cut", "Sorry, my phone lost its signal").await;
+    back.say(&conversation, "after-cut", "Sorry, my phone lost its signal")
+        .await;
     let heard = nurse_ws
-        .wait("the patient's message", |f| f["type"] == "message" && f["sender_role"] == "patient")
+        .wait("the patient's message", |f| {
+            f["type"] == "message" && f["sender_role"] == "patient"
+        })
         .await;
     assert_eq!(heard["body"], "Sorry, my phone lost its signal");
     back.quiet("video_started", 1000).await;

@@ -62,6 +62,7 @@ async fn seed_segmented(db: &Db, store: &LocalObjects, id: &str, retain_until: i
             start_ms: 1_000 + seq * 500,
             end_ms: 1_500 + seq * 500,
             video_dims: ",".into(),
+            cues: String::new(),
             stored: false,
         };
         db.insert_segment(&row).await.unwrap();

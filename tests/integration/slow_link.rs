@@ -72,12 +72,20 @@ fn a_patient_on_a_link_too_slow_for_video_gets_audio_only_then_video_again() {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    wait_for("patient-flowing", Duration::from_secs(180), &mut [&mut patient, &mut nurse]);
+    wait_for(
+        "patient-flowing",
+        Duration::from_secs(180),
+        &mut [&mut patient, &mut nurse],
+    );
     // The broker's side of the veth sends to the patient: 64 kbit/s with a short queue.
     let tc = |args: &str| run(broker_ns.command("tc").args(args.split_whitespace()));
     tc("qdisc add dev eth0 root tbf rate 64kbit burst 4kb latency 300ms");
     std::fs::write(sync.join("shaped"), "").unwrap();
-    wait_for("audio-only", Duration::from_secs(150), &mut [&mut patient, &mut nurse]);
+    wait_for(
+        "audio-only",
+        Duration::from_secs(150),
+        &mut [&mut patient, &mut nurse],
+    );
     tc("qdisc del dev eth0 root");
     std::fs::write(sync.join("lifted"), "").unwrap();
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -85,12 +93,19 @@ fn a_patient_on_a_link_too_slow_for_video_gets_audio_only_then_video_again() {
     while p.is_none() || n.is_none() {
         p = p.or_else(|| patient.0.try_wait().unwrap());
         n = n.or_else(|| nurse.0.try_wait().unwrap());
-        assert!(Instant::now() < deadline, "the scripts did not finish:\n{}", logs());
+        assert!(
+            Instant::now() < deadline,
+            "the scripts did not finish:\n{}",
+            logs()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(p.unwrap().success() && n.unwrap().success(), "{}", logs());
     let patient_log = std::fs::read_to_string(sync.join("patient.log")).unwrap();
-    for line in patient_log.lines().filter(|l| l.starts_with("measured:") || l.starts_with("step:")) {
+    for line in patient_log
+        .lines()
+        .filter(|l| l.starts_with("measured:") || l.starts_with("step:"))
+    {
         println!("{line}");
     }
     broker.assert_no_panic();

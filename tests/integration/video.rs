@@ -502,4 +502,7 @@ fn a_family_member_joins_from_the_lobby_with_a_one_time_link_in_chromium() {
     assert!(count(6) > 10 && count(7) > 10, "the guest who agreed is recorded");
     assert_eq!(count(8) + count(9), 0, "nothing of the guest who declined");
     assert!(count(1) > 10 && count(3) > 10, "patient and nurse recorded");
+    // Seekable on every participant's video: the patient's, the nurse's, the guest's (asked for a keyframe every
+    // 3 s; a keyframe may come a little after the request, and a track's first after its sender joins).
+    crate::seek::every_video_track_seeks(&artifacts().join("guest-recording.webm"), &[1, 3, 6], 4_500);
 }

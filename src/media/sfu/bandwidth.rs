@@ -455,7 +455,11 @@ mod tests {
             e.on_reports(at, &voice);
             at += WINDOW;
         }
-        assert!(published.estimate() < VIDEO_RESUME_BPS, "{}", published.estimate());
+        assert!(
+            published.estimate() < VIDEO_RESUME_BPS,
+            "{}",
+            published.estimate()
+        );
     }
 
     #[test]

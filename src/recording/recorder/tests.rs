@@ -287,7 +287,9 @@ fn a_guests_media_goes_to_tracks_of_their_own_declared_in_the_header() {
     tracks.dedup();
     assert_eq!(tracks, vec![1, 6, 7, 9]);
     // A spool a crash left says nothing about sizes: the tracks its blocks hold are declared all the same.
-    let (_, _, found) = finalize_segment(&spool_key, &spool, &[], &key, "rec-g2", true).unwrap();
+    let found = finalize_segment(&spool_key, &spool, &[], &key, "rec-g2", true)
+        .unwrap()
+        .tracks;
     let mut recovered = Dims::default();
     declare_found(&mut recovered, &found);
     let mut both_guests = Dims::default();
@@ -340,4 +342,49 @@ fn a_new_connection_on_a_source_is_timed_by_the_wall_clock_not_the_old_rtp_clock
         times[20..].iter().all(|t| (3_000..5_000).contains(t)),
         "{times:?}"
     );
+}
+
+#[test]
+fn each_camera_is_asked_for_a_keyframe_every_interval_so_the_file_seeks() {
+    let spool_key = DataKey::random_for_tests();
+    let (mut r, _) = Recorder::start(&spool_key, "spool-k", 0);
+    r.keyframe_every(2_000);
+    // 10 fps for 9 s; the browser sends a keyframe only at the start, and then only when asked.
+    let mut asked = Vec::new();
+    let mut pending = false;
+    for (n, now) in (0..90i64).map(|n| (n, n * 100)) {
+        let out = r.video(
+            Source::Nurse,
+            n as u16,
+            (now * 90) as u32,
+            true,
+            &vp8_packet(n == 0 || pending),
+            now,
+        );
+        pending = out.request_keyframe;
+        if out.request_keyframe {
+            asked.push(now);
+        }
+    }
+    // Asked 2 s after each keyframe (which the request brings at the next frame): 2.0, 4.1, 6.2, 8.3 s.
+    assert_eq!(asked, [2_000, 4_100, 6_200, 8_300]);
+
+    // A sender that does not answer is asked again once per interval, not at every frame.
+    let (mut r, _) = Recorder::start(&spool_key, "spool-k2", 0);
+    r.keyframe_every(2_000);
+    let asked = (0..90i64)
+        .filter(|n| {
+            let now = n * 100;
+            r.video(
+                Source::Patient,
+                *n as u16,
+                (now * 90) as u32,
+                true,
+                &vp8_packet(*n == 0),
+                now,
+            )
+            .request_keyframe
+        })
+        .count();
+    assert_eq!(asked, 4, "at 2, 4, 6 and 8 s");
 }

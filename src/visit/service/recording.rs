@@ -102,6 +102,7 @@ impl VideoService {
                 return;
             }
         };
+        session.keyframe_every(self.recording.keyframe_ms);
         let (retain_until, origin_ms) = match &earlier {
             Some(first) => (first.retain_until, first.origin_ms),
             None => (now + decision.retention_days as i64 * 86_400_000, now),

@@ -1,16 +1,19 @@
 //! A visit's recording as a reviewer sees it: one file and one timeline, whichever nodes the visit moved
 //! through. The file is a WebM header followed by every stored segment of every part, read by range (only the
-//! chunks a range touches are decrypted); the timeline merges the parts' manifests. Only the holder of a
-//! policy's proof reads either.
+//! chunks a range touches are decrypted), then the Cues indexing every video track's keyframes (from the
+//! segments' rows; the header's SeekHead points to them); the timeline merges the parts' manifests. Only the
+//! holder of a policy's proof reads either.
 
 use super::VideoService;
 use super::recording::RecordingAccessError;
 use crate::policy::Authorized;
 use crate::recording::assembly::{self, OneTimeline, PartTimeline};
+use crate::recording::cues::{self, Cue};
 use crate::recording::reader::{ObjectRef, read_range};
-use crate::recording::recorder::webm_header;
+use crate::recording::recorder::webm_header_seeking;
 use crate::recording::session::segment_object_id;
 use crate::recording::timeline::Timeline;
+use crate::recording::webm;
 use crate::store::{RecordingPhase, RecordingRow, SegmentRow};
 
 /// A visit's recording: its parts (first to last) and their segments.
@@ -77,7 +80,8 @@ impl VisitRecording {
 
 /// A piece of the file a reviewer reads.
 enum Piece<'a> {
-    Header(Vec<u8>),
+    /// Bytes made here: the header, the Cues.
+    Made(Vec<u8>),
     Object {
         part: &'a RecordingRow,
         sealed_as: String,
@@ -89,7 +93,7 @@ enum Piece<'a> {
 impl Piece<'_> {
     fn len(&self) -> u64 {
         match self {
-            Piece::Header(h) => h.len() as u64,
+            Piece::Made(h) => h.len() as u64,
             Piece::Object { len, .. } => *len,
         }
     }
@@ -147,7 +151,7 @@ impl VideoService {
         let mut out = Vec::with_capacity(end.saturating_sub(start) as usize);
         for (i, from, to) in assembly::plan(&lens, start, end) {
             match &pieces[i] {
-                Piece::Header(h) => out.extend_from_slice(&h[from as usize..to as usize]),
+                Piece::Made(h) => out.extend_from_slice(&h[from as usize..to as usize]),
                 Piece::Object {
                     part, sealed_as, key, ..
                 } => {
@@ -190,9 +194,19 @@ fn pieces(r: &VisitRecording) -> Vec<Piece<'_>> {
     // The visit ends with its last part (an earlier part recovered late ends later, but the visit had moved on).
     let last = r.parts.last().and_then(|p| p.ended_at).unwrap_or(first);
     let dims = assembly::first_dims(stored.iter().map(|s| s.video_dims.as_str()));
-    let mut out = vec![Piece::Header(webm_header(dims, (last - first).max(0) as f64))];
+    let duration = (last - first).max(0) as f64;
+    // The header's length does not depend on where the Cues are: build it once to place everything after it.
+    let header = webm_header_seeking(dims, duration, &cues::seek_head(0));
+    let mut at = (header.len() - webm::segment_data_start(&header)) as u64;
+    let mut out = vec![Piece::Made(Vec::new())];
+    let mut index: Vec<Cue> = Vec::new();
     for part in &r.parts {
         for s in stored.iter().filter(|s| s.recording_id == part.id.as_str()) {
+            index.extend(cues::parse(&s.cues).into_iter().map(|c| Cue {
+                cluster: at + c.cluster,
+                ..c
+            }));
+            at += s.plain_bytes as u64;
             out.push(Piece::Object {
                 part,
                 sealed_as: segment_object_id(&part.id, s.seq),
@@ -201,5 +215,13 @@ fn pieces(r: &VisitRecording) -> Vec<Piece<'_>> {
             });
         }
     }
+    // Recordings made before cues keep a header without a SeekHead, and no Cues.
+    let header = if index.is_empty() {
+        webm_header_seeking(dims, duration, &[])
+    } else {
+        out.push(Piece::Made(cues::element(&index)));
+        webm_header_seeking(dims, duration, &cues::seek_head(at))
+    };
+    out[0] = Piece::Made(header);
     out
 }

@@ -68,6 +68,7 @@ impl VideoService {
             start_ms: s.start_ms,
             end_ms: s.end_ms,
             video_dims: format_dims(s.video_dims),
+            cues: s.cues.clone(),
             stored: false,
         };
         match self.recording.db.insert_segment(&row).await {
