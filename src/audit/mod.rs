@@ -44,9 +44,15 @@ impl AuditEvent {
             request_id: None,
         }
     }
-    /// An event of the broker's own background work (no person acted).
-    pub fn system(action: impl Into<String>, resource: impl Into<String>, outcome: Outcome) -> Self {
-        Self::new(action, resource, outcome).actor("examroom", Role::System)
+    /// An event of the broker's own work, no person acting: the actor is `system:<job>` (the recorder, the
+    /// retention sweep, …), so a reviewer reads which part of the broker did it rather than `anonymous`.
+    pub fn system(
+        job: &str,
+        action: impl Into<String>,
+        resource: impl Into<String>,
+        outcome: Outcome,
+    ) -> Self {
+        Self::new(action, resource, outcome).actor(format!("system:{job}"), Role::System)
     }
     pub fn by(mut self, principal: &Principal) -> Self {
         self.actor = principal.subject.as_str().to_string();

@@ -403,12 +403,26 @@ async fn access_history(
     )
     .await;
     let events = app.db.audit_events_for(&resource, 1000).await?;
+    // Who, by name: staff as they signed in (the staff directory of their sessions), the broker's own work as
+    // `system (<job>)`; a patient or an unknown subject keeps its id only.
+    let mut names: std::collections::HashMap<&str, Option<String>> = std::collections::HashMap::new();
+    for e in &events {
+        if names.contains_key(e.actor.as_str()) {
+            continue;
+        }
+        let name = match e.actor.strip_prefix("system:") {
+            Some(job) => Some(format!("system ({job})")),
+            None => app.db.staff_display_name(&e.actor).await?,
+        };
+        names.insert(e.actor.as_str(), name);
+    }
     let list: Vec<serde_json::Value> = events
         .iter()
         .map(|e| {
             json!({
                 "at": crate::clock::timestamp(e.at_ms),
                 "actor": e.actor,
+                "name": names.get(e.actor.as_str()).cloned().flatten(),
                 "role": e.role,
                 "action": e.action,
                 "outcome": e.outcome,

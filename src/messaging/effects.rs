@@ -158,6 +158,7 @@ impl Messaging {
                     .await?
                 {
                     let event = AuditEvent::system(
+                        "routing",
                         "conversation.abandoned",
                         format!("conversation:{conversation}"),
                         Outcome::Success,

@@ -67,6 +67,7 @@ pub async fn sweep(
             audit
                 .record_or_log(
                     AuditEvent::system(
+                        "retention",
                         "recording.deleted",
                         format!("recording:{}", r.id),
                         Outcome::Success,

@@ -89,7 +89,14 @@ try {
   await officer.getByRole('button', { name: 'Release legal hold' }).waitFor();
   await officer.getByRole('cell', { name: 'recording.legal_hold.set' }).waitFor();
   await officer.getByRole('cell', { name: 'recording.stream' }).first().waitFor();
+  // Who, by name: the officer herself, and the broker's recorder for its own events (not "anonymous").
+  await officer.getByRole('cell', { name: /^Cora Demo — / }).first().waitFor();
+  await officer.getByRole('cell', { name: 'system (recorder) — system:recorder' }).first().waitFor();
+  if (await officer.getByRole('cell', { name: 'anonymous', exact: true }).count()) throw new Error('an anonymous actor in the access history');
   await officer.locator('#wrap-up').getByText('No wrap-up was recorded for this chat.').waitFor();
+  // The tables fit the page: nothing runs off its right edge.
+  const overflow = await officer.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  if (overflow > 0) throw new Error(`the console is ${overflow} px wider than the window`);
   await shot(officer, '09-compliance-console');
   await axeCheck(officer, 'compliance console: a recording');
   step(`console: streamed and seeked to ${streamed.currentTime.toFixed(1)} of ${streamed.duration.toFixed(1)} s, legal hold set, history shown`);

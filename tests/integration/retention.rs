@@ -186,7 +186,7 @@ async fn expired_recordings_go_held_ones_stay_and_receipts_are_audited() {
     // The sweep is the broker's own work: it says so, and its event still carries a correlation id.
     assert_eq!(
         (receipts[0].2.as_str(), receipts[0].3.as_str()),
-        ("examroom", "system")
+        ("system:retention", "system")
     );
     assert_eq!(receipts[0].4.len(), 32, "{:?}", receipts[0].4);
     for field in [

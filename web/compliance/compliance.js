@@ -92,7 +92,9 @@ async function history(id) {
   const h = await api(`/api/v1/recordings/${id}/access?${q()}`);
   $('history').replaceChildren(...h.events.map((e) => {
     const tr = document.createElement('tr');
-    for (const v of [when(e.at), e.actor, e.role, e.action, e.outcome, e.reason]) cell(tr, v);
+    // Who: the name (staff, or the broker's own job) with the id under it for the record.
+    const who = e.name ? `${e.name} — ${e.actor}` : e.actor;
+    for (const v of [when(e.at), who, e.role, e.action, e.outcome, e.reason]) cell(tr, v);
     return tr;
   }));
 }

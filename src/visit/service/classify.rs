@@ -37,7 +37,8 @@ impl VideoService {
         self.recording
             .audit
             .record_or_log(
-                crate::audit::AuditEvent::new(
+                crate::audit::AuditEvent::system(
+                    "classifier",
                     "visit.classified",
                     format!("visit:{id}"),
                     crate::audit::Outcome::Success,

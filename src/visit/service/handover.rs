@@ -154,7 +154,13 @@ impl VideoService {
         self.recording
             .audit
             .record_or_log(
-                AuditEvent::new("visit.handover", format!("visit:{id}"), Outcome::Success).reason(format!(
+                AuditEvent::system(
+                    "visit-host",
+                    "visit.handover",
+                    format!("visit:{id}"),
+                    Outcome::Success,
+                )
+                .reason(format!(
                     "{} from {} to {}",
                     a.reason,
                     row.host_node,

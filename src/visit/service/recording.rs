@@ -77,8 +77,13 @@ impl VideoService {
                 self.recording
                     .audit
                     .record_or_log(
-                        AuditEvent::new("recording.consent", format!("visit:{}", v.id), Outcome::Success)
-                            .reason("declined: the visit is not recorded"),
+                        AuditEvent::system(
+                            "recorder",
+                            "recording.consent",
+                            format!("visit:{}", v.id),
+                            Outcome::Success,
+                        )
+                        .reason("declined: the visit is not recorded"),
                     )
                     .await;
                 return;
@@ -139,7 +144,8 @@ impl VideoService {
         self.recording
             .audit
             .record_or_log(
-                AuditEvent::new(
+                AuditEvent::system(
+                    "recorder",
                     "recording.start",
                     format!("recording:{}", session.id),
                     Outcome::Success,
@@ -362,6 +368,7 @@ impl VideoService {
                         .audit
                         .record_or_log(
                             AuditEvent::system(
+                                "recording-recovery",
                                 "recording.recovered",
                                 format!("recording:{}", row.id),
                                 Outcome::Success,
@@ -405,8 +412,13 @@ impl VideoService {
                 self.recording
                     .audit
                     .record_or_log(
-                        AuditEvent::system("recording.stored", format!("recording:{id}"), Outcome::Success)
-                            .reason(format!("{} bytes sealed", row.object_bytes.unwrap_or(0))),
+                        AuditEvent::system(
+                            "recorder",
+                            "recording.stored",
+                            format!("recording:{id}"),
+                            Outcome::Success,
+                        )
+                        .reason(format!("{} bytes sealed", row.object_bytes.unwrap_or(0))),
                     )
                     .await;
             }

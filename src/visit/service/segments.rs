@@ -177,14 +177,18 @@ impl VideoService {
         self.recording
             .audit
             .record_or_log(
-                AuditEvent::system("recording.stored", format!("recording:{id}"), Outcome::Success).reason(
-                    format!(
-                        "{} bytes sealed in {} segment{}",
-                        row.object_bytes.unwrap_or(0),
-                        segments.len(),
-                        if segments.len() == 1 { "" } else { "s" }
-                    ),
-                ),
+                AuditEvent::system(
+                    "recorder",
+                    "recording.stored",
+                    format!("recording:{id}"),
+                    Outcome::Success,
+                )
+                .reason(format!(
+                    "{} bytes sealed in {} segment{}",
+                    row.object_bytes.unwrap_or(0),
+                    segments.len(),
+                    if segments.len() == 1 { "" } else { "s" }
+                )),
             )
             .await;
     }
