@@ -81,6 +81,11 @@ impl Vp8Depacketizer {
     }
 
     /// Forget the stream position (a pause): the next frame recorded must be a keyframe.
+    /// Whether it drops everything until a keyframe (after a loss, or a reset).
+    pub fn waiting_for_keyframe(&self) -> bool {
+        self.need_keyframe
+    }
+
     pub fn reset(&mut self) {
         self.current = None;
         self.last_seq = None;

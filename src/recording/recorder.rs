@@ -96,6 +96,8 @@ struct SourceState {
 
 /// How often each video source is asked for a keyframe unless told otherwise (`recording.keyframe_interval_seconds`).
 const KEYFRAME_EVERY_MS: i64 = 3_000;
+/// How often a source whose video is dropped until a keyframe comes is asked again.
+const KEYFRAME_RETRY_MS: i64 = 1_000;
 
 pub struct Recorder {
     timeline: Timeline,
@@ -258,6 +260,13 @@ impl Recorder {
             let due = st.last_keyframe_ms.is_some_and(|k| rel - k >= every)
                 && st.asked_ms.is_none_or(|a| rel - a >= every);
             if due {
+                st.asked_ms = Some(rel);
+                out.request_keyframe = true;
+            }
+        } else if st.vp8.waiting_for_keyframe() {
+            // Dropping everything until a keyframe (after a loss, a resume, a new connection): a request may have
+            // been lost, so it is repeated every second until one comes.
+            if out.request_keyframe || st.asked_ms.is_none_or(|a| rel - a >= KEYFRAME_RETRY_MS) {
                 st.asked_ms = Some(rel);
                 out.request_keyframe = true;
             }

@@ -237,7 +237,6 @@ impl RecordingSession {
             .is_some_and(|r| r.set_audio_only(on, reason, by, now_ms))
     }
 
-    /// Records the nurse's screen from now on (its policy says so).
     /// Asks each recorded video source for a keyframe at least every `ms` (see [`Recorder::keyframe_every`]).
     pub fn keyframe_every(&self, ms: i64) {
         if let Some(r) = self.inner.lock().expect("recording lock").recorder.as_mut() {
@@ -245,6 +244,7 @@ impl RecordingSession {
         }
     }
 
+    /// Records the nurse's screen from now on (its policy says so).
     pub fn record_screen(&self) {
         self.inner.lock().expect("recording lock").screen = true;
     }

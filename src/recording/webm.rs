@@ -196,9 +196,16 @@ impl Muxer {
         }
     }
 
-    /// The bytes for one frame at `ms`; a time not after the track's last block moves to just after it.
+    /// The bytes for one frame at `ms`. A video frame whose time is not after its track's last block moves to
+    /// just after it (frames come in decoding order); an audio packet that is (a late or repeated one) is left
+    /// out rather than played out of order.
     pub fn frame(&mut self, track: u64, ms: i64, keyframe: bool, data: &[u8]) -> Vec<u8> {
-        let ms = self.after_last(track, ms.max(0));
+        let ms = ms.max(0);
+        let audio = !self.video_tracks.contains(&track);
+        if audio && self.last_of.iter().any(|(t, last)| *t == track && ms <= *last) {
+            return Vec::new();
+        }
+        let ms = self.after_last(track, ms);
         let mut out = Vec::new();
         let new_cluster = match self.cluster_ms {
             None => true,
@@ -396,12 +403,14 @@ mod tests {
     fn each_tracks_block_times_strictly_increase() {
         let mut m = Muxer::new(vec![VIDEO_TRACK]);
         let mut file = Vec::new();
-        // Two frames in one millisecond, then a step back; the other track keeps its own times.
+        // Two frames in one millisecond, then a step back; the other track keeps its own times, and a late
+        // audio packet is left out.
         for (track, ms) in [
             (VIDEO_TRACK, 100),
             (VIDEO_TRACK, 100),
             (AUDIO_TRACK, 100),
             (VIDEO_TRACK, 90),
+            (AUDIO_TRACK, 80),
             (VIDEO_TRACK, 140),
         ] {
             file.extend(m.frame(track, ms, false, &[0; 10]));

@@ -26,6 +26,7 @@ fn ffmpeg_available() -> bool {
 pub fn every_video_track_seeks(file: &Path, tracks: &[u64], max_gap_ms: i64) {
     let bytes = std::fs::read(file).unwrap();
     let blocks = examroom::recording::webm::scan(&bytes).expect("a WebM file");
+    cues_point_at_keyframes(&bytes, tracks);
     for (index, &track) in tracks.iter().enumerate() {
         let mine: Vec<_> = blocks.iter().filter(|b| b.0 == track).collect();
         assert!(mine.len() > 10, "track {track} has video");
@@ -84,7 +85,9 @@ pub fn every_video_track_seeks(file: &Path, tracks: &[u64], max_gap_ms: i64) {
         for share in [30, 50, 70] {
             let at = (first + (last - first) * share / 100) as f64 / 1000.0;
             let out = Command::new("ffmpeg")
-                .args(["-nostdin", "-v", "error", "-ss", &format!("{at:.3}"), "-i"])
+                // Warnings too: a seek ffmpeg could not make through the index ("could not seek") falls back to
+                // decoding from the start, which would pass unseen at the error level.
+                .args(["-nostdin", "-v", "warning", "-ss", &format!("{at:.3}"), "-i"])
                 .arg(file)
                 .args([
                     "-map",
@@ -114,6 +117,78 @@ pub fn every_video_track_seeks(file: &Path, tracks: &[u64], max_gap_ms: i64) {
         println!(
             "seek: track {track}: every frame at most {:?} ms after a keyframe; decodes whole, and from 30/50/70%",
             gaps.iter().max()
+        );
+    }
+}
+
+/// An EBML element at `at`: (id, body start, body length); `None` past the end or for an unknown size.
+fn element(b: &[u8], at: usize) -> Option<(u32, usize, usize)> {
+    let id_len = b.get(at)?.leading_zeros() as usize + 1;
+    let id = b
+        .get(at..at + id_len)?
+        .iter()
+        .fold(0u32, |a, x| (a << 8) | *x as u32);
+    let first = *b.get(at + id_len)?;
+    let size_len = first.leading_zeros() as usize + 1;
+    let mut size = (first as u64) & (0xFF >> size_len);
+    for x in b.get(at + id_len + 1..at + id_len + size_len)? {
+        size = (size << 8) | *x as u64;
+    }
+    (size != (1u64 << (7 * size_len)) - 1).then_some((id, at + id_len + size_len, size as usize))
+}
+
+/// The children of the element body `b[from..from + len]`.
+fn children(b: &[u8], from: usize, len: usize) -> Vec<(u32, usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = from;
+    while at < from + len {
+        let Some(e) = element(b, at) else { break };
+        out.push(e);
+        at = e.1 + e.2;
+    }
+    out
+}
+
+fn number(b: &[u8], (_, from, len): (u32, usize, usize)) -> u64 {
+    b[from..from + len].iter().fold(0, |a, x| (a << 8) | *x as u64)
+}
+
+/// The file as served: its header's SeekHead names where the Cues are, and each cue of `tracks` lands on a
+/// cluster that holds that track's keyframe at the cue's time.
+fn cues_point_at_keyframes(b: &[u8], tracks: &[u64]) {
+    let data = examroom::recording::webm::segment_data_start(b);
+    let seek_head = element(b, data).expect("an element first in the segment");
+    assert_eq!(seek_head.0, 0x114D9B74, "a SeekHead first in the segment");
+    let seek = children(b, seek_head.1, seek_head.2)[0];
+    let fields = children(b, seek.1, seek.2);
+    let position = number(b, *fields.iter().find(|f| f.0 == 0x53AC).expect("SeekPosition")) as usize;
+    let cues = element(b, data + position).expect("the Cues where the SeekHead says");
+    assert_eq!(cues.0, 0x1C53BB6B, "the Cues at the SeekHead's position");
+    let keyframes = examroom::recording::webm::scan_with_clusters(b);
+    let mut per_track = std::collections::HashMap::new();
+    for point in children(b, cues.1, cues.2) {
+        let fields = children(b, point.1, point.2);
+        let time = number(b, *fields.iter().find(|f| f.0 == 0xB3).expect("CueTime")) as i64;
+        let positions = fields.iter().find(|f| f.0 == 0xB7).expect("CueTrackPositions");
+        let inner = children(b, positions.1, positions.2);
+        let track = number(b, *inner.iter().find(|f| f.0 == 0xF7).expect("CueTrack"));
+        let cluster = data
+            + number(
+                b,
+                *inner.iter().find(|f| f.0 == 0xF1).expect("CueClusterPosition"),
+            ) as usize;
+        assert!(
+            keyframes
+                .iter()
+                .any(|((t, ms, key, _), at)| *t == track && *ms == time && *key && *at == cluster),
+            "the cue of track {track} at {time} ms names a cluster ({cluster}) without that keyframe"
+        );
+        *per_track.entry(track).or_insert(0) += 1;
+    }
+    for track in tracks {
+        assert!(
+            per_track.get(track).copied().unwrap_or(0) >= 2,
+            "track {track} indexed: {per_track:?}"
         );
     }
 }

@@ -388,3 +388,27 @@ fn each_camera_is_asked_for_a_keyframe_every_interval_so_the_file_seeks() {
         .count();
     assert_eq!(asked, 4, "at 2, 4, 6 and 8 s");
 }
+
+#[test]
+fn a_source_waiting_for_a_keyframe_is_asked_again_every_second() {
+    let spool_key = DataKey::random_for_tests();
+    let (mut r, _) = Recorder::start(&spool_key, "spool-w", 0);
+    // A keyframe, then a lost packet: everything is dropped until the next keyframe, which the sender does not
+    // send (the request was lost): it is asked at the loss, then once a second, not at every packet.
+    let mut asked = Vec::new();
+    for n in 0..30i64 {
+        let seq = if n == 0 { 0 } else { n as u16 + 1 };
+        let out = r.video(
+            Source::Patient,
+            seq,
+            (n * 100 * 90) as u32,
+            true,
+            &vp8_packet(n == 0),
+            n * 100,
+        );
+        if out.request_keyframe {
+            asked.push(n * 100);
+        }
+    }
+    assert_eq!(asked, [100, 1_100, 2_100]);
+}
