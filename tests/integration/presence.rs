@@ -72,6 +72,14 @@ async fn patients_who_leave_are_not_offered_and_nurses_who_leave_hand_their_chat
         .send(json!({"v": 1, "type": "accept", "conversation_id": chat}))
         .await;
     patient.expect("assigned").await;
+    // Taking the chat, the nurse hears where its patient is: online.
+    let c = chat.clone();
+    let first = nurse
+        .wait("online at acceptance", move |v| {
+            v["type"] == "patient_presence" && v["conversation_id"] == c.as_str()
+        })
+        .await;
+    assert_eq!(first["state"], "online");
     patient
         .say(&chat, "m1", "I have had a fever since yesterday")
         .await;
@@ -129,6 +137,13 @@ async fn a_patient_whose_network_goes_silent_is_seen_reconnecting() {
         .send(json!({"v": 1, "type": "accept", "conversation_id": chat}))
         .await;
     patient.expect("assigned").await;
+    let c = chat.clone();
+    let first = nurse
+        .wait("online at acceptance", move |v| {
+            v["type"] == "patient_presence" && v["conversation_id"] == c.as_str()
+        })
+        .await;
+    assert_eq!(first["state"], "online");
 
     // The patient's phone loses its network: its socket stays open, but no pong comes back.
     patient.stop_reading();
