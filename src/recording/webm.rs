@@ -86,17 +86,9 @@ pub fn header(tracks: &[TrackSpec], duration_ms: Option<f64>) -> Vec<u8> {
 
 /// Where the Segment's data starts in a [`header`]: positions inside the file (SeekHead, Cues) count from here.
 pub fn segment_data_start(header: &[u8]) -> usize {
-    // The EBML element: a 4-byte id, its size, its body; then the Segment's 4-byte id and 8-byte unknown size.
-    let len = header.get(4).map_or(1, |b| b.leading_zeros() as usize + 1);
-    let body = header[4..4 + len].iter().enumerate().fold(0usize, |a, (i, b)| {
-        (a << 8)
-            | if i == 0 {
-                (*b as usize) & (0xFF >> len)
-            } else {
-                *b as usize
-            }
-    });
-    4 + len + body + 12
+    // The EBML element (a 4-byte id, its size, its body), then the Segment's 4-byte id and 8-byte unknown size.
+    let (size, len) = read_size(&header[4..]).expect("our header");
+    4 + len + size.unwrap_or(0) as usize + 12
 }
 
 /// [`header`] with `seek` (a SeekHead) first in the Segment.
@@ -270,28 +262,32 @@ fn walk(data: &[u8]) -> Option<(Vec<ScannedBlock>, usize)> {
     walk_clusters(data).map(|(blocks, end)| (blocks.into_iter().map(|(b, _)| b).collect(), end))
 }
 
+/// An element id at the start of `d`: the id and its length in bytes.
+pub fn read_id(d: &[u8]) -> Option<(u32, usize)> {
+    let first = *d.first()?;
+    let len = first.leading_zeros() as usize + 1;
+    if len > 4 || d.len() < len {
+        return None;
+    }
+    Some((d[..len].iter().fold(0u32, |a, b| (a << 8) | *b as u32), len))
+}
+
+/// An element size at the start of `d` (`None` for the unknown size) and its length in bytes.
+pub fn read_size(d: &[u8]) -> Option<(Option<u64>, usize)> {
+    let first = *d.first()?;
+    let len = first.leading_zeros() as usize + 1;
+    if len > 8 || d.len() < len {
+        return None;
+    }
+    let mut v = (first as u64) & ((1u64 << (8 - len)) - 1);
+    for b in &d[1..len] {
+        v = (v << 8) | *b as u64;
+    }
+    let unknown = v == (1u64 << (7 * len)) - 1;
+    Some((if unknown { None } else { Some(v) }, len))
+}
+
 fn walk_clusters(data: &[u8]) -> Option<(Vec<(ScannedBlock, usize)>, usize)> {
-    fn read_id(d: &[u8]) -> Option<(u32, usize)> {
-        let first = *d.first()?;
-        let len = first.leading_zeros() as usize + 1;
-        if len > 4 || d.len() < len {
-            return None;
-        }
-        Some((d[..len].iter().fold(0u32, |a, b| (a << 8) | *b as u32), len))
-    }
-    fn read_size(d: &[u8]) -> Option<(Option<u64>, usize)> {
-        let first = *d.first()?;
-        let len = first.leading_zeros() as usize + 1;
-        if len > 8 || d.len() < len {
-            return None;
-        }
-        let mut v = (first as u64) & ((1u64 << (8 - len)) - 1);
-        for b in &d[1..len] {
-            v = (v << 8) | *b as u64;
-        }
-        let unknown = v == (1u64 << (7 * len)) - 1;
-        Some((if unknown { None } else { Some(v) }, len))
-    }
     let mut blocks = Vec::new();
     let mut pos = 0;
     let mut cluster_ms = 0i64;

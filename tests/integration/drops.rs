@@ -109,20 +109,8 @@ table inet cut {
     crate::netns::run(far_ns.command("nft").args(["delete", "table", "inet", "cut"]));
     std::fs::write(sync.join("restored"), crate::common::epoch_ms().to_string()).unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let (mut p, mut n) = (None, None);
-    while p.is_none() || n.is_none() {
-        p = p.or_else(|| patient.0.try_wait().unwrap());
-        n = n.or_else(|| nurse.0.try_wait().unwrap());
-        assert!(
-            Instant::now() < deadline,
-            "the scripts did not finish:\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    crate::netns::wait_both(&mut patient, &mut nurse, Duration::from_secs(120), &logs);
     let log = logs();
-    assert!(p.unwrap().success() && n.unwrap().success(), "{log}");
     assert!(
         log.contains("browser drop flow: patient passed") && log.contains("browser drop flow: nurse passed"),
         "{log}"

@@ -8,7 +8,7 @@
 //! `tests/browser/link-flow.mjs` reads the counters from `getStats()`; the same script runs the bad-link
 //! benchmark, where the effect is measured rather than asserted.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::support_dir;
 use crate::netns::{Netns, Script};
@@ -79,19 +79,7 @@ table netdev loss {
             broker.stderr.lines().join("\n")
         )
     };
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let (mut p, mut n) = (None, None);
-    while p.is_none() || n.is_none() {
-        p = p.or_else(|| patient.0.try_wait().unwrap());
-        n = n.or_else(|| nurse.0.try_wait().unwrap());
-        assert!(
-            Instant::now() < deadline,
-            "the scripts did not finish:\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(p.unwrap().success() && n.unwrap().success(), "{}", logs());
+    crate::netns::wait_both(&mut patient, &mut nurse, Duration::from_secs(240), &logs);
     let (patient, nurse) = (measured(&sync, "patient"), measured(&sync, "nurse"));
     println!("measured: patient {patient}\nmeasured: nurse {nurse}");
     let number = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or(0.0);

@@ -30,6 +30,23 @@ pub fn browser_prerequisites(also: &[&str]) -> bool {
 /// A browser script (or any child), killed with what it started if the test ends first.
 pub struct Script(pub std::process::Child);
 
+/// Waits for two scripts to end, within `limit`; panics with `logs` if they do not, or if either failed.
+pub fn wait_both(a: &mut Script, b: &mut Script, limit: std::time::Duration, logs: &dyn Fn() -> String) {
+    let deadline = std::time::Instant::now() + limit;
+    let (mut x, mut y) = (None, None);
+    while x.is_none() || y.is_none() {
+        x = x.or_else(|| a.0.try_wait().unwrap());
+        y = y.or_else(|| b.0.try_wait().unwrap());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scripts did not finish:\n{}",
+            logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(x.unwrap().success() && y.unwrap().success(), "{}", logs());
+}
+
 impl Drop for Script {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -73,31 +73,16 @@ async fn patients_who_leave_are_not_offered_and_nurses_who_leave_hand_their_chat
         .await;
     patient.expect("assigned").await;
     // Taking the chat, the nurse hears where its patient is: online.
-    let c = chat.clone();
-    let first = nurse
-        .wait("online at acceptance", move |v| {
-            v["type"] == "patient_presence" && v["conversation_id"] == c.as_str()
-        })
-        .await;
+    let first = presence(&mut nurse, &chat, "online at acceptance", 5).await;
     assert_eq!(first["state"], "online");
     patient
         .say(&chat, "m1", "I have had a fever since yesterday")
         .await;
     drop(patient);
-    let c = chat.clone();
-    let seen = nurse
-        .wait("reconnecting", move |v| {
-            v["type"] == "patient_presence" && v["conversation_id"] == c.as_str()
-        })
-        .await;
+    let seen = presence(&mut nurse, &chat, "reconnecting", 5).await;
     assert_eq!(seen["state"], "reconnecting");
     let mut patient = Ws::patient(&url, &token2).await;
-    let c = chat.clone();
-    let seen = nurse
-        .wait("online", move |v| {
-            v["type"] == "patient_presence" && v["conversation_id"] == c.as_str()
-        })
-        .await;
+    let seen = presence(&mut nurse, &chat, "online", 5).await;
     assert_eq!(seen["state"], "online");
 
     // The nurse's browser goes away: past the grace the chat is back in the queue, first in line.
@@ -137,24 +122,24 @@ async fn a_patient_whose_network_goes_silent_is_seen_reconnecting() {
         .send(json!({"v": 1, "type": "accept", "conversation_id": chat}))
         .await;
     patient.expect("assigned").await;
-    let c = chat.clone();
-    let first = nurse
-        .wait("online at acceptance", move |v| {
-            v["type"] == "patient_presence" && v["conversation_id"] == c.as_str()
-        })
-        .await;
+    let first = presence(&mut nurse, &chat, "online at acceptance", 5).await;
     assert_eq!(first["state"], "online");
 
     // The patient's phone loses its network: its socket stays open, but no pong comes back.
     patient.stop_reading();
-    let c = chat.clone();
-    let seen = nurse
-        .wait_within("the patient reconnecting", 20, move |v| {
-            v["type"] == "patient_presence" && v["conversation_id"] == c.as_str()
-        })
-        .await;
+    let seen = presence(&mut nurse, &chat, "the patient reconnecting", 20).await;
     assert_eq!(seen["state"], "reconnecting");
     // The nurse's socket, which answers the pings, was all the while open and still is.
     nurse.send(json!({"v": 1, "type": "ping"})).await;
     nurse.expect("pong").await;
+}
+
+/// The next `patient_presence` frame the nurse hears about `chat`, within `secs`.
+async fn presence(nurse: &mut Ws, chat: &str, what: &str, secs: u64) -> Value {
+    let c = chat.to_string();
+    nurse
+        .wait_within(what, secs, move |v| {
+            v["type"] == "patient_presence" && v["conversation_id"] == c.as_str()
+        })
+        .await
 }

@@ -55,21 +55,7 @@ pub fn every_video_track_seeks(file: &Path, tracks: &[u64], max_gap_ms: i64) {
             continue;
         }
         // The whole track decodes: keyframes are marked as such and nothing is garbage.
-        let whole = Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-i"])
-            .arg(file)
-            // Frames keep the file's own times (a guessed frame rate would merge close ones and complain).
-            .args([
-                "-map",
-                &format!("0:v:{index}"),
-                "-fps_mode",
-                "passthrough",
-                "-enc_time_base",
-                "-1",
-            ])
-            .args(["-f", "null", "-"])
-            .output()
-            .unwrap();
+        let whole = decode(file, index, &["-v", "error"], &["-f", "null", "-"]);
         let errors = String::from_utf8_lossy(&whole.stderr);
         assert!(
             whole.status.success() && errors.trim().is_empty(),
@@ -84,26 +70,10 @@ pub fn every_video_track_seeks(file: &Path, tracks: &[u64], max_gap_ms: i64) {
         }
         for share in [30, 50, 70] {
             let at = (first + (last - first) * share / 100) as f64 / 1000.0;
-            let out = Command::new("ffmpeg")
-                // Warnings too: a seek ffmpeg could not make through the index ("could not seek") falls back to
-                // decoding from the start, which would pass unseen at the error level.
-                .args(["-nostdin", "-v", "warning", "-ss", &format!("{at:.3}"), "-i"])
-                .arg(file)
-                .args([
-                    "-map",
-                    &format!("0:v:{index}"),
-                    "-fps_mode",
-                    "passthrough",
-                    "-enc_time_base",
-                    "-1",
-                    "-frames:v",
-                    "5",
-                    "-f",
-                    "framecrc",
-                    "-",
-                ])
-                .output()
-                .unwrap();
+            // Warnings too: a seek ffmpeg could not make through the index ("could not seek") falls back to
+            // decoding from the start, which would pass unseen at the error level.
+            let seek = ["-v", "warning", "-ss", &format!("{at:.3}")];
+            let out = decode(file, index, &seek, &["-frames:v", "5", "-f", "framecrc", "-"]);
             let errors = String::from_utf8_lossy(&out.stderr);
             let frames = String::from_utf8_lossy(&out.stdout)
                 .lines()
@@ -121,20 +91,34 @@ pub fn every_video_track_seeks(file: &Path, tracks: &[u64], max_gap_ms: i64) {
     }
 }
 
-/// An EBML element at `at`: (id, body start, body length); `None` past the end or for an unknown size.
+/// ffmpeg decoding video stream `index` of `file`: `input` options before the file, `output` ones after the
+/// stream's; frames keep the file's own times (a guessed frame rate would merge close ones and complain).
+fn decode(file: &Path, index: usize, input: &[&str], output: &[&str]) -> std::process::Output {
+    Command::new("ffmpeg")
+        .arg("-nostdin")
+        .args(input)
+        .arg("-i")
+        .arg(file)
+        .args([
+            "-map",
+            &format!("0:v:{index}"),
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base",
+            "-1",
+        ])
+        .args(output)
+        .output()
+        .unwrap()
+}
+
+/// An EBML element at `at` (read with the recorder's own readers): (id, body start, body length); `None` past
+/// the end or for an unknown size.
 fn element(b: &[u8], at: usize) -> Option<(u32, usize, usize)> {
-    let id_len = b.get(at)?.leading_zeros() as usize + 1;
-    let id = b
-        .get(at..at + id_len)?
-        .iter()
-        .fold(0u32, |a, x| (a << 8) | *x as u32);
-    let first = *b.get(at + id_len)?;
-    let size_len = first.leading_zeros() as usize + 1;
-    let mut size = (first as u64) & (0xFF >> size_len);
-    for x in b.get(at + id_len + 1..at + id_len + size_len)? {
-        size = (size << 8) | *x as u64;
-    }
-    (size != (1u64 << (7 * size_len)) - 1).then_some((id, at + id_len + size_len, size as usize))
+    use examroom::recording::webm::{read_id, read_size};
+    let (id, id_len) = read_id(b.get(at..)?)?;
+    let (size, size_len) = read_size(b.get(at + id_len..)?)?;
+    Some((id, at + id_len + size_len, size? as usize))
 }
 
 /// The children of the element body `b[from..from + len]`.

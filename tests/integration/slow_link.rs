@@ -88,19 +88,7 @@ fn a_patient_on_a_link_too_slow_for_video_gets_audio_only_then_video_again() {
     );
     tc("qdisc del dev eth0 root");
     std::fs::write(sync.join("lifted"), "").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let (mut p, mut n) = (None, None);
-    while p.is_none() || n.is_none() {
-        p = p.or_else(|| patient.0.try_wait().unwrap());
-        n = n.or_else(|| nurse.0.try_wait().unwrap());
-        assert!(
-            Instant::now() < deadline,
-            "the scripts did not finish:\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(p.unwrap().success() && n.unwrap().success(), "{}", logs());
+    crate::netns::wait_both(&mut patient, &mut nurse, Duration::from_secs(180), &logs);
     let patient_log = std::fs::read_to_string(sync.join("patient.log")).unwrap();
     for line in patient_log
         .lines()
