@@ -94,7 +94,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 # What the PostgreSQL run covers: every test whose broker keeps state, except the media path under a shaped
 # network (drops, loss, firewall: what they measure never reaches the database) and the restore drill (a
 # SQLite backup); the others test configuration, the command line, the sources, or run on both already.
-PG_SUITE="chat:: video:: video_signaling:: recording_peers:: reports:: retention:: siem:: sessions:: limits:: \
+PG_SUITE="chat:: video:: video_signaling:: recording_peers:: reports:: retention:: retention_phi:: siem:: sessions:: limits:: \
 break_glass:: authorization:: cross_site:: media_peers:: crash:: phi_scan:: browser:: external_oidc:: nat:: s3:: keys:: \
 emergency:: preview:: wrap_up:: supervision:: transfer:: presence:: audit_export:: browser_offers:: visit_controls::"
 # The upgrade test runs the previous release beside this tree: built once into the cache (minutes the first time).

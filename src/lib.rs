@@ -74,6 +74,16 @@ pub async fn serve(
         ),
     );
     workers.spawn(
+        "alerts",
+        on_drain_hand_over(
+            &app,
+            cluster.leased("alerts", {
+                let app = app.clone();
+                move |stop| alerts(app.clone(), stop)
+            }),
+        ),
+    );
+    workers.spawn(
         "routing",
         on_drain_hand_over(
             &app,
@@ -277,7 +287,8 @@ async fn audit_checkpoints(app: AppState, mut stop: tokio::sync::watch::Receiver
     }
 }
 
-/// Every ten minutes: clean-up of ended sessions and abandoned sign-ins, and the recording retention sweep.
+/// Every ten minutes: clean-up of ended sessions and abandoned sign-ins, and the retention sweeps (recordings, then
+/// chats, wrap-ups and visit records).
 async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
@@ -300,6 +311,36 @@ async fn housekeeping(app: AppState, mut stop: tokio::sync::watch::Receiver<bool
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+        }
+        match messaging::retention::sweep(&app.db, &app.audit, &app.config.retention, now, false).await {
+            Ok(receipts) if !receipts.is_empty() => {
+                tracing::info!(
+                    removed = receipts.len(),
+                    "retention sweep removed chats and visit records"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "chat retention sweep failed"),
+        }
+    }
+}
+
+/// Every `alerts.check_seconds`: the alerts the recent audit chain calls for, raised once each (`audit::alerts`).
+async fn alerts(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let rules = audit::alerts::AlertRules {
+        exposure_threshold: app.config.reports.exposure_threshold,
+        denied_attempts: app.config.alerts.denied_attempts,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(app.config.alerts.check_seconds));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match audit::alerts::check(&app.db, &app.audit, rules, clock::now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(raised = n, "alerts raised"),
+            Err(e) => tracing::warn!(error = %e, "alert check failed"),
         }
     }
 }

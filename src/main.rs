@@ -114,10 +114,10 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// A compliance report (access, consent, retention, exposure) over a UTC time range, computed from the audit
-    /// chain; it names the chain head it read, and `--head-seq` recomputes it as of that head.
+    /// A compliance report (access, consent, retention, exposure, accounting) over a UTC time range, computed
+    /// from the audit chain; it names the chain head it read, and `--head-seq` recomputes it as of that head.
     Report {
-        /// access, consent, retention or exposure.
+        /// access, consent, retention, exposure or accounting (with --patient).
         report: String,
         /// Start of the range, inclusive (ISO 8601, e.g. 2026-11-01 or 2026-11-01T00:00:00Z).
         #[arg(long)]
@@ -137,6 +137,9 @@ enum Command {
         /// Overrides `reports.exposure_threshold`.
         #[arg(long)]
         exposure_threshold: Option<u32>,
+        /// The accounting report's patient (their portal subject).
+        #[arg(long)]
+        patient: Option<String>,
         #[arg(long, conflicts_with = "data_dir")]
         config: Option<PathBuf>,
         #[arg(long)]
@@ -317,7 +320,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 examroom::audit::Auditor::new(db.clone(), examroom::telemetry::Metrics::new().audit_events);
             let receipts =
                 examroom::recording::retention::sweep(&db, objects.as_ref(), &audit, now, dry_run).await?;
+            let phi = examroom::messaging::retention::sweep(&db, &audit, &c.retention, now, dry_run).await?;
             db.close().await;
+            for r in &phi {
+                println!(
+                    "{} {} ({} messages, context {}, wrap-up {}, data key destroyed {})",
+                    if dry_run { "due" } else { "removed" },
+                    r.record,
+                    r.messages,
+                    r.context,
+                    r.wrap_up,
+                    r.key_destroyed
+                );
+            }
             for r in &receipts {
                 println!(
                     "{} {} (policy {}, retained until {}, {} bytes)",
@@ -366,6 +381,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             head_seq,
             exposure_threshold,
+            patient,
             config,
             data_dir,
         } => {
@@ -379,7 +395,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &to,
                 tz.as_deref(),
                 exposure_threshold.unwrap_or(c.reports.exposure_threshold),
-            )?;
+            )?
+            .with_patient(patient.as_deref())?;
             let r = examroom::audit::reports::produce(&db, &q, head_seq).await??;
             let audit =
                 examroom::audit::Auditor::new(db.clone(), examroom::telemetry::Metrics::new().audit_events);

@@ -3,6 +3,7 @@
 //! reordered or truncated history is detected by [`verify::verify_chain`]. Events name resources by opaque ids
 //! and carry reason codes, never message text or other PHI.
 
+pub mod alerts;
 pub mod checkpoint;
 pub mod reports;
 pub mod siem;

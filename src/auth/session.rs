@@ -151,6 +151,21 @@ impl Sessions {
                 revoked_at: None,
             })
             .await?;
+        // The staff directory names people in the console and reports; a sign-in does not fail for it (the
+        // session's own name is the fallback).
+        if new.kind == SessionKind::Staff
+            && let Err(e) = self
+                .db
+                .remember_staff(
+                    new.subject.as_str(),
+                    new.display_name.as_ref().map(|n| n.expose().as_str()),
+                    &roles.join(" "),
+                    now,
+                )
+                .await
+        {
+            tracing::warn!(error = %e, "staff directory not updated");
+        }
         let session = Session {
             id: id.clone(),
             kind: new.kind,

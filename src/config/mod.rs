@@ -2,6 +2,7 @@
 //! overrides, validated once at startup. No other module reads the environment. Every problem found names the
 //! key it concerns, so an operator can fix a broken deployment from the error alone.
 
+pub mod alerts;
 pub mod announce;
 pub mod audit;
 pub mod cluster;
@@ -9,6 +10,7 @@ mod deployment;
 pub mod emergency;
 pub mod limits;
 pub mod network;
+pub mod retention;
 mod routing;
 pub use routing::RoutingConfig;
 pub mod load;
@@ -32,12 +34,14 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub siem: SiemConfig,
     pub reports: ReportsConfig,
+    pub alerts: alerts::AlertsConfig,
     pub auth: AuthConfig,
     pub policy: PolicyConfig,
     pub messaging: MessagingConfig,
     pub routing: RoutingConfig,
     pub media: MediaConfig,
     pub recording: RecordingConfig,
+    pub retention: retention::RetentionConfig,
     pub limits: limits::LimitsConfig,
     pub audit: audit::AuditConfig,
     pub cluster: cluster::ClusterConfig,

@@ -258,6 +258,8 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     }
     check_media(&mut p, &c.media);
     check_recording(&mut p, &c.recording);
+    check_retention(&mut p, &c.retention);
+    check_alerts(&mut p, &c.alerts);
     let mut names = std::collections::BTreeSet::new();
     for (i, w) in c.siem.webhooks.iter().enumerate() {
         if w.name.is_empty() || !names.insert(w.name.clone()) {
@@ -313,6 +315,30 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         p.push(Problem::new("policy.break_glass_minutes", "must be 1 to 240"));
     }
     p
+}
+
+fn check_alerts(p: &mut Vec<Problem>, a: &crate::config::alerts::AlertsConfig) {
+    if !(1..=1000).contains(&a.denied_attempts) {
+        p.push(Problem::new("alerts.denied_attempts", "between 1 and 1000"));
+    }
+    if !(1..=60).contains(&a.check_seconds) {
+        p.push(Problem::new(
+            "alerts.check_seconds",
+            "between 1 and 60 (an alert within a minute)",
+        ));
+    }
+}
+
+fn check_retention(p: &mut Vec<Problem>, r: &crate::config::retention::RetentionConfig) {
+    for (key, days) in [
+        ("retention.conversation_days", r.conversation_days),
+        ("retention.wrap_up_days", r.wrap_up_days),
+        ("retention.visit_days", r.visit_days),
+    ] {
+        if !(1..=36_500).contains(&days) {
+            p.push(Problem::new(key, "between 1 and 36500 days"));
+        }
+    }
 }
 
 fn check_recording(p: &mut Vec<Problem>, r: &crate::config::RecordingConfig) {

@@ -145,6 +145,7 @@ impl From<RecordingAccessError> for ApiError {
         match e.code() {
             "forbidden" => ApiError::Forbidden(e.to_string()),
             "internal" => ApiError::Internal(e.to_string()),
+            "not_in_recording" => ApiError::NotFound,
             code => ApiError::BadRequest(code, e.to_string()),
         }
     }

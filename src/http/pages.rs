@@ -72,6 +72,7 @@ pub fn router() -> Router<AppState> {
         JS,
         "../../web/compliance/compliance.js"
     );
+    let r = file!(r, "/compliance/player.js", JS, "../../web/compliance/player.js");
     let r = file!(
         r,
         "/compliance/compliance.css",

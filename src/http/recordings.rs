@@ -22,8 +22,12 @@ use crate::ids::RecordingId;
 use crate::limits::Class;
 use crate::pii::pseudonym;
 use crate::policy::{Authorized, Resource, ResourceKind};
+use crate::recording::remux::Feed;
 use crate::store::RecordingRow;
 use crate::visit::service::{RecordingAccessError, VisitRecording};
+
+mod chat;
+mod view;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -31,7 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/recordings/{id}", get(metadata))
         .route("/api/v1/recordings/{id}/stream", get(stream))
         .route("/api/v1/recordings/{id}/access", get(access_history))
-        .route("/api/v1/recordings/{id}/wrap-up", get(wrap_up))
+        .route("/api/v1/recordings/{id}/wrap-up", get(chat::wrap_up))
+        .route("/api/v1/recordings/{id}/transcript", get(chat::transcript))
         .route("/api/v1/recordings/{id}/download", get(download))
         .route(
             "/api/v1/recordings/{id}/legal-hold",
@@ -43,6 +48,60 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct Reason {
     reason: Option<String>,
+}
+
+/// A read of the file: the reason, and optionally whose share (`participant`: the number of their video track
+/// in the visit's file, as the manifest gives it), for a file of that participant's tracks alone.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadQuery {
+    reason: Option<String>,
+    participant: Option<String>,
+}
+
+impl ReadQuery {
+    fn reason(&self) -> Result<String, ApiError> {
+        reason(&Reason {
+            reason: self.reason.clone(),
+        })
+    }
+
+    fn feed(&self) -> Result<Option<Feed>, ApiError> {
+        let Some(p) = self.participant.as_deref() else {
+            return Ok(None);
+        };
+        p.parse()
+            .ok()
+            .and_then(Feed::of_video_track)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::BadRequest(
+                    "unknown_participant",
+                    "participant must be the video track of a participant in the manifest".into(),
+                )
+            })
+    }
+}
+
+/// The whole visit's file, or one participant's, by range.
+async fn read(
+    app: &AppState,
+    proof: &Authorized<RecordingRow>,
+    feed: Option<Feed>,
+    start: u64,
+    end: Option<u64>,
+) -> Result<(Vec<u8>, u64, u64), RecordingAccessError> {
+    match feed {
+        Some(feed) => app.video.feed_bytes(proof, feed, start, end).await,
+        None => app.video.recording_bytes(proof, start, end).await,
+    }
+}
+
+/// How an access names what it read: the whole file, or whose track.
+fn which(feed: Option<Feed>) -> String {
+    feed.map_or_else(String::new, |f| {
+        format!("participant track {}, ", f.video_track())
+    })
 }
 
 fn reason(q: &Reason) -> Result<String, ApiError> {
@@ -89,56 +148,6 @@ async fn audit(app: &AppState, caller: &Caller, action: &str, resource: String, 
         .await;
 }
 
-/// A visit's recording as one: the first part's id, queue, consent, retention and hold; the state, end, size
-/// and timeline of all its parts (a visit that moved between nodes has one per node); with `detail`, the
-/// parts and segments.
-fn view(rec: &VisitRecording, detail: bool) -> Option<serde_json::Value> {
-    let head = rec.parts.first()?;
-    let mut v = json!({
-        "id": head.id,
-        "visit_id": head.visit_id,
-        "queue": head.queue,
-        "policies": head.policies.split(',').collect::<Vec<_>>(),
-        "consent": head.consent,
-        "state": rec.state(),
-        "started_at": crate::clock::timestamp(head.started_at),
-        "ended_at": rec.parts.last().and_then(|p| p.ended_at).map(crate::clock::timestamp),
-        "retain_until": crate::clock::timestamp(head.retain_until),
-        "legal_hold": head.legal_hold,
-        "bytes": rec.bytes(),
-        "manifest": rec.timeline(),
-    });
-    if detail {
-        v["parts"] = rec
-            .parts
-            .iter()
-            .map(|p| {
-                json!({
-                    "id": p.id,
-                    "state": p.state,
-                    "started_at": crate::clock::timestamp(p.started_at),
-                    "ended_at": p.ended_at.map(crate::clock::timestamp),
-                })
-            })
-            .collect();
-        v["segments"] = rec
-            .segments
-            .iter()
-            .map(|s| {
-                json!({
-                    "part": s.recording_id,
-                    "seq": s.seq,
-                    "start_ms": s.start_ms,
-                    "end_ms": s.end_ms,
-                    "bytes": s.sealed_bytes,
-                    "stored": s.stored,
-                })
-            })
-            .collect();
-    }
-    Some(v)
-}
-
 async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -172,7 +181,7 @@ async fn list(
     )
     .await;
     let visits = VisitRecording::group(app.db.recordings().await?);
-    let visible: Vec<serde_json::Value> = visits
+    let visible: Vec<&VisitRecording> = visits
         .iter()
         .filter(|v| {
             app.policy.permits(
@@ -181,7 +190,11 @@ async fn list(
                 &resource_of(&app, &v.parts[0]),
             )
         })
-        .filter_map(|v| view(v, false))
+        .collect();
+    let names = view::staff_names(&app, &visible).await?;
+    let visible: Vec<serde_json::Value> = visible
+        .into_iter()
+        .filter_map(|v| view::view(v, false, &names))
         .collect();
     Ok(Json(json!({ "recordings": visible })))
 }
@@ -190,7 +203,7 @@ async fn download(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<Reason>,
+    Query(q): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
     rate_limit(
         &app,
@@ -198,26 +211,35 @@ async fn download(
         &pseudonym(caller.principal.subject.as_str()),
     )?;
     let proof = viewable(&app, &caller, &id, "recording.download").await?;
-    let why = reason(&q)?;
+    let why = q.reason()?;
+    let feed = q.feed()?;
     let row = proof.resource();
     let resource = format!("recording:{}", row.id);
-    match app.video.recording_bytes(&proof, 0, None).await {
+    match read(&app, &proof, feed, 0, None).await {
         Ok((webm, _, _)) => {
+            let detail = match feed {
+                Some(f) => format!("{why} (participant track {})", f.video_track()),
+                None => why,
+            };
             audit(
                 &app,
                 &caller,
                 "recording.download",
                 resource,
                 Outcome::Success,
-                &why,
+                &detail,
             )
             .await;
+            let name = match feed {
+                Some(f) => format!("{}-track{}", row.id, f.video_track()),
+                None => row.id.to_string(),
+            };
             Ok((
                 [
                     (header::CONTENT_TYPE, "video/webm".to_string()),
                     (
                         header::CONTENT_DISPOSITION,
-                        format!("attachment; filename=\"{}.webm\"", row.id),
+                        format!("attachment; filename=\"{name}.webm\""),
                     ),
                     (header::CACHE_CONTROL, "no-store".to_string()),
                 ],
@@ -335,51 +357,10 @@ async fn metadata(
     )
     .await;
     let recording = app.video.visit_recording(row).await?;
-    Ok(Json(view(&recording, true).ok_or(ApiError::NotFound)?))
-}
-
-/// The nurse's wrap-up (disposition and notes) of the chat the recorded visit came from, for whoever the
-/// policy grants `conversation.wrap_up.view` on the recording (compliance officers; not break-glass); each read
-/// is audited with its reason and outcome.
-async fn wrap_up(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    Query(q): Query<Reason>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let proof = viewable(&app, &caller, &id, "conversation.wrap_up.view").await?;
-    let why = reason(&q)?;
-    let resource = format!("recording:{}", proof.resource().id);
-    let read = app.messaging.wrap_up_of_recording(&proof).await;
-    let outcome = if read.is_ok() {
-        Outcome::Success
-    } else {
-        Outcome::Failure
-    };
-    audit(
-        &app,
-        &caller,
-        "conversation.wrap_up.view",
-        resource,
-        outcome,
-        &why,
-    )
-    .await;
-    let saved = read.map_err(|e| match e {
-        crate::messaging::MessagingError::Store(_) => ApiError::Unavailable("storage_unavailable"),
-        other => ApiError::Internal(other.to_string()),
-    })?;
-    let Some(saved) = saved else {
-        return Ok(Json(json!({ "wrap_up": null })));
-    };
-    let name = app.db.staff_display_name(saved.nurse.as_str()).await?;
-    Ok(Json(json!({ "wrap_up": {
-        "disposition": saved.wrap_up.disposition,
-        "notes": saved.wrap_up.notes,
-        "nurse": saved.nurse,
-        "nurse_name": name,
-        "at": crate::clock::timestamp(saved.at_ms),
-    }})))
+    let names = view::staff_names(&app, &[&recording]).await?;
+    Ok(Json(
+        view::view(&recording, true, &names).ok_or(ApiError::NotFound)?,
+    ))
 }
 
 /// Who did what with one recording: its audit events (`recording.view`).
@@ -433,12 +414,15 @@ async fn access_history(
     Ok(Json(json!({ "recording": row.id, "events": list })))
 }
 
+/// The most bytes one range request is answered with.
+const MOST_PER_RANGE: u64 = 8 << 20;
+
 /// The decrypted WebM with HTTP Range support, so a player can seek (`recording.stream`).
 async fn stream(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<Reason>,
+    Query(q): Query<ReadQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     rate_limit(
@@ -447,7 +431,8 @@ async fn stream(
         &pseudonym(caller.principal.subject.as_str()),
     )?;
     let proof = viewable(&app, &caller, &id, "recording.stream").await?;
-    let why = reason(&q)?;
+    let why = q.reason()?;
+    let feed = q.feed()?;
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
@@ -462,9 +447,18 @@ async fn stream(
             };
             Some((start, end))
         });
-    let (start, end) = range.unwrap_or((0, None));
+    // A range is answered with at most `MOST_PER_RANGE` bytes (a player asks `bytes=N-` at every seek; each
+    // answer is decrypted, and a participant's remuxed, in memory): the Content-Range says where it stops, and
+    // the player asks on from there. A request without a Range gets the whole file.
+    let (start, end) = match range {
+        Some((start, end)) => (
+            start,
+            Some(end.unwrap_or(u64::MAX).min(start.saturating_add(MOST_PER_RANGE))),
+        ),
+        None => (0, None),
+    };
     let resource = format!("recording:{}", proof.resource().id);
-    let read = app.video.recording_bytes(&proof, start, end).await;
+    let read = read(&app, &proof, feed, start, end).await;
     match read {
         // A range past the end (or backwards) is not satisfiable: 416 with the length, as RFC 9110 says.
         Ok((_, from, total))
@@ -483,7 +477,7 @@ async fn stream(
         }
         Ok((bytes, from, total)) => {
             let len = bytes.len() as u64;
-            let detail = format!("{why} (bytes {from}-{})", from + len);
+            let detail = format!("{why} ({}bytes {from}-{})", which(feed), from + len);
             audit(
                 &app,
                 &caller,

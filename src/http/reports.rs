@@ -1,7 +1,7 @@
 //! Compliance reports over HTTP (compliance officers only): `GET /api/v1/reports/{report}?from=&to=` with
 //! optional `tz` (display only), `format=json|csv`, `head_seq` (recompute as of an earlier chain head) and
-//! `exposure_threshold` (default from config). The report is computed before its own read is audited, so the
-//! read never changes the report it returns.
+//! `exposure_threshold` (default from config); the accounting report takes `patient` (a portal subject). The
+//! report is computed before its own read is audited, so the read never changes the report it returns.
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -32,6 +32,8 @@ struct Params {
     head_seq: Option<i64>,
     /// Overrides `reports.exposure_threshold` (to reproduce a report made under another setting).
     exposure_threshold: Option<u32>,
+    /// The accounting report's patient (their portal subject).
+    patient: Option<String>,
 }
 
 impl From<ReportError> for ApiError {
@@ -62,7 +64,7 @@ async fn report(
     let Query(p) = params.map_err(|_| {
         ApiError::BadRequest(
             "invalid_report_query",
-            "parameters: from, to, tz, format, head_seq, exposure_threshold (see the OpenAPI document)"
+            "parameters: from, to, tz, format, head_seq, exposure_threshold, patient (see the OpenAPI document)"
                 .into(),
         )
     })?;
@@ -89,7 +91,8 @@ async fn report(
         p.tz.as_deref(),
         p.exposure_threshold
             .unwrap_or(app.config.reports.exposure_threshold),
-    )?;
+    )?
+    .with_patient(p.patient.as_deref())?;
     let report = reports::produce(&app.db, &q, p.head_seq).await??;
     app.audit
         .record(

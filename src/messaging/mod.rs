@@ -12,6 +12,7 @@ pub mod context;
 mod effects;
 mod error;
 pub mod hub;
+pub mod retention;
 pub mod routing;
 mod transfer;
 pub mod wrapup;

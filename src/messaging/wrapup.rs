@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Messaging, MessagingError};
+use super::{Message, Messaging, MessagingError};
 use crate::ids::{ConversationId, SubjectId};
 use crate::pii::Pii;
 use crate::policy::Authorized;
@@ -69,6 +69,23 @@ impl Messaging {
             return Err(MessagingError::AlreadyWrappedUp);
         }
         Ok(())
+    }
+
+    /// The messages of the chat a recorded visit came from, for whoever the policy lets read it beside the
+    /// recording (`conversation.transcript.view`); `None` when the chat is gone (retention).
+    pub async fn transcript_of_recording(
+        &self,
+        proof: &Authorized<RecordingRow>,
+    ) -> Result<Option<Vec<Message>>, MessagingError> {
+        proof.require(&["conversation.transcript.view"])?;
+        let Some(conversation) = self.db.conversation_of_visit(&proof.resource().visit_id).await? else {
+            return Ok(None);
+        };
+        let Some(c) = self.db.conversation(&ConversationId::new(conversation)).await? else {
+            return Ok(None);
+        };
+        // A chat is read whole: its length is bounded by the message limits, not by this read.
+        Ok(Some(self.read_messages(&c, 0, i64::MAX).await?))
     }
 
     /// The wrap-up of the chat a recorded visit came from, for a reviewer allowed to view that recording.

@@ -31,6 +31,7 @@ pub const ACTIONS: &[&str] = &[
     "conversation.wrap_up",
     "conversation.transfer",
     "conversation.wrap_up.view",
+    "conversation.transcript.view",
     "queue.work",
     "visit.create",
     "visit.answer",

@@ -44,6 +44,14 @@ impl Source {
     pub fn guest(n: usize) -> Option<Source> {
         (n < MAX_GUESTS).then_some(Source::Guest(n as u8))
     }
+    /// Whose camera `track` is.
+    pub fn of_video_track(track: u64) -> Option<Source> {
+        Source::all().find(|s| s.video_track() == track)
+    }
+    /// Where this source's size is kept in [`Dims`].
+    pub fn slot(self) -> usize {
+        self.index()
+    }
     fn index(self) -> usize {
         match self {
             Source::Patient => 0,
@@ -75,7 +83,7 @@ pub const SCREEN_DEFAULT_DIMS: (u32, u32) = (1280, 720);
 /// The size a guest's camera is declared at when no keyframe told it (their sound alone, so far).
 pub const CAMERA_DEFAULT_DIMS: (u32, u32) = (640, 480);
 /// Where the screen's depacketizer and sizes are kept, after the patient's (0) and the nurse's (1) camera.
-const SCREEN: usize = 2;
+pub const SCREEN: usize = 2;
 
 /// The video sizes seen: the patient's camera, the nurse's camera, the nurse's screen, then each guest's camera.
 /// A guest's slot holds a size as soon as any of their media is in the file (the header declares their tracks
@@ -234,13 +242,13 @@ impl Recorder {
         }
         let rel = now_ms - self.origin_ms;
         let st = &mut self.sources[slot];
-        let (frame, ask) = st.vp8.push(seq, ts, marker, payload);
+        let (frames, ask) = st.vp8.push(seq, ts, marker, payload);
         let mut out = Output {
             request_keyframe: ask,
             ..Output::default()
         };
-        let framed = frame.is_some();
-        if let Some(f) = frame {
+        let framed = !frames.is_empty();
+        for f in frames {
             let base = *st.video_base.get_or_insert((f.timestamp, rel));
             if f.keyframe && f.data.len() >= 10 && f.data[3..6] == [0x9D, 0x01, 0x2A] {
                 st.dims = Some((
@@ -251,14 +259,25 @@ impl Recorder {
             let ms = to_ms(base, f.timestamp, 90);
             self.media_bytes += f.data.len() as u64;
             let block = self.muxer.frame(track, ms, f.keyframe, &f.data);
-            out.sealed = self.sealer.push(&block);
+            let sealed = self.sealer.push(&block);
+            // Usually one frame a packet: take its bytes rather than copy them.
+            if out.sealed.is_empty() {
+                out.sealed = sealed;
+            } else {
+                out.sealed.extend(sealed);
+            }
             if f.keyframe {
                 st.last_keyframe_ms = Some(rel);
             }
-            // Due for a keyframe (and not asked within the interval): ask, so the file stays seekable.
+        }
+        if framed {
+            // Due for a keyframe: ask, so the file stays seekable; again each second until one comes (a request
+            // can be lost, or come while the sender's encoder will not make one).
             let every = self.keyframe_every_ms;
             let due = st.last_keyframe_ms.is_some_and(|k| rel - k >= every)
-                && st.asked_ms.is_none_or(|a| rel - a >= every);
+                && st
+                    .asked_ms
+                    .is_none_or(|a| rel - a >= KEYFRAME_RETRY_MS.min(every));
             if due {
                 st.asked_ms = Some(rel);
                 out.request_keyframe = true;

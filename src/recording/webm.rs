@@ -257,9 +257,36 @@ pub fn scan_with_clusters(data: &[u8]) -> Vec<(ScannedBlock, usize)> {
     walk_clusters(data).map_or_else(Vec::new, |(blocks, _)| blocks)
 }
 
+/// One SimpleBlock of our output, its frame borrowed.
+pub struct Block<'a> {
+    pub track: u64,
+    pub ms: i64,
+    pub keyframe: bool,
+    pub frame: &'a [u8],
+}
+
+/// Every whole block of our output (a segment's clusters, or a whole file), in file order.
+pub fn blocks(data: &[u8]) -> Vec<Block<'_>> {
+    walk_blocks(data).map_or_else(Vec::new, |(blocks, _)| {
+        blocks
+            .into_iter()
+            .map(|((track, ms, keyframe, len), _, at)| Block {
+                track,
+                ms,
+                keyframe,
+                frame: &data[at..at + len],
+            })
+            .collect()
+    })
+}
+
 /// The blocks, and where the last whole element ends.
 fn walk(data: &[u8]) -> Option<(Vec<ScannedBlock>, usize)> {
     walk_clusters(data).map(|(blocks, end)| (blocks.into_iter().map(|(b, _)| b).collect(), end))
+}
+
+fn walk_clusters(data: &[u8]) -> Option<(Vec<(ScannedBlock, usize)>, usize)> {
+    walk_blocks(data).map(|(blocks, end)| (blocks.into_iter().map(|(b, c, _)| (b, c)).collect(), end))
 }
 
 /// An element id at the start of `d`: the id and its length in bytes.
@@ -287,7 +314,10 @@ pub fn read_size(d: &[u8]) -> Option<(Option<u64>, usize)> {
     Some((if unknown { None } else { Some(v) }, len))
 }
 
-fn walk_clusters(data: &[u8]) -> Option<(Vec<(ScannedBlock, usize)>, usize)> {
+/// Each block with where its cluster starts and where its frame starts.
+type Walked = (Vec<(ScannedBlock, usize, usize)>, usize);
+
+fn walk_blocks(data: &[u8]) -> Option<Walked> {
     let mut blocks = Vec::new();
     let mut pos = 0;
     let mut cluster_ms = 0i64;
@@ -323,7 +353,11 @@ fn walk_clusters(data: &[u8]) -> Option<(Vec<(ScannedBlock, usize)>, usize)> {
                 };
                 let track = (b[0] & 0x7F) as u64;
                 let rel = i16::from_be_bytes([b[1], b[2]]) as i64;
-                blocks.push(((track, cluster_ms + rel, b[3] & 0x80 != 0, n - 4), cluster_at));
+                blocks.push((
+                    (track, cluster_ms + rel, b[3] & 0x80 != 0, n - 4),
+                    cluster_at,
+                    body + 4,
+                ));
                 pos = body + n;
             }
             (_, Some(n)) if body + n as usize <= data.len() => pos = body + n as usize,

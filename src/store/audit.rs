@@ -156,6 +156,28 @@ impl Db {
         Ok(rows.iter().map(row_to_audit).collect::<Result<_, _>>()?)
     }
 
+    /// Every event at or after `at_ms`, oldest first (the alert check's window).
+    pub async fn audit_events_since(&self, at_ms: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE at_ms >= $1 ORDER BY seq");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(at_ms)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(row_to_audit).collect::<Result<_, _>>()?)
+    }
+
+    /// The alerts raised at or after `at_ms`, oldest first.
+    pub async fn alert_events_since(&self, at_ms: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE at_ms >= $1 AND action LIKE 'alert.%' ORDER BY seq"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(at_ms)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(row_to_audit).collect::<Result<_, _>>()?)
+    }
+
     /// Every event about one resource, oldest first (a recording's access history).
     pub async fn audit_events_for(&self, resource: &str, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE resource = $1 ORDER BY seq LIMIT $2");

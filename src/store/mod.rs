@@ -8,8 +8,10 @@ mod conversations;
 mod keys;
 mod logins;
 mod recordings;
+mod retention;
 mod segments;
 mod sessions;
+mod staff;
 mod visit_hosts;
 mod visits;
 
@@ -20,6 +22,7 @@ pub use conversations::{AppendOutcome, ConversationRow, ConversationState, Messa
 pub use keys::{WrappedKeyKind, WrappedKeyRow};
 pub use logins::LoginRow;
 pub use recordings::{NewRecording, RecordingPhase, RecordingRow};
+pub use retention::ConversationShred;
 pub use segments::SegmentRow;
 pub use sessions::{SessionRow, StaffSignedIn};
 pub use visit_hosts::{HostRow, VisitHostRow};
@@ -140,6 +143,16 @@ fn migrator() -> Migrator {
             14,
             "segment_cues",
             include_str!("../../migrations/0014_segment_cues.sql"),
+        ),
+        m(
+            15,
+            "staff_directory",
+            include_str!("../../migrations/0015_staff_directory.sql"),
+        ),
+        m(
+            16,
+            "evidence_indexes",
+            include_str!("../../migrations/0016_evidence_indexes.sql"),
         ),
     ]);
     migrator.set_ignore_missing(true);

@@ -186,19 +186,6 @@ impl Db {
             .map_err(StoreError::from)
     }
 
-    /// The name a staff member signed in with most recently (staff names are not PHI; patients' are never
-    /// looked up here).
-    pub async fn staff_display_name(&self, subject: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(
-            "SELECT display_name FROM sessions WHERE kind = 'staff' AND subject = $1 AND display_name IS NOT NULL \
-             ORDER BY created_at DESC LIMIT 1",
-        )
-        .bind(subject)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
-    }
-
     /// Staff signed in now (a session neither revoked, expired nor idle past its limit), each subject once with
     /// their newest session's name, roles and skills, as stored (space-separated).
     pub async fn signed_in_staff(&self, now: i64) -> Result<Vec<StaffSignedIn>, StoreError> {

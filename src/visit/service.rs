@@ -130,6 +130,9 @@ pub struct VideoService {
     labels: Arc<Mutex<HashMap<ParticipantId, crate::protocol::TileWho>>>,
     /// Recordings a crash left in progress, found at start and not yet recovered.
     unfinished: std::sync::Mutex<Vec<crate::store::RecordingRow>>,
+    /// Where each participant's media lies in a stored recording, by recording, video track and what is stored:
+    /// found on the first read of their file.
+    feeds: std::sync::Mutex<HashMap<review::FeedKey, Arc<review::FeedIndex>>>,
 }
 
 impl VideoService {
@@ -154,6 +157,7 @@ impl VideoService {
             labels: Default::default(),
             guest_gone: Default::default(),
             unfinished: Default::default(),
+            feeds: Default::default(),
         }
     }
 

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { axeCheck } from './axe.mjs';
-import { captions, flow, recordPeerConnections, recordedVisit, seesOthers, staffSignIn, widgetFrame } from './lib.mjs';
+import { captions, consoleTiles, flow, recordPeerConnections, recordedVisit, seesOthers, staffSignIn, tilesPlayed, widgetFrame } from './lib.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -136,14 +136,69 @@ await flow('guest', 'browser guest flow passed', async ({ url, password, browser
   }
   if (!rec) throw new Error('no finished recording');
   fs.writeFileSync(path.join(artifacts, 'guest-manifest.json'), JSON.stringify(rec.manifest));
-  const file = await officer.evaluate(async (id) => {
-    const resp = await fetch(`/api/v1/recordings/${id}/download?reason=${encodeURIComponent('test: guest tracks')}`);
-    const bytes = new Uint8Array(await resp.arrayBuffer());
-    let s = '';
-    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    return btoa(s);
+  // The original file, and each recorded participant's own (their tracks alone, remuxed by the broker).
+  const download = async (query, name) => {
+    const got = await officer.evaluate(async ([id, query]) => {
+      const resp = await fetch(`/api/v1/recordings/${id}/download?reason=${encodeURIComponent('test: guest tracks')}${query}`);
+      const bytes = new Uint8Array(await resp.arrayBuffer());
+      let s = '';
+      for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      return { status: resp.status, body: btoa(s) };
+    }, [rec.id, query]);
+    if (name) fs.writeFileSync(path.join(artifacts, name), Buffer.from(got.body, 'base64'));
+    return got.status;
+  };
+  await download('', 'guest-recording.webm');
+  for (const track of [1, 3, 6]) {
+    const status = await download(`&participant=${track}`, `guest-track${track}.webm`);
+    if (status !== 200) throw new Error(`participant ${track}: HTTP ${status}`);
+  }
+  // Read by ranges as a player does (each answer short of the end, the next asked from where it stopped), the
+  // guest's stream is the same bytes as their download, and past its end is 416.
+  const ranged = await officer.evaluate(async (id) => {
+    const base = `/api/v1/recordings/${id}/stream?reason=${encodeURIComponent('test: ranges')}&participant=6`;
+    const parts = [];
+    let at = 0;
+    let total = Infinity;
+    for (const size of [1000, 70000, 300000]) {
+      const resp = await fetch(base, { headers: { range: `bytes=${at}-${at + size - 1}` } });
+      parts.push(new Uint8Array(await resp.arrayBuffer()));
+      total = Number(resp.headers.get('content-range').split('/')[1]);
+      at += parts.at(-1).length;
+    }
+    while (at < total) {
+      const resp = await fetch(base, { headers: { range: `bytes=${at}-` } });
+      parts.push(new Uint8Array(await resp.arrayBuffer()));
+      at += parts.at(-1).length;
+    }
+    const past = (await fetch(base, { headers: { range: `bytes=${total}-` } })).status;
+    const whole = new Uint8Array(await (await fetch(`/api/v1/recordings/${id}/download?reason=ranges&participant=6`)).arrayBuffer());
+    const joined = new Uint8Array(at);
+    let o = 0;
+    for (const p of parts) { joined.set(p, o); o += p.length; }
+    const same = joined.length === whole.length && joined.every((b, i) => b === whole[i]);
+    return { same, past, total, pieces: parts.length };
   }, rec.id);
-  fs.writeFileSync(path.join(artifacts, 'guest-recording.webm'), Buffer.from(file, 'base64'));
+  if (!ranged.same || ranged.past !== 416) throw new Error(`the guest's stream by ranges: ${JSON.stringify(ranged)}`);
+  step(`the guest's file by ${ranged.pieces} ranges is their download (${ranged.total} bytes); past the end 416`);
+  // The guest who declined has no file; a number that is no one's video is refused.
+  const [declined, nobody] = [await download('&participant=8'), await download('&participant=2')];
+  if (declined !== 404 || nobody !== 400) throw new Error(`declined guest ${declined}, audio track ${nobody}`);
+  step('downloaded the original file and the patient\'s, nurse\'s and guest\'s own');
+  // The console plays the three recorded people side by side, each with picture and sound.
+  await officer.getByLabel('Reason for access').fill('test: four-person review');
+  await officer.getByRole('button', { name: 'Show recordings' }).click();
+  await officer.getByRole('button', { name: /Open recording REC-/ }).click();
+  // From two seconds after the guest came in, so everyone is on screen and heard.
+  const guestIn = rec.manifest.participants.find((p) => p.role === 'guest' && p.recorded).joined_ms - rec.manifest.started_ms;
+  const tiles = await consoleTiles(officer, { at: guestIn / 1000 + 2 });
+  tilesPlayed(tiles);
+  const named = tiles.map((t) => t.caption).join(' | ');
+  if (named !== 'Patient | Nurse: Nora Demo | Guest 1') throw new Error(`tiles: ${named}`);
+  await officer.locator('#facts').getByText('patient, nurse, 2 guests').waitFor();
+  await shot(officer, '79c-compliance-three-recorded');
+  await axeCheck(officer, 'compliance console: a visit with guests');
+  step(`console: ${named}, each with picture and sound, in step`);
   const events = await officer.evaluate(async () => {
     const all = [];
     for (;;) {

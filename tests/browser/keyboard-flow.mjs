@@ -59,6 +59,8 @@ await flow('keyboard', 'browser keyboard flow passed', async ({ url, password, b
     await page.keyboard.type(v.reason);
     await page.keyboard.press('Enter');
     await widget.getByText(v.inLine).waitFor();
+    // The widget moves focus to the message box once the chat is drawn: allow it a moment after the line shows.
+    for (let i = 0; i < 20 && (await focused()) !== 'message'; i++) await new Promise((r) => setTimeout(r, 100));
     if ((await focused()) !== 'message') throw new Error(`after starting, focus is on ${await focused()}`);
     await page.keyboard.type(v.first);
     await page.keyboard.press('Enter');

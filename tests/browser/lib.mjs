@@ -125,6 +125,61 @@ export async function recordedVisit(browser, url, password) {
   return { patient, widget, nurse, chat };
 }
 
+/** The compliance console's player, open on a recording: plays every tile for `ms` from `at` s, tapping each tile's sound
+ * with an analyser (the console plays it through the element; the tap passes it on), and returns per tile its
+ * caption, video track, frames decoded, width, time and loudest RMS. */
+export async function consoleTiles(officer, { ms = 3000, at = 0 } = {}) {
+  await officer.locator('#tiles video').first().waitFor();
+  if (at) await officer.getByLabel('Position in the recording (seconds)').fill(at.toFixed(1));
+  return officer.evaluate(async (ms) => {
+    const videos = [...document.querySelectorAll('#tiles video')];
+    await Promise.all(videos.map((v) => (v.readyState >= 1 ? null : new Promise((ok, fail) => {
+      v.addEventListener('loadedmetadata', ok, { once: true });
+      v.addEventListener('error', () => fail(new Error(`tile ${v.dataset.track}: media error ${v.error?.code}`)), { once: true });
+    }))));
+    const ctx = new AudioContext();
+    const meters = videos.map((v) => {
+      const an = ctx.createAnalyser();
+      an.fftSize = 2048;
+      const src = ctx.createMediaElementSource(v);
+      src.connect(an);
+      an.connect(ctx.destination);
+      return an;
+    });
+    const peaks = videos.map(() => 0);
+    document.getElementById('play').click();
+    const buf = new Float32Array(2048);
+    for (const until = Date.now() + ms; Date.now() < until;) {
+      meters.forEach((an, i) => {
+        an.getFloatTimeDomainData(buf);
+        let sum = 0;
+        for (const x of buf) sum += x * x;
+        peaks[i] = Math.max(peaks[i], Math.sqrt(sum / buf.length));
+      });
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    document.getElementById('play').click();
+    return videos.map((v, i) => ({
+      caption: v.closest('figure').querySelector('figcaption').textContent,
+      track: Number(v.dataset.track),
+      frames: v.getVideoPlaybackQuality().totalVideoFrames,
+      width: v.videoWidth,
+      time: v.currentTime,
+      rms: peaks[i],
+    }));
+  }, ms);
+}
+
+/** Checks `tiles` (from consoleTiles): each decoded frames and has sound (the screen has none), all in step. */
+export function tilesPlayed(tiles) {
+  const times = tiles.map((t) => t.time);
+  for (const t of tiles) {
+    if (!(t.frames > 10 && t.width > 0)) throw new Error(`tile ${t.caption} shows no video: ${JSON.stringify(tiles)}`);
+    if (t.track !== 5 && !(t.rms > 0.005)) throw new Error(`tile ${t.caption} has no sound: ${JSON.stringify(tiles)}`);
+  }
+  if (Math.max(...times) - Math.min(...times) > 0.6) throw new Error(`tiles out of step: ${JSON.stringify(tiles)}`);
+}
+
 /** How many distinct senders' videos and audios `target` decodes now (inbound streams past a few frames). */
 async function decoding(target) {
   return target.evaluate(async () => {

@@ -7,7 +7,7 @@
 // Usage: node recording-flow.mjs BROKER_URL CREDENTIALS_JSON ARTIFACT_DIR
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, passwords, patientInChat, nurseAccepting, inbound, widgetFrame, staffSignIn } from './lib.mjs';
+import { launch, passwords, patientInChat, nurseAccepting, inbound, widgetFrame, staffSignIn, consoleTiles, tilesPlayed } from './lib.mjs';
 import { axeCheck } from './axe.mjs';
 
 const [url, credentialsFile, artifacts] = process.argv.slice(2);
@@ -30,6 +30,10 @@ async function decoding(target) {
 try {
   const { page: patient, widget } = await patientInChat(browser, url, password);
   const { page: nurse, chat } = await nurseAccepting(browser, url, password, widget);
+  // Said in the chat before the video: part of the record the compliance officer reads beside it.
+  await widget.getByLabel('Your message', { exact: true }).fill('The rash on my arm is spreading');
+  await widget.getByLabel('Your message', { exact: true }).press('Enter');
+  await chat.getByText('The rash on my arm is spreading').waitFor();
 
   await chat.getByRole('button', { name: 'Start video…' }).click();
   await chat.getByRole('button', { name: 'Ask the patient to join video' }).click();
@@ -68,23 +72,58 @@ try {
 
   // The compliance officer: the console (list, play with seeking, pause on the timeline, legal hold, history)...
   const officer = await staffSignIn(browser, url, password, 'compliance', '/compliance/');
+  // The alerts the broker raised are listed first (none in this visit).
+  await officer.locator('#alerts-status').getByText('No alerts in the last 7 days.').waitFor();
   await officer.getByLabel('Reason for access').fill('test: quarterly review');
   await officer.getByRole('button', { name: 'Show recordings' }).click();
   await officer.getByText('1 recording(s).').waitFor();
-  await officer.getByRole('button', { name: /Open recording of/ }).click();
-  await officer.locator('#timeline .pause').waitFor();
+  await officer.getByRole('button', { name: /Open recording REC-\w{4}-\w{4}-\w{4} of/ }).click();
+  const band = officer.getByRole('button', { name: /^Recording paused: EMR section opened: identity, .* go there$/ });
+  await band.waitFor();
+  const rec0 = (await officer.evaluate(async () => (await fetch('/api/v1/recordings?reason=' + encodeURIComponent('test: the manifest'))).json())).recordings[0];
   await officer.getByText(/Paused .* EMR section opened: identity/).waitFor();
-  const streamed = await officer.evaluate(async () => {
-    const v = document.getElementById('player');
-    v.muted = true;
-    if (v.readyState < 1) await new Promise((ok, fail) => { v.onloadedmetadata = ok; v.onerror = () => fail(new Error('media error')); });
-    v.currentTime = v.duration / 2; // a seek: served by a range request
-    await new Promise((r) => { v.onseeked = r; });
-    await v.play();
-    await new Promise((r) => setTimeout(r, 1000));
-    return { duration: v.duration, currentTime: v.currentTime };
+  await officer.locator('#facts').getByText('Nora Demo').waitFor();
+  // The list names the visit under the reference.
+  await officer.locator('#recordings').getByText(rec0.visit_id).waitFor();
+  await officer.locator('#facts').getByText('patient, nurse').waitFor();
+  // Every participant on one clock: the patient's and the nurse's pictures decode, each has sound, in step.
+  const tiles = await consoleTiles(officer);
+  console.log(`console tiles: ${JSON.stringify(tiles)}`);
+  tilesPlayed(tiles);
+  const named = tiles.map((t) => t.caption).join(' | ');
+  if (named !== 'Patient | Nurse: Nora Demo') throw new Error(`tiles: ${named}`);
+  step(`console: ${tiles.length} participants played in step, each with picture and sound`);
+  // A click on the pause band seeks into it and the card says why; Enter on the band does the same.
+  // Where the patient's picture is once it has sought there and shows a frame (not the time it was asked for).
+  const inBand = async () => officer.evaluate(async () => {
+    const v = document.querySelector('#tiles video');
+    for (let i = 0; i < 50 && (v.seeking || v.readyState < 2); i++) await new Promise((r) => setTimeout(r, 100));
+    const card = document.getElementById('stage-card');
+    return { t: v.currentTime, ready: !v.seeking && v.readyState >= 2, card: card.hidden ? null : card.textContent };
   });
-  if (!(streamed.currentTime > streamed.duration / 2)) throw new Error(`seek and play failed: ${JSON.stringify(streamed)}`);
+  const pause = rec0.manifest.pauses[0];
+  const [from, to] = [(pause.start_ms - rec0.manifest.started_ms) / 1000, (pause.end_ms - rec0.manifest.started_ms) / 1000];
+  await band.click();
+  await officer.locator('#stage-card').getByText('Recording paused: EMR section opened: identity').waitFor();
+  const clicked = await inBand();
+  if (!(clicked.ready && clicked.t >= from && clicked.t < to)) throw new Error(`the band click went to ${JSON.stringify(clicked)}, not into ${from}–${to}`);
+  await shot(officer, '09c-compliance-paused-card');
+  await officer.getByLabel('Position in the recording (seconds)').fill('0');
+  await officer.locator('#stage-card').waitFor({ state: 'hidden' });
+  await band.focus();
+  await officer.keyboard.press('Enter');
+  await officer.locator('#stage-card').waitFor();
+  const keyed = await inBand();
+  if (!(keyed.ready && keyed.t >= from && keyed.t < to)) throw new Error(`Enter on the band went to ${JSON.stringify(keyed)}`);
+  // Played into the pause from a second before it: the card comes up on its own, and goes after it.
+  await officer.getByLabel('Position in the recording (seconds)').fill(String(Math.max(0, from - 1).toFixed(1)));
+  await officer.locator('#stage-card').waitFor({ state: 'hidden' });
+  await officer.locator('#play').click();
+  await officer.locator('#stage-card').waitFor({ timeout: 5000 });
+  const entered = await inBand();
+  await officer.locator('#play').click();
+  if (!(entered.t >= from - 0.3 && entered.t < to)) throw new Error(`the card showed at ${entered.t}, outside ${from}–${to}`);
+  step(`pause band: click and Enter jump to ${clicked.t.toFixed(2)}/${keyed.t.toFixed(2)} s inside ${from.toFixed(1)}–${to.toFixed(1)} s; the card shows while playing through it`);
   await officer.getByRole('button', { name: 'Set legal hold' }).click();
   await officer.getByRole('button', { name: 'Release legal hold' }).waitFor();
   await officer.getByRole('cell', { name: 'recording.legal_hold.set' }).waitFor();
@@ -94,12 +133,18 @@ try {
   await officer.getByRole('cell', { name: 'system (recorder) — system:recorder' }).first().waitFor();
   if (await officer.getByRole('cell', { name: 'anonymous', exact: true }).count()) throw new Error('an anonymous actor in the access history');
   await officer.locator('#wrap-up').getByText('No wrap-up was recorded for this chat.').waitFor();
+  // The chat's transcript, on request, as an access of its own.
+  if (await officer.locator('#transcript li').count()) throw new Error('the transcript was read before it was asked for');
+  await officer.getByRole('button', { name: 'Read the chat transcript' }).click();
+  await officer.getByRole('list', { name: 'Chat transcript' }).getByText('The rash on my arm is spreading').waitFor();
+  await officer.getByRole('list', { name: 'Chat transcript' }).getByText(/^Patient, /).first().waitFor();
+  await officer.getByRole('cell', { name: 'conversation.transcript.view' }).first().waitFor();
   // The tables fit the page: nothing runs off its right edge.
   const overflow = await officer.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   if (overflow > 0) throw new Error(`the console is ${overflow} px wider than the window`);
   await shot(officer, '09-compliance-console');
   await axeCheck(officer, 'compliance console: a recording');
-  step(`console: streamed and seeked to ${streamed.currentTime.toFixed(1)} of ${streamed.duration.toFixed(1)} s, legal hold set, history shown`);
+  step('console: legal hold set, history shown by name, transcript read and audited');
 
   // ...and a download that plays in a plain <video>, with the visit's duration.
   const rec = (await officer.evaluate(async () => (await fetch('/api/v1/recordings?reason=' + encodeURIComponent('test: download'))).json())).recordings[0];
@@ -138,7 +183,7 @@ try {
   await chat.getByLabel('Notes (optional)').fill('Rash reviewed on video; antihistamine advised.');
   await chat.getByRole('button', { name: 'Save wrap-up' }).click();
   await chat.getByText('Wrap-up saved.').waitFor();
-  await officer.getByRole('button', { name: /Open recording of/ }).click();
+  await officer.getByRole('button', { name: /Open recording REC-/ }).click();
   await officer.locator('#wrap-up').getByText('Advice given').waitFor();
   await officer.locator('#wrap-up').getByText('Rash reviewed on video; antihistamine advised.').waitFor();
   await officer.getByRole('cell', { name: 'conversation.wrap_up.view' }).first().waitFor();

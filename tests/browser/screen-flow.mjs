@@ -104,5 +104,14 @@ await flow('screen', 'browser screen recording flow passed', async ({ url, passw
   const [, , artifacts] = process.argv.slice(2);
   fs.writeFileSync(path.join(artifacts, 'screen-recording.webm'), Buffer.from(file, 'base64'));
   fs.writeFileSync(path.join(artifacts, 'screen-manifest.json'), JSON.stringify(rec.manifest));
+  // The console gives the nurse's screen a tile of its own beside the patient's and the nurse's.
+  await officer.getByLabel('Reason for access').fill('test: screen review');
+  await officer.getByRole('button', { name: 'Show recordings' }).click();
+  await officer.getByRole('button', { name: /Open recording REC-/ }).click();
+  await officer.locator('#tiles figure').nth(2).waitFor();
+  const named = (await officer.locator('#tiles figcaption').allInnerTexts()).join(' | ');
+  if (named !== "Patient | Nurse: Nora Demo | Nurse's screen") throw new Error(`tiles: ${named}`);
+  await officer.getByRole('link', { name: "Nurse's screen" }).waitFor();
+  step(`console tiles: ${named}`);
   step(`manifest: ${JSON.stringify({ pauses: rec.manifest.pauses.length, screen: rec.manifest.screen })}`);
 });

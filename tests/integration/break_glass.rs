@@ -38,7 +38,23 @@ async fn seed_recording(data: &std::path::Path) {
 
 #[tokio::test]
 async fn a_declared_emergency_opens_one_resource_and_is_reported() {
-    let app = TestApp::spawn(FAST_ROUTING).await;
+    // A SIEM receiver, and the alert check every second: the grants below must raise alerts that reach it.
+    let (siem, port) = crate::siem::receiver().await;
+    siem.lock().unwrap().up = true;
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), crate::siem::SECRET).unwrap();
+    let hooks = format!(
+        r#"[{{name = "soc", url = "http://127.0.0.1:{port}/hook", secret_file = "{}"}}]"#,
+        secret.path().display()
+    );
+    let mut env = FAST_ROUTING.to_vec();
+    env.extend([
+        ("EXAMROOM_SIEM__WEBHOOKS", hooks.as_str()),
+        ("EXAMROOM_ALERTS__CHECK_SECONDS", "1"),
+        // The supervisor opens two records outside her assignments: over a threshold of one.
+        ("EXAMROOM_REPORTS__EXPOSURE_THRESHOLD", "1"),
+    ]);
+    let app = TestApp::spawn(&env).await;
     let url = app.url.clone();
     seed_recording(&app.data).await;
     let token = patient_token(&url, &app.data, "patient").await;
@@ -162,4 +178,82 @@ async fn a_declared_emergency_opens_one_resource_and_is_reported() {
         (flagged["role"].as_str(), flagged["flagged"].as_bool()),
         (Some("supervisor"), Some(true))
     );
+
+    // Alerts, without anyone asking: each grant and the supervisor's exposure raise one within seconds, the
+    // SIEM receives them like any event, and the console's list has them, once each.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let alert_actions = || -> Vec<String> {
+        siem.lock()
+            .unwrap()
+            .seen
+            .values()
+            .filter_map(|(e, _)| {
+                e["action"]
+                    .as_str()
+                    .filter(|a| a.starts_with("alert."))
+                    .map(String::from)
+            })
+            .collect()
+    };
+    loop {
+        let seen = alert_actions();
+        if seen.iter().filter(|a| *a == "alert.break_glass").count() == 2
+            && seen.iter().any(|a| a == "alert.exposure")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alerts at the SIEM: {seen:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let listed: Value = client()
+        .get(format!("{url}/api/v1/alerts"))
+        .header("cookie", &compliance)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = listed["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "break_glass").count(),
+        2,
+        "once each: {listed}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "exposure").count(),
+        1,
+        "once: {listed}"
+    );
+    for a in listed["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "break_glass")
+    {
+        assert!(a["detail"].as_str().unwrap().ends_with("(supervisor)"), "{a}");
+    }
+    let bad = client()
+        .get(format!("{url}/api/v1/alerts?days=0"))
+        .header("cookie", &compliance)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let by_nurse = client()
+        .get(format!("{url}/api/v1/alerts"))
+        .header("cookie", &nurse2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_nurse.status(), 403);
 }

@@ -47,6 +47,7 @@ mod recording_peers;
 mod reports;
 mod restore_drill;
 mod retention;
+mod retention_phi;
 mod rooms;
 mod s3;
 mod seek;

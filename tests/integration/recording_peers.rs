@@ -252,10 +252,34 @@ async fn inner_recording() {
             .await
             .unwrap()
             .status();
+        let transcript = get(
+            &format!("/api/v1/recordings/{id}/transcript?reason=matrix"),
+            cookie,
+        )
+        .await
+        .unwrap();
+        let transcript_status = transcript.status().as_u16();
+        if transcript_status == 200 {
+            let body: Value = transcript.json().await.unwrap();
+            assert!(body["messages"].is_array(), "{body}");
+        }
+        let nurses_own = get(
+            &format!("/api/v1/recordings/{id}/download?reason=matrix&participant=3"),
+            cookie,
+        )
+        .await
+        .unwrap()
+        .status();
         assert_eq!(
-            (list.as_u16(), download.as_u16(), hold.as_u16()),
-            (expect, expect, expect),
-            "{user}"
+            (
+                list.as_u16(),
+                download.as_u16(),
+                hold.as_u16(),
+                transcript_status,
+                nurses_own.as_u16()
+            ),
+            (expect, expect, expect, expect, expect),
+            "{user}: list, download, hold, transcript, a participant's file"
         );
     }
     let hold = |body: Value| {
@@ -290,6 +314,10 @@ async fn inner_recording() {
     assert!(denials.iter().any(|(a, _)| a == "recording.list"), "{denials:?}");
     assert!(
         denials.iter().any(|(a, _)| a == "recording.download"),
+        "{denials:?}"
+    );
+    assert!(
+        denials.iter().any(|(a, _)| a == "conversation.transcript.view"),
         "{denials:?}"
     );
     broker.assert_no_panic();

@@ -110,6 +110,9 @@ async fn reports_match_a_scripted_scenario_and_reproduce_at_their_head() {
     let dl = rows.iter().find(|r| r["action"] == "recording.download").unwrap();
     assert_eq!(dl["reason"], "incident 42");
     assert_eq!(dl["role"], "compliance_officer");
+    // Named beside the id, as the staff directory knows her from her sign-in.
+    assert_eq!(dl["actor_name"], "Cora Demo", "{dl}");
+    assert_eq!(access["columns"][3], "actor_name", "{access}");
     assert_eq!(dl["resource"], format!("recording:{recording}"));
     assert!(access["summary"]["denied"].as_u64().unwrap() >= 1);
     assert_eq!(access["parameters"]["from"], format!("{}T00:00:00.000Z", day(-1)));
@@ -175,7 +178,45 @@ async fn reports_match_a_scripted_scenario_and_reproduce_at_their_head() {
     assert_eq!(n["outside_assignments"], 0);
     assert_eq!(n["denied_attempts"], 1);
     assert_eq!(n["flagged"], false);
+    assert_eq!(n["actor_name"], "Nora Demo", "{exposure}");
     assert_eq!(exposure["summary"]["threshold_per_24h"], 0);
+
+    // Accounting of disclosures for the patient: the officer's download and the nurse's reads of the chat, each
+    // with its purpose; someone else's accounting has none of it; the report needs its patient.
+    let chats: Vec<(String, String)> =
+        crate::chat::query_db(&data, "SELECT id, patient FROM conversations").await;
+    let subject = chats
+        .iter()
+        .find(|c| c.0 == conversation)
+        .expect("the chat")
+        .1
+        .clone();
+    let accounting = json_report("accounting", format!("&patient={}", urlencode(&subject))).await;
+    let disclosed = accounting["rows"].as_array().unwrap();
+    let dl = disclosed
+        .iter()
+        .find(|r| r["action"] == "recording.download")
+        .unwrap_or_else(|| panic!("the download in {accounting}"));
+    assert_eq!(dl["reason"], "incident 42");
+    assert_eq!(dl["actor_name"], "Cora Demo");
+    assert!(
+        disclosed
+            .iter()
+            .any(|r| r["role"] == "nurse" && r["resource"] == format!("conversation:{conversation}")),
+        "the nurse's read: {accounting}"
+    );
+    assert_eq!(accounting["summary"]["recordings"], 1, "{accounting}");
+    assert!(accounting["summary"]["by_others"].as_u64().unwrap() >= 2);
+    let nobody = json_report("accounting", "&patient=someone-else".into()).await;
+    assert_eq!(nobody["rows"], json!([]), "{nobody}");
+    assert_eq!(report("accounting", "", &compliance).await.unwrap().status(), 400);
+    assert_eq!(
+        report("access", "&patient=x", &compliance)
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
 
     // Retention as of twenty years on: overdue; the sweep then deletes it with a receipt.
     let future = (chrono::Utc::now() + chrono::Duration::days(20 * 366)).to_rfc3339();

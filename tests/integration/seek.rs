@@ -1,9 +1,9 @@
 //! Seeking in a downloaded recording: every participant's video track has a keyframe every few seconds (the
 //! recorder asks for them), keyframes marked as such, and block times that strictly increase; ffmpeg (Debian's,
 //! installed by `scripts/test.sh`) decodes each video track whole without an error, and jumps into the file at
-//! several points through its Cues and decodes there. ffmpeg's command line seeks a file by its first video
-//! track (the patient's), so the jumps are checked on that one; a player seeking another participant's video
-//! needs that participant's own stream (issue 23, item 2: not built yet).
+//! several points through its Cues and decodes there. ffmpeg's command line (and a browser) seeks a file by its
+//! first video track, so the jumps are checked on the patient's in the visit's file, and on every participant's
+//! in the file of their own the broker remuxes (`?participant=`), which must hold exactly their blocks.
 
 use std::path::Path;
 use std::process::Command;
@@ -72,7 +72,16 @@ pub fn every_video_track_seeks(file: &Path, tracks: &[u64], max_gap_ms: i64) {
             let at = (first + (last - first) * share / 100) as f64 / 1000.0;
             // Warnings too: a seek ffmpeg could not make through the index ("could not seek") falls back to
             // decoding from the start, which would pass unseen at the error level.
-            let seek = ["-v", "warning", "-ss", &format!("{at:.3}")];
+            // `-seek_timestamp`: the point is the file's own time (a participant who joined late has a file that
+            // starts late; by default ffmpeg would add that start to the point).
+            let seek = [
+                "-v",
+                "warning",
+                "-seek_timestamp",
+                "1",
+                "-ss",
+                &format!("{at:.3}"),
+            ];
             let out = decode(file, index, &seek, &["-frames:v", "5", "-f", "framecrc", "-"]);
             let errors = String::from_utf8_lossy(&out.stderr);
             let frames = String::from_utf8_lossy(&out.stdout)
@@ -88,6 +97,28 @@ pub fn every_video_track_seeks(file: &Path, tracks: &[u64], max_gap_ms: i64) {
             "seek: track {track}: every frame at most {:?} ms after a keyframe; decodes whole, and from 30/50/70%",
             gaps.iter().max()
         );
+    }
+}
+
+/// Each participant's own file (`(video track, path)`): exactly the blocks of their tracks in the visit's file
+/// `whole`, and seekable as [`every_video_track_seeks`] checks (their video is the file's first, so ffmpeg
+/// jumps into it).
+pub fn each_participants_file_seeks(whole: &Path, files: &[(u64, std::path::PathBuf)], max_gap_ms: i64) {
+    let all = examroom::recording::webm::scan(&std::fs::read(whole).unwrap()).expect("a WebM file");
+    for (track, path) in files {
+        let own = examroom::recording::webm::scan(&std::fs::read(path).unwrap()).expect("a WebM file");
+        let audio = if *track == 5 { None } else { Some(track + 1) };
+        let expected: Vec<_> = all
+            .iter()
+            .filter(|b| b.0 == *track || Some(b.0) == audio)
+            .copied()
+            .collect();
+        assert!(expected.len() > 10, "track {track} is in the visit's file");
+        assert_eq!(
+            own, expected,
+            "participant {track}'s file holds their blocks, and only those"
+        );
+        every_video_track_seeks(path, &[*track], max_gap_ms);
     }
 }
 

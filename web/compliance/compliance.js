@@ -1,7 +1,9 @@
-// The compliance console: recordings listed, filtered and played (streamed with range requests, so seeking
-// works), pauses and gaps drawn on the timeline, legal hold set and released, each recording's access
-// history. Every request carries the reason the officer gave; the broker audits each one. Compliance reports
+// The compliance console: recordings listed, filtered and opened: every participant played side by side
+// (player.js), pauses and gaps on the timeline and in words, legal hold set and released, each recording's
+// access history. Every request carries the reason the officer gave; the broker audits each one. Compliance reports
 // run over a date range, shown as a table with the audit trail head they read and a CSV of the same report.
+import { GAP_WHY, mount } from './player.js';
+
 const $ = (id) => document.getElementById(id);
 let reason = '';
 let recordings = [];
@@ -16,6 +18,18 @@ async function api(path, options) {
   return resp.json();
 }
 
+/** "4 min 05 s" for a recording's length. */
+const length = (s) => (s === null || s === undefined ? 'in progress' : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`);
+
+/** Who took part, counted by role: "patient, nurse, 2 guests". */
+function people(roles) {
+  const order = ['patient', 'nurse', 'interpreter', 'physician', 'guest'];
+  const counts = new Map(order.map((r) => [r, 0]));
+  for (const r of roles) counts.set(r, (counts.get(r) || 0) + 1);
+  for (const [r, n] of counts) if (!n) counts.delete(r);
+  return [...counts].map(([r, n]) => (n > 1 ? `${n} ${r}s` : r)).join(', ');
+}
+
 function cell(tr, text) {
   const td = document.createElement('td');
   td.textContent = text;
@@ -26,11 +40,20 @@ function cell(tr, text) {
 function render() {
   const needle = $('filter').value.trim().toLowerCase();
   const rows = recordings
-    .filter((r) => !needle || [r.queue, r.consent, r.started_at].some((v) => String(v).toLowerCase().includes(needle)))
+    .filter((r) => !needle || [r.reference, r.queue, r.consent, r.started_at, r.visit_id, ...r.nurses].some((v) => String(v).toLowerCase().includes(needle)))
     .map((r) => {
       const tr = document.createElement('tr');
+      // The reference to quote, and the visit it records (the id other systems know it by).
+      const ref = cell(tr, r.reference);
+      const visit = document.createElement('small');
+      visit.className = 'visit-id';
+      visit.textContent = r.visit_id;
+      ref.append(document.createElement('br'), visit);
       cell(tr, when(r.started_at));
+      cell(tr, length(r.duration_s));
       cell(tr, r.queue);
+      cell(tr, r.nurses.join(', then '));
+      cell(tr, people(r.participants));
       cell(tr, r.consent);
       cell(tr, r.manifest ? r.manifest.pauses.length : 0);
       cell(tr, when(r.retain_until));
@@ -39,7 +62,7 @@ function render() {
       b.type = 'button';
       b.textContent = r.state === 'stored' ? 'Open' : r.state;
       b.disabled = r.state !== 'stored';
-      b.setAttribute('aria-label', `Open recording of ${when(r.started_at)}`);
+      b.setAttribute('aria-label', `Open recording ${r.reference} of ${when(r.started_at)}`);
       b.addEventListener('click', () => open(r.id));
       cell(tr, '').appendChild(b);
       return tr;
@@ -47,45 +70,20 @@ function render() {
   $('recordings').replaceChildren(...rows);
 }
 
-function drawTimeline(manifest) {
+/** The pauses, gaps and moves in words, beside the timeline's bands. */
+function listEvents(manifest) {
   const start = manifest.started_ms;
-  const span = Math.max(1, (manifest.ended_ms || start) - start);
-  const parts = [];
-  const add = (cls, a, b, label) => {
-    const d = document.createElement('div');
-    d.className = cls;
-    d.style.left = `${((a - start) / span) * 100}%`;
-    d.style.width = `${Math.max(0.5, ((b - a) / span) * 100)}%`;
-    d.title = label;
-    parts.push(d);
-  };
-  const list = [];
-  for (const p of manifest.pauses) {
-    add('pause', p.start_ms, p.end_ms || manifest.ended_ms, `paused: ${p.reason}`);
+  const at = (ms) => ((ms - start) / 1000).toFixed(1);
+  const lines = [
+    ...manifest.pauses.map((p) => `Paused ${at(p.start_ms)} s to ${at(p.end_ms || manifest.ended_ms)} s: ${p.reason}`),
+    ...manifest.gaps.map((g) => `Gap ${at(g.start_ms)} s to ${at(g.end_ms)} s: ${GAP_WHY[g.reason] || 'media lost'}`),
+    ...(manifest.handovers || []).map((h) => `Moved to another server at ${at(h.at_ms)} s (${h.reason === 'drain' ? 'planned server restart' : 'server failure'}); the recording continues`),
+  ];
+  $('pauses').replaceChildren(...lines.map((text) => {
     const li = document.createElement('li');
-    li.textContent = `Paused ${((p.start_ms - start) / 1000).toFixed(1)} s to ${(((p.end_ms || manifest.ended_ms) - start) / 1000).toFixed(1)} s: ${p.reason}`;
-    list.push(li);
-  }
-  const gapWhy = {
-    lost: 'media lost (server restart)',
-    failover: 'media lost while the visit moved off a failed server',
-    handover: 'the visit moving to another server',
-  };
-  for (const g of manifest.gaps) {
-    const why = gapWhy[g.reason] || 'media lost';
-    add('gap', g.start_ms, g.end_ms, why);
-    const li = document.createElement('li');
-    li.textContent = `Gap ${((g.start_ms - start) / 1000).toFixed(1)} s to ${((g.end_ms - start) / 1000).toFixed(1)} s: ${why}`;
-    list.push(li);
-  }
-  for (const h of manifest.handovers || []) {
-    const li = document.createElement('li');
-    const why = h.reason === 'drain' ? 'planned server restart' : 'server failure';
-    li.textContent = `Moved to another server at ${((h.at_ms - start) / 1000).toFixed(1)} s (${why}); the recording continues`;
-    list.push(li);
-  }
-  $('timeline').replaceChildren(...parts);
-  $('pauses').replaceChildren(...list);
+    li.textContent = text;
+    return li;
+  }));
 }
 
 async function history(id) {
@@ -116,16 +114,57 @@ async function wrapUp(id) {
 async function open(id) {
   current = await api(`/api/v1/recordings/${id}?${q()}`);
   $('detail').hidden = false;
-  $('detail-title').textContent = `Recording of ${when(current.started_at)} (${current.queue})`;
-  $('player').src = `/api/v1/recordings/${id}/stream?${q()}`;
-  drawTimeline(current.manifest);
+  $('detail-title').textContent = `Recording ${current.reference} of ${when(current.started_at)} (${current.queue})`;
+  const facts = [
+    ['Reference', current.reference], ['Recording id', current.id], ['Visit id', current.visit_id],
+    ['Length', length(current.duration_s)], ['Nurse', current.nurses.join(', then ') || '—'],
+    ['Who took part', people(current.participants)], ['Consent', current.consent],
+  ];
+  $('facts').replaceChildren(...facts.flatMap(([k, v]) => {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v;
+    return [dt, dd];
+  }));
+  mount(current, (track, kind = 'stream') => `/api/v1/recordings/${id}/${kind}?${q()}${track === null ? '' : `&participant=${track}`}`);
+  listEvents(current.manifest);
   $('hold').textContent = current.legal_hold ? 'Release legal hold' : 'Set legal hold';
-  // Another recording's wrap-up and history must never stay under this title.
+  // Another recording's wrap-up, transcript and history must never stay under this title.
   $('wrap-up').replaceChildren();
+  $('transcript').replaceChildren();
+  $('transcript-status').textContent = '';
+  $('read-transcript').hidden = false;
   $('history').replaceChildren();
   await wrapUp(id).catch((e) => { $('wrap-up').textContent = `The wrap-up could not be read: ${e.message}`; });
   await history(id).catch(() => {});
 }
+
+const SENDER = { patient: 'Patient', nurse: 'Nurse', system: 'examroom', guest: 'Guest' };
+
+/** The chat's messages, read on request (an audited access of its own). */
+$('read-transcript').addEventListener('click', async () => {
+  const id = current.id;
+  try {
+    const { messages } = await api(`/api/v1/recordings/${id}/transcript?${q()}`);
+    if (current.id !== id) return;
+    $('read-transcript').hidden = true;
+    $('transcript-status').textContent = messages ? `${messages.length} message(s).` : 'The chat is no longer kept.';
+    $('transcript').replaceChildren(...(messages || []).map((m) => {
+      const li = document.createElement('li');
+      const head = document.createElement('span');
+      head.className = 'said-by';
+      head.textContent = `${SENDER[m.sender_role] || m.sender_role}, ${new Date(m.at).toLocaleTimeString()}`;
+      const body = document.createElement('p');
+      body.textContent = m.body;
+      li.append(head, body);
+      return li;
+    }));
+    await history(id);
+  } catch (e) {
+    $('transcript-status').textContent = `The transcript could not be read: ${e.message}`;
+  }
+});
 
 $('hold').addEventListener('click', async () => {
   const hold = !current.legal_hold;
@@ -167,10 +206,18 @@ function show(value) {
   return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 
+// The accounting report is for one patient: ask whose only then.
+$('report-kind').addEventListener('change', () => {
+  const one = $('report-kind').value === 'accounting';
+  $('report-patient-field').hidden = !one;
+  $('report-patient').required = one;
+});
+
 $('report-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const kind = $('report-kind').value;
   const params = new URLSearchParams({ from: $('report-from').value, to: $('report-to').value, tz: zone });
+  if (kind === 'accounting') params.set('patient', $('report-patient').value.trim());
   try {
     const r = await api(`/api/v1/reports/${kind}?${params}`);
     params.set('head_seq', r.chain_head.seq);
@@ -204,9 +251,31 @@ $('report-form').addEventListener('submit', async (e) => {
   }
 });
 
+const ALERT = { break_glass: 'Break-glass access', exposure: 'Exposure over the threshold', denied_attempts: 'Repeated refused attempts' };
+
+/** The broker's alerts, checked again every minute while the console is open. */
+async function alerts() {
+  try {
+    const { alerts: list } = await api('/api/v1/alerts');
+    $('alerts-status').textContent = list.length ? `${list.length} alert(s).` : 'No alerts in the last 7 days.';
+    $('alerts').replaceChildren(...list.map((a) => {
+      const li = document.createElement('li');
+      const title = document.createElement('strong');
+      title.textContent = `${ALERT[a.kind] || a.kind}, ${when(a.at)}: `;
+      li.append(title, a.detail);
+      return li;
+    }));
+  } catch (e) {
+    $('alerts-status').textContent = `Alerts could not be read: ${e.message}`;
+  }
+}
+
 (async () => {
   const me = await fetch('/api/v1/me');
   if (!me.ok) { location.assign('/auth/login?return_to=/compliance/'); return; }
   const who = await me.json();
   $('who').textContent = `Signed in as ${who.display_name ?? 'staff'} (${who.roles.join(', ')})`;
+  await alerts();
+  // Each read of the alerts is an audited read of the audit log: once a minute is enough for a desk tool.
+  setInterval(alerts, 60000);
 })();

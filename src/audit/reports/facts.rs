@@ -15,6 +15,7 @@ pub const ACCESS_ACTIONS: &[&str] = &[
     "conversation.read",
     "conversation.preview",
     "conversation.wrap_up.view",
+    "conversation.transcript.view",
     "conversation.accept",
     "recording.list",
     "recording.view",
@@ -64,6 +65,8 @@ pub(super) struct Facts {
     pub(super) visits: BTreeMap<String, VisitFacts>,
     /// When each actor first accepted each conversation.
     pub(super) assignments: BTreeMap<(String, String), i64>,
+    /// Chats and visit records the retention sweep removed: (when, `conversation:…` or `visit:…`, receipt).
+    pub(super) phi_removed: Vec<(i64, String, Value)>,
 }
 
 impl Facts {
@@ -107,6 +110,10 @@ impl Facts {
                         }
                         r.deleted = Some((e.at_ms, receipt));
                     }
+                }
+                "retention.conversation_deleted" | "retention.visit_deleted" => {
+                    let receipt: Value = serde_json::from_str(&e.reason).unwrap_or(Value::Null);
+                    f.phi_removed.push((e.at_ms, e.resource.clone(), receipt));
                 }
                 "visit.classified" => {
                     if let Some(id) = id_of(&e.resource, "visit") {

@@ -1,9 +1,12 @@
 //! Compliance reports, computed from the audit chain alone and up to a stated chain head, so a report can be
 //! recomputed later with the same parameters and head and come out identical (evidence that cannot be
 //! reproduced is not evidence). Four reports: who accessed patient data (access), which visits were recorded
-//! with or without consent (consent), whether retention was honoured (retention), and how much patient data
-//! each staff member touched outside their own assignments (exposure). Pure functions over events: no
-//! database, no HTTP; [`load_chain`] is the only I/O. `facts` reads the bookkeeping events, `tables` computes the
+//! with or without consent (consent), whether retention was honoured (retention), how much patient data
+//! each staff member touched outside their own assignments (exposure), and every access to one patient's chats
+//! and recordings (accounting, HIPAA's accounting of disclosures). Pure functions over events: no
+//! database, no HTTP; [`load_chain`] is the only I/O, and [`produce`] adds one display column from the staff
+//! directory (`actor_name`: a renamed person shows their name now; the rows, the head and the parameters are the
+//! evidence a recomputation must match). `facts` reads the bookkeeping events, `tables` computes the
 //! four reports, `csv` writes them.
 
 use std::collections::BTreeMap;
@@ -21,7 +24,7 @@ mod tests;
 
 pub use facts::ACCESS_ACTIONS;
 use facts::Facts;
-use tables::{access, consent, exposure, retention};
+use tables::{access, accounting, consent, exposure, retention};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -30,6 +33,8 @@ pub enum ReportKind {
     Consent,
     Retention,
     Exposure,
+    /// One patient's accounting of disclosures: every access to their chats and recordings, by anyone.
+    Accounting,
 }
 
 impl ReportKind {
@@ -39,6 +44,7 @@ impl ReportKind {
             "consent" => ReportKind::Consent,
             "retention" => ReportKind::Retention,
             "exposure" => ReportKind::Exposure,
+            "accounting" => ReportKind::Accounting,
             _ => return None,
         })
     }
@@ -48,6 +54,7 @@ impl ReportKind {
             ReportKind::Consent => "consent",
             ReportKind::Retention => "retention",
             ReportKind::Exposure => "exposure",
+            ReportKind::Accounting => "accounting",
         }
     }
 }
@@ -62,8 +69,12 @@ pub enum ReportError {
     BadTimeZone,
     #[error("head_seq: the chain has no event {0}")]
     BadHead(i64),
-    #[error("report: one of access, consent, retention, exposure")]
+    #[error("report: one of access, consent, retention, exposure, accounting")]
     UnknownKind,
+    #[error(
+        "patient: the accounting report is for one patient (their portal subject), and only it takes one"
+    )]
+    Patient,
 }
 
 /// What a report was asked for; echoed in the report so that it can be run again.
@@ -80,6 +91,8 @@ pub struct ReportQuery {
     pub time_zone: Option<String>,
     /// Staff exposure: distinct records outside one's assignments in any 24 hours above which a member is flagged.
     pub exposure_threshold: u32,
+    /// Accounting: whose record (the patient's portal subject).
+    pub patient: Option<String>,
 }
 
 impl ReportQuery {
@@ -105,7 +118,18 @@ impl ReportQuery {
             to_ms,
             time_zone: time_zone.map(str::to_string),
             exposure_threshold,
+            patient: None,
         })
+    }
+
+    /// The patient an accounting report is for: required by it, refused by the others.
+    pub fn with_patient(mut self, patient: Option<&str>) -> Result<ReportQuery, ReportError> {
+        let patient = patient.map(str::trim).filter(|p| !p.is_empty());
+        if patient.is_some() != (self.report == ReportKind::Accounting) {
+            return Err(ReportError::Patient);
+        }
+        self.patient = patient.map(str::to_string);
+        Ok(self)
     }
 }
 
@@ -160,18 +184,48 @@ pub async fn load_chain(
     Ok(Ok((ChainHead { seq: head, hash }, events)))
 }
 
-/// Loads the chain up to `head_seq` and computes the report: what the API and the command line both run.
+/// Loads the chain up to `head_seq`, computes the report and names its actors (from the staff directory):
+/// what the API and the command line both run.
 pub async fn produce(
     db: &Db,
     q: &ReportQuery,
     head_seq: Option<i64>,
 ) -> Result<Result<Report, ReportError>, StoreError> {
-    Ok(load_chain(db, head_seq)
-        .await?
-        .map(|(head, events)| compute(q, head, &events)))
+    let (head, events) = match load_chain(db, head_seq).await? {
+        Ok(chain) => chain,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut report = compute(q, head, &events);
+    let actors: std::collections::BTreeSet<&str> = report
+        .rows
+        .iter()
+        .filter_map(|r| r.get("actor")?.as_str())
+        .collect();
+    let actors: Vec<&str> = actors.into_iter().collect();
+    let names = db.staff_names(&actors).await?;
+    report.name_actors(&names);
+    Ok(Ok(report))
 }
 
 impl Report {
+    /// Names each row's actor beside its id (`actor_name`, after `actor`): staff as the directory knows them,
+    /// the broker's own jobs as `system (<job>)`; patients and unknown subjects keep their id only. Names are
+    /// display, not evidence: the rows, the head and the parameters are what a recomputation must match.
+    pub fn name_actors(&mut self, staff: &std::collections::HashMap<String, String>) {
+        let Some(at) = self.columns.iter().position(|c| *c == "actor") else {
+            return;
+        };
+        self.columns.insert(at + 1, "actor_name");
+        for row in &mut self.rows {
+            let actor = row.get("actor").and_then(Value::as_str).unwrap_or_default();
+            let name = match actor.strip_prefix("system:") {
+                Some(job) => format!("system ({job})"),
+                None => staff.get(actor).cloned().unwrap_or_default(),
+            };
+            row.insert("actor_name", json!(name));
+        }
+    }
+
     /// The audit event of reading this report; the caller says who read it.
     pub fn read_event(&self) -> super::AuditEvent {
         super::AuditEvent::new("audit.report", "audit_log:*", super::Outcome::Success)
@@ -187,6 +241,7 @@ pub fn compute(q: &ReportQuery, head: ChainHead, events: &[AuditRow]) -> Report 
         ReportKind::Consent => consent(q, &facts),
         ReportKind::Retention => retention(q, &facts),
         ReportKind::Exposure => exposure(q, events, &facts),
+        ReportKind::Accounting => accounting(q, events, &facts),
     };
     if let Some(tz) = q
         .time_zone
@@ -206,16 +261,21 @@ pub fn compute(q: &ReportQuery, head: ChainHead, events: &[AuditRow]) -> Report 
         let locals: Vec<&'static str> = columns.iter().filter_map(|c| local_column(c)).collect();
         columns.extend(locals);
     }
+    let mut parameters = json!({
+        "report": q.report,
+        "from": ts(q.from_ms),
+        "to": ts(q.to_ms),
+        "time_zone": q.time_zone,
+        "exposure_threshold": q.exposure_threshold,
+        "head_seq": head.seq,
+    });
+    // Only the accounting report names a patient.
+    if let Some(p) = &q.patient {
+        parameters["patient"] = json!(p);
+    }
     Report {
         report: q.report.as_str(),
-        parameters: json!({
-            "report": q.report,
-            "from": ts(q.from_ms),
-            "to": ts(q.to_ms),
-            "time_zone": q.time_zone,
-            "exposure_threshold": q.exposure_threshold,
-            "head_seq": head.seq,
-        }),
+        parameters,
         chain_head: head,
         summary,
         columns,

@@ -54,6 +54,47 @@ pub(super) fn access(q: &ReportQuery, events: &[AuditRow]) -> Table {
     )
 }
 
+/// Every access to one patient's chats (those they started, by the chain's `conversation.create`) and to the
+/// recordings of those chats' visits, by anyone, with its purpose (the reason given) and outcome.
+pub(super) fn accounting(q: &ReportQuery, events: &[AuditRow], f: &Facts) -> Table {
+    let patient = q.patient.as_deref().unwrap_or_default();
+    let chats: BTreeSet<String> = events
+        .iter()
+        .filter(|e| e.action == "conversation.create" && e.outcome == Outcome::Success && e.actor == patient)
+        .map(|e| e.resource.clone())
+        .collect();
+    let recordings: BTreeSet<String> = f
+        .recordings
+        .iter()
+        .filter(|(_, r)| {
+            r.conversation
+                .as_ref()
+                .is_some_and(|c| chats.contains(&format!("conversation:{c}")))
+        })
+        .map(|(id, _)| format!("recording:{id}"))
+        .collect();
+    let (_, columns, rows) = access(q, events);
+    let rows: Vec<BTreeMap<&'static str, Value>> = rows
+        .into_iter()
+        .filter(|r| {
+            r["resource"]
+                .as_str()
+                .is_some_and(|res| chats.contains(res) || recordings.contains(res))
+        })
+        .collect();
+    // People other than the patient (the broker's own jobs are bookkeeping, not disclosures).
+    let by_others = rows
+        .iter()
+        .filter(|r| r["actor"] != patient && !r["actor"].as_str().unwrap_or_default().starts_with("system:"))
+        .count();
+    (
+        json!({"patient": patient, "conversations": chats.len(), "recordings": recordings.len(),
+               "accesses": rows.len(), "by_others": by_others}),
+        columns,
+        rows,
+    )
+}
+
 pub(super) fn consent(q: &ReportQuery, f: &Facts) -> Table {
     let mut rows = Vec::new();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
@@ -149,6 +190,8 @@ pub(super) fn retention(q: &ReportQuery, f: &Facts) -> Table {
             None => (Value::Null, Value::Null),
         };
         rows.push(BTreeMap::from([
+            ("class", json!("recording")),
+            ("record", json!(format!("recording:{id}"))),
             ("recording", json!(id)),
             ("policies", json!(r.policies)),
             ("at", json!(ts(r.started_ms))),
@@ -162,9 +205,27 @@ pub(super) fn retention(q: &ReportQuery, f: &Facts) -> Table {
             ("receipt", receipt),
         ]));
     }
+    // Chats, wrap-ups and visit records removed in the range, each with its receipt.
+    let mut phi = 0;
+    for (at, record, receipt) in f.phi_removed.iter().filter(|(at, _, _)| in_range(q, *at)) {
+        phi += 1;
+        rows.push(BTreeMap::from([
+            ("class", receipt["class"].clone()),
+            ("record", json!(record)),
+            ("recording", Value::Null),
+            ("policies", Value::Null),
+            ("at", json!(ts(*at))),
+            ("retain_until", Value::Null),
+            ("legal_hold", json!(false)),
+            ("status", json!("deleted")),
+            ("deleted_at", json!(ts(*at))),
+            ("receipt", receipt.clone()),
+        ]));
+    }
     (
         json!({
             "as_of": ts(as_of),
+            "chats_and_visit_records_removed": phi,
             "past_retention_not_deleted": counts.get("past_retention_not_deleted").copied().unwrap_or(0),
             "legal_holds": counts.get("legal_hold").copied().unwrap_or(0),
             "deleted": counts.get("deleted").copied().unwrap_or(0),
@@ -172,6 +233,8 @@ pub(super) fn retention(q: &ReportQuery, f: &Facts) -> Table {
             "retained": counts.get("retained").copied().unwrap_or(0),
         }),
         vec![
+            "class",
+            "record",
             "recording",
             "policies",
             "at",

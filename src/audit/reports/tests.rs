@@ -157,6 +157,7 @@ fn q(kind: &str, from: i64, to: i64, threshold: u32) -> ReportQuery {
         to_ms: to,
         time_zone: None,
         exposure_threshold: threshold,
+        patient: None,
     }
 }
 
@@ -293,4 +294,83 @@ fn time_zone_is_for_display_and_csv_carries_the_head() {
     assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
     assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
     assert_eq!(csv_field("@sum"), "'@sum");
+}
+
+#[test]
+fn actors_are_named_beside_their_ids() {
+    let mut r = super::Report {
+        report: "access",
+        parameters: serde_json::json!({}),
+        chain_head: super::ChainHead {
+            seq: 1,
+            hash: String::new(),
+        },
+        summary: serde_json::json!({}),
+        columns: vec!["at", "actor", "action"],
+        rows: ["nurse-1", "system:retention", "patient-9"]
+            .into_iter()
+            .map(|a| [("actor", serde_json::json!(a))].into_iter().collect())
+            .collect(),
+    };
+    let staff = [("nurse-1".to_string(), "Nora Demo".to_string())]
+        .into_iter()
+        .collect();
+    r.name_actors(&staff);
+    assert_eq!(r.columns, ["at", "actor", "actor_name", "action"]);
+    let names: Vec<&str> = r
+        .rows
+        .iter()
+        .map(|row| row["actor_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Nora Demo", "system (retention)", ""]);
+}
+
+#[test]
+fn the_accounting_lists_every_access_to_one_patients_chats_and_their_recordings() {
+    let mut events = vec![event(
+        0,
+        0,
+        "p1/patient",
+        "conversation.create",
+        "conversation:c1",
+        "success",
+        "",
+    )];
+    events.extend(day());
+    let q = q("accounting", 0, 24 * H, 0).with_patient(Some("p1")).unwrap();
+    let r = compute(&q, head(), &events);
+    let seen: Vec<(&str, &str)> = r
+        .rows
+        .iter()
+        .map(|row| (row["action"].as_str().unwrap(), row["resource"].as_str().unwrap()))
+        .collect();
+    // The nurse's read of c1 and the officer's acts on r1 (c1's recording); not the read of c9, nor the
+    // refused list of every recording.
+    assert_eq!(
+        seen,
+        [
+            ("conversation.accept", "conversation:c1"),
+            ("conversation.read", "conversation:c1"),
+            ("recording.download", "recording:r1"),
+            ("recording.legal_hold.set", "recording:r1"),
+            ("recording.legal_hold.release", "recording:r1"),
+        ]
+    );
+    assert_eq!(r.summary["by_others"], 5);
+    assert_eq!(r.parameters["patient"], "p1");
+    // Someone else's accounting is empty; the report needs its patient, and only it takes one.
+    let other = q.clone().with_patient(Some("p2")).unwrap();
+    assert!(compute(&other, head(), &events).rows.is_empty());
+    assert!(
+        super::ReportQuery::new("accounting", "2026-01-01", "2026-01-02", None, 0)
+            .unwrap()
+            .with_patient(None)
+            .is_err()
+    );
+    assert!(
+        super::ReportQuery::new("access", "2026-01-01", "2026-01-02", None, 0)
+            .unwrap()
+            .with_patient(Some("p1"))
+            .is_err()
+    );
 }

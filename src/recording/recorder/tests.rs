@@ -369,7 +369,7 @@ fn each_camera_is_asked_for_a_keyframe_every_interval_so_the_file_seeks() {
     // Asked 2 s after each keyframe (which the request brings at the next frame): 2.0, 4.1, 6.2, 8.3 s.
     assert_eq!(asked, [2_000, 4_100, 6_200, 8_300]);
 
-    // A sender that does not answer is asked again once per interval, not at every frame.
+    // A sender that does not answer is asked again each second, not at every frame.
     let (mut r, _) = Recorder::start(&spool_key, "spool-k2", 0);
     r.keyframe_every(2_000);
     let asked = (0..90i64)
@@ -386,7 +386,7 @@ fn each_camera_is_asked_for_a_keyframe_every_interval_so_the_file_seeks() {
             .request_keyframe
         })
         .count();
-    assert_eq!(asked, 4, "at 2, 4, 6 and 8 s");
+    assert_eq!(asked, 7, "at 2, 3, 4, 5, 6, 7 and 8 s");
 }
 
 #[test]
@@ -394,9 +394,10 @@ fn a_source_waiting_for_a_keyframe_is_asked_again_every_second() {
     let spool_key = DataKey::random_for_tests();
     let (mut r, _) = Recorder::start(&spool_key, "spool-w", 0);
     // A keyframe, then a lost packet: everything is dropped until the next keyframe, which the sender does not
-    // send (the request was lost): it is asked at the loss, then once a second, not at every packet.
+    // send (the request was lost): it is asked when the loss is known (three frames came after the gap), then
+    // once a second, not at every packet.
     let mut asked = Vec::new();
-    for n in 0..30i64 {
+    for n in 0..34i64 {
         let seq = if n == 0 { 0 } else { n as u16 + 1 };
         let out = r.video(
             Source::Patient,
@@ -410,5 +411,7 @@ fn a_source_waiting_for_a_keyframe_is_asked_again_every_second() {
             asked.push(n * 100);
         }
     }
-    assert_eq!(asked, [100, 1_100, 2_100]);
+    // Each packet here is a frame: the loss is known at the third after it.
+    let known = 300;
+    assert_eq!(asked, [known, known + 1_000, known + 2_000, known + 3_000]);
 }

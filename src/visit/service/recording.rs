@@ -486,6 +486,7 @@ impl RecordingAccessError {
             Self::Deleted => "deleted",
             Self::Unreadable(_) => "internal",
             Self::WrongProof(_) => "forbidden",
+            Self::NotInRecording => "not_in_recording",
         }
     }
 }
@@ -501,4 +502,6 @@ pub enum RecordingAccessError {
     Unreadable(String),
     #[error("{0}")]
     WrongProof(String),
+    #[error("no media of that participant is in this recording")]
+    NotInRecording,
 }
