@@ -54,6 +54,8 @@ pub struct App {
     pub recording_policies: RecordingPolicies,
     /// Video visits and the SFU.
     pub video: Arc<VideoService>,
+    /// Scheduled reports: produced, signed, stored and checked (`audit::evidence`).
+    pub evidence: Arc<crate::audit::evidence::Evidence>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Rate limits per class of caller (`[limits]`).
@@ -180,6 +182,12 @@ impl App {
         let work =
             LocalStore::new(&config.server.data_dir.join("recordings")).context("recording storage")?;
         let objects = crate::recording::objects::from_config(&config, &work).await?;
+        let evidence = Arc::new(crate::audit::evidence::Evidence {
+            db: db.clone(),
+            audit: audit.clone(),
+            objects: objects.clone(),
+            work_dir: config.server.data_dir.join("recordings"),
+        });
         let recording = RecordingSetup {
             policies: recording_policies.clone(),
             keyring: Keyring::load(&config.kek_files()).context("messaging.kek_files")?,
@@ -226,6 +234,7 @@ impl App {
             limits: crate::limits::Limits::new(&config.limits),
             recording_policies,
             video,
+            evidence,
             messaging,
             cluster,
             sessions: Sessions::new(db.clone()),

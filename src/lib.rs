@@ -84,6 +84,16 @@ pub async fn serve(
         ),
     );
     workers.spawn(
+        "scheduled-reports",
+        on_drain_hand_over(
+            &app,
+            cluster.leased("scheduled-reports", {
+                let app = app.clone();
+                move |stop| scheduled_reports(app.clone(), stop)
+            }),
+        ),
+    );
+    workers.spawn(
         "routing",
         on_drain_hand_over(
             &app,
@@ -341,6 +351,36 @@ async fn alerts(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(raised = n, "alerts raised"),
             Err(e) => tracing::warn!(error = %e, "alert check failed"),
+        }
+    }
+}
+
+/// Every minute (and at start): the scheduled reports whose period has ended (`audit::evidence`).
+async fn scheduled_reports(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    if app.config.reports.schedules.is_empty() {
+        return;
+    }
+    let signer = match audit::checkpoint::load_or_create_signer(&app.config) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "audit signing key unavailable: no scheduled reports");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match app
+            .evidence
+            .run_due(&app.config.reports, &signer, clock::now_ms())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(stored = n, "scheduled reports stored"),
+            Err(e) => tracing::warn!(error = %e, "scheduled reports failed; retrying in a minute"),
         }
     }
 }

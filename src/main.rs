@@ -19,6 +19,8 @@ mod audit;
 mod cluster;
 #[path = "cli/keys.rs"]
 mod keys;
+#[path = "cli/report.rs"]
+mod report;
 #[path = "cli/support.rs"]
 mod support;
 
@@ -116,34 +118,13 @@ enum Command {
     },
     /// A compliance report (access, consent, retention, exposure, accounting) over a UTC time range, computed
     /// from the audit chain; it names the chain head it read, and `--head-seq` recomputes it as of that head.
+    /// `examroom report verify FILE` checks a scheduled report's signed file.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Report {
-        /// access, consent, retention, exposure or accounting (with --patient).
-        report: String,
-        /// Start of the range, inclusive (ISO 8601, e.g. 2026-11-01 or 2026-11-01T00:00:00Z).
-        #[arg(long)]
-        from: String,
-        /// End of the range, exclusive.
-        #[arg(long)]
-        to: String,
-        /// IANA time zone to show times in as well (display only).
-        #[arg(long)]
-        tz: Option<String>,
-        /// json or csv.
-        #[arg(long, default_value = "json")]
-        format: String,
-        /// Recompute as of this chain head (the `chain_head.seq` of an earlier report).
-        #[arg(long)]
-        head_seq: Option<i64>,
-        /// Overrides `reports.exposure_threshold`.
-        #[arg(long)]
-        exposure_threshold: Option<u32>,
-        /// The accounting report's patient (their portal subject).
-        #[arg(long)]
-        patient: Option<String>,
-        #[arg(long, conflicts_with = "data_dir")]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: Option<report::ReportCommand>,
+        #[command(flatten)]
+        args: report::ReportArgs,
     },
 }
 
@@ -373,43 +354,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             data_dir,
             out,
         } => keys::backup(config, data_dir, &out).await,
-        Command::Report {
-            report,
-            from,
-            to,
-            tz,
-            format,
-            head_seq,
-            exposure_threshold,
-            patient,
-            config,
-            data_dir,
-        } => {
-            if format != "json" && format != "csv" {
-                anyhow::bail!("--format: json or csv");
-            }
-            let (c, db) = open_db(config, data_dir).await?;
-            let q = examroom::audit::reports::ReportQuery::new(
-                &report,
-                &from,
-                &to,
-                tz.as_deref(),
-                exposure_threshold.unwrap_or(c.reports.exposure_threshold),
-            )?
-            .with_patient(patient.as_deref())?;
-            let r = examroom::audit::reports::produce(&db, &q, head_seq).await??;
-            let audit =
-                examroom::audit::Auditor::new(db.clone(), examroom::telemetry::Metrics::new().audit_events);
-            audit
-                .record(r.read_event().actor("cli", examroom::auth::Role::System))
-                .await?;
-            db.close().await;
-            if format == "csv" {
-                print!("{}", r.to_csv());
-            } else {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Report { command, args } => report::run(command, args).await,
     }
 }

@@ -5,8 +5,11 @@
 
 pub mod alerts;
 pub mod checkpoint;
+pub mod evidence;
 pub mod reports;
+pub mod schedule;
 pub mod siem;
+pub mod signed;
 pub mod verify;
 
 use sha2::{Digest, Sha256};

@@ -3,7 +3,8 @@
 //! response or a crash mid-post carries the same id, so a receiver keeps each event once) and `X-Examroom-Signature:
 //! t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (receivers reject a signature outside their
 //! replay window). The chain itself is the durable outbox: a per-webhook cursor advances only after a 2xx, so
-//! nothing is lost while a SIEM is down; delivery retries with exponential backoff.
+//! nothing is lost while a SIEM is down; delivery retries with exponential backoff. TLS per webhook: a pinned CA
+//! and a client certificate for receivers that require mutual TLS (`config::WebhookConfig::client`).
 
 use std::time::Duration;
 
@@ -56,21 +57,19 @@ pub async fn run(db: Db, hooks: Vec<WebhookConfig>, stop: tokio::sync::watch::Re
     if hooks.is_empty() {
         return;
     }
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "SIEM client");
-            return;
-        }
-    };
-    // One task per webhook: a receiver that is down or slow delays only its own deliveries.
+    // One task per webhook, each with its own client (its pinned CA and client certificate): a receiver that is
+    // down or slow delays only its own deliveries.
     let mut tasks = tokio::task::JoinSet::new();
     for hook in hooks {
-        tasks.spawn(deliver_forever(db.clone(), http.clone(), hook, stop.clone()));
+        match hook.client() {
+            Ok(http) => {
+                tasks.spawn(deliver_forever(db.clone(), http, hook, stop.clone()));
+            }
+            // Validated at start; a certificate file that has since gone bad stops this webhook alone.
+            Err((field, _)) => {
+                tracing::error!(webhook = %hook.name, field, "SIEM client unusable: this webhook gets nothing");
+            }
+        }
     }
     while tasks.join_next().await.is_some() {}
 }

@@ -10,9 +10,12 @@ mod deployment;
 pub mod emergency;
 pub mod limits;
 pub mod network;
+pub mod reports;
 pub mod retention;
 mod routing;
+mod siem;
 pub use routing::RoutingConfig;
+pub use siem::{SiemConfig, WebhookConfig};
 pub mod load;
 mod validate;
 
@@ -33,7 +36,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub logging: LoggingConfig,
     pub siem: SiemConfig,
-    pub reports: ReportsConfig,
+    pub reports: reports::ReportsConfig,
     pub alerts: alerts::AlertsConfig,
     pub auth: AuthConfig,
     pub policy: PolicyConfig,
@@ -243,48 +246,6 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
-}
-
-/// Compliance reports.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ReportsConfig {
-    /// Staff ePHI exposure: a member who touched more distinct patient records outside their own assignments
-    /// than this within any 24 hours is flagged.
-    pub exposure_threshold: u32,
-}
-
-impl Default for ReportsConfig {
-    fn default() -> Self {
-        Self {
-            exposure_threshold: 20,
-        }
-    }
-}
-
-/// Audit events pushed to security information and event management systems.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default)]
-pub struct SiemConfig {
-    pub webhooks: Vec<WebhookConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// A stable name: delivery progress is kept under it.
-    pub name: String,
-    /// `https://…` (plain `http` only to loopback).
-    pub url: String,
-    /// The HMAC-SHA256 secret shared with the receiver.
-    pub secret_file: PathBuf,
-    /// `json` (examroom's event) or `fhir` (a FHIR R4 AuditEvent).
-    #[serde(default = "default_webhook_format")]
-    pub format: String,
-}
-
-fn default_webhook_format() -> String {
-    "json".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -22,6 +22,8 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     p.extend(c.cluster.problems());
     p.extend(c.audit.problems());
     p.extend(c.messaging.emergency.problems());
+    p.extend(c.siem.problems());
+    p.extend(c.reports.problems());
     if c.server.listen.parse::<SocketAddr>().is_err() {
         p.push(Problem::new(
             "server.listen",
@@ -260,35 +262,6 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     check_recording(&mut p, &c.recording);
     check_retention(&mut p, &c.retention);
     check_alerts(&mut p, &c.alerts);
-    let mut names = std::collections::BTreeSet::new();
-    for (i, w) in c.siem.webhooks.iter().enumerate() {
-        if w.name.is_empty() || !names.insert(w.name.clone()) {
-            p.push(Problem::new(
-                format!("siem.webhooks[{i}].name"),
-                "must be present and unique",
-            ));
-        }
-        match Url::parse(&w.url) {
-            Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)) => {}
-            _ => p.push(Problem::new(
-                format!("siem.webhooks[{i}].url"),
-                "expected an https URL (http only to loopback)",
-            )),
-        }
-        // An empty key would sign with nothing a receiver could trust.
-        if !std::fs::read_to_string(&w.secret_file).is_ok_and(|k| !k.trim().is_empty()) {
-            p.push(Problem::new(
-                format!("siem.webhooks[{i}].secret_file"),
-                format!("{} is not a readable, non-empty file", w.secret_file.display()),
-            ));
-        }
-        if w.format != "json" && w.format != "fhir" {
-            p.push(Problem::new(
-                format!("siem.webhooks[{i}].format"),
-                "\"json\" or \"fhir\"",
-            ));
-        }
-    }
     if c.media.max_sdp_bytes + 1024 > c.messaging.max_frame_bytes {
         p.push(Problem::new(
             "media.max_sdp_bytes",

@@ -2,6 +2,7 @@
 //! optional `tz` (display only), `format=json|csv`, `head_seq` (recompute as of an earlier chain head) and
 //! `exposure_threshold` (default from config); the accounting report takes `patient` (a portal subject). The
 //! report is computed before its own read is audited, so the read never changes the report it returns.
+//! Scheduled reports (listed, downloaded, verified) are in `scheduled`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -18,8 +19,14 @@ use crate::limits::Class;
 use crate::pii::pseudonym;
 use crate::policy::{Resource, ResourceKind};
 
+mod scheduled;
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/reports/{report}", get(report))
+    Router::new()
+        .route("/api/v1/reports/{report}", get(report))
+        .route("/api/v1/reports/scheduled", get(scheduled::list))
+        .route("/api/v1/reports/scheduled/{id}", get(scheduled::file))
+        .route("/api/v1/reports/scheduled/{id}/verify", get(scheduled::verify))
 }
 
 #[derive(Deserialize)]

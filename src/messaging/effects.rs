@@ -168,6 +168,7 @@ impl Messaging {
                         waited_ms / 1000
                     ));
                     self.audit.record_or_log(event).await;
+                    self.classify_closed(&conversation, "abandoned").await;
                     if let Some(patient) = patient {
                         self.send_to(
                             &patient,

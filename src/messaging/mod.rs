@@ -8,6 +8,7 @@
 mod alarm;
 mod board;
 pub mod bus;
+pub mod classify;
 pub mod context;
 mod effects;
 mod error;
@@ -491,6 +492,7 @@ impl Messaging {
         if !self.db.close_conversation(&c.id, state, now).await? {
             return Ok(());
         }
+        self.classify_closed(&c.id, reason).await;
         let command = match (&c.nurse, c.state) {
             (Some(nurse), ConversationState::Assigned) => RoutingCommand::Finish {
                 nurse: nurse.clone(),

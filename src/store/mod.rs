@@ -9,6 +9,7 @@ mod keys;
 mod logins;
 mod recordings;
 mod retention;
+mod scheduled_reports;
 mod segments;
 mod sessions;
 mod staff;
@@ -23,6 +24,7 @@ pub use keys::{WrappedKeyKind, WrappedKeyRow};
 pub use logins::LoginRow;
 pub use recordings::{NewRecording, RecordingPhase, RecordingRow};
 pub use retention::ConversationShred;
+pub use scheduled_reports::ScheduledReportRow;
 pub use segments::SegmentRow;
 pub use sessions::{SessionRow, StaffSignedIn};
 pub use visit_hosts::{HostRow, VisitHostRow};
@@ -153,6 +155,16 @@ fn migrator() -> Migrator {
             16,
             "evidence_indexes",
             include_str!("../../migrations/0016_evidence_indexes.sql"),
+        ),
+        m(
+            17,
+            "agent_authorization",
+            include_str!("../../migrations/0017_agent_authorization.sql"),
+        ),
+        m(
+            18,
+            "scheduled_reports",
+            include_str!("../../migrations/0018_scheduled_reports.sql"),
         ),
     ]);
     migrator.set_ignore_missing(true);

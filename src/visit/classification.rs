@@ -41,6 +41,10 @@ pub struct Classification {
     /// `phi.chat` (the transcript only) or `phi.chat+media` (a recording is kept too).
     pub data_classification: &'static str,
     pub recording: Option<String>,
+    /// Seed 003's agent-authorization flag: the nurses who accepted the chat held its queue's skills and the
+    /// grant to work queues, and the visit's grant (`visit.create`) let her elevate it; `None` where the chat
+    /// was never accepted.
+    pub agent_authorized: Option<bool>,
 }
 
 impl Classification {
@@ -55,11 +59,13 @@ impl Classification {
             recording_status: word(&self.recording_status),
             data_classification: self.data_classification.to_string(),
             recording: self.recording.clone(),
+            agent_authorized: self.agent_authorized,
         }
     }
 
-    /// A video visit just proposed in a chat.
-    pub fn proposed(conversation: &str, queue: &str) -> Self {
+    /// A video visit just proposed in a chat, by a nurse the policy let elevate it; `chat_authorized` is the
+    /// chat's agent-authorization flag.
+    pub fn proposed(conversation: &str, queue: &str, chat_authorized: Option<bool>) -> Self {
         Self {
             conversation: conversation.to_string(),
             queue: queue.to_string(),
@@ -69,6 +75,7 @@ impl Classification {
             recording_status: RecordingStatus::None,
             data_classification: "phi.chat",
             recording: None,
+            agent_authorized: chat_authorized,
         }
     }
 
@@ -141,7 +148,7 @@ mod tests {
 
     #[test]
     fn consent_and_recording_status_follow_the_answer() {
-        let mut c = Classification::proposed("c1", "triage");
+        let mut c = Classification::proposed("c1", "triage", Some(true));
         assert_eq!((c.consent, c.consent_captured), (Consent::Pending, false));
         c.answered(Some(&policy(true)), true, Some(true));
         c.recording_started(Some("r1"));
@@ -153,7 +160,7 @@ mod tests {
         c.paused(false);
         assert_eq!(c.recording_status, RecordingStatus::Enabled);
 
-        let mut declined = Classification::proposed("c1", "triage");
+        let mut declined = Classification::proposed("c1", "triage", Some(true));
         declined.answered(Some(&policy(true)), true, Some(false));
         declined.recording_started(None);
         declined.paused(true);
@@ -163,7 +170,7 @@ mod tests {
             (Consent::Declined, "phi.chat")
         );
 
-        let mut unrecorded = Classification::proposed("c1", "walk-in");
+        let mut unrecorded = Classification::proposed("c1", "walk-in", None);
         unrecorded.answered(None, true, None);
         assert_eq!(
             (
@@ -174,7 +181,7 @@ mod tests {
             (Consent::NotApplicable, false, RecordingStatus::None)
         );
 
-        let mut failed = Classification::proposed("c1", "triage");
+        let mut failed = Classification::proposed("c1", "triage", Some(true));
         failed.answered(Some(&policy(false)), true, None);
         assert_eq!(failed.consent, Consent::NotRequired);
         failed.recording_started(None);

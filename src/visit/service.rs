@@ -297,10 +297,17 @@ impl VideoService {
             )?
             .clone();
         self.metrics.live_visits.set(self.live().visits.len() as i64);
+        // The visit's grant is the proof above; the chat's acceptance says whether her skills were the queue's.
+        let chat_authorized = self
+            .recording
+            .db
+            .agent_authorized(row.id.as_str())
+            .await
+            .unwrap_or(None);
         self.live().classes.insert(
             visit.id.clone(),
             (
-                Classification::proposed(visit.conversation.as_str(), &visit.queue),
+                Classification::proposed(visit.conversation.as_str(), &visit.queue, chat_authorized),
                 visit.created_ms,
             ),
         );

@@ -1,5 +1,5 @@
 //! Compliance reports against a scripted scenario on a real broker: a recorded visit with consent, a second
-//! visit whose recording was declined, a nurse reading her own chat, a nurse refused the recordings, a
+//! visit whose recording was declined, a chat-only interaction, a nurse reading her own chat, a nurse refused the recordings, a
 //! compliance officer downloading one, and the retention sweep deleting it. Each report's contents are
 //! checked; a report recomputed at its stated chain head (over HTTP and through the CLI) is identical even
 //! after more events; only compliance officers may run reports.
@@ -79,6 +79,24 @@ async fn reports_match_a_scripted_scenario_and_reproduce_at_their_head() {
     .unwrap();
     assert_eq!(download.status(), 200);
 
+    // The chat ends; then a chat-only interaction with a second patient, accepted and finished by the nurse.
+    nurse_ws
+        .send(json!({"v": 1, "type": "end", "conversation_id": conversation}))
+        .await;
+    patient_ws.expect("ended").await;
+    let token2 = crate::demo::patient_token(&url, &data, "patient2").await;
+    let mut patient2 = Ws::patient(&url, &token2).await;
+    let chat_only = patient2.start("triage", "chat-only").await;
+    nurse_ws.offer_for(&chat_only).await;
+    nurse_ws
+        .send(json!({"v": 1, "type": "accept", "conversation_id": chat_only}))
+        .await;
+    patient2.expect("assigned").await;
+    nurse_ws
+        .send(json!({"v": 1, "type": "end", "conversation_id": chat_only}))
+        .await;
+    patient2.expect("ended").await;
+
     let report = |kind: &str, extra: &str, cookie: &str| {
         http.get(format!(
             "{url}/api/v1/reports/{kind}?from={}&to={}{extra}",
@@ -154,6 +172,27 @@ async fn reports_match_a_scripted_scenario_and_reproduce_at_their_head() {
         (Some("declined"), Some("disabled_by_consent"), Some("phi.chat"))
     );
     assert_eq!(v2["interaction_type"], "video");
+    // Every interaction is classified: the chat-only one too, and the nurse held the queue's skills and grant.
+    assert_eq!(consent["summary"]["chat_only_interactions"], 1, "{consent}");
+    assert_eq!(consent["summary"]["agents_not_authorized"], 0);
+    let chat_row = consent["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["conversation"] == chat_only.as_str())
+        .expect("the chat-only interaction has a row");
+    assert_eq!(
+        (
+            chat_row["interaction_type"].as_str(),
+            chat_row["consent"].as_str(),
+            chat_row["data_classification"].as_str()
+        ),
+        (Some("chat"), Some("not_applicable"), Some("phi.chat"))
+    );
+    for row in [&v1, &v2, chat_row] {
+        assert_eq!(row["agent_authorized"], true, "{row}");
+    }
+    assert_eq!(v1["conversation"], conversation.as_str());
     let flags = consent.to_string();
     for planted in ["patient", "Pat ", "@"] {
         assert!(!flags.contains(planted), "no identifiers in the flags: {planted}");
@@ -174,7 +213,8 @@ async fn reports_match_a_scripted_scenario_and_reproduce_at_their_head() {
     let (co, n) = (member("compliance_officer"), member("nurse"));
     assert_eq!(co["outside_assignments"], 1, "{exposure}");
     assert_eq!(co["flagged"], true);
-    assert_eq!(n["records_accessed"], 1, "{exposure}");
+    // Her two chats (the visits' and the chat-only one), both her own.
+    assert_eq!(n["records_accessed"], 2, "{exposure}");
     assert_eq!(n["outside_assignments"], 0);
     assert_eq!(n["denied_attempts"], 1);
     assert_eq!(n["flagged"], false);

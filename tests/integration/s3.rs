@@ -273,3 +273,70 @@ async fn s3_store_against_s3s_fs_with_real_sigv4() {
         Err(ObjectError::Unavailable(_))
     ));
 }
+
+/// Scheduled reports on S3 with Object Lock: stored under the bucket's lock until `keep_days` have passed,
+/// and verified from the bucket.
+#[tokio::test]
+async fn scheduled_reports_are_locked_in_the_bucket_for_their_keep_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(server) = moto(port) else {
+        assert!(!servers_required(), "TEST_MOTO_SERVER is required");
+        return;
+    };
+    let raw = raw_client(&server.endpoint).await;
+    raw.create_bucket()
+        .bucket("evidence")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    let store = std::sync::Arc::new(S3Objects::new(&settings(&server.endpoint, "evidence", true)).await);
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    crate::storage::suite_database(&data);
+    let db = examroom::store::Db::connect(
+        &secrecy::SecretString::from(crate::storage::database_url(&data)),
+        Some(1),
+    )
+    .await
+    .unwrap();
+    let evidence = examroom::audit::evidence::Evidence {
+        db: db.clone(),
+        audit: examroom::audit::Auditor::new(db.clone(), examroom::telemetry::Metrics::new().audit_events),
+        objects: store,
+        work_dir: data.clone(),
+    };
+    let config: examroom::config::reports::ReportsConfig = toml::from_str(
+        "[[schedules]]\nname = 'daily-consent'\nreport = 'consent'\nevery = 'daily'\nkeep_days = 400\n",
+    )
+    .unwrap();
+    let signer = examroom::audit::checkpoint::Signer::from_pkcs8(
+        &examroom::audit::checkpoint::Signer::generate_pkcs8(),
+    )
+    .unwrap();
+    let now = examroom::clock::now_ms();
+    assert_eq!(evidence.run_due(&config, &signer, now).await.unwrap(), 1);
+    assert_eq!(
+        evidence.run_due(&config, &signer, now + 1000).await.unwrap(),
+        0,
+        "once per period"
+    );
+    let row = db.scheduled_reports(10).await.unwrap().remove(0);
+    let head = raw
+        .head_object()
+        .bucket("evidence")
+        .key(&row.object_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.object_lock_mode().map(|m| m.as_str()), Some("GOVERNANCE"));
+    assert_eq!(
+        head.object_lock_retain_until_date()
+            .map(|d| d.to_millis().unwrap() / 1000),
+        Some((now + 400 * 86_400_000) / 1000)
+    );
+    let check = evidence.check(&row, &[signer.public_key()]).await.unwrap();
+    assert!(check.valid, "{check:?}");
+    db.close().await;
+}

@@ -63,6 +63,8 @@ pub(super) struct VisitFacts {
 pub(super) struct Facts {
     pub(super) recordings: BTreeMap<String, RecordingFacts>,
     pub(super) visits: BTreeMap<String, VisitFacts>,
+    /// Each closed chat's flags (`conversation.classified`), by conversation.
+    pub(super) chats: BTreeMap<String, VisitFacts>,
     /// When each actor first accepted each conversation.
     pub(super) assignments: BTreeMap<(String, String), i64>,
     /// Chats and visit records the retention sweep removed: (when, `conversation:…` or `visit:…`, receipt).
@@ -119,6 +121,18 @@ impl Facts {
                     if let Some(id) = id_of(&e.resource, "visit") {
                         let flags: Value = serde_json::from_str(&e.reason).unwrap_or(Value::Null);
                         f.visits.insert(
+                            id.to_string(),
+                            VisitFacts {
+                                at_ms: e.at_ms,
+                                flags,
+                            },
+                        );
+                    }
+                }
+                "conversation.classified" => {
+                    if let Some(id) = id_of(&e.resource, "conversation") {
+                        let flags: Value = serde_json::from_str(&e.reason).unwrap_or(Value::Null);
+                        f.chats.insert(
                             id.to_string(),
                             VisitFacts {
                                 at_ms: e.at_ms,

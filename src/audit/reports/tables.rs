@@ -113,8 +113,34 @@ pub(super) fn consent(q: &ReportQuery, f: &Facts) -> Table {
             ("recording_status", v.flags["recording_status"].clone()),
             ("data_classification", v.flags["data_classification"].clone()),
             ("recording", v.flags["recording"].clone()),
+            ("conversation", v.flags["conversation"].clone()),
+            ("agent_authorized", v.flags["agent_authorized"].clone()),
         ]));
     }
+    let visits = rows.len();
+    // Chat-only interactions: classified too, with nothing recorded and so nothing to consent to. A chat that
+    // went to video is in the rows of its visits.
+    for (id, c) in &f.chats {
+        if !in_range(q, c.at_ms) || c.flags["interaction_type"] != "chat" {
+            continue;
+        }
+        rows.push(BTreeMap::from([
+            ("at", json!(ts(c.at_ms))),
+            ("visit", Value::Null),
+            ("queue", c.flags["queue"].clone()),
+            ("interaction_type", c.flags["interaction_type"].clone()),
+            ("consent", c.flags["consent"].clone()),
+            ("recording_status", c.flags["recording_status"].clone()),
+            ("data_classification", c.flags["data_classification"].clone()),
+            ("recording", Value::Null),
+            ("conversation", json!(id)),
+            ("agent_authorized", c.flags["agent_authorized"].clone()),
+        ]));
+    }
+    let not_authorized = rows
+        .iter()
+        .filter(|r| r["agent_authorized"] == json!(false))
+        .count();
     // A recording is without consent when its own start says so, or when the visit it belongs to was
     // classified as declined or never answered.
     let without: Vec<Value> = f
@@ -137,7 +163,10 @@ pub(super) fn consent(q: &ReportQuery, f: &Facts) -> Table {
         .count();
     (
         json!({
-            "visits": rows.len(),
+            "visits": visits,
+            "chat_only_interactions": rows.len() - visits,
+            // Seed 003's agent-authorization flag: a nurse without the queue's skills or grant took part.
+            "agents_not_authorized": not_authorized,
             "by_consent": counts,
             "with_recording_consent": counts.get("given").copied().unwrap_or(0),
             // Asked and not given; visits whose policy records without asking, or records nothing, are apart.
@@ -156,6 +185,8 @@ pub(super) fn consent(q: &ReportQuery, f: &Facts) -> Table {
             "recording_status",
             "data_classification",
             "recording",
+            "conversation",
+            "agent_authorized",
         ],
         rows,
     )

@@ -206,6 +206,57 @@ fn consent_counts_visits_and_finds_recordings_without_consent() {
 }
 
 #[test]
+fn chat_only_interactions_are_consent_rows_with_their_agent_flag() {
+    let chat = |seq: i64, c: &str, kind: &str, authorized: bool| {
+        let flags = crate::messaging::classify::ChatClassification::of(
+            c,
+            "spanish",
+            if kind == "chat" { 0 } else { 1 },
+            Some(authorized),
+            "finished",
+        );
+        event(
+            seq,
+            11 * H,
+            "system:classifier/system",
+            "conversation.classified",
+            &format!("conversation:{c}"),
+            "success",
+            &serde_json::to_string(&flags).unwrap(),
+        )
+    };
+    let mut events = day();
+    let next = events.len() as i64 + 1;
+    events.extend([
+        chat(next, "c7", "chat", false),
+        chat(next + 1, "c1", "video", true),
+    ]);
+    let r = compute(&q("consent", 0, 24 * H, 0), head(), &events);
+    assert_eq!(r.summary["visits"], 2, "visits are counted apart");
+    assert_eq!(
+        r.summary["chat_only_interactions"], 1,
+        "a chat with video is in its visits' rows"
+    );
+    assert_eq!(r.summary["agents_not_authorized"], 1);
+    let row = r.rows.iter().find(|r| r["conversation"] == "c7").unwrap();
+    assert_eq!(
+        (
+            &row["interaction_type"],
+            &row["consent"],
+            &row["visit"],
+            &row["agent_authorized"]
+        ),
+        (
+            &json!("chat"),
+            &json!("not_applicable"),
+            &Value::Null,
+            &json!(false)
+        )
+    );
+    assert!(r.columns.contains(&"agent_authorized"));
+}
+
+#[test]
 fn retention_as_of_the_end_of_the_range() {
     let before_expiry = compute(&q("retention", 0, 9 * H, 0), head(), &day()[..8]);
     assert_eq!(before_expiry.rows[0]["status"], "retained");

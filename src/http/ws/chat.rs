@@ -352,6 +352,10 @@ pub async fn handle(app: &App, conn: &Connection, frame: ClientFrame) -> Vec<Ser
             }
             match app.messaging.accept(&subject, &conversation_id).await {
                 Ok(()) => {
+                    // The grant was checked above (`queue.work`); the skills are the ones she signed in with.
+                    app.messaging
+                        .note_acceptance(&conversation_id, &conn.principal.skills, true)
+                        .await;
                     audit(
                         app,
                         conn,
