@@ -147,6 +147,9 @@ pub fn key_files(c: &Config) -> Vec<(String, std::path::PathBuf)> {
     );
     for (i, w) in c.siem.webhooks.iter().enumerate() {
         files.push((format!("siem.webhooks[{i}].secret_file"), w.secret_file.clone()));
+        if let Some(key) = &w.client_key_file {
+            files.push((format!("siem.webhooks[{i}].client_key_file"), key.clone()));
+        }
     }
     let keys = c.server.data_dir.join("keys");
     for generated in ["kek.hex", "audit-signing.pk8", "cluster.key"] {

@@ -79,9 +79,22 @@ impl WebhookConfig {
             (Some(_), None) => return Err(("client_key_file", "required with client_cert_file".into())),
             (None, Some(_)) => return Err(("client_cert_file", "required with client_key_file".into())),
         }
-        builder
-            .build()
-            .map_err(|e| ("url", format!("no TLS client for it: {e}")))
+        builder.build().map_err(|e| {
+            // reqwest says only "builder error"; the reason (a v1 certificate, a key that is not the
+            // certificate's) is in its sources.
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why = format!("{why}: {s}");
+                source = s.source();
+            }
+            let field = if self.client_cert_file.is_some() {
+                "client_cert_file"
+            } else {
+                "url"
+            };
+            (field, format!("no TLS client for it: {why}"))
+        })
     }
 }
 

@@ -75,6 +75,12 @@ pub fn router() -> Router<AppState> {
     let r = file!(r, "/compliance/player.js", JS, "../../web/compliance/player.js");
     let r = file!(
         r,
+        "/compliance/evidence.js",
+        JS,
+        "../../web/compliance/evidence.js"
+    );
+    let r = file!(
+        r,
         "/compliance/compliance.css",
         CSS,
         "../../web/compliance/compliance.css"

@@ -204,6 +204,18 @@ try {
   if (!csv.includes('# chain_head: seq=') || !csv.includes('disabled_by_consent')) throw new Error(`CSV: ${csv}`);
   await shot(officer, '10-consent-report');
   step('consent report in the console: 2 visits, none recorded without consent, CSV at the same head');
+
+  // Scheduled evidence: yesterday's access report, made without anyone asking, verified by the broker.
+  const scheduled = officer.locator('#scheduled');
+  await scheduled.getByText('Access audit every day').waitFor();
+  await scheduled.getByRole('button', { name: /^Verify Access audit/ }).click();
+  await scheduled.getByText(/^Valid: signed by key [0-9a-f]{16}; audit trail head \d+ is in the trail\.$/).waitFor();
+  const file = await officer.evaluate(async () => (await fetch(document.querySelector('#scheduled-rows a').href)).json());
+  if (file.signed?.report?.report !== 'access' || !file.signature?.value) throw new Error(`signed file: ${JSON.stringify(file).slice(0, 300)}`);
+  await scheduled.scrollIntoViewIfNeeded();
+  await shot(officer, '10b-scheduled-report-verified');
+  await axeCheck(officer, 'compliance console: scheduled reports');
+  step('scheduled report listed, verified in the console, its signed file downloaded');
   console.log('browser recording flow passed');
 } catch (e) {
   console.error(e);

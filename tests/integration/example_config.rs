@@ -43,6 +43,8 @@ pub fn example_config(dir: &Path, database_url: &str) -> String {
             std::fs::read(root.join("policies/recording.toml")).unwrap(),
         ),
     ];
+    let mut files = files;
+    files.extend(siem_certificates(dir));
     for (name, content) in &files {
         let path = etc.join(name);
         std::fs::write(&path, content).unwrap();
@@ -63,6 +65,81 @@ pub fn example_config(dir: &Path, database_url: &str) -> String {
     }
     let text = EXAMPLE.replace("/etc/examroom/", &format!("{}/", etc.display()));
     text.replace("/var/lib/examroom", &dir.join("data").display().to_string())
+}
+
+/// A CA and the client certificate it issued (EC P-256, made with openssl): the example's mutual TLS to the SIEM.
+fn siem_certificates(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
+    let work = dir.join("siem-ca");
+    std::fs::create_dir_all(&work).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+    ];
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&work)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-subj",
+        "/CN=siem-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ];
+    ca.extend(ec);
+    run(&ca);
+    let mut req = vec![
+        "req",
+        "-subj",
+        "/CN=examroom",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ];
+    req.extend(&ec[..5]);
+    run(&req);
+    // A v3 certificate (rustls refuses v1): `-extfile` adds the extension that makes it one.
+    std::fs::write(work.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    run(&[
+        "x509",
+        "-extfile",
+        "client.ext",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "client.pem",
+    ]);
+    let read = |f: &str| std::fs::read(work.join(f)).unwrap();
+    vec![
+        ("siem-ca.pem", read("ca.pem")),
+        ("siem-client.pem", read("client.pem")),
+        ("siem-client.key", read("client.key")),
+    ]
 }
 
 fn check_config(text: &str, dir: &Path) -> (Option<i32>, String) {
@@ -188,7 +265,7 @@ fn filled(text: &str, broker_port: u16, issuer: &str, s3: &str) -> String {
         // The SIEM receiver: nothing listens there, so deliveries wait (as they would for an unreachable SOC).
         .replace(
             "https://siem.hospital.example/examroom",
-            "http://127.0.0.1:9/examroom",
+            "https://127.0.0.1:9/examroom",
         )
 }
 

@@ -169,17 +169,19 @@ fn recorded_visit_with_secure_pause_plays_for_compliance_in_chromium() {
     if !prerequisites() {
         return;
     }
-    run_flow(
-        "recording-flow.mjs",
-        "browser recording flow passed",
-        FAST_ROUTING,
-        None,
-    );
+    // A daily access report: made at start for yesterday, checked in the console.
+    let mut env = FAST_ROUTING.to_vec();
+    env.push((
+        "EXAMROOM_REPORTS__SCHEDULES",
+        r#"[{name = "daily-access", report = "access", every = "daily"}]"#,
+    ));
+    run_flow("recording-flow.mjs", "browser recording flow passed", &env, None);
     for shot in [
         "07-nurse-emr-paused",
         "08-patient-recording-paused",
         "09-compliance-console",
         "10-consent-report",
+        "10b-scheduled-report-verified",
     ] {
         assert!(artifacts().join(format!("{shot}.png")).exists(), "{shot} kept");
     }

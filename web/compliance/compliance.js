@@ -1,8 +1,10 @@
 // The compliance console: recordings listed, filtered and opened: every participant played side by side
 // (player.js), pauses and gaps on the timeline and in words, legal hold set and released, each recording's
 // access history. Every request carries the reason the officer gave; the broker audits each one. Compliance reports
-// run over a date range, shown as a table with the audit trail head they read and a CSV of the same report.
+// run over a date range, shown as a table with the audit trail head they read and a CSV of the same report;
+// scheduled reports are listed and checked (evidence.js).
 import { GAP_WHY, mount } from './player.js';
+import { scheduled } from './evidence.js';
 
 const $ = (id) => document.getElementById(id);
 let reason = '';
@@ -276,6 +278,7 @@ async function alerts() {
   const who = await me.json();
   $('who').textContent = `Signed in as ${who.display_name ?? 'staff'} (${who.roles.join(', ')})`;
   await alerts();
+  await scheduled();
   // Each read of the alerts is an audited read of the audit log: once a minute is enough for a desk tool.
   setInterval(alerts, 60000);
 })();
