@@ -185,7 +185,7 @@ impl App {
         let evidence = Arc::new(crate::audit::evidence::Evidence {
             db: db.clone(),
             audit: audit.clone(),
-            objects: objects.clone(),
+            objects: Arc::new(crate::recording::objects::Archive(objects.clone())),
             work_dir: config.server.data_dir.join("recordings"),
         });
         let recording = RecordingSetup {

@@ -373,14 +373,13 @@ async fn scheduled_reports(app: AppState, mut stop: tokio::sync::watch::Receiver
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        match app
+        // Failures are logged per schedule and retried on the next tick.
+        let stored = app
             .evidence
             .run_due(&app.config.reports, &signer, clock::now_ms())
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(stored = n, "scheduled reports stored"),
-            Err(e) => tracing::warn!(error = %e, "scheduled reports failed; retrying in a minute"),
+            .await;
+        if stored > 0 {
+            tracing::info!(stored, "scheduled reports stored");
         }
     }
 }

@@ -3,6 +3,8 @@
 //! (S3 Object Lock retention for `keep_days` where the bucket has it; a unique key per report, never
 //! overwritten), filed in the database, and entered into the audit chain (`report.scheduled`). `check` tells
 //! the console whether a stored report is intact: its digest, its signature, and the chain head it names.
+//! The store is an [`Archive`]: what this module needs of object storage, which `recording::objects` provides
+//! (the audit layer sits below recording and does not reach up to it).
 
 use std::sync::Arc;
 
@@ -15,7 +17,6 @@ use super::reports::{self, ReportQuery};
 use super::schedule::{Period, due};
 use super::{AuditEvent, Auditor, Outcome, signed};
 use crate::config::reports::{ReportsConfig, ScheduleConfig};
-use crate::recording::objects::{ObjectError, ObjectStore};
 use crate::store::{Db, ScheduledReportRow, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,49 +24,84 @@ pub enum EvidenceError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Objects(#[from] ObjectError),
+    Archive(#[from] ArchiveError),
     #[error("report: {0}")]
     Report(#[from] reports::ReportError),
     #[error("report file: {0}")]
     Io(#[from] std::io::Error),
 }
 
+/// A write-once store for evidence files (the object store of recordings, through an adapter there).
+#[async_trait::async_trait]
+pub trait Archive: Send + Sync {
+    /// Stores `file` under a new `key`, locked until `retain_until_ms` where the store can lock.
+    async fn put(&self, key: &str, file: &std::path::Path, retain_until_ms: i64) -> Result<(), ArchiveError>;
+    async fn read(&self, key: &str, len: u64) -> Result<Vec<u8>, ArchiveError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("no such file in the archive")]
+    NotFound,
+    #[error("archive: {0}")]
+    Failed(String),
+}
+
 /// What scheduled evidence needs: where reports go and how they are signed.
 pub struct Evidence {
     pub db: Db,
     pub audit: Auditor,
-    pub objects: Arc<dyn ObjectStore>,
+    pub objects: Arc<dyn Archive>,
     /// Where a report is written before it is stored (the data directory: never a shared temporary directory).
     pub work_dir: std::path::PathBuf,
 }
 
 impl Evidence {
-    /// Produces every report now due; returns how many were stored.
-    pub async fn run_due(
+    /// Produces every report now due; returns how many were stored. A schedule that fails (its report, the
+    /// store, the database) is logged and retried on the next run; it does not hold up the others.
+    pub async fn run_due(&self, config: &ReportsConfig, signer: &Signer, now_ms: i64) -> usize {
+        let mut stored = 0;
+        for s in &config.schedules {
+            match self
+                .run_schedule(s, config.exposure_threshold, signer, now_ms)
+                .await
+            {
+                Ok(n) => stored += n,
+                Err(e) => {
+                    tracing::warn!(schedule = %s.name, error = %e, "scheduled report failed; retrying later")
+                }
+            }
+        }
+        stored
+    }
+
+    async fn run_schedule(
         &self,
-        config: &ReportsConfig,
+        s: &ScheduleConfig,
+        exposure_threshold: u32,
         signer: &Signer,
         now_ms: i64,
     ) -> Result<usize, EvidenceError> {
-        let mut stored = 0;
-        for s in &config.schedules {
-            let tz = match &s.time_zone {
-                Some(z) => TimeZone::get(z).unwrap_or(TimeZone::UTC),
-                None => TimeZone::UTC,
-            };
-            let done = self.db.last_scheduled_period(&s.name).await?;
-            for period in due(s.every, &tz, done, now_ms) {
-                self.produce(s, config.exposure_threshold, period, signer, now_ms)
-                    .await?;
-                stored += 1;
-            }
+        let tz = zone(s);
+        let done = self.db.last_scheduled_period(&s.name).await?;
+        let periods = due(s.every, &tz, done, now_ms);
+        if let (Some(done), Some(first)) = (done, periods.first())
+            && first.from_ms > done
+        {
+            // Down longer than the catch-up: the periods in between get no scheduled report (run them on demand).
+            tracing::warn!(schedule = %s.name, "periods missed beyond the catch-up are not produced");
         }
-        Ok(stored)
+        for &period in &periods {
+            self.produce(s, &tz, exposure_threshold, period, signer, now_ms)
+                .await?;
+        }
+        Ok(periods.len())
     }
 
     async fn produce(
         &self,
         s: &ScheduleConfig,
+        tz: &TimeZone,
         exposure_threshold: u32,
         period: Period,
         signer: &Signer,
@@ -82,7 +118,10 @@ impl Evidence {
         let report = reports::produce(&self.db, &q, None).await??;
         let file = signed::seal(&report, &s.name, period, now_ms, signer);
         let id = format!("SR-{}", crate::ids::random_hex(8));
-        let day = &ts(period.from_ms)[..10];
+        // The period's first day as the schedule's zone sees it (a Berlin report for 3 December is named so).
+        let day = jiff::Timestamp::from_millisecond(period.from_ms)
+            .map(|t| t.to_zoned(tz.clone()).date().to_string())
+            .unwrap_or_default();
         let row = ScheduledReportRow {
             object_key: format!("report-{}-{day}-{id}.json", s.name),
             id,
@@ -99,40 +138,41 @@ impl Evidence {
         let tmp = self.work_dir.join(format!(".{}.tmp", row.id));
         tokio::fs::write(&tmp, &file).await?;
         let retain_until = now_ms + i64::from(s.keep_days) * 86_400_000;
-        let put = self
-            .objects
-            .put_file(&row.object_key, &tmp, retain_until, false)
-            .await;
+        let put = self.objects.put(&row.object_key, &tmp, retain_until).await;
         let _ = tokio::fs::remove_file(&tmp).await;
         put?;
         // Another node may have filed this period meanwhile (a lease moving): its report stands, this copy stays
         // in the store unindexed, and no second event is written.
-        if self.db.insert_scheduled_report(&row).await? {
-            let receipt = serde_json::json!({
-                "schedule": row.schedule, "report": row.report, "from": ts(row.period_from),
-                "to": ts(row.period_to), "head_seq": row.head_seq, "sha256": row.sha256, "key_id": row.key_id,
-            });
-            self.audit
-                .record_or_log(
-                    AuditEvent::system(
-                        "reports",
-                        "report.scheduled",
-                        format!("report:{}", row.id),
-                        Outcome::Success,
-                    )
-                    .reason(receipt.to_string()),
-                )
-                .await;
+        if !self.db.insert_scheduled_report(&row).await? {
+            tracing::warn!(schedule = %s.name, key = %row.object_key, "period already filed: this copy is not indexed");
+            return Ok(());
+        }
+        let receipt = serde_json::json!({
+            "schedule": row.schedule, "report": row.report, "from": ts(row.period_from),
+            "to": ts(row.period_to), "head_seq": row.head_seq, "sha256": row.sha256, "key_id": row.key_id,
+        });
+        let event = AuditEvent::system(
+            "reports",
+            "report.scheduled",
+            format!("report:{}", row.id),
+            Outcome::Success,
+        )
+        .reason(receipt.to_string());
+        // A report is filed only with its receipt in the chain: without it, the period is left to the next run.
+        if let Err(e) = self.audit.record(event).await {
+            self.db.delete_scheduled_report(&row.id).await?;
+            return Err(e.into());
         }
         Ok(())
     }
 
     /// The stored file of a scheduled report.
     pub async fn file(&self, row: &ScheduledReportRow) -> Result<Vec<u8>, EvidenceError> {
-        Ok(self.objects.read(&row.object_key, 0, row.bytes as u64).await?)
+        Ok(self.objects.read(&row.object_key, row.bytes as u64).await?)
     }
 
-    /// Whether a stored report is intact.
+    /// Whether a stored report is intact, and is the report its row says (schedule, kind, period, key): a
+    /// genuine report of another day filed under this row is refused too.
     pub async fn check(
         &self,
         row: &ScheduledReportRow,
@@ -140,7 +180,7 @@ impl Evidence {
     ) -> Result<Check, EvidenceError> {
         let file = match self.file(row).await {
             Ok(f) => f,
-            Err(EvidenceError::Objects(ObjectError::NotFound)) => {
+            Err(EvidenceError::Archive(ArchiveError::NotFound)) => {
                 return Ok(Check::refused("the stored file is missing"));
             }
             Err(e) => return Err(e),
@@ -150,19 +190,48 @@ impl Evidence {
                 "the stored file's SHA-256 is not the one filed when it was made",
             ));
         }
-        Ok(match signed::verify(&file, public_keys) {
-            Ok(v) => {
-                let chain = chain_matches(&self.db, &v.chain_head).await?;
-                Check {
-                    valid: chain,
-                    problem: (!chain)
-                        .then(|| "the chain head it names is not in this audit chain".to_string()),
-                    verified: Some(v),
-                }
-            }
-            Err(e) => Check::refused(&e.to_string()),
+        let v = match signed::verify(&file, public_keys) {
+            Ok(v) => v,
+            Err(e) => return Ok(Check::refused(&e.to_string())),
+        };
+        let ts = crate::clock::timestamp;
+        let filed = (
+            row.schedule.as_str(),
+            row.report.as_str(),
+            ts(row.period_from),
+            ts(row.period_to),
+            row.key_id.as_str(),
+            row.head_seq,
+        );
+        let signed = (
+            v.schedule.as_str(),
+            v.report.as_str(),
+            v.from.clone(),
+            v.to.clone(),
+            v.key_id.as_str(),
+            v.chain_head.seq,
+        );
+        let problem = if filed != signed {
+            Some("the file is a genuine report, but not the one filed under this entry".to_string())
+        } else if !chain_matches(&self.db, &v.chain_head).await? {
+            Some("the chain head it names is not in this audit chain".to_string())
+        } else {
+            None
+        };
+        Ok(Check {
+            valid: problem.is_none(),
+            problem,
+            verified: Some(v),
         })
     }
+}
+
+/// The zone whose midnight starts a schedule's periods (validated at start; UTC when unset).
+pub fn zone(s: &ScheduleConfig) -> TimeZone {
+    s.time_zone
+        .as_deref()
+        .and_then(|z| TimeZone::get(z).ok())
+        .unwrap_or(TimeZone::UTC)
 }
 
 /// Whether the audit chain has the event the report names as its head (the genesis hash for an empty chain).

@@ -66,8 +66,8 @@ pub async fn run(db: Db, hooks: Vec<WebhookConfig>, stop: tokio::sync::watch::Re
                 tasks.spawn(deliver_forever(db.clone(), http, hook, stop.clone()));
             }
             // Validated at start; a certificate file that has since gone bad stops this webhook alone.
-            Err((field, _)) => {
-                tracing::error!(webhook = %hook.name, field, "SIEM client unusable: this webhook gets nothing");
+            Err((field, why)) => {
+                tracing::error!(webhook = %hook.name, field, why, "SIEM client unusable: this webhook gets nothing");
             }
         }
     }

@@ -45,7 +45,10 @@ struct Signature {
     value: String,
 }
 
+/// Nothing beside the signed part and its signature: an unsigned field a reader might take for the report is
+/// refused.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Envelope<'a> {
     #[serde(borrow)]
     signed: &'a RawValue,
@@ -161,5 +164,11 @@ mod tests {
             Err(Refused::UnknownKey(_))
         ));
         assert!(matches!(verify(b"{}", &keys), Err(Refused::NotASignedReport(_))));
+        let extra = text.replacen("{\n\"signed\"", "{\n\"report\": {},\n\"signed\"", 1);
+        assert_ne!(extra, text);
+        assert!(
+            matches!(verify(extra.as_bytes(), &keys), Err(Refused::NotASignedReport(_))),
+            "an unsigned field beside the signed part"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Object storage for sealed recordings, behind one interface with two implementations: a local directory (the
 //! default; also what `examroom dev` uses) and S3 through `aws-sdk-s3` (endpoint, region, bucket, path style,
 //! static credentials or the AWS chain; multipart above a threshold; Object Lock retention and legal hold when
-//! the bucket has it). Objects arrive here already sealed: storage never sees plaintext or keys.
+//! the bucket has it). Recordings arrive here already sealed: storage never sees their plaintext or keys. The same
+//! store keeps the scheduled reports ([`Archive`]): signed JSON of audit facts, stored as they are.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,8 @@ use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode,
 };
+
+use crate::audit::evidence::ArchiveError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -37,6 +40,28 @@ pub trait ObjectStore: Send + Sync {
     /// Removes the object and every version of it; returns how many were removed.
     async fn delete(&self, key: &str) -> Result<u32, ObjectError>;
     async fn set_legal_hold(&self, key: &str, on: bool) -> Result<(), ObjectError>;
+}
+
+/// The object store as the audit layer's evidence archive (scheduled reports): the same bucket or directory,
+/// Object Lock retention where the bucket has it, never a legal hold.
+pub struct Archive(pub std::sync::Arc<dyn ObjectStore>);
+
+#[async_trait::async_trait]
+impl crate::audit::evidence::Archive for Archive {
+    async fn put(&self, key: &str, file: &Path, retain_until_ms: i64) -> Result<(), ArchiveError> {
+        self.0
+            .put_file(key, file, retain_until_ms, false)
+            .await
+            .map_err(|e| ArchiveError::Failed(e.to_string()))
+    }
+
+    async fn read(&self, key: &str, len: u64) -> Result<Vec<u8>, ArchiveError> {
+        match self.0.read(key, 0, len).await {
+            Ok(bytes) => Ok(bytes),
+            Err(ObjectError::NotFound) => Err(ArchiveError::NotFound),
+            Err(e) => Err(ArchiveError::Failed(e.to_string())),
+        }
+    }
 }
 
 /// A directory of sealed objects.

@@ -98,6 +98,15 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Unfiles a report whose receipt could not enter the audit chain (its period is produced again).
+    pub async fn delete_scheduled_report(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM scheduled_reports WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// The newest scheduled reports first.
     pub async fn scheduled_reports(&self, limit: i64) -> Result<Vec<ScheduledReportRow>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM scheduled_reports ORDER BY executed_at DESC, id LIMIT $1");

@@ -303,7 +303,10 @@ impl VideoService {
             .db
             .agent_authorized(row.id.as_str())
             .await
-            .unwrap_or(None);
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "agent authorization unreadable: the visit's flag is left empty");
+                None
+            });
         self.live().classes.insert(
             visit.id.clone(),
             (

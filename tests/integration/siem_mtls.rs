@@ -205,8 +205,10 @@ async fn events_reach_a_receiver_that_requires_a_client_certificate_and_no_other
     let last = events.iter().map(|(s,)| *s).max().unwrap();
     let mut delivered = 0;
     for _ in 0..150 {
+        // The cursor first: it moves only after the receiver answered, so what it counts has arrived.
+        let done = cursor(&data, "mtls").await >= last;
         delivered = with_cert.lock().unwrap().seen.len();
-        if cursor(&data, "mtls").await >= last {
+        if done {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

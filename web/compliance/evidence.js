@@ -5,7 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const when = (t) => (t ? new Date(t).toLocaleString() : '');
-const date = (t) => new Date(t).toLocaleDateString(undefined, { timeZone: 'UTC' });
+const date = (t, zone) => new Date(t).toLocaleDateString(undefined, { timeZone: zone || 'UTC' });
 const EVERY = { daily: 'every day', weekly: 'every week' };
 const KIND = { access: 'Access audit', consent: 'Consent verification', retention: 'Retention compliance', exposure: 'Staff ePHI exposure' };
 
@@ -16,12 +16,14 @@ function cell(tr, content) {
   return td;
 }
 
-/** "2 Dec 2026" for a day; "30 Nov – 6 Dec 2026" for a longer period (`to` is exclusive). */
+/** "12/2/2026 (UTC)" for a day; "11/30/2026 – 12/6/2026 (America/Chicago)" for a week (`to` is exclusive), in
+ *  the zone whose midnight starts the schedule's periods. */
 function period(r) {
   const from = Date.parse(r.from);
   const last = Date.parse(r.to) - 1;
+  const zone = r.time_zone || 'UTC';
   const days = Math.round((Date.parse(r.to) - from) / 86400000);
-  return days <= 1 ? date(from) : `${date(from)} – ${date(last)}`;
+  return `${days <= 1 ? date(from, zone) : `${date(from, zone)} – ${date(last, zone)}`} (${zone})`;
 }
 
 async function verify(r, status, button) {

@@ -203,9 +203,14 @@ function joinVideo(chat) {
   guestTiles(chat, channel);
   chat.el.classList.add('in-call');
   // The call comes into view at its top (the patient's picture, then the controls, which stay on screen),
-  // unless she is busy in another chat.
-  const busyElsewhere = document.activeElement && document.activeElement !== document.body && !chat.el.contains(document.activeElement);
-  if (!busyElsewhere) chat.el.scrollIntoView({ block: 'start', behavior: matchMedia('(prefers-reduced-motion: reduce)').matches ? 'auto' : 'smooth' });
+  // unless she is busy in another chat; again once the patient's picture has its size (until then the page may
+  // be too short to scroll the chat to the top, and the picture would then grow past the fold).
+  const intoView = () => {
+    const busyElsewhere = document.activeElement && document.activeElement !== document.body && !chat.el.contains(document.activeElement);
+    if (!busyElsewhere) chat.el.scrollIntoView({ block: 'start', behavior: matchMedia('(prefers-reduced-motion: reduce)').matches ? 'auto' : 'smooth' });
+  };
+  intoView();
+  chat.el.querySelector('.remote').addEventListener('loadedmetadata', intoView, { once: true });
   chat.el.querySelector('.self').srcObject = v.check.stream;
   v.call.setDevices({});
   // The connection's quality every 2 s while the call lasts.

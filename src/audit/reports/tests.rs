@@ -207,14 +207,13 @@ fn consent_counts_visits_and_finds_recordings_without_consent() {
 
 #[test]
 fn chat_only_interactions_are_consent_rows_with_their_agent_flag() {
+    // As `messaging::classify` writes them (the audit layer does not reach up to messaging).
     let chat = |seq: i64, c: &str, kind: &str, authorized: bool| {
-        let flags = crate::messaging::classify::ChatClassification::of(
-            c,
-            "spanish",
-            if kind == "chat" { 0 } else { 1 },
-            Some(authorized),
-            "finished",
-        );
+        let chat_only = kind == "chat";
+        let flags = json!({"conversation": c, "queue": "spanish", "interaction_type": kind,
+            "visits": if chat_only { 0 } else { 1 }, "consent": if chat_only { "not_applicable" } else { "see_visits" },
+            "recording_status": if chat_only { "none" } else { "see_visits" }, "data_classification": "phi.chat",
+            "agent_authorized": authorized, "ended": "finished"});
         event(
             seq,
             11 * H,
@@ -222,7 +221,7 @@ fn chat_only_interactions_are_consent_rows_with_their_agent_flag() {
             "conversation.classified",
             &format!("conversation:{c}"),
             "success",
-            &serde_json::to_string(&flags).unwrap(),
+            &flags.to_string(),
         )
     };
     let mut events = day();

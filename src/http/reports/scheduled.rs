@@ -9,11 +9,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::super::error::ApiError;
-use super::super::extract::Caller;
+use super::super::extract::{Caller, rate_limit};
 use crate::app::AppState;
 use crate::audit::evidence::EvidenceError;
 use crate::audit::{AuditEvent, Outcome, checkpoint};
 use crate::clock::timestamp;
+use crate::limits::Class;
+use crate::pii::pseudonym;
 use crate::policy::{Resource, ResourceKind};
 use crate::store::ScheduledReportRow;
 
@@ -24,6 +26,12 @@ impl From<EvidenceError> for ApiError {
 }
 
 async fn allowed(app: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    // A check reads the stored file and its signature: limited like the reports computed on demand.
+    rate_limit(
+        app,
+        Class::ReportsPerUser,
+        &pseudonym(caller.principal.subject.as_str()),
+    )?;
     let resource = Resource::new(ResourceKind::AuditLog, None);
     app.authorize(
         &caller.principal,
@@ -39,8 +47,17 @@ async fn row(app: &AppState, id: &str) -> Result<ScheduledReportRow, ApiError> {
     app.db.scheduled_report(id).await?.ok_or(ApiError::NotFound)
 }
 
-fn listed(r: &ScheduledReportRow) -> Value {
+fn listed(app: &AppState, r: &ScheduledReportRow) -> Value {
+    // The zone whose days the period follows (shown in it); a schedule since removed shows UTC.
+    let zone = app
+        .config
+        .reports
+        .schedules
+        .iter()
+        .find(|s| s.name == r.schedule)
+        .and_then(|s| s.time_zone.clone());
     json!({
+        "time_zone": zone,
         "id": r.id, "schedule": r.schedule, "report": r.report,
         "from": timestamp(r.period_from), "to": timestamp(r.period_to),
         "executed_at": timestamp(r.executed_at), "head_seq": r.head_seq,
@@ -60,7 +77,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Va
         .collect();
     Ok(Json(json!({
         "schedules": schedules,
-        "reports": rows.iter().map(listed).collect::<Vec<_>>(),
+        "reports": rows.iter().map(|r| listed(&app, r)).collect::<Vec<_>>(),
     })))
 }
 
@@ -101,5 +118,5 @@ pub async fn verify(
     let signer = checkpoint::existing_signer(&app.config).map_err(|e| ApiError::Internal(e.to_string()))?;
     let keys = checkpoint::trusted_public_keys(&app.config, signer.as_ref());
     let check = app.evidence.check(&r, &keys).await?;
-    Ok(Json(json!({"report": listed(&r), "check": check})))
+    Ok(Json(json!({"report": listed(&app, &r), "check": check})))
 }
