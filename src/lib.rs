@@ -53,46 +53,10 @@ pub async fn serve(
     // Cluster-wide work runs on one node at a time, under a lease of the same name (docs/cluster.md); on
     // SQLite the only node simply runs it.
     let cluster = app.cluster.clone();
-    workers.spawn(
-        "audit-checkpoints",
-        on_drain_hand_over(
-            &app,
-            cluster.leased("audit-checkpoints", {
-                let app = app.clone();
-                move |stop| audit_checkpoints(app.clone(), stop)
-            }),
-        ),
-    );
-    workers.spawn(
-        "housekeeping",
-        on_drain_hand_over(
-            &app,
-            cluster.leased("housekeeping", {
-                let app = app.clone();
-                move |stop| housekeeping(app.clone(), stop)
-            }),
-        ),
-    );
-    workers.spawn(
-        "alerts",
-        on_drain_hand_over(
-            &app,
-            cluster.leased("alerts", {
-                let app = app.clone();
-                move |stop| alerts(app.clone(), stop)
-            }),
-        ),
-    );
-    workers.spawn(
-        "scheduled-reports",
-        on_drain_hand_over(
-            &app,
-            cluster.leased("scheduled-reports", {
-                let app = app.clone();
-                move |stop| scheduled_reports(app.clone(), stop)
-            }),
-        ),
-    );
+    spawn_leased(&mut workers, &app, "audit-checkpoints", audit_checkpoints);
+    spawn_leased(&mut workers, &app, "housekeeping", housekeeping);
+    spawn_leased(&mut workers, &app, "alerts", alerts);
+    spawn_leased(&mut workers, &app, "scheduled-reports", scheduled_reports);
     workers.spawn(
         "routing",
         on_drain_hand_over(
@@ -243,6 +207,22 @@ pub async fn serve(
 /// Leased work whose stop signal also fires when this node starts draining, when other nodes can take the
 /// lease over (PostgreSQL): the routing leader and the cluster's jobs move at once instead of when the node
 /// exits. A single node keeps them until it stops.
+/// Spawns one of the broker's own cluster-wide jobs: under a lease of its name, handed over on a drain.
+fn spawn_leased<Fut>(
+    workers: &mut workers::Workers,
+    app: &AppState,
+    name: &'static str,
+    job: fn(AppState, watch::Receiver<bool>) -> Fut,
+) where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let leased = app.cluster.leased(name, {
+        let app = app.clone();
+        move |stop| job(app.clone(), stop)
+    });
+    workers.spawn(name, on_drain_hand_over(app, leased));
+}
+
 fn on_drain_hand_over<W, Fut>(
     app: &AppState,
     work: W,

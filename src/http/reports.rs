@@ -49,14 +49,10 @@ impl From<ReportError> for ApiError {
     }
 }
 
-async fn report(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(kind): Path<String>,
-    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
+/// Reports, computed or scheduled, are for compliance officers (`audit.report`), rate-limited per person.
+async fn may_report(app: &AppState, caller: &Caller) -> Result<(), ApiError> {
     rate_limit(
-        &app,
+        app,
         Class::ReportsPerUser,
         &pseudonym(caller.principal.subject.as_str()),
     )?;
@@ -68,6 +64,16 @@ async fn report(
         Some(&caller.request_id),
     )
     .await?;
+    Ok(())
+}
+
+async fn report(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(kind): Path<String>,
+    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    may_report(&app, &caller).await?;
     let Query(p) = params.map_err(|_| {
         ApiError::BadRequest(
             "invalid_report_query",

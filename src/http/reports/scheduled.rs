@@ -9,38 +9,17 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::super::error::ApiError;
-use super::super::extract::{Caller, rate_limit};
+use super::super::extract::Caller;
 use crate::app::AppState;
 use crate::audit::evidence::EvidenceError;
 use crate::audit::{AuditEvent, Outcome, checkpoint};
 use crate::clock::timestamp;
-use crate::limits::Class;
-use crate::pii::pseudonym;
-use crate::policy::{Resource, ResourceKind};
 use crate::store::ScheduledReportRow;
 
 impl From<EvidenceError> for ApiError {
     fn from(e: EvidenceError) -> Self {
         ApiError::Internal(e.to_string())
     }
-}
-
-async fn allowed(app: &AppState, caller: &Caller) -> Result<(), ApiError> {
-    // A check reads the stored file and its signature: limited like the reports computed on demand.
-    rate_limit(
-        app,
-        Class::ReportsPerUser,
-        &pseudonym(caller.principal.subject.as_str()),
-    )?;
-    let resource = Resource::new(ResourceKind::AuditLog, None);
-    app.authorize(
-        &caller.principal,
-        "audit.report",
-        &resource,
-        Some(&caller.request_id),
-    )
-    .await?;
-    Ok(())
 }
 
 async fn row(app: &AppState, id: &str) -> Result<ScheduledReportRow, ApiError> {
@@ -66,7 +45,7 @@ fn listed(app: &AppState, r: &ScheduledReportRow) -> Value {
 }
 
 pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    allowed(&app, &caller).await?;
+    super::may_report(&app, &caller).await?;
     let rows = app.db.scheduled_reports(200).await?;
     let schedules: Vec<Value> = app
         .config
@@ -86,7 +65,7 @@ pub async fn file(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    allowed(&app, &caller).await?;
+    super::may_report(&app, &caller).await?;
     let r = row(&app, &id).await?;
     let bytes = app.evidence.file(&r).await?;
     app.audit
@@ -113,7 +92,7 @@ pub async fn verify(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    allowed(&app, &caller).await?;
+    super::may_report(&app, &caller).await?;
     let r = row(&app, &id).await?;
     let signer = checkpoint::existing_signer(&app.config).map_err(|e| ApiError::Internal(e.to_string()))?;
     let keys = checkpoint::trusted_public_keys(&app.config, signer.as_ref());
